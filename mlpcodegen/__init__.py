@@ -1,0 +1,22 @@
+"""mlpcodegen: compile trained multilayer perceptrons into native functions.
+
+>>> import mlpcodegen                                       # doctest: +SKIP
+>>> net = mlpcodegen.load("generated/seed/seed.keras")     # no TensorFlow import
+>>> source = mlpcodegen.emit(net, "c", dtype="float32", name="seed")
+>>> f = mlpcodegen.compile_c(net, dtype="float32", name="seed")
+>>> f([0.5])                                                # one sample -> array([...])
+>>> mlpcodegen.verify("generated/seed/seed.keras").ok       # imports TensorFlow
+True
+"""
+from .backends import emit
+from .backends.c import load as compile_c
+from .errors import CompileError, MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
+from .frontends.keras import load
+from .harness.verify import verify
+from .reference import evaluate
+
+__all__ = [
+    "load", "emit", "compile_c", "verify", "evaluate",
+    "MlpCodegenError", "ValidationError", "UnsupportedError", "ModelFormatError", "CompileError",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,47 @@
+"""Backend registry: target name -> how to emit it (and, where it runs in-process,
+how to load it as a callable for verification)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..ir import Network
+from . import c
+
+Emit = Callable[..., str]  # emit(net, *, dtype, name) -> source text
+Load = Callable[..., Callable[[np.ndarray], np.ndarray]]  # load(net, *, dtype, name) -> f
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    suffix: str
+    dtypes: tuple[str, ...]
+    emit: Emit
+    load: Optional[Load] = None
+    header: Optional[Emit] = None
+
+
+BACKENDS: dict[str, Backend] = {
+    "c": Backend("c", ".c", c.DTYPES, c.emit_c, c.load, c.emit_c_header),
+}
+
+
+def get_backend(target: str) -> Backend:
+    try:
+        return BACKENDS[target]
+    except KeyError:
+        raise UnsupportedError(
+            f"unknown target {target!r}; available targets: {', '.join(BACKENDS)}"
+        ) from None
+
+
+def emit(net: Network, target: str = "c", *, dtype: str = "float32", name: str = "mlp") -> str:
+    """Source text of ``net`` for ``target``."""
+    backend = get_backend(target)
+    if dtype not in backend.dtypes:
+        raise UnsupportedError(f"target {target!r} supports dtypes {backend.dtypes}, not {dtype!r}")
+    return backend.emit(net, dtype=dtype, name=name)

@@ -1,0 +1,55 @@
+"""``mlpcodegen demo``: the whole pipeline on the bundled seed model."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .backends.c import emit_c, load as compile_c
+from .frontends.keras import load, load_keras_model
+from .harness.verify import verify
+
+
+def median_seconds(call: Callable[[], object], repeats: int, inner: int = 1) -> float:
+    """Median over ``repeats`` timings of ``inner`` back-to-back calls, per call."""
+    call()  # warm up: first calls pay for imports, tracing and page faults
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        for _ in range(inner):
+            call()
+        times.append((time.perf_counter_ns() - start) / inner)
+    return float(np.median(times)) * 1e-9
+
+
+def _format_seconds(seconds: float) -> str:
+    for unit, factor in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= factor:
+            return f"{seconds / factor:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def run_demo(model_path: Path) -> int:
+    started = time.perf_counter()
+    net = load(model_path)
+    print(f"read {model_path} without TensorFlow in {(time.perf_counter() - started) * 1e3:.1f} ms: "
+          f"{net.describe()}\n")
+    print(emit_c(net, dtype="float32", name="seed"))
+    keras_model = load_keras_model(model_path)
+    ok = True
+    for dtype in ("float32", "float64"):
+        report = verify(keras_model, "c", dtype, network=net, name="seed")
+        print(report.table())
+        ok = ok and report.ok
+    function = compile_c(net, dtype="float32", name="seed")
+    sample = np.zeros((1, net.n_inputs), dtype=np.float32)
+    row = sample[0]
+    c_time = median_seconds(lambda: function(row), repeats=50, inner=2000)
+    predict_time = median_seconds(lambda: keras_model.predict(sample, verbose=0), repeats=15)
+    print(f"one sample: C via cffi {_format_seconds(c_time)}, model.predict "
+          f"{_format_seconds(predict_time)} -> {predict_time / c_time:,.0f}x faster")
+    if not ok:
+        print("verification FAILED")
+    return 0 if ok else 1

@@ -1,0 +1,115 @@
+"""Compile generated C with cffi (API mode), cache the extension by a hash of its
+source and flags, and wrap it in a NumPy-friendly callable."""
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from types import ModuleType
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import CompileError
+
+#: Flags for the extension built in-process.  The strict-warning check of the
+#: generated C is done on the bare file (see tests), because cffi's own wrapper
+#: code is not written for -Wconversion.
+DEFAULT_FLAGS: tuple[str, ...] = ("-O2",)
+_LOADED: dict[str, ModuleType] = {}
+
+
+def cache_dir() -> Path:
+    """``$MLPCODEGEN_CACHE`` or ``~/.cache/mlpcodegen``."""
+    root = os.environ.get("MLPCODEGEN_CACHE") or Path.home() / ".cache" / "mlpcodegen"
+    return Path(root)
+
+
+def _key(source: str, cdef: str, flags: Sequence[str]) -> str:
+    import cffi
+
+    digest = hashlib.sha256()
+    for part in (source, cdef, " ".join(flags), sys.version, cffi.__version__, platform.machine()):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:24]
+
+
+def build_module(source: str, cdef: str, flags: Sequence[str] = DEFAULT_FLAGS) -> ModuleType:
+    """Compile (or fetch from the cache) an extension exposing ``cdef`` from ``source``."""
+    name = f"_mlpcodegen_{_key(source, cdef, flags)}"
+    if name in _LOADED:
+        return _LOADED[name]
+    folder = cache_dir() / "cffi"
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    library = folder / (name + suffix)
+    if not library.exists():
+        _compile(name, source, cdef, flags, folder, library)
+    spec = importlib.util.spec_from_file_location(name, library)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _LOADED[name] = module
+    return module
+
+
+def _compile(name: str, source: str, cdef: str, flags: Sequence[str], folder: Path, library: Path) -> None:
+    import cffi
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ffi = cffi.FFI()
+    ffi.cdef(cdef)
+    ffi.set_source(name, source, extra_compile_args=list(flags), libraries=["m"])
+    # Build in a private directory, then rename: concurrent builds never see half a file.
+    work = Path(tempfile.mkdtemp(prefix=name, dir=folder))
+    try:
+        built = ffi.compile(tmpdir=str(work), verbose=False)
+        os.replace(built, library)
+    except Exception as exc:  # cffi/setuptools raise several error types
+        raise CompileError(f"compiling the generated C failed: {exc}") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+class CompiledNetwork:
+    """A compiled network: call it with one sample (1-D) or a batch (2-D, rows)."""
+
+    def __init__(self, module: ModuleType, name: str, n_inputs: int, n_outputs: int, dtype: str):
+        self._ffi = module.ffi
+        self._single = getattr(module.lib, name)
+        self._batch = getattr(module.lib, name + "_batch")
+        self.n_inputs, self.n_outputs = n_inputs, n_outputs
+        self.dtype = np.dtype(dtype)
+        self._ctype = "float[]" if self.dtype == np.float32 else "double[]"
+
+    def _coerce(self, x: object) -> np.ndarray:
+        array = np.asarray(x)
+        if array.dtype.kind not in "fiub":
+            raise ValueError(f"expected real numbers, got an array of dtype {array.dtype}")
+        if not (array.ndim in (1, 2) and array.shape[-1] == self.n_inputs):
+            raise ValueError(
+                f"expected shape ({self.n_inputs},) for one sample or (n, {self.n_inputs}) "
+                f"for a batch, got {array.shape}"
+            )
+        return np.ascontiguousarray(array, dtype=self.dtype)
+
+    def __call__(self, x: object) -> np.ndarray:
+        array = self._coerce(x)
+        buffer = self._ffi.from_buffer
+        if array.ndim == 1:
+            out = np.empty(self.n_outputs, dtype=self.dtype)
+            self._single(buffer(self._ctype, array), buffer(self._ctype, out, require_writable=True))
+            return out
+        out = np.empty((array.shape[0], self.n_outputs), dtype=self.dtype)
+        if array.shape[0]:
+            self._batch(
+                buffer(self._ctype, array),
+                buffer(self._ctype, out, require_writable=True),
+                array.shape[0],
+            )
+        return out

@@ -1,0 +1,205 @@
+"""The intermediate representation: a feed-forward network as small, frozen,
+validated data.  Nothing here knows about Keras or about any output language.
+
+A :class:`Network` is an input width and a chain of layers.  Two layer kinds exist:
+
+* :class:`Dense`    -- ``activation(x @ kernel + bias)``
+* :class:`Activate` -- an activation on its own (e.g. a Keras ``Activation`` layer
+  after a Dense layer that already has a non-linear activation).
+
+Weights are stored as read-only float64 arrays.  Converting float16/bfloat16/float32
+weights to float64 is exact, so the arrays hold the trained values bit for bit;
+``Network.weight_dtype`` records the precision they were trained in.
+
+>>> import numpy as np
+>>> layer = Dense(kernel=np.array([[2.0]]), bias=np.array([1.0]), activation=Activation("tanh"))
+>>> Network(n_inputs=1, layers=(layer,)).n_outputs
+1
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+
+from .errors import ValidationError
+
+#: Element-wise activations: y_i depends on z_i only.
+ELEMENTWISE_ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid")
+#: Vector activations: y_i depends on the whole pre-activation vector of the layer.
+VECTOR_ACTIVATIONS = ("softmax",)
+ACTIVATIONS = ELEMENTWISE_ACTIVATIONS + VECTOR_ACTIVATIONS
+
+WEIGHT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A named activation function, with parameters for the families that have them.
+
+    ``params`` is a sorted tuple of ``(name, value)`` pairs so the object stays
+    hashable and comparable.
+    """
+
+    name: str
+    params: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.name not in ACTIVATIONS:
+            raise ValidationError(
+                f"unknown activation {self.name!r}; supported: {', '.join(ACTIVATIONS)}"
+            )
+        object.__setattr__(self, "params", tuple(sorted(self.params)))
+
+    @property
+    def is_vector(self) -> bool:
+        """True when an output depends on every pre-activation of the layer."""
+        return self.name in VECTOR_ACTIVATIONS
+
+    @property
+    def is_identity(self) -> bool:
+        return self.name == "linear"
+
+
+LINEAR = Activation("linear")
+
+
+def _frozen_array(values: object, what: str) -> np.ndarray:
+    try:
+        array = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{what} is not a numeric array: {exc}") from None
+    array.setflags(write=False)
+    return array
+
+
+def _check_finite(array: np.ndarray, what: str) -> None:
+    bad = np.argwhere(~np.isfinite(array))
+    if len(bad):
+        index = tuple(int(i) for i in bad[0])
+        raise ValidationError(
+            f"{what} has {len(bad)} non-finite value(s), first {array[index]!r} at index "
+            f"{index}; retrain or fix the weights before converting"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Dense:
+    """``activation(x @ kernel + bias)`` with ``kernel`` of shape (n_in, n_out)."""
+
+    kernel: np.ndarray
+    bias: np.ndarray | None
+    activation: Activation = LINEAR
+    name: str = "dense"
+
+    def __post_init__(self) -> None:
+        kernel = _frozen_array(self.kernel, f"layer {self.name!r} kernel")
+        if kernel.ndim != 2 or 0 in kernel.shape:
+            raise ValidationError(
+                f"layer {self.name!r}: kernel must be a non-empty 2-D (inputs, units) "
+                f"array, got shape {kernel.shape}"
+            )
+        _check_finite(kernel, f"layer {self.name!r} kernel")
+        object.__setattr__(self, "kernel", kernel)
+        if self.bias is not None:
+            bias = _frozen_array(self.bias, f"layer {self.name!r} bias")
+            if bias.shape != (kernel.shape[1],):
+                raise ValidationError(
+                    f"layer {self.name!r}: bias shape {bias.shape} does not match "
+                    f"{kernel.shape[1]} units"
+                )
+            _check_finite(bias, f"layer {self.name!r} bias")
+            object.__setattr__(self, "bias", bias)
+        if not isinstance(self.activation, Activation):
+            raise ValidationError(f"layer {self.name!r}: activation must be an Activation")
+
+    @property
+    def n_in(self) -> int:
+        return int(self.kernel.shape[0])
+
+    @property
+    def n_out(self) -> int:
+        return int(self.kernel.shape[1])
+
+    def _key(self) -> tuple:
+        bias = None if self.bias is None else self.bias.tobytes()
+        return ("dense", self.name, self.kernel.shape, self.kernel.tobytes(), bias, self.activation)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Dense) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
+@dataclass(frozen=True)
+class Activate:
+    """An activation applied on its own to a vector of ``width`` values."""
+
+    width: int
+    activation: Activation
+    name: str = "activation"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.width, int) or self.width < 1:
+            raise ValidationError(f"layer {self.name!r}: width must be a positive int")
+        if not isinstance(self.activation, Activation):
+            raise ValidationError(f"layer {self.name!r}: activation must be an Activation")
+
+    @property
+    def n_in(self) -> int:
+        return self.width
+
+    @property
+    def n_out(self) -> int:
+        return self.width
+
+
+Layer = Union[Dense, Activate]
+
+
+@dataclass(frozen=True)
+class Network:
+    """A chain of layers mapping ``n_inputs`` values to ``n_outputs`` values."""
+
+    n_inputs: int
+    layers: tuple[Layer, ...]
+    weight_dtype: str = "float32"
+    name: str = "mlp"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if not isinstance(self.n_inputs, (int, np.integer)) or self.n_inputs < 1:
+            raise ValidationError(f"n_inputs must be a positive integer, got {self.n_inputs!r}")
+        object.__setattr__(self, "n_inputs", int(self.n_inputs))
+        if self.weight_dtype not in WEIGHT_DTYPES:
+            raise ValidationError(
+                f"weight dtype {self.weight_dtype!r} not supported; use one of {WEIGHT_DTYPES}"
+            )
+        if not any(isinstance(layer, Dense) for layer in self.layers):
+            raise ValidationError("a network needs at least one Dense layer")
+        width = self.n_inputs
+        for position, layer in enumerate(self.layers):
+            if not isinstance(layer, (Dense, Activate)):
+                raise ValidationError(f"layer {position} is a {type(layer).__name__}, not a Layer")
+            if layer.n_in != width:
+                raise ValidationError(
+                    f"layer {position} ({layer.name!r}) expects {layer.n_in} inputs but the "
+                    f"previous layer gives {width}"
+                )
+            width = layer.n_out
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layers[-1].n_out
+
+    @property
+    def dense_layers(self) -> tuple[Dense, ...]:
+        return tuple(layer for layer in self.layers if isinstance(layer, Dense))
+
+    def describe(self) -> str:
+        """One line such as ``1-3-2-1 (tanh, tanh, linear)``."""
+        widths = [str(self.n_inputs)] + [str(l.n_out) for l in self.layers if isinstance(l, Dense)]
+        acts = [layer.activation.name for layer in self.layers]
+        return f"{'-'.join(widths)} ({', '.join(acts)})"

@@ -1,0 +1,70 @@
+"""Shared fixtures: random Keras MLPs built with fixed seeds via set_weights."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from mlpcodegen.ir import ACTIVATIONS  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+STRICT_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Wconversion",
+                "-Wdouble-promotion", "-Werror"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cffi_cache(tmp_path_factory):
+    """Each test session compiles into its own cache so every build path runs."""
+    previous = os.environ.get("MLPCODEGEN_CACHE")
+    os.environ["MLPCODEGEN_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        os.environ.pop("MLPCODEGEN_CACHE", None)
+    else:
+        os.environ["MLPCODEGEN_CACHE"] = previous
+
+
+def architecture(seed: int) -> tuple[list[int], list[str], list[bool]]:
+    """Depth 1-4, widths 1-16, any of the five activations, bias or not."""
+    rng = np.random.default_rng(seed)
+    depth = int(rng.integers(1, 5))
+    widths = [int(w) for w in rng.integers(1, 17, size=depth + 1)]
+    activations = [ACTIVATIONS[i] for i in rng.integers(0, len(ACTIVATIONS), size=depth)]
+    biases = [bool(b) for b in rng.integers(0, 2, size=depth)]
+    return widths, activations, biases
+
+
+def build_model(widths, activations, biases, seed: int = 0, functional: bool = False):
+    """A Keras MLP whose weights are set from a seeded NumPy generator."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    dense = [keras.layers.Dense(w, activation=a, use_bias=b)
+             for w, a, b in zip(widths[1:], activations, biases)]
+    if functional:
+        inputs = keras.Input((widths[0],))
+        x = inputs
+        for layer in dense:
+            x = layer(x)
+        model = keras.Model(inputs, x)
+    else:
+        model = keras.Sequential([keras.Input((widths[0],))] + dense)
+    for layer, n_in, n_out in zip(dense, widths[:-1], widths[1:]):
+        scale = np.sqrt(2.0 / (n_in + n_out))
+        weights = [rng.normal(0.0, 1.5 * scale, (n_in, n_out))]
+        if layer.use_bias:
+            weights.append(rng.normal(0.0, 0.5, n_out))
+        layer.set_weights([w.astype(np.float32) for w in weights])
+    return model
+
+
+@pytest.fixture(scope="session")
+def keras_module():
+    import keras
+
+    return keras
