@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import ValidationError
-from .ir import Activate, Activation, Dense, Network
+from .ir import Activation, Dense, Network
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -56,3 +56,41 @@ def evaluate(net: Network, x: np.ndarray) -> np.ndarray:
                 h = h + layer.bias
         h = activate(layer.activation, h)
     return h
+
+
+#: activation -> first-order propagation of a magnitude ``m`` of possible error in z
+#: to the output y (the size of dy/dz times m; relu uses its Lipschitz bound 1 because
+#: rounding can move z across the kink).
+REFERENCE_SENSITIVITY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "linear": lambda y, m: m,
+    "relu": lambda y, m: m,
+    "tanh": lambda y, m: (1.0 - y * y) * m,
+    "sigmoid": lambda y, m: y * (1.0 - y) * m,
+    "softmax": lambda y, m: y * (m + (y * m).sum(axis=-1, keepdims=True)),
+}
+
+
+def evaluate_magnitude(net: Network, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Output and its *magnitude*: a first-order running bound on how large the
+    rounding errors of any evaluation order can be, in units of the working precision.
+
+    ``m`` starts as ``|x|``; a Dense layer gives ``|W|^T m + |b|`` (the sum of the
+    absolute values of every term, which bounds rounding in the dot product and
+    carries earlier errors through the weights); an activation scales it by its
+    derivative and adds its own output ``|y|``.  An error of ``k`` ULPs *of m* is
+    what ``k`` roundings of relative size eps can cause, however much the sum cancels,
+    which is why :mod:`mlpcodegen.harness.verify` measures ULPs against it.
+    """
+    h = np.asarray(x, dtype=np.float64)
+    evaluate(net, h[:1] if h.ndim == 2 else h)  # validates the shape
+    m = np.abs(h)
+    for layer in net.layers:
+        if isinstance(layer, Dense):
+            h = h @ layer.kernel
+            m = m @ np.abs(layer.kernel)
+            if layer.bias is not None:
+                h = h + layer.bias
+                m = m + np.abs(layer.bias)
+        h = activate(layer.activation, h)
+        m = np.abs(h) + REFERENCE_SENSITIVITY[layer.activation.name](h, m)
+    return h, m

@@ -98,3 +98,16 @@ def test_fuse_activations_merges_only_after_linear_dense():
         ("a", "tanh"), ("b", "relu"), ("s", "sigmoid")]
     x = np.linspace(-2, 2, 9).reshape(-1, 1)
     np.testing.assert_array_equal(evaluate(net, x), evaluate(fused, x))
+
+
+def test_magnitude_bounds_the_terms_of_each_sum():
+    from mlpcodegen.reference import evaluate_magnitude
+
+    # y = 3x - 3x + 1 cancels to 1 but the terms are as large as 3|x| each.
+    net = Network(1, (dense([[3.0, -3.0]], None, "linear"), dense([[1.0], [1.0]], [1.0], "linear")))
+    y, m = evaluate_magnitude(net, np.array([[2.0]]))
+    assert y.tolist() == [[1.0]]
+    assert m[0, 0] >= 6.0 + 6.0 + 1.0
+    sat = Network(1, (dense([[1.0]], None, "tanh"),))
+    _, m_sat = evaluate_magnitude(sat, np.array([[20.0]]))
+    assert m_sat[0, 0] == pytest.approx(1.0, rel=1e-12)  # saturated tanh: errors in z do not reach y

@@ -38,12 +38,18 @@ def float_digits(value: float, dtype: str) -> str:
     return np.format_float_scientific(single, unique=True, trim="-")
 
 
-def check_identifier(name: str) -> str:
-    """``name`` if it is a valid C and Python identifier that is not a keyword."""
+def check_identifier(name: str, taken: frozenset[str] = frozenset(), local: str = r"\Z.") -> str:
+    """``name`` if it is a valid C and Python identifier, not a keyword, not one of the
+    ``taken`` names of the target and not matching its ``local`` variable pattern."""
     if not _IDENTIFIER.match(name) or name in _C_RESERVED or keyword.iskeyword(name):
         raise ValidationError(
             f"function name {name!r} is not a usable identifier: use letters, digits and "
             "underscores, not starting with a digit, and not a C or Python keyword"
+        )
+    if name in taken or re.fullmatch(local, name):
+        raise ValidationError(
+            f"function name {name!r} clashes with a name the generated code uses itself; "
+            "choose another (e.g. a descriptive name such as predict_price)"
         )
     return name
 

@@ -35,6 +35,10 @@ C_ACTIVATIONS: dict[str, str] = {
 }
 
 DTYPES = tuple(C_TYPES)
+#: Names a function may not take: the parameters, the libm functions used, and
+#: (by pattern) the locals h1_0, z1_0, e1_0, m1, s1.
+_TAKEN = frozenset({"x", "y", "n", "i", "main"} | {f for table in C_TYPES.values() for f in table.values()})
+_LOCALS = r"[hzems]\d+(_\d+)?"
 _TERMS_PER_LINE = 4
 
 
@@ -162,7 +166,7 @@ def _file_comment(net: Network, dtype: str, name: str) -> list[str]:
 
 def emit_c(net: Network, *, dtype: str = "float32", name: str = "mlp") -> str:
     """C99 source defining ``name`` (one sample) and ``name_batch`` (row-major batch)."""
-    check_identifier(name)
+    check_identifier(name, _TAKEN, _LOCALS)
     if dtype not in C_TYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     single, batch = signature(net, dtype, name)
@@ -185,7 +189,7 @@ def emit_c(net: Network, *, dtype: str = "float32", name: str = "mlp") -> str:
 
 def emit_c_header(net: Network, *, dtype: str = "float32", name: str = "mlp") -> str:
     """A header declaring the functions :func:`emit_c` defines."""
-    check_identifier(name)
+    check_identifier(name, _TAKEN, _LOCALS)
     guard = f"{name.upper()}_H"
     lines = Lines().add(*_file_comment(net, dtype, name), f"#ifndef {guard}", f"#define {guard}", "")
     lines.add("#include <stddef.h>", "")

@@ -1,0 +1,81 @@
+"""Random architectures -> Keras -> IR -> C (float32, float64) -> compared with the
+reference evaluator and model.predict at the documented bounds."""
+import numpy as np
+import pytest
+
+from conftest import architecture, build_model
+from mlpcodegen.backends.c import load as compile_c
+from mlpcodegen.frontends.keras import load
+from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare, random_inputs, verify
+from mlpcodegen.reference import evaluate_magnitude
+
+SEEDS = range(24)
+
+
+@pytest.fixture(scope="module")
+def models():
+    return {seed: build_model(*architecture(seed), seed=seed) for seed in SEEDS}
+
+
+def test_architectures_cover_every_activation_and_both_bias_settings():
+    seen_acts, seen_bias, depths, widths = set(), set(), set(), set()
+    for seed in SEEDS:
+        w, acts, biases = architecture(seed)
+        seen_acts.update(acts), seen_bias.update(biases), depths.add(len(acts)), widths.update(w)
+    assert seen_acts == {"linear", "relu", "tanh", "sigmoid", "softmax"}
+    assert seen_bias == {True, False}
+    assert depths == {1, 2, 3, 4} and min(widths) == 1 and max(widths) >= 14
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_c_matches_reference_and_predict(models, seed):
+    model = models[seed]
+    net = load(model)
+    x = random_inputs(net.n_inputs, 400, np.full(net.n_inputs, -50.0), np.full(net.n_inputs, 50.0), seed)
+    reference, scale = evaluate_magnitude(net, x)
+    predicted = model.predict(x, batch_size=len(x), verbose=0)
+    c32 = compile_c(net, dtype="float32", name="net")(x)
+    c64 = compile_c(net, dtype="float64", name="net")(x)
+    assert c32.dtype == np.float32 and c64.dtype == np.float64
+    assert compare(c64, reference, scale, "float64")[1] <= F64_REL_BOUND
+    assert compare(c32, reference, scale, "float32")[2] <= F32_ULP_BOUND
+    assert compare(c32, predicted, scale, "float32")[2] <= F32_ULP_BOUND
+    assert compare(c64, predicted, scale, "float32")[2] <= F32_ULP_BOUND
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_verify_reports_every_comparison_and_passes(models, seed, tmp_path):
+    model = models[seed]
+    model.save(tmp_path / "m.keras")
+    for dtype in ("float32", "float64"):
+        report = verify(str(tmp_path / "m.keras"), "c", dtype, n=300, domain=(-3, 3))
+        assert report.ok, report.table()
+        labels = [c.label for c in report.comparisons]
+        assert labels == [f"c {dtype} vs reference (float64)", f"c {dtype} vs model.predict",
+                          f"c {dtype} one-sample calls vs batch", "model.predict vs reference"]
+        assert report.comparisons[2].max_abs == 0.0  # one-sample and batch paths agree bit for bit
+        assert "max ulp" in report.table()
+
+
+def test_verify_detects_a_wrong_translation(models):
+    """A perturbed network must fail verification: the check is not vacuous."""
+    from dataclasses import replace
+
+    model = models[1]
+    net = load(model)
+    first = net.layers[0]
+    kernel = np.array(first.kernel)
+    kernel[0, 0] += 1e-3
+    broken = replace(net, layers=(replace(first, kernel=kernel),) + net.layers[1:])
+    report = verify(model, "c", "float32", n=200, network=broken)
+    assert not report.ok
+    assert report.comparisons[1].passed is False
+
+
+def test_verify_domain_from_a_sample(models):
+    model = models[2]
+    net = load(model)
+    sample = np.random.default_rng(0).uniform(5, 6, (50, net.n_inputs))
+    report = verify(model, "c", "float32", n=100, sample=sample)
+    assert report.ok
+    assert np.all(report.domain[0] >= 5) and np.all(report.domain[1] <= 6)
