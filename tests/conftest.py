@@ -64,6 +64,19 @@ def build_model(widths, activations, biases, seed: int = 0, functional: bool = F
 
 
 @pytest.fixture(scope="session")
+def gcc() -> str:
+    """The C compiler.  Missing in CI is a failure (.ci/run installs it), never a skip."""
+    import shutil
+
+    found = shutil.which("gcc") or shutil.which("cc")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("no C compiler on PATH; .ci/run should have installed gcc")
+        pytest.skip("needs a C compiler (apt-get install gcc)")
+    return found
+
+
+@pytest.fixture(scope="session")
 def keras_module():
     import keras
 

@@ -1,4 +1,3 @@
-import shutil
 import subprocess
 
 import numpy as np
@@ -10,8 +9,6 @@ from mlpcodegen.backends._text import float_digits
 from mlpcodegen.backends.c import emit_c, emit_c_header, literal, load
 from mlpcodegen.errors import UnsupportedError, ValidationError
 from mlpcodegen.ir import Activation, Dense, Network
-
-GCC = shutil.which("gcc") or shutil.which("cc")
 
 
 def random_net(seed: int) -> Network:
@@ -115,10 +112,9 @@ def test_literals_round_trip_through_the_c_compiler(dtype, values):
     assert literal(values[2], dtype).endswith("f") == (dtype == "float32")
 
 
-@pytest.mark.skipif(GCC is None, reason="needs a C compiler")  # .ci/run installs gcc, so never skipped there
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("seed", range(8))
-def test_emitted_c_compiles_with_strict_flags(tmp_path, dtype, seed):
+def test_emitted_c_compiles_with_strict_flags(tmp_path, gcc, dtype, seed):
     source = tmp_path / "net.c"
     header = tmp_path / "net.h"
     net = random_net(seed)
@@ -126,7 +122,7 @@ def test_emitted_c_compiles_with_strict_flags(tmp_path, dtype, seed):
     header.write_text(emit_c_header(net, dtype=dtype, name="net"))
     main = tmp_path / "main.c"
     main.write_text('#include "net.h"\nint main(void) { return 0; }\n')
-    result = subprocess.run([GCC, *STRICT_FLAGS, str(source), str(main), "-o", str(tmp_path / "a.out"), "-lm"],
+    result = subprocess.run([gcc, *STRICT_FLAGS, str(source), str(main), "-o", str(tmp_path / "a.out"), "-lm"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
@@ -148,12 +144,51 @@ def test_unknown_target_and_dtype():
         emit(TWO_NEURONS, "c", dtype="float16")
 
 
-@pytest.mark.skipif(GCC is None, reason="needs a C compiler")
 @pytest.mark.parametrize("dtype,values", [("float32", SPECIAL32), ("float64", SPECIAL64)])
-def test_extreme_literals_compile_with_strict_flags(tmp_path, dtype, values):
+def test_extreme_literals_compile_with_strict_flags(tmp_path, gcc, dtype, values):
     net = Network(1, (Dense(np.array([values], dtype=dtype), np.array(values, dtype=dtype), Activation("linear"), "x"),))
     source = tmp_path / "special.c"
     source.write_text(emit_c(net, dtype=dtype, name="special"))
-    result = subprocess.run([GCC, *STRICT_FLAGS, "-c", str(source), "-o", str(tmp_path / "s.o")],
+    result = subprocess.run([gcc, *STRICT_FLAGS, "-c", str(source), "-o", str(tmp_path / "s.o")],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_standalone_program_agrees_with_the_reference(tmp_path, gcc, dtype):
+    """The emitted file used as a user would: compiled with strict flags into a
+    program of its own (no cffi), whose printed outputs are checked here."""
+    from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare
+    from mlpcodegen.reference import evaluate_magnitude
+
+    net = random_net(5)
+    x = np.random.default_rng(1).uniform(-3, 3, (20, net.n_inputs)).astype(dtype)
+    ctype = "float" if dtype == "float32" else "double"
+    inputs = ", ".join(literal(v, dtype) for v in x.ravel())
+    (tmp_path / "net.c").write_text(emit_c(net, dtype=dtype, name="net"))
+    (tmp_path / "net.h").write_text(emit_c_header(net, dtype=dtype, name="net"))
+    (tmp_path / "main.c").write_text(f"""#include <stdio.h>
+#include "net.h"
+static const {ctype} inputs[] = {{{inputs}}};
+int main(void)
+{{
+    {ctype} out[{20 * net.n_outputs}];
+    {ctype} one[{net.n_outputs}];
+    size_t i;
+    net_batch(inputs, out, 20);
+    net(inputs + {net.n_inputs}, one);
+    for (i = 0; i < {20 * net.n_outputs}; ++i) printf("%.17g\\n", (double)out[i]);
+    for (i = 0; i < {net.n_outputs}; ++i) if (one[i] != out[{net.n_outputs} + i]) return 3;
+    return 0;
+}}
+""")
+    exe = tmp_path / "prog"
+    build = subprocess.run([gcc, *STRICT_FLAGS, str(tmp_path / "net.c"), str(tmp_path / "main.c"), "-o", str(exe), "-lm"],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    result = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert result.returncode == 0
+    got = np.array([float(v) for v in result.stdout.split()]).reshape(20, net.n_outputs)
+    reference, scale = evaluate_magnitude(net, x.astype(np.float64))
+    _, rel, ulp = compare(got, reference, scale, dtype)
+    assert (rel <= F64_REL_BOUND) if dtype == "float64" else (ulp <= F32_ULP_BOUND)
