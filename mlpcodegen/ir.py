@@ -1,11 +1,13 @@
 """The intermediate representation: a feed-forward network as small, frozen,
 validated data.  Nothing here knows about Keras or about any output language.
 
-A :class:`Network` is an input width and a chain of layers.  Two layer kinds exist:
+A :class:`Network` is an input width and a chain of layers.  Three layer kinds exist:
 
 * :class:`Dense`    -- ``activation(x @ kernel + bias)``
 * :class:`Activate` -- an activation on its own (e.g. a Keras ``Activation`` layer
   after a Dense layer that already has a non-linear activation).
+* :class:`Affine`   -- ``x * scale + shift`` per feature (input/output scaling and
+  normalisations that cannot be folded into a Dense layer).
 
 Weights are stored as read-only float64 arrays.  Converting float16/bfloat16/float32
 weights to float64 is exact, so the arrays hold the trained values bit for bit;
@@ -156,7 +158,50 @@ class Activate:
         return self.width
 
 
-Layer = Union[Dense, Activate]
+@dataclass(frozen=True, eq=False)
+class Affine:
+    """``x * scale + shift`` element-wise: a scaling or normalisation that could not be
+    folded into a neighbouring Dense layer."""
+
+    scale: np.ndarray
+    shift: np.ndarray
+    name: str = "affine"
+    activation: Activation = LINEAR
+
+    def __post_init__(self) -> None:
+        scale = _frozen_array(self.scale, f"layer {self.name!r} scale")
+        shift = _frozen_array(self.shift, f"layer {self.name!r} shift")
+        if scale.ndim != 1 or scale.shape != shift.shape or scale.size == 0:
+            raise ValidationError(
+                f"layer {self.name!r}: scale and shift must be 1-D of the same length, got "
+                f"{scale.shape} and {shift.shape}"
+            )
+        _check_finite(scale, f"layer {self.name!r} scale")
+        _check_finite(shift, f"layer {self.name!r} shift")
+        object.__setattr__(self, "scale", scale)
+        object.__setattr__(self, "shift", shift)
+        if not self.activation.is_identity:
+            raise ValidationError(f"layer {self.name!r}: an Affine step has no activation")
+
+    @property
+    def n_in(self) -> int:
+        return int(self.scale.shape[0])
+
+    @property
+    def n_out(self) -> int:
+        return self.n_in
+
+    def _key(self) -> tuple:
+        return ("affine", self.name, self.scale.tobytes(), self.shift.tobytes())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Affine) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
+Layer = Union[Dense, Activate, Affine]
 
 
 @dataclass(frozen=True)
@@ -181,7 +226,7 @@ class Network:
             raise ValidationError("a network needs at least one Dense layer")
         width = self.n_inputs
         for position, layer in enumerate(self.layers):
-            if not isinstance(layer, (Dense, Activate)):
+            if not isinstance(layer, (Dense, Activate, Affine)):
                 raise ValidationError(f"layer {position} is a {type(layer).__name__}, not a Layer")
             if layer.n_in != width:
                 raise ValidationError(

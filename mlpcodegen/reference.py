@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import ValidationError
-from .ir import Activation, Dense, Network
+from .ir import Activation, Affine, Dense, Network
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -54,6 +54,8 @@ def evaluate(net: Network, x: np.ndarray) -> np.ndarray:
             h = h @ layer.kernel
             if layer.bias is not None:
                 h = h + layer.bias
+        elif isinstance(layer, Affine):
+            h = h * layer.scale + layer.shift
         h = activate(layer.activation, h)
     return h
 
@@ -91,6 +93,9 @@ def evaluate_magnitude(net: Network, x: np.ndarray) -> tuple[np.ndarray, np.ndar
             if layer.bias is not None:
                 h = h + layer.bias
                 m = m + np.abs(layer.bias)
+        elif isinstance(layer, Affine):
+            h = h * layer.scale + layer.shift
+            m = m * np.abs(layer.scale) + np.abs(layer.shift)
         h = activate(layer.activation, h)
         m = np.abs(h) + REFERENCE_SENSITIVITY[layer.activation.name](h, m)
     return h, m

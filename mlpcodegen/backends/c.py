@@ -13,9 +13,8 @@ arrays, no globals, no allocation.  The file needs ``<math.h>`` and the freestan
 """
 from __future__ import annotations
 
-import numpy as np
-
-from ..ir import Dense, Layer, Network
+from ..ir import Network
+from ._closed_form import Language, emit_statements
 from ._text import HEADER, Lines, check_identifier, float_digits
 
 #: dtype -> C spelling of the type, literal suffix and libm functions.
@@ -24,9 +23,8 @@ C_TYPES: dict[str, dict[str, str]] = {
     "float64": {"T": "double", "suffix": "", "tanh": "tanh", "exp": "exp"},
 }
 
-#: element-wise activation -> C expression of the pre-activation ``{z}``.
-#: The sum is written inline only where ``{z}`` is a whole argument, ``f({z})``;
-#: anywhere else it is named first, so operator precedence can never bite.
+#: element-wise activation -> C expression of the pre-activation ``{z}``
+#: (see :class:`mlpcodegen.backends._closed_form.Language`).
 C_ACTIVATIONS: dict[str, str] = {
     "linear": "{z}",
     "relu": "{z} > {zero} ? {z} : {zero}",
@@ -39,7 +37,6 @@ DTYPES = tuple(C_TYPES)
 #: (by pattern) the locals h1_0, z1_0, e1_0, m1, s1.
 _TAKEN = frozenset({"x", "y", "n", "i", "main"} | {f for table in C_TYPES.values() for f in table.values()})
 _LOCALS = r"[hzems]\d+(_\d+)?"
-_TERMS_PER_LINE = 4
 
 
 def literal(value: float, dtype: str) -> str:
@@ -47,10 +44,18 @@ def literal(value: float, dtype: str) -> str:
     return float_digits(value, dtype) + C_TYPES[dtype]["suffix"]
 
 
-def _words(dtype: str) -> dict[str, str]:
-    words = dict(C_TYPES[dtype])
-    words.update(zero=literal(0.0, dtype), one=literal(1.0, dtype))
-    return words
+def language(dtype: str) -> Language:
+    """The C spelling of the closed form for ``dtype``."""
+    t = C_TYPES[dtype]["T"]
+    words = dict(C_TYPES[dtype], zero=literal(0.0, dtype), one=literal(1.0, dtype))
+    return Language(
+        literal=lambda value: literal(value, dtype),
+        words=words,
+        activations=C_ACTIVATIONS,
+        declare=f"const {t} ",
+        end=";",
+        max_statement=lambda m, zs: [f"{t} {m} = {zs[0]};"] + [f"if ({z} > {m}) {m} = {z};" for z in zs[1:]],
+    )
 
 
 def signature(net: Network, dtype: str, name: str) -> list[str]:
@@ -62,95 +67,11 @@ def signature(net: Network, dtype: str, name: str) -> list[str]:
     ]
 
 
-def affine_terms(weights: np.ndarray, inputs: list[str], bias: float | None, dtype: str) -> list[str]:
-    """``w0*x0``, ``+ w1*x1``, ..., ``+ b`` with signs pulled out of the literals.
-
-    ``a - w*x`` equals ``a + (-w)*x`` exactly in IEEE arithmetic, so writing the
-    sign as an operator changes no result, only readability.
-    """
-    terms = [f"{literal(abs(w), dtype)}*{source}" for w, source in zip(weights, inputs)]
-    signs = [bool(np.signbit(w)) for w in weights]
-    if bias is not None:
-        terms.append(literal(abs(bias), dtype))
-        signs.append(bool(np.signbit(bias)))
-    first = ("-" if signs[0] else "") + terms[0]
-    return [first] + [("- " if s else "+ ") + t for s, t in zip(signs[1:], terms[1:])]
-
-
-def _wrap(prefix: str, terms: list[str], suffix: str, lines: Lines) -> None:
-    """Emit ``prefix terms... suffix`` over lines of a few terms each."""
-    chunks = [" ".join(terms[i : i + _TERMS_PER_LINE]) for i in range(0, len(terms), _TERMS_PER_LINE)]
-    if len(chunks) == 1:
-        lines.add(prefix + chunks[0] + suffix)
-        return
-    lines.add(prefix + chunks[0])
-    continuation = " " * len(prefix)
-    for chunk in chunks[1:-1]:
-        lines.add(continuation + chunk)
-    lines.add(continuation + chunks[-1] + suffix)
-
-
-def _preactivations(layer: Layer, inputs: list[str], dtype: str) -> list[list[str]]:
-    if not isinstance(layer, Dense):
-        return [[source] for source in inputs]
-    biases = layer.bias if layer.bias is not None else [None] * layer.n_out
-    return [affine_terms(layer.kernel[:, j], inputs, biases[j], dtype) for j in range(layer.n_out)]
-
-
-def _emit_elementwise(layer: Layer, index: int, sums: list[list[str]], dtype: str, lines: Lines) -> list[str]:
-    words, t = _words(dtype), C_TYPES[dtype]["T"]
-    template = C_ACTIVATIONS[layer.activation.name]
-    outputs = []
-    for j, terms in enumerate(sums):
-        out = f"h{index}_{j}"
-        if template != "{z}" and "({z})" not in template:
-            _wrap(f"const {t} z{index}_{j} = ", terms, ";", lines)
-            lines.add(f"const {t} {out} = " + template.format(z=f"z{index}_{j}", **words) + ";")
-        elif template == "{z}":
-            _wrap(f"const {t} {out} = ", terms, ";", lines)
-        else:
-            head, tail = template.split("{z}")
-            _wrap(f"const {t} {out} = " + head.format(**words), terms, tail.format(**words) + ";", lines)
-        outputs.append(out)
-    return outputs
-
-
-def _emit_softmax(layer: Layer, index: int, sums: list[list[str]], dtype: str, lines: Lines) -> list[str]:
-    """Softmax with the maximum subtracted first, so exp never overflows."""
-    words, t = _words(dtype), C_TYPES[dtype]["T"]
-    z = [f"z{index}_{j}" for j in range(len(sums))]
-    for name, terms in zip(z, sums):
-        _wrap(f"const {t} {name} = ", terms, ";", lines)
-    lines.add(f"{t} m{index} = {z[0]};")
-    for name in z[1:]:
-        lines.add(f"if ({name} > m{index}) m{index} = {name};")
-    for j, name in enumerate(z):
-        lines.add(f"const {t} e{index}_{j} = {words['exp']}({name} - m{index});")
-    _wrap(f"const {t} s{index} = ", [("+ " if j else "") + f"e{index}_{j}" for j in range(len(z))], ";", lines)
-    outputs = [f"h{index}_{j}" for j in range(len(z))]
-    for j, out in enumerate(outputs):
-        lines.add(f"const {t} {out} = e{index}_{j} / s{index};")
-    return outputs
-
-
-#: vector activation -> emitter; everything else goes through C_ACTIVATIONS.
-C_VECTOR_ACTIVATIONS = {"softmax": _emit_softmax}
-
-
-def _layer_comment(layer: Layer, index: int) -> str:
-    kind = "dense" if isinstance(layer, Dense) else "activation"
-    return f"/* layer {index} ({layer.name}): {kind} {layer.n_in} -> {layer.n_out}, {layer.activation.name} */"
-
-
 def _emit_body(net: Network, dtype: str, lines: Lines) -> None:
-    sources = [f"x[{i}]" for i in range(net.n_inputs)]
-    for index, layer in enumerate(net.layers, start=1):
-        lines.add(_layer_comment(layer, index))
-        sums = _preactivations(layer, sources, dtype)
-        emit = C_VECTOR_ACTIVATIONS.get(layer.activation.name, _emit_elementwise)
-        sources = emit(layer, index, sums, dtype, lines)
+    inputs = [f"x[{i}]" for i in range(net.n_inputs)]
+    outputs = emit_statements(net, language(dtype), inputs, lines, lambda text: f"/* {text} */")
     # Outputs are stored only after every input has been read: x and y may overlap.
-    for j, source in enumerate(sources):
+    for j, source in enumerate(outputs):
         lines.add(f"y[{j}] = {source};")
 
 
