@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import architecture, build_model
-from mlpcodegen.backends.c import load as compile_c
+from mlpcodegen.backends import BACKENDS
 from mlpcodegen.frontends.keras import load
 from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare, random_inputs, verify
 from mlpcodegen.reference import evaluate_magnitude
@@ -27,20 +27,36 @@ def test_architectures_cover_every_activation_and_both_bias_settings():
     assert depths == {1, 2, 3, 4} and min(widths) == 1 and max(widths) >= 14
 
 
+#: every target that runs in-process, with each dtype it supports
+TARGETS = [(name, dtype) for name, backend in BACKENDS.items() if backend.load for dtype in backend.dtypes]
+
+
+@pytest.fixture(scope="module")
+def evaluations(models):
+    """Inputs, reference, magnitude and model.predict for every model, computed once."""
+    out = {}
+    for seed, model in models.items():
+        net = load(model)
+        x = random_inputs(net.n_inputs, 400, np.full(net.n_inputs, -50.0), np.full(net.n_inputs, 50.0), seed)
+        x[2:200] /= 25.0  # half the inputs in [-2, 2], where the activations are not saturated
+        reference, scale = evaluate_magnitude(net, x)
+        out[seed] = (net, x, reference, scale, model.predict(x, batch_size=len(x), verbose=0))
+    return out
+
+
+@pytest.mark.parametrize("target,dtype", TARGETS)
 @pytest.mark.parametrize("seed", SEEDS)
-def test_c_matches_reference_and_predict(models, seed):
-    model = models[seed]
-    net = load(model)
-    x = random_inputs(net.n_inputs, 400, np.full(net.n_inputs, -50.0), np.full(net.n_inputs, 50.0), seed)
-    reference, scale = evaluate_magnitude(net, x)
-    predicted = model.predict(x, batch_size=len(x), verbose=0)
-    c32 = compile_c(net, dtype="float32", name="net")(x)
-    c64 = compile_c(net, dtype="float64", name="net")(x)
-    assert c32.dtype == np.float32 and c64.dtype == np.float64
-    assert compare(c64, reference, scale, "float64")[1] <= F64_REL_BOUND
-    assert compare(c32, reference, scale, "float32")[2] <= F32_ULP_BOUND
-    assert compare(c32, predicted, scale, "float32")[2] <= F32_ULP_BOUND
-    assert compare(c64, predicted, scale, "float32")[2] <= F32_ULP_BOUND
+def test_target_matches_reference_and_predict(evaluations, target, dtype, seed):
+    net, x, reference, scale, predicted = evaluations[seed]
+    function = BACKENDS[target].load(net, dtype=dtype, name="net")
+    got = function(x)
+    assert got.shape == reference.shape and got.dtype == np.dtype(dtype)
+    if dtype == "float64":
+        assert compare(got, reference, scale, "float64")[1] <= F64_REL_BOUND
+    else:
+        assert compare(got, reference, scale, "float32")[2] <= F32_ULP_BOUND
+    assert compare(got, predicted, scale, "float32")[2] <= F32_ULP_BOUND
+    np.testing.assert_array_equal(function(x[3]), got[3])  # one-sample path agrees bit for bit
 
 
 @pytest.mark.parametrize("seed", [0, 7])

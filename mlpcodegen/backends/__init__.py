@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import Network
-from . import c
+from . import c, numba, numpy, python
 
 Emit = Callable[..., str]  # emit(net, *, dtype, name) -> source text
 Load = Callable[..., Callable[[np.ndarray], np.ndarray]]  # load(net, *, dtype, name) -> f
@@ -27,6 +27,9 @@ class Backend:
 
 BACKENDS: dict[str, Backend] = {
     "c": Backend("c", ".c", c.DTYPES, c.emit_c, c.load, c.emit_c_header),
+    "numba": Backend("numba", ".py", numba.DTYPES, numba.emit_numba, numba.load),
+    "numpy": Backend("numpy", ".py", numpy.DTYPES, numpy.emit_numpy, numpy.load),
+    "python": Backend("python", ".py", python.DTYPES, python.emit_python, python.load),
 }
 
 

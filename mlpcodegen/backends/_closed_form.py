@@ -23,7 +23,7 @@ class Language:
 
     ``activations`` maps an element-wise activation to a template over ``{z}`` (the
     pre-activation) and ``words`` (function names, literals such as ``{zero}``).  The
-    sum is written inline only where ``{z}`` is a whole argument, ``f({z})``; anywhere
+    sum is written inline only where ``{z}`` appears once, as a whole argument ``f({z})``; anywhere
     else it is named first, so operator precedence can never bite.
     """
 
@@ -91,7 +91,7 @@ def _elementwise(lang: Language, layer: Layer, index: int, sums: list[list[str]]
         out = f"h{index}_{j}"
         if template == "{z}":
             _assign(lang, lines, out, terms)
-        elif "({z})" in template:
+        elif "({z})" in template and template.count("{z}") == 1:
             head, tail = template.split("{z}")
             _assign(lang, lines, out, terms, lang.word(head), lang.word(tail))
         else:

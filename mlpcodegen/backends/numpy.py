@@ -1,0 +1,52 @@
+"""NumPy backend: a module whose ``NAME(X)`` evaluates the closed form over the
+columns of a 2-D array (rows are samples), element-wise with ``np.tanh``, ``np.exp``...
+
+float32 keeps every operation in float32: the literals are the float32 values'
+shortest digits, and NumPy casts Python scalars to the array's type (NEP 50).
+"""
+from __future__ import annotations
+
+from ..ir import Network
+from ._closed_form import emit_statements
+from ._python_family import module_header, python_language
+from ._text import Lines, check_identifier
+
+DTYPES = ("float32", "float64")
+_FUNCTIONS = {"tanh": "np.tanh", "exp": "np.exp", "max": "np.maximum", "min": "np.minimum", "abs": "np.abs"}
+_TAKEN = frozenset({"X", "np"})
+_LOCALS = r"[hzems]\d+(_\d+)?|x\d+"
+
+
+def emit_numpy(net: Network, *, dtype: str = "float64", name: str = "mlp") -> str:
+    """Source of a module defining ``name(X)``: (n, inputs) array -> (n, outputs) array."""
+    check_identifier(name, _TAKEN, _LOCALS)
+    language = python_language(dtype, _FUNCTIONS, maxn="np.maximum.reduce([{args}])")
+    lines = Lines().add(*module_header(net, [
+        "",
+        f"{name}(X): X of shape (n, {net.n_inputs}), rows are samples -> array of shape (n, {net.n_outputs}), {dtype}",
+    ]), "import numpy as np", "", "")
+    lines.add(f"def {name}(X):")
+    lines.level = 1
+    lines.add(f"X = np.asarray(X, dtype=np.{dtype})")
+    lines.add(f"if X.ndim != 2 or X.shape[1] != {net.n_inputs}:")
+    lines.add(f'    raise ValueError(f"{name} expects an array of shape (n, {net.n_inputs}), got {{X.shape}}")')
+    inputs = [f"x{i}" for i in range(net.n_inputs)]
+    lines.add(*(f"{v} = X[:, {i}]" for i, v in enumerate(inputs)))
+    outputs = emit_statements(net, language, inputs, lines, lambda text: f"# {text}")
+    lines.add(f"return np.stack([{', '.join(outputs)}], axis=1)")
+    return str(lines)
+
+
+def load(net: Network, *, dtype: str = "float64", name: str = "mlp"):
+    import numpy as np
+
+    from ..harness.pymodule import import_generated
+
+    module = import_generated(emit_numpy(net, dtype=dtype, name=name), "numpy")
+    function = getattr(module, name)
+
+    def call(x):
+        x = np.asarray(x)
+        return function(x[None, :])[0] if x.ndim == 1 else function(x)
+
+    return call

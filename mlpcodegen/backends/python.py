@@ -1,0 +1,57 @@
+"""Pure-Python backend: a module that needs nothing but ``math``.
+
+``NAME(x)`` takes one sample (a sequence of floats) and returns a list of floats;
+``NAME_batch(rows)`` maps it over a list of samples.  Computed in float64.
+"""
+from __future__ import annotations
+
+from ..ir import Network
+from ._closed_form import emit_statements
+from ._python_family import module_header, python_language
+from ._text import Lines, check_identifier
+
+DTYPES = ("float64",)
+LANGUAGE = python_language("float64", {"tanh": "math.tanh", "exp": "math.exp", "max": "max", "min": "min",
+                                       "abs": "abs"})
+_TAKEN = frozenset({"x", "rows", "row", "math", "v"})
+_LOCALS = r"[hzems]\d+(_\d+)?|x\d+"
+
+
+def emit_python(net: Network, *, dtype: str = "float64", name: str = "mlp") -> str:
+    """Source of a dependency-free module defining ``name`` and ``name_batch``."""
+    check_identifier(name, _TAKEN, _LOCALS)
+    lines = Lines().add(*module_header(net, [
+        "",
+        f"{name}(x): one sample, a sequence of {net.n_inputs} floats -> a list of {net.n_outputs} floats",
+        f"{name}_batch(rows): a list of samples -> a list of outputs",
+        "Needs only the standard library (math).",
+    ]), "import math", "", "")
+    lines.add(f"def {name}(x):")
+    lines.level = 1
+    lines.add(f"if len(x) != {net.n_inputs}:")
+    lines.add(f'    raise ValueError(f"{name} expects {net.n_inputs} inputs, got {{len(x)}}")')
+    inputs = [f"x{i}" for i in range(net.n_inputs)]
+    lines.add(*(f"{v} = float(x[{i}])" for i, v in enumerate(inputs)))
+    outputs = emit_statements(net, LANGUAGE, inputs, lines, lambda text: f"# {text}")
+    lines.add(f"return [{', '.join(outputs)}]")
+    lines.level = 0
+    lines.add("", "", f"def {name}_batch(rows):")
+    lines.add(f"    return [{name}(row) for row in rows]")
+    return str(lines)
+
+
+def load(net: Network, *, dtype: str = "float64", name: str = "mlp"):
+    """The generated module's functions as one callable over NumPy arrays (for verify)."""
+    import numpy as np
+
+    from ..harness.pymodule import import_generated
+
+    module = import_generated(emit_python(net, dtype=dtype, name=name), "python")
+    single, batch = getattr(module, name), getattr(module, name + "_batch")
+
+    def call(x):
+        x = np.asarray(x, dtype=np.float64)
+        return np.array(single(x) if x.ndim == 1 else batch(x), dtype=np.float64).reshape(
+            (net.n_outputs,) if x.ndim == 1 else (len(x), net.n_outputs))
+
+    return call
