@@ -31,6 +31,27 @@ def _format_seconds(seconds: float) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
+def _print_formulas(net, model_path: Path) -> None:
+    """The formula in LaTeX, NumPy and pure Python, in the original units when the
+    model's folder has the scaling used in training."""
+    from .backends.latex import emit_latex, rounding_error
+    from .backends.sympy import expression_strings
+    from .scaling import read_scaling_file, with_scaling
+
+    scaling_file = model_path.parent / "scaling.json"
+    units = "model units"
+    if scaling_file.exists():
+        net = with_scaling(net, *read_scaling_file(scaling_file))
+        units = f"original units (scaling from {scaling_file.name} folded in)"
+    print(f"The network as a formula, {units}, weights rounded to 3 digits:\n")
+    print(emit_latex(net, digits=3))
+    for style in ("numpy", "python"):
+        print(f"{style}:  y = {expression_strings(net, style, digits=3)[0]}\n")
+    grid = np.linspace(-1.0, 1.0, 2001)[:, None].repeat(net.n_inputs, axis=1)
+    print(f"rounding the weights to 3 digits changes the output by at most "
+          f"{rounding_error(net, 3, grid):.3g} on [-1, 1]\n")
+
+
 def run_demo(model_path: Path) -> int:
     started = time.perf_counter()
     net = load(model_path)
@@ -43,6 +64,7 @@ def run_demo(model_path: Path) -> int:
         report = verify(keras_model, "c", dtype, network=net, name="seed")
         print(report.table())
         ok = ok and report.ok
+    _print_formulas(net, model_path)
     function = compile_c(net, dtype="float32", name="seed")
     sample = np.zeros((1, net.n_inputs), dtype=np.float32)
     row = sample[0]

@@ -124,24 +124,26 @@ def read_scaling_file(path: "str | os.PathLike[str]") -> tuple[Optional[Scaling]
     return tuple(Scaling.from_dict(spec[k]) if spec.get(k) else None for k in ("input", "output"))  # type: ignore[return-value]
 
 
-def with_scaling(net: Network, inputs: Optional[Any] = None, outputs: Optional[Any] = None) -> Network:
+def with_scaling(net: Network, inputs: Optional[Any] = None, outputs: Optional[Any] = None,
+                 fold: bool = True) -> Network:
     """``net`` taking raw inputs and returning raw outputs.
 
     ``inputs``/``outputs`` are :class:`Scaling` objects or fitted scikit-learn scalers;
     the output scaling is the one the targets were scaled with during training, so its
     inverse is applied.  Affine steps are folded into Dense layers where that is exact.
     """
-    inputs = _as_scaling(inputs)
-    outputs = _as_scaling(outputs)
+    inputs = as_scaling(inputs)
+    outputs = as_scaling(outputs)
     layers = list(net.layers)
     if inputs is not None:
         layers.insert(0, inputs.affine(net.n_inputs, "input scaling"))
     if outputs is not None:
         layers.append(outputs.inverse().affine(net.n_outputs, "output scaling"))
-    return fold_affine(replace(net, layers=tuple(layers)))
+    scaled = replace(net, layers=tuple(layers))
+    return fold_affine(scaled) if fold else scaled
 
 
-def _as_scaling(value: Any) -> Optional[Scaling]:
+def as_scaling(value: Any) -> Optional[Scaling]:
     if value is None or isinstance(value, Scaling):
         return value
     return Scaling.from_sklearn(value)

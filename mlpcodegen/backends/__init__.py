@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import Network
-from . import c, numba, numpy, python
+from . import c, latex, numba, numpy, python, sympy
 
 Emit = Callable[..., str]  # emit(net, *, dtype, name) -> source text
 Load = Callable[..., Callable[[np.ndarray], np.ndarray]]  # load(net, *, dtype, name) -> f
@@ -23,6 +23,7 @@ class Backend:
     emit: Emit
     load: Optional[Load] = None
     header: Optional[Emit] = None
+    options: tuple[str, ...] = ()  # extra keyword options of emit (e.g. LaTeX digits)
 
 
 BACKENDS: dict[str, Backend] = {
@@ -30,6 +31,8 @@ BACKENDS: dict[str, Backend] = {
     "numba": Backend("numba", ".py", numba.DTYPES, numba.emit_numba, numba.load),
     "numpy": Backend("numpy", ".py", numpy.DTYPES, numpy.emit_numpy, numpy.load),
     "python": Backend("python", ".py", python.DTYPES, python.emit_python, python.load),
+    "sympy": Backend("sympy", ".py", sympy.DTYPES, sympy.emit_sympy, sympy.load, options=("rational",)),
+    "latex": Backend("latex", ".tex", latex.DTYPES, latex.emit_latex, options=("digits", "expand", "layout")),
 }
 
 
@@ -42,9 +45,14 @@ def get_backend(target: str) -> Backend:
         ) from None
 
 
-def emit(net: Network, target: str = "c", *, dtype: str = "float32", name: str = "mlp") -> str:
-    """Source text of ``net`` for ``target``."""
+def emit(net: Network, target: str = "c", *, dtype: Optional[str] = None, name: str = "mlp",
+         **options: object) -> str:
+    """Source text of ``net`` for ``target`` (``dtype`` defaults to the target's first)."""
     backend = get_backend(target)
+    dtype = dtype or backend.dtypes[0]
     if dtype not in backend.dtypes:
         raise UnsupportedError(f"target {target!r} supports dtypes {backend.dtypes}, not {dtype!r}")
-    return backend.emit(net, dtype=dtype, name=name)
+    unknown = set(options) - set(backend.options)
+    if unknown:
+        raise UnsupportedError(f"target {target!r} has no option(s) {sorted(unknown)}; it takes {backend.options}")
+    return backend.emit(net, dtype=dtype, name=name, **options)

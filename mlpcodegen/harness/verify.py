@@ -41,6 +41,7 @@ from ..backends import get_backend
 from ..errors import ValidationError
 from ..ir import Network
 from ..reference import evaluate_magnitude
+from ..scaling import as_scaling, with_scaling
 
 F64_REL_BOUND = 1e-12
 F32_ULP_BOUND = 8.0
@@ -154,10 +155,16 @@ def verify(
     seed: int = 0,
     name: str = "mlp",
     network: Optional[Network] = None,
+    input_scaling: Any = None,
+    output_scaling: Any = None,
 ) -> VerifyReport:
     """Run ``n`` random inputs through ``model.predict``, the reference and ``target``.
 
-    ``model`` is a ``keras.Model`` or a path to a ``.keras``/``.h5`` file.
+    ``model`` is a ``keras.Model`` or a path to a ``.keras``/``.h5`` file.  With
+    ``input_scaling``/``output_scaling`` (:class:`mlpcodegen.scaling.Scaling` or fitted
+    scikit-learn scalers) the target takes raw inputs and returns raw outputs, and is
+    compared with ``output_scaler⁻¹(model.predict(input_scaler(x)))``; ``domain`` is
+    then in raw units.
 
     >>> report = verify("generated/seed/seed.keras", "c", "float32")   # doctest: +SKIP
     >>> report.ok                                                       # doctest: +SKIP
@@ -165,13 +172,19 @@ def verify(
     """
     from ..frontends import keras as frontend
 
-    net = network if network is not None else frontend.load(model)
+    model_net = network if network is not None else frontend.load(model)
     keras_model = frontend.load_keras_model(model) if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__") else model
+    inputs, outputs = as_scaling(input_scaling), as_scaling(output_scaling)
+    net = with_scaling(model_net, inputs, outputs)
     lo, hi = input_domain(net.n_inputs, domain, sample)
     x = random_inputs(net.n_inputs, n, lo, hi, seed)
-    reference, scale = evaluate_magnitude(net, x)
-    predicted = np.asarray(keras_model.predict(x, batch_size=len(x), verbose=0))
+    # Magnitudes of the unfolded chain: the scaled inputs model.predict sees are rounded too.
+    reference, scale = evaluate_magnitude(with_scaling(model_net, inputs, outputs, fold=False), x)
+    model_x = x if inputs is None else inputs.apply(x).astype(np.float32)
+    predicted = np.asarray(keras_model.predict(model_x, batch_size=len(x), verbose=0))
     predict_dtype = "float64" if predicted.dtype == np.float64 else "float32"
+    if outputs is not None:
+        predicted = outputs.inverse().apply(predicted)
     function = get_backend(target).load(net, dtype=dtype, name=name)
     batch = np.asarray(function(x))
     singles = np.stack([np.asarray(function(row)) for row in x[: min(len(x), 64)]])
