@@ -1,0 +1,325 @@
+"""The formula targets: pure Python, NumPy expression, Numba module, SymPy, LaTeX,
+scaling folded in, the formula command and its picture."""
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, build_model
+from mlpcodegen.backends import BACKENDS, emit
+from mlpcodegen.backends.latex import emit_latex, latex_equations, rounding_error
+from mlpcodegen.backends.sympy import (MAX_NESTED_TERMS, expression_function, expression_strings,
+                                       nested_terms, network_expressions)
+from mlpcodegen.errors import UnsupportedError, ValidationError
+from mlpcodegen.frontends.keras import load
+from mlpcodegen.harness.verify import verify
+from mlpcodegen.ir import ACTIVATIONS, Activate, Activation, Dense, Network
+from mlpcodegen.reference import evaluate, evaluate_magnitude
+from mlpcodegen.scaling import Scaling, read_scaling_file, with_scaling
+
+SEED = REPO / "generated" / "seed" / "seed.keras"
+
+
+def small_net(activation: str, seed: int = 0, n_in: int = 2) -> Network:
+    rng = np.random.default_rng(seed)
+    return Network(n_in, (
+        Dense(rng.normal(size=(n_in, 3)), rng.normal(size=3), Activation("tanh"), "a"),
+        Dense(rng.normal(size=(3, 2)), rng.normal(size=2), Activation(activation), "b"),
+    ))
+
+
+# ---------------------------------------------------------------- pure Python
+
+
+def test_python_module_runs_with_only_the_standard_library(tmp_path):
+    net = small_net("sigmoid")
+    (tmp_path / "pred.py").write_text(emit(net, "python", name="pred"))
+    # -I -S: no site-packages, so importing numpy (or anything else) would fail.
+    code = "import sys; sys.path.insert(0, '.'); import pred; print(pred.pred([0.5, -1.0])); print(pred.pred_batch([[0, 0], [1, 1]]))"
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    first, batch = result.stdout.splitlines()
+    np.testing.assert_allclose(eval(first), evaluate(net, np.array([0.5, -1.0])), rtol=1e-14)
+    np.testing.assert_allclose(eval(batch), evaluate(net, np.array([[0, 0], [1, 1.0]])), rtol=1e-14)
+
+
+def test_python_module_errors_point_at_the_generated_file():
+    from mlpcodegen.backends.python import emit_python
+    from mlpcodegen.harness.pymodule import import_generated
+
+    module = import_generated(emit_python(small_net("relu"), name="f"), "python")
+    with pytest.raises(ValueError, match="f expects 2 inputs, got 3") as info:
+        module.f([1.0, 2.0, 3.0])
+    assert str(info.traceback[-1].path) == module.__file__
+    assert "raise ValueError" in str(info.traceback[-1].statement)
+
+
+# ---------------------------------------------------------------- NumPy expression
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_numpy_and_python_expressions_match_the_reference(activation):
+    net = small_net(activation, seed=ACTIVATIONS.index(activation))
+    x = np.random.default_rng(1).uniform(-3, 3, (200, 2))
+    reference, scale = evaluate_magnitude(net, x)
+    got = expression_function(expression_strings(net, "numpy"), 2)(x)
+    assert np.max(np.abs(got - reference) / scale) <= 1e-12
+    python_text = expression_strings(net, "python")
+    assert "numpy" not in "".join(python_text) and "math." in "".join(python_text) or activation == "linear"
+    import math
+    for row, expected in zip(x[:5], reference[:5]):
+        values = [eval(t, {"math": math, "x0": row[0], "x1": row[1]}) for t in python_text]
+        np.testing.assert_allclose(values, expected, rtol=1e-12, atol=1e-12 * scale.max())
+
+
+def test_nested_expressions_refuse_networks_too_large_to_print():
+    rng = np.random.default_rng(0)
+    widths = [16, 16, 16, 16, 16]
+    net = Network(16, tuple(Dense(rng.normal(size=(a, b)), None, Activation("tanh")) for a, b in zip(widths, widths[1:])))
+    assert nested_terms(net) > MAX_NESTED_TERMS
+    with pytest.raises(UnsupportedError, match="named"):
+        expression_strings(net)
+    assert len(latex_equations(net, digits=2)) == 64  # auto layout: one line per neuron
+
+
+# ---------------------------------------------------------------- Numba
+
+
+def test_numba_module_is_cached_for_a_second_process(tmp_path):
+    net = small_net("tanh")
+    (tmp_path / "nb.py").write_text(emit(net, "numba", dtype="float32", name="nb"))
+    code = ("import sys, numpy as np; sys.path.insert(0, '.'); import nb; "
+            "y = nb.nb(np.array([0.5, -1.0], dtype=np.float32)); Y = nb.nb_batch(np.ones((3, 2), dtype=np.float32)); "
+            "print(y.dtype, Y.shape, len(nb.nb.stats.cache_hits), len(nb.nb_batch.stats.cache_hits))")
+    first = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    second = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert first.stdout.split() == ["float32", "(3,", "2)", "0", "0"]
+    assert second.stdout.split() == ["float32", "(3,", "2)", "1", "1"]  # loaded from the cache, not compiled
+    assert any(p.suffix == ".nbi" for p in (tmp_path / "__pycache__").iterdir())
+
+
+def test_numba_parallel_batch_agrees_and_shapes_are_checked():
+    from mlpcodegen.backends.numba import emit_numba
+    from mlpcodegen.harness.pymodule import import_generated
+
+    net = small_net("softmax")
+    module = import_generated(emit_numba(net, dtype="float64", name="p"), "numba")
+    x = np.random.default_rng(2).normal(size=(1000, 2))
+    np.testing.assert_array_equal(module.p_batch_parallel(x), module.p_batch(x))
+    with pytest.raises(ValueError, match="expects a 1-D array of 2 inputs"):
+        module.p(np.ones(3))
+    with pytest.raises(ValueError, match=r"expects an array of shape \(n, 2\)"):
+        module.p_batch(np.ones((4, 3)))
+    f = BACKENDS["numba"].load(net, dtype="float64", name="p")
+    with pytest.raises(ValueError, match="expected shape"):
+        f(np.ones((2, 2, 2)))
+
+
+# ---------------------------------------------------------------- SymPy
+
+
+def test_sympy_module_defines_expr_inputs_and_outputs_and_differentiates():
+    import sympy
+
+    net = load(SEED)
+    namespace = {}
+    exec(emit(net, "sympy", name="seed"), namespace)
+    x, = namespace["inputs"]
+    expr = namespace["expr"]
+    derivative = sympy.lambdify(x, sympy.diff(expr, x))
+    value = sympy.lambdify(x, expr)
+    for point in (-0.3, 0.2, 0.9):
+        assert value(point) == pytest.approx(evaluate(net, np.array([point]))[0], rel=1e-13)
+        h = 1e-6
+        numeric = (evaluate(net, np.array([point + h])) - evaluate(net, np.array([point - h])))[0] / (2 * h)
+        assert derivative(point) == pytest.approx(numeric, rel=1e-6)
+    series = sympy.series(expr, x, 0.5, 2).removeO()
+    assert series.free_symbols == {x}
+
+
+def test_sympy_rational_weights_are_exact():
+    import sympy
+    from fractions import Fraction
+
+    net = load(SEED)
+    namespace = {}
+    exec(emit(net, "sympy", name="seed", rational=True), namespace)
+    rationals = namespace["h1_0"].atoms(sympy.Rational)
+    assert sympy.Rational(Fraction(float(net.layers[0].kernel[0, 0]))) in rationals
+    assert not namespace["expr"].atoms(sympy.Float)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_sympy_expression_evaluates_to_the_reference(activation):
+    import sympy
+
+    net = small_net(activation, seed=3)
+    inputs, outputs = network_expressions(net)
+    f = sympy.lambdify(inputs, outputs, modules="numpy")
+    x = np.random.default_rng(0).uniform(-2, 2, (50, 2))
+    got = np.column_stack([np.broadcast_to(c, (50,)) for c in f(*x.T)])
+    reference, scale = evaluate_magnitude(net, x)
+    assert np.max(np.abs(got - reference) / scale) <= 1e-12
+
+
+# ---------------------------------------------------------------- LaTeX
+
+
+def _render(math_text: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import mathtext
+
+    mathtext.math_to_image(f"${math_text}$", io.BytesIO(), format="png")
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("options", [dict(digits=None), dict(digits=2, expand=True),
+                                     dict(digits=3, layout="named"), dict(digits=3, layout="nested", expand=True)])
+def test_latex_renders_for_every_activation_and_option(activation, options):
+    net = small_net(activation, seed=1)
+    net = Network(2, net.layers + (Activate(2, Activation(activation), "again"),))
+    equations = latex_equations(net, **options)
+    assert equations
+    for left, right in equations:
+        _render(f"{left} = {right}")  # raises ValueError on invalid LaTeX
+    text = emit_latex(net, **options)
+    assert text.startswith("% generated by mlpcodegen — do not edit")
+    assert text.count("\\begin{align*}") == 1 and text.rstrip().endswith("\\end{align*}")
+
+
+def test_activation_by_name_or_expanded():
+    net = small_net("sigmoid")
+    named = emit_latex(net, digits=3, layout="named")
+    expanded = emit_latex(net, digits=3, layout="named", expand=True)
+    assert "\\tanh" in named and "\\sigma" in named
+    assert "\\tanh" not in expanded and "\\sigma" not in expanded and "e^{" in expanded
+    assert "h_{1,1} &=" in named
+
+
+def test_seed_formula_rounded_to_two_digits_is_short_and_its_error_is_reported():
+    net = load(SEED)
+    text = emit_latex(net, digits=2, layout="nested")
+    body = text.split("\\begin{align*}")[1]
+    assert len(body) < 500
+    grid = np.linspace(-1, 1, 501)[:, None]
+    errors = [rounding_error(net, d, grid) for d in (2, 3, 4)]
+    assert errors[0] > errors[1] > errors[2] > 0  # rounding costs something, less with more digits
+    assert errors[0] < 0.5
+
+
+# ---------------------------------------------------------------- scaling
+
+
+@pytest.fixture(scope="module")
+def scaled_model():
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    rng = np.random.default_rng(4)
+    raw_x = rng.uniform([10, -500], [20, 500], (300, 2))
+    raw_y = np.column_stack([raw_x[:, 0] * 3 + 100, np.sin(raw_x[:, 1] / 100)])
+    x_scaler, y_scaler = MinMaxScaler().fit(raw_x), StandardScaler().fit(raw_y)
+    model = build_model([2, 5, 2], ["tanh", "linear"], [True, True], seed=4)
+    return model, x_scaler, y_scaler, raw_x
+
+
+@pytest.mark.parametrize("target,dtype", [("c", "float32"), ("c", "float64"), ("numba", "float32"),
+                                          ("numpy", "float64"), ("python", "float64"), ("sympy", "float64")])
+def test_scaling_folded_into_every_target(scaled_model, target, dtype):
+    model, x_scaler, y_scaler, raw_x = scaled_model
+    report = verify(model, target, dtype, n=300, sample=raw_x, input_scaling=x_scaler, output_scaling=y_scaler)
+    assert report.ok, report.table()
+    net = with_scaling(load(model), x_scaler, y_scaler)
+    expected = y_scaler.inverse_transform(model.predict(x_scaler.transform(raw_x[:20]).astype(np.float32), verbose=0))
+    got = BACKENDS[target].load(net, dtype=dtype, name="scaled")(raw_x[:20])
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_scaling_is_folded_into_the_dense_weights(scaled_model):
+    model, x_scaler, y_scaler, _ = scaled_model
+    net = with_scaling(load(model), x_scaler, y_scaler)
+    assert [type(layer).__name__ for layer in net.layers] == ["Dense", "Dense"]  # no separate affine steps
+    raw = np.array([[15.0, 100.0]])
+    np.testing.assert_allclose(evaluate(net, raw),
+                               y_scaler.inverse_transform(evaluate(load(model), x_scaler.transform(raw))), rtol=1e-12)
+
+
+def test_scaling_after_a_nonlinear_output_stays_an_affine_step():
+    net = with_scaling(small_net("sigmoid"), None, Scaling.minmax([0, 0], [10, 20]))
+    assert type(net.layers[-1]).__name__ == "Affine"
+    x = np.array([[0.1, 0.2]])
+    np.testing.assert_allclose(evaluate(net, x), evaluate(small_net("sigmoid"), x) * [10, 20], rtol=1e-15)
+    for target in ("c", "numpy", "python", "numba", "sympy"):
+        got = BACKENDS[target].load(net, dtype="float64", name="aff")(x)
+        np.testing.assert_allclose(got, evaluate(net, x), rtol=1e-13)
+
+
+def test_scaling_validation_and_json(tmp_path):
+    with pytest.raises(ValidationError, match="max > min"):
+        Scaling.minmax([1.0], [1.0])
+    with pytest.raises(ValidationError, match="std > 0"):
+        Scaling.standard([0.0], [0.0])
+    with pytest.raises(ValidationError, match="MinMaxScaler or StandardScaler"):
+        Scaling.from_sklearn(object())
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValidationError, match="'input' and/or 'output'"):
+        read_scaling_file(tmp_path / "bad.json")
+    (tmp_path / "s.json").write_text(json.dumps({"output": {"kind": "standard", "mean": [1], "std": [2]}}))
+    inputs, outputs = read_scaling_file(tmp_path / "s.json")
+    assert inputs is None and outputs.inverse().apply([0.0]).tolist() == [1.0]
+    with pytest.raises(ValidationError, match="2 features, the network 1"):
+        with_scaling(load(SEED), Scaling.minmax([0, 0], [1, 1]))
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def run_cli(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "mlpcodegen.cli", *args], capture_output=True, text=True, env=env)
+
+
+def test_formula_command_forms_and_png(tmp_path):
+    latex = run_cli("formula", str(SEED), "--digits", "2")
+    assert latex.returncode == 0 and "\\tanh" in latex.stdout
+    assert "changes the output by at most" in latex.stderr
+    numpy_form = run_cli("formula", str(SEED), "--numpy", "--scaling", str(REPO / "generated/seed/scaling.json"))
+    assert numpy_form.stdout.startswith("y = ") and "numpy.tanh" in numpy_form.stdout
+    python_form = run_cli("formula", str(SEED), "--python", "--input-min", "-1", "--input-max", "1", "--digits", "0")
+    assert "math.tanh" in python_form.stdout and numpy_form.stdout.replace("numpy.", "") != python_form.stdout
+    png = tmp_path / "f.png"
+    result = run_cli("formula", str(SEED), "--png", str(png), "--domain", "-1", "1")
+    assert result.returncode == 0, result.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_formula_png_for_a_two_input_model(tmp_path, keras_module):
+    model = build_model([2, 3, 1], ["relu", "sigmoid"], [True, True], seed=2)
+    model.save(tmp_path / "two.keras")
+    result = run_cli("formula", str(tmp_path / "two.keras"), "--png", str(tmp_path / "two.png"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "two.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("target", ["python", "numpy", "numba", "sympy", "latex"])
+def test_convert_every_formula_target(tmp_path, target):
+    out = tmp_path / f"seed_{target}.txt"
+    result = run_cli("convert", str(SEED), "--target", target, "--name", "seed", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    assert "generated by mlpcodegen — do not edit" in text.splitlines()[0]
+    again = run_cli("convert", str(SEED), "--target", target, "--name", "seed", "-o", str(tmp_path / "again"))
+    assert again.returncode == 0 and (tmp_path / "again").read_text() == text
+
+
+def test_scaling_flag_errors_exit_1():
+    result = run_cli("convert", str(SEED), "--input-min", "0")
+    assert result.returncode == 1 and "--input-min with --input-max" in result.stderr
+    result = run_cli("convert", str(SEED), "--target", "python", "--dtype", "float32")
+    assert result.returncode == 1 and "supports dtypes" in result.stderr
