@@ -20,6 +20,7 @@ weights to float64 is exact, so the arrays hold the trained values bit for bit;
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Union
 
@@ -27,41 +28,101 @@ import numpy as np
 
 from .errors import ValidationError
 
+from .activations import REGISTRY
+
 #: Element-wise activations: y_i depends on z_i only.
-ELEMENTWISE_ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid")
+ELEMENTWISE_ACTIVATIONS = tuple(name for name, spec in REGISTRY.items() if not spec.vector)
 #: Vector activations: y_i depends on the whole pre-activation vector of the layer.
-VECTOR_ACTIVATIONS = ("softmax",)
+VECTOR_ACTIVATIONS = tuple(name for name, spec in REGISTRY.items() if spec.vector)
 ACTIVATIONS = ELEMENTWISE_ACTIVATIONS + VECTOR_ACTIVATIONS
 
 WEIGHT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+ParamValue = Union[float, None, tuple]
 
 
 @dataclass(frozen=True)
 class Activation:
     """A named activation function, with parameters for the families that have them.
 
-    ``params`` is a sorted tuple of ``(name, value)`` pairs so the object stays
-    hashable and comparable.
+    ``params`` is a sorted tuple of ``(name, value)`` pairs, every parameter of the
+    activation present (defaults filled in), so equal activations compare equal and
+    the object stays hashable.  A value is a float, ``None`` where Keras allows it
+    (relu's ``max_value``), or a tuple with one float per unit (prelu's ``alpha``).
+
+    >>> Activation("leaky_relu").param("negative_slope")
+    0.2
     """
 
     name: str
-    params: tuple[tuple[str, float], ...] = ()
+    params: tuple[tuple[str, ParamValue], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.name not in ACTIVATIONS:
+        spec = REGISTRY.get(self.name)
+        if spec is None:
             raise ValidationError(
                 f"unknown activation {self.name!r}; supported: {', '.join(ACTIVATIONS)}"
             )
-        object.__setattr__(self, "params", tuple(sorted(self.params)))
+        given = dict(self.params)
+        unknown = set(given) - set(spec.defaults)
+        if unknown:
+            raise ValidationError(
+                f"activation {self.name!r} has no parameter(s) {sorted(unknown)}; it takes "
+                f"{sorted(spec.defaults) or 'none'}"
+            )
+        values = {key: _param(self.name, key, given.get(key, default), key in spec.per_unit)
+                  for key, default in spec.defaults.items()}
+        for key, value in values.items():
+            if value is None and not (self.name == "relu" and key == "max_value"):
+                raise ValidationError(f"activation {self.name!r} needs a value for {key!r}")
+        object.__setattr__(self, "params", tuple(sorted(values.items())))
+
+    def param(self, key: str) -> ParamValue:
+        return dict(self.params)[key]
+
+    def unit_params(self, unit: int) -> dict[str, ParamValue]:
+        """Parameters for one unit: per-unit tuples indexed, scalars as they are."""
+        return {k: (v[unit] if isinstance(v, tuple) else v) for k, v in self.params}
 
     @property
     def is_vector(self) -> bool:
         """True when an output depends on every pre-activation of the layer."""
-        return self.name in VECTOR_ACTIVATIONS
+        return REGISTRY[self.name].vector
 
     @property
     def is_identity(self) -> bool:
         return self.name == "linear"
+
+    def out_width(self, width: int) -> int:
+        """Outputs for ``width`` pre-activations (glu halves them)."""
+        return width // 2 if REGISTRY[self.name].halves else width
+
+    def check_width(self, width: int, layer: str) -> None:
+        if REGISTRY[self.name].halves and width % 2:
+            raise ValidationError(f"layer {layer!r}: {self.name} needs an even number of units, got {width}")
+        for key, value in self.params:
+            if isinstance(value, tuple) and len(value) != width:
+                raise ValidationError(
+                    f"layer {layer!r}: {self.name} parameter {key!r} has {len(value)} values for {width} units"
+                )
+
+
+def _param(activation: str, key: str, value: object, per_unit: bool) -> ParamValue:
+    if value is None:
+        return None
+    try:
+        if per_unit:
+            values = tuple(float(v) for v in np.ravel(np.asarray(value, dtype=np.float64)))
+            if not values:
+                raise ValueError("empty")
+        else:
+            values = (float(value),)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValidationError(f"activation {activation!r}: parameter {key!r} must be a number, got {value!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise ValidationError(f"activation {activation!r}: parameter {key!r} must be finite, got {value!r}")
+    return values if per_unit else values[0]
 
 
 LINEAR = Activation("linear")
@@ -115,14 +176,20 @@ class Dense:
             object.__setattr__(self, "bias", bias)
         if not isinstance(self.activation, Activation):
             raise ValidationError(f"layer {self.name!r}: activation must be an Activation")
+        self.activation.check_width(self.units, self.name)
 
     @property
     def n_in(self) -> int:
         return int(self.kernel.shape[0])
 
     @property
-    def n_out(self) -> int:
+    def units(self) -> int:
+        """Pre-activations computed (= outputs, except for glu)."""
         return int(self.kernel.shape[1])
+
+    @property
+    def n_out(self) -> int:
+        return self.activation.out_width(self.units)
 
     def _key(self) -> tuple:
         bias = None if self.bias is None else self.bias.tobytes()
@@ -148,14 +215,19 @@ class Activate:
             raise ValidationError(f"layer {self.name!r}: width must be a positive int")
         if not isinstance(self.activation, Activation):
             raise ValidationError(f"layer {self.name!r}: activation must be an Activation")
+        self.activation.check_width(self.width, self.name)
 
     @property
     def n_in(self) -> int:
         return self.width
 
     @property
-    def n_out(self) -> int:
+    def units(self) -> int:
         return self.width
+
+    @property
+    def n_out(self) -> int:
+        return self.activation.out_width(self.width)
 
 
 @dataclass(frozen=True, eq=False)
@@ -186,6 +258,10 @@ class Affine:
     @property
     def n_in(self) -> int:
         return int(self.scale.shape[0])
+
+    @property
+    def units(self) -> int:
+        return self.n_in
 
     @property
     def n_out(self) -> int:

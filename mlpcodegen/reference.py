@@ -9,12 +9,17 @@ the same formulas Keras uses.  Every backend is tested against it.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
 
+from .activations import SELU_ALPHA, SELU_SCALE
 from .errors import ValidationError
 from .ir import Activation, Affine, Dense, Network
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -23,23 +28,111 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
+def _softplus(z: np.ndarray) -> np.ndarray:
+    return np.log1p(np.exp(-np.abs(z))) + np.maximum(z, 0.0)
+
+
+def _relu(z: np.ndarray, negative_slope: float, max_value: float | None, threshold: float) -> np.ndarray:
+    y = np.where(z > threshold, z, 0.0)
+    if max_value is not None:
+        y = np.clip(y, 0.0, max_value)
+    return y - negative_slope * np.maximum(threshold - z, 0.0)
+
+
+def _elu(z: np.ndarray, alpha: float) -> np.ndarray:
+    return np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0.0)))
+
+
+def _hard_sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.clip(z + 3.0, 0.0, 6.0) / 6.0
+
+
+def _gelu(z: np.ndarray, approximate: float) -> np.ndarray:
+    if approximate:
+        return 0.5 * z * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (z + 0.044715 * z**3)))
+    return 0.5 * z * (1.0 + _erf(z / math.sqrt(2.0)))
+
+
+#: activation name -> float64 NumPy implementation of one unit's value, ``f(z, **params)``.
+REFERENCE_ACTIVATIONS: dict[str, Callable[..., np.ndarray]] = {
+    "linear": lambda z: z,
+    "relu": _relu,
+    "relu6": lambda z: np.clip(z, 0.0, 6.0),
+    "leaky_relu": lambda z, negative_slope: np.where(z > 0, z, negative_slope * z),
+    "prelu": lambda z, alpha: np.maximum(z, 0.0) - alpha * np.maximum(-z, 0.0),
+    "elu": _elu,
+    "selu": lambda z: SELU_SCALE * _elu(z, SELU_ALPHA),
+    "celu": lambda z, alpha: np.maximum(z, 0.0) + alpha * np.expm1(np.minimum(z, 0.0) / alpha),
+    "gelu": _gelu,
+    "silu": lambda z: z * _sigmoid(z),
+    "hard_sigmoid": _hard_sigmoid,
+    "hard_silu": lambda z: z * _hard_sigmoid(z),
+    "sigmoid": _sigmoid,
+    "log_sigmoid": lambda z: -_softplus(-z),
+    "tanh": np.tanh,
+    "hard_tanh": lambda z: np.clip(z, -1.0, 1.0),
+    "tanh_shrink": lambda z: z - np.tanh(z),
+    "hard_shrink": lambda z, threshold: np.where(np.abs(z) > threshold, z, 0.0),
+    "soft_shrink": lambda z, threshold: np.sign(z) * np.maximum(np.abs(z) - threshold, 0.0),
+    "softplus": _softplus,
+    "softsign": lambda z: z / (1.0 + np.abs(z)),
+    "sparse_plus": lambda z: np.where(z <= -1, 0.0, np.where(z < 1, 0.25 * (z + 1) ** 2, z)),
+    "squareplus": lambda z, b: (z + np.sqrt(z * z + b)) / 2.0,
+    "mish": lambda z: z * np.tanh(_softplus(z)),
+    "exponential": np.exp,
+    "threshold": lambda z, threshold, default_value: np.where(z > threshold, z, default_value),
+    "sparse_sigmoid": lambda z: np.clip(0.5 * (z + 1.0), 0.0, 1.0),
+}
+
+
 def _softmax(z: np.ndarray) -> np.ndarray:
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
 
-#: activation name -> float64 NumPy implementation over the last axis.
-REFERENCE_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "linear": lambda z: z,
-    "relu": lambda z: np.maximum(z, 0.0),
-    "tanh": np.tanh,
-    "sigmoid": _sigmoid,
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _sparsemax(z: np.ndarray) -> np.ndarray:
+    """Euclidean projection onto the simplex (Martins & Astudillo 2016), by sorting."""
+    ordered = -np.sort(-z, axis=-1)
+    cumulative = np.cumsum(ordered, axis=-1)
+    k = np.arange(1, z.shape[-1] + 1)
+    support = ordered - (cumulative - 1.0) / k > 0
+    size = support.sum(axis=-1, keepdims=True)
+    tau = (np.take_along_axis(cumulative, size - 1, axis=-1) - 1.0) / size
+    return np.maximum(z - tau, 0.0)
+
+
+def _glu(z: np.ndarray) -> np.ndarray:
+    a, b = np.split(z, 2, axis=-1)
+    return a * _sigmoid(b)
+
+
+def _layer_norm(z: np.ndarray, epsilon: float) -> np.ndarray:
+    centred = z - z.mean(axis=-1, keepdims=True)
+    return centred / np.sqrt((centred**2).mean(axis=-1, keepdims=True) + epsilon)
+
+
+#: vector activation -> implementation over the last axis.
+REFERENCE_VECTOR_ACTIVATIONS: dict[str, Callable[..., np.ndarray]] = {
     "softmax": _softmax,
+    "log_softmax": _log_softmax,
+    "sparsemax": _sparsemax,
+    "glu": _glu,
+    "layer_norm": _layer_norm,
+    "rms_norm": lambda z, epsilon: z / np.sqrt((z**2).mean(axis=-1, keepdims=True) + epsilon),
+    "unit_norm": lambda z, epsilon: z / np.maximum(np.sqrt((z**2).sum(axis=-1, keepdims=True)), epsilon),
 }
 
 
 def activate(activation: Activation, z: np.ndarray) -> np.ndarray:
-    return REFERENCE_ACTIVATIONS[activation.name](z)
+    if activation.is_vector:
+        return REFERENCE_VECTOR_ACTIVATIONS[activation.name](z, **dict(activation.params))
+    params = {k: (np.asarray(v) if isinstance(v, tuple) else v) for k, v in activation.params}
+    return REFERENCE_ACTIVATIONS[activation.name](z, **params)
 
 
 def evaluate(net: Network, x: np.ndarray) -> np.ndarray:
@@ -60,16 +153,42 @@ def evaluate(net: Network, x: np.ndarray) -> np.ndarray:
     return h
 
 
-#: activation -> first-order propagation of a magnitude ``m`` of possible error in z
-#: to the output y (the size of dy/dz times m; relu uses its Lipschitz bound 1 because
-#: rounding can move z across the kink).
-REFERENCE_SENSITIVITY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "linear": lambda y, m: m,
-    "relu": lambda y, m: m,
-    "tanh": lambda y, m: (1.0 - y * y) * m,
-    "sigmoid": lambda y, m: y * (1.0 - y) * m,
-    "softmax": lambda y, m: y * (m + (y * m).sum(axis=-1, keepdims=True)),
-}
+def _vector_sensitivity(name: str, z: np.ndarray, y: np.ndarray, m: np.ndarray, epsilon: float = 0.0) -> np.ndarray:
+    """First-order bound on |dy| for errors of size ``m`` in ``z`` (vector activations)."""
+    n = z.shape[-1]
+    total = m.sum(axis=-1, keepdims=True)
+    if name == "softmax":
+        return y * (m + (y * m).sum(axis=-1, keepdims=True))
+    if name == "log_softmax":
+        return m + (np.exp(y) * m).sum(axis=-1, keepdims=True)
+    if name == "sparsemax":  # a projection: 1-Lipschitz in the 2-norm
+        return np.broadcast_to(np.sqrt((m**2).sum(axis=-1, keepdims=True)), y.shape)
+    if name == "glu":
+        a, b = np.split(z, 2, axis=-1)
+        ma, mb = np.split(m, 2, axis=-1)
+        s = _sigmoid(b)
+        return s * ma + np.abs(a) * s * (1 - s) * mb
+    # layer_norm, rms_norm, unit_norm: y = c / r with c = z (minus its mean) and r a norm of c;
+    # dy = dc / r - y (c . dc) / (k r^2), k = n for the mean-based norms and 1 for unit_norm.
+    centred = z - z.mean(axis=-1, keepdims=True) if name == "layer_norm" else z
+    dc = m + total / n if name == "layer_norm" else m
+    if name == "unit_norm":
+        r, k = np.maximum(np.sqrt((z**2).sum(axis=-1, keepdims=True)), epsilon), 1
+    else:
+        r, k = np.sqrt((centred**2).mean(axis=-1, keepdims=True) + epsilon), n
+    return dc / r + np.abs(y) * (np.abs(centred) * dc).sum(axis=-1, keepdims=True) / (k * r**2)
+
+
+def _elementwise_sensitivity(activation: Activation, z: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Secant slope of the activation over z ± d, d a little wider than rounding can
+    move z, times m: a first-order bound that also covers kinks and jumps."""
+    d = np.maximum(m * 2.0**-16, 1e-300)
+    y = activate(activation, z)
+    with np.errstate(over="ignore", invalid="ignore"):
+        up = np.abs(activate(activation, z + d) - y)
+        down = np.abs(y - activate(activation, z - d))
+    slope = np.nan_to_num(np.maximum(up, down) / d, nan=0.0, posinf=np.finfo(np.float64).max)
+    return slope * m
 
 
 def evaluate_magnitude(net: Network, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -96,6 +215,11 @@ def evaluate_magnitude(net: Network, x: np.ndarray) -> tuple[np.ndarray, np.ndar
         elif isinstance(layer, Affine):
             h = h * layer.scale + layer.shift
             m = m * np.abs(layer.scale) + np.abs(layer.shift)
-        h = activate(layer.activation, h)
-        m = np.abs(h) + REFERENCE_SENSITIVITY[layer.activation.name](h, m)
+        act = layer.activation
+        if act.is_vector:
+            z, h = h, activate(act, h)
+            m = np.abs(h) + _vector_sensitivity(act.name, z, h, m, *(v for _, v in act.params))
+        else:
+            m = np.abs(activate(act, h)) + _elementwise_sensitivity(act, h, m)
+            h = activate(act, h)
     return h, m

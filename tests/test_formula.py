@@ -16,8 +16,9 @@ from mlpcodegen.backends.sympy import (MAX_NESTED_TERMS, expression_function, ex
                                        nested_terms, network_expressions)
 from mlpcodegen.errors import UnsupportedError, ValidationError
 from mlpcodegen.frontends.keras import load
-from mlpcodegen.harness.verify import verify
-from mlpcodegen.ir import ACTIVATIONS, Activate, Activation, Dense, Network
+from mlpcodegen.harness.verify import compare, verify
+from conftest import CORE_ACTIVATIONS as ACTIVATIONS
+from mlpcodegen.ir import Activate, Activation, Dense, Network
 from mlpcodegen.reference import evaluate, evaluate_magnitude
 from mlpcodegen.scaling import Scaling, read_scaling_file, with_scaling
 
@@ -67,13 +68,13 @@ def test_numpy_and_python_expressions_match_the_reference(activation):
     x = np.random.default_rng(1).uniform(-3, 3, (200, 2))
     reference, scale = evaluate_magnitude(net, x)
     got = expression_function(expression_strings(net, "numpy"), 2)(x)
-    assert np.max(np.abs(got - reference) / scale) <= 1e-12
+    assert compare(got, reference, scale, "float64")[1] <= 1e-12
     python_text = expression_strings(net, "python")
     assert "numpy" not in "".join(python_text) and "math." in "".join(python_text) or activation == "linear"
     import math
     for row, expected in zip(x[:5], reference[:5]):
         values = [eval(t, {"math": math, "x0": row[0], "x1": row[1]}) for t in python_text]
-        np.testing.assert_allclose(values, expected, rtol=1e-12, atol=1e-12 * scale.max())
+        np.testing.assert_allclose(values, expected, rtol=1e-12, atol=1e-12 * max(scale.max(), 1.0))
 
 
 def test_nested_expressions_refuse_networks_too_large_to_print():
@@ -164,7 +165,7 @@ def test_sympy_expression_evaluates_to_the_reference(activation):
     x = np.random.default_rng(0).uniform(-2, 2, (50, 2))
     got = np.column_stack([np.broadcast_to(c, (50,)) for c in f(*x.T)])
     reference, scale = evaluate_magnitude(net, x)
-    assert np.max(np.abs(got - reference) / scale) <= 1e-12
+    assert compare(got, reference, scale, "float64")[1] <= 1e-12
 
 
 # ---------------------------------------------------------------- LaTeX

@@ -6,6 +6,7 @@ seed(X): X of shape (n, 1), rows are samples -> array of shape (n, 1), float64
 import numpy as np
 
 
+@np.errstate(over="ignore", invalid="ignore")
 def seed(X):
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != 1:

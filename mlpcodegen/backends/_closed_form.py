@@ -1,44 +1,109 @@
 """The closed form of a network as statements, one per neuron, for any language
 described by a :class:`Language` table (C, pure Python, NumPy, Numba, SymPy).
 
-A backend supplies the table and wraps the statements in its own function
-boilerplate; nothing here knows which language it writes.
+Activation formulas come from :mod:`mlpcodegen.activations`, evaluated over
+:class:`TextOps`, which spells each operation in the target language.  A backend
+supplies the table and wraps the statements in its own function boilerplate;
+nothing here knows which language it writes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from ..activations import REGISTRY
 from ..ir import Affine, Dense, Layer, Network
 from ._text import Lines
 
 _TERMS_PER_LINE = 4
+_ATOM = re.compile(r"-?[\w.\[\]]+\Z")
+_Z = "__z__"  # placeholder for the pre-activation while a formula is built
 
 
 @dataclass(frozen=True)
 class Language:
     """How one target spells the closed form.
 
-    ``activations`` maps an element-wise activation to a template over ``{z}`` (the
-    pre-activation) and ``words`` (function names, literals such as ``{zero}``).  The
-    sum is written inline only where ``{z}`` appears once, as a whole argument ``f({z})``; anywhere
-    else it is named first, so operator precedence can never bite.
+    ``functions`` maps ``abs exp expm1 log log1p tanh erf sqrt sigmoid softplus`` to a
+    template over ``{a}``; ``where`` is a template over ``{c} {a} {b}``; ``max2`` and
+    ``min2`` build a two-argument max/min; ``max_statement(name, values)`` writes
+    statements setting ``name`` to the largest value.
     """
 
     literal: Callable[[float], str]  # a non-negative float -> exact literal text
-    words: Mapping[str, str]
-    activations: Mapping[str, str]
+    functions: Mapping[str, str]
+    where: str
+    max2: Callable[[str, str], str]
+    min2: Callable[[str, str], str]
+    max_statement: Callable[[str, Sequence[str]], list[str]]
     declare: str = ""  # prefix of an immutable local ("const float ")
-    declare_mutable: str = ""  # prefix of a mutable local ("float ")
     end: str = ""  # statement terminator (";")
     wrap_in_parens: bool = False  # Python continues a long line only inside (...)
-    softmax: str = "stable"  # "stable": subtract the max first; "plain": exp(z)/sum exp(z)
-    max_statement: Callable[[str, Sequence[str]], list[str]] = field(default=lambda m, zs: [])
+    stable: bool = True  # subtract the max before exp in softmax; False: the plain formula
 
-    def word(self, template: str, **extra: str) -> str:
-        return template.format(**self.words, **extra)
+
+class TextOps:
+    """The operations activation formulas use, as text in ``lang``."""
+
+    def __init__(self, lang: Language) -> None:
+        self.lang = lang
+
+    def num(self, value: float) -> str:
+        text = self.lang.literal(abs(value))
+        return f"(-{text})" if np.signbit(value) else text
+
+    def add(self, a: str, b: str) -> str:
+        return f"({a} + {b})"
+
+    def sub(self, a: str, b: str) -> str:
+        return f"({a} - {b})"
+
+    def mul(self, a: str, b: str) -> str:
+        return f"({a}*{b})"
+
+    def div(self, a: str, b: str) -> str:
+        return f"({a} / {b})"
+
+    def neg(self, a: str) -> str:
+        return f"(-{a})"
+
+    def gt(self, a: str, b: str) -> str:
+        return f"({a} > {b})"
+
+    def ge(self, a: str, b: str) -> str:
+        return f"({a} >= {b})"
+
+    def where(self, cond: str, a: str, b: str) -> str:
+        return self.lang.where.format(c=cond, a=a, b=b)
+
+    def max(self, a: str, b: str) -> str:
+        return self.lang.max2(a, b)
+
+    def min(self, a: str, b: str) -> str:
+        return self.lang.min2(a, b)
+
+    def call(self, function: str, a: str) -> str:
+        return self.lang.functions[function].format(a=a)
+
+
+def is_atom(text: str) -> bool:
+    """A name, literal or indexed name: safe to write twice."""
+    return bool(_ATOM.match(text))
+
+
+def strip_parens(text: str) -> str:
+    """``(a + b)`` -> ``a + b`` when the outer parentheses enclose everything."""
+    if not (text.startswith("(") and text.endswith(")")):
+        return text
+    depth = 0
+    for i, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and i < len(text) - 1:
+            return text
+    return text[1:-1]
 
 
 def affine_terms(weights: np.ndarray, inputs: Sequence[str], bias: float | None,
@@ -63,15 +128,14 @@ def preactivations(layer: Layer, inputs: Sequence[str], literal: Callable[[float
         return [affine_terms(layer.scale[j : j + 1], [source], layer.shift[j], literal)
                 for j, source in enumerate(inputs)]
     if isinstance(layer, Dense):
-        biases = layer.bias if layer.bias is not None else [None] * layer.n_out
-        return [affine_terms(layer.kernel[:, j], inputs, biases[j], literal) for j in range(layer.n_out)]
+        biases = layer.bias if layer.bias is not None else [None] * layer.units
+        return [affine_terms(layer.kernel[:, j], inputs, biases[j], literal) for j in range(layer.units)]
     return [[source] for source in inputs]
 
 
-def _assign(lang: Language, lines: Lines, name: str, terms: list[str], head: str = "", tail: str = "",
-            mutable: bool = False) -> None:
+def _assign(lang: Language, lines: Lines, name: str, terms: list[str], head: str = "", tail: str = "") -> None:
     """``name = head terms... tail`` over lines of a few terms each."""
-    prefix = (lang.declare_mutable if mutable else lang.declare) + f"{name} = " + head
+    prefix = lang.declare + f"{name} = " + head
     chunks = [" ".join(terms[i : i + _TERMS_PER_LINE]) for i in range(0, len(terms), _TERMS_PER_LINE)]
     if len(chunks) > 1 and lang.wrap_in_parens and not head:
         prefix, tail = prefix + "(", ")" + tail
@@ -84,42 +148,124 @@ def _assign(lang: Language, lines: Lines, name: str, terms: list[str], head: str
     lines.add(" " * len(prefix) + chunks[-1] + tail + lang.end)
 
 
+def _set(lang: Language, lines: Lines, name: str, text: str) -> None:
+    lines.add(lang.declare + f"{name} = {strip_parens(text)}" + lang.end)
+
+
 def _elementwise(lang: Language, layer: Layer, index: int, sums: list[list[str]], lines: Lines) -> list[str]:
-    template = lang.activations[layer.activation.name]
+    spec, ops = REGISTRY[layer.activation.name], TextOps(lang)
     outputs = []
     for j, terms in enumerate(sums):
-        out = f"h{index}_{j}"
-        if template == "{z}":
+        out, z = f"h{index}_{j}", f"z{index}_{j}"
+        text = spec.formula(ops, _Z, layer.activation.unit_params(j))
+        if text == _Z:
             _assign(lang, lines, out, terms)
-        elif "({z})" in template and template.count("{z}") == 1:
-            head, tail = template.split("{z}")
-            _assign(lang, lines, out, terms, lang.word(head), lang.word(tail))
-        else:
-            _assign(lang, lines, f"z{index}_{j}", terms)
-            lines.add(lang.declare + f"{out} = " + lang.word(template, z=f"z{index}_{j}") + lang.end)
+        elif text.count(_Z) == 1 and f"({_Z})" in text:  # f(sum): the sum inline
+            head, tail = strip_parens(text).split(_Z)
+            _assign(lang, lines, out, terms, head, tail)
+        else:  # the sum is used more than once, or inside an operator: name it
+            _assign(lang, lines, z, terms)
+            _set(lang, lines, out, text.replace(_Z, z))
         outputs.append(out)
     return outputs
 
 
-def _softmax(lang: Language, layer: Layer, index: int, sums: list[list[str]], lines: Lines) -> list[str]:
+def _sum(names: Sequence[str]) -> list[str]:
+    return [("+ " if i else "") + name for i, name in enumerate(names)]
+
+
+def _named_sums(lang: Language, index: int, sums: list[list[str]], lines: Lines) -> list[str]:
     z = [f"z{index}_{j}" for j in range(len(sums))]
     for name, terms in zip(z, sums):
         _assign(lang, lines, name, terms)
-    shift = ""
-    if lang.softmax == "stable":  # subtract the max: exp never overflows
+    return z
+
+
+def _exp_shifted(lang: Language, index: int, z: list[str], lines: Lines) -> list[str]:
+    """``e_j = exp(z_j - max z)`` (or ``exp(z_j)`` where the language is symbolic)."""
+    ops, shift = TextOps(lang), ""
+    if lang.stable:  # subtract the max: exp never overflows
         lines.add(*lang.max_statement(f"m{index}", z))
         shift = f" - m{index}"
-    for j, name in enumerate(z):
-        lines.add(lang.declare + f"e{index}_{j} = " + lang.word("{exp}", ) + f"({name}{shift})" + lang.end)
-    _assign(lang, lines, f"s{index}", [("+ " if j else "") + f"e{index}_{j}" for j in range(len(z))])
-    outputs = [f"h{index}_{j}" for j in range(len(z))]
-    for j, out in enumerate(outputs):
-        lines.add(lang.declare + f"{out} = e{index}_{j} / s{index}" + lang.end)
+    exps = [f"e{index}_{j}" for j in range(len(z))]
+    for name, value in zip(exps, z):
+        _set(lang, lines, name, ops.call("exp", f"{value}{shift}"))
+    _assign(lang, lines, f"s{index}", _sum(exps))
+    return exps
+
+
+def _softmax(lang: Language, layer: Layer, index: int, sums: list[list[str]], lines: Lines) -> list[str]:
+    exps = _exp_shifted(lang, index, _named_sums(lang, index, sums, lines), lines)
+    outputs = [f"h{index}_{j}" for j in range(len(exps))]
+    for out, e in zip(outputs, exps):
+        _set(lang, lines, out, f"{e} / s{index}")
     return outputs
 
 
-#: vector activation -> statement writer; everything else is element-wise.
-VECTOR_ACTIVATIONS = {"softmax": _softmax}
+def _log_softmax(lang: Language, layer: Layer, index: int, sums: list[list[str]], lines: Lines) -> list[str]:
+    z = _named_sums(lang, index, sums, lines)
+    _exp_shifted(lang, index, z, lines)
+    _set(lang, lines, f"l{index}", TextOps(lang).call("log", f"s{index}"))
+    outputs = [f"h{index}_{j}" for j in range(len(z))]
+    shift = f" - m{index}" if lang.stable else ""
+    for out, value in zip(outputs, z):
+        _set(lang, lines, out, f"{value}{shift} - l{index}")
+    return outputs
+
+
+def _glu(lang: Language, layer: Layer, index: int, sums: list[list[str]], lines: Lines) -> list[str]:
+    z, ops = _named_sums(lang, index, sums, lines), TextOps(lang)
+    half = len(z) // 2
+    outputs = [f"h{index}_{j}" for j in range(half)]
+    for j, out in enumerate(outputs):
+        _set(lang, lines, out, ops.mul(z[j], ops.call("sigmoid", z[j + half])))
+    return outputs
+
+
+def _sparsemax(lang: Language, layer: Layer, index: int, sums: list[list[str]], lines: Lines) -> list[str]:
+    """tau = max over j of (S_j - 1) / k_j, where k_j counts and S_j sums the z_i >= z_j;
+    this is the sorted-prefix threshold of Martins & Astudillo without sorting."""
+    z, ops = _named_sums(lang, index, sums, lines), TextOps(lang)
+    one, zero = ops.num(1.0), ops.num(0.0)
+    candidates = []
+    for j, zj in enumerate(z):
+        _assign(lang, lines, f"k{index}_{j}", _sum([ops.where(ops.ge(zi, zj), one, zero) for zi in z]))
+        _assign(lang, lines, f"c{index}_{j}", _sum([ops.where(ops.ge(zi, zj), zi, zero) for zi in z]))
+        _set(lang, lines, f"t{index}_{j}", ops.div(ops.sub(f"c{index}_{j}", one), f"k{index}_{j}"))
+        candidates.append(f"t{index}_{j}")
+    lines.add(*lang.max_statement(f"m{index}", candidates))
+    outputs = [f"h{index}_{j}" for j in range(len(z))]
+    for out, zj in zip(outputs, z):
+        _set(lang, lines, out, ops.max(ops.sub(zj, f"m{index}"), zero))
+    return outputs
+
+
+def _normalise(lang: Language, layer: Layer, index: int, sums: list[list[str]], lines: Lines) -> list[str]:
+    """layer_norm: (z - mean) / sqrt(var + eps); rms_norm: z / sqrt(mean(z^2) + eps);
+    unit_norm: z / max(|z|, eps)."""
+    name, epsilon = layer.activation.name, float(layer.activation.param("epsilon"))
+    z, ops = _named_sums(lang, index, sums, lines), TextOps(lang)
+    count = ops.num(float(len(z)))
+    if name == "layer_norm":
+        _set(lang, lines, f"a{index}", ops.div("(" + " ".join(_sum(z)) + ")", count))
+        centred = [f"c{index}_{j}" for j in range(len(z))]
+        for c, value in zip(centred, z):
+            _set(lang, lines, c, f"{value} - a{index}")
+        z = centred
+    _assign(lang, lines, f"q{index}", _sum([f"{v}*{v}" for v in z]))
+    if name == "unit_norm":
+        _set(lang, lines, f"r{index}", ops.max(ops.call("sqrt", f"q{index}"), ops.num(epsilon)))
+    else:
+        _set(lang, lines, f"r{index}", ops.call("sqrt", ops.add(ops.div(f"q{index}", count), ops.num(epsilon))))
+    outputs = [f"h{index}_{j}" for j in range(len(z))]
+    for out, value in zip(outputs, z):
+        _set(lang, lines, out, f"{value} / r{index}")
+    return outputs
+
+
+#: vector activation -> statement writer; element-wise ones use their formula.
+VECTOR_WRITERS = {"softmax": _softmax, "log_softmax": _log_softmax, "glu": _glu, "sparsemax": _sparsemax,
+                  "layer_norm": _normalise, "rms_norm": _normalise, "unit_norm": _normalise}
 
 
 def layer_comment(layer: Layer, index: int) -> str:
@@ -134,6 +280,6 @@ def emit_statements(net: Network, lang: Language, inputs: Sequence[str], lines: 
     for index, layer in enumerate(net.layers, start=1):
         lines.add(comment(layer_comment(layer, index)))
         sums = preactivations(layer, sources, lang.literal)
-        write = VECTOR_ACTIVATIONS.get(layer.activation.name, _elementwise)
+        write = VECTOR_WRITERS.get(layer.activation.name, _elementwise)
         sources = write(lang, layer, index, sums, lines)
     return sources

@@ -21,23 +21,50 @@ def python_literal(dtype: str) -> Callable[[float], str]:
     return lambda value: float_digits(value, dtype)
 
 
-def python_language(dtype: str, functions: dict[str, str], literal: Callable[[float], str] | None = None,
-                    maxn: str = "max({args})") -> Language:
-    """A Python-syntax language whose element-wise functions are named in ``functions``
-    (``tanh``, ``exp``, ``max``, ``min``, ``abs``)."""
-    literal = literal or python_literal(dtype)
-    words = dict(functions, zero=literal(0.0), one=literal(1.0))
+#: primitive -> text over ``{a}`` for scalar Python (``math``; also Numba).  sigmoid
+#: and softplus take exp of a non-positive number only: math.exp raises on overflow.
+SCALAR_FUNCTIONS = {
+    "abs": "abs({a})", "exp": "math.exp({a})", "expm1": "math.expm1({a})", "log": "math.log({a})",
+    "log1p": "math.log1p({a})", "tanh": "math.tanh({a})", "erf": "math.erf({a})", "sqrt": "math.sqrt({a})",
+    "sigmoid": "(math.exp(min({a}, {zero})) / ({one} + math.exp(-abs({a}))))",
+    "softplus": "(math.log1p(math.exp(-abs({a}))) + max({a}, {zero}))",
+}
+
+#: the same for NumPy arrays (erf from SciPy: NumPy has none).
+ARRAY_FUNCTIONS = {
+    "abs": "np.abs({a})", "exp": "np.exp({a})", "expm1": "np.expm1({a})", "log": "np.log({a})",
+    "log1p": "np.log1p({a})", "tanh": "np.tanh({a})", "erf": "scipy.special.erf({a})", "sqrt": "np.sqrt({a})",
+    "sigmoid": "(np.exp(np.minimum({a}, {zero})) / ({one} + np.exp(-np.abs({a}))))",
+    "softplus": "(np.log1p(np.exp(-np.abs({a}))) + np.maximum({a}, {zero}))",
+}
+
+
+def scalar_language(literal: Callable[[float], str]) -> Language:
+    """Python on scalars: pure Python and Numba."""
+    zero, one = literal(0.0), literal(1.0)
     return Language(
         literal=literal,
-        words=words,
-        activations={
-            "linear": "{z}",
-            "relu": "{max}({z}, {zero})",
-            "tanh": "{tanh}({z})",
-            # exp of a non-positive number only: finite for every z, and accurate in
-            # both tails (1/(1+exp(-z)) loses e^z for very negative z; math.exp raises).
-            "sigmoid": "{exp}({min}({z}, {zero})) / ({one} + {exp}(-{abs}({z})))",
-        },
+        functions={k: v.replace("{zero}", zero).replace("{one}", one) for k, v in SCALAR_FUNCTIONS.items()},
+        where="({a} if {c} else {b})",
+        max2=lambda a, b: f"max({a}, {b})",
+        min2=lambda a, b: f"min({a}, {b})",
+        max_statement=lambda m, zs: [f"{m} = " + (f"max({', '.join(zs)})" if len(zs) > 1 else zs[0])],
         wrap_in_parens=True,
-        max_statement=lambda m, zs: [f"{m} = " + (maxn.format(args=", ".join(zs)) if len(zs) > 1 else zs[0])],
+    )
+
+
+def array_language(dtype: str) -> Language:
+    """NumPy on arrays (one array per column).  A float32 ``where`` of two literals
+    would be float64, hence the cast."""
+    literal = python_literal(dtype)
+    zero, one = literal(0.0), literal(1.0)
+    where = "np.where({c}, {a}, {b})" + (".astype(np.float32)" if dtype == "float32" else "")
+    return Language(
+        literal=literal,
+        functions={k: v.replace("{zero}", zero).replace("{one}", one) for k, v in ARRAY_FUNCTIONS.items()},
+        where=where,
+        max2=lambda a, b: f"np.maximum({a}, {b})",
+        min2=lambda a, b: f"np.minimum({a}, {b})",
+        max_statement=lambda m, zs: [f"{m} = " + (f"np.maximum.reduce([{', '.join(zs)}])" if len(zs) > 1 else zs[0])],
+        wrap_in_parens=True,
     )

@@ -67,5 +67,10 @@ class Lines:
             self._lines.append(self._indent * self.level + line if line else "")
         return self
 
+    def extend(self, other: "Lines") -> "Lines":
+        """Append ``other``'s lines as they are (already indented)."""
+        self._lines.extend(other._lines)
+        return self
+
     def __str__(self) -> str:
         return "\n".join(self._lines) + "\n"

@@ -13,30 +13,35 @@ arrays, no globals, no allocation.  The file needs ``<math.h>`` and the freestan
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from ..ir import Network
-from ._closed_form import Language, emit_statements
+from ._closed_form import Language, emit_statements, is_atom
 from ._text import HEADER, Lines, check_identifier, float_digits
 
-#: dtype -> C spelling of the type, literal suffix and libm functions.
+#: dtype -> C spelling of the type, literal suffix and libm function suffix.
 C_TYPES: dict[str, dict[str, str]] = {
-    "float32": {"T": "float", "suffix": "f", "tanh": "tanhf", "exp": "expf"},
-    "float64": {"T": "double", "suffix": "", "tanh": "tanh", "exp": "exp"},
+    "float32": {"T": "float", "suffix": "f", "f": "f"},
+    "float64": {"T": "double", "suffix": "", "f": ""},
 }
 
-#: element-wise activation -> C expression of the pre-activation ``{z}``
-#: (see :class:`mlpcodegen.backends._closed_form.Language`).
-C_ACTIVATIONS: dict[str, str] = {
-    "linear": "{z}",
-    "relu": "{z} > {zero} ? {z} : {zero}",
-    "tanh": "{tanh}({z})",
-    "sigmoid": "{one} / ({one} + {exp}(-{z}))",
+#: primitive -> C text over ``{a}``; ``{f}`` is the libm suffix (tanhf / tanh),
+#: ``{zero}``/``{one}`` literals of the type.  sigmoid: exp(-a) overflows to inf for
+#: very negative a, and 1/(1+inf) is the correct 0.
+C_FUNCTIONS: dict[str, str] = {
+    "abs": "fabs{f}({{a}})", "exp": "exp{f}({{a}})", "expm1": "expm1{f}({{a}})", "log": "log{f}({{a}})",
+    "log1p": "log1p{f}({{a}})", "tanh": "tanh{f}({{a}})", "erf": "erf{f}({{a}})", "sqrt": "sqrt{f}({{a}})",
+    "sigmoid": "({one} / ({one} + exp{f}(-{{a}})))",
+    "softplus": "(log1p{f}(exp{f}(-fabs{f}({{a}}))) + fmax{f}({{a}}, {zero}))",
 }
 
 DTYPES = tuple(C_TYPES)
 #: Names a function may not take: the parameters, the libm functions used, and
 #: (by pattern) the locals h1_0, z1_0, e1_0, m1, s1.
-_TAKEN = frozenset({"x", "y", "n", "i", "main"} | {f for table in C_TYPES.values() for f in table.values()})
-_LOCALS = r"[hzems]\d+(_\d+)?"
+_TAKEN = frozenset({"x", "y", "n", "i", "main"} | {
+    name + suffix for name in ("fabs", "exp", "expm1", "log", "log1p", "tanh", "erf", "sqrt", "fmax", "fmin")
+    for suffix in ("", "f")})
+_LOCALS = r"[a-z]\d+(_\d+)?"
 
 
 def literal(value: float, dtype: str) -> str:
@@ -46,15 +51,23 @@ def literal(value: float, dtype: str) -> str:
 
 def language(dtype: str) -> Language:
     """The C spelling of the closed form for ``dtype``."""
-    t = C_TYPES[dtype]["T"]
-    words = dict(C_TYPES[dtype], zero=literal(0.0, dtype), one=literal(1.0, dtype))
+    t, f = C_TYPES[dtype]["T"], C_TYPES[dtype]["f"]
+    zero, one = literal(0.0, dtype), literal(1.0, dtype)
+    functions = {key: text.format(f=f, zero=zero, one=one) for key, text in C_FUNCTIONS.items()}
+
+    def extremum(op: str, libm: str) -> Callable[[str, str], str]:
+        # A ternary on names and literals compiles to one instruction; fmax is a call.
+        return lambda a, b: f"({a} {op} {b} ? {a} : {b})" if is_atom(a) and is_atom(b) else f"{libm}{f}({a}, {b})"
+
     return Language(
         literal=lambda value: literal(value, dtype),
-        words=words,
-        activations=C_ACTIVATIONS,
+        functions=functions,
+        where="({c} ? {a} : {b})",
+        max2=extremum(">", "fmax"),
+        min2=extremum("<", "fmin"),
+        max_statement=lambda m, zs: [f"{t} {m} = {zs[0]};"] + [f"if ({z} > {m}) {m} = {z};" for z in zs[1:]],
         declare=f"const {t} ",
         end=";",
-        max_statement=lambda m, zs: [f"{t} {m} = {zs[0]};"] + [f"if ({z} > {m}) {m} = {z};" for z in zs[1:]],
     )
 
 

@@ -13,20 +13,19 @@ from __future__ import annotations
 
 from ..ir import Network
 from ._closed_form import emit_statements
-from ._python_family import module_header, python_language, python_literal
+from ._python_family import module_header, python_literal, scalar_language
 from ._text import Lines, check_identifier
 
 DTYPES = ("float32", "float64")
-_FUNCTIONS = {"tanh": "math.tanh", "exp": "math.exp", "max": "max", "min": "min", "abs": "abs"}
 _TAKEN = frozenset({"x", "y", "X", "Y", "i", "n", "math", "np", "numba", "f32"})
-_LOCALS = r"[hzems]\d+(_\d+)?|x\d+|_.*"
+_LOCALS = r"[a-z]\d+(_\d+)?|_.*"
 
 
 def _language(dtype: str):
     if dtype == "float64":
-        return python_language(dtype, _FUNCTIONS)
+        return scalar_language(python_literal(dtype))
     digits = python_literal("float32")
-    return python_language(dtype, _FUNCTIONS, literal=lambda value: f"f32({digits(value)})")
+    return scalar_language(lambda value: f"f32({digits(value)})")
 
 
 def emit_numba(net: Network, *, dtype: str = "float64", name: str = "mlp") -> str:

@@ -8,31 +8,34 @@ from __future__ import annotations
 
 from ..ir import Network
 from ._closed_form import emit_statements
-from ._python_family import module_header, python_language
+from ._python_family import array_language, module_header
 from ._text import Lines, check_identifier
 
 DTYPES = ("float32", "float64")
-_FUNCTIONS = {"tanh": "np.tanh", "exp": "np.exp", "max": "np.maximum", "min": "np.minimum", "abs": "np.abs"}
 _TAKEN = frozenset({"X", "np"})
-_LOCALS = r"[hzems]\d+(_\d+)?|x\d+"
+_LOCALS = r"[a-z]\d+(_\d+)?"
 
 
 def emit_numpy(net: Network, *, dtype: str = "float64", name: str = "mlp") -> str:
     """Source of a module defining ``name(X)``: (n, inputs) array -> (n, outputs) array."""
     check_identifier(name, _TAKEN, _LOCALS)
-    language = python_language(dtype, _FUNCTIONS, maxn="np.maximum.reduce([{args}])")
+    body = Lines()
+    body.level = 1
+    inputs = [f"x{i}" for i in range(net.n_inputs)]
+    outputs = emit_statements(net, array_language(dtype), inputs, body, lambda text: f"# {text}")
+    imports = ["import numpy as np"] + (["import scipy.special"] if "scipy.special" in str(body) else [])
     lines = Lines().add(*module_header(net, [
         "",
         f"{name}(X): X of shape (n, {net.n_inputs}), rows are samples -> array of shape (n, {net.n_outputs}), {dtype}",
-    ]), "import numpy as np", "", "")
-    lines.add(f"def {name}(X):")
+    ]), *imports, "", "")
+    # Both branches of np.where are computed: an unused exp may overflow harmlessly.
+    lines.add('@np.errstate(over="ignore", invalid="ignore")', f"def {name}(X):")
     lines.level = 1
     lines.add(f"X = np.asarray(X, dtype=np.{dtype})")
     lines.add(f"if X.ndim != 2 or X.shape[1] != {net.n_inputs}:")
     lines.add(f'    raise ValueError(f"{name} expects an array of shape (n, {net.n_inputs}), got {{X.shape}}")')
-    inputs = [f"x{i}" for i in range(net.n_inputs)]
     lines.add(*(f"{v} = X[:, {i}]" for i, v in enumerate(inputs)))
-    outputs = emit_statements(net, language, inputs, lines, lambda text: f"# {text}")
+    lines.extend(body)
     lines.add(f"return np.stack([{', '.join(outputs)}], axis=1)")
     return str(lines)
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from ..ir import Network
 from ._closed_form import emit_statements
-from ._python_family import module_header, python_language
+from ._python_family import module_header, python_literal, scalar_language
 from ._text import Lines, check_identifier
 
 DTYPES = ("float64",)
-LANGUAGE = python_language("float64", {"tanh": "math.tanh", "exp": "math.exp", "max": "max", "min": "min",
-                                       "abs": "abs"})
+LANGUAGE = scalar_language(python_literal("float64"))
 _TAKEN = frozenset({"x", "rows", "row", "math", "v"})
-_LOCALS = r"[hzems]\d+(_\d+)?|x\d+"
+_LOCALS = r"[a-z]\d+(_\d+)?"
 
 
 def emit_python(net: Network, *, dtype: str = "float64", name: str = "mlp") -> str:

@@ -25,7 +25,7 @@ from ._text import Lines, check_identifier
 
 DTYPES = ("float64",)
 _TAKEN = frozenset({"sympy", "expr", "outputs", "inputs"})
-_LOCALS = r"[hzems]\d+(_\d+)?|x\d*"
+_LOCALS = r"[a-z]\d+(_\d+)?|x"
 
 
 def _rational_literal(value: float) -> str:
@@ -35,19 +35,26 @@ def _rational_literal(value: float) -> str:
     return f"sympy.Rational({fraction.numerator}, {fraction.denominator})"
 
 
+#: primitive -> SymPy text.  softplus keeps the stable form (exact, and finite when the
+#: module's statements are evaluated numerically).
+SYMPY_FUNCTIONS = {
+    "abs": "sympy.Abs({a})", "exp": "sympy.exp({a})", "expm1": "(sympy.exp({a}) - 1)", "log": "sympy.log({a})",
+    "log1p": "sympy.log(1 + {a})", "tanh": "sympy.tanh({a})", "erf": "sympy.erf({a})", "sqrt": "sympy.sqrt({a})",
+    "sigmoid": "(1 / (1 + sympy.exp(-{a})))",
+    "softplus": "(sympy.log(1 + sympy.exp(-sympy.Abs({a}))) + sympy.Max({a}, 0))",
+}
+
+
 def _language(rational: bool) -> Language:
     literal = _rational_literal if rational else (lambda value: repr(float(value)))
     return Language(
         literal=literal,
-        words={"tanh": "sympy.tanh", "exp": "sympy.exp", "zero": "0", "one": "1"},
-        activations={
-            "linear": "{z}",
-            "relu": "sympy.Max({z}, 0)",
-            "tanh": "{tanh}({z})",
-            "sigmoid": "1 / (1 + {exp}(-{z}))",
-        },
+        functions=SYMPY_FUNCTIONS,
+        where="sympy.Piecewise(({a}, {c}), ({b}, True))",
+        max2=lambda a, b: f"sympy.Max({a}, {b})",
+        min2=lambda a, b: f"sympy.Min({a}, {b})",
+        max_statement=lambda m, zs: [f"{m} = " + (f"sympy.Max({', '.join(zs)})" if len(zs) > 1 else zs[0])],
         wrap_in_parens=True,
-        softmax="plain",  # the formula; numerically safe forms live in the other targets
     )
 
 
@@ -86,33 +93,51 @@ def _number(value: float, rational: bool) -> Any:
     return sympy.Rational(Fraction(float(value))) if rational else sympy.Float(float(value))
 
 
-def _sigmoid(named: bool) -> Callable[[Any], Any]:
+#: Shown by their usual names in the "named" LaTeX layout: tanh, max(0, z), sigma(z).
+_SHOWN_AS_FORMULA = ("linear", "relu", "tanh")
+
+
+def _activate(layer: Any, index: int, z: list[Any], named: bool) -> list[Any]:
+    """The layer's outputs as SymPy expressions of its pre-activations ``z``: by name
+    (``named``) or from the same formulas as every other target."""
     import sympy
 
-    if named:
-        return lambda z: sympy.Function("sigma")(z)
-    return lambda z: 1 / (1 + sympy.exp(-z))
+    from ..activations import REGISTRY
+    from ._closed_form import VECTOR_WRITERS, TextOps
 
-
-def _apply(activation: str, z: list[Any], named: bool) -> list[Any]:
-    import sympy
-
-    if activation == "softmax":
+    act = layer.activation
+    if named and act.name == "sigmoid":
+        return [sympy.Function("sigma")(v) for v in z]
+    if act.name in ("softmax", "log_softmax"):  # shown as the mathematics, not the max-shifted numerics
         exps = [sympy.exp(v) for v in z]
         total = sympy.Add(*exps)
-        return [e / total for e in exps]
-    table: dict[str, Callable[[Any], Any]] = {
-        "linear": lambda v: v,
-        "relu": lambda v: sympy.Max(v, 0),
-        "tanh": sympy.tanh,
-        "sigmoid": _sigmoid(named),
-    }
-    return [table[activation](v) for v in z]
+        return [e / total for e in exps] if act.name == "softmax" else [v - sympy.log(total) for v in z]
+    if named and act.name not in _SHOWN_AS_FORMULA:
+        if act.is_vector:
+            return [sympy.Function(f"{act.name}_{{{j + 1}}}")(*z) for j in range(act.out_width(len(z)))]
+        return [sympy.Function(act.name)(v) for v in z]
+    lang = _language(False)
+    if not act.is_vector:
+        spec = REGISTRY[act.name]
+        return [eval(strip(spec.formula(TextOps(lang), "_z", act.unit_params(j))), {"sympy": sympy, "_z": v})
+                for j, v in enumerate(z)]
+    lines = Lines()
+    names = VECTOR_WRITERS[act.name](lang, layer, index, [[f"_z{j}"] for j in range(len(z))], lines)
+    namespace = {"sympy": sympy, **{f"_z{j}": v for j, v in enumerate(z)}}
+    exec(str(lines), namespace)  # noqa: S102 - our own generated statements
+    return [namespace[n] for n in names]
+
+
+def strip(text: str) -> str:
+    from ._closed_form import strip_parens
+
+    return strip_parens(text)
 
 
 def layer_expressions(net: Network, rational: bool = False, named: bool = False) -> tuple[list[Any], list[list[Any]]]:
     """(input symbols, per layer the expressions of its units in the previous layer's
-    symbols ``h_{l,j}``).  ``named`` writes sigmoid as ``sigma(z)`` for display."""
+    symbols ``h_{l,j}``).  ``named`` writes activations other than tanh and relu by
+    name (``sigma(z)``, ``elu(z)``) for display."""
     import sympy
 
     symbols = [sympy.Symbol(v, real=True) for v in input_names(net)]
@@ -121,12 +146,12 @@ def layer_expressions(net: Network, rational: bool = False, named: bool = False)
         if isinstance(layer, Dense):
             z = [sympy.Add(*[_number(layer.kernel[i, j], rational) * previous[i] for i in range(layer.n_in)],
                            _number(layer.bias[j], rational) if layer.bias is not None else 0)
-                 for j in range(layer.n_out)]
+                 for j in range(layer.units)]
         elif isinstance(layer, Affine):
             z = [_number(s, rational) * v + _number(t, rational) for s, t, v in zip(layer.scale, layer.shift, previous)]
         else:
             z = list(previous)
-        layers.append(_apply(layer.activation.name, z, named))
+        layers.append(_activate(layer, index, z, named))
         previous = [sympy.Symbol(f"h_{{{index},{j + 1}}}", real=True) for j in range(layer.n_out)]
     return symbols, layers
 
@@ -222,8 +247,15 @@ class _NumericSympy:
     tree for ``lambdify`` grows exponentially with depth; the statements do not.)"""
 
     def __init__(self, columns: dict[str, np.ndarray]) -> None:
+        import math
+        from functools import reduce
+
         self.Symbol = lambda name, real=True: columns[name]
-        self.tanh, self.exp, self.Max = np.tanh, np.exp, np.maximum
+        self.tanh, self.exp, self.log, self.sqrt, self.Abs = np.tanh, np.exp, np.log, np.sqrt, np.abs
+        self.erf = np.vectorize(math.erf, otypes=[np.float64])
+        self.Max = lambda *args: reduce(np.maximum, args)
+        self.Min = lambda *args: reduce(np.minimum, args)
+        self.Piecewise = lambda first, rest: np.where(first[1], first[0], rest[0])
         self.Integer = float
         self.Rational = lambda p, q: p / q  # int / int is correctly rounded: the exact weight
         self.Matrix = list
@@ -239,7 +271,7 @@ def load(net: Network, *, dtype: str = "float64", name: str = "mlp"):
         x = np.asarray(x, dtype=np.float64)
         rows = np.atleast_2d(x)
         namespace = {"sympy": _NumericSympy({n: rows[:, i] for i, n in enumerate(names)})}
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             exec(code, namespace)  # noqa: S102 - our own generated text
         result = np.column_stack([np.broadcast_to(c, (len(rows),)) for c in namespace["outputs"]])
         return result[0] if x.ndim == 1 else result

@@ -1,0 +1,146 @@
+"""The activation registry: every activation's name, parameters and formula.
+
+Formulas are written once, over an abstract algebra ``o`` (:class:`Ops`): ``o.add``,
+``o.where``, ``o.exp``...  Each backend supplies an ``Ops`` that builds *text* in its
+language (C, Python, NumPy, SymPy), so a formula cannot drift between targets.  They
+follow Keras' TensorFlow implementations (``keras/src/backend/tensorflow/nn.py``)
+operation for operation where that matters numerically (e.g. ``expm1`` in elu,
+``relu6(x + 3) / 6`` in hard_sigmoid).  The float64 reference evaluator in
+:mod:`mlpcodegen.reference` is written independently, as the oracle.
+
+Element-wise formulas take ``(o, z, p)`` where ``p`` maps parameter names to values
+for this unit.  Vector activations (softmax, ...) are written by the statement
+emitter, which knows the whole layer.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Protocol
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+GELU_TANH_C = math.sqrt(2.0 / math.pi)
+
+
+class Ops(Protocol):  # pragma: no cover - a type, not code
+    def num(self, value: float) -> Any: ...
+    def add(self, a: Any, b: Any) -> Any: ...
+    def sub(self, a: Any, b: Any) -> Any: ...
+    def mul(self, a: Any, b: Any) -> Any: ...
+    def div(self, a: Any, b: Any) -> Any: ...
+    def neg(self, a: Any) -> Any: ...
+    def gt(self, a: Any, b: Any) -> Any: ...
+    def ge(self, a: Any, b: Any) -> Any: ...
+    def where(self, cond: Any, a: Any, b: Any) -> Any: ...
+    def max(self, a: Any, b: Any) -> Any: ...
+    def min(self, a: Any, b: Any) -> Any: ...
+    def call(self, function: str, a: Any) -> Any: ...  # abs exp expm1 log log1p tanh erf sqrt sigmoid softplus
+
+
+@dataclass(frozen=True)
+class ActivationSpec:
+    name: str
+    defaults: Mapping[str, Optional[float]] = field(default_factory=dict)
+    formula: Optional[Callable[[Any, Any, Mapping[str, Any]], Any]] = None  # element-wise
+    vector: bool = False
+    halves: bool = False  # output width is half the input (glu)
+    per_unit: tuple[str, ...] = ()  # parameters with one value per unit (prelu alpha)
+
+
+def _relu(o: Any, z: Any, p: Mapping[str, Any]) -> Any:
+    """Keras ``ReLU.static_call``: threshold, max_value and negative_slope, in its order."""
+    slope, top, threshold = p["negative_slope"], p["max_value"], p["threshold"]
+    if slope and top is None and not threshold:
+        return o.where(o.gt(z, o.num(0.0)), z, o.mul(o.num(slope), z))
+    y = o.where(o.gt(z, o.num(threshold)), z, o.num(0.0)) if threshold else o.max(z, o.num(0.0))
+    if top is not None:
+        y = o.min(o.max(y, o.num(0.0)), o.num(top))
+    if slope:
+        y = o.sub(y, o.mul(o.num(slope), o.max(o.sub(o.num(threshold), z), o.num(0.0))))
+    return y
+
+
+def _hard_sigmoid(o: Any, z: Any) -> Any:
+    return o.div(o.min(o.max(o.add(z, o.num(3.0)), o.num(0.0)), o.num(6.0)), o.num(6.0))
+
+
+def _elu(o: Any, z: Any, alpha: float, scale: float = 1.0) -> Any:
+    negative = o.call("expm1", z) if alpha == 1.0 else o.mul(o.num(alpha), o.call("expm1", z))
+    y = o.where(o.gt(z, o.num(0.0)), z, negative)
+    return y if scale == 1.0 else o.mul(o.num(scale), y)
+
+
+def _gelu(o: Any, z: Any, p: Mapping[str, Any]) -> Any:
+    half_z = o.mul(o.num(0.5), z)
+    if p["approximate"]:
+        cube = o.mul(o.num(0.044715), o.mul(z, o.mul(z, z)))
+        inner = o.call("tanh", o.mul(o.num(GELU_TANH_C), o.add(z, cube)))
+    else:
+        inner = o.call("erf", o.div(z, o.num(math.sqrt(2.0))))
+    return o.mul(half_z, o.add(o.num(1.0), inner))
+
+
+def _where_chain(o: Any, z: Any, low: float, high: float, middle: Any, below: Any, above: Any) -> Any:
+    return o.where(o.ge(o.num(low), z), below, o.where(o.ge(z, o.num(high)), above, middle))
+
+
+_ELEMENTWISE: dict[str, tuple[dict, Callable]] = {
+    "linear": ({}, lambda o, z, p: z),
+    "relu": ({"negative_slope": 0.0, "max_value": None, "threshold": 0.0}, _relu),
+    "relu6": ({}, lambda o, z, p: o.min(o.max(z, o.num(0.0)), o.num(6.0))),
+    "leaky_relu": ({"negative_slope": 0.2},
+                   lambda o, z, p: o.where(o.gt(z, o.num(0.0)), z, o.mul(o.num(p["negative_slope"]), z))),
+    "prelu": ({"alpha": None},  # Keras PReLU: relu(x) - alpha * relu(-x)
+              lambda o, z, p: o.sub(o.max(z, o.num(0.0)), o.mul(o.num(p["alpha"]), o.max(o.neg(z), o.num(0.0))))),
+    "elu": ({"alpha": 1.0}, lambda o, z, p: _elu(o, z, p["alpha"])),
+    "selu": ({}, lambda o, z, p: _elu(o, z, SELU_ALPHA, SELU_SCALE)),
+    "celu": ({"alpha": 1.0}, lambda o, z, p: o.add(
+        o.max(z, o.num(0.0)), o.mul(o.num(p["alpha"]), o.call("expm1", o.div(o.min(z, o.num(0.0)), o.num(p["alpha"])))))),
+    "gelu": ({"approximate": 0.0}, _gelu),
+    "silu": ({}, lambda o, z, p: o.mul(z, o.call("sigmoid", z))),
+    "hard_sigmoid": ({}, lambda o, z, p: _hard_sigmoid(o, z)),
+    "hard_silu": ({}, lambda o, z, p: o.mul(z, _hard_sigmoid(o, z))),
+    "sigmoid": ({}, lambda o, z, p: o.call("sigmoid", z)),
+    "log_sigmoid": ({}, lambda o, z, p: o.neg(o.call("softplus", o.neg(z)))),
+    "tanh": ({}, lambda o, z, p: o.call("tanh", z)),
+    "hard_tanh": ({}, lambda o, z, p: o.min(o.max(z, o.num(-1.0)), o.num(1.0))),
+    "tanh_shrink": ({}, lambda o, z, p: o.sub(z, o.call("tanh", z))),
+    "hard_shrink": ({"threshold": 0.5},
+                    lambda o, z, p: o.where(o.gt(o.call("abs", z), o.num(p["threshold"])), z, o.num(0.0))),
+    "soft_shrink": ({"threshold": 0.5}, lambda o, z, p: o.where(
+        o.gt(z, o.num(p["threshold"])), o.sub(z, o.num(p["threshold"])),
+        o.where(o.gt(o.num(-p["threshold"]), z), o.add(z, o.num(p["threshold"])), o.num(0.0)))),
+    "softplus": ({}, lambda o, z, p: o.call("softplus", z)),
+    "softsign": ({}, lambda o, z, p: o.div(z, o.add(o.num(1.0), o.call("abs", z)))),
+    "sparse_plus": ({}, lambda o, z, p: _where_chain(
+        o, z, -1.0, 1.0, o.mul(o.num(0.25), o.mul(o.add(z, o.num(1.0)), o.add(z, o.num(1.0)))), o.num(0.0), z)),
+    "squareplus": ({"b": 4.0}, lambda o, z, p: o.div(
+        o.add(z, o.call("sqrt", o.add(o.mul(z, z), o.num(p["b"])))), o.num(2.0))),
+    "mish": ({}, lambda o, z, p: o.mul(z, o.call("tanh", o.call("softplus", z)))),
+    "exponential": ({}, lambda o, z, p: o.call("exp", z)),
+    "threshold": ({"threshold": None, "default_value": None},
+                  lambda o, z, p: o.where(o.gt(z, o.num(p["threshold"])), z, o.num(p["default_value"]))),
+    "sparse_sigmoid": ({}, lambda o, z, p: _where_chain(
+        o, z, -1.0, 1.0, o.mul(o.num(0.5), o.add(z, o.num(1.0))), o.num(0.0), o.num(1.0))),
+}
+
+#: Vector activations over the feature axis; parameters as Keras names them.
+_VECTOR: dict[str, dict] = {
+    "softmax": {},
+    "log_softmax": {},
+    "sparsemax": {},
+    "glu": {},
+    "layer_norm": {"epsilon": 1e-3},  # (x - mean) / sqrt(var + eps); gamma/beta follow as an Affine step
+    "rms_norm": {"epsilon": 1e-6},  # x / sqrt(mean(x^2) + eps)
+    "unit_norm": {"epsilon": 1e-12},  # x / max(||x||, eps)
+}
+
+REGISTRY: dict[str, ActivationSpec] = {
+    **{name: ActivationSpec(name, defaults, formula, per_unit=("alpha",) if name == "prelu" else ())
+       for name, (defaults, formula) in _ELEMENTWISE.items()},
+    **{name: ActivationSpec(name, defaults, vector=True, halves=name == "glu") for name, defaults in _VECTOR.items()},
+}
+
+#: Keras spellings that are the same function under another name.
+ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}
