@@ -133,6 +133,7 @@ _VECTOR: dict[str, dict] = {
     "glu": {},
     "layer_norm": {"epsilon": 1e-3},  # (x - mean) / sqrt(var + eps); gamma/beta follow as an Affine step
     "rms_norm": {"epsilon": 1e-6},  # x / sqrt(mean(x^2) + eps)
+    "variance_scale": {"epsilon": 1e-3},  # x / sqrt(var + eps): LayerNormalization(rms_scaling=True)
     "unit_norm": {"epsilon": 1e-12},  # x / max(||x||, eps)
 }
 

@@ -124,6 +124,7 @@ REFERENCE_VECTOR_ACTIVATIONS: dict[str, Callable[..., np.ndarray]] = {
     "glu": _glu,
     "layer_norm": _layer_norm,
     "rms_norm": lambda z, epsilon: z / np.sqrt((z**2).mean(axis=-1, keepdims=True) + epsilon),
+    "variance_scale": lambda z, epsilon: z / np.sqrt(z.var(axis=-1, keepdims=True) + epsilon),
     "unit_norm": lambda z, epsilon: z / np.maximum(np.sqrt((z**2).sum(axis=-1, keepdims=True)), epsilon),
 }
 
@@ -170,13 +171,25 @@ def _vector_sensitivity(name: str, z: np.ndarray, y: np.ndarray, m: np.ndarray, 
         return s * ma + np.abs(a) * s * (1 - s) * mb
     # layer_norm, rms_norm, unit_norm: y = c / r with c = z (minus its mean) and r a norm of c;
     # dy = dc / r - y (c . dc) / (k r^2), k = n for the mean-based norms and 1 for unit_norm.
-    centred = z - z.mean(axis=-1, keepdims=True) if name == "layer_norm" else z
-    dc = m + total / n if name == "layer_norm" else m
+    centred = z - z.mean(axis=-1, keepdims=True) if name in ("layer_norm", "variance_scale") else z
+    dc = m + total / n if name in ("layer_norm", "variance_scale") else m
     if name == "unit_norm":
         r, k = np.maximum(np.sqrt((z**2).sum(axis=-1, keepdims=True)), epsilon), 1
     else:
         r, k = np.sqrt((centred**2).mean(axis=-1, keepdims=True) + epsilon), n
-    return dc / r + np.abs(y) * (np.abs(centred) * dc).sum(axis=-1, keepdims=True) / (k * r**2)
+    numerator = m if name == "variance_scale" else dc
+    return numerator / r + np.abs(y) * (np.abs(centred) * dc).sum(axis=-1, keepdims=True) / (k * r**2)
+
+
+#: Activations whose formula cancels internally: the size of the values it rounds,
+#: added to the magnitude (Keras computes them the same way, with the same rounding).
+INTERNAL_MAGNITUDE: dict[str, Callable[..., np.ndarray]] = {
+    "squareplus": lambda z, b: (np.abs(z) + np.sqrt(z * z + b)) / 2.0,
+    "tanh_shrink": lambda z: np.abs(z) + np.abs(np.tanh(z)),
+    "soft_shrink": lambda z, threshold: np.abs(z) + threshold,
+    "gelu": lambda z, approximate: np.abs(z),
+    "log_sigmoid": lambda z: np.abs(z),
+}
 
 
 def _elementwise_sensitivity(activation: Activation, z: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -188,7 +201,8 @@ def _elementwise_sensitivity(activation: Activation, z: np.ndarray, m: np.ndarra
         up = np.abs(activate(activation, z + d) - y)
         down = np.abs(y - activate(activation, z - d))
     slope = np.nan_to_num(np.maximum(up, down) / d, nan=0.0, posinf=np.finfo(np.float64).max)
-    return slope * m
+    internal = INTERNAL_MAGNITUDE.get(activation.name)
+    return slope * m + (internal(z, **dict(activation.params)) if internal else 0.0)
 
 
 def evaluate_magnitude(net: Network, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -241,18 +241,20 @@ def _sparsemax(lang: Language, layer: Layer, index: int, sums: list[list[str]], 
 
 
 def _normalise(lang: Language, layer: Layer, index: int, sums: list[list[str]], lines: Lines) -> list[str]:
-    """layer_norm: (z - mean) / sqrt(var + eps); rms_norm: z / sqrt(mean(z^2) + eps);
-    unit_norm: z / max(|z|, eps)."""
+    """layer_norm: (z - mean) / sqrt(var + eps); variance_scale: z / sqrt(var + eps);
+    rms_norm: z / sqrt(mean(z^2) + eps); unit_norm: z / max(|z|, eps)."""
     name, epsilon = layer.activation.name, float(layer.activation.param("epsilon"))
     z, ops = _named_sums(lang, index, sums, lines), TextOps(lang)
     count = ops.num(float(len(z)))
-    if name == "layer_norm":
+    spread = z
+    if name in ("layer_norm", "variance_scale"):
         _set(lang, lines, f"a{index}", ops.div("(" + " ".join(_sum(z)) + ")", count))
-        centred = [f"c{index}_{j}" for j in range(len(z))]
-        for c, value in zip(centred, z):
+        spread = [f"c{index}_{j}" for j in range(len(z))]
+        for c, value in zip(spread, z):
             _set(lang, lines, c, f"{value} - a{index}")
-        z = centred
-    _assign(lang, lines, f"q{index}", _sum([f"{v}*{v}" for v in z]))
+        if name == "layer_norm":
+            z = spread
+    _assign(lang, lines, f"q{index}", _sum([f"{v}*{v}" for v in spread]))
     if name == "unit_norm":
         _set(lang, lines, f"r{index}", ops.max(ops.call("sqrt", f"q{index}"), ops.num(epsilon)))
     else:
@@ -265,7 +267,8 @@ def _normalise(lang: Language, layer: Layer, index: int, sums: list[list[str]], 
 
 #: vector activation -> statement writer; element-wise ones use their formula.
 VECTOR_WRITERS = {"softmax": _softmax, "log_softmax": _log_softmax, "glu": _glu, "sparsemax": _sparsemax,
-                  "layer_norm": _normalise, "rms_norm": _normalise, "unit_norm": _normalise}
+                  "layer_norm": _normalise, "rms_norm": _normalise, "unit_norm": _normalise,
+                  "variance_scale": _normalise}
 
 
 def layer_comment(layer: Layer, index: int) -> str:

@@ -27,8 +27,9 @@ from typing import Any, Callable, Union
 import numpy as np
 
 from ..errors import ModelFormatError, UnsupportedError, ValidationError
-from ..ir import ACTIVATIONS, Activate, Activation, Dense, Layer, Network
-from ..passes import fuse_activations
+from ..activations import ALIASES, REGISTRY
+from ..ir import ACTIVATIONS, Activate, Activation, Affine, Dense, Layer, Network
+from ..passes import fold_affine, fuse_activations
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -50,19 +51,22 @@ class _LayerEntry:
 # --------------------------------------------------------------------------- public
 
 
-def load(source: Any) -> Network:
-    """Read a Keras model (object, ``.keras`` path or ``.h5`` path) into a Network."""
+def load(source: Any, fold: bool = True) -> Network:
+    """Read a Keras model (object, ``.keras`` path or ``.h5`` path) into a Network.
+
+    ``fold=False`` keeps normalisation and rescaling layers as separate affine steps,
+    as Keras computes them (verification measures rounding on that form)."""
     if isinstance(source, (str, os.PathLike)):
-        return load_file(source)
+        return load_file(source, fold)
     if hasattr(source, "get_config") and hasattr(source, "layers"):
-        return load_model_object(source)
+        return load_model_object(source, fold)
     raise ModelFormatError(
         f"cannot read a model from a {type(source).__name__}; pass a keras.Model or the "
         "path of a .keras / .h5 file"
     )
 
 
-def load_file(path: PathLike) -> Network:
+def load_file(path: PathLike, fold: bool = True) -> Network:
     """Read a ``.keras`` or legacy ``.h5`` file without importing TensorFlow."""
     path = Path(path)
     magic = _read_magic(path)
@@ -75,10 +79,10 @@ def load_file(path: PathLike) -> Network:
             f"{path} is neither a .keras archive nor an HDF5 (.h5) file "
             "(save the model with model.save('model.keras'))"
         )
-    return _build_network(config, weights, source=str(path))
+    return _build_network(config, weights, source=str(path), fold=fold)
 
 
-def load_model_object(model: Any) -> Network:
+def load_model_object(model: Any, fold: bool = True) -> Network:
     """Read an in-memory ``keras.Model``."""
     try:
         config = {"class_name": type(model).__name__, "config": model.get_config()}
@@ -88,7 +92,7 @@ def load_model_object(model: Any) -> Network:
             "read; build the network as a Sequential or functional model"
         ) from None
     weights = {layer.name: tuple(np.asarray(w) for w in layer.get_weights()) for layer in model.layers}
-    return _build_network(config, weights, source=f"in-memory model {model.name!r}")
+    return _build_network(config, weights, source=f"in-memory model {model.name!r}", fold=fold)
 
 
 def load_keras_model(path: PathLike) -> Any:
@@ -176,9 +180,22 @@ def _open_h5(source: Any, label: str) -> Any:
         raise ModelFormatError(f"{label} is a truncated or corrupt HDF5 file: {exc}") from None
 
 
+class _Weights(np.ndarray):
+    """A weight array decoded from a type NumPy lacks, remembering that type."""
+
+    source_dtype = "float32"
+
+
 def _read_dataset(group: Any, key: str, path: Path) -> np.ndarray:
     try:
-        return np.asarray(group[key][()])
+        dataset = group[key]
+        values = np.asarray(dataset[()])
+        if dataset.attrs.get("dtype") == "bfloat16":  # stored as opaque 2-byte values
+            bits = np.frombuffer(values.tobytes(), dtype="<u2").astype(np.uint32) << 16
+            decoded = bits.view(np.float32).reshape(values.shape).view(_Weights)
+            decoded.source_dtype = "bfloat16"
+            return decoded
+        return values
     except (KeyError, OSError) as exc:
         raise ModelFormatError(
             f"{path}: cannot read weight {group.name}/{key}: {exc} (truncated file?)"
@@ -321,12 +338,24 @@ def _activation(value: Any, layer: str) -> Activation:
         name = value.get("config") if isinstance(value.get("config"), str) else value.get("class_name")
     if name is None:
         name = "linear"
-    if name not in ACTIVATIONS:
+    name = ALIASES.get(name, name)
+    if name == "sparsemax":
+        raise UnsupportedError(
+            f"layer {layer!r} uses sparsemax, which Keras' TensorFlow backend does not compute as defined: "
+            "its threshold sums the cumulative sums of the whole support instead of taking the last one, so "
+            "the outputs need not sum to 1 (keras/src/backend/tensorflow/nn.py). mlpcodegen refuses rather than "
+            "reproduce or silently correct it; the IR's 'sparsemax' activation is the true projection"
+        )
+    if name not in ACTIVATIONS or REGISTRY[name].per_unit or name in _LAYER_ONLY_ACTIVATIONS:
         raise UnsupportedError(
             f"layer {layer!r} uses activation {name!r}, which is not supported; supported "
-            f"activations: {', '.join(ACTIVATIONS)}"
+            f"activations: {', '.join(sorted(set(ACTIVATIONS) - _LAYER_ONLY_ACTIVATIONS - {'prelu'}) | set(ALIASES))}"
         )
     return Activation(str(name))
+
+
+#: Vector steps that come from normalisation layers, never from an activation= string.
+_LAYER_ONLY_ACTIVATIONS = {"layer_norm", "rms_norm", "unit_norm", "variance_scale"}
 
 
 def _input_width(config: dict, layer: str) -> int | None:
@@ -369,22 +398,176 @@ def _read_activation(entry: _LayerEntry, width: int) -> list[Layer]:
     return [Activate(width, _activation(entry.config.get("activation"), entry.name), entry.name)]
 
 
-#: Keras class name -> reader.  Readers get the entry and the current width.
+def _weights(entry: _LayerEntry, names: list[str]) -> dict[str, np.ndarray]:
+    """The layer's weight arrays by name, flattened; a clear error when any is missing."""
+    if len(entry.weights) != len(names):
+        raise ModelFormatError(
+            f"{entry.class_name} layer {entry.name!r} should have {len(names)} weight array(s) "
+            f"({', '.join(names) or 'none'}), found {len(entry.weights)}"
+        )
+    return {name: np.ravel(np.asarray(w, dtype=np.float64)) for name, w in zip(names, entry.weights)}
+
+
+def _per_feature(values: Any, width: int, what: str) -> np.ndarray:
+    array = np.ravel(np.asarray(values, dtype=np.float64))
+    if array.size not in (1, width):
+        raise ModelFormatError(f"{what} has {array.size} values for {width} features")
+    return np.broadcast_to(array, (width,)).copy()
+
+
+def _check_feature_axis(entry: _LayerEntry) -> None:
+    axis = entry.config.get("axis", -1)
+    axes = axis if isinstance(axis, (list, tuple)) else [axis]
+    if list(axes) not in ([-1], [1]):
+        raise UnsupportedError(
+            f"{entry.class_name} layer {entry.name!r} normalises over axis {axis}; only the feature "
+            "axis (-1) of flat inputs can be converted"
+        )
+
+
+def _read_relu(entry: _LayerEntry, width: int) -> list[Layer]:
+    c = entry.config
+    params = {"max_value": c.get("max_value"), "negative_slope": c.get("negative_slope", 0.0) or 0.0,
+              "threshold": c.get("threshold", 0.0) or 0.0}
+    return [Activate(width, Activation("relu", tuple(params.items())), entry.name)]
+
+
+def _read_leaky_relu(entry: _LayerEntry, width: int) -> list[Layer]:
+    slope = entry.config.get("negative_slope", entry.config.get("alpha", 0.3))
+    return [Activate(width, Activation("leaky_relu", (("negative_slope", slope),)), entry.name)]
+
+
+def _read_prelu(entry: _LayerEntry, width: int) -> list[Layer]:
+    alpha = _per_feature(_weights(entry, ["alpha"])["alpha"], width, f"PReLU {entry.name!r} alpha")
+    return [Activate(width, Activation("prelu", (("alpha", tuple(alpha)),)), entry.name)]
+
+
+def _read_elu(entry: _LayerEntry, width: int) -> list[Layer]:
+    return [Activate(width, Activation("elu", (("alpha", entry.config.get("alpha", 1.0)),)), entry.name)]
+
+
+def _read_softmax(entry: _LayerEntry, width: int) -> list[Layer]:
+    _check_feature_axis(entry)
+    return [Activate(width, Activation("softmax"), entry.name)]
+
+
+def _read_batch_norm(entry: _LayerEntry, width: int) -> list[Layer]:
+    """Inference mode: (x - moving_mean) / sqrt(moving_variance + eps) * gamma + beta."""
+    _check_feature_axis(entry)
+    c = entry.config
+    names = (["gamma"] if c.get("scale", True) else []) + (["beta"] if c.get("center", True) else [])
+    w = _weights(entry, names + ["moving_mean", "moving_variance"])
+    gamma = w.get("gamma", np.ones(width))
+    scale = gamma / np.sqrt(w["moving_variance"] + float(c.get("epsilon", 1e-3)))
+    return [Affine(scale, w.get("beta", np.zeros(width)) - w["moving_mean"] * scale, entry.name)]
+
+
+def _read_normalization(entry: _LayerEntry, width: int) -> list[Layer]:
+    """Keras ``Normalization``: (x - mean) / max(sqrt(variance), 1e-7), or its inverse."""
+    c = entry.config
+    _check_feature_axis(entry)
+    if c.get("mean") is not None:
+        mean, variance = c["mean"], c["variance"]
+    else:
+        w = _weights(entry, ["mean", "variance", "count"][: len(entry.weights)] if len(entry.weights) >= 2
+                     else ["mean", "variance"])
+        mean, variance = w["mean"], w["variance"]
+    mean = _per_feature(mean, width, f"Normalization {entry.name!r} mean")
+    spread = np.maximum(np.sqrt(_per_feature(variance, width, f"Normalization {entry.name!r} variance")), 1e-7)
+    if c.get("invert", False):
+        return [Affine(spread, mean, entry.name)]
+    return [Affine(1.0 / spread, -mean / spread, entry.name)]
+
+
+def _read_rescaling(entry: _LayerEntry, width: int) -> list[Layer]:
+    c = entry.config
+    scale = _per_feature(_config_number(c.get("scale", 1.0)), width, f"Rescaling {entry.name!r} scale")
+    offset = _per_feature(_config_number(c.get("offset", 0.0)), width, f"Rescaling {entry.name!r} offset")
+    return [Affine(scale, offset, entry.name)]
+
+
+def _config_number(value: Any) -> Any:
+    """Keras serialises array-valued config entries as {"class_name": "__numpy__", ...}."""
+    if isinstance(value, dict):
+        return value.get("config", {}).get("value", value.get("value"))
+    return value
+
+
+def _read_layer_norm(entry: _LayerEntry, width: int) -> list[Layer]:
+    """(x - mean) / sqrt(var + eps) * gamma + beta; with rms_scaling x / sqrt(mean(x^2) + eps) * gamma."""
+    _check_feature_axis(entry)
+    c = entry.config
+    rms = bool(c.get("rms_scaling", False))
+    names = (["gamma"] if c.get("scale", True) else []) + (["beta"] if c.get("center", True) and not rms else [])
+    w = _weights(entry, names)
+    # rms_scaling=True divides x by sqrt(variance + eps) (Keras warns it is not RMS).
+    step = Activation("variance_scale" if rms else "layer_norm", (("epsilon", c.get("epsilon", 1e-3)),))
+    affine = Affine(w.get("gamma", np.ones(width)), w.get("beta", np.zeros(width)), f"{entry.name} (scale)")
+    return [Activate(width, step, entry.name), affine]
+
+
+def _read_rms_norm(entry: _LayerEntry, width: int) -> list[Layer]:
+    _check_feature_axis(entry)
+    w = _weights(entry, ["scale"])
+    step = Activation("rms_norm", (("epsilon", entry.config.get("epsilon", 1e-6) or 1e-6),))
+    return [Activate(width, step, entry.name), Affine(w["scale"], np.zeros(width), f"{entry.name} (scale)")]
+
+
+def _read_unit_norm(entry: _LayerEntry, width: int) -> list[Layer]:
+    _check_feature_axis(entry)
+    return [Activate(width, Activation("unit_norm", (("epsilon", 1e-12),)), entry.name)]
+
+
+def _read_reshape(entry: _LayerEntry, width: int) -> list[Layer]:
+    target = entry.config.get("target_shape")
+    if entry.class_name == "Reshape" and list(target or []) not in ([width], [-1]):
+        raise UnsupportedError(
+            f"Reshape layer {entry.name!r} reshapes to {target}; only a flat vector of {width} can be converted"
+        )
+    return []
+
+
+def _identity(entry: _LayerEntry, width: int) -> list[Layer]:
+    return []
+
+
+#: Keras class name -> reader.  Readers get the entry and the current width and
+#: return IR layers; folding and fusing happen afterwards, in mlpcodegen.passes.
 _READERS: dict[str, Callable[[_LayerEntry, int], list[Layer]]] = {
-    "InputLayer": lambda entry, width: [],
+    "InputLayer": _identity,
     "Dense": lambda entry, width: _read_dense(entry),
     "Activation": _read_activation,
-    "Dropout": lambda entry, width: [],  # identity at inference
+    "ReLU": _read_relu,
+    "LeakyReLU": _read_leaky_relu,
+    "PReLU": _read_prelu,
+    "ELU": _read_elu,
+    "Softmax": _read_softmax,
+    "BatchNormalization": _read_batch_norm,
+    "Normalization": _read_normalization,
+    "Rescaling": _read_rescaling,
+    "LayerNormalization": _read_layer_norm,
+    "RMSNormalization": _read_rms_norm,
+    "UnitNormalization": _read_unit_norm,
+    # identity at inference
+    "Dropout": _identity,
+    "AlphaDropout": _identity,
+    "GaussianNoise": _identity,
+    "GaussianDropout": _identity,
+    "SpatialDropout1D": _identity,
+    "ActivityRegularization": _identity,
+    "Flatten": _read_reshape,
+    "Reshape": _read_reshape,
 }
 
 SUPPORTED_LAYERS = tuple(_READERS)
 
 
-def _build_network(config: dict, weights: dict[str, tuple[np.ndarray, ...]], source: str) -> Network:
+def _build_network(config: dict, weights: dict[str, tuple[np.ndarray, ...]], source: str,
+                   fold: bool = True) -> Network:
     chain = _chain(config)
     n_inputs: int | None = None
     layers: list[Layer] = []
-    weight_dtypes: set[np.dtype] = set()
+    weight_dtypes: set[str] = set()
     width = 0
     for raw in chain:
         class_name = str(raw.get("class_name"))
@@ -396,7 +579,7 @@ def _build_network(config: dict, weights: dict[str, tuple[np.ndarray, ...]], sou
             n_inputs = _input_width(layer_config, name)
             width = n_inputs or 0
         entry = _LayerEntry(class_name, name, layer_config, weights.get(name, ()))
-        weight_dtypes.update(w.dtype for w in entry.weights)
+        weight_dtypes.update(getattr(w, "source_dtype", np.dtype(w.dtype).name) for w in entry.weights)
         if width == 0 and class_name == "Dense" and entry.weights:
             n_inputs = width = int(entry.weights[0].shape[0])
         try:
@@ -411,7 +594,7 @@ def _build_network(config: dict, weights: dict[str, tuple[np.ndarray, ...]], sou
         net = Network(n_inputs, tuple(layers), _weight_dtype(weight_dtypes), _model_name(config))
     except ValidationError as exc:
         raise ValidationError(f"{source}: {exc}") from None
-    return fuse_activations(net)
+    return fold_affine(fuse_activations(net)) if fold else fuse_activations(net)
 
 
 def _unsupported_layer(class_name: str, name: str) -> UnsupportedError:
@@ -425,8 +608,7 @@ def _unsupported_layer(class_name: str, name: str) -> UnsupportedError:
     )
 
 
-def _weight_dtype(dtypes: set[np.dtype]) -> str:
-    names = {np.dtype(d).name for d in dtypes}
+def _weight_dtype(names: set[str]) -> str:
     for candidate in ("float64", "float32", "bfloat16", "float16"):
         if candidate in names:
             return candidate

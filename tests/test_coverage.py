@@ -1,0 +1,222 @@
+"""Every supported activation and layer, through every backend, against the
+reference evaluator and model.predict (issue: full Keras dense-network coverage).
+
+Each model is built with set_weights from a fixed seed, saved as .keras and .h5 and
+read back; inputs include +-50 and the kinks of the activations (0, +-0.5, +-1, +-3, 6).
+"""
+import numpy as np
+import pytest
+
+from mlpcodegen.backends import BACKENDS
+from mlpcodegen.frontends.keras import SUPPORTED_LAYERS, load
+from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare
+from mlpcodegen.ir import Affine, Dense
+from mlpcodegen.reference import evaluate_magnitude
+
+KINKS = np.array([0.0, 0.5, -0.5, 1.0, -1.0, 3.0, -3.0, 6.0, -6.0, 50.0, -50.0, 1e-3, -1e-3, 0.2, 2.0, -2.0])
+WIDTH = 4
+#: every target that runs in-process, with its dtypes
+TARGETS = [(name, dtype) for name, backend in BACKENDS.items() if backend.load for dtype in backend.dtypes]
+
+KERAS_ACTIVATIONS = [
+    "linear", "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "swish", "hard_silu",
+    "hard_swish", "sigmoid", "hard_sigmoid", "log_sigmoid", "tanh", "hard_tanh", "tanh_shrink", "hard_shrink",
+    "soft_shrink", "softplus", "softsign", "sparse_plus", "squareplus", "mish", "exponential", "sparse_sigmoid",
+    "softmax", "log_softmax",
+]
+
+
+def inputs(width: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    rows = [np.roll(np.resize(KINKS, width), k) for k in range(len(KINKS))]
+    rows += list(rng.uniform(-4, 4, (40, width))) + list(rng.uniform(-60, 60, (8, width)))
+    return np.array(rows, dtype=np.float32)
+
+
+def finish(keras, layers, seed=0, n_in=WIDTH):
+    """Sequential model of ``layers``, weights set from a seeded generator."""
+    model = keras.Sequential([keras.Input((n_in,))] + layers)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if getattr(layer, "_identity_kernel", False):
+            units = layer.units
+            layer.set_weights([np.eye(n_in, units, dtype=np.float32), np.zeros(units, np.float32)][: len(layer.weights)])
+        elif layer.weights and type(layer).__name__ != "Normalization":  # adapted or given: keep
+            layer.set_weights([_plausible(v.name, w, rng) for v, w in zip(layer.weights, layer.get_weights())])
+    return model
+
+
+def _plausible(name: str, w: np.ndarray, rng) -> np.ndarray:
+    """Random values of the right shape; variances positive."""
+    values = rng.normal(0.0, 0.8, w.shape)
+    if "variance" in name:
+        values = np.abs(values) + 0.1
+    return values.astype(w.dtype)
+
+
+def activation_model(keras, name: str, identity: bool):
+    units = 2 * WIDTH if name == "glu" else WIDTH
+    first = keras.layers.Dense(units, activation=name)
+    first._identity_kernel = identity  # z = x exactly, so the kinks in the inputs are hit
+    return finish(keras, [first, keras.layers.Dense(3)], seed=len(name))
+
+
+def layer_cases(keras):
+    L = keras.layers
+    dense = lambda units=WIDTH, **kw: L.Dense(units, **kw)  # noqa: E731
+    normalization = L.Normalization(mean=[0.5, -1.0, 2.0, 0.0], variance=[4.0, 0.25, 1.0, 9.0])
+    inverted = L.Normalization(mean=[0.5, -1.0, 2.0, 0.0], variance=[4.0, 0.25, 1.0, 9.0], invert=True)
+    adapted = L.Normalization()
+    adapted.adapt(np.random.default_rng(0).normal([1, 2, 3, 4], [1, 2, 3, 4], (200, WIDTH)).astype(np.float32))
+    return {
+        "Activation": [dense(), L.Activation("gelu"), dense(2)],
+        "ReLU": [dense(), L.ReLU(), dense(2)],
+        "ReLU-params": [dense(), L.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.3), dense(2)],
+        "LeakyReLU": [dense(), L.LeakyReLU(negative_slope=0.25), dense(2)],
+        "PReLU": [dense(), L.PReLU(), dense(2)],
+        "PReLU-shared": [dense(), L.PReLU(shared_axes=[1]), dense(2)],
+        "ELU": [dense(), L.ELU(alpha=0.7), dense(2)],
+        "Softmax": [dense(), L.Softmax(), dense(2)],
+        "BatchNormalization": [dense(), L.BatchNormalization(), dense(2, activation="tanh")],
+        "BatchNormalization-bare": [dense(activation="relu"), L.BatchNormalization(center=False, scale=False), dense(2)],
+        "BatchNormalization-first": [L.BatchNormalization(epsilon=0.01), dense(3, activation="sigmoid")],
+        "Normalization": [normalization, dense(3, activation="tanh")],
+        "Normalization-adapted": [adapted, dense(3, activation="tanh")],
+        "Normalization-invert": [dense(activation="tanh"), inverted],
+        "Rescaling": [L.Rescaling(1 / 255.0, offset=-0.5), dense(2, activation="relu")],
+        "identity-layers": [L.Dropout(0.5), L.AlphaDropout(0.2), L.GaussianNoise(0.3), L.GaussianDropout(0.2),
+                            L.ActivityRegularization(l1=0.1), L.Flatten(), L.Reshape((WIDTH,)), dense(2)],
+        "LayerNormalization": [dense(), L.LayerNormalization(), dense(2)],
+        "LayerNormalization-bare": [dense(), L.LayerNormalization(center=False, scale=False, epsilon=0.1)],
+        "LayerNormalization-rms": [dense(), L.LayerNormalization(rms_scaling=True), dense(2)],
+        "RMSNormalization": [dense(), L.RMSNormalization(), dense(2)],
+        "UnitNormalization": [dense(), L.UnitNormalization(), dense(2)],
+        "no-bias": [dense(use_bias=False, activation="elu"), dense(2, use_bias=False)],
+    }
+
+
+def check_everywhere(model, tmp_path, x):
+    model.save(tmp_path / "m.keras")
+    model.save(tmp_path / "m.h5")
+    net = load(tmp_path / "m.keras")
+    assert net == load(tmp_path / "m.h5") == load(model)
+    reference, scale = evaluate_magnitude(load(model, fold=False), x)  # rounding as Keras computes it
+    predicted = model.predict(x, batch_size=len(x), verbose=0)
+    assert compare(predicted, reference, scale, "float32")[2] <= F32_ULP_BOUND, "reference disagrees with Keras"
+    for target, dtype in TARGETS:
+        got = BACKENDS[target].load(net, dtype=dtype, name="m")(x)
+        if dtype == "float64":
+            _, rel, _ = compare(got, reference, scale, "float64")
+            assert rel <= F64_REL_BOUND, (target, dtype, rel)
+        else:
+            assert compare(got, reference, scale, "float32")[2] <= F32_ULP_BOUND, (target, dtype)
+        assert compare(got, predicted, scale, "float32")[2] <= F32_ULP_BOUND, (target, dtype, "vs predict")
+    return net
+
+
+@pytest.mark.parametrize("identity", [True, False], ids=["kinks", "random"])
+@pytest.mark.parametrize("name", KERAS_ACTIVATIONS)
+def test_every_activation_in_every_backend(keras_module, tmp_path, name, identity):
+    x = inputs(WIDTH)
+    if name == "exponential" and not identity:  # keep exp(z) finite in float32 (z < 88)
+        x = np.clip(x, -20, 20)
+    check_everywhere(activation_model(keras_module, name, identity), tmp_path, x)
+
+
+@pytest.mark.parametrize("case", [
+    "Activation", "ReLU", "ReLU-params", "LeakyReLU", "PReLU", "PReLU-shared", "ELU", "Softmax",
+    "BatchNormalization", "BatchNormalization-bare", "BatchNormalization-first", "Normalization",
+    "Normalization-adapted", "Normalization-invert", "Rescaling", "identity-layers", "LayerNormalization",
+    "LayerNormalization-bare", "LayerNormalization-rms", "RMSNormalization", "UnitNormalization", "no-bias"])
+def test_every_layer_in_every_backend(keras_module, tmp_path, case):
+    model = finish(keras_module, layer_cases(keras_module)[case], seed=len(case))
+    check_everywhere(model, tmp_path, inputs(WIDTH, seed=1))
+
+
+def test_batch_normalization_is_folded_away(keras_module, tmp_path):
+    """Dense -> BatchNorm -> Dense: no separate normalisation step in the IR or the C."""
+    L = keras_module.layers
+    model = finish(keras_module, [L.Dense(5, activation="tanh"), L.BatchNormalization(), L.Dense(2)], seed=3)
+    net = check_everywhere(model, tmp_path, inputs(WIDTH, seed=2))
+    assert [type(layer) for layer in net.layers] == [Dense, Dense]
+    text = BACKENDS["c"].emit(net, dtype="float32", name="m")
+    assert "affine" not in text and text.count("/* layer") == 2
+
+
+def test_normalisation_before_a_nonlinear_layer_is_folded_forward(keras_module):
+    L = keras_module.layers
+    model = finish(keras_module, [L.Dense(5, activation="relu"), L.BatchNormalization(), L.Dense(2, activation="relu")])
+    assert [type(layer) for layer in load(model).layers] == [Dense, Dense]
+    model = finish(keras_module, [L.Dense(5, activation="relu"), L.BatchNormalization()])
+    assert [type(layer) for layer in load(model).layers] == [Dense, Affine]  # nothing to fold into
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float16", "bfloat16"])
+def test_weight_dtypes(keras_module, tmp_path, dtype):
+    L = keras_module.layers
+    model = keras_module.Sequential([keras_module.Input((WIDTH,)), L.Dense(5, activation="tanh", dtype=dtype),
+                                     L.Dense(2, dtype=dtype)])
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        layer.set_weights([rng.normal(size=w.shape) for w in layer.get_weights()])
+    model.save(tmp_path / "m.keras")
+    net = load(tmp_path / "m.keras")
+    assert net.weight_dtype == dtype and net == load(model)
+    x = inputs(WIDTH)[:30]
+    reference, scale = evaluate_magnitude(net, x)
+    predicted = np.asarray(model.predict(x, verbose=0), dtype=np.float64)
+    # model.predict computes in the layer dtype: compare in that precision
+    bound_dtype = {"float64": "float64", "float16": "float16", "bfloat16": "float16"}[dtype]
+    error = compare(predicted, reference, scale, bound_dtype)
+    assert (error[1] <= 1e-12) if dtype == "float64" else (error[1] <= 2.0 ** (-8 if dtype == "bfloat16" else -11) * 8)
+
+
+def test_supported_layers_cover_the_issue_list():
+    wanted = {"InputLayer", "Dense", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax",
+              "BatchNormalization", "Normalization", "Rescaling", "Dropout", "AlphaDropout", "GaussianNoise",
+              "GaussianDropout", "SpatialDropout1D", "ActivityRegularization", "Flatten", "Reshape",
+              "LayerNormalization", "RMSNormalization", "UnitNormalization"}
+    assert wanted <= set(SUPPORTED_LAYERS)
+
+
+def test_every_keras_activation_is_covered(keras_module):
+    names = {n for n in dir(keras_module.activations) if not n.startswith("_")} - {"get", "serialize", "deserialize"}
+    # threshold needs arguments (no string form); sparsemax is refused and glu cannot be
+    # used in a Keras Dense layer (Keras infers the un-halved width), see below
+    assert names - {"threshold", "sparsemax", "glu"} <= set(KERAS_ACTIVATIONS)
+
+
+def test_glu_after_dense_is_explained(keras_module, tmp_path):
+    """Keras builds the layer after a glu Dense for the un-halved width, so such a
+    model cannot run; the converter says where the widths disagree."""
+    from mlpcodegen.errors import ValidationError
+
+    model = activation_model(keras_module, "glu", identity=False)
+    with pytest.raises(ValidationError, match="expects 8 inputs but the previous layer gives 4"):
+        load(model)
+
+
+def test_sparsemax_from_keras_is_refused_with_the_reason(keras_module):
+    model = activation_model(keras_module, "sparsemax", identity=False)
+    from mlpcodegen.errors import UnsupportedError
+
+    with pytest.raises(UnsupportedError, match="does not compute as defined"):
+        load(model)
+
+
+@pytest.mark.parametrize("target,dtype", TARGETS)
+def test_sparsemax_and_threshold_in_the_ir(target, dtype):
+    """Activations Keras cannot give us (as defined) still work through the IR."""
+    from mlpcodegen.ir import Activation, Network
+
+    rng = np.random.default_rng(5)
+    for activation in (Activation("sparsemax"), Activation("threshold", (("threshold", 0.3), ("default_value", -1.0))),
+                       Activation("glu")):
+        units = 2 * WIDTH if activation.name == "glu" else WIDTH
+        first = Dense(np.eye(WIDTH, units) + 0.1 * rng.normal(size=(WIDTH, units)), None, activation)
+        net = Network(WIDTH, (first, Dense(rng.normal(size=(WIDTH, 2)), rng.normal(size=2))))
+        x = inputs(WIDTH)
+        reference, scale = evaluate_magnitude(net, x)
+        got = BACKENDS[target].load(net, dtype=dtype, name="m")(x)
+        error = compare(got, reference, scale, dtype)
+        assert (error[1] <= F64_REL_BOUND) if dtype == "float64" else (error[2] <= F32_ULP_BOUND), activation.name
