@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Write everything under generated/ (the one script that does).
+"""Write everything under generated/, and the supported tables in README.md (the one
+script that does).
 
     python generated/regenerate.py            # rewrite generated files from the committed models
     python generated/regenerate.py --check    # exit 1 if a committed file is stale
@@ -26,6 +27,7 @@ from mlpcodegen.backends import BACKENDS, emit  # noqa: E402
 from mlpcodegen.backends.c import emit_c, emit_c_header  # noqa: E402
 from mlpcodegen.frontends.keras import load  # noqa: E402
 from mlpcodegen.scaling import Scaling, read_scaling_file, with_scaling  # noqa: E402
+from mlpcodegen.support import update_readme  # noqa: E402
 
 
 SEED = HERE / "seed"
@@ -85,6 +87,9 @@ def outputs() -> dict[Path, str]:
     files[SEED / "seed_exact_named.tex"] = emit(raw, "latex", name="seed", digits=None, layout="named")
     files[SEED / "seed_expanded.tex"] = emit(raw, "latex", name="seed", digits=3, expand=True, layout="named")
     files[SEED / "README.md"] = SEED_README
+    # The README's supported-layers tables, from the registries.
+    readme = HERE.parent / "README.md"
+    files[readme] = update_readme(readme.read_text(encoding="utf-8"))
     return files
 
 

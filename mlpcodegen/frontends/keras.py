@@ -371,6 +371,7 @@ def _input_width(config: dict, layer: str) -> int | None:
 
 
 def _read_dense(entry: _LayerEntry) -> list[Layer]:
+    """activation(x @ kernel + bias), with or without bias."""
     use_bias = entry.config.get("use_bias", True)
     expected = 2 if use_bias else 1
     if len(entry.weights) != expected:
@@ -395,6 +396,7 @@ def _read_dense(entry: _LayerEntry) -> list[Layer]:
 
 
 def _read_activation(entry: _LayerEntry, width: int) -> list[Layer]:
+    """The activation (fused into the Dense layer before it when that one is linear)."""
     return [Activate(width, _activation(entry.config.get("activation"), entry.name), entry.name)]
 
 
@@ -426,6 +428,7 @@ def _check_feature_axis(entry: _LayerEntry) -> None:
 
 
 def _read_relu(entry: _LayerEntry, width: int) -> list[Layer]:
+    """relu with the layer's max_value, negative_slope and threshold."""
     c = entry.config
     params = {"max_value": c.get("max_value"), "negative_slope": c.get("negative_slope", 0.0) or 0.0,
               "threshold": c.get("threshold", 0.0) or 0.0}
@@ -433,26 +436,30 @@ def _read_relu(entry: _LayerEntry, width: int) -> list[Layer]:
 
 
 def _read_leaky_relu(entry: _LayerEntry, width: int) -> list[Layer]:
+    """leaky_relu with the layer's negative_slope."""
     slope = entry.config.get("negative_slope", entry.config.get("alpha", 0.3))
     return [Activate(width, Activation("leaky_relu", (("negative_slope", slope),)), entry.name)]
 
 
 def _read_prelu(entry: _LayerEntry, width: int) -> list[Layer]:
+    """prelu: relu(x) - alpha * relu(-x), alpha per unit or shared."""
     alpha = _per_feature(_weights(entry, ["alpha"])["alpha"], width, f"PReLU {entry.name!r} alpha")
     return [Activate(width, Activation("prelu", (("alpha", tuple(alpha)),)), entry.name)]
 
 
 def _read_elu(entry: _LayerEntry, width: int) -> list[Layer]:
+    """elu with the layer's alpha."""
     return [Activate(width, Activation("elu", (("alpha", entry.config.get("alpha", 1.0)),)), entry.name)]
 
 
 def _read_softmax(entry: _LayerEntry, width: int) -> list[Layer]:
+    """softmax over the feature axis."""
     _check_feature_axis(entry)
     return [Activate(width, Activation("softmax"), entry.name)]
 
 
 def _read_batch_norm(entry: _LayerEntry, width: int) -> list[Layer]:
-    """Inference mode: (x - moving_mean) / sqrt(moving_variance + eps) * gamma + beta."""
+    """Inference mode: (x - moving_mean) / sqrt(moving_variance + eps) * gamma + beta, folded."""
     _check_feature_axis(entry)
     c = entry.config
     names = (["gamma"] if c.get("scale", True) else []) + (["beta"] if c.get("center", True) else [])
@@ -463,7 +470,7 @@ def _read_batch_norm(entry: _LayerEntry, width: int) -> list[Layer]:
 
 
 def _read_normalization(entry: _LayerEntry, width: int) -> list[Layer]:
-    """Keras ``Normalization``: (x - mean) / max(sqrt(variance), 1e-7), or its inverse."""
+    """(x - mean) / max(sqrt(variance), 1e-7), or its inverse (invert=True), folded."""
     c = entry.config
     _check_feature_axis(entry)
     if c.get("mean") is not None:
@@ -480,6 +487,7 @@ def _read_normalization(entry: _LayerEntry, width: int) -> list[Layer]:
 
 
 def _read_rescaling(entry: _LayerEntry, width: int) -> list[Layer]:
+    """x * scale + offset, folded into a neighbouring Dense layer."""
     c = entry.config
     scale = _per_feature(_config_number(c.get("scale", 1.0)), width, f"Rescaling {entry.name!r} scale")
     offset = _per_feature(_config_number(c.get("offset", 0.0)), width, f"Rescaling {entry.name!r} offset")
@@ -494,7 +502,7 @@ def _config_number(value: Any) -> Any:
 
 
 def _read_layer_norm(entry: _LayerEntry, width: int) -> list[Layer]:
-    """(x - mean) / sqrt(var + eps) * gamma + beta; with rms_scaling x / sqrt(mean(x^2) + eps) * gamma."""
+    """(x - mean) / sqrt(var + eps) * gamma + beta; rms_scaling=True: x / sqrt(var + eps) * gamma."""
     _check_feature_axis(entry)
     c = entry.config
     rms = bool(c.get("rms_scaling", False))
@@ -507,6 +515,7 @@ def _read_layer_norm(entry: _LayerEntry, width: int) -> list[Layer]:
 
 
 def _read_rms_norm(entry: _LayerEntry, width: int) -> list[Layer]:
+    """x / sqrt(mean(x^2) + eps) * scale."""
     _check_feature_axis(entry)
     w = _weights(entry, ["scale"])
     step = Activation("rms_norm", (("epsilon", entry.config.get("epsilon", 1e-6) or 1e-6),))
@@ -514,11 +523,13 @@ def _read_rms_norm(entry: _LayerEntry, width: int) -> list[Layer]:
 
 
 def _read_unit_norm(entry: _LayerEntry, width: int) -> list[Layer]:
+    """x / max(norm(x), 1e-12), the Euclidean norm."""
     _check_feature_axis(entry)
     return [Activate(width, Activation("unit_norm", (("epsilon", 1e-12),)), entry.name)]
 
 
 def _read_reshape(entry: _LayerEntry, width: int) -> list[Layer]:
+    """Identity, when the input is already the flat vector asked for."""
     target = entry.config.get("target_shape")
     if entry.class_name == "Reshape" and list(target or []) not in ([width], [-1]):
         raise UnsupportedError(
@@ -528,6 +539,7 @@ def _read_reshape(entry: _LayerEntry, width: int) -> list[Layer]:
 
 
 def _identity(entry: _LayerEntry, width: int) -> list[Layer]:
+    """Identity at inference."""
     return []
 
 
@@ -535,7 +547,7 @@ def _identity(entry: _LayerEntry, width: int) -> list[Layer]:
 #: return IR layers; folding and fusing happen afterwards, in mlpcodegen.passes.
 _READERS: dict[str, Callable[[_LayerEntry, int], list[Layer]]] = {
     "InputLayer": _identity,
-    "Dense": lambda entry, width: _read_dense(entry),
+    "Dense": lambda entry, width: _read_dense(entry),  # (docstring: _read_dense)
     "Activation": _read_activation,
     "ReLU": _read_relu,
     "LeakyReLU": _read_leaky_relu,
