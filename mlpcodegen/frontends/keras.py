@@ -349,7 +349,7 @@ def _activation(value: Any, layer: str) -> Activation:
     if name not in ACTIVATIONS or REGISTRY[name].per_unit or name in _LAYER_ONLY_ACTIVATIONS:
         raise UnsupportedError(
             f"layer {layer!r} uses activation {name!r}, which is not supported; supported "
-            f"activations: {', '.join(sorted(set(ACTIVATIONS) - _LAYER_ONLY_ACTIVATIONS - {'prelu'}) | set(ALIASES))}"
+            f"activations: {', '.join(sorted((set(ACTIVATIONS) - _LAYER_ONLY_ACTIVATIONS - {'prelu'}) | set(ALIASES)))}"
         )
     return Activation(str(name))
 
