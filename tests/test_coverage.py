@@ -162,13 +162,13 @@ def test_weight_dtypes(keras_module, tmp_path, dtype):
     model.save(tmp_path / "m.keras")
     net = load(tmp_path / "m.keras")
     assert net.weight_dtype == dtype and net == load(model)
-    x = inputs(WIDTH)[:30]
-    reference, scale = evaluate_magnitude(net, x)
-    predicted = np.asarray(model.predict(x, verbose=0), dtype=np.float64)
-    # model.predict computes in the layer dtype: compare in that precision
-    bound_dtype = {"float64": "float64", "float16": "float16", "bfloat16": "float16"}[dtype]
-    error = compare(predicted, reference, scale, bound_dtype)
-    assert (error[1] <= 1e-12) if dtype == "float64" else (error[1] <= 2.0 ** (-8 if dtype == "bfloat16" else -11) * 8)
+    from mlpcodegen.harness.verify import verify
+
+    # model.predict computes in the layer's dtype: verify measures against it in that type's ULPs
+    for target_dtype in ("float32", "float64"):
+        report = verify(model, "c", target_dtype, n=200, domain=(-3, 3))
+        assert report.ok, report.table()
+        assert report.comparisons[1].ulp_dtype == (dtype if dtype != "float64" else target_dtype)
 
 
 def test_supported_layers_cover_the_issue_list():

@@ -60,21 +60,35 @@ class Comparison:
     passed: Optional[bool]  # None: reported for information, not checked
 
 
+def _finfo(dtype: str) -> np.finfo:
+    # bfloat16 has float32's range and 8 significant bits; NumPy has no such type.
+    return np.finfo("float32" if dtype == "bfloat16" else dtype)
+
+
+def _spacing(values: np.ndarray, dtype: str) -> np.ndarray:
+    """Gap to the next float of ``dtype`` at each value (bfloat16: 2^16 float32 gaps)."""
+    if dtype == "bfloat16":
+        return np.spacing(values.astype(np.float32)).astype(np.float64) * 2.0**16
+    with np.errstate(over="ignore"):
+        return np.spacing(values.astype(dtype)).astype(np.float64)
+
+
 def compare(actual: np.ndarray, expected: np.ndarray, scale: np.ndarray, dtype: str) -> tuple[float, float, float]:
     """(max abs, max rel, max ULP) of ``actual`` against ``expected``, where rel and
     ULP are taken at ``scale`` (the reference magnitude, see module docstring)."""
     actual = np.asarray(actual, dtype=np.float64).reshape(len(expected), -1)
     expected = np.asarray(expected, dtype=np.float64).reshape(len(expected), -1)
     # Beyond the type's range the correctly rounded result is an infinity of the same sign.
-    overflow = (np.abs(expected) > float(np.finfo(dtype).max)) & (actual == np.sign(expected) * np.inf)
+    overflow = (np.abs(expected) > float(_finfo(dtype).max)) & (actual == np.sign(expected) * np.inf)
     actual = np.where(overflow, expected, actual)
     if not np.all(np.isfinite(actual)):
         return float("inf"), float("inf"), float("inf")
     error = np.abs(actual - expected)
-    tiny = float(np.finfo(dtype).tiny)
+    info = _finfo(dtype)
+    tiny = float(info.tiny)
     scale = np.maximum(np.asarray(scale, dtype=np.float64).reshape(error.shape), tiny)
     # Underflow is absolute: below the smallest normal number a ULP is that number.
-    ulp = np.maximum(np.spacing(scale.astype(dtype)).astype(np.float64), tiny)
+    ulp = np.maximum(_spacing(scale, dtype), tiny)
     return float(error.max(initial=0.0)), float((error / scale).max(initial=0.0)), float((error / ulp).max(initial=0.0))
 
 
@@ -83,6 +97,8 @@ def _check(label: str, actual: np.ndarray, expected: np.ndarray, scale: np.ndarr
     max_abs, max_rel, max_ulp = compare(actual, expected, scale, dtype)
     if dtype == "float64":
         bound, passed = f"rel <= {F64_REL_BOUND:g}", max_rel <= F64_REL_BOUND
+    elif dtype in ("float16", "bfloat16"):  # half precision: Keras rounds every op to it
+        bound, passed = f"ulp <= {F32_ULP_BOUND:g}", max_ulp <= F32_ULP_BOUND
     else:
         bound, passed = f"ulp <= {F32_ULP_BOUND:g}", max_ulp <= F32_ULP_BOUND
     return Comparison(label, max_abs, max_rel, max_ulp, dtype, bound if checked else "(information)",
@@ -187,14 +203,17 @@ def verify(
     reference, scale = evaluate_magnitude(with_scaling(computed_net, inputs, outputs, fold=False), x)
     model_x = x if inputs is None else inputs.apply(x).astype(np.float32)
     predicted = np.asarray(keras_model.predict(model_x, batch_size=len(x), verbose=0))
-    predict_dtype = "float64" if predicted.dtype == np.float64 else "float32"
+    predict_dtype = {"float64": "float64", "float16": "float16", "bfloat16": "bfloat16"}.get(
+        np.dtype(predicted.dtype).name, "float32")
     if outputs is not None:
         predicted = outputs.inverse().apply(predicted)
     function = get_backend(target).load(net, dtype=dtype, name=name)
     batch = np.asarray(function(x))
     singles = np.stack([np.asarray(function(row)) for row in x[: min(len(x), 64)]])
     label = f"{target} {dtype}"
-    worst = "float32" if "float32" in (dtype, predict_dtype) else "float64"
+    # Compared with model.predict, the coarser of the two types sets the unit.
+    order = ["float64", "float32", "float16", "bfloat16"]
+    worst = max(dtype, predict_dtype, key=order.index)
     report = VerifyReport(net.describe(), target, dtype, len(x), (lo, hi))
     report.comparisons += [
         _check(f"{label} vs reference (float64)", batch, reference, scale, dtype),
