@@ -201,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--name", help="function name (default: the model file's stem)")
     convert.add_argument("-o", "--output", help="output file (default: standard output)")
     convert.add_argument("--header", action="store_true", help="also write a header next to the output (c)")
+    convert.add_argument("--unroll", choices=("auto", "always", "never"), default="auto",
+                         help="c: closed form per neuron (always), loops over const arrays (never), or "
+                              "by layer size (auto, the default)")
     _add_formula_options(convert, default_digits=4)
     convert.add_argument("--rational", action="store_true", help="exact rational weights (sympy)")
     _add_scaling_options(convert)

@@ -31,15 +31,15 @@ EXPECTED_TWO_NEURONS = """\
  * network tiny: 1-1-1 (tanh, linear), float32 weights
  * tiny(x, y): one sample, x[1] -> y[1], float
  * tiny_batch(x, y, n): n samples, row-major x[n][1] -> y[n][1]
- * Reentrant: no globals, no allocation.  Needs <math.h> (link with -lm). */
+ * Reentrant: no mutable globals, no allocation.  Needs <math.h> (link with -lm). */
 #include <math.h>
 #include <stddef.h>
 
 void tiny(const float *x, float *y)
 {
-    /* layer 1 (hidden): dense 1 -> 1, tanh */
+    /* layer 1 (hidden): dense 1 -> 1, tanh; unrolled */
     const float h1_0 = tanhf(0.5f*x[0] - 0.25f);
-    /* layer 2 (out): dense 1 -> 1, linear */
+    /* layer 2 (out): dense 1 -> 1, linear; unrolled */
     const float h2_0 = -2.0f*h1_0;
     y[0] = h2_0;
 }
@@ -112,13 +112,14 @@ def test_literals_round_trip_through_the_c_compiler(dtype, values):
     assert literal(values[2], dtype).endswith("f") == (dtype == "float32")
 
 
+@pytest.mark.parametrize("unroll", ["auto", "never"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("seed", range(8))
-def test_emitted_c_compiles_with_strict_flags(tmp_path, gcc, dtype, seed):
+def test_emitted_c_compiles_with_strict_flags(tmp_path, gcc, dtype, seed, unroll):
     source = tmp_path / "net.c"
     header = tmp_path / "net.h"
     net = random_net(seed)
-    source.write_text(emit_c(net, dtype=dtype, name="net"))
+    source.write_text(emit_c(net, dtype=dtype, name="net", unroll=unroll))
     header.write_text(emit_c_header(net, dtype=dtype, name="net"))
     main = tmp_path / "main.c"
     main.write_text('#include "net.h"\nint main(void) { return 0; }\n')
@@ -192,3 +193,32 @@ int main(void)
     reference, scale = evaluate_magnitude(net, x.astype(np.float64))
     _, rel, ulp = compare(got, reference, scale, dtype)
     assert (rel <= F64_REL_BOUND) if dtype == "float64" else (ulp <= F32_ULP_BOUND)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_loops_and_unrolled_agree_with_the_reference(seed):
+    """The two code shapes compute the same function within the documented bounds."""
+    from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare
+    from mlpcodegen.reference import evaluate_magnitude
+
+    net = random_net(100 + seed)
+    x = np.random.default_rng(seed).uniform(-3, 3, (100, net.n_inputs)).astype(np.float32)
+    reference, scale = evaluate_magnitude(net, x)
+    for unroll in ("always", "never", "auto"):
+        assert compare(load(net, dtype="float64", name="net", unroll=unroll)(x), reference, scale, "float64")[1] <= F64_REL_BOUND
+        assert compare(load(net, dtype="float32", name="net", unroll=unroll)(x), reference, scale, "float32")[2] <= F32_ULP_BOUND
+
+
+def test_auto_unroll_keeps_small_layers_unrolled_and_loops_wide_ones():
+    from mlpcodegen.backends.c import UNROLL_MAX_WEIGHTS
+
+    rng = np.random.default_rng(0)
+    wide = Network(8, (Dense(rng.normal(size=(8, 64)), rng.normal(size=64), Activation("relu"), "wide"),
+                       Dense(rng.normal(size=(64, 2)), None, Activation("linear"), "small")))
+    assert 8 * 64 > UNROLL_MAX_WEIGHTS >= 64 * 2
+    text = emit_c(wide, dtype="float32", name="w")
+    assert "static const float w_W1[64][8]" in text and "w_W2" not in text
+    assert "layer 1 (wide): dense 8 -> 64, relu; loops" in text and "layer 2 (small): dense 64 -> 2, linear; unrolled" in text
+    assert "static const" not in emit_c(wide, dtype="float32", name="w", unroll="always")
+    with pytest.raises(ValueError, match="unroll must be one of"):
+        emit_c(wide, unroll="sometimes")

@@ -92,3 +92,9 @@ def test_demo_runs_and_exits_0():
 def test_console_script_is_installed():
     result = subprocess.run(["mlpcodegen", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "convert" in result.stdout
+
+
+def test_convert_unroll_option(tmp_path):
+    out = tmp_path / "loops.c"
+    assert main(["convert", str(SEED), "--unroll", "never", "--name", "seed", "-o", str(out)]) == 0
+    assert "static const float seed_W2[2][3]" in out.read_text()

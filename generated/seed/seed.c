@@ -2,20 +2,20 @@
  * network seed: 1-3-2-1 (tanh, tanh, linear), float32 weights
  * seed(x, y): one sample, x[1] -> y[1], float
  * seed_batch(x, y, n): n samples, row-major x[n][1] -> y[n][1]
- * Reentrant: no globals, no allocation.  Needs <math.h> (link with -lm). */
+ * Reentrant: no mutable globals, no allocation.  Needs <math.h> (link with -lm). */
 #include <math.h>
 #include <stddef.h>
 
 void seed(const float *x, float *y)
 {
-    /* layer 1 (hidden_1): dense 1 -> 3, tanh */
+    /* layer 1 (hidden_1): dense 1 -> 3, tanh; unrolled */
     const float h1_0 = tanhf(2.475119f*x[0] - 0.9098447f);
     const float h1_1 = tanhf(-0.7523876f*x[0] + 0.4792643f);
     const float h1_2 = tanhf(4.330533f*x[0] - 1.5114769f);
-    /* layer 2 (hidden_2): dense 3 -> 2, tanh */
+    /* layer 2 (hidden_2): dense 3 -> 2, tanh; unrolled */
     const float h2_0 = tanhf(1.7099473f*h1_0 + 1.5101576f*h1_1 - 0.9073659f*h1_2 - 0.19344068f);
     const float h2_1 = tanhf(1.6080778f*h1_0 + 1.9808784f*h1_1 - 0.640926f*h1_2 - 0.31353483f);
-    /* layer 3 (y): dense 2 -> 1, linear */
+    /* layer 3 (y): dense 2 -> 1, linear; unrolled */
     const float h3_0 = 4.0539236f*h2_0 + 1.4499484f*h2_1 - 0.00430344f;
     y[0] = h3_0;
 }

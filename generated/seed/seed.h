@@ -2,7 +2,7 @@
  * network seed: 1-3-2-1 (tanh, tanh, linear), float32 weights
  * seed(x, y): one sample, x[1] -> y[1], float
  * seed_batch(x, y, n): n samples, row-major x[n][1] -> y[n][1]
- * Reentrant: no globals, no allocation.  Needs <math.h> (link with -lm). */
+ * Reentrant: no mutable globals, no allocation.  Needs <math.h> (link with -lm). */
 #ifndef SEED_H
 #define SEED_H
 

@@ -2,20 +2,20 @@
  * network seed: 1-3-2-1 (tanh, tanh, linear), float32 weights
  * seed_f64(x, y): one sample, x[1] -> y[1], double
  * seed_f64_batch(x, y, n): n samples, row-major x[n][1] -> y[n][1]
- * Reentrant: no globals, no allocation.  Needs <math.h> (link with -lm). */
+ * Reentrant: no mutable globals, no allocation.  Needs <math.h> (link with -lm). */
 #include <math.h>
 #include <stddef.h>
 
 void seed_f64(const double *x, double *y)
 {
-    /* layer 1 (hidden_1): dense 1 -> 3, tanh */
+    /* layer 1 (hidden_1): dense 1 -> 3, tanh; unrolled */
     const double h1_0 = tanh(2.475119113922119*x[0] - 0.909844696521759);
     const double h1_1 = tanh(-0.7523875832557678*x[0] + 0.4792642891407013);
     const double h1_2 = tanh(4.330533027648926*x[0] - 1.5114768743515015);
-    /* layer 2 (hidden_2): dense 3 -> 2, tanh */
+    /* layer 2 (hidden_2): dense 3 -> 2, tanh; unrolled */
     const double h2_0 = tanh(1.7099473476409912*h1_0 + 1.510157585144043*h1_1 - 0.9073659181594849*h1_2 - 0.19344067573547363);
     const double h2_1 = tanh(1.6080777645111084*h1_0 + 1.9808783531188965*h1_1 - 0.6409260034561157*h1_2 - 0.31353482604026794);
-    /* layer 3 (y): dense 2 -> 1, linear */
+    /* layer 3 (y): dense 2 -> 1, linear; unrolled */
     const double h3_0 = 4.053923606872559*h2_0 + 1.4499484300613403*h2_1 - 0.004303439985960722;
     y[0] = h3_0;
 }

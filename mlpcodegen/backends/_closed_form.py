@@ -276,13 +276,22 @@ def layer_comment(layer: Layer, index: int) -> str:
     return f"layer {index} ({layer.name}): {kind} {layer.n_in} -> {layer.n_out}, {layer.activation.name}"
 
 
+def activate_statements(lang: Language, layer: Layer, index: int, sums: list[list[str]], lines: Lines) -> list[str]:
+    """Statements applying ``layer``'s activation to pre-activation ``sums``."""
+    write = VECTOR_WRITERS.get(layer.activation.name, _elementwise)
+    return write(lang, layer, index, sums, lines)
+
+
+def emit_layer(lang: Language, layer: Layer, index: int, sources: Sequence[str], lines: Lines) -> list[str]:
+    """One layer as statements, one per neuron; returns the names of its outputs."""
+    return activate_statements(lang, layer, index, preactivations(layer, sources, lang.literal), lines)
+
+
 def emit_statements(net: Network, lang: Language, inputs: Sequence[str], lines: Lines,
                     comment: Callable[[str], str]) -> list[str]:
     """Statements computing every layer; returns the names holding the outputs."""
     sources = list(inputs)
     for index, layer in enumerate(net.layers, start=1):
         lines.add(comment(layer_comment(layer, index)))
-        sums = preactivations(layer, sources, lang.literal)
-        write = VECTOR_WRITERS.get(layer.activation.name, _elementwise)
-        sources = write(lang, layer, index, sums, lines)
+        sources = emit_layer(lang, layer, index, sources, lines)
     return sources

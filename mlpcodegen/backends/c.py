@@ -15,8 +15,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..ir import Network
-from ._closed_form import Language, emit_statements, is_atom
+import numpy as np
+
+from ..activations import REGISTRY
+from ..ir import Dense, Layer, Network
+from ._closed_form import Language, TextOps, activate_statements, emit_layer, is_atom, layer_comment, strip_parens
 from ._text import HEADER, Lines, check_identifier, float_digits
 
 #: dtype -> C spelling of the type, literal suffix and libm function suffix.
@@ -41,7 +44,7 @@ DTYPES = tuple(C_TYPES)
 _TAKEN = frozenset({"x", "y", "n", "i", "main"} | {
     name + suffix for name in ("fabs", "exp", "expm1", "log", "log1p", "tanh", "erf", "sqrt", "fmax", "fmin")
     for suffix in ("", "f")})
-_LOCALS = r"[a-z]\d+(_\d+)?"
+_LOCALS = r"[a-z]\d+(_\d+)?|acc|zj"
 
 
 def literal(value: float, dtype: str) -> str:
@@ -80,11 +83,71 @@ def signature(net: Network, dtype: str, name: str) -> list[str]:
     ]
 
 
-def _emit_body(net: Network, dtype: str, lines: Lines) -> None:
-    inputs = [f"x[{i}]" for i in range(net.n_inputs)]
-    outputs = emit_statements(net, language(dtype), inputs, lines, lambda text: f"/* {text} */")
+#: ``--unroll auto`` writes a Dense layer as loops over ``static const`` arrays above
+#: this many weights, as the unrolled closed form at or below it.  Provisional: the
+#: benchmark issue measures where unrolling stops paying.
+UNROLL_MAX_WEIGHTS = 256
+UNROLL_MODES = ("auto", "always", "never")
+
+
+def _loops(layer: Layer, unroll: str) -> bool:
+    """Whether ``layer`` is written as loops (Dense layers without per-unit parameters)."""
+    if not isinstance(layer, Dense) or any(isinstance(v, tuple) for _, v in layer.activation.params):
+        return False
+    return unroll == "never" or (unroll == "auto" and layer.n_in * layer.units > UNROLL_MAX_WEIGHTS)
+
+
+def _array(name: str, values: np.ndarray, dtype: str, t: str) -> list[str]:
+    """``static const T name[..] = {...};``, a few literals per line (row per unit for 2-D)."""
+    if values.ndim == 1:
+        rows = [", ".join(literal(v, dtype) if not np.signbit(v) else "-" + literal(-v, dtype) for v in values)]
+        return [f"static const {t} {name}[{len(values)}] = {{{rows[0]}}};"]
+    body = [f"    {{{', '.join(literal(v, dtype) if not np.signbit(v) else '-' + literal(-v, dtype) for v in row)}}}"
+            for row in values]
+    return [f"static const {t} {name}[{values.shape[0]}][{values.shape[1]}] = {{"] + \
+           [line + ("," if i < len(body) - 1 else "") for i, line in enumerate(body)] + ["};"]
+
+
+def _emit_loop_layer(layer: Dense, index: int, sources: list[str], dtype: str, name: str,
+                     lines: Lines, arrays: list[str]) -> list[str]:
+    """z = W h + b as loops over a unit-major ``static const`` kernel (each unit's weights
+    contiguous, so the inner loop is a dot product the compiler vectorises)."""
+    t, lang = C_TYPES[dtype]["T"], language(dtype)
+    w, b, z = f"{name}_W{index}", f"{name}_B{index}", f"z{index}"
+    arrays += _array(w, layer.kernel.T, dtype, t)
+    if layer.bias is not None:
+        arrays += _array(b, layer.bias, dtype, t)
+    source = sources[0].split("[")[0] if all(s == f"{sources[0].split('[')[0]}[{i}]" for i, s in enumerate(sources)) else None
+    if source is None:  # the inputs are scalars from an unrolled layer: gather them
+        source = f"v{index}"
+        lines.add(f"const {t} {source}[{len(sources)}] = {{{', '.join(sources)}}};")
+    zero = literal(0.0, dtype)
+    lines.add(f"{t} {z}[{layer.units}];", "{", f"    size_t j, k;", f"    for (j = 0; j < {layer.units}u; ++j) {{",
+              f"        {t} acc = {zero};", f"        for (k = 0; k < {layer.n_in}u; ++k) acc += {w}[j][k] * {source}[k];",
+              f"        {z}[j] = acc{' + ' + b + '[j]' if layer.bias is not None else ''};", "    }", "}")
+    sums = [[f"{z}[{j}]"] for j in range(layer.units)]
+    if layer.activation.is_vector or layer.activation.is_identity:
+        return activate_statements(lang, layer, index, sums, lines) if not layer.activation.is_identity \
+            else [f"{z}[{j}]" for j in range(layer.units)]
+    text = strip_parens(REGISTRY[layer.activation.name].formula(TextOps(lang), "zj", layer.activation.unit_params(0)))
+    h = f"h{index}"
+    lines.add(f"{t} {h}[{layer.units}];", "{", "    size_t j;", f"    for (j = 0; j < {layer.units}u; ++j) {{",
+              f"        const {t} zj = {z}[j];", f"        {h}[j] = {text};", "    }", "}")
+    return [f"{h}[{j}]" for j in range(layer.units)]
+
+
+def _emit_body(net: Network, dtype: str, name: str, unroll: str, lines: Lines, arrays: list[str]) -> None:
+    lang = language(dtype)
+    sources = [f"x[{i}]" for i in range(net.n_inputs)]
+    for index, layer in enumerate(net.layers, start=1):
+        shape = "loops" if _loops(layer, unroll) else "unrolled"
+        lines.add(f"/* {layer_comment(layer, index)}; {shape} */")
+        if shape == "loops":
+            sources = _emit_loop_layer(layer, index, sources, dtype, name, lines, arrays)
+        else:
+            sources = emit_layer(lang, layer, index, sources, lines)
     # Outputs are stored only after every input has been read: x and y may overlap.
-    for j, source in enumerate(outputs):
+    for j, source in enumerate(sources):
         lines.add(f"y[{j}] = {source};")
 
 
@@ -94,21 +157,30 @@ def _file_comment(net: Network, dtype: str, name: str) -> list[str]:
         f" * network {net.name}: {net.describe()}, {net.weight_dtype} weights",
         f" * {name}(x, y): one sample, x[{net.n_inputs}] -> y[{net.n_outputs}], {C_TYPES[dtype]['T']}",
         f" * {name}_batch(x, y, n): n samples, row-major x[n][{net.n_inputs}] -> y[n][{net.n_outputs}]",
-        " * Reentrant: no globals, no allocation.  Needs <math.h> (link with -lm). */",
+        " * Reentrant: no mutable globals, no allocation.  Needs <math.h> (link with -lm). */",
     ]
 
 
-def emit_c(net: Network, *, dtype: str = "float32", name: str = "mlp") -> str:
-    """C99 source defining ``name`` (one sample) and ``name_batch`` (row-major batch)."""
+def emit_c(net: Network, *, dtype: str = "float32", name: str = "mlp", unroll: str = "auto") -> str:
+    """C99 source defining ``name`` (one sample) and ``name_batch`` (row-major batch).
+
+    ``unroll``: ``"always"`` writes every layer as the closed form, ``"never"`` writes
+    Dense layers as loops over ``static const`` arrays, ``"auto"`` unrolls layers of at
+    most :data:`UNROLL_MAX_WEIGHTS` weights."""
     check_identifier(name, _TAKEN, _LOCALS)
     if dtype not in C_TYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if unroll not in UNROLL_MODES:
+        raise ValueError(f"unroll must be one of {UNROLL_MODES}, got {unroll!r}")
     single, batch = signature(net, dtype, name)
+    body, arrays = Lines(), []
+    body.level = 1
+    _emit_body(net, dtype, name, unroll, body, arrays)
     lines = Lines().add(*_file_comment(net, dtype, name), "#include <math.h>", "#include <stddef.h>", "")
+    if arrays:
+        lines.add("/* weights of the layers written as loops: unit-major, read-only */", *arrays, "")
     lines.add(single, "{")
-    lines.level = 1
-    _emit_body(net, dtype, lines)
-    lines.level = 0
+    lines.extend(body)
     lines.add("}", "", batch, "{")
     lines.level = 1
     lines.add("size_t i;", "for (i = 0; i < n; ++i) {")
@@ -138,9 +210,9 @@ def cdef(net: Network, dtype: str, name: str) -> str:
 
 
 
-def load(net: Network, *, dtype: str = "float32", name: str = "mlp"):
+def load(net: Network, *, dtype: str = "float32", name: str = "mlp", unroll: str = "auto"):
     """Emit, compile through cffi (cached) and return a :class:`CompiledNetwork`."""
     from ..harness.cffi_build import CompiledNetwork, build_module
 
-    module = build_module(emit_c(net, dtype=dtype, name=name), cdef(net, dtype, name))
+    module = build_module(emit_c(net, dtype=dtype, name=name, unroll=unroll), cdef(net, dtype, name))
     return CompiledNetwork(module, name, net.n_inputs, net.n_outputs, dtype)
