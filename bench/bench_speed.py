@@ -56,6 +56,7 @@ def models() -> dict:
 
 
 DRIVER = r"""
+#define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
 #include <time.h>
 #include "net.h"

@@ -217,7 +217,7 @@ def test_auto_unroll_keeps_small_layers_unrolled_and_loops_wide_ones():
                        Dense(rng.normal(size=(64, 2)), None, Activation("linear"), "small")))
     assert 8 * 64 > UNROLL_MAX_WEIGHTS >= 64 * 2
     text = emit_c(wide, dtype="float32", name="w")
-    assert "static const float w_W1[64][8]" in text and "w_W2" not in text
+    assert "static const float w_W1[8][64]" in text and "w_W2" not in text
     assert "layer 1 (wide): dense 8 -> 64, relu; loops" in text and "layer 2 (small): dense 64 -> 2, linear; unrolled" in text
     assert "static const" not in emit_c(wide, dtype="float32", name="w", unroll="always")
     with pytest.raises(ValueError, match="unroll must be one of"):

@@ -97,4 +97,4 @@ def test_console_script_is_installed():
 def test_convert_unroll_option(tmp_path):
     out = tmp_path / "loops.c"
     assert main(["convert", str(SEED), "--unroll", "never", "--name", "seed", "-o", str(out)]) == 0
-    assert "static const float seed_W2[2][3]" in out.read_text()
+    assert "static const float seed_W2[3][2]" in out.read_text()

@@ -44,7 +44,7 @@ DTYPES = tuple(C_TYPES)
 _TAKEN = frozenset({"x", "y", "n", "i", "main"} | {
     name + suffix for name in ("fabs", "exp", "expm1", "log", "log1p", "tanh", "erf", "sqrt", "fmax", "fmin")
     for suffix in ("", "f")})
-_LOCALS = r"[a-z]\d+(_\d+)?|acc|zj"
+_LOCALS = r"[a-z]\d+(_\d+)?|hk|zj"
 
 
 def literal(value: float, dtype: str) -> str:
@@ -110,21 +110,26 @@ def _array(name: str, values: np.ndarray, dtype: str, t: str) -> list[str]:
 
 def _emit_loop_layer(layer: Dense, index: int, sources: list[str], dtype: str, name: str,
                      lines: Lines, arrays: list[str]) -> list[str]:
-    """z = W h + b as loops over a unit-major ``static const`` kernel (each unit's weights
-    contiguous, so the inner loop is a dot product the compiler vectorises)."""
+    """z = h W + b as loops over an input-major ``static const`` kernel (Keras' own
+    layout).  The inner loop runs over units: independent sums the compiler vectorises
+    without reordering any sum, so each z[j] is still ((h0 w0j + h1 w1j) + ...) + b[j]."""
     t, lang = C_TYPES[dtype]["T"], language(dtype)
     w, b, z = f"{name}_W{index}", f"{name}_B{index}", f"z{index}"
-    arrays += _array(w, layer.kernel.T, dtype, t)
+    arrays += _array(w, layer.kernel, dtype, t)
     if layer.bias is not None:
         arrays += _array(b, layer.bias, dtype, t)
     source = sources[0].split("[")[0] if all(s == f"{sources[0].split('[')[0]}[{i}]" for i, s in enumerate(sources)) else None
     if source is None:  # the inputs are scalars from an unrolled layer: gather them
         source = f"v{index}"
         lines.add(f"const {t} {source}[{len(sources)}] = {{{', '.join(sources)}}};")
-    zero = literal(0.0, dtype)
-    lines.add(f"{t} {z}[{layer.units}];", "{", f"    size_t j, k;", f"    for (j = 0; j < {layer.units}u; ++j) {{",
-              f"        {t} acc = {zero};", f"        for (k = 0; k < {layer.n_in}u; ++k) acc += {w}[j][k] * {source}[k];",
-              f"        {z}[j] = acc{' + ' + b + '[j]' if layer.bias is not None else ''};", "    }", "}")
+    zero, units = literal(0.0, dtype), f"{layer.units}u"
+    lines.add(f"{t} {z}[{layer.units}];", "{", "    size_t j, k;",
+              f"    for (j = 0; j < {units}; ++j) {z}[j] = {zero};",
+              f"    for (k = 0; k < {layer.n_in}u; ++k) {{", f"        const {t} hk = {source}[k];",
+              f"        for (j = 0; j < {units}; ++j) {z}[j] += {w}[k][j] * hk;", "    }")
+    if layer.bias is not None:
+        lines.add(f"    for (j = 0; j < {units}; ++j) {z}[j] += {b}[j];")
+    lines.add("}")
     sums = [[f"{z}[{j}]"] for j in range(layer.units)]
     if layer.activation.is_vector or layer.activation.is_identity:
         return activate_statements(lang, layer, index, sums, lines) if not layer.activation.is_identity \
@@ -178,7 +183,7 @@ def emit_c(net: Network, *, dtype: str = "float32", name: str = "mlp", unroll: s
     _emit_body(net, dtype, name, unroll, body, arrays)
     lines = Lines().add(*_file_comment(net, dtype, name), "#include <math.h>", "#include <stddef.h>", "")
     if arrays:
-        lines.add("/* weights of the layers written as loops: unit-major, read-only */", *arrays, "")
+        lines.add("/* weights of the layers written as loops: [input][unit] as in Keras, read-only */", *arrays, "")
     lines.add(single, "{")
     lines.extend(body)
     lines.add("}", "", batch, "{")
