@@ -32,20 +32,10 @@ import numpy as np  # noqa: E402
 from conftest import build_model  # noqa: E402
 from mlpcodegen.backends import BACKENDS  # noqa: E402
 from mlpcodegen.backends.c import emit_c, emit_c_header  # noqa: E402
+from mlpcodegen.demo import median_seconds  # noqa: E402
 from mlpcodegen.frontends.keras import load, load_keras_model  # noqa: E402
 
 BATCH = 10_000
-
-
-def median_seconds(call, repeats: int, inner: int = 1) -> float:
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter_ns()
-        for _ in range(inner):
-            call()
-        times.append((time.perf_counter_ns() - start) / inner)
-    return float(np.median(times)) * 1e-9
 
 
 def models() -> dict:
