@@ -8,7 +8,7 @@ import pytest
 
 from conftest import REPO, build_model
 from mlpcodegen.errors import ModelFormatError, UnsupportedError, ValidationError
-from mlpcodegen.frontends.keras import load, load_file
+from mlpcodegen.frontends.keras import load
 
 
 @pytest.fixture(scope="module")

@@ -103,7 +103,7 @@ def _activate(layer: Any, index: int, z: list[Any], named: bool) -> list[Any]:
     import sympy
 
     from ..activations import REGISTRY
-    from ._closed_form import VECTOR_WRITERS, TextOps
+    from ._closed_form import VECTOR_WRITERS, TextOps, strip_parens
 
     act = layer.activation
     if named and act.name == "sigmoid":
@@ -119,19 +119,13 @@ def _activate(layer: Any, index: int, z: list[Any], named: bool) -> list[Any]:
     lang = _language(False)
     if not act.is_vector:
         spec = REGISTRY[act.name]
-        return [eval(strip(spec.formula(TextOps(lang), "_z", act.unit_params(j))), {"sympy": sympy, "_z": v})
+        return [eval(strip_parens(spec.formula(TextOps(lang), "_z", act.unit_params(j))), {"sympy": sympy, "_z": v})
                 for j, v in enumerate(z)]
     lines = Lines()
     names = VECTOR_WRITERS[act.name](lang, layer, index, [[f"_z{j}"] for j in range(len(z))], lines)
     namespace = {"sympy": sympy, **{f"_z{j}": v for j, v in enumerate(z)}}
     exec(str(lines), namespace)  # noqa: S102 - our own generated statements
     return [namespace[n] for n in names]
-
-
-def strip(text: str) -> str:
-    from ._closed_form import strip_parens
-
-    return strip_parens(text)
 
 
 def layer_expressions(net: Network, rational: bool = False, named: bool = False) -> tuple[list[Any], list[list[Any]]]:
