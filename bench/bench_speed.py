@@ -122,6 +122,8 @@ def measure(label: str, model, quick: bool, folder: Path) -> list[tuple[str, flo
     add("NumPy forward (float32)", lambda: forward(one), lambda: forward(batch), 200)
     c_auto = BACKENDS["c"].load(net, dtype="float32", name="net")
     add("C via cffi (default)", lambda: c_auto(one[0]), lambda: c_auto(batch), 2000)
+    if c_auto.scalar is not None:
+        add("C scalar entry via cffi", lambda: c_auto.scalar(0.5), None, 2000)
     c_unrolled = BACKENDS["c"].load(net, dtype="float32", name="net", unroll="always")
     add("C via cffi (unrolled)", lambda: c_unrolled(one[0]), lambda: c_unrolled(batch), 2000)
     t_one, rate = in_c(net, folder)

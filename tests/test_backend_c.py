@@ -51,6 +51,13 @@ void tiny_batch(const float *x, float *y, size_t n)
         tiny(x + i * 1u, y + i * 1u);
     }
 }
+
+float tiny_scalar(float x)
+{
+    float y;
+    tiny(&x, &y);
+    return y;
+}
 """
 
 
@@ -147,6 +154,13 @@ def test_unknown_target_and_dtype():
 
 @pytest.mark.parametrize("dtype,values", [("float32", SPECIAL32), ("float64", SPECIAL64)])
 def test_extreme_literals_compile_with_strict_flags(tmp_path, gcc, dtype, values):
+    """(Also the generated seed files, which have the scalar entry point.)"""
+    from conftest import REPO
+
+    for name in ("seed", "seed_f64"):
+        result = subprocess.run([gcc, *STRICT_FLAGS, "-c", str(REPO / f"generated/seed/{name}.c"), "-o", str(tmp_path / "g.o")],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
     net = Network(1, (Dense(np.array([values], dtype=dtype), np.array(values, dtype=dtype), Activation("linear"), "x"),))
     source = tmp_path / "special.c"
     source.write_text(emit_c(net, dtype=dtype, name="special"))
@@ -222,3 +236,12 @@ def test_auto_unroll_keeps_small_layers_unrolled_and_loops_wide_ones():
     assert "static const" not in emit_c(wide, dtype="float32", name="w", unroll="always")
     with pytest.raises(ValueError, match="unroll must be one of"):
         emit_c(wide, unroll="sometimes")
+
+
+def test_scalar_entry_point_for_one_input_one_output():
+    f = load(TWO_NEURONS, dtype="float32", name="tiny")
+    assert f.scalar is not None
+    for value in (-1.5, 0.0, 0.25, 3.0):
+        assert f.scalar(value) == f(np.array([value], dtype=np.float32))[0]
+    assert load(random_net(3), dtype="float32", name="net").scalar is None or random_net(3).n_inputs == 1
+    assert "_scalar" in emit_c_header(TWO_NEURONS, dtype="float64", name="tiny")

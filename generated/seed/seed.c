@@ -27,3 +27,10 @@ void seed_batch(const float *x, float *y, size_t n)
         seed(x + i * 1u, y + i * 1u);
     }
 }
+
+float seed_scalar(float x)
+{
+    float y;
+    seed(&x, &y);
+    return y;
+}

@@ -10,5 +10,6 @@
 
 void seed(const float *x, float *y);
 void seed_batch(const float *x, float *y, size_t n);
+float seed_scalar(float x);
 
 #endif /* SEED_H */

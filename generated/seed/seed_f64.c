@@ -27,3 +27,10 @@ void seed_f64_batch(const double *x, double *y, size_t n)
         seed_f64(x + i * 1u, y + i * 1u);
     }
 }
+
+double seed_f64_scalar(double x)
+{
+    double y;
+    seed_f64(&x, &y);
+    return y;
+}

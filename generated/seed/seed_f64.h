@@ -10,5 +10,6 @@
 
 void seed_f64(const double *x, double *y);
 void seed_f64_batch(const double *x, double *y, size_t n);
+double seed_f64_scalar(double x);
 
 #endif /* SEED_F64_H */

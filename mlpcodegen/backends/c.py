@@ -41,7 +41,7 @@ C_FUNCTIONS: dict[str, str] = {
 DTYPES = tuple(C_TYPES)
 #: Names a function may not take: the parameters, the libm functions used, and
 #: (by pattern) the locals h1_0, z1_0, e1_0, m1, s1.
-_TAKEN = frozenset({"x", "y", "n", "i", "main"} | {
+_TAKEN = frozenset({"x", "y", "n", "i", "main", "j", "k"} | {
     name + suffix for name in ("fabs", "exp", "expm1", "log", "log1p", "tanh", "erf", "sqrt", "fmax", "fmin")
     for suffix in ("", "f")})
 _LOCALS = r"[a-z]\d+(_\d+)?|hk|zj"
@@ -75,12 +75,16 @@ def language(dtype: str) -> Language:
 
 
 def signature(net: Network, dtype: str, name: str) -> list[str]:
-    """The two prototypes (without ``;``) every C output defines."""
+    """The prototypes (without ``;``) the C output defines: one sample, a batch and,
+    for one-input one-output networks, ``T NAME_scalar(T x)`` (no arrays to pass)."""
     t = C_TYPES[dtype]["T"]
-    return [
+    prototypes = [
         f"void {name}(const {t} *x, {t} *y)",
         f"void {name}_batch(const {t} *x, {t} *y, size_t n)",
     ]
+    if net.n_inputs == net.n_outputs == 1:
+        prototypes.append(f"{t} {name}_scalar({t} x)")
+    return prototypes
 
 
 #: ``--unroll auto`` writes a Dense layer as loops over ``static const`` arrays above
@@ -177,7 +181,7 @@ def emit_c(net: Network, *, dtype: str = "float32", name: str = "mlp", unroll: s
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     if unroll not in UNROLL_MODES:
         raise ValueError(f"unroll must be one of {UNROLL_MODES}, got {unroll!r}")
-    single, batch = signature(net, dtype, name)
+    single, batch = signature(net, dtype, name)[:2]
     body, arrays = Lines(), []
     body.level = 1
     _emit_body(net, dtype, name, unroll, body, arrays)
@@ -195,6 +199,9 @@ def emit_c(net: Network, *, dtype: str = "float32", name: str = "mlp", unroll: s
     lines.add("}")
     lines.level = 0
     lines.add("}")
+    if net.n_inputs == net.n_outputs == 1:
+        t = C_TYPES[dtype]["T"]
+        lines.add("", signature(net, dtype, name)[2], "{", f"    {t} y;", f"    {name}(&x, &y);", "    return y;", "}")
     return str(lines)
 
 

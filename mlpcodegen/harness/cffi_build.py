@@ -83,6 +83,9 @@ class CompiledNetwork:
         self._ffi = module.ffi
         self._single = getattr(module.lib, name)
         self._batch = getattr(module.lib, name + "_batch")
+        #: ``f(float) -> float`` straight into C, for one-input one-output networks
+        #: (cffi converts the Python float: no array, no allocation); else None.
+        self.scalar = getattr(module.lib, name + "_scalar", None)
         self.n_inputs, self.n_outputs = n_inputs, n_outputs
         self.dtype = np.dtype(dtype)
         self._ctype = "float[]" if self.dtype == np.float32 else "double[]"
