@@ -104,10 +104,8 @@ def _loops(layer: Layer, unroll: str) -> bool:
 def _array(name: str, values: np.ndarray, dtype: str, t: str) -> list[str]:
     """``static const T name[..] = {...};``, a few literals per line (row per unit for 2-D)."""
     if values.ndim == 1:
-        rows = [", ".join(literal(v, dtype) if not np.signbit(v) else "-" + literal(-v, dtype) for v in values)]
-        return [f"static const {t} {name}[{len(values)}] = {{{rows[0]}}};"]
-    body = [f"    {{{', '.join(literal(v, dtype) if not np.signbit(v) else '-' + literal(-v, dtype) for v in row)}}}"
-            for row in values]
+        return [f"static const {t} {name}[{len(values)}] = {{{', '.join(literal(v, dtype) for v in values)}}};"]
+    body = [f"    {{{', '.join(literal(v, dtype) for v in row)}}}" for row in values]
     return [f"static const {t} {name}[{values.shape[0]}][{values.shape[1]}] = {{"] + \
            [line + ("," if i < len(body) - 1 else "") for i, line in enumerate(body)] + ["};"]
 

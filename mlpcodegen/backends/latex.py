@@ -26,15 +26,6 @@ NESTED_MAX_UNITS = 6
 LAYOUTS = ("auto", "nested", "named")
 
 
-def _round(expr: Any, digits: Optional[int]) -> Any:
-    import sympy
-
-    if digits is None:
-        return expr
-    # Decimal rounding: the printed 0.41 is the number the rounded formula computes with.
-    return expr.xreplace({f: sympy.Float(f"{float(f):.{digits}g}") for f in expr.atoms(sympy.Float)})
-
-
 def _expand(expr: Any, expand: bool) -> Any:
     import sympy
 
@@ -78,7 +69,7 @@ def sympy_equations(net: Network, *, digits: Optional[int] = None, expand: bool 
     """(left symbol, right expression) pairs of the formula, rounded as asked."""
     import sympy
 
-    from .sympy import check_nested_size, layer_expressions
+    from .sympy import check_nested_size, layer_expressions, round_weights
 
     layout = resolve_layout(net, layout)
     if layout == "nested":
@@ -96,7 +87,7 @@ def sympy_equations(net: Network, *, digits: Optional[int] = None, expand: bool 
         for index, exprs in enumerate(layers[:-1], start=1):
             pairs += [(sympy.Symbol(f"h_{{{index},{j + 1}}}"), e) for j, e in enumerate(exprs)]
         pairs += list(zip(outputs, layers[-1]))
-    return [(left, _expand(_round(right, digits), expand)) for left, right in pairs]  # round, then expand
+    return [(left, _expand(round_weights(right, digits), expand)) for left, right in pairs]  # round, then expand
 
 
 def latex_equations(net: Network, **options: Any) -> list[tuple[str, str]]:

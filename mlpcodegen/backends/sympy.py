@@ -14,7 +14,7 @@ Weights become SymPy ``Float`` (53-bit, the exact binary value) or, with
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -85,6 +85,16 @@ def network_expressions(net: Network, rational: bool = False) -> tuple[tuple[Any
     namespace: dict[str, Any] = {}
     exec(compile(emit_sympy(net, rational=rational), "<mlpcodegen sympy>", "exec"), namespace)  # noqa: S102
     return namespace["inputs"], namespace["outputs"]
+
+
+def round_weights(expr: Any, digits: Optional[int]) -> Any:
+    """``expr`` with every float rounded to ``digits`` significant digits (None: as is)."""
+    import sympy
+
+    if digits is None:
+        return expr
+    # Decimal rounding: the printed 0.41 is the number the rounded formula computes with.
+    return expr.xreplace({f: sympy.Float(f"{float(f):.{digits}g}") for f in expr.atoms(sympy.Float)})
 
 
 def _number(value: float, rational: bool) -> Any:
@@ -208,12 +218,10 @@ def expression_strings(net: Network, style: str = "numpy", digits: int | None = 
     ``numpy.tanh``... (``style="numpy"``, element-wise over arrays) or ``math.tanh``...
     (``style="python"``).  ``digits`` rounds every weight to that many significant digits.
     """
-    from .latex import _round
-
     check_nested_size(net)
     _, outputs = network_expressions(net)
     printer = _printer(style)
-    return [printer.doprint(_round(e, digits)) for e in outputs]
+    return [printer.doprint(round_weights(e, digits)) for e in outputs]
 
 
 def expression_function(expressions: list[str], n_inputs: int) -> Callable[[Any], np.ndarray]:

@@ -476,8 +476,7 @@ def _read_normalization(entry: _LayerEntry, width: int) -> list[Layer]:
     if c.get("mean") is not None:
         mean, variance = c["mean"], c["variance"]
     else:
-        w = _weights(entry, ["mean", "variance", "count"][: len(entry.weights)] if len(entry.weights) >= 2
-                     else ["mean", "variance"])
+        w = _weights(entry, ["mean", "variance", "count"][: max(len(entry.weights), 2)])
         mean, variance = w["mean"], w["variance"]
     mean = _per_feature(mean, width, f"Normalization {entry.name!r} mean")
     spread = np.maximum(np.sqrt(_per_feature(variance, width, f"Normalization {entry.name!r} variance")), 1e-7)

@@ -40,6 +40,7 @@ import numpy as np
 from ..backends import get_backend
 from ..errors import ValidationError
 from ..ir import Network
+from ..passes import fold_affine
 from ..reference import evaluate_magnitude
 from ..scaling import as_scaling, with_scaling
 
@@ -191,9 +192,10 @@ def verify(
     """
     from ..frontends import keras as frontend
 
-    model_net = network if network is not None else frontend.load(model)
-    # Keras computes normalisation layers unfolded: measure rounding on that form.
+    # Keras computes normalisation layers unfolded: measure rounding on that form, and
+    # fold it (as frontend.load does) for the target.  One read of the model.
     computed_net = network if network is not None else frontend.load(model, fold=False)
+    model_net = network if network is not None else fold_affine(computed_net)
     keras_model = frontend.load_keras_model(model) if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__") else model
     inputs, outputs = as_scaling(input_scaling), as_scaling(output_scaling)
     net = with_scaling(model_net, inputs, outputs)
