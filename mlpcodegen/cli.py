@@ -30,6 +30,17 @@ def _default_name(model: str) -> str:
 # ------------------------------------------------------------------- commands
 
 
+def _target_options(args: argparse.Namespace, backend, load: bool = False) -> dict:
+    """The target's emit options the command line sets (``--unroll`` for c, ...).
+    ``load``: only those its loader takes too (LaTeX digits are emit-only)."""
+    import inspect
+
+    keys = [key for key in backend.options if hasattr(args, key)]
+    if load and backend.load is not None:
+        keys = [key for key in keys if key in inspect.signature(backend.load).parameters]
+    return {key: getattr(args, key) for key in keys}
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from . import backends
     from ._files import write_atomic
@@ -39,7 +50,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     net = _scaled(load(args.model), args)
     name = args.name or _default_name(args.model)
     backend = backends.get_backend(args.target)
-    options = {key: getattr(args, key) for key in backend.options}
+    options = _target_options(args, backend)
     source = backends.emit(net, args.target, dtype=args.dtype, name=name, **options)
     if args.output in (None, "-"):
         sys.stdout.write(source)
@@ -50,7 +61,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         if backend.header is None:
             raise MlpCodegenError(f"target {args.target!r} has no header")
         header = str(Path(args.output).with_suffix(".h"))
-        write_atomic(header, backend.header(net, dtype=args.dtype or backend.dtypes[0], name=name))
+        write_atomic(header, backend.header(net, dtype=args.dtype or backend.dtypes[0], name=name, **options))
         written.append(header)
     elapsed = time.perf_counter() - started
     print(f"{net.describe()} -> {', '.join(written)} ({elapsed * 1e3:.0f} ms)", file=sys.stderr)
@@ -67,7 +78,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     inputs, outputs = _scalings(args)
     dtype = args.dtype or get_backend(args.target).dtypes[0]
     report = verify(args.model, args.target, dtype, n=args.n, domain=domain, seed=args.seed,
-                    input_scaling=inputs, output_scaling=outputs)
+                    input_scaling=inputs, output_scaling=outputs,
+                    options=_target_options(args, get_backend(args.target), load=True))
     print(report.table(), end="")
     if not report.ok:
         print("verification FAILED: an error exceeds its bound", file=sys.stderr)
@@ -168,6 +180,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_c_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--unroll", choices=("auto", "always", "never"), default="auto",
+                        help="c: closed form per neuron (always), loops over const arrays (never), or "
+                             "by layer shape as measured in bench/UNROLL.md (auto, the default)")
+    parser.add_argument("--math", choices=("fast", "libm"), default="fast",
+                        help="c: inline exp/tanh/sigmoid that vectorise, <= 2 ULP from the correctly "
+                             "rounded result (fast, the default; float32) or the C library's (libm)")
+
+
 def _add_formula_options(parser: argparse.ArgumentParser, default_digits: int) -> None:
     group = parser.add_argument_group("formula", "LaTeX and formula output")
     group.add_argument("--digits", type=_digits, default=default_digits,
@@ -201,9 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--name", help="function name (default: the model file's stem)")
     convert.add_argument("-o", "--output", help="output file (default: standard output)")
     convert.add_argument("--header", action="store_true", help="also write a header next to the output (c)")
-    convert.add_argument("--unroll", choices=("auto", "always", "never"), default="auto",
-                         help="c: closed form per neuron (always), loops over const arrays (never), or "
-                              "by layer size (auto, the default)")
+    _add_c_options(convert)
     _add_formula_options(convert, default_digits=4)
     convert.add_argument("--rational", action="store_true", help="exact rational weights (sympy)")
     _add_scaling_options(convert)
@@ -219,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--domain", nargs=2, type=float, metavar=("LOW", "HIGH"),
                         help="input range for every feature (default [-1, 1])")
     verify.add_argument("--seed", type=int, default=0)
+    _add_c_options(verify)
     _add_scaling_options(verify)
     verify.set_defaults(run=cmd_verify)
 

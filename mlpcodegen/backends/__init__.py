@@ -27,7 +27,7 @@ class Backend:
 
 
 BACKENDS: dict[str, Backend] = {
-    "c": Backend("c", ".c", c.DTYPES, c.emit_c, c.load, c.emit_c_header, options=("unroll",)),
+    "c": Backend("c", ".c", c.DTYPES, c.emit_c, c.load, c.emit_c_header, options=("unroll", "math")),
     "numba": Backend("numba", ".py", numba.DTYPES, numba.emit_numba, numba.load),
     "numpy": Backend("numpy", ".py", numpy.DTYPES, numpy.emit_numpy, numpy.load),
     "python": Backend("python", ".py", python.DTYPES, python.emit_python, python.load),

@@ -177,6 +177,7 @@ def verify(
     network: Optional[Network] = None,
     input_scaling: Any = None,
     output_scaling: Any = None,
+    options: Optional[dict] = None,
 ) -> VerifyReport:
     """Run ``n`` random inputs through ``model.predict``, the reference and ``target``.
 
@@ -184,7 +185,7 @@ def verify(
     ``input_scaling``/``output_scaling`` (:class:`mlpcodegen.scaling.Scaling` or fitted
     scikit-learn scalers) the target takes raw inputs and returns raw outputs, and is
     compared with ``output_scaler⁻¹(model.predict(input_scaler(x)))``; ``domain`` is
-    then in raw units.
+    then in raw units.  ``options`` are the target's emit options (``unroll``, ``math``).
 
     >>> report = verify("generated/seed/seed.keras", "c", "float32")   # doctest: +SKIP
     >>> report.ok                                                       # doctest: +SKIP
@@ -209,7 +210,7 @@ def verify(
         np.dtype(predicted.dtype).name, "float32")
     if outputs is not None:
         predicted = outputs.inverse().apply(predicted)
-    function = get_backend(target).load(net, dtype=dtype, name=name)
+    function = get_backend(target).load(net, dtype=dtype, name=name, **(options or {}))
     batch = np.asarray(function(x))
     singles = np.stack([np.asarray(function(row)) for row in x[: min(len(x), 64)]])
     label = f"{target} {dtype}"

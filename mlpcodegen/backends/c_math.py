@@ -1,0 +1,156 @@
+"""Inline float32 transcendentals for the C backend (``--math fast``).
+
+libm's ``expf``/``tanhf`` are calls the compiler cannot vectorise (without
+``-ffast-math`` and a vector math library), so a batch of tanh units runs one sample at
+a time.  These are ``static inline`` functions in plain C99 that GCC and Clang inline and
+vectorise across samples (``inline``: GCC otherwise declines to inline a function this
+size at several call sites, and a call blocks vectorisation).  Their accuracy is measured, not assumed:
+``python bench/math_ulp.py`` sweeps every float32 and writes bench/MATH.md, and
+tests/test_c_math.py checks a dense sample against the bounds below.
+
+Method (after Cephes' ``expf``/``tanhf``): exp(x) = 2^k exp(r) with k = round(x/ln 2)
+by the 1.5*2^23 trick (no call to ``rintf``), r = x - k ln 2 in two parts (Cody-Waite),
+exp(r) by a degree-7 minimax polynomial, and 2^k built from exponent bits in two
+halves so that subnormal results and overflow to infinity come out right.  tanh uses
+an odd polynomial below |x| = 0.625 (no cancellation) and (1 - e)/(1 + e), e = exp(-2|x|),
+above (numerator and denominator in parallel: a shorter dependency chain);
+sigmoid is e/(1 + e) or 1/(1 + e) with e = exp(-|x|).  NaN propagates, ±0 and ±inf map as libm maps them.
+"""
+from __future__ import annotations
+
+import re
+
+MATH_MODES = ("fast", "libm")
+
+#: Max error in float32 ULPs against the correctly rounded result (the double-precision
+#: libm value rounded to float), over every float32 input; measured by bench/math_ulp.py
+#: (see bench/MATH.md) and asserted on a dense sample by the tests.
+ULP_BOUND = {"exp": 2, "tanh": 2, "sigmoid": 2}
+
+# Each function in two flavours with the same arithmetic (so both give the same bits):
+# "v" (block loops) picks between precomputed results with bit masks, which gcc
+# vectorises on any SIMD level; the one-sample flavour picks with ?:, which gcc compiles
+# to branches that skip the unused side (seed 1-3-2-1 one sample: 38 ns against 48 ns).
+# A ?: does not do for the loops: gcc threads a ?: with a constant arm into separate
+# paths and then will not if-convert the (possibly trapping) arithmetic left on one
+# path, so without AVX-512 masking the loop would not vectorise.
+
+_EXP_CORE = """\
+    /* exp(x) = 2^k * exp(r), k = round(x / ln 2) read from the low bits of t, |r| <= ln(2) / 2 */
+    const float t = x * 1.44269504f + 12582912.0f;
+    const float k = t - 12582912.0f;
+    const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
+    /* the polynomial in Estrin's scheme: half the dependency chain of Horner's */
+    const float r2 = r * r;
+    const float q = (5.0000001201e-1f + 1.6666665459e-1f * r)
+                    + r2 * ((4.1665795894e-2f + 8.3334519073e-3f * r) + r2 * (1.3981999507e-3f + 1.9875691500e-4f * r));
+    const float p = (r + r2 * q) + 1.0f;
+    /* 2^k = 2^k1 * 2^k2, k1 = floor(k / 2): each factor normal, so 2^-150 .. 2^128 are
+       reachable.  Unsigned arithmetic only: no undefined behaviour for any x. */
+    uint32_t bits, k1, k2;
+    float s1, s2, y;
+    memcpy(&bits, &t, sizeof bits);
+    bits -= 0x4B400000u; /* k, two's complement */
+    k1 = (bits >> 1) | (bits & 0x80000000u);
+    k2 = bits - k1;
+    k1 = (k1 + 127u) << 23;
+    k2 = (k2 + 127u) << 23;
+    memcpy(&s1, &k1, sizeof s1);
+    memcpy(&s2, &k2, sizeof s2);
+    y = p * s1 * s2;
+    /* out of range: +inf above, +0 below; NaN stays NaN */
+"""
+_EXP_PICK = {
+    "": "    return x > 88.72283f ? HUGE_VALF : (x < -104.0f ? 0.0f : y);\n",
+    "v": """\
+    {{
+        const uint32_t above = 0u - (uint32_t)(x > 88.72283f), below = 0u - (uint32_t)(x < -104.0f);
+        uint32_t out;
+        memcpy(&out, &y, sizeof out);
+        out = (out & ~(above | below)) | (above & 0x7F800000u);
+        memcpy(&y, &out, sizeof y);
+    }}
+    return y;
+""",
+}
+_TANH_CORE = """\
+    /* odd polynomial below 0.625 (no cancellation), (1 - e) / (1 + e) with e = exp(-2|x|)
+       above; below 2^-12 tanh(x) rounds to x: x itself, which keeps the sign of -0.0 */
+    uint32_t bits, magnitude;
+    float a, small, e, big;
+    memcpy(&bits, &x, sizeof bits);
+    magnitude = bits & 0x7FFFFFFFu;
+    memcpy(&a, &magnitude, sizeof a);
+    {{
+        const float z = x * x;
+        small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z
+                  + 1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
+    }}
+    e = {p}_{v}expf(-2.0f * a);
+    big = (1.0f - e) / (1.0f + e); /* >= 0: takes the sign of x */
+"""
+_TANH_PICK = {
+    "": "    return a < 2.44140625e-4f ? x : (a < 0.625f ? small : (x < 0.0f ? -big : big));\n",
+    "v": """\
+    {{
+        const uint32_t use_small = 0u - (uint32_t)(a < 0.625f), use_x = 0u - (uint32_t)(a < 2.44140625e-4f);
+        uint32_t small_bits, big_bits, out;
+        float y;
+        memcpy(&small_bits, &small, sizeof small_bits);
+        memcpy(&big_bits, &big, sizeof big_bits);
+        out = (small_bits & use_small) | ((big_bits | (bits & 0x80000000u)) & ~use_small);
+        out = (out & ~use_x) | (bits & use_x);
+        memcpy(&y, &out, sizeof y);
+        return y;
+    }}
+""",
+}
+_SIGMOID = """\
+    /* e / (1 + e) with e = exp(-|x|) <= 1 for x < 0: no overflow, subnormal results kept */
+    const float e = {p}_{v}expf(x < 0.0f ? x : -x);
+    return (x < 0.0f ? e : 1.0f) / (1.0f + e);
+"""
+
+#: primitive -> (flavour -> body, primitives it calls).
+_FLOAT32: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
+    "exp": ({v: _EXP_CORE + pick for v, pick in _EXP_PICK.items()}, ()),
+    "tanh": ({v: _TANH_CORE + pick for v, pick in _TANH_PICK.items()}, ("exp",)),
+    "sigmoid": ({"": _SIGMOID, "v": _SIGMOID}, ("exp",)),
+}
+FLAVOURS = ("", "v")
+
+
+def _definition(key: str, flavour: str, prefix: str) -> list[str]:
+    body = _FLOAT32[key][0][flavour].format(p=prefix, v=flavour)
+    return [f"static inline float {prefix}_{flavour}{key}f(float x)", "{", *body.rstrip("\n").splitlines(), "}", ""]
+
+
+def fast_functions(dtype: str, prefix: str, vector: bool = False) -> dict[str, str]:
+    """primitive -> C call template over ``{a}`` for the inline functions of ``dtype``
+    (empty for float64: only float32 has fast versions, float64 calls libm);
+    ``vector``: the flavour for the batch block loops."""
+    if dtype != "float32":
+        return {}
+    flavour = "v" if vector else ""
+    return {key: f"{prefix}_{flavour}{key}f({{a}})" for key in _FLOAT32}
+
+
+def definitions(source: str, dtype: str, prefix: str) -> list[str]:
+    """The definitions of the inline functions ``source`` calls (and those they call),
+    in dependency order; unused ones are left out (``-Wunused-function``)."""
+    if dtype != "float32":
+        return []
+    used = {(key, v) for key in _FLOAT32 for v in FLAVOURS if re.search(rf"\b{prefix}_{v}{key}f\(", source)}
+    for key, v in list(used):
+        used.update((dependency, v) for dependency in _FLOAT32[key][1])
+    out: list[str] = []
+    for v in FLAVOURS:
+        for key in _FLOAT32:  # exp first: the others call it
+            if (key, v) in used:
+                out += _definition(key, v, prefix)
+    return out
+
+
+def names(prefix: str) -> set[str]:
+    """Function names the inline definitions take for network ``prefix``."""
+    return {f"{prefix}_{v}{key}f" for key in _FLOAT32 for v in FLAVOURS}

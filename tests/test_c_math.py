@@ -1,0 +1,75 @@
+"""The inline float32 transcendentals (--math fast): accuracy against the correctly
+rounded result, special values, and that they vectorise and stay warning-free."""
+import platform
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import STRICT_FLAGS
+from mlpcodegen.backends import c_math
+from mlpcodegen.backends.c import cdef, emit_c
+from mlpcodegen.harness.cffi_build import DEFAULT_FLAGS, CompiledNetwork, build_module
+from mlpcodegen.harness.math_check import max_ulp
+from mlpcodegen.ir import Activation, Dense, Network
+
+
+@pytest.mark.parametrize("function", sorted(c_math.ULP_BOUND))
+@pytest.mark.parametrize("flags", [("-O2",), DEFAULT_FLAGS], ids=["O2", "harness"])
+@pytest.mark.parametrize("vector", [False, True], ids=["one-sample", "block"])
+def test_fast_function_is_within_its_ulp_bound(gcc, function, flags, vector):
+    """Every 251st float32 bit pattern (17 million inputs, all exponents and signs,
+    subnormals, ±0, ±inf): the error is within the stated bound (bench/MATH.md has the
+    exhaustive sweep)."""
+    result = max_ulp(function, stride=251, flags=flags, vector=vector)
+    assert result.inputs > 16_000_000
+    assert result.max_ulp <= c_math.ULP_BOUND[function], result
+
+
+def identity_net(activation: str) -> Network:
+    return Network(1, (Dense(np.ones((1, 1)), None, Activation(activation)),))  # no bias: keeps -0.0
+
+
+SPECIALS = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 88.7, 88.8, 89.0, -87.0, -103.0, -104.5, 1e-30, -1e-30,
+                     0.625, -0.625, 0.62499994, 9.0, -9.0, 20.0, -20.0, 1e-45], dtype=np.float32)
+
+
+@pytest.mark.parametrize("activation,libm", [("exponential", np.exp), ("tanh", np.tanh),
+                                             ("sigmoid", lambda v: 1.0 / (1.0 + np.exp(-v)))])
+def test_special_values_map_as_the_math_does(gcc, activation, libm):
+    """Overflow to inf, underflow through the subnormals to 0, signed zeros, NaN in ->
+    NaN out, saturation of tanh and sigmoid; the one-sample and block paths alike."""
+    net = identity_net(activation)
+    module = build_module(emit_c(net, dtype="float32", name="f"), cdef(net, "float32", "f"))
+    function = CompiledNetwork(module, "f", 1, 1, "float32")
+    with np.errstate(all="ignore"):
+        want = libm(SPECIALS.astype(np.float64)).astype(np.float32)
+    block = np.repeat(SPECIALS, 4)[:, None]  # > 32 rows: through the vectorised block
+    for got in (np.array([function.scalar(float(v)) for v in SPECIALS], np.float32), function(block)[::4, 0]):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        finite = ~np.isnan(want)
+        assert np.all(np.signbit(got[finite]) == np.signbit(want[finite]))
+        np.testing.assert_allclose(got[finite], want[finite], rtol=3e-7, atol=3e-45)
+
+
+def test_fast_math_vectorises_and_compiles_warning_free(gcc, tmp_path):
+    """A batch of tanh units: gcc vectorises the block loop that applies the inline
+    tanh (no libm call left), and the file passes the strict warning flags."""
+    net = Network(2, (Dense(np.ones((2, 3)), np.zeros(3), Activation("tanh")),
+                      Dense(np.ones((3, 2)), None, Activation("sigmoid"))))
+    source = tmp_path / "net.c"
+    source.write_text(emit_c(net, dtype="float32", name="net"))
+    subprocess.run([gcc, *STRICT_FLAGS, "-O2", "-c", str(source), "-o", str(tmp_path / "net.o")], check=True)
+    arch = ["-march=x86-64-v3"] if platform.machine() in ("x86_64", "AMD64") else []  # AVX2, no AVX-512 masking
+    report = subprocess.run([gcc, "-std=c99", "-O3", *arch, "-fopt-info-vec-optimized", "-c", str(source),
+                             "-o", str(tmp_path / "v.o")], capture_output=True, text=True, check=True).stderr
+    tanh_loop = next(i for i, line in enumerate(source.read_text().splitlines(), 1) if "= net_vtanhf(zj);" in line)
+    assert f"net.c:{tanh_loop - 2}" in report or f"net.c:{tanh_loop - 1}" in report, report
+    assert "= net_tanhf(1.0f*x[0] + 1.0f*x[1] + 0.0f);" in source.read_text()  # one-sample flavour
+
+
+def test_math_option_is_validated():
+    with pytest.raises(ValueError, match="math must be one of"):
+        emit_c(identity_net("tanh"), math="approximate")
+    assert "tanhf(" in emit_c(identity_net("tanh"), math="libm")
+    assert "#include <string.h>" not in emit_c(identity_net("relu"))  # nothing inline to define
