@@ -125,6 +125,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.model) if args.model else SEED_MODEL)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from .frontends.keras import load, load_keras_model
+    from .harness.bench import bench_model
+    from .harness.bench_report import targets, write_report
+
+    model_file = Path(args.model)
+    net, model = load(model_file), load_keras_model(model_file)
+    rows = tuple(args.rows)
+    bench = bench_model(model, net, model_file.stem, rows=rows, quick=args.quick, model_file=model_file)
+    out = Path(args.out or f"{model_file.stem}_bench.md")
+    command = "mlpcodegen bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "mlpcodegen bench"
+    png = write_report([bench], rows, out, command, seed_labels=[model_file.stem] if args.tiny else [])
+    for what, measured, needed, met in targets(bench, args.tiny):
+        print(f"{'ok ' if met else '-- ' if met is None else 'NO '} {what}: {measured} (needed {needed})")
+    print(f"wrote {out} and {png}", file=sys.stderr)
+    return 0
+
+
 def _floats(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",")]
@@ -256,6 +275,18 @@ def build_parser() -> argparse.ArgumentParser:
                          help="input range for the rounding error and the plot (default -1 1)")
     _add_scaling_options(formula)
     formula.set_defaults(run=cmd_formula, style="latex")
+
+    bench = sub.add_parser("bench", help="time every way to run a model, side by side",
+                           description="Time model.predict, ONNX Runtime, LiteRT, NumPy and every mlpcodegen "
+                                       "target on one model in one process; write a Markdown report and a PNG.")
+    bench.add_argument("model", help="path of a .keras or legacy .h5 model")
+    bench.add_argument("--out", help="report path (default: MODEL_bench.md; the plot goes next to it as .png)")
+    bench.add_argument("--rows", type=_positive_int, nargs="+", default=[10_000, 1_000_000],
+                       help="batch sizes for the throughput columns (default: 10000 1000000)")
+    bench.add_argument("--quick", action="store_true", help="fewer repeats")
+    bench.add_argument("--tiny", action="store_true",
+                       help="judge the in-C target as for a tiny network (<= 0.6x the plain C loops)")
+    bench.set_defaults(run=cmd_bench)
 
     demo = sub.add_parser("demo", help="convert, compile, verify and time the bundled seed model",
                           description="Run the whole pipeline on the bundled 1-3-2-1 seed model.")

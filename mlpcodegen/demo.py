@@ -69,13 +69,17 @@ def run_demo(model_path: Path) -> int:
     sample = np.zeros((1, net.n_inputs), dtype=np.float32)
     row = sample[0]
     c_time = median_seconds(lambda: function(row), repeats=50, inner=2000)
+    bound = function.bind()
+    bound_time = median_seconds(bound.run, repeats=50, inner=2000)
     predict_time = median_seconds(lambda: keras_model.predict(sample, verbose=0), repeats=15)
     scalar = ""
     if function.scalar is not None:
         scalar_time = median_seconds(lambda: function.scalar(0.5), repeats=50, inner=2000)
-        scalar = f" (scalar entry {_format_seconds(scalar_time)}, {predict_time / scalar_time:,.0f}x)"
-    print(f"one sample: C via cffi {_format_seconds(c_time)}, model.predict "
-          f"{_format_seconds(predict_time)} -> {predict_time / c_time:,.0f}x faster{scalar}")
+        scalar = f", scalar entry {_format_seconds(scalar_time)} ({predict_time / scalar_time:,.0f}x)"
+    print(f"one sample: model.predict {_format_seconds(predict_time)}; C via cffi: array call "
+          f"{_format_seconds(c_time)} ({predict_time / c_time:,.0f}x faster), bound call "
+          f"{_format_seconds(bound_time)} ({predict_time / bound_time:,.0f}x){scalar}")
+    print("every path side by side: mlpcodegen bench MODEL (bench/RESULTS.md for the reference models)")
     if not ok:
         print("verification FAILED")
     return 0 if ok else 1

@@ -33,7 +33,7 @@ def test_convert_to_stdout_and_float64(capsys):
     assert "void seed(const double *x, double *y)" in text
 
 
-@pytest.mark.parametrize("command", [[], ["convert"], ["verify"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["convert"], ["verify"], ["demo"], ["bench"]])
 def test_help_for_every_command(command):
     result = run(*command, "--help")
     assert result.returncode == 0 and "usage: mlpcodegen" in result.stdout

@@ -21,12 +21,15 @@ static inline float seed_expf(float x)
     const float q = (5.0000001201e-1f + 1.6666665459e-1f * r)
                     + r2 * ((4.1665795894e-2f + 8.3334519073e-3f * r) + r2 * (1.3981999507e-3f + 1.9875691500e-4f * r));
     const float p = (r + r2 * q) + 1.0f;
-    /* 2^k = 2^k1 * 2^k2, k1 = floor(k / 2): each factor normal, so 2^-150 .. 2^128 are
-       reachable.  Unsigned arithmetic only: no undefined behaviour for any x. */
     uint32_t bits, k1, k2;
     float s1, s2, y;
     memcpy(&bits, &t, sizeof bits);
-    bits -= 0x4B400000u; /* k, two's complement */
+    bits -= 0x4B400000u; /* k, two's complement: unsigned arithmetic, no undefined behaviour for any x */
+    if (x >= -87.0f && x <= 88.0f) {
+        k1 = (bits + 127u) << 23;
+        memcpy(&s1, &k1, sizeof s1);
+        return p * s1;
+    }
     k1 = (bits >> 1) | (bits & 0x80000000u);
     k2 = bits - k1;
     k1 = (k1 + 127u) << 23;
@@ -34,8 +37,7 @@ static inline float seed_expf(float x)
     memcpy(&s1, &k1, sizeof s1);
     memcpy(&s2, &k2, sizeof s2);
     y = p * s1 * s2;
-    /* out of range: +inf above, +0 below; NaN stays NaN */
-    return x > 88.72283f ? HUGE_VALF : (x < -104.0f ? 0.0f : y);
+    return x > 88.72283f ? HUGE_VALF : (x < -104.0f ? 0.0f : y); /* NaN stays NaN */
 }
 
 static inline float seed_tanhf(float x)
@@ -68,12 +70,10 @@ static inline float seed_vexpf(float x)
     const float q = (5.0000001201e-1f + 1.6666665459e-1f * r)
                     + r2 * ((4.1665795894e-2f + 8.3334519073e-3f * r) + r2 * (1.3981999507e-3f + 1.9875691500e-4f * r));
     const float p = (r + r2 * q) + 1.0f;
-    /* 2^k = 2^k1 * 2^k2, k1 = floor(k / 2): each factor normal, so 2^-150 .. 2^128 are
-       reachable.  Unsigned arithmetic only: no undefined behaviour for any x. */
     uint32_t bits, k1, k2;
     float s1, s2, y;
     memcpy(&bits, &t, sizeof bits);
-    bits -= 0x4B400000u; /* k, two's complement */
+    bits -= 0x4B400000u; /* k, two's complement: unsigned arithmetic, no undefined behaviour for any x */
     k1 = (bits >> 1) | (bits & 0x80000000u);
     k2 = bits - k1;
     k1 = (k1 + 127u) << 23;

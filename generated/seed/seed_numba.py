@@ -4,6 +4,8 @@
 seed(x): 1-D array of 1 -> 1-D array of 1, float64
 seed_batch(X): (n, 1) array, rows are samples -> (n, 1) array
 seed_batch_parallel(X): the same, rows spread over threads (numba.prange)
+seed_into(x, y): one sample into a preallocated y (no allocation: the lowest call overhead)
+seed_scalar(v): float -> float (one input, one output)
 """
 import math
 
@@ -35,6 +37,28 @@ def seed(x):
     y = np.empty(1, dtype=np.float64)
     _seed_row(x, y)
     return y
+
+
+@numba.njit(cache=True, nogil=True)
+def seed_into(x, y):
+    if x.shape[0] != 1 or y.shape[0] != 1:
+        raise ValueError("seed_into expects arrays of 1 inputs and 1 outputs")
+    _seed_row(x, y)
+
+
+@numba.njit(cache=True, nogil=True)
+def seed_scalar(v):
+    x0 = np.float64(v)
+    # layer 1 (hidden_1): dense 1 -> 3, tanh
+    h1_0 = math.tanh(1.2375595569610596*x0 + 0.32771486043930054)
+    h1_1 = math.tanh(-0.3761937916278839*x0 + 0.10307049751281738)
+    h1_2 = math.tanh(2.165266513824463*x0 + 0.6537896394729614)
+    # layer 2 (hidden_2): dense 3 -> 2, tanh
+    h2_0 = math.tanh(1.7099473476409912*h1_0 + 1.510157585144043*h1_1 - 0.9073659181594849*h1_2 - 0.19344067573547363)
+    h2_1 = math.tanh(1.6080777645111084*h1_0 + 1.9808783531188965*h1_1 - 0.6409260034561157*h1_2 - 0.31353482604026794)
+    # layer 3 (y): dense 2 -> 1, linear
+    h3_0 = 4.053923606872559*h2_0 + 1.4499484300613403*h2_1 - 0.004303439985960722
+    return h3_0
 
 
 @numba.njit(cache=True, nogil=True)

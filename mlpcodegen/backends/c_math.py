@@ -45,12 +45,14 @@ _EXP_CORE = """\
     const float q = (5.0000001201e-1f + 1.6666665459e-1f * r)
                     + r2 * ((4.1665795894e-2f + 8.3334519073e-3f * r) + r2 * (1.3981999507e-3f + 1.9875691500e-4f * r));
     const float p = (r + r2 * q) + 1.0f;
-    /* 2^k = 2^k1 * 2^k2, k1 = floor(k / 2): each factor normal, so 2^-150 .. 2^128 are
-       reachable.  Unsigned arithmetic only: no undefined behaviour for any x. */
     uint32_t bits, k1, k2;
     float s1, s2, y;
     memcpy(&bits, &t, sizeof bits);
-    bits -= 0x4B400000u; /* k, two's complement */
+    bits -= 0x4B400000u; /* k, two's complement: unsigned arithmetic, no undefined behaviour for any x */
+"""
+# 2^k = 2^k1 * 2^k2 with k1 = floor(k / 2): each factor normal, so 2^-150 .. 2^128 are
+# reachable; in the normal range p * 2^k1 * 2^k2 == p * 2^k exactly.
+_TWO_FACTORS = """\
     k1 = (bits >> 1) | (bits & 0x80000000u);
     k2 = bits - k1;
     k1 = (k1 + 127u) << 23;
@@ -58,11 +60,21 @@ _EXP_CORE = """\
     memcpy(&s1, &k1, sizeof s1);
     memcpy(&s2, &k2, sizeof s2);
     y = p * s1 * s2;
-    /* out of range: +inf above, +0 below; NaN stays NaN */
 """
 _EXP_PICK = {
-    "": "    return x > 88.72283f ? HUGE_VALF : (x < -104.0f ? 0.0f : y);\n",
-    "v": """\
+    # one sample: the common case with a single scale factor (one multiply less on the
+    # dependency chain); a predictable branch to the two factors, +inf or +0 elsewhere
+    "": """\
+    if (x >= -87.0f && x <= 88.0f) {{
+        k1 = (bits + 127u) << 23;
+        memcpy(&s1, &k1, sizeof s1);
+        return p * s1;
+    }}
+""" + _TWO_FACTORS + """\
+    return x > 88.72283f ? HUGE_VALF : (x < -104.0f ? 0.0f : y); /* NaN stays NaN */
+""",
+    "v": _TWO_FACTORS + """\
+    /* out of range: +inf above, +0 below; NaN stays NaN */
     {{
         const uint32_t above = 0u - (uint32_t)(x > 88.72283f), below = 0u - (uint32_t)(x < -104.0f);
         uint32_t out;

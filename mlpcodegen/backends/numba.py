@@ -37,7 +37,8 @@ def emit_numba(net: Network, *, dtype: str = "float64", name: str = "mlp") -> st
         f"{name}(x): 1-D array of {n_in} -> 1-D array of {n_out}, {dtype}",
         f"{name}_batch(X): (n, {n_in}) array, rows are samples -> (n, {n_out}) array",
         f"{name}_batch_parallel(X): the same, rows spread over threads (numba.prange)",
-    ]), "import math", "", "import numba", "import numpy as np", "", "f32 = np.float32", "", "")
+        f"{name}_into(x, y): one sample into a preallocated y (no allocation: the lowest call overhead)",
+    ] + ([f"{name}_scalar(v): float -> float (one input, one output)"] if n_in == n_out == 1 else [])), "import math", "", "import numba", "import numpy as np", "", "f32 = np.float32", "", "")
     lines.add("@numba.njit(cache=True, nogil=True)", f"def _{name}_row(x, y):")
     lines.level = 1
     inputs = [f"x{i}" for i in range(n_in)]
@@ -49,6 +50,17 @@ def emit_numba(net: Network, *, dtype: str = "float64", name: str = "mlp") -> st
     lines.add(f"    if x.ndim != 1 or x.shape[0] != {n_in}:",
               f'        raise ValueError("{name} expects a 1-D array of {n_in} inputs")',
               f"    y = np.empty({n_out}, dtype=np.{dtype})", f"    _{name}_row(x, y)", "    return y")
+    lines.add("", "", "@numba.njit(cache=True, nogil=True)", f"def {name}_into(x, y):")
+    lines.add(f"    if x.shape[0] != {n_in} or y.shape[0] != {n_out}:",
+              f'        raise ValueError("{name}_into expects arrays of {n_in} inputs and {n_out} outputs")',
+              f"    _{name}_row(x, y)")
+    if n_in == n_out == 1:
+        lines.add("", "", "@numba.njit(cache=True, nogil=True)", f"def {name}_scalar(v):")
+        lines.level = 1
+        lines.add(f"x0 = np.{dtype}(v)")
+        outputs = emit_statements(net, _language(dtype), ["x0"], lines, lambda text: f"# {text}")
+        lines.add(f"return {outputs[0]}")
+        lines.level = 0
     for suffix, parallel, loop in (("batch", "", "range"), ("batch_parallel", ", parallel=True", "numba.prange")):
         lines.add("", "", f"@numba.njit(cache=True, nogil=True{parallel})", f"def {name}_{suffix}(X):")
         lines.add(f"    if X.ndim != 2 or X.shape[1] != {n_in}:",
@@ -73,4 +85,6 @@ def load(net: Network, *, dtype: str = "float64", name: str = "mlp"):
             raise ValueError(f"expected shape ({net.n_inputs},) or (n, {net.n_inputs}), got {x.shape}")
         return single(x) if x.ndim == 1 else batch(x)
 
+    call.into = getattr(module, name + "_into")  # (x, y): no checks beyond shapes, no allocation
+    call.scalar = getattr(module, name + "_scalar", None)
     return call

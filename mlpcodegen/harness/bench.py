@@ -14,6 +14,7 @@ is reported as such.  Ratios are taken within the run.
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -159,9 +160,8 @@ def _cffi_floor(n_in: int, n_out: int) -> Callable[[], None]:
     module = build_module("void empty(const float *x, float *y) { (void)x; (void)y; }\n",
                           "void empty(const float *x, float *y);\n")
     ffi, lib = module.ffi, module.lib
-    px, py = ffi.new("float[]", n_in), ffi.new("float[]", n_out)
-    empty = lib.empty
-    return lambda: empty(px, py)
+    # the same shape of call as CompiledNetwork.bind(): a partial holding the pointers
+    return functools.partial(lib.empty, ffi.new("float[]", n_in), ffi.new("float[]", n_out))
 
 
 def _peers(run: _Runner, model: Any) -> None:
