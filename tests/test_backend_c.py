@@ -310,3 +310,20 @@ def test_block_and_one_sample_paths_compute_the_same_sums(math):
         function = CompiledNetwork(module, "net", net.n_inputs, net.n_outputs, "float32")
         x = np.random.default_rng(seed).uniform(-3, 3, (2 * LANES["float32"] + 5, net.n_inputs))
         np.testing.assert_array_equal(function(x), np.stack([function(row) for row in x]))
+
+
+def test_glu_written_as_loops_in_both_paths(gcc):
+    """A wide glu layer (units = 2 x outputs) goes through the loop shape, in the
+    one-sample function and in the batch block."""
+    from mlpcodegen.harness.verify import F32_ULP_BOUND, compare
+    from mlpcodegen.reference import evaluate_magnitude
+
+    rng = np.random.default_rng(3)
+    net = Network(4, (Dense(rng.normal(size=(4, 80)), rng.normal(size=80), Activation("glu"), "g"),
+                      Dense(rng.normal(size=(40, 3)), None, Activation("linear"), "o")))
+    assert "dense 4 -> 40, glu; loops" in emit_c(net, dtype="float32", name="net")
+    function = load(net, dtype="float32", name="net")
+    x = rng.uniform(-2, 2, (70, 4))
+    reference, scale = evaluate_magnitude(net, x)
+    assert compare(function(x), reference, scale, "float32")[2] <= F32_ULP_BOUND
+    assert compare(np.stack([function(r) for r in x]), reference, scale, "float32")[2] <= F32_ULP_BOUND

@@ -198,44 +198,49 @@ def _emit_body(net: Network, dtype: str, name: str, unroll: str, math: str, line
         lines.add(f"y[{j}] = {source};")
 
 
+def _tile(t: str, lanes: int, tile: int, zero: str, indent: str) -> list[str]:
+    """Units j .. j + tile - 1 over all lanes: ``tile`` x LANES accumulators."""
+    body = [
+        f"{t} acc[{tile}][{lanes}];",
+        f"for (u = 0; u < {tile}u; ++u) for (l = 0; l < {lanes}u; ++l) acc[u][l] = b ? b[j + u] : {zero};",
+        "for (k = 0; k < n_in; ++k) {",
+        f"    for (u = 0; u < {tile}u; ++u) {{",
+        f"        const {t} wk = w[k * units + j + u];",
+        f"        for (l = 0; l < {lanes}u; ++l) acc[u][l] += wk * h[k * {lanes}u + l];",
+        "    }",
+        "}",
+        f"for (u = 0; u < {tile}u; ++u) for (l = 0; l < {lanes}u; ++l) z[(j + u) * {lanes}u + l] = acc[u][l];",
+    ]
+    return [indent + line for line in body]
+
+
 def _dense_helper(dtype: str, name: str) -> list[str]:
     """``static void NAME_dense``: z = h W + b for a block of samples, ``z[unit][lane]``.
 
-    A register tile of TILE_UNITS units x LANES samples is accumulated over the inputs:
+    Register tiles of TILE_UNITS units x LANES samples are accumulated over the inputs:
     each weight is read once per tile and each input row once per unit, the lanes
     vectorise, and every sum keeps the single-sample order ((b + h0 w0) + h1 w1) + ...
-    Sizes are arguments, not constants: gcc then keeps the tile in registers (with
-    constant sizes it unrolls differently and spills the tile to the stack, ~2.5x
-    slower, measured)."""
+    The units left over are done in tiles of 4, 2 and 1, each a set of independent
+    sums (one unit at a time would be a chain of dependent FMAs: cls 16-64-64-10's
+    10-unit output layer cost 3x more that way, measured).  Sizes are arguments, not
+    constants: gcc then keeps the tile in registers (with constant sizes it unrolls
+    differently and spills the tile to the stack, ~2.5x slower, measured)."""
     t, lanes, tile, zero = C_TYPES[dtype]["T"], LANES[dtype], TILE_UNITS, literal(0.0, dtype)
-    return [
+    lines = [
         f"static void {name}_dense(const {t} *h, size_t n_in, const {t} *w, const {t} *b, size_t units, {t} *z)",
         "{",
         f"    const size_t tiled = units - units % {tile}u;",
         "    size_t j, k, l, u;",
         f"    for (j = 0; j < tiled; j += {tile}u) {{",
-        f"        {t} acc[{tile}][{lanes}];",
-        f"        for (u = 0; u < {tile}u; ++u) for (l = 0; l < {lanes}u; ++l) acc[u][l] = b ? b[j + u] : {zero};",
-        "        for (k = 0; k < n_in; ++k) {",
-        f"            for (u = 0; u < {tile}u; ++u) {{",
-        "                const " + t + " wk = w[k * units + j + u];",
-        f"                for (l = 0; l < {lanes}u; ++l) acc[u][l] += wk * h[k * {lanes}u + l];",
-        "            }",
-        "        }",
-        f"        for (u = 0; u < {tile}u; ++u) for (l = 0; l < {lanes}u; ++l) z[(j + u) * {lanes}u + l] = acc[u][l];",
+        *_tile(t, lanes, tile, zero, "        "),
         "    }",
-        "    for (j = tiled; j < units; ++j) {",
-        f"        {t} acc[{lanes}];",
-        f"        for (l = 0; l < {lanes}u; ++l) acc[l] = b ? b[j] : {zero};",
-        "        for (k = 0; k < n_in; ++k) {",
-        f"            const {t} wk = w[k * units + j];",
-        f"            for (l = 0; l < {lanes}u; ++l) acc[l] += wk * h[k * {lanes}u + l];",
-        "        }",
-        f"        for (l = 0; l < {lanes}u; ++l) z[j * {lanes}u + l] = acc[l];",
-        "    }",
-        "}",
-        "",
     ]
+    rest = tile // 2
+    while rest:
+        lines += [f"    if (units - j >= {rest}u) {{", *_tile(t, lanes, rest, zero, "        "), f"        j += {rest}u;",
+                  "    }"]
+        rest //= 2
+    return lines + ["}", ""]
 
 
 def _block_dense(layer: Dense, index: int, src: str, dtype: str, name: str, lines: Lines,
@@ -286,7 +291,7 @@ def _block_layer(layer: Layer, index: int, src: str, dtype: str, name: str, unro
     if spec.is_identity:
         return z
     if spec.is_vector:
-        named = [[f"{z}[{j}][l]"] for j in range(layer.n_out)]
+        named = [[f"{z}[{j}][l]"] for j in range(layer.units)]  # glu: twice n_out
         return _block_lane_loop(lines, out, layer.n_out, dtype,
                                 lambda inner: activate_statements(lang, layer, index, named, inner))
     t, lanes = C_TYPES[dtype]["T"], LANES[dtype]
@@ -319,16 +324,16 @@ def _emit_block(net: Network, dtype: str, name: str, unroll: str, math: str, lin
     lines.add("}")
 
 
-def block_stack_bytes(net: Network, dtype: str, unroll: str = "auto") -> int:
+def block_stack_bytes(net: Network, dtype: str) -> int:
     """Stack the batch function's block needs (at most): sums and outputs of every
     layer, one ``[width][LANES]`` array each, and one register tile."""
     rows = net.n_inputs + TILE_UNITS
     for layer in net.layers:
-        rows += 2 * layer.n_out
+        rows += layer.n_in + layer.n_out  # the sums (as wide as the inputs for glu) and outputs
     return rows * LANES[dtype] * np.dtype(dtype).itemsize
 
 
-def _file_comment(net: Network, dtype: str, name: str, unroll: str, math: str) -> list[str]:
+def _file_comment(net: Network, dtype: str, name: str, math: str) -> list[str]:
     lanes = LANES[dtype]
     maths = "inline exp/tanh/sigmoid (see c_math: <= 2 ULP)" if math == "fast" and dtype == "float32" else "libm"
     return [
@@ -337,7 +342,7 @@ def _file_comment(net: Network, dtype: str, name: str, unroll: str, math: str) -
         f" * {name}(x, y): one sample, x[{net.n_inputs}] -> y[{net.n_outputs}], {C_TYPES[dtype]['T']}",
         f" * {name}_batch(x, y, n): n samples, row-major x[n][{net.n_inputs}] -> y[n][{net.n_outputs}],",
         f" *   in blocks of {lanes} samples computed side by side "
-        f"({block_stack_bytes(net, dtype, unroll)} bytes of stack)",
+        f"({block_stack_bytes(net, dtype)} bytes of stack)",
         f" * Math: {maths}.  Build with optimisation (-O3; -march=native to use the host's SIMD).",
         " * Reentrant: no mutable globals, no allocation.  Needs <math.h> (link with -lm). */",
     ]
@@ -375,7 +380,7 @@ def emit_c(net: Network, *, dtype: str = "float32", name: str = "mlp", unroll: s
         t = C_TYPES[dtype]["T"]
         code.add("", signature(net, dtype, name)[2], "{", f"    {t} y;", f"    {name}(&x, &y);", "    return y;", "}")
     inline = c_math.definitions(str(code), dtype, name) if math == "fast" else []
-    lines = Lines().add(*_file_comment(net, dtype, name, unroll, math), "#include <math.h>", "#include <stddef.h>")
+    lines = Lines().add(*_file_comment(net, dtype, name, math), "#include <math.h>", "#include <stddef.h>")
     if inline:
         lines.add("#include <stdint.h>", "#include <string.h>", "", *inline[:-1])
     lines.add("")
@@ -386,10 +391,12 @@ def emit_c(net: Network, *, dtype: str = "float32", name: str = "mlp", unroll: s
 
 def emit_c_header(net: Network, *, dtype: str = "float32", name: str = "mlp", unroll: str = "auto",
                   math: str = "fast") -> str:
-    """A header declaring the functions :func:`emit_c` defines."""
+    """A header declaring the functions :func:`emit_c` defines (it takes the same
+    options; ``unroll`` does not change the declarations)."""
+    del unroll
     check_identifier(name, _TAKEN, _LOCALS)
     guard = f"{name.upper()}_H"
-    lines = Lines().add(*_file_comment(net, dtype, name, unroll, math), f"#ifndef {guard}", f"#define {guard}", "")
+    lines = Lines().add(*_file_comment(net, dtype, name, math), f"#ifndef {guard}", f"#define {guard}", "")
     lines.add("#include <stddef.h>", "")
     lines.add(*(proto + ";" for proto in signature(net, dtype, name)))
     lines.add("", f"#endif /* {guard} */")
