@@ -3,25 +3,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from .backends.c import emit_c, load as compile_c
 from .frontends.keras import load, load_keras_model
+from .harness.bench import median_seconds
 from .harness.verify import verify
-
-
-def median_seconds(call: Callable[[], object], repeats: int, inner: int = 1) -> float:
-    """Median over ``repeats`` timings of ``inner`` back-to-back calls, per call."""
-    call()  # warm up: first calls pay for imports, tracing and page faults
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter_ns()
-        for _ in range(inner):
-            call()
-        times.append((time.perf_counter_ns() - start) / inner)
-    return float(np.median(times)) * 1e-9
 
 
 def _format_seconds(seconds: float) -> str:

@@ -4,7 +4,7 @@ driver, the low-overhead call paths, and `mlpcodegen bench` end to end."""
 import numpy as np
 import pytest
 
-from conftest import architecture, build_model
+from conftest import build_model
 from mlpcodegen.backends import BACKENDS
 from mlpcodegen.cli import main
 from mlpcodegen.errors import UnsupportedError

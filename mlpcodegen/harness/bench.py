@@ -196,10 +196,10 @@ def _peers(run: _Runner, model: Any) -> None:
 def _targets(run: _Runner, facts: dict) -> None:
     from ..backends import BACKENDS
 
-    net, one, row = run.net, run.one, run.one[0]
+    net, row = run.net, run.one[0]
     started = time.perf_counter()
     c = BACKENDS["c"].load(net, dtype="float32", name="net")
-    facts["cffi build, cold (s)"] = time.perf_counter() - started
+    facts["emit + cffi build, or load from the cache (s)"] = time.perf_counter() - started
     run.add("C via cffi: net(x)", "mlpcodegen", lambda: c(row), c)
     bound = c.bind()
     bound.x[:] = row
