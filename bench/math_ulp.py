@@ -3,7 +3,7 @@
 
     python bench/math_ulp.py [--stride N]     # writes bench/MATH.md
 
-For exp, tanh and sigmoid, both flavours (the one-sample functions and the ones the
+For exp, expm1, tanh and sigmoid, both flavours (the one-sample functions and the ones the
 batch blocks vectorise), compiled as the harness compiles them: the largest error in
 float32 ULPs against the correctly rounded result (double-precision libm, rounded to
 float) and the input where it occurs.  The bounds stated in

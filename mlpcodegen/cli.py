@@ -204,7 +204,7 @@ def _add_c_options(parser: argparse.ArgumentParser) -> None:
                         help="c: closed form per neuron (always), loops over const arrays (never), or "
                              "by layer shape as measured in bench/UNROLL.md (auto, the default)")
     parser.add_argument("--math", choices=("fast", "libm"), default="fast",
-                        help="c: inline exp/tanh/sigmoid that vectorise, <= 2 ULP from the correctly "
+                        help="c: inline exp/expm1/tanh/sigmoid that vectorise, <= 2 ULP from the correctly "
                              "rounded result (fast, the default; float32) or the C library's (libm)")
 
 

@@ -3,7 +3,7 @@
  * seed(x, y): one sample, x[1] -> y[1], float
  * seed_batch(x, y, n): n samples, row-major x[n][1] -> y[n][1],
  *   in blocks of 32 samples computed side by side (2688 bytes of stack)
- * Math: inline exp/tanh/sigmoid (see c_math: <= 2 ULP).  Build with optimisation (-O3; -march=native to use the host's SIMD).
+ * Math: inline exp/expm1/tanh/sigmoid (see c_math: <= 2 ULP).  Build with optimisation (-O3; -march=native to use the host's SIMD).
  * Reentrant: no mutable globals, no allocation.  Needs <math.h> (link with -lm). */
 #ifndef SEED_H
 #define SEED_H

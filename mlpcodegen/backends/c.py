@@ -61,8 +61,10 @@ def language(dtype: str, math: str = "libm", name: str = "mlp", vector: bool = F
     t, f = C_TYPES[dtype]["T"], C_TYPES[dtype]["f"]
     zero, one = literal(0.0, dtype), literal(1.0, dtype)
     functions = {key: text.format(f=f, zero=zero, one=one) for key, text in C_FUNCTIONS.items()}
+    where = "({c} ? {a} : {b})"
     if math == "fast":
         functions.update(c_math.fast_functions(dtype, name, vector))
+        where = (c_math.fast_where(dtype, name) if vector else None) or where
 
     def extremum(op: str, libm: str) -> Callable[[str, str], str]:
         # A ternary on names and literals compiles to one instruction; fmax is a call.
@@ -71,7 +73,7 @@ def language(dtype: str, math: str = "libm", name: str = "mlp", vector: bool = F
     return Language(
         literal=lambda value: literal(value, dtype),
         functions=functions,
-        where="({c} ? {a} : {b})",
+        where=where,
         max2=extremum(">", "fmax"),
         min2=extremum("<", "fmin"),
         max_statement=lambda m, zs: [f"{t} {m} = {zs[0]};"] + [f"if ({z} > {m}) {m} = {z};" for z in zs[1:]],
@@ -335,7 +337,7 @@ def block_stack_bytes(net: Network, dtype: str) -> int:
 
 def _file_comment(net: Network, dtype: str, name: str, math: str) -> list[str]:
     lanes = LANES[dtype]
-    maths = "inline exp/tanh/sigmoid (see c_math: <= 2 ULP)" if math == "fast" and dtype == "float32" else "libm"
+    maths = "inline exp/expm1/tanh/sigmoid (see c_math: <= 2 ULP)" if math == "fast" and dtype == "float32" else "libm"
     return [
         f"/* {HEADER}",
         f" * network {net.name}: {net.describe()}, {net.weight_dtype} weights",
@@ -355,7 +357,7 @@ def emit_c(net: Network, *, dtype: str = "float32", name: str = "mlp", unroll: s
     ``unroll``: ``"always"`` writes every layer as the closed form, ``"never"`` writes
     Dense layers as loops over ``static const`` arrays, ``"auto"`` unrolls layers of at
     most :data:`UNROLL_MAX_WEIGHTS` weights.  ``math``: ``"fast"`` (default) uses the
-    inline float32 exp/tanh/sigmoid of :mod:`c_math` (measured <= 2 ULP), ``"libm"``
+    inline float32 exp/expm1/tanh/sigmoid of :mod:`c_math` (measured <= 2 ULP), ``"libm"``
     calls the C library; float64 always calls libm."""
     check_identifier(name, _TAKEN, _LOCALS)
     if dtype not in C_TYPES:

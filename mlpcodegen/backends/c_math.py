@@ -14,7 +14,7 @@ exp(r) by a degree-7 minimax polynomial, and 2^k built from exponent bits in two
 halves so that subnormal results and overflow to infinity come out right.  tanh uses
 an odd polynomial below |x| = 0.625 (no cancellation) and (1 - e)/(1 + e), e = exp(-2|x|),
 above (numerator and denominator in parallel: a shorter dependency chain);
-sigmoid is e/(1 + e) or 1/(1 + e) with e = exp(-|x|).  NaN propagates, ±0 and ±inf map as libm maps them.
+sigmoid is e/(1 + e) or 1/(1 + e) with e = exp(-|x|); expm1 is 2^k expm1(r) + (2^k - 1).  NaN propagates, ±0 and ±inf map as libm maps them.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ MATH_MODES = ("fast", "libm")
 #: Max error in float32 ULPs against the correctly rounded result (the double-precision
 #: libm value rounded to float), over every float32 input; measured by bench/math_ulp.py
 #: (see bench/MATH.md) and asserted on a dense sample by the tests.
-ULP_BOUND = {"exp": 1, "tanh": 2, "sigmoid": 2}
+ULP_BOUND = {"exp": 1, "tanh": 2, "sigmoid": 2, "expm1": 2}
 
 # Each function in two flavours with the same arithmetic (so both give the same bits):
 # "v" (block loops) picks between precomputed results with bit masks, which gcc
@@ -117,6 +117,66 @@ _TANH_PICK = {
     }}
 """,
 }
+_EXPM1_CORE = """\
+    /* expm1(x) = 2^k expm1(r) + (2^k - 1), k = round(x / ln 2), |r| <= ln(2) / 2: no
+       cancellation near 0 (k = 0 leaves expm1(r) itself), and 2^k - 1 is exact for
+       |k| <= 24.  expm1(r) = r + r^2 q(r) is the exp polynomial without its 1. */
+    const float t = x * 1.44269504f + 12582912.0f;
+    const float k = t - 12582912.0f;
+    const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
+    const float r2 = r * r;
+    const float q = (5.0000001201e-1f + 1.6666665459e-1f * r)
+                    + r2 * ((4.1665795894e-2f + 8.3334519073e-3f * r) + r2 * (1.3981999507e-3f + 1.9875691500e-4f * r));
+    const float m = r + r2 * q;
+    uint32_t bits, scale, half_scale;
+    float s, h, y, big;
+    memcpy(&bits, &t, sizeof bits);
+    bits -= 0x4B400000u; /* k, two's complement */
+    scale = (bits + 127u) << 23; /* 2^k: right for -126 <= k <= 127, that is -87 <= x <= 88 */
+    half_scale = (bits + 126u) << 23; /* 2^(k-1): above 88 (k = 128), where expm1 = exp */
+    memcpy(&s, &scale, sizeof s);
+    memcpy(&h, &half_scale, sizeof h);
+    y = s * m + (s - 1.0f);
+    big = h * (m + 1.0f) * 2.0f;
+"""
+_EXPM1_PICK = {
+    # below 2^-25 in magnitude expm1(x) rounds to x: x itself, which keeps the sign of -0.0
+    "": """\
+    if (x > -2.98023224e-8f && x < 2.98023224e-8f) return x;
+    return x > 88.0f ? (x > 88.72283f ? HUGE_VALF : big) : (x < -87.0f ? -1.0f : y); /* NaN stays NaN */
+""",
+    "v": """\
+    {{
+        const uint32_t above = 0u - (uint32_t)(x > 88.0f), overflow = 0u - (uint32_t)(x > 88.72283f);
+        const uint32_t below = 0u - (uint32_t)(x < -87.0f);
+        const uint32_t tiny = 0u - ((uint32_t)(x > -2.98023224e-8f) & (uint32_t)(x < 2.98023224e-8f));
+        uint32_t out, big_bits, x_bits;
+        memcpy(&out, &y, sizeof out);
+        memcpy(&big_bits, &big, sizeof big_bits);
+        memcpy(&x_bits, &x, sizeof x_bits);
+        out = (out & ~above) | (big_bits & above);
+        out = (out & ~(overflow | below)) | (overflow & 0x7F800000u) | (below & 0xBF800000u);
+        out = (out & ~tiny) | (x_bits & tiny);
+        memcpy(&y, &out, sizeof y);
+    }}
+    return y;
+""",
+}
+# where(c, a, b) in the block loops: both sides computed, one chosen by a bit mask, so
+# an activation like elu (z > 0 ? z : expm1(z)) keeps its expm1 unconditional.
+_WHERE = """\
+static inline float {p}_vwheref(int c, float a, float b)
+{{
+    const uint32_t mask = 0u - (uint32_t)(c != 0);
+    uint32_t a_bits, b_bits;
+    float y;
+    memcpy(&a_bits, &a, sizeof a_bits);
+    memcpy(&b_bits, &b, sizeof b_bits);
+    a_bits = (a_bits & mask) | (b_bits & ~mask);
+    memcpy(&y, &a_bits, sizeof y);
+    return y;
+}}
+"""
 _SIGMOID = """\
     /* e / (1 + e) with e = exp(-|x|) <= 1 for x < 0: no overflow, subnormal results kept */
     const float e = {p}_{v}expf(x < 0.0f ? x : -x);
@@ -128,12 +188,17 @@ _FLOAT32: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "exp": ({v: _EXP_CORE + pick for v, pick in _EXP_PICK.items()}, ()),
     "tanh": ({v: _TANH_CORE + pick for v, pick in _TANH_PICK.items()}, ("exp",)),
     "sigmoid": ({"": _SIGMOID, "v": _SIGMOID}, ("exp",)),
+    "expm1": ({v: _EXPM1_CORE + pick for v, pick in _EXPM1_PICK.items()}, ()),
+    "where": ({"v": _WHERE}, ()),  # a complete definition (not a float -> float function)
 }
+PRIMITIVES = ("exp", "tanh", "sigmoid", "expm1")  # what fast_functions replaces
 FLAVOURS = ("", "v")
 
 
 def _definition(key: str, flavour: str, prefix: str) -> list[str]:
     body = _FLOAT32[key][0][flavour].format(p=prefix, v=flavour)
+    if body.startswith("static"):
+        return body.rstrip("\n").splitlines() + [""]
     return [f"static inline float {prefix}_{flavour}{key}f(float x)", "{", *body.rstrip("\n").splitlines(), "}", ""]
 
 
@@ -144,7 +209,12 @@ def fast_functions(dtype: str, prefix: str, vector: bool = False) -> dict[str, s
     if dtype != "float32":
         return {}
     flavour = "v" if vector else ""
-    return {key: f"{prefix}_{flavour}{key}f({{a}})" for key in _FLOAT32}
+    return {key: f"{prefix}_{flavour}{key}f({{a}})" for key in PRIMITIVES}
+
+
+def fast_where(dtype: str, prefix: str) -> str | None:
+    """The block loops' ``where`` template over ``{c} {a} {b}`` (None: plain ``?:``)."""
+    return f"{prefix}_vwheref({{c}}, {{a}}, {{b}})" if dtype == "float32" else None
 
 
 def definitions(source: str, dtype: str, prefix: str) -> list[str]:
@@ -152,7 +222,8 @@ def definitions(source: str, dtype: str, prefix: str) -> list[str]:
     in dependency order; unused ones are left out (``-Wunused-function``)."""
     if dtype != "float32":
         return []
-    used = {(key, v) for key in _FLOAT32 for v in FLAVOURS if re.search(rf"\b{prefix}_{v}{key}f\(", source)}
+    used = {(key, v) for key in _FLOAT32 for v in FLAVOURS
+            if v in _FLOAT32[key][0] and re.search(rf"\b{prefix}_{v}{key}f\(", source)}
     for key, v in list(used):
         used.update((dependency, v) for dependency in _FLOAT32[key][1])
     out: list[str] = []
@@ -165,4 +236,4 @@ def definitions(source: str, dtype: str, prefix: str) -> list[str]:
 
 def names(prefix: str) -> set[str]:
     """Function names the inline definitions take for network ``prefix``."""
-    return {f"{prefix}_{v}{key}f" for key in _FLOAT32 for v in FLAVOURS}
+    return {f"{prefix}_{v}{key}f" for key in _FLOAT32 for v in FLAVOURS if v in _FLOAT32[key][0]}

@@ -21,7 +21,7 @@ from ..backends import c_math
 from ..errors import CompileError
 
 #: primitive -> the double-precision reference expression over ``d``.
-REFERENCE = {"exp": "exp(d)", "tanh": "tanh(d)", "sigmoid": "1.0 / (1.0 + exp(-d))"}
+REFERENCE = {"exp": "exp(d)", "tanh": "tanh(d)", "sigmoid": "1.0 / (1.0 + exp(-d))", "expm1": "expm1(d)"}
 
 _PROGRAM = r"""
 #include <math.h>
