@@ -36,7 +36,7 @@ ROWS = (10_000, 1_000_000)
 
 
 @dataclass
-class Path_:
+class Timing:
     """One way to run the model: latency of one sample, throughput per row count."""
     name: str
     kind: str  # "peer", "mlpcodegen", "floor" or "in C"
@@ -50,10 +50,10 @@ class Path_:
 class ModelBench:
     label: str
     describe: str
-    paths: list[Path_]
+    paths: list[Timing]
     facts: dict[str, float] = field(default_factory=dict)  # conversion/compile seconds, code bytes
 
-    def get(self, name: str) -> Optional[Path_]:
+    def get(self, name: str) -> Optional[Timing]:
         return next((p for p in self.paths if p.name == name), None)
 
 
@@ -82,7 +82,7 @@ class _Runner:
         self.check_x = self.data[min(self.rows)][:256]
         self.reference, self.scale = evaluate_magnitude(net, self.check_x.astype(np.float64))
         self.one = self.check_x[:1].copy()
-        self.paths: list[Path_] = []
+        self.paths: list[Timing] = []
 
     def ulp(self, batch: Callable[[np.ndarray], Any]) -> float:
         got = np.asarray(batch(self.check_x), dtype=np.float64).reshape(self.reference.shape)
@@ -90,8 +90,8 @@ class _Runner:
 
     def add(self, name: str, kind: str, one: Optional[Callable[[], object]] = None,
             batch: Optional[Callable[[np.ndarray], Any]] = None, max_rows: Optional[int] = None,
-            check: Optional[Callable[[np.ndarray], Any]] = None, note: str = "") -> Path_:
-        path = Path_(name, kind, note=note)
+            check: Optional[Callable[[np.ndarray], Any]] = None, note: str = "") -> Timing:
+        path = Timing(name, kind, note=note)
         try:
             checker = check or batch
             if checker is not None:
@@ -175,14 +175,14 @@ def _peers(run: _Runner, model: Any) -> None:
         forward = _numpy_forward(net)
         run.add("NumPy forward pass (float32)", "peer", lambda: forward(one), forward)
     except MlpCodegenError as exc:
-        run.paths.append(Path_("NumPy forward pass (float32)", "peer", note=str(exc)))
+        run.paths.append(Timing("NumPy forward pass (float32)", "peer", note=str(exc)))
     try:
         from .onnx_peer import onnx_runtime_session
 
         ort_one, ort_many = onnx_runtime_session(net), onnx_runtime_session(net)
         run.add("ONNX Runtime (1 thread)", "peer", lambda: ort_one(one), ort_many)
     except (ImportError, MlpCodegenError) as exc:
-        run.paths.append(Path_("ONNX Runtime (1 thread)", "peer", note=f"not run: {exc}"))
+        run.paths.append(Timing("ONNX Runtime (1 thread)", "peer", note=f"not run: {exc}"))
     if model is not None:
         try:
             from ..frontends.keras import litert_runner
@@ -190,7 +190,7 @@ def _peers(run: _Runner, model: Any) -> None:
             lite_one, lite_many = litert_runner(model), litert_runner(model)
             run.add("LiteRT, XNNPACK (1 thread)", "peer", lambda: lite_one(one), lite_many)
         except ImportError as exc:
-            run.paths.append(Path_("LiteRT, XNNPACK (1 thread)", "peer", note=f"not run: {exc}"))
+            run.paths.append(Timing("LiteRT, XNNPACK (1 thread)", "peer", note=f"not run: {exc}"))
 
 
 def _targets(run: _Runner, facts: dict) -> None:
@@ -228,11 +228,11 @@ def _in_c(run: _Runner) -> None:
     try:
         result = time_in_c(run.net, run.rows)
     except MlpCodegenError as exc:
-        run.paths.append(Path_("generated C, timed inside C", "in C", note=f"not run: {exc}"))
+        run.paths.append(Timing("generated C, timed inside C", "in C", note=f"not run: {exc}"))
         return
     for name, one, batch in (("generated C, timed inside C", result.one, result.batch),
                              ("plain C loops, timed inside C", result.plain_one, result.plain_batch)):
-        path = Path_(name, "in C", one, {n: n / t for n, t in batch.items()})
+        path = Timing(name, "in C", one, {n: n / t for n, t in batch.items()})
         run.paths.append(path)
         run.progress(f"  {name:34} {one * 1e9:12,.0f} ns  " +
                      "  ".join(f"{n:,} rows {r:10.3g}/s" for n, r in path.rates.items()))

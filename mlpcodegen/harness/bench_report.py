@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .._files import write_atomic
-from .bench import ModelBench, Path_
+from .bench import ModelBench, Timing
 
 PEERS = ("model.predict", "ONNX Runtime (1 thread)", "LiteRT, XNNPACK (1 thread)")
 CFFI_ONE = ("C via cffi: bound call", "C via cffi: scalar entry")
@@ -30,12 +30,12 @@ def _ratio(value: Optional[float]) -> str:
     return f"{value:,.0f}×" if value >= 100 else f"{value:.3g}×"
 
 
-def _fastest_peer_one(bench: ModelBench) -> Optional[Path_]:
+def _fastest_peer_one(bench: ModelBench) -> Optional[Timing]:
     peers = [p for p in bench.paths if p.kind == "peer" and p.one]
     return min(peers, key=lambda p: p.one) if peers else None
 
 
-def _fastest_peer_rate(bench: ModelBench, rows: int) -> Optional[Path_]:
+def _fastest_peer_rate(bench: ModelBench, rows: int) -> Optional[Timing]:
     peers = [p for p in bench.paths if p.kind == "peer" and rows in p.rates]
     return max(peers, key=lambda p: p.rates[rows]) if peers else None
 
