@@ -12,7 +12,7 @@
 
 static inline float seed_expf(float x)
 {
-    /* exp(x) = 2^k * exp(r), k = round(x / ln 2) read from the low bits of t, |r| <= ln(2) / 2 */
+    /* exp(x) = 2^k * exp(r), k = round(x / ln 2), |r| <= ln(2) / 2 */
     const float t = x * 1.44269504f + 12582912.0f;
     const float k = t - 12582912.0f;
     const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
@@ -61,7 +61,7 @@ static inline float seed_tanhf(float x)
 
 static inline float seed_vexpf(float x)
 {
-    /* exp(x) = 2^k * exp(r), k = round(x / ln 2) read from the low bits of t, |r| <= ln(2) / 2 */
+    /* exp(x) = 2^k * exp(r), k = round(x / ln 2), |r| <= ln(2) / 2 */
     const float t = x * 1.44269504f + 12582912.0f;
     const float k = t - 12582912.0f;
     const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;

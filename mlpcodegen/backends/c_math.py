@@ -35,8 +35,9 @@ ULP_BOUND = {"exp": 1, "tanh": 2, "sigmoid": 2, "expm1": 2}
 # paths and then will not if-convert the (possibly trapping) arithmetic left on one
 # path, so without AVX-512 masking the loop would not vectorise.
 
-_EXP_CORE = """\
-    /* exp(x) = 2^k * exp(r), k = round(x / ln 2) read from the low bits of t, |r| <= ln(2) / 2 */
+# k = round(x / ln 2) read from the low bits of t, r = x - k ln 2 (|r| <= ln(2) / 2), and
+# q(r) with exp(r) = 1 + r + r^2 q(r): shared by exp and expm1.
+_REDUCTION = """\
     const float t = x * 1.44269504f + 12582912.0f;
     const float k = t - 12582912.0f;
     const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
@@ -44,6 +45,10 @@ _EXP_CORE = """\
     const float r2 = r * r;
     const float q = (5.0000001201e-1f + 1.6666665459e-1f * r)
                     + r2 * ((4.1665795894e-2f + 8.3334519073e-3f * r) + r2 * (1.3981999507e-3f + 1.9875691500e-4f * r));
+"""
+_EXP_CORE = """\
+    /* exp(x) = 2^k * exp(r), k = round(x / ln 2), |r| <= ln(2) / 2 */
+""" + _REDUCTION + """\
     const float p = (r + r2 * q) + 1.0f;
     uint32_t bits, k1, k2;
     float s1, s2, y;
@@ -121,12 +126,7 @@ _EXPM1_CORE = """\
     /* expm1(x) = 2^k expm1(r) + (2^k - 1), k = round(x / ln 2), |r| <= ln(2) / 2: no
        cancellation near 0 (k = 0 leaves expm1(r) itself), and 2^k - 1 is exact for
        |k| <= 24.  expm1(r) = r + r^2 q(r) is the exp polynomial without its 1. */
-    const float t = x * 1.44269504f + 12582912.0f;
-    const float k = t - 12582912.0f;
-    const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
-    const float r2 = r * r;
-    const float q = (5.0000001201e-1f + 1.6666665459e-1f * r)
-                    + r2 * ((4.1665795894e-2f + 8.3334519073e-3f * r) + r2 * (1.3981999507e-3f + 1.9875691500e-4f * r));
+""" + _REDUCTION + """\
     const float m = r + r2 * q;
     uint32_t bits, scale, half_scale;
     float s, h, y, big;
