@@ -145,6 +145,7 @@ def _cpu_name() -> str:
 def plot(benches: Sequence[ModelBench], rows: Sequence[int], png: Path) -> None:
     """Log-scale bars: latency of one sample and throughput on the most rows, per model."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -163,6 +164,7 @@ def plot(benches: Sequence[ModelBench], rows: Sequence[int], png: Path) -> None:
             ax.set_yticks(range(len(values)), names, fontsize=7)
             ax.invert_yaxis()
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlap
             ax.set_title(f"{bench.label}: {title}", fontsize=9)
     fig.tight_layout()
     temp = png.with_name(png.name + ".tmp.png")
