@@ -107,10 +107,14 @@ class _Runner:
                 path.rates[n] = n / median_seconds(lambda: batch(x), repeats)
         except Exception as exc:  # a peer that cannot run this model is reported, not fatal
             path.note = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+        return self.record(path)
+
+    def record(self, path: Timing) -> Timing:
+        """Keep ``path`` and show it on the progress stream."""
         self.paths.append(path)
         one_text = f"{path.one * 1e9:12,.0f} ns" if path.one else " " * 15
         rates = "  ".join(f"{n:,} rows {r:10.3g}/s" for n, r in path.rates.items())
-        self.progress(f"  {name:34} {one_text}  {rates} {path.note}")
+        self.progress(f"  {path.name:34} {one_text}  {rates} {path.note}")
         return path
 
 
@@ -175,14 +179,14 @@ def _peers(run: _Runner, model: Any) -> None:
         forward = _numpy_forward(net)
         run.add("NumPy forward pass (float32)", "peer", lambda: forward(one), forward)
     except MlpCodegenError as exc:
-        run.paths.append(Timing("NumPy forward pass (float32)", "peer", note=str(exc)))
+        run.record(Timing("NumPy forward pass (float32)", "peer", note=str(exc)))
     try:
         from .onnx_peer import onnx_runtime_session
 
         ort_one, ort_many = onnx_runtime_session(net), onnx_runtime_session(net)
         run.add("ONNX Runtime (1 thread)", "peer", lambda: ort_one(one), ort_many)
     except (ImportError, MlpCodegenError) as exc:
-        run.paths.append(Timing("ONNX Runtime (1 thread)", "peer", note=f"not run: {exc}"))
+        run.record(Timing("ONNX Runtime (1 thread)", "peer", note=f"not run: {exc}"))
     if model is not None:
         try:
             from ..frontends.keras import litert_runner
@@ -190,7 +194,7 @@ def _peers(run: _Runner, model: Any) -> None:
             lite_one, lite_many = litert_runner(model), litert_runner(model)
             run.add("LiteRT, XNNPACK (1 thread)", "peer", lambda: lite_one(one), lite_many)
         except ImportError as exc:
-            run.paths.append(Timing("LiteRT, XNNPACK (1 thread)", "peer", note=f"not run: {exc}"))
+            run.record(Timing("LiteRT, XNNPACK (1 thread)", "peer", note=f"not run: {exc}"))
 
 
 def _targets(run: _Runner, facts: dict) -> None:
@@ -228,14 +232,11 @@ def _in_c(run: _Runner) -> None:
     try:
         result = time_in_c(run.net, run.rows)
     except MlpCodegenError as exc:
-        run.paths.append(Timing("generated C, timed inside C", "in C", note=f"not run: {exc}"))
+        run.record(Timing("generated C, timed inside C", "in C", note=f"not run: {exc}"))
         return
     for name, one, batch in (("generated C, timed inside C", result.one, result.batch),
                              ("plain C loops, timed inside C", result.plain_one, result.plain_batch)):
-        path = Timing(name, "in C", one, {n: n / t for n, t in batch.items()})
-        run.paths.append(path)
-        run.progress(f"  {name:34} {one * 1e9:12,.0f} ns  " +
-                     "  ".join(f"{n:,} rows {r:10.3g}/s" for n, r in path.rates.items()))
+        run.record(Timing(name, "in C", one, {n: n / t for n, t in batch.items()}))
 
 
 def _facts(net: Network, model_file: Optional[Path], facts: dict) -> None:

@@ -49,15 +49,15 @@ def model_table(bench: ModelBench, rows: Sequence[int]) -> list[str]:
         head += f" {n:,} rows | × fastest peer |"
         rule += "---|---|"
     lines = [f"## {bench.label}: {bench.describe}", "", head + " note |", rule + "---|"]
+    fastest = {n: _fastest_peer_rate(bench, n) for n in rows}
     for p in bench.paths:
         one_x = predict.one / p.one if predict and predict.one and p.one else None
         peer_x = peer_one.one / p.one if peer_one and p.one else None
         ulp = "—" if p.ulp is None else f"{p.ulp:.2g}"
         cells = [p.name, p.kind, ulp, _ns(p.one), _ratio(one_x), _ratio(peer_x)]
         for n in rows:
-            fastest = _fastest_peer_rate(bench, n)
             rate = p.rates.get(n)
-            cells += [_rate(rate), _ratio(rate / fastest.rates[n] if rate and fastest else None)]
+            cells += [_rate(rate), _ratio(rate / fastest[n].rates[n] if rate and fastest[n] else None)]
         lines.append("| " + " | ".join(cells) + f" | {p.note} |")
     lines.append("")
     if peer_one:

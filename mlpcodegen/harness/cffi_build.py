@@ -47,6 +47,7 @@ def _key(source: str, cdef: str, flags: Sequence[str]) -> str:
     return digest.hexdigest()[:24]
 
 
+@functools.lru_cache(maxsize=None)
 def _cpu() -> str:
     """The host CPU's model and feature flags: a cache shared between machines (say, a
     home directory on NFS) must not hand one CPU a module built -march=native for another."""
@@ -139,11 +140,9 @@ class CompiledNetwork:
         return np.ascontiguousarray(array, dtype=self.dtype)
 
     def __call__(self, x: object) -> np.ndarray:
-        if type(x) is np.ndarray and x.dtype == self.dtype and x.shape == self._one_shape and x.flags.c_contiguous:
-            out = np.empty(self.n_outputs, dtype=self.dtype)  # fast path: one sample, right type
-            self._single(self._ffi.from_buffer(self._ctype, x), self._ffi.from_buffer(self._ctype, out, True))
-            return out
-        array = self._coerce(x)
+        one_ready = type(x) is np.ndarray and x.dtype == self.dtype and x.shape == self._one_shape \
+            and x.flags.c_contiguous  # one sample of the right type: skip the checks and the copy
+        array = x if one_ready else self._coerce(x)
         buffer = self._ffi.from_buffer
         if array.ndim == 1:
             out = np.empty(self.n_outputs, dtype=self.dtype)

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import UnsupportedError
-from ..ir import Affine, Dense, Network
+from ..ir import Activate, Affine, Dense, Network
 
 #: IR activation -> ONNX operator (None: identity).
 ONNX_ACTIVATIONS = {"linear": None, "relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "softmax": "Softmax",
@@ -46,7 +46,7 @@ def onnx_model(net: Network, dtype: str = "float32"):
             nodes += [helper.make_node("Mul", [current, f"S{index}"], [f"s{index}"]),
                       helper.make_node("Add", [f"s{index}", f"T{index}"], [f"t{index}"])]
             current = f"t{index}"
-        elif not layer.activation.is_identity and type(layer).__name__ != "Activate":
+        elif not isinstance(layer, Activate):
             raise UnsupportedError(f"layer {layer.name!r} ({type(layer).__name__}) has no ONNX form here")
         operator = ONNX_ACTIVATIONS[name]
         if operator is not None:
