@@ -163,7 +163,7 @@ def _kernel_arrays(net: Network, dtype: str, name: str, unroll: str) -> list[str
 
 def _emit_loop_layer(layer: Dense, index: int, sources: list[str], dtype: str, name: str,
                      lines: Lines, math: str) -> list[str]:
-    """z = b + h W as loops over an input-major ``static const`` kernel (Keras' own
+    """z = b + h W as loops over an input-major ``static const`` kernel (the IR's
     layout).  The inner loop runs over units: independent sums the compiler vectorises
     without reordering any sum, each z[j] = ((b[j] + h0 w0j) + h1 w1j) + ...  Starting
     from the bias (not adding it last) lets gcc keep the sums in registers across k:
@@ -397,7 +397,7 @@ def emit_c(net: Network, *, dtype: str = "float32", name: str = "mlp", unroll: s
         lines.add("#include <stdint.h>", "#include <string.h>", "", *inline[:-1])
     lines.add("")
     if arrays:
-        lines.add("/* weights of the layers written as loops: [input][unit] as in Keras, read-only */", *arrays, "")
+        lines.add("/* weights of the layers written as loops: [input][unit] (the IR kernel layout), read-only */", *arrays, "")
     return str(lines.extend(code))
 
 

@@ -233,7 +233,3 @@ def definitions(source: str, dtype: str, prefix: str) -> list[str]:
                 out += _definition(key, v, prefix)
     return out
 
-
-def names(prefix: str) -> set[str]:
-    """Function names the inline definitions take for network ``prefix``."""
-    return {f"{prefix}_{v}{key}f" for key in _FLOAT32 for v in FLAVOURS if v in _FLOAT32[key][0]}
