@@ -183,7 +183,8 @@ def test_same_network_gives_byte_identical_output():
     assert emit_c(random_net(3), dtype="float32", name="net") == emit_c(random_net(3), dtype="float32", name="net")
 
 
-@pytest.mark.parametrize("name", ["1abc", "for", "a-b", "", "x y", "lambda", "n", "x", "h1_0", "m2", "tanhf", "exp"])
+@pytest.mark.parametrize("name", ["1abc", "for", "a-b", "", "x y", "lambda", "n", "x", "h1_0", "m2", "tanhf", "exp",
+                                  "memcpy", "uint32_t"])
 def test_bad_function_names_are_rejected(name):
     with pytest.raises(ValidationError, match="not a usable identifier|clashes with a name"):
         emit_c(TWO_NEURONS, dtype="float32", name=name)

@@ -43,7 +43,8 @@ C_FUNCTIONS: dict[str, str] = {
 DTYPES = tuple(C_TYPES)
 #: Names a function may not take: the parameters, the libm functions used, and
 #: (by pattern) the locals h1_0, z1_0, e1_0, m1, s1.
-_TAKEN = frozenset({"x", "y", "n", "i", "main", "j", "k", "l", "u", "acc", "wk"} | {
+_TAKEN = frozenset({"x", "y", "n", "i", "main", "j", "k", "l", "u", "acc", "wk",
+                    "memcpy", "size_t", "int32_t", "uint32_t"} | {  # <string.h>, <stdint.h> with fast math
     name + suffix for name in ("fabs", "exp", "expm1", "log", "log1p", "tanh", "erf", "sqrt", "fmax", "fmin")
     for suffix in ("", "f")})
 _LOCALS = r"[a-z]\d+(_\d+)?|hk|zj"
