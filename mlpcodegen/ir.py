@@ -288,9 +288,15 @@ class Network:
     layers: tuple[Layer, ...]
     weight_dtype: str = "float32"
     name: str = "mlp"
+    #: What was folded into the network besides the model's own layers (e.g. the input
+    #: scaling), one short line each, for the generated files to state.
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
+        object.__setattr__(self, "notes", tuple(self.notes))
+        if not all(isinstance(note, str) for note in self.notes):
+            raise ValidationError("network notes must be strings")
         if not isinstance(self.n_inputs, (int, np.integer)) or self.n_inputs < 1:
             raise ValidationError(f"n_inputs must be a positive integer, got {self.n_inputs!r}")
         object.__setattr__(self, "n_inputs", int(self.n_inputs))

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..activations import REGISTRY
 from ..ir import Affine, Dense, Layer, Network
-from ._text import Lines
+from ._text import Lines, quote_name
 
 _TERMS_PER_LINE = 4
 _ATOM = re.compile(r"-?[\w.\[\]]+\Z")
@@ -273,7 +273,7 @@ VECTOR_WRITERS = {"softmax": _softmax, "log_softmax": _log_softmax, "glu": _glu,
 
 def layer_comment(layer: Layer, index: int) -> str:
     kind = {Dense: "dense", Affine: "affine"}.get(type(layer), "activation")
-    return f"layer {index} ({layer.name}): {kind} {layer.n_in} -> {layer.n_out}, {layer.activation.name}"
+    return f"layer {index} ({quote_name(layer.name)}): {kind} {layer.n_in} -> {layer.n_out}, {layer.activation.name}"
 
 
 def activate_statements(lang: Language, layer: Layer, index: int, sums: list[list[str]], lines: Lines) -> list[str]:

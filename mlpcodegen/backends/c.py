@@ -22,7 +22,7 @@ from ..activations import REGISTRY
 from ..ir import Activation, Dense, Layer, Network
 from . import c_math
 from ._closed_form import Language, TextOps, activate_statements, emit_layer, is_atom, layer_comment, strip_parens
-from ._text import HEADER, Lines, check_identifier, float_digits
+from ._text import HEADER, Lines, check_identifier, float_digits, quote_name
 
 #: dtype -> C spelling of the type, literal suffix and libm function suffix.
 C_TYPES: dict[str, dict[str, str]] = {
@@ -351,7 +351,7 @@ def _file_comment(net: Network, dtype: str, name: str, math: str) -> list[str]:
     maths = "inline exp/expm1/tanh/sigmoid (see c_math: <= 2 ULP)" if math == "fast" and dtype == "float32" else "libm"
     return [
         f"/* {HEADER}",
-        f" * network {net.name}: {net.describe()}, {net.weight_dtype} weights",
+        f" * network {quote_name(net.name)}: {net.describe()}, {net.weight_dtype} weights",
         f" * {name}(x, y): one sample, x[{net.n_inputs}] -> y[{net.n_outputs}], {C_TYPES[dtype]['T']}",
         f" * {name}_batch(x, y, n): n samples, row-major x[n][{net.n_inputs}] -> y[n][{net.n_outputs}],",
         f" *   in blocks of {lanes} samples computed side by side "

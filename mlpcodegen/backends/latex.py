@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..ir import Dense, Network
-from ._text import HEADER, check_identifier
+from ._text import HEADER, check_identifier, quote_name
 
 DTYPES = ("float64",)
 NESTED_MAX_UNITS = 6
@@ -104,7 +104,7 @@ def emit_latex(net: Network, *, dtype: str = "float64", name: str = "mlp", digit
     equations = latex_equations(net, digits=digits, expand=expand, layout=layout)
     body = [f"{left} &= {right}" for left, right in equations]
     rounding = "exact weights" if digits is None else f"weights rounded to {digits} significant digits"
-    lines = [f"% {HEADER}", f"% network {net.name}: {net.describe()}; {rounding}", "\\begin{align*}"]
+    lines = [f"% {HEADER}", f"% network {quote_name(net.name)}: {net.describe()}; {rounding}", "\\begin{align*}"]
     lines += [line + (" \\\\" if i < len(body) - 1 else "") for i, line in enumerate(body)]
     lines.append("\\end{align*}")
     return "\n".join(lines) + "\n"

@@ -54,7 +54,7 @@ def onnx_model(net: Network, dtype: str = "float32"):
             nodes.append(helper.make_node(operator, [current], [f"h{index}"], **extra))
             current = f"h{index}"
     nodes.append(helper.make_node("Identity", [current], ["y"]))
-    graph = helper.make_graph(nodes, net.name, [helper.make_tensor_value_info("x", elem, ["n", net.n_inputs])],
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", elem, ["n", net.n_inputs])],
                               [helper.make_tensor_value_info("y", elem, ["n", net.n_outputs])], initializer=weights)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="mlpcodegen")
     model.ir_version = min(model.ir_version, 9)  # readable by older ONNX Runtime releases too
