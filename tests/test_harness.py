@@ -34,19 +34,23 @@ def test_wrong_dtypes_raise_value_error(bad):
         f(bad)
 
 
+def _libraries(cache):
+    return sorted((cache / "cffi").glob("_mlpcodegen_*[!6]"))  # not the .sha256 stamps
+
+
 def test_builds_are_cached_on_disk_by_source_hash(tmp_path, monkeypatch):
     monkeypatch.setenv("MLPCODEGEN_CACHE", str(tmp_path))
     monkeypatch.setattr(cffi_build, "_LOADED", {})
     compile_c(NET, dtype="float32", name="cached")
-    libraries = list((tmp_path / "cffi").glob("_mlpcodegen_*"))
-    assert len(libraries) == 1
-    stamp = libraries[0].stat().st_mtime_ns
+    libraries = _libraries(tmp_path)
+    assert len(libraries) == 1 and len(list((tmp_path / "cffi").iterdir())) == 2  # the library and its stamp
+    mtime = libraries[0].stat().st_mtime_ns
     monkeypatch.setattr(cffi_build, "_LOADED", {})
     compile_c(NET, dtype="float32", name="cached")  # same source: loaded, not rebuilt
-    assert list((tmp_path / "cffi").glob("_mlpcodegen_*")) == libraries
-    assert libraries[0].stat().st_mtime_ns == stamp
+    assert _libraries(tmp_path) == libraries
+    assert libraries[0].stat().st_mtime_ns == mtime
     compile_c(NET, dtype="float64", name="cached")  # different source: a second library
-    assert len(list((tmp_path / "cffi").glob("_mlpcodegen_*"))) == 2
+    assert len(_libraries(tmp_path)) == 2
 
 
 def test_compile_errors_are_reported_as_compile_error(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ import importlib.util
 import os
 import platform
 import shutil
+import stat
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import CompileError
+from .._files import write_atomic
+from ..errors import CompileError, MlpCodegenError
 
 #: Flags for the extension built in-process, on and for this machine: -O3 vectorises
 #: the batch blocks, -march=native uses the host's SIMD (AVX2/AVX-512 FMA), and
@@ -33,8 +35,34 @@ _LOADED: dict[str, ModuleType] = {}
 
 def cache_dir() -> Path:
     """``$MLPCODEGEN_CACHE`` or ``~/.cache/mlpcodegen``."""
-    root = os.environ.get("MLPCODEGEN_CACHE") or Path.home() / ".cache" / "mlpcodegen"
-    return Path(root)
+    root = os.environ.get("MLPCODEGEN_CACHE")
+    if root:
+        return Path(root)
+    try:
+        return Path.home() / ".cache" / "mlpcodegen"
+    except RuntimeError:  # no home directory to be found
+        raise MlpCodegenError("no home directory for the compiled-code cache: set MLPCODEGEN_CACHE "
+                              "to a writable folder") from None
+
+
+def cache_problem(path: Path, exc: OSError) -> MlpCodegenError:
+    """The error for a cache folder or entry that cannot be read or written."""
+    reason = exc.strerror or type(exc).__name__
+    return MlpCodegenError(
+        f"the compiled-code cache cannot be used: {path}: {reason}. Set MLPCODEGEN_CACHE to a writable "
+        f"folder (now {os.environ.get('MLPCODEGEN_CACHE') or 'unset: ~/.cache/mlpcodegen'}), or remove "
+        f"what is in the way")
+
+
+def cache_folder(sub: str) -> Path:
+    """The cache's ``sub`` folder, created when missing; a clear error when it cannot be
+    (the cache root is a file, a folder is not writable, ...)."""
+    folder = cache_dir() / sub
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise cache_problem(folder, exc) from None
+    return folder
 
 
 def _key(source: str, cdef: str, flags: Sequence[str]) -> str:
@@ -59,36 +87,84 @@ def _cpu() -> str:
 
 
 def build_module(source: str, cdef: str, flags: Sequence[str] = DEFAULT_FLAGS) -> ModuleType:
-    """Compile (or fetch from the cache) an extension exposing ``cdef`` from ``source``."""
+    """Compile (or fetch from the cache) an extension exposing ``cdef`` from ``source``.
+
+    A cached library is loaded only if its size and SHA-256 match the stamp written after
+    it was complete: a truncated or empty file (a full disk, a crash) would make the
+    loader fail or the process die of SIGBUS, so it is rebuilt instead."""
     name = f"_mlpcodegen_{_key(source, cdef, flags)}"
     if name in _LOADED:
         return _LOADED[name]
-    folder = cache_dir() / "cffi"
-    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
-    library = folder / (name + suffix)
-    if not library.exists():
-        _compile(name, source, cdef, flags, folder, library)
-    spec = importlib.util.spec_from_file_location(name, library)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    library = cache_folder("cffi") / (name + importlib.machinery.EXTENSION_SUFFIXES[0])
+    if not _intact(library):
+        _compile(name, source, cdef, flags, library)
+    try:
+        module = _import(name, library)
+    except ImportError:  # intact but unloadable (say, another machine's build): rebuild once
+        _compile(name, source, cdef, flags, library)
+        try:
+            module = _import(name, library)
+        except ImportError as exc:
+            raise CompileError(f"the compiled library {library} cannot be loaded: {exc}") from None
     _LOADED[name] = module
     return module
 
 
-def _compile(name: str, source: str, cdef: str, flags: Sequence[str], folder: Path, library: Path) -> None:
+def _stamp(library: Path) -> Path:
+    return library.with_name(library.name + ".sha256")
+
+
+def _digest(stream) -> tuple[int, str]:
+    """(size, SHA-256 hex) of an open binary file."""
+    size = os.fstat(stream.fileno()).st_size
+    return size, hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def _intact(library: Path) -> bool:
+    """Whether ``library`` is a regular file whose size and hash match its stamp."""
+    try:
+        size_text, digest = _stamp(library).read_text(encoding="ascii").split()
+        with open(library, "rb") as stream:
+            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                return False
+            return _digest(stream) == (int(size_text), digest)
+    except (OSError, ValueError, UnicodeDecodeError):  # missing, unreadable or malformed: rebuild
+        return False
+
+
+def _import(name: str, library: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, library)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _compile(name: str, source: str, cdef: str, flags: Sequence[str], library: Path) -> None:
+    """Build in a private folder, make the library durable, rename it into place, then
+    write its stamp: a reader never loads half a file, and a crash at any point leaves
+    an entry that fails the check and is rebuilt."""
     import cffi
 
-    folder.mkdir(parents=True, exist_ok=True)
     ffi = cffi.FFI()
     ffi.cdef(cdef)
     ffi.set_source(name, source, extra_compile_args=list(flags), libraries=["m"])
-    # Build in a private directory, then rename: concurrent builds never see half a file.
-    work = Path(tempfile.mkdtemp(prefix=name, dir=folder))
     try:
-        built = ffi.compile(tmpdir=str(work), verbose=False)
-        os.replace(built, library)
-    except Exception as exc:  # cffi/setuptools raise several error types
-        raise CompileError(f"compiling the generated C failed: {exc}") from None
+        work = Path(tempfile.mkdtemp(prefix=name, dir=library.parent))
+    except OSError as exc:
+        raise cache_problem(library.parent, exc) from None
+    try:
+        try:
+            built = ffi.compile(tmpdir=str(work), verbose=False)
+        except Exception as exc:  # cffi/setuptools raise several error types
+            raise CompileError(f"compiling the generated C failed: {exc}") from None
+        try:
+            with open(built, "rb") as stream:
+                os.fsync(stream.fileno())
+                size, digest = _digest(stream)
+            os.replace(built, library)
+            write_atomic(_stamp(library), f"{size} {digest}\n")
+        except OSError as exc:
+            raise cache_problem(library, exc) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -5,21 +5,29 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
+from pathlib import Path
 from types import ModuleType
+from typing import Optional
 
 from .._files import write_atomic
-from .cffi_build import cache_dir
+from .cffi_build import cache_folder, cache_problem
 
 
 def import_generated(source: str, stem: str) -> ModuleType:
-    """Write ``source`` to the cache (named by its hash) once, then import it."""
+    """Write ``source`` to the cache (named by its hash) unless the file there already
+    holds exactly that text, then import it.  A truncated, empty, unreadable or
+    foreign file in its place is rewritten; a cache that cannot be written is a clear
+    :class:`~mlpcodegen.errors.MlpCodegenError`."""
     key = hashlib.sha256(source.encode()).hexdigest()[:20]
     name = f"_mlpcodegen_{stem}_{key}"
     if name in sys.modules:
         return sys.modules[name]
-    path = cache_dir() / "py" / f"{name}.py"
-    if not path.exists() or path.read_text(encoding="utf-8") != source:
-        write_atomic(path, source)
+    path = cache_folder("py") / f"{name}.py"
+    if _read(path) != source.encode("utf-8"):
+        try:
+            write_atomic(path, source)
+        except OSError as exc:
+            raise cache_problem(path, exc) from None
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -29,3 +37,11 @@ def import_generated(source: str, stem: str) -> ModuleType:
         del sys.modules[name]
         raise
     return module
+
+
+def _read(path: Path) -> Optional[bytes]:
+    """The bytes at ``path``, or None when they cannot be read (missing, a folder, ...)."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
