@@ -1,23 +1,176 @@
-"""Atomic file output: a reader never sees a half-written file."""
+"""Output files: written atomically, and only ever as regular files.
+
+A reader never sees a half-written file: the data goes to a temporary file in the
+destination's folder, which is then renamed over the destination.  Renaming replaces
+whatever is at the path, so the path is checked first:
+
+* a symbolic link is followed (the whole chain) and its *target* is written, in the
+  target's folder, as ``>`` in a shell would; the link itself stays.  A dangling link
+  writes its target when the target's folder exists; a loop is refused.
+* a device, FIFO or socket is refused, never replaced or written through.  Writing
+  through is not atomic, a FIFO nobody reads blocks forever, and renaming over a device
+  destroys it (as root, ``-o /dev/null`` once replaced the device with a regular file).
+  The command line's ``-o -`` (standard output, then redirect) covers those uses.
+* a directory, a path under a regular file, and (unless ``mkdir``) a missing folder are
+  refused with a message naming the path.
+* an existing file keeps its permission bits and, where allowed, its owner and group.
+
+Every failure is an :class:`OutputPathError` (an :class:`OSError` from the system, such as
+permission denied or a full disk, is wrapped with the path); no temporary file is left.
+"""
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
+from typing import Iterable, Mapping, Union
+
+from .errors import MlpCodegenError
+
+PathLike = Union[str, "os.PathLike[str]"]
+Data = Union[str, bytes]
+
+_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))
 
 
-def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+class OutputPathError(MlpCodegenError):
+    """An output path that cannot be written as a regular file (or the write failed)."""
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def _os_message(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+def resolve_output(path: PathLike, *, mkdir: bool = False, create: bool = True) -> Path:
+    """The regular file that writing ``path`` will create or replace (symbolic links
+    followed), after checking it can be one; raises :class:`OutputPathError`.
+    ``mkdir``: a missing folder is allowed (and made, when ``create``)."""
+    given = Path(path)
+    if str(path).endswith(("/", os.sep)):
+        raise OutputPathError(f"output path {str(path)!r} names a directory; give a file name")
+    target = Path(os.path.realpath(given))  # follows every link; a dangling one gives its target
+    try:
+        info = os.lstat(target)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise OutputPathError(f"cannot use output path {given}: {_os_message(exc)}") from None
+    if info is not None and stat.S_ISLNK(info.st_mode):
+        raise OutputPathError(f"output path {given} is a symbolic link loop")
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise OutputPathError(
+            f"output path {given} is {_kind(info.st_mode)}; mlpcodegen only writes regular files "
+            "(to send the output elsewhere, write to standard output with '-' and redirect it)")
+    _check_folder(given, target.parent, mkdir, create)
+    return target
+
+
+def _check_folder(given: Path, folder: Path, mkdir: bool, create: bool) -> None:
+    if folder.is_dir():
+        return
+    if folder.exists() or any(p.exists() and not p.is_dir() for p in folder.parents):
+        raise OutputPathError(f"cannot write {given}: a part of its folder {folder} is not a directory")
+    if not mkdir:
+        raise OutputPathError(f"cannot write {given}: folder {folder} does not exist (create it first, "
+                              "or pass --mkdir)")
+    if not create:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputPathError(f"cannot create folder {folder}: {_os_message(exc)}") from None
+
+
+def write_atomic(path: PathLike, data: Data, *, mkdir: bool = True) -> Path:
+    """Write ``data`` (text is UTF-8) to ``path`` atomically; return ``Path(path)``.
+
+    ``mkdir``: create missing folders (the library's default; the command line asks).
+    """
+    write_all({path: data}, mkdir=mkdir)
+    return Path(path)
+
+
+def write_all(files: Mapping[PathLike, Data], *, mkdir: bool = True) -> list[Path]:
+    """Write several files all-or-nothing as far as the system allows: every path is
+    checked and every temporary file written before the first rename."""
+    targets = [(resolve_output(path, mkdir=mkdir), path, data) for path, data in files.items()]
+    if len({target for target, _, _ in targets}) != len(targets):
+        raise OutputPathError(f"two outputs name the same file: {', '.join(str(p) for _, p, _ in targets)}")
+    temps: list[tuple[str, Path]] = []
+    try:
+        for target, given, data in targets:
+            temps.append((_write_temp(target, given, data), target))
+        for temp, target in temps:
+            os.replace(temp, target)
+    except OSError as exc:
+        raise OutputPathError(f"cannot write {exc.filename or ', '.join(str(p) for _, p, _ in targets)}: "
+                              f"{_os_message(exc)}") from None
+    finally:
+        for temp, _ in temps:
+            _unlink_quietly(temp)
+    return [Path(given) for _, given, _ in targets]
+
+
+def _write_temp(target: Path, given: PathLike, data: Data) -> str:
+    """A temporary file beside ``target`` holding ``data``, with ``target``'s permissions."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        exc.filename = str(given)
+        raise
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
+            stream.flush()
+            os.fsync(stream.fileno())
+        _copy_mode(target, temp)
+    except BaseException as exc:
+        _unlink_quietly(temp)
+        if isinstance(exc, OSError):
+            exc.filename = str(given)
         raise
-    return path
+    return temp
+
+
+def _copy_mode(target: Path, temp: str) -> None:
+    """The existing file's mode and owner; a new file gets 0666 less the umask, as ``open`` gives."""
+    try:
+        info = os.stat(target)
+    except FileNotFoundError:
+        os.chmod(temp, 0o666 & ~_umask())
+        return
+    os.chmod(temp, stat.S_IMODE(info.st_mode))
+    try:
+        os.chown(temp, info.st_uid, info.st_gid)
+    except OSError as exc:  # only root (or the owner, for the group) may: keep what we can
+        if exc.errno not in (errno.EPERM, errno.EACCES):
+            raise
+
+
+def _umask() -> int:
+    # Read, not set-and-restore: os.umask(0) would briefly loosen files other threads create.
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            return next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return 0o022
+
+
+def _unlink_quietly(temp: str) -> None:
+    try:
+        os.unlink(temp)
+    except FileNotFoundError:
+        pass
+
+
+def check_outputs(paths: Iterable[PathLike], *, mkdir: bool = False) -> list[Path]:
+    """Check ``paths`` before any work is done (nothing is written, folders only with ``mkdir``)."""
+    return [resolve_output(path, mkdir=mkdir, create=False) for path in paths]

@@ -1,6 +1,9 @@
-"""Command line: ``mlpcodegen convert|verify|demo``.
+"""Command line: ``mlpcodegen convert|verify|formula|bench|demo``.
 
-Exit codes: 0 success, 1 a conversion or verification that failed, 2 bad usage.
+Exit codes: 0 success, 1 a conversion or verification that failed (the model, an input
+or an output file), 2 bad usage.  Every error is one line,
+``mlpcodegen COMMAND: error: ...``; never a traceback (set ``MLPCODEGEN_TRACEBACK=1``
+to see one for an unexpected error).
 """
 from __future__ import annotations
 
@@ -9,22 +12,78 @@ import os
 import re
 import sys
 import time
+import unicodedata
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from . import __version__
 from .errors import MlpCodegenError
 
 SEED_MODEL = Path(__file__).resolve().parent.parent / "generated" / "seed" / "seed.keras"
 
 
+class UsageError(Exception):
+    """Bad usage found after parsing (flags that contradict each other or the model):
+    reported through the command's parser, exit 2."""
+
+
+# ------------------------------------------------------------------- TensorFlow
+
+#: Start-up lines TensorFlow's C++ writes to stderr while it loads; they say nothing
+#: about the user's model.  (Some TensorFlow versions print the absl line whatever
+#: TF_CPP_MIN_LOG_LEVEL says, because absl logs before TensorFlow reads the variable.)
+_TF_BANNERS = re.compile(
+    r"absl::InitializeLog\(\)|oneDNN custom operations|TF_ENABLE_ONEDNN_OPTS|cpu_feature_guard|"
+    r"This TensorFlow binary is optimized|To enable the following instructions|rebuild TensorFlow|"
+    r"Unable to register cu(DNN|FFT|BLAS)|Could not find cuda drivers|computation placer|"
+    r"^[IW]\d{4} \d\d:\d\d:\d\d")
+
+
 def _quiet_tensorflow() -> None:
-    # TensorFlow prints start-up banners on stderr; keep the tool's output readable.
+    """Set before anything imports TensorFlow (main() calls it first): the C++ logger
+    reads the variable once, when the shared library loads.  A value the user set is kept."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def _default_name(model: str) -> str:
-    name = re.sub(r"\W", "_", Path(model).stem) or "mlp"
-    return "mlp_" + name if name[0].isdigit() else name
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with file descriptor 2 captured, then pass on every line that
+    is not a start-up banner.  Only when the user did not ask for TensorFlow's logs."""
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3":
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError:
+            pass  # verify reports a missing TensorFlow itself, clearly
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().decode("utf-8", "replace").splitlines()
+                    if line.strip() and not _TF_BANNERS.search(line)]
+    if kept:
+        print("\n".join(kept), file=sys.stderr)
+
+
+# ------------------------------------------------------------------- names
+
+
+def _default_name(model: str, target: str) -> str:
+    """A function name the target accepts, from the model file's stem: the stem made an
+    ASCII identifier, else ``predict_STEM`` (m1, class, NAN clash with the generated
+    code, C or Python), else ``predict``.  The user did not choose it: never refuse it."""
+    from .backends import name_is_usable
+
+    ascii_stem = unicodedata.normalize("NFKD", Path(model).stem).encode("ascii", "ignore").decode()
+    stem = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_]", "_", ascii_stem)).strip("_")[:48]
+    candidates = [stem, f"predict_{stem}"] if stem else []
+    return next((c for c in candidates if name_is_usable(target, c)), "predict")
 
 
 # ------------------------------------------------------------------- commands
@@ -41,45 +100,83 @@ def _target_options(args: argparse.Namespace, backend, load: bool = False) -> di
     return {key: getattr(args, key) for key in keys}
 
 
+def _load(args: argparse.Namespace):
+    """The model's network, read within ``--max-size``."""
+    from .frontends.keras import load
+    from .limits import ReadLimits
+
+    return load(args.model, limits=ReadLimits.for_size(args.max_size))
+
+
+def _header_path(args: argparse.Namespace) -> Optional[Path]:
+    if not args.header:
+        return None
+    header = Path(args.output).with_suffix(".h")
+    if os.path.realpath(header) == os.path.realpath(args.output):
+        raise UsageError(f"--header would overwrite the output {args.output} (the header is the output's name "
+                         "with .h): name the output .c")
+    return header
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from . import backends
-    from ._files import write_atomic
-    from .frontends.keras import load
+    from ._files import check_outputs, write_all
 
     started = time.perf_counter()
-    net = _scaled(load(args.model), args)
-    name = args.name or _default_name(args.model)
     backend = backends.get_backend(args.target)
+    to_stdout = args.output in (None, "-")
+    header = None if to_stdout else _header_path(args)
+    if not to_stdout:  # a bad path fails before any work, and nothing is written
+        check_outputs([args.output] + ([header] if header else []), mkdir=args.mkdir)
+    net = _scaled(_load(args), args)
+    name = args.name or _default_name(args.model, args.target)
+    dtype = args.dtype or backend.dtypes[0]
     options = _target_options(args, backend)
-    source = backends.emit(net, args.target, dtype=args.dtype, name=name, **options)
-    if args.output in (None, "-"):
-        sys.stdout.write(source)
+    files = {args.output: backends.emit(net, args.target, dtype=dtype, name=name, **options)}
+    if header is not None:
+        files[header] = backend.header(net, dtype=dtype, name=name, **options)
+    if to_stdout:
+        sys.stdout.write(files[args.output])
+        sys.stdout.flush()
         return 0
-    write_atomic(args.output, source)
-    written = [args.output]
-    if args.header:
-        if backend.header is None:
-            raise MlpCodegenError(f"target {args.target!r} has no header")
-        header = str(Path(args.output).with_suffix(".h"))
-        write_atomic(header, backend.header(net, dtype=args.dtype or backend.dtypes[0], name=name, **options))
-        written.append(header)
+    written = write_all(files, mkdir=args.mkdir)
     elapsed = time.perf_counter() - started
-    print(f"{net.describe()} -> {', '.join(written)} ({elapsed * 1e3:.0f} ms)", file=sys.stderr)
+    print(f"{net.describe()} -> {', '.join(map(str, written))} ({elapsed * 1e3:.0f} ms)", file=sys.stderr)
     return 0
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    _quiet_tensorflow()
-    from .harness.verify import verify
+def _domain(args: argparse.Namespace, n_inputs: int):
+    """``--domain LOW HIGH``: each side one number for every input or one per input."""
+    if not args.domain:
+        return None
+    lo, hi = args.domain
+    for side, values in (("LOW", lo), ("HIGH", hi)):
+        if len(values) not in (1, n_inputs):
+            raise UsageError(f"--domain {side} has {len(values)} values; the model has {n_inputs} inputs: "
+                             f"give one number for all or {n_inputs} comma-separated")
+    if len(lo) == 1:
+        lo = lo * n_inputs
+    if len(hi) == 1:
+        hi = hi * n_inputs
+    for i, (low, high) in enumerate(zip(lo, hi)):
+        if not low <= high:
+            raise UsageError(f"--domain of input {i}: LOW {low:g} is above HIGH {high:g}")
+    return lo, hi
 
+
+def cmd_verify(args: argparse.Namespace) -> int:
     from .backends import get_backend
 
-    domain = tuple(args.domain) if args.domain else None
+    net = _load(args)  # bounded read (and clear errors) before TensorFlow opens the file
+    domain = _domain(args, net.n_inputs)
     inputs, outputs = _scalings(args)
-    dtype = args.dtype or get_backend(args.target).dtypes[0]
-    report = verify(args.model, args.target, dtype, n=args.n, domain=domain, seed=args.seed,
-                    input_scaling=inputs, output_scaling=outputs,
-                    options=_target_options(args, get_backend(args.target), load=True))
+    backend = get_backend(args.target)
+    _import_tensorflow_quietly()
+    from .harness.verify import verify
+
+    report = verify(args.model, args.target, args.dtype or backend.dtypes[0], n=args.n, domain=domain,
+                    data=args.data, seed=args.seed, input_scaling=inputs, output_scaling=outputs,
+                    options=_target_options(args, backend, load=True))
     print(report.table(), end="")
     if not report.ok:
         print("verification FAILED: an error exceeds its bound", file=sys.stderr)
@@ -88,14 +185,35 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_formula(args: argparse.Namespace) -> int:
-    import numpy as np
+    from ._files import check_outputs
 
-    from .backends.latex import emit_latex, rounding_error
-    from .backends.sympy import emit_sympy, expression_strings, input_names
-    from .frontends.keras import load
-    from .harness.verify import random_inputs
+    if args.png and args.png != "-":
+        check_outputs([args.png], mkdir=args.mkdir)
+    net = _scaled(_load(args), args)
+    _print_formula(net, args)
+    lo, hi = args.domain or (-1.0, 1.0)
+    if not lo <= hi:
+        raise UsageError(f"--domain: LOW {lo:g} is above HIGH {hi:g}")
+    if args.digits is not None:
+        import numpy as np
 
-    net = _scaled(load(args.model), args)
+        from .backends.latex import rounding_error
+        from .backends.sympy import input_names
+        from .harness.verify import random_inputs
+
+        grid = random_inputs(net.n_inputs, 4000, np.full(net.n_inputs, lo), np.full(net.n_inputs, hi))
+        error = rounding_error(net, args.digits, grid)
+        print(f"% rounding every weight to {args.digits} significant digits changes the output by at most "
+              f"{error:.3g} on [{lo:g}, {hi:g}]^{net.n_inputs} ({', '.join(input_names(net))})", file=sys.stderr)
+    if args.png:
+        _write_png(net, args, (lo, hi))
+    return 0
+
+
+def _print_formula(net, args: argparse.Namespace) -> None:
+    from .backends.latex import emit_latex
+    from .backends.sympy import emit_sympy, expression_strings
+
     if args.style in ("numpy", "python"):
         names = ["y"] if net.n_outputs == 1 else [f"y{j}" for j in range(net.n_outputs)]
         for left, right in zip(names, expression_strings(net, args.style, digits=args.digits)):
@@ -104,55 +222,75 @@ def cmd_formula(args: argparse.Namespace) -> int:
         print(emit_sympy(net, name="formula"), end="")
     else:
         print(emit_latex(net, digits=args.digits, expand=args.expand, layout=args.layout), end="")
-    lo, hi = args.domain or (-1.0, 1.0)
-    if args.digits is not None:
-        grid = random_inputs(net.n_inputs, 4000, np.full(net.n_inputs, lo), np.full(net.n_inputs, hi))
-        error = rounding_error(net, args.digits, grid)
-        print(f"% rounding every weight to {args.digits} significant digits changes the output by at most "
-              f"{error:.3g} on [{lo:g}, {hi:g}]^{net.n_inputs} ({', '.join(input_names(net))})", file=sys.stderr)
-    if args.png:
-        from .plot import render_png
 
-        render_png(net, args.png, digits=args.digits, expand=args.expand, layout=args.layout, domain=(lo, hi))
+
+def _write_png(net, args: argparse.Namespace, domain: tuple[float, float]) -> None:
+    """``--png PATH`` (written atomically by render_png through _files), or ``--png -``:
+    the picture's bytes on standard output."""
+    import tempfile
+
+    from .plot import render_png
+
+    options = dict(digits=args.digits, expand=args.expand, layout=args.layout, domain=domain)
+    if args.png != "-":
+        render_png(net, args.png, **options)
         print(f"wrote {args.png}", file=sys.stderr)
-    return 0
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "formula.png"
+        render_png(net, path, **options)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(path.read_bytes())
+        sys.stdout.buffer.flush()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    _quiet_tensorflow()
+    _import_tensorflow_quietly()
     from .demo import run_demo
 
-    return run_demo(Path(args.model) if args.model else SEED_MODEL)
+    return run_demo(Path(args.model) if args.model else SEED_MODEL, verbosity=args.verbosity, out_dir=args.out)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    _quiet_tensorflow()
-    from .frontends.keras import load, load_keras_model
-    from .harness.bench import bench_model
-    from .harness.bench_report import targets, write_report
+    from ._files import check_outputs
 
     model_file = Path(args.model)
-    net, model = load(model_file), load_keras_model(model_file)
-    rows = tuple(args.rows)
-    bench = bench_model(model, net, model_file.stem, rows=rows, quick=args.quick, model_file=model_file)
     out = Path(args.out or f"{model_file.stem}_bench.md")
+    check_outputs([out, out.with_suffix(".png")], mkdir=args.mkdir)  # before minutes of timing
+    net = _load(args)
+    _import_tensorflow_quietly()
+    from .frontends.keras import load_keras_model
+    from .harness.bench import bench_model
+    from .harness.bench_report import summary_lines, write_report
+
+    bench = bench_model(load_keras_model(model_file), net, model_file.stem, rows=tuple(args.rows),
+                        quick=args.quick, model_file=model_file)
     command = "mlpcodegen bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "mlpcodegen bench"
-    png = write_report([bench], rows, out, command, seed_labels=[model_file.stem] if args.tiny else [])
-    for what, measured, needed, met in targets(bench, args.tiny):
-        print(f"{'ok ' if met else '-- ' if met is None else 'NO '} {what}: {measured} (needed {needed})")
+    png = write_report([bench], tuple(args.rows), out, command)
+    for line in summary_lines(bench):
+        print(line)
     print(f"wrote {out} and {png}", file=sys.stderr)
     return 0
 
 
+# ------------------------------------------------------------------- scaling flags
+
+
 def _floats(text: str) -> list[float]:
+    import math
+
     try:
-        return [float(v) for v in text.split(",")]
+        values = [float(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
+    return values
 
 
 def _scalings(args: argparse.Namespace):
-    """(input, output) Scaling from --scaling FILE and/or --input-*/--output-* flags."""
+    """(input, output) Scaling from --scaling FILE and/or --input-*/--output-* flags.
+    A bad file is exit 1 (its content is data); contradicting flags are bad usage."""
     from .errors import ValidationError
     from .scaling import Scaling, read_scaling_file
 
@@ -161,13 +299,18 @@ def _scalings(args: argparse.Namespace):
         minimum, maximum = getattr(args, f"{side}_min"), getattr(args, f"{side}_max")
         mean, std = getattr(args, f"{side}_mean"), getattr(args, f"{side}_std")
         if (minimum is None) != (maximum is None) or (mean is None) != (std is None):
-            raise ValidationError(f"give --{side}-min with --{side}-max, and --{side}-mean with --{side}-std")
+            raise UsageError(f"give --{side}-min with --{side}-max, and --{side}-mean with --{side}-std")
         if minimum is not None and mean is not None:
-            raise ValidationError(f"give either min/max or mean/std scaling for the {side}, not both")
-        if minimum is not None:
-            found[i] = Scaling.minmax(minimum, maximum)
-        elif mean is not None:
-            found[i] = Scaling.standard(mean, std)
+            raise UsageError(f"give either min/max or mean/std scaling for the {side}, not both")
+        if (minimum is not None or mean is not None) and found[i] is not None:
+            raise UsageError(f"the {side} scaling is given twice: by --scaling and by --{side}-* flags")
+        try:
+            if minimum is not None:
+                found[i] = Scaling.minmax(minimum, maximum)
+            elif mean is not None:
+                found[i] = Scaling.standard(mean, std)
+        except ValidationError as exc:
+            raise UsageError(f"--{side}-{'min/max' if minimum is not None else 'mean/std'}: {exc}") from None
     return found[0], found[1]
 
 
@@ -183,19 +326,71 @@ def _add_scaling_options(parser: argparse.ArgumentParser) -> None:
         "scaling", "fold the scaling used in training into the output, so it takes and returns "
                    "original units (min/max scale to [0, 1]; lists are per feature or one value for all)")
     group.add_argument("--scaling", metavar="JSON", help='file with {"input": {...}, "output": {...}}, each '
-                       '{"kind": "minmax", "min": [..], "max": [..]} or {"kind": "standard", "mean": [..], "std": [..]}')
+                       '{"kind": "minmax", "min": [..], "max": [..]} or {"kind": "standard", "mean": [..], '
+                       '"std": [..]} (mlpcodegen.scaling.write_scaling_file writes it from sklearn scalers)')
     for side in ("input", "output"):
         for stat in ("min", "max", "mean", "std"):
             group.add_argument(f"--{side}-{stat}", type=_floats, metavar="V[,V...]")
+
+
+# ------------------------------------------------------------------- usage checks
+
+
+def _check_dtype(args: argparse.Namespace) -> None:
+    from .backends import get_backend
+
+    dtypes = get_backend(args.target).dtypes
+    if args.dtype is not None and args.dtype not in dtypes:
+        raise UsageError(f"target {args.target!r} supports --dtype {' or '.join(dtypes)}, not {args.dtype}")
+
+
+def _check_convert(args: argparse.Namespace) -> None:
+    from .backends import BACKENDS
+
+    _check_dtype(args)
+    if args.header:
+        with_header = [name for name, backend in BACKENDS.items() if backend.header is not None]
+        if BACKENDS[args.target].header is None:
+            raise UsageError(f"target {args.target!r} has no header; --header is for {', '.join(with_header)}")
+        if args.output in (None, "-"):
+            raise UsageError("--header needs -o FILE (the header is written next to it, as FILE's name with .h)")
+    if args.mkdir and args.output in (None, "-"):
+        raise UsageError("--mkdir needs -o FILE")
+
+
+_USAGE_CHECKS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "convert": _check_convert,
+    "verify": _check_dtype,
+}
 
 
 # ------------------------------------------------------------------- parser
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def _finite(text: str) -> float:
+    values = _floats(text)
+    if len(values) != 1:
+        raise argparse.ArgumentTypeError(f"expected one number, got {text!r}")
+    return values[0]
+
+
+def _mebibytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size in MiB, got {text!r}") from None
+    if not 0 < value < float(1 << 30):
+        raise argparse.ArgumentTypeError("must be a positive number of MiB")
     return value
 
 
@@ -208,6 +403,17 @@ def _add_c_options(parser: argparse.ArgumentParser) -> None:
                              "rounded result (fast, the default; float32) or the C library's (libm)")
 
 
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="path of a .keras or legacy .h5 model")
+    parser.add_argument("--max-size", type=_mebibytes, default=256, metavar="MIB",
+                        help="largest model to read, in MiB; the limits on what it declares scale with it "
+                             "(default 256)")
+
+
+def _add_mkdir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mkdir", action="store_true", help="create the output's folder if it does not exist")
+
+
 def _add_formula_options(parser: argparse.ArgumentParser, default_digits: int) -> None:
     group = parser.add_argument_group("formula", "LaTeX and formula output")
     group.add_argument("--digits", type=_digits, default=default_digits,
@@ -218,10 +424,103 @@ def _add_formula_options(parser: argparse.ArgumentParser, default_digits: int) -
 
 
 def _digits(text: str) -> Optional[int]:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError("must be >= 0")
     return value or None
+
+
+def _add_convert(sub, backends: dict) -> None:
+    convert = sub.add_parser("convert", help="emit source code for a model",
+                             description="Emit source code for a .keras or .h5 model (no TensorFlow needed).")
+    _add_model_options(convert)
+    convert.add_argument("--target", default="c", choices=sorted(backends))
+    convert.add_argument("--dtype", choices=("float32", "float64"),
+                         help="arithmetic type (default: float32 for c, numba, numpy; float64 otherwise; "
+                              "python, sympy and latex are float64 only)")
+    convert.add_argument("--name", help="function name (default: from the model file's name, made a usable "
+                                        "identifier, e.g. predict_m1 for m1.keras)")
+    convert.add_argument("-o", "--output", help="output file, replaced atomically (default or '-': standard "
+                                                "output); a symbolic link's target is written")
+    convert.add_argument("--header", action="store_true", help="also write a header next to the output, "
+                                                               "named as it with .h (c; needs -o)")
+    _add_mkdir_option(convert)
+    _add_c_options(convert)
+    _add_formula_options(convert, default_digits=4)
+    convert.add_argument("--rational", action="store_true", help="exact rational weights (sympy)")
+    _add_scaling_options(convert)
+    convert.set_defaults(run=cmd_convert)
+
+
+def _add_verify(sub, backends: dict) -> None:
+    verify = sub.add_parser("verify", help="check a target against model.predict",
+                            description="Compare a compiled target against the float64 reference "
+                                        "and model.predict; exit 1 when a tolerance is exceeded.")
+    _add_model_options(verify)
+    verify.add_argument("--target", default="c", choices=sorted(n for n, b in backends.items() if b.load))
+    verify.add_argument("--dtype", choices=("float32", "float64"), help="default: the target's first")
+    verify.add_argument("-n", type=_positive_int, default=1000, help="number of inputs")
+    inputs = verify.add_mutually_exclusive_group()
+    inputs.add_argument("--domain", nargs=2, type=_floats, metavar=("LOW", "HIGH"),
+                        help="random inputs in [LOW, HIGH]: one number for every input, or one per input, "
+                             "comma-separated (e.g. --domain 0,10 1,2000); in original units when scaling "
+                             "is given, else the model's (default -1 1)")
+    inputs.add_argument("--data", metavar="FILE", help="check on your own inputs: a .npy array or a .csv file "
+                        "(a row per sample, a column per input, optional header), in the units the converted "
+                        "function takes; -n rows are used (all when fewer)")
+    verify.add_argument("--seed", type=int, default=0)
+    _add_c_options(verify)
+    _add_scaling_options(verify)
+    verify.set_defaults(run=cmd_verify)
+
+
+def _add_formula(sub) -> None:
+    formula = sub.add_parser("formula", help="print the network as a formula",
+                             description="Print the network as a closed-form formula (LaTeX by default) "
+                                         "and report what rounding the weights costs.")
+    _add_model_options(formula)
+    style = formula.add_mutually_exclusive_group()
+    for flag in ("latex", "numpy", "python", "sympy"):
+        style.add_argument(f"--{flag}", dest="style", action="store_const", const=flag,
+                           help=f"print the {flag} form" + (" (default)" if flag == "latex" else ""))
+    _add_formula_options(formula, default_digits=3)
+    formula.add_argument("--png", metavar="PATH", help="render the formula (and, for one input, a plot) to PNG "
+                                                       "('-': standard output)")
+    _add_mkdir_option(formula)
+    formula.add_argument("--domain", nargs=2, type=_finite, metavar=("LOW", "HIGH"),
+                         help="input range for the rounding error and the plot (default -1 1)")
+    _add_scaling_options(formula)
+    formula.set_defaults(run=cmd_formula, style="latex")
+
+
+def _add_bench(sub) -> None:
+    bench = sub.add_parser("bench", help="time every way to run a model, side by side",
+                           description="Time model.predict, ONNX Runtime, LiteRT, NumPy and every mlpcodegen "
+                                       "target on one model in one process; write a Markdown report and a PNG.")
+    _add_model_options(bench)
+    bench.add_argument("--out", help="report path (default: MODEL_bench.md; the plot goes next to it as .png)")
+    _add_mkdir_option(bench)
+    bench.add_argument("--rows", type=_positive_int, nargs="+", default=[10_000, 1_000_000],
+                       help="batch sizes for the throughput columns (default: 10000 1000000)")
+    bench.add_argument("--quick", action="store_true", help="fewer repeats")
+    bench.set_defaults(run=cmd_bench)
+
+
+def _add_demo(sub) -> None:
+    demo = sub.add_parser("demo", help="convert, compile, verify and time the bundled seed model",
+                          description="Run the whole pipeline on the bundled 1-3-2-1 seed model.")
+    demo.add_argument("--model", help=f"model to use instead of {SEED_MODEL.name}")
+    loudness = demo.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=0, default=1,
+                          help="print one line: the result and where the files are")
+    loudness.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=2,
+                          help="also print the generated C")
+    demo.add_argument("-o", "--out", metavar="DIR",
+                      help="folder for the generated files (default: a new temporary folder, printed)")
+    demo.set_defaults(run=cmd_demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,79 +529,61 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlpcodegen", description="Compile trained Keras MLPs into native functions."
     )
+    parser.add_argument("--version", action="version", version=f"mlpcodegen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    convert = sub.add_parser("convert", help="emit source code for a model",
-                             description="Emit source code for a .keras or .h5 model (no TensorFlow needed).")
-    convert.add_argument("model", help="path of a .keras or legacy .h5 model")
-    convert.add_argument("--target", default="c", choices=sorted(BACKENDS))
-    convert.add_argument("--dtype", choices=("float32", "float64"),
-                         help="arithmetic type (default: float32 for c, numba, numpy; float64 otherwise)")
-    convert.add_argument("--name", help="function name (default: the model file's stem)")
-    convert.add_argument("-o", "--output", help="output file (default: standard output)")
-    convert.add_argument("--header", action="store_true", help="also write a header next to the output (c)")
-    _add_c_options(convert)
-    _add_formula_options(convert, default_digits=4)
-    convert.add_argument("--rational", action="store_true", help="exact rational weights (sympy)")
-    _add_scaling_options(convert)
-    convert.set_defaults(run=cmd_convert)
-
-    verify = sub.add_parser("verify", help="check a target against model.predict",
-                            description="Compare a compiled target against the float64 reference "
-                                        "and model.predict; exit 1 when a tolerance is exceeded.")
-    verify.add_argument("model", help="path of a .keras or legacy .h5 model")
-    verify.add_argument("--target", default="c", choices=sorted(n for n, b in BACKENDS.items() if b.load))
-    verify.add_argument("--dtype", choices=("float32", "float64"), help="default: the target's first")
-    verify.add_argument("-n", type=_positive_int, default=1000, help="number of random inputs")
-    verify.add_argument("--domain", nargs=2, type=float, metavar=("LOW", "HIGH"),
-                        help="input range for every feature (default [-1, 1])")
-    verify.add_argument("--seed", type=int, default=0)
-    _add_c_options(verify)
-    _add_scaling_options(verify)
-    verify.set_defaults(run=cmd_verify)
-
-    formula = sub.add_parser("formula", help="print the network as a formula",
-                             description="Print the network as a closed-form formula (LaTeX by default) "
-                                         "and report what rounding the weights costs.")
-    formula.add_argument("model", help="path of a .keras or legacy .h5 model")
-    style = formula.add_mutually_exclusive_group()
-    for flag in ("latex", "numpy", "python", "sympy"):
-        style.add_argument(f"--{flag}", dest="style", action="store_const", const=flag,
-                           help=f"print the {flag} form" + (" (default)" if flag == "latex" else ""))
-    _add_formula_options(formula, default_digits=3)
-    formula.add_argument("--png", metavar="PATH", help="render the formula (and, for one input, a plot) to PNG")
-    formula.add_argument("--domain", nargs=2, type=float, metavar=("LOW", "HIGH"),
-                         help="input range for the rounding error and the plot (default -1 1)")
-    _add_scaling_options(formula)
-    formula.set_defaults(run=cmd_formula, style="latex")
-
-    bench = sub.add_parser("bench", help="time every way to run a model, side by side",
-                           description="Time model.predict, ONNX Runtime, LiteRT, NumPy and every mlpcodegen "
-                                       "target on one model in one process; write a Markdown report and a PNG.")
-    bench.add_argument("model", help="path of a .keras or legacy .h5 model")
-    bench.add_argument("--out", help="report path (default: MODEL_bench.md; the plot goes next to it as .png)")
-    bench.add_argument("--rows", type=_positive_int, nargs="+", default=[10_000, 1_000_000],
-                       help="batch sizes for the throughput columns (default: 10000 1000000)")
-    bench.add_argument("--quick", action="store_true", help="fewer repeats")
-    bench.add_argument("--tiny", action="store_true",
-                       help="judge the in-C target as for a tiny network (<= 0.6x the plain C loops)")
-    bench.set_defaults(run=cmd_bench)
-
-    demo = sub.add_parser("demo", help="convert, compile, verify and time the bundled seed model",
-                          description="Run the whole pipeline on the bundled 1-3-2-1 seed model.")
-    demo.add_argument("--model", help=f"model to use instead of {SEED_MODEL.name}")
-    demo.set_defaults(run=cmd_demo)
+    _add_convert(sub, BACKENDS)
+    _add_verify(sub, BACKENDS)
+    _add_formula(sub)
+    _add_bench(sub)
+    _add_demo(sub)
+    for name, command in sub.choices.items():
+        command.set_defaults(parser=command)
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    run: Callable[[argparse.Namespace], int] = args.run
+def _fail(args: argparse.Namespace, message: str) -> int:
+    print(f"mlpcodegen {args.command}: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
-        return run(args)
+        check = _USAGE_CHECKS.get(args.command)
+        if check is not None:
+            check(args)
+        return args.run(args)
+    except UsageError as exc:
+        args.parser.error(str(exc))  # prints usage and the message, exits 2
+        raise  # pragma: no cover (error() does not return)
     except MlpCodegenError as exc:
-        print(f"mlpcodegen {args.command}: error: {exc}", file=sys.stderr)
+        return _fail(args, str(exc))
+    except BrokenPipeError:  # e.g. `mlpcodegen convert m.keras | head`: the reader left
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 1
+    except OSError as exc:  # an input or output file the system refused (permission, disk full)
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(args, f"{where}{exc.strerror or exc}")
+    except MemoryError:
+        return _fail(args, "out of memory")
+    except KeyboardInterrupt:
+        print(f"mlpcodegen {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: one line, not a traceback, unless asked for
+        if os.environ.get("MLPCODEGEN_TRACEBACK"):
+            raise
+        return _fail(args, f"internal error ({type(exc).__name__}: {exc}); please report it "
+                           "(MLPCODEGEN_TRACEBACK=1 shows the traceback)")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit code (argparse's exits included)."""
+    _quiet_tensorflow()
+    try:
+        args = build_parser().parse_args(argv)
+        return _run(args)
+    except SystemExit as exc:  # usage errors (2), --help and --version (0)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

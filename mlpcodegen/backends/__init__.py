@@ -3,12 +3,13 @@ how to load it as a callable for verification)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Optional
 
 import numpy as np
 
-from ..errors import UnsupportedError
-from ..ir import Network
+from ..errors import UnsupportedError, ValidationError
+from ..ir import Dense, Network
 from . import c, latex, numba, numpy, python, sympy
 
 Emit = Callable[..., str]  # emit(net, *, dtype, name) -> source text
@@ -56,3 +57,19 @@ def emit(net: Network, target: str = "c", *, dtype: Optional[str] = None, name: 
     if unknown:
         raise UnsupportedError(f"target {target!r} has no option(s) {sorted(unknown)}; it takes {backend.options}")
     return backend.emit(net, dtype=dtype, name=name, **options)
+
+
+@lru_cache(maxsize=256)
+def name_is_usable(target: str, name: str) -> bool:
+    """Whether ``target`` accepts ``name`` as the function name: emitted for a 1-1 probe
+    network, so every check the target makes (keywords, reserved C names, its own
+    locals' patterns) applies and no list of them is kept twice."""
+    probe = Network(1, (Dense(np.ones((1, 1)), np.zeros(1), name="probe"),))
+    backend = get_backend(target)
+    try:
+        backend.emit(probe, dtype=backend.dtypes[0], name=name)
+        if backend.header is not None:
+            backend.header(probe, dtype=backend.dtypes[0], name=name)
+    except ValidationError:
+        return False
+    return True
