@@ -58,7 +58,7 @@ def resolve_output(path: PathLike, *, mkdir: bool = False, create: bool = True) 
     target = Path(os.path.realpath(given))  # follows every link; a dangling one gives its target
     try:
         info = os.lstat(target)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # the folder check below says which
         info = None
     except OSError as exc:
         raise OutputPathError(f"cannot use output path {given}: {_os_message(exc)}") from None

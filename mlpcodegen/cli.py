@@ -190,7 +190,8 @@ def cmd_formula(args: argparse.Namespace) -> int:
     if args.png and args.png != "-":
         check_outputs([args.png], mkdir=args.mkdir)
     net = _scaled(_load(args), args)
-    _print_formula(net, args)
+    if args.png != "-":  # with --png -, standard output is the picture alone
+        _print_formula(net, args)
     lo, hi = args.domain or (-1.0, 1.0)
     if not lo <= hi:
         raise UsageError(f"--domain: LOW {lo:g} is above HIGH {hi:g}")
@@ -488,7 +489,7 @@ def _add_formula(sub) -> None:
                            help=f"print the {flag} form" + (" (default)" if flag == "latex" else ""))
     _add_formula_options(formula, default_digits=3)
     formula.add_argument("--png", metavar="PATH", help="render the formula (and, for one input, a plot) to PNG "
-                                                       "('-': standard output)")
+                                                       "('-': standard output, instead of the formula text)")
     _add_mkdir_option(formula)
     formula.add_argument("--domain", nargs=2, type=_finite, metavar=("LOW", "HIGH"),
                          help="input range for the rounding error and the plot (default -1 1)")
