@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .errors import ModelFormatError
+
 MiB = 1 << 20
+
+
+class LimitExceeded(ModelFormatError):
+    """The model file declares or needs more than a read limit allows (the message
+    names the limit and how to raise it)."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,9 @@ class ReadLimits:
     max_weight_values: int = 64 * MiB  # numbers declared by all weight arrays together
     seconds: float = 60.0  # wall time of the whole parse
     memory_bytes: int = 4096 * MiB  # address space the parser may use
+    #: parse in a child process (time and memory limits enforced by the OS); False
+    #: parses in this process, with every declared-size check but no time limit
+    isolate: bool = True
 
     def __post_init__(self) -> None:
         for key in ("max_file_bytes", "max_member_bytes", "max_weight_values", "memory_bytes"):

@@ -15,26 +15,24 @@ imports TensorFlow, so converting a saved model takes milliseconds.
 """
 from __future__ import annotations
 
-import io
-import json
+import math
 import os
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Union
 
 import numpy as np
 
-from ..errors import ModelFormatError, UnsupportedError, ValidationError
+from ..errors import MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
+from ..limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits
+from . import _config, _sandbox, _untrusted_h5
 from ..activations import ALIASES, REGISTRY
 from ..ir import ACTIVATIONS, Activate, Activation, Affine, Dense, Layer, Network
 from ..passes import fold_affine, fuse_activations
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-_ZIP_MAGIC = b"PK\x03\x04"
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
 
@@ -51,13 +49,14 @@ class _LayerEntry:
 # --------------------------------------------------------------------------- public
 
 
-def load(source: Any, fold: bool = True) -> Network:
+def load(source: Any, fold: bool = True, *, limits: ReadLimits | None = None) -> Network:
     """Read a Keras model (object, ``.keras`` path or ``.h5`` path) into a Network.
 
     ``fold=False`` keeps normalisation and rescaling layers as separate affine steps,
-    as Keras computes them (verification measures rounding on that form)."""
+    as Keras computes them (verification measures rounding on that form).  ``limits``
+    bounds what reading a file may cost (default: ``DEFAULT_LIMITS``)."""
     if isinstance(source, (str, os.PathLike)):
-        return load_file(source, fold)
+        return load_file(source, fold, limits=limits)
     if hasattr(source, "get_config") and hasattr(source, "layers"):
         return load_model_object(source, fold)
     raise ModelFormatError(
@@ -66,20 +65,62 @@ def load(source: Any, fold: bool = True) -> Network:
     )
 
 
-def load_file(path: PathLike, fold: bool = True) -> Network:
-    """Read a ``.keras`` or legacy ``.h5`` file without importing TensorFlow."""
-    path = Path(path)
-    magic = _read_magic(path)
-    if magic.startswith(_ZIP_MAGIC):
-        config, weights = _read_keras_archive(path)
-    elif magic.startswith(_HDF5_MAGIC):
-        config, weights = _read_legacy_h5(path)
-    else:
-        raise ModelFormatError(
-            f"{path} is neither a .keras archive nor an HDF5 (.h5) file "
-            "(save the model with model.save('model.keras'))"
-        )
-    return _build_network(config, weights, source=str(path), fold=fold)
+def load_file(path: PathLike, fold: bool = True, *, limits: ReadLimits | None = None) -> Network:
+    """Read a ``.keras`` or legacy ``.h5`` file without importing TensorFlow.
+
+    The file is untrusted: it must be a regular file within ``limits``; it is parsed
+    in a child process under a time and memory limit (see ``_sandbox``), and only
+    hard-linked, self-contained HDF5 datasets of numbers are read (``_untrusted_h5``)."""
+    limits = DEFAULT_LIMITS if limits is None else limits
+    label = str(Path(path))
+    _preflight(label, limits)
+    payload = _sandbox.run(_untrusted_h5.read_model_file, (label, limits), limits, label)
+    try:
+        layout, config_text, groups = _untrusted_h5.decode(payload)
+    except (ValueError, KeyError, TypeError, IndexError):
+        raise ModelFormatError(f"{label}: the file reader returned a malformed answer (corrupt file?)") from None
+    config = _parse_config(config_text, f"{label}: {'config.json' if layout == 'keras' else 'model_config'}")
+    try:
+        weights = _weights_by_layer(config, groups, layout)
+        return _build_network(config, weights, source=label, fold=fold)
+    except RecursionError:
+        raise ModelFormatError(f"{label}: the model config nests too deeply to be a Keras model") from None
+
+
+def _preflight(label: str, limits: ReadLimits) -> None:
+    """Clear errors for a missing, special or oversized file before any work (the
+    reader checks the descriptor it opens again)."""
+    try:
+        info = os.stat(label)
+    except FileNotFoundError:
+        raise ModelFormatError(f"model file not found: {label}") from None
+    except OSError as exc:
+        raise ModelFormatError(f"cannot read {label}: {exc.strerror}") from None
+    _untrusted_h5.check_regular(info, label, limits)
+
+
+def _parse_config(text: str, what: str) -> Any:
+    return _untrusted_h5.parse_json(text, what)
+
+
+def _weights_by_layer(config: Any, groups: dict, layout: str) -> dict[str, tuple[np.ndarray, ...]]:
+    """Layer name -> weight arrays: a .keras file names its groups after the layer
+    classes, a legacy .h5 file after the layers."""
+    names = _keras3_weight_paths(config) if layout == "keras" else {
+        _layer_name(entry): _layer_name(entry) for entry in _model_layers(config)}
+    weights = {}
+    for name, group in names.items():
+        if group in groups:
+            weights[name] = tuple(_as_weights(values, source) for values, source in groups[group])
+    return weights
+
+
+def _as_weights(values: np.ndarray, source: str) -> np.ndarray:
+    if source == "bfloat16":
+        decoded = values.view(_Weights)
+        decoded.source_dtype = "bfloat16"
+        return decoded
+    return values
 
 
 def load_model_object(model: Any, fold: bool = True) -> Network:
@@ -100,7 +141,7 @@ def load_keras_model(path: PathLike) -> Any:
     import keras  # the one deliberate Keras import: needed only to run the model
 
     path = Path(path)
-    _read_magic(path)
+    _preflight(str(path), DEFAULT_LIMITS)
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for a bad file
@@ -142,96 +183,10 @@ def litert_runner(model: Any, threads: int = 1) -> Any:
 # ------------------------------------------------------------------ file formats
 
 
-def _read_magic(path: Path) -> bytes:
-    if path.is_dir():
-        raise ModelFormatError(
-            f"{path} is a directory (a TensorFlow SavedModel?); save the model as a "
-            ".keras file with model.save('model.keras')"
-        )
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(8)
-    except FileNotFoundError:
-        raise ModelFormatError(f"model file not found: {path}") from None
-    except OSError as exc:
-        raise ModelFormatError(f"cannot read {path}: {exc.strerror}") from None
-
-
-def _read_keras_archive(path: Path) -> tuple[dict, dict[str, tuple[np.ndarray, ...]]]:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-            weights_blob = archive.read("model.weights.h5")
-    except KeyError as exc:
-        raise ModelFormatError(f"{path} is not a complete .keras archive: missing {exc}") from None
-    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, OSError) as exc:
-        raise ModelFormatError(f"{path} is a truncated or corrupt .keras archive: {exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFormatError(f"{path}: config.json is not valid JSON: {exc}") from None
-    weights = {}
-    with _open_h5(io.BytesIO(weights_blob), f"{path}:model.weights.h5") as h5:
-        for name, group_name in _keras3_weight_paths(config).items():
-            group = h5.get(f"layers/{group_name}/vars")
-            if group is not None:
-                weights[name] = tuple(_read_dataset(group, str(i), path) for i in range(len(group)))
-    return config, weights
-
-
-def _read_legacy_h5(path: Path) -> tuple[dict, dict[str, tuple[np.ndarray, ...]]]:
-    with _open_h5(path, str(path)) as h5:
-        raw = h5.attrs.get("model_config")
-        if raw is None:
-            raise ModelFormatError(
-                f"{path} holds weights only (no model_config); save the whole model with "
-                "model.save('model.keras')"
-            )
-        try:
-            config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelFormatError(f"{path}: model_config is not valid JSON: {exc}") from None
-        root = h5["model_weights"] if "model_weights" in h5 else h5
-        weights = {}
-        for entry in _model_layers(config):
-            group = root.get(_layer_name(entry))
-            if group is not None:
-                names = [_text(n) for n in group.attrs.get("weight_names", [])]
-                weights[_layer_name(entry)] = tuple(_read_dataset(group, n, path) for n in names)
-    return config, weights
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _open_h5(source: Any, label: str) -> Any:
-    import h5py  # light (no TensorFlow); imported here so `import mlpcodegen` stays fast
-
-    try:
-        return h5py.File(source, "r")
-    except OSError as exc:
-        raise ModelFormatError(f"{label} is a truncated or corrupt HDF5 file: {exc}") from None
-
-
 class _Weights(np.ndarray):
     """A weight array decoded from a type NumPy lacks, remembering that type."""
 
     source_dtype = "float32"
-
-
-def _read_dataset(group: Any, key: str, path: Path) -> np.ndarray:
-    try:
-        dataset = group[key]
-        values = np.asarray(dataset[()])
-        if dataset.attrs.get("dtype") == "bfloat16":  # stored as opaque 2-byte values
-            bits = np.frombuffer(values.tobytes(), dtype="<u2").astype(np.uint32) << 16
-            decoded = bits.view(np.float32).reshape(values.shape).view(_Weights)
-            decoded.source_dtype = "bfloat16"
-            return decoded
-        return values
-    except (KeyError, OSError) as exc:
-        raise ModelFormatError(
-            f"{path}: cannot read weight {group.name}/{key}: {exc} (truncated file?)"
-        ) from None
 
 
 def _snake_case(class_name: str) -> str:
@@ -241,21 +196,20 @@ def _snake_case(class_name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def _keras3_weight_paths(config: dict) -> dict[str, str]:
+def _keras3_weight_paths(config: Any) -> dict[str, str]:
     """Layer name -> group under ``layers/`` in model.weights.h5.
 
     Keras 3 names each layer's group after its *class* (``dense``, ``dense_1``, ...),
     counting in the order of ``model.layers``, which leaves out the InputLayer of a
     Sequential model but keeps it in a functional one.
     """
-    model_class = config.get("class_name")
     entries = _model_layers(config)
-    if model_class == "Sequential":
-        entries = [e for e in entries if e.get("class_name") != "InputLayer"]
+    if config.get("class_name") == "Sequential":
+        entries = [e for e in entries if e["class_name"] != "InputLayer"]
     used: dict[str, int] = {}
     paths = {}
     for entry in entries:
-        base = _snake_case(str(entry.get("class_name", "")))
+        base = _snake_case(entry["class_name"])
         used[base] = used.get(base, -1) + 1
         paths[_layer_name(entry)] = base if used[base] == 0 else f"{base}_{used[base]}"
     return paths
@@ -264,77 +218,112 @@ def _keras3_weight_paths(config: dict) -> dict[str, str]:
 # ------------------------------------------------------------------ the graph
 
 
-def _model_layers(config: dict) -> list[dict]:
-    layers = config.get("config", {}).get("layers") if isinstance(config, dict) else None
-    if not isinstance(layers, list):
+def _model_layers(config: Any) -> list[dict]:
+    """The model's layer entries, each checked to be an object with a class name, a
+    config object and a unique name (everything later code relies on)."""
+    if not isinstance(config, dict):
+        raise ModelFormatError(f"the model config is {_config.describe(config)}, not an object with "
+                               "class_name and config: not a Keras model")
+    inner = config.get("config")
+    layers = inner.get("layers") if isinstance(inner, dict) else None
+    if not isinstance(layers, (list, tuple)):
         raise ModelFormatError("the model config has no list of layers: not a Keras model")
+    seen: set[str] = set()
+    for index, entry in enumerate(layers):
+        where = f"layer #{index} of the model config"
+        if not isinstance(entry, dict):
+            raise ModelFormatError(f"{where} is {_config.describe(entry)}, not an object with class_name and config")
+        if not isinstance(entry.get("class_name"), str):
+            raise ModelFormatError(f"{where} has no class_name (found {_config.describe(entry.get('class_name'))})")
+        if not isinstance(entry.get("config", {}), dict):
+            raise ModelFormatError(f"{where} ({entry['class_name']}) has a config that is "
+                                   f"{_config.describe(entry['config'])}, not an object")
+        name = _layer_name(entry)
+        if not name or name in seen:
+            raise ModelFormatError(f"{where} ({entry['class_name']}) has "
+                                   f"{'a duplicate name ' + repr(name) if name else 'no name'}")
+        seen.add(name)
     return layers
 
 
 def _layer_name(entry: dict) -> str:
-    return str(entry.get("name") or entry.get("config", {}).get("name", ""))
+    name = entry.get("name")
+    if name is None and isinstance(entry.get("config"), dict):
+        name = entry["config"].get("name")
+    return name if isinstance(name, str) else ""
 
 
-def _chain(config: dict) -> list[dict]:
+def _chain(config: Any) -> list[dict]:
     """The layers in order of computation; a clear error unless they form one chain."""
+    layers = _model_layers(config)
     model_class = config.get("class_name")
     if model_class not in _MODEL_CLASSES:
         raise UnsupportedError(
-            f"top-level object is a {model_class!r}; expected one of {', '.join(_MODEL_CLASSES)}"
+            f"top-level object is a {_config.describe(model_class)}; expected one of {', '.join(_MODEL_CLASSES)}"
         )
-    layers = _model_layers(config)
     if model_class == "Sequential":
         return layers
     return _functional_chain(config["config"], layers)
 
 
-def _inbound_names(entry: dict) -> list[list[str]]:
+def _inbound_names(entry: dict, name: str) -> list[list[str]]:
     """For each call of the layer, the names of the layers whose outputs it takes."""
+    nodes = entry.get("inbound_nodes", [])
+    if not isinstance(nodes, (list, tuple)):
+        raise ModelFormatError(f"layer {name!r}: inbound_nodes is {_config.describe(nodes)}, not a list")
     calls = []
-    for node in entry.get("inbound_nodes", []):
+    for node in nodes:
         if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
-            tensors = _find_tensors([node.get("args", []), node.get("kwargs", {})])
-        else:  # Keras 2: [[name, node_index, tensor_index, kwargs], ...]
-            tensors = [item[0] for item in node]
+            tensors = _find_tensors([node.get("args", []), node.get("kwargs", {})], name)
+        elif isinstance(node, (list, tuple)):  # Keras 2: [[name, node_index, tensor_index, kwargs], ...]
+            tensors = [_history_name(item, name) for item in node]
+        else:
+            raise ModelFormatError(f"layer {name!r}: an inbound node is {_config.describe(node)}")
         calls.append(tensors)
     return calls
 
 
-def _find_tensors(value: Any) -> list[str]:
+def _history_name(item: Any, layer: str) -> str:
+    """The source layer of ``[name, node_index, tensor_index, ...]`` (keras_history)."""
+    if not isinstance(item, (list, tuple)) or not item or not isinstance(item[0], str):
+        raise ModelFormatError(f"layer {layer!r}: an input reference is {_config.describe(item)}, not "
+                               "[layer name, node index, tensor index]")
+    return item[0]
+
+
+def _find_tensors(value: Any, layer: str) -> list[str]:
     if isinstance(value, dict):
         if value.get("class_name") == "__keras_tensor__":
-            return [value["config"]["keras_history"][0]]
-        return [n for v in value.values() for n in _find_tensors(v)]
+            inner = value.get("config")
+            history = inner.get("keras_history") if isinstance(inner, dict) else None
+            if history is None:
+                raise ModelFormatError(f"layer {layer!r}: an input tensor has no keras_history (which layer "
+                                       "made it): corrupt model config")
+            return [_history_name(history, layer)]
+        return [n for v in value.values() for n in _find_tensors(v, layer)]
     if isinstance(value, (list, tuple)):
-        return [n for v in value for n in _find_tensors(v)]
+        return [n for v in value for n in _find_tensors(v, layer)]
     return []
 
 
 def _functional_chain(model_config: dict, layers: list[dict]) -> list[dict]:
     by_name = {_layer_name(entry): entry for entry in layers}
-    inputs = _endpoint_names(model_config.get("input_layers"))
-    outputs = _endpoint_names(model_config.get("output_layers"))
+    inputs = _endpoint_names(model_config.get("input_layers"), "input_layers")
+    outputs = _endpoint_names(model_config.get("output_layers"), "output_layers")
     if len(inputs) != 1 or len(outputs) != 1:
         raise UnsupportedError(
             f"the model has {len(inputs)} inputs and {len(outputs)} outputs; only a single "
             "chain from one input to one output can be converted"
         )
-    consumers: dict[str, list[str]] = {name: [] for name in by_name}
-    for name, entry in by_name.items():
-        calls = _inbound_names(entry)
-        if len(calls) > 1:
-            raise UnsupportedError(f"layer {name!r} is shared (called {len(calls)} times); "
-                                   "only a single chain can be converted")
-        sources = calls[0] if calls else []
-        if len(sources) > 1:
-            raise UnsupportedError(
-                f"layer {name!r} ({entry.get('class_name')}) takes {len(sources)} inputs "
-                f"({', '.join(sources)}): the graph branches; only a single chain can be converted"
-            )
-        for source in sources:
-            consumers.setdefault(source, []).append(name)
-    chain, current = [], inputs[0]
+    for end in inputs + outputs:
+        if end not in by_name:
+            raise ModelFormatError(f"the model's input or output names layer {end!r}, which is not among its layers")
+    consumers = _consumers(by_name)
+    chain, current, visited = [], inputs[0], set()
     while True:
+        if current in visited:  # a corrupt config may loop; Keras graphs never do
+            raise ModelFormatError(f"the layer graph has a cycle through layer {current!r}: corrupt model config")
+        visited.add(current)
         chain.append(by_name[current])
         if current == outputs[0]:
             break
@@ -352,24 +341,48 @@ def _functional_chain(model_config: dict, layers: list[dict]) -> list[dict]:
     return chain
 
 
-def _endpoint_names(value: Any) -> list[str]:
+def _consumers(by_name: dict[str, dict]) -> dict[str, list[str]]:
+    """Layer name -> the layers that take its output; a clear error for shared layers,
+    layers with several inputs and inputs from layers that do not exist."""
+    consumers: dict[str, list[str]] = {name: [] for name in by_name}
+    for name, entry in by_name.items():
+        calls = _inbound_names(entry, name)
+        if len(calls) > 1:
+            raise UnsupportedError(f"layer {name!r} is shared (called {len(calls)} times); "
+                                   "only a single chain can be converted")
+        sources = calls[0] if calls else []
+        if len(sources) > 1:
+            raise UnsupportedError(
+                f"layer {name!r} ({entry['class_name']}) takes {len(sources)} inputs "
+                f"({', '.join(sources)}): the graph branches; only a single chain can be converted"
+            )
+        for source in sources:
+            if source not in by_name:
+                raise ModelFormatError(f"layer {name!r} takes its input from {source!r}, which is not a layer "
+                                       "of the model: corrupt model config")
+            consumers[source].append(name)
+    return consumers
+
+
+def _endpoint_names(value: Any, key: str) -> list[str]:
     """``input_layers`` is ``[name, 0, 0]`` for one input or a list of such triples."""
-    if not value:
+    if value is None or (isinstance(value, (list, tuple)) and not value):
         return []
+    if not isinstance(value, (list, tuple)):
+        raise ModelFormatError(f"the model's {key} is {_config.describe(value)}, not a list of layer references")
     if isinstance(value[0], str):
         return [value[0]]
-    return [item[0] for item in value]
+    return [_history_name(item, key) for item in value]
 
 
 # ------------------------------------------------------------------ layers -> IR
 
 
 def _activation(value: Any, layer: str) -> Activation:
-    name = value
-    if isinstance(value, dict):  # {"class_name": "function", "config": "relu", ...}
-        name = value.get("config") if isinstance(value.get("config"), str) else value.get("class_name")
-    if name is None:
-        name = "linear"
+    """A Keras activation by name.  Keras serialises its own functions as their name;
+    a custom function or a lambda becomes an object (a lambda's bytecode under
+    ``value``): refused by name, never read as something else."""
+    name = "linear" if value is None else _activation_name(value, layer)
     name = ALIASES.get(name, name)
     if name == "sparsemax":
         raise UnsupportedError(
@@ -381,55 +394,101 @@ def _activation(value: Any, layer: str) -> Activation:
     if name not in ACTIVATIONS or REGISTRY[name].per_unit or name in _LAYER_ONLY_ACTIVATIONS:
         raise UnsupportedError(
             f"layer {layer!r} uses activation {name!r}, which is not supported; supported "
-            f"activations: {', '.join(sorted((set(ACTIVATIONS) - _LAYER_ONLY_ACTIVATIONS - {'prelu'}) | set(ALIASES)))}"
+            f"activations: {_supported_activations()}"
         )
     return Activation(str(name))
+
+
+def _supported_activations() -> str:
+    return ", ".join(sorted((set(ACTIVATIONS) - _LAYER_ONLY_ACTIVATIONS - {"prelu"}) | set(ALIASES)))
+
+
+def _activation_name(value: Any, layer: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        module, name = value.get("module"), value.get("config")
+        # {"module": "keras.activations", "class_name": "function", "config": "relu", ...}
+        if value.get("class_name") == "function" and isinstance(name, str) and isinstance(module, str) \
+                and module.split(".")[0] == "keras":
+            return name
+        what = ("a Python lambda (saved as bytecode)" if "value" in value else
+                f"custom function {name!r} from module {module!r}" if value.get("class_name") == "function" else
+                f"object {value.get('class_name')!r}")
+        raise UnsupportedError(
+            f"layer {layer!r} uses {_config.describe(what) if not isinstance(what, str) else what} as its "
+            f"activation, which mlpcodegen cannot read; use a Keras activation by name ({_supported_activations()})"
+        )
+    raise ModelFormatError(f"layer {layer!r}: activation is {_config.describe(value)}, not an activation name")
 
 
 #: Vector steps that come from normalisation layers, never from an activation= string.
 _LAYER_ONLY_ACTIVATIONS = {"layer_norm", "rms_norm", "unit_norm", "variance_scale"}
 
 
+def _where(entry: "_LayerEntry") -> str:
+    return f"{entry.class_name} layer {entry.name!r}"
+
+
 def _input_width(config: dict, layer: str) -> int | None:
-    shape = config.get("batch_shape") or config.get("batch_input_shape")
+    where = f"input layer {layer!r}"
+    shape = _config.get(config, "batch_shape", "list", None, where, nullable=True)
+    if shape is None:
+        shape = _config.get(config, "batch_input_shape", "list", None, where, nullable=True)
     if shape is None:
         return None
-    if len(shape) != 2 or not isinstance(shape[1], int):
+    if len(shape) != 2 or not _config.KINDS["int"][0](shape[1]) or shape[1] < 1:
         raise UnsupportedError(
-            f"input layer {layer!r} has shape {shape}; only flat feature vectors "
+            f"{where} has shape {_config.describe(shape)}; only flat feature vectors "
             "(batch, features) can be converted"
         )
     return shape[1]
 
 
 def _read_dense(entry: _LayerEntry) -> list[Layer]:
-    """activation(x @ kernel + bias), with or without bias."""
-    use_bias = entry.config.get("use_bias", True)
+    """activation(x @ kernel + bias), with or without bias (a LoRA adapter merged in)."""
+    c, where = entry.config, _where(entry)
+    use_bias = _config.get(c, "use_bias", "bool", True, where)
+    units = _config.get(c, "units", "int", None, where, nullable=True)
+    activation = _activation(c.get("activation"), entry.name)
     expected = 2 if use_bias else 1
-    if len(entry.weights) != expected:
+    weights = _merge_lora(entry, expected)
+    if len(weights) != expected:
         raise ModelFormatError(
             f"Dense layer {entry.name!r} should have {expected} weight array(s) "
-            f"(kernel{', bias' if use_bias else ''}), found {len(entry.weights)}"
+            f"(kernel{', bias' if use_bias else ''}), found {len(weights)}"
         )
-    kernel = entry.weights[0]
-    units = entry.config.get("units")
+    kernel = weights[0]
     if kernel.ndim != 2 or (units is not None and kernel.shape[1] != units):
         raise ModelFormatError(
             f"Dense layer {entry.name!r}: kernel shape {kernel.shape} does not match {units} units"
         )
-    return [
-        Dense(
-            kernel=kernel,
-            bias=entry.weights[1] if use_bias else None,
-            activation=_activation(entry.config.get("activation"), entry.name),
-            name=entry.name,
-        )
-    ]
+    return [Dense(kernel=kernel, bias=weights[1] if use_bias else None, activation=activation, name=entry.name)]
+
+
+def _merge_lora(entry: _LayerEntry, expected: int) -> tuple[np.ndarray, ...]:
+    """A LoRA-enabled Dense computes with kernel + (lora_alpha / lora_rank) * A @ B.  A
+    .keras file stores that sum as its kernel; a legacy .h5 file stores kernel, (bias,)
+    A and B: merged here, as Keras' Dense.kernel does."""
+    where = _where(entry)
+    rank = _config.get(entry.config, "lora_rank", "int", None, where, nullable=True)
+    weights = entry.weights
+    if not rank or len(weights) != expected + 2:
+        return weights
+    alpha = _config.get(entry.config, "lora_alpha", "number", rank, where, nullable=True)
+    kernel, a, b = (np.asarray(w, dtype=np.float64) for w in (weights[0], weights[-2], weights[-1]))
+    if kernel.ndim != 2 or a.shape != (kernel.shape[0], rank) or b.shape != (rank, kernel.shape[1]):
+        raise ModelFormatError(f"{where}: LoRA weights of shapes {a.shape}, {b.shape} do not fit kernel "
+                               f"{kernel.shape} and rank {rank}")
+    merged = (kernel + (float(rank if alpha is None else alpha) / rank) * (a @ b)).astype(weights[0].dtype)
+    return (merged,) + tuple(weights[1:expected])
 
 
 def _read_activation(entry: _LayerEntry, width: int) -> list[Layer]:
     """The activation (fused into the Dense layer before it when that one is linear)."""
-    return [Activate(width, _activation(entry.config.get("activation"), entry.name), entry.name)]
+    if "activation" not in entry.config:
+        raise ModelFormatError(f"{_where(entry)} has no activation entry")
+    return [Activate(width, _activation(entry.config["activation"], entry.name), entry.name)]
 
 
 def _weights(entry: _LayerEntry, names: list[str]) -> dict[str, np.ndarray]:
@@ -443,33 +502,46 @@ def _weights(entry: _LayerEntry, names: list[str]) -> dict[str, np.ndarray]:
 
 
 def _per_feature(values: Any, width: int, what: str) -> np.ndarray:
-    array = np.ravel(np.asarray(values, dtype=np.float64))
+    try:
+        array = np.ravel(np.asarray(values, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ModelFormatError(f"{what} is {_config.describe(values)}, not numbers") from None
     if array.size not in (1, width):
         raise ModelFormatError(f"{what} has {array.size} values for {width} features")
     return np.broadcast_to(array, (width,)).copy()
 
 
 def _check_feature_axis(entry: _LayerEntry) -> None:
-    axis = entry.config.get("axis", -1)
-    axes = axis if isinstance(axis, (list, tuple)) else [axis]
-    if list(axes) not in ([-1], [1]):
+    axis = _config.get(entry.config, "axis", "axis", -1, _where(entry))
+    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+    if axes not in ([-1], [1]):
         raise UnsupportedError(
             f"{entry.class_name} layer {entry.name!r} normalises over axis {axis}; only the feature "
             "axis (-1) of flat inputs can be converted"
         )
 
 
+def _number(entry: _LayerEntry, key: str, default: float | None, nullable: bool = False) -> float | None:
+    """A numeric config entry; ``null`` means ``default`` unless ``nullable``."""
+    value = _config.get(entry.config, key, "number", default, _where(entry), nullable=True)
+    return value if value is not None or nullable else default
+
+
+def _flag(entry: _LayerEntry, key: str, default: bool) -> bool:
+    return _config.get(entry.config, key, "bool", default, _where(entry))
+
+
 def _read_relu(entry: _LayerEntry, width: int) -> list[Layer]:
     """relu with the layer's max_value, negative_slope and threshold."""
-    c = entry.config
-    params = {"max_value": c.get("max_value"), "negative_slope": c.get("negative_slope", 0.0) or 0.0,
-              "threshold": c.get("threshold", 0.0) or 0.0}
+    params = {"max_value": _number(entry, "max_value", None, nullable=True),
+              "negative_slope": _number(entry, "negative_slope", 0.0) or 0.0,
+              "threshold": _number(entry, "threshold", 0.0) or 0.0}
     return [Activate(width, Activation("relu", tuple(params.items())), entry.name)]
 
 
 def _read_leaky_relu(entry: _LayerEntry, width: int) -> list[Layer]:
     """leaky_relu with the layer's negative_slope."""
-    slope = entry.config.get("negative_slope", entry.config.get("alpha", 0.3))
+    slope = _number(entry, "negative_slope", _number(entry, "alpha", 0.3))
     return [Activate(width, Activation("leaky_relu", (("negative_slope", slope),)), entry.name)]
 
 
@@ -481,7 +553,7 @@ def _read_prelu(entry: _LayerEntry, width: int) -> list[Layer]:
 
 def _read_elu(entry: _LayerEntry, width: int) -> list[Layer]:
     """elu with the layer's alpha."""
-    return [Activate(width, Activation("elu", (("alpha", entry.config.get("alpha", 1.0)),)), entry.name)]
+    return [Activate(width, Activation("elu", (("alpha", _number(entry, "alpha", 1.0)),)), entry.name)]
 
 
 def _read_softmax(entry: _LayerEntry, width: int) -> list[Layer]:
@@ -493,11 +565,10 @@ def _read_softmax(entry: _LayerEntry, width: int) -> list[Layer]:
 def _read_batch_norm(entry: _LayerEntry, width: int) -> list[Layer]:
     """Inference mode: (x - moving_mean) / sqrt(moving_variance + eps) * gamma + beta, folded."""
     _check_feature_axis(entry)
-    c = entry.config
-    names = (["gamma"] if c.get("scale", True) else []) + (["beta"] if c.get("center", True) else [])
+    names = (["gamma"] if _flag(entry, "scale", True) else []) + (["beta"] if _flag(entry, "center", True) else [])
     w = _weights(entry, names + ["moving_mean", "moving_variance"])
     gamma = w.get("gamma", np.ones(width))
-    scale = gamma / np.sqrt(w["moving_variance"] + float(c.get("epsilon", 1e-3)))
+    scale = gamma / np.sqrt(w["moving_variance"] + float(_number(entry, "epsilon", 1e-3)))
     return [Affine(scale, w.get("beta", np.zeros(width)) - w["moving_mean"] * scale, entry.name)]
 
 
@@ -506,13 +577,15 @@ def _read_normalization(entry: _LayerEntry, width: int) -> list[Layer]:
     c = entry.config
     _check_feature_axis(entry)
     if c.get("mean") is not None:
+        if c.get("variance") is None:
+            raise ModelFormatError(f"{_where(entry)} has a mean but no variance in its config")
         mean, variance = c["mean"], c["variance"]
     else:
         w = _weights(entry, ["mean", "variance", "count"][: max(len(entry.weights), 2)])
         mean, variance = w["mean"], w["variance"]
     mean = _per_feature(mean, width, f"Normalization {entry.name!r} mean")
     spread = np.maximum(np.sqrt(_per_feature(variance, width, f"Normalization {entry.name!r} variance")), 1e-7)
-    if c.get("invert", False):
+    if _flag(entry, "invert", False):
         return [Affine(spread, mean, entry.name)]
     return [Affine(1.0 / spread, -mean / spread, entry.name)]
 
@@ -528,19 +601,20 @@ def _read_rescaling(entry: _LayerEntry, width: int) -> list[Layer]:
 def _config_number(value: Any) -> Any:
     """Keras serialises array-valued config entries as {"class_name": "__numpy__", ...}."""
     if isinstance(value, dict):
-        return value.get("config", {}).get("value", value.get("value"))
+        inner = value.get("config")
+        return inner.get("value") if isinstance(inner, dict) else value.get("value")
     return value
 
 
 def _read_layer_norm(entry: _LayerEntry, width: int) -> list[Layer]:
     """(x - mean) / sqrt(var + eps) * gamma + beta; rms_scaling=True: x / sqrt(var + eps) * gamma."""
     _check_feature_axis(entry)
-    c = entry.config
-    rms = bool(c.get("rms_scaling", False))
-    names = (["gamma"] if c.get("scale", True) else []) + (["beta"] if c.get("center", True) and not rms else [])
+    rms = _flag(entry, "rms_scaling", False)
+    names = (["gamma"] if _flag(entry, "scale", True) else []) + \
+        (["beta"] if _flag(entry, "center", True) and not rms else [])
     w = _weights(entry, names)
     # rms_scaling=True divides x by sqrt(variance + eps) (Keras warns it is not RMS).
-    step = Activation("variance_scale" if rms else "layer_norm", (("epsilon", c.get("epsilon", 1e-3)),))
+    step = Activation("variance_scale" if rms else "layer_norm", (("epsilon", _number(entry, "epsilon", 1e-3)),))
     affine = Affine(w.get("gamma", np.ones(width)), w.get("beta", np.zeros(width)), f"{entry.name} (scale)")
     return [Activate(width, step, entry.name), affine]
 
@@ -549,7 +623,7 @@ def _read_rms_norm(entry: _LayerEntry, width: int) -> list[Layer]:
     """x / sqrt(mean(x^2) + eps) * scale."""
     _check_feature_axis(entry)
     w = _weights(entry, ["scale"])
-    step = Activation("rms_norm", (("epsilon", entry.config.get("epsilon", 1e-6) or 1e-6),))
+    step = Activation("rms_norm", (("epsilon", _number(entry, "epsilon", 1e-6) or 1e-6),))
     return [Activate(width, step, entry.name), Affine(w["scale"], np.zeros(width), f"{entry.name} (scale)")]
 
 
@@ -561,7 +635,7 @@ def _read_unit_norm(entry: _LayerEntry, width: int) -> list[Layer]:
 
 def _read_reshape(entry: _LayerEntry, width: int) -> list[Layer]:
     """Identity, when the input is already the flat vector asked for."""
-    target = entry.config.get("target_shape")
+    target = _config.get(entry.config, "target_shape", "list", None, _where(entry), nullable=True)
     if entry.class_name == "Reshape" and list(target or []) not in ([width], [-1]):
         raise UnsupportedError(
             f"Reshape layer {entry.name!r} reshapes to {target}; only a flat vector of {width} can be converted"
@@ -605,39 +679,59 @@ _READERS: dict[str, Callable[[_LayerEntry, int], list[Layer]]] = {
 SUPPORTED_LAYERS = tuple(_READERS)
 
 
-def _build_network(config: dict, weights: dict[str, tuple[np.ndarray, ...]], source: str,
+def _build_network(config: Any, weights: dict[str, tuple[np.ndarray, ...]], source: str,
                    fold: bool = True) -> Network:
-    chain = _chain(config)
+    try:
+        n_inputs, layers, weight_dtypes = _read_layers(_chain(config), weights)
+        if n_inputs is None:
+            raise ModelFormatError("cannot tell the input width (no InputLayer, no Dense)")
+        net = Network(n_inputs, tuple(layers), _weight_dtype(weight_dtypes), _model_name(config))
+    except MlpCodegenError as exc:
+        raise type(exc)(f"{source}: {exc}") from None
+    return fold_affine(fuse_activations(net)) if fold else fuse_activations(net)
+
+
+def _read_layers(chain: list[dict], weights: dict[str, tuple[np.ndarray, ...]]
+                 ) -> tuple[int | None, list[Layer], set[str]]:
+    """The IR layers of the chain, the input width and the weights' stored types."""
     n_inputs: int | None = None
     layers: list[Layer] = []
     weight_dtypes: set[str] = set()
     width = 0
     for raw in chain:
-        class_name = str(raw.get("class_name"))
-        name = _layer_name(raw)
-        if class_name not in _READERS:
-            raise _unsupported_layer(class_name, name)
-        layer_config = raw.get("config", {})
-        if class_name == "InputLayer":
-            n_inputs = _input_width(layer_config, name)
+        entry = _entry(raw, weights)
+        if entry.class_name == "InputLayer":
+            n_inputs = _input_width(entry.config, entry.name)
             width = n_inputs or 0
-        entry = _LayerEntry(class_name, name, layer_config, weights.get(name, ()))
         weight_dtypes.update(getattr(w, "source_dtype", np.dtype(w.dtype).name) for w in entry.weights)
-        if width == 0 and class_name == "Dense" and entry.weights:
+        if width == 0 and entry.class_name == "Dense" and entry.weights and entry.weights[0].ndim == 2:
             n_inputs = width = int(entry.weights[0].shape[0])
         try:
-            new = _READERS[class_name](entry, width)
-        except ValidationError as exc:
-            raise ValidationError(f"{source}: {exc}") from None
+            new = _READERS[entry.class_name](entry, width)
+        except (TypeError, ValueError) as exc:  # a malformed value no check above foresaw
+            if isinstance(exc, MlpCodegenError):
+                raise
+            raise ModelFormatError(f"{_where(entry)}: malformed config or weights ({exc})") from None
         layers.extend(new)
         width = new[-1].n_out if new else width
-    if n_inputs is None:
-        raise ModelFormatError(f"{source}: cannot tell the input width (no InputLayer, no Dense)")
-    try:
-        net = Network(n_inputs, tuple(layers), _weight_dtype(weight_dtypes), _model_name(config))
-    except ValidationError as exc:
-        raise ValidationError(f"{source}: {exc}") from None
-    return fold_affine(fuse_activations(net)) if fold else fuse_activations(net)
+    return n_inputs, layers, weight_dtypes
+
+
+def _entry(raw: dict, weights: dict[str, tuple[np.ndarray, ...]]) -> _LayerEntry:
+    """The layer's class, name, checked config and weights; refused when the class or a
+    config entry is not understood, or when its weights are not floats."""
+    class_name, name = raw["class_name"], _layer_name(raw)
+    if class_name not in _READERS:
+        raise _unsupported_layer(class_name, name)
+    entry = _LayerEntry(class_name, name, raw.get("config", {}), weights.get(name, ()))
+    _config.check_entries(class_name, entry.config, _where(entry))
+    for index, w in enumerate(entry.weights):
+        if np.dtype(w.dtype).kind != "f" and np.dtype(w.dtype).name != "bfloat16" and not (class_name == "Normalization" and index == 2):
+            raise UnsupportedError(
+                f"{_where(entry)} stores weight #{index} as {np.dtype(w.dtype).name} (a quantised model?); "
+                "only floating-point weights can be converted"
+            )
+    return entry
 
 
 def _unsupported_layer(class_name: str, name: str) -> UnsupportedError:
@@ -659,5 +753,5 @@ def _weight_dtype(names: set[str]) -> str:
 
 
 def _model_name(config: dict) -> str:
-    name = str(config.get("config", {}).get("name") or "mlp")
-    return re.sub(r"\W", "_", name)
+    name = config["config"].get("name")
+    return re.sub(r"\W", "_", name) if isinstance(name, str) and name else "mlp"

@@ -1,0 +1,270 @@
+"""Run the parse of an untrusted file in a child process, under a time and memory limit.
+
+libhdf5 is C code reading attacker-controlled bytes: a byte-flipped file was seen to
+spin forever (ignoring Ctrl-C), others to allocate gigabytes.  The parse therefore runs
+in a child whose address space is capped (``RLIMIT_AS``) and which the parent kills
+after ``limits.seconds``.  The child returns bytes only (a status byte, a length and
+the job's payload); nothing it sends is unpickled.
+
+How the child is made (measured in bench/FRONTEND.md and the issue 9 report):
+
+* ``os.fork()`` when no other Python thread runs and no threaded framework is loaded
+  (the command line's ``convert``): h5py and NumPy are imported once in the parent, so
+  each child costs about a millisecond.
+* a ``forkserver`` otherwise.  Forking a multi-threaded process (TensorFlow starts
+  dozens of threads: ``verify``, ``demo``, ``bench``, a notebook, the test suite) copies
+  only the calling thread, and any lock another thread held at that moment stays held
+  forever in the child (malloc arenas, h5py's global lock, TensorFlow's own).  The fork
+  server is a fresh single-threaded interpreter, started once per process (about
+  0.2 s, with h5py and NumPy preloaded), that forks one clean child per file.
+* in-process when ``limits.isolate`` is False, or when neither is available: every
+  declared-size check still applies, the time and memory limits do not.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import sys
+import time
+from typing import Any, Callable
+
+from ..errors import MlpCodegenError, ModelFormatError, UnsupportedError
+from ..limits import LimitExceeded, MiB, ReadLimits
+
+Job = Callable[..., bytes]
+_HOW = {"format": ModelFormatError, "unsupported": UnsupportedError, "limit": LimitExceeded}
+_PRELOAD = ["mlpcodegen.frontends._untrusted_h5", "h5py", "numpy"]
+
+
+def run(job: Job, args: tuple, limits: ReadLimits, label: str) -> bytes:
+    """``job(*args)``'s bytes, computed in a child; its errors re-raised here."""
+    if not limits.isolate:
+        return _unpack(_outcome(job, args), label, limits)
+    mode = _mode()
+    if mode == "fork":
+        return _run_forked(job, args, limits, label)
+    if mode is None:
+        return _unpack(_outcome(job, args), label, limits)
+    return _run_forkserver(job, args, limits, label)
+
+
+def _mode() -> str | None:
+    if hasattr(os, "fork") and _fork_is_safe():
+        for module in _PRELOAD:  # imported once here, not in every child
+            __import__(module)
+        return "fork"
+    import multiprocessing
+
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else None
+
+
+#: Libraries that run thread pools of their own, whose locks a forked child could
+#: inherit held.  NumPy's OpenBLAS starts a worker thread too, but registers fork
+#: handlers (and the child never calls BLAS), so it does not count.
+_THREADED = ("tensorflow", "torch", "jax", "keras")
+
+
+def _fork_is_safe() -> bool:
+    import threading
+
+    return threading.active_count() == 1 and not any(name in sys.modules for name in _THREADED)
+
+
+# -------------------------------------------------------------------- child side
+
+
+def _outcome(job: Job, args: tuple) -> bytes:
+    """The message a child sends: b"0" + payload, or b"1" + {"kind", "message"} as JSON."""
+    try:
+        payload = job(*args)
+        return b"0" + len(payload).to_bytes(8, "little") + payload
+    except MemoryError:
+        record = {"kind": "memory", "message": ""}
+    except RecursionError:
+        record = {"kind": "format", "message": "the file nests objects too deeply to be a Keras model"}
+    except MlpCodegenError as exc:
+        kind = next((k for k, cls in reversed(_HOW.items()) if isinstance(exc, cls)), "format")
+        record = {"kind": kind, "message": str(exc)}
+    except Exception as exc:  # anything libhdf5/h5py/zipfile raise on a corrupt file
+        record = {"kind": "corrupt", "message": f"{type(exc).__name__}: {exc}"}
+    text = json.dumps(record, ensure_ascii=True).encode("ascii")
+    return b"1" + len(text).to_bytes(8, "little") + text
+
+
+def _child(fd: int, job: Job, args: tuple, limits: ReadLimits) -> None:
+    """Body of the child: silence, limit, work, report.  Never returns normally to the
+    caller's code (the callers ``os._exit``)."""
+    try:
+        import faulthandler
+        import gc
+
+        gc.disable()  # a collection would touch (and so copy) every page shared with the parent
+        faulthandler.disable()  # a crash must not print a Python traceback
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the parent reports
+        _limit_resources(limits)
+        message = _outcome(job, args)
+    except BaseException:  # noqa: BLE001 - nothing may escape a child
+        os._exit(3)
+    view = memoryview(message)
+    while view:
+        view = view[os.write(fd, view[: 1 << 20]):]
+
+
+def _limit_resources(limits: ReadLimits) -> None:
+    import resource
+
+    pages = 0
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    wanted = pages * os.sysconf("SC_PAGE_SIZE") + limits.memory_bytes
+    for key, value in ((resource.RLIMIT_AS, wanted), (resource.RLIMIT_CPU, int(limits.seconds) + 5)):
+        soft, hard = resource.getrlimit(key)
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        if soft == resource.RLIM_INFINITY or value < soft:
+            resource.setrlimit(key, (value, hard))
+
+
+def _forkserver_child(conn: Any, job: Job, args: tuple, limits: ReadLimits) -> None:
+    try:
+        _child(conn.fileno(), job, args, limits)
+    finally:
+        os._exit(0)
+
+
+# ------------------------------------------------------------------- parent side
+
+
+def _run_forked(job: Job, args: tuple, limits: ReadLimits, label: str) -> bytes:
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        try:
+            os.close(read_fd)
+            _child(write_fd, job, args, limits)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    deadline = time.monotonic() + limits.seconds
+    status = None
+    try:
+        message = _collect(read_fd, deadline, limits)
+        status = _reap(pid, deadline)
+    finally:
+        os.close(read_fd)
+        if status is None:  # timeout, limit or KeyboardInterrupt: the child must not linger
+            _kill(pid)
+    return _finish(message, status, label, limits)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def _reap(pid: int, deadline: float) -> int | None:
+    """The child's exit code (negative: killed by that signal); None at the deadline."""
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.001)
+
+
+def _run_forkserver(job: Job, args: tuple, limits: ReadLimits, label: str) -> bytes:
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(target=_forkserver_child, args=(writer, job, args, limits), daemon=True)
+    process.start()
+    writer.close()
+    deadline = time.monotonic() + limits.seconds
+    status = None
+    try:
+        message = _collect(reader.fileno(), deadline, limits)
+        process.join(max(0.0, deadline - time.monotonic()))
+        status = process.exitcode
+    finally:
+        reader.close()
+        if status is None:
+            process.kill()
+            process.join()
+    return _finish(message, status, label, limits)
+
+
+def _collect(fd: int, deadline: float, limits: ReadLimits) -> bytes | None:
+    """Everything the child writes until it closes the pipe; None at the deadline.
+    Capped: what the child may send is bounded by what it may read."""
+    cap = 8 * limits.max_weight_values + 2 * limits.max_member_bytes + 64 * MiB
+    chunks, total = [], 0
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            return None
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > cap:
+            raise LimitExceeded(f"the file reader sent more than {cap / MiB:g} MiB (a corrupt or hostile file?)")
+
+
+def _finish(message: bytes | None, status: int | None, label: str, limits: ReadLimits) -> bytes:
+    if message is None or status is None:
+        raise LimitExceeded(
+            f"{label}: reading the file took longer than {limits.seconds:g} s and was stopped (a corrupt or "
+            "hostile file?); if the model is genuine, raise the limit (--max-size MIB, or "
+            "ReadLimits(seconds=...))"
+        )
+    if status != 0 and not _complete(message):
+        cause = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
+        raise ModelFormatError(
+            f"{label}: the HDF5 reader {cause} on this file: it is corrupt, or it needed more than the "
+            f"{limits.memory_bytes / MiB:g} MiB memory limit (raise it with --max-size MIB, or "
+            "ReadLimits(memory_bytes=...), only for a file you trust)"
+        )
+    return _unpack(message, label, limits)
+
+
+def _complete(message: bytes) -> bool:
+    return len(message) >= 9 and int.from_bytes(message[1:9], "little") == len(message) - 9
+
+
+def _unpack(message: bytes, label: str, limits: ReadLimits) -> bytes:
+    if not _complete(message) or message[:1] not in (b"0", b"1"):
+        raise ModelFormatError(f"{label}: the file reader returned an incomplete answer (corrupt file?)")
+    body = message[9:]
+    if message[:1] == b"0":
+        return body
+    try:
+        record = json.loads(body.decode("ascii"))
+        kind, text = str(record["kind"]), str(record["message"])
+    except (ValueError, KeyError, TypeError):
+        raise ModelFormatError(f"{label}: the file reader failed (corrupt file?)") from None
+    if kind == "memory":
+        raise LimitExceeded(
+            f"{label}: reading the file needed more than the {limits.memory_bytes / MiB:g} MiB memory limit "
+            "(a corrupt or hostile file?); if the model is genuine, raise it (--max-size MIB, or "
+            "ReadLimits(memory_bytes=...))"
+        )
+    if kind == "corrupt":
+        raise ModelFormatError(f"{label} is a truncated or corrupt model file ({text})")
+    raise _HOW.get(kind, ModelFormatError)(text)
