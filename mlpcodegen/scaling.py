@@ -228,7 +228,7 @@ def read_scaling_file(path: "str | os.PathLike[str]") -> tuple[Optional[Scaling]
         spec = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ValidationError(f"scaling file {path} is not valid JSON: {exc}") from None
-    if not isinstance(spec, dict) or not ({"input", "output"} & set(spec)):
+    if not isinstance(spec, dict):
         raise ValidationError(f"scaling file {path} needs an 'input' and/or 'output' object")
     # Other keys may document the file (e.g. "target": "y = ..."); an object under another
     # key is a misspelt scaling, which would otherwise be silently left out.
@@ -236,6 +236,8 @@ def read_scaling_file(path: "str | os.PathLike[str]") -> tuple[Optional[Scaling]
     if misspelt:
         raise ValidationError(f"scaling file {path}: unknown scaling {misspelt[0]!r}; "
                               "the scalings are 'input' and 'output'")
+    if not {"input", "output"} & set(spec):
+        raise ValidationError(f"scaling file {path} needs an 'input' and/or 'output' object")
     return tuple(  # type: ignore[return-value]
         None if spec.get(k) is None else Scaling.from_dict(spec[k], f"scaling file {path}, {k}")
         for k in ("input", "output"))
