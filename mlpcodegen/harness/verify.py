@@ -32,7 +32,10 @@ reference at most 2.7e-16 relative.
 """
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -69,9 +72,10 @@ def _finfo(dtype: str) -> np.finfo:
 def _spacing(values: np.ndarray, dtype: str) -> np.ndarray:
     """Gap to the next float of ``dtype`` at each value (bfloat16: 2^16 float32 gaps)."""
     if dtype == "bfloat16":
-        return np.spacing(values.astype(np.float32)).astype(np.float64) * 2.0**16
-    with np.errstate(over="ignore"):
-        return np.spacing(values.astype(dtype)).astype(np.float64)
+        return _spacing(values, "float32") * 2.0**16
+    # At and beyond the type's largest float a ULP is the gap just below it (no overflow).
+    below_max = float(np.nextafter(np.finfo(dtype).max, np.zeros(1, dtype))[0])
+    return np.spacing(np.minimum(np.abs(values), below_max).astype(dtype)).astype(np.float64)
 
 
 def compare(actual: np.ndarray, expected: np.ndarray, scale: np.ndarray, dtype: str) -> tuple[float, float, float]:
@@ -80,7 +84,7 @@ def compare(actual: np.ndarray, expected: np.ndarray, scale: np.ndarray, dtype: 
     actual = np.asarray(actual, dtype=np.float64).reshape(len(expected), -1)
     expected = np.asarray(expected, dtype=np.float64).reshape(len(expected), -1)
     # Beyond the type's range the correctly rounded result is an infinity of the same sign.
-    overflow = (np.abs(expected) > float(_finfo(dtype).max)) & (actual == np.sign(expected) * np.inf)
+    overflow = (np.abs(expected) > float(_finfo(dtype).max)) & (actual == np.copysign(np.inf, expected))
     actual = np.where(overflow, expected, actual)
     if not np.all(np.isfinite(actual)):
         return float("inf"), float("inf"), float("inf")
@@ -106,6 +110,11 @@ def _check(label: str, actual: np.ndarray, expected: np.ndarray, scale: np.ndarr
                       passed if checked else None)
 
 
+#: What the inputs of a report are measured in.
+MODEL_UNITS = "model units"
+ORIGINAL_UNITS = "original units: input scaling folded in"
+
+
 @dataclass
 class VerifyReport:
     network: str
@@ -114,16 +123,18 @@ class VerifyReport:
     n_samples: int
     domain: tuple[np.ndarray, np.ndarray]
     comparisons: list[Comparison] = field(default_factory=list)
+    units: str = MODEL_UNITS
+    source: str = "random"  # "random": uniform in the domain; else where the inputs came from
 
     @property
     def ok(self) -> bool:
         return all(c.passed is not False for c in self.comparisons)
 
     def table(self) -> str:
-        lo, hi = self.domain
+        where = "random inputs" if self.source == "random" else f"inputs from {self.source}"
         head = (
-            f"network {self.network}; target {self.target} {self.dtype}; {self.n_samples} inputs "
-            f"in [{_fmt_bounds(lo)}, {_fmt_bounds(hi)}]\n"
+            f"network {self.network}; target {self.target} {self.dtype}; {self.n_samples} {where} "
+            f"in {_fmt_domain(*self.domain)} ({self.units})\n"
             "rel and ulp are taken at the reference magnitude of each output (see mlpcodegen.harness.verify)\n"
         )
         rows = [("comparison", "max abs", "max rel", "max ulp", "bound", "result")]
@@ -136,23 +147,46 @@ class VerifyReport:
         return head + "\n".join(lines) + "\n"
 
 
-def _fmt_bounds(values: np.ndarray) -> str:
-    unique = np.unique(values)
-    return f"{unique[0]:g}" if len(unique) == 1 else "per-feature"
+def _fmt_domain(lo: np.ndarray, hi: np.ndarray) -> str:
+    """``[-1, 1]`` when every input has the same range, else the range of each input
+    (the first three and the last of a long list)."""
+    if np.all(lo == lo[0]) and np.all(hi == hi[0]):
+        return f"[{lo[0]:g}, {hi[0]:g}]" + (f" for each of the {len(lo)} inputs" if len(lo) > 1 else "")
+    ranges = [f"x{i} in [{a:g}, {b:g}]" for i, (a, b) in enumerate(zip(lo, hi))]
+    return ", ".join(ranges if len(ranges) <= 4 else ranges[:3] + ["...", ranges[-1]])
+
+
+def _per_feature(values: Any, n_inputs: int, what: str) -> np.ndarray:
+    """A scalar or one number per input, as ``n_inputs`` float64s."""
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{what} must be a number or one number per input, got {values!r}") from None
+    if array.ndim == 0 or array.shape == (1,):
+        return np.full(n_inputs, float(array.reshape(-1)[0]))
+    if array.shape != (n_inputs,):
+        raise ValidationError(f"{what} has {array.size} values but the network has {n_inputs} inputs: "
+                              f"give one number for every input, or one per input")
+    return array
 
 
 def input_domain(n_inputs: int, domain: Any = None, sample: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature (low, high): from ``domain`` (a pair of scalars or arrays), else the
-    range seen in ``sample``, else [-1, 1]."""
+    """Per-feature (low, high): from ``domain`` (a pair whose sides are each a scalar or
+    one number per input), else the range seen in ``sample``, else [-1, 1]."""
     if domain is not None:
-        lo, hi = (np.broadcast_to(np.asarray(v, dtype=np.float64), (n_inputs,)) for v in domain)
+        if isinstance(domain, (str, bytes)) or len(domain) != 2:
+            raise ValidationError(f"the domain is a pair (low, high), got {domain!r}")
+        lo, hi = (_per_feature(v, n_inputs, f"the domain's {side}") for v, side in zip(domain, ("low", "high")))
     elif sample is not None:
-        sample = np.asarray(sample, dtype=np.float64).reshape(-1, n_inputs)
+        sample = as_inputs(sample, n_inputs, "the sample")
         lo, hi = sample.min(axis=0), sample.max(axis=0)
     else:
         lo, hi = np.full(n_inputs, -1.0), np.full(n_inputs, 1.0)
-    if np.any(~np.isfinite(lo)) or np.any(~np.isfinite(hi)) or np.any(lo > hi):
-        raise ValidationError(f"input domain must be finite with low <= high, got {lo} .. {hi}")
+    bad = np.flatnonzero(~np.isfinite(lo) | ~np.isfinite(hi) | (lo > hi))
+    if bad.size:
+        i = int(bad[0])
+        raise ValidationError(f"the domain of input x{i} is [{lo[i]:g}, {hi[i]:g}]: it must be finite with "
+                              f"low <= high")
     return lo, hi
 
 
@@ -164,6 +198,122 @@ def random_inputs(n_inputs: int, n: int, lo: np.ndarray, hi: np.ndarray, seed: i
     return x.astype(np.float32)
 
 
+#: Largest inputs file read_inputs reads (raise it with ``max_bytes``).
+MAX_INPUT_BYTES = 256 * 2**20
+
+
+def as_inputs(data: Any, n_inputs: Optional[int], what: str = "the data") -> np.ndarray:
+    """``data`` as a finite float64 (rows, n_inputs) array (a 1-D array is one column
+    when the network has one input), or a ValidationError that says what is wrong."""
+    array = np.asarray(data)
+    if array.dtype.kind not in "fiu":
+        raise ValidationError(f"{what} must be numbers, got an array of {array.dtype}")
+    if array.ndim == 1 and n_inputs == 1:
+        array = array[:, None]
+    if array.ndim != 2:
+        raise ValidationError(f"{what} must be a 2-D array (one row per sample, one column per input), "
+                              f"got shape {array.shape}")
+    if array.shape[0] == 0:
+        raise ValidationError(f"{what} has no rows")
+    if n_inputs is not None and array.shape[1] != n_inputs:
+        raise ValidationError(f"{what} has {array.shape[1]} columns but the network has {n_inputs} inputs")
+    array = array.astype(np.float64)
+    with np.errstate(over="ignore"):
+        bad = np.flatnonzero(~np.all(np.isfinite(array.astype(np.float32)), axis=1))
+    if bad.size:
+        rows = ", ".join(map(str, bad[:5])) + (", ..." if bad.size > 5 else "")
+        raise ValidationError(f"{what}: {bad.size} row(s) hold NaN, an infinity or a value beyond the float32 "
+                              f"range (rows {rows}, counting from 0): remove them")
+    return array
+
+
+def read_inputs(path: Any, n_inputs: Optional[int] = None, *, max_bytes: int = MAX_INPUT_BYTES) -> np.ndarray:
+    """Inputs from a ``.npy`` array or a ``.csv`` file (comma-separated, one row per
+    sample, an optional header row) as a float64 (rows, n_inputs) array."""
+    path = Path(path)
+    reader = _INPUT_READERS.get(path.suffix.lower())
+    if reader is None:
+        raise ValidationError(f"{path}: inputs must be a .npy or .csv file")
+    try:  # non-blocking: a FIFO must not hang the open
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ValidationError(f"cannot read inputs from {path}: {exc.strerror}") from None
+    info = os.fstat(descriptor)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+        os.close(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValidationError(f"{path} is not a regular file")
+        raise ValidationError(f"{path} has {info.st_size:,} bytes, more than the {max_bytes:,} read for "
+                              f"inputs: use fewer rows (or raise max_bytes)")
+    with os.fdopen(descriptor, "rb") as stream:
+        array = reader(stream, info.st_size, path)
+    return as_inputs(array, n_inputs, str(path))
+
+
+def _read_npy(stream, size: int, path: Path) -> np.ndarray:
+    """A plain numeric .npy array; its declared size is checked against the file before
+    anything is allocated."""
+    try:
+        version = np.lib.format.read_magic(stream)
+        header = {(1, 0): np.lib.format.read_array_header_1_0,
+                  (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if header is None:
+            raise ValueError(f"unsupported .npy version {version}")
+        shape, _, dtype = header(stream)
+        if dtype.hasobject or dtype.kind not in "fiu":
+            raise ValueError(f"the array holds {dtype}, not numbers")
+        if int(np.prod(shape, dtype=np.float64)) * dtype.itemsize > size - stream.tell():
+            raise ValueError(f"the header declares shape {shape}, more than the file holds")
+        stream.seek(0)
+        return np.load(stream, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValidationError(f"{path} is not a readable .npy array: {exc}") from None
+
+
+def _read_csv(stream, size: int, path: Path) -> np.ndarray:
+    """Comma-separated numbers, one sample per line; a first line that is not numbers is a header."""
+    try:
+        lines = [line for line in stream.read(size).decode("utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        raise ValidationError(f"{path} is not UTF-8 text") from None
+    if lines and not _numeric_line(lines[0]):
+        lines = lines[1:]
+    if not lines:
+        raise ValidationError(f"{path} has no rows of numbers")
+    try:
+        return np.loadtxt(lines, delimiter=",", ndmin=2, dtype=np.float64)
+    except ValueError as exc:
+        raise ValidationError(f"{path}: {exc} (counting data rows from 0, after any header)") from None
+
+
+def _numeric_line(line: str) -> bool:
+    try:
+        [float(cell) for cell in line.split(",")]
+    except ValueError:
+        return False
+    return True
+
+
+_INPUT_READERS = {".npy": _read_npy, ".csv": _read_csv}
+
+
+def _inputs(n_inputs: int, n: int, domain: Any, sample: Any, data: Any, seed: int):
+    """(x as float32, (lo, hi), source): ``n`` rows of ``data``, or random in the domain."""
+    if data is None:
+        lo, hi = input_domain(n_inputs, domain, sample)
+        return random_inputs(n_inputs, n, lo, hi, seed), (lo, hi), "random"
+    if domain is not None or sample is not None:
+        raise ValidationError("give either the user's inputs (data) or a domain to draw from, not both")
+    source = "the given data"
+    if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
+        source, data = str(data), read_inputs(data, n_inputs)
+    rows = as_inputs(data, n_inputs)
+    if n < len(rows):  # an even spread of the file, in its order
+        rows = rows[np.sort(np.random.default_rng(seed).choice(len(rows), n, replace=False))]
+    x = rows.astype(np.float32)
+    return x, (x.min(axis=0).astype(np.float64), x.max(axis=0).astype(np.float64)), source
+
+
 def verify(
     model: Any,
     target: str = "c",
@@ -171,6 +321,7 @@ def verify(
     *,
     n: int = 1000,
     domain: Optional[Sequence] = None,
+    data: Any = None,
     sample: Any = None,
     seed: int = 0,
     name: str = "mlp",
@@ -179,13 +330,19 @@ def verify(
     output_scaling: Any = None,
     options: Optional[dict] = None,
 ) -> VerifyReport:
-    """Run ``n`` random inputs through ``model.predict``, the reference and ``target``.
+    """Run ``n`` inputs through ``model.predict``, the reference and ``target``.
 
     ``model`` is a ``keras.Model`` or a path to a ``.keras``/``.h5`` file.  With
     ``input_scaling``/``output_scaling`` (:class:`mlpcodegen.scaling.Scaling` or fitted
-    scikit-learn scalers) the target takes raw inputs and returns raw outputs, and is
-    compared with ``output_scaler⁻¹(model.predict(input_scaler(x)))``; ``domain`` is
-    then in raw units.  ``options`` are the target's emit options (``unroll``, ``math``).
+    scikit-learn scalers) the target takes original inputs and returns original outputs,
+    and is compared with ``output_scaler⁻¹(model.predict(input_scaler(x)))``.
+
+    The inputs are random in ``domain`` = (low, high), each side a number for every
+    input or one number per input (default [-1, 1]; or the range of ``sample``), or
+    ``n`` rows of ``data``: the user's own inputs, an (rows, inputs) array or a ``.npy``
+    / ``.csv`` path (see :func:`read_inputs`).  Both are in the units the target takes:
+    original units when input scaling is given, else the model's.  ``options`` are the
+    target's emit options (``unroll``, ``math``).
 
     >>> report = verify("generated/seed/seed.keras", "c", "float32")   # doctest: +SKIP
     >>> report.ok                                                       # doctest: +SKIP
@@ -197,11 +354,10 @@ def verify(
     # fold it (as frontend.load does) for the target.  One read of the model.
     computed_net = network if network is not None else frontend.load(model, fold=False)
     model_net = network if network is not None else fold_affine(computed_net)
-    keras_model = frontend.load_keras_model(model) if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__") else model
     inputs, outputs = as_scaling(input_scaling), as_scaling(output_scaling)
     net = with_scaling(model_net, inputs, outputs)
-    lo, hi = input_domain(net.n_inputs, domain, sample)
-    x = random_inputs(net.n_inputs, n, lo, hi, seed)
+    x, (lo, hi), source = _inputs(net.n_inputs, n, domain, sample, data, seed)  # bad inputs: refused before TF
+    keras_model = frontend.load_keras_model(model) if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__") else model
     # Magnitudes of the unfolded chain: the scaled inputs model.predict sees are rounded too.
     reference, scale = evaluate_magnitude(with_scaling(computed_net, inputs, outputs, fold=False), x)
     model_x = x if inputs is None else inputs.apply(x).astype(np.float32)
@@ -217,7 +373,8 @@ def verify(
     # Compared with model.predict, the coarser of the two types sets the unit.
     order = ["float64", "float32", "float16", "bfloat16"]
     worst = max(dtype, predict_dtype, key=order.index)
-    report = VerifyReport(net.describe(), target, dtype, len(x), (lo, hi))
+    report = VerifyReport(net.describe(), target, dtype, len(x), (lo, hi),
+                          units=MODEL_UNITS if inputs is None else ORIGINAL_UNITS, source=source)
     report.comparisons += [
         _check(f"{label} vs reference (float64)", batch, reference, scale, dtype),
         _check(f"{label} vs model.predict", batch, predicted, scale, worst),

@@ -1,0 +1,60 @@
+"""The demo: a short summary of what was done, where the files are, in stated units."""
+import json
+import os
+
+import pytest
+
+from conftest import build_model
+from mlpcodegen.demo import function_name, run_demo
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model")
+    build_model([2, 3, 1], ["tanh", "linear"], [True, True], seed=4).save(folder / "my-model (2).keras")
+    (folder / "scaling.json").write_text(json.dumps({"input": {"kind": "minmax", "min": [0, 100], "max": [10, 300]}}))
+    return folder
+
+
+def test_summary_is_short_states_units_and_names_the_files(model_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_demo(model_dir / "my-model (2).keras", out_dir=out) == 0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    assert len(lines) <= 25, text
+    assert "#include" not in text  # the C is in the file, not on the screen
+    assert sorted(p.name for p in out.iterdir()) == ["my_model_2.c", "my_model_2.h", "my_model_2.tex"]
+    assert "void my_model_2(const float *x, float *y)" in (out / "my_model_2.c").read_text()
+    for path in out.iterdir():
+        assert str(path) in text
+    assert "units     original units (input scaling from" in text
+    assert "random inputs in x0 in [0, 10], x1 in [100, 300] (original units)" in text
+    assert "formula   in original units" in text and "y = " in text
+    assert text.count(": ok") == 2 and lines[-1] == "result    ok"
+    assert "x faster" in text and "model.predict" in text
+    assert "needed" not in text and "NO " not in text
+
+
+def test_quiet_is_one_line_and_the_default_folder_is_new_and_printed(model_dir, tmp_path, monkeypatch, capsys):
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert run_demo(model_dir / "my-model (2).keras", verbosity=0) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("ok: my-model (2).keras (2-3-1 (tanh, linear)) -> ")
+    written = line.split(" -> ")[1].split(";")[0]
+    assert written.endswith("/my_model_2.c") and os.path.isfile(written)
+    assert "mlpcodegen-demo-" in written and not any(work.iterdir())  # nothing left in the current folder
+
+
+def test_verbose_also_prints_the_generated_c(model_dir, tmp_path, capsys):
+    assert run_demo(model_dir / "my-model (2).keras", verbosity=2, out_dir=tmp_path) == 0
+    text = capsys.readouterr().out
+    assert (tmp_path / "my_model_2.c").read_text().rstrip("\n") in text
+    assert text.splitlines()[-1] == "result    ok"
+
+
+@pytest.mark.parametrize("stem,name", [("seed", "seed"), ("my-model (2)", "my_model_2"), ("2layer", "mlp_2layer"),
+                                       ("", "mlp"), ("--", "mlp"), ("ünï", "n"), ("a" * 80, "a" * 40)])
+def test_function_name_from_the_file_stem(stem, name):
+    assert function_name(stem) == name
