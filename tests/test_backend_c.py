@@ -31,8 +31,11 @@ EXPECTED_TWO_NEURONS = """\
  * network tiny: 1-1-1 (tanh, linear), float32 weights
  * tiny(x, y): one sample, x[1] -> y[1], float
  * tiny_batch(x, y, n): n samples, row-major x[n][1] -> y[n][1],
- *   in blocks of 32 samples computed side by side (1664 bytes of stack)
- * Math: libm.  Build with optimisation (-O3; -march=native to use the host's SIMD).
+ *   in blocks of 32 samples computed side by side (two buffers of 1 x 32 values)
+ * In place: y may be x (the same array) in every function; other overlaps are not supported.
+ * Stack, at most (bytes, calls included): tiny 680, tiny_batch 2280, tiny_scalar 1192
+ * Math: libm; NaN and infinities propagate as in Keras.
+ * Build with optimisation (-O3; -march=native to use the host's SIMD).
  * Reentrant: no mutable globals, no allocation.  Needs <math.h> (link with -lm). */
 #include <math.h>
 #include <stddef.h>
@@ -48,40 +51,37 @@ void tiny(const float *x, float *y)
 
 static void tiny_block(const float *x, float *y)
 {
-    float b0[1][32];
+    float p0[1][32], p1[1][32];
     {
         size_t j, l;
-        for (l = 0; l < 32u; ++l) for (j = 0; j < 1u; ++j) b0[j][l] = x[l * 1u + j];
+        for (l = 0; l < 32u; ++l) for (j = 0; j < 1u; ++j) p0[j][l] = x[l * 1u + j];
     }
     /* layer 1 (hidden): dense 1 -> 1, tanh; unrolled */
-    float z1[1][32];
     {
         size_t l;
         for (l = 0; l < 32u; ++l) {
-            const float h1_0 = 0.5f*b0[0][l] - 0.25f;
-            z1[0][l] = h1_0;
+            const float h1_0 = 0.5f*p0[0][l] - 0.25f;
+            p1[0][l] = h1_0;
         }
     }
-    float b1[1][32];
     {
         size_t j, l;
         for (j = 0; j < 1u; ++j) for (l = 0; l < 32u; ++l) {
-            const float zj = z1[j][l];
-            b1[j][l] = tanhf(zj);
+            const float zj = p1[j][l];
+            p1[j][l] = tanhf(zj);
         }
     }
     /* layer 2 (out): dense 1 -> 1, linear; unrolled */
-    float b2[1][32];
     {
         size_t l;
         for (l = 0; l < 32u; ++l) {
-            const float h2_0 = -2.0f*b1[0][l];
-            b2[0][l] = h2_0;
+            const float h2_0 = -2.0f*p1[0][l];
+            p0[0][l] = h2_0;
         }
     }
     {
         size_t j, l;
-        for (l = 0; l < 32u; ++l) for (j = 0; j < 1u; ++j) y[l * 1u + j] = b2[j][l];
+        for (l = 0; l < 32u; ++l) for (j = 0; j < 1u; ++j) y[l * 1u + j] = p0[j][l];
     }
 }
 
@@ -186,7 +186,7 @@ def test_same_network_gives_byte_identical_output():
 @pytest.mark.parametrize("name", ["1abc", "for", "a-b", "", "x y", "lambda", "n", "x", "h1_0", "m2", "tanhf", "exp",
                                   "memcpy", "uint32_t"])
 def test_bad_function_names_are_rejected(name):
-    with pytest.raises(ValidationError, match="not a usable identifier|clashes with a name"):
+    with pytest.raises(ValidationError, match="not a usable identifier|clashes with a name|is a|is reserved"):
         emit_c(TWO_NEURONS, dtype="float32", name=name)
 
 
