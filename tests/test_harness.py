@@ -60,3 +60,15 @@ def test_compile_errors_are_reported_as_compile_error(tmp_path, monkeypatch):
     with pytest.raises(CompileError, match="compiling the generated C failed"):
         cffi_build.build_module("void f(void) { this is not C }", "void f(void);")
     assert not list((tmp_path / "cffi").glob("_mlpcodegen_*"))  # no half-built library left behind
+
+
+def test_repr_says_what_the_predictor_is(monkeypatch):
+    f = compile_c(NET, dtype="float32", name="h")
+    text = repr(f)
+    assert text.startswith("<mlpcodegen C predictor 'h' ") and text.endswith(".so>")
+    assert "float32" in text and f"cache {f.library}" in text and str(cffi_build.cache_dir()) in text
+    from mlpcodegen.backends.c import cdef, emit_c
+
+    module = cffi_build.build_module(emit_c(NET, dtype="float64", name="h"), cdef(NET, "float64", "h"))
+    described = cffi_build.CompiledNetwork(module, "h", 3, 2, "float64", description=NET.describe(), math="fast")
+    assert repr(described) == f"<mlpcodegen C predictor 'h' 3-2 (tanh), float64, libm math, cache {module.__file__}>"

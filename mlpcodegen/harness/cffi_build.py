@@ -184,7 +184,11 @@ class BoundCall:
 class CompiledNetwork:
     """A compiled network: call it with one sample (1-D) or a batch (2-D, rows)."""
 
-    def __init__(self, module: ModuleType, name: str, n_inputs: int, n_outputs: int, dtype: str):
+    def __init__(self, module: ModuleType, name: str, n_inputs: int, n_outputs: int, dtype: str, *,
+                 description: str = "", math: str = ""):
+        #: for repr(): the network (``1-3-2-1 (tanh, tanh, linear)``), the math option, the library
+        self.name, self.description, self.math = name, description, math
+        self.library = getattr(module, "__file__", None)
         self._ffi = module.ffi
         self._single = getattr(module.lib, name)
         self._batch = getattr(module.lib, name + "_batch")
@@ -195,6 +199,14 @@ class CompiledNetwork:
         self.dtype = np.dtype(dtype)
         self._ctype = "float[]" if self.dtype == np.float32 else "double[]"
         self._one_shape = (n_inputs,)
+
+    def __repr__(self) -> str:
+        shape = self.description or f"{self.n_inputs} -> {self.n_outputs}"
+        math = {"fast": "fast math (inline exp/tanh)", "libm": "libm math"}.get(self.math, self.math)
+        if self.math == "fast" and self.dtype != np.float32:
+            math = "libm math"  # float64 always calls the C library
+        parts = [f"{self.name!r} {shape}", self.dtype.name, math, f"cache {self.library}" if self.library else ""]
+        return f"<mlpcodegen C predictor {', '.join(part for part in parts if part)}>"
 
     def bind(self) -> BoundCall:
         """Preallocated input/output buffers and a zero-argument call (see :class:`BoundCall`)."""
