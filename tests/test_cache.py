@@ -142,5 +142,18 @@ def test_a_folder_in_place_of_a_python_module_is_a_clear_error(tmp_path, monkeyp
     monkeypatch.setenv("MLPCODEGEN_CACHE", str(tmp_path))
     source = "VALUE = 3\n"
     _module_path(tmp_path, source).mkdir(parents=True)
-    with pytest.raises(MlpCodegenError, match=r"compiled-code cache cannot be used: .*\.py"):
+    with pytest.raises(MlpCodegenError, match=r"compiled-code cache cannot be used: .*\.py: not a regular file"):
         pymodule.import_generated(source, "test")
+
+
+def test_a_folder_in_place_of_a_library_stamp_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLPCODEGEN_CACHE", str(tmp_path))
+    monkeypatch.setattr(cffi_build, "_LOADED", {})
+    BACKENDS["c"].load(NET, dtype="float64", name="stamped")
+    library = _library(tmp_path)
+    stamp = library.with_name(library.name + ".sha256")
+    stamp.unlink()
+    stamp.mkdir()
+    monkeypatch.setattr(cffi_build, "_LOADED", {})
+    with pytest.raises(MlpCodegenError, match=r"compiled-code cache cannot be used: .*\.sha256: not a regular file"):
+        BACKENDS["c"].load(NET, dtype="float64", name="stamped")

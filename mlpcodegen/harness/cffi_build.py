@@ -45,9 +45,12 @@ def cache_dir() -> Path:
                               "to a writable folder") from None
 
 
-def cache_problem(path: Path, exc: OSError) -> MlpCodegenError:
+def cache_problem(path: Path, exc: Exception) -> MlpCodegenError:
     """The error for a cache folder or entry that cannot be read or written."""
-    reason = exc.strerror or type(exc).__name__
+    if isinstance(exc, OSError):
+        reason = exc.strerror or type(exc).__name__
+    else:  # refused by write_atomic: a folder, device or FIFO where an entry goes
+        reason = "not a regular file" if path.exists() and not path.is_file() else str(exc)
     return MlpCodegenError(
         f"the compiled-code cache cannot be used: {path}: {reason}. Set MLPCODEGEN_CACHE to a writable "
         f"folder (now {os.environ.get('MLPCODEGEN_CACHE') or 'unset: ~/.cache/mlpcodegen'}), or remove "
@@ -157,16 +160,24 @@ def _compile(name: str, source: str, cdef: str, flags: Sequence[str], library: P
             built = ffi.compile(tmpdir=str(work), verbose=False)
         except Exception as exc:  # cffi/setuptools raise several error types
             raise CompileError(f"compiling the generated C failed: {exc}") from None
-        try:
-            with open(built, "rb") as stream:
-                os.fsync(stream.fileno())
-                size, digest = _digest(stream)
-            os.replace(built, library)
-            write_atomic(_stamp(library), f"{size} {digest}\n")
-        except OSError as exc:
-            raise cache_problem(library, exc) from None
+        _install(Path(built), library)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _install(built: Path, library: Path) -> None:
+    """Make ``built`` durable, rename it to ``library``, then write the stamp."""
+    try:
+        with open(built, "rb") as stream:
+            os.fsync(stream.fileno())
+            size, digest = _digest(stream)
+        os.replace(built, library)
+    except OSError as exc:
+        raise cache_problem(library, exc) from None
+    try:
+        write_atomic(_stamp(library), f"{size} {digest}\n")
+    except (OSError, MlpCodegenError) as exc:
+        raise cache_problem(_stamp(library), exc) from None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from types import ModuleType
 from typing import Optional
 
 from .._files import write_atomic
+from ..errors import MlpCodegenError
 from .cffi_build import cache_folder, cache_problem
 
 
@@ -26,7 +27,7 @@ def import_generated(source: str, stem: str) -> ModuleType:
     if _read(path) != source.encode("utf-8"):
         try:
             write_atomic(path, source)
-        except OSError as exc:
+        except (OSError, MlpCodegenError) as exc:
             raise cache_problem(path, exc) from None
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
