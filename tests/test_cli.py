@@ -76,17 +76,22 @@ def test_existing_output_survives_a_failed_conversion(tmp_path):
 def test_verify_prints_the_table_and_exits_0(tmp_path):
     model = build_model([3, 8, 2], ["tanh", "softmax"], [True, True], seed=11)
     model.save(tmp_path / "m.h5")
-    result = run("verify", str(tmp_path / "m.h5"), "-n", "200", "--domain", "-4", "4")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user runs it
+    result = subprocess.run([sys.executable, "-m", "mlpcodegen", "verify", str(tmp_path / "m.h5"), "-n", "200",
+                             "--domain", "-4", "4"], capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "c float32 vs model.predict" in result.stdout and "FAIL" not in result.stdout
+    assert not [line for line in result.stderr.splitlines() if any(b in line for b in TF_BANNERS)], result.stderr
 
 
-def test_demo_runs_and_exits_0():
-    result = run("demo", timeout=600)
+def test_demo_runs_and_exits_0_without_tensorflow_banners(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user runs it
+    result = subprocess.run([sys.executable, "-m", "mlpcodegen", "demo", "-v", "-o", str(tmp_path / "out")],
+                            capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert "void seed(const float *x, float *y)" in result.stdout
-    assert result.stdout.count(" ok") >= 6
-    assert "faster" in result.stdout
+    assert "void seed(const float *x, float *y)" in result.stdout  # -v: the generated C too
+    assert (tmp_path / "out" / "seed.c").exists()
+    assert not [line for line in result.stderr.splitlines() if any(b in line for b in TF_BANNERS)], result.stderr
 
 
 def test_console_script_is_installed():
@@ -98,3 +103,140 @@ def test_convert_unroll_option(tmp_path):
     out = tmp_path / "loops.c"
     assert main(["convert", str(SEED), "--unroll", "never", "--name", "seed", "-o", str(out)]) == 0
     assert "static const float seed_W2[3][2]" in out.read_text()
+
+
+# ------------------------------------------------------------------ issue 9
+
+
+def test_version(capsys):
+    from mlpcodegen import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"mlpcodegen {__version__}\n"
+    result = subprocess.run([sys.executable, "-m", "mlpcodegen", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == f"mlpcodegen {__version__}"
+
+
+@pytest.mark.parametrize("command", ["convert", "verify"])
+@pytest.mark.parametrize("target", ["python", "sympy"])
+def test_a_dtype_the_target_lacks_is_bad_usage_everywhere(command, target, capsys):
+    assert main([command, str(SEED), "--target", target, "--dtype", "float32"]) == 2
+    err = capsys.readouterr().err
+    assert f"mlpcodegen {command}: error: target '{target}' supports --dtype float64, not float32" in err
+    assert "usage:" in err
+
+
+@pytest.mark.parametrize("stem", ["m1", "h1", "3layers", "class", "NAN", "über", "x", "my model.v2", "___"])
+@pytest.mark.parametrize("target", ["c", "numba", "numpy", "python", "sympy", "latex"])
+def test_a_default_name_is_never_refused(tmp_path, capsys, monkeypatch, stem, target):
+    import mlpcodegen.cli as cli
+    from mlpcodegen.backends import name_is_usable
+    from mlpcodegen.frontends.keras import load
+
+    net = load(SEED)
+    monkeypatch.setattr(cli, "_load", lambda args: net)  # the name comes from the path alone
+    model = tmp_path / f"{stem}.keras"
+    assert main(["convert", str(model), "--target", target]) == 0, capsys.readouterr().err
+    name = cli._default_name(str(model), target)
+    assert name.isascii() and name.isidentifier() and name_is_usable(target, name)
+    if target not in ("sympy", "latex"):  # those two do not print a function name
+        assert name in capsys.readouterr().out
+    if target == "c" and stem in ("m1", "h1", "3layers", "class"):
+        assert name == f"predict_{stem}"
+
+
+def test_a_name_the_user_chose_is_still_checked(capsys):
+    assert main(["convert", str(SEED), "--name", "m1", "--target", "python"]) == 1
+    assert "function name 'm1' clashes" in capsys.readouterr().err
+
+
+def test_max_size_reaches_the_reader(capsys, monkeypatch):
+    from mlpcodegen.frontends import keras as frontend
+    from mlpcodegen.limits import ReadLimits
+
+    assert main(["convert", str(SEED), "--max-size", "0.001"]) == 1
+    assert "--max-size" in capsys.readouterr().err
+    seen = []
+    real = frontend.load
+    monkeypatch.setattr(frontend, "load", lambda *a, **k: seen.append(k["limits"]) or real(*a, **k))
+    assert main(["convert", str(SEED), "--max-size", "1024"]) == 0
+    assert seen == [ReadLimits.for_size(1024)]
+    assert main(["convert", str(SEED), "--max-size", "-3"]) == 2
+
+
+def test_an_unexpected_error_is_one_line_not_a_traceback(capsys, monkeypatch):
+    import mlpcodegen.cli as cli
+
+    def broken(args):
+        raise TypeError("boom")
+
+    monkeypatch.setattr(cli, "cmd_convert", broken)
+    assert main(["convert", str(SEED)]) == 1
+    assert capsys.readouterr().err == ("mlpcodegen convert: error: internal error (TypeError: boom); please report "
+                                       "it (MLPCODEGEN_TRACEBACK=1 shows the traceback)\n")
+
+
+def test_demo_flags_reach_run_demo(monkeypatch):
+    import mlpcodegen.demo as demo
+
+    calls = []
+    monkeypatch.setattr(demo, "run_demo", lambda path, **kw: calls.append((path, kw)) or 0)
+    assert main(["demo", "-q"]) == 0 and main(["demo", "--verbose", "-o", "out"]) == 0 and main(["demo"]) == 0
+    assert [kw["verbosity"] for _, kw in calls] == [0, 2, 1] and calls[1][1]["out_dir"] == "out"
+    assert main(["demo", "-q", "-v"]) == 2
+
+
+@pytest.fixture(scope="module")
+def three_inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("three")
+    model = build_model([3, 4, 1], ["tanh", "linear"], [True, True], seed=5)
+    model.save(folder / "m.keras")
+    return folder / "m.keras"
+
+
+def test_verify_per_feature_domain_and_data(three_inputs, tmp_path, capsys):
+    assert main(["verify", str(three_inputs), "-n", "50", "--domain", "0,10,100", "1,20,2000"]) == 0
+    out = capsys.readouterr().out
+    assert "units" in out and "FAIL" not in out
+    np = pytest.importorskip("numpy")
+    rows = np.random.default_rng(1).uniform(-2, 2, (30, 3))
+    np.savetxt(tmp_path / "x.csv", rows, delimiter=",", header="a,b,c", comments="")
+    assert main(["verify", str(three_inputs), "--data", str(tmp_path / "x.csv")]) == 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--domain", "0,1", "1,2"], "--domain LOW has 2 values; the model has 3 inputs"),
+    (["--domain", "0", "1,2,-1"], "--domain of input 2: LOW 0 is above HIGH -1"),
+    (["--domain", "0", "nan"], "expected finite numbers"),
+    (["--domain", "0", "1", "--data", "x.csv"], "not allowed with argument"),
+])
+def test_verify_domain_usage_errors_exit_2(three_inputs, capsys, args, message):
+    assert main(["verify", str(three_inputs), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_verify_bad_data_file_exits_1(three_inputs, tmp_path, capsys):
+    (tmp_path / "x.csv").write_text("1,2\n3,4\n")
+    assert main(["verify", str(three_inputs), "--data", str(tmp_path / "x.csv")]) == 1
+    assert capsys.readouterr().err.startswith("mlpcodegen verify: error: ")
+
+
+TF_BANNERS = ("absl::InitializeLog", "oneDNN custom operations", "cpu_feature_guard", "This TensorFlow binary")
+
+
+def test_tensorflow_start_up_lines_are_filtered(tmp_path):
+    """The mechanism, with a stand-in TensorFlow whose C++ writes banners to fd 2 on import
+    (as some versions do whatever TF_CPP_MIN_LOG_LEVEL says): banners go, other lines stay."""
+    package = tmp_path / "tensorflow"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "import os\nos.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to "
+        "STDERR\\nI0000 00:00:1795635778.156149   11065 cpu_feature_guard.cc:227] This TensorFlow binary is "
+        "optimized\\noneDNN custom operations are on. You may see slightly different numerical results\\n"
+        "a real problem\\n')\n")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(REPO)])
+    code = ("from mlpcodegen.cli import _quiet_tensorflow, _import_tensorflow_quietly\n"
+            "_quiet_tensorflow(); _import_tensorflow_quietly(); import sys; print('after', file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0 and result.stderr == "a real problem\nafter\n"
