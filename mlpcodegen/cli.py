@@ -524,6 +524,10 @@ def _add_demo(sub) -> None:
     demo.set_defaults(run=cmd_demo)
 
 
+_NUMBER = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
+_NEGATIVE_NUMBERS = re.compile(rf"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,{_NUMBER})*$")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .backends import BACKENDS
 
@@ -537,8 +541,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_formula(sub)
     _add_bench(sub)
     _add_demo(sub)
-    for name, command in sub.choices.items():
+    for command in sub.choices.values():
         command.set_defaults(parser=command)
+        # argparse takes "-1,-2" or "-1e-3" for an option flag (it only knows "-1" and
+        # "-.5" as negative numbers): let every list of numbers be a value.
+        command._negative_number_matcher = _NEGATIVE_NUMBERS
     return parser
 
 

@@ -198,6 +198,10 @@ def test_verify_per_feature_domain_and_data(three_inputs, tmp_path, capsys):
     assert main(["verify", str(three_inputs), "-n", "50", "--domain", "0,10,100", "1,20,2000"]) == 0
     out = capsys.readouterr().out
     assert "units" in out and "FAIL" not in out
+    # negative lists and exponents are values, not option flags
+    assert main(["verify", str(three_inputs), "-n", "20", "--domain", "-1,-2.5,-1e-3", "1e-3,.5,3",
+                 "--input-min", "-3,-3,-3", "--input-max", "3"]) == 0, capsys.readouterr().err
+    assert "original units" in capsys.readouterr().out
     np = pytest.importorskip("numpy")
     rows = np.random.default_rng(1).uniform(-2, 2, (30, 3))
     np.savetxt(tmp_path / "x.csv", rows, delimiter=",", header="a,b,c", comments="")
