@@ -149,7 +149,7 @@ def check_dtype_policy(value: Any, where: str) -> None:
         inner = value.get("config")
         if class_name not in _POLICY_CLASSES or not isinstance(inner, dict):
             raise UnsupportedError(
-                f"{where} has dtype policy {describe(class_name)}: quantised layers (int8, int4, float8) cannot "
+                f"{where} has dtype policy {class_name!r}: quantised layers (int8, int4, float8) cannot "
                 f"be converted; supported policies: {', '.join(sorted(_FLOAT_POLICIES))}"
             )
         name = inner.get("name")

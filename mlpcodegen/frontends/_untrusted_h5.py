@@ -94,7 +94,7 @@ def check_regular(info: os.stat_result, path: str, limits: ReadLimits) -> None:
 
 def _file_too_large(path: str, size: int, limits: ReadLimits) -> LimitExceeded:
     return LimitExceeded(
-        f"{path} is {size / MiB:.1f} MiB, more than the limit of {limits.max_file_bytes / MiB:g} MiB for a "
+        f"{path} is {size_text(size)}, more than the limit of {size_text(limits.max_file_bytes)} for a "
         "model file; if the model is genuine, raise the limit (--max-size MIB, or ReadLimits.for_size)"
     )
 
@@ -156,10 +156,14 @@ def _read_member(archive: zipfile.ZipFile, name: str, path: str, limits: ReadLim
     return b"".join(chunks)
 
 
+def size_text(size: int) -> str:
+    return f"{size:,} bytes" if size < MiB else f"{size / MiB:.1f} MiB"
+
+
 def _member_too_large(path: str, name: str, size: int, limits: ReadLimits) -> LimitExceeded:
     return LimitExceeded(
-        f"{path}: {name} inflates to more than {limits.max_member_bytes / MiB:g} MiB (it declares "
-        f"{size / MiB:.1f} MiB or more): a zip bomb or a corrupt archive; if the model is genuine, raise the "
+        f"{path}: {name} inflates to more than {size_text(limits.max_member_bytes)} (it declares "
+        f"{size_text(size)} or more): a zip bomb or a corrupt archive; if the model is genuine, raise the "
         "limit (--max-size MIB, or ReadLimits.for_size)"
     )
 
@@ -460,20 +464,20 @@ def encode(config_text: str, groups: Groups, layout: str) -> bytes:
     return len(text).to_bytes(8, "little") + text + b"".join(blobs)
 
 
-def decode(payload: bytes) -> tuple[str, str, dict[str, list[tuple[np.ndarray, str]]]]:
+def decode(payload: bytes) -> tuple[str, str, dict[str, list[tuple[str, np.ndarray, str]]]]:
     """The inverse of ``encode`` (never unpickles: arrays of plain numbers only)."""
     size = int.from_bytes(payload[:8], "little")
     header = json.loads(payload[8: 8 + size].decode("ascii"))
     offset = 8 + size
-    groups: dict[str, list[tuple[np.ndarray, str]]] = {}
+    groups: dict[str, list[tuple[str, np.ndarray, str]]] = {}
     for name, entries in header["groups"]:
         arrays = []
-        for _key, source, length in entries:
+        for key, source, length in entries:
             values = np.load(io.BytesIO(payload[offset: offset + length]), allow_pickle=False)
             offset += length
             if values.dtype.kind not in "fiu":
                 raise ValueError(f"unexpected {values.dtype}")
-            arrays.append((values, str(source)))
+            arrays.append((str(key), values, str(source)))
         groups[str(name)] = arrays
     if offset != len(payload) or not isinstance(header["config"], str) or header["layout"] not in ("keras", "h5"):
         raise ValueError("payload length mismatch")

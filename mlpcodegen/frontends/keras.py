@@ -111,8 +111,21 @@ def _weights_by_layer(config: Any, groups: dict, layout: str) -> dict[str, tuple
     weights = {}
     for name, group in names.items():
         if group in groups:
-            weights[name] = tuple(_as_weights(values, source) for values, source in groups[group])
+            arrays = _in_keras_order(groups[group]) if layout == "h5" else groups[group]
+            weights[name] = tuple(_as_weights(values, source) for _key, values, source in arrays)
     return weights
+
+
+#: A legacy .h5 file of a LoRA-enabled Dense lists bias, lora_kernel_a, lora_kernel_b,
+#: kernel; the readers take Dense weights in the order of ``layer.weights``.
+_DENSE_ORDER = ("kernel", "bias", "lora_kernel_a", "lora_kernel_b")
+
+
+def _in_keras_order(arrays: list) -> list:
+    base = [key.rsplit("/", 1)[-1].split(":")[0] for key, _values, _source in arrays]
+    if "lora_kernel_a" not in base or not set(base) <= set(_DENSE_ORDER) or len(set(base)) != len(base):
+        return arrays
+    return sorted(arrays, key=lambda item: _DENSE_ORDER.index(item[0].rsplit("/", 1)[-1].split(":")[0]))
 
 
 def _as_weights(values: np.ndarray, source: str) -> np.ndarray:
@@ -565,10 +578,11 @@ def _read_softmax(entry: _LayerEntry, width: int) -> list[Layer]:
 def _read_batch_norm(entry: _LayerEntry, width: int) -> list[Layer]:
     """Inference mode: (x - moving_mean) / sqrt(moving_variance + eps) * gamma + beta, folded."""
     _check_feature_axis(entry)
+    epsilon = float(_number(entry, "epsilon", 1e-3))
     names = (["gamma"] if _flag(entry, "scale", True) else []) + (["beta"] if _flag(entry, "center", True) else [])
     w = _weights(entry, names + ["moving_mean", "moving_variance"])
     gamma = w.get("gamma", np.ones(width))
-    scale = gamma / np.sqrt(w["moving_variance"] + float(_number(entry, "epsilon", 1e-3)))
+    scale = gamma / np.sqrt(w["moving_variance"] + epsilon)
     return [Affine(scale, w.get("beta", np.zeros(width)) - w["moving_mean"] * scale, entry.name)]
 
 
@@ -610,11 +624,12 @@ def _read_layer_norm(entry: _LayerEntry, width: int) -> list[Layer]:
     """(x - mean) / sqrt(var + eps) * gamma + beta; rms_scaling=True: x / sqrt(var + eps) * gamma."""
     _check_feature_axis(entry)
     rms = _flag(entry, "rms_scaling", False)
+    epsilon = _number(entry, "epsilon", 1e-3)
     names = (["gamma"] if _flag(entry, "scale", True) else []) + \
         (["beta"] if _flag(entry, "center", True) and not rms else [])
     w = _weights(entry, names)
     # rms_scaling=True divides x by sqrt(variance + eps) (Keras warns it is not RMS).
-    step = Activation("variance_scale" if rms else "layer_norm", (("epsilon", _number(entry, "epsilon", 1e-3)),))
+    step = Activation("variance_scale" if rms else "layer_norm", (("epsilon", epsilon),))
     affine = Affine(w.get("gamma", np.ones(width)), w.get("beta", np.zeros(width)), f"{entry.name} (scale)")
     return [Activate(width, step, entry.name), affine]
 
@@ -622,8 +637,8 @@ def _read_layer_norm(entry: _LayerEntry, width: int) -> list[Layer]:
 def _read_rms_norm(entry: _LayerEntry, width: int) -> list[Layer]:
     """x / sqrt(mean(x^2) + eps) * scale."""
     _check_feature_axis(entry)
-    w = _weights(entry, ["scale"])
     step = Activation("rms_norm", (("epsilon", _number(entry, "epsilon", 1e-6) or 1e-6),))
+    w = _weights(entry, ["scale"])
     return [Activate(width, step, entry.name), Affine(w["scale"], np.zeros(width), f"{entry.name} (scale)")]
 
 
