@@ -14,9 +14,10 @@ from .errors import CompileError, MlpCodegenError, ModelFormatError, Unsupported
 from .frontends.keras import load
 from .harness.verify import verify
 from .reference import evaluate
+from .scaling import Scaling, with_scaling, write_scaling_file
 
 __all__ = [
-    "load", "emit", "compile_c", "verify", "evaluate",
+    "load", "emit", "compile_c", "verify", "evaluate", "Scaling", "with_scaling", "write_scaling_file",
     "MlpCodegenError", "ValidationError", "UnsupportedError", "ModelFormatError", "CompileError",
 ]
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # as pyproject.toml's (tests/test_cli.py::test_version checks)

@@ -47,8 +47,9 @@ def _quiet_tensorflow() -> None:
 
 def _import_tensorflow_quietly() -> None:
     """Import TensorFlow with file descriptor 2 captured, then pass on every line that
-    is not a start-up banner.  Only when the user did not ask for TensorFlow's logs."""
-    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3":
+    is not a start-up banner.  Not when the user asked for all of TensorFlow's logs
+    (TF_CPP_MIN_LOG_LEVEL=0): absl logs before it is initialised whatever the level says."""
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         return
     import tempfile
 

@@ -109,7 +109,11 @@ def test_convert_unroll_option(tmp_path):
 
 
 def test_version(capsys):
+    from importlib.metadata import version
+
     from mlpcodegen import __version__
+
+    assert __version__ == version("mlpcodegen")
 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out == f"mlpcodegen {__version__}\n"
