@@ -11,6 +11,22 @@ operation for operation where that matters numerically (e.g. ``expm1`` in elu,
 Element-wise formulas take ``(o, z, p)`` where ``p`` maps parameter names to values
 for this unit.  Vector activations (softmax, ...) are written by the statement
 emitter, which knows the whole layer.
+
+Special values (NaN, +-inf, huge z) follow Keras' TensorFlow kernels (the table in
+``tests/test_special_values.py``).  The formulas rely on this contract, which every
+``Ops`` must keep:
+
+* ``max(a, b)`` and ``min(a, b)`` are NaN when either argument is NaN (TensorFlow's
+  Maximum/Minimum and ``tf.nn.relu`` propagate NaN; C's ``fmax`` and Python's builtin
+  ``max(0.0, nan)`` do not).  In the formulas ``b`` is always a constant.
+* ``where(c, a, b)`` is ``b`` whenever ``c`` is false, and a comparison with NaN is
+  false: ``hard_shrink``, ``soft_shrink`` and ``threshold`` map NaN to their other
+  branch, as Keras' selects do.  Only the chosen branch's value may reach the result
+  (an overflow in the other one must not raise).
+* ``call("exp", a)`` (and ``expm1``) overflow to ``inf``, never raise; ``div`` follows
+  IEEE (x / 0 is +-inf or NaN).
+* Arithmetic rounds in the target's dtype: in float32, ``selu(3.4e38)`` is inf and
+  ``squareplus(-1e30)`` is inf (``z*z`` overflows), as in Keras; in float64 they are finite.
 """
 from __future__ import annotations
 

@@ -1,5 +1,12 @@
-"""``mlpcodegen formula --png``: the formula rendered with matplotlib's mathtext and,
-for one-input networks, the network's output against the (rounded) formula's."""
+"""``mlpcodegen formula --png``: the formula, wrapped to the page, above a full-width
+plot of the network against the formula with rounded weights (one-input networks).
+
+The picture is laid out for a reader: a fixed page width, every equation broken at a
+``+``/``-`` between terms to fit it, the plot under it across the page.  A nested formula
+that does not fit in a few lines is drawn per layer (the "named" layout); a network
+whose formula would not fit on a page at all is refused with an error (exit 1), never
+drawn as a placeholder.
+"""
 from __future__ import annotations
 
 import io
@@ -9,13 +16,81 @@ from typing import Any, Optional
 import numpy as np
 
 from ._files import write_atomic
-from .backends.latex import latex_equations
-from .backends.sympy import expression_function, expression_strings
+from .backends.latex import latex_equations, resolve_layout, rounded_network
+from .errors import UnsupportedError
 from .ir import Network
 from .reference import evaluate
 
-#: Above this many LaTeX characters the formula is not drawn (it could not be read).
-MAX_RENDERED_CHARS = 3000
+WIDTH_INCHES = 10.0
+DPI = 110
+FONT_SIZE = 12
+LINE_INCHES = 0.42
+PLOT_INCHES = 3.8
+#: Most text lines drawn; a formula needing more is refused (the text form has no limit).
+MAX_LINES = 64
+#: A nested formula longer than this many lines is drawn per layer instead.
+NESTED_MAX_LINES = 6
+_TEXT_INCHES = WIDTH_INCHES - 0.5
+
+
+def _terms(latex: str) -> list[str]:
+    """``a + \\tanh{\\left(b - c\\right)}`` -> ``["a", "+ \\tanh(b", "- c)"]``: pieces that
+    are each valid math text (mathtext needs balanced braces, not parentheses), split at
+    every ``+``/``-`` between terms that is outside braces."""
+    latex = latex.replace("{\\left(", "(").replace("\\right)}", ")").replace("\\left(", "(").replace("\\right)", ")")
+    terms, depth, start = [], 0, 0
+    for i, char in enumerate(latex):
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if depth == 0 and i > start and latex[i - 1 : i + 2] in (" + ", " - ") and latex[i - 2] != ",":
+            terms.append(latex[start : i - 1])
+            start = i
+    return terms + [latex[start:]]
+
+
+def _width(text: str) -> float:
+    """Rendered width of ``$text$`` in inches at the picture's font size."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    width, _, _ = TextToPath().get_text_width_height_descent(f"${text}$", FontProperties(size=FONT_SIZE), ismath=True)
+    return width / 72.0
+
+
+def wrap_equation(left: str, right: str, width: float = _TEXT_INCHES) -> list[str]:
+    """Lines of math text (without ``$``) showing ``left = right`` within ``width`` inches."""
+    lines, current = [], f"{left} = "
+    for term in _terms(right):
+        candidate = current + (" " if not current.endswith("= ") else "") + term
+        if lines or current != f"{left} = ":
+            if _width(candidate) > width:
+                lines.append(current)
+                current = r"\quad " + term
+                continue
+        current = candidate
+    return lines + [current]
+
+
+def _wrapped(net: Network, digits: Optional[int], expand: bool, layout: str) -> list[str]:
+    """The formula as lines that fit the page: nested when that stays short, else named."""
+    layout = resolve_layout(net, layout)
+    named_lines = sum(layer.n_out for layer in net.layers)
+    if layout == "named" and named_lines > MAX_LINES:
+        raise _too_large(net, named_lines)
+    lines = [line for left, right in latex_equations(net, digits=digits, expand=expand, layout=layout)
+             for line in wrap_equation(left, right)]
+    if layout == "nested" and len(lines) > NESTED_MAX_LINES and named_lines <= MAX_LINES:
+        return _wrapped(net, digits, expand, "named")
+    if len(lines) > MAX_LINES:
+        raise _too_large(net, len(lines))
+    return lines
+
+
+def _too_large(net: Network, lines: int) -> UnsupportedError:
+    return UnsupportedError(
+        f"the formula of {net.describe()} needs {lines} lines or more, too many to draw on one page "
+        f"(limit {MAX_LINES}); print it as text with `mlpcodegen formula MODEL` (LaTeX, --layout named), "
+        "or draw a smaller model"
+    )
 
 
 def render_png(net: Network, path: "str | os.PathLike[str]", *, digits: Optional[int] = 3, expand: bool = False,
@@ -26,37 +101,37 @@ def render_png(net: Network, path: "str | os.PathLike[str]", *, digits: Optional
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    equations = latex_equations(net, digits=digits, expand=expand, layout=layout)
-    text_lines = [f"${left} = {right}$" for left, right in equations]
-    drawable = sum(len(line) for line in text_lines) <= MAX_RENDERED_CHARS
-    if not drawable:
-        text_lines = [f"(formula of {len(equations)} equations is too large to draw; use --latex)"]
+    lines = _wrapped(net, digits, expand, layout)
     plots = net.n_inputs == 1
-    height = 0.45 * len(text_lines) + (3.2 if plots else 0.3)
-    figure = plt.figure(figsize=(9, height))
-    for i, line in enumerate(text_lines):
-        figure.text(0.01, 1 - (i + 0.7) * 0.45 / height, line, fontsize=12, va="center")
+    text_height = LINE_INCHES * len(lines) + 0.3
+    height = text_height + (PLOT_INCHES + 0.3 if plots else 0.0)
+    figure = plt.figure(figsize=(WIDTH_INCHES, height))
+    for i, line in enumerate(lines):
+        figure.text(0.25 / WIDTH_INCHES, 1 - (0.15 + (i + 0.5) * LINE_INCHES) / height, f"${line}$",
+                    fontsize=FONT_SIZE, va="center")
     if plots:
-        _plot_against_formula(net, figure, digits, domain, top=1 - (len(text_lines) * 0.45 + 0.2) / height)
+        bottom = 0.55 / height
+        axes = figure.add_axes((0.8 / WIDTH_INCHES, bottom, 1 - 1.0 / WIDTH_INCHES,
+                                (height - text_height) / height - bottom - 0.35 / height))
+        _plot_against_formula(net, axes, digits, domain)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=DPI)
     plt.close(figure)
     return write_atomic(path, buffer.getvalue())
 
 
-
-def _plot_against_formula(net: Network, figure: Any, digits: Optional[int], domain: tuple[float, float],
-                          top: float) -> None:
-    axes = figure.add_axes((0.08, 0.08, 0.88, max(top - 0.14, 0.2)))
+def _plot_against_formula(net: Network, axes: Any, digits: Optional[int], domain: tuple[float, float]) -> None:
     x = np.linspace(domain[0], domain[1], 400)[:, None]
     exact = evaluate(net, x)
-    formula = expression_function(expression_strings(net, "numpy", digits=digits), 1)(x)
+    formula = evaluate(rounded_network(net, digits), x) if digits is not None else exact
     for j in range(net.n_outputs):
-        axes.plot(x[:, 0], exact[:, j], lw=2.5, alpha=0.6, label=f"network y{j + 1 if net.n_outputs > 1 else ''}")
+        label = "y" if net.n_outputs == 1 else f"y_{j}"
+        axes.plot(x[:, 0], exact[:, j], lw=2.5, alpha=0.6, label=f"network ${label}$")
         axes.plot(x[:, 0], formula[:, j], "--", lw=1.2,
-                  label=f"formula, {digits} digits" if digits else "formula (exact weights)")
+                  label=f"formula ${label}$, weights to {digits} digits" if digits is not None else "formula")
     error = float(np.max(np.abs(formula - exact)))
-    axes.set_title(f"network vs formula: max |difference| {error:.3g} on [{domain[0]:g}, {domain[1]:g}]")
+    axes.set_title(f"network vs formula: max |difference| {error:.3g} on [{domain[0]:g}, {domain[1]:g}]",
+                   fontsize=10)
     axes.set_xlabel("x")
     axes.legend(loc="best", fontsize=9)
     axes.grid(alpha=0.3)

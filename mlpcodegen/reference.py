@@ -33,10 +33,12 @@ def _softplus(z: np.ndarray) -> np.ndarray:
 
 
 def _relu(z: np.ndarray, negative_slope: float, max_value: float | None, threshold: float) -> np.ndarray:
-    y = np.where(z > threshold, z, 0.0)
+    """Keras ``ReLU.static_call``: NaN stays NaN through max and clip, but a threshold is
+    a select (NaN -> 0); the negative part is added only when there is one (0 * inf)."""
+    y = np.where(z > threshold, z, 0.0) if threshold else np.maximum(z, 0.0)
     if max_value is not None:
         y = np.clip(y, 0.0, max_value)
-    return y - negative_slope * np.maximum(threshold - z, 0.0)
+    return y - negative_slope * np.maximum(threshold - z, 0.0) if negative_slope else y
 
 
 def _elu(z: np.ndarray, alpha: float) -> np.ndarray:
@@ -73,7 +75,8 @@ REFERENCE_ACTIVATIONS: dict[str, Callable[..., np.ndarray]] = {
     "hard_tanh": lambda z: np.clip(z, -1.0, 1.0),
     "tanh_shrink": lambda z: z - np.tanh(z),
     "hard_shrink": lambda z, threshold: np.where(np.abs(z) > threshold, z, 0.0),
-    "soft_shrink": lambda z, threshold: np.sign(z) * np.maximum(np.abs(z) - threshold, 0.0),
+    "soft_shrink": lambda z, threshold: np.where(z > threshold, z - threshold,
+                                                 np.where(z < -threshold, z + threshold, 0.0)),
     "softplus": _softplus,
     "softsign": lambda z: z / (1.0 + np.abs(z)),
     "sparse_plus": lambda z: np.where(z <= -1, 0.0, np.where(z < 1, 0.25 * (z + 1) ** 2, z)),
@@ -101,7 +104,7 @@ def _sparsemax(z: np.ndarray) -> np.ndarray:
     cumulative = np.cumsum(ordered, axis=-1)
     k = np.arange(1, z.shape[-1] + 1)
     support = ordered - (cumulative - 1.0) / k > 0
-    size = support.sum(axis=-1, keepdims=True)
+    size = np.maximum(support.sum(axis=-1, keepdims=True), 1)  # the largest z is always in (rounding aside)
     tau = (np.take_along_axis(cumulative, size - 1, axis=-1) - 1.0) / size
     return np.maximum(z - tau, 0.0)
 
@@ -136,6 +139,12 @@ def activate(activation: Activation, z: np.ndarray) -> np.ndarray:
     return REFERENCE_ACTIVATIONS[activation.name](z, **params)
 
 
+#: NaN, infinite and huge inputs give Keras' IEEE results (overflow to inf, inf - inf =
+#: NaN...) without NumPy's warnings: here they are the intended values.
+_IEEE = np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
+
+
+@_IEEE
 def evaluate(net: Network, x: np.ndarray) -> np.ndarray:
     """Output of ``net`` for one sample (1-D) or a batch (2-D, rows are samples)."""
     h = np.asarray(x, dtype=np.float64)
@@ -205,6 +214,7 @@ def _elementwise_sensitivity(activation: Activation, z: np.ndarray, m: np.ndarra
     return slope * m + (internal(z, **dict(activation.params)) if internal else 0.0)
 
 
+@_IEEE
 def evaluate_magnitude(net: Network, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Output and its *magnitude*: a first-order running bound on how large the
     rounding errors of any evaluation order can be, in units of the working precision.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -43,6 +43,11 @@ class Language:
     end: str = ""  # statement terminator (";")
     wrap_in_parens: bool = False  # Python continues a long line only inside (...)
     stable: bool = True  # subtract the max before exp in softmax; False: the plain formula
+    #: Longest sum in one statement; longer ones continue as ``z = z + ...`` (same
+    #: left-to-right order, so the same rounding).  CPython's compiler recurses once per
+    #: ``+``: a 3000-term expression raises RecursionError on import.  None: no limit.
+    max_terms: Optional[int] = None
+    divide: Optional[Callable[[str, str], str]] = None  # a / b when b is computed (None: "(a / b)")
 
 
 class TextOps:
@@ -65,7 +70,7 @@ class TextOps:
         return f"({a}*{b})"
 
     def div(self, a: str, b: str) -> str:
-        return f"({a} / {b})"
+        return self.lang.divide(a, b) if self.lang.divide else f"({a} / {b})"
 
     def neg(self, a: str) -> str:
         return f"(-{a})"
@@ -133,8 +138,23 @@ def preactivations(layer: Layer, inputs: Sequence[str], literal: Callable[[float
     return [[source] for source in inputs]
 
 
+def _too_long(lang: Language, terms: Sequence[str]) -> bool:
+    return lang.max_terms is not None and len(terms) > lang.max_terms
+
+
 def _assign(lang: Language, lines: Lines, name: str, terms: list[str], head: str = "", tail: str = "") -> None:
-    """``name = head terms... tail`` over lines of a few terms each."""
+    """``name = head terms... tail`` over lines of a few terms each; a sum longer than
+    the language takes (no head or tail then) in statements ``name = name + ...``."""
+    if _too_long(lang, terms):
+        step = lang.max_terms - 1
+        _statement(lang, lines, name, terms[:step])
+        for start in range(step, len(terms), step):
+            _statement(lang, lines, name, [name] + terms[start : start + step])
+        return
+    _statement(lang, lines, name, terms, head, tail)
+
+
+def _statement(lang: Language, lines: Lines, name: str, terms: list[str], head: str = "", tail: str = "") -> None:
     prefix = lang.declare + f"{name} = " + head
     chunks = [" ".join(terms[i : i + _TERMS_PER_LINE]) for i in range(0, len(terms), _TERMS_PER_LINE)]
     if len(chunks) > 1 and lang.wrap_in_parens and not head:
@@ -160,7 +180,7 @@ def _elementwise(lang: Language, layer: Layer, index: int, sums: list[list[str]]
         text = spec.formula(ops, _Z, layer.activation.unit_params(j))
         if text == _Z:
             _assign(lang, lines, out, terms)
-        elif text.count(_Z) == 1 and f"({_Z})" in text:  # f(sum): the sum inline
+        elif text.count(_Z) == 1 and f"({_Z})" in text and not _too_long(lang, terms):  # f(sum): the sum inline
             head, tail = strip_parens(text).split(_Z)
             _assign(lang, lines, out, terms, head, tail)
         else:  # the sum is used more than once, or inside an operator: name it
@@ -248,7 +268,11 @@ def _normalise(lang: Language, layer: Layer, index: int, sums: list[list[str]], 
     count = ops.num(float(len(z)))
     spread = z
     if name in ("layer_norm", "variance_scale"):
-        _set(lang, lines, f"a{index}", ops.div("(" + " ".join(_sum(z)) + ")", count))
+        if _too_long(lang, z):  # the sum in statements first, then the mean
+            _assign(lang, lines, f"a{index}", _sum(z))
+            _set(lang, lines, f"a{index}", ops.div(f"a{index}", count))
+        else:
+            _set(lang, lines, f"a{index}", ops.div("(" + " ".join(_sum(z)) + ")", count))
         spread = [f"c{index}_{j}" for j in range(len(z))]
         for c, value in zip(spread, z):
             _set(lang, lines, c, f"{value} - a{index}")
@@ -261,7 +285,7 @@ def _normalise(lang: Language, layer: Layer, index: int, sums: list[list[str]], 
         _set(lang, lines, f"r{index}", ops.call("sqrt", ops.add(ops.div(f"q{index}", count), ops.num(epsilon))))
     outputs = [f"h{index}_{j}" for j in range(len(z))]
     for out, value in zip(outputs, z):
-        _set(lang, lines, out, f"{value} / r{index}")
+        _set(lang, lines, out, ops.div(value, f"r{index}"))
     return outputs
 
 

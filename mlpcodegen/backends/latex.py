@@ -18,11 +18,15 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from ..errors import UnsupportedError
 from ..ir import Dense, Network
 from ._text import HEADER, check_identifier, quote_name
+from .sympy import check_nested_size
 
 DTYPES = ("float64",)
 NESTED_MAX_UNITS = 6
+#: Largest named-layout formula, in weights and biases (about 1 s of SymPy per 1000).
+MAX_FORMULA_TERMS = 2000
 LAYOUTS = ("auto", "nested", "named")
 
 
@@ -52,8 +56,12 @@ def _hidden_units(net: Network) -> int:
     return sum(layer.n_out for layer in net.layers[:-1] if isinstance(layer, Dense))
 
 
-def _output_name(net: Network, j: int) -> str:
-    return "y" if net.n_outputs == 1 else f"y_{{{j + 1}}}"
+def output_symbol(net: Network, j: int) -> Any:
+    """``y`` for one output, else ``y_{j}``, 0-based as the inputs ``x_{0}`` and hidden
+    units ``h_{1,0}`` (and the code targets' ``x[0]``, ``h1_0``, ``y0``)."""
+    import sympy
+
+    return sympy.Symbol("y" if net.n_outputs == 1 else f"y_{{{j}}}")
 
 
 def resolve_layout(net: Network, layout: str) -> str:
@@ -64,37 +72,96 @@ def resolve_layout(net: Network, layout: str) -> str:
     return layout
 
 
+def formula_terms(net: Network) -> int:
+    """Terms of the named layout (a weight, a bias or a value per term): what printing
+    costs, known from the IR before any SymPy object is built."""
+    return sum(layer.kernel.size + layer.units if isinstance(layer, Dense) else 2 * layer.n_in
+               for layer in net.layers)
+
+
+def check_formula_size(net: Network, layout: str) -> None:
+    """Refuse early (from the IR's sizes) a formula too large to print in reasonable time
+    or to read, with the size, the limit and what to do instead."""
+    if layout == "nested":
+        check_nested_size(net)
+    terms = formula_terms(net)
+    if terms > MAX_FORMULA_TERMS:
+        raise UnsupportedError(
+            f"network {quote_name(net.name)} ({net.describe()}) has {terms:,} weights and biases, too many for a "
+            f"formula (limit {MAX_FORMULA_TERMS:,}: printing takes about a second per thousand and nobody can "
+            "read it); convert it to a code target instead (--target c, numpy, numba, python, sympy), "
+            "or use a smaller model"
+        )
+
+
+def _ordered_printer(rank: dict[Any, tuple[int, int]]) -> Any:
+    """SymPy's LaTeX printer with the terms of every sum in network order: x_{0}, x_{1},
+    x_{2} ... x_{10} (SymPy sorts symbols by name: x_{10} before x_{2}), hidden units by
+    index, the bias last.  ``rank`` maps input symbols, hidden symbols and hidden units'
+    expressions (nested layout) to their (layer, unit)."""
+    import sympy
+    from sympy.printing.latex import LatexPrinter
+
+    def key(term: Any) -> tuple:
+        ranks = [rank[f] for f in sympy.Mul.make_args(term) if f in rank]  # w * h or w * tanh(...)
+        ranks = ranks or [rank[s] for s in term.free_symbols if s in rank]
+        return (0, min(ranks)) if ranks else (1,)
+
+    class OrderedPrinter(LatexPrinter):
+        def _as_ordered_terms(self, expr: Any, order: Any = None) -> list[Any]:
+            return sorted(expr.as_ordered_terms(), key=key)  # stable: SymPy's order breaks ties
+
+    return OrderedPrinter()
+
+
+def _display(exprs: list[Any], digits: Optional[int], expand: bool) -> list[Any]:
+    from .sympy import round_weights
+
+    return [_expand(round_weights(e, digits), expand) for e in exprs]  # round, then expand
+
+
+def _equations(net: Network, digits: Optional[int], expand: bool,
+               layout: str) -> tuple[list[tuple[Any, Any]], dict[Any, tuple[int, int]]]:
+    """(left, right) pairs and the rank of every symbol and hidden expression."""
+    import sympy
+
+    from .sympy import hidden_symbol, layer_expressions
+
+    symbols, layers = layer_expressions(net, named=not expand)
+    rank = {s: (0, i) for i, s in enumerate(symbols)}
+    outputs = [output_symbol(net, j) for j in range(net.n_outputs)]
+    if layout == "nested":
+        current = _display(layers[0], digits, expand)
+        for index, exprs in enumerate(layers[1:], start=1):
+            for j, e in enumerate(current):  # e and its factors: tanh is odd, -tanh(u) is a Mul
+                rank.update({f: (index, j) for f in (e, *sympy.Mul.make_args(e)) if not f.is_Number})
+            names = {hidden_symbol(index, j): e for j, e in enumerate(current)}
+            current = [e.xreplace(names) for e in _display(exprs, digits, expand)]
+        return list(zip(outputs, current)), rank
+    pairs = []
+    for index, exprs in enumerate(layers, start=1):
+        lefts = [hidden_symbol(index, j) for j in range(len(exprs))] if index < len(layers) else outputs
+        rank.update({left: (index, j) for j, left in enumerate(lefts)})
+        pairs += list(zip(lefts, _display(exprs, digits, expand)))
+    return pairs, rank
+
+
 def sympy_equations(net: Network, *, digits: Optional[int] = None, expand: bool = False,
                     layout: str = "auto") -> list[tuple[Any, Any]]:
     """(left symbol, right expression) pairs of the formula, rounded as asked."""
-    import sympy
-
-    from .sympy import check_nested_size, layer_expressions, round_weights
-
     layout = resolve_layout(net, layout)
-    if layout == "nested":
-        check_nested_size(net)
-    symbols, layers = layer_expressions(net, named=not expand)
-    outputs = [sympy.Symbol(_output_name(net, j)) for j in range(net.n_outputs)]
-    if layout == "nested":
-        current = layers[0]
-        for index, exprs in enumerate(layers[1:], start=1):
-            names = [sympy.Symbol(f"h_{{{index},{j + 1}}}", real=True) for j in range(len(current))]
-            current = [e.xreplace(dict(zip(names, current))) for e in exprs]
-        pairs = list(zip(outputs, current))
-    else:
-        pairs = []
-        for index, exprs in enumerate(layers[:-1], start=1):
-            pairs += [(sympy.Symbol(f"h_{{{index},{j + 1}}}"), e) for j, e in enumerate(exprs)]
-        pairs += list(zip(outputs, layers[-1]))
-    return [(left, _expand(round_weights(right, digits), expand)) for left, right in pairs]  # round, then expand
+    check_formula_size(net, layout)
+    return _equations(net, digits, expand, layout)[0]
 
 
-def latex_equations(net: Network, **options: Any) -> list[tuple[str, str]]:
-    """(left, right) LaTeX strings, one pair per equation."""
-    import sympy
-
-    return [(sympy.latex(left), sympy.latex(right)) for left, right in sympy_equations(net, **options)]
+def latex_equations(net: Network, *, digits: Optional[int] = None, expand: bool = False,
+                    layout: str = "auto") -> list[tuple[str, str]]:
+    """(left, right) LaTeX strings, one pair per equation, sums in network order."""
+    layout = resolve_layout(net, layout)
+    check_formula_size(net, layout)
+    pairs, rank = _equations(net, digits, expand, layout)
+    printer = _ordered_printer(rank)
+    return [(printer.doprint(left), printer.doprint(right)) for left, right in pairs]
 
 
 def emit_latex(net: Network, *, dtype: str = "float64", name: str = "mlp", digits: Optional[int] = 4,
@@ -104,19 +171,46 @@ def emit_latex(net: Network, *, dtype: str = "float64", name: str = "mlp", digit
     equations = latex_equations(net, digits=digits, expand=expand, layout=layout)
     body = [f"{left} &= {right}" for left, right in equations]
     rounding = "exact weights" if digits is None else f"weights rounded to {digits} significant digits"
-    lines = [f"% {HEADER}", f"% network {quote_name(net.name)}: {net.describe()}; {rounding}", "\\begin{align*}"]
+    lines = [f"% {HEADER}", f"% network {quote_name(net.name)}: {net.describe()}; {rounding}"]
+    lines += [f"% {quote_name(note)}" for note in net.notes]
+    lines += ["% inputs x_{0}, x_{1}, ...; h_{l,j}: unit j of layer l; units and outputs numbered from 0",
+              "\\begin{align*}"]
     lines += [line + (" \\\\" if i < len(body) - 1 else "") for i, line in enumerate(body)]
     lines.append("\\end{align*}")
     return "\n".join(lines) + "\n"
 
 
+def _round(values: Any, digits: int) -> Any:
+    import numpy as np
+
+    return np.array([float(f"{v:.{digits}g}") for v in np.ravel(values)]).reshape(np.shape(values))
+
+
+def rounded_network(net: Network, digits: int) -> Network:
+    """``net`` with every weight, bias, scale and shift rounded to ``digits`` significant
+    digits (decimal, as the formula prints them)."""
+    from dataclasses import replace
+
+    from ..ir import Affine
+
+    def rounded(layer: Any) -> Any:
+        if isinstance(layer, Dense):
+            bias = None if layer.bias is None else _round(layer.bias, digits)
+            return replace(layer, kernel=_round(layer.kernel, digits), bias=bias)
+        if isinstance(layer, Affine):
+            return replace(layer, scale=_round(layer.scale, digits), shift=_round(layer.shift, digits))
+        return layer
+
+    return replace(net, layers=tuple(rounded(layer) for layer in net.layers))
+
+
 def rounding_error(net: Network, digits: int, x: Any) -> float:
-    """Max |formula with weights rounded to ``digits`` - network| over the inputs ``x``."""
+    """Max |network with its weights rounded to ``digits`` - network| over the inputs
+    ``x``: what rounding the printed formula's weights costs.  Computed from the IR
+    (the reference evaluator), so it costs the same for any size of formula."""
     import numpy as np
 
     from ..reference import evaluate
-    from .sympy import expression_function, expression_strings
 
-    rounded = expression_function(expression_strings(net, "numpy", digits=digits), net.n_inputs)
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
-    return float(np.max(np.abs(rounded(x) - evaluate(net, x))))
+    return float(np.max(np.abs(evaluate(rounded_network(net, digits), x) - evaluate(net, x))))

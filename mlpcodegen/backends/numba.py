@@ -7,7 +7,8 @@ file (see :func:`mlpcodegen.harness.pymodule.import_generated`) so a second proc
 reuses the compiled code and tracebacks point at the generated line.
 
 float32 arithmetic stays float32: every literal is written ``f32(...)`` because Numba
-types a bare Python float as float64.
+types a bare Python float as float64.  ``error_model="numpy"``: a division by zero is
+inf or NaN, as in every other target, not ZeroDivisionError.
 """
 from __future__ import annotations
 
@@ -39,30 +40,30 @@ def emit_numba(net: Network, *, dtype: str = "float64", name: str = "mlp") -> st
         f"{name}_batch_parallel(X): the same, rows spread over threads (numba.prange)",
         f"{name}_into(x, y): one sample into a preallocated y (no allocation: the lowest call overhead)",
     ] + ([f"{name}_scalar(v): float -> float (one input, one output)"] if n_in == n_out == 1 else [])), "import math", "", "import numba", "import numpy as np", "", "f32 = np.float32", "", "")
-    lines.add("@numba.njit(cache=True, nogil=True)", f"def _{name}_row(x, y):")
+    lines.add("@numba.njit(cache=True, nogil=True, error_model=\"numpy\")", f"def _{name}_row(x, y):")
     lines.level = 1
     inputs = [f"x{i}" for i in range(n_in)]
     lines.add(*(f"{v} = x[{i}]" for i, v in enumerate(inputs)))
     outputs = emit_statements(net, _language(dtype), inputs, lines, lambda text: f"# {text}")
     lines.add(*(f"y[{j}] = {source}" for j, source in enumerate(outputs)))
     lines.level = 0
-    lines.add("", "", "@numba.njit(cache=True, nogil=True)", f"def {name}(x):")
+    lines.add("", "", "@numba.njit(cache=True, nogil=True, error_model=\"numpy\")", f"def {name}(x):")
     lines.add(f"    if x.ndim != 1 or x.shape[0] != {n_in}:",
               f'        raise ValueError("{name} expects a 1-D array of {n_in} inputs")',
               f"    y = np.empty({n_out}, dtype=np.{dtype})", f"    _{name}_row(x, y)", "    return y")
-    lines.add("", "", "@numba.njit(cache=True, nogil=True)", f"def {name}_into(x, y):")
+    lines.add("", "", "@numba.njit(cache=True, nogil=True, error_model=\"numpy\")", f"def {name}_into(x, y):")
     lines.add(f"    if x.shape[0] != {n_in} or y.shape[0] != {n_out}:",
               f'        raise ValueError("{name}_into expects arrays of {n_in} inputs and {n_out} outputs")',
               f"    _{name}_row(x, y)")
     if n_in == n_out == 1:
-        lines.add("", "", "@numba.njit(cache=True, nogil=True)", f"def {name}_scalar(v):")
+        lines.add("", "", "@numba.njit(cache=True, nogil=True, error_model=\"numpy\")", f"def {name}_scalar(v):")
         lines.level = 1
         lines.add(f"x0 = np.{dtype}(v)")
         outputs = emit_statements(net, _language(dtype), ["x0"], lines, lambda text: f"# {text}")
         lines.add(f"return {outputs[0]}")
         lines.level = 0
     for suffix, parallel, loop in (("batch", "", "range"), ("batch_parallel", ", parallel=True", "numba.prange")):
-        lines.add("", "", f"@numba.njit(cache=True, nogil=True{parallel})", f"def {name}_{suffix}(X):")
+        lines.add("", "", f"@numba.njit(cache=True, nogil=True, error_model=\"numpy\"{parallel})", f"def {name}_{suffix}(X):")
         lines.add(f"    if X.ndim != 2 or X.shape[1] != {n_in}:",
                   f'        raise ValueError("{name}_{suffix} expects an array of shape (n, {n_in})")',
                   f"    Y = np.empty((X.shape[0], {n_out}), dtype=np.{dtype})",

@@ -28,8 +28,9 @@ def emit_numpy(net: Network, *, dtype: str = "float64", name: str = "mlp") -> st
         "",
         f"{name}(X): X of shape (n, {net.n_inputs}), rows are samples -> array of shape (n, {net.n_outputs}), {dtype}",
     ]), *imports, "", "")
-    # Both branches of np.where are computed: an unused exp may overflow harmlessly.
-    lines.add('@np.errstate(over="ignore", invalid="ignore")', f"def {name}(X):")
+    # Both branches of np.where are computed: an unused exp may overflow harmlessly; NaN
+    # and inf inputs give IEEE results (Keras' values), not warnings.
+    lines.add('@np.errstate(over="ignore", invalid="ignore", divide="ignore")', f"def {name}(X):")
     lines.level = 1
     lines.add(f"X = np.asarray(X, dtype=np.{dtype})")
     lines.add(f"if X.ndim != 2 or X.shape[1] != {net.n_inputs}:")

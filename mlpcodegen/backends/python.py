@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from ..ir import Network
 from ._closed_form import emit_statements
-from ._python_family import module_header, python_literal, scalar_language
+from ._python_family import PYTHON_HELPERS, module_header, python_literal, scalar_language
 from ._text import Lines, check_identifier
 
 DTYPES = ("float64",)
-LANGUAGE = scalar_language(python_literal("float64"))
-_TAKEN = frozenset({"x", "rows", "row", "math", "v"})
+LANGUAGE = scalar_language(python_literal("float64"), python=True)
+_TAKEN = frozenset({"x", "rows", "row", "math", "v", "_exp", "_expm1", "_div"})
 _LOCALS = r"[a-z]\d+(_\d+)?"
 
 
@@ -24,7 +24,7 @@ def emit_python(net: Network, *, dtype: str = "float64", name: str = "mlp") -> s
         f"{name}(x): one sample, a sequence of {net.n_inputs} floats -> a list of {net.n_outputs} floats",
         f"{name}_batch(rows): a list of samples -> a list of outputs",
         "Needs only the standard library (math).",
-    ]), "import math", "", "")
+    ]), "import math", "", "", *PYTHON_HELPERS, "", "")
     lines.add(f"def {name}(x):")
     lines.level = 1
     lines.add(f"if len(x) != {net.n_inputs}:")

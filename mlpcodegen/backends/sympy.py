@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from ..errors import UnsupportedError
 from ..ir import Affine, Dense, Network
 from ._closed_form import Language, emit_statements
 from ._python_family import module_header
@@ -80,11 +81,136 @@ def emit_sympy(net: Network, *, dtype: str = "float64", name: str = "mlp", ratio
     return str(lines)
 
 
+class SympyOps:
+    """The :class:`mlpcodegen.activations.Ops` over SymPy expressions: the same formulas
+    every other target writes as text, built as SymPy objects (nothing is parsed or
+    executed).  Mirrors :data:`SYMPY_FUNCTIONS`, so the objects equal what the module
+    written by :func:`emit_sympy` defines."""
+
+    def __init__(self, rational: bool = False) -> None:
+        import sympy
+
+        self.sympy, self.rational = sympy, rational
+        self.functions: dict[str, Callable[[Any], Any]] = {
+            "abs": sympy.Abs, "exp": sympy.exp, "expm1": lambda a: sympy.exp(a) - 1, "log": sympy.log,
+            "log1p": lambda a: sympy.log(1 + a), "tanh": sympy.tanh, "erf": sympy.erf, "sqrt": sympy.sqrt,
+            "sigmoid": lambda a: 1 / (1 + sympy.exp(-a)),
+            "softplus": lambda a: sympy.log(1 + sympy.exp(-sympy.Abs(a))) + sympy.Max(a, 0),
+        }
+
+    def num(self, value: float) -> Any:
+        return _number(value, self.rational)
+
+    def add(self, a: Any, b: Any) -> Any:
+        return a + b
+
+    def sub(self, a: Any, b: Any) -> Any:
+        return a - b
+
+    def mul(self, a: Any, b: Any) -> Any:
+        return a * b
+
+    def div(self, a: Any, b: Any) -> Any:
+        return a / b
+
+    def neg(self, a: Any) -> Any:
+        return -a
+
+    def gt(self, a: Any, b: Any) -> Any:
+        return self.sympy.StrictGreaterThan(a, b)
+
+    def ge(self, a: Any, b: Any) -> Any:
+        return self.sympy.GreaterThan(a, b)
+
+    def where(self, cond: Any, a: Any, b: Any) -> Any:
+        return self.sympy.Piecewise((a, cond), (b, True))
+
+    def max(self, a: Any, b: Any) -> Any:
+        return self.sympy.Max(a, b)
+
+    def min(self, a: Any, b: Any) -> Any:
+        return self.sympy.Min(a, b)
+
+    def call(self, function: str, a: Any) -> Any:
+        return self.functions[function](a)
+
+
+def _softmax(o: SympyOps, z: list[Any], stable: bool, log: bool = False) -> list[Any]:
+    """softmax / log_softmax; ``stable`` subtracts the max first, as the module does (and
+    its numeric evaluation needs), otherwise the mathematics as usually written."""
+    shift = o.sympy.Max(*z) if stable and len(z) > 1 else (z[0] if stable else 0)
+    exps = [o.sympy.exp(v - shift) for v in z]
+    total = o.sympy.Add(*exps)
+    return [v - shift - o.sympy.log(total) for v in z] if log else [e / total for e in exps]
+
+
+def _sparsemax(o: SympyOps, z: list[Any]) -> list[Any]:
+    """As :func:`mlpcodegen.backends._closed_form._sparsemax` writes it."""
+    one, zero = o.num(1.0), o.num(0.0)
+    taus = []
+    for zj in z:
+        count = o.sympy.Add(*[o.where(o.ge(zi, zj), one, zero) for zi in z])
+        total = o.sympy.Add(*[o.where(o.ge(zi, zj), zi, zero) for zi in z])
+        taus.append((total - one) / count)
+    tau = o.sympy.Max(*taus) if len(taus) > 1 else taus[0]
+    return [o.max(zj - tau, zero) for zj in z]
+
+
+def _normalise(o: SympyOps, z: list[Any], name: str, epsilon: float) -> list[Any]:
+    """As :func:`mlpcodegen.backends._closed_form._normalise` writes it."""
+    count, spread = o.num(float(len(z))), z
+    if name in ("layer_norm", "variance_scale"):
+        mean = o.sympy.Add(*z) / count
+        spread = [v - mean for v in z]
+        z = spread if name == "layer_norm" else z
+    squares = o.sympy.Add(*[v * v for v in spread])
+    if name == "unit_norm":
+        norm = o.max(o.sympy.sqrt(squares), o.num(epsilon))
+    else:
+        norm = o.sympy.sqrt(squares / count + o.num(epsilon))
+    return [v / norm for v in z]
+
+
+def _vector(o: SympyOps, act: Any, z: list[Any], stable: bool) -> list[Any]:
+    name = act.name
+    if name in ("softmax", "log_softmax"):
+        return _softmax(o, z, stable, log=name == "log_softmax")
+    if name == "glu":
+        half = len(z) // 2
+        return [z[j] * o.call("sigmoid", z[j + half]) for j in range(half)]
+    if name == "sparsemax":
+        return _sparsemax(o, z)
+    return _normalise(o, z, name, float(act.param("epsilon")))
+
+
+def _layer_inputs(layer: Any, previous: list[Any], rational: bool) -> list[Any]:
+    """The pre-activations of ``layer`` as SymPy expressions of ``previous``."""
+    import sympy
+
+    if isinstance(layer, Dense):
+        return [sympy.Add(*[_number(layer.kernel[i, j], rational) * previous[i] for i in range(layer.n_in)],
+                          _number(layer.bias[j], rational) if layer.bias is not None else 0)
+                for j in range(layer.units)]
+    if isinstance(layer, Affine):
+        return [_number(s, rational) * v + _number(t, rational) for s, t, v in zip(layer.scale, layer.shift, previous)]
+    return list(previous)
+
+
+def input_symbols(net: Network) -> tuple[Any, ...]:
+    import sympy
+
+    return tuple(sympy.Symbol(v, real=True) for v in input_names(net))
+
+
 def network_expressions(net: Network, rational: bool = False) -> tuple[tuple[Any, ...], list[Any]]:
-    """(input symbols, one SymPy expression per output), as :func:`emit_sympy` defines."""
-    namespace: dict[str, Any] = {}
-    exec(compile(emit_sympy(net, rational=rational), "<mlpcodegen sympy>", "exec"), namespace)  # noqa: S102
-    return namespace["inputs"], namespace["outputs"]
+    """(input symbols, one SymPy expression per output), the objects the module written
+    by :func:`emit_sympy` defines, built directly (softmax max-shifted, as there)."""
+    symbols = input_symbols(net)
+    current: list[Any] = list(symbols)
+    ops = SympyOps(rational)
+    for layer in net.layers:
+        current = _activate(ops, layer, _layer_inputs(layer, current, rational), named=False, stable=True)
+    return symbols, current
 
 
 def round_weights(expr: Any, digits: Optional[int]) -> Any:
@@ -107,56 +233,42 @@ def _number(value: float, rational: bool) -> Any:
 _SHOWN_AS_FORMULA = ("linear", "relu", "tanh")
 
 
-def _activate(layer: Any, index: int, z: list[Any], named: bool) -> list[Any]:
+def _activate(ops: SympyOps, layer: Any, z: list[Any], named: bool, stable: bool = False) -> list[Any]:
     """The layer's outputs as SymPy expressions of its pre-activations ``z``: by name
     (``named``) or from the same formulas as every other target."""
     import sympy
 
     from ..activations import REGISTRY
-    from ._closed_form import VECTOR_WRITERS, TextOps, strip_parens
 
     act = layer.activation
     if named and act.name == "sigmoid":
         return [sympy.Function("sigma")(v) for v in z]
-    if act.name in ("softmax", "log_softmax"):  # shown as the mathematics, not the max-shifted numerics
-        exps = [sympy.exp(v) for v in z]
-        total = sympy.Add(*exps)
-        return [e / total for e in exps] if act.name == "softmax" else [v - sympy.log(total) for v in z]
-    if named and act.name not in _SHOWN_AS_FORMULA:
+    if named and act.name not in _SHOWN_AS_FORMULA + ("softmax", "log_softmax"):
         if act.is_vector:
-            return [sympy.Function(f"{act.name}_{{{j + 1}}}")(*z) for j in range(act.out_width(len(z)))]
+            return [sympy.Function(f"{act.name}_{{{j}}}")(*z) for j in range(act.out_width(len(z)))]
         return [sympy.Function(act.name)(v) for v in z]
-    lang = _language(False)
-    if not act.is_vector:
-        spec = REGISTRY[act.name]
-        return [eval(strip_parens(spec.formula(TextOps(lang), "_z", act.unit_params(j))), {"sympy": sympy, "_z": v})
-                for j, v in enumerate(z)]
-    lines = Lines()
-    names = VECTOR_WRITERS[act.name](lang, layer, index, [[f"_z{j}"] for j in range(len(z))], lines)
-    namespace = {"sympy": sympy, **{f"_z{j}": v for j, v in enumerate(z)}}
-    exec(str(lines), namespace)  # noqa: S102 - our own generated statements
-    return [namespace[n] for n in names]
+    if act.is_vector:
+        return _vector(ops, act, z, stable)
+    formula = REGISTRY[act.name].formula
+    return [formula(ops, v, act.unit_params(j)) for j, v in enumerate(z)]
+
+
+def hidden_symbol(index: int, j: int) -> Any:
+    """``h_{index,j}``: unit ``j`` (0-based, as ``x_{0}`` and the code's ``h1_0``) of layer ``index``."""
+    import sympy
+
+    return sympy.Symbol(f"h_{{{index},{j}}}", real=True)
 
 
 def layer_expressions(net: Network, rational: bool = False, named: bool = False) -> tuple[list[Any], list[list[Any]]]:
     """(input symbols, per layer the expressions of its units in the previous layer's
     symbols ``h_{l,j}``).  ``named`` writes activations other than tanh and relu by
     name (``sigma(z)``, ``elu(z)``) for display."""
-    import sympy
-
-    symbols = [sympy.Symbol(v, real=True) for v in input_names(net)]
-    previous, layers = symbols, []
+    symbols = list(input_symbols(net))
+    previous, layers, ops = symbols, [], SympyOps(rational)
     for index, layer in enumerate(net.layers, start=1):
-        if isinstance(layer, Dense):
-            z = [sympy.Add(*[_number(layer.kernel[i, j], rational) * previous[i] for i in range(layer.n_in)],
-                           _number(layer.bias[j], rational) if layer.bias is not None else 0)
-                 for j in range(layer.units)]
-        elif isinstance(layer, Affine):
-            z = [_number(s, rational) * v + _number(t, rational) for s, t, v in zip(layer.scale, layer.shift, previous)]
-        else:
-            z = list(previous)
-        layers.append(_activate(layer, index, z, named))
-        previous = [sympy.Symbol(f"h_{{{index},{j + 1}}}", real=True) for j in range(layer.n_out)]
+        layers.append(_activate(ops, layer, _layer_inputs(layer, previous, rational), named))
+        previous = [hidden_symbol(index, j) for j in range(layer.n_out)]
     return symbols, layers
 
 
@@ -224,58 +336,88 @@ def expression_strings(net: Network, style: str = "numpy", digits: int | None = 
     return [printer.doprint(round_weights(e, digits)) for e in outputs]
 
 
-def expression_function(expressions: list[str], n_inputs: int) -> Callable[[Any], np.ndarray]:
-    """A callable ``f(X)`` (rows are samples) evaluating NumPy expression strings."""
+def _numeric_table() -> dict[type, Callable[..., Any]]:
+    """SymPy class -> NumPy function of its evaluated arguments."""
     import math
+    from functools import reduce
 
-    names = ["x"] if n_inputs == 1 else [f"x{i}" for i in range(n_inputs)]
-    code = [compile(text, "<mlpcodegen expression>", "eval") for text in expressions]
+    import sympy
 
-    def call(x: Any) -> np.ndarray:
-        rows = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        if rows.shape[1] != n_inputs:
-            raise ValueError(f"expected {n_inputs} input columns, got {rows.shape[1]}")
-        scope = {"numpy": np, "math": math, **{n: rows[:, i] for i, n in enumerate(names)}}
-        with np.errstate(over="ignore"):
-            columns = [np.broadcast_to(eval(c, scope), (len(rows),)) for c in code]  # noqa: S307
-        return np.column_stack(columns).astype(np.float64)
+    def power(base: Any, exponent: Any) -> Any:
+        if exponent == 0.5:
+            return np.sqrt(base)
+        return 1.0 / base if exponent == -1 else base * base if exponent == 2 else np.power(base, exponent)
 
-    return call
+    def piecewise(*pairs: Any) -> Any:  # pairs of (value, condition), the last condition True
+        result = pairs[-1][0]
+        for value, condition in reversed(pairs[:-1]):
+            result = np.where(condition, value, result)
+        return result
+
+    return {
+        sympy.Add: lambda *a: reduce(np.add, a), sympy.Mul: lambda *a: reduce(np.multiply, a),
+        sympy.Pow: power, sympy.exp: np.exp, sympy.log: np.log, sympy.tanh: np.tanh, sympy.Abs: np.abs,
+        sympy.erf: np.vectorize(math.erf, otypes=[np.float64]),
+        sympy.Max: lambda *a: reduce(np.maximum, a), sympy.Min: lambda *a: reduce(np.minimum, a),
+        sympy.Piecewise: piecewise, sympy.functions.elementary.piecewise.ExprCondPair: lambda v, c: (v, c),
+        sympy.StrictGreaterThan: np.greater, sympy.GreaterThan: np.greater_equal,
+        sympy.StrictLessThan: np.less, sympy.LessThan: np.less_equal,
+    }
 
 
-class _NumericSympy:
-    """The few SymPy names a generated module uses, mapped to NumPy, so the module's
-    own statements can be evaluated on arrays.  (Printing the expression as one
-    tree for ``lambdify`` grows exponentially with depth; the statements do not.)"""
+def _leaf(expr: Any, columns: dict[Any, np.ndarray]) -> Any:
+    import sympy
 
-    def __init__(self, columns: dict[str, np.ndarray]) -> None:
-        import math
-        from functools import reduce
+    if expr in columns:
+        return columns[expr]
+    if expr is sympy.true or expr is sympy.false:
+        return bool(expr)
+    if isinstance(expr, sympy.Rational):
+        return int(expr.p) / int(expr.q)  # int / int is correctly rounded: the exact weight
+    if expr.is_Number:
+        return float(expr)
+    raise UnsupportedError(f"cannot evaluate {type(expr).__name__} numerically")
 
-        self.Symbol = lambda name, real=True: columns[name]
-        self.tanh, self.exp, self.log, self.sqrt, self.Abs = np.tanh, np.exp, np.log, np.sqrt, np.abs
-        self.erf = np.vectorize(math.erf, otypes=[np.float64])
-        self.Max = lambda *args: reduce(np.maximum, args)
-        self.Min = lambda *args: reduce(np.minimum, args)
-        self.Piecewise = lambda first, rest: np.where(first[1], first[0], rest[0])
-        self.Integer = float
-        self.Rational = lambda p, q: p / q  # int / int is correctly rounded: the exact weight
-        self.Matrix = list
+
+def evaluate_expressions(outputs: list[Any], inputs: tuple[Any, ...], x: Any) -> np.ndarray:
+    """``outputs`` (SymPy expressions of the ``inputs`` symbols) on the rows of ``x``, in
+    float64 NumPy.  Walks each shared subexpression once, without recursion, so deep and
+    wide networks cost what their statements cost (printing the tree for ``lambdify``
+    grows exponentially with depth), and nothing is compiled or executed."""
+    rows = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    if rows.shape[1] != len(inputs):
+        raise ValueError(f"expected {len(inputs)} input columns, got {rows.shape[1]}")
+    table = _numeric_table()
+    values: dict[Any, Any] = {s: rows[:, i] for i, s in enumerate(inputs)}
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        for output in outputs:
+            stack = [output]
+            while stack:
+                expr = stack[-1]
+                if expr in values:
+                    stack.pop()
+                    continue
+                missing = [a for a in expr.args if a not in values]
+                if missing and type(expr) in table:
+                    stack.extend(missing)
+                    continue
+                stack.pop()
+                function = table.get(type(expr))
+                values[expr] = function(*(values[a] for a in expr.args)) if function else _leaf(expr, values)
+        columns = [np.broadcast_to(np.asarray(values[o], dtype=np.float64), (len(rows),)) for o in outputs]
+    return np.column_stack(columns)
 
 
 def load(net: Network, *, dtype: str = "float64", name: str = "mlp"):
-    """Evaluate the generated module's statements on NumPy arrays (for verify)."""
-    source = emit_sympy(net, name=name).replace("import sympy\n", "", 1)
-    code = compile(source, f"<mlpcodegen sympy module {name}>", "exec")
-    names = input_names(net)
+    """The generated module, imported from its file, evaluated on NumPy arrays (for verify)."""
+    from ..harness.pymodule import import_generated
+
+    module = import_generated(emit_sympy(net, name=name), "sympy")
+    outputs, inputs = list(module.outputs), tuple(module.inputs)
 
     def call(x):
         x = np.asarray(x, dtype=np.float64)
-        rows = np.atleast_2d(x)
-        namespace = {"sympy": _NumericSympy({n: rows[:, i] for i, n in enumerate(names)})}
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            exec(code, namespace)  # noqa: S102 - our own generated text
-        result = np.column_stack([np.broadcast_to(c, (len(rows),)) for c in namespace["outputs"]])
+        result = evaluate_expressions(outputs, inputs, x)
         return result[0] if x.ndim == 1 else result
 
     return call
