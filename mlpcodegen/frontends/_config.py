@@ -147,13 +147,13 @@ def check_dtype_policy(value: Any, where: str) -> None:
     if isinstance(value, dict):
         class_name = value.get("class_name")
         inner = value.get("config")
-        if class_name not in _POLICY_CLASSES or not isinstance(inner, dict):
+        if not isinstance(class_name, str) or class_name not in _POLICY_CLASSES or not isinstance(inner, dict):
             raise UnsupportedError(
                 f"{where} has dtype policy {class_name!r}: quantised layers (int8, int4, float8) cannot "
                 f"be converted; supported policies: {', '.join(sorted(_FLOAT_POLICIES))}"
             )
         name = inner.get("name")
-    if name not in _FLOAT_POLICIES:
+    if not isinstance(name, str) or name not in _FLOAT_POLICIES:
         raise UnsupportedError(
             f"{where} has dtype {describe(name)}; supported: {', '.join(sorted(_FLOAT_POLICIES))}"
         )

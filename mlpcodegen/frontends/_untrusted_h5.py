@@ -33,6 +33,7 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ALLOWED_FILTERS = {1: "deflate", 2: "shuffle", 3: "fletcher32", 5: "nbit", 6: "scaleoffset", 32000: "lzf"}
 _MAX_RANK = 8  # weights are vectors and matrices; a few more axes cost nothing to allow
 _MAX_MEMBERS = 100_000  # groups or datasets read from one file
+_MAX_LAYER_WEIGHTS = 256  # weight arrays of one layer (a Dense has 2, with LoRA 4)
 _MAX_ATTRIBUTE = 1 << 16  # bytes of a small attribute (a dtype name)
 
 #: group name -> [(key, array, source dtype), ...] in the order Keras saved them
@@ -129,7 +130,7 @@ def _read_keras_archive(data: bytes, path: str, limits: ReadLimits) -> tuple[str
             layer = _child(layers, name, label, "group")
             variables = _child(layer, "vars", label, "group", required=False)
             if variables is not None:
-                count = _member_count(variables, label)
+                count = _member_count(variables, label, _MAX_LAYER_WEIGHTS)
                 groups[name] = [_read_weight(variables, str(i), label, budget) for i in range(count)]
     return config_text, groups
 
@@ -220,8 +221,9 @@ def _weight_names(group: Any, path: str, limits: ReadLimits) -> list[str]:
     values = np.asarray(values)
     if values.size == 0:
         return []
-    if values.ndim != 1 or values.size > _MAX_MEMBERS:
-        raise ModelFormatError(f"{where}: attribute weight_names is not a list of names")
+    if values.ndim != 1 or values.size > _MAX_LAYER_WEIGHTS:
+        raise ModelFormatError(f"{where}: attribute weight_names is not a list of at most "
+                               f"{_MAX_LAYER_WEIGHTS} names")
     names = []
     for value in values.tolist():
         if isinstance(value, bytes):
@@ -290,9 +292,9 @@ def _member_names(group: Any, label: str) -> list[str]:
     return names
 
 
-def _member_count(group: Any, label: str) -> int:
+def _member_count(group: Any, label: str, limit: int) -> int:
     count = len(group)
-    if count > _MAX_MEMBERS:
+    if count > limit:
         raise ModelFormatError(f"{label}: group {_quote(group.name)} has {count} members: not a Keras model")
     return count
 
