@@ -320,8 +320,8 @@ def test_convert_every_formula_target(tmp_path, target):
     assert again.returncode == 0 and (tmp_path / "again").read_text() == text
 
 
-def test_scaling_flag_errors_exit_1():
+def test_scaling_flag_errors_are_bad_usage():
     result = run_cli("convert", str(SEED), "--input-min", "0")
-    assert result.returncode == 2 and "--input-min with --input-max" in result.stderr  # bad usage
+    assert result.returncode == 2 and "--input-min with --input-max" in result.stderr
     result = run_cli("convert", str(SEED), "--target", "python", "--dtype", "float32")
-    assert result.returncode == 1 and "supports dtypes" in result.stderr
+    assert result.returncode == 2 and "float64, not float32" in result.stderr
