@@ -172,6 +172,11 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
+def _times(ratio: float) -> str:
+    """``1,625,818`` -> ``1,630,000x``: three significant digits are what a timing holds."""
+    return f"{float(f'{ratio:.3g}'):,.0f}x" if ratio >= 100 else f"{ratio:.3g}x"
+
+
 def _measure(comparison, dtype: str) -> str:
     """``0.51 ulp`` or ``2.7e-16 rel``: the figure the comparison's bound is on."""
     if comparison.bound.startswith("rel"):
@@ -185,10 +190,10 @@ def _short_units(run: _Run) -> str:
 
 
 def _check_lines(run: _Run) -> list[str]:
-    from .harness.verify import _fmt_domain
+    from .harness.verify import format_domain
 
     first = run.checks[0]
-    lines = [f"verified  {first.n_samples} random inputs in {_fmt_domain(*run.domain)} ({_short_units(run)}) "
+    lines = [f"verified  {first.n_samples} random inputs in {format_domain(*run.domain)} ({_short_units(run)}) "
              f"against the float64 reference and model.predict (bounds: float32 8 ulp, float64 rel 1e-12):"]
     for report in run.checks:
         reference, predict = report.comparisons[:2]
@@ -202,14 +207,14 @@ def _speed_line(run: _Run) -> str:
     c_calls = sorted((v, k) for k, v in run.speed.items() if k != "model.predict")
     calls = ", ".join(f"{format_seconds(v)} {k}" for v, k in c_calls)
     return (f"speed     one sample: model.predict {format_seconds(predict)}; C via cffi {calls} "
-            f"({predict / c_calls[0][0]:,.0f}x faster)")
+            f"({_times(predict / c_calls[0][0])} faster)")
 
 
 def _formula_lines(run: _Run) -> list[str]:
     """The formula rounded to DIGITS, with what the rounding costs, when it is short."""
     from .backends.latex import rounding_error
     from .backends.sympy import expression_strings
-    from .harness.verify import _fmt_domain, random_inputs
+    from .harness.verify import format_domain, random_inputs
 
     try:
         formulas = [text.replace("math.", "") for text in expression_strings(run.net, "python", digits=DIGITS)]
@@ -221,7 +226,7 @@ def _formula_lines(run: _Run) -> list[str]:
     error = rounding_error(run.net, DIGITS, grid)
     names = ["y"] if len(formulas) == 1 else [f"y{j}" for j in range(len(formulas))]
     return ([f"formula   in {_short_units(run)}, weights rounded to {DIGITS} digits (changes the output by at "
-             f"most {error:.2g} on {_fmt_domain(*run.domain)}):"]
+             f"most {error:.2g} on {format_domain(*run.domain)}):"]
             + [f"          {left} = {right}" for left, right in zip(names, formulas)])
 
 
@@ -254,4 +259,4 @@ def _quiet_line(run: _Run) -> list[str]:
     predict = run.speed["model.predict"]
     best = min(v for k, v in run.speed.items() if k != "model.predict")
     return [f"{'ok' if run.ok else 'FAILED'}: {run.model_path.name} ({run.net.describe()}) -> {run.folder / run.name}.c; "
-            f"errors {errors}; one sample {format_seconds(best)}, {predict / best:,.0f}x faster than model.predict"]
+            f"errors {errors}; one sample {format_seconds(best)}, {_times(predict / best)} faster than model.predict"]

@@ -134,7 +134,7 @@ class VerifyReport:
         where = "random inputs" if self.source == "random" else f"inputs from {self.source}"
         head = (
             f"network {self.network}; target {self.target} {self.dtype}; {self.n_samples} {where} "
-            f"in {_fmt_domain(*self.domain)} ({self.units})\n"
+            f"in {format_domain(*self.domain)} ({self.units})\n"
             "rel and ulp are taken at the reference magnitude of each output (see mlpcodegen.harness.verify)\n"
         )
         rows = [("comparison", "max abs", "max rel", "max ulp", "bound", "result")]
@@ -147,7 +147,7 @@ class VerifyReport:
         return head + "\n".join(lines) + "\n"
 
 
-def _fmt_domain(lo: np.ndarray, hi: np.ndarray) -> str:
+def format_domain(lo: np.ndarray, hi: np.ndarray) -> str:
     """``[-1, 1]`` when every input has the same range, else the range of each input
     (the first three and the last of a long list)."""
     if np.all(lo == lo[0]) and np.all(hi == hi[0]):
