@@ -157,3 +157,25 @@ def test_a_folder_in_place_of_a_library_stamp_is_a_clear_error(tmp_path, monkeyp
     monkeypatch.setattr(cffi_build, "_LOADED", {})
     with pytest.raises(MlpCodegenError, match=r"compiled-code cache cannot be used: .*\.sha256: not a regular file"):
         BACKENDS["c"].load(NET, dtype="float64", name="stamped")
+
+
+NUMBA_CHILD = CHILD.replace("from mlpcodegen.backends.c import load", "from mlpcodegen.backends.numba import load")
+
+
+@pytest.mark.parametrize("damage", ["half", "empty"])
+def test_a_damaged_numba_cache_is_compiled_again(tmp_path, damage):
+    """Numba's own cache files (cache=True, in __pycache__ beside the cached module)."""
+    def child():
+        env = {**os.environ, "MLPCODEGEN_CACHE": str(tmp_path)}
+        result = subprocess.run([sys.executable, "-c", NUMBA_CHILD], env=env, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        np.testing.assert_allclose(eval(result.stdout), EXPECTED, rtol=1e-15)
+
+    child()
+    cached = sorted((tmp_path / "py" / "__pycache__").glob("*.nb[ic]"))
+    assert len(cached) >= 2
+    for path in cached:
+        os.truncate(path, path.stat().st_size // 2 if damage == "half" else 0)
+    child()
+    assert all(path.stat().st_size > 0 for path in cached)  # written again

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
+import pickletools
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -29,6 +31,7 @@ def import_generated(source: str, stem: str) -> ModuleType:
             write_atomic(path, source)
         except (OSError, MlpCodegenError) as exc:
             raise cache_problem(path, exc) from None
+    _drop_damaged_numba_cache(path)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -46,3 +49,29 @@ def _read(path: Path) -> Optional[bytes]:
         return path.read_bytes()
     except OSError:
         return None
+
+
+def _drop_damaged_numba_cache(path: Path) -> None:
+    """Numba (``cache=True``) keeps compiled code in ``__pycache__`` beside the module
+    as pickles, and fails on the first call when one is truncated or empty (after a
+    crash or a full disk).  Remove such files: Numba then compiles again.  The check
+    walks the pickle opcodes without running them."""
+    for cached in path.parent.glob(f"__pycache__/{path.stem}.*.nb[ic]"):
+        try:
+            whole = _whole_pickles(cached.read_bytes())
+        except OSError:
+            whole = False
+        if not whole:
+            cached.unlink(missing_ok=True)
+
+
+def _whole_pickles(data: bytes) -> bool:
+    """Whether ``data`` is one or more complete pickles back to back."""
+    stream = io.BytesIO(data)
+    try:
+        while stream.tell() < len(data):
+            for _ in pickletools.genops(stream):  # stops after each pickle's STOP
+                pass
+    except Exception:  # truncated or not a pickle (genops raises ValueError and others)
+        return False
+    return bool(data)
