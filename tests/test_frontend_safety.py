@@ -5,7 +5,6 @@ so each hostile variant is one small change to a valid model.
 """
 from __future__ import annotations
 
-import copy
 import io
 import json
 import os
@@ -342,7 +341,7 @@ def test_bfloat16_attribute_on_a_float32_dataset_is_refused(tmp_path):
 def _run_modes():
     """The sandbox's ways of making a child, each forced (fork runs in a fresh
     interpreter in test_sandbox_in_a_fresh_process: this one has TensorFlow's threads)."""
-    return ["forkserver", None]
+    return ["server", None]
 
 
 @pytest.mark.parametrize("mode", _run_modes())

@@ -18,9 +18,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Iterator
 
-import h5py
 import numpy as np
-import pytest
 
 from conftest import REPO
 from mlpcodegen.errors import MlpCodegenError

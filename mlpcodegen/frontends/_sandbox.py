@@ -11,22 +11,29 @@ How the child is made (measured in bench/FRONTEND.md and the issue 9 report):
 * ``os.fork()`` when no other Python thread runs and no threaded framework is loaded
   (the command line's ``convert``): h5py and NumPy are imported once in the parent, so
   each child costs about a millisecond.
-* a ``forkserver`` otherwise.  Forking a multi-threaded process (TensorFlow starts
+* a fork server otherwise.  Forking a multi-threaded process (TensorFlow starts
   dozens of threads: ``verify``, ``demo``, ``bench``, a notebook, the test suite) copies
   only the calling thread, and any lock another thread held at that moment stays held
-  forever in the child (malloc arenas, h5py's global lock, TensorFlow's own).  The fork
-  server is a fresh single-threaded interpreter, started once per process (about
-  0.2 s, with h5py and NumPy preloaded), that forks one clean child per file.
+  forever in the child (h5py's global lock, TensorFlow's own).  The fork server is a
+  fresh interpreter (``python -m mlpcodegen.frontends._sandbox``) started once per
+  process with h5py and NumPy imported, that forks one clean child per file.  It is
+  ours, not ``multiprocessing``'s: that one re-runs the caller's ``__main__`` script in
+  the child and pickles its arguments.
 * in-process when ``limits.isolate`` is False, or when neither is available: every
   declared-size check still applies, the time and memory limits do not.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import importlib
 import json
 import os
 import select
 import signal
+import subprocess
 import sys
+import threading
 import time
 from typing import Any, Callable
 
@@ -36,6 +43,7 @@ from ..limits import LimitExceeded, MiB, ReadLimits
 Job = Callable[..., bytes]
 _HOW = {"format": ModelFormatError, "unsupported": UnsupportedError, "limit": LimitExceeded}
 _PRELOAD = ["mlpcodegen.frontends._untrusted_h5", "h5py", "numpy"]
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run(job: Job, args: tuple, limits: ReadLimits, label: str) -> bytes:
@@ -47,17 +55,17 @@ def run(job: Job, args: tuple, limits: ReadLimits, label: str) -> bytes:
         return _run_forked(job, args, limits, label)
     if mode is None:
         return _unpack(_outcome(job, args), label, limits)
-    return _run_forkserver(job, args, limits, label)
+    return _run_served(job, args, limits, label)
 
 
 def _mode() -> str | None:
-    if hasattr(os, "fork") and _fork_is_safe():
+    if not hasattr(os, "fork"):
+        return None
+    if _fork_is_safe():
         for module in _PRELOAD:  # imported once here, not in every child
             __import__(module)
         return "fork"
-    import multiprocessing
-
-    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else None
+    return "server"
 
 
 #: Libraries that run thread pools of their own, whose locks a forked child could
@@ -89,7 +97,11 @@ def _outcome(job: Job, args: tuple) -> bytes:
         record = {"kind": kind, "message": str(exc)}
     except Exception as exc:  # anything libhdf5/h5py/zipfile raise on a corrupt file
         record = {"kind": "corrupt", "message": f"{type(exc).__name__}: {exc}"}
-    text = json.dumps(record, ensure_ascii=True).encode("ascii")
+    return _error(record["kind"], record["message"])
+
+
+def _error(kind: str, message: str) -> bytes:
+    text = json.dumps({"kind": kind, "message": message}, ensure_ascii=True).encode("ascii")
     return b"1" + len(text).to_bytes(8, "little") + text
 
 
@@ -130,13 +142,6 @@ def _limit_resources(limits: ReadLimits) -> None:
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
         if soft == resource.RLIM_INFINITY or value < soft:
             resource.setrlimit(key, (value, hard))
-
-
-def _forkserver_child(conn: Any, job: Job, args: tuple, limits: ReadLimits) -> None:
-    try:
-        _child(conn.fileno(), job, args, limits)
-    finally:
-        os._exit(0)
 
 
 # ------------------------------------------------------------------- parent side
@@ -183,45 +188,115 @@ def _reap(pid: int, deadline: float) -> int | None:
         time.sleep(0.001)
 
 
-def _run_forkserver(job: Job, args: tuple, limits: ReadLimits, label: str) -> bytes:
-    import multiprocessing
+class _Server:
+    """The fork server, seen from the caller: one request at a time (a lock), a new
+    server after a timeout or a crash (the old one is killed with its child)."""
 
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(_PRELOAD)
-    reader, writer = context.Pipe(duplex=False)
-    process = context.Process(target=_forkserver_child, args=(writer, job, args, limits), daemon=True)
-    process.start()
-    writer.close()
+    lock = threading.Lock()
+    process: Any = None
+
+    @classmethod
+    def call(cls, request: bytes, deadline: float, limits: ReadLimits) -> tuple[bytes | None, int | None]:
+        with cls.lock:
+            if cls.process is None or cls.process.poll() is not None:
+                cls.process = subprocess.Popen(
+                    [sys.executable, "-m", "mlpcodegen.frontends._sandbox"], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0, start_new_session=True,
+                    env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))},
+                )
+            done = False
+            try:
+                cls.process.stdin.write(request)
+                frame = _collect(cls.process.stdout.fileno(), deadline, limits, _response_complete)
+                done = frame is not None and _response_complete(frame)
+            except (BrokenPipeError, OSError):
+                frame = None
+            finally:
+                if not done:  # timeout, crash of the server, Ctrl-C: start afresh next time
+                    with contextlib.suppress(OSError):
+                        os.killpg(cls.process.pid, signal.SIGKILL)
+                    cls.process.wait()
+                    cls.process = None
+            if frame is None:
+                return None, None
+            size = int.from_bytes(frame[1:9], "little")
+            return frame[9: 9 + size], int.from_bytes(frame[9 + size:], "little", signed=True)
+
+
+def _response_complete(frame: bytes) -> bool:
+    return len(frame) >= 13 and len(frame) == 13 + int.from_bytes(frame[1:9], "little")
+
+
+def _run_served(job: Job, args: tuple, limits: ReadLimits, label: str) -> bytes:
+    request = {"job": [job.__module__, job.__qualname__], "args": [_encode_arg(a) for a in args]}
     deadline = time.monotonic() + limits.seconds
-    status = None
-    try:
-        message = _collect(reader.fileno(), deadline, limits)
-        process.join(max(0.0, deadline - time.monotonic()))
-        status = process.exitcode
-    finally:
-        reader.close()
-        if status is None:
-            process.kill()
-            process.join()
+    message, status = _Server.call(json.dumps(request).encode() + b"\n", deadline, limits)
+    if message is None and status is None and time.monotonic() < deadline:
+        status = -signal.SIGKILL  # the server died: report it as a crash, not a timeout
+        message = b""
     return _finish(message, status, label, limits)
 
 
-def _collect(fd: int, deadline: float, limits: ReadLimits) -> bytes | None:
-    """Everything the child writes until it closes the pipe; None at the deadline.
-    Capped: what the child may send is bounded by what it may read."""
+def _encode_arg(value: Any) -> Any:
+    return {"limits": dataclasses.asdict(value)} if isinstance(value, ReadLimits) else value
+
+
+def _decode_arg(value: Any) -> Any:
+    return ReadLimits(**value["limits"]) if isinstance(value, dict) and "limits" in value else value
+
+
+def serve() -> None:
+    """The fork server's loop: one JSON request a line on stdin; for each, a child
+    runs the job and the answer goes to stdout as b"R" + length + message + exit code."""
+    for module in _PRELOAD:
+        __import__(module)
+    out = sys.stdout.buffer
+    for line in sys.stdin.buffer:
+        request = json.loads(line)
+        module, name = request["job"]
+        job = getattr(importlib.import_module(module), name)
+        args = tuple(_decode_arg(a) for a in request["args"])
+        limits = next((a for a in args if isinstance(a, ReadLimits)), ReadLimits())
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            try:
+                os.close(read_fd)
+                _child(write_fd, job, args, limits)
+            finally:
+                os._exit(0)
+        os.close(write_fd)
+        try:
+            message = _collect(read_fd, float("inf"), limits) or b""
+        except LimitExceeded as exc:
+            os.kill(pid, signal.SIGKILL)
+            message = _error("limit", str(exc))
+        os.close(read_fd)
+        status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        out.write(b"R" + len(message).to_bytes(8, "little") + message + status.to_bytes(4, "little", signed=True))
+        out.flush()
+
+
+def _collect(fd: int, deadline: float, limits: ReadLimits,
+             complete: Callable[[bytes], bool] | None = None) -> bytes | None:
+    """Everything the child writes until it closes the pipe (or until ``complete``
+    says so); None at the deadline.  Capped: what the child may send is bounded by what
+    it may read."""
     cap = 8 * limits.max_weight_values + 2 * limits.max_member_bytes + 64 * MiB
     chunks, total = [], 0
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return None
-        ready, _, _ = select.select([fd], [], [], remaining)
+        ready, _, _ = select.select([fd], [], [], min(remaining, 3600.0))
         if not ready:
             return None
         chunk = os.read(fd, 1 << 20)
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
+        if complete is not None and complete(b"".join(chunks)):
+            return b"".join(chunks)
         total += len(chunk)
         if total > cap:
             raise LimitExceeded(f"the file reader sent more than {cap / MiB:g} MiB (a corrupt or hostile file?)")
@@ -268,3 +343,7 @@ def _unpack(message: bytes, label: str, limits: ReadLimits) -> bytes:
     if kind == "corrupt":
         raise ModelFormatError(f"{label} is a truncated or corrupt model file ({text})")
     raise _HOW.get(kind, ModelFormatError)(text)
+
+
+if __name__ == "__main__":
+    serve()

@@ -7,7 +7,11 @@ Reads a Keras 3 model into the IR from
 * a legacy ``.h5`` file (``model_config`` attribute + ``model_weights`` group).
 
 Files are parsed with ``zipfile``/``json``/``h5py`` only: reading a file never
-imports TensorFlow, so converting a saved model takes milliseconds.
+imports TensorFlow, so converting a saved model takes milliseconds.  A file is
+untrusted input: it is parsed in a child process under time and memory limits
+(``_sandbox``), only self-contained HDF5 data is read (``_untrusted_h5``), declared
+sizes are checked against ``ReadLimits`` before anything is read, and every config
+value is type-checked where it is used, every entry not understood refused (``_config``).
 
 >>> net = load("generated/seed/seed.keras")          # doctest: +SKIP
 >>> net.describe()                                    # doctest: +SKIP
@@ -15,7 +19,6 @@ imports TensorFlow, so converting a saved model takes milliseconds.
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass
@@ -24,8 +27,8 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-from ..errors import MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
-from ..limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits
+from ..errors import MlpCodegenError, ModelFormatError, UnsupportedError
+from ..limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits  # noqa: F401 - LimitExceeded: re-exported
 from . import _config, _sandbox, _untrusted_h5
 from ..activations import ALIASES, REGISTRY
 from ..ir import ACTIVATIONS, Activate, Activation, Affine, Dense, Layer, Network
