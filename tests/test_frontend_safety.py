@@ -401,6 +401,7 @@ def test_inline_parse_gives_the_same_network(tmp_path):
 # ------------------------------------------------- item 2: refuse what is not understood
 
 
+@pytest.mark.filterwarnings("ignore:The object being serialized includes a `lambda`")
 def test_lambda_and_custom_activations_are_refused_by_name(keras_module, tmp_path):
     """Dense(2, activation=lambda x: 2.0 * x) was converted as linear."""
     keras = keras_module
@@ -433,6 +434,7 @@ def test_lora_dense_is_merged_from_either_file(keras_module, tmp_path):
                                    rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:Layer InputLayer does not have a `quantize` method")
 def test_int8_quantised_dense_is_refused(keras_module, tmp_path):
     keras = keras_module
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, name="q")])
