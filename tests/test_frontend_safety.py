@@ -557,3 +557,16 @@ def test_deeply_nested_json_is_refused(tmp_path):
     for model in (write(tmp_path, keras_bytes(config=deep)), write(tmp_path, h5_bytes(config=deep.decode()), "m.h5")):
         with pytest.raises(ModelFormatError, match="nests too deeply"):
             load(model)
+
+
+def test_keras_itself_never_parses_a_refused_file(keras_module, tmp_path, secret_file):
+    """verify/bench/demo also load the model with Keras, which would follow external storage."""
+    from mlpcodegen.frontends.keras import load_keras_model
+
+    def external(h5, path):
+        h5.create_dataset(path, shape=(4,), dtype="<f8", external=[(str(secret_file), 0, SECRET.nbytes)])
+
+    model = write(tmp_path, keras_bytes(hook=lambda h5: _replace(h5, "layers/dense/vars/1", external)))
+    with pytest.raises(UnsupportedError, match="external raw storage"):
+        load_keras_model(model)
+    assert load_keras_model(REPO / "generated/seed/seed.keras").count_params() > 0

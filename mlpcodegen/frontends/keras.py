@@ -157,7 +157,9 @@ def load_keras_model(path: PathLike) -> Any:
     import keras  # the one deliberate Keras import: needed only to run the model
 
     path = Path(path)
-    _preflight(str(path), DEFAULT_LIMITS)
+    # Keras parses the file in this process, with no limits and following HDF5 links
+    # and external storage: the sandboxed reader vets it first.
+    _sandbox.run(_untrusted_h5.read_model_file, (str(path), DEFAULT_LIMITS), DEFAULT_LIMITS, str(path))
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for a bad file
