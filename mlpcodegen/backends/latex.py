@@ -25,31 +25,9 @@ from .sympy import check_nested_size
 
 DTYPES = ("float64",)
 NESTED_MAX_UNITS = 6
-#: Largest named-layout formula, in weights and biases (about 1 s of SymPy per 1000).
+#: Largest formula, in weights and biases (SymPy builds and prints about 300 a second).
 MAX_FORMULA_TERMS = 2000
 LAYOUTS = ("auto", "nested", "named")
-
-
-def _expand(expr: Any, expand: bool) -> Any:
-    import sympy
-
-    if not expand:
-        return expr
-
-    def exp(z: Any) -> Any:  # unevaluated, so e^{a x + b} is not split into e^{b} e^{a x}
-        return sympy.exp(z, evaluate=False)
-
-    def ratio(top: Any, bottom: Any) -> Any:
-        return sympy.Mul(top, sympy.Pow(bottom, -1, evaluate=False), evaluate=False)
-
-    def tanh(z: Any) -> Any:
-        minus = sympy.Mul(-1, exp(-z), evaluate=False)
-        return ratio(sympy.Add(exp(z), minus, evaluate=False), sympy.Add(exp(z), exp(-z), evaluate=False))
-
-    sigma = sympy.Function("sigma")
-    expr = expr.replace(lambda e: isinstance(e, sympy.core.function.AppliedUndef) and e.func == sigma,
-                        lambda e: ratio(1, sympy.Add(1, exp(-e.args[0]), evaluate=False)))
-    return expr.replace(sympy.tanh, tanh)
 
 
 def _hidden_units(net: Network) -> int:
@@ -88,7 +66,7 @@ def check_formula_size(net: Network, layout: str) -> None:
     if terms > MAX_FORMULA_TERMS:
         raise UnsupportedError(
             f"network {quote_name(net.name)} ({net.describe()}) has {terms:,} weights and biases, too many for a "
-            f"formula (limit {MAX_FORMULA_TERMS:,}: printing takes about a second per thousand and nobody can "
+            f"formula (limit {MAX_FORMULA_TERMS:,}: SymPy takes seconds per thousand and nobody could "
             "read it); convert it to a code target instead (--target c, numpy, numba, python, sympy), "
             "or use a smaller model"
         )
@@ -109,15 +87,9 @@ def _ordered_printer(rank: dict[Any, tuple[int, int]]) -> Any:
 
     class OrderedPrinter(LatexPrinter):
         def _as_ordered_terms(self, expr: Any, order: Any = None) -> list[Any]:
-            return sorted(expr.as_ordered_terms(), key=key)  # stable: SymPy's order breaks ties
+            return sorted(sympy.Add.make_args(expr), key=key)  # stable: the order as built breaks ties
 
     return OrderedPrinter()
-
-
-def _display(exprs: list[Any], digits: Optional[int], expand: bool) -> list[Any]:
-    from .sympy import round_weights
-
-    return [_expand(round_weights(e, digits), expand) for e in exprs]  # round, then expand
 
 
 def _equations(net: Network, digits: Optional[int], expand: bool,
@@ -127,22 +99,20 @@ def _equations(net: Network, digits: Optional[int], expand: bool,
 
     from .sympy import hidden_symbol, layer_expressions
 
-    symbols, layers = layer_expressions(net, named=not expand)
+    nested = layout == "nested"
+    symbols, layers = layer_expressions(net, named=not expand, digits=digits, expand=expand, nested=nested)
     rank = {s: (0, i) for i, s in enumerate(symbols)}
     outputs = [output_symbol(net, j) for j in range(net.n_outputs)]
-    if layout == "nested":
-        current = _display(layers[0], digits, expand)
-        for index, exprs in enumerate(layers[1:], start=1):
-            for j, e in enumerate(current):  # e and its factors: tanh is odd, -tanh(u) is a Mul
+    if nested:
+        for index, exprs in enumerate(layers[:-1], start=1):
+            for j, e in enumerate(exprs):  # e and its factors: -tanh(u) is a Mul
                 rank.update({f: (index, j) for f in (e, *sympy.Mul.make_args(e)) if not f.is_Number})
-            names = {hidden_symbol(index, j): e for j, e in enumerate(current)}
-            current = [e.xreplace(names) for e in _display(exprs, digits, expand)]
-        return list(zip(outputs, current)), rank
+        return list(zip(outputs, layers[-1])), rank
     pairs = []
     for index, exprs in enumerate(layers, start=1):
         lefts = [hidden_symbol(index, j) for j in range(len(exprs))] if index < len(layers) else outputs
         rank.update({left: (index, j) for j, left in enumerate(lefts)})
-        pairs += list(zip(lefts, _display(exprs, digits, expand)))
+        pairs += list(zip(lefts, exprs))
     return pairs, rank
 
 

@@ -13,6 +13,7 @@ Weights become SymPy ``Float`` (53-bit, the exact binary value) or, with
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Optional
 
@@ -87,19 +88,22 @@ class SympyOps:
     executed).  Mirrors :data:`SYMPY_FUNCTIONS`, so the objects equal what the module
     written by :func:`emit_sympy` defines."""
 
-    def __init__(self, rational: bool = False) -> None:
+    def __init__(self, rational: bool = False, display: Optional["Display"] = None) -> None:
         import sympy
 
-        self.sympy, self.rational = sympy, rational
-        self.functions: dict[str, Callable[[Any], Any]] = {
-            "abs": sympy.Abs, "exp": sympy.exp, "expm1": lambda a: sympy.exp(a) - 1, "log": sympy.log,
-            "log1p": lambda a: sympy.log(1 + a), "tanh": sympy.tanh, "erf": sympy.erf, "sqrt": sympy.sqrt,
-            "sigmoid": lambda a: 1 / (1 + sympy.exp(-a)),
-            "softplus": lambda a: sympy.log(1 + sympy.exp(-sympy.Abs(a))) + sympy.Max(a, 0),
-        }
+        self.sympy, self.rational, self.display = sympy, rational, display
+        if display is None:
+            self.functions: dict[str, Callable[[Any], Any]] = {
+                "abs": sympy.Abs, "exp": sympy.exp, "expm1": lambda a: sympy.exp(a) - 1, "log": sympy.log,
+                "log1p": lambda a: sympy.log(1 + a), "tanh": sympy.tanh, "erf": sympy.erf, "sqrt": sympy.sqrt,
+                "sigmoid": lambda a: 1 / (1 + sympy.exp(-a)),
+                "softplus": lambda a: sympy.log(1 + sympy.exp(-sympy.Abs(a))) + sympy.Max(a, 0),
+            }
+        else:
+            self.functions = display.functions()
 
     def num(self, value: float) -> Any:
-        return _number(value, self.rational)
+        return self.display.number(value) if self.display else _number(value, self.rational)
 
     def add(self, a: Any, b: Any) -> Any:
         return a + b
@@ -123,16 +127,58 @@ class SympyOps:
         return self.sympy.GreaterThan(a, b)
 
     def where(self, cond: Any, a: Any, b: Any) -> Any:
-        return self.sympy.Piecewise((a, cond), (b, True))
+        return self.sympy.Piecewise((a, cond), (b, True), evaluate=self.display is None)
 
     def max(self, a: Any, b: Any) -> Any:
-        return self.sympy.Max(a, b)
+        return self.sympy.Max(a, b, evaluate=self.display is None)
 
     def min(self, a: Any, b: Any) -> Any:
-        return self.sympy.Min(a, b)
+        return self.sympy.Min(a, b, evaluate=self.display is None)
 
     def call(self, function: str, a: Any) -> Any:
         return self.functions[function](a)
+
+
+@dataclass(frozen=True)
+class Display:
+    """How a formula is built for reading (LaTeX, the picture): every number rounded to
+    ``digits`` significant digits as it is made, functions left unevaluated (SymPy's
+    evaluation of tanh of a long sum asks questions of every term: seconds per neuron),
+    and with ``expand``, tanh and sigma written in exponentials."""
+
+    digits: Optional[int] = None
+    expand: bool = False
+
+    def number(self, value: float) -> Any:
+        import sympy
+
+        # Decimal rounding: the printed 0.41 is the number the rounded formula computes with.
+        return sympy.Float(float(value) if self.digits is None else f"{float(value):.{self.digits}g}")
+
+    def functions(self) -> dict[str, Callable[[Any], Any]]:
+        import sympy
+
+        def exp(a: Any) -> Any:  # unevaluated, so e^{a x + b} is not split into e^{b} e^{a x}
+            return sympy.exp(a, evaluate=False)
+
+        def ratio(top: Any, bottom: Any) -> Any:
+            return sympy.Mul(top, sympy.Pow(bottom, -1, evaluate=False), evaluate=False)
+
+        def call(function: Any) -> Callable[[Any], Any]:
+            return lambda a: function(a, evaluate=False)
+
+        tanh, sigmoid = call(sympy.tanh), lambda a: sympy.Function("sigma")(a)
+        if self.expand:
+            tanh = lambda a: ratio(sympy.Add(exp(a), sympy.Mul(-1, exp(-a), evaluate=False), evaluate=False),  # noqa: E731
+                                   sympy.Add(exp(a), exp(-a), evaluate=False))
+            sigmoid = lambda a: ratio(1, sympy.Add(1, exp(-a), evaluate=False))  # noqa: E731
+        return {
+            "abs": call(sympy.Abs), "exp": exp, "expm1": lambda a: exp(a) - 1, "log": call(sympy.log),
+            "log1p": lambda a: sympy.log(1 + a, evaluate=False), "tanh": tanh, "erf": call(sympy.erf),
+            "sqrt": lambda a: sympy.Pow(a, sympy.Rational(1, 2), evaluate=False), "sigmoid": sigmoid,
+            "softplus": lambda a: sympy.log(1 + exp(-sympy.Abs(a, evaluate=False)), evaluate=False)
+            + sympy.Max(a, 0, evaluate=False),
+        }
 
 
 def _softmax(o: SympyOps, z: list[Any], stable: bool, log: bool = False) -> list[Any]:
@@ -183,16 +229,16 @@ def _vector(o: SympyOps, act: Any, z: list[Any], stable: bool) -> list[Any]:
     return _normalise(o, z, name, float(act.param("epsilon")))
 
 
-def _layer_inputs(layer: Any, previous: list[Any], rational: bool) -> list[Any]:
+def _layer_inputs(ops: SympyOps, layer: Any, previous: list[Any]) -> list[Any]:
     """The pre-activations of ``layer`` as SymPy expressions of ``previous``."""
     import sympy
 
     if isinstance(layer, Dense):
-        return [sympy.Add(*[_number(layer.kernel[i, j], rational) * previous[i] for i in range(layer.n_in)],
-                          _number(layer.bias[j], rational) if layer.bias is not None else 0)
+        return [sympy.Add(*[ops.num(layer.kernel[i, j]) * previous[i] for i in range(layer.n_in)],
+                          ops.num(layer.bias[j]) if layer.bias is not None else 0)
                 for j in range(layer.units)]
     if isinstance(layer, Affine):
-        return [_number(s, rational) * v + _number(t, rational) for s, t, v in zip(layer.scale, layer.shift, previous)]
+        return [ops.num(s) * v + ops.num(t) for s, t, v in zip(layer.scale, layer.shift, previous)]
     return list(previous)
 
 
@@ -209,7 +255,7 @@ def network_expressions(net: Network, rational: bool = False) -> tuple[tuple[Any
     current: list[Any] = list(symbols)
     ops = SympyOps(rational)
     for layer in net.layers:
-        current = _activate(ops, layer, _layer_inputs(layer, current, rational), named=False, stable=True)
+        current = _activate(ops, layer, _layer_inputs(ops, layer, current), named=False, stable=True)
     return symbols, current
 
 
@@ -260,15 +306,18 @@ def hidden_symbol(index: int, j: int) -> Any:
     return sympy.Symbol(f"h_{{{index},{j}}}", real=True)
 
 
-def layer_expressions(net: Network, rational: bool = False, named: bool = False) -> tuple[list[Any], list[list[Any]]]:
+def layer_expressions(net: Network, rational: bool = False, named: bool = False, *, digits: Optional[int] = None,
+                      expand: bool = False, nested: bool = False) -> tuple[list[Any], list[list[Any]]]:
     """(input symbols, per layer the expressions of its units in the previous layer's
-    symbols ``h_{l,j}``).  ``named`` writes activations other than tanh and relu by
-    name (``sigma(z)``, ``elu(z)``) for display."""
+    symbols ``h_{l,j}``, or with ``nested`` in the previous layer's expressions), built
+    for display (:class:`Display`: ``digits``, ``expand``).  ``named`` writes activations
+    other than tanh and relu by name (``sigma(z)``, ``elu(z)``)."""
     symbols = list(input_symbols(net))
-    previous, layers, ops = symbols, [], SympyOps(rational)
+    previous, layers = symbols, []
+    ops = SympyOps(rational, None if rational else Display(digits, expand))
     for index, layer in enumerate(net.layers, start=1):
-        layers.append(_activate(ops, layer, _layer_inputs(layer, previous, rational), named))
-        previous = [hidden_symbol(index, j) for j in range(layer.n_out)]
+        layers.append(_activate(ops, layer, _layer_inputs(ops, layer, previous), named))
+        previous = layers[-1] if nested else [hidden_symbol(index, j) for j in range(layer.n_out)]
     return symbols, layers
 
 
