@@ -9,8 +9,10 @@ drawn as a placeholder.
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
+import re
 from typing import Any, Optional
 
 import numpy as np
@@ -30,7 +32,8 @@ PLOT_INCHES = 3.8
 MAX_LINES = 64
 #: A nested formula longer than this many lines is drawn per layer instead.
 NESTED_MAX_LINES = 6
-_TEXT_INCHES = WIDTH_INCHES - 0.5
+_TEXT_INCHES = WIDTH_INCHES - 0.7
+_GAP = 0.06  # inches between pieces: a little more than mathtext's space around + and -
 
 
 def _terms(latex: str) -> list[str]:
@@ -48,7 +51,14 @@ def _terms(latex: str) -> list[str]:
 
 
 def _width(text: str) -> float:
-    """Rendered width of ``$text$`` in inches at the picture's font size."""
+    """Rendered width of ``$text$`` in inches at the picture's font size.  Digits all
+    have one width (tabular figures), so pieces that differ only in digits share one
+    measurement."""
+    return _measure(re.sub(r"\d", "0", text))
+
+
+@functools.lru_cache(maxsize=4096)
+def _measure(text: str) -> float:
     from matplotlib.font_manager import FontProperties
     from matplotlib.textpath import TextToPath
 
@@ -57,16 +67,16 @@ def _width(text: str) -> float:
 
 
 def wrap_equation(left: str, right: str, width: float = _TEXT_INCHES) -> list[str]:
-    """Lines of math text (without ``$``) showing ``left = right`` within ``width`` inches."""
-    lines, current = [], f"{left} = "
+    """Lines of math text (without ``$``) showing ``left = right`` within ``width`` inches.
+    Each piece is measured once (mathtext parses slowly: measuring every candidate line
+    made a 2-16-16-1 picture take a minute); a line's width is the sum of its pieces'."""
+    lines, current, used = [], f"{left} =", _width(f"{left} =")
     for term in _terms(right):
-        candidate = current + (" " if not current.endswith("= ") else "") + term
-        if lines or current != f"{left} = ":
-            if _width(candidate) > width:
-                lines.append(current)
-                current = r"\quad " + term
-                continue
-        current = candidate
+        extra = _width(term) + _GAP
+        if used + extra > width and current != f"{left} =":
+            lines.append(current)
+            current, used = r"\quad", _width(r"\quad")
+        current, used = f"{current} {term}", used + extra
     return lines + [current]
 
 

@@ -325,3 +325,76 @@ def test_scaling_flag_errors_are_bad_usage():
     assert result.returncode == 2 and "--input-min with --input-max" in result.stderr
     result = run_cli("convert", str(SEED), "--target", "python", "--dtype", "float32")
     assert result.returncode == 2 and "float64, not float32" in result.stderr
+
+
+# ---------------------------------------------------------------- reading order and the picture
+
+
+def test_latex_inputs_in_order_and_units_numbered_from_zero():
+    rng = np.random.default_rng(5)
+    net = Network(12, (Dense(rng.normal(size=(12, 7)), rng.normal(size=7), Activation("tanh")),
+                       Dense(rng.normal(size=(7, 2)), rng.normal(size=2), Activation("linear"))))
+    equations = latex_equations(net, digits=2, layout="named")
+    first = equations[0][1]
+    positions = [first.index(f"x_{{{i}}}") for i in range(12)]
+    assert positions == sorted(positions)  # x_{0}, x_{1}, x_{2} ... x_{10}, x_{11}
+    lefts = [left for left, _ in equations]
+    assert lefts == [f"h_{{1,{j}}}" for j in range(7)] + ["y_{0}", "y_{1}"]
+    output = equations[-1][1]
+    assert [output.index(f"h_{{1,{j}}}") for j in range(7)] == sorted(output.index(f"h_{{1,{j}}}") for j in range(7))
+    nested = latex_equations(Network(12, net.layers[:1] + (Dense(rng.normal(size=(7, 1)), None, Activation("linear")),)),
+                             digits=2, layout="nested")[0][1]
+    assert nested.index("x_{2}") < nested.index("x_{10}")
+    assert "x_{0}, x_{1}" in emit_latex(net)  # the convention is stated in the file
+
+
+def test_notes_on_scaling_are_stated_in_every_formula_target(scaled_model):
+    model, x_scaler, y_scaler, _ = scaled_model
+    net = with_scaling(load(model), x_scaler, y_scaler)
+    assert net.notes
+    for target in ("python", "numpy", "numba", "sympy", "latex"):
+        text = emit(net, target, name="scaled")
+        head = text.split("import")[0] if target != "latex" else text.split("\\begin")[0]
+        for note in net.notes:
+            from mlpcodegen.backends._text import quote_name
+            assert quote_name(note) in head, (target, note)
+
+
+def _ink_columns(png):
+    import matplotlib.image
+
+    image = matplotlib.image.imread(png)
+    ink = image[..., :3].min(axis=2) < 0.6
+    return image.shape, ink
+
+
+def test_formula_png_is_laid_out_for_a_reader(tmp_path):
+    from mlpcodegen.plot import DPI, WIDTH_INCHES, render_png
+
+    scaled = with_scaling(load(SEED), *read_scaling_file(REPO / "generated/seed/scaling.json"))
+    (height, width, _), ink = _ink_columns(render_png(scaled, tmp_path / "seed.png"))
+    assert width == WIDTH_INCHES * DPI and 0.4 * width < height < 0.8 * width
+    plot_rows = ink[height // 2 :]
+    columns = np.flatnonzero(plot_rows.any(axis=0))
+    assert columns[0] < 0.12 * width and columns[-1] > 0.9 * width  # the plot spans the page
+    text_columns = np.flatnonzero(ink[: height // 4].any(axis=0))
+    assert text_columns[-1] < width - 5  # the formula is wrapped, not cut at the edge
+    rng = np.random.default_rng(0)
+    widths = [2, 10, 10, 1]  # (2-16-16-1 is drawn the same way, 52 lines: mathtext takes ~20 s)
+    net = Network(2, tuple(Dense(rng.normal(size=(a, b)), rng.normal(size=b), Activation(f))
+                           for a, b, f in zip(widths, widths[1:], ["relu", "relu", "linear"])))
+    (height, width, _), ink = _ink_columns(render_png(net, tmp_path / "wide.png"))
+    assert width == WIDTH_INCHES * DPI and height > 0.8 * width  # one line per neuron, wrapped
+    assert np.flatnonzero(ink.any(axis=0))[-1] < width - 5
+
+
+def test_formula_png_refuses_a_formula_too_large_to_draw(tmp_path):
+    from mlpcodegen.plot import MAX_LINES, render_png
+
+    rng = np.random.default_rng(0)
+    widths = [1, 40, 40, 1]
+    net = Network(1, tuple(Dense(rng.normal(size=(a, b)), rng.normal(size=b), Activation(f))
+                           for a, b, f in zip(widths, widths[1:], ["tanh", "tanh", "linear"])))
+    with pytest.raises(UnsupportedError, match=f"limit {MAX_LINES}"):
+        render_png(net, tmp_path / "big.png")
+    assert not (tmp_path / "big.png").exists()  # no placeholder picture
