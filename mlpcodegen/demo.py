@@ -21,9 +21,10 @@ import numpy as np
 
 from ._files import write_atomic
 from .errors import MlpCodegenError
-from .ir import Network
+from .ir import Dense, Network
 
-#: A formula longer than this is not printed (it is in the .tex file).
+#: A formula with more weights, or longer, is not printed (it is in the .tex file).
+MAX_FORMULA_WEIGHTS = 100
 MAX_FORMULA_CHARS = 600
 DIGITS = 3
 
@@ -123,9 +124,16 @@ def _write_files(run: _Run) -> str:
     try:
         tex = write_atomic(run.folder / f"{name}.tex", emit_latex(run.net, name=name, digits=4))
         run.files.append((tex, "the formula in LaTeX, weights to 4 digits"))
-    except MlpCodegenError as exc:  # too large to write out as a formula
-        run.files.append((run.folder / f"{name}.tex", f"not written: {exc}"))
+    except MlpCodegenError:  # too large to write out as a formula
+        run.files.append((run.folder / f"{name}.tex", f"not written: too large for a formula "
+                                                      f"({_weights(run.net):,} weights)"))
     return name
+
+
+def _weights(net: Network) -> int:
+    """Weights and biases of the Dense layers."""
+    return sum(layer.kernel.size + (0 if layer.bias is None else layer.bias.size)
+               for layer in net.layers if isinstance(layer, Dense))
 
 
 def _domain(n_inputs: int, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -216,12 +224,13 @@ def _formula_lines(run: _Run) -> list[str]:
     from .backends.sympy import expression_strings
     from .harness.verify import format_domain, random_inputs
 
-    try:
-        formulas = [text.replace("math.", "") for text in expression_strings(run.net, "python", digits=DIGITS)]
-    except MlpCodegenError as exc:
-        return [f"formula   not shown: {exc}"]
+    too_large = [f"formula   not shown for {_weights(run.net):,} weights (mlpcodegen formula MODEL --layout named "
+                 f"writes one line per neuron)"]
+    if _weights(run.net) > MAX_FORMULA_WEIGHTS:
+        return too_large
+    formulas = [text.replace("math.", "") for text in expression_strings(run.net, "python", digits=DIGITS)]
     if sum(map(len, formulas)) > MAX_FORMULA_CHARS:
-        return [f"formula   {sum(map(len, formulas)):,} characters, not shown (see the .tex file)"]
+        return too_large
     grid = random_inputs(run.net.n_inputs, 2000, *run.domain)
     error = rounding_error(run.net, DIGITS, grid)
     names = ["y"] if len(formulas) == 1 else [f"y{j}" for j in range(len(formulas))]

@@ -58,3 +58,19 @@ def test_verbose_also_prints_the_generated_c(model_dir, tmp_path, capsys):
                                        ("", "mlp"), ("--", "mlp"), ("ünï", "n"), ("a" * 80, "a" * 40)])
 def test_function_name_from_the_file_stem(stem, name):
     assert function_name(stem) == name
+
+
+def test_a_large_network_gets_no_formula_on_screen(tmp_path):
+    """94 KB of C or a million-term formula belong in files, not in the summary."""
+    import numpy as np
+
+    from mlpcodegen import demo
+    from mlpcodegen.ir import Activation, Dense, Network
+
+    rng = np.random.default_rng(0)
+    net = Network(16, (Dense(rng.normal(size=(16, 64)), rng.normal(size=64), Activation("relu"), "a"),
+                       Dense(rng.normal(size=(64, 10)), rng.normal(size=10), Activation("softmax"), "b")))
+    run = demo._Run(tmp_path / "big.keras", net, "big", "model units", tmp_path, 0.0,
+                    domain=(np.full(16, -1.0), np.full(16, 1.0)))
+    assert demo._formula_lines(run) == ["formula   not shown for 1,738 weights (mlpcodegen formula MODEL --layout "
+                                        "named writes one line per neuron)"]
