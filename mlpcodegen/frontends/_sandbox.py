@@ -47,7 +47,9 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 
 
 def run(job: Job, args: tuple, limits: ReadLimits, label: str) -> bytes:
-    """``job(*args)``'s bytes, computed in a child; its errors re-raised here."""
+    """``job(*args)``'s bytes, computed in a child; its errors re-raised here.  ``job``
+    is a module-level function and ``args`` JSON values or ReadLimits (the fork server
+    gets them by name and as JSON)."""
     if not limits.isolate:
         return _unpack(_outcome(job, args), label, limits)
     mode = _mode()
@@ -75,8 +77,6 @@ _THREADED = ("tensorflow", "torch", "jax", "keras")
 
 
 def _fork_is_safe() -> bool:
-    import threading
-
     return threading.active_count() == 1 and not any(name in sys.modules for name in _THREADED)
 
 
