@@ -88,10 +88,11 @@ class SympyOps:
     executed).  Mirrors :data:`SYMPY_FUNCTIONS`, so the objects equal what the module
     written by :func:`emit_sympy` defines."""
 
-    def __init__(self, rational: bool = False, display: Optional["Display"] = None) -> None:
+    def __init__(self, rational: bool = False, display: Optional["Display"] = None, evaluate: bool = True) -> None:
         import sympy
 
         self.sympy, self.rational, self.display = sympy, rational, display
+        self.evaluate = evaluate and display is None  # SymPy's simplification of Piecewise, Max, Min
         if display is None:
             self.functions: dict[str, Callable[[Any], Any]] = {
                 "abs": sympy.Abs, "exp": sympy.exp, "expm1": lambda a: sympy.exp(a) - 1, "log": sympy.log,
@@ -127,13 +128,13 @@ class SympyOps:
         return self.sympy.GreaterThan(a, b)
 
     def where(self, cond: Any, a: Any, b: Any) -> Any:
-        return self.sympy.Piecewise((a, cond), (b, True), evaluate=self.display is None)
+        return self.sympy.Piecewise((a, cond), (b, True), evaluate=self.evaluate)
 
     def max(self, a: Any, b: Any) -> Any:
-        return self.sympy.Max(a, b, evaluate=self.display is None)
+        return self.sympy.Max(a, b, evaluate=self.evaluate)
 
     def min(self, a: Any, b: Any) -> Any:
-        return self.sympy.Min(a, b, evaluate=self.display is None)
+        return self.sympy.Min(a, b, evaluate=self.evaluate)
 
     def call(self, function: str, a: Any) -> Any:
         return self.functions[function](a)
@@ -248,12 +249,15 @@ def input_symbols(net: Network) -> tuple[Any, ...]:
     return tuple(sympy.Symbol(v, real=True) for v in input_names(net))
 
 
-def network_expressions(net: Network, rational: bool = False) -> tuple[tuple[Any, ...], list[Any]]:
+def network_expressions(net: Network, rational: bool = False,
+                        evaluate: bool = True) -> tuple[tuple[Any, ...], list[Any]]:
     """(input symbols, one SymPy expression per output), the objects the module written
-    by :func:`emit_sympy` defines, built directly (softmax max-shifted, as there)."""
+    by :func:`emit_sympy` defines, built directly (softmax max-shifted, as there).
+    ``evaluate=False`` leaves Piecewise, Max and Min as written (SymPy's simplification of
+    sparsemax's comparisons recurses past Python's limit)."""
     symbols = input_symbols(net)
     current: list[Any] = list(symbols)
-    ops = SympyOps(rational)
+    ops = SympyOps(rational, evaluate=evaluate)
     for layer in net.layers:
         current = _activate(ops, layer, _layer_inputs(ops, layer, current), named=False, stable=True)
     return symbols, current
@@ -458,11 +462,9 @@ def evaluate_expressions(outputs: list[Any], inputs: tuple[Any, ...], x: Any) ->
 
 
 def load(net: Network, *, dtype: str = "float64", name: str = "mlp"):
-    """The generated module, imported from its file, evaluated on NumPy arrays (for verify)."""
-    from ..harness.pymodule import import_generated
-
-    module = import_generated(emit_sympy(net, name=name), "sympy")
-    outputs, inputs = list(module.outputs), tuple(module.inputs)
+    """The module's expressions (built in-process as :func:`emit_sympy` writes them, with
+    Piecewise, Max and Min unevaluated) evaluated on NumPy arrays, for verify."""
+    inputs, outputs = network_expressions(net, evaluate=False)
 
     def call(x):
         x = np.asarray(x, dtype=np.float64)
