@@ -33,7 +33,7 @@ EXPECTED_TWO_NEURONS = """\
  * tiny_batch(x, y, n): n samples, row-major x[n][1] -> y[n][1],
  *   in blocks of 32 samples computed side by side (two buffers of 1 x 32 values)
  * In place: y may be x (the same array) in every function; other overlaps are not supported.
- * Stack, at most (bytes, calls included): tiny 680, tiny_batch 2280, tiny_scalar 1192
+ * Stack, at most (bytes, calls included): tiny 632, tiny_batch 1848, tiny_scalar 1144
  * Math: libm; NaN and infinities propagate as in Keras.
  * Build with optimisation (-O3; -march=native to use the host's SIMD).
  * Reentrant: no mutable globals, no allocation.  Needs <math.h> (link with -lm). */

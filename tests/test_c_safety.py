@@ -156,3 +156,310 @@ def test_all_nan_input_through_relu_layers_is_nan(gcc):
     for dtype in ("float32", "float64"):
         f = load(net, dtype=dtype, name="net")
         assert np.isnan(f(np.full(4, np.nan))).all() and np.isnan(f(np.full((40, 4), np.nan))).all()
+
+
+# ---------------------------------------------------------------------------------------
+# Reserved names (item 4)
+from mlpcodegen.backends import c as c_backend  # noqa: E402
+from mlpcodegen.backends.c_names import C99_HEADERS, RESERVED_NAMES  # noqa: E402
+from mlpcodegen.errors import ValidationError  # noqa: E402
+
+ISSUE_NAMES = ["NAN", "INFINITY", "HUGE_VALF", "HUGE_VAL", "isnan", "exp2f", "offsetof", "NULL", "bool", "abs", "errno"]
+CXX_NAMES = ["class", "new", "delete", "this", "template", "namespace", "operator", "true", "false", "nullptr", "and",
+             "or", "not", "typename", "char8_t", "co_await"]
+BY_PATTERN = ["EFOO", "E2BIG", "isok", "tofoo", "strength", "memo", "wcsfoo", "SIG_X", "SIGFOO", "LC_X", "PRIx64",
+              "SCNd", "myint_t", "int24_t", "INT24_MAX", "UINT_LEAST8_C", "FE_X", "FP_X", "FLT_TRUE_MIN", "M_PI", "_x",
+              "_X", "a__b", "cerff", "clog2", "a_", "SIG", "FE", "M", "LC"]
+ACCEPTED = ["predict", "mlp", "seed", "Predict", "PREDICT_PRICE", "classify_wine", "f", "net_a", "it", "E", "to"]
+
+
+@pytest.mark.parametrize("name", sorted(RESERVED_NAMES) + BY_PATTERN)
+def test_reserved_names_are_refused(name):
+    assert not c_backend.usable_name(name)
+    with pytest.raises(ValidationError, match="choose another|not a usable identifier|clashes"):
+        emit_c(_elementwise_nets()["a_relu"], name=name)
+    with pytest.raises(ValidationError):
+        emit_c_header(_elementwise_nets()["a_relu"], name=name)
+
+
+def test_the_issue_names_are_refused_with_a_clear_message():
+    for name in ISSUE_NAMES + CXX_NAMES:
+        assert name in RESERVED_NAMES and not c_backend.usable_name(name), name
+    with pytest.raises(ValidationError, match=r"^'NAN' is a macro of <math.h>; choose another name such as predict$"):
+        c_backend.check_name("NAN")
+    with pytest.raises(ValidationError, match=r"'SIG' would make 'SIG_W1', which is reserved for <signal.h>"):
+        c_backend.check_name("SIG")
+    assert all(c_backend.usable_name(name) for name in ACCEPTED)
+
+
+_ALL_HEADERS = "".join(f"#include {header}\n" for header in C99_HEADERS)
+
+
+def test_accepted_names_compile_next_to_every_c99_header_in_c_and_cxx(gcc, tmp_path):
+    """The generated files for several accepted names, with a program that includes all
+    24 C99 headers and every generated header: gcc in strict C99 and in its default GNU
+    mode, and g++ (C++11) for the headers."""
+    import shutil
+
+    net = Network(2, (Dense(np.array([[1.0, -1.0], [0.5, 2.0]]), np.array([0.1, 0.2]), Activation("tanh"), "d"),
+                      Dense(np.array([[1.0], [1.0]]), None, Activation("sigmoid"), "o")))
+    assert len(C99_HEADERS) == 24
+    sources, includes, calls = [], "", ""
+    for name in ACCEPTED:
+        (tmp_path / f"{name}.c").write_text(_ALL_HEADERS + emit_c(net, name=name))
+        (tmp_path / f"{name}.h").write_text(emit_c_header(net, name=name))
+        sources.append(str(tmp_path / f"{name}.c"))
+        includes += f'#include "{name}.h"\n'
+        calls += f"    {name}(x, y); {name}_batch(x, y, 1u); s += y[0];\n"
+    main = _ALL_HEADERS + includes + f"int main(void)\n{{\n    float x[2] = {{0.5f, -0.5f}}, y[1], s = 0.0f;\n{calls}" \
+                                     "    return s > 0.0f ? 0 : 1;\n}\n"
+    (tmp_path / "main.c").write_text(main)
+    for flags in (STRICT_FLAGS, ["-O2", "-Wall", "-Wextra", "-Werror"]):  # ISO C99, then gcc's GNU default
+        build = subprocess.run([gcc, *flags, *sources, str(tmp_path / "main.c"), "-o", str(tmp_path / "prog"), "-lm"],
+                               capture_output=True, text=True)
+        assert build.returncode == 0, build.stderr
+        assert subprocess.run([str(tmp_path / "prog")]).returncode == 0
+    gxx = shutil.which("g++")
+    assert gxx, "g++ is needed to check the header from C++ (apt-get install g++)"
+    (tmp_path / "main.cpp").write_text(main)
+    build = subprocess.run([gxx, "-std=c++11", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", str(tmp_path / "main.cpp")],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# In place: NAME_batch(x, x, n) and NAME(x, x) (item 6)
+def _random_shapes(seed: int) -> tuple[list[int], list[str]]:
+    rng = np.random.default_rng(seed)
+    widths = [int(w) for w in rng.integers(1, 24, size=int(rng.integers(2, 5)))]
+    acts = [str(a) for a in rng.choice(["linear", "relu", "tanh", "softmax", "glu", "elu"], size=len(widths) - 1)]
+    return widths, acts
+
+
+def _random_net(seed: int) -> Network:
+    widths, acts = _random_shapes(seed)
+    rng = np.random.default_rng(seed + 1000)
+    layers = []
+    for a, b, act in zip(widths[:-1], widths[1:], acts):
+        units = 2 * b if act == "glu" else b
+        layers.append(Dense(rng.normal(size=(a, units)), rng.normal(size=units), Activation(act), f"d{len(layers)}"))
+    return Network(widths[0], tuple(layers))
+
+
+def _in_place(module, name: str, net: Network, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """NAME_batch(buf, buf, n) and NAME(row, row) for every row, on copies of x."""
+    ctype, n = ("float[]" if x.dtype == np.float32 else "double[]"), x.shape[0]
+    buffer = np.zeros(n * max(net.n_inputs, net.n_outputs), x.dtype)
+    buffer[:x.size] = x.ravel()
+    pointer = module.ffi.from_buffer(ctype, buffer, require_writable=True)
+    getattr(module.lib, name + "_batch")(pointer, pointer, n)
+    rows = []
+    for row in x:
+        one = np.zeros(max(net.n_inputs, net.n_outputs), x.dtype)
+        one[:net.n_inputs] = row
+        p = module.ffi.from_buffer(ctype, one, require_writable=True)
+        getattr(module.lib, name)(p, p)
+        rows.append(one[:net.n_outputs].copy())
+    return buffer[:n * net.n_outputs].reshape(n, net.n_outputs), np.array(rows)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_batch_in_place_equals_out_of_place_bit_for_bit(gcc, dtype):
+    """16 random networks (fixed seeds; most have a layer wider than the input, or more
+    outputs than inputs), unrolled and as loops, plus a wide layer that cuts the lanes:
+    y == x gives the out-of-place rows exactly, for whole blocks and the rows after."""
+    nets = {f"r{seed}_{unroll}": (_random_net(seed), unroll) for seed in range(8) for unroll in ("always", "never")}
+    rng = np.random.default_rng(7)
+    nets["wide"] = (Network(3, (Dense(rng.normal(size=(3, 3000)), None, Activation("relu"), "w"),
+                                Dense(rng.normal(size=(3000, 5)), None, Activation("linear"), "o"))), "auto")
+    source = "\n".join(emit_c(net, dtype=dtype, name=name, unroll=unroll) for name, (net, unroll) in nets.items())
+    module = build_module(source, "".join(cdef(net, dtype, name) for name, (net, _) in nets.items()))
+    wider = 0
+    for name, (net, _) in nets.items():
+        x = np.random.default_rng(len(name)).uniform(-2, 2, (2 * 32 + 7, net.n_inputs)).astype(dtype)
+        expected = CompiledNetwork(module, name, net.n_inputs, net.n_outputs, dtype)(x)
+        batch, rows = _in_place(module, name, net, x)
+        assert batch.tobytes() == expected.tobytes(), name
+        assert rows.tobytes() == np.stack([CompiledNetwork(module, name, net.n_inputs, net.n_outputs, dtype)(r)
+                                            for r in x]).tobytes(), name
+        wider += max(layer.units for layer in net.layers) > net.n_inputs
+    assert wider >= 8  # the issue's failing case: a layer wider than the input
+
+
+# ---------------------------------------------------------------------------------------
+# Bounded, stated stack (item 5)
+from mlpcodegen.backends.c import BLOCK_BUFFER_BYTES, block_plan, stack_bytes  # noqa: E402
+from mlpcodegen.harness.cffi_build import DEFAULT_FLAGS  # noqa: E402
+
+
+def _chain(widths: list[int], activation: str = "relu", seed: int = 0) -> Network:
+    rng = np.random.default_rng(seed)
+    return Network(widths[0], tuple(
+        Dense((rng.normal(size=(a, b)) / np.sqrt(a)).astype(np.float32), rng.normal(size=b).astype(np.float32),
+              Activation(activation if i < len(widths) - 2 else "linear"), f"d{i}")
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))))
+
+
+def _frames(gcc: str, source: str, flags, folder) -> dict[str, int]:
+    """Function -> frame bytes, from gcc -fstack-usage."""
+    (folder / "net.c").write_text(source)
+    subprocess.run([gcc, "-std=c99", *flags, "-fstack-usage", "-c", "net.c", "-o", "net.o"], cwd=folder, check=True)
+    frames = {}
+    for line in (folder / "net.su").read_text().splitlines():
+        where, size, _ = line.split("\t")
+        frames[where.rsplit(":", 1)[-1]] = int(size)
+    return frames
+
+
+STACK_CASES = {"cls": ([16, 64, 64, 10], "auto"), "unrolled": ([16, 40, 10], "always"), "deep": ([8] * 41, "auto"), "input70000": ([70000, 1], "auto"), "hidden2048": ([4, 2048, 1], "auto"),
+               "hidden9000": ([2, 9000, 1], "auto"), "seed": ([1, 3, 2, 1], "never")}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", sorted(STACK_CASES))
+def test_stated_stack_bounds_the_real_frames(gcc, tmp_path, case, dtype):
+    """The figures in the file comment are upper bounds of every frame gcc reports
+    (-fstack-usage), callees added along the call chain, unoptimised and as the harness
+    builds; and the file states them."""
+    widths, unroll = STACK_CASES[case]
+    net = _chain(widths, "tanh" if case == "hidden2048" else "relu")
+    source, stated = emit_c(net, dtype=dtype, name="net", unroll=unroll), stack_bytes(net, dtype, unroll)
+    assert f"net {stated['one']}, net_batch {stated['batch']}" in source
+    for flags in (["-O0"], list(DEFAULT_FLAGS)):
+        frames = _frames(gcc, source, flags, tmp_path)
+        block = frames.get("net_block", 0) + frames.get("net_dense", 0) + frames.get("net_dense_rows", 0)
+        assert frames["net"] <= stated["one"] and block <= stated["block"], (flags, frames, stated)
+        assert frames["net_batch"] + max(block, frames["net"]) <= stated["batch"], (flags, frames, stated)
+
+
+@pytest.mark.parametrize("widths", [[70000, 1], [64, 2048, 2048, 1], [784, 512, 512, 10], [8] * 301, [16, 64, 64, 10]])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_block_buffers_stay_within_the_budget(widths, dtype):
+    """The issue's networks (8.7 MiB, 1 MiB, 454 KiB, 600 KiB of stack before): two
+    buffers within BLOCK_BUFFER_BYTES, all of NAME_batch (a generous bound) within 256
+    KiB (the reference models keep their lanes)."""
+    net = Network(widths[0], tuple(Dense(np.zeros((a, b), np.float32), None, Activation("relu"))
+                                   for a, b in zip(widths[:-1], widths[1:])))
+    plan, size = block_plan(net, dtype), np.dtype(dtype).itemsize
+    assert 2 * plan.width * plan.lanes * size <= BLOCK_BUFFER_BYTES
+    assert stack_bytes(net, dtype)["batch"] <= 256 * 1024
+    if widths == [16, 64, 64, 10]:
+        assert plan.lanes == (32 if dtype == "float32" else 16)
+
+
+def test_wide_and_deep_networks_run_in_a_512_kib_thread():
+    """A 70000-input model, 300 layers of 8 and a 2048-unit layer, batch and one
+    sample, in a thread with a 512 KiB stack (musl's default; they needed 8.7 MiB,
+    600 KiB and 1 MiB before)."""
+    results = {}
+
+    def run(key, net):
+        f = load(net, dtype="float32", name="net")
+        x = np.random.default_rng(0).uniform(-1, 1, (70, net.n_inputs)).astype(np.float32)
+        results[key] = (f(x), np.stack([f(row) for row in x[::10]]), x)
+
+    previous = threading.stack_size(512 * 1024)
+    try:
+        for key, widths in {"input": [70000, 1], "deep": [8] * 301, "hidden": [4, 2048, 1]}.items():
+            thread = threading.Thread(target=run, args=(key, _chain(widths)))
+            thread.start()
+            thread.join()
+    finally:
+        threading.stack_size(previous)
+    for key, (batch, rows, x) in results.items():
+        assert batch.shape == (70, 1) and np.isfinite(batch).all(), key
+        np.testing.assert_allclose(batch[::10], rows, rtol=1e-5, atol=1e-5)
+    assert len(results) == 3
+
+
+# ---------------------------------------------------------------------------------------
+# Names from a model file are inert text (S1); notes; the header from C++ (item 14)
+PAYLOADS = ["*/ int evil; /*", 'x\nimport os; os.system("touch CANARY")', "nul\0byte", "cr\rlf\r\n",
+            "\n#include <stdio.h>\n", "back\\", "splice \\\nint evil;", "tri ??/", "??/\n??=define evil",
+            "ünï cødé ☃ \u202e", "long " * 200, "%s%n{0}{}", "// line comment", '"quoted" \'q\'']
+
+
+def _payload_net(plain: bool) -> Network:
+    names = ["layer"] * len(PAYLOADS) if plain else PAYLOADS
+    rng = np.random.default_rng(3)
+    layers = [Dense(rng.normal(size=(3, 3)), rng.normal(size=3), Activation("tanh"), names[0])]
+    layers += [Dense(rng.normal(size=(3, 3)) / 2, None, Activation("relu" if i % 2 else "linear"), names[i])
+               for i in range(1, len(names))]
+    return Network(3, tuple(layers), name="plain" if plain else "*/ evil(); /* ??/\n#define x", notes=(
+        "input scaling folded in" if plain else "scaling */ #include <evil.h> \\\n??/ \0 ☃ " + "x" * 1000,))
+
+
+def _assert_inert(text: str) -> None:
+    assert "\0" not in text and "\r" not in text and "\\" not in text and "??" not in text
+    assert all(line.lstrip().startswith(("* ", "/* ")) for line in text.splitlines() if "evil" in line)
+    comments = [line for line in text.splitlines() if "*/" in line]
+    assert all(line.rstrip().endswith("*/") and line.count("*/") == 1 for line in comments), comments
+    assert [line for line in text.splitlines() if line.startswith("#include")] == \
+        [line for line in text.splitlines() if line.startswith("#include <") and line.split("<")[1].split(".")[0]
+         in ("math", "stddef", "stdint", "string")]
+    assert all(ord(c) < 128 for c in text.replace("—", ""))
+    assert "import os" not in text or "import os; os.system(<U+0022>" in text
+
+
+def test_payload_names_stay_inert_and_change_nothing(gcc, tmp_path):
+    """Model and layer names and notes that try to end a comment, splice lines (a
+    backslash or the ??/ trigraph at a line's end), inject directives, NULs, CR/LF or
+    unicode: the C and the header hold them as quoted text only, compile with the strict
+    flags (-std=c99 enables trigraphs) and as C++, and compute what plain names compute."""
+    import shutil
+
+    evil, plain = _payload_net(False), _payload_net(True)
+    for dtype in ("float32", "float64"):
+        source, header = emit_c(evil, dtype=dtype, name="net"), emit_c_header(evil, dtype=dtype, name="net")
+        _assert_inert(source)
+        _assert_inert(header)
+        assert "note: scaling <U+002A>/ <U+0023>include <U+003C>evil.h<U+003E>" in source and "note: " in header
+        (tmp_path / "net.c").write_text(source)
+        (tmp_path / "net.h").write_text(header)
+        (tmp_path / "main.c").write_text('#include "net.h"\nint main(void) { return 0; }\n')
+        build = subprocess.run([gcc, *STRICT_FLAGS, "-Wtrigraphs", str(tmp_path / "net.c"), str(tmp_path / "main.c"),
+                                "-o", str(tmp_path / "a.out"), "-lm"], capture_output=True, text=True)
+        assert build.returncode == 0, build.stderr
+        (tmp_path / "main.cpp").write_text('#include "net.h"\nint main() { return 0; }\n')
+        build = subprocess.run([shutil.which("g++"), "-std=c++11", "-Wall", "-Wextra", "-Werror", "-trigraphs",
+                                "-fsyntax-only", str(tmp_path / "main.cpp")], capture_output=True, text=True)
+        assert build.returncode == 0, build.stderr
+        x = np.random.default_rng(0).uniform(-2, 2, (45, 3))
+        got, want = load(evil, dtype=dtype, name="net")(x), load(plain, dtype=dtype, name="net")(x)
+        assert got.tobytes() == want.tobytes()
+
+
+def test_header_links_from_cxx(gcc, tmp_path):
+    """extern "C": a C++11 caller (strict warnings) includes the header, links against
+    the C object and gets the C results."""
+    import shutil
+
+    gxx = shutil.which("g++")
+    assert gxx, "g++ is needed (apt-get install g++)"
+    net = _chain([3, 5, 2], "tanh")
+    (tmp_path / "net.c").write_text(emit_c(net, name="predict"))
+    (tmp_path / "net.h").write_text(emit_c_header(net, name="predict"))
+    (tmp_path / "main.cpp").write_text("""#include <cstdio>
+#include <vector>
+#include "net.h"
+int main()
+{
+    std::vector<float> x(3 * 40), y(2 * 40);
+    float one[2];
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 7) * 0.25f - 0.75f;
+    predict_batch(x.data(), y.data(), 40u);
+    predict(x.data() + 3, one);
+    for (std::size_t i = 0; i < y.size(); ++i) std::printf("%.9g\\n", static_cast<double>(y[i]));
+    return one[0] == y[2] && one[1] == y[3] ? 0 : 3;
+}
+""")
+    subprocess.run([gcc, *STRICT_FLAGS, "-ffp-contract=off", "-c", str(tmp_path / "net.c"), "-o", str(tmp_path / "net.o")],
+                   check=True)
+    build = subprocess.run([gxx, "-std=c++11", "-Wall", "-Wextra", "-Wpedantic", "-Werror", str(tmp_path / "main.cpp"),
+                            str(tmp_path / "net.o"), "-o", str(tmp_path / "prog"), "-lm"], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run([str(tmp_path / "prog")], capture_output=True, text=True)
+    assert run.returncode == 0
+    x = (np.arange(120) % 7 * 0.25 - 0.75).reshape(40, 3)
+    got = np.array([float(v) for v in run.stdout.split()]).reshape(40, 2)
+    np.testing.assert_allclose(got, load(net, name="predict")(x), rtol=1e-5, atol=1e-6)

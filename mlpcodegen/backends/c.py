@@ -177,7 +177,8 @@ def _emit_loop_layer(layer: Dense, index: int, sources: list[str], dtype: str, n
     without reordering any sum, each z[j] = ((b[j] + h0 w0j) + h1 w1j) + ...  Starting
     from the bias (not adding it last) lets gcc keep the sums in registers across k:
     mid 8-64-64-1 one sample 163 ns against 249 ns, measured at -O3 -march=native.
-    The activation is applied in place: one array per layer."""
+    The activation writes a second array: in place, cls 16-64-64-10 took 2x longer
+    (gcc then reloads the sums), measured."""
     t, lang = C_TYPES[dtype]["T"], language(dtype, math, name)
     (w, b), z = _kernel_names(index, name), f"z{index}"
     source = _array_source(sources)
@@ -193,7 +194,10 @@ def _emit_loop_layer(layer: Dense, index: int, sources: list[str], dtype: str, n
     if layer.activation.is_vector:
         return activate_statements(lang, layer, index, [[f"{z}[{j}]"] for j in range(layer.units)], lines)
     if not layer.activation.is_identity:
-        _activation_loop(lang, layer, z, dtype, lines)
+        h = f"h{index}"
+        lines.add(f"{t} {h}[{layer.units}];")
+        _activation_loop(lang, layer, z, dtype, lines, out=h)
+        z = h
     return [f"{z}[{j}]" for j in range(layer.units)]
 
 
@@ -203,16 +207,17 @@ def _array_source(sources: list[str]) -> str | None:
     return head if sources == [f"{head}[{i}]" for i in range(len(sources))] else None
 
 
-def _activation_loop(lang: Language, layer: Layer, z: str, dtype: str, lines: Lines, lanes: int | None = None) -> None:
-    """``z = f(z)`` in place for an element-wise activation without per-unit parameters:
-    one loop over the units (and the lanes, in a batch block)."""
+def _activation_loop(lang: Language, layer: Layer, z: str, dtype: str, lines: Lines, lanes: int | None = None,
+                     out: str | None = None) -> None:
+    """``out = f(z)`` (default: in place) for an element-wise activation without per-unit
+    parameters: one loop over the units (and the lanes, in a batch block)."""
     t, spec = C_TYPES[dtype]["T"], layer.activation
     text = strip_parens(REGISTRY[spec.name].formula(TextOps(lang), "zj", spec.unit_params(0)))
     loop, at = f"for (j = 0; j < {layer.n_out}u; ++j)", "[j]"
     if lanes is not None:
         loop, at = loop + f" for (l = 0; l < {lanes}u; ++l)", "[j][l]"
     lines.add("{", "    size_t j" + (", l;" if lanes is not None else ";"), f"    {loop} {{",
-              f"        const {t} zj = {z}{at};", f"        {z}{at} = {text};", "    }", "}")
+              f"        const {t} zj = {z}{at};", f"        {out or z}{at} = {text};", "    }", "}")
 
 
 def _emit_body(net: Network, dtype: str, name: str, unroll: str, math: str, lines: Lines) -> None:
@@ -424,10 +429,19 @@ FRAME_OVERHEAD = 512
 
 
 def _scalar_locals(layer: Layer, loops: bool) -> int:
-    """At most how many scalar locals one layer's statements declare: a loop over an
-    element-wise activation needs two; written out, a sum and an output per unit, and
-    for the vector activations up to three more per unit and a few per layer."""
-    return 4 if loops and not layer.activation.is_vector else 5 * layer.units + 8
+    """At most how many scalar locals one layer's statements declare (gcc -O0 gives each
+    its own slot): a loop over an element-wise activation needs two; written out, a sum
+    and an output per unit, and for the vector activations up to three more per unit
+    and a few per layer."""
+    if layer.activation.is_vector:
+        return 5 * layer.units + 8
+    return 4 if loops else 3 * layer.units + 4
+
+
+def _materialised_weights(layer: Layer, loops: bool) -> int:
+    """Weights gcc's SLP vectoriser may copy to the stack: seen for unrolled layers
+    larger than ``--unroll auto`` writes (64 x 64 with ``always``: 16 KiB), never below."""
+    return layer.kernel.size if isinstance(layer, Dense) and not loops and layer.kernel.size > UNROLL_MAX_WEIGHTS else 0
 
 
 def stack_bytes(net: Network, dtype: str, unroll: str = "auto") -> dict[str, int]:
@@ -436,10 +450,12 @@ def stack_bytes(net: Network, dtype: str, unroll: str = "auto") -> dict[str, int
     ``batch``.  The arrays are exact; scalars and spills are bounded generously."""
     size, plan = np.dtype(dtype).itemsize, block_plan(net, dtype)
     loops = [_loops(layer, unroll) for layer in net.layers]
-    arrays = sum(layer.units for layer, looped in zip(net.layers, loops) if looped)
+    arrays = sum(layer.units * (1 if layer.activation.is_identity or layer.activation.is_vector else 2)
+                 for layer, looped in zip(net.layers, loops) if looped)
     gathers = sum(layer.n_in for i, layer in enumerate(net.layers) if loops[i] and i and (
         not loops[i - 1] or net.layers[i - 1].activation.is_vector))
-    scalars = sum(_scalar_locals(layer, looped) for layer, looped in zip(net.layers, loops))
+    scalars = sum(_scalar_locals(layer, looped) + _materialised_weights(layer, looped)
+                  for layer, looped in zip(net.layers, loops))
     one = (arrays + gathers + scalars) * size + 8 * 4 * len(net.layers) + FRAME_OVERHEAD
     widest_lane_loop = max(_scalar_locals(layer, looped) for layer, looped in zip(net.layers, loops))
     tile = TILE_UNITS * plan.lanes * size + FRAME_OVERHEAD if any(loops) else 0
