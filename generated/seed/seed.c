@@ -2,8 +2,11 @@
  * network seed: 1-3-2-1 (tanh, tanh, linear), float32 weights
  * seed(x, y): one sample, x[1] -> y[1], float
  * seed_batch(x, y, n): n samples, row-major x[n][1] -> y[n][1],
- *   in blocks of 32 samples computed side by side (2688 bytes of stack)
- * Math: inline exp/expm1/tanh/sigmoid (see c_math: <= 2 ULP).  Build with optimisation (-O3; -march=native to use the host's SIMD).
+ *   in blocks of 32 samples computed side by side (two buffers of 3 x 32 values)
+ * In place: y may be x (the same array) in every function; other overlaps are not supported.
+ * Stack, at most (bytes, calls included): seed 728, seed_batch 2840, seed_scalar 1240
+ * Math: inline exp/expm1/tanh/sigmoid (see c_math: <= 2 ULP); NaN and infinities propagate as in Keras.
+ * Build with optimisation (-O3; -march=native to use the host's SIMD).
  * Reentrant: no mutable globals, no allocation.  Needs <math.h> (link with -lm). */
 #include <math.h>
 #include <stddef.h>
@@ -137,63 +140,58 @@ void seed(const float *x, float *y)
 
 static void seed_block(const float *x, float *y)
 {
-    float b0[1][32];
+    float p0[3][32], p1[3][32];
     {
         size_t j, l;
-        for (l = 0; l < 32u; ++l) for (j = 0; j < 1u; ++j) b0[j][l] = x[l * 1u + j];
+        for (l = 0; l < 32u; ++l) for (j = 0; j < 1u; ++j) p0[j][l] = x[l * 1u + j];
     }
     /* layer 1 (hidden_1): dense 1 -> 3, tanh; unrolled */
-    float z1[3][32];
     {
         size_t l;
         for (l = 0; l < 32u; ++l) {
-            const float h1_0 = 2.475119f*b0[0][l] - 0.9098447f;
-            const float h1_1 = -0.7523876f*b0[0][l] + 0.4792643f;
-            const float h1_2 = 4.330533f*b0[0][l] - 1.5114769f;
-            z1[0][l] = h1_0;
-            z1[1][l] = h1_1;
-            z1[2][l] = h1_2;
+            const float h1_0 = 2.475119f*p0[0][l] - 0.9098447f;
+            const float h1_1 = -0.7523876f*p0[0][l] + 0.4792643f;
+            const float h1_2 = 4.330533f*p0[0][l] - 1.5114769f;
+            p1[0][l] = h1_0;
+            p1[1][l] = h1_1;
+            p1[2][l] = h1_2;
         }
     }
-    float b1[3][32];
     {
         size_t j, l;
         for (j = 0; j < 3u; ++j) for (l = 0; l < 32u; ++l) {
-            const float zj = z1[j][l];
-            b1[j][l] = seed_vtanhf(zj);
+            const float zj = p1[j][l];
+            p1[j][l] = seed_vtanhf(zj);
         }
     }
     /* layer 2 (hidden_2): dense 3 -> 2, tanh; unrolled */
-    float z2[2][32];
     {
         size_t l;
         for (l = 0; l < 32u; ++l) {
-            const float h2_0 = 1.7099473f*b1[0][l] + 1.5101576f*b1[1][l] - 0.9073659f*b1[2][l] - 0.19344068f;
-            const float h2_1 = 1.6080778f*b1[0][l] + 1.9808784f*b1[1][l] - 0.640926f*b1[2][l] - 0.31353483f;
-            z2[0][l] = h2_0;
-            z2[1][l] = h2_1;
+            const float h2_0 = 1.7099473f*p1[0][l] + 1.5101576f*p1[1][l] - 0.9073659f*p1[2][l] - 0.19344068f;
+            const float h2_1 = 1.6080778f*p1[0][l] + 1.9808784f*p1[1][l] - 0.640926f*p1[2][l] - 0.31353483f;
+            p0[0][l] = h2_0;
+            p0[1][l] = h2_1;
         }
     }
-    float b2[2][32];
     {
         size_t j, l;
         for (j = 0; j < 2u; ++j) for (l = 0; l < 32u; ++l) {
-            const float zj = z2[j][l];
-            b2[j][l] = seed_vtanhf(zj);
+            const float zj = p0[j][l];
+            p0[j][l] = seed_vtanhf(zj);
         }
     }
     /* layer 3 (y): dense 2 -> 1, linear; unrolled */
-    float b3[1][32];
     {
         size_t l;
         for (l = 0; l < 32u; ++l) {
-            const float h3_0 = 4.0539236f*b2[0][l] + 1.4499484f*b2[1][l] - 0.00430344f;
-            b3[0][l] = h3_0;
+            const float h3_0 = 4.0539236f*p0[0][l] + 1.4499484f*p0[1][l] - 0.00430344f;
+            p1[0][l] = h3_0;
         }
     }
     {
         size_t j, l;
-        for (l = 0; l < 32u; ++l) for (j = 0; j < 1u; ++j) y[l * 1u + j] = b3[j][l];
+        for (l = 0; l < 32u; ++l) for (j = 0; j < 1u; ++j) y[l * 1u + j] = p1[j][l];
     }
 }
 

@@ -2,16 +2,27 @@
  * network seed: 1-3-2-1 (tanh, tanh, linear), float32 weights
  * seed(x, y): one sample, x[1] -> y[1], float
  * seed_batch(x, y, n): n samples, row-major x[n][1] -> y[n][1],
- *   in blocks of 32 samples computed side by side (2688 bytes of stack)
- * Math: inline exp/expm1/tanh/sigmoid (see c_math: <= 2 ULP).  Build with optimisation (-O3; -march=native to use the host's SIMD).
+ *   in blocks of 32 samples computed side by side (two buffers of 3 x 32 values)
+ * In place: y may be x (the same array) in every function; other overlaps are not supported.
+ * Stack, at most (bytes, calls included): seed 728, seed_batch 2840, seed_scalar 1240
+ * Math: inline exp/expm1/tanh/sigmoid (see c_math: <= 2 ULP); NaN and infinities propagate as in Keras.
+ * Build with optimisation (-O3; -march=native to use the host's SIMD).
  * Reentrant: no mutable globals, no allocation.  Needs <math.h> (link with -lm). */
-#ifndef SEED_H
-#define SEED_H
+#ifndef MLPCODEGEN_seed_H
+#define MLPCODEGEN_seed_H
 
 #include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 void seed(const float *x, float *y);
 void seed_batch(const float *x, float *y, size_t n);
 float seed_scalar(float x);
 
-#endif /* SEED_H */
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MLPCODEGEN_seed_H */

@@ -2,8 +2,11 @@
  * network seed: 1-3-2-1 (tanh, tanh, linear), float32 weights
  * seed_f64(x, y): one sample, x[1] -> y[1], double
  * seed_f64_batch(x, y, n): n samples, row-major x[n][1] -> y[n][1],
- *   in blocks of 16 samples computed side by side (2688 bytes of stack)
- * Math: libm.  Build with optimisation (-O3; -march=native to use the host's SIMD).
+ *   in blocks of 16 samples computed side by side (two buffers of 3 x 16 values)
+ * In place: y may be x (the same array) in every function; other overlaps are not supported.
+ * Stack, at most (bytes, calls included): seed_f64 848, seed_f64_batch 2960, seed_f64_scalar 1360
+ * Math: libm; NaN and infinities propagate as in Keras.
+ * Build with optimisation (-O3; -march=native to use the host's SIMD).
  * Reentrant: no mutable globals, no allocation.  Needs <math.h> (link with -lm). */
 #include <math.h>
 #include <stddef.h>
@@ -24,63 +27,58 @@ void seed_f64(const double *x, double *y)
 
 static void seed_f64_block(const double *x, double *y)
 {
-    double b0[1][16];
+    double p0[3][16], p1[3][16];
     {
         size_t j, l;
-        for (l = 0; l < 16u; ++l) for (j = 0; j < 1u; ++j) b0[j][l] = x[l * 1u + j];
+        for (l = 0; l < 16u; ++l) for (j = 0; j < 1u; ++j) p0[j][l] = x[l * 1u + j];
     }
     /* layer 1 (hidden_1): dense 1 -> 3, tanh; unrolled */
-    double z1[3][16];
     {
         size_t l;
         for (l = 0; l < 16u; ++l) {
-            const double h1_0 = 2.475119113922119*b0[0][l] - 0.909844696521759;
-            const double h1_1 = -0.7523875832557678*b0[0][l] + 0.4792642891407013;
-            const double h1_2 = 4.330533027648926*b0[0][l] - 1.5114768743515015;
-            z1[0][l] = h1_0;
-            z1[1][l] = h1_1;
-            z1[2][l] = h1_2;
+            const double h1_0 = 2.475119113922119*p0[0][l] - 0.909844696521759;
+            const double h1_1 = -0.7523875832557678*p0[0][l] + 0.4792642891407013;
+            const double h1_2 = 4.330533027648926*p0[0][l] - 1.5114768743515015;
+            p1[0][l] = h1_0;
+            p1[1][l] = h1_1;
+            p1[2][l] = h1_2;
         }
     }
-    double b1[3][16];
     {
         size_t j, l;
         for (j = 0; j < 3u; ++j) for (l = 0; l < 16u; ++l) {
-            const double zj = z1[j][l];
-            b1[j][l] = tanh(zj);
+            const double zj = p1[j][l];
+            p1[j][l] = tanh(zj);
         }
     }
     /* layer 2 (hidden_2): dense 3 -> 2, tanh; unrolled */
-    double z2[2][16];
     {
         size_t l;
         for (l = 0; l < 16u; ++l) {
-            const double h2_0 = 1.7099473476409912*b1[0][l] + 1.510157585144043*b1[1][l] - 0.9073659181594849*b1[2][l] - 0.19344067573547363;
-            const double h2_1 = 1.6080777645111084*b1[0][l] + 1.9808783531188965*b1[1][l] - 0.6409260034561157*b1[2][l] - 0.31353482604026794;
-            z2[0][l] = h2_0;
-            z2[1][l] = h2_1;
+            const double h2_0 = 1.7099473476409912*p1[0][l] + 1.510157585144043*p1[1][l] - 0.9073659181594849*p1[2][l] - 0.19344067573547363;
+            const double h2_1 = 1.6080777645111084*p1[0][l] + 1.9808783531188965*p1[1][l] - 0.6409260034561157*p1[2][l] - 0.31353482604026794;
+            p0[0][l] = h2_0;
+            p0[1][l] = h2_1;
         }
     }
-    double b2[2][16];
     {
         size_t j, l;
         for (j = 0; j < 2u; ++j) for (l = 0; l < 16u; ++l) {
-            const double zj = z2[j][l];
-            b2[j][l] = tanh(zj);
+            const double zj = p0[j][l];
+            p0[j][l] = tanh(zj);
         }
     }
     /* layer 3 (y): dense 2 -> 1, linear; unrolled */
-    double b3[1][16];
     {
         size_t l;
         for (l = 0; l < 16u; ++l) {
-            const double h3_0 = 4.053923606872559*b2[0][l] + 1.4499484300613403*b2[1][l] - 0.004303439985960722;
-            b3[0][l] = h3_0;
+            const double h3_0 = 4.053923606872559*p0[0][l] + 1.4499484300613403*p0[1][l] - 0.004303439985960722;
+            p1[0][l] = h3_0;
         }
     }
     {
         size_t j, l;
-        for (l = 0; l < 16u; ++l) for (j = 0; j < 1u; ++j) y[l * 1u + j] = b3[j][l];
+        for (l = 0; l < 16u; ++l) for (j = 0; j < 1u; ++j) y[l * 1u + j] = p1[j][l];
     }
 }
 

@@ -2,16 +2,27 @@
  * network seed: 1-3-2-1 (tanh, tanh, linear), float32 weights
  * seed_f64(x, y): one sample, x[1] -> y[1], double
  * seed_f64_batch(x, y, n): n samples, row-major x[n][1] -> y[n][1],
- *   in blocks of 16 samples computed side by side (2688 bytes of stack)
- * Math: libm.  Build with optimisation (-O3; -march=native to use the host's SIMD).
+ *   in blocks of 16 samples computed side by side (two buffers of 3 x 16 values)
+ * In place: y may be x (the same array) in every function; other overlaps are not supported.
+ * Stack, at most (bytes, calls included): seed_f64 848, seed_f64_batch 2960, seed_f64_scalar 1360
+ * Math: libm; NaN and infinities propagate as in Keras.
+ * Build with optimisation (-O3; -march=native to use the host's SIMD).
  * Reentrant: no mutable globals, no allocation.  Needs <math.h> (link with -lm). */
-#ifndef SEED_F64_H
-#define SEED_F64_H
+#ifndef MLPCODEGEN_seed_f64_H
+#define MLPCODEGEN_seed_f64_H
 
 #include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 void seed_f64(const double *x, double *y);
 void seed_f64_batch(const double *x, double *y, size_t n);
 double seed_f64_scalar(double x);
 
-#endif /* SEED_F64_H */
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MLPCODEGEN_seed_f64_H */
