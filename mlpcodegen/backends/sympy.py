@@ -106,20 +106,26 @@ class SympyOps:
     def num(self, value: float) -> Any:
         return self.display.number(value) if self.display else _number(value, self.rational)
 
+    # Unevaluated (``evaluate=False``, the numeric load): plain trees.  SymPy's own
+    # evaluation asks assumption questions of every subterm, which for a softmax of a
+    # softmax takes minutes.
     def add(self, a: Any, b: Any) -> Any:
-        return a + b
+        return a + b if self.evaluate else self.sympy.Add(a, b, evaluate=False)
 
     def sub(self, a: Any, b: Any) -> Any:
-        return a - b
+        return a - b if self.evaluate else self.sympy.Add(a, self.neg(b), evaluate=False)
 
     def mul(self, a: Any, b: Any) -> Any:
-        return a * b
+        return a * b if self.evaluate else self.sympy.Mul(a, b, evaluate=False)
 
     def div(self, a: Any, b: Any) -> Any:
-        return a / b
+        return a / b if self.evaluate else self.mul(a, self.sympy.Pow(b, -1, evaluate=False))
 
     def neg(self, a: Any) -> Any:
-        return -a
+        return -a if self.evaluate else self.sympy.Mul(-1, a, evaluate=False)
+
+    def total(self, terms: list[Any]) -> Any:
+        return self.sympy.Add(*terms, evaluate=self.evaluate)
 
     def gt(self, a: Any, b: Any) -> Any:
         return self.sympy.StrictGreaterThan(a, b)
@@ -185,10 +191,12 @@ class Display:
 def _softmax(o: SympyOps, z: list[Any], stable: bool, log: bool = False) -> list[Any]:
     """softmax / log_softmax; ``stable`` subtracts the max first, as the module does (and
     its numeric evaluation needs), otherwise the mathematics as usually written."""
-    shift = o.sympy.Max(*z) if stable and len(z) > 1 else (z[0] if stable else 0)
-    exps = [o.sympy.exp(v - shift) for v in z]
-    total = o.sympy.Add(*exps)
-    return [v - shift - o.sympy.log(total) for v in z] if log else [e / total for e in exps]
+    shift = o.sympy.Max(*z, evaluate=o.evaluate) if stable and len(z) > 1 else (z[0] if stable else 0)
+    exps = [o.sympy.exp(o.sub(v, shift), evaluate=o.evaluate) for v in z]
+    total = o.total(exps)
+    if log:
+        return [o.sub(o.sub(v, shift), o.sympy.log(total, evaluate=o.evaluate)) for v in z]
+    return [o.div(e, total) for e in exps]
 
 
 def _sparsemax(o: SympyOps, z: list[Any]) -> list[Any]:
@@ -199,7 +207,7 @@ def _sparsemax(o: SympyOps, z: list[Any]) -> list[Any]:
         count = o.sympy.Add(*[o.where(o.ge(zi, zj), one, zero) for zi in z])
         total = o.sympy.Add(*[o.where(o.ge(zi, zj), zi, zero) for zi in z])
         taus.append((total - one) / count)
-    tau = o.sympy.Max(*taus) if len(taus) > 1 else taus[0]
+    tau = o.sympy.Max(*taus, evaluate=o.evaluate) if len(taus) > 1 else taus[0]
     return [o.max(zj - tau, zero) for zj in z]
 
 
@@ -235,11 +243,11 @@ def _layer_inputs(ops: SympyOps, layer: Any, previous: list[Any]) -> list[Any]:
     import sympy
 
     if isinstance(layer, Dense):
-        return [sympy.Add(*[ops.num(layer.kernel[i, j]) * previous[i] for i in range(layer.n_in)],
-                          ops.num(layer.bias[j]) if layer.bias is not None else 0)
+        return [ops.total([ops.mul(ops.num(layer.kernel[i, j]), previous[i]) for i in range(layer.n_in)]
+                          + ([ops.num(layer.bias[j])] if layer.bias is not None else []))
                 for j in range(layer.units)]
     if isinstance(layer, Affine):
-        return [ops.num(s) * v + ops.num(t) for s, t, v in zip(layer.scale, layer.shift, previous)]
+        return [ops.add(ops.mul(ops.num(s), v), ops.num(t)) for s, t, v in zip(layer.scale, layer.shift, previous)]
     return list(previous)
 
 
