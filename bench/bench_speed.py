@@ -52,7 +52,7 @@ def main() -> int:
         benches = [bench_model(model, load(path), label, rows=args.rows, quick=args.quick, model_file=path)
                    for label, (model, path) in models(Path(folder)).items()]
     command = "python bench/bench_speed.py" + (" --quick" if args.quick else "")
-    png = write_report(benches, args.rows, Path(args.out), command, seed_labels=[SEED])
+    png = write_report(benches, args.rows, Path(args.out), command, seed_labels=[SEED], goals=True)
     print(Path(args.out).read_text())
     print(f"wrote {args.out} and {png}", file=sys.stderr)
     return 0
