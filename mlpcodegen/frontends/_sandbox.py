@@ -147,7 +147,8 @@ def _limit_resources(limits: ReadLimits) -> None:
 # ------------------------------------------------------------------- parent side
 
 
-def _run_forked(job: Job, args: tuple, limits: ReadLimits, label: str) -> bytes:
+def _fork_child(job: Job, args: tuple, limits: ReadLimits) -> tuple[int, int]:
+    """(pid, read end of its pipe) of a child that runs ``job`` and reports on the pipe."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
@@ -157,6 +158,11 @@ def _run_forked(job: Job, args: tuple, limits: ReadLimits, label: str) -> bytes:
         finally:
             os._exit(0)
     os.close(write_fd)
+    return pid, read_fd
+
+
+def _run_forked(job: Job, args: tuple, limits: ReadLimits, label: str) -> bytes:
+    pid, read_fd = _fork_child(job, args, limits)
     deadline = time.monotonic() + limits.seconds
     status = None
     try:
@@ -257,15 +263,7 @@ def serve() -> None:
         job = getattr(importlib.import_module(module), name)
         args = tuple(_decode_arg(a) for a in request["args"])
         limits = next((a for a in args if isinstance(a, ReadLimits)), ReadLimits())
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child
-            try:
-                os.close(read_fd)
-                _child(write_fd, job, args, limits)
-            finally:
-                os._exit(0)
-        os.close(write_fd)
+        pid, read_fd = _fork_child(job, args, limits)
         try:
             message = _collect(read_fd, float("inf"), limits) or b""
         except LimitExceeded as exc:
