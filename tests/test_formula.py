@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO, build_model
 from mlpcodegen.backends import BACKENDS, emit
-from mlpcodegen.backends.latex import emit_latex, latex_equations, rounding_error
+from mlpcodegen.backends.latex import emit_latex, latex_equations, rounding_error, sympy_equations
 from mlpcodegen.backends.sympy import (MAX_NESTED_TERMS, evaluate_expressions, expression_strings,
                                        nested_terms, network_expressions)
 from mlpcodegen.errors import UnsupportedError, ValidationError
@@ -398,3 +398,20 @@ def test_formula_png_refuses_a_formula_too_large_to_draw(tmp_path):
     with pytest.raises(UnsupportedError, match=f"limit {MAX_LINES}"):
         render_png(net, tmp_path / "big.png")
     assert not (tmp_path / "big.png").exists()  # no placeholder picture
+
+
+def test_softmax_formula_as_written_has_no_zero_shift():
+    """The display softmax is e^z / sum e^z: no ``- 0`` in the exponent, and no
+    unevaluated ``-1*0`` (SymPy's assumptions contradict themselves on it, depending on
+    what its cache holds: a CI failure)."""
+    import sympy
+    rng = np.random.default_rng(0)
+    layers = (Dense(rng.normal(size=(2, 2)), rng.normal(size=2), Activation("tanh"), "a"),
+              Dense(rng.normal(size=(2, 2)), rng.normal(size=2), Activation("softmax"), "b"))
+    net = Network(2, layers, name="n")
+    for options in ({}, {"expand": True}, {"layout": "nested"}):
+        for _, right in latex_equations(net, **options):
+            assert "- 0}" not in right and "-0}" not in right and "\\cdot 0" not in right
+    for left, right in sympy_equations(net):
+        zero_products = [m for m in right.atoms(sympy.Mul) if any(f == 0 for f in m.args)]
+        assert zero_products == []

@@ -113,7 +113,11 @@ class SympyOps:
         return a + b if self.evaluate else self.sympy.Add(a, b, evaluate=False)
 
     def sub(self, a: Any, b: Any) -> Any:
-        return a - b if self.evaluate else self.sympy.Add(a, self.neg(b), evaluate=False)
+        if self.evaluate:
+            return a - b
+        # An unevaluated ``-1*0`` makes SymPy's assumption system contradict itself
+        # (InconsistentAssumptions, depending on what its cache already holds).
+        return a if b == 0 else self.sympy.Add(a, self.neg(b), evaluate=False)
 
     def mul(self, a: Any, b: Any) -> Any:
         return a * b if self.evaluate else self.sympy.Mul(a, b, evaluate=False)
@@ -122,7 +126,7 @@ class SympyOps:
         return a / b if self.evaluate else self.mul(a, self.sympy.Pow(b, -1, evaluate=False))
 
     def neg(self, a: Any) -> Any:
-        return -a if self.evaluate else self.sympy.Mul(-1, a, evaluate=False)
+        return -a if self.evaluate or getattr(a, "is_Number", False) else self.sympy.Mul(-1, a, evaluate=False)
 
     def total(self, terms: list[Any]) -> Any:
         return self.sympy.Add(*terms, evaluate=self.evaluate)
