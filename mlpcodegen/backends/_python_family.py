@@ -2,17 +2,15 @@
 SymPy): the module header and the per-language tables."""
 from __future__ import annotations
 
-import re
 from typing import Callable, Sequence
 
 from ..ir import Network
-from ._closed_form import Language
+from .printer import Language, Printed, wrap
 from ._text import HEADER, float_digits, quote_name
 
 
 #: Longest sum in one Python statement (see :attr:`Language.max_terms`).
 MAX_TERMS = 64
-_LITERAL = re.compile(r"\(?-?(f32\()?\d[\d.]*(e[-+]?\d+)?\)?\)?\Z")
 
 
 def module_header(net: Network, lines: list[str]) -> list[str]:
@@ -73,16 +71,20 @@ ARRAY_FUNCTIONS = {
 }
 
 
-def _extremum(builtin: str) -> Callable[[str, str], str]:
+def _is_number(text: str) -> bool:
+    return getattr(text, "number", False)
+
+
+def _extremum(builtin: str) -> Callable[[Printed, Printed], str]:
     """A NaN-propagating max/min (see :mod:`mlpcodegen.activations`) from Python's
     builtin, which keeps its first argument when that is NaN (``max(nan, 0.0)`` is NaN,
     ``max(0.0, nan)`` is 0.0): the constant goes second."""
-    def write(a: str, b: str) -> str:
-        if _LITERAL.match(a):
+    def write(a: Printed, b: Printed) -> str:
+        if _is_number(a):
             a, b = b, a
-        if _LITERAL.match(b):
+        if _is_number(b):
             return f"{builtin}({a}, {b})"
-        return f"({a} if {a} != {a} else {builtin}({b}, {a}))"
+        return wrap(f"{a} if {a} != {a} else {builtin}({b}, {a})")
 
     return write
 
@@ -108,7 +110,7 @@ def scalar_language(literal: Callable[[float], str], python: bool = False) -> La
         max_statement=_max_statements,
         wrap_in_parens=True,
         max_terms=MAX_TERMS,
-        divide=(lambda a, b: f"({a} / {b})" if _LITERAL.match(b) else f"_div({a}, {b})") if python else None,
+        divide=(lambda a, b: wrap(f"{a} / {b}") if _is_number(b) else f"_div({a}, {b})") if python else None,
     )
 
 
@@ -127,4 +129,5 @@ def array_language(dtype: str) -> Language:
         max_statement=lambda m, zs: [f"{m} = " + (f"np.maximum.reduce([{', '.join(zs)}])" if len(zs) > 1 else zs[0])],
         wrap_in_parens=True,
         max_terms=MAX_TERMS,
+        needs={"erf": "import scipy.special"},  # NumPy has no erf
     )

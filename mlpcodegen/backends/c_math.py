@@ -18,7 +18,6 @@ sigmoid is e/(1 + e) or 1/(1 + e) with e = exp(-|x|); expm1 is 2^k expm1(r) + (2
 """
 from __future__ import annotations
 
-import re
 
 MATH_MODES = ("fast", "libm")
 
@@ -202,28 +201,33 @@ def _definition(key: str, flavour: str, prefix: str) -> list[str]:
     return [f"static inline float {prefix}_{flavour}{key}f(float x)", "{", *body.rstrip("\n").splitlines(), "}", ""]
 
 
-def fast_functions(dtype: str, prefix: str, vector: bool = False) -> dict[str, str]:
-    """primitive -> C call template over ``{a}`` for the inline functions of ``dtype``
-    (empty for float64: only float32 has fast versions, float64 calls libm);
-    ``vector``: the flavour for the batch block loops."""
-    if dtype != "float32":
-        return {}
+def fast_functions(prefix: str, vector: bool = False) -> dict[str, str]:
+    """primitive -> C call template over ``{a}`` for the inline float32 functions
+    (``vector``: the flavour for the batch block loops)."""
     flavour = "v" if vector else ""
     return {key: f"{prefix}_{flavour}{key}f({{a}})" for key in PRIMITIVES}
 
 
-def fast_where(dtype: str, prefix: str) -> str | None:
-    """The block loops' ``where`` template over ``{c} {a} {b}`` (None: plain ``?:``)."""
-    return f"{prefix}_vwheref({{c}}, {{a}}, {{b}})" if dtype == "float32" else None
+def fast_needs(vector: bool = False) -> dict[str, tuple[str, str]]:
+    """primitive (and ``where``, ``max``, ``min`` in the block loops) -> the definition its template
+    calls, as :func:`definitions` takes it: the printer collects them while printing."""
+    flavour = "v" if vector else ""
+    needs = {key: (key, flavour) for key in PRIMITIVES}
+    if vector:  # max and min are written with where (NaN-propagating)
+        needs.update(dict.fromkeys(("where", "max", "min"), ("where", "v")))
+    return needs
 
 
-def definitions(source: str, dtype: str, prefix: str) -> list[str]:
-    """The definitions of the inline functions ``source`` calls (and those they call),
-    in dependency order; unused ones are left out (``-Wunused-function``)."""
-    if dtype != "float32":
-        return []
-    used = {(key, v) for key in _FLOAT32 for v in FLAVOURS
-            if v in _FLOAT32[key][0] and re.search(rf"\b{prefix}_{v}{key}f\(", source)}
+def fast_where(prefix: str) -> str:
+    """The block loops' ``where`` template over ``{c} {a} {b}``."""
+    return f"{prefix}_vwheref({{c}}, {{a}}, {{b}})"
+
+
+def definitions(used: set[tuple[str, str]], prefix: str) -> list[str]:
+    """The definitions of the inline functions ``used`` ((primitive, flavour) pairs, as
+    :func:`fast_needs` names them) and of those they call, in dependency order; unused
+    ones are left out (``-Wunused-function``)."""
+    used = {(key, v) for key, v in used if v in _FLOAT32.get(key, ({}, ()))[0]}
     for key, v in list(used):
         used.update((dependency, v) for dependency in _FLOAT32[key][1])
     out: list[str] = []
@@ -232,4 +236,3 @@ def definitions(source: str, dtype: str, prefix: str) -> list[str]:
             if (key, v) in used:
                 out += _definition(key, v, prefix)
     return out
-

@@ -12,13 +12,15 @@ inf or NaN, as in every other target, not ZeroDivisionError.
 """
 from __future__ import annotations
 
-import re
 
 import numpy as np
 
 from ..activations import REGISTRY
 from ..ir import Dense, Network
-from ._closed_form import Language, TextOps, activate_statements, emit_layer, layer_comment, strip_parens
+from ..graph import Builder, Item, Node
+from ..network_graph import named_values
+from ._closed_form import activate_statements, emit_layer, layer_comment
+from .printer import Printer, top
 from ._python_family import module_header, python_literal, scalar_language
 from ._text import Lines, check_identifier
 
@@ -39,16 +41,15 @@ def _language(dtype: str):
 #: 256-16-1: 63 s), loops in well under a second whatever the size.  The loop adds the
 #: terms in the closed form's order (w0*x0 + w1*x1 + ... + b), so results are the same.
 LOOP_WEIGHTS = 256
-_INDEXED = re.compile(r"([a-z]\d*)\[(\d+)\]\Z")
 
 
-def _array_of(sources: list[str]) -> str | None:
+def _array_of(sources: list[Node]) -> str | None:
     """``a`` when ``sources`` are ``a[0], a[1], ...`` (an array already), else None."""
-    matches = [_INDEXED.match(s) for s in sources]
-    if all(matches) and len({m.group(1) for m in matches}) == 1 and \
-            [int(m.group(2)) for m in matches] == list(range(len(sources))):
-        return matches[0].group(1)
-    return None
+    first = sources[0]
+    if not isinstance(first, Item):
+        return None
+    cells = [(getattr(s, "array", None), getattr(s, "index", None)) for s in sources]
+    return first.array if cells == [(first.array, i) for i in range(len(sources))] else None
 
 
 def _array_text(name: str, values: np.ndarray, dtype: str) -> list[str]:
@@ -57,15 +58,15 @@ def _array_text(name: str, values: np.ndarray, dtype: str) -> list[str]:
     return [f"{name} = np.array([{flat}], dtype=np.{dtype}).reshape({values.shape})"]
 
 
-def _loop_layer(lang: Language, layer: Dense, index: int, sources: list[str], lines: Lines,
-                dtype: str, arrays: dict[str, list[str]]) -> list[str]:
+def _loop_layer(printer: Printer, b: Builder, layer: Dense, index: int, sources: list[Node], lines: Lines,
+                dtype: str, arrays: dict[str, list[str]]) -> list[Node]:
     """A large Dense layer as loops over ``_W{index}`` (and ``_B{index}``)."""
     weights, bias, z = f"_W{index}", f"_B{index}", f"z{index}"
     arrays[weights] = _array_text(weights, layer.kernel, dtype)
     values = _array_of(sources)
     if values is None:
         values = f"v{index}"
-        lines.add(f"{values} = np.array([{', '.join(sources)}], dtype=np.{dtype})")
+        lines.add(f"{values} = np.array([{', '.join(printer.expr(s) for s in sources)}], dtype=np.{dtype})")
     lines.add(f"{z} = np.empty({layer.units}, dtype=np.{dtype})", f"for j in range({layer.units}):",
               f"    acc = {values}[0] * {weights}[0, j]", f"    for i in range(1, {layer.n_in}):",
               f"        acc += {values}[i] * {weights}[i, j]")
@@ -74,27 +75,30 @@ def _loop_layer(lang: Language, layer: Dense, index: int, sources: list[str], li
         lines.add(f"    acc += {bias}[j]")
     lines.add(f"    {z}[j] = acc")
     spec = REGISTRY[layer.activation.name]
+    sums = [b.item(z, j) for j in range(layer.units)]
     if layer.activation.is_identity:
-        return [f"{z}[{j}]" for j in range(layer.units)]
+        return sums
     if spec.vector or spec.per_unit:
-        return activate_statements(lang, layer, index, [[f"{z}[{j}]"] for j in range(layer.units)], lines)
+        return activate_statements(printer, b, layer, index, named_values(b, index, sums), lines)
     h = f"h{index}"
-    formula = strip_parens(spec.formula(TextOps(lang), f"{z}[j]", layer.activation.unit_params(0)))
+    formula = top(printer.expr(spec.formula(b, b.ref(f"{z}[j]"), layer.activation.unit_params(0))))
     lines.add(f"{h} = np.empty({layer.units}, dtype=np.{dtype})", f"for j in range({layer.units}):",
               f"    {h}[j] = {formula}")
-    return [f"{h}[{j}]" for j in range(layer.units)]
+    return [b.item(h, j) for j in range(layer.units)]
 
 
-def _statements(net: Network, dtype: str, inputs: list[str], lines: Lines, arrays: dict[str, list[str]]) -> list[str]:
-    """Every layer as statements (closed form, or loops for large Dense layers)."""
-    lang, sources = _language(dtype), list(inputs)
+def _statements(net: Network, dtype: str, b: Builder, inputs: list[Node], lines: Lines,
+                arrays: dict[str, list[str]]) -> list[str]:
+    """Every layer as statements (closed form, or loops for large Dense layers); the
+    printed outputs."""
+    printer, sources = Printer(_language(dtype)), list(inputs)
     for index, layer in enumerate(net.layers, start=1):
         lines.add(f"# {layer_comment(layer, index)}")
         if isinstance(layer, Dense) and layer.kernel.size > LOOP_WEIGHTS:
-            sources = _loop_layer(lang, layer, index, sources, lines, dtype, arrays)
+            sources = _loop_layer(printer, b, layer, index, sources, lines, dtype, arrays)
         else:
-            sources = emit_layer(lang, layer, index, sources, lines)
-    return sources
+            sources = emit_layer(printer, b, layer, index, sources, lines)
+    return [printer.expr(s) for s in sources]
 
 
 def emit_numba(net: Network, *, dtype: str = "float64", name: str = "mlp") -> str:
@@ -105,7 +109,8 @@ def emit_numba(net: Network, *, dtype: str = "float64", name: str = "mlp") -> st
     body = Lines()
     body.add("@numba.njit(cache=True, nogil=True, error_model=\"numpy\")", f"def _{name}_row(x, y):")
     body.level = 1
-    outputs = _statements(net, dtype, [f"x[{i}]" for i in range(n_in)], body, arrays)
+    b = Builder()
+    outputs = _statements(net, dtype, b, [b.item("x", i) for i in range(n_in)], body, arrays)
     body.add(*(f"y[{j}] = {source}" for j, source in enumerate(outputs)))
     body.level = 0
     lines = Lines().add(*module_header(net, [
@@ -144,7 +149,8 @@ def _scalar_function(net: Network, dtype: str, name: str, arrays: dict[str, list
         lines.add("", "", "@numba.njit(cache=True, nogil=True, error_model=\"numpy\")", f"def {name}_scalar(v):")
         lines.level = 1
         lines.add(f"x0 = np.{dtype}(v)")
-        outputs = _statements(net, dtype, ["x0"], lines, arrays)
+        b = Builder()
+        outputs = _statements(net, dtype, b, [b.ref("x0")], lines, arrays)
         lines.add(f"return {outputs[0]}")
     return lines
 

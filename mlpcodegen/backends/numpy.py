@@ -7,9 +7,11 @@ shortest digits, and NumPy casts Python scalars to the array's type (NEP 50).
 from __future__ import annotations
 
 from ..ir import Network
+from ..graph import Builder
 from ._closed_form import emit_statements
 from ._python_family import array_language, module_header
 from ._text import Lines, check_identifier
+from .printer import Printer
 
 DTYPES = ("float32", "float64")
 _TAKEN = frozenset({"X", "np"})
@@ -22,8 +24,9 @@ def emit_numpy(net: Network, *, dtype: str = "float64", name: str = "mlp") -> st
     body = Lines()
     body.level = 1
     inputs = [f"x{i}" for i in range(net.n_inputs)]
-    outputs = emit_statements(net, array_language(dtype), inputs, body, lambda text: f"# {text}")
-    imports = ["import numpy as np"] + (["import scipy.special"] if "scipy.special" in str(body) else [])
+    b, printer = Builder(), Printer(array_language(dtype))
+    outputs = emit_statements(net, printer, b, [b.ref(v) for v in inputs], body, printer.lang.comment)
+    imports = ["import numpy as np"] + sorted(printer.needed)
     lines = Lines().add(*module_header(net, [
         "",
         f"{name}(X): X of shape (n, {net.n_inputs}), rows are samples -> array of shape (n, {net.n_outputs}), {dtype}",

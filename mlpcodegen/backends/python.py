@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 from ..ir import Network
+from ..graph import Builder
 from ._closed_form import emit_statements
 from ._python_family import PYTHON_HELPERS, module_header, python_literal, scalar_language
 from ._text import Lines, check_identifier
+from .printer import Printer
 
 DTYPES = ("float64",)
 LANGUAGE = scalar_language(python_literal("float64"), python=True)
@@ -31,7 +33,8 @@ def emit_python(net: Network, *, dtype: str = "float64", name: str = "mlp") -> s
     lines.add(f'    raise ValueError(f"{name} expects {net.n_inputs} inputs, got {{len(x)}}")')
     inputs = [f"x{i}" for i in range(net.n_inputs)]
     lines.add(*(f"{v} = float(x[{i}])" for i, v in enumerate(inputs)))
-    outputs = emit_statements(net, LANGUAGE, inputs, lines, lambda text: f"# {text}")
+    b = Builder()
+    outputs = emit_statements(net, Printer(LANGUAGE), b, [b.ref(v) for v in inputs], lines, LANGUAGE.comment)
     lines.add(f"return [{', '.join(outputs)}]")
     lines.level = 0
     lines.add("", "", f"def {name}_batch(rows):")

@@ -21,7 +21,9 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import Affine, Dense, Network
-from ._closed_form import Language, emit_statements
+from ..graph import Builder
+from ._closed_form import emit_statements
+from .printer import Language, Printer
 from ._python_family import module_header
 from ._text import Lines, check_identifier
 
@@ -75,7 +77,8 @@ def emit_sympy(net: Network, *, dtype: str = "float64", name: str = "mlp", ratio
         f"Weights as exact {'rationals' if rational else 'binary floats (sympy.Float, 53 bits)'}.",
     ]), "import sympy", "")
     lines.add(*(f'{v} = sympy.Symbol("{v}", real=True)' for v in names))
-    outputs = emit_statements(net, _language(rational), names, lines, lambda text: f"# {text}")
+    b, printer = Builder(), Printer(_language(rational))
+    outputs = emit_statements(net, printer, b, [b.ref(v) for v in names], lines, printer.lang.comment)
     lines.add("", f"inputs = ({', '.join(names)}{',' if len(names) == 1 else ''})")
     lines.add(f"outputs = [{', '.join(outputs)}]")
     lines.add("expr = outputs[0]" if len(outputs) == 1 else "expr = sympy.Matrix(outputs)")

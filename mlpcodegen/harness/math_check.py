@@ -87,7 +87,7 @@ def max_ulp(function: str, stride: int = 1, flags: tuple[str, ...] = ("-O2",), v
     if compiler is None:
         raise CompileError("measuring the fast math functions needs a C compiler (gcc or $CC)")
     key = ("v" if vector else "") + function + "f"
-    source = "\n".join(["#include <stdint.h>", "#include <string.h>"] + c_math.definitions(f"fast_{key}(", "float32", "fast"))
+    source = "\n".join(["#include <stdint.h>", "#include <string.h>"] + c_math.definitions({(function, "v" if vector else "")}, "fast"))
     program = _PROGRAM % {"definitions": source, "key": key, "reference": REFERENCE[function]}
     with tempfile.TemporaryDirectory() as folder:
         src, exe = Path(folder) / "check.c", Path(folder) / "check"
