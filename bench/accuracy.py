@@ -22,10 +22,11 @@ sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
 import numpy as np  # noqa: E402
 
 from conftest import architecture, build_model  # noqa: E402
-from mlpcodegen.backends.c import load as compile_c  # noqa: E402
 from mlpcodegen.frontends.keras import load  # noqa: E402
 from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare, random_inputs  # noqa: E402
 from mlpcodegen.reference import evaluate_magnitude  # noqa: E402
+from mlpcodegen.runtime import compile_c  # noqa: E402
+from mlpcodegen.runtime import load as run_target  # noqa: E402
 
 RANGES = (1.0, 2.0, 50.0)
 PAIRS = ("predict vs reference (ulp)", "C float32 vs reference (ulp)", "C float32 vs predict (ulp)",
@@ -50,7 +51,6 @@ def activation_table() -> list[str]:
     import keras
     from test_coverage import KERAS_ACTIVATIONS, activation_model, inputs
 
-    from mlpcodegen.backends import BACKENDS
 
     lines = ["## Per activation (C and Numba float32 against model.predict, in ULPs of the reference magnitude)", "",
              "| activation | predict vs reference | C f32 vs reference | C f32 vs predict | Numba f32 vs predict "
@@ -66,7 +66,7 @@ def activation_table() -> list[str]:
             reference, scale = evaluate_magnitude(load(model, fold=False), x)
             predicted = model.predict(x, batch_size=len(x), verbose=0)
             c32 = compile_c(net, dtype="float32", name="net")(x)
-            nb32 = BACKENDS["numba"].load(net, dtype="float32", name="net")(x)
+            nb32 = run_target(net, "numba", dtype="float32", name="net")(x)
             c64 = compile_c(net, dtype="float64", name="net")(x)
             values = [compare(predicted, reference, scale, "float32")[2], compare(c32, reference, scale, "float32")[2],
                       compare(c32, predicted, scale, "float32")[2], compare(nb32, predicted, scale, "float32")[2],

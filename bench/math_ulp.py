@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from mlpcodegen.backends.c_math import ULP_BOUND  # noqa: E402
-from mlpcodegen.harness.cffi_build import DEFAULT_FLAGS  # noqa: E402
+from mlpcodegen.runtime.cffi_build import DEFAULT_FLAGS  # noqa: E402
 from mlpcodegen.harness.math_check import max_ulp  # noqa: E402
 
 

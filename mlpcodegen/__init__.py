@@ -9,11 +9,11 @@
 True
 """
 from .backends import emit
-from .backends.c import load as compile_c
 from .errors import CompileError, MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
 from .frontends.keras import load
 from .harness.verify import verify
 from .reference import evaluate
+from .runtime import compile_c
 from .scaling import Scaling, with_scaling, write_scaling_file
 
 __all__ = [

@@ -92,12 +92,12 @@ def _default_name(model: str, target: str) -> str:
 
 def _target_options(args: argparse.Namespace, backend, load: bool = False) -> dict:
     """The target's emit options the command line sets (``--unroll`` for c, ...).
-    ``load``: only those its loader takes too (LaTeX digits are emit-only)."""
-    import inspect
+    ``load``: only those that change what runs (LaTeX digits are emit-only)."""
+    from .runtime import run_options
 
     keys = [key for key in backend.options if hasattr(args, key)]
-    if load and backend.load is not None:
-        keys = [key for key in keys if key in inspect.signature(backend.load).parameters]
+    if load:
+        keys = [key for key in keys if key in run_options(backend.name)]
     return {key: getattr(args, key) for key in keys}
 
 
@@ -435,12 +435,12 @@ def _digits(text: str) -> Optional[int]:
     return value or None
 
 
-def _add_convert(sub, backends: dict) -> None:
+def _add_convert(sub, backends: dict, dtypes: Sequence[str]) -> None:
     convert = sub.add_parser("convert", help="emit source code for a model",
                              description="Emit source code for a .keras or .h5 model (no TensorFlow needed).")
     _add_model_options(convert)
     convert.add_argument("--target", default="c", choices=sorted(backends))
-    convert.add_argument("--dtype", choices=("float32", "float64"),
+    convert.add_argument("--dtype", choices=dtypes,
                          help="arithmetic type (default: float32 for c, numba, numpy; float64 otherwise; "
                               "python, sympy and latex are float64 only)")
     convert.add_argument("--name", help="function name (default: from the model file's name, made a usable "
@@ -457,13 +457,13 @@ def _add_convert(sub, backends: dict) -> None:
     convert.set_defaults(run=cmd_convert)
 
 
-def _add_verify(sub, backends: dict) -> None:
+def _add_verify(sub, runnable: Sequence[str], dtypes: Sequence[str]) -> None:
     verify = sub.add_parser("verify", help="check a target against model.predict",
                             description="Compare a compiled target against the float64 reference "
                                         "and model.predict; exit 1 when a tolerance is exceeded.")
     _add_model_options(verify)
-    verify.add_argument("--target", default="c", choices=sorted(n for n, b in backends.items() if b.load))
-    verify.add_argument("--dtype", choices=("float32", "float64"), help="default: the target's first")
+    verify.add_argument("--target", default="c", choices=sorted(runnable))
+    verify.add_argument("--dtype", choices=dtypes, help="default: the target's first")
     verify.add_argument("-n", type=_positive_int, default=1000, help="number of inputs")
     inputs = verify.add_mutually_exclusive_group()
     inputs.add_argument("--domain", nargs=2, type=_floats, metavar=("LOW", "HIGH"),
@@ -531,14 +531,17 @@ _NEGATIVE_NUMBERS = re.compile(rf"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,{_NUMBER})
 
 def build_parser() -> argparse.ArgumentParser:
     from .backends import BACKENDS
+    from .numeric import NUMERIC_TYPES
+    from .runtime import LOADERS
 
+    dtypes = tuple(NUMERIC_TYPES)  # which ones a target supports: checked after parsing
     parser = argparse.ArgumentParser(
         prog="mlpcodegen", description="Compile trained Keras MLPs into native functions."
     )
     parser.add_argument("--version", action="version", version=f"mlpcodegen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_convert(sub, BACKENDS)
-    _add_verify(sub, BACKENDS)
+    _add_convert(sub, BACKENDS, dtypes)
+    _add_verify(sub, LOADERS, dtypes)
     _add_formula(sub)
     _add_bench(sub)
     _add_demo(sub)

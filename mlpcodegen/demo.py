@@ -156,8 +156,8 @@ def _verify(keras_model, model_net: Network, run: _Run, inputs, outputs, dtype: 
 
 def _speed(run: _Run, keras_model, inputs) -> dict[str, float]:
     """Seconds for one sample: model.predict and the C function's three entries."""
-    from .backends.c import load as compile_c
     from .harness.bench import median_seconds
+    from .runtime import compile_c
 
     function = compile_c(run.net, dtype="float32", name=run.name)
     row = ((run.domain[0] + run.domain[1]) / 2).astype(np.float32)

@@ -6,9 +6,10 @@ import pytest
 from conftest import STRICT_FLAGS, architecture
 from mlpcodegen.backends import emit
 from mlpcodegen.backends._text import float_digits
-from mlpcodegen.backends.c import emit_c, emit_c_header, literal, load
+from mlpcodegen.backends.c import emit_c, emit_c_header, literal
 from mlpcodegen.errors import UnsupportedError, ValidationError
 from mlpcodegen.ir import Activation, Dense, Network
+from mlpcodegen.runtime import compile_c as load
 
 
 def random_net(seed: int) -> Network:
@@ -302,7 +303,7 @@ def test_block_and_one_sample_paths_compute_the_same_sums(math):
     order: compiled without FMA contraction they agree bit for bit.  (The harness builds
     with -ffp-contract=fast, where the two may round a fused multiply-add differently.)"""
     from mlpcodegen.backends.c import LANES, cdef
-    from mlpcodegen.harness.cffi_build import CompiledNetwork, build_module
+    from mlpcodegen.runtime.cffi_build import CompiledNetwork, build_module
 
     for seed in range(12):
         net = random_net(seed)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import build_model
-from mlpcodegen.backends import BACKENDS
+from mlpcodegen import runtime
 from mlpcodegen.cli import main
 from mlpcodegen.errors import UnsupportedError
 from mlpcodegen.frontends.keras import load
@@ -43,7 +43,7 @@ def test_onnx_graph_names_what_it_cannot_express():
 
 
 def test_litert_peer_matches_predict(keras_module):
-    from mlpcodegen.frontends.keras import litert_runner
+    from mlpcodegen.harness.peers import litert_runner
 
     model = build_model([3, 8, 2], ["tanh", "softmax"], [True, True], seed=4)
     x = inputs(load(model), 1, 100)
@@ -56,7 +56,7 @@ def test_litert_peer_matches_predict(keras_module):
 def test_plain_c_kernel_computes_the_network(gcc, seed):
     """The kernel the generated C is measured against is a correct implementation."""
     from mlpcodegen.harness.cdriver import plain_kernel
-    from mlpcodegen.harness.cffi_build import CompiledNetwork, build_module
+    from mlpcodegen.runtime.cffi_build import CompiledNetwork, build_module
 
     net = random_net(seed)
     module = build_module(plain_kernel(net) + "void plain_batch(const float *x, float *y, size_t n)\n"
@@ -79,7 +79,7 @@ def test_in_c_driver_reports_every_measurement(gcc):
 
 def test_bound_call_and_scalar_entry_agree_with_the_array_call(gcc):
     net = load(SEED)
-    c = BACKENDS["c"].load(net, dtype="float32", name="seed")
+    c = runtime.load(net, "c", dtype="float32", name="seed")
     x = inputs(net)
     bound, other = c.bind(), c.bind()
     for row in x[:20]:
@@ -89,7 +89,7 @@ def test_bound_call_and_scalar_entry_agree_with_the_array_call(gcc):
         assert c.scalar(float(row[0])) == c(row)[0]
     assert not other.y.any()  # each binding owns its buffers
     wide = random_net(2)
-    cw = BACKENDS["c"].load(wide, dtype="float64", name="w")
+    cw = runtime.load(wide, "c", dtype="float64", name="w")
     b = cw.bind()
     b.x[:] = inputs(wide)[0]
     b.run()
@@ -99,7 +99,7 @@ def test_bound_call_and_scalar_entry_agree_with_the_array_call(gcc):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_numba_into_and_scalar_agree_with_the_single_call(dtype):
     net = load(SEED)
-    nb = BACKENDS["numba"].load(net, dtype=dtype, name="seed")
+    nb = runtime.load(net, "numba", dtype=dtype, name="seed")
     out = np.empty(1, dtype)
     for value in inputs(net)[:10, 0].astype(dtype):
         row = np.array([value])

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import build_model
-from mlpcodegen.backends import BACKENDS, emit
+from mlpcodegen import runtime
+from mlpcodegen.backends import emit
 from mlpcodegen.backends import sympy as sympy_backend
 from mlpcodegen.backends._python_family import MAX_TERMS
 from mlpcodegen.backends.latex import MAX_FORMULA_TERMS, emit_latex, latex_equations
@@ -35,7 +36,7 @@ def net():
                                           ("numba", "float64")])
 def test_a_3000_input_layer_imports_and_computes(net, target, dtype):
     x = np.random.default_rng(1).normal(size=(5, 3000))
-    got = BACKENDS[target].load(net, dtype=dtype, name="wide")(x)
+    got = runtime.load(net, target, dtype=dtype, name="wide")(x)
     np.testing.assert_allclose(got, evaluate(net, x), rtol=1e-4 if dtype == "float32" else 1e-12, atol=1e-5)
 
 
@@ -52,10 +53,10 @@ def test_long_sums_are_split_in_order(net):
     for i in range(3000):
         total = x[i] * line.layers[0].kernel[i, 0] if i == 0 else total + x[i] * line.layers[0].kernel[i, 0]
     total += line.layers[0].bias[0]
-    assert BACKENDS["python"].load(line, name="line")(x)[0] == total
+    assert runtime.load(line, "python", name="line")(x)[0] == total
     rows = np.random.default_rng(3).normal(size=(4, 3000))
-    np.testing.assert_array_equal(BACKENDS["numba"].load(net, name="wide")(rows),
-                                  BACKENDS["python"].load(net, name="wide")(rows))
+    np.testing.assert_array_equal(runtime.load(net, "numba", dtype="float64", name="wide")(rows),
+                                  runtime.load(net, "python", name="wide")(rows))
 
 
 def test_latex_and_formula_refuse_early_from_the_sizes(net, monkeypatch, tmp_path):

@@ -9,9 +9,9 @@ import pytest
 from conftest import STRICT_FLAGS
 from mlpcodegen.backends import c_math
 from mlpcodegen.backends.c import cdef, emit_c
-from mlpcodegen.harness.cffi_build import DEFAULT_FLAGS, CompiledNetwork, build_module
 from mlpcodegen.harness.math_check import max_ulp
 from mlpcodegen.ir import Activation, Dense, Network
+from mlpcodegen.runtime.cffi_build import DEFAULT_FLAGS, CompiledNetwork, build_module
 
 
 @pytest.mark.parametrize("function", sorted(c_math.ULP_BOUND))

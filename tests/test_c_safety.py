@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from conftest import STRICT_FLAGS
-from mlpcodegen.backends.c import cdef, emit_c, emit_c_header, load
-from mlpcodegen.harness.cffi_build import CompiledNetwork, build_module
+from mlpcodegen.backends.c import cdef, emit_c, emit_c_header
 from mlpcodegen.ir import Activate, Activation, Dense, Network
+from mlpcodegen.runtime import compile_c as load
+from mlpcodegen.runtime.cffi_build import CompiledNetwork, build_module
 
 # ---------------------------------------------------------------------------------------
 # Special values: the table of /work/notes/nan_semantics.md (Keras 3 on TensorFlow,
@@ -289,7 +290,7 @@ def test_batch_in_place_equals_out_of_place_bit_for_bit(gcc, dtype):
 # ---------------------------------------------------------------------------------------
 # Bounded, stated stack (item 5)
 from mlpcodegen.backends.c import BLOCK_BUFFER_BYTES, block_plan, stack_bytes  # noqa: E402
-from mlpcodegen.harness.cffi_build import DEFAULT_FLAGS  # noqa: E402
+from mlpcodegen.runtime.cffi_build import DEFAULT_FLAGS  # noqa: E402
 
 
 def _chain(widths: list[int], activation: str = "relu", seed: int = 0) -> Network:

@@ -8,10 +8,10 @@ import textwrap
 import numpy as np
 import pytest
 
-from mlpcodegen.backends import BACKENDS
+from mlpcodegen import runtime
 from mlpcodegen.errors import MlpCodegenError
-from mlpcodegen.harness import cffi_build, pymodule
 from mlpcodegen.ir import Activation, Dense, Network
+from mlpcodegen.runtime import cffi_build, pymodule
 
 NET = Network(3, (Dense(np.arange(6.0).reshape(3, 2) / 10, np.array([0.5, -0.5]), Activation("tanh"), "h"),))
 EXPECTED = np.tanh(np.array([0.1, 0.2, 0.3]) @ NET.layers[0].kernel + NET.layers[0].bias)
@@ -20,7 +20,7 @@ EXPECTED = np.tanh(np.array([0.1, 0.2, 0.3]) @ NET.layers[0].kernel + NET.layers
 #: the process with SIGBUS, which must not take pytest with it.
 CHILD = textwrap.dedent("""
     import numpy as np
-    from mlpcodegen.backends.c import load
+    from mlpcodegen.runtime import compile_c as load
     from mlpcodegen.ir import Activation, Dense, Network
     net = Network(3, (Dense(np.arange(6.0).reshape(3, 2) / 10, np.array([0.5, -0.5]), Activation("tanh"), "h"),))
     print(repr(load(net, dtype="float64", name="cached")(np.array([0.1, 0.2, 0.3])).tolist()))
@@ -83,7 +83,7 @@ def test_a_cache_that_is_a_file_is_a_clear_error(tmp_path, monkeypatch, target):
     monkeypatch.setenv("MLPCODEGEN_CACHE", str(blocker))
     monkeypatch.setattr(cffi_build, "_LOADED", {})
     with pytest.raises(MlpCodegenError, match=r"compiled-code cache cannot be used: .*not-a-folder.*MLPCODEGEN_CACHE"):
-        BACKENDS[target].load(NET, dtype="float64", name="blocked")
+        runtime.load(NET, target, dtype="float64", name="blocked")
     assert blocker.read_text() == "x"
 
 
@@ -91,7 +91,7 @@ def test_a_cache_that_cannot_be_created_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("MLPCODEGEN_CACHE", "/proc/self/mlpcodegen-cache")
     monkeypatch.setattr(cffi_build, "_LOADED", {})
     with pytest.raises(MlpCodegenError, match="compiled-code cache cannot be used: /proc/self/mlpcodegen-cache"):
-        BACKENDS["c"].load(NET, dtype="float64", name="nowhere")
+        runtime.load(NET, "c", dtype="float64", name="nowhere")
 
 
 def test_an_unwritable_cache_is_a_clear_error(tmp_path, monkeypatch):
@@ -104,16 +104,16 @@ def test_an_unwritable_cache_is_a_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cffi_build.tempfile, "mkdtemp", refuse)
     with pytest.raises(MlpCodegenError, match="compiled-code cache cannot be used: .*Permission denied"):
-        BACKENDS["c"].load(NET, dtype="float64", name="readonly")
+        runtime.load(NET, "c", dtype="float64", name="readonly")
 
 
 def test_a_read_only_cache_with_intact_entries_still_loads(tmp_path, monkeypatch):
     monkeypatch.setenv("MLPCODEGEN_CACHE", str(tmp_path))
     monkeypatch.setattr(cffi_build, "_LOADED", {})
-    BACKENDS["c"].load(NET, dtype="float64", name="shared")
+    runtime.load(NET, "c", dtype="float64", name="shared")
     monkeypatch.setattr(cffi_build, "_LOADED", {})
     monkeypatch.setattr(cffi_build.tempfile, "mkdtemp", lambda *a, **k: pytest.fail("rebuilt an intact entry"))
-    np.testing.assert_allclose(BACKENDS["c"].load(NET, dtype="float64", name="shared")([0.1, 0.2, 0.3]), EXPECTED,
+    np.testing.assert_allclose(runtime.load(NET, "c", dtype="float64", name="shared")([0.1, 0.2, 0.3]), EXPECTED,
                                rtol=1e-15)
 
 
@@ -149,17 +149,19 @@ def test_a_folder_in_place_of_a_python_module_is_a_clear_error(tmp_path, monkeyp
 def test_a_folder_in_place_of_a_library_stamp_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("MLPCODEGEN_CACHE", str(tmp_path))
     monkeypatch.setattr(cffi_build, "_LOADED", {})
-    BACKENDS["c"].load(NET, dtype="float64", name="stamped")
+    runtime.load(NET, "c", dtype="float64", name="stamped")
     library = _library(tmp_path)
     stamp = library.with_name(library.name + ".sha256")
     stamp.unlink()
     stamp.mkdir()
     monkeypatch.setattr(cffi_build, "_LOADED", {})
     with pytest.raises(MlpCodegenError, match=r"compiled-code cache cannot be used: .*\.sha256: not a regular file"):
-        BACKENDS["c"].load(NET, dtype="float64", name="stamped")
+        runtime.load(NET, "c", dtype="float64", name="stamped")
 
 
-NUMBA_CHILD = CHILD.replace("from mlpcodegen.backends.c import load", "from mlpcodegen.backends.numba import load")
+NUMBA_CHILD = CHILD.replace("from mlpcodegen.runtime import compile_c as load",
+                            "from functools import partial; from mlpcodegen.runtime import load as run; "
+                            "load = partial(run, target='numba')")
 
 
 @pytest.mark.parametrize("damage", ["half", "empty"])

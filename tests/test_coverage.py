@@ -7,6 +7,7 @@ read back; inputs include +-50 and the kinks of the activations (0, +-0.5, +-1, 
 import numpy as np
 import pytest
 
+from mlpcodegen import runtime
 from mlpcodegen.backends import BACKENDS
 from mlpcodegen.frontends.keras import SUPPORTED_LAYERS, load
 from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare
@@ -16,7 +17,7 @@ from mlpcodegen.reference import evaluate_magnitude
 KINKS = np.array([0.0, 0.5, -0.5, 1.0, -1.0, 3.0, -3.0, 6.0, -6.0, 50.0, -50.0, 1e-3, -1e-3, 0.2, 2.0, -2.0])
 WIDTH = 4
 #: every target that runs in-process, with its dtypes
-TARGETS = [(name, dtype) for name, backend in BACKENDS.items() if backend.load for dtype in backend.dtypes]
+TARGETS = [(name, dtype) for name in runtime.LOADERS for dtype in BACKENDS[name].dtypes]
 
 KERAS_ACTIVATIONS = [
     "linear", "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "swish", "hard_silu",
@@ -104,7 +105,7 @@ def check_everywhere(model, tmp_path, x):
     predicted = model.predict(x, batch_size=len(x), verbose=0)
     assert compare(predicted, reference, scale, "float32")[2] <= F32_ULP_BOUND, "reference disagrees with Keras"
     for target, dtype in TARGETS:
-        got = BACKENDS[target].load(net, dtype=dtype, name="m")(x)
+        got = runtime.load(net, target, dtype=dtype, name="m")(x)
         if dtype == "float64":
             _, rel, _ = compare(got, reference, scale, "float64")
             assert rel <= F64_REL_BOUND, (target, dtype, rel)
@@ -217,6 +218,6 @@ def test_sparsemax_and_threshold_in_the_ir(target, dtype):
         net = Network(WIDTH, (first, Dense(rng.normal(size=(WIDTH, 2)), rng.normal(size=2))))
         x = inputs(WIDTH)
         reference, scale = evaluate_magnitude(net, x)
-        got = BACKENDS[target].load(net, dtype=dtype, name="m")(x)
+        got = runtime.load(net, target, dtype=dtype, name="m")(x)
         error = compare(got, reference, scale, dtype)
         assert (error[1] <= F64_REL_BOUND) if dtype == "float64" else (error[2] <= F32_ULP_BOUND), activation.name

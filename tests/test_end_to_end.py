@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import architecture, build_model
+from mlpcodegen import runtime
 from mlpcodegen.backends import BACKENDS
 from mlpcodegen.frontends.keras import load
 from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare, random_inputs, verify
@@ -28,7 +29,7 @@ def test_architectures_cover_every_activation_and_both_bias_settings():
 
 
 #: every target that runs in-process, with each dtype it supports
-TARGETS = [(name, dtype) for name, backend in BACKENDS.items() if backend.load for dtype in backend.dtypes]
+TARGETS = [(name, dtype) for name in runtime.LOADERS for dtype in BACKENDS[name].dtypes]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def evaluations(models):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_target_matches_reference_and_predict(evaluations, target, dtype, seed):
     net, x, reference, scale, predicted = evaluations[seed]
-    function = BACKENDS[target].load(net, dtype=dtype, name="net")
+    function = runtime.load(net, target, dtype=dtype, name="net")
     got = function(x)
     assert got.shape == reference.shape and got.dtype == np.dtype(dtype)
     if dtype == "float64":

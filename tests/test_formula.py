@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, build_model
-from mlpcodegen.backends import BACKENDS, emit
+from mlpcodegen import runtime
+from mlpcodegen.backends import emit
 from mlpcodegen.backends.latex import emit_latex, latex_equations, rounding_error, sympy_equations
 from mlpcodegen.backends.sympy import (MAX_NESTED_TERMS, evaluate_expressions, expression_strings,
                                        nested_terms, network_expressions)
@@ -50,7 +51,7 @@ def test_python_module_runs_with_only_the_standard_library(tmp_path):
 
 def test_python_module_errors_point_at_the_generated_file():
     from mlpcodegen.backends.python import emit_python
-    from mlpcodegen.harness.pymodule import import_generated
+    from mlpcodegen.runtime.pymodule import import_generated
 
     module = import_generated(emit_python(small_net("relu"), name="f"), "python")
     with pytest.raises(ValueError, match="f expects 2 inputs, got 3") as info:
@@ -110,7 +111,7 @@ def test_numba_module_is_cached_for_a_second_process(tmp_path):
 
 def test_numba_parallel_batch_agrees_and_shapes_are_checked():
     from mlpcodegen.backends.numba import emit_numba
-    from mlpcodegen.harness.pymodule import import_generated
+    from mlpcodegen.runtime.pymodule import import_generated
 
     net = small_net("softmax")
     module = import_generated(emit_numba(net, dtype="float64", name="p"), "numba")
@@ -120,7 +121,7 @@ def test_numba_parallel_batch_agrees_and_shapes_are_checked():
         module.p(np.ones(3))
     with pytest.raises(ValueError, match=r"expects an array of shape \(n, 2\)"):
         module.p_batch(np.ones((4, 3)))
-    f = BACKENDS["numba"].load(net, dtype="float64", name="p")
+    f = runtime.load(net, "numba", dtype="float64", name="p")
     with pytest.raises(ValueError, match="expected shape"):
         f(np.ones((2, 2, 2)))
 
@@ -242,7 +243,7 @@ def test_scaling_folded_into_every_target(scaled_model, target, dtype):
     assert report.ok, report.table()
     net = with_scaling(load(model), x_scaler, y_scaler)
     expected = y_scaler.inverse_transform(model.predict(x_scaler.transform(raw_x[:20]).astype(np.float32), verbose=0))
-    got = BACKENDS[target].load(net, dtype=dtype, name="scaled")(raw_x[:20])
+    got = runtime.load(net, target, dtype=dtype, name="scaled")(raw_x[:20])
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
@@ -261,7 +262,7 @@ def test_scaling_after_a_nonlinear_output_stays_an_affine_step():
     x = np.array([[0.1, 0.2]])
     np.testing.assert_allclose(evaluate(net, x), evaluate(small_net("sigmoid"), x) * [10, 20], rtol=1e-15)
     for target in ("c", "numpy", "python", "numba", "sympy"):
-        got = BACKENDS[target].load(net, dtype="float64", name="aff")(x)
+        got = runtime.load(net, target, dtype="float64", name="aff")(x)
         np.testing.assert_allclose(got, evaluate(net, x), rtol=1e-13)
 
 

@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
 
-from mlpcodegen.backends.c import load as compile_c
-from mlpcodegen.harness import cffi_build
 from mlpcodegen.ir import Activation, Dense, Network
+from mlpcodegen.runtime import cffi_build, compile_c
 
 NET = Network(3, (Dense(np.arange(6.0).reshape(3, 2) / 10, np.array([0.5, -0.5]), Activation("tanh"), "h"),))
 

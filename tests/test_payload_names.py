@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from mlpcodegen.backends import BACKENDS, emit
+from mlpcodegen import runtime
+from mlpcodegen.backends import emit
 from mlpcodegen.backends._text import quote_name
 from mlpcodegen.cli import main
 from mlpcodegen.frontends.keras import load
-from mlpcodegen.harness.pymodule import import_generated
 from mlpcodegen.ir import Activation, Dense, Network
+from mlpcodegen.runtime.pymodule import import_generated
 
 SEED = REPO / "generated" / "seed" / "seed.keras"
 PLAIN = ["plain_model_name", "plain_input_name", "plain_layer_one", "plain_layer_two", "plain_layer_three"]
@@ -92,10 +93,10 @@ def test_payload_names_in_every_target_are_inert(named, target, dtype):
     text, plain_text = (emit(n, target, dtype=dtype, name="f") for n in (net, plain))
     assert_inert(text, names, canary)
     assert neutral(text, ir_names(net)) == neutral(plain_text, ir_names(plain))
-    function = BACKENDS[target].load(net, dtype=dtype, name="f")  # import / compile the output
+    function = runtime.load(net, target, dtype=dtype, name="f")  # import / compile the output
     assert not canary.exists()
     x = np.linspace(-1, 1, 7)[:, None]
-    np.testing.assert_array_equal(function(x), BACKENDS[target].load(plain, dtype=dtype, name="f")(x))
+    np.testing.assert_array_equal(function(x), runtime.load(plain, target, dtype=dtype, name="f")(x))
 
 
 def test_payload_names_in_latex_and_the_ir(named):

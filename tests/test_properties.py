@@ -4,8 +4,8 @@ import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from mlpcodegen import runtime
 from mlpcodegen.activations import REGISTRY
-from mlpcodegen.backends import BACKENDS
 from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare
 from mlpcodegen.ir import Activate, Activation, Affine, Dense, Network
 from mlpcodegen.passes import fold_affine
@@ -68,7 +68,7 @@ def check(net: Network, target: str, dtype: str) -> None:
         reference, scale = evaluate_magnitude(net, x)
     assume(np.all(np.isfinite(scale)) and scale.max() < 1e30)  # exp(exp(...)) overflows in any precision
     folded = fold_affine(net)
-    got = BACKENDS[target].load(folded, dtype=dtype, name="p")(x)
+    got = runtime.load(folded, target, dtype=dtype, name="p")(x)
     error = compare(got, reference, scale, dtype)
     assert (error[1] <= F64_REL_BOUND) if dtype == "float64" else (error[2] <= F32_ULP_BOUND), (net.describe(), error)
 

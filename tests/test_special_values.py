@@ -12,8 +12,8 @@ import warnings
 import numpy as np
 import pytest
 
+from mlpcodegen import runtime
 from mlpcodegen.activations import REGISTRY
-from mlpcodegen.backends import BACKENDS
 from mlpcodegen.ir import Activate, Activation, Dense, Network
 from mlpcodegen.reference import evaluate
 
@@ -106,7 +106,7 @@ def c_functions():
     (one gcc run instead of one per case; the functions have distinct names), the same
     text and calls as mlpcodegen.backends.c.load gives for each."""
     from mlpcodegen.backends import c
-    from mlpcodegen.harness.cffi_build import CompiledNetwork, build_module
+    from mlpcodegen.runtime.cffi_build import CompiledNetwork, build_module
 
     cases = {**ELEMENTWISE, **VECTOR}
     names = {key: f"special_{i}" for i, key in enumerate(cases)}
@@ -139,7 +139,7 @@ def outputs(case: str, target: str, dtype: str, options: dict, x: np.ndarray, c_
         if target == "c":
             f = c_functions[dtype, options["math"]][case]
         else:
-            f = BACKENDS[target].load(net, dtype=dtype, name="special")
+            f = runtime.load(net, target, dtype=dtype, name="special")
         if target == "numba" and net.n_inputs == 1:  # one compiled function, the same statements
             return [np.array([[f.scalar(v)] for v in x[:, 0]])]
         results = [np.asarray(f(x))] if target != "python" else []
@@ -197,7 +197,7 @@ def test_the_python_target_never_raises_for_a_float():
     """math.exp raises OverflowError, x / 0.0 ZeroDivisionError: the generated module
     gives inf and NaN instead (exponential(1e30) was an OverflowError)."""
     from mlpcodegen.backends.python import emit_python
-    from mlpcodegen.harness.pymodule import import_generated
+    from mlpcodegen.runtime.pymodule import import_generated
 
     for name, params in [("exponential", {}), ("elu", {}), ("celu", {"alpha": -1.0})]:
         module = import_generated(emit_python(activation_network(1, Activation(name, params)), name="f"), "python")

@@ -1,5 +1,5 @@
-"""Backend registry: target name -> how to emit it (and, where it runs in-process,
-how to load it as a callable for verification)."""
+"""Backend registry: target name -> how to emit it.  Backends only emit text; running
+it in this process (compiling C, importing Python) is :mod:`mlpcodegen.runtime`'s."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,7 +13,6 @@ from ..ir import Dense, Network
 from . import c, latex, numba, numpy, python, sympy
 
 Emit = Callable[..., str]  # emit(net, *, dtype, name) -> source text
-Load = Callable[..., Callable[[np.ndarray], np.ndarray]]  # load(net, *, dtype, name) -> f
 
 
 @dataclass(frozen=True)
@@ -22,17 +21,16 @@ class Backend:
     suffix: str
     dtypes: tuple[str, ...]
     emit: Emit
-    load: Optional[Load] = None
     header: Optional[Emit] = None
     options: tuple[str, ...] = ()  # extra keyword options of emit (e.g. LaTeX digits)
 
 
 BACKENDS: dict[str, Backend] = {
-    "c": Backend("c", ".c", c.DTYPES, c.emit_c, c.load, c.emit_c_header, options=("unroll", "math")),
-    "numba": Backend("numba", ".py", numba.DTYPES, numba.emit_numba, numba.load),
-    "numpy": Backend("numpy", ".py", numpy.DTYPES, numpy.emit_numpy, numpy.load),
-    "python": Backend("python", ".py", python.DTYPES, python.emit_python, python.load),
-    "sympy": Backend("sympy", ".py", sympy.DTYPES, sympy.emit_sympy, sympy.load, options=("rational",)),
+    "c": Backend("c", ".c", c.DTYPES, c.emit_c, c.emit_c_header, options=("unroll", "math")),
+    "numba": Backend("numba", ".py", numba.DTYPES, numba.emit_numba),
+    "numpy": Backend("numpy", ".py", numpy.DTYPES, numpy.emit_numpy),
+    "python": Backend("python", ".py", python.DTYPES, python.emit_python),
+    "sympy": Backend("sympy", ".py", sympy.DTYPES, sympy.emit_sympy, options=("rational",)),
     "latex": Backend("latex", ".tex", latex.DTYPES, latex.emit_latex, options=("digits", "expand", "layout")),
 }
 

@@ -166,38 +166,6 @@ def load_keras_model(path: PathLike) -> Any:
         raise ModelFormatError(f"Keras could not load {path}: {exc}") from None
 
 
-def litert_runner(model: Any, threads: int = 1) -> Any:
-    """``f(x) -> y`` through the LiteRT (TFLite) interpreter with XNNPACK on ``threads``
-    threads, for a Keras model converted by TensorFlow's converter: a peer for the
-    benchmark.  Uses ``ai_edge_litert`` when installed, else ``tf.lite``."""
-    import contextlib
-    import io
-
-    import tensorflow as tf
-
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # pragma: no cover - depends on what is installed
-        Interpreter = tf.lite.Interpreter
-    interpreter = Interpreter(model_content=flatbuffer, num_threads=threads)
-    source = interpreter.get_input_details()[0]["index"]
-    target = interpreter.get_output_details()[0]["index"]
-    shape: list = [None]
-
-    def call(x: np.ndarray) -> np.ndarray:
-        if shape[0] != x.shape:  # resizing re-plans the graph: only when the shape changes
-            interpreter.resize_tensor_input(source, list(x.shape))
-            interpreter.allocate_tensors()
-            shape[0] = x.shape
-        interpreter.set_tensor(source, x)
-        interpreter.invoke()
-        return interpreter.get_tensor(target)
-
-    return call
-
-
 # ------------------------------------------------------------------ file formats
 
 

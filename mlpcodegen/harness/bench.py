@@ -30,6 +30,7 @@ import numpy as np
 from ..errors import MlpCodegenError
 from ..ir import Network
 from ..reference import evaluate_magnitude
+from ..runtime import load
 from .verify import compare
 
 ROWS = (10_000, 1_000_000)
@@ -159,7 +160,7 @@ def _numba_floor() -> tuple[Callable, Callable]:
 
 def _cffi_floor(n_in: int, n_out: int) -> Callable[[], None]:
     """An empty C function called with two preallocated pointers: the cffi floor."""
-    from .cffi_build import build_module
+    from ..runtime.cffi_build import build_module
 
     module = build_module("void empty(const float *x, float *y) { (void)x; (void)y; }\n",
                           "void empty(const float *x, float *y);\n")
@@ -189,7 +190,7 @@ def _peers(run: _Runner, model: Any) -> None:
         run.record(Timing("ONNX Runtime (1 thread)", "peer", note=f"not run: {exc}"))
     if model is not None:
         try:
-            from ..frontends.keras import litert_runner
+            from .peers import litert_runner
 
             lite_one, lite_many = litert_runner(model), litert_runner(model)
             run.add("LiteRT, XNNPACK (1 thread)", "peer", lambda: lite_one(one), lite_many)
@@ -198,11 +199,9 @@ def _peers(run: _Runner, model: Any) -> None:
 
 
 def _targets(run: _Runner, facts: dict) -> None:
-    from ..backends import BACKENDS
-
     net, row = run.net, run.one[0]
     started = time.perf_counter()
-    c = BACKENDS["c"].load(net, dtype="float32", name="net")
+    c = load(net, "c", dtype="float32", name="net")
     facts["emit + cffi build, or load from the cache (s)"] = time.perf_counter() - started
     run.add("C via cffi: net(x)", "mlpcodegen", lambda: c(row), c)
     bound = c.bind()
@@ -213,15 +212,15 @@ def _targets(run: _Runner, facts: dict) -> None:
         value = float(row[0])
         run.add("C via cffi: scalar entry", "mlpcodegen", lambda: c.scalar(value), check=c)
     run.add("empty cffi call (2 pointers)", "floor", _cffi_floor(net.n_inputs, net.n_outputs))
-    nb = BACKENDS["numba"].load(net, dtype="float32", name="net")
+    nb = load(net, "numba", dtype="float32", name="net")
     run.add("Numba: net(x)", "mlpcodegen", lambda: nb(row), nb)
     into, out = nb.into, np.empty(net.n_outputs, np.float32)
     run.add("Numba: net_into(x, y)", "mlpcodegen", lambda: into(row, out), check=nb)
     floor_into, floor_scalar = _numba_floor()
     run.add("empty Numba call (2 arrays)", "floor", lambda: floor_into(row, out))
-    npm = BACKENDS["numpy"].load(net, dtype="float32", name="net")
+    npm = load(net, "numpy", dtype="float32", name="net")
     run.add("NumPy module target", "mlpcodegen", lambda: npm(row), npm, max_rows=min(run.rows))
-    py = BACKENDS["python"].load(net, dtype="float64", name="net")
+    py = load(net, "python", dtype="float64", name="net")
     run.add("pure Python target", "mlpcodegen", lambda: py(row), lambda x: py(x[:500]) if len(x) > 500 else py(x),
             max_rows=0, note="batch: not timed (one row at a time)")
 
@@ -241,8 +240,8 @@ def _in_c(run: _Runner) -> None:
 
 def _facts(net: Network, model_file: Optional[Path], facts: dict) -> None:
     """Conversion time (a fresh process, no TensorFlow), C compile time and code size."""
-    from ..backends.c import emit_c
-    from .cffi_build import DEFAULT_FLAGS
+    from ..backends import emit
+    from ..runtime.cffi_build import DEFAULT_FLAGS
 
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
@@ -254,7 +253,7 @@ def _facts(net: Network, model_file: Optional[Path], facts: dict) -> None:
                 subprocess.run(command, check=True, capture_output=True, env={**os.environ, "CI": ""})
                 times.append(time.perf_counter() - started)
             facts["convert .keras -> C, fresh process (s)"] = float(np.median(times))
-        source = emit_c(net, dtype="float32", name="net")
+        source = emit(net, "c", dtype="float32", name="net")
         (work / "net.c").write_text(source)
         facts["generated C (bytes)"] = len(source.encode())
         compiler = shutil.which(os.environ.get("CC", "gcc"))

@@ -18,10 +18,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..backends.c import emit_c, emit_c_header, literal
+from ..backends.c import emit_c, emit_c_header
 from ..errors import CompileError, UnsupportedError
 from ..ir import Dense, Network
-from .cffi_build import DEFAULT_FLAGS
+from ..numeric import FLOAT32
+from ..runtime.cffi_build import DEFAULT_FLAGS
 
 #: activation -> C over ``s`` for the plain kernel (element-wise); softmax is a pass.
 _PLAIN = {"linear": "s", "relu": "s > 0.0f ? s : 0.0f", "tanh": "tanhf(s)", "sigmoid": "1.0f / (1.0f + expf(-s))",
@@ -101,8 +102,8 @@ def plain_kernel(net: Network) -> str:
                                    f"layer {layer.name!r} is {type(layer).__name__} {name}")
         n_in, units = layer.kernel.shape
         bias = layer.bias if layer.bias is not None else np.zeros(units)
-        arrays.append(f"static const float W{i}[{n_in * units}] = {{{', '.join(literal(v, 'float32') for v in layer.kernel.ravel())}}};")
-        arrays.append(f"static const float B{i}[{units}] = {{{', '.join(literal(v, 'float32') for v in bias)}}};")
+        arrays.append(f"static const float W{i}[{n_in * units}] = {{{', '.join(map(FLOAT32.c_literal, layer.kernel.ravel()))}}};")
+        arrays.append(f"static const float B{i}[{units}] = {{{', '.join(map(FLOAT32.c_literal, bias))}}};")
         body += [f"    float h{i}[{units}];",
                  f"    for (j = 0; j < {units}u; ++j) h{i}[j] = B{i}[j];",
                  f"    for (k = 0; k < {n_in}u; ++k) for (j = 0; j < {units}u; ++j) h{i}[j] += W{i}[k * {units}u + j] * {prev}[k];",

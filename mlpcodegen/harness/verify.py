@@ -1,5 +1,6 @@
 """Numerical verification: a target against the float64 reference evaluator and
-against ``model.predict``.
+against a peer: ``model.predict`` of a Keras model or file, or any other
+:class:`~mlpcodegen.harness.peers.Peer` (another target, the reference, a function).
 
 How errors are measured
 -----------------------
@@ -40,12 +41,14 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..backends import get_backend
 from ..errors import ValidationError
 from ..ir import Network
+from ..numeric import NUMERIC_TYPES
 from ..passes import fold_affine
 from ..reference import evaluate_magnitude
+from ..runtime import load
 from ..scaling import as_scaling, with_scaling
+from .peers import Peer, as_peer
 
 F64_REL_BOUND = 1e-12
 F32_ULP_BOUND = 8.0
@@ -97,13 +100,19 @@ def compare(actual: np.ndarray, expected: np.ndarray, scale: np.ndarray, dtype: 
     return float(error.max(initial=0.0)), float((error / scale).max(initial=0.0)), float((error / ulp).max(initial=0.0))
 
 
+def _bound_by_rel(dtype: str) -> bool:
+    """Whether ``dtype`` is held to the relative bound (binary64) rather than to ULPs:
+    the target types by their record; a peer's half types (Keras' float16, bfloat16,
+    rounded at every op) are counted in their own ULPs."""
+    numeric = NUMERIC_TYPES.get(dtype)
+    return numeric is not None and not numeric.is_float32
+
+
 def _check(label: str, actual: np.ndarray, expected: np.ndarray, scale: np.ndarray, dtype: str,
            checked: bool = True) -> Comparison:
     max_abs, max_rel, max_ulp = compare(actual, expected, scale, dtype)
-    if dtype == "float64":
+    if _bound_by_rel(dtype):
         bound, passed = f"rel <= {F64_REL_BOUND:g}", max_rel <= F64_REL_BOUND
-    elif dtype in ("float16", "bfloat16"):  # half precision: Keras rounds every op to it
-        bound, passed = f"ulp <= {F32_ULP_BOUND:g}", max_ulp <= F32_ULP_BOUND
     else:
         bound, passed = f"ulp <= {F32_ULP_BOUND:g}", max_ulp <= F32_ULP_BOUND
     return Comparison(label, max_abs, max_rel, max_ulp, dtype, bound if checked else "(information)",
@@ -330,55 +339,75 @@ def verify(
     output_scaling: Any = None,
     options: Optional[dict] = None,
 ) -> VerifyReport:
-    """Run ``n`` inputs through ``model.predict``, the reference and ``target``.
+    """Run ``n`` inputs through the peer ``model``, the reference and ``target``.
 
-    ``model`` is a ``keras.Model`` or a path to a ``.keras``/``.h5`` file.  With
-    ``input_scaling``/``output_scaling`` (:class:`mlpcodegen.scaling.Scaling` or fitted
-    scikit-learn scalers) the target takes original inputs and returns original outputs,
-    and is compared with ``output_scaler⁻¹(model.predict(input_scaler(x)))``.
+    ``model`` is anything :func:`~mlpcodegen.harness.peers.as_peer` takes: a
+    ``keras.Model`` or a path to a ``.keras``/``.h5`` file (compared through
+    ``model.predict``), a :class:`~mlpcodegen.harness.peers.Peer` (``reference_peer(net)``,
+    ``target_peer(net, "numba", "float64")``, ...), an object with ``predict(x)`` or a
+    function of ``x``; ``network`` is needed when the peer does not know its network.
+    With ``input_scaling``/``output_scaling`` (:class:`mlpcodegen.scaling.Scaling` or
+    fitted scikit-learn scalers) the target takes original inputs and returns original
+    outputs, and is compared with ``output_scaler⁻¹(peer.predict(input_scaler(x)))``.
 
     The inputs are random in ``domain`` = (low, high), each side a number for every
     input or one number per input (default [-1, 1]; or the range of ``sample``), or
     ``n`` rows of ``data``: the user's own inputs, an (rows, inputs) array or a ``.npy``
     / ``.csv`` path (see :func:`read_inputs`).  Both are in the units the target takes:
     original units when input scaling is given, else the model's.  ``options`` are the
-    target's emit options (``unroll``, ``math``).
+    target's run options (``unroll``, ``math``).
 
     >>> report = verify("generated/seed/seed.keras", "c", "float32")   # doctest: +SKIP
     >>> report.ok                                                       # doctest: +SKIP
     True
     """
-    from ..frontends import keras as frontend
-
-    # Keras computes normalisation layers unfolded: measure rounding on that form, and
-    # fold it (as frontend.load does) for the target.  One read of the model.
-    computed_net = network if network is not None else frontend.load(model, fold=False)
+    peer = as_peer(model)
+    # A Keras model computes normalisation layers unfolded: measure rounding on that
+    # form, and fold it (as the frontend's load does) for the target.  One read of the model.
+    computed_net = network if network is not None else _peer_network(peer)
     model_net = network if network is not None else fold_affine(computed_net)
     inputs, outputs = as_scaling(input_scaling), as_scaling(output_scaling)
     net = with_scaling(model_net, inputs, outputs)
     x, (lo, hi), source = _inputs(net.n_inputs, n, domain, sample, data, seed)  # bad inputs: refused before TF
-    keras_model = frontend.load_keras_model(model) if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__") else model
-    # Magnitudes of the unfolded chain: the scaled inputs model.predict sees are rounded too.
+    # Magnitudes of the unfolded chain: the scaled inputs the peer sees are rounded too.
     reference, scale = evaluate_magnitude(with_scaling(computed_net, inputs, outputs, fold=False), x)
-    model_x = x if inputs is None else inputs.apply(x).astype(np.float32)
-    predicted = np.asarray(keras_model.predict(model_x, batch_size=len(x), verbose=0))
-    predict_dtype = {"float64": "float64", "float16": "float16", "bfloat16": "bfloat16"}.get(
-        np.dtype(predicted.dtype).name, "float32")
-    if outputs is not None:
-        predicted = outputs.inverse().apply(predicted)
-    function = get_backend(target).load(net, dtype=dtype, name=name, **(options or {}))
+    predicted, predict_dtype = _peer_outputs(peer, x, inputs, outputs)
+    function = load(net, target, dtype=dtype, name=name, **(options or {}))
     batch = np.asarray(function(x))
     singles = np.stack([np.asarray(function(row)) for row in x[: min(len(x), 64)]])
     label = f"{target} {dtype}"
-    # Compared with model.predict, the coarser of the two types sets the unit.
-    order = ["float64", "float32", "float16", "bfloat16"]
-    worst = max(dtype, predict_dtype, key=order.index)
+    # Compared with the peer, the coarser of the two types sets the unit.
+    worst = max(dtype, predict_dtype, key=_PRECISION_ORDER.index)
     report = VerifyReport(net.describe(), target, dtype, len(x), (lo, hi),
                           units=MODEL_UNITS if inputs is None else ORIGINAL_UNITS, source=source)
     report.comparisons += [
         _check(f"{label} vs reference (float64)", batch, reference, scale, dtype),
-        _check(f"{label} vs model.predict", batch, predicted, scale, worst),
+        _check(f"{label} vs {peer.label}", batch, predicted, scale, worst),
         _check(f"{label} one-sample calls vs batch", singles, batch[: len(singles)], scale[: len(singles)], dtype),
-        _check("model.predict vs reference", predicted, reference, scale, predict_dtype, checked=False),
+        _check(f"{peer.label} vs reference", predicted, reference, scale, predict_dtype, checked=False),
     ]
     return report
+
+
+#: Finest to coarsest: the types a target or a peer computes in.
+_PRECISION_ORDER = ["float64", "float32", "float16", "bfloat16"]
+
+
+def _peer_network(peer: Peer) -> Network:
+    found = peer.network()
+    if found is None:
+        raise ValidationError(f"verify needs the network the peer {peer.label!r} computes: pass network=... "
+                              "(a Keras model, a model file, reference_peer and target_peer know theirs)")
+    return found
+
+
+def _peer_outputs(peer: Peer, x: np.ndarray, inputs: Any, outputs: Any) -> tuple[np.ndarray, str]:
+    """(the peer's outputs on ``x`` in the target's units, the type it computed in):
+    the peer takes model units, so the input scaling is applied before and the output
+    scaling undone after."""
+    model_x = x if inputs is None else inputs.apply(x).astype(np.float32)
+    predicted = np.asarray(peer.predict(model_x))
+    predict_dtype = predicted.dtype.name if predicted.dtype.name in _PRECISION_ORDER else "float32"
+    if outputs is not None:
+        predicted = outputs.inverse().apply(predicted)
+    return predicted, predict_dtype

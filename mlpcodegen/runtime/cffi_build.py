@@ -21,6 +21,7 @@ import numpy as np
 
 from .._files import write_atomic
 from ..errors import CompileError, MlpCodegenError
+from ..numeric import NumericType, numeric_type
 
 #: Flags for the extension built in-process, on and for this machine: -O3 vectorises
 #: the batch blocks, -march=native uses the host's SIMD (AVX2/AVX-512 FMA), and
@@ -195,8 +196,8 @@ class BoundCall:
 class CompiledNetwork:
     """A compiled network: call it with one sample (1-D) or a batch (2-D, rows)."""
 
-    def __init__(self, module: ModuleType, name: str, n_inputs: int, n_outputs: int, dtype: str, *,
-                 description: str = "", math: str = ""):
+    def __init__(self, module: ModuleType, name: str, n_inputs: int, n_outputs: int,
+                 dtype: "str | NumericType", *, description: str = "", math: str = ""):
         #: for repr(): the network (``1-3-2-1 (tanh, tanh, linear)``), the math option, the library
         self.name, self.description, self.math = name, description, math
         self.library = getattr(module, "__file__", None)
@@ -207,22 +208,23 @@ class CompiledNetwork:
         #: (cffi converts the Python float: no array, no allocation); else None.
         self.scalar = getattr(module.lib, name + "_scalar", None)
         self.n_inputs, self.n_outputs = n_inputs, n_outputs
-        self.dtype = np.dtype(dtype)
-        self._ctype = "float[]" if self.dtype == np.float32 else "double[]"
+        #: the numeric type the C computes in (its C spelling names the cffi buffers)
+        self.numeric = numeric_type(dtype)
+        self.dtype = self.numeric.np_dtype
+        self._ctype = self.numeric.c_type + "[]"
         self._one_shape = (n_inputs,)
 
     def __repr__(self) -> str:
         shape = self.description or f"{self.n_inputs} -> {self.n_outputs}"
         math = {"fast": "fast math (inline exp/tanh)", "libm": "libm math"}.get(self.math, self.math)
-        if self.math == "fast" and self.dtype != np.float32:
-            math = "libm math"  # float64 always calls the C library
+        if self.math == "fast" and not self.numeric.has_fast_math:
+            math = "libm math"  # no inline functions for this type: it always calls the C library
         parts = [f"{self.name!r} {shape}", self.dtype.name, math, f"cache {self.library}" if self.library else ""]
         return f"<mlpcodegen C predictor {', '.join(part for part in parts if part)}>"
 
     def bind(self) -> BoundCall:
         """Preallocated input/output buffers and a zero-argument call (see :class:`BoundCall`)."""
-        ctype = "float" if self.dtype == np.float32 else "double"
-        px, py = self._ffi.new(f"{ctype}[]", self.n_inputs), self._ffi.new(f"{ctype}[]", self.n_outputs)
+        px, py = self._ffi.new(self._ctype, self.n_inputs), self._ffi.new(self._ctype, self.n_outputs)
         x = np.frombuffer(self._ffi.buffer(px), dtype=self.dtype)
         y = np.frombuffer(self._ffi.buffer(py), dtype=self.dtype)
         return BoundCall(x, y, functools.partial(self._single, px, py))

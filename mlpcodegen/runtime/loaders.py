@@ -1,0 +1,160 @@
+"""Target name -> how to run what its backend emits in this process, in one table.
+
+A loader emits through the backend registry (the same text ``mlpcodegen convert``
+writes) and turns it into a callable over NumPy arrays: one sample (1-D) gives one
+output row, a batch (2-D) gives one row per sample.  C is compiled with cffi
+(:mod:`.cffi_build`); the Python-family targets are imported from a cached file
+(:mod:`.pymodule`); SymPy's expressions are evaluated numerically, never executed.
+LaTeX does not run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from ..backends import emit, get_backend
+from ..errors import UnsupportedError
+from ..ir import Network
+from ..numeric import NumericType, numeric_type
+
+Predictor = Callable[[Any], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Loader:
+    """How one target runs: ``run(net, numeric, name, **options) -> predictor``;
+    ``options`` are the target's emit options that change what runs (C's unroll, math)."""
+
+    run: Callable[..., Predictor]
+    options: tuple[str, ...] = ()
+
+
+def _load_c(net: Network, numeric: NumericType, name: str, *, unroll: str = "auto",
+            math: str = "fast") -> Predictor:
+    """Emit, compile through cffi (cached) and wrap in a :class:`CompiledNetwork`."""
+    from ..backends.c import cdef
+    from .cffi_build import CompiledNetwork, build_module
+
+    source = emit(net, "c", dtype=numeric.name, name=name, unroll=unroll, math=math)
+    module = build_module(source, cdef(net, numeric.name, name))
+    return CompiledNetwork(module, name, net.n_inputs, net.n_outputs, numeric,
+                           description=net.describe(), math=math)
+
+
+def _import(net: Network, target: str, numeric: NumericType, name: str) -> Any:
+    from .pymodule import import_generated
+
+    return import_generated(emit(net, target, dtype=numeric.name, name=name), target)
+
+
+def _load_numba(net: Network, numeric: NumericType, name: str) -> Predictor:
+    module = _import(net, "numba", numeric, name)
+    single, batch = getattr(module, name), getattr(module, name + "_batch")
+    np_dtype = numeric.np_dtype
+
+    def call(x):
+        x = np.ascontiguousarray(x, dtype=np_dtype)
+        if x.ndim not in (1, 2) or x.shape[-1] != net.n_inputs:
+            raise ValueError(f"expected shape ({net.n_inputs},) or (n, {net.n_inputs}), got {x.shape}")
+        return single(x) if x.ndim == 1 else batch(x)
+
+    call.into = getattr(module, name + "_into")  # (x, y): no checks beyond shapes, no allocation
+    call.scalar = getattr(module, name + "_scalar", None)
+    return call
+
+
+def _load_numpy(net: Network, numeric: NumericType, name: str) -> Predictor:
+    function = getattr(_import(net, "numpy", numeric, name), name)
+
+    def call(x):
+        x = np.asarray(x)
+        return function(x[None, :])[0] if x.ndim == 1 else function(x)
+
+    return call
+
+
+def _load_python(net: Network, numeric: NumericType, name: str) -> Predictor:
+    module = _import(net, "python", numeric, name)
+    single, batch = getattr(module, name), getattr(module, name + "_batch")
+    np_dtype = numeric.np_dtype
+
+    def call(x):
+        x = np.asarray(x, dtype=np_dtype)
+        return np.array(single(x) if x.ndim == 1 else batch(x), dtype=np_dtype).reshape(
+            (net.n_outputs,) if x.ndim == 1 else (len(x), net.n_outputs))
+
+    return call
+
+
+def _load_sympy(net: Network, numeric: NumericType, name: str) -> Predictor:
+    """The expressions the module holds (built in-process as the backend prints them,
+    Piecewise, Max and Min unevaluated), evaluated in float64 NumPy."""
+    from ..backends.sympy import evaluate_expressions, network_expressions
+
+    inputs, outputs = network_expressions(net, evaluate=False)
+
+    def call(x):
+        x = np.asarray(x, dtype=np.float64)
+        result = evaluate_expressions(outputs, inputs, x)
+        return result[0] if x.ndim == 1 else result
+
+    return call
+
+
+#: target -> loader: the targets that run in this process.
+LOADERS: dict[str, Loader] = {
+    "c": Loader(_load_c, options=("unroll", "math")),
+    "numba": Loader(_load_numba),
+    "numpy": Loader(_load_numpy),
+    "python": Loader(_load_python),
+    "sympy": Loader(_load_sympy),
+}
+
+
+def get_loader(target: str) -> Loader:
+    """The loader of ``target``; an unknown or non-running target is a clear error."""
+    loader = LOADERS.get(target)
+    if loader is None:
+        get_backend(target)  # an unknown target: the registry's error, listing them all
+        raise UnsupportedError(f"target {target!r} does not run in this process; targets that do: "
+                               f"{', '.join(LOADERS)}")
+    return loader
+
+
+def load(net: Network, target: str, *, dtype: "str | NumericType | None" = None, name: str = "mlp",
+         **options: object) -> Predictor:
+    """``net`` emitted for ``target`` and made a callable over NumPy arrays (one sample
+    or a batch of rows).  ``dtype`` defaults to the target's first, as in
+    :func:`mlpcodegen.backends.emit`; ``options`` are the target's run options
+    (:attr:`Loader.options`: ``unroll`` and ``math`` for C)."""
+    loader = get_loader(target)
+    numeric = _numeric(target, dtype)
+    unknown = set(options) - set(loader.options)
+    if unknown:
+        raise UnsupportedError(f"target {target!r} has no run option(s) {sorted(unknown)}; "
+                               f"it takes {loader.options}")
+    return loader.run(net, numeric, name, **options)
+
+
+def _numeric(target: str, dtype: "str | NumericType | None") -> NumericType:
+    """The numeric type ``target`` runs in: ``dtype`` if the target supports it."""
+    supported = get_backend(target).dtypes
+    wanted = supported[0] if dtype is None else getattr(dtype, "name", dtype)
+    if wanted not in supported:
+        raise UnsupportedError(f"target {target!r} supports dtypes {supported}, not {wanted!r}")
+    return numeric_type(wanted)
+
+
+def compile_c(net: Network, *, dtype: "str | NumericType" = "float32", name: str = "mlp",
+              unroll: str = "auto", math: str = "fast") -> Any:
+    """``net`` as C compiled through cffi (cached): a
+    :class:`~mlpcodegen.runtime.cffi_build.CompiledNetwork`."""
+    return load(net, "c", dtype=dtype, name=name, unroll=unroll, math=math)
+
+
+def run_options(target: str) -> tuple[str, ...]:
+    """The emit options that change what ``target`` runs (none for non-running targets)."""
+    loader: Optional[Loader] = LOADERS.get(target)
+    return loader.options if loader is not None else ()
