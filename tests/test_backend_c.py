@@ -302,7 +302,8 @@ def test_block_and_one_sample_paths_compute_the_same_sums(math):
     """The batch blocks and the one-sample function do the same operations in the same
     order: compiled without FMA contraction they agree bit for bit.  (The harness builds
     with -ffp-contract=fast, where the two may round a fused multiply-add differently.)"""
-    from mlpcodegen.backends.c import LANES, cdef
+    from mlpcodegen.backends.c import cdef
+    from mlpcodegen.numeric import FLOAT32
     from mlpcodegen.runtime.cffi_build import CompiledNetwork, build_module
 
     for seed in range(12):
@@ -310,7 +311,7 @@ def test_block_and_one_sample_paths_compute_the_same_sums(math):
         flags = ("-O3", "-march=native", "-ffp-contract=off")
         module = build_module(emit_c(net, dtype="float32", name="net", math=math), cdef(net, "float32", "net"), flags)
         function = CompiledNetwork(module, "net", net.n_inputs, net.n_outputs, "float32")
-        x = np.random.default_rng(seed).uniform(-3, 3, (2 * LANES["float32"] + 5, net.n_inputs))
+        x = np.random.default_rng(seed).uniform(-3, 3, (2 * FLOAT32.lanes + 5, net.n_inputs))
         np.testing.assert_array_equal(function(x), np.stack([function(row) for row in x]))
 
 

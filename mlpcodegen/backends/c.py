@@ -624,11 +624,3 @@ def emit_c_header(net: Network, *, dtype: str = "float32", name: str = "mlp", un
 def cdef(net: Network, dtype: str, name: str) -> str:
     """Declarations for cffi's ``ffi.cdef``."""
     return "\n".join(proto + ";" for proto in signature(net, dtype, name)) + "\n"
-
-
-def load(net: Network, *, dtype: str = "float32", name: str = "mlp", unroll: str = "auto", math: str = "fast"):
-    """Emit, compile through cffi (cached) and return a :class:`CompiledNetwork`."""
-    from ..harness.cffi_build import CompiledNetwork, build_module
-
-    module = build_module(emit_c(net, dtype=dtype, name=name, unroll=unroll, math=math), cdef(net, dtype, name))
-    return CompiledNetwork(module, name, net.n_inputs, net.n_outputs, dtype)

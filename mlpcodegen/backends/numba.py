@@ -3,7 +3,7 @@
 The module defines ``NAME(x)`` (1-D array -> 1-D array) and ``NAME_batch(X)`` (2-D,
 rows are samples -> 2-D), both jitted with ``cache=True``, plus
 ``NAME_batch_parallel(X)`` spreading rows over threads with ``prange``.  Written to a
-file (see :func:`mlpcodegen.harness.pymodule.import_generated`) so a second process
+file (see :func:`mlpcodegen.runtime.pymodule.import_generated`) so a second process
 reuses the compiled code and tracebacks point at the generated line.
 
 float32 arithmetic stays float32: every literal is written ``f32(...)`` because Numba
@@ -153,23 +153,3 @@ def _scalar_function(net: Network, dtype: str, name: str, arrays: dict[str, list
         outputs = _statements(net, dtype, b, [b.ref("x0")], lines, arrays)
         lines.add(f"return {outputs[0]}")
     return lines
-
-
-def load(net: Network, *, dtype: str = "float64", name: str = "mlp"):
-    import numpy as np
-
-    from ..harness.pymodule import import_generated
-
-    module = import_generated(emit_numba(net, dtype=dtype, name=name), "numba")
-    single, batch = getattr(module, name), getattr(module, name + "_batch")
-    np_dtype = np.dtype(dtype)
-
-    def call(x):
-        x = np.ascontiguousarray(x, dtype=np_dtype)
-        if x.ndim not in (1, 2) or x.shape[-1] != net.n_inputs:
-            raise ValueError(f"expected shape ({net.n_inputs},) or (n, {net.n_inputs}), got {x.shape}")
-        return single(x) if x.ndim == 1 else batch(x)
-
-    call.into = getattr(module, name + "_into")  # (x, y): no checks beyond shapes, no allocation
-    call.scalar = getattr(module, name + "_scalar", None)
-    return call

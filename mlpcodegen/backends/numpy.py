@@ -42,18 +42,3 @@ def emit_numpy(net: Network, *, dtype: str = "float64", name: str = "mlp") -> st
     lines.extend(body)
     lines.add(f"return np.stack([{', '.join(outputs)}], axis=1)")
     return str(lines)
-
-
-def load(net: Network, *, dtype: str = "float64", name: str = "mlp"):
-    import numpy as np
-
-    from ..harness.pymodule import import_generated
-
-    module = import_generated(emit_numpy(net, dtype=dtype, name=name), "numpy")
-    function = getattr(module, name)
-
-    def call(x):
-        x = np.asarray(x)
-        return function(x[None, :])[0] if x.ndim == 1 else function(x)
-
-    return call

@@ -40,20 +40,3 @@ def emit_python(net: Network, *, dtype: str = "float64", name: str = "mlp") -> s
     lines.add("", "", f"def {name}_batch(rows):")
     lines.add(f"    return [{name}(row) for row in rows]")
     return str(lines)
-
-
-def load(net: Network, *, dtype: str = "float64", name: str = "mlp"):
-    """The generated module's functions as one callable over NumPy arrays (for verify)."""
-    import numpy as np
-
-    from ..harness.pymodule import import_generated
-
-    module = import_generated(emit_python(net, dtype=dtype, name=name), "python")
-    single, batch = getattr(module, name), getattr(module, name + "_batch")
-
-    def call(x):
-        x = np.asarray(x, dtype=np.float64)
-        return np.array(single(x) if x.ndim == 1 else batch(x), dtype=np.float64).reshape(
-            (net.n_outputs,) if x.ndim == 1 else (len(x), net.n_outputs))
-
-    return call

@@ -474,16 +474,3 @@ def evaluate_expressions(outputs: list[Any], inputs: tuple[Any, ...], x: Any) ->
                 values[expr] = function(*(values[a] for a in expr.args)) if function else _leaf(expr, values)
         columns = [np.broadcast_to(np.asarray(values[o], dtype=np.float64), (len(rows),)) for o in outputs]
     return np.column_stack(columns)
-
-
-def load(net: Network, *, dtype: str = "float64", name: str = "mlp"):
-    """The module's expressions (built in-process as :func:`emit_sympy` writes them, with
-    Piecewise, Max and Min unevaluated) evaluated on NumPy arrays, for verify."""
-    inputs, outputs = network_expressions(net, evaluate=False)
-
-    def call(x):
-        x = np.asarray(x, dtype=np.float64)
-        result = evaluate_expressions(outputs, inputs, x)
-        return result[0] if x.ndim == 1 else result
-
-    return call

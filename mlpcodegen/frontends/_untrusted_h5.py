@@ -442,7 +442,7 @@ def _check_allocated(dataset: Any, shape: tuple[int, ...], nbytes: int, label: s
 
 def _quote(text: Any) -> str:
     """A name from the file, as inert text for an error message."""
-    from ..backends._text import quote_name
+    from ..untrusted import quote_name
 
     return repr(quote_name(text))
 
