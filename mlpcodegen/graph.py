@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator, Optional, Union
+from typing import Callable, Iterator, Optional, Union
 
 #: Binary operations: name -> arity 2.  ``quotient`` is a division whose divisor is
 #: known to be positive (a softmax denominator): targets that guard division by zero
@@ -221,6 +221,35 @@ class Builder:
     def total(self, nodes: list[Node], name: Optional[str] = None) -> Node:
         """``a + b + c ...`` of nodes."""
         return self.sum([self.term(n) for n in nodes], name=name)
+
+
+def _softplus(b: Builder, a: Node) -> Node:
+    return b.add(b.call("log1p", b.call("exp", b.neg(b.call("abs", a)))), b.max(a, b.num(0.0)))
+
+
+def _sigmoid(b: Builder, a: Node) -> Node:
+    # exp(min(a, 0)) / (1 + exp(-|a|)): exp never overflows, NaN stays NaN
+    return b.div(b.call("exp", b.min(a, b.num(0.0))), b.add(b.num(1.0), b.call("exp", b.neg(b.call("abs", a)))))
+
+
+def _tanh(b: Builder, a: Node) -> Node:
+    # sign(a) (1 - e) / (1 + e), e = exp(-2|a|) <= 1: no overflow; tanh(0) = 0 exactly
+    e = b.call("exp", b.mul(b.num(-2.0), b.call("abs", a)))
+    magnitude = b.div(b.sub(b.num(1.0), e), b.add(b.num(1.0), e))
+    return b.where(b.gt(b.num(0.0), a), b.neg(magnitude), magnitude)
+
+
+#: function -> the same function written with others, for a language that lacks it
+#: (a printer rewrites a call it has no spelling for; m2cgen's ``fallback_expressions``).
+#: expm1 and log1p lose accuracy near 0 this way: a language should spell them if it can.
+FALLBACKS: dict[str, Callable[[Builder, Node], Node]] = {
+    "softplus": _softplus,
+    "sigmoid": _sigmoid,
+    "tanh": _tanh,
+    "expm1": lambda b, a: b.sub(b.call("exp", a), b.num(1.0)),
+    "log1p": lambda b, a: b.call("log", b.add(b.num(1.0), a)),
+    "sqrt": lambda b, a: b.call("exp", b.mul(b.num(0.5), b.call("log", a))),
+}
 
 
 def children(node: Node) -> tuple[Node, ...]:

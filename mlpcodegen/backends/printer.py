@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, Hashable, Mapping, Optional, Sequence
 
-from ..graph import Call, Comment, Item, Largest, Let, Node, Num, Op, Ref, Statement, Sum, Where, children
+from ..errors import UnsupportedError
+from ..graph import FALLBACKS, Builder, Call, Comment, Item, Largest, Let, Node, Num, Op, Ref, Statement, Sum, Where, children
 from ._text import Lines
 
 _TERMS_PER_LINE = 4
@@ -160,6 +161,7 @@ class Printer:
         self.lang = lang
         self.names: dict[int, str] = {}
         self.needed: set = set() if needed is None else needed
+        self._rewrites = Builder()  # nodes of fallback rewrites
 
     # -- expressions
     def expr(self, node: Node) -> Printed:
@@ -177,12 +179,23 @@ class Printer:
         return _OPS[node.op](self, *(self.expr(a) for a in node.args))
 
     def _call(self, node: Call) -> Printed:
+        if node.function not in self.lang.functions:
+            return self._fallback(node)
         form = template(self.lang.functions[node.function])
         self._need(node.function)
         arg = self.expr(node.arg)
         if isinstance(node.arg, Sum) and form.bare_argument:
             arg = top(arg)  # exp(z - m), not exp((z - m))
         return form.fill(a=arg)
+
+    def _fallback(self, node: Call) -> Printed:
+        """A function the language does not spell, written with those it does
+        (:data:`mlpcodegen.graph.FALLBACKS`); refused by name when there is no way."""
+        rewrite = FALLBACKS.get(node.function)
+        if rewrite is None:
+            raise UnsupportedError(f"this target cannot write {node.function}(): it has no spelling for it and "
+                                   f"there is no rewrite; it spells {', '.join(sorted(self.lang.functions))}")
+        return self.expr(rewrite(self._rewrites, node.arg))
 
     def _where(self, node: Where) -> Printed:
         self._need("where")
@@ -236,8 +249,9 @@ class Printer:
 
     def _inline(self, node: Node) -> bool:
         """``h = f(w0*x0 + ... + b)``: the sum written inside the call, no name of its own."""
-        return (isinstance(node, Call) and isinstance(node.arg, Sum) and node.arg.name is not None
-                and id(node.arg) not in self.names and template(self.lang.functions[node.function]).bare_argument
+        return (isinstance(node, Call) and node.function in self.lang.functions and isinstance(node.arg, Sum)
+                and node.arg.name is not None and id(node.arg) not in self.names
+                and template(self.lang.functions[node.function]).bare_argument
                 and not self.too_long(self.terms(node.arg)))
 
     def _name_sums(self, node: Node, name: str, lines: Lines) -> None:
