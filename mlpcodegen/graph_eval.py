@@ -1,0 +1,549 @@
+"""Interpreters of the expression graph (:mod:`mlpcodegen.graph`): float64 values and
+interval bounds of every node.
+
+Both walk the graph in :func:`mlpcodegen.graph.walk` order (children first, no
+recursion: a network has thousands of nodes), compute each node once (memoised by
+identity) and dispatch through tables keyed by node type, operation and function name.
+
+**Values** (:func:`evaluate`) follow the special-value contract of
+:mod:`mlpcodegen.activations` in float64 NumPy, vectorised over samples (every input
+is an array; all arrays broadcast):
+
+* ``max``/``min``/:class:`~mlpcodegen.graph.Largest` propagate NaN;
+* a comparison is the number ``1.0`` or ``0.0`` (as in C), false when either side is
+  NaN; :class:`~mlpcodegen.graph.Where` picks ``a`` where its condition is non-zero,
+  else ``b``; both branches are computed, but only the chosen one reaches the result;
+* ``exp``/``expm1`` overflow to inf and division follows IEEE, without warnings;
+  ``sigmoid`` and ``softplus`` use the formulas that are finite for every input;
+  ``quotient`` is a division and ``square`` is ``a*a``;
+* a :class:`~mlpcodegen.graph.Sum` adds its terms left to right (``-`` first term
+  negated, then ``+``/``-`` each ``coefficient*node``), then its bias: the rounding
+  every target keeps.
+
+**Bounds** (:func:`bounds`) give, for inputs anywhere in boxes, an interval
+``[lo, hi]`` that holds every value a node can take (vectorised over many boxes at
+once).  What they promise:
+
+* *Sound*: they enclose both the exact real value and the float64 value
+  :func:`evaluate` computes.  Every endpoint that was rounded is moved outward:
+  by one ULP (``np.nextafter`` toward -inf/+inf) after correctly rounded operations
+  (``+ - * /``, ``sqrt``), by :data:`LIBRARY_ULPS` ULPs after a library function,
+  whose accuracy NumPy does not document: a few ULPs, as glibc's are, is the
+  assumption.  ``outward=False`` turns this off (then bounds of monotone cases equal
+  the float64 values at the box's corners, bit for bit: used by the tests).
+* *Not about NaN*: bounds hold every value that is a number.  A box is finite or
+  infinite but never NaN; a NaN can arise inside only where an interval reaches
+  +-inf (inf - inf, 0 * inf) or a ``log``/``sqrt`` argument may be negative.
+  Endpoints that come out NaN are replaced by -inf/+inf.
+* *Tight where cheap*: monotone functions (exp, expm1, log, log1p, tanh, erf, sqrt,
+  sigmoid, softplus) map endpoints; ``abs``, ``square`` and ``x*x`` handle the sign
+  cases exactly; ``max``/``min`` are exact; a comparison of a node with itself is
+  decided.  A comparison gives a three-valued truth as an interval of numbers:
+  ``[1, 1]`` surely true, ``[0, 0]`` surely false, ``[0, 1]`` either.  A ``Where``
+  whose condition is decided takes one branch; otherwise the hull of both, each
+  branch evaluated knowing its condition: under ``x > y`` (or ``x >= y``), ``x``
+  is at least ``y``'s lower bound and ``y`` at most ``x``'s upper bound (and the
+  converse in the other branch).  That makes relu, leaky_relu, elu, selu, celu,
+  sparse_plus, soft_shrink, ... exact for a single unit.  Division by an interval
+  that holds 0 is [-inf, inf].  Dependencies between operands are not tracked
+  otherwise (``z*sigmoid(z)`` and ``z - max(z)`` are wider than their image).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping, NamedTuple, Sequence, Union
+
+import numpy as np
+
+from .errors import ValidationError
+from .graph import (Builder, Call, Item, Largest, Let, Node, Num, Op, Program, Ref, Sum, Where, children,
+                    walk)
+from .ir import Network
+from .network_graph import input_nodes, network_program
+
+#: Overflow, inf - inf and x / 0 are intended IEEE results here, not warnings.
+_IEEE = np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
+
+
+class Interval(NamedTuple):
+    """Lower and upper bounds (arrays over boxes, or scalars)."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+# --------------------------------------------------------------------------- results
+
+
+class Values:
+    """What an interpreter computed for every node it walked: ``values[node]``, the
+    ``outputs`` in order and the ``named`` values (``Let`` names and ``Sum`` names:
+    ``h1_0``, ``z1_0``...)."""
+
+    def __init__(self, by_id: dict[int, object], order: list[Node], outputs: tuple[Node, ...],
+                 names: dict[str, Node]) -> None:
+        self._by_id, self._order = by_id, order  # the order keeps the nodes (and their ids) alive
+        self._outputs, self._names = outputs, names
+
+    def __getitem__(self, node: Node):
+        return self._by_id[id(node)]
+
+    def __contains__(self, node: object) -> bool:
+        return id(node) in self._by_id
+
+    @property
+    def outputs(self) -> tuple:
+        return tuple(self[node] for node in self._outputs)
+
+    @property
+    def named(self) -> dict[str, object]:
+        return {name: self[node] for name, node in self._names.items()}
+
+
+def _parts(program_or_nodes: Union[Program, Sequence[Node]]) -> tuple[tuple[Node, ...], tuple[Node, ...],
+                                                                    dict[str, Node]]:
+    """(roots to walk, output nodes, Let-named nodes) of a program or of bare nodes.
+    A program's every ``Let`` is walked, used by an output or not."""
+    if isinstance(program_or_nodes, Program):
+        lets = [s for s in program_or_nodes.statements if type(s) is Let]
+        outputs = program_or_nodes.outputs
+        return tuple(s.node for s in lets) + outputs, outputs, {s.name: s.node for s in lets}
+    nodes = tuple(program_or_nodes)
+    return nodes, nodes, {}
+
+
+def _walk_all(program_or_nodes, run: Callable[[list[Node]], dict[int, object]]) -> Values:
+    roots, outputs, lets = _parts(program_or_nodes)
+    order = list(walk(roots))
+    # Sum names (z1_0) first: a Let of the same name (a vector layer's z1_0) is the same node
+    names = {node.name: node for node in order if type(node) is Sum and node.name}
+    names.update(lets)
+    return Values(run(order), order, outputs, names)
+
+
+def _input(inputs: Mapping, key: Union[str, tuple], what: str):
+    """``inputs[key]``, or for an item ``(array, i)`` column ``i`` of ``inputs[array]``."""
+    if key in inputs:
+        return inputs[key]
+    if type(key) is tuple and key[0] in inputs:
+        return np.asarray(inputs[key[0]])[..., key[1]]
+    raise ValidationError(f"no input given for {what}; pass it as {key!r}"
+                          + (f" or as the array {key[0]!r}" if type(key) is tuple else ""))
+
+
+def _leaf_key(node: Node) -> tuple[Union[str, tuple], str]:
+    return _LEAF_KEYS[type(node)](node)
+
+
+_LEAF_KEYS = {Ref: lambda n: (n.name, f"input {n.name!r}"),
+              Item: lambda n: ((n.array, n.index), f"input {n.array}[{n.index}]")}
+
+
+# --------------------------------------------------------------------------- float64 values
+
+
+def _sigmoid(z):
+    e = np.exp(-np.abs(z))  # exp of a non-positive number: never overflows
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _softplus(z):
+    return np.log1p(np.exp(-np.abs(z))) + np.maximum(z, 0.0)
+
+
+def _compare(test):
+    return lambda a, b: np.where(test(a, b), 1.0, 0.0)
+
+
+#: operation -> float64 NumPy function of its arguments.
+POINT_OPS: dict[str, Callable] = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "quotient": np.divide,
+    "gt": _compare(np.greater), "ge": _compare(np.greater_equal),
+    "max": np.maximum, "min": np.minimum,  # both propagate NaN, as the contract asks
+    "neg": np.negative, "square": lambda a: a * a,
+}
+
+#: function -> float64 NumPy function.
+POINT_FUNCTIONS: dict[str, Callable] = {
+    "abs": np.abs, "exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "tanh": np.tanh,
+    "erf": np.vectorize(math.erf, otypes=[np.float64]), "sqrt": np.sqrt,
+    "sigmoid": _sigmoid, "softplus": _softplus,
+}
+
+
+def _point_sum(node: Sum, get: Callable) -> np.ndarray:
+    total = None
+    for term in node.terms:
+        value = get(term.node) if term.coefficient is None else term.coefficient * get(term.node)
+        if total is None:
+            total = -value if term.negative else value
+        else:
+            total = total - value if term.negative else total + value
+    if node.bias is not None:
+        total = np.float64(node.bias) if total is None else total + node.bias
+    return total
+
+
+def _point_largest(node: Largest, get: Callable) -> np.ndarray:
+    result = get(node.args[0])
+    for arg in node.args[1:]:
+        result = np.maximum(result, get(arg))
+    return result
+
+
+#: node type -> its float64 value, given ``get`` (the value of a child).
+_POINT: dict[type, Callable] = {
+    Op: lambda n, get: POINT_OPS[n.op](*map(get, n.args)),
+    Call: lambda n, get: POINT_FUNCTIONS[n.function](get(n.arg)),
+    Where: lambda n, get: np.where(get(n.cond) != 0.0, get(n.a), get(n.b)),
+    Sum: _point_sum,
+    Largest: _point_largest,
+}
+
+
+@_IEEE
+def evaluate(program_or_nodes: Union[Program, Sequence[Node]], inputs: Mapping) -> Values:
+    """float64 value of every node of a program (or of the graph under some nodes).
+
+    ``inputs`` maps a :class:`~mlpcodegen.graph.Ref`'s name, or an
+    :class:`~mlpcodegen.graph.Item`'s ``(array, index)``, to an array of samples;
+    an item may also be taken from ``inputs[array][..., index]``.
+    """
+    def run(order: list[Node]) -> dict[int, object]:
+        values: dict[int, object] = {}
+        get = lambda child: values[id(child)]  # noqa: E731
+        for node in order:
+            values[id(node)] = _point_value(node, get, inputs)
+        return values
+
+    return _walk_all(program_or_nodes, run)
+
+
+def _point_value(node: Node, get: Callable, inputs: Mapping):
+    if type(node) is Num:
+        return np.float64(node.value)
+    if type(node) in _LEAF_KEYS:
+        key, what = _leaf_key(node)
+        return np.asarray(_input(inputs, key, what), dtype=np.float64)
+    return _POINT[type(node)](node, get)
+
+
+def evaluate_network(net: Network, x: np.ndarray, stable: bool = True) -> np.ndarray:
+    """``net``'s output for samples ``x`` (shape ``(n, n_inputs)`` -> ``(n, n_outputs)``,
+    or one sample), computed through its expression graph."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim not in (1, 2) or x.shape[-1] != net.n_inputs:
+        raise ValidationError(f"expected input of shape ({net.n_inputs},) or (n, {net.n_inputs}), got {x.shape}")
+    b = Builder()
+    program = network_program(net, input_nodes(b, net), b, stable=stable)
+    outputs = evaluate(program, {"x": x}).outputs
+    return np.stack([np.broadcast_to(o, x.shape[:-1]) for o in outputs], axis=-1)  # constants broadcast
+
+
+# --------------------------------------------------------------------------- interval bounds
+
+#: ULPs a library function's result is widened by (NumPy does not document its
+#: accuracy; glibc's are within 1-3 ULPs; the composed sigmoid/softplus round more).
+LIBRARY_ULPS: dict[str, int] = {
+    "abs": 0, "sqrt": 1, "exp": 4, "expm1": 4, "log": 4, "log1p": 4, "tanh": 4, "erf": 4,
+    "sigmoid": 8, "softplus": 8,
+}
+
+#: function -> the range of its values (bounds are clipped to it: widening must not
+#: push tanh past 1 or exp below 0).
+RANGES: dict[str, tuple[float, float]] = {
+    "abs": (0.0, math.inf), "exp": (0.0, math.inf), "expm1": (-1.0, math.inf), "sqrt": (0.0, math.inf),
+    "tanh": (-1.0, 1.0), "erf": (-1.0, 1.0), "sigmoid": (0.0, 1.0), "softplus": (0.0, math.inf),
+    "log": (-math.inf, math.inf), "log1p": (-math.inf, math.inf),
+}
+
+
+def _clean(lo, hi) -> Interval:
+    """NaN endpoints (inf - inf, inf / inf) become -inf/+inf: sound for every number."""
+    return Interval(np.where(np.isnan(lo), -np.inf, lo), np.where(np.isnan(hi), np.inf, hi))
+
+
+def _hull(a: Interval, b: Interval) -> Interval:
+    return Interval(np.minimum(a.lo, b.lo), np.maximum(a.hi, b.hi))
+
+
+def _products(a: Interval, b: Interval) -> list[np.ndarray]:
+    # 0 * inf at a corner stands for 0 * (finite) = 0: the non-NaN products it bounds
+    return [np.where(np.isnan(p), 0.0, p) for p in (a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi)]
+
+
+def _span(values: list[np.ndarray]) -> Interval:
+    return Interval(np.minimum.reduce(values), np.maximum.reduce(values))
+
+
+def _mul(a: Interval, b: Interval) -> Interval:
+    return _span(_products(a, b))
+
+
+def _square_like(a: Interval, low, high) -> Interval:
+    """The image of ``[a.lo, a.hi]`` under an even function that grows with ``|x|``,
+    given its values at the ends: 0 at the bottom when the interval holds 0."""
+    straddles = (a.lo < 0) & (a.hi > 0)
+    return Interval(np.where(straddles, 0.0, np.minimum(low, high)), np.maximum(low, high))
+
+
+def _square(a: Interval) -> Interval:
+    return _square_like(a, a.lo * a.lo, a.hi * a.hi)
+
+
+def _abs(a: Interval) -> Interval:
+    return _square_like(a, np.abs(a.lo), np.abs(a.hi))
+
+
+def _div(a: Interval, b: Interval) -> Interval:
+    quotients = [a.lo / b.lo, a.lo / b.hi, a.hi / b.lo, a.hi / b.hi]
+    # a divisor that may be 0 gives +-inf; inf / inf may be any size
+    unknown = ((b.lo <= 0) & (b.hi >= 0)) | np.logical_or.reduce([np.isnan(q) for q in quotients])
+    span = _span([np.where(np.isnan(q), 0.0, q) for q in quotients])
+    return Interval(np.where(unknown, -np.inf, span.lo), np.where(unknown, np.inf, span.hi))
+
+
+def _truth(sure: np.ndarray, never: np.ndarray) -> Interval:
+    """Three-valued truth as numbers: [1, 1] sure, [0, 0] never, [0, 1] either."""
+    return Interval(np.where(sure, 1.0, 0.0), np.where(never, 0.0, 1.0))
+
+
+#: operation -> (interval function, whether its endpoints are rounded).
+INTERVAL_OPS: dict[str, tuple[Callable, bool]] = {
+    "add": (lambda a, b: Interval(a.lo + b.lo, a.hi + b.hi), True),
+    "sub": (lambda a, b: Interval(a.lo - b.hi, a.hi - b.lo), True),
+    "mul": (_mul, True),
+    "div": (_div, True),
+    "quotient": (_div, True),
+    "gt": (lambda a, b: _truth(a.lo > b.hi, a.hi <= b.lo), False),
+    "ge": (lambda a, b: _truth(a.lo >= b.hi, a.hi < b.lo), False),
+    "max": (lambda a, b: Interval(np.maximum(a.lo, b.lo), np.maximum(a.hi, b.hi)), False),
+    "min": (lambda a, b: Interval(np.minimum(a.lo, b.lo), np.minimum(a.hi, b.hi)), False),
+    "neg": (lambda a: Interval(-a.hi, -a.lo), False),
+    "square": (_square, True),
+}
+
+def _decided(a: Interval, truth: bool) -> Interval:
+    value = np.full(np.shape(a.lo), 1.0 if truth else 0.0)
+    return Interval(value, value)
+
+
+#: Operations on one node twice, which its interval decides better than two
+#: independent operands would: ``x*x`` is a square, ``x > x`` never holds, ``x >= x``
+#: always does (for every number), ``x - x`` is 0.
+SAME_ARGUMENT_OPS: dict[str, Callable[[Interval], Interval]] = {
+    "mul": _square, "gt": lambda a: _decided(a, False), "ge": lambda a: _decided(a, True),
+    "max": lambda a: a, "min": lambda a: a, "sub": lambda a: _decided(a, False),
+}
+
+
+def _monotone(function: str) -> Callable[[Interval], Interval]:
+    f = POINT_FUNCTIONS[function]
+    return lambda a: Interval(f(a.lo), f(a.hi))
+
+
+#: function -> interval function (before widening and clipping to its range).
+INTERVAL_FUNCTIONS: dict[str, Callable[[Interval], Interval]] = {
+    **{name: _monotone(name) for name in ("exp", "expm1", "log", "log1p", "tanh", "erf", "sqrt",
+                                           "sigmoid", "softplus")},
+    "abs": _abs,
+}
+
+
+def _refinements(cond: Node, get: Callable, holds: bool) -> dict[int, Interval]:
+    """Narrower intervals of a comparison's operands where it holds (``holds``) or not:
+    under ``x > y``, ``x >= y.lo`` and ``y <= x.hi``; otherwise ``x <= y.hi`` and
+    ``y >= x.lo`` (the NaN case, where a comparison is false, is outside the bounds)."""
+    if getattr(cond, "op", None) not in ("gt", "ge") or cond.args[0] is cond.args[1]:
+        return {}
+    big, small = cond.args if holds else cond.args[::-1]
+    x, y = get(big), get(small)
+    narrowed = {}
+    if type(big) is not Num:  # constants are points already
+        narrowed[id(big)] = Interval(np.maximum(x.lo, y.lo), x.hi)
+    if type(small) is not Num:
+        narrowed[id(small)] = Interval(y.lo, np.minimum(y.hi, x.hi))
+    return narrowed
+
+
+class _IntervalWalk:
+    """Bounds of every node, in walk order; ``position`` is each node's place in that
+    order (a node can only depend on nodes before it)."""
+
+    def __init__(self, order: list[Node], boxes: Mapping, outward: bool) -> None:
+        self.position = {id(node): i for i, node in enumerate(order)}
+        self.boxes, self.outward = boxes, outward
+        self.values: dict[int, Interval] = {}
+
+    def run(self, order: list[Node]) -> dict[int, Interval]:
+        get = lambda child: self.values[id(child)]  # noqa: E731
+        for node in order:
+            self.values[id(node)] = self.compute(node, get)
+        return self.values
+
+    def compute(self, node: Node, get: Callable[[Node], Interval]) -> Interval:
+        return _INTERVAL[type(node)](self, node, get)
+
+    def widen(self, a: Interval, ulps: int = 1) -> Interval:
+        """``a`` moved outward by ``ulps`` ULPs (when ``outward``), NaN ends made infinite."""
+        lo, hi = _clean(*a)
+        for _ in range(ulps if self.outward else 0):
+            lo, hi = np.nextafter(lo, -np.inf), np.nextafter(hi, np.inf)
+        return Interval(lo, hi)
+
+    def branch(self, node: Node, cond: Node, holds: bool, get: Callable) -> Interval:
+        """Bounds of a ``Where`` branch, knowing whether its condition holds."""
+        narrowed = _refinements(cond, get, holds)
+        if not narrowed:
+            return get(node)
+        local = dict(narrowed)
+        local_get = lambda child: local[id(child)] if id(child) in local else get(child)  # noqa: E731
+        for inner in self._cone(node, min(self.position[key] for key in narrowed), local):
+            local[id(inner)] = self.compute(inner, local_get)
+        return local_get(node)
+
+    def _cone(self, root: Node, floor: int, known: Mapping[int, Interval]) -> list[Node]:
+        """The nodes under ``root`` (children first) that may depend on a node at
+        position ``floor`` or later: those after it in walk order, but not ``known``."""
+        order, seen, stack = [], set(), [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            key = id(node)
+            if key in seen or key in known or self.position[key] <= floor:
+                continue
+            if expanded:
+                seen.add(key)
+                order.append(node)
+            else:
+                stack.append((node, True))
+                stack.extend((child, False) for child in reversed(children(node)))
+        return order
+
+
+def _leaf_interval(w: _IntervalWalk, node: Node, get: Callable) -> Interval:
+    key, what = _leaf_key(node)
+    lo, hi = (np.asarray(v, dtype=np.float64) for v in _input(w.boxes, key, what))
+    return Interval(lo, hi)
+
+
+def _op_interval(w: _IntervalWalk, node: Op, get: Callable) -> Interval:
+    if len(node.args) == 2 and node.args[0] is node.args[1] and node.op in SAME_ARGUMENT_OPS:
+        return SAME_ARGUMENT_OPS[node.op](get(node.args[0]))
+    function, rounded = INTERVAL_OPS[node.op]
+    result = function(*map(get, node.args))
+    return w.widen(result, 1 if rounded else 0)
+
+
+def _call_interval(w: _IntervalWalk, node: Call, get: Callable) -> Interval:
+    lo, hi = w.widen(INTERVAL_FUNCTIONS[node.function](get(node.arg)), LIBRARY_ULPS[node.function])
+    bottom, top = RANGES[node.function]
+    return Interval(np.clip(lo, bottom, top), np.clip(hi, bottom, top))
+
+
+def _where_interval(w: _IntervalWalk, node: Where, get: Callable) -> Interval:
+    cond = get(node.cond)
+    surely, never = (cond.lo > 0) | (cond.hi < 0), (cond.lo == 0) & (cond.hi == 0)
+    a, b = w.branch(node.a, node.cond, True, get), w.branch(node.b, node.cond, False, get)
+    both = _hull(a, b)
+    return Interval(np.where(surely, a.lo, np.where(never, b.lo, both.lo)),
+                    np.where(surely, a.hi, np.where(never, b.hi, both.hi)))
+
+
+def _scaled(coefficient: float, a: Interval) -> Interval:
+    """``coefficient * a`` for a coefficient >= 0 (a Term keeps its sign apart)."""
+    if coefficient == 0.0:  # 0 * inf stands for 0 * (finite)
+        return Interval(np.zeros_like(a.lo), np.zeros_like(a.hi))
+    return Interval(coefficient * a.lo, coefficient * a.hi)
+
+
+def _sum_interval(w: _IntervalWalk, node: Sum, get: Callable) -> Interval:
+    """Term by term, left to right, as :func:`evaluate` adds them (each step rounded)."""
+    total = None
+    for term in node.terms:
+        value = get(term.node) if term.coefficient is None else w.widen(_scaled(term.coefficient, get(term.node)))
+        value = Interval(-value.hi, -value.lo) if term.negative else value
+        total = value if total is None else w.widen(Interval(total.lo + value.lo, total.hi + value.hi))
+    if node.bias is not None:
+        bias = Interval(np.float64(node.bias), np.float64(node.bias))
+        total = bias if total is None else w.widen(Interval(total.lo + bias.lo, total.hi + bias.hi))
+    return total
+
+
+def _largest_interval(w: _IntervalWalk, node: Largest, get: Callable) -> Interval:
+    args = [get(arg) for arg in node.args]
+    return Interval(np.maximum.reduce([a.lo for a in args]), np.maximum.reduce([a.hi for a in args]))
+
+
+#: node type -> its bounds, given ``get`` (the bounds of a child).
+_INTERVAL: dict[type, Callable] = {
+    Num: lambda w, n, get: Interval(np.float64(n.value), np.float64(n.value)),
+    Ref: _leaf_interval, Item: _leaf_interval,
+    Op: _op_interval, Call: _call_interval, Where: _where_interval,
+    Sum: _sum_interval, Largest: _largest_interval,
+}
+
+
+def _check_boxes(boxes: Mapping) -> None:
+    for key, (lo, hi) in boxes.items():
+        lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+        if np.isnan(lo).any() or np.isnan(hi).any() or (lo > hi).any():
+            raise ValidationError(f"box for input {key!r}: bounds must be numbers with lower <= upper")
+
+
+@_IEEE
+def bounds(program_or_nodes: Union[Program, Sequence[Node]], boxes: Mapping, outward: bool = True) -> Values:
+    """Interval bounds of every node for inputs anywhere in ``boxes``.
+
+    ``boxes`` maps an input (a ``Ref``'s name, an ``Item``'s ``(array, index)``, or an
+    array's name, whose last axis is the index) to ``(lower, upper)``: scalars, or
+    arrays over many boxes at once.  ``values[node]`` is an :class:`Interval`; see the
+    module docstring for what is promised (soundness, outward rounding, NaN).
+    """
+    _check_boxes(boxes)
+    walk_boxes = _ArrayBoxes(boxes)
+    return _walk_all(program_or_nodes, lambda order: _IntervalWalk(order, walk_boxes, outward).run(order))
+
+
+class _ArrayBoxes(Mapping):
+    """``boxes`` where an array's box ``(lower, upper)`` also answers for its items."""
+
+    def __init__(self, boxes: Mapping) -> None:
+        self._boxes = boxes
+
+    def __getitem__(self, key):
+        if key in self._boxes:
+            return self._boxes[key]
+        array, index = key
+        lo, hi = self._boxes[array]
+        return np.asarray(lo)[..., index], np.asarray(hi)[..., index]
+
+    def __contains__(self, key) -> bool:
+        return key in self._boxes or (type(key) is tuple and key[0] in self._boxes)
+
+    def __iter__(self):
+        return iter(self._boxes)
+
+    def __len__(self) -> int:
+        return len(self._boxes)
+
+
+def network_bounds(net: Network, lower: np.ndarray, upper: np.ndarray, outward: bool = True) -> Values:
+    """Bounds of every node of ``net``'s program for inputs in the box(es)
+    ``lower <= x <= upper`` (shape ``(n_inputs,)`` or ``(n_boxes, n_inputs)``):
+    ``.outputs`` and ``.named`` (``z{layer}_{unit}`` pre-activations, ``h{layer}_{unit}``
+    outputs, and a vector layer's other statements)."""
+    lower, upper = (np.asarray(v, dtype=np.float64) for v in (lower, upper))
+    if lower.shape != upper.shape or lower.ndim not in (1, 2) or lower.shape[-1] != net.n_inputs:
+        raise ValidationError(f"expected lower and upper of shape ({net.n_inputs},) or (n, {net.n_inputs}), "
+                              f"got {lower.shape} and {upper.shape}")
+    b = Builder()
+    return bounds(network_program(net, input_nodes(b, net), b), {"x": (lower, upper)}, outward)
+
+
+def interval_network(net: Network, lower: np.ndarray, upper: np.ndarray, outward: bool = True) -> Interval:
+    """Bounds of ``net``'s outputs for inputs in the box(es) ``lower <= x <= upper``:
+    arrays of shape ``(n_outputs,)`` or ``(n_boxes, n_outputs)``."""
+    outputs = network_bounds(net, lower, upper, outward).outputs
+    shape = np.shape(lower)[:-1]
+    stack = lambda ends: np.stack([np.broadcast_to(v, shape) for v in ends], axis=-1)  # noqa: E731
+    return Interval(stack([o.lo for o in outputs]), stack([o.hi for o in outputs]))
