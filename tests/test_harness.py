@@ -179,6 +179,8 @@ def test_verify_against_the_reference_and_another_target(keras_net):
     other = verify(peers.target_peer(net, "python"), "c", "float32", n=64)
     assert other.ok and _labels(other)[1] == "c float32 vs python float64", other.table()
     assert other.comparisons[1].bound == f"ulp <= {F32_ULP_BOUND:g}"  # the coarser type sets the unit
+    predictor = runtime.load(net, "numpy", dtype="float64")  # a predictor itself: the network is passed
+    assert verify(predictor, "c", "float64", n=64, network=net).ok
 
 
 def test_verify_against_anything_with_predict(keras_net):
