@@ -26,15 +26,20 @@ once).  What they promise:
 
 * *Sound*: they enclose both the exact real value and the float64 value
   :func:`evaluate` computes.  Every endpoint that was rounded is moved outward:
-  by one ULP (``np.nextafter`` toward -inf/+inf) after correctly rounded operations
-  (``+ - * /``, ``sqrt``), by :data:`LIBRARY_ULPS` ULPs after a library function,
-  whose accuracy NumPy does not document: a few ULPs, as glibc's are, is the
-  assumption.  ``outward=False`` turns this off (then bounds of monotone cases equal
-  the float64 values at the box's corners, bit for bit: used by the tests).
-* *Not about NaN*: bounds hold every value that is a number.  A box is finite or
-  infinite but never NaN; a NaN can arise inside only where an interval reaches
-  +-inf (inf - inf, 0 * inf) or a ``log``/``sqrt`` argument may be negative.
-  Endpoints that come out NaN are replaced by -inf/+inf.
+  by one ULP (``np.nextafter`` toward -inf/+inf) after a correctly rounded
+  operation (``+ - * /``, ``sqrt``); by :data:`LIBRARY_ULPS` ULPs after a library
+  function, whose accuracy NumPy does not document (a few ULPs, as glibc's, is the
+  assumption); a ``Sum``'s ends are added left to right as :func:`evaluate` adds
+  (rounding is monotone, so they bound its values), then moved out by the classic
+  bound on the rounding error of the sum and one ULP.  ``outward=False`` turns
+  this off (then bounds of monotone cases equal the float64 values at the box's
+  corners, bit for bit: used by the tests).
+* *Not about NaN*: bounds hold a node's value at every input where no NaN arises
+  in computing it (a comparison turns NaN into a number, false, and a select may
+  then pick a value outside the bounds).  A box is finite or infinite but never
+  NaN; inside, a NaN can arise only where an interval reaches +-inf (inf - inf,
+  0 * inf, inf / inf) or a ``log``/``sqrt``/``log1p`` argument may be out of its
+  domain.  Endpoints that come out NaN are replaced by -inf/+inf.
 * *Tight where cheap*: monotone functions (exp, expm1, log, log1p, tanh, erf, sqrt,
   sigmoid, softplus) map endpoints; ``abs``, ``square`` and ``x*x`` handle the sign
   cases exactly; ``max``/``min`` are exact; a comparison of a node with itself is
@@ -51,7 +56,7 @@ once).  What they promise:
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, NamedTuple, Sequence, Union
+from typing import Callable, Mapping, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
@@ -121,20 +126,19 @@ def _walk_all(program_or_nodes, run: Callable[[list[Node]], dict[int, object]]) 
     return Values(run(order), order, outputs, names)
 
 
-def _input(inputs: Mapping, key: Union[str, tuple], what: str):
-    """``inputs[key]``, or for an item ``(array, i)`` column ``i`` of ``inputs[array]``."""
+def _input(inputs: Mapping, node: Node, column: Callable):
+    """What ``inputs`` gives for a leaf: ``inputs[name]`` for a ``Ref``; for an
+    ``Item`` ``inputs[(array, i)]``, or ``column(inputs[array], i)``."""
+    key, what = _LEAF_KEYS[type(node)](node)
     if key in inputs:
         return inputs[key]
     if type(key) is tuple and key[0] in inputs:
-        return np.asarray(inputs[key[0]])[..., key[1]]
+        return column(inputs[key[0]], key[1])
     raise ValidationError(f"no input given for {what}; pass it as {key!r}"
                           + (f" or as the array {key[0]!r}" if type(key) is tuple else ""))
 
 
-def _leaf_key(node: Node) -> tuple[Union[str, tuple], str]:
-    return _LEAF_KEYS[type(node)](node)
-
-
+#: leaf type -> (its key in the inputs, what to call it in an error).
 _LEAF_KEYS = {Ref: lambda n: (n.name, f"input {n.name!r}"),
               Item: lambda n: ((n.array, n.index), f"input {n.array}[{n.index}]")}
 
@@ -171,33 +175,51 @@ POINT_FUNCTIONS: dict[str, Callable] = {
 }
 
 
+def _coefficients(node: Sum) -> np.ndarray:
+    """Each term's coefficient (1 for none) as a column, ``-`` taken in: ``(-c)*x`` is
+    ``-(c*x)`` exactly in IEEE arithmetic, and ``1*x`` is ``x``."""
+    return np.array([(-1.0 if t.negative else 1.0) * (1.0 if t.coefficient is None else t.coefficient)
+                     for t in node.terms])
+
+
+def _in_order(rows, bias: Optional[float]) -> np.ndarray:
+    """``rows[0] + rows[1] + ... + bias`` added left to right (``np.sum`` is pairwise,
+    which rounds differently)."""
+    total = rows[0]
+    for row in rows[1:]:
+        total = total + row
+    return total if bias is None else total + bias
+
+
 def _point_sum(node: Sum, get: Callable) -> np.ndarray:
-    total = None
-    for term in node.terms:
-        value = get(term.node) if term.coefficient is None else term.coefficient * get(term.node)
-        if total is None:
-            total = -value if term.negative else value
-        else:
-            total = total - value if term.negative else total + value
-    if node.bias is not None:
-        total = np.float64(node.bias) if total is None else total + node.bias
-    return total
+    if not node.terms:
+        return np.float64(node.bias)
+    values = np.stack(np.broadcast_arrays(*(get(t.node) for t in node.terms)))
+    products = _coefficients(node).reshape((-1,) + (1,) * (values.ndim - 1)) * values
+    return _in_order(list(products), node.bias)
 
 
-def _point_largest(node: Largest, get: Callable) -> np.ndarray:
-    result = get(node.args[0])
-    for arg in node.args[1:]:
-        result = np.maximum(result, get(arg))
+def _largest(values: list) -> np.ndarray:
+    """NaN-propagating maximum of arrays of any (broadcastable) shapes."""
+    result = values[0]
+    for value in values[1:]:
+        result = np.maximum(result, value)
     return result
 
 
-#: node type -> its float64 value, given ``get`` (the value of a child).
+def _point_input(node: Node, get: Callable, inputs: Mapping) -> np.ndarray:
+    return np.asarray(_input(inputs, node, lambda array, i: np.asarray(array)[..., i]), dtype=np.float64)
+
+
+#: node type -> its float64 value, given ``get`` (the value of a child) and the inputs.
 _POINT: dict[type, Callable] = {
-    Op: lambda n, get: POINT_OPS[n.op](*map(get, n.args)),
-    Call: lambda n, get: POINT_FUNCTIONS[n.function](get(n.arg)),
-    Where: lambda n, get: np.where(get(n.cond) != 0.0, get(n.a), get(n.b)),
-    Sum: _point_sum,
-    Largest: _point_largest,
+    Num: lambda n, get, inputs: np.float64(n.value),
+    Ref: _point_input, Item: _point_input,
+    Op: lambda n, get, inputs: POINT_OPS[n.op](*map(get, n.args)),
+    Call: lambda n, get, inputs: POINT_FUNCTIONS[n.function](get(n.arg)),
+    Where: lambda n, get, inputs: np.where(get(n.cond) != 0.0, get(n.a), get(n.b)),
+    Sum: lambda n, get, inputs: _point_sum(n, get),
+    Largest: lambda n, get, inputs: _largest([get(arg) for arg in n.args]),
 }
 
 
@@ -213,19 +235,10 @@ def evaluate(program_or_nodes: Union[Program, Sequence[Node]], inputs: Mapping) 
         values: dict[int, object] = {}
         get = lambda child: values[id(child)]  # noqa: E731
         for node in order:
-            values[id(node)] = _point_value(node, get, inputs)
+            values[id(node)] = _POINT[type(node)](node, get, inputs)
         return values
 
     return _walk_all(program_or_nodes, run)
-
-
-def _point_value(node: Node, get: Callable, inputs: Mapping):
-    if type(node) is Num:
-        return np.float64(node.value)
-    if type(node) in _LEAF_KEYS:
-        key, what = _leaf_key(node)
-        return np.asarray(_input(inputs, key, what), dtype=np.float64)
-    return _POINT[type(node)](node, get)
 
 
 def evaluate_network(net: Network, x: np.ndarray, stable: bool = True) -> np.ndarray:
@@ -421,9 +434,8 @@ class _IntervalWalk:
 
 
 def _leaf_interval(w: _IntervalWalk, node: Node, get: Callable) -> Interval:
-    key, what = _leaf_key(node)
-    lo, hi = (np.asarray(v, dtype=np.float64) for v in _input(w.boxes, key, what))
-    return Interval(lo, hi)
+    lo, hi = _input(w.boxes, node, lambda box, i: (np.asarray(box[0])[..., i], np.asarray(box[1])[..., i]))
+    return Interval(np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64))
 
 
 def _op_interval(w: _IntervalWalk, node: Op, get: Callable) -> Interval:
@@ -449,29 +461,39 @@ def _where_interval(w: _IntervalWalk, node: Where, get: Callable) -> Interval:
                     np.where(surely, a.hi, np.where(never, b.hi, both.hi)))
 
 
-def _scaled(coefficient: float, a: Interval) -> Interval:
-    """``coefficient * a`` for a coefficient >= 0 (a Term keeps its sign apart)."""
-    if coefficient == 0.0:  # 0 * inf stands for 0 * (finite)
-        return Interval(np.zeros_like(a.lo), np.zeros_like(a.hi))
-    return Interval(coefficient * a.lo, coefficient * a.hi)
+def _term_bounds(node: Sum, get: Callable) -> Interval:
+    """Bounds of every term (rows), sign and coefficient applied."""
+    terms = [get(t.node) for t in node.terms]
+    ends = np.broadcast_arrays(*(t.lo for t in terms), *(t.hi for t in terms))
+    lo, hi = np.stack(ends[:len(terms)]), np.stack(ends[len(terms):])
+    c = _coefficients(node).reshape((-1,) + (1,) * (lo.ndim - 1))
+    # 0 * inf stands for 0 * (finite): 0
+    low, high = np.where(c == 0, 0.0, np.abs(c) * lo), np.where(c == 0, 0.0, np.abs(c) * hi)
+    return Interval(np.where(c < 0, -high, low), np.where(c < 0, -low, high))
 
 
 def _sum_interval(w: _IntervalWalk, node: Sum, get: Callable) -> Interval:
-    """Term by term, left to right, as :func:`evaluate` adds them (each step rounded)."""
-    total = None
-    for term in node.terms:
-        value = get(term.node) if term.coefficient is None else w.widen(_scaled(term.coefficient, get(term.node)))
-        value = Interval(-value.hi, -value.lo) if term.negative else value
-        total = value if total is None else w.widen(Interval(total.lo + value.lo, total.hi + value.hi))
-    if node.bias is not None:
-        bias = Interval(np.float64(node.bias), np.float64(node.bias))
-        total = bias if total is None else w.widen(Interval(total.lo + bias.lo, total.hi + bias.hi))
-    return total
+    """The sums of the lower and of the upper ends, left to right as :func:`evaluate`
+    adds (rounding is monotone, so they bound its results), then widened by the
+    classic bound on the rounding error of a sum of k terms and k products,
+    ``2k u sum|terms|`` (u = 2**-53, twice gamma_k for the rounding of the bound
+    itself) plus ``k`` smallest subnormals for underflow, and one ULP."""
+    if not node.terms:
+        return Interval(np.float64(node.bias), np.float64(node.bias))
+    terms = _term_bounds(node, get)
+    total = Interval(_in_order(list(terms.lo), node.bias), _in_order(list(terms.hi), node.bias))
+    if not w.outward:
+        return _clean(*total)
+    k = len(node.terms) + 2
+    bias = 0.0 if node.bias is None else abs(node.bias)
+    slack_lo = 2 * k * 2.0**-53 * (np.abs(terms.lo).sum(axis=0) + bias) + k * 2.0**-1074
+    slack_hi = 2 * k * 2.0**-53 * (np.abs(terms.hi).sum(axis=0) + bias) + k * 2.0**-1074
+    return w.widen(Interval(total.lo - slack_lo, total.hi + slack_hi))
 
 
 def _largest_interval(w: _IntervalWalk, node: Largest, get: Callable) -> Interval:
     args = [get(arg) for arg in node.args]
-    return Interval(np.maximum.reduce([a.lo for a in args]), np.maximum.reduce([a.hi for a in args]))
+    return Interval(_largest([a.lo for a in args]), _largest([a.hi for a in args]))
 
 
 #: node type -> its bounds, given ``get`` (the bounds of a child).
@@ -500,31 +522,7 @@ def bounds(program_or_nodes: Union[Program, Sequence[Node]], boxes: Mapping, out
     module docstring for what is promised (soundness, outward rounding, NaN).
     """
     _check_boxes(boxes)
-    walk_boxes = _ArrayBoxes(boxes)
-    return _walk_all(program_or_nodes, lambda order: _IntervalWalk(order, walk_boxes, outward).run(order))
-
-
-class _ArrayBoxes(Mapping):
-    """``boxes`` where an array's box ``(lower, upper)`` also answers for its items."""
-
-    def __init__(self, boxes: Mapping) -> None:
-        self._boxes = boxes
-
-    def __getitem__(self, key):
-        if key in self._boxes:
-            return self._boxes[key]
-        array, index = key
-        lo, hi = self._boxes[array]
-        return np.asarray(lo)[..., index], np.asarray(hi)[..., index]
-
-    def __contains__(self, key) -> bool:
-        return key in self._boxes or (type(key) is tuple and key[0] in self._boxes)
-
-    def __iter__(self):
-        return iter(self._boxes)
-
-    def __len__(self) -> int:
-        return len(self._boxes)
+    return _walk_all(program_or_nodes, lambda order: _IntervalWalk(order, boxes, outward).run(order))
 
 
 def network_bounds(net: Network, lower: np.ndarray, upper: np.ndarray, outward: bool = True) -> Values:

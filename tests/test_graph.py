@@ -18,12 +18,11 @@ import pytest
 from mlpcodegen import graph_eval
 from mlpcodegen.activations import REGISTRY
 from mlpcodegen.errors import ValidationError
-from mlpcodegen.graph import Builder, Program, walk
+from mlpcodegen.graph import Builder, Let, Program, children, walk
 from mlpcodegen.graph_eval import (Interval, bounds, evaluate, evaluate_network, interval_network,
                                    network_bounds)
 from mlpcodegen.ir import Activate, Activation, Affine, Dense, Network
 from mlpcodegen.network_graph import input_nodes, network_program
-from mlpcodegen.reference import evaluate as reference
 from mlpcodegen.reference import evaluate_magnitude
 
 EPS = 2.0**-52
@@ -219,27 +218,108 @@ def assert_inside(name: str, value: np.ndarray, box: Interval) -> None:
     assert inside.all(), (name, value[~inside][:3], box)
 
 
-@pytest.mark.parametrize("seed", range(16))
+@pytest.mark.parametrize("seed", range(40))
 def test_bounds_hold_every_sampled_value(seed):
     """Random networks (every activation, every layer kind) and random boxes: 2000
     points of each box lie inside the bounds of every output and every named value."""
     rng = np.random.default_rng(2000 + seed)
-    depth = int(rng.integers(1, 4))
-    widths = [int(w) for w in rng.integers(1, 7, size=depth + 1)]
+    depth = int(rng.integers(1, 5))
+    widths = [int(w) for w in rng.integers(1, 13, size=depth + 1)]
     names = [str(n) for n in rng.choice(sorted(REGISTRY), size=depth)]
     net = random_network(rng, widths, names)
-    centre = rng.uniform(-2, 2, (4, net.n_inputs))
-    radius = rng.choice([0.0, 1e-9, 0.1, 1.0, 3.0], size=(4, net.n_inputs))
+    centre = rng.uniform(-2, 2, (6, net.n_inputs)) * (10.0 if seed % 5 == 0 else 1.0)  # some overflow
+    radius = rng.choice([0.0, 1e-9, 0.1, 1.0, 3.0], size=(6, net.n_inputs))
     lower, upper = centre - radius, centre + radius
-    found = network_bounds(net, lower, upper)
     b = Builder()
     program = network_program(net, input_nodes(b, net), b)
+    found = bounds(program, {"x": (lower, upper)})
     points = sample_box(rng, lower, upper, 2000)
     values = evaluate(program, {"x": points})
-    for name, node_bounds in found.named.items():
-        assert_inside(name, values.named[name], node_bounds)
-    for j, out in enumerate(values.outputs):
-        assert_inside(f"output {j}", out, Interval(found.outputs[j].lo, found.outputs[j].hi))
+    named = named_nodes(program)
+    roots = list(named.values()) + list(program.outputs)
+    defined = {id(node): mask for node, mask in numbers_all_the_way(roots, values)}
+    for name, node in named.items():
+        assert_inside(name, np.where(defined[id(node)], values[node], nan), found[node])
+    for j, node in enumerate(program.outputs):
+        assert_inside(f"output {j}", np.where(defined[id(node)], values[node], nan), found.outputs[j])
+    by_network = network_bounds(net, lower, upper)
+    assert all(np.array_equal(p.lo, q.lo) and np.array_equal(p.hi, q.hi)
+               for p, q in zip(by_network.outputs, found.outputs))
+    assert by_network.named.keys() == found.named.keys() == named.keys()
+
+
+def named_nodes(program: Program) -> dict:
+    """name -> node: the Let statements and the named sums (z1_0)."""
+    named = {node.name: node for node in walk(program.outputs) if getattr(node, "name", None)}
+    named.update((s.name, s.node) for s in program.statements if isinstance(s, Let))
+    return named
+
+
+def numbers_all_the_way(roots, values):
+    """(node, mask of the samples where it and everything under it is a number): the
+    bounds say nothing where a NaN was turned into a number (a comparison, a select)."""
+    defined = {}
+    for node in walk(roots):
+        mask = ~np.isnan(values[node])
+        for child in children(node):
+            mask = mask & defined[id(child)]
+        defined[id(node)] = mask
+        yield node, mask
+
+
+def random_expression(rng: np.random.Generator, b: Builder, leaves: list, depth: int):
+    """A random graph over ``leaves`` using every kind of node, operation and function."""
+    if depth == 0 or rng.random() < 0.15:
+        return leaves[rng.integers(len(leaves))] if rng.random() < 0.8 else b.num(float(rng.normal(0, 2)))
+    grow = lambda: random_expression(rng, b, leaves, depth - 1)  # noqa: E731
+    kind = rng.integers(6)
+    if kind == 0:
+        return b.op(str(rng.choice(["add", "sub", "mul", "div", "quotient", "max", "min"])), grow(), grow())
+    if kind == 1:
+        return b.op(str(rng.choice(["neg", "square"])), grow())
+    if kind == 2:
+        return b.call(str(rng.choice(list(graph_eval.POINT_FUNCTIONS))), grow())
+    if kind == 3:
+        left, right = grow(), grow()
+        return b.where(b.op(str(rng.choice(["gt", "ge"])), left, right if rng.random() < 0.7 else left),
+                       *((left, grow()) if rng.random() < 0.5 else (grow(), right)))
+    if kind == 4:
+        return b.sum([b.term(grow(), float(rng.normal()) if rng.random() < 0.7 else None, bool(rng.random() < 0.3))
+                      for _ in range(rng.integers(1, 4))], float(rng.normal()) if rng.random() < 0.5 else None)
+    return b.largest([grow() for _ in range(rng.integers(1, 4))])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_bounds_hold_for_random_expressions(seed):
+    """Every node of random graphs (all operations, functions, selects on operands
+    that also appear in the branches) holds its sampled values, NaN aside."""
+    rng = np.random.default_rng(3000 + seed)
+    b = Builder()
+    leaves = [b.ref("x"), b.ref("y"), b.item("v", 0)]
+    roots = [random_expression(rng, b, leaves, 5) for _ in range(10)]
+    lower = rng.uniform(-3, 1, (3, 8))
+    upper = lower + rng.choice([0.0, 0.5, 2.0, 4.0], size=(3, 8))
+    boxes = {"x": (lower[0], upper[0]), "y": (lower[1], upper[1]), ("v", 0): (lower[2], upper[2])}
+    points = lower[..., None] + rng.random((3, 8, 500)) * (upper - lower)[..., None]
+    points[..., :2] = np.stack([lower, upper], axis=-1)
+    found = bounds(roots, boxes)
+    values = evaluate(roots, {"x": points[0], "y": points[1], ("v", 0): points[2]})
+    for node, defined in numbers_all_the_way(roots, values):
+        assert_inside(type(node).__name__, np.where(defined, values[node], nan), found[node])
+
+
+def test_where_branches_know_their_condition():
+    b = Builder()
+    x, y = b.ref("x"), b.ref("y")
+    cases = {
+        "x > y: x >= y.lo": (b.where(b.gt(x, y), x, b.num(5.0)), (-1.0, 5.0)),
+        "not x > y: x <= y.hi": (b.where(b.gt(x, y), b.num(5.0), x), (-2.0, 5.0)),
+        "x >= y: y <= x.hi": (b.where(b.ge(x, y), y, b.num(-5.0)), (-5.0, 1.0)),
+        "not x >= y: y >= x.lo": (b.where(b.ge(x, y), b.num(-5.0), y), (-5.0, 2.0)),
+    }
+    found = bounds([node for node, _ in cases.values()], {"x": (-2.0, 1.0), "y": (-1.0, 2.0)}, outward=False)
+    for label, (node, want) in cases.items():
+        assert (found[node].lo, found[node].hi) == want, label
 
 
 #: Non-decreasing activations whose single-unit bounds are their exact image.
@@ -322,16 +402,17 @@ def test_bounds_give_hidden_units_by_name():
     assert z.lo <= offset - spread and z.hi >= offset + spread and z.hi - z.lo < 2 * spread + 1e-12
 
 
-def tightness(activation_name: str, splits: int = 1, seed: int = 0) -> float:
+def tightness(activation_name: str, splits: int = 1, seed: int = 0, points: int = 101) -> float:
     """Bound width over sampled range of a 2-16-16-1 network's output on [-1, 1]^2,
-    the box cut into ``splits``^2 boxes (their hull)."""
+    the box cut into ``splits``^2 boxes (their hull), sampled on a ``points``^2 grid."""
     rng = np.random.default_rng(seed)
     layers = []
     for position, (n_in, n_out) in enumerate(((2, 16), (16, 16), (16, 1))):
         act = Activation(activation_name if n_out == 16 else "linear")
-        layers.append(Dense(rng.normal(0, 1 / np.sqrt(n_in), (n_in, n_out)), rng.normal(0, 0.5, n_out), act, f"d{position}"))
+        kernel, bias = rng.normal(0, 1 / np.sqrt(n_in), (n_in, n_out)), rng.normal(0, 0.5, n_out)
+        layers.append(Dense(kernel, bias, act, f"d{position}"))
     net = Network(2, tuple(layers))
-    grid = np.linspace(-1, 1, 401)
+    grid = np.linspace(-1, 1, points)
     x = np.stack(np.meshgrid(grid, grid), axis=-1).reshape(-1, 2)
     y = evaluate_network(net, x)
     edges = np.linspace(-1, 1, splits + 1)
@@ -364,6 +445,5 @@ def test_module_imports_only_numpy_and_the_graph_layer():
 def test_program_statements_are_all_evaluated():
     b = Builder()
     x = b.ref("x")
-    from mlpcodegen.graph import Let
     program = Program((Let("unused", b.call("exp", x)),), (x,))
     assert evaluate(program, {"x": 1.0}).named["unused"] == math.e
