@@ -286,6 +286,7 @@ def _products(a: Interval, b: Interval) -> list[np.ndarray]:
 
 
 def _span(values: list[np.ndarray]) -> Interval:
+    values = np.broadcast_arrays(*values)  # an interval's ends may differ in shape
     return Interval(np.minimum.reduce(values), np.maximum.reduce(values))
 
 
@@ -311,7 +312,9 @@ def _abs(a: Interval) -> Interval:
 def _div(a: Interval, b: Interval) -> Interval:
     quotients = [a.lo / b.lo, a.lo / b.hi, a.hi / b.lo, a.hi / b.hi]
     # a divisor that may be 0 gives +-inf; inf / inf may be any size
-    unknown = ((b.lo <= 0) & (b.hi >= 0)) | np.logical_or.reduce([np.isnan(q) for q in quotients])
+    unknown = (b.lo <= 0) & (b.hi >= 0)
+    for q in quotients:
+        unknown = unknown | np.isnan(q)
     span = _span([np.where(np.isnan(q), 0.0, q) for q in quotients])
     return Interval(np.where(unknown, -np.inf, span.lo), np.where(unknown, np.inf, span.hi))
 
@@ -336,17 +339,18 @@ INTERVAL_OPS: dict[str, tuple[Callable, bool]] = {
     "square": (_square, True),
 }
 
-def _decided(a: Interval, truth: bool) -> Interval:
-    value = np.full(np.shape(a.lo), 1.0 if truth else 0.0)
+
+def _constant(a: Interval, value: float) -> Interval:
+    value = np.full(np.broadcast_shapes(np.shape(a.lo), np.shape(a.hi)), value)
     return Interval(value, value)
 
 
 #: Operations on one node twice, which its interval decides better than two
 #: independent operands would: ``x*x`` is a square, ``x > x`` never holds, ``x >= x``
-#: always does (for every number), ``x - x`` is 0.
-SAME_ARGUMENT_OPS: dict[str, Callable[[Interval], Interval]] = {
-    "mul": _square, "gt": lambda a: _decided(a, False), "ge": lambda a: _decided(a, True),
-    "max": lambda a: a, "min": lambda a: a, "sub": lambda a: _decided(a, False),
+#: always does (for every number), ``x - x`` is 0; (function, whether it rounds).
+SAME_ARGUMENT_OPS: dict[str, tuple[Callable[[Interval], Interval], bool]] = {
+    "mul": (_square, True), "gt": (lambda a: _constant(a, 0.0), False), "ge": (lambda a: _constant(a, 1.0), False),
+    "max": (lambda a: a, False), "min": (lambda a: a, False), "sub": (lambda a: _constant(a, 0.0), False),
 }
 
 
@@ -439,11 +443,10 @@ def _leaf_interval(w: _IntervalWalk, node: Node, get: Callable) -> Interval:
 
 
 def _op_interval(w: _IntervalWalk, node: Op, get: Callable) -> Interval:
-    if len(node.args) == 2 and node.args[0] is node.args[1] and node.op in SAME_ARGUMENT_OPS:
-        return SAME_ARGUMENT_OPS[node.op](get(node.args[0]))
-    function, rounded = INTERVAL_OPS[node.op]
-    result = function(*map(get, node.args))
-    return w.widen(result, 1 if rounded else 0)
+    args = node.args
+    same = len(args) == 2 and args[0] is args[1] and node.op in SAME_ARGUMENT_OPS
+    function, rounded = SAME_ARGUMENT_OPS[node.op] if same else INTERVAL_OPS[node.op]
+    return w.widen(function(*map(get, args[:1] if same else args)), 1 if rounded else 0)
 
 
 def _call_interval(w: _IntervalWalk, node: Call, get: Callable) -> Interval:

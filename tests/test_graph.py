@@ -295,7 +295,7 @@ def test_bounds_hold_for_random_expressions(seed):
     that also appear in the branches) holds its sampled values, NaN aside."""
     rng = np.random.default_rng(3000 + seed)
     b = Builder()
-    leaves = [b.ref("x"), b.ref("y"), b.item("v", 0)]
+    leaves = [b.ref("x"), b.ref("y"), b.item("v", 0), b.sum([], bias=0.5)]  # a constant that is no Num
     roots = [random_expression(rng, b, leaves, 5) for _ in range(10)]
     lower = rng.uniform(-3, 1, (3, 8))
     upper = lower + rng.choice([0.0, 0.5, 2.0, 4.0], size=(3, 8))
@@ -306,6 +306,17 @@ def test_bounds_hold_for_random_expressions(seed):
     values = evaluate(roots, {"x": points[0], "y": points[1], ("v", 0): points[2]})
     for node, defined in numbers_all_the_way(roots, values):
         assert_inside(type(node).__name__, np.where(defined, values[node], nan), found[node])
+
+
+def test_bounds_mix_constants_and_boxes():
+    """A narrowed constant has a scalar end and an array end: every operation takes it."""
+    b = Builder()
+    x, c, d = b.ref("x"), b.sum([], bias=0.5), b.sum([], bias=-2.0)
+    nodes = [b.where(b.gt(x, c), b.op(op, c, d), b.num(0.0)) for op in ("mul", "div", "max", "add")]
+    nodes.append(b.where(b.ge(c, x), b.largest([c, d, x]), b.call("exp", c)))
+    found = bounds(nodes, {"x": (np.array([-1.0, 0.0, 1.0]), np.array([0.0, 1.0, 2.0]))}, outward=False)
+    assert found[nodes[0]].lo.tolist() == [0.0, -1.0, -1.0] and found[nodes[0]].hi.tolist() == [0.0, 0.0, -1.0]
+    assert found[nodes[1]].lo.tolist() == [0.0, -0.25, -0.25]
 
 
 def test_where_branches_know_their_condition():
