@@ -34,12 +34,14 @@ once).  What they promise:
   bound on the rounding error of the sum and one ULP.  ``outward=False`` turns
   this off (then bounds of monotone cases equal the float64 values at the box's
   corners, bit for bit: used by the tests).
-* *Not about NaN*: bounds hold a node's value at every input where no NaN arises
-  in computing it (a comparison turns NaN into a number, false, and a select may
-  then pick a value outside the bounds).  A box is finite or infinite but never
-  NaN; inside, a NaN can arise only where an interval reaches +-inf (inf - inf,
-  0 * inf, inf / inf) or a ``log``/``sqrt``/``log1p`` argument may be out of its
-  domain.  Endpoints that come out NaN are replaced by -inf/+inf.
+* *NaN apart*: ``lo``/``hi`` bound the values that are numbers; ``Interval.nan``
+  says whether the node may be NaN.  Boxes hold numbers (finite or infinite), so
+  a NaN can only be made inside: inf - inf, 0 * inf, 0 / 0, inf / inf, or a
+  ``log``/``log1p``/``sqrt`` argument out of its domain (:data:`NAN_MAKERS`,
+  :data:`NAN_FUNCTIONS`), and it spreads as arithmetic spreads it.  A comparison
+  with NaN is false, a number: one with an operand that may be NaN is never sure
+  to hold, and a select's other branch is narrowed only in boxes where neither
+  operand may be NaN.  Endpoints that come out NaN are replaced by -inf/+inf.
 * *Tight where cheap*: monotone functions (exp, expm1, log, log1p, tanh, erf, sqrt,
   sigmoid, softplus) map endpoints; ``abs``, ``square`` and ``x*x`` handle the sign
   cases exactly; ``max``/``min`` are exact; a comparison of a node with itself is
@@ -71,10 +73,12 @@ _IEEE = np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ign
 
 
 class Interval(NamedTuple):
-    """Lower and upper bounds (arrays over boxes, or scalars)."""
+    """Lower and upper bounds (arrays over boxes, or scalars) of the values that are
+    numbers, and whether the value may be NaN (:func:`bounds` fills it in)."""
 
     lo: np.ndarray
     hi: np.ndarray
+    nan: np.ndarray = np.False_
 
 
 # --------------------------------------------------------------------------- results
@@ -370,16 +374,18 @@ INTERVAL_FUNCTIONS: dict[str, Callable[[Interval], Interval]] = {
 def _refinements(cond: Node, get: Callable, holds: bool) -> dict[int, Interval]:
     """Narrower intervals of a comparison's operands where it holds (``holds``) or not:
     under ``x > y``, ``x >= y.lo`` and ``y <= x.hi``; otherwise ``x <= y.hi`` and
-    ``y >= x.lo`` (the NaN case, where a comparison is false, is outside the bounds)."""
-    if getattr(cond, "op", None) not in ("gt", "ge") or cond.args[0] is cond.args[1]:
+    ``y >= x.lo``, except in boxes where an operand may be NaN (the comparison fails
+    then, whatever the other operand).  Where it holds, neither is NaN."""
+    if getattr(cond, "op", None) not in COMPARISONS or cond.args[0] is cond.args[1]:
         return {}
     big, small = cond.args if holds else cond.args[::-1]
     x, y = get(big), get(small)
+    keep = np.False_ if holds else x.nan | y.nan
     narrowed = {}
     if type(big) is not Num:  # constants are points already
-        narrowed[id(big)] = Interval(np.maximum(x.lo, y.lo), x.hi)
+        narrowed[id(big)] = Interval(np.where(keep, x.lo, np.maximum(x.lo, y.lo)), x.hi, x.nan & keep)
     if type(small) is not Num:
-        narrowed[id(small)] = Interval(y.lo, np.minimum(y.hi, x.hi))
+        narrowed[id(small)] = Interval(y.lo, np.where(keep, y.hi, np.minimum(y.hi, x.hi)), y.nan & keep)
     return narrowed
 
 
@@ -399,11 +405,13 @@ class _IntervalWalk:
         return self.values
 
     def compute(self, node: Node, get: Callable[[Node], Interval]) -> Interval:
-        return _INTERVAL[type(node)](self, node, get)
+        """Bounds of ``node`` and whether it may be NaN, given its children's (``get``)."""
+        result = _INTERVAL[type(node)](self, node, get)
+        return Interval(result.lo, result.hi, _MAY_BE_NAN[type(node)](node, result, get))
 
     def widen(self, a: Interval, ulps: int = 1) -> Interval:
         """``a`` moved outward by ``ulps`` ULPs (when ``outward``), NaN ends made infinite."""
-        lo, hi = _clean(*a)
+        lo, hi, _ = _clean(a.lo, a.hi)
         for _ in range(ulps if self.outward else 0):
             lo, hi = np.nextafter(lo, -np.inf), np.nextafter(hi, np.inf)
         return Interval(lo, hi)
@@ -442,26 +450,37 @@ def _leaf_interval(w: _IntervalWalk, node: Node, get: Callable) -> Interval:
     return Interval(np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64))
 
 
+def _truths(cond: Interval, nan) -> tuple[np.ndarray, np.ndarray]:
+    """(surely true, surely false) of a condition: non-zero is true, NaN too (C's rule)."""
+    return (cond.lo > 0) | (cond.hi < 0), (cond.lo == 0) & (cond.hi == 0) & ~nan
+
+
 def _op_interval(w: _IntervalWalk, node: Op, get: Callable) -> Interval:
     args = node.args
     same = len(args) == 2 and args[0] is args[1] and node.op in SAME_ARGUMENT_OPS
     function, rounded = SAME_ARGUMENT_OPS[node.op] if same else INTERVAL_OPS[node.op]
-    return w.widen(function(*map(get, args[:1] if same else args)), 1 if rounded else 0)
+    result = w.widen(function(*map(get, args[:1] if same else args)), 1 if rounded else 0)
+    if node.op in COMPARISONS:  # a comparison with NaN is false: never sure to hold then
+        unsure = _either([get(arg).nan for arg in args])
+        result = Interval(np.where(unsure, 0.0, result.lo), result.hi)
+    if node.op in ("div", "quotient"):
+        result = _share_of_sum(node, result, get)
+    return result
 
 
 def _call_interval(w: _IntervalWalk, node: Call, get: Callable) -> Interval:
-    lo, hi = w.widen(INTERVAL_FUNCTIONS[node.function](get(node.arg)), LIBRARY_ULPS[node.function])
+    lo, hi, _ = w.widen(INTERVAL_FUNCTIONS[node.function](get(node.arg)), LIBRARY_ULPS[node.function])
     bottom, top = RANGES[node.function]
     return Interval(np.clip(lo, bottom, top), np.clip(hi, bottom, top))
 
 
 def _where_interval(w: _IntervalWalk, node: Where, get: Callable) -> Interval:
-    cond = get(node.cond)
-    surely, never = (cond.lo > 0) | (cond.hi < 0), (cond.lo == 0) & (cond.hi == 0)
+    surely, never = _truths(get(node.cond), get(node.cond).nan)
     a, b = w.branch(node.a, node.cond, True, get), w.branch(node.b, node.cond, False, get)
     both = _hull(a, b)
     return Interval(np.where(surely, a.lo, np.where(never, b.lo, both.lo)),
-                    np.where(surely, a.hi, np.where(never, b.hi, both.hi)))
+                    np.where(surely, a.hi, np.where(never, b.hi, both.hi)),
+                    (~never & a.nan) | (~surely & b.nan))
 
 
 def _term_bounds(node: Sum, get: Callable) -> Interval:
@@ -484,14 +503,40 @@ def _sum_interval(w: _IntervalWalk, node: Sum, get: Callable) -> Interval:
     if not node.terms:
         return Interval(np.float64(node.bias), np.float64(node.bias))
     terms = _term_bounds(node, get)
-    total = Interval(_in_order(list(terms.lo), node.bias), _in_order(list(terms.hi), node.bias))
+    highs = list(terms.hi)
+    if _less_its_largest(node):  # v - max(..., v, ...) <= 0, whatever the bounds of v and the max
+        highs = [np.minimum(highs[0] + highs[1], 0.0)] + highs[2:]
+    total = Interval(_in_order(list(terms.lo), node.bias), _in_order(highs, node.bias))
     if not w.outward:
-        return _clean(*total)
+        return _clean(total.lo, total.hi)
     k = len(node.terms) + 2
     bias = 0.0 if node.bias is None else abs(node.bias)
     slack_lo = 2 * k * 2.0**-53 * (np.abs(terms.lo).sum(axis=0) + bias) + k * 2.0**-1074
     slack_hi = 2 * k * 2.0**-53 * (np.abs(terms.hi).sum(axis=0) + bias) + k * 2.0**-1074
     return w.widen(Interval(total.lo - slack_lo, total.hi + slack_hi))
+
+
+def _less_its_largest(node: Sum) -> bool:
+    """Whether ``node`` starts ``v - m`` with ``m`` the largest of values including
+    ``v`` (a stable softmax's shift): that partial sum is never positive."""
+    if len(node.terms) < 2:
+        return False
+    first, second = node.terms[:2]
+    plain = first.coefficient is None and second.coefficient is None and not first.negative and second.negative
+    return plain and type(second.node) is Largest and any(arg is first.node for arg in second.node.args)
+
+
+def _share_of_sum(node: Op, result: Interval, get: Callable) -> Interval:
+    """``a / s`` where ``s`` adds ``a`` to other values, all of them at least 0 (a
+    softmax's ``e_j / sum e``) lies in [0, 1]: in floats too, since adding a number
+    >= 0 never makes a sum smaller."""
+    a, s = node.args
+    if type(s) is not Sum or not (s.bias is None or s.bias >= 0) or not np.all(get(a).lo >= 0):
+        return result
+    holds_a = any(t.node is a and t.coefficient is None and not t.negative for t in s.terms)
+    if not holds_a or any(t.negative or not np.all(get(t.node).lo >= 0) for t in s.terms):
+        return result
+    return Interval(np.clip(result.lo, 0.0, 1.0), np.clip(result.hi, 0.0, 1.0))
 
 
 def _largest_interval(w: _IntervalWalk, node: Largest, get: Callable) -> Interval:
@@ -505,6 +550,74 @@ _INTERVAL: dict[type, Callable] = {
     Ref: _leaf_interval, Item: _leaf_interval,
     Op: _op_interval, Call: _call_interval, Where: _where_interval,
     Sum: _sum_interval, Largest: _largest_interval,
+}
+
+
+# --------------------------------------------------------------------------- may a node be NaN?
+
+
+def _infinite(a: Interval):
+    return (a.lo == -np.inf) | (a.hi == np.inf)
+
+
+def _holds_zero(a: Interval):
+    return (a.lo <= 0) & (a.hi >= 0)
+
+
+#: operation -> whether it may make a NaN of numbers (given their bounds).
+NAN_MAKERS: dict[str, Callable[..., np.ndarray]] = {
+    "add": lambda a, b: ((a.hi == np.inf) & (b.lo == -np.inf)) | ((a.lo == -np.inf) & (b.hi == np.inf)),
+    "sub": lambda a, b: ((a.hi == np.inf) & (b.hi == np.inf)) | ((a.lo == -np.inf) & (b.lo == -np.inf)),
+    "mul": lambda a, b: (_holds_zero(a) & _infinite(b)) | (_infinite(a) & _holds_zero(b)),
+    "div": lambda a, b: (_holds_zero(a) & _holds_zero(b)) | (_infinite(a) & _infinite(b)),
+    "quotient": lambda a, b: (_holds_zero(a) & _holds_zero(b)) | (_infinite(a) & _infinite(b)),
+    "square": lambda a: np.False_, "neg": lambda a: np.False_,
+    "max": lambda a, b: np.False_, "min": lambda a, b: np.False_,
+}
+COMPARISONS = ("gt", "ge")  # never NaN: false
+
+#: function -> whether it may make a NaN of a number in ``a`` (outside its domain).
+NAN_FUNCTIONS: dict[str, Callable[[Interval], np.ndarray]] = {
+    "log": lambda a: a.lo < 0, "sqrt": lambda a: a.lo < 0, "log1p": lambda a: a.lo < -1,
+    **{name: (lambda a: np.False_) for name in ("abs", "exp", "expm1", "tanh", "erf", "sigmoid", "softplus")},
+}
+
+
+def _either(flags: list) -> np.ndarray:
+    """Logical or of flags of any (broadcastable) shapes."""
+    result = np.False_
+    for flag in flags:
+        result = result | flag
+    return result
+
+
+def _any_nan(nodes, get: Callable) -> np.ndarray:
+    return _either([get(node).nan for node in nodes])
+
+
+def _op_may_be_nan(node: Op, result: Interval, get: Callable) -> np.ndarray:
+    if node.op in COMPARISONS:
+        return np.False_
+    return _any_nan(node.args, get) | NAN_MAKERS[node.op](*map(get, node.args))
+
+
+def _sum_may_be_nan(node: Sum, result: Interval, get: Callable) -> np.ndarray:
+    """A NaN term, 0 * inf, or +inf and -inf met (a term or an overflowed partial sum:
+    then the sum's own bounds reach both)."""
+    zero_times_inf = [_infinite(get(t.node)) for t in node.terms if t.coefficient == 0.0]
+    both = (result.lo == -np.inf) & (result.hi == np.inf) if len(node.terms) > 1 else np.False_
+    return _any_nan([t.node for t in node.terms], get) | _either([both] + zero_times_inf)
+
+
+#: node type -> whether it may be NaN, given its bounds and ``get`` (a child's bounds).
+_MAY_BE_NAN: dict[type, Callable] = {
+    Num: lambda n, result, get: np.isnan(n.value),
+    Ref: lambda n, result, get: np.False_, Item: lambda n, result, get: np.False_,  # boxes hold no NaN
+    Op: _op_may_be_nan,
+    Call: lambda n, result, get: get(n.arg).nan | NAN_FUNCTIONS[n.function](get(n.arg)),
+    Where: lambda n, result, get: result.nan,  # from its branches, each knowing its condition
+    Sum: _sum_may_be_nan,
+    Largest: lambda n, result, get: _any_nan(n.args, get),
 }
 
 

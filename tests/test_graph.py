@@ -213,9 +213,11 @@ def sample_box(rng: np.random.Generator, lower: np.ndarray, upper: np.ndarray, n
 
 
 def assert_inside(name: str, value: np.ndarray, box: Interval) -> None:
-    value = np.broadcast_to(value, np.broadcast_shapes(np.shape(value), np.shape(box.lo[..., None])))
-    inside = np.isnan(value) | ((box.lo[..., None] <= value) & (value <= box.hi[..., None]))
-    assert inside.all(), (name, value[~inside][:3], box)
+    """Samples (last axis) of boxes: NaN only where the bounds say it may be, every
+    number inside them."""
+    lo, hi, nan_ok = (np.asarray(v)[..., None] for v in np.broadcast_arrays(box.lo, box.hi, box.nan))
+    inside = np.where(np.isnan(value), nan_ok, (lo <= value) & (value <= hi))
+    assert inside.all(), (name, np.broadcast_to(value, inside.shape)[~inside][:3], box)
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -236,12 +238,10 @@ def test_bounds_hold_every_sampled_value(seed):
     points = sample_box(rng, lower, upper, 2000)
     values = evaluate(program, {"x": points})
     named = named_nodes(program)
-    roots = list(named.values()) + list(program.outputs)
-    defined = {id(node): mask for node, mask in numbers_all_the_way(roots, values)}
     for name, node in named.items():
-        assert_inside(name, np.where(defined[id(node)], values[node], nan), found[node])
+        assert_inside(name, values[node], found[node])
     for j, node in enumerate(program.outputs):
-        assert_inside(f"output {j}", np.where(defined[id(node)], values[node], nan), found.outputs[j])
+        assert_inside(f"output {j}", values[node], found.outputs[j])
     by_network = network_bounds(net, lower, upper)
     assert all(np.array_equal(p.lo, q.lo) and np.array_equal(p.hi, q.hi)
                for p, q in zip(by_network.outputs, found.outputs))
@@ -253,18 +253,6 @@ def named_nodes(program: Program) -> dict:
     named = {node.name: node for node in walk(program.outputs) if getattr(node, "name", None)}
     named.update((s.name, s.node) for s in program.statements if isinstance(s, Let))
     return named
-
-
-def numbers_all_the_way(roots, values):
-    """(node, mask of the samples where it and everything under it is a number): the
-    bounds say nothing where a NaN was turned into a number (a comparison, a select)."""
-    defined = {}
-    for node in walk(roots):
-        mask = ~np.isnan(values[node])
-        for child in children(node):
-            mask = mask & defined[id(child)]
-        defined[id(node)] = mask
-        yield node, mask
 
 
 def random_expression(rng: np.random.Generator, b: Builder, leaves: list, depth: int):
@@ -304,8 +292,8 @@ def test_bounds_hold_for_random_expressions(seed):
     points[..., :2] = np.stack([lower, upper], axis=-1)
     found = bounds(roots, boxes)
     values = evaluate(roots, {"x": points[0], "y": points[1], ("v", 0): points[2]})
-    for node, defined in numbers_all_the_way(roots, values):
-        assert_inside(type(node).__name__, np.where(defined, values[node], nan), found[node])
+    for node in walk(roots):
+        assert_inside(type(node).__name__, values[node], found[node])
 
 
 def test_bounds_mix_constants_and_boxes():
@@ -399,6 +387,45 @@ def test_bounds_special_cases():
         bounds([x], {"x": (1.0, 0.0)})
     with pytest.raises(ValidationError, match="'y'"):
         bounds([y], {"x": (0.0, 1.0)})
+
+
+def test_bounds_say_where_a_nan_may_arise():
+    b = Builder()
+    x, y = b.ref("x"), b.ref("y")
+    big = b.call("exp", b.mul(x, b.num(1e3)))  # overflows for x > 0.71
+    maybe_nan = b.call("sqrt", y)
+    cases = {
+        "sqrt of maybe negative": (maybe_nan, True),
+        "log of positive": (b.call("log", b.add(b.call("abs", y), b.num(1.0))), False),
+        "inf - inf": (b.sub(big, b.call("exp", b.mul(y, b.num(1e3)))), True),
+        "inf - inf, one term": (b.sum([b.term(big), b.term(b.num(1.0), negative=True)]), False),
+        "inf + -inf in a sum": (b.sum([b.term(big), b.term(big, negative=True)]), True),
+        "0 * inf": (b.mul(big, b.sub(x, x)), True),  # x - x is 0: 0 * exp(1000) is NaN
+        "0 * inf, maybe": (b.mul(big, y), True),
+        "0 / 0": (b.div(y, y), True),
+        "1 / (1 + |y|)": (b.div(b.num(1.0), b.add(b.num(1.0), b.call("abs", y))), False),
+        "a comparison is a number": (b.gt(maybe_nan, b.num(0.0)), False),
+        "select of NaN": (b.where(b.gt(y, b.num(0.0)), maybe_nan, b.num(0.0)), False),
+        "select of NaN, other branch": (b.where(b.gt(y, b.num(0.0)), b.num(0.0), maybe_nan), True),
+        "max keeps NaN": (b.max(maybe_nan, b.num(0.0)), True),
+    }
+    found = bounds([node for node, _ in cases.values()], {"x": (0.0, 1.0), "y": (-1.0, 1.0)})
+    for label, (node, want) in cases.items():
+        assert bool(found[node].nan) == want, label
+    # NaN compares false: never sure to hold, and the false branch is not narrowed
+    sure = bounds([b.ge(maybe_nan, b.num(-1.0))], {"y": (-1.0, 1.0)}).outputs[0]
+    assert (sure.lo, sure.hi) == (0.0, 1.0)
+    branch = b.where(b.gt(maybe_nan, x), b.num(0.0), x)  # NaN: x itself, not x <= sqrt(y)
+    assert bounds([branch], {"x": (0.0, 5.0), "y": (-1.0, 1.0)}, outward=False).outputs[0].hi == 5.0
+
+
+def test_networks_on_finite_boxes_make_no_nan():
+    rng = np.random.default_rng(8)
+    for name in ("tanh", "relu", "softmax", "gelu", "sparsemax", "layer_norm", "softsign", "log_softmax"):
+        net = random_network(rng, [3, 8, 6, 2], [name, name, "linear"])
+        found = network_bounds(net, -np.ones(3), np.ones(3))
+        assert not any(np.any(v.nan) for v in found.named.values()), name
+        assert not any(np.any(v.nan) for v in found.outputs), name
 
 
 def test_bounds_give_hidden_units_by_name():
