@@ -1,7 +1,8 @@
 """The expression graph and its interpreters (issue 10 item 1): the float64 evaluator
 agrees with the independent reference evaluator, the Builder shares nodes, and the
-interval evaluator is sound for random networks and boxes and exact for monotone
-single units.
+interval evaluator is sound for random networks, random expressions and random boxes
+(every sampled number inside the bounds of its node, NaN only where a node is said
+to may be NaN) and exact for monotone single units.
 
 Tolerance of the float64 comparison: 8 ULPs of the reference *magnitude*
 (:func:`mlpcodegen.reference.evaluate_magnitude`, the running sum of the sizes of
@@ -18,7 +19,7 @@ import pytest
 from mlpcodegen import graph_eval
 from mlpcodegen.activations import REGISTRY
 from mlpcodegen.errors import ValidationError
-from mlpcodegen.graph import Builder, Let, Program, children, walk
+from mlpcodegen.graph import Builder, Let, Program, walk
 from mlpcodegen.graph_eval import (Interval, bounds, evaluate, evaluate_network, interval_network,
                                    network_bounds)
 from mlpcodegen.ir import Activate, Activation, Affine, Dense, Network
