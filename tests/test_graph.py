@@ -1,8 +1,8 @@
 """The expression graph and its interpreters (issue 10 item 1): the float64 evaluator
 agrees with the independent reference evaluator, the Builder shares nodes, and the
 interval evaluator is sound for random networks, random expressions and random boxes
-(every sampled number inside the bounds of its node, NaN only where a node is said
-to may be NaN) and exact for monotone single units.
+(every sampled number inside its node's bounds, a NaN only at a node the bounds
+say may be NaN) and exact for monotone single units.
 
 Tolerance of the float64 comparison: 8 ULPs of the reference *magnitude*
 (:func:`mlpcodegen.reference.evaluate_magnitude`, the running sum of the sizes of
