@@ -659,8 +659,8 @@ def network_bounds(net: Network, lower: np.ndarray, upper: np.ndarray, outward: 
 
 def interval_network(net: Network, lower: np.ndarray, upper: np.ndarray, outward: bool = True) -> Interval:
     """Bounds of ``net``'s outputs for inputs in the box(es) ``lower <= x <= upper``:
-    arrays of shape ``(n_outputs,)`` or ``(n_boxes, n_outputs)``."""
+    ``lo``, ``hi`` and ``nan`` of shape ``(n_outputs,)`` or ``(n_boxes, n_outputs)``."""
     outputs = network_bounds(net, lower, upper, outward).outputs
     shape = np.shape(lower)[:-1]
     stack = lambda ends: np.stack([np.broadcast_to(v, shape) for v in ends], axis=-1)  # noqa: E731
-    return Interval(stack([o.lo for o in outputs]), stack([o.hi for o in outputs]))
+    return Interval(*(stack([o[field] for o in outputs]) for field in range(3)))

@@ -346,6 +346,7 @@ def test_bounds_of_a_monotone_unit_are_its_image(name, params):
         exact = interval_network(net, boxes[:, :1], boxes[:, 1:], outward=False)
         assert np.array_equal(exact.lo[:, 0], image.lo) and np.array_equal(exact.hi[:, 0], image.hi), (weight, bias)
         sound = interval_network(net, boxes[:, :1], boxes[:, 1:])
+        assert sound.nan.shape == (64, 1) and not sound.nan.any()
         slack = 1e-12 * (1.0 + np.abs(image.lo)), 1e-12 * (1.0 + np.abs(image.hi))
         assert np.all((sound.lo[:, 0] <= image.lo) & (sound.lo[:, 0] >= image.lo - slack[0]))
         assert np.all((sound.hi[:, 0] >= image.hi) & (sound.hi[:, 0] <= image.hi + slack[1]))
