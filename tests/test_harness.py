@@ -1,7 +1,14 @@
+"""The runtime (compiled and imported predictors, the cffi cache) and verify against any peer."""
 import numpy as np
 import pytest
 
+from mlpcodegen import runtime
+from mlpcodegen.backends import BACKENDS
+from mlpcodegen.errors import UnsupportedError, ValidationError
+from mlpcodegen.harness import peers
+from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare, verify
 from mlpcodegen.ir import Activation, Dense, Network
+from mlpcodegen.reference import evaluate, evaluate_magnitude
 from mlpcodegen.runtime import cffi_build, compile_c
 
 NET = Network(3, (Dense(np.arange(6.0).reshape(3, 2) / 10, np.array([0.5, -0.5]), Activation("tanh"), "h"),))
@@ -71,3 +78,131 @@ def test_repr_says_what_the_predictor_is(monkeypatch):
     module = cffi_build.build_module(emit_c(NET, dtype="float64", name="h"), cdef(NET, "float64", "h"))
     described = cffi_build.CompiledNetwork(module, "h", 3, 2, "float64", description=NET.describe(), math="fast")
     assert repr(described) == f"<mlpcodegen C predictor 'h' 3-2 (tanh), float64, libm math, cache {module.__file__}>"
+
+
+# ------------------------------------------------------------------ runtime.load, every target
+
+RNG = np.random.default_rng(7)
+#: every kind of step a predictor runs: element-wise activations and a vector one
+MIXED = Network(3, (
+    Dense(RNG.normal(0, 0.8, (3, 5)), RNG.normal(0, 0.3, 5), Activation("tanh"), "a"),
+    Dense(RNG.normal(0, 0.8, (5, 4)), RNG.normal(0, 0.3, 4), Activation("sigmoid"), "b"),
+    Dense(RNG.normal(0, 0.8, (4, 4)), None, Activation("relu"), "c"),
+    Dense(RNG.normal(0, 0.8, (4, 3)), RNG.normal(0, 0.3, 3), Activation("softmax"), "d"),
+))
+RUNNABLE = [(target, dtype) for target in runtime.LOADERS for dtype in BACKENDS[target].dtypes]
+
+
+@pytest.mark.parametrize("target, dtype", RUNNABLE)
+def test_every_runnable_target_agrees_with_the_reference(target, dtype):
+    """Errors at the reference magnitude S of each output (see harness.verify): float64
+    within rel 1e-12 of S, float32 within 8 float32 ULPs of S (verify's bounds)."""
+    x = RNG.uniform(-2, 2, (40, 3)).astype(np.float32).astype(np.float64)
+    predictor = runtime.load(MIXED, target, dtype=dtype, name="mixed")
+    got = np.asarray(predictor(x))
+    reference, scale = evaluate_magnitude(MIXED, x)
+    assert got.shape == (40, 3) and np.asarray(predictor(x[0])).shape == (3,)
+    _, max_rel, max_ulp = compare(got, reference, scale, dtype)
+    if dtype == "float64":
+        assert max_rel <= F64_REL_BOUND, (target, max_rel)
+    else:
+        assert max_ulp <= F32_ULP_BOUND, (target, max_ulp)
+    np.testing.assert_array_equal(np.asarray(predictor(x[3])), got[3])  # one sample = its row of the batch
+
+
+def test_runtime_load_defaults_and_errors():
+    assert runtime.load(NET, "c").dtype == np.float32  # the target's first dtype, as emit's
+    assert runtime.load(NET, "python")(np.zeros(3)).dtype == np.float64
+    with pytest.raises(UnsupportedError, match="unknown target 'fortran'"):
+        runtime.load(NET, "fortran")
+    with pytest.raises(UnsupportedError, match="'latex' does not run in this process; targets that do: c, numba"):
+        runtime.load(NET, "latex")
+    with pytest.raises(UnsupportedError, match=r"'python' supports dtypes \('float64',\), not 'float32'"):
+        runtime.load(NET, "python", dtype="float32")
+    with pytest.raises(UnsupportedError, match=r"'numba' has no run option\(s\) \['unroll'\]"):
+        runtime.load(NET, "numba", unroll="never")
+    assert not hasattr(BACKENDS["c"], "load")  # backends only emit
+
+
+def test_fast_entries_are_kept():
+    single = Network(1, (Dense(np.array([[2.0]]), np.array([0.5]), Activation("tanh"), "s"),))
+    c = runtime.load(single, "c", dtype="float64", name="s", unroll="never", math="libm")
+    assert c.scalar(0.25) == pytest.approx(np.tanh(1.0), rel=1e-15) and "libm math" in repr(c)
+    bound = c.bind()
+    bound.x[:] = [0.25]
+    bound.run()
+    assert bound.y[0] == c.scalar(0.25)
+    nb = runtime.load(single, "numba", dtype="float64", name="s")
+    out = np.empty(1)
+    nb.into(np.array([0.25]), out)
+    assert out[0] == nb.scalar(0.25) == pytest.approx(np.tanh(1.0), rel=1e-15)
+
+
+# ------------------------------------------------------------------ verify against any peer
+
+
+@pytest.fixture(scope="module")
+def keras_net(keras_module, tmp_path_factory):
+    """(keras model, its .keras file, its network): 3-4-2, tanh then linear, fixed weights."""
+    from mlpcodegen.frontends.keras import load
+
+    model = keras_module.Sequential([keras_module.Input((3,)), keras_module.layers.Dense(4, activation="tanh"),
+                                     keras_module.layers.Dense(2)])
+    rng = np.random.default_rng(3)
+    for layer in model.layers:
+        n_in, n_out = layer.kernel.shape
+        layer.set_weights([rng.normal(0, 0.7, (n_in, n_out)).astype(np.float32),
+                           rng.normal(0, 0.2, n_out).astype(np.float32)])
+    path = tmp_path_factory.mktemp("peer") / "m.keras"
+    model.save(path)
+    return model, path, load(model)
+
+
+def _labels(report):
+    return [c.label for c in report.comparisons]
+
+
+def test_verify_against_a_keras_model_and_a_file(keras_net):
+    model, path, _ = keras_net
+    for peer in (model, path, str(path)):
+        report = verify(peer, "c", "float32", n=64)
+        assert report.ok, report.table()
+        assert _labels(report)[1] == "c float32 vs model.predict"  # as before: CLI output unchanged
+        assert _labels(report)[3] == "model.predict vs reference"
+
+
+def test_verify_against_the_reference_and_another_target(keras_net):
+    _, _, net = keras_net
+    reference = verify(peers.reference_peer(net), "numba", "float64", n=64)
+    assert reference.ok and _labels(reference)[1] == "numba float64 vs reference evaluator"
+    assert reference.comparisons[1].bound == f"rel <= {F64_REL_BOUND:g}"
+    other = verify(peers.target_peer(net, "python"), "c", "float32", n=64)
+    assert other.ok and _labels(other)[1] == "c float32 vs python float64", other.table()
+    assert other.comparisons[1].bound == f"ulp <= {F32_ULP_BOUND:g}"  # the coarser type sets the unit
+    predictor = runtime.load(net, "numpy", dtype="float64")  # a predictor itself: the network is passed
+    assert verify(predictor, "c", "float64", n=64, network=net).ok
+
+
+def test_verify_against_anything_with_predict(keras_net):
+    _, _, net = keras_net
+
+    class Regressor:  # say, a scikit-learn model trained on the same data
+        def predict(self, x):
+            return evaluate(net, x)
+
+    def by_hand(x):
+        return evaluate(net, x).tolist()
+
+    for peer, label in ((Regressor(), "Regressor.predict"), (by_hand, "by_hand")):
+        report = verify(peer, "c", "float64", n=64, network=net)
+        assert report.ok and _labels(report)[1] == f"c float64 vs {label}", report.table()
+    with pytest.raises(ValidationError, match="verify needs the network the peer 'by_hand' computes"):
+        verify(by_hand, "c", "float64", n=8)
+    with pytest.raises(ValidationError, match="cannot compare with a int"):
+        verify(3, "c", "float64", n=8, network=net)
+
+
+def test_verify_finds_a_peer_that_disagrees(keras_net):
+    _, _, net = keras_net
+    report = verify(lambda x: evaluate(net, x) + 1e-3, "c", "float64", n=32, network=net)
+    assert not report.ok and report.comparisons[1].passed is False and report.comparisons[0].passed
