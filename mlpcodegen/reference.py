@@ -16,7 +16,7 @@ import numpy as np
 
 from .activations import SELU_ALPHA, SELU_SCALE
 from .errors import ValidationError
-from .ir import Activation, Affine, Dense, Network
+from .ir import Activate, Activation, Affine, Dense, Network
 
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
@@ -153,14 +153,24 @@ def evaluate(net: Network, x: np.ndarray) -> np.ndarray:
             f"expected input of shape ({net.n_inputs},) or (n, {net.n_inputs}), got {h.shape}"
         )
     for layer in net.layers:
-        if isinstance(layer, Dense):
-            h = h @ layer.kernel
-            if layer.bias is not None:
-                h = h + layer.bias
-        elif isinstance(layer, Affine):
-            h = h * layer.scale + layer.shift
-        h = activate(layer.activation, h)
+        h = activate(layer.activation, _PREACTIVATION[type(layer)](layer, h))
     return h
+
+
+def _dense(layer: Dense, h: np.ndarray) -> np.ndarray:
+    h = h @ layer.kernel
+    return h if layer.bias is None else h + layer.bias
+
+
+def _dense_magnitude(layer: Dense, m: np.ndarray) -> np.ndarray:
+    m = m @ np.abs(layer.kernel)
+    return m if layer.bias is None else m + np.abs(layer.bias)
+
+
+#: layer kind -> its pre-activation of h, and the same sum over magnitudes (|terms|).
+_PREACTIVATION = {Dense: _dense, Affine: lambda layer, h: h * layer.scale + layer.shift, Activate: lambda layer, h: h}
+_MAGNITUDE = {Dense: _dense_magnitude, Affine: lambda layer, m: m * np.abs(layer.scale) + np.abs(layer.shift),
+              Activate: lambda layer, m: m}
 
 
 def _vector_sensitivity(name: str, z: np.ndarray, y: np.ndarray, m: np.ndarray, epsilon: float = 0.0) -> np.ndarray:
@@ -230,15 +240,7 @@ def evaluate_magnitude(net: Network, x: np.ndarray) -> tuple[np.ndarray, np.ndar
     evaluate(net, h[:1] if h.ndim == 2 else h)  # validates the shape
     m = np.abs(h)
     for layer in net.layers:
-        if isinstance(layer, Dense):
-            h = h @ layer.kernel
-            m = m @ np.abs(layer.kernel)
-            if layer.bias is not None:
-                h = h + layer.bias
-                m = m + np.abs(layer.bias)
-        elif isinstance(layer, Affine):
-            h = h * layer.scale + layer.shift
-            m = m * np.abs(layer.scale) + np.abs(layer.shift)
+        h, m = _PREACTIVATION[type(layer)](layer, h), _MAGNITUDE[type(layer)](layer, m)
         act = layer.activation
         if act.is_vector:
             z, h = h, activate(act, h)

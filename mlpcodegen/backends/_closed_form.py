@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from ..errors import UnsupportedError
 from ..graph import Builder, Node
 from ..ir import Affine, Dense, Layer, Network
 from ..network_graph import activate, layer_statements
@@ -23,7 +24,7 @@ def activate_statements(printer: Printer, b: Builder, layer: Layer, index: int, 
                         lines: Lines) -> list[Node]:
     """Statements applying ``layer``'s activation to pre-activations ``z``."""
     statements, outputs = activate(b, layer, index, z, printer.lang.stable)
-    printer.statements(statements, lines)
+    _print(printer, statements, lines, layer, index)
     return outputs
 
 
@@ -31,8 +32,15 @@ def emit_layer(printer: Printer, b: Builder, layer: Layer, index: int, sources: 
                lines: Lines) -> list[Node]:
     """One layer as statements, one per neuron; returns the nodes of its outputs."""
     statements, outputs = layer_statements(b, layer, index, sources, printer.lang.stable)
-    printer.statements(statements, lines)
+    _print(printer, statements, lines, layer, index)
     return outputs
+
+
+def _print(printer: Printer, statements: list, lines: Lines, layer: Layer, index: int) -> None:
+    try:
+        printer.statements(statements, lines)
+    except UnsupportedError as error:  # say which layer needs what the language lacks
+        raise UnsupportedError(f"layer {index} ({quote_name(layer.name)}, {layer.activation.name}): {error}") from None
 
 
 def emit_statements(net: Network, printer: Printer, b: Builder, inputs: Sequence[Node], lines: Lines,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import numpy as np
+
 from ..ir import Network
+from ..numeric import numeric_type
 from .printer import Language, Printed, wrap
 from ._text import HEADER, float_digits, quote_name
 
@@ -115,11 +118,12 @@ def scalar_language(literal: Callable[[float], str], python: bool = False) -> La
 
 
 def array_language(dtype: str) -> Language:
-    """NumPy on arrays (one array per column).  A float32 ``where`` of two literals
-    would be float64, hence the cast."""
-    literal = python_literal(dtype)
+    """NumPy on arrays (one array per column).  A ``where`` of two literals is
+    float64 (NumPy's type of a Python float), hence the cast to any other type."""
+    literal, kind = python_literal(dtype), numeric_type(dtype)
     zero, one = literal(0.0), literal(1.0)
-    where = "np.where({c}, {a}, {b})" + (".astype(np.float32)" if dtype == "float32" else "")
+    cast = "" if kind.np_dtype == np.float64 else f".astype(np.{kind.numpy})"
+    where = "np.where({c}, {a}, {b})" + cast
     return Language(
         literal=literal,
         functions={k: v.replace("{zero}", zero).replace("{one}", one) for k, v in ARRAY_FUNCTIONS.items()},

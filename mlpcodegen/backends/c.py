@@ -338,7 +338,8 @@ def _note_lines(net: Network) -> list[str]:
 
 def _file_comment(net: Network, dtype: str, name: str, math: str, unroll: str) -> list[str]:
     plan, stack = block_plan(net, dtype), stack_bytes(net, dtype, unroll)
-    maths = "inline exp/expm1/tanh/sigmoid (see c_math: <= 2 ULP)" if math == "fast" and dtype == "float32" else "libm"
+    fast = math == "fast" and numeric_type(dtype).has_fast_math
+    maths = "inline exp/expm1/tanh/sigmoid (see c_math: <= 2 ULP)" if fast else "libm"
     scalar = f", {name}_scalar {stack['scalar']}" if net.n_inputs == net.n_outputs == 1 else ""
     return [
         f"/* {HEADER}",

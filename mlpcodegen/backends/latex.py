@@ -161,15 +161,19 @@ def rounded_network(net: Network, digits: int) -> Network:
     digits (decimal, as the formula prints them)."""
     from dataclasses import replace
 
-    from ..ir import Affine
+    from ..ir import Activate, Affine
+
+    def dense(layer: Dense) -> Dense:
+        bias = None if layer.bias is None else _round(layer.bias, digits)
+        return replace(layer, kernel=_round(layer.kernel, digits), bias=bias)
+
+    # layer kind -> the layer with its numbers rounded
+    round_layer = {Dense: dense, Activate: lambda layer: layer,
+                   Affine: lambda layer: replace(layer, scale=_round(layer.scale, digits),
+                                                 shift=_round(layer.shift, digits))}
 
     def rounded(layer: Any) -> Any:
-        if isinstance(layer, Dense):
-            bias = None if layer.bias is None else _round(layer.bias, digits)
-            return replace(layer, kernel=_round(layer.kernel, digits), bias=bias)
-        if isinstance(layer, Affine):
-            return replace(layer, scale=_round(layer.scale, digits), shift=_round(layer.shift, digits))
-        return layer
+        return round_layer[type(layer)](layer)
 
     return replace(net, layers=tuple(rounded(layer) for layer in net.layers))
 

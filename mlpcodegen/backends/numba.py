@@ -21,19 +21,21 @@ from ..graph import Builder, Item, Node
 from ..network_graph import named_values
 from ._closed_form import activate_statements, emit_layer, layer_comment
 from .printer import Printer, top
+from ..numeric import numeric_type
 from ._python_family import module_header, python_literal, scalar_language
 from ._text import Lines, check_identifier
 
 DTYPES = ("float32", "float64")
+#: NumPy dtype -> how a literal is written so Numba types it so (a bare Python float is
+#: float64: in a float32 function it would promote every operation it meets).
+_TYPED_LITERAL = {"float32": "f32({})", "float64": "{}"}
 _TAKEN = frozenset({"x", "y", "X", "Y", "i", "j", "n", "acc", "math", "np", "numba", "f32"})
 _LOCALS = r"[a-z]\d+(_\d+)?|_.*"
 
 
 def _language(dtype: str):
-    if dtype == "float64":
-        return scalar_language(python_literal(dtype))
-    digits = python_literal("float32")
-    return scalar_language(lambda value: f"f32({digits(value)})")
+    digits, typed = python_literal(dtype), _TYPED_LITERAL[numeric_type(dtype).numpy]
+    return scalar_language(lambda value: typed.format(digits(value)))
 
 
 #: A Dense layer with more weights than this is written as loops over a module-level

@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..errors import UnsupportedError
-from ..ir import Affine, Dense, Network
+from ..ir import Activate, Affine, Dense, Network
 from ..graph import Builder
 from ._closed_form import emit_statements
 from .printer import Language, Printer
@@ -245,17 +245,23 @@ def _vector(o: SympyOps, act: Any, z: list[Any], stable: bool) -> list[Any]:
     return _normalise(o, z, name, float(act.param("epsilon")))
 
 
+def _dense_inputs(ops: SympyOps, layer: Dense, previous: list[Any]) -> list[Any]:
+    return [ops.total([ops.mul(ops.num(layer.kernel[i, j]), previous[i]) for i in range(layer.n_in)]
+                      + ([ops.num(layer.bias[j])] if layer.bias is not None else []))
+            for j in range(layer.units)]
+
+
+def _affine_inputs(ops: SympyOps, layer: Affine, previous: list[Any]) -> list[Any]:
+    return [ops.add(ops.mul(ops.num(s), v), ops.num(t)) for s, t, v in zip(layer.scale, layer.shift, previous)]
+
+
+#: layer kind -> its pre-activations as SymPy expressions of the previous layer's.
+_LAYER_INPUTS = {Dense: _dense_inputs, Affine: _affine_inputs, Activate: lambda ops, layer, previous: list(previous)}
+
+
 def _layer_inputs(ops: SympyOps, layer: Any, previous: list[Any]) -> list[Any]:
     """The pre-activations of ``layer`` as SymPy expressions of ``previous``."""
-    import sympy
-
-    if isinstance(layer, Dense):
-        return [ops.total([ops.mul(ops.num(layer.kernel[i, j]), previous[i]) for i in range(layer.n_in)]
-                          + ([ops.num(layer.bias[j])] if layer.bias is not None else []))
-                for j in range(layer.units)]
-    if isinstance(layer, Affine):
-        return [ops.add(ops.mul(ops.num(s), v), ops.num(t)) for s, t, v in zip(layer.scale, layer.shift, previous)]
-    return list(previous)
+    return _LAYER_INPUTS[type(layer)](ops, layer, previous)
 
 
 def input_symbols(net: Network) -> tuple[Any, ...]:
@@ -349,12 +355,11 @@ def nested_terms(net: Network) -> int:
     expression is copied into each neuron of the next layer that uses it."""
     size = [1] * net.n_inputs
     for layer in net.layers:
-        if isinstance(layer, Dense):
-            one = sum(size) + layer.n_in + 1
-            size = [one] * layer.n_out
-        elif layer.activation.is_vector:
+        if isinstance(layer, Dense):  # every unit reads every input
+            size = [sum(size) + layer.n_in + 1] * layer.n_out
+        elif layer.activation.is_vector:  # every output reads every input
             size = [sum(size) * 2] * layer.n_out
-        else:
+        else:  # element-wise
             size = [s + 1 for s in size]
     return sum(size)
 
