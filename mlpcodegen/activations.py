@@ -9,8 +9,8 @@ operation for operation where that matters numerically (e.g. ``expm1`` in elu,
 :mod:`mlpcodegen.reference` is written independently, as the oracle.
 
 Element-wise formulas take ``(o, z, p)`` where ``p`` maps parameter names to values
-for this unit.  Vector activations (softmax, ...) are written by the statement
-emitter, which knows the whole layer.
+for this unit.  Vector activations (softmax, ...) have a ``writer`` that writes the
+whole layer as statements over the expression graph (:mod:`mlpcodegen.network_graph`).
 
 Special values (NaN, +-inf, huge z) follow Keras' TensorFlow kernels (the table in
 ``tests/test_special_values.py``).  The formulas rely on this contract, which every
@@ -56,12 +56,21 @@ class Ops(Protocol):  # pragma: no cover - a type, not code
 
 @dataclass(frozen=True)
 class ActivationSpec:
+    """One activation and its facets: what each part of the pipeline needs to know of it."""
+
     name: str
     defaults: Mapping[str, Optional[float]] = field(default_factory=dict)
     formula: Optional[Callable[[Any, Any, Mapping[str, Any]], Any]] = None  # element-wise
-    vector: bool = False
+    writer: Optional[Callable[[Any, Any, list], list]] = None  # vector: statements over the layer
     halves: bool = False  # output width is half the input (glu)
     per_unit: tuple[str, ...] = ()  # parameters with one value per unit (prelu alpha)
+    onnx: Optional[str] = None  # the ONNX operator that computes it, where one does
+    display: Optional[str] = None  # in a formula for reading: "formula", or the symbol it is shown as
+
+    @property
+    def vector(self) -> bool:
+        """Computed over the whole layer (softmax, the normalisations), not unit by unit."""
+        return self.writer is not None
 
 
 def _relu(o: Any, z: Any, p: Mapping[str, Any]) -> Any:
@@ -141,22 +150,102 @@ _ELEMENTWISE: dict[str, tuple[dict, Callable]] = {
         o, z, -1.0, 1.0, o.mul(o.num(0.5), o.add(z, o.num(1.0))), o.num(0.0), o.num(1.0))),
 }
 
-#: Vector activations over the feature axis; parameters as Keras names them.
-_VECTOR: dict[str, dict] = {
-    "softmax": {},
-    "log_softmax": {},
-    "sparsemax": {},
-    "glu": {},
-    "layer_norm": {"epsilon": 1e-3},  # (x - mean) / sqrt(var + eps); gamma/beta follow as an Affine step
-    "rms_norm": {"epsilon": 1e-6},  # x / sqrt(mean(x^2) + eps)
-    "variance_scale": {"epsilon": 1e-3},  # x / sqrt(var + eps): LayerNormalization(rms_scaling=True)
-    "unit_norm": {"epsilon": 1e-12},  # x / max(||x||, eps)
+# -- vector activations: written as statements over the whole layer, with ``w`` the
+# statement writer of :mod:`mlpcodegen.network_graph` (``w.b`` its graph Builder,
+# ``w.let(name, node)``, ``w.lets(prefix, nodes)``, ``w.outputs(nodes)``).
+
+def _exp_shifted(w: Any, z: list[Any]) -> tuple[list[Any], Optional[Any], Any]:
+    """``e_j = exp(z_j - max z)`` (or ``exp(z_j)`` when not ``stable``), the max
+    subtracted (None) and the sum of the exponentials."""
+    b, shift = w.b, None
+    if w.stable:  # subtract the max: exp never overflows
+        shift = w.let(f"m{w.index}", b.largest(z))
+    shifted = [b.sum([b.term(v), b.term(shift, negative=True)]) if shift else v for v in z]
+    exps = w.lets("e", [b.call("exp", v) for v in shifted])
+    return exps, shift, w.let(f"s{w.index}", b.total(exps))
+
+
+def _softmax(w: Any, layer: Any, z: list[Any]) -> list[Any]:
+    exps, _, total = _exp_shifted(w, w.lets("z", z))
+    return w.outputs([w.b.op("quotient", e, total) for e in exps])
+
+
+def _log_softmax(w: Any, layer: Any, z: list[Any]) -> list[Any]:
+    b, z = w.b, w.lets("z", z)
+    _, shift, total = _exp_shifted(w, z)
+    log = w.let(f"l{w.index}", b.call("log", total))
+    tail = ([b.term(shift, negative=True)] if shift else []) + [b.term(log, negative=True)]
+    return w.outputs([b.sum([b.term(v)] + tail) for v in z])
+
+
+def _glu(w: Any, layer: Any, z: list[Any]) -> list[Any]:
+    b, z = w.b, w.lets("z", z)
+    half = len(z) // 2
+    return w.outputs([b.mul(z[j], b.call("sigmoid", z[j + half])) for j in range(half)])
+
+
+def _sparsemax(w: Any, layer: Any, z: list[Any]) -> list[Any]:
+    """tau = max over j of (S_j - 1) / k_j, where k_j counts and S_j sums the z_i >= z_j;
+    this is the sorted-prefix threshold of Martins & Astudillo without sorting."""
+    b, z = w.b, w.lets("z", z)
+    one, zero = b.num(1.0), b.num(0.0)
+    taus = []
+    for j, zj in enumerate(z):
+        count = w.let(f"k{w.index}_{j}", b.total([b.where(b.ge(zi, zj), one, zero) for zi in z]))
+        top = w.let(f"c{w.index}_{j}", b.total([b.where(b.ge(zi, zj), zi, zero) for zi in z]))
+        taus.append(w.let(f"t{w.index}_{j}", b.div(b.sub(top, one), count)))
+    tau = w.let(f"m{w.index}", b.largest(taus))
+    return w.outputs([b.max(b.sub(zj, tau), zero) for zj in z])
+
+
+def _normalise(w: Any, layer: Any, z: list[Any]) -> list[Any]:
+    """layer_norm: (z - mean) / sqrt(var + eps); variance_scale: z / sqrt(var + eps);
+    rms_norm: z / sqrt(mean(z^2) + eps); unit_norm: z / max(|z|, eps)."""
+    name, epsilon = layer.activation.name, float(layer.activation.param("epsilon"))
+    b, z = w.b, w.lets("z", z)
+    count, spread = b.num(float(len(z))), z
+    if name in ("layer_norm", "variance_scale"):
+        mean = w.let(f"a{w.index}", b.div(b.total(z), count))
+        spread = w.lets("c", [b.sum([b.term(v), b.term(mean, negative=True)]) for v in z])
+        z = spread if name == "layer_norm" else z
+    squares = w.let(f"q{w.index}", b.total([b.op("square", v) for v in spread]))
+    if name == "unit_norm":
+        norm = b.max(b.call("sqrt", squares), b.num(epsilon))
+    else:
+        norm = b.call("sqrt", b.add(b.div(squares, count), b.num(epsilon)))
+    norm = w.let(f"r{w.index}", norm)
+    return w.outputs([b.div(v, norm) for v in z])
+
+
+#: Vector activations over the feature axis: parameters as Keras names them, writer.
+_VECTOR: dict[str, tuple[dict, Callable]] = {
+    "softmax": ({}, _softmax),
+    "log_softmax": ({}, _log_softmax),
+    "sparsemax": ({}, _sparsemax),
+    "glu": ({}, _glu),
+    "layer_norm": ({"epsilon": 1e-3}, _normalise),  # (x - mean) / sqrt(var + eps); gamma/beta: an Affine step
+    "rms_norm": ({"epsilon": 1e-6}, _normalise),  # x / sqrt(mean(x^2) + eps)
+    "variance_scale": ({"epsilon": 1e-3}, _normalise),  # x / sqrt(var + eps): LayerNormalization(rms_scaling=True)
+    "unit_norm": ({"epsilon": 1e-12}, _normalise),  # x / max(||x||, eps)
 }
 
+#: The single ONNX operator computing the activation as Keras does, for those that have
+#: one (elu only with alpha 1: ONNX's Elu takes alpha as an attribute we do not set).
+_ONNX = {"linear": "Identity", "relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "softmax": "Softmax",
+         "elu": "Elu", "softplus": "Softplus", "softsign": "Softsign", "exponential": "Exp"}
+#: How a formula for reading shows the activation by name (the "named" LaTeX layout):
+#: "formula" writes it out (tanh, max(0, z)), a name is a function symbol (sigma);
+#: unlisted activations are shown by their own name.
+_DISPLAY = {"linear": "formula", "relu": "formula", "tanh": "formula", "softmax": "formula",
+            "log_softmax": "formula", "sigmoid": "sigma"}
+
 REGISTRY: dict[str, ActivationSpec] = {
-    **{name: ActivationSpec(name, defaults, formula, per_unit=("alpha",) if name == "prelu" else ())
+    **{name: ActivationSpec(name, defaults, formula, per_unit=("alpha",) if name == "prelu" else (),
+                            onnx=_ONNX.get(name), display=_DISPLAY.get(name, name))
        for name, (defaults, formula) in _ELEMENTWISE.items()},
-    **{name: ActivationSpec(name, defaults, vector=True, halves=name == "glu") for name, defaults in _VECTOR.items()},
+    **{name: ActivationSpec(name, defaults, writer=writer, halves=name == "glu", onnx=_ONNX.get(name),
+                            display=_DISPLAY.get(name, name))
+       for name, (defaults, writer) in _VECTOR.items()},
 }
 
 #: Keras spellings that are the same function under another name.

@@ -300,10 +300,6 @@ def _number(value: float, rational: bool) -> Any:
     return sympy.Rational(Fraction(float(value))) if rational else sympy.Float(float(value))
 
 
-#: Shown by their usual names in the "named" LaTeX layout: tanh, max(0, z), sigma(z).
-_SHOWN_AS_FORMULA = ("linear", "relu", "tanh")
-
-
 def _activate(ops: SympyOps, layer: Any, z: list[Any], named: bool, stable: bool = False) -> list[Any]:
     """The layer's outputs as SymPy expressions of its pre-activations ``z``: by name
     (``named``) or from the same formulas as every other target."""
@@ -312,12 +308,11 @@ def _activate(ops: SympyOps, layer: Any, z: list[Any], named: bool, stable: bool
     from ..activations import REGISTRY
 
     act = layer.activation
-    if named and act.name == "sigmoid":
-        return [sympy.Function("sigma")(v) for v in z]
-    if named and act.name not in _SHOWN_AS_FORMULA + ("softmax", "log_softmax"):
+    shown = REGISTRY[act.name].display  # "formula", or the function symbol it is shown as
+    if named and shown != "formula":
         if act.is_vector:
-            return [sympy.Function(f"{act.name}_{{{j}}}")(*z) for j in range(act.out_width(len(z)))]
-        return [sympy.Function(act.name)(v) for v in z]
+            return [sympy.Function(f"{shown}_{{{j}}}")(*z) for j in range(act.out_width(len(z)))]
+        return [sympy.Function(shown)(v) for v in z]
     if act.is_vector:
         return _vector(ops, act, z, stable)
     formula = REGISTRY[act.name].formula

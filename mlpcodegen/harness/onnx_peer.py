@@ -12,44 +12,60 @@ from typing import Callable
 import numpy as np
 
 from ..errors import UnsupportedError
-from ..ir import Activate, Affine, Dense, Network
+from ..activations import REGISTRY
+from ..ir import Activate, Affine, Dense, Layer, Network
+from ..untrusted import quote_name
 
-#: IR activation -> ONNX operator (None: identity).
-ONNX_ACTIVATIONS = {"linear": None, "relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "softmax": "Softmax",
-                    "elu": "Elu", "softplus": "Softplus", "softsign": "Softsign", "exponential": "Exp"}
 OPSET = 17
+
+
+def _operator(layer: Layer) -> str:
+    """The activation's ONNX operator (its spec's ``onnx`` facet), or a clear refusal."""
+    spec = REGISTRY[layer.activation.name]
+    if spec.onnx is None or (spec.name == "elu" and layer.activation.param("alpha") != 1.0):
+        have = ", ".join(name for name, s in REGISTRY.items() if s.onnx)
+        raise UnsupportedError(f"layer {quote_name(layer.name)!r}: activation {spec.name!r} has no single ONNX "
+                               f"operator here; supported: {have}")
+    return spec.onnx
+
+
+def _dense(layer: Dense, index: int, current: str, dtype: str) -> tuple[list, list, str]:
+    from onnx import helper, numpy_helper
+
+    weights = [numpy_helper.from_array(np.asarray(layer.kernel, dtype), f"W{index}")]
+    nodes = [helper.make_node("MatMul", [current, f"W{index}"], [f"m{index}"])]
+    if layer.bias is None:
+        return nodes, weights, f"m{index}"
+    weights.append(numpy_helper.from_array(np.asarray(layer.bias, dtype), f"B{index}"))
+    return nodes + [helper.make_node("Add", [f"m{index}", f"B{index}"], [f"a{index}"])], weights, f"a{index}"
+
+
+def _affine(layer: Affine, index: int, current: str, dtype: str) -> tuple[list, list, str]:
+    from onnx import helper, numpy_helper
+
+    weights = [numpy_helper.from_array(np.asarray(layer.scale, dtype), f"S{index}"),
+               numpy_helper.from_array(np.asarray(layer.shift, dtype), f"T{index}")]
+    nodes = [helper.make_node("Mul", [current, f"S{index}"], [f"s{index}"]),
+             helper.make_node("Add", [f"s{index}", f"T{index}"], [f"t{index}"])]
+    return nodes, weights, f"t{index}"
+
+
+#: layer kind -> (nodes, initializers, output name) of its pre-activation.
+_LAYERS = {Dense: _dense, Affine: _affine, Activate: lambda layer, index, current, dtype: ([], [], current)}
 
 
 def onnx_model(net: Network, dtype: str = "float32"):
     """An ``onnx.ModelProto`` computing ``net`` on a (n, n_inputs) input named ``x``."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     elem = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}[dtype]
     nodes, weights, current = [], [], "x"
     for index, layer in enumerate(net.layers, start=1):
-        name = layer.activation.name
-        if name not in ONNX_ACTIVATIONS or (name == "elu" and layer.activation.param("alpha") != 1.0):
-            raise UnsupportedError(f"layer {layer.name!r}: activation {name!r} has no single ONNX operator here; "
-                                   f"supported: {', '.join(ONNX_ACTIVATIONS)}")
-        if isinstance(layer, Dense) and layer.activation.name != "glu":
-            weights.append(numpy_helper.from_array(np.asarray(layer.kernel, dtype), f"W{index}"))
-            nodes.append(helper.make_node("MatMul", [current, f"W{index}"], [f"m{index}"]))
-            current = f"m{index}"
-            if layer.bias is not None:
-                weights.append(numpy_helper.from_array(np.asarray(layer.bias, dtype), f"B{index}"))
-                nodes.append(helper.make_node("Add", [current, f"B{index}"], [f"a{index}"]))
-                current = f"a{index}"
-        elif isinstance(layer, Affine):
-            weights += [numpy_helper.from_array(np.asarray(layer.scale, dtype), f"S{index}"),
-                        numpy_helper.from_array(np.asarray(layer.shift, dtype), f"T{index}")]
-            nodes += [helper.make_node("Mul", [current, f"S{index}"], [f"s{index}"]),
-                      helper.make_node("Add", [f"s{index}", f"T{index}"], [f"t{index}"])]
-            current = f"t{index}"
-        elif not isinstance(layer, Activate):
-            raise UnsupportedError(f"layer {layer.name!r} ({type(layer).__name__}) has no ONNX form here")
-        operator = ONNX_ACTIVATIONS[name]
-        if operator is not None:
+        operator = _operator(layer)
+        more_nodes, more_weights, current = _LAYERS[type(layer)](layer, index, current, dtype)
+        nodes, weights = nodes + more_nodes, weights + more_weights
+        if operator != "Identity":
             extra = {"axis": -1} if operator == "Softmax" else {}
             nodes.append(helper.make_node(operator, [current], [f"h{index}"], **extra))
             current = f"h{index}"
