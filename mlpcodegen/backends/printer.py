@@ -234,18 +234,31 @@ class Printer:
 
     def _let(self, statement: Let, lines: Lines) -> None:
         name, node = statement.name, statement.node
-        if isinstance(node, Largest):
-            lines.add(*self.lang.max_statement(name, [self.expr(a) for a in node.args]))
-        elif isinstance(node, Sum) and id(node) not in self.names:
-            self.assign(lines, name, self.terms(node))
-        elif self._inline(node):
-            head, tail = template(self.lang.functions[node.function]).around()
-            self._need(node.function)
-            self.assign(lines, name, self.terms(node.arg), head, tail)
-        else:
-            self._name_sums(node, name, lines)
-            self.set(lines, name, self.expr(node))
+        if id(node) in self.names or not _LETS.get(type(node), Printer._let_value)(self, name, node, lines):
+            self._let_value(name, node, lines)
         self.names[id(node)] = name
+
+    def _let_largest(self, name: str, node: Largest, lines: Lines) -> bool:
+        lines.add(*self.lang.max_statement(name, [self.expr(a) for a in node.args]))
+        return True
+
+    def _let_sum(self, name: str, node: Sum, lines: Lines) -> bool:
+        self.assign(lines, name, self.terms(node))
+        return True
+
+    def _let_call(self, name: str, node: Call, lines: Lines) -> bool:
+        """``h = f(w0*x0 + ... + b)``: the sum written inside the call, when it can be."""
+        if not self._inline(node):
+            return False
+        head, tail = template(self.lang.functions[node.function]).around()
+        self._need(node.function)
+        self.assign(lines, name, self.terms(node.arg), head, tail)
+        return True
+
+    def _let_value(self, name: str, node: Node, lines: Lines) -> bool:
+        self._name_sums(node, name, lines)
+        self.set(lines, name, self.expr(node))
+        return True
 
     def _inline(self, node: Node) -> bool:
         """``h = f(w0*x0 + ... + b)``: the sum written inside the call, no name of its own."""
@@ -310,3 +323,5 @@ _NODES: dict[type, Callable[[Printer, Node], str]] = {
     Op: Printer._op, Call: Printer._call, Where: Printer._where, Sum: Printer._sum, Largest: Printer._largest,
 }
 _STATEMENTS = {Comment: Printer._comment, Let: Printer._let}
+#: node kind -> how a statement binding it is written (False: as an expression after all).
+_LETS = {Largest: Printer._let_largest, Sum: Printer._let_sum, Call: Printer._let_call}
