@@ -206,3 +206,19 @@ def test_verify_finds_a_peer_that_disagrees(keras_net):
     _, _, net = keras_net
     report = verify(lambda x: evaluate(net, x) + 1e-3, "c", "float64", n=32, network=net)
     assert not report.ok and report.comparisons[1].passed is False and report.comparisons[0].passed
+
+
+def test_verify_scales_a_float64_peers_inputs_in_float64():
+    """A peer that computes in float64 (the reference, a float64 target, a user's function)
+    gets its scaled inputs unrounded: rounding them to float32 (right for Keras) made
+    a float64 check fail at rel 2.6e-9 (review finding)."""
+    from mlpcodegen.harness.peers import reference_peer, target_peer
+    from mlpcodegen.scaling import Scaling
+
+    rng = np.random.default_rng(0)
+    net = Network(2, (Dense(rng.normal(size=(2, 3)), rng.normal(size=3), Activation("tanh"), "h"),
+                      Dense(rng.normal(size=(3, 1)), rng.normal(size=1), Activation("linear"), "o")), name="n")
+    scaling = Scaling(np.array([0.1234567, 3.3333333]), np.array([0.7, -0.1]))
+    for peer in (reference_peer(net), target_peer(net, "numpy", "float64")):
+        report = verify(peer, "python", "float64", network=net, n=50, input_scaling=scaling)
+        assert report.ok, str(report)

@@ -22,7 +22,9 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..errors import ValidationError
+from ..backends import get_backend
 from ..ir import Network
+from ..numeric import numeric_type
 
 Predict = Callable[[np.ndarray], Any]
 
@@ -30,11 +32,14 @@ Predict = Callable[[np.ndarray], Any]
 @dataclass(frozen=True)
 class Peer:
     """``label`` names it in reports (``model.predict`` for Keras, as before);
-    ``read_network`` (None: unknown) returns the network it computes, unfolded."""
+    ``read_network`` (None: unknown) returns the network it computes, unfolded;
+    ``input_dtype``: the type its inputs are rounded to when verify scales them (Keras,
+    LiteRT and ONNX Runtime take float32; the reference and a user's function float64)."""
 
     label: str
     predict: Predict
     read_network: Optional[Callable[[], Network]] = None
+    input_dtype: str = "float64"
 
     def network(self) -> Optional[Network]:
         return None if self.read_network is None else self.read_network()
@@ -50,7 +55,7 @@ def keras_peer(model: Any) -> Peer:
     def predict(x: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict(x, batch_size=len(x), verbose=0))
 
-    return Peer("model.predict", predict, lambda: frontend.load(model, fold=False))
+    return Peer("model.predict", predict, lambda: frontend.load(model, fold=False), "float32")
 
 
 def file_peer(path: Any) -> Peer:
@@ -65,7 +70,7 @@ def file_peer(path: Any) -> Peer:
     def predict(x: np.ndarray) -> np.ndarray:
         return np.asarray(model().predict(x, batch_size=len(x), verbose=0))
 
-    return Peer("model.predict", predict, lambda: frontend.load(path, fold=False))
+    return Peer("model.predict", predict, lambda: frontend.load(path, fold=False), "float32")
 
 
 def litert_runner(model: Any, threads: int = 1) -> Predict:
@@ -104,7 +109,7 @@ def litert_peer(model: Any, threads: int = 1) -> Peer:
     """A Keras model converted to LiteRT and run by its interpreter."""
     from ..frontends import keras as frontend
 
-    return Peer("LiteRT", litert_runner(model, threads), lambda: frontend.load(model, fold=False))
+    return Peer("LiteRT", litert_runner(model, threads), lambda: frontend.load(model, fold=False), "float32")
 
 
 # ------------------------------------------------------------------ built from the IR
@@ -124,7 +129,8 @@ def target_peer(net: Network, target: str, dtype: Optional[str] = None, *, name:
     from ..runtime import load
 
     dtype = dtype or get_backend(target).dtypes[0]
-    return Peer(f"{target} {dtype}", load(net, target, dtype=dtype, name=name, **options), lambda: net)
+    predict = load(net, target, dtype=dtype, name=name, **options)
+    return Peer(f"{target} {dtype}", predict, lambda: net, numeric_type(dtype or get_backend(target).dtypes[0]).numpy)
 
 
 def onnx_runtime_peer(net: Network, threads: int = 1) -> Peer:
@@ -132,7 +138,7 @@ def onnx_runtime_peer(net: Network, threads: int = 1) -> Peer:
     from .onnx_peer import onnx_runtime_session
 
     session = onnx_runtime_session(net, threads)
-    return Peer("ONNX Runtime", lambda x: session(np.asarray(x, dtype=np.float32)), lambda: net)
+    return Peer("ONNX Runtime", lambda x: session(np.asarray(x, dtype=np.float32)), lambda: net, "float32")
 
 
 # ------------------------------------------------------------------ anything with predict

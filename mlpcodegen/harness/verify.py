@@ -405,7 +405,7 @@ def _peer_outputs(peer: Peer, x: np.ndarray, inputs: Any, outputs: Any) -> tuple
     """(the peer's outputs on ``x`` in the target's units, the type it computed in):
     the peer takes model units, so the input scaling is applied before and the output
     scaling undone after."""
-    model_x = x if inputs is None else inputs.apply(x).astype(np.float32)
+    model_x = x if inputs is None else inputs.apply(x).astype(peer.input_dtype)
     predicted = np.asarray(peer.predict(model_x))
     predict_dtype = predicted.dtype.name if predicted.dtype.name in _PRECISION_ORDER else "float32"
     if outputs is not None:
