@@ -6,8 +6,10 @@ import pytest
 from conftest import architecture, build_model
 from mlpcodegen import runtime
 from mlpcodegen.backends import BACKENDS
+from mlpcodegen.backends.sympy import MAX_NESTED_TERMS, nested_terms
 from mlpcodegen.frontends.keras import load
 from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare, random_inputs, verify
+from mlpcodegen.ir import Activation, Dense, Network
 from mlpcodegen.reference import evaluate_magnitude
 
 SEEDS = range(24)
@@ -32,6 +34,34 @@ def test_architectures_cover_every_activation_and_both_bias_settings():
 TARGETS = [(name, dtype) for name in runtime.LOADERS for dtype in BACKENDS[name].dtypes]
 
 
+def _nested_terms(seed: int) -> int:
+    """The size of seed's network written out as one expression (weights do not matter)."""
+    widths, acts, biases = architecture(seed)
+    return nested_terms(Network(widths[0], tuple(
+        Dense(np.ones((a, b)), np.ones(b) if bias else None, Activation(act))
+        for a, b, act, bias in zip(widths, widths[1:], acts, biases))))
+
+
+#: SymPy builds and walks expression trees: its cost grows with the written-out size
+#: (seed 7, 519,000 terms, took two minutes).  It runs the seeds whose formula is printable
+#: (MAX_NESTED_TERMS) and seed 4, a softmax of a softmax (74,000 terms: the case the
+#: unevaluated numeric load exists for); test_sympy_seeds_cover_the_architectures checks
+#: that these still hold every activation, both bias settings and every depth.
+SYMPY_SEEDS = sorted({seed for seed in SEEDS if _nested_terms(seed) <= MAX_NESTED_TERMS} | {4})
+CASES = [(seed, target, dtype) for seed in SEEDS for target, dtype in TARGETS
+         if target != "sympy" or seed in SYMPY_SEEDS]
+
+
+def test_sympy_seeds_cover_the_architectures():
+    acts, biases, depths = set(), set(), set()
+    for seed in SYMPY_SEEDS:
+        _, a, b = architecture(seed)
+        acts.update(a), biases.update(b), depths.add(len(a))
+    assert acts == {"linear", "relu", "tanh", "sigmoid", "softmax"} and biases == {True, False}
+    assert depths == {1, 2, 3, 4} and len(SYMPY_SEEDS) >= 12
+    assert architecture(4)[1][:2] == ["softmax", "softmax"]
+
+
 @pytest.fixture(scope="module")
 def evaluations(models):
     """Inputs, reference, magnitude and model.predict for every model, computed once."""
@@ -45,8 +75,7 @@ def evaluations(models):
     return out
 
 
-@pytest.mark.parametrize("target,dtype", TARGETS)
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed,target,dtype", CASES)
 def test_target_matches_reference_and_predict(evaluations, target, dtype, seed):
     net, x, reference, scale, predicted = evaluations[seed]
     function = runtime.load(net, target, dtype=dtype, name="net")

@@ -62,27 +62,68 @@ def networks(draw):
     return Network(n_inputs, tuple(layers))
 
 
-def check(net: Network, target: str, dtype: str) -> None:
+def _reference(net: Network):
+    """(inputs, reference, scale), or None where the reference overflows."""
     x = np.random.default_rng(0).uniform(-4, 4, (64, net.n_inputs)).astype(np.float32)
     with np.errstate(over="ignore", invalid="ignore"):
         reference, scale = evaluate_magnitude(net, x)
-    assume(np.all(np.isfinite(scale)) and scale.max() < 1e30)  # exp(exp(...)) overflows in any precision
-    folded = fold_affine(net)
-    got = runtime.load(folded, target, dtype=dtype, name="p")(x)
+    if not (np.all(np.isfinite(scale)) and scale.max() < 1e30):  # exp(exp(...)) overflows in any precision
+        return None
+    return x, reference, scale
+
+
+def _assert_close(net: Network, got, reference, scale, dtype: str) -> None:
     error = compare(got, reference, scale, dtype)
     assert (error[1] <= F64_REL_BOUND) if dtype == "float64" else (error[2] <= F32_ULP_BOUND), (net.describe(), error)
+
+
+def check(net: Network, target: str, dtype: str) -> None:
+    case = _reference(net)
+    assume(case is not None)
+    x, reference, scale = case
+    got = runtime.load(fold_affine(net), target, dtype=dtype, name="p")(x)
+    _assert_close(net, got, reference, scale, dtype)
+
+
+def check_in_one_c_module(nets: list[Network], dtype: str) -> None:
+    """Every network's C (as runtime.load emits it: unroll and math by default) in one
+    file, compiled once: one gcc run per example instead of one per network."""
+    from mlpcodegen.backends.c import cdef, emit_c
+    from mlpcodegen.runtime.cffi_build import CompiledNetwork, build_module
+
+    cases = [(f"chain_{i}", net, fold_affine(net), _reference(net)) for i, net in enumerate(nets)]
+    cases = [case for case in cases if case[3] is not None]
+    assume(cases)
+    module = build_module("\n".join(emit_c(folded, dtype=dtype, name=name) for name, _, folded, _ in cases),
+                          "".join(cdef(folded, dtype, name) for name, _, folded, _ in cases))
+    for name, net, folded, (x, reference, scale) in cases:
+        got = CompiledNetwork(module, name, folded.n_inputs, folded.n_outputs, dtype)(x)
+        _assert_close(net, got, reference, scale, dtype)
 
 
 SETTINGS = dict(deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@settings(max_examples=100, **SETTINGS)
-@given(networks(), st.sampled_from(["float32", "float64"]))
-def test_random_chains_in_c(net, dtype):
-    check(net, "c", dtype)
+#: 25 examples of 4 networks: 100 random chains (as before, when each was compiled alone) in 25 compiles.
+@settings(max_examples=25, **SETTINGS)
+@given(st.lists(networks(), min_size=4, max_size=4), st.sampled_from(["float32", "float64"]))
+def test_random_chains_in_c(nets, dtype):
+    check_in_one_c_module(nets, dtype)
 
 
-@settings(max_examples=40, **SETTINGS)
+def test_one_c_module_runs_what_runtime_load_runs():
+    """The batched property check compiles what runtime.load compiles: same text, same results."""
+    from mlpcodegen.backends import emit
+    from mlpcodegen.backends.c import emit_c
+
+    net = Network(2, (Dense(np.array([[1.0, -2.0], [0.5, 0.25]]), None, Activation("tanh"), "d0"),))
+    assert emit(net, "c", dtype="float32", name="chain_0") == emit_c(net, dtype="float32", name="chain_0")
+    check(net, "c", "float32")
+    check_in_one_c_module([net, net], "float32")
+
+
+#: each example compiles a Numba module (~1 s): 20 examples keep the property's reach.
+@settings(max_examples=20, **SETTINGS)
 @given(networks(), st.sampled_from(["float32", "float64"]))
 def test_random_chains_in_numba(net, dtype):
     check(net, "numba", dtype)

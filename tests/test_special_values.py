@@ -1,9 +1,9 @@
 """NaN, +-inf, +-0 and huge inputs (issue 9 item 3): every activation gives what Keras'
-own activation functions give (TensorFlow backend, float32; /work/notes/nan_semantics.md,
-measured with TF 2.21 / keras 3.15), in the reference evaluator and in every target.
+own activation functions give (TensorFlow backend, float32; the table is
+tests/special_values.py, shared with test_c_safety.py), in the reference evaluator and in
+every target.
 
-Values compare with +-0 equal, NaN == NaN, +-inf exactly and finite values to the
-table's printed digits.  Where float32 and float64 arithmetic give different answers
+Values compare with +-0 equal, NaN == NaN, +-inf exactly and finite values within 2e-3.  Where float32 and float64 arithmetic give different answers
 (selu(3.4e38) overflows only in float32), the float64 value is listed separately.
 """
 import math
@@ -17,62 +17,16 @@ from mlpcodegen.activations import REGISTRY
 from mlpcodegen.ir import Activate, Activation, Dense, Network
 from mlpcodegen.reference import evaluate
 
-nan, inf = math.nan, math.inf
-Z = [nan, inf, -inf, 0.0, -0.0, 1e30, -1e30, 3.4e38, -3.4e38]
+from special_values import GLU_ROW, GLU_VALUES, PARAMETRISED, SOFTMAX_ROWS, TABLE as KERAS, Z, activation, expected
 
-#: activation (and parameters) -> Keras' float32 values at Z.
-TABLE = {
-    "relu": [nan, inf, 0.0, 0.0, 0.0, 1e30, 0.0, 3.4e38, 0.0],
-    "relu6": [nan, 6.0, 0.0, 0.0, 0.0, 6.0, 0.0, 6.0, 0.0],
-    "leaky_relu": [nan, inf, -inf, 0.0, -0.0, 1e30, -2e29, 3.4e38, -6.8e37],
-    "elu": [nan, inf, -1.0, 0.0, -0.0, 1e30, -1.0, 3.4e38, -1.0],
-    "selu": [nan, inf, -1.758, 0.0, -0.0, 1.0507e30, -1.758, inf, -1.758],
-    "celu": [nan, inf, -1.0, 0.0, 0.0, 1e30, -1.0, 3.4e38, -1.0],
-    "gelu": [nan, inf, nan, 0.0, -0.0, 1e30, -0.0, 3.4e38, -0.0],
-    "silu": [nan, inf, nan, 0.0, -0.0, 1e30, -0.0, 3.4e38, -0.0],
-    "hard_sigmoid": [nan, 1.0, 0.0, 0.5, 0.5, 1.0, 0.0, 1.0, 0.0],
-    "hard_silu": [nan, inf, nan, 0.0, -0.0, 1e30, -0.0, 3.4e38, -0.0],
-    "sigmoid": [nan, 1.0, 0.0, 0.5, 0.5, 1.0, 0.0, 1.0, 0.0],
-    "log_sigmoid": [nan, -0.0, -inf, -0.693, -0.693, -0.0, -1e30, -0.0, -3.4e38],
-    "tanh": [nan, 1.0, -1.0, 0.0, -0.0, 1.0, -1.0, 1.0, -1.0],
-    "hard_tanh": [nan, 1.0, -1.0, 0.0, -0.0, 1.0, -1.0, 1.0, -1.0],
-    "tanh_shrink": [nan, inf, -inf, 0.0, 0.0, 1e30, -1e30, 3.4e38, -3.4e38],
-    "hard_shrink": [0.0, inf, -inf, 0.0, 0.0, 1e30, -1e30, 3.4e38, -3.4e38],
-    "soft_shrink": [0.0, inf, -inf, 0.0, 0.0, 1e30, -1e30, 3.4e38, -3.4e38],
-    "softplus": [nan, inf, 0.0, 0.693, 0.693, 1e30, 0.0, 3.4e38, 0.0],
-    "softsign": [nan, nan, nan, 0.0, -0.0, 1.0, -1.0, 1.0, -1.0],
-    "sparse_plus": [nan, inf, 0.0, 0.25, 0.25, 1e30, 0.0, 3.4e38, 0.0],
-    "squareplus": [nan, inf, nan, 1.0, 1.0, inf, inf, inf, inf],
-    "mish": [nan, inf, nan, 0.0, -0.0, 1e30, -0.0, 3.4e38, -0.0],
-    "exponential": [nan, inf, 0.0, 1.0, 1.0, inf, 0.0, inf, 0.0],
-    "sparse_sigmoid": [nan, 1.0, 0.0, 0.5, 0.5, 1.0, 0.0, 1.0, 0.0],
-    "linear": [nan, inf, -inf, 0.0, -0.0, 1e30, -1e30, 3.4e38, -3.4e38],
-    # keras.layers.ReLU(max_value=6, threshold=0.5, negative_slope=0.1)
-    "relu/max6-threshold-slope": [nan, 6.0, -inf, -0.05, -0.05, 6.0, -1e29, 6.0, -3.4e37],
-    "threshold": [-2.0, inf, -2.0, -2.0, -2.0, 1e30, -2.0, 3.4e38, -2.0],  # threshold(z, 0.5, -2.0)
-    # keras.layers.PReLU(alpha=0.25), measured the same way
-    "prelu": [nan, inf, -inf, 0.0, 0.0, 1e30, -2.5e29, 3.4e38, -8.5e37],
-    "gelu/approximate": [nan, inf, nan, 0.0, -0.0, 1e30, -0.0, 3.4e38, -0.0],
-}
-PARAMS = {
-    "relu/max6-threshold-slope": ("relu", {"max_value": 6.0, "threshold": 0.5, "negative_slope": 0.1}),
-    "threshold": ("threshold", {"threshold": 0.5, "default_value": -2.0}),
-    "prelu": ("prelu", {"alpha": (0.25,)}),
-    "gelu/approximate": ("gelu", {"approximate": 1.0}),
-}
-#: Where float64 arithmetic differs from float32 (no overflow of scale * z or z * z).
-FLOAT64 = {
-    ("selu", 7): 1.0507009873554805 * 3.4e38,
-    ("squareplus", 5): 1e30, ("squareplus", 6): 0.0, ("squareplus", 7): 3.4e38, ("squareplus", 8): 0.0,
-}
+nan, inf = math.nan, math.inf
+
+#: case -> its activation: every entry of the shared Keras table (tests/special_values.py).
+CASES = {key: activation(key) for key in [*KERAS, *PARAMETRISED]}
 
 #: softmax / log_softmax rows (Keras, float32).
-ROWS = [[0.0, -inf, 1.0], [-inf, -inf, -inf], [inf, 0.0, 1.0], [nan, 0.0, 1.0], [1e30, 0.0, -1e30]]
-VECTOR_TABLE = {
-    "softmax": [[0.2689, 0.0, 0.7311], [nan] * 3, [nan] * 3, [nan] * 3, [1.0, 0.0, 0.0]],
-    "log_softmax": [[-1.3133, -inf, -0.3133], [nan] * 3, [nan] * 3, [nan] * 3, [0.0, -1e30, -2e30]],
-}
-GLU_ROW, GLU_VALUES = [nan, 1.0, 0.0, inf], [nan, 1.0]
+ROWS = [row for row, _, _ in SOFTMAX_ROWS]
+VECTOR_TABLE = {"softmax": [soft for _, soft, _ in SOFTMAX_ROWS], "log_softmax": [log for _, _, log in SOFTMAX_ROWS]}
 #: Vector activations Keras has no table entry for: every target must agree with the
 #: reference (NaN where it has NaN, no exception, no warning) on these rows.
 OTHER_ROWS = ROWS + [[-0.0, 0.0, 0.0], [3.4e38, -3.4e38, 3.4e38]]
@@ -95,7 +49,7 @@ def activation_network(width: int, activation: Activation) -> Network:
     return net
 
 
-ELEMENTWISE = {key: activation_network(1, Activation(*PARAMS.get(key, (key, {})))) for key in TABLE}
+ELEMENTWISE = {key: activation_network(1, act) for key, act in CASES.items()}
 VECTOR = {name: activation_network(4 if name == "glu" else 3, Activation(name))
           for name, spec in REGISTRY.items() if spec.vector}
 
@@ -150,22 +104,21 @@ def outputs(case: str, target: str, dtype: str, options: dict, x: np.ndarray, c_
     return results
 
 
-@pytest.mark.parametrize("case", list(TABLE))
+@pytest.mark.parametrize("case", list(CASES))
 def test_elementwise_special_values_in_the_reference_and_every_target(case, c_functions):
-    name = PARAMS.get(case, (case, {}))[0]
     x = np.array(Z)[:, None]
-    want64 = [FLOAT64.get((name, i), v) for i, v in enumerate(TABLE[case])]
+    want64 = expected(case, "float64")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert_same(evaluate(ELEMENTWISE[case], x)[:, 0], want64, 2e-3, f"reference {case}")
     for target, dtype, options in TARGETS:
-        want = TABLE[case] if dtype == "float32" else want64
+        want = expected(case, "float32") if dtype == "float32" else want64
         for got in outputs(case, target, dtype, options, x, c_functions):
             assert_same(got[:, 0], want, 2e-3, f"{target} {dtype} {options} {case}")
 
 
 def test_every_elementwise_activation_is_in_the_table():
-    covered = {PARAMS.get(key, (key, {}))[0] for key in TABLE}
+    covered = {act.name for act in CASES.values()}
     assert covered == {name for name, spec in REGISTRY.items() if not spec.vector}
 
 
