@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Callable, Optional, Sequence
 
 from .activations import REGISTRY
-from .graph import Builder, Comment, Let, Node, Program, Statement
+from .graph import Builder, Comment, Item, Let, Node, Program, Statement
 from .ir import Activate, Affine, Dense, Layer, Network
 
 
@@ -102,6 +102,16 @@ def network_program(net: Network, sources: Sequence[Node], b: Optional[Builder] 
         more, outputs = layer_statements(b, layer, index, outputs, stable)
         statements += more
     return Program(tuple(statements), tuple(outputs))
+
+
+def array_of(sources: Sequence[Node]) -> Optional[str]:
+    """``a`` when ``sources`` are exactly the items ``a[0], a[1], ...`` of one array (a
+    loop may then read the array itself), else None."""
+    first = sources[0]
+    if not isinstance(first, Item):
+        return None
+    cells = [(getattr(s, "array", None), getattr(s, "index", None)) for s in sources]
+    return first.array if cells == [(first.array, i) for i in range(len(sources))] else None
 
 
 def input_nodes(b: Builder, net: Network, array: str = "x") -> list[Node]:

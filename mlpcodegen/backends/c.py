@@ -14,15 +14,15 @@ arrays, no globals, no allocation.  The file needs ``<math.h>`` and the freestan
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 import numpy as np
 
 from ..activations import REGISTRY
 from ..errors import ValidationError
-from ..graph import Builder, Item, Node, Ref
+from ..graph import Builder, Node
 from ..ir import Activation, Dense, Layer, Network
-from ..network_graph import named_values
+from ..network_graph import array_of, named_values
 from ..numeric import NUMERIC_TYPES, NumericType, numeric_type
 from . import c_math
 from ._closed_form import activate_statements, emit_layer, layer_comment
@@ -179,7 +179,7 @@ def block_plan(net: Network, dtype: str) -> BlockPlan:
     """Lanes: the numeric type's ``lanes``, halved while the two buffers (as wide as the widest layer)
     exceed BLOCK_BUFFER_BYTES.  An input wider than that is read from x's rows instead of
     being copied into a buffer (a 70000-input model keeps 32 lanes)."""
-    size, widest = np.dtype(dtype).itemsize, max(layer.units for layer in net.layers)
+    size, widest = numeric_type(dtype).np_dtype.itemsize, max(layer.units for layer in net.layers)
     lanes = numeric_type(dtype).lanes
     while lanes > 1 and 2 * widest * lanes * size > BLOCK_BUFFER_BYTES:
         lanes //= 2
@@ -248,7 +248,7 @@ def _dense_kinds(net: Network, unroll: str, plan: BlockPlan) -> list[str]:
 
 def _block_dense(layer: Dense, index: int, src: str | None, dst: str, name: str, lines: Lines) -> None:
     """``dst = src W + b`` through the shared dense helper (``src`` None: x's rows)."""
-    (w, b), bias = _kernel_names(index, name), _kernel_names(index, name)[1] if layer.bias is not None else "0"
+    w, bias = _kernel_names(index, name)[0], _kernel_names(index, name)[1] if layer.bias is not None else "0"
     call = f"{name}_dense(&{src}[0][0]" if src else f"{name}_dense_rows(x"
     lines.add(f"{call}, {layer.n_in}u, &{w}[0][0], {bias}, {layer.units}u, &{dst}[0][0]);")
 
@@ -276,7 +276,7 @@ def _batch_function(net: Network, dtype: str, name: str, plan: BlockPlan) -> lis
     than inputs per row, from the last row back: row i's outputs then overwrite only
     rows >= i of x, already read, so ``y == x`` works in place for every shape."""
     lanes, step = plan.lanes, f"(x + i * {net.n_inputs}u, y + i * {net.n_outputs}u);"
-    body = [f"size_t i = 0;", f"for (; i + {lanes}u <= n; i += {lanes}u) {name}_block{step}",
+    body = ["size_t i = 0;", f"for (; i + {lanes}u <= n; i += {lanes}u) {name}_block{step}",
             f"for (; i < n; ++i) {name}{step}"]
     if plan.backwards:
         body = ["/* from the last row back: with y == x, no row is overwritten before it is read */",
@@ -310,7 +310,7 @@ def stack_bytes(net: Network, dtype: str, unroll: str = "auto") -> dict[str, int
     """An upper bound of the stack each generated function uses, its calls included:
     ``one`` (NAME), ``scalar``, ``block`` (the dense helpers inlined or called) and
     ``batch``.  The arrays are exact; scalars and spills are bounded generously."""
-    size, plan = np.dtype(dtype).itemsize, block_plan(net, dtype)
+    size, plan = numeric_type(dtype).np_dtype.itemsize, block_plan(net, dtype)
     loops = [_loops(layer, unroll) for layer in net.layers]
     arrays = sum(layer.units * (1 if layer.activation.is_identity or layer.activation.is_vector else 2)
                  for layer, looped in zip(net.layers, loops) if looped)
@@ -495,7 +495,7 @@ class CRenderer:
         (gcc then reloads the sums), measured."""
         t, b = self.t, self.builder
         (w, bias), z = _kernel_names(index, self.name), f"z{index}"
-        source = _array_source(sources)
+        source = array_of(sources)
         if source is None:  # the inputs are scalars from an unrolled layer: gather them
             source = f"v{index}"
             lines.add(f"const {t} {source}[{len(sources)}] = {{{', '.join(printer.expr(s) for s in sources)}}};")
@@ -582,15 +582,6 @@ class CRenderer:
         printer: each lane loop is a C block, its names are not seen outside)."""
         printer = self.printer(vector=True)
         _block_lane_loop(lines, out, self.plan.lanes, lambda inner: [printer.expr(n) for n in write(printer, inner)])
-
-
-def _array_source(sources: Sequence[Node]) -> Optional[str]:
-    """``a`` when ``sources`` are exactly ``a[0], a[1], ...`` (an array to read in a loop)."""
-    first = sources[0]
-    if not isinstance(first, Item):
-        return None
-    expected = [(first.array, i) for i in range(len(sources))]
-    return first.array if [(getattr(s, "array", None), getattr(s, "index", None)) for s in sources] == expected else None
 
 
 def emit_c(net: Network, *, dtype: str = "float32", name: str = "mlp", unroll: str = "auto",

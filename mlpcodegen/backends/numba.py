@@ -17,8 +17,8 @@ import numpy as np
 
 from ..activations import REGISTRY
 from ..ir import Dense, Network
-from ..graph import Builder, Item, Node
-from ..network_graph import named_values
+from ..graph import Builder, Node
+from ..network_graph import array_of, named_values
 from ._closed_form import activate_statements, emit_layer, layer_comment
 from .printer import Printer, top
 from ..numeric import numeric_type
@@ -45,15 +45,6 @@ def _language(dtype: str):
 LOOP_WEIGHTS = 256
 
 
-def _array_of(sources: list[Node]) -> str | None:
-    """``a`` when ``sources`` are ``a[0], a[1], ...`` (an array already), else None."""
-    first = sources[0]
-    if not isinstance(first, Item):
-        return None
-    cells = [(getattr(s, "array", None), getattr(s, "index", None)) for s in sources]
-    return first.array if cells == [(first.array, i) for i in range(len(sources))] else None
-
-
 def _array_text(name: str, values: np.ndarray, dtype: str) -> list[str]:
     literal = python_literal(dtype)
     flat = ", ".join(literal(float(v)) for v in values.ravel())
@@ -65,7 +56,7 @@ def _loop_layer(printer: Printer, b: Builder, layer: Dense, index: int, sources:
     """A large Dense layer as loops over ``_W{index}`` (and ``_B{index}``)."""
     weights, bias, z = f"_W{index}", f"_B{index}", f"z{index}"
     arrays[weights] = _array_text(weights, layer.kernel, dtype)
-    values = _array_of(sources)
+    values = array_of(sources)
     if values is None:
         values = f"v{index}"
         lines.add(f"{values} = np.array([{', '.join(printer.expr(s) for s in sources)}], dtype=np.{dtype})")

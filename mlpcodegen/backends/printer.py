@@ -137,6 +137,11 @@ class Language:
     needs: Mapping[str, Hashable] = field(default_factory=dict)
     comment: Callable[[str], str] = lambda text: f"# {text}"
 
+    def __post_init__(self) -> None:
+        if self.max_terms is not None and (self.declare or self.max_terms < 2):
+            # a long sum continues as ``z = z + ...``: the name must be assignable twice
+            raise ValueError("a language that splits long sums (max_terms >= 2) must declare no locals")
+
 
 def _binary(form: str) -> Callable[["Printer", Printed, Printed], str]:
     return lambda p, a, b: wrap(form.format(a=a, b=b))
@@ -149,7 +154,7 @@ _OPS: dict[str, Callable[..., str]] = {
     "quotient": _binary("{a} / {b}"), "gt": _binary("{a} > {b}"), "ge": _binary("{a} >= {b}"),
     "div": lambda p, a, b: p.lang.divide(a, b) if p.lang.divide else wrap(f"{a} / {b}"),
     "max": lambda p, a, b: p.lang.max2(a, b), "min": lambda p, a, b: p.lang.min2(a, b),
-    "neg": lambda p, a: wrap(f"-{a}"), "square": lambda p, a: Printed.of(f"{a}*{a}"),
+    "neg": lambda p, a: wrap(f"-{a}"), "square": lambda p, a: wrap(f"{a}*{a}"),
 }
 
 
@@ -216,7 +221,11 @@ class Printer:
         texts, signs = [], []
         for term in node.terms:
             value = self.expr(term.node)
-            texts.append(value if term.coefficient is None else f"{self.lang.literal(term.coefficient)}*{value}")
+            if term.coefficient is not None:
+                value = f"{self.lang.literal(term.coefficient)}*{value}"
+            elif _is_product(term.node):
+                value = top(value)  # a product binds tighter than + and -: no parentheses as a term
+            texts.append(value)
             signs.append(term.negative)
         if node.bias is not None:
             texts.append(self.lang.literal(abs(node.bias)))
@@ -265,25 +274,30 @@ class Printer:
         return (isinstance(node, Call) and node.function in self.lang.functions and isinstance(node.arg, Sum)
                 and node.arg.name is not None and id(node.arg) not in self.names
                 and template(self.lang.functions[node.function]).bare_argument
-                and not self.too_long(self.terms(node.arg)))
+                and not self._too_many(_term_count(node.arg)))
 
     def _name_sums(self, node: Node, name: str, lines: Lines) -> None:
         """Statements for the sums ``node`` reads that are not yet named: a
         pre-activation as ``z1_0 = ...`` (it is used more than once, or inside an
         operator), a sum too long for one statement under the statement's own name."""
-        stack = [node]
+        stack, unnamed = [node], 0
         while stack:
             current = stack.pop()
             if id(current) in self.names:
                 continue
-            if isinstance(current, Sum) and (current.name is not None or self.too_long(self.terms(current))):
-                self.assign(lines, current.name or name, self.terms(current))
-                self.names[id(current)] = current.name or name
+            if isinstance(current, Sum) and (current.name is not None or self._too_many(_term_count(current))):
+                own = current.name or (name if not unnamed else f"{name}_{unnamed}")
+                unnamed += current.name is None
+                self.assign(lines, own, self.terms(current))
+                self.names[id(current)] = own
                 continue
             stack.extend(reversed(children(current)))
 
     def too_long(self, terms: Sequence[str]) -> bool:
-        return self.lang.max_terms is not None and len(terms) > self.lang.max_terms
+        return self._too_many(len(terms))
+
+    def _too_many(self, count: int) -> bool:
+        return self.lang.max_terms is not None and count > self.lang.max_terms
 
     def assign(self, lines: Lines, name: str, terms: list[str], head: str = "", tail: str = "") -> None:
         """``name = head terms... tail`` over lines of a few terms each; a sum longer than
@@ -312,6 +326,14 @@ class Printer:
 
     def set(self, lines: Lines, name: str, text: str) -> None:
         lines.add(self.lang.declare + f"{name} = {top(text)}" + self.lang.end)
+
+
+def _is_product(node: Node) -> bool:
+    return isinstance(node, Op) and node.op in ("mul", "square")
+
+
+def _term_count(node: Sum) -> int:
+    return len(node.terms) + (node.bias is not None)
 
 
 def _negative(value: float) -> bool:

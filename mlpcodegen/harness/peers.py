@@ -22,7 +22,6 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..errors import ValidationError
-from ..backends import get_backend
 from ..ir import Network
 from ..numeric import numeric_type
 
