@@ -120,3 +120,74 @@ def test_no_backend_reads_printed_text_back():
                                                if isinstance(node, ast.ImportFrom) and node.module}
         if path.name not in allowed:
             assert "re" not in imported, f"{path.name} imports re"
+
+
+def _reduced(keep: tuple[str, ...]):
+    """NumPy's language with only the functions ``keep``: what a poorer language has."""
+    import dataclasses
+
+    from mlpcodegen.backends._python_family import array_language
+
+    full = array_language("float64")
+    return dataclasses.replace(full, functions={k: v for k, v in full.functions.items() if k in keep})
+
+
+def test_fallbacks_write_what_a_language_lacks():
+    """Without tanh, sigmoid, softplus, expm1, log1p and sqrt every activation is still
+    written (graph.FALLBACKS, nested where one rewrite needs another) and agrees with the
+    reference; the text is run here, in the test (the package never runs generated text)."""
+    from mlpcodegen.backends._closed_form import emit_statements
+    from mlpcodegen.backends._text import Lines
+    from mlpcodegen.backends.printer import Printer
+    from mlpcodegen.graph import Builder
+    from mlpcodegen.harness.verify import compare
+    from mlpcodegen.reference import evaluate_magnitude
+
+    net, lang = chain(), _reduced(("abs", "exp", "log", "erf"))
+    b, printer, body = Builder(), Printer(lang), Lines()
+    body.level = 1
+    outputs = emit_statements(net, printer, b, [b.ref(f"x{i}") for i in range(net.n_inputs)], body, lang.comment)
+    for name in ("tanh", "sigmoid", "softplus", "expm1", "log1p", "sqrt"):
+        assert f"np.{name}(" not in str(body)
+    source = "\n".join(["import numpy as np", "import scipy.special", "def f(X):",
+                        *(f"    x{i} = X[:, {i}]" for i in range(net.n_inputs))]) + "\n" + str(body) + \
+        f"    return np.stack([{', '.join(outputs)}], axis=1)\n"
+    namespace: dict = {}
+    exec(compile(source, "<reduced language>", "exec"), namespace)  # noqa: S102 - a test runs what it printed
+    x = np.random.default_rng(3).uniform(-2, 2, (300, net.n_inputs))
+    with np.errstate(all="ignore"):
+        actual = namespace["f"](x)
+    expected, scale = evaluate_magnitude(net, x)
+    _, rel, _ = compare(actual, expected, scale, "float64")
+    assert rel <= 1e-12, rel
+
+
+def test_a_function_with_no_spelling_and_no_rewrite_is_refused_by_layer():
+    from mlpcodegen.backends._closed_form import emit_layer
+    from mlpcodegen.backends._text import Lines
+    from mlpcodegen.backends.printer import Printer
+    from mlpcodegen.errors import UnsupportedError
+    from mlpcodegen.graph import Builder
+
+    layer = Dense(np.ones((1, 2)), np.zeros(2), Activation("gelu"), name="exact\ngelu")
+    b = Builder()
+    with pytest.raises(UnsupportedError, match=r"layer 1 \(exact<U\+000A>gelu, gelu\).*erf\(\).*spells abs, exp"):
+        emit_layer(Printer(_reduced(("abs", "exp", "log"))), b, layer, 1, [b.ref("x0")], Lines())
+
+
+def test_the_emitted_sympy_module_agrees_with_the_reference():
+    """The SymPy target runs in-process through objects built directly (runtime); the
+    module text it writes is checked here too, executed by the test."""
+    import sympy
+
+    from mlpcodegen.harness.verify import compare
+    from mlpcodegen.reference import evaluate_magnitude
+
+    for net in (small(), small(7)):
+        namespace: dict = {}
+        exec(compile(emit(net, "sympy"), "<sympy module>", "exec"), namespace)  # noqa: S102 - the test runs it
+        f = sympy.lambdify(namespace["inputs"], namespace["outputs"], "numpy")
+        x = np.random.default_rng(5).uniform(-2, 2, (200, net.n_inputs))
+        actual = np.stack([np.broadcast_to(np.asarray(v, dtype=float), (len(x),)) for v in f(*x.T)], axis=1)
+        expected, scale = evaluate_magnitude(net, x)
+        assert compare(actual, expected, scale, "float64")[1] <= 1e-12
