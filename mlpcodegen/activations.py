@@ -1,8 +1,9 @@
 """The activation registry: every activation's name, parameters and formula.
 
 Formulas are written once, over an abstract algebra ``o`` (:class:`Ops`): ``o.add``,
-``o.where``, ``o.exp``...  Each backend supplies an ``Ops`` that builds *text* in its
-language (C, Python, NumPy, SymPy), so a formula cannot drift between targets.  They
+``o.where``, ``o.exp``...  The expression graph's Builder (:mod:`mlpcodegen.graph`) is
+the ``Ops`` every target is printed from, and SymPy's ``Ops`` builds objects directly,
+so a formula cannot drift between targets.  They
 follow Keras' TensorFlow implementations (``keras/src/backend/tensorflow/nn.py``)
 operation for operation where that matters numerically (e.g. ``expm1`` in elu,
 ``relu6(x + 3) / 6`` in hard_sigmoid).  The float64 reference evaluator in

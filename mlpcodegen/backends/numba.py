@@ -48,7 +48,7 @@ LOOP_WEIGHTS = 256
 def _array_text(name: str, values: np.ndarray, dtype: str) -> list[str]:
     literal = python_literal(dtype)
     flat = ", ".join(literal(float(v)) for v in values.ravel())
-    return [f"{name} = np.array([{flat}], dtype=np.{dtype}).reshape({values.shape})"]
+    return [f"{name} = np.array([{flat}], dtype=np.{numeric_type(dtype).numpy}).reshape({values.shape})"]
 
 
 def _loop_layer(printer: Printer, b: Builder, layer: Dense, index: int, sources: list[Node], lines: Lines,
@@ -59,8 +59,8 @@ def _loop_layer(printer: Printer, b: Builder, layer: Dense, index: int, sources:
     values = array_of(sources)
     if values is None:
         values = f"v{index}"
-        lines.add(f"{values} = np.array([{', '.join(printer.expr(s) for s in sources)}], dtype=np.{dtype})")
-    lines.add(f"{z} = np.empty({layer.units}, dtype=np.{dtype})", f"for j in range({layer.units}):",
+        lines.add(f"{values} = np.array([{', '.join(printer.expr(s) for s in sources)}], dtype=np.{numeric_type(dtype).numpy})")
+    lines.add(f"{z} = np.empty({layer.units}, dtype=np.{numeric_type(dtype).numpy})", f"for j in range({layer.units}):",
               f"    acc = {values}[0] * {weights}[0, j]", f"    for i in range(1, {layer.n_in}):",
               f"        acc += {values}[i] * {weights}[i, j]")
     if layer.bias is not None:
@@ -75,7 +75,7 @@ def _loop_layer(printer: Printer, b: Builder, layer: Dense, index: int, sources:
         return activate_statements(printer, b, layer, index, named_values(b, index, sums), lines)
     h = f"h{index}"
     formula = top(printer.expr(spec.formula(b, b.ref(f"{z}[j]"), layer.activation.unit_params(0))))
-    lines.add(f"{h} = np.empty({layer.units}, dtype=np.{dtype})", f"for j in range({layer.units}):",
+    lines.add(f"{h} = np.empty({layer.units}, dtype=np.{numeric_type(dtype).numpy})", f"for j in range({layer.units}):",
               f"    {h}[j] = {formula}")
     return [b.item(h, j) for j in range(layer.units)]
 
@@ -120,7 +120,7 @@ def emit_numba(net: Network, *, dtype: str = "float64", name: str = "mlp") -> st
     lines.add("", "", "@numba.njit(cache=True, nogil=True, error_model=\"numpy\")", f"def {name}(x):")
     lines.add(f"    if x.ndim != 1 or x.shape[0] != {n_in}:",
               f'        raise ValueError("{name} expects a 1-D array of {n_in} inputs")',
-              f"    y = np.empty({n_out}, dtype=np.{dtype})", f"    _{name}_row(x, y)", "    return y")
+              f"    y = np.empty({n_out}, dtype=np.{numeric_type(dtype).numpy})", f"    _{name}_row(x, y)", "    return y")
     lines.add("", "", "@numba.njit(cache=True, nogil=True, error_model=\"numpy\")", f"def {name}_into(x, y):")
     lines.add(f"    if x.shape[0] != {n_in} or y.shape[0] != {n_out}:",
               f'        raise ValueError("{name}_into expects arrays of {n_in} inputs and {n_out} outputs")',
@@ -130,7 +130,7 @@ def emit_numba(net: Network, *, dtype: str = "float64", name: str = "mlp") -> st
         lines.add("", "", f"@numba.njit(cache=True, nogil=True, error_model=\"numpy\"{parallel})", f"def {name}_{suffix}(X):")
         lines.add(f"    if X.ndim != 2 or X.shape[1] != {n_in}:",
                   f'        raise ValueError("{name}_{suffix} expects an array of shape (n, {n_in})")',
-                  f"    Y = np.empty((X.shape[0], {n_out}), dtype=np.{dtype})",
+                  f"    Y = np.empty((X.shape[0], {n_out}), dtype=np.{numeric_type(dtype).numpy})",
                   f"    for i in {loop}(X.shape[0]):", f"        _{name}_row(X[i], Y[i])", "    return Y")
     return str(lines)
 
@@ -141,7 +141,7 @@ def _scalar_function(net: Network, dtype: str, name: str, arrays: dict[str, list
     if net.n_inputs == net.n_outputs == 1:
         lines.add("", "", "@numba.njit(cache=True, nogil=True, error_model=\"numpy\")", f"def {name}_scalar(v):")
         lines.level = 1
-        lines.add(f"x0 = np.{dtype}(v)")
+        lines.add(f"x0 = np.{numeric_type(dtype).numpy}(v)")
         b = Builder()
         outputs = _statements(net, dtype, b, [b.ref("x0")], lines, arrays)
         lines.add(f"return {outputs[0]}")

@@ -7,6 +7,7 @@ shortest digits, and NumPy casts Python scalars to the array's type (NEP 50).
 from __future__ import annotations
 
 from ..ir import Network
+from ..numeric import numeric_type
 from ..graph import Builder
 from ._closed_form import emit_statements
 from ._python_family import array_language, module_header
@@ -35,7 +36,7 @@ def emit_numpy(net: Network, *, dtype: str = "float64", name: str = "mlp") -> st
     # and inf inputs give IEEE results (Keras' values), not warnings.
     lines.add('@np.errstate(over="ignore", invalid="ignore", divide="ignore")', f"def {name}(X):")
     lines.level = 1
-    lines.add(f"X = np.asarray(X, dtype=np.{dtype})")
+    lines.add(f"X = np.asarray(X, dtype=np.{numeric_type(dtype).numpy})")
     lines.add(f"if X.ndim != 2 or X.shape[1] != {net.n_inputs}:")
     lines.add(f'    raise ValueError(f"{name} expects an array of shape (n, {net.n_inputs}), got {{X.shape}}")')
     lines.add(*(f"{v} = X[:, {i}]" for i, v in enumerate(inputs)))

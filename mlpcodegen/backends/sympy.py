@@ -207,7 +207,8 @@ def _softmax(o: SympyOps, z: list[Any], stable: bool, log: bool = False) -> list
 
 
 def _sparsemax(o: SympyOps, z: list[Any]) -> list[Any]:
-    """As :func:`mlpcodegen.backends._closed_form._sparsemax` writes it."""
+    """As the sparsemax writer of :mod:`mlpcodegen.activations` writes it, in SymPy's
+    evaluated arithmetic (the formula display reads better so)."""
     one, zero = o.num(1.0), o.num(0.0)
     taus = []
     for zj in z:
@@ -219,7 +220,8 @@ def _sparsemax(o: SympyOps, z: list[Any]) -> list[Any]:
 
 
 def _normalise(o: SympyOps, z: list[Any], name: str, epsilon: float) -> list[Any]:
-    """As :func:`mlpcodegen.backends._closed_form._normalise` writes it."""
+    """As the normalisation writer of :mod:`mlpcodegen.activations` writes it, in SymPy's
+    evaluated arithmetic."""
     count, spread = o.num(float(len(z))), z
     if name in ("layer_norm", "variance_scale"):
         mean = o.sympy.Add(*z) / count
