@@ -1,6 +1,7 @@
 """Property-based: random chains of supported layers, widths and activations, through
 the C and Numba backends, against the reference evaluator."""
 import numpy as np
+from conftest import build_flags
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -87,7 +88,8 @@ def check(net: Network, target: str, dtype: str) -> None:
 
 def check_in_one_c_module(nets: list[Network], dtype: str) -> None:
     """Every network's C (as runtime.load emits it: unroll and math by default) in one
-    file, compiled once: one gcc run per example instead of one per network."""
+    file, compiled once (the harness's flags, no debug information): one gcc run per
+    example instead of one per network."""
     from mlpcodegen.backends.c import cdef, emit_c
     from mlpcodegen.runtime.cffi_build import CompiledNetwork, build_module
 
@@ -95,7 +97,7 @@ def check_in_one_c_module(nets: list[Network], dtype: str) -> None:
     cases = [case for case in cases if case[3] is not None]
     assume(cases)
     module = build_module("\n".join(emit_c(folded, dtype=dtype, name=name) for name, _, folded, _ in cases),
-                          "".join(cdef(folded, dtype, name) for name, _, folded, _ in cases))
+                          "".join(cdef(folded, dtype, name) for name, _, folded, _ in cases), build_flags())
     for name, net, folded, (x, reference, scale) in cases:
         got = CompiledNetwork(module, name, folded.n_inputs, folded.n_outputs, dtype)(x)
         _assert_close(net, got, reference, scale, dtype)

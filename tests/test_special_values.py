@@ -17,6 +17,7 @@ from mlpcodegen.activations import REGISTRY
 from mlpcodegen.ir import Activate, Activation, Dense, Network
 from mlpcodegen.reference import evaluate
 
+from conftest import build_flags
 from special_values import GLU_ROW, GLU_VALUES, PARAMETRISED, SOFTMAX_ROWS, TABLE as KERAS, Z, activation, expected
 
 nan, inf = math.nan, math.inf
@@ -67,7 +68,7 @@ def c_functions():
     built = {}
     for _, dtype, options in (t for t in TARGETS if t[0] == "c"):
         source = "".join(c.emit_c(cases[k], dtype=dtype, name=n, **options) for k, n in names.items())
-        module = build_module(source, "".join(c.cdef(cases[k], dtype, n) for k, n in names.items()))
+        module = build_module(source, "".join(c.cdef(cases[k], dtype, n) for k, n in names.items()), build_flags())
         built[dtype, options["math"]] = {k: CompiledNetwork(module, n, cases[k].n_inputs, cases[k].n_outputs, dtype)
                                          for k, n in names.items()}
     return built
