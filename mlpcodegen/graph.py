@@ -285,7 +285,3 @@ def walk(roots: tuple[Node, ...] | list[Node]) -> Iterator[Node]:
                 continue
             stack.append((node, True))
             stack.extend((child, False) for child in reversed(children(node)) if id(child) not in seen)
-
-
-def statement_roots(statement: Statement) -> tuple[Node, ...]:
-    return {Let: lambda s: (s.node,), Comment: lambda s: ()}[type(statement)](statement)

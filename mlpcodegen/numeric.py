@@ -84,7 +84,6 @@ FLOAT64 = NumericType("float64", "double", "", "", lanes=16, numpy="float64", di
 
 #: name -> type; the order is the order targets list them (the first is the default).
 NUMERIC_TYPES: dict[str, NumericType] = {t.name: t for t in (FLOAT32, FLOAT64)}
-FLOAT_TYPES = tuple(NUMERIC_TYPES)
 
 
 def numeric_type(name: "str | NumericType") -> NumericType:

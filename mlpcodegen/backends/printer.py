@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import string
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Callable, Hashable, Mapping, Optional, Sequence
 
 from ..errors import UnsupportedError
@@ -53,19 +53,20 @@ def top(text: str) -> str:
 class Template:
     """A format string of a language table, analysed once: whether its outer
     parentheses enclose everything, and whether its one argument ``{a}`` sits alone in
-    parentheses (``tanhf({a})``: a sum may then be written there without its own)."""
+    parentheses (``tanhf({a})``: a sum may then be written there without its own).
+    The answers are cached: every printed call asks them."""
 
     text: str
 
-    @property
+    @cached_property
     def fields(self) -> list[tuple[str, Optional[str]]]:
         return [(literal, name) for literal, name, _, _ in string.Formatter().parse(self.text)]
 
-    @property
+    @cached_property
     def wrapped(self) -> bool:
         return _encloses(self.text)
 
-    @property
+    @cached_property
     def bare_argument(self) -> bool:
         parts = self.fields
         names = [name for _, name in parts if name is not None]
