@@ -10,7 +10,7 @@ True
 """
 from .backends import emit
 from .errors import CompileError, MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
-from .frontends.keras import load
+from .frontends import load
 from .harness.verify import verify
 from .reference import evaluate
 from .runtime import compile_c

@@ -1,4 +1,4 @@
-"""Command line: ``mlpcodegen convert|verify|formula|bench|demo``.
+"""Command line: ``mlpcodegen convert|verify|formula|bench|demo|size|simplify``.
 
 Exit codes: 0 success, 1 a conversion or verification that failed (the model, an input
 or an output file), 2 bad usage.  Every error is one line,
@@ -14,6 +14,7 @@ import sys
 import time
 import unicodedata
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Optional, Sequence
 
 from . import __version__
@@ -103,10 +104,10 @@ def _target_options(args: argparse.Namespace, backend, load: bool = False) -> di
 
 def _load(args: argparse.Namespace):
     """The model's network, read within ``--max-size``."""
-    from .frontends.keras import load
+    from .frontends import load
     from .limits import ReadLimits
 
-    return load(args.model, limits=ReadLimits.for_size(args.max_size))
+    return load(args.model, weights=args.weights, limits=ReadLimits.for_size(args.max_size))
 
 
 def _header_path(args: argparse.Namespace) -> Optional[Path]:
@@ -172,6 +173,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     domain = _domain(args, net.n_inputs)
     inputs, outputs = _scalings(args)
     backend = get_backend(args.target)
+    if args.core:  # on an emulated Cortex-M core (qemu), not in this process
+        from .cli_embedded import verify_on_core
+
+        return verify_on_core(args, net, domain, COMMON)
     _import_tensorflow_quietly()
     from .harness.verify import verify
 
@@ -403,10 +408,23 @@ def _add_c_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--math", choices=("fast", "libm"), default="fast",
                         help="c: inline exp/expm1/tanh/sigmoid that vectorise, <= 2 ULP from the correctly "
                              "rounded result (fast, the default; float32) or the C library's (libm)")
+    parser.add_argument("--profile", choices=("desktop", "embedded"), default="desktop",
+                        help="c: desktop (batch functions, unrolled for SIMD; the default) or embedded "
+                             "(one-sample function only, no library calls, stack and flash stated)")
+    parser.add_argument("--optimize", choices=("speed", "size"), default="speed",
+                        help="c, embedded profile: layer shapes chosen for fewer instructions (speed, the "
+                             "default) or fewer bytes of flash (size)")
+
+
+#: Cortex-M cores the embedded commands build for (mlpcodegen.cli_embedded knows them).
+CORES = ("m0plus", "m4f", "m7")
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="path of a .keras or legacy .h5 model")
+    parser.add_argument("model", help="model file: .keras, legacy .h5, Keras architecture .json (with --weights) "
+                                      "or .onnx; the format is found from the content")
+    parser.add_argument("--weights", metavar="H5", help="weights file (model.save_weights) for a Keras "
+                                                       "architecture JSON given as the model")
     parser.add_argument("--max-size", type=_mebibytes, default=256, metavar="MIB",
                         help="largest model to read, in MiB; the limits on what it declares scale with it "
                              "(default 256)")
@@ -437,7 +455,7 @@ def _digits(text: str) -> Optional[int]:
 
 def _add_convert(sub, backends: dict, dtypes: Sequence[str]) -> None:
     convert = sub.add_parser("convert", help="emit source code for a model",
-                             description="Emit source code for a .keras or .h5 model (no TensorFlow needed).")
+                             description="Emit source code for a model file (Keras, ONNX; no TensorFlow or torch needed).")
     _add_model_options(convert)
     convert.add_argument("--target", default="c", choices=sorted(backends))
     convert.add_argument("--dtype", choices=dtypes,
@@ -474,6 +492,8 @@ def _add_verify(sub, runnable: Sequence[str], dtypes: Sequence[str]) -> None:
                         "(a row per sample, a column per input, optional header), in the units the converted "
                         "function takes; -n rows are used (all when fewer)")
     verify.add_argument("--seed", type=int, default=0)
+    verify.add_argument("--core", choices=CORES, help="run the C on an emulated Cortex-M core (qemu-system-arm, "
+                                                      "arm-none-eabi-gcc) instead of this machine")
     _add_c_options(verify)
     _add_scaling_options(verify)
     verify.set_defaults(run=cmd_verify)
@@ -525,6 +545,16 @@ def _add_demo(sub) -> None:
     demo.set_defaults(run=cmd_demo)
 
 
+#: What the command modules of other areas (cli_embedded, cli_simplify) use from here.
+COMMON = SimpleNamespace(
+    UsageError=UsageError, load=_load, scaled=_scaled, scalings=_scalings, domain=_domain,
+    default_name=_default_name, target_options=_target_options, header_path=_header_path,
+    add_model_options=_add_model_options, add_scaling_options=_add_scaling_options,
+    add_c_options=_add_c_options, add_mkdir_option=_add_mkdir_option, add_formula_options=_add_formula_options,
+    floats=_floats, finite=_finite, positive_int=_positive_int, cores=CORES,
+    import_tensorflow_quietly=_import_tensorflow_quietly,
+)
+
 _NUMBER = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
 _NEGATIVE_NUMBERS = re.compile(rf"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,{_NUMBER})*$")
 
@@ -536,7 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dtypes = tuple(NUMERIC_TYPES)  # which ones a target supports: checked after parsing
     parser = argparse.ArgumentParser(
-        prog="mlpcodegen", description="Compile trained Keras MLPs into native functions."
+        prog="mlpcodegen", description="Compile trained MLPs (Keras, ONNX, scikit-learn, PyTorch) into native functions."
     )
     parser.add_argument("--version", action="version", version=f"mlpcodegen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -545,6 +575,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_formula(sub)
     _add_bench(sub)
     _add_demo(sub)
+    from .cli_embedded import add_size
+    from .cli_simplify import add_simplify
+
+    add_size(sub, COMMON)
+    add_simplify(sub, COMMON)
     for command in sub.choices.values():
         command.set_defaults(parser=command)
         # argparse takes "-1,-2" or "-1e-3" for an option flag (it only knows "-1" and

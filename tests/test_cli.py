@@ -161,8 +161,8 @@ def test_max_size_reaches_the_reader(capsys, monkeypatch):
     assert main(["convert", str(SEED), "--max-size", "0.001"]) == 1
     assert "--max-size" in capsys.readouterr().err
     seen = []
-    real = frontend.load
-    monkeypatch.setattr(frontend, "load", lambda *a, **k: seen.append(k["limits"]) or real(*a, **k))
+    real = frontend.load_file
+    monkeypatch.setattr(frontend, "load_file", lambda *a, **k: seen.append(k["limits"]) or real(*a, **k))
     assert main(["convert", str(SEED), "--max-size", "1024"]) == 0
     assert seen == [ReadLimits.for_size(1024)]
     assert main(["convert", str(SEED), "--max-size", "-3"]) == 2

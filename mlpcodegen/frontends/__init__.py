@@ -1,0 +1,149 @@
+"""Frontends: read a model of any supported framework into the IR.
+
+``load(source)`` finds the format by content (the first bytes of a file, the module
+of an object), never by extension alone, and hands the source to the one frontend
+module that knows that framework.  The table :data:`FORMATS` is the only list of
+formats: the CLI, the README's format table and the error messages read it.
+
+A frontend module offers ``load_file(path, *, fold, limits, weights)`` (file formats)
+and/or ``load_object(obj, *, fold)`` (in-memory objects).  Detection here reads bytes
+and type names only: it imports no framework.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from ..errors import ModelFormatError
+from ..limits import DEFAULT_LIMITS, ReadLimits
+
+#: How many leading bytes detection reads (an HDF5 superblock may start at 0, 512, 1024 or 2048).
+HEAD_BYTES = 2048 + 8
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _is_zip(head: bytes) -> bool:
+    return head[:4] == b"PK\x03\x04"
+
+
+def _is_hdf5(head: bytes) -> bool:
+    return any(head[offset:offset + 8] == _HDF5_MAGIC for offset in (0, 512, 1024, 2048))
+
+
+def _is_json_object(head: bytes) -> bool:
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{"
+
+
+def _is_keras(head: bytes) -> bool:
+    return _is_zip(head) or _is_hdf5(head) or _is_json_object(head)
+
+
+def _is_onnx(head: bytes) -> bool:
+    """An ONNX ModelProto starts with a protobuf field tag: ir_version (field 1, varint)
+    is written first by every exporter; nothing else we read starts with byte 0x08."""
+    return head[:1] == b"\x08"
+
+
+def _module_prefix(*prefixes: str) -> Callable[[Any], bool]:
+    def owns(obj: Any) -> bool:
+        module = type(obj).__module__ or ""
+        return any(module == p or module.startswith(p + ".") for p in prefixes)
+    return owns
+
+
+def _is_keras_object(obj: Any) -> bool:
+    return hasattr(obj, "get_config") and hasattr(obj, "layers") and _module_prefix("keras", "tf_keras",
+                                                                                    "tensorflow")(obj)
+
+
+@dataclass(frozen=True)
+class Format:
+    """One framework a frontend reads."""
+    name: str                                   # "keras", "onnx", ...
+    module: str                                 # the frontend module (imported when used)
+    title: str                                  # for the README table and messages
+    reads: str                                  # what is read, for the README table
+    sniff: Optional[Callable[[bytes], bool]]    # file content test; None: objects only
+    owns: Optional[Callable[[Any], bool]]       # object test; None: files only
+    takes_weights: bool = False                 # a separate weights file (Keras JSON + .h5)
+
+    def frontend(self):
+        return importlib.import_module(self.module)
+
+
+FORMATS: tuple[Format, ...] = (
+    Format("keras", "mlpcodegen.frontends.keras", "Keras",
+           "`.keras` (Keras 3, tf.keras 2.13-2.15), legacy `.h5` (Keras 2.0 and later), architecture "
+           "`.json` + weights `.h5` (`--weights`), a `keras.Model` object",
+           _is_keras, _is_keras_object, takes_weights=True),
+    Format("onnx", "mlpcodegen.frontends.onnx", "ONNX",
+           "`.onnx` (opset 9 and later; float16/32/64), as `torch.onnx.export`, skl2onnx and tf2onnx write it",
+           _is_onnx, _module_prefix("onnx")),
+    Format("sklearn", "mlpcodegen.frontends.sklearn", "scikit-learn",
+           "`MLPRegressor` / `MLPClassifier` objects, alone or in a `Pipeline` after a scaler",
+           None, _module_prefix("sklearn")),
+    Format("torch", "mlpcodegen.frontends.torch", "PyTorch",
+           "an `nn.Sequential` object of `Linear`, activation, `BatchNorm1d`, `LayerNorm`, `Dropout`, `Flatten`",
+           None, _module_prefix("torch")),
+)
+
+
+def _supported() -> str:
+    return "; ".join(f"{f.title}: {f.reads}" for f in FORMATS)
+
+
+def read_head(path: Path) -> bytes:
+    """The first bytes of a model file, with clear errors for what is not a readable file."""
+    try:
+        with open(path, "rb") as stream:
+            return stream.read(HEAD_BYTES)
+    except FileNotFoundError:
+        raise ModelFormatError(f"model file not found: {path}") from None
+    except IsADirectoryError:
+        raise ModelFormatError(f"{path} is a folder, not a model file") from None
+    except OSError as exc:
+        raise ModelFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def file_format(path: Any) -> Format:
+    """The format of a model file, by its content."""
+    path = Path(path)
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        raise ModelFormatError(f"{path} is not a regular file (a device, FIFO or socket): not read")
+    head = read_head(path)
+    for fmt in FORMATS:
+        if fmt.sniff is not None and fmt.sniff(head):
+            return fmt
+    raise ModelFormatError(f"{path}: not a model file mlpcodegen reads (empty, or neither zip, HDF5, JSON "
+                           f"nor ONNX). Supported: {_supported()}")
+
+
+def object_format(obj: Any) -> Format:
+    for fmt in FORMATS:
+        if fmt.owns is not None and fmt.owns(obj):
+            return fmt
+    raise ModelFormatError(f"cannot read a model from a {type(obj).__module__}.{type(obj).__name__} object. "
+                           f"Supported: {_supported()}")
+
+
+def load(source: Any, *, weights: Any = None, fold: bool = True, limits: ReadLimits | None = None):
+    """Read a model into a :class:`~mlpcodegen.ir.Network`: a file path (format found by
+    content) or an in-memory model object (Keras, scikit-learn, PyTorch, ONNX ModelProto).
+
+    ``weights``: a weights file for formats that keep them apart (a Keras architecture
+    JSON + ``model.save_weights`` ``.h5``).  ``fold=False`` keeps normalisation layers as
+    separate steps.  ``limits`` bounds what reading a file may cost."""
+    limits = DEFAULT_LIMITS if limits is None else limits
+    if isinstance(source, (str, os.PathLike)):
+        fmt = file_format(source)
+        if weights is not None and not fmt.takes_weights:
+            raise ModelFormatError(f"{source}: a separate weights file is for Keras architecture JSON; "
+                                   f"a {fmt.title} file holds its own weights")
+        extra = {} if weights is None else {"weights": weights}
+        return fmt.frontend().load_file(source, fold=fold, limits=limits, **extra)
+    if weights is not None:
+        raise ModelFormatError("a separate weights file goes with a Keras architecture JSON path, not an object")
+    return object_format(source).frontend().load_object(source, fold=fold)

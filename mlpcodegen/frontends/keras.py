@@ -152,6 +152,11 @@ def load_model_object(model: Any, fold: bool = True) -> Network:
     return _build_network(config, weights, source=f"in-memory model {model.name!r}", fold=fold)
 
 
+def load_object(model: Any, *, fold: bool = True) -> Network:
+    """The frontend-table entry for an in-memory ``keras.Model``."""
+    return load_model_object(model, fold)
+
+
 def load_keras_model(path: PathLike) -> Any:
     """Load the model with Keras itself (imports TensorFlow), e.g. to call ``predict``."""
     import keras  # the one deliberate Keras import: needed only to run the model
