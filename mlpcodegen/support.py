@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .activations import ALIASES, REGISTRY
 from .backends import BACKENDS
+from .frontends import FORMATS
 from .frontends import keras as frontend
 
 START, END = "<!-- supported:start -->", "<!-- supported:end -->"
@@ -17,8 +18,12 @@ def _reader_doc(name: str) -> str:
 
 def supported_markdown() -> str:
     targets = ", ".join(f"`{t}`" for t in BACKENDS)
-    lines = [START, "", f"Every activation and layer below works in every target ({targets}).", "",
-             "| Keras layer | becomes |", "|---|---|"]
+    lines = [START, "", "`mlpcodegen.load(source)` and every command find the format from the content "
+             "(the first bytes of a file, the module of an object), not from the name.", "",
+             "| format | reads | needs |", "|---|---|---|"]
+    lines += [f"| {fmt.title} | {fmt.reads} | {fmt.needs} |" for fmt in FORMATS]
+    lines += ["", f"Every activation and layer below works in every target ({targets}).", "",
+              "| Keras layer | becomes |", "|---|---|"]
     lines += [f"| `{name}` | {_reader_doc(name)} |" for name in frontend.SUPPORTED_LAYERS]
     aliases = {target: alias for alias, target in ALIASES.items()}
     lines += ["", "| activation | parameters (defaults) | kind |", "|---|---|---|"]

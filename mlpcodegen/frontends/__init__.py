@@ -68,6 +68,7 @@ class Format:
     reads: str                                  # what is read, for the README table
     sniff: Optional[Callable[[bytes], bool]]    # file content test; None: objects only
     owns: Optional[Callable[[Any], bool]]       # object test; None: files only
+    needs: str = ""                             # the package reading it needs (README table)
     takes_weights: bool = False                 # a separate weights file (Keras JSON + .h5)
 
     def frontend(self):
@@ -78,16 +79,16 @@ FORMATS: tuple[Format, ...] = (
     Format("keras", "mlpcodegen.frontends.keras", "Keras",
            "`.keras` (Keras 3, tf.keras 2.13-2.15), legacy `.h5` (Keras 2.0 and later), architecture "
            "`.json` + weights `.h5` (`--weights`), a `keras.Model` object",
-           _is_keras, _is_keras_object, takes_weights=True),
+           _is_keras, _is_keras_object, needs="h5py (no TensorFlow)", takes_weights=True),
     Format("onnx", "mlpcodegen.frontends.onnx", "ONNX",
            "`.onnx` (opset 9 and later; float16/32/64), as `torch.onnx.export`, skl2onnx and tf2onnx write it",
-           _is_onnx, _module_prefix("onnx")),
+           _is_onnx, _module_prefix("onnx"), needs="onnx (no onnxruntime, no torch)"),
     Format("sklearn", "mlpcodegen.frontends.sklearn", "scikit-learn",
            "`MLPRegressor` / `MLPClassifier` objects, alone or in a `Pipeline` after a scaler",
-           None, _module_prefix("sklearn")),
+           None, _module_prefix("sklearn"), needs="scikit-learn (the object's own)"),
     Format("torch", "mlpcodegen.frontends.torch", "PyTorch",
            "an `nn.Sequential` object of `Linear`, activation, `BatchNorm1d`, `LayerNorm`, `Dropout`, `Flatten`",
-           None, _module_prefix("torch")),
+           None, _module_prefix("torch"), needs="torch (the object's own)"),
 )
 
 
