@@ -1,0 +1,81 @@
+"""The format dispatcher: ``mlpcodegen.load`` finds the format by content, not by name,
+and refuses what no frontend reads with the list of what is read."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mlpcodegen
+from mlpcodegen.cli import main
+from mlpcodegen.errors import ModelFormatError
+from mlpcodegen.frontends import FORMATS, file_format, object_format
+from mlpcodegen.reference import evaluate
+
+SEED = Path(__file__).resolve().parent.parent / "generated" / "seed" / "seed.keras"
+
+
+def test_every_format_names_a_frontend_module_and_a_test():
+    names = [fmt.name for fmt in FORMATS]
+    assert len(set(names)) == len(names)
+    for fmt in FORMATS:
+        assert fmt.module.startswith("mlpcodegen.frontends.")
+        assert fmt.sniff is not None or fmt.owns is not None
+        assert fmt.reads and fmt.needs
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".h5", ".bin", ""])
+def test_a_keras_archive_is_keras_whatever_its_name(tmp_path, suffix):
+    renamed = tmp_path / f"model{suffix}"
+    shutil.copyfile(SEED, renamed)
+    assert file_format(renamed).name == "keras"
+    x = np.linspace(-1, 1, 7).reshape(-1, 1)
+    np.testing.assert_array_equal(evaluate(mlpcodegen.load(renamed), x), evaluate(mlpcodegen.load(SEED), x))
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"", "not a model file"),
+    (b"\x00\x01garbage", "not a model file"),
+    (b"hello world", "not a model file"),
+])
+def test_what_no_frontend_reads_is_refused_with_the_list(tmp_path, content, words):
+    path = tmp_path / "model.keras"
+    path.write_bytes(content)
+    with pytest.raises(ModelFormatError, match=words) as info:
+        mlpcodegen.load(path)
+    assert all(fmt.title in str(info.value) for fmt in FORMATS)
+
+
+def test_missing_folder_and_fifo_are_clear_errors(tmp_path):
+    with pytest.raises(ModelFormatError, match="not found"):
+        mlpcodegen.load(tmp_path / "nope.keras")
+    with pytest.raises(ModelFormatError, match="folder"):
+        mlpcodegen.load(tmp_path)
+    fifo = tmp_path / "pipe.keras"
+    os.mkfifo(fifo)  # opening it would block until a writer comes: never opened
+    with pytest.raises(ModelFormatError, match="not a regular file"):
+        mlpcodegen.load(fifo)
+
+
+def test_an_unknown_object_is_refused_with_the_list():
+    with pytest.raises(ModelFormatError, match="cannot read a model from a builtins.dict") as info:
+        mlpcodegen.load({"layers": []})
+    assert all(fmt.title in str(info.value) for fmt in FORMATS)
+    with pytest.raises(ModelFormatError):
+        object_format(np.zeros(3))
+
+
+def test_a_weights_file_goes_with_a_path_only():
+    with pytest.raises(ModelFormatError, match="weights"):
+        mlpcodegen.load(object(), weights="w.h5")
+
+
+def test_cli_garbage_model_is_one_line_exit_1(tmp_path, capsys):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"\xff" * 64)
+    assert main(["convert", str(path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a model file" in err[0] and "Traceback" not in err[0]
