@@ -65,7 +65,9 @@ def describe(value: Any) -> str:
 # ------------------------------------------------------------------ known entries
 
 #: Entries of every layer that do not change what it computes at inference.
-_COMMON = {"name", "trainable", "dtype", "batch_input_shape", "batch_shape", "input_dim", "input_shape"}
+#: (Keras 2 put the input shape and, as ``input_dtype``, its type on the first layer.)
+_COMMON = {"name", "trainable", "dtype", "batch_input_shape", "batch_shape", "input_dim", "input_shape",
+           "input_dtype", "batch_size"}
 _HARMLESS = re.compile(r".*_(initializer|regularizer|constraint)\Z")
 
 #: Class -> the entries its reader understands (besides the common ones): any other
@@ -86,7 +88,7 @@ KNOWN: dict[str, set[str]] = {
     "LayerNormalization": {"axis", "epsilon", "center", "scale", "rms_scaling"},
     "RMSNormalization": {"axis", "epsilon"},
     "UnitNormalization": {"axis"},
-    "Dropout": {"rate", "noise_shape", "seed"},
+    "Dropout": {"rate", "p", "noise_shape", "seed"},  # p: Keras 1's name of rate
     "AlphaDropout": {"rate", "noise_shape", "seed"},
     "GaussianNoise": {"stddev", "seed"},
     "GaussianDropout": {"rate", "seed"},
@@ -125,6 +127,7 @@ def check_entries(class_name: str, config: dict, where: str) -> None:
                 f"can be converted{_why(class_name, key)}"
             )
     check_dtype_policy(config.get("dtype"), where)
+    check_dtype_policy(config.get("input_dtype"), f"{where} (input_dtype)")
 
 
 def _why(class_name: str, key: str) -> str:

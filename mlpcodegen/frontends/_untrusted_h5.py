@@ -18,7 +18,7 @@ import json
 import os
 import stat
 import zipfile
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -47,15 +47,49 @@ def read_model_file(path: str, limits: ReadLimits) -> bytes:
     """The sandbox job: parse ``path`` and return the encoded config text and weights."""
     data = read_regular_file(path, limits)
     if data.startswith(ZIP_MAGIC):
-        config_text, groups = _read_keras_archive(data, path, limits)
+        config_text, groups, version = _read_keras_archive(data, path, limits)
     elif data.startswith(HDF5_MAGIC):
-        config_text, groups = _read_legacy_h5(io.BytesIO(data), path, limits)
+        config_text, groups, version = _read_legacy_h5(io.BytesIO(data), path, limits)
+    elif is_json_text(data):
+        raise ModelFormatError(
+            f"{path} is a Keras architecture JSON (model.to_json()), which holds no weights: give the weights "
+            "file saved by model.save_weights too (--weights FILE, or load(path, weights=FILE))"
+        )
     else:
         raise ModelFormatError(
             f"{path} is neither a .keras archive nor an HDF5 (.h5) file "
             "(save the model with model.save('model.keras'))"
         )
-    return encode(config_text, groups, "keras" if data.startswith(ZIP_MAGIC) else "h5")
+    return encode(config_text, groups, "keras" if data.startswith(ZIP_MAGIC) else "h5", version)
+
+
+def read_json_with_weights(path: str, weights_path: str, limits: ReadLimits) -> bytes:
+    """The sandbox job for an architecture JSON (``model.to_json()``) and the weights
+    file ``model.save_weights`` wrote: Keras 2's HDF5 layout (``layer_names`` /
+    ``weight_names`` attributes) or the ``.weights.h5`` layout of Keras 3 and tf.keras
+    2.13-2.15 (``layers/<group>/vars/<i>``).  Both files are untrusted."""
+    data = read_regular_file(path, limits)
+    if not is_json_text(data):
+        kind = ("a .keras archive" if data.startswith(ZIP_MAGIC) else
+                "an HDF5 model file" if data.startswith(HDF5_MAGIC) else "not a JSON file")
+        raise ModelFormatError(f"{path} is {kind}; a separate weights file goes with an architecture JSON "
+                               "(model.to_json()) only: convert a .keras or .h5 model file alone")
+    if len(data) > limits.max_member_bytes:
+        raise LimitExceeded(f"{path}: the architecture JSON is larger than {size_text(limits.max_member_bytes)}; "
+                            "if the model is genuine, raise the limit (--max-size MIB, or ReadLimits.for_size)")
+    config_text = _decode_text(data, path).lstrip("\ufeff")
+    parse_json(config_text, path)
+    weights = read_regular_file(weights_path, limits)
+    if not weights.startswith(HDF5_MAGIC):
+        what = "a .keras archive (convert it alone)" if weights.startswith(ZIP_MAGIC) else "not an HDF5 file"
+        raise ModelFormatError(f"weights file {weights_path} is {what}: give the .h5 file model.save_weights wrote")
+    layout, groups, version = _read_weights_h5(io.BytesIO(weights), weights_path, limits)
+    return encode(config_text, groups, layout, version)
+
+
+def is_json_text(data: bytes) -> bool:
+    """A JSON object (an architecture JSON), perhaps after a byte-order mark and blanks."""
+    return data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{"
 
 
 def read_regular_file(path: str, limits: ReadLimits) -> bytes:
@@ -103,7 +137,7 @@ def _file_too_large(path: str, size: int, limits: ReadLimits) -> LimitExceeded:
 # --------------------------------------------------------------------- .keras zip
 
 
-def _read_keras_archive(data: bytes, path: str, limits: ReadLimits) -> tuple[str, Groups]:
+def _read_keras_archive(data: bytes, path: str, limits: ReadLimits) -> tuple[str, Groups, str | None]:
     """config.json and the weight groups ``layers/<group>/vars/<i>`` of model.weights.h5.
 
     Nothing is extracted to disk: members are read by their fixed names, so member names
@@ -114,6 +148,7 @@ def _read_keras_archive(data: bytes, path: str, limits: ReadLimits) -> tuple[str
                 raise ModelFormatError(f"{path} holds {len(archive.infolist())} members: not a .keras archive")
             config = _read_member(archive, "config.json", path, limits)
             weights = _read_member(archive, "model.weights.h5", path, limits)
+            metadata = _read_member(archive, "metadata.json", path, limits, required=False)
     except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, NotImplementedError, OSError,
             ValueError, RuntimeError) as exc:
         raise ModelFormatError(f"{path} is a truncated or corrupt .keras archive: {exc}") from None
@@ -123,24 +158,61 @@ def _read_keras_archive(data: bytes, path: str, limits: ReadLimits) -> tuple[str
         raise ModelFormatError(f"{path}: model.weights.h5 is not an HDF5 file (truncated or corrupt archive)")
     label = f"{path}:model.weights.h5"
     with _open_h5(io.BytesIO(weights), label) as h5:
-        budget = _Budget(limits, label)
-        groups: Groups = {}
-        layers = _child(h5, "layers", label, "group", required=False)
-        for name in _member_names(layers, label) if layers is not None else []:
-            layer = _child(layers, name, label, "group")
-            variables = _child(layer, "vars", label, "group", required=False)
-            if variables is not None:
+        groups = _saving_lib_groups(h5, label, limits)
+    return config_text, groups, _archive_version(metadata)
+
+
+def _archive_version(metadata: bytes | None) -> str | None:
+    """``keras_version`` of metadata.json (optional: the config alone defines the model)."""
+    try:
+        value = json.loads(metadata.decode("utf-8")).get("keras_version") if metadata else None
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return value if isinstance(value, str) and len(value) < 64 else None
+
+
+#: Where Keras' saving library (Keras 3, tf.keras 2.13-2.15) puts each layer's variables:
+#: ``layers/<group>/vars/<i>``; tf.keras 2.13-2.15 walked the model's attributes in sorted
+#: order and so met ``_layer_checkpoint_dependencies`` first, and on Windows joined the
+#: path with backslashes into one group name (``_layer_checkpoint_dependencies\dense``).
+_STATE_PREFIXES = ("layers", "_layer_checkpoint_dependencies")
+
+
+def _saving_lib_groups(h5: Any, label: str, limits: ReadLimits) -> Groups:
+    """Layer group name -> its variables, in whichever of the layouts above the file has."""
+    budget = _Budget(limits, label)
+    groups: Groups = {}
+    for prefix in _STATE_PREFIXES:
+        for name, variables in _state_groups(h5, prefix, label):
+            if name not in groups and variables is not None:
                 count = _member_count(variables, label, _MAX_LAYER_WEIGHTS)
                 groups[name] = [_read_weight(variables, str(i), label, budget) for i in range(count)]
-    return config_text, groups
+    return groups
 
 
-def _read_member(archive: zipfile.ZipFile, name: str, path: str, limits: ReadLimits) -> bytes:
+def _state_groups(h5: Any, prefix: str, label: str) -> Iterator[tuple[str, Any]]:
+    """(layer group name, its ``vars`` group or None) under ``prefix``, nested or
+    backslash-joined."""
+    nested = _child(h5, prefix, label, "group", required=False)
+    for name in _member_names(nested, label) if nested is not None else []:
+        yield name, _child(_child(nested, name, label, "group"), "vars", label, "group", required=False)
+    for member in _member_names(h5, label):
+        parts = member.split("\\")
+        if len(parts) == 2 and parts[0] == prefix and parts[1]:
+            yield parts[1], _child(_child(h5, member, label, "group"), "vars", label, "group", required=False)
+        elif len(parts) == 3 and parts[0] == prefix and parts[1] and parts[2] == "vars":
+            yield parts[1], _child(h5, member, label, "group")
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, path: str, limits: ReadLimits,
+                 required: bool = True) -> bytes | None:
     """A member's bytes, its declared size and the bytes actually inflated both capped:
     a zip bomb is stopped after ``max_member_bytes``, whatever its header says."""
     try:
         info = archive.getinfo(name)
     except KeyError:
+        if not required:
+            return None
         raise ModelFormatError(f"{path} is not a complete .keras archive: missing {name!r}") from None
     if info.file_size > limits.max_member_bytes:
         raise _member_too_large(path, name, info.file_size, limits)
@@ -190,46 +262,91 @@ def _decode_text(raw: bytes, what: str) -> str:
 # ---------------------------------------------------------------------- legacy .h5
 
 
-def _read_legacy_h5(source: Any, path: str, limits: ReadLimits) -> tuple[str, Groups]:
+def _read_legacy_h5(source: Any, path: str, limits: ReadLimits) -> tuple[str, Groups, str | None]:
     """The ``model_config`` attribute and, per layer group of ``model_weights``, the
     datasets its ``weight_names`` attribute lists, in that order."""
     with _open_h5(source, path) as h5:
         raw = _string_attribute(h5, "model_config", path, limits)
         if raw is None:
             raise ModelFormatError(
-                f"{path} holds weights only (no model_config); save the whole model with "
-                "model.save('model.keras')"
+                f"{path} holds weights only (model.save_weights, no model_config): give the architecture JSON "
+                "(model.to_json()) as the model and this file as its weights (--weights FILE, or "
+                "load(json, weights=FILE)), or save the whole model with model.save('model.keras')"
             )
         root = _child(h5, "model_weights", path, "group", required=False)
-        root = h5 if root is None else root
-        budget = _Budget(limits, path)
-        groups: Groups = {}
-        for name in _member_names(root, path):
-            group = _child(root, name, path, None)
-            if not _is_group(group):
-                continue  # only layer groups hold weights
-            keys = _weight_names(group, path, limits)
-            groups[name] = [_read_weight(group, key, path, budget) for key in keys]
-    return raw, groups
+        groups = _legacy_groups(h5 if root is None else root, path, limits)
+        return raw, groups, _version_attribute(h5, path, limits)
+
+
+def _read_weights_h5(source: Any, path: str, limits: ReadLimits) -> tuple[str, Groups, str | None]:
+    """A weights file: (layout, groups, Keras version).  Keras 2's ``save_weights``
+    (and a whole legacy .h5 model) give layout "h5", groups named after the layers in
+    the order of the ``layer_names`` attribute; Keras 3's ``.weights.h5`` gives layout
+    "keras", groups named after the layer classes."""
+    with _open_h5(source, path) as h5:
+        root = _child(h5, "model_weights", path, "group", required=False)
+        if root is not None:  # a whole model saved by model.save('m.h5')
+            return "h5", _legacy_groups(root, path, limits), _version_attribute(h5, path, limits)
+        saving_lib = "layer_names" not in h5.attrs and any(
+            part.split("\\")[0] in _STATE_PREFIXES for part in _member_names(h5, path))
+        if saving_lib:
+            return "keras", _saving_lib_groups(h5, path, limits), None
+        return "h5", _legacy_groups(h5, path, limits), _version_attribute(h5, path, limits)
+
+
+def _legacy_groups(root: Any, path: str, limits: ReadLimits) -> Groups:
+    """Per layer group, the datasets its ``weight_names`` list, in that order; the
+    groups in the order of ``layer_names`` when the file has it (Keras' own
+    ``load_weights`` pairs them with the model's layers in that order)."""
+    budget = _Budget(limits, path)
+    groups: Groups = {}
+    for name in _ordered_members(root, path, limits):
+        group = _child(root, name, path, None)
+        if not _is_group(group):
+            continue  # only layer groups hold weights
+        keys = _weight_names(group, path, limits)
+        groups[name] = [_read_weight(group, key, path, budget) for key in keys]
+    return groups
+
+
+def _ordered_members(root: Any, path: str, limits: ReadLimits) -> list[str]:
+    members = _member_names(root, path)
+    present = set(members)  # never `name in root`: h5py would resolve a path with links
+    listed = _name_list(root, "layer_names", path, limits) if "layer_names" in root.attrs else []
+    ordered = list(dict.fromkeys(name for name in listed if name in present))
+    return ordered + [name for name in members if name not in set(ordered)]
+
+
+def _version_attribute(h5: Any, path: str, limits: ReadLimits) -> str | None:
+    """The root's ``keras_version`` attribute (Keras 2 wrote it as UTF-8 bytes)."""
+    try:
+        value = _string_attribute(h5, "keras_version", path, limits)
+    except ModelFormatError:
+        return None
+    return value if value is not None and len(value) < 64 else None
 
 
 def _weight_names(group: Any, path: str, limits: ReadLimits) -> list[str]:
-    where = f"{path}: {_quote(group.name)}"
     if "weight_names" not in group.attrs:
         return []
-    values = _attribute(group, "weight_names", where, limits.max_member_bytes)
-    values = np.asarray(values)
+    return _name_list(group, "weight_names", path, limits)
+
+
+def _name_list(group: Any, key: str, path: str, limits: ReadLimits) -> list[str]:
+    """A list-of-names attribute (``weight_names``, ``layer_names``): bytes or str."""
+    where = f"{path}: {_quote(group.name)}"
+    values = np.asarray(_attribute(group, key, where, limits.max_member_bytes))
     if values.size == 0:
         return []
-    if values.ndim != 1 or values.size > _MAX_LAYER_WEIGHTS:
-        raise ModelFormatError(f"{where}: attribute weight_names is not a list of at most "
-                               f"{_MAX_LAYER_WEIGHTS} names")
+    limit = _MAX_LAYER_WEIGHTS if key == "weight_names" else _MAX_MEMBERS
+    if values.ndim != 1 or values.size > limit:
+        raise ModelFormatError(f"{where}: attribute {key} is not a list of at most {limit} names")
     names = []
     for value in values.tolist():
         if isinstance(value, bytes):
-            value = _decode_text(value, f"{where}: weight_names")
+            value = _decode_text(value, f"{where}: {key}")
         if not isinstance(value, str) or not value:
-            raise ModelFormatError(f"{where}: attribute weight_names holds {type(value).__name__}, not names")
+            raise ModelFormatError(f"{where}: attribute {key} holds {type(value).__name__}, not names")
         names.append(value)
     return names
 
@@ -450,9 +567,9 @@ def _quote(text: Any) -> str:
 # --------------------------------------------------------------------- transport
 
 
-def encode(config_text: str, groups: Groups, layout: str) -> bytes:
+def encode(config_text: str, groups: Groups, layout: str, version: str | None = None) -> bytes:
     """Config text and weights as bytes: a JSON header, then one ``.npy`` per array."""
-    header: dict = {"layout": layout, "config": config_text, "groups": []}
+    header: dict = {"layout": layout, "config": config_text, "version": version, "groups": []}
     blobs = []
     for name, arrays in groups.items():
         entries = []
@@ -466,7 +583,7 @@ def encode(config_text: str, groups: Groups, layout: str) -> bytes:
     return len(text).to_bytes(8, "little") + text + b"".join(blobs)
 
 
-def decode(payload: bytes) -> tuple[str, str, dict[str, list[tuple[str, np.ndarray, str]]]]:
+def decode(payload: bytes) -> tuple[str, str, dict[str, list[tuple[str, np.ndarray, str]]], str | None]:
     """The inverse of ``encode`` (never unpickles: arrays of plain numbers only)."""
     size = int.from_bytes(payload[:8], "little")
     header = json.loads(payload[8: 8 + size].decode("ascii"))
@@ -481,6 +598,8 @@ def decode(payload: bytes) -> tuple[str, str, dict[str, list[tuple[str, np.ndarr
                 raise ValueError(f"unexpected {values.dtype}")
             arrays.append((str(key), values, str(source)))
         groups[str(name)] = arrays
-    if offset != len(payload) or not isinstance(header["config"], str) or header["layout"] not in ("keras", "h5"):
+    version = header.get("version")
+    if offset != len(payload) or not isinstance(header["config"], str) or header["layout"] not in ("keras", "h5") \
+            or not isinstance(version, (str, type(None))):
         raise ValueError("payload length mismatch")
-    return header["layout"], header["config"], groups
+    return header["layout"], header["config"], groups, version

@@ -68,35 +68,67 @@ def load(source: Any, fold: bool = True, *, limits: ReadLimits | None = None) ->
     )
 
 
-def load_file(path: PathLike, fold: bool = True, *, limits: ReadLimits | None = None) -> Network:
-    """Read a ``.keras`` or legacy ``.h5`` file without importing TensorFlow.
+def load_file(path: PathLike, fold: bool = True, *, limits: ReadLimits | None = None,
+              weights: PathLike | None = None) -> Network:
+    """Read a ``.keras`` archive, a legacy ``.h5`` file, or an architecture JSON
+    (``model.to_json()``) with the ``weights`` file ``model.save_weights`` wrote, all
+    without importing TensorFlow.
 
-    The file is untrusted: it must be a regular file within ``limits``; it is parsed
+    Every file is untrusted: it must be a regular file within ``limits``; it is parsed
     in a child process under a time and memory limit (see ``_sandbox``), and only
     hard-linked, self-contained HDF5 datasets of numbers are read (``_untrusted_h5``)."""
     limits = DEFAULT_LIMITS if limits is None else limits
     label = str(Path(path))
     _preflight(label, limits)
-    payload = _sandbox.run(_untrusted_h5.read_model_file, (label, limits), limits, label)
+    if weights is None:
+        payload = _sandbox.run(_untrusted_h5.read_model_file, (label, limits), limits, label)
+    else:
+        weights_label = str(Path(weights))
+        _preflight(weights_label, limits, "weights file")
+        payload = _sandbox.run(_untrusted_h5.read_json_with_weights, (label, weights_label, limits), limits, label)
     try:
-        layout, config_text, groups = _untrusted_h5.decode(payload)
+        layout, config_text, groups, version = _untrusted_h5.decode(payload)
     except (ValueError, KeyError, TypeError, IndexError):
         raise ModelFormatError(f"{label}: the file reader returned a malformed answer (corrupt file?)") from None
-    config = _parse_config(config_text, f"{label}: {'config.json' if layout == 'keras' else 'model_config'}")
+    what = label if weights is not None else f"{label}: {'config.json' if layout == 'keras' else 'model_config'}"
+    config = _parse_config(config_text, what)
     try:
-        weights = _weights_by_layer(config, groups, layout)
-        return _build_network(config, weights, source=label, fold=fold)
+        config = _normalised(config)
+        version = _json_version(config) or version
+        found = _weights_by_layer(config, groups, layout)
+        if weights is not None:
+            found = _match_weights_file(config, groups, found, layout, f"weights file {weights_label}")
+        return _build_network(config, found, source=label, fold=fold, keras_version=version)
     except RecursionError:
         raise ModelFormatError(f"{label}: the model config nests too deeply to be a Keras model") from None
+    except MlpCodegenError as exc:
+        if str(exc).startswith(label):
+            raise
+        raise type(exc)(f"{label}: {exc}") from None
 
 
-def _preflight(label: str, limits: ReadLimits) -> None:
+def _normalised(config: Any) -> Any:
+    """Keras <= 2.2 saved a Sequential's config as the bare list of its layers (and
+    named the model nowhere); later versions as {"name": ..., "layers": [...]}."""
+    if isinstance(config, dict) and config.get("class_name") == "Sequential" and \
+            isinstance(config.get("config"), list):
+        return {**config, "config": {"name": "sequential", "layers": config["config"]}}
+    return config
+
+
+def _json_version(config: Any) -> str | None:
+    """``keras_version`` of a ``model.to_json()`` text (Keras 2 wrote it; Keras 3 does not)."""
+    value = config.get("keras_version") if isinstance(config, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _preflight(label: str, limits: ReadLimits, what: str = "model file") -> None:
     """Clear errors for a missing, special or oversized file before any work (the
     reader checks the descriptor it opens again)."""
     try:
         info = os.stat(label)
     except FileNotFoundError:
-        raise ModelFormatError(f"model file not found: {label}") from None
+        raise ModelFormatError(f"{what} not found: {label}") from None
     except OSError as exc:
         raise ModelFormatError(f"cannot read {label}: {exc.strerror}") from None
     _untrusted_h5.check_regular(info, label, limits)
@@ -111,12 +143,55 @@ def _weights_by_layer(config: Any, groups: dict, layout: str) -> dict[str, tuple
     classes, a legacy .h5 file after the layers."""
     names = _keras3_weight_paths(config) if layout == "keras" else {
         _layer_name(entry): _layer_name(entry) for entry in _model_layers(config)}
-    weights = {}
-    for name, group in names.items():
-        if group in groups:
-            arrays = _in_keras_order(groups[group]) if layout == "h5" else groups[group]
-            weights[name] = tuple(_as_weights(values, source) for _key, values, source in arrays)
-    return weights
+    return {name: _group_weights(groups[group], layout) for name, group in names.items() if group in groups}
+
+
+def _group_weights(arrays: list, layout: str) -> tuple[np.ndarray, ...]:
+    arrays = _in_keras_order(arrays) if layout == "h5" else arrays
+    return tuple(_as_weights(values, source) for _key, values, source in arrays)
+
+
+#: Layer classes that store weight arrays (Normalization only when its config has no mean).
+_WEIGHTED = {"Dense", "PReLU", "BatchNormalization", "LayerNormalization", "RMSNormalization", "Normalization"}
+
+
+def _weighted_layers(config: Any) -> list[dict]:
+    return [entry for entry in _model_layers(config) if entry["class_name"] in _WEIGHTED and not (
+        entry["class_name"] == "Normalization" and entry.get("config", {}).get("mean") is not None)]
+
+
+def _match_weights_file(config: Any, groups: dict, found: dict, layout: str, what: str
+                        ) -> dict[str, tuple[np.ndarray, ...]]:
+    """The weights of a separate weights file, checked to be those of this model: every
+    layer that has weights finds them (by layer name; for Keras 2's layout, as Keras'
+    own ``load_weights`` does, by order when the names differ but the counts agree), and
+    the file holds no weights of layers the model lacks."""
+    layers = _weighted_layers(config)
+    stored = [name for name, arrays in groups.items() if arrays]
+    missing = [entry for entry in layers if not found.get(_layer_name(entry))]
+    if missing and layout == "h5" and len(stored) == len(layers):
+        return {_layer_name(entry): _group_weights(groups[name], layout) for entry, name in zip(layers, stored)}
+    if missing:
+        entry = missing[0]
+        where = "layer group" if layout == "h5" else "group layers/"
+        group = _layer_name(entry) if layout == "h5" else _keras3_weight_paths(config)[_layer_name(entry)]
+        raise ModelFormatError(
+            f"{what} has no weights for {entry['class_name']} layer {_layer_name(entry)!r} ({where}{group!r} is "
+            f"missing or empty); it holds weights for: {_quoted_list(stored)}. Give the weights saved from "
+            "this model (model.save_weights)")
+    used = {_layer_name(e) for e in layers} if layout == "h5" else set(_keras3_weight_paths(config).values())
+    extra = [name for name in stored if name not in used]
+    if extra:
+        raise ModelFormatError(f"{what} holds weights for layers the model does not have ({_quoted_list(extra)}): "
+                               "it was saved from another model")
+    return found
+
+
+def _quoted_list(names: list[str]) -> str:
+    from ..untrusted import quote_name
+
+    shown = ", ".join(repr(quote_name(n)) for n in names[:8])
+    return (shown + f", ... ({len(names)} in all)" if len(names) > 8 else shown) or "no layer"
 
 
 #: A legacy .h5 file of a LoRA-enabled Dense lists bias, lora_kernel_a, lora_kernel_b,
@@ -157,18 +232,69 @@ def load_object(model: Any, *, fold: bool = True) -> Network:
     return load_model_object(model, fold)
 
 
-def load_keras_model(path: PathLike) -> Any:
-    """Load the model with Keras itself (imports TensorFlow), e.g. to call ``predict``."""
+def load_keras_model(path: PathLike, weights: PathLike | None = None) -> Any:
+    """Load the model with Keras itself (imports TensorFlow), e.g. to call ``predict``.
+
+    ``weights``: the ``model.save_weights`` file of an architecture JSON ``path``
+    (``keras.models.model_from_json`` + ``load_weights``).  Both files are vetted by
+    the sandboxed reader first.  Where Keras 3 cannot load a format mlpcodegen reads (a
+    tf.keras 2 JSON with ``batch_input_shape`` on a Dense layer, a Keras <= 2.2
+    list-config ``.h5``, ...), the model returned is a ``keras.Sequential`` rebuilt from
+    the network mlpcodegen read (Dense layers and activations, weights by
+    ``set_weights``): then ``model.predict`` checks the arithmetic of the converted
+    code, not the reading of the file, which only the reference built from it checks."""
     import keras  # the one deliberate Keras import: needed only to run the model
 
     path = Path(path)
     # Keras parses the file in this process, with no limits and following HDF5 links
     # and external storage: the sandboxed reader vets it first.
-    _sandbox.run(_untrusted_h5.read_model_file, (str(path), DEFAULT_LIMITS), DEFAULT_LIMITS, str(path))
+    net = load_file(path, fold=False, weights=weights)
     try:
+        return _keras_load(keras, path, weights)
+    except Exception as exc:  # Keras raises many types for a file it cannot load
+        try:
+            return _rebuilt_model(keras, net)
+        except MlpCodegenError:
+            raise ModelFormatError(f"Keras could not load {path}: {exc}") from None
+
+
+def _keras_load(keras: Any, path: Path, weights: PathLike | None) -> Any:
+    if weights is None:
         return keras.models.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many types for a bad file
-        raise ModelFormatError(f"Keras could not load {path}: {exc}") from None
+    model = keras.models.model_from_json(path.read_text(encoding="utf-8-sig"))
+    model.load_weights(weights)
+    return model
+
+
+def _rebuilt_model(keras: Any, net: Network) -> Any:
+    """A ``keras.Sequential`` computing ``net`` (Dense layers, activations by name,
+    an affine step as a Dense layer with a diagonal kernel)."""
+    layers = [keras.Input((net.n_inputs,))]
+    weights = []
+    for layer in net.layers:
+        kind, arrays = _KERAS_REBUILD[type(layer)](keras, layer)
+        layers.append(kind)
+        weights.append(arrays)
+    model = keras.Sequential(layers, name=net.name)
+    for layer, arrays in zip(model.layers, weights):
+        layer.set_weights(arrays)
+    return model
+
+
+def _keras_activation(activation: Activation) -> str:
+    if activation != Activation(activation.name):  # Keras' string form means the default parameters
+        raise UnsupportedError(f"activation {activation.name} with parameters has no Keras name to rebuild")
+    return activation.name
+
+
+_KERAS_REBUILD: dict[type, Callable[[Any, Any], tuple[Any, list]]] = {
+    Dense: lambda keras, d: (keras.layers.Dense(d.n_out, activation=_keras_activation(d.activation),
+                                                use_bias=d.bias is not None),
+                             [d.kernel] + ([d.bias] if d.bias is not None else [])),
+    Activate: lambda keras, a: (keras.layers.Activation(_keras_activation(a.activation)), []),
+    Affine: lambda keras, a: (keras.layers.Dense(a.n_out, activation=_keras_activation(a.activation)),
+                              [np.diag(a.scale), a.shift]),
+}
 
 
 # ------------------------------------------------------------------ file formats
@@ -421,11 +547,18 @@ def _where(entry: "_LayerEntry") -> str:
     return f"{entry.class_name} layer {entry.name!r}"
 
 
-def _input_width(config: dict, layer: str) -> int | None:
-    where = f"input layer {layer!r}"
-    shape = _config.get(config, "batch_shape", "list", None, where, nullable=True)
+def _input_width(config: dict, layer: str, class_name: str = "InputLayer") -> int | None:
+    """The feature count an InputLayer (or, in Keras 2, the first layer) declares:
+    ``batch_shape`` (Keras 3), ``batch_input_shape`` (Keras 2), ``input_shape`` (no batch
+    axis) or ``input_dim``; None when it declares none."""
+    where = f"input layer {layer!r}" if class_name == "InputLayer" else f"{class_name} layer {layer!r}"
+    shape = None
+    for key in ("batch_shape", "batch_input_shape"):
+        shape = shape if shape is not None else _config.get(config, key, "list", None, where, nullable=True)
     if shape is None:
-        shape = _config.get(config, "batch_input_shape", "list", None, where, nullable=True)
+        single = _config.get(config, "input_shape", "list", None, where, nullable=True)
+        dim = _config.get(config, "input_dim", "int", None, where, nullable=True)
+        shape = [None, *single] if single is not None else [None, dim] if dim is not None else None
     if shape is None:
         return None
     if len(shape) != 2 or not _config.KINDS["int"][0](shape[1]) or shape[1] < 1:
@@ -436,7 +569,7 @@ def _input_width(config: dict, layer: str) -> int | None:
     return shape[1]
 
 
-def _read_dense(entry: _LayerEntry) -> list[Layer]:
+def _read_dense(entry: _LayerEntry, width: int = 0) -> list[Layer]:
     """activation(x @ kernel + bias), with or without bias (a LoRA adapter merged in)."""
     c, where = entry.config, _where(entry)
     use_bias = _config.get(c, "use_bias", "bool", True, where)
@@ -454,6 +587,12 @@ def _read_dense(entry: _LayerEntry) -> list[Layer]:
         raise ModelFormatError(
             f"Dense layer {entry.name!r}: kernel shape {kernel.shape} does not match {units} units"
         )
+    if width and kernel.shape[0] != width:
+        raise ModelFormatError(f"Dense layer {entry.name!r}: kernel shape {kernel.shape} takes {kernel.shape[0]} "
+                               f"inputs but the layer before gives {width} (weights of another model?)")
+    if use_bias and np.shape(weights[1]) != (kernel.shape[1],):
+        raise ModelFormatError(f"Dense layer {entry.name!r}: bias shape {np.shape(weights[1])} does not match "
+                               f"kernel shape {kernel.shape}")
     return [Dense(kernel=kernel, bias=weights[1] if use_bias else None, activation=activation, name=entry.name)]
 
 
@@ -645,7 +784,7 @@ def _identity(entry: _LayerEntry, width: int) -> list[Layer]:
 #: return IR layers; folding and fusing happen afterwards, in mlpcodegen.passes.
 _READERS: dict[str, Callable[[_LayerEntry, int], list[Layer]]] = {
     "InputLayer": _identity,
-    "Dense": lambda entry, width: _read_dense(entry),  # (docstring: _read_dense)
+    "Dense": lambda entry, width: _read_dense(entry, width),  # (docstring: _read_dense)
     "Activation": _read_activation,
     "ReLU": _read_relu,
     "LeakyReLU": _read_leaky_relu,
@@ -673,18 +812,30 @@ SUPPORTED_LAYERS = tuple(_READERS)
 
 
 def _build_network(config: Any, weights: dict[str, tuple[np.ndarray, ...]], source: str,
-                   fold: bool = True) -> Network:
+                   fold: bool = True, keras_version: str | None = None) -> Network:
+    """``keras_version``: the version that saved a file, when it says (None: Keras 3's
+    meaning of every name)."""
     try:
-        n_inputs, layers, weight_dtypes = _read_layers(_chain(config), weights)
+        keras2 = _major(keras_version) < 3
+        n_inputs, layers, weight_dtypes = _read_layers(_chain(config), weights, keras2)
         if n_inputs is None:
             raise ModelFormatError("cannot tell the input width (no InputLayer, no Dense)")
-        net = Network(n_inputs, tuple(layers), _weight_dtype(weight_dtypes), _model_name(config))
+        notes = (_KERAS2_NOTE,) if keras2 and _has_keras2_hard_sigmoid(layers) else ()
+        net = Network(n_inputs, tuple(layers), _weight_dtype(weight_dtypes), _model_name(config), notes)
     except MlpCodegenError as exc:
         raise type(exc)(f"{source}: {exc}") from None
-    return fold_affine(fuse_activations(net)) if fold else fuse_activations(net)
+    if not fold:
+        return fuse_activations(net)
+    folded = fold_affine(fuse_activations(net))
+    return fuse_activations(folded) if notes else folded  # the slope folded: hard_sigmoid fuses again
 
 
-def _read_layers(chain: list[dict], weights: dict[str, tuple[np.ndarray, ...]]
+def _major(version: str | None) -> int:
+    match = re.match(r"\s*(\d+)\.", version or "")
+    return int(match.group(1)) if match else 3
+
+
+def _read_layers(chain: list[dict], weights: dict[str, tuple[np.ndarray, ...]], keras2: bool = False
                  ) -> tuple[int | None, list[Layer], set[str]]:
     """The IR layers of the chain, the input width and the weights' stored types."""
     n_inputs: int | None = None
@@ -693,8 +844,9 @@ def _read_layers(chain: list[dict], weights: dict[str, tuple[np.ndarray, ...]]
     width = 0
     for raw in chain:
         entry = _entry(raw, weights)
-        if entry.class_name == "InputLayer":
-            n_inputs = _input_width(entry.config, entry.name)
+        if entry.class_name == "InputLayer" or (n_inputs is None and width == 0):
+            # Keras 2 puts the input shape on the first layer itself (no InputLayer)
+            n_inputs = _input_width(entry.config, entry.name, entry.class_name)
             width = n_inputs or 0
         weight_dtypes.update(getattr(w, "source_dtype", np.dtype(w.dtype).name) for w in entry.weights)
         if width == 0 and entry.class_name == "Dense" and entry.weights and entry.weights[0].ndim == 2:
@@ -705,9 +857,35 @@ def _read_layers(chain: list[dict], weights: dict[str, tuple[np.ndarray, ...]]
             if isinstance(exc, MlpCodegenError):
                 raise
             raise ModelFormatError(f"{_where(entry)}: malformed config or weights ({exc})") from None
+        new = [step for layer in new for step in _keras2_steps(layer)] if keras2 else new
         layers.extend(new)
         width = new[-1].n_out if new else width
     return n_inputs, layers, weight_dtypes
+
+
+#: Keras 2 (to tf.keras 2.15) defined hard_sigmoid as clip(0.2 x + 0.5, 0, 1); Keras 3
+#: (and the IR) as clip(x / 6 + 0.5, 0, 1), which is the Keras 2 one at 1.2 x.
+_KERAS2_HARD_SIGMOID_SCALE = 1.2
+_KERAS2_NOTE = "Keras 2 hard_sigmoid clip(0.2 x + 0.5, 0, 1) read as hard_sigmoid(1.2 x)"
+
+
+def _keras2_steps(layer: Layer) -> list[Layer]:
+    """A layer of a Keras 2 file in the IR's terms: its hard_sigmoid becomes the IR's
+    at 1.2 x (a scaling the folding pass moves into the Dense weights)."""
+    activation = getattr(layer, "activation", None)
+    if activation is None or activation.name != "hard_sigmoid":
+        return [layer]
+    scale = Affine(np.full(layer.n_out, _KERAS2_HARD_SIGMOID_SCALE), np.zeros(layer.n_out),
+                   f"{layer.name} (Keras 2 hard_sigmoid slope)")
+    step = Activate(layer.n_out, activation, layer.name)
+    if isinstance(layer, Dense):
+        return [Dense(kernel=layer.kernel, bias=layer.bias, activation=Activation("linear"), name=layer.name),
+                scale, step]
+    return [scale, step]
+
+
+def _has_keras2_hard_sigmoid(layers: list[Layer]) -> bool:
+    return any(isinstance(layer, Affine) and layer.name.endswith("(Keras 2 hard_sigmoid slope)") for layer in layers)
 
 
 def _entry(raw: dict, weights: dict[str, tuple[np.ndarray, ...]]) -> _LayerEntry:
