@@ -1,0 +1,802 @@
+"""ONNX frontend: a ``.onnx`` file (or an in-memory ``onnx.ModelProto``) that is a chain
+of dense layers, read into the IR with the ``onnx`` package only (no ONNX Runtime).
+
+Two halves:
+
+* :func:`read_model_file` (run in the child process of :mod:`._sandbox`) reads the
+  bounded file, parses the protobuf, refuses external data and describes the graph as
+  JSON plus float64 arrays.  The parse runs in the sandbox because protobuf expands
+  what it parses (a packed repeated ``int64`` of one-byte varints is eight times its
+  bytes), so a 256 MiB file could ask for gigabytes: the child's memory and time limits
+  cap that, and the caller never holds an untrusted ``ModelProto`` at all.
+* :func:`_build` (in the caller) walks that description from the one graph input to
+  the one floating-point output, node by node, through the table :data:`_OPS` keyed by
+  operator type, and builds the :class:`~mlpcodegen.ir.Network`.
+
+Names from the file are data: they travel in the IR and in error messages (quoted).
+Only the graph's nodes are read: the producer's metadata, docs and functions are not.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from ..activations import REGISTRY, SELU_ALPHA, SELU_SCALE
+from ..errors import MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
+from ..ir import Activate, Activation, Affine, Dense, Layer, Network
+from ..limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits
+from ..passes import fold_affine, fuse_activations
+from ..untrusted import quote_name
+from . import _sandbox
+
+MIN_OPSET = 9
+#: TensorProto element types read as weights, and integer types read for shapes and axes.
+_FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
+_INT_TYPES = {2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool", 12: "uint32",
+              13: "uint64"}
+_EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
+_ATTRIBUTE_VALUE = {1: "f", 2: "i", 3: "s", 6: "floats", 7: "ints"}  # AttributeProto types read as values
+_ATTRIBUTE_TENSOR = 4
+
+
+# ======================================================================= public
+
+
+def load_file(path: Any, *, fold: bool = True, limits: ReadLimits | None = None) -> Network:
+    """Read a ``.onnx`` file (untrusted: bounded, parsed in the sandbox, no external data)."""
+    limits = DEFAULT_LIMITS if limits is None else limits
+    label = str(Path(path))
+    _preflight(label, limits)
+    payload = _sandbox.run(read_model_file, (label, limits), limits, label)
+    return _build(_decode(payload, label), label, fold)
+
+
+def load_object(model: Any, *, fold: bool = True) -> Network:
+    """Read an in-memory ``onnx.ModelProto`` (already parsed by the caller: no sandbox)."""
+    if type(model).__name__ != "ModelProto":
+        raise ModelFormatError(f"cannot read an ONNX {type(model).__name__}: pass an onnx.ModelProto "
+                               "(onnx.load(path)) or the path of the .onnx file")
+    label = f"in-memory ONNX model {quote_name(model.graph.name)!r}"
+    return _build(_decode(_describe(model, DEFAULT_LIMITS), label), label, fold)
+
+
+SUPPORTED_LAYER_OPS = ("Gemm", "MatMul", "Add", "Sub", "Mul", "BatchNormalization", "Flatten", "Reshape",
+                       "Identity", "Dropout", "Cast")
+
+
+# ================================================================ child: parse
+
+
+def _preflight(label: str, limits: ReadLimits) -> None:
+    try:
+        info = os.stat(label)
+    except FileNotFoundError:
+        raise ModelFormatError(f"model file not found: {label}") from None
+    except OSError as exc:
+        raise ModelFormatError(f"cannot read {label}: {exc.strerror}") from None
+    _check_regular(info, label, limits)
+
+
+def _check_regular(info: os.stat_result, label: str, limits: ReadLimits) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise ModelFormatError(f"{label} is not a regular file: not read")
+    if info.st_size > limits.max_file_bytes:
+        raise LimitExceeded(f"{label} has {info.st_size:,} bytes, more than the {limits.max_file_bytes:,} read "
+                            "for a model file; if the model is genuine, raise the limit (--max-size MIB)")
+
+
+def read_model_file(label: str, limits: ReadLimits) -> bytes:
+    """The sandbox job: the file's graph as :func:`_describe` bytes."""
+    import onnx
+
+    descriptor = os.open(label, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(descriptor, "rb") as stream:
+        _check_regular(os.fstat(stream.fileno()), label, limits)
+        data = stream.read(limits.max_file_bytes + 1)
+    if len(data) > limits.max_file_bytes:
+        raise LimitExceeded(f"{label} grew beyond {limits.max_file_bytes:,} bytes while read")
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except Exception as exc:  # protobuf's DecodeError, or a RuntimeError of the C parser
+        raise ModelFormatError(f"{label} is a truncated or corrupt ONNX file ({type(exc).__name__}: {exc})") from None
+    return _describe(model, limits)
+
+
+class _Tensors:
+    """Tensors converted to float64 (within the weight budget), as (key, array, dtype)."""
+
+    def __init__(self, limits: ReadLimits) -> None:
+        self.left = limits.max_weight_values
+        self.items: list[tuple[str, Optional[np.ndarray], str]] = []
+
+    def add(self, tensor: Any, where: str) -> str:
+        from onnx import numpy_helper
+
+        if tensor.data_location == _EXTERNAL or len(tensor.external_data):
+            raise UnsupportedError(f"{where}: tensor {quote_name(tensor.name)!r} keeps its data in an external "
+                                   "file; only self-contained .onnx files are read (save with "
+                                   "save_as_external_data=False)")
+        dims = [int(d) for d in tensor.dims]
+        if any(d < 0 for d in dims):
+            raise ModelFormatError(f"{where}: tensor {quote_name(tensor.name)!r} has negative dimensions {dims}")
+        count = math.prod(dims)
+        if count > self.left:
+            raise LimitExceeded(f"{where}: the weight tensors declare more than the {DEFAULT_LIMITS.max_weight_values:,}"
+                                " numbers read; if the model is genuine, raise the limit (--max-size MIB)")
+        self.left -= count
+        key = str(len(self.items))
+        dtype = _FLOAT_TYPES.get(tensor.data_type) or _INT_TYPES.get(tensor.data_type)
+        if dtype is None:  # strings, complex numbers...: refused if a node on the chain uses them
+            self.items.append((key, None, f"type {tensor.data_type}"))
+            return key
+        array = np.asarray(numpy_helper.to_array(tensor)).astype(np.float64).reshape(dims)
+        self.items.append((key, array, dtype))
+        return key
+
+
+def _describe(model: Any, limits: ReadLimits) -> bytes:
+    """The graph as bytes: 8-byte length, JSON (nodes, inputs, outputs, opset, tensors'
+    keys, shapes and types), then every tensor's float64 values."""
+    graph, tensors = model.graph, _Tensors(limits)
+    if len(graph.sparse_initializer):
+        raise UnsupportedError("the graph has sparse initializers; only dense weights are supported")
+    info = {
+        "opset": {d.domain or "ai.onnx": int(d.version) for d in model.opset_import},
+        "name": graph.name,
+        "inputs": [_value_info(v) for v in graph.input],
+        "outputs": [_value_info(v) for v in graph.output],
+        "initializers": {t.name: tensors.add(t, "initializer") for t in graph.initializer},
+        "nodes": [_node(node, tensors) for node in graph.node],
+    }
+    arrays = [a for _, a, _ in tensors.items if a is not None]
+    info["tensors"] = [[key, dtype, None if a is None else list(a.shape)] for key, a, dtype in tensors.items]
+    head = json.dumps(info, ensure_ascii=True).encode("ascii")
+    return len(head).to_bytes(8, "little") + head + b"".join(np.ascontiguousarray(a, "<f8").tobytes() for a in arrays)
+
+
+def _value_info(value: Any) -> dict:
+    kind = value.type.WhichOneof("value")
+    if kind != "tensor_type":
+        return {"name": value.name, "type": None, "dims": None}
+    tensor = value.type.tensor_type
+    dims = None if not tensor.HasField("shape") else [
+        int(d.dim_value) if d.HasField("dim_value") else None for d in tensor.shape.dim]
+    return {"name": value.name, "type": int(tensor.elem_type), "dims": dims}
+
+
+def _node(node: Any, tensors: _Tensors) -> dict:
+    where = f"node {quote_name(node.name)!r} ({quote_name(node.op_type)})"
+    attrs: dict[str, Any] = {}
+    for attribute in node.attribute:
+        if attribute.type in _ATTRIBUTE_VALUE:
+            value = getattr(attribute, _ATTRIBUTE_VALUE[attribute.type])
+            if attribute.type == 3:
+                value = value.decode("utf-8", "replace")
+            elif attribute.type in (6, 7):
+                value = list(value)
+            attrs[attribute.name] = value
+        elif attribute.type == _ATTRIBUTE_TENSOR:
+            attrs[attribute.name] = {"tensor": tensors.add(attribute.t, where)}
+        else:
+            attrs[attribute.name] = {"unsupported": int(attribute.type)}
+    return {"op": node.op_type, "name": node.name, "domain": node.domain, "inputs": list(node.input),
+            "outputs": list(node.output), "attrs": attrs}
+
+
+# ============================================================= caller: decode
+
+
+def _decode(payload: bytes, label: str) -> dict:
+    try:
+        size = int.from_bytes(payload[:8], "little")
+        info = json.loads(payload[8:8 + size].decode("ascii"))
+        offset, arrays = 8 + size, {}
+        for key, dtype, shape in info["tensors"]:
+            if shape is None:
+                arrays[key] = (None, dtype)
+                continue
+            count = math.prod(shape)
+            values = np.frombuffer(payload, "<f8", count, offset).reshape(shape)
+            arrays[key], offset = (values, dtype), offset + 8 * count
+        info["tensors"] = arrays
+        return info
+    except (ValueError, KeyError, TypeError, IndexError):
+        raise ModelFormatError(f"{label}: the file reader returned a malformed answer (corrupt file?)") from None
+
+
+# ============================================================== caller: build
+
+
+@dataclass
+class _Chain:
+    """The walk's state: constants by value name, the width of the current value, the
+    opset, the IR parts built so far and the weights' stored types."""
+
+    tensors: dict
+    opset: int
+    width: int
+    constants: dict = field(default_factory=dict)  # value name -> (array, dtype)
+    layers: list = field(default_factory=list)
+    dtypes: set = field(default_factory=set)
+    current: str = ""
+
+    def const(self, node: dict, index: int, what: str, optional: bool = False) -> Optional[np.ndarray]:
+        names = node["inputs"]
+        if index >= len(names) or names[index] == "":
+            if optional:
+                return None
+            raise ModelFormatError(f"{_where(node)}: input #{index} ({what}) is missing")
+        found = self.constants.get(names[index])
+        if found is None:
+            raise UnsupportedError(f"{_where(node)}: input #{index} ({what}) is not a constant (an initializer or "
+                                   "a Constant node); only constant weights are supported, from one graph input")
+        array, dtype = found
+        if array is None:
+            raise UnsupportedError(f"{_where(node)}: input #{index} ({what}) is of {dtype}, not numbers")
+        if not np.all(np.isfinite(array)):
+            raise ValidationError(f"{_where(node)}: input #{index} ({what}) has non-finite values; fix the "
+                                  "weights before converting")
+        if dtype in _FLOAT_TYPES.values():
+            self.dtypes.add(dtype)
+        return array
+
+    def vector(self, node: dict, index: int, what: str, optional: bool = False) -> Optional[np.ndarray]:
+        """A constant with one value per feature, or one value for all (broadcast)."""
+        array = self.const(node, index, what, optional)
+        if array is None:
+            return None
+        if array.size == 1 and array.ndim <= 2:
+            return np.full(self.width, float(array.reshape(-1)[0]))
+        if array.shape not in ((self.width,), (1, self.width)):
+            raise UnsupportedError(f"{_where(node)}: {what} has shape {list(array.shape)}; expected one value per "
+                                   f"feature ({self.width}) or one for all")
+        return array.reshape(-1)
+
+
+def _where(node: dict) -> str:
+    return f"node {quote_name(node['name'])!r} ({quote_name(node['op'])})"
+
+
+def _attr(node: dict, key: str, default: Any, kind: type = float) -> Any:
+    value = node["attrs"].get(key, default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is float and not math.isfinite(value)):
+        raise ModelFormatError(f"{_where(node)}: attribute {quote_name(key)!r} is not a {kind.__name__}: "
+                               f"{quote_name(value)}")
+    return value
+
+
+def _chain_input(node: dict, chain: _Chain, index: int = 0) -> None:
+    """The node reads the chain's value as input ``index`` (and no other non-constant)."""
+    if index >= len(node["inputs"]) or node["inputs"][index] != chain.current:
+        raise UnsupportedError(f"{_where(node)}: the network's value must be input #{index}; supported: "
+                               f"{_supported()}")
+
+
+# -- layers
+
+
+def _gemm(node: dict, chain: _Chain) -> list:
+    """Y = alpha * A @ B' + beta * C, with B' = B or B^T (transB)."""
+    _chain_input(node, chain)
+    if _attr(node, "transA", 0, int):
+        raise UnsupportedError(f"{_where(node)}: transA=1 (the input transposed) is not a dense layer")
+    kernel = chain.const(node, 1, "B")
+    if kernel.ndim != 2:
+        raise UnsupportedError(f"{_where(node)}: B has shape {list(kernel.shape)}, not 2-D")
+    kernel = kernel.T if _attr(node, "transB", 0, int) else kernel
+    alpha, beta = _attr(node, "alpha", 1.0), _attr(node, "beta", 1.0)
+    return _dense_parts(node, chain, kernel * alpha if alpha != 1.0 else kernel,
+                        lambda width: _scaled(chain.vector(node, 2, "C", optional=True), beta))
+
+
+def _scaled(values: Optional[np.ndarray], factor: float) -> Optional[np.ndarray]:
+    return values if values is None or factor == 1.0 else values * factor
+
+
+def _matmul(node: dict, chain: _Chain) -> list:
+    _chain_input(node, chain)
+    kernel = chain.const(node, 1, "the weight matrix")
+    if kernel.ndim != 2:
+        raise UnsupportedError(f"{_where(node)}: the weight matrix has shape {list(kernel.shape)}, not 2-D")
+    return _dense_parts(node, chain, kernel, lambda width: None)
+
+
+def _dense_parts(node: dict, chain: _Chain, kernel: np.ndarray, bias: Callable[[int], Any]) -> list:
+    if kernel.shape[0] != chain.width:
+        raise UnsupportedError(f"{_where(node)}: the weights have {kernel.shape[0]} rows for {chain.width} "
+                               "inputs")
+    units = int(kernel.shape[1])
+    chain.width, width = units, chain.width
+    try:
+        values = bias(width)
+    finally:
+        chain.width = units
+    return [Dense(kernel, values, name=node["name"] or node["op"])]
+
+
+def _add(node: dict, chain: _Chain) -> list:
+    """x + c or c + x: a bias (merged into the Dense layer before it when it has none)."""
+    return _shift(node, chain, chain.vector(node, _other_input(node, chain), "the added constant"))
+
+
+def _shift(node: dict, chain: _Chain, shift: np.ndarray) -> list:
+    previous = chain.layers[-1] if chain.layers else None
+    if isinstance(previous, Dense) and previous.activation.is_identity:
+        bias = shift if previous.bias is None else previous.bias + shift
+        chain.layers[-1] = Dense(previous.kernel, bias, previous.activation, previous.name)
+        return []
+    return [Affine(np.ones(chain.width), shift, name=node["name"] or node["op"])]
+
+
+def _other_input(node: dict, chain: _Chain) -> int:
+    """The index of the constant operand of a binary node that reads the chain's value."""
+    inputs = node["inputs"]
+    if len(inputs) != 2 or inputs.count(chain.current) != 1:
+        raise UnsupportedError(f"{_where(node)}: a binary operation must combine the network's value with a "
+                               "constant")
+    return 1 - inputs.index(chain.current)
+
+
+def _sub(node: dict, chain: _Chain) -> list:
+    """x - c (a bias -c, exact) or c - x (a scale of -1 and a shift)."""
+    index = _other_input(node, chain)
+    value = chain.vector(node, index, "the subtracted constant")
+    if index == 1:
+        return _shift(node, chain, -value)
+    return [Affine(-np.ones(chain.width), value, name=node["name"] or "Sub")]
+
+
+def _mul(node: dict, chain: _Chain) -> list:
+    scale = chain.vector(node, _other_input(node, chain), "the factor")
+    return [Affine(scale, np.zeros(chain.width), name=node["name"] or "Mul")]
+
+
+def _batch_norm(node: dict, chain: _Chain) -> list:
+    """Inference mode: (x - mean) / sqrt(var + epsilon) * scale + B, one Affine step."""
+    _chain_input(node, chain)
+    if _attr(node, "training_mode", 0, int):
+        raise UnsupportedError(f"{_where(node)}: training_mode=1; export the model in inference (eval) mode")
+    scale, bias, mean, var = (chain.vector(node, i, what) for i, what in
+                              enumerate(("scale", "B", "mean", "var"), start=1))
+    denominator = np.sqrt(var + _attr(node, "epsilon", 1e-5))
+    if not np.all(denominator > 0):
+        raise ValidationError(f"{_where(node)}: var + epsilon is not positive for every feature")
+    factor = scale / denominator
+    return [Affine(factor, bias - mean * factor, name=node["name"] or "BatchNormalization")]
+
+
+def _identity(node: dict, chain: _Chain) -> list:
+    _chain_input(node, chain)
+    return []
+
+
+def _dropout(node: dict, chain: _Chain) -> list:
+    """Identity at inference; a training_mode input (opset 12) must be a constant false."""
+    _chain_input(node, chain)
+    training = chain.const(node, 2, "training_mode", optional=True)
+    if training is not None and np.any(training):
+        raise UnsupportedError(f"{_where(node)}: training_mode is true; export in inference mode")
+    return []
+
+
+def _cast(node: dict, chain: _Chain) -> list:
+    """A cast to a floating type: the target's dtype decides the precision instead."""
+    _chain_input(node, chain)
+    if _attr(node, "to", 1, int) not in _FLOAT_TYPES:
+        raise UnsupportedError(f"{_where(node)}: casts to a non-floating type")
+    return []
+
+
+def _flatten(node: dict, chain: _Chain) -> list:
+    _chain_input(node, chain)
+    if _attr(node, "axis", 1, int) not in (1, -1):
+        raise UnsupportedError(f"{_where(node)}: Flatten with axis other than 1 mixes samples")
+    return []
+
+
+def _reshape(node: dict, chain: _Chain) -> list:
+    """Identity when the new shape is (-1 or 0 or 1, features)."""
+    _chain_input(node, chain)
+    shape = chain.const(node, 1, "the shape") if chain.opset >= 5 else np.asarray(node["attrs"].get("shape", []))
+    shape = [int(v) for v in np.reshape(shape, -1)]
+    if len(shape) != 2 or shape[1] != chain.width or shape[0] not in (-1, 0, 1) or (
+            shape[0] == 0 and _attr(node, "allowzero", 0, int)):
+        raise UnsupportedError(f"{_where(node)}: reshapes to {shape}; only [-1, {chain.width}] (the same flat "
+                               "vector) is supported")
+    return []
+
+
+# -- activations
+
+
+def _activation(name: str, **params: Any) -> Callable[[dict, _Chain], list]:
+    def read(node: dict, chain: _Chain) -> list:
+        _chain_input(node, chain)
+        return [Activate(chain.width, Activation(name, tuple(params.items())), name=node["name"] or node["op"])]
+    return read
+
+
+def _act(node: dict, chain: _Chain, name: str, **params: Any) -> list:
+    return _activation(name, **params)(node, chain)
+
+
+def _leaky_relu(node: dict, chain: _Chain) -> list:
+    return _act(node, chain, "leaky_relu", negative_slope=_attr(node, "alpha", 0.01))
+
+
+def _prelu(node: dict, chain: _Chain) -> list:
+    return _act(node, chain, "prelu", alpha=tuple(chain.vector(node, 1, "slope")))
+
+
+def _elu(node: dict, chain: _Chain) -> list:
+    return _act(node, chain, "elu", alpha=_attr(node, "alpha", 1.0))
+
+
+def _celu(node: dict, chain: _Chain) -> list:
+    return _act(node, chain, "celu", alpha=_attr(node, "alpha", 1.0))
+
+
+def _f32(value: float) -> float:
+    return float(np.float32(value))
+
+
+def _selu(node: dict, chain: _Chain) -> list:
+    """gamma * elu_alpha(x): selu itself when alpha and gamma are its constants (as
+    float32, ONNX's defaults), else elu followed by a scale."""
+    alpha, gamma = _attr(node, "alpha", _f32(SELU_ALPHA)), _attr(node, "gamma", _f32(SELU_SCALE))
+    if _f32(alpha) == _f32(SELU_ALPHA) and _f32(gamma) == _f32(SELU_SCALE):
+        return _act(node, chain, "selu")
+    return _act(node, chain, "elu", alpha=alpha) + [Affine(np.full(chain.width, gamma), np.zeros(chain.width),
+                                                           name=node["name"] or "Selu")]
+
+
+def _hard_sigmoid(node: dict, chain: _Chain) -> list:
+    """max(0, min(1, alpha x + beta)): hard_sigmoid for alpha 1/6, beta 1/2 (as float32),
+    else a scale and shift then relu capped at 1."""
+    alpha, beta = _attr(node, "alpha", 0.2), _attr(node, "beta", 0.5)
+    if _f32(alpha) == _f32(1 / 6) and beta == 0.5:
+        return _act(node, chain, "hard_sigmoid")
+    affine = Affine(np.full(chain.width, alpha), np.full(chain.width, beta), name=node["name"] or "HardSigmoid")
+    return [affine] + _act(node, chain, "relu", max_value=1.0)
+
+
+def _gelu(node: dict, chain: _Chain) -> list:
+    approximate = _attr(node, "approximate", "none", str)
+    if approximate not in ("none", "tanh"):
+        raise UnsupportedError(f"{_where(node)}: approximate={quote_name(approximate)!r}; supported: none, tanh")
+    return _act(node, chain, "gelu", approximate=float(approximate == "tanh"))
+
+
+def _softmax_axis(node: dict, chain: _Chain) -> None:
+    """Axis 1 or -1: on a (batch, features) input both are the feature axis, and the
+    opset < 13 semantics (coerced to 2-D at the axis) agree with the later ones."""
+    if _attr(node, "axis", 1 if chain.opset < 13 else -1, int) not in (1, -1):
+        raise UnsupportedError(f"{_where(node)}: the axis must be the feature axis (1 or -1)")
+
+
+def _softmax(node: dict, chain: _Chain) -> list:
+    _softmax_axis(node, chain)
+    return _act(node, chain, "softmax")
+
+
+def _log_softmax(node: dict, chain: _Chain) -> list:
+    _softmax_axis(node, chain)
+    return _act(node, chain, "log_softmax")
+
+
+def _clip(node: dict, chain: _Chain) -> list:
+    """min/max attributes before opset 11, optional constant inputs from 11."""
+    if chain.opset < 11:
+        low, high = _attr(node, "min", -math.inf), _attr(node, "max", math.inf)
+    else:
+        low, high = (_scalar(node, chain, index, what, default) for index, what, default in
+                     ((1, "min", -math.inf), (2, "max", math.inf)))
+    _chain_input(node, chain)
+    return _clip_parts(node, chain, float(low), float(high))
+
+
+def _scalar(node: dict, chain: _Chain, index: int, what: str, default: float) -> float:
+    value = chain.const(node, index, what, optional=True)
+    if value is None:
+        return default
+    if value.size != 1:
+        raise UnsupportedError(f"{_where(node)}: {what} must be one number")
+    return float(value.reshape(-1)[0])
+
+
+def _clip_parts(node: dict, chain: _Chain, low: float, high: float) -> list:
+    """clip(x, low, high) from relu: relu(max_value) for low 0, hard_tanh for [-1, 1],
+    else shifted: low + relu(x - low, max=high - low) (or high - relu(high - x))."""
+    width, name = chain.width, node["name"] or "Clip"
+    big = float(np.finfo(np.float32).max)  # the opset < 11 defaults are the float32 extremes
+    low, high = (-math.inf if low <= -big else low), (math.inf if high >= big else high)
+    if low > high:
+        raise UnsupportedError(f"{_where(node)}: min {low:g} is above max {high:g}")
+    top = None if math.isinf(high) else high
+    if math.isinf(low) and top is None:
+        return []
+    if low == 0.0:
+        return _act(node, chain, "relu", max_value=top)
+    if (low, high) == (-1.0, 1.0):
+        return _act(node, chain, "hard_tanh")
+    if math.isinf(low):  # min(x, high) = high - relu(high - x)
+        flip = Affine(-np.ones(width), np.full(width, high), name=name)
+        return [flip] + _act(node, chain, "relu") + [flip]
+    return ([Affine(np.ones(width), np.full(width, -low), name=name)]
+            + _act(node, chain, "relu", max_value=None if top is None else top - low)
+            + [Affine(np.ones(width), np.full(width, low), name=name)])
+
+
+def _thresholded_relu(node: dict, chain: _Chain) -> list:
+    return _act(node, chain, "threshold", threshold=_attr(node, "alpha", 1.0), default_value=0.0)
+
+
+def _shrink(node: dict, chain: _Chain) -> list:
+    """Shrink(lambd, bias): soft_shrink when bias == lambd, hard_shrink when bias == 0."""
+    lambd, bias = _attr(node, "lambd", 0.5), _attr(node, "bias", 0.0)
+    if bias == lambd:
+        return _act(node, chain, "soft_shrink", threshold=lambd)
+    if bias == 0.0:
+        return _act(node, chain, "hard_shrink", threshold=lambd)
+    raise UnsupportedError(f"{_where(node)}: Shrink with bias {bias:g} (neither 0 nor lambd)")
+
+
+#: ONNX operators that are one activation with its default parameters: the registry's
+#: ``onnx`` facet (the same facts the ONNX exporter uses).
+_PLAIN = {spec.onnx: _activation(name) for name, spec in REGISTRY.items()
+          if spec.onnx and not spec.vector and spec.onnx != "Identity" and name != "elu"}
+
+#: Operator type -> reader(node, chain) -> IR layers.
+_OPS: dict[str, Callable[[dict, _Chain], list]] = {
+    "Gemm": _gemm, "MatMul": _matmul, "Add": _add, "Sub": _sub, "Mul": _mul,
+    "BatchNormalization": _batch_norm, "Flatten": _flatten, "Reshape": _reshape, "Identity": _identity,
+    "Dropout": _dropout, "Cast": _cast,
+    **_PLAIN,
+    "LeakyRelu": _leaky_relu, "PRelu": _prelu, "Elu": _elu, "Selu": _selu, "Celu": _celu,
+    "HardSigmoid": _hard_sigmoid, "HardSwish": _activation("hard_silu"), "Gelu": _gelu, "Mish": _activation("mish"),
+    "Softmax": _softmax, "LogSoftmax": _log_softmax, "Clip": _clip, "ThresholdedRelu": _thresholded_relu,
+    "Shrink": _shrink,
+}
+
+SUPPORTED_OPS = tuple(sorted(_OPS))
+
+
+def _supported() -> str:
+    return ", ".join(SUPPORTED_OPS) + " (and x*Sigmoid(x), x*HardSigmoid(x), x*Tanh(Softplus(x)))"
+
+
+# -- fan-outs: the only non-chain shapes read (what exporters write for one activation)
+
+
+def _gated(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
+    """x * g(x), g a short chain of unary nodes: silu, hard_silu, mish as exporters
+    decompose them.  Returns (layers, the node whose output is the result, nodes used)."""
+    for gate, start in ((users[0], users[1]), (users[1], users[0])):
+        inputs = gate["inputs"]
+        if gate["op"] != "Mul" or len(inputs) != 2 or inputs.count(chain.current) != 1:
+            continue
+        target, path = inputs[1 - inputs.index(chain.current)], [start]
+        while path[-1]["outputs"][:1] != [target] and len(path) < 3:
+            following = consumers.get(path[-1]["outputs"][0], [])
+            if len(following) != 1:
+                break
+            path.append(following[0])
+        name = _GATES.get(tuple(node["op"] for node in path))
+        if path[-1]["outputs"][:1] == [target] and name and _unary_chain(path, chain.current) and (
+                name != "hard_silu" or _standard_hard_sigmoid(path[0])):
+            layer = Activate(chain.width, Activation(name), name=gate["name"] or name)
+            return [layer], gate, path + [gate]
+    return None
+
+
+_GATES = {("Sigmoid",): "silu", ("HardSigmoid",): "hard_silu", ("Softplus", "Tanh"): "mish"}
+
+
+def _unary_chain(path: list[dict], start: str) -> bool:
+    value = start
+    for node in path:
+        if node["inputs"] != [value] or node["domain"] not in ("", "ai.onnx"):
+            return False
+        value = node["outputs"][0]
+    return True
+
+
+def _standard_hard_sigmoid(node: dict) -> bool:
+    return _f32(_attr(node, "alpha", 0.2)) == _f32(1 / 6) and _attr(node, "beta", 0.5) == 0.5
+
+
+def _complement(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
+    """Concat(c - p, p) of the value p (skl2onnx's binary and multi-label classifiers:
+    [1 - p, p]): a linear Dense layer w -> 2w with weights -1 and 1 and biases c and 0
+    (c - p rounds the same way; the zero weights add exact zeros)."""
+    by_op = {node["op"]: node for node in users}
+    sub, concat = by_op.get("Sub"), by_op.get("Concat")
+    if sub is None or concat is None or sub["inputs"][1:] != [chain.current]:
+        return None
+    left = sub["outputs"][0]
+    if sorted(concat["inputs"]) != sorted([left, chain.current]) or len(consumers.get(left, [])) != 1:
+        return None
+    if _attr(concat, "axis", 1, int) not in (1, -1):
+        return None
+    constant = _scalar(sub, chain, 0, "the subtracted-from constant", 0.0)
+    eye, zeros = np.eye(chain.width), np.zeros(chain.width)
+    first = concat["inputs"][0] == left
+    kernel = np.hstack([-eye, eye] if first else [eye, -eye])
+    bias = np.concatenate([zeros + constant, zeros] if first else [zeros, zeros + constant])
+    return [Dense(kernel, bias, name=concat["name"] or "Concat")], concat, [sub, concat]
+
+
+_FAN_OUTS = (_gated, _complement)
+
+
+# -- the walk
+
+
+def _build(info: dict, label: str, fold: bool) -> Network:
+    try:
+        net = _network(info)
+    except MlpCodegenError as exc:
+        raise type(exc)(f"{label}: {exc}") from None
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:  # a malformed value unforeseen
+        raise ModelFormatError(f"{label}: malformed ONNX graph ({type(exc).__name__}: {exc})") from None
+    return fold_affine(fuse_activations(net)) if fold else fuse_activations(net)
+
+
+def _network(info: dict) -> Network:
+    opset = info["opset"].get("ai.onnx")
+    if not isinstance(opset, int) or opset < MIN_OPSET:
+        raise UnsupportedError(f"the model imports ONNX opset {opset}; opset {MIN_OPSET} or later is supported "
+                               "(re-export with a newer opset)")
+    constants = {name: info["tensors"][key] for name, key in info["initializers"].items()}
+    source, width = _graph_input(info, constants)
+    output, notes = _graph_output(info)
+    nodes = _fold_constants(info["nodes"], constants, info["tensors"])
+    live = _needed(nodes, output, constants, source)
+    chain = _Chain(info["tensors"], opset, width, constants, current=source)
+    consumers: dict[str, list[dict]] = {}
+    for node in live:
+        for name in dict.fromkeys(node["inputs"]):
+            consumers.setdefault(name, []).append(node)
+    visited = _walk(chain, consumers, output)
+    left = [node for node in live if id(node) not in visited]
+    if left:
+        raise UnsupportedError(f"{_where(left[0])} is not on the chain from the input to the output (a second "
+                               "input or a branch); only chains of dense layers are supported")
+    name = re.sub(r"\W", "_", info["name"]) if isinstance(info["name"], str) and info["name"] else "mlp"
+    return Network(width, tuple(chain.layers), _weight_dtype(chain.dtypes), name, notes)
+
+
+def _walk(chain: _Chain, consumers: dict, output: str) -> set:
+    visited: set = set()
+    while chain.current != output:
+        users = consumers.get(chain.current, [])
+        if len(users) == 1:
+            node = users[0]
+            chain.layers.extend(_reader(node)(node, chain))
+            done = [node]
+        else:
+            found = next((hit for hit in (fan(users, chain, consumers) for fan in _FAN_OUTS) if hit), None) \
+                if len(users) == 2 else None
+            if found is None:
+                named = ", ".join(_where(node) for node in users) or "nothing"
+                raise UnsupportedError(f"value {quote_name(chain.current)!r} feeds {named}: a branch; only chains "
+                                       f"are supported: {_supported()}")
+            layers, node, done = found
+            chain.layers.extend(layers)
+            chain.width = layers[-1].n_out
+        _single_output(node, consumers, output)
+        visited.update(id(n) for n in done)
+        chain.current = node["outputs"][0]
+    return visited
+
+
+def _reader(node: dict) -> Callable[[dict, _Chain], list]:
+    reader = _OPS.get(node["op"]) if node["domain"] in ("", "ai.onnx") else None
+    if reader is None:
+        domain = f" of domain {quote_name(node['domain'])!r}" if node["domain"] else ""
+        raise UnsupportedError(f"{_where(node)}{domain} is not supported; supported operators: {_supported()}")
+    return reader
+
+
+def _single_output(node: dict, consumers: dict, output: str) -> None:
+    """Only a node's first output may be used (Dropout's mask, BatchNormalization's
+    running statistics are training outputs)."""
+    for extra in node["outputs"][1:]:
+        if extra and (extra in consumers or extra == output):
+            raise UnsupportedError(f"{_where(node)}: its output {quote_name(extra)!r} is used; only the first "
+                                   "output of a node can be")
+    if not node["outputs"]:
+        raise ModelFormatError(f"{_where(node)} has no output")
+
+
+def _graph_input(info: dict, constants: dict) -> tuple[str, int]:
+    """(name, width) of the one graph input that is not an initializer: (batch, width)."""
+    inputs = [v for v in info["inputs"] if v["name"] not in constants]
+    if len(inputs) != 1:
+        names = ", ".join(repr(quote_name(v["name"])) for v in inputs) or "none"
+        raise UnsupportedError(f"the graph has {len(inputs)} inputs ({names}); exactly one is supported")
+    value = inputs[0]
+    dims = value["dims"]
+    if value["type"] not in _FLOAT_TYPES:
+        raise UnsupportedError(f"the input {quote_name(value['name'])!r} is not a floating-point tensor")
+    if not dims or len(dims) != 2 or not isinstance(dims[1], int) or dims[1] < 1:
+        raise UnsupportedError(f"the input {quote_name(value['name'])!r} has shape {_shape(dims)}; a (batch, "
+                               "features) input with a fixed number of features is supported")
+    return value["name"], dims[1]
+
+
+def _shape(dims: Any) -> str:
+    return "unknown" if dims is None else "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+def _graph_output(info: dict) -> tuple[str, tuple[str, ...]]:
+    """The one floating-point output; others (a classifier's label) are noted and ignored."""
+    chosen = [v for v in info["outputs"] if v["type"] in _FLOAT_TYPES]
+    if len(chosen) != 1:
+        names = ", ".join(repr(quote_name(v["name"])) for v in chosen) or "none"
+        raise UnsupportedError(f"the graph has {len(chosen)} floating-point outputs ({names}); exactly one is "
+                               "supported")
+    ignored = [quote_name(v["name"]) for v in info["outputs"] if v is not chosen[0]]
+    notes = (f"ONNX output(s) not converted (not floating point): {', '.join(ignored)}",) if ignored else ()
+    return chosen[0]["name"], notes
+
+
+def _fold_constants(nodes: list[dict], constants: dict, tensors: dict) -> list[dict]:
+    """Constant nodes (and Identity/Cast of constants) become constants; the rest stay."""
+    rest = []
+    for node in nodes:
+        value = _constant_value(node, constants, tensors)
+        if value is None:
+            rest.append(node)
+        else:
+            constants[node["outputs"][0]] = value
+    return rest
+
+
+def _constant_value(node: dict, constants: dict, tensors: dict) -> Optional[tuple]:
+    if node["domain"] not in ("", "ai.onnx") or len(node["outputs"]) != 1:
+        return None
+    if node["op"] in ("Identity", "Cast") and len(node["inputs"]) == 1 and node["inputs"][0] in constants:
+        return constants[node["inputs"][0]]
+    if node["op"] != "Constant":
+        return None
+    attrs = node["attrs"]
+    if isinstance(attrs.get("value"), dict) and "tensor" in attrs["value"]:
+        return tensors[attrs["value"]["tensor"]]
+    for key, dtype in (("value_float", "float32"), ("value_floats", "float32"), ("value_int", "int64"),
+                       ("value_ints", "int64")):
+        if key in attrs:
+            return np.asarray(attrs[key], dtype=np.float64), dtype
+    raise UnsupportedError(f"{_where(node)}: a Constant of an unsupported kind ({', '.join(map(quote_name, attrs))})")
+
+
+def _needed(nodes: list[dict], output: str, constants: dict, source: str) -> list[dict]:
+    """The nodes the output depends on, in file order (others compute ignored outputs)."""
+    producer = {name: node for node in nodes for name in node["outputs"] if name}
+    wanted, stack = set(), [output]
+    while stack:
+        name = stack.pop()
+        node = producer.get(name)
+        if node is None:
+            if name not in constants and name != source and name:
+                raise ModelFormatError(f"value {quote_name(name)!r} is used but nothing computes it")
+            continue
+        if id(node) not in wanted:
+            wanted.add(id(node))
+            stack.extend(node["inputs"])
+    return [node for node in nodes if id(node) in wanted]
+
+
+def _weight_dtype(found: set) -> str:
+    return next((d for d in ("float64", "float32", "bfloat16", "float16") if d in found), "float32")
