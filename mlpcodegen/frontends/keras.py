@@ -173,10 +173,10 @@ def _match_weights_file(config: Any, groups: dict, found: dict, layout: str, wha
         return {_layer_name(entry): _group_weights(groups[name], layout) for entry, name in zip(layers, stored)}
     if missing:
         entry = missing[0]
-        where = "layer group" if layout == "h5" else "group layers/"
+        where = "layer group " if layout == "h5" else "group layers/"
         group = _layer_name(entry) if layout == "h5" else _keras3_weight_paths(config)[_layer_name(entry)]
         raise ModelFormatError(
-            f"{what} has no weights for {entry['class_name']} layer {_layer_name(entry)!r} ({where}{group!r} is "
+            f"{what} has no weights for {entry['class_name']} layer {_layer_name(entry)!r} ({where}{group} is "
             f"missing or empty); it holds weights for: {_quoted_list(stored)}. Give the weights saved from "
             "this model (model.save_weights)")
     used = {_layer_name(e) for e in layers} if layout == "h5" else set(_keras3_weight_paths(config).values())

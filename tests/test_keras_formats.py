@@ -1,0 +1,460 @@
+"""Keras files of every format since 2.0 (issue 11, item 1), read without TensorFlow.
+
+Each file is built here with h5py / zipfile / json in the layout that Keras version
+wrote (read from its saving code; no TensorFlow 1 or Keras 2 is installed):
+
+* Keras <= 2.2.4 legacy ``.h5``: a Sequential's ``config`` is the bare list of its
+  layers, the first layer carries ``batch_input_shape``; root attributes
+  ``keras_version``/``backend``/``model_config``/``training_config`` as UTF-8 bytes;
+  ``model_weights`` with ``layer_names``, and per layer a group with ``weight_names``
+  (``dense_1/kernel:0``) and the datasets at ``model_weights/dense_1/dense_1/kernel:0``;
+  an ``optimizer_weights`` group beside it.
+* ``model.to_json()`` + ``model.save_weights('w.h5')`` of tf.keras 2.x (an InputLayer
+  ``dense_input`` and ``batch_input_shape`` on the Dense layer too, ``keras_version`` in
+  the JSON; the weights file's root holds ``layer_names``/``backend``/``keras_version``)
+  and of Keras 3 (its own ``to_json`` and ``.weights.h5``, ``layers/dense/vars/0``).
+* tf.keras 2.13-2.15 ``.keras`` archives: modules ``keras.src.engine.functional`` etc.;
+  weights under ``layers/dense/vars``, ``_layer_checkpoint_dependencies/dense/vars``, or a
+  root group literally named ``_layer_checkpoint_dependencies\\dense`` (Windows joins).
+
+Every file holds a random architecture (depth 1-3, widths 1-8, several activations,
+Dropout / Activation layers in between) and is checked against the float64 reference
+and against a Keras 3 model built from the same weights with ``set_weights``.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass, field
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import REPO
+from mlpcodegen import load
+from mlpcodegen.errors import ModelFormatError
+from mlpcodegen.frontends.keras import load_keras_model
+from mlpcodegen.reference import evaluate
+
+#: Activations a Keras 2 file may name, with Keras 2's meaning (hard_sigmoid: 0.2 x + 0.5).
+ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax", "elu", "selu", "softplus", "softsign",
+               "hard_sigmoid")
+SEEDS = (0, 1, 2)
+
+
+# ------------------------------------------------------------------ random models
+
+
+@dataclass
+class Step:
+    """One layer: Dense (kernel, bias, activation), Dropout or Activation."""
+
+    kind: str
+    activation: str = "linear"
+    kernel: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    rate: float = 0.5
+
+    def weights(self) -> list[np.ndarray]:
+        return [] if self.kernel is None else [self.kernel] + ([] if self.bias is None else [self.bias])
+
+
+@dataclass
+class Spec:
+    n_inputs: int
+    steps: list[Step] = field(default_factory=list)
+
+
+def random_spec(seed: int) -> Spec:
+    """Depth 1-3, widths 1-8, any activation, bias or not, Dropout/Activation between."""
+    rng = np.random.default_rng(seed)
+    depth = int(rng.integers(1, 4))
+    widths = [int(w) for w in rng.integers(1, 9, size=depth + 1)]
+    spec = Spec(widths[0])
+    for n_in, n_out in zip(widths, widths[1:]):
+        scale = 1.5 * np.sqrt(2.0 / (n_in + n_out))
+        bias = rng.normal(0, 0.5, n_out).astype("f4") if rng.integers(0, 2) else None
+        spec.steps.append(Step("Dense", ACTIVATIONS[rng.integers(len(ACTIVATIONS))],
+                               rng.normal(0, scale, (n_in, n_out)).astype("f4"), bias))
+        if rng.random() < 0.4:
+            spec.steps.append(Step("Dropout", rate=0.25))
+        if rng.random() < 0.3:
+            spec.steps.append(Step("Activation", ACTIVATIONS[rng.integers(len(ACTIVATIONS))]))
+    return spec
+
+
+def names(spec: Spec, first: int) -> list[str]:
+    """Keras' automatic layer names: dense_1, dense_2 (Keras 2.2: first=1) or dense,
+    dense_1 (tf.keras 2.x and Keras 3: first=0)."""
+    counts: dict[str, int] = {}
+    out = []
+    for step in spec.steps:
+        base = step.kind.lower()
+        index = counts.get(base, first - 1) + 1
+        counts[base] = index
+        out.append(base if index == 0 else f"{base}_{index}")
+    return out
+
+
+def keras2_hard_sigmoid(keras):
+    return lambda z: keras.ops.clip(0.2 * z + 0.5, 0.0, 1.0)  # Keras 2's definition
+
+
+def keras3_peer(keras, spec: Spec):
+    """The same network as a Keras 3 model, weights by set_weights (Keras 2 semantics)."""
+    def act(name):
+        return keras2_hard_sigmoid(keras) if name == "hard_sigmoid" else name
+
+    layers, weights = [keras.Input((spec.n_inputs,))], []
+    for step in spec.steps:
+        if step.kind == "Dense":
+            layers.append(keras.layers.Dense(step.kernel.shape[1], activation=act(step.activation),
+                                             use_bias=step.bias is not None))
+        elif step.kind == "Dropout":
+            layers.append(keras.layers.Dropout(step.rate))
+        else:
+            layers.append(keras.layers.Activation(act(step.activation)))
+        weights.append(step.weights())
+    model = keras.Sequential(layers)
+    for layer, arrays in zip(model.layers, weights):
+        layer.set_weights(arrays)
+    return model
+
+
+def check_against_peers(net, spec: Spec, peer, seed: int) -> None:
+    """The network read equals the weights written, and agrees with the float64
+    reference and with the Keras 3 peer's model.predict."""
+    dense = [s for s in spec.steps if s.kind == "Dense"]
+    assert net.n_inputs == spec.n_inputs and net.n_outputs == dense[-1].kernel.shape[1]
+    x = np.random.default_rng(100 + seed).uniform(-2, 2, (64, spec.n_inputs)).astype("f4")
+    reference = evaluate(net, x)
+    expected = peer.predict(x, verbose=0)
+    # model.predict computes in float32: each output is off by a few float32 roundings
+    # of the sums it is made of (width <= 8, depth <= 3), so rtol 1e-5 plus an atol of
+    # 1e-5 times the largest output (an output near zero may come from cancelling sums).
+    np.testing.assert_allclose(reference, expected, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(expected).max())))
+
+
+# ------------------------------------------------------------------ Keras 2 configs
+
+
+def k2_dense(name: str, step: Step, input_shape: int | None = None, dtype="float32") -> dict:
+    config = {"name": name, "trainable": True}
+    if input_shape is not None:
+        config["batch_input_shape"] = [None, input_shape]
+    config.update({
+        "dtype": dtype, "units": int(step.kernel.shape[1]), "activation": step.activation,
+        "use_bias": step.bias is not None,
+        "kernel_initializer": {"class_name": "VarianceScaling",
+                               "config": {"scale": 1.0, "mode": "fan_avg", "distribution": "uniform", "seed": None}},
+        "bias_initializer": {"class_name": "Zeros", "config": {}},
+        "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
+        "kernel_constraint": None, "bias_constraint": None})
+    return {"class_name": "Dense", "config": config}
+
+
+def k2_layer(name: str, step: Step, input_shape: int | None = None, dtype="float32", old_dropout=False) -> dict:
+    if step.kind == "Dense":
+        return k2_dense(name, step, input_shape, dtype)
+    config = {"name": name, "trainable": True}
+    if input_shape is not None:
+        config["batch_input_shape"] = [None, input_shape]
+    if step.kind == "Dropout":
+        config.update({"p": step.rate} if old_dropout else {"rate": step.rate, "noise_shape": None, "seed": None})
+    else:
+        config["activation"] = step.activation
+    return {"class_name": step.kind, "config": config}
+
+
+def keras22_list_config(spec: Spec) -> dict:
+    """Keras <= 2.2.4 Sequential.get_config(): a bare list, the input shape on layer 0."""
+    layer_names = names(spec, first=1)
+    return {"class_name": "Sequential", "config": [
+        k2_layer(name, step, spec.n_inputs if i == 0 else None, old_dropout=True)
+        for i, (name, step) in enumerate(zip(layer_names, spec.steps))]}
+
+
+def tf_keras2_json(spec: Spec, functional: bool = False) -> dict:
+    """tf.keras 2.x model.to_json(): an InputLayer 'dense_input' (Sequential) or
+    'input_1' (functional), batch_input_shape on the first Dense too, dtype policies
+    as Policy objects, keras_version and backend at the top."""
+    layer_names = names(spec, first=0)
+    policy = {"class_name": "Policy", "config": {"name": "float32"}}
+    input_name = "input_1" if functional else f"{layer_names[0]}_input"
+    layers = [{"class_name": "InputLayer", "config": {
+        "batch_input_shape": [None, spec.n_inputs], "dtype": "float32", "sparse": False, "ragged": False,
+        "name": input_name}}]
+    for i, (name, step) in enumerate(zip(layer_names, spec.steps)):
+        layers.append(k2_layer(name, step, spec.n_inputs if i == 0 and not functional else None, policy))
+    config = {"name": "model" if functional else "sequential", "layers": layers}
+    if functional:
+        for previous, entry in zip(layers, layers[1:]):
+            entry["name"] = entry["config"]["name"]
+            entry["inbound_nodes"] = [[[previous["config"]["name"], 0, 0, {}]]]
+        layers[0].update(name=input_name, inbound_nodes=[])
+        config.update(input_layers=[[input_name, 0, 0]], output_layers=[[layer_names[-1], 0, 0]])
+    return {"class_name": "Functional" if functional else "Sequential", "config": config,
+            "keras_version": "2.13.1", "backend": "tensorflow"}
+
+
+# ------------------------------------------------------------------ Keras 2 HDF5
+
+
+def write_layer_groups(root, layer_names: list[str], steps: list, version: str, suffix=":0") -> None:
+    """save_weights_to_hdf5_group: layer_names/backend/keras_version on the root, per
+    layer a group with weight_names and the datasets at those (nested) names."""
+    root.attrs["layer_names"] = np.array([n.encode("utf8") for n in layer_names])
+    root.attrs["backend"] = b"tensorflow"
+    root.attrs["keras_version"] = version.encode("utf8")
+    for name, step in zip(layer_names, steps):
+        group = root.create_group(name)
+        arrays = step.weights() if step is not None else []
+        weight_names = [f"{name}/{k}{suffix}".encode("utf8") for k in ("kernel", "bias")[: len(arrays)]]
+        group.attrs["weight_names"] = np.array(weight_names) if weight_names else np.asarray([])
+        for weight_name, values in zip(weight_names, arrays):
+            dataset = group.create_dataset(weight_name.decode(), values.shape, dtype=values.dtype)
+            dataset[:] = values
+
+
+def keras22_h5(path, spec: Spec) -> None:
+    """A whole model as Keras 2.2.4 saved it (compiled: training_config and optimizer_weights)."""
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = b"2.2.4"
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["model_config"] = json.dumps(keras22_list_config(spec)).encode("utf8")
+        f.attrs["training_config"] = json.dumps({
+            "optimizer_config": {"class_name": "Adam", "config": {"lr": 0.001, "beta_1": 0.9}},
+            "loss": "mean_squared_error", "metrics": [], "sample_weight_mode": None,
+            "loss_weights": None}).encode("utf8")
+        write_layer_groups(f.create_group("model_weights"), names(spec, first=1), spec.steps, "2.2.4")
+        optimizer = f.create_group("optimizer_weights")
+        optimizer.attrs["weight_names"] = np.array([b"Adam/iterations:0"])
+        optimizer.create_dataset("Adam/iterations:0", data=np.int64(7))
+
+
+def tf_keras2_weights(path, spec: Spec, functional: bool = False) -> None:
+    """tf.keras 2.x model.save_weights('w.h5'): model.layers (a functional model's
+    include its InputLayer, with no weights)."""
+    layer_names, steps = names(spec, first=0), list(spec.steps)
+    if functional:
+        layer_names, steps = ["input_1"] + layer_names, [None] + steps
+    with h5py.File(path, "w") as f:
+        write_layer_groups(f, layer_names, steps, "2.13.1")
+
+
+# ------------------------------------------------------------------ tf.keras 2.13 .keras
+
+
+def tf_keras213_archive(path, spec: Spec, layout: str, functional: bool = False) -> None:
+    """A tf.keras 2.13-2.15 .keras archive: the new serialisation (module entries,
+    keras.src.engine.* for the model classes), weights by class-named groups under
+    ``layout``: "layers", "nested" (_layer_checkpoint_dependencies/dense) or
+    "backslash" (one group named _layer_checkpoint_dependencies\\dense)."""
+    config = tf_keras2_json(spec, functional)
+    for key in ("keras_version", "backend"):
+        del config[key]
+    config["module"] = "keras.src.engine.functional" if functional else "keras.engine.sequential"
+    config.update(registered_name="Functional" if functional else None, build_config={
+        "input_shape": [None, spec.n_inputs]}, compile_config=None)
+    for entry in config["config"]["layers"]:
+        entry.update(module="keras.layers", registered_name=None)
+        entry["config"].pop("batch_input_shape", None) if entry["class_name"] != "InputLayer" else None
+    blob = io.BytesIO()
+    with h5py.File(blob, "w") as h5:
+        h5.create_group("vars")  # the model's own (none)
+        counts: dict[str, int] = {}
+        for step in spec.steps:
+            base = step.kind.lower()
+            counts[base] = counts.get(base, -1) + 1
+            group = base if counts[base] == 0 else f"{base}_{counts[base]}"
+            where = {"layers": f"layers/{group}", "nested": f"_layer_checkpoint_dependencies/{group}",
+                     "backslash": f"_layer_checkpoint_dependencies\\{group}"}[layout]
+            variables = h5.create_group(where).create_group("vars")
+            for i, values in enumerate(step.weights()):
+                variables.create_dataset(str(i), data=values)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "2.13.1", "date_saved": "2023-08-01@10:00:00"}))
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("model.weights.h5", blob.getvalue())
+
+
+# ------------------------------------------------------------------ tests: every layout
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_keras22_list_config_h5(tmp_path, keras_module, seed):
+    spec = random_spec(seed)
+    keras22_h5(tmp_path / "m.h5", spec)
+    net = load(tmp_path / "m.h5")
+    check_against_peers(net, spec, keras3_peer(keras_module, spec), seed)
+    assert net.name == "sequential"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("functional", [False, True], ids=["sequential", "functional"])
+def test_tf_keras2_json_with_weights_h5(tmp_path, keras_module, seed, functional):
+    spec = random_spec(seed)
+    (tmp_path / "m.json").write_text(json.dumps(tf_keras2_json(spec, functional)))
+    tf_keras2_weights(tmp_path / "w.h5", spec, functional)
+    net = load(tmp_path / "m.json", weights=tmp_path / "w.h5")
+    check_against_peers(net, spec, keras3_peer(keras_module, spec), seed)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("layout", ["layers", "nested", "backslash"])
+def test_tf_keras213_archive(tmp_path, keras_module, seed, layout):
+    spec = random_spec(seed)
+    tf_keras213_archive(tmp_path / "m.keras", spec, layout, functional=seed == 1)
+    check_against_peers(load(tmp_path / "m.keras"), spec, keras3_peer(keras_module, spec), seed)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_keras3_json_with_weights_h5(tmp_path, keras_module, seed):
+    """Keras 3's own to_json (DTypePolicy objects, batch_shape) and .weights.h5."""
+    spec = random_spec(seed)
+    for step in spec.steps:  # Keras 3 writes its own hard_sigmoid: keep to names it shares
+        step.activation = "tanh" if step.activation == "hard_sigmoid" else step.activation
+    model = keras3_peer(keras_module, spec)
+    (tmp_path / "m.json").write_text(model.to_json())
+    model.save_weights(tmp_path / "w.weights.h5")
+    net = load(tmp_path / "m.json", weights=tmp_path / "w.weights.h5")
+    check_against_peers(net, spec, model, seed)
+    reloaded = load_keras_model(tmp_path / "m.json", weights=tmp_path / "w.weights.h5")
+    check_against_peers(net, spec, reloaded, seed)
+
+
+def test_keras2_layer_variants_read_alike(tmp_path, keras_module):
+    """InputLayer with batch_input_shape / batch_shape / input_shape, input_dtype, old
+    and new dtype policies, Dropout with rate or p: the same network."""
+    spec = Spec(3, [Step("Dense", "relu", np.arange(12, dtype="f4").reshape(3, 4) / 10, np.ones(4, "f4")),
+                    Step("Dropout"), Step("Dense", "linear", np.ones((4, 2), "f4"), None)])
+    peer = keras3_peer(keras_module, spec)
+    variants = [{"batch_input_shape": [None, 3]}, {"batch_shape": [None, 3]}, {"input_shape": [3]},
+                {"batch_input_shape": [None, 3], "input_dtype": "float32"}]
+    policies = ["float32", {"class_name": "Policy", "config": {"name": "float32"}},
+                {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}]
+    for index, (shape, policy) in enumerate(zip(variants, policies + policies[:1])):
+        config = tf_keras2_json(spec)
+        layers = config["config"]["layers"]
+        layers[0]["config"] = {"name": "in", "dtype": "float32", "sparse": False, **shape}
+        layers[2]["config"] = {"name": "dropout", "trainable": True, **({"p": 0.5} if index % 2 else {"rate": 0.5})}
+        for entry in layers[1:]:
+            entry["config"]["dtype"] = policy
+        (tmp_path / f"m{index}.json").write_text(json.dumps(config))
+        tf_keras2_weights(tmp_path / f"w{index}.h5", spec)
+        check_against_peers(load(tmp_path / f"m{index}.json", weights=tmp_path / f"w{index}.h5"), spec, peer, index)
+
+
+def test_keras2_hard_sigmoid_keeps_its_slope(tmp_path, keras_module):
+    """Keras 2's hard_sigmoid is clip(0.2 x + 0.5), Keras 3's clip(x / 6 + 0.5): a file
+    saved by Keras 2 keeps Keras 2's meaning, and the generated files say so."""
+    spec = Spec(1, [Step("Dense", "hard_sigmoid", np.array([[2.0]], "f4"), np.array([0.5], "f4"))])
+    keras22_h5(tmp_path / "m.h5", spec)
+    net = load(tmp_path / "m.h5")
+    assert evaluate(net, np.array([[1.0]]))[0, 0] == pytest.approx(0.2 * 2.5 + 0.5)
+    assert any("Keras 2 hard_sigmoid" in note for note in net.notes)
+    check_against_peers(net, spec, keras3_peer(keras_module, spec), 0)
+
+
+@pytest.mark.parametrize("kind", ["list-config h5", "tf.keras 2 json"])
+def test_load_keras_model_rebuilds_what_keras3_cannot_load(tmp_path, keras_module, kind):
+    """Keras 3 refuses these files: the peer is rebuilt from the network read."""
+    spec = random_spec(2)
+    weights = None
+    if kind == "list-config h5":
+        model = tmp_path / "m.h5"
+        keras22_h5(model, spec)
+    else:
+        model, weights = tmp_path / "m.json", tmp_path / "w.h5"
+        model.write_text(json.dumps(tf_keras2_json(spec)))
+        tf_keras2_weights(weights, spec)
+    peer = load_keras_model(model, weights=weights)
+    check_against_peers(load(model, weights=weights), spec, peer, 2)
+
+
+# ------------------------------------------------------------------ corrupt files
+
+
+def corrupt_cases(tmp_path) -> dict[str, tuple[list, str]]:
+    """name -> (load arguments, what the error must say)."""
+    spec = Spec(3, [Step("Dense", "tanh", np.ones((3, 4), "f4"), np.zeros(4, "f4")),
+                    Step("Dense", "linear", np.ones((4, 2), "f4"), np.zeros(2, "f4"))])
+    keras22_h5(tmp_path / "good.h5", spec)
+    tf_keras213_archive(tmp_path / "good.keras", spec, "nested")
+    (tmp_path / "m.json").write_text(json.dumps(tf_keras2_json(spec)))
+    tf_keras2_weights(tmp_path / "w.h5", spec)
+    data = (tmp_path / "good.keras").read_bytes()
+    (tmp_path / "cut.keras").write_bytes(data[: len(data) // 2])
+    (tmp_path / "garbage.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 8)
+    (tmp_path / "broken.json").write_text(json.dumps(tf_keras2_json(spec))[:-40])
+    with h5py.File(tmp_path / "missing.h5", "w") as f:
+        write_layer_groups(f, ["dense"], spec.steps[:1], "2.13.1")
+    wrong = Spec(3, [spec.steps[0], Step("Dense", "linear", np.ones((5, 2), "f4"), np.zeros(2, "f4"))])
+    tf_keras2_weights(tmp_path / "wrong.h5", wrong)
+    with h5py.File(tmp_path / "good.h5", "a") as f:
+        del f["model_weights/dense_2"]
+    return {
+        "truncated zip": ([tmp_path / "cut.keras"], "truncated or corrupt"),
+        "garbage h5": ([tmp_path / "garbage.h5"], "truncated or corrupt"),
+        "broken json": ([tmp_path / "broken.json", tmp_path / "w.h5"], "not valid JSON"),
+        "json without weights": ([tmp_path / "m.json"], "--weights"),
+        "weights missing a layer": ([tmp_path / "m.json", tmp_path / "missing.h5"],
+                                    "no weights for Dense layer 'dense_1'"),
+        "weights shape mismatch": ([tmp_path / "m.json", tmp_path / "wrong.h5"],
+                                   "Dense layer 'dense_1': kernel shape \\(5, 2\\) takes 5 inputs"),
+        "h5 missing a layer": ([tmp_path / "good.h5"], "Dense layer 'dense_2' should have 2 weight array"),
+        "weights file is garbage": ([tmp_path / "m.json", tmp_path / "garbage.h5"], "truncated or corrupt"),
+        "weights for a .keras": ([tmp_path / "good.keras", tmp_path / "w.h5"], "architecture JSON"),
+    }
+
+
+def test_corrupt_files_give_clear_errors(tmp_path):
+    for name, (args, message) in corrupt_cases(tmp_path).items():
+        with pytest.raises(ModelFormatError, match=message):
+            load(args[0], weights=args[1] if len(args) > 1 else None)
+
+
+CLI_SCRIPT = r"""
+import contextlib, io, json, sys
+from mlpcodegen.cli import main
+cases = json.loads(sys.argv[1])
+out = {}
+for name, args in cases.items():
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            code = main(args)
+        except BaseException as exc:
+            code = "escaped " + type(exc).__name__
+    out[name] = [code, err.getvalue()]
+out["frameworks"] = [m for m in ("tensorflow", "keras", "jax", "torch") if m in sys.modules]
+print(json.dumps(out))
+"""
+
+
+def test_cli_json_with_weights_and_corrupt_files_never_import_tensorflow(tmp_path):
+    """One process: a JSON + weights conversion writes the module; every corrupt file
+    exits 1 with one line and no file; TensorFlow is never imported."""
+    cases = {name: ["convert", str(args[0]), *(["--weights", str(args[1])] if len(args) > 1 else []),
+                    "--target", "python", "-o", str(tmp_path / f"out_{i}.py")]
+             for i, (name, (args, _)) in enumerate(corrupt_cases(tmp_path).items())}
+    spec = random_spec(1)
+    (tmp_path / "ok.json").write_text(json.dumps(tf_keras2_json(spec)))
+    tf_keras2_weights(tmp_path / "ok.h5", spec)
+    cases["ok"] = ["convert", str(tmp_path / "ok.json"), "--weights", str(tmp_path / "ok.h5"),
+                   "--target", "python", "-o", str(tmp_path / "ok.py")]
+    result = subprocess.run([sys.executable, "-c", CLI_SCRIPT, json.dumps(cases)], capture_output=True,
+                            text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.splitlines()[-1])
+    assert out.pop("frameworks") == []
+    assert out.pop("ok")[0] == 0 and (tmp_path / "ok.py").read_text().startswith('# generated by mlpcodegen')
+    for i, (name, (code, err)) in enumerate(out.items()):
+        lines = err.strip().splitlines()
+        assert code == 1 and len(lines) == 1 and lines[0].startswith("mlpcodegen convert: error: "), (name, err)
+        assert "Traceback" not in err and not (tmp_path / f"out_{i}.py").exists(), name
