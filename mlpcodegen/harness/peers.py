@@ -1,15 +1,24 @@
 """What a target is compared with or timed against: anything with a ``predict(x)``.
 
-A :class:`Peer` is a label, a ``predict(x) -> outputs`` over a float32 (rows, inputs)
-array, and, when the peer knows it, the network it computes (as it computes it:
-normalisation layers unfolded), so :func:`~mlpcodegen.harness.verify.verify` needs no
-other description of the model.  :func:`as_peer` turns what a user passes into one,
-through one table: a Keras model, a model file (read by the Keras frontend, run by
-Keras only when first called), a :class:`Peer` already built (the reference evaluator,
-another target, ONNX Runtime), an object with ``predict`` or a plain callable.
+A :class:`Peer` is a label, a ``predict(x) -> outputs`` over a (rows, inputs) array,
+and, when the peer knows it, the network it computes (as it computes it: normalisation
+layers unfolded), so :func:`~mlpcodegen.harness.verify.verify` needs no other
+description of the model.  :func:`as_peer` turns what a user passes into one, through
+tables: a model file or a framework object is run by its own framework, chosen by the
+format :mod:`mlpcodegen.frontends` finds (by content and module name: no framework is
+imported to detect one) --
 
-This module is the harness's one door to the Keras frontend (and to TensorFlow's
-LiteRT converter): verify and the benchmark import it, never the frontend.
+* Keras file: ``model.predict`` (Keras loads it only when first called);
+* ONNX file or ``ModelProto``: ONNX Runtime on the original graph (not our re-export);
+* scikit-learn estimator: ``predict_proba`` for classifiers, else ``predict``;
+* PyTorch module: its forward pass (eval mode, no gradients) in its parameters' type;
+* Keras model: ``model.predict``;
+
+-- or a :class:`Peer` already built (the reference evaluator, another target), an
+object with ``predict`` or a plain callable.
+
+This module is the harness's one door to the frontends (and to TensorFlow's LiteRT
+converter): verify and the benchmark import it, never a frontend.
 """
 from __future__ import annotations
 
@@ -49,27 +58,120 @@ class Peer:
 
 def keras_peer(model: Any) -> Peer:
     """``model.predict`` of a ``keras.Model``, the whole batch at once, silently."""
-    from ..frontends import keras as frontend
 
     def predict(x: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict(x, batch_size=len(x), verbose=0))
 
-    return Peer("model.predict", predict, lambda: frontend.load(model, fold=False), "float32")
+    return Peer("model.predict", predict, _network_of(model), "float32")
 
 
-def file_peer(path: Any) -> Peer:
-    """A ``.keras``/``.h5`` file: its network read without TensorFlow; Keras loads it
-    (once) only when ``predict`` is first called."""
+def file_peer(path: Any, weights: Any = None) -> Peer:
+    """A model file, run by its framework (see :data:`_FILE_PEERS`)."""
+    from ..errors import ModelFormatError
+    from ..frontends import file_format
+
+    fmt = file_format(path)
+    make = _FILE_PEERS.get(fmt.name)
+    if make is None:  # pragma: no cover - every file format has a peer
+        raise ModelFormatError(f"{path}: no framework to compare a {fmt.title} file with")
+    return make(path, weights)
+
+
+def _network_of(source: Any, weights: Any = None) -> Callable[[], Network]:
+    """The network ``source`` computes, unfolded, read by its frontend (cached)."""
+    from ..frontends import load
+
+    return functools.lru_cache(maxsize=1)(lambda: load(source, weights=weights, fold=False))
+
+
+def keras_file_peer(path: Any, weights: Any = None) -> Peer:
+    """A ``.keras``/``.h5``/architecture ``.json`` (+ ``weights``) file: its network read
+    without TensorFlow; Keras loads it (once) only when ``predict`` is first called."""
     from ..frontends import keras as frontend
 
     @functools.lru_cache(maxsize=1)
     def model() -> Any:
-        return frontend.load_keras_model(path)
+        return frontend.load_keras_model(path, **({} if weights is None else {"weights": weights}))
 
     def predict(x: np.ndarray) -> np.ndarray:
         return np.asarray(model().predict(x, batch_size=len(x), verbose=0))
 
-    return Peer("model.predict", predict, lambda: frontend.load(path, fold=False), "float32")
+    return Peer("model.predict", predict, _network_of(path, weights), "float32")
+
+
+def _onnx_session_peer(serialized: bytes, network: Callable[[], Network]) -> Peer:
+    """ONNX Runtime on a serialized graph: its one floating-point output (a classifier's
+    label output is not compared), its input in the type the graph declares."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    # Basic optimisations only (constant folding, no-op removal): the extended ones fuse
+    # subgraphs into kernels with approximations of their own (FastGelu).
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    session = ort.InferenceSession(serialized, options, providers=["CPUExecutionProvider"])
+    source = session.get_inputs()[0]
+    floats = [o.name for o in session.get_outputs() if o.type in _ORT_FLOATS]
+    dtype = _ORT_FLOATS.get(source.type, "float32")
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return np.asarray(session.run(floats[:1], {source.name: np.asarray(x, dtype=dtype)})[0])
+
+    return Peer("ONNX Runtime", predict, network, dtype)
+
+
+_ORT_FLOATS = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16"}
+
+
+def onnx_file_peer(path: Any, weights: Any = None) -> Peer:
+    """ONNX Runtime on the original file.  The frontend reads (and vets) the file first:
+    external data is refused there, and ONNX Runtime gets the bytes, not the path, so
+    it cannot open any other file."""
+    from ..limits import DEFAULT_LIMITS
+
+    network = _network_of(path, weights)
+    network()  # refuses what mlpcodegen cannot read before ONNX Runtime parses the file
+    with open(path, "rb") as stream:
+        serialized = stream.read(DEFAULT_LIMITS.max_file_bytes + 1)
+    return _onnx_session_peer(serialized, network)
+
+
+def onnx_object_peer(model: Any) -> Peer:
+    """ONNX Runtime on an in-memory ``onnx.ModelProto``."""
+    network = _network_of(model)
+    network()
+    return _onnx_session_peer(model.SerializeToString(), network)
+
+
+def sklearn_peer(estimator: Any) -> Peer:
+    """A scikit-learn estimator: ``predict_proba`` for a classifier (what the frontend's
+    network computes), else ``predict``, as (rows, outputs)."""
+    method = getattr(estimator, "predict_proba", None) or estimator.predict
+    label = f"{type(estimator).__name__}.{method.__name__}"
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        out = np.asarray(method(np.asarray(x, dtype=np.float64)))
+        return out.reshape(len(x), -1)
+
+    return Peer(label, predict, _network_of(estimator), "float64")
+
+
+def torch_peer(module: Any) -> Peer:
+    """A PyTorch module's forward pass, in eval mode without gradients, in the type of
+    its parameters (float32 unless converted)."""
+    torch = sys.modules["torch"]  # loaded: the module is a torch object
+    parameter = next(iter(module.parameters()), None)
+    dtype = torch.float32 if parameter is None else parameter.dtype
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                return module(torch.as_tensor(np.asarray(x), dtype=dtype)).detach().cpu().numpy()
+        finally:
+            module.train(training)
+
+    return Peer(f"{type(module).__name__} forward", predict, _network_of(module), str(dtype).split(".")[-1])
 
 
 def litert_runner(model: Any, threads: int = 1) -> Predict:
@@ -106,9 +208,7 @@ def litert_runner(model: Any, threads: int = 1) -> Predict:
 
 def litert_peer(model: Any, threads: int = 1) -> Peer:
     """A Keras model converted to LiteRT and run by its interpreter."""
-    from ..frontends import keras as frontend
-
-    return Peer("LiteRT", litert_runner(model, threads), lambda: frontend.load(model, fold=False), "float32")
+    return Peer("LiteRT", litert_runner(model, threads), _network_of(model), "float32")
 
 
 # ------------------------------------------------------------------ built from the IR
@@ -154,31 +254,57 @@ def callable_peer(function: Callable[[np.ndarray], Any]) -> Peer:
 
 
 def _is_path(thing: Any) -> bool:
-    return isinstance(thing, (str, bytes, os.PathLike))
+    return isinstance(thing, (str, os.PathLike))
 
 
-def _is_keras_model(thing: Any) -> bool:
-    """A ``keras.Model`` (Keras 3 or tf_keras); Keras is loaded already if it is one."""
-    return any(module is not None and isinstance(thing, module.Model)
-               for module in (sys.modules.get("keras"), sys.modules.get("tf_keras")))
+#: File format (``frontends.FORMATS`` name) -> peer(path, weights).
+_FILE_PEERS: dict[str, Callable[[Any, Any], Peer]] = {
+    "keras": keras_file_peer,
+    "onnx": onnx_file_peer,
+}
+
+#: Object format -> peer(object).
+_OBJECT_PEERS: dict[str, Callable[[Any], Peer]] = {
+    "keras": keras_peer,
+    "onnx": onnx_object_peer,
+    "sklearn": sklearn_peer,
+    "torch": torch_peer,
+}
+
+
+def _framework(thing: Any) -> Optional[str]:
+    """The object format of ``thing`` (by module name, nothing imported), or None."""
+    from ..frontends import FORMATS
+
+    return next((fmt.name for fmt in FORMATS if fmt.owns is not None and fmt.owns(thing)), None)
+
+
+def _framework_peer(thing: Any) -> Peer:
+    return _OBJECT_PEERS[_framework(thing)](thing)
 
 
 #: (test, how to make it a peer), first match wins: the order is the precedence (a
-#: Keras model has ``predict`` but takes batch_size/verbose; a Peer is callable-free).
+#: Keras model or scikit-learn estimator has ``predict`` but is run its own way).
 _PEER_KINDS: tuple[tuple[Callable[[Any], bool], Callable[[Any], Peer]], ...] = (
     (lambda thing: isinstance(thing, Peer), lambda peer: peer),
     (_is_path, file_peer),
-    (_is_keras_model, keras_peer),
+    (lambda thing: _framework(thing) in _OBJECT_PEERS, _framework_peer),
     (lambda thing: callable(getattr(thing, "predict", None)), predict_peer),
     (callable, callable_peer),
 )
 
 
-def as_peer(thing: Any) -> Peer:
-    """``thing`` as a :class:`Peer` (see the module docstring for what is accepted)."""
+def as_peer(thing: Any, weights: Any = None) -> Peer:
+    """``thing`` as a :class:`Peer` (see the module docstring for what is accepted);
+    ``weights``: the weights file of a Keras architecture JSON path."""
+    if weights is not None:
+        if not _is_path(thing):
+            raise ValidationError("a separate weights file goes with a model file path (a Keras architecture "
+                                  "JSON), not with an object")
+        return file_peer(thing, weights)
     for test, make in _PEER_KINDS:
         if test(thing):
             return make(thing)
-    raise ValidationError(f"cannot compare with a {type(thing).__name__}: pass a keras.Model, a .keras/.h5 "
-                          "path, a Peer (reference_peer, target_peer, ...), an object with predict(x) or a "
-                          "function of x")
+    raise ValidationError(f"cannot compare with a {type(thing).__name__}: pass a model file (.keras, .h5, .json, "
+                          ".onnx), a Keras, scikit-learn, PyTorch or ONNX model object, a Peer (reference_peer, "
+                          "target_peer, ...), an object with predict(x) or a function of x")

@@ -1,5 +1,7 @@
 """Numerical verification: a target against the float64 reference evaluator and
-against a peer: ``model.predict`` of a Keras model or file, or any other
+against a peer: the model's own framework (``model.predict`` of a Keras model or file,
+ONNX Runtime on an ``.onnx`` file, a scikit-learn estimator's ``predict_proba`` /
+``predict``, a PyTorch module's forward pass), or any other
 :class:`~mlpcodegen.harness.peers.Peer` (another target, the reference, a function).
 
 How errors are measured
@@ -338,14 +340,18 @@ def verify(
     input_scaling: Any = None,
     output_scaling: Any = None,
     options: Optional[dict] = None,
+    weights: Any = None,
 ) -> VerifyReport:
     """Run ``n`` inputs through the peer ``model``, the reference and ``target``.
 
-    ``model`` is anything :func:`~mlpcodegen.harness.peers.as_peer` takes: a
-    ``keras.Model`` or a path to a ``.keras``/``.h5`` file (compared through
-    ``model.predict``), a :class:`~mlpcodegen.harness.peers.Peer` (``reference_peer(net)``,
+    ``model`` is anything :func:`~mlpcodegen.harness.peers.as_peer` takes: a model file
+    of any format the frontends read (found by content) or a framework's model object,
+    each compared with its own framework (Keras ``model.predict``, ONNX Runtime on the
+    original ``.onnx``, scikit-learn ``predict_proba``/``predict``, the PyTorch forward
+    pass), a :class:`~mlpcodegen.harness.peers.Peer` (``reference_peer(net)``,
     ``target_peer(net, "numba", "float64")``, ...), an object with ``predict(x)`` or a
     function of ``x``; ``network`` is needed when the peer does not know its network.
+    ``weights``: the weights file of a Keras architecture JSON ``model``.
     With ``input_scaling``/``output_scaling`` (:class:`mlpcodegen.scaling.Scaling` or
     fitted scikit-learn scalers) the target takes original inputs and returns original
     outputs, and is compared with ``output_scaler⁻¹(peer.predict(input_scaler(x)))``.
@@ -361,7 +367,7 @@ def verify(
     >>> report.ok                                                       # doctest: +SKIP
     True
     """
-    peer = as_peer(model)
+    peer = as_peer(model, weights=weights)
     # A Keras model computes normalisation layers unfolded: measure rounding on that
     # form, and fold it (as the frontend's load does) for the target.  One read of the model.
     computed_net = network if network is not None else _peer_network(peer)
