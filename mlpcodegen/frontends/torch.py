@@ -319,16 +319,22 @@ def _check_module(module: Any, path: str) -> None:
     cls = type(module)
     where = f"{path} ({cls.__name__})"
     if cls.__name__ not in SUPPORTED or not (cls.__module__ or "").startswith("torch.nn."):
-        hint = ""
-        if "Script" in cls.__name__:
-            hint = " (a TorchScript module: pass the original nn.Module, or export it to ONNX)"
-        elif cls.__name__ in SUPPORTED:
-            hint = f" (defined in {cls.__module__}, not torch.nn: its forward may differ)"
-        raise UnsupportedError(f"PyTorch {where} cannot be converted{hint}; supported modules: {_supported()}")
+        raise UnsupportedError(f"PyTorch {where} cannot be converted{_hint(cls)}; supported modules: {_supported()}")
     hooks = [name for name in ("_forward_hooks", "_forward_pre_hooks") if getattr(module, name, None)]
     if hooks:
         raise UnsupportedError(f"PyTorch {where} has forward hooks (a user hook, weight_norm or spectral_norm?): "
                                "what it computes is not in its parameters alone; remove the hooks first")
+
+
+def _hint(cls: type) -> str:
+    """Why a class that looks like torch's is still refused."""
+    if "Script" in cls.__name__:
+        return " (a TorchScript module: pass the original nn.Module, or export it to ONNX)"
+    base = next((b for b in cls.__mro__[1:] if (b.__module__ or "").startswith("torch.nn.")), None)
+    if not (cls.__module__ or "").startswith("torch.nn.") and base is not None:
+        return (f" (a subclass of torch.nn {base.__name__} defined in {cls.__module__}, not torch.nn: "
+                "its forward may differ; build the chain from torch.nn modules)")
+    return ""
 
 
 def _input_width(leaves: list[tuple[str, Any]]) -> int:
