@@ -32,15 +32,35 @@ class Loader:
 
 
 def _load_c(net: Network, numeric: NumericType, name: str, *, unroll: str = "auto",
-            math: str = "fast") -> Predictor:
-    """Emit, compile through cffi (cached) and wrap in a :class:`CompiledNetwork`."""
-    from ..backends.c import cdef
-    from .cffi_build import CompiledNetwork, build_module
+            math: str = "fast", **options: object) -> Predictor:
+    """Compile through cffi (cached) and wrap in a :class:`CompiledNetwork` calling the
+    library's native entry points.  The cache is keyed on the IR's content and the
+    options (:func:`~.cffi_build.network_key`): a hit emits nothing."""
+    from .cffi_build import CompiledNetwork, build_network
 
-    source = emit(net, "c", dtype=numeric.name, name=name, unroll=unroll, math=math)
-    module = build_module(source, cdef(net, numeric.name, name))
+    options = {"unroll": unroll, "math": math, **options}
+    parts = ("c", net, numeric.name, name, options)
+    module, native = build_network(parts, lambda module: _c_source(net, numeric, name, options, module))
     return CompiledNetwork(module, name, net.n_inputs, net.n_outputs, numeric,
-                           description=net.describe(), math=math)
+                           description=net.describe(), math=math, native=native)
+
+
+def _c_source(net: Network, numeric: NumericType, name: str, options: dict, module: str) -> tuple[str, str]:
+    """(source, cdef) of the library ``module``: the emitted C, then the native entry points."""
+    from ..backends.c import signature
+    from .cffi_build import native_source
+
+    source = emit(net, "c", dtype=numeric.name, name=name, **options)
+    profile = {"profile": options["profile"]} if "profile" in options else {}
+    cdef = "".join(proto + ";\n" for proto in signature(net, numeric.name, name, **profile))
+    native = native_source(module, name, numeric, net.n_inputs, net.n_outputs, cdef=cdef,
+                           work_per_row=_work_per_row(net))
+    return source + native, cdef
+
+
+def _work_per_row(net: Network) -> int:
+    """Multiply-adds and activations one sample costs (sets the rows per thread)."""
+    return sum(int(getattr(layer, "kernel", np.empty(0)).size) + layer.units for layer in net.layers)
 
 
 def _import(net: Network, target: str, numeric: NumericType, name: str) -> Any:
@@ -105,7 +125,7 @@ def _load_sympy(net: Network, numeric: NumericType, name: str) -> Predictor:
 
 #: target -> loader: the targets that run in this process.
 LOADERS: dict[str, Loader] = {
-    "c": Loader(_load_c, options=("unroll", "math")),
+    "c": Loader(_load_c, options=get_backend("c").options),  # unroll, math (and any later C option)
     "numba": Loader(_load_numba),
     "numpy": Loader(_load_numpy),
     "python": Loader(_load_python),
@@ -148,10 +168,12 @@ def _numeric(target: str, dtype: "str | NumericType | None") -> NumericType:
 
 
 def compile_c(net: Network, *, dtype: "str | NumericType" = "float32", name: str = "mlp",
-              unroll: str = "auto", math: str = "fast") -> Any:
-    """``net`` as C compiled through cffi (cached): a
-    :class:`~mlpcodegen.runtime.cffi_build.CompiledNetwork`."""
-    return load(net, "c", dtype=dtype, name=name, unroll=unroll, math=math)
+              unroll: str = "auto", math: str = "fast", **options: object) -> Any:
+    """``net`` as C compiled through cffi (cached by the IR's content hash, the options
+    and the toolchain: a hit emits nothing): a
+    :class:`~mlpcodegen.runtime.cffi_build.CompiledNetwork`, whose call is the library's
+    native ``predict(x, *, out=None, threads=None)``."""
+    return load(net, "c", dtype=dtype, name=name, unroll=unroll, math=math, **options)
 
 
 def run_options(target: str) -> tuple[str, ...]:
