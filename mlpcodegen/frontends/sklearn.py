@@ -95,18 +95,11 @@ def _class_name(obj: Any) -> str:
 
 def _flatten(obj: Any, where: str) -> list[tuple[str, Any]]:
     """(name, step) of every step, nested pipelines flattened, 'passthrough' dropped;
-    the last one is the MLP estimator."""
-    if _class_name(obj) in ESTIMATORS:
-        return [(where, obj)]
-    if _class_name(obj) != "Pipeline":
+    the last one is the MLP estimator, the others scalers."""
+    if _class_name(obj) not in ESTIMATORS + ("Pipeline",):
         raise UnsupportedError(f"{where}: a scikit-learn {_class_name(obj)} cannot be converted; supported: "
                                f"{_supported()}")
-    steps: list[tuple[str, Any]] = []
-    for name, step in obj.steps:
-        if step is None or (isinstance(step, str) and step == "passthrough"):
-            continue
-        label = f"Pipeline step {str(name)!r} ({_class_name(step)})"
-        steps.extend(_flatten(step, label) if _class_name(step) == "Pipeline" else [(label, step)])
+    steps = _steps(obj, where)
     if not steps or _class_name(steps[-1][1]) not in ESTIMATORS:
         last = steps[-1][0] if steps else "the Pipeline (no steps)"
         raise UnsupportedError(f"{last}: the last step must be an MLPRegressor or MLPClassifier; supported: "
@@ -117,13 +110,24 @@ def _flatten(obj: Any, where: str) -> list[tuple[str, Any]]:
     return steps
 
 
-def _fitted(obj: Any, attribute: str) -> None:
+def _steps(obj: Any, where: str) -> list[tuple[str, Any]]:
+    if _class_name(obj) != "Pipeline":
+        return [(where, obj)]
+    steps: list[tuple[str, Any]] = []
+    for name, step in obj.steps:
+        if step is not None and not (isinstance(step, str) and step == "passthrough"):
+            steps.extend(_steps(step, f"Pipeline step {str(name)!r} ({_class_name(step)})"))
+    return steps
+
+
+def _fitted(obj: Any, attribute: str, where: str = "") -> None:
     if not hasattr(obj, attribute):
-        raise ModelFormatError(f"the {_class_name(obj)} is not fitted (no {attribute}); call fit() first")
+        raise ModelFormatError(f"{where or 'the ' + _class_name(obj)} is not fitted (no {attribute}); "
+                               "call fit() first")
 
 
 def _n_inputs(estimator: Any, where: str) -> int:
-    _fitted(estimator, "coefs_")
+    _fitted(estimator, "coefs_", where)
     coefs = estimator.coefs_
     if not coefs or np.ndim(coefs[0]) != 2:
         raise ModelFormatError(f"{where}: coefs_ is not a list of 2-D arrays")
@@ -131,7 +135,7 @@ def _n_inputs(estimator: Any, where: str) -> int:
 
 
 def _scaler_layers(where: str, scaler: Any, width: int, notes: list[str]) -> list[Layer]:
-    _fitted(scaler, "n_features_in_")
+    _fitted(scaler, "n_features_in_", where)
     try:
         scaling, after = SCALERS[_class_name(scaler)](scaler)
         step = scaling.affine(width, where)
