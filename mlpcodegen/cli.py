@@ -177,12 +177,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         from .cli_embedded import verify_on_core
 
         return verify_on_core(args, net, domain, COMMON)
-    _import_tensorflow_quietly()
+    from .frontends import file_format
+
+    if file_format(args.model).name == "keras":  # its peer is model.predict
+        _import_tensorflow_quietly()
     from .harness.verify import verify
 
     report = verify(args.model, args.target, args.dtype or backend.dtypes[0], n=args.n, domain=domain,
                     data=args.data, seed=args.seed, input_scaling=inputs, output_scaling=outputs,
-                    options=_target_options(args, backend, load=True))
+                    options=_target_options(args, backend, load=True), weights=args.weights)
     print(report.table(), end="")
     if not report.ok:
         print("verification FAILED: an error exceeds its bound", file=sys.stderr)

@@ -79,3 +79,20 @@ def test_cli_garbage_model_is_one_line_exit_1(tmp_path, capsys):
     assert main(["convert", str(path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a model file" in err[0] and "Traceback" not in err[0]
+
+
+def test_cli_verifies_an_onnx_file_against_onnx_runtime_without_tensorflow(tmp_path):
+    """`verify x.onnx` compares with ONNX Runtime on that file; TensorFlow is not imported."""
+    import subprocess
+    import sys
+
+    from mlpcodegen.harness.onnx_peer import onnx_model
+
+    net = mlpcodegen.load(SEED)
+    path = tmp_path / "seed.onnx"
+    path.write_bytes(onnx_model(net, "float32").SerializeToString())
+    code = ("import sys; from mlpcodegen.cli import main; rc = main(['verify', sys.argv[1], '-n', '50']);"
+            "print('TF', 'tensorflow' in sys.modules, 'TORCH', 'torch' in sys.modules); sys.exit(rc)")
+    run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "ONNX Runtime" in run.stdout and "TF False TORCH False" in run.stdout
