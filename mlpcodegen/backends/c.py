@@ -92,14 +92,14 @@ def language(dtype: str, math: str = "libm", name: str = "mlp", vector: bool = F
     )
 
 
-def signature(net: Network, dtype: str, name: str) -> list[str]:
-    """The prototypes (without ``;``) the C output defines: one sample, a batch and,
-    for one-input one-output networks, ``T NAME_scalar(T x)`` (no arrays to pass)."""
+def signature(net: Network, dtype: str, name: str, profile: str = "desktop") -> list[str]:
+    """The prototypes (without ``;``) the C output defines: one sample, a batch (desktop
+    profile only) and, for one-input one-output networks, ``T NAME_scalar(T x)`` (no
+    arrays to pass)."""
     t = numeric_type(dtype).c_type
-    prototypes = [
-        f"void {name}(const {t} *x, {t} *y)",
-        f"void {name}_batch(const {t} *x, {t} *y, size_t n)",
-    ]
+    prototypes = [f"void {name}(const {t} *x, {t} *y)"]
+    if profile == "desktop":
+        prototypes.append(f"void {name}_batch(const {t} *x, {t} *y, size_t n)")
     if net.n_inputs == net.n_outputs == 1:
         prototypes.append(f"{t} {name}_scalar({t} x)")
     return prototypes
@@ -141,6 +141,51 @@ def _loops(layer: Layer, unroll: str) -> bool:
     if not isinstance(layer, Dense) or _per_unit(layer):
         return False
     return unroll == "never" or (unroll == "auto" and not unrolled_by_default(layer.n_in, layer.units))
+
+
+PROFILES = ("desktop", "embedded")
+OPTIMIZE_MODES = ("speed", "size")
+#: The keyword options of :func:`emit_c` / :func:`emit_c_header` (the backend registry's ``options``).
+OPTIONS = ("unroll", "math", "profile", "optimize")
+#: Embedded profile, ``--optimize speed``: a Dense layer of at most this many weights is
+#: written out (a literal load and a multiply-add per weight: the fewest instructions,
+#: about 12 bytes of flash per weight on Cortex-M4F), a larger one as tiled loops.  sine
+#: 1-16-16-1 unrolled: 4.2 KB, ~760 instructions; cls 16-64-64-10 unrolled would be 88 KB.
+EMBEDDED_SPEED_UNROLL_MAX_WEIGHTS = 256
+#: Embedded ``--optimize size``: written out only up to this many weights (a loop costs
+#: a few dozen bytes of code, a written-out weight about three times its 4 bytes).
+EMBEDDED_SIZE_UNROLL_MAX_WEIGHTS = 4
+#: Units summed side by side per pass of an embedded ``speed`` loop: each input is
+#: loaded once per tile and the accumulators stay in FPU registers (M4F has 32).
+EMBEDDED_TILE_UNITS = 8
+
+
+def embedded_shape(layer: Layer, unroll: str, optimize: str) -> tuple[bool, int]:
+    """(loops, units per pass) of ``layer`` in the embedded profile: the choice is made
+    for a scalar core (flash bytes, instructions), not by the x86 timings of
+    :func:`unrolled_by_default`; ``unroll`` always/never still forces it."""
+    if not isinstance(layer, Dense) or _per_unit(layer):
+        return False, 1
+    limit = EMBEDDED_SPEED_UNROLL_MAX_WEIGHTS if optimize == "speed" else EMBEDDED_SIZE_UNROLL_MAX_WEIGHTS
+    loops = unroll == "never" or (unroll == "auto" and layer.kernel.size > limit)
+    return loops, (EMBEDDED_TILE_UNITS if optimize == "speed" else 1)
+
+
+def tiled_kernel(kernel: np.ndarray, tile: int) -> np.ndarray:
+    """The kernel (IR layout [input][unit]) in the order an embedded loop reads it: for
+    each pass of ``tile`` units (the last one narrower), for each input, the pass's
+    units.  ``tile`` 1 is the output-major [unit][input] layout."""
+    n_in, units = kernel.shape
+    parts = [kernel[:, j:j + tile].reshape(-1) for j in range(0, units, tile)]
+    return np.concatenate(parts) if parts else kernel.reshape(-1)
+
+
+def _flat_array(name: str, values: np.ndarray, dtype: str, t: str, per_line: int) -> list[str]:
+    """``static const T name[n] = {...};`` with ``per_line`` literals per line."""
+    texts = [literal(v, dtype) for v in values]
+    body = [", ".join(texts[i:i + per_line]) for i in range(0, len(texts), per_line)]
+    return [f"static const {t} {name}[{len(texts)}] = {{"] + \
+           [f"    {line}" + ("," if i < len(body) - 1 else "") for i, line in enumerate(body)] + ["};"]
 
 
 def _array(name: str, values: np.ndarray, dtype: str, t: str) -> list[str]:
@@ -356,6 +401,62 @@ def _file_comment(net: Network, dtype: str, name: str, math: str, unroll: str) -
     ]
 
 
+#: Bytes added to every embedded function's stated stack: saved core and FPU registers
+#: (r4-r11, lr and s16-s31 take 100 bytes on Cortex-M4F), alignment, spills and the frames of
+#: the fast-math functions when not inlined (-O0); checked with -fstack-usage by the tests.
+EMBEDDED_FRAME_OVERHEAD = 256
+
+
+def embedded_stack_bytes(net: Network, dtype: str, shapes: tuple[LayerShape, ...]) -> dict[str, int]:
+    """An upper bound of the stack of the embedded profile's functions, calls included:
+    ``one`` (NAME) and ``scalar`` (NAME_scalar): each loop layer's sums array (the
+    activation is applied in place), the gathers of scalar inputs into an array, the
+    locals of the written-out statements, and :data:`EMBEDDED_FRAME_OVERHEAD`."""
+    size = numeric_type(dtype).np_dtype.itemsize
+    arrays = sum(shape.layer.units for shape in shapes if shape.loops)
+    gathers = sum(shape.layer.n_in for i, shape in enumerate(shapes) if shape.loops and i and (
+        not shapes[i - 1].loops or shapes[i - 1].layer.activation.is_vector))
+    scalars = sum(_scalar_locals(shape.layer, shape.loops) + (shape.tile if shape.loops else 0) for shape in shapes)
+    one = (arrays + gathers + scalars) * size + EMBEDDED_FRAME_OVERHEAD
+    return {"one": one, "scalar": one + 32}
+
+
+def weight_bytes(net: Network, dtype: str, shapes: tuple[LayerShape, ...]) -> int:
+    """Bytes of the ``static const`` arrays (read-only data, flash on a microcontroller)."""
+    size = numeric_type(dtype).np_dtype.itemsize
+    return sum((shape.layer.kernel.size + (shape.layer.units if shape.layer.bias is not None else 0)) * size
+               for shape in shapes if shape.loops)
+
+
+#: ``-mcpu`` flags a user would give for each core in the embedded file comment.
+_BUILD_HINT = ("arm-none-eabi-gcc -Os|-O2 -mthumb -mcpu=cortex-m4 -mfpu=fpv4-sp-d16 -mfloat-abi=hard "
+               "(or -mcpu=cortex-m0plus, -mcpu=cortex-m7 ...) -ffunction-sections -fdata-sections")
+
+
+def _embedded_comment(net: Network, dtype: str, name: str, math: str, shapes: tuple[LayerShape, ...],
+                      optimize: str) -> list[str]:
+    stack, t = embedded_stack_bytes(net, dtype, shapes), numeric_type(dtype).c_type
+    fast = math == "fast" and numeric_type(dtype).has_fast_math
+    maths = "inline exp/expm1/tanh/sigmoid (see c_math: <= 2 ULP), no libm call for them" if fast else "libm"
+    scalar = f", {name}_scalar {stack['scalar']}" if net.n_inputs == net.n_outputs == 1 else ""
+    shown = "; ".join(f"{shape.index}: {shape.label}" for shape in shapes)
+    return [
+        f"/* {HEADER}",
+        f" * network {quote_name(net.name)}: {net.describe()}, {net.weight_dtype} weights",
+        *_note_lines(net),
+        f" * Embedded profile (optimize {optimize}): {name}(x, y): one sample, x[{net.n_inputs}] -> "
+        f"y[{net.n_outputs}], {t}" + (f"; {name}_scalar(x): 1 -> 1" if scalar else ""),
+        f" * Layers: {shown}",
+        " * In place: y may be x (the same array); other overlaps are not supported.",
+        f" * Flash: {weight_bytes(net, dtype, shapes)} bytes of weights in static const arrays, plus the code "
+        f"(per core: mlpcodegen size MODEL --core m0plus m4f m7)",
+        f" * Stack, at most (bytes, calls included): {name} {stack['one']}{scalar}",
+        f" * Math: {maths}; NaN and infinities propagate as in Keras.",
+        f" * Build for the target core, e.g. {_BUILD_HINT}.",
+        " * Reentrant: no mutable globals, no allocation, no library call but the math named above. */",
+    ]
+
+
 def check_name(name: str) -> str:
     """``name`` if the generated functions may take it: an identifier, no keyword of C
     or C++, none of the names the generated code uses itself, and neither it nor a name
@@ -390,10 +491,15 @@ class LayerShape:
     index: int
     layer: Layer
     loops: bool
+    tile: int = 0  # embedded loops: units summed per pass (1: output-major); 0: the desktop layout
 
     @property
     def label(self) -> str:
-        return "loops" if self.loops else "unrolled"
+        if not self.loops:
+            return "unrolled"
+        if not self.tile:
+            return "loops"
+        return "loops, output-major" if self.tile == 1 else f"loops, {self.tile} units per pass"
 
 
 class CRenderer:
@@ -404,11 +510,12 @@ class CRenderer:
     expressions are printed (:attr:`needed`), never found in the printed text."""
 
     def __init__(self, net: Network, *, dtype: str = "float32", name: str = "mlp", unroll: str = "auto",
-                 math: str = "fast") -> None:
-        _check_options(name, dtype, unroll, math)
+                 math: str = "fast", profile: str = "desktop", optimize: str = "speed") -> None:
+        _check_options(name, dtype, unroll, math, profile, optimize)
         self.net, self.dtype, self.name, self.unroll, self.math = net, dtype, name, unroll, math
+        self.profile, self.optimize = profile, optimize
         self.kind: NumericType = numeric_type(dtype)
-        self.shapes = tuple(LayerShape(i, layer, _loops(layer, unroll)) for i, layer in enumerate(net.layers, start=1))
+        self.shapes = tuple(self._shape(i, layer) for i, layer in enumerate(net.layers, start=1))
         self.plan = block_plan(net, dtype)
         self.needed: set = set()
         self.builder = Builder()
@@ -423,8 +530,50 @@ class CRenderer:
         fresh names; what it needs is collected in :attr:`needed`."""
         return Printer(self._languages[vector], self.needed)
 
+    @property
+    def embedded(self) -> bool:
+        return self.profile == "embedded"
+
+    def _shape(self, index: int, layer: Layer) -> LayerShape:
+        if self.embedded:
+            return LayerShape(index, layer, *embedded_shape(layer, self.unroll, self.optimize))
+        return LayerShape(index, layer, _loops(layer, self.unroll))
+
+    def _comment(self) -> list[str]:
+        if self.embedded:
+            return _embedded_comment(self.net, self.dtype, self.name, self.math, self.shapes, self.optimize)
+        return _file_comment(self.net, self.dtype, self.name, self.math, self.unroll)
+
     # -- the file
     def source(self) -> str:
+        return self._embedded_source() if self.embedded else self._desktop_source()
+
+    def _embedded_source(self) -> str:
+        """One-sample function (and NAME_scalar) only: no batch blocks, no helpers."""
+        body = Lines()
+        body.level = 1
+        self._body(body)
+        prototypes = signature(self.net, self.dtype, self.name, self.profile)
+        code = Lines().add(prototypes[0], "{").extend(body).add("}")
+        if self.net.n_inputs == self.net.n_outputs == 1:
+            code.add("", prototypes[-1], "{", f"    {self.t} y;", f"    {self.name}(&x, &y);", "    return y;", "}")
+        return str(self._preamble().extend(code))
+
+    def _preamble(self) -> Lines:
+        """File comment, includes, the fast-math definitions used and the weight arrays."""
+        inline = c_math.definitions(self.needed, self.name)
+        lines = Lines().add(*self._comment(), "#include <math.h>", "#include <stddef.h>")
+        if inline:
+            lines.add("#include <stdint.h>", "#include <string.h>", "", *inline[:-1])
+        lines.add("")
+        arrays = self._kernel_arrays()
+        if arrays:
+            layout = "in the order the loops read them (see each layer)" if self.embedded else \
+                "[input][unit] (the IR kernel layout)"
+            lines.add(f"/* weights of the layers written as loops: {layout}, read-only */", *arrays, "")
+        return lines
+
+    def _desktop_source(self) -> str:
         body = Lines()
         body.level = 1
         self._body(body)
@@ -436,25 +585,14 @@ class CRenderer:
         code = Lines().add(prototypes[0], "{").extend(body).add(
             "}", "", *helpers, *str(block).splitlines(), "", *_batch_function(self.net, self.dtype, self.name, self.plan))
         if self.net.n_inputs == self.net.n_outputs == 1:
-            code.add("", prototypes[2], "{", f"    {self.t} y;", f"    {self.name}(&x, &y);", "    return y;", "}")
-        inline = c_math.definitions(self.needed, self.name)
-        lines = Lines().add(*_file_comment(self.net, self.dtype, self.name, self.math, self.unroll),
-                            "#include <math.h>", "#include <stddef.h>")
-        if inline:
-            lines.add("#include <stdint.h>", "#include <string.h>", "", *inline[:-1])
-        lines.add("")
-        arrays = self._kernel_arrays()
-        if arrays:
-            lines.add("/* weights of the layers written as loops: [input][unit] (the IR kernel layout), read-only */",
-                      *arrays, "")
-        return str(lines.extend(code))
+            code.add("", prototypes[-1], "{", f"    {self.t} y;", f"    {self.name}(&x, &y);", "    return y;", "}")
+        return str(self._preamble().extend(code))
 
     def header(self) -> str:
         guard = f"MLPCODEGEN_{self.name}_H"  # case kept: predict and PREDICT get different guards
-        lines = Lines().add(*_file_comment(self.net, self.dtype, self.name, self.math, self.unroll),
-                            f"#ifndef {guard}", f"#define {guard}", "")
+        lines = Lines().add(*self._comment(), f"#ifndef {guard}", f"#define {guard}", "")
         lines.add("#include <stddef.h>", "", "#ifdef __cplusplus", 'extern "C" {', "#endif", "")
-        lines.add(*(proto + ";" for proto in signature(self.net, self.dtype, self.name)))
+        lines.add(*(proto + ";" for proto in signature(self.net, self.dtype, self.name, self.profile)))
         lines.add("", "#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {guard} */")
         return str(lines)
 
@@ -463,7 +601,13 @@ class CRenderer:
         function and the batch block."""
         out: list[str] = []
         for shape in self.shapes:
-            if shape.loops:
+            if shape.loops and shape.tile:
+                w, b = _kernel_names(shape.index, self.name)
+                out += _flat_array(w, tiled_kernel(shape.layer.kernel, shape.tile), self.dtype, self.t,
+                                   max(4, min(16, shape.layer.n_in * shape.tile)))
+                if shape.layer.bias is not None:
+                    out += _flat_array(b, shape.layer.bias, self.dtype, self.t, 16)
+            elif shape.loops:
                 w, b = _kernel_names(shape.index, self.name)
                 out += _array(w, shape.layer.kernel, self.dtype, self.t)
                 if shape.layer.bias is not None:
@@ -476,7 +620,9 @@ class CRenderer:
         sources: list[Node] = [self.builder.item("x", i) for i in range(self.net.n_inputs)]
         for shape in self.shapes:
             lines.add(f"/* {layer_comment(shape.layer, shape.index)}; {shape.label} */")
-            if shape.loops:
+            if shape.loops and shape.tile:
+                sources = self._tiled_layer(shape, sources, printer, lines)
+            elif shape.loops:
                 sources = self._loop_layer(shape.layer, shape.index, sources, printer, lines)
             else:
                 sources = emit_layer(printer, self.builder, shape.layer, shape.index, sources, lines)
@@ -514,6 +660,60 @@ class CRenderer:
             self._activation_loop(layer, z, lines, out=h)
             z = h
         return [b.item(z, j) for j in range(layer.units)]
+
+    def _tiled_layer(self, shape: LayerShape, sources: list[Node], printer: Printer, lines: Lines) -> list[Node]:
+        """Embedded loops: z = b + h W, ``shape.tile`` units per pass, each sum in a local
+        the compiler keeps in a register (the desktop loop's z[j] += ... is a load and a
+        store per multiply-add on a scalar core), summed in the order
+        ((b + h0 w0) + h1 w1) + ...; one pointer walks the kernel in its stored order.
+        Output-major passes (tile 1) apply an element-wise activation to the sum at once."""
+        layer, index, b = shape.layer, shape.index, self.builder
+        source, z = array_of(sources), f"z{index}"
+        if source is None:  # the inputs are scalars from an unrolled layer: gather them
+            source = f"v{index}"
+            lines.add(f"const {self.t} {source}[{len(sources)}] = {{{', '.join(printer.expr(s) for s in sources)}}};")
+        fused = shape.tile == 1 and not layer.activation.is_vector
+        full = layer.units - layer.units % shape.tile
+        lines.add(f"{self.t} {z}[{layer.units}];", "{")
+        lines.level += 1
+        lines.add(f"const {self.t} *w = {_kernel_names(index, self.name)[0]};",
+                  "size_t " + ("j, k;" if full else "k;"))
+        if full:
+            step = "++j" if shape.tile == 1 else f"j += {shape.tile}u"
+            lines.add(f"for (j = 0; j < {full}u; {step}) {{")
+            self._pass(shape, source, "j", shape.tile, fused, lines)
+            lines.add("}")
+        if layer.units > full:
+            lines.add("{")
+            self._pass(shape, source, f"{full}u", layer.units - full, fused, lines)
+            lines.add("}")
+        lines.level -= 1
+        lines.add("}")
+        sums = [b.item(z, j) for j in range(layer.units)]
+        if layer.activation.is_vector:
+            return activate_statements(printer, b, layer, index, named_values(b, index, sums), lines)
+        if not fused and not layer.activation.is_identity:
+            self._activation_loop(layer, z, lines)
+        return sums
+
+    def _pass(self, shape: LayerShape, source: str, j: str, width: int, fused: bool, lines: Lines) -> None:
+        """One pass of an embedded loop: ``width`` sums from unit ``j`` on, over every input."""
+        layer, t = shape.layer, self.t
+        at = [j if u == 0 else f"{j} + {u}u" for u in range(width)]
+        bias = _kernel_names(shape.index, self.name)[1]
+        starts = [f"{bias}[{a}]" if layer.bias is not None else literal(0.0, self.dtype) for a in at]
+        lines.level += 1
+        lines.add(f"{t} " + ", ".join(f"a{u} = {start}" for u, start in enumerate(starts)) + ";",
+                  f"for (k = 0; k < {layer.n_in}u; ++k) {{", f"    const {t} hk = {source}[k];",
+                  *(f"    a{u} += w[{u}] * hk;" for u in range(width)), f"    w += {width};", "}")
+        for u, a in enumerate(at):
+            value = f"a{u}"
+            if fused and not layer.activation.is_identity:
+                spec = layer.activation
+                formula = REGISTRY[spec.name].formula(self.builder, self.builder.ref(value), spec.unit_params(0))
+                value = top(self.printer().expr(formula))
+            lines.add(f"z{shape.index}[{a}] = {value};")
+        lines.level -= 1
 
     def _activation_loop(self, layer: Layer, z: str, lines: Lines, lanes: Optional[int] = None,
                          out: Optional[str] = None) -> None:
@@ -585,19 +785,32 @@ class CRenderer:
 
 
 def emit_c(net: Network, *, dtype: str = "float32", name: str = "mlp", unroll: str = "auto",
-           math: str = "fast") -> str:
+           math: str = "fast", profile: str = "desktop", optimize: str = "speed") -> str:
     """C99 source defining ``name`` (one sample) and ``name_batch`` (row-major batch).
+
+    ``profile="embedded"``: for microcontrollers: the one-sample function (and
+    ``name_scalar``) only, layer shapes chosen for a scalar core by ``optimize``
+    (``"speed"``: fewest instructions, ``"size"``: fewest flash bytes; see
+    :func:`embedded_shape`), loops that keep their sums in registers, and a file comment
+    stating the weights' flash and each function's stack.  ``optimize`` is ignored by the
+    desktop profile.
 
     ``unroll``: ``"always"`` writes every layer as the closed form, ``"never"`` writes
     Dense layers as loops over ``static const`` arrays, ``"auto"`` unrolls layers of at
     most :data:`UNROLL_MAX_WEIGHTS` weights.  ``math``: ``"fast"`` (default) uses the
     inline float32 exp/expm1/tanh/sigmoid of :mod:`c_math` (measured <= 2 ULP), ``"libm"``
     calls the C library; float64 always calls libm."""
-    return CRenderer(net, dtype=dtype, name=name, unroll=unroll, math=math).source()
+    return CRenderer(net, dtype=dtype, name=name, unroll=unroll, math=math, profile=profile,
+                     optimize=optimize).source()
 
 
-def _check_options(name: str, dtype: str, unroll: str, math: str) -> None:
+def _check_options(name: str, dtype: str, unroll: str, math: str, profile: str = "desktop",
+                   optimize: str = "speed") -> None:
     check_name(name)
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    if optimize not in OPTIMIZE_MODES:
+        raise ValueError(f"optimize must be one of {OPTIMIZE_MODES}, got {optimize!r}")
     if dtype not in NUMERIC_TYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     if unroll not in UNROLL_MODES:
@@ -607,10 +820,11 @@ def _check_options(name: str, dtype: str, unroll: str, math: str) -> None:
 
 
 def emit_c_header(net: Network, *, dtype: str = "float32", name: str = "mlp", unroll: str = "auto",
-                  math: str = "fast") -> str:
+                  math: str = "fast", profile: str = "desktop", optimize: str = "speed") -> str:
     """A header declaring the functions :func:`emit_c` defines (it takes the same
     options), usable from C and C++ (``extern "C"``)."""
-    return CRenderer(net, dtype=dtype, name=name, unroll=unroll, math=math).header()
+    return CRenderer(net, dtype=dtype, name=name, unroll=unroll, math=math, profile=profile,
+                     optimize=optimize).header()
 
 
 def cdef(net: Network, dtype: str, name: str) -> str:

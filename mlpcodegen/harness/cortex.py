@@ -1,0 +1,313 @@
+"""The embedded C on Cortex-M: cross-compiled sizes and stack (``mlpcodegen size``) and
+outputs and instruction counts on QEMU (``mlpcodegen verify --core``).
+
+Sizes are read from the predictor's own object file (``-ffunction-sections
+-fdata-sections``: a section per function and per weight array) and ``-fstack-usage``;
+what the library adds (math functions, soft-float helpers) from the symbols a minimal
+program that calls the predictor links in (``--gc-sections``, our start-up code, no C
+library start-up).  Verification builds :mod:`mlpcodegen.runtime.cross`'s driver around
+the predictor for the core and for this machine (same C, ``-ffp-contract=off``), runs
+a table of inputs through both and compares the core's outputs bit for bit with the
+host's and within the usual tolerances with the float64 reference and the peer
+(``model.predict``).
+"""
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ..backends.c import emit_c, emit_c_header, literal
+from ..errors import CompileError
+from ..ir import Network
+from ..numeric import numeric_type
+from ..runtime import cross
+
+#: Library symbols that are soft-float helpers (libgcc): __aeabi_f*/d*, __addsf3, ...
+_SOFT_FLOAT = re.compile(r"^__(aeabi_[a-z0-9]*[fd][a-z0-9]*|[a-z]+[sd]f\d?|[a-z]+[sd]f[a-z0-9]*|"
+                         r"(unord|fix|float|extend|trunc)[a-z0-9]+|clzsi2|aeabi_[a-z0-9]+)$")
+
+
+@dataclass(frozen=True)
+class Options:
+    """How the predictor is emitted (embedded profile)."""
+
+    dtype: str = "float32"
+    name: str = "predict"
+    math: str = "fast"
+    unroll: str = "auto"
+    optimize: str = "size"
+
+    def source(self, net: Network) -> tuple[str, str]:
+        kwargs = dict(dtype=self.dtype, name=self.name, math=self.math, unroll=self.unroll, profile="embedded",
+                      optimize=self.optimize)
+        return emit_c(net, **kwargs), emit_c_header(net, **kwargs)
+
+
+def write_predictor(net: Network, options: Options, folder: Path) -> Path:
+    """NAME.c, NAME.h and mlpc_net.h (what the drivers include) in ``folder``; the .c path."""
+    source, header = options.source(net)
+    (folder / f"{options.name}.c").write_text(source)
+    (folder / f"{options.name}.h").write_text(header)
+    (folder / "mlpc_net.h").write_text("\n".join([
+        f'#include "{options.name}.h"', f"#define MLPC_T {numeric_type(options.dtype).c_type}",
+        f"#define MLPC_NAME {options.name}", f"#define MLPC_INPUTS {net.n_inputs}u",
+        f"#define MLPC_OUTPUTS {net.n_outputs}u", ""]))
+    return folder / f"{options.name}.c"
+
+
+# ------------------------------------------------------------------- sizes
+
+
+@dataclass(frozen=True)
+class SizeRow:
+    """One core at one optimisation level."""
+
+    core: str
+    opt: str
+    text: int  # the predictor's code
+    rodata: int  # its weights and constants
+    data: int
+    bss: int
+    functions: dict  # name -> (code bytes, stack bytes)
+    math: dict  # library function -> bytes (libm, libc)
+    soft_float: dict  # libgcc helper -> bytes
+
+    @property
+    def predictor(self) -> int:
+        return self.text + self.rodata + self.data
+
+
+def _sections(obj: Path) -> dict[str, int]:
+    out = cross.run([cross.tool("arm-none-eabi-size"), "-A", str(obj)], "arm-none-eabi-size")
+    sizes: dict[str, int] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0].startswith(".") and parts[1].isdigit():
+            sizes[parts[0]] = int(parts[1])
+    return sizes
+
+
+def _kind(section: str) -> Optional[str]:
+    for kind in ("text", "rodata", "data", "bss"):
+        if section == f".{kind}" or section.startswith(f".{kind}."):
+            return kind
+    return None
+
+
+def stack_usage(su: Path) -> dict[str, int]:
+    """function -> bytes, from a gcc ``-fstack-usage`` file."""
+    usage = {}
+    for line in su.read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2 and parts[1].strip().isdigit():
+            usage[parts[0].rsplit(":", 1)[-1]] = int(parts[1])
+    return usage
+
+
+def _symbols(path: Path) -> dict[str, int]:
+    """Defined code and data symbols -> size."""
+    out = cross.run([cross.tool("arm-none-eabi-nm"), "-S", "--defined-only", str(path)], "arm-none-eabi-nm")
+    symbols = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[2] in "TtDdBbRrWw":
+            symbols[parts[3]] = int(parts[1], 16)
+    return symbols
+
+
+def _measure(folder: Path, source: Path, target: cross.Core, opt: str) -> SizeRow:
+    tag = f"{target.name}{opt}"
+    obj = cross.compile_object(source, target, opt, folder / f"predictor{tag}.o")
+    main = cross.compile_object(cross.DATA / "size_main.c", target, opt, folder / f"main{tag}.o", include=folder,
+                                extra=("-fno-tree-loop-distribute-patterns",))
+    image = cross.link([obj, main], target, opt, folder / f"image{tag}.elf")
+    totals = {"text": 0, "rodata": 0, "data": 0, "bss": 0}
+    sections = _sections(obj)
+    for section, size in sections.items():
+        kind = _kind(section)
+        if kind:
+            totals[kind] += size
+    stack = stack_usage(obj.with_suffix(".su"))
+    functions = {name: (sections.get(f".text.{name}", 0), bytes_) for name, bytes_ in stack.items()}
+    ours = set(_symbols(obj)) | set(_symbols(main)) | {"main", "mlpc_reset", "mlpc_write", "mlpc_exit",
+                                                        "mlpc_fault", "mlpc_semihost", "mlpc_vectors", "block.0"}
+    library = {name: size for name, size in _symbols(image).items() if name not in ours and size}
+    soft = {name: size for name, size in library.items() if _SOFT_FLOAT.match(name)}
+    maths = {name: size for name, size in library.items() if name not in soft}
+    return SizeRow(target.name, opt, totals["text"], totals["rodata"], totals["data"], totals["bss"],
+                   functions, maths, soft)
+
+
+def measure_sizes(net: Network, options: Options, cores: Sequence[str],
+                  opts: Sequence[str] = cross.OPT_LEVELS) -> list[SizeRow]:
+    """A :class:`SizeRow` for every core and optimisation level (built in parallel)."""
+    targets = [cross.core(name) for name in cores]
+    cross.tool("arm-none-eabi-gcc")
+    with tempfile.TemporaryDirectory(prefix="mlpcodegen-size-") as tmp:
+        folder = Path(tmp)
+        source = write_predictor(net, options, folder)
+        jobs = [(target, opt) for target in targets for opt in opts]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return list(pool.map(lambda job: _measure(folder, source, *job), jobs))
+
+
+def _listing(entries: dict) -> str:
+    return ", ".join(f"{name} {size}" for name, size in sorted(entries.items(), key=lambda e: -e[1])) or "-"
+
+
+def size_table(net: Network, options: Options, rows: Sequence[SizeRow]) -> str:
+    """The report of ``mlpcodegen size``: one line per core and level, then what each
+    function takes and what the libraries add."""
+    head = [f"network {net.describe()}; C embedded profile, optimize {options.optimize}, {options.dtype}, "
+            f"math {options.math}; arm-none-eabi-gcc {' '.join(cross.BASE_FLAGS)}",
+            "bytes of the predictor alone (its object file); library: what linking adds for it"]
+    table = [("core", "opt", "text", "rodata", "data", "bss", "predictor", "math lib", "soft-float",
+              "stack " + options.name)]
+    for row in rows:
+        table.append((row.core, row.opt, str(row.text), str(row.rodata), str(row.data), str(row.bss),
+                      str(row.predictor), str(sum(row.math.values())), str(sum(row.soft_float.values())),
+                      str(row.functions.get(options.name, (0, 0))[1])))
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    lines = head + ["  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                    for r in table]
+    for row in rows:
+        functions = ", ".join(f"{name} {code} B code, {stack} B stack" for name, (code, stack) in
+                              sorted(row.functions.items()))
+        lines.append(f"{row.core} {row.opt}: {functions}; math: {_listing(row.math)}; "
+                     f"soft-float: {_listing(row.soft_float)}")
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------- running
+
+
+@dataclass
+class CoreRun:
+    """Outputs of a table of inputs on one core (or the host) and, on a core, the
+    instructions one inference takes (mean over the timed rows, an empty call's cost
+    subtracted)."""
+
+    outputs: np.ndarray
+    instructions: Optional[float] = None
+    extra: dict = field(default_factory=dict)
+
+
+def _table_header(x: np.ndarray, dtype: str, timed: int, repeat: int) -> str:
+    rows = [" {" + ", ".join(literal(v, dtype) for v in row) + "}" for row in x]
+    return "\n".join([f"#define MLPC_ROWS {len(x)}u", f"#define MLPC_TIMED {timed}u", f"#define MLPC_REPEAT {repeat}u",
+                      f"static const MLPC_T mlpc_x[{len(x)}][MLPC_INPUTS] = {{", ",\n".join(rows), "};", ""])
+
+
+def _parse(text: str, n_rows: int, n_outputs: int, dtype: str) -> tuple[np.ndarray, list[int]]:
+    lines = text.splitlines()
+    rows = [line.split() for line in lines if line and not line.startswith("ticks")]
+    ticks = [int(v, 16) for line in lines if line.startswith("ticks") for v in line.split()[1:]]
+    if len(rows) != n_rows or any(len(r) != n_outputs for r in rows):
+        raise CompileError(f"the program printed {len(rows)} rows, expected {n_rows} of {n_outputs} outputs: "
+                           + " | ".join(lines[-3:]))
+    np_dtype = numeric_type(dtype).np_dtype
+    bits = np.array([[int(v, 16) for v in r] for r in rows], dtype=np.uint64 if np_dtype.itemsize == 8 else np.uint32)
+    return bits.view(np_dtype).reshape(n_rows, n_outputs), ticks
+
+
+def _prepare(net: Network, x: np.ndarray, options: Options, folder: Path) -> tuple[Path, int, int]:
+    source = write_predictor(net, options, folder)
+    timed = min(len(x), 64)
+    repeat = max(1, math.ceil(64 / timed))
+    (folder / "mlpc_table.h").write_text(_table_header(x, options.dtype, timed, repeat))
+    return source, timed, repeat
+
+
+def run_on_core(net: Network, x: np.ndarray, core: str, options: Options, opt: str = "-Os",
+                timeout: float = 120.0) -> CoreRun:
+    """``x`` through the predictor on ``core`` under QEMU."""
+    target = cross.core(core)
+    cross.tool("arm-none-eabi-gcc")
+    cross.tool("qemu-system-arm")
+    with tempfile.TemporaryDirectory(prefix="mlpcodegen-core-") as tmp:
+        folder = Path(tmp)
+        source, timed, repeat = _prepare(net, x, options, folder)
+        objects = [cross.compile_object(source, target, opt, folder / "predictor.o"),
+                   cross.compile_object(cross.DATA / "driver.c", target, opt, folder / "driver.o", include=folder)]
+        image = cross.link(objects, target, opt, folder / "image.elf")
+        outputs, ticks = _parse(cross.qemu(image, target, timeout), len(x), net.n_outputs, options.dtype)
+    if len(ticks) != 2:
+        raise CompileError("the program on the core did not report its instruction count")
+    instructions = (ticks[0] - ticks[1]) * cross.INSTRUCTIONS_PER_TICK / (timed * repeat)
+    return CoreRun(outputs, instructions)
+
+
+#: Host build of the same C: no contraction (as the cross builds), so the bits agree.
+HOST_FLAGS = ("-std=c99", "-O2", "-ffp-contract=off", "-g0")
+
+
+def run_on_host(net: Network, x: np.ndarray, options: Options, timeout: float = 120.0) -> CoreRun:
+    """``x`` through the same predictor and driver compiled for this machine."""
+    with tempfile.TemporaryDirectory(prefix="mlpcodegen-host-") as tmp:
+        folder = Path(tmp)
+        source, _, _ = _prepare(net, x, options, folder)
+        program = folder / "program"
+        cross.run([cross.host_compiler(), *HOST_FLAGS, f"-I{folder}", str(source), str(cross.DATA / "driver.c"),
+                   str(cross.DATA / "host.c"), "-o", str(program), "-lm"], "host build of the driver")
+        try:
+            done = subprocess.run([str(program)], capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise CompileError(f"the host program took longer than {timeout:g} s") from None
+        if done.returncode != 0:
+            raise CompileError(f"the host program failed (exit {done.returncode})")
+        return CoreRun(_parse(done.stdout, len(x), net.n_outputs, options.dtype)[0])
+
+
+# ------------------------------------------------------------------- verification
+
+
+def verify_on_core(net: Network, core: str, options: Options, *, peer: Any = None, n: int = 1000,
+                   domain: Any = None, data: Any = None, seed: int = 0, input_scaling: Any = None,
+                   output_scaling: Any = None, opt: str = "-Os") -> tuple[Any, float]:
+    """(a :class:`~mlpcodegen.harness.verify.VerifyReport`, instructions per inference):
+    the core's outputs against the float64 reference and ``peer`` (e.g. a model file:
+    ``model.predict``) within the usual tolerances, and against the host build of the
+    same C bit for bit.  ``net`` is the network with any scaling folded in."""
+    from ..reference import evaluate_magnitude
+    from .verify import (F32_ULP_BOUND, F64_REL_BOUND, MODEL_UNITS, ORIGINAL_UNITS, Comparison, VerifyReport,
+                         _inputs, _peer_outputs, as_peer, compare)
+
+    x, (lo, hi), source = _inputs(net.n_inputs, n, domain, None, data, seed)
+    x = x.astype(numeric_type(options.dtype).np_dtype)
+    reference, scale = evaluate_magnitude(net, x)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        on_core = pool.submit(run_on_core, net, x, core, options, opt)
+        on_host = pool.submit(run_on_host, net, x, options)
+        ran, host = on_core.result(), on_host.result()
+    label = f"c {options.dtype} on {core} (qemu {cross.core(core).machine})"
+    f32 = numeric_type(options.dtype).is_float32
+
+    def check(what: str, actual, expected, dtype: str, checked: bool = True) -> Comparison:
+        max_abs, max_rel, max_ulp = compare(actual, expected, scale, dtype)
+        bound = f"ulp <= {F32_ULP_BOUND:g}" if dtype != "float64" else f"rel <= {F64_REL_BOUND:g}"
+        passed = (max_ulp <= F32_ULP_BOUND) if dtype != "float64" else (max_rel <= F64_REL_BOUND)
+        return Comparison(what, max_abs, max_rel, max_ulp, dtype, bound if checked else "(information)",
+                          passed if checked else None)
+
+    report = VerifyReport(net.describe(), f"c (embedded, {core})", options.dtype, len(x), (lo, hi),
+                          units=MODEL_UNITS if input_scaling is None else ORIGINAL_UNITS, source=source)
+    report.comparisons.append(check(f"{label} vs reference (float64)", ran.outputs, reference, options.dtype))
+    if peer is not None:
+        found = as_peer(peer)
+        predicted, predict_dtype = _peer_outputs(found, x.astype(np.float32), input_scaling, output_scaling)
+        worst = "float32" if f32 or predict_dtype != "float64" else "float64"
+        report.comparisons.append(check(f"{label} vs {found.label}", ran.outputs, predicted, worst))
+    differing = int(np.sum(np.any(ran.outputs.view(np.uint8).reshape(len(x), -1) !=
+                                  host.outputs.view(np.uint8).reshape(len(x), -1), axis=1)))
+    note = "" if not differing else f" ({differing} rows differ)"
+    report.comparisons.append(Comparison(f"{label} vs host build (-ffp-contract=off){note}", *compare(
+        ran.outputs, host.outputs, scale, options.dtype), options.dtype, "bit-identical", differing == 0))
+    return report, ran.instructions

@@ -1,0 +1,89 @@
+/* mlpcodegen verification driver: runs the predictor on a table of inputs and prints
+   each output's bits in hex, then (on Cortex-M) the instructions the predictor took,
+   counted by SysTick under QEMU's -icount.  The same file builds on the host, to
+   compare the bits.  No C library: the platform provides mlpc_write. */
+#include <stddef.h>
+#include <stdint.h>
+#include "mlpc_net.h"
+#include "mlpc_table.h"
+
+void mlpc_write(const char *text);
+
+static void mlpc_hex(char *out, uint32_t value)
+{
+    int i;
+    for (i = 0; i < 8; ++i) {
+        const uint32_t digit = (value >> (28 - 4 * i)) & 0xFu;
+        out[i] = (char)(digit < 10u ? '0' + (int)digit : 'a' + (int)digit - 10);
+    }
+}
+
+static void mlpc_print_row(const MLPC_T *y)
+{
+    char line[MLPC_OUTPUTS * 17 + 2];
+    size_t j, at = 0;
+    for (j = 0; j < MLPC_OUTPUTS; ++j) {
+        const unsigned char *bytes = (const unsigned char *)&y[j];
+        uint32_t words[2] = {0u, 0u};
+        size_t b;
+        for (b = 0; b < sizeof(MLPC_T); ++b) words[b / 4u] |= (uint32_t)bytes[b] << (8u * (b % 4u));
+        if (sizeof(MLPC_T) == 8u) {
+            mlpc_hex(line + at, words[1]);
+            at += 8u;
+        }
+        mlpc_hex(line + at, words[0]);
+        at += 8u;
+        line[at++] = j + 1u < MLPC_OUTPUTS ? ' ' : '\n';
+    }
+    line[at] = '\0';
+    mlpc_write(line);
+}
+
+static MLPC_T mlpc_y[MLPC_OUTPUTS];
+
+#if defined(__arm__)
+#define MLPC_SYST_CSR (*(volatile uint32_t *)0xE000E010u)
+#define MLPC_SYST_RVR (*(volatile uint32_t *)0xE000E014u)
+#define MLPC_SYST_CVR (*(volatile uint32_t *)0xE000E018u)
+
+__attribute__((noinline)) static void mlpc_empty(const MLPC_T *x, MLPC_T *y)
+{
+    __asm__ volatile("" : : "r"(x), "r"(y) : "memory");
+}
+
+/* SysTick ticks (down-counting, 24 bits) for MLPC_REPEAT passes over the first MLPC_TIMED rows */
+static uint32_t mlpc_ticks(void (*function)(const MLPC_T *, MLPC_T *))
+{
+    uint32_t start, end;
+    size_t i, r;
+    start = MLPC_SYST_CVR;
+    for (r = 0; r < MLPC_REPEAT; ++r)
+        for (i = 0; i < MLPC_TIMED; ++i) function(mlpc_x[i], mlpc_y);
+    end = MLPC_SYST_CVR;
+    return (start - end) & 0xFFFFFFu;
+}
+#endif
+
+int main(void)
+{
+    size_t i;
+    for (i = 0; i < MLPC_ROWS; ++i) {
+        MLPC_NAME(mlpc_x[i], mlpc_y);
+        mlpc_print_row(mlpc_y);
+    }
+#if defined(__arm__)
+    {
+        char line[32] = "ticks ";
+        MLPC_SYST_RVR = 0xFFFFFFu;
+        MLPC_SYST_CVR = 0u;
+        MLPC_SYST_CSR = 5u; /* enabled, processor clock, no interrupt */
+        mlpc_hex(line + 6, mlpc_ticks(MLPC_NAME));
+        line[14] = ' ';
+        mlpc_hex(line + 15, mlpc_ticks(mlpc_empty));
+        line[23] = '\n';
+        line[24] = '\0';
+        mlpc_write(line);
+    }
+#endif
+    return 0;
+}
