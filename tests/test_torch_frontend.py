@@ -136,7 +136,7 @@ def check_against_torch(model: nn.Module, net, x: np.ndarray) -> None:
 def test_random_sequential_matches_forward_and_reference(seed):
     model = random_sequential(seed)
     net = mlpcodegen.load(model)
-    assert net.n_inputs == model[0].in_features if isinstance(model[0], nn.Linear) else True
+    assert net.n_inputs == next(m for m in model.modules() if isinstance(m, nn.Linear)).in_features
     check_against_torch(model, net, inputs(net.n_inputs, seed))
     unfolded = mlpcodegen.load(model, fold=False)
     x = inputs(net.n_inputs, seed, 16)
@@ -158,7 +158,8 @@ def test_every_listed_activation_module_is_drawn():
     lambda: nn.Sequential(nn.Linear(3, 4), nn.Hardshrink(0.4), nn.AlphaDropout(0.2), nn.Linear(4, 2)),
     lambda: nn.Sequential(nn.Linear(3, 4), nn.RMSNorm(4, eps=1e-5), nn.Linear(4, 2), nn.LogSoftmax(dim=1)),
     lambda: nn.Sequential(nn.Linear(3, 4), nn.Hardtanh(-0.5, float("inf")), nn.Linear(4, 2)),
-    lambda: nn.Sequential(_batch_norm(np.random.default_rng(3), 3), nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1), nn.Softmax(dim=-1)),
+    lambda: nn.Sequential(_batch_norm(np.random.default_rng(3), 3), nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1),
+                          nn.Softmax(dim=-1)),
     lambda: nn.Linear(5, 3),
     lambda: nn.Sequential(nn.Sequential(nn.Sequential(nn.Linear(2, 3, bias=False)), nn.ReLU()), nn.Linear(3, 1)),
 ], ids=["glu", "threshold", "hardshrink", "rms_norm", "half_open_hardtanh", "input_batchnorm", "bare_linear",
@@ -277,6 +278,20 @@ def test_user_defined_root_module_refused():
         mlpcodegen.load(net)
     with pytest.raises(UnsupportedError, match=r"model \(Net\).*not torch.nn"):
         frontend.load_object(net)
+
+
+def test_global_hooks_and_parametrizations_refused():
+    model = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda module, args, out: out)
+    try:
+        with pytest.raises(UnsupportedError, match="global forward hooks"):
+            mlpcodegen.load(model)
+    finally:
+        handle.remove()
+    mlpcodegen.load(model)
+    torch.nn.utils.parametrizations.orthogonal(model[1])
+    with pytest.raises(UnsupportedError, match=r"model.1 \(ParametrizedLinear\).*remove_parametrizations"):
+        mlpcodegen.load(model)
 
 
 def test_non_finite_weights_refused():

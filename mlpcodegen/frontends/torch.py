@@ -41,6 +41,7 @@ torch).  In-memory objects -- the user's own, trusted -- come through this front
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, Callable
 
 import numpy as np
@@ -276,6 +277,7 @@ SUPPORTED = ("Sequential",) + tuple(READERS)
 
 def load_object(obj: Any, *, fold: bool = True) -> Network:
     """The frontend-table entry: an ``nn.Sequential`` (or a bare ``nn.Linear``)."""
+    _check_global_hooks()
     leaves = _leaves(obj, ROOT)
     n_inputs = _input_width(leaves)
     layers, width, dtypes = [], n_inputs, set()
@@ -326,10 +328,23 @@ def _check_module(module: Any, path: str) -> None:
                                "what it computes is not in its parameters alone; remove the hooks first")
 
 
+def _check_global_hooks() -> None:
+    """Hooks registered for every module (``register_module_forward_hook``) change every
+    forward; read from torch's module without importing anything."""
+    module = sys.modules.get("torch.nn.modules.module")
+    hooks = [name for name in ("_global_forward_hooks", "_global_forward_pre_hooks") if getattr(module, name, None)]
+    if hooks:
+        raise UnsupportedError("PyTorch: global forward hooks are registered (register_module_forward_hook): "
+                               "what the modules compute is not in their parameters alone; remove the hooks first")
+
+
 def _hint(cls: type) -> str:
     """Why a class that looks like torch's is still refused."""
     if "Script" in cls.__name__:
         return " (a TorchScript module: pass the original nn.Module, or export it to ONNX)"
+    if cls.__name__.startswith("Parametrized"):
+        return (" (a parametrized module: torch.nn.utils.parametrize.remove_parametrizations(module, name, "
+                "leave_parametrized=True) makes it a plain one)")
     base = next((b for b in cls.__mro__[1:] if (b.__module__ or "").startswith("torch.nn.")), None)
     if not (cls.__module__ or "").startswith("torch.nn.") and base is not None:
         return (f" (a subclass of torch.nn {base.__name__} defined in {cls.__module__}, not torch.nn: "
