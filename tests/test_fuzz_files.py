@@ -1,4 +1,5 @@
-"""Fuzzing the file reader (issue 9): mutated .keras and .h5 files give a clean error
+"""Fuzzing the file reader (issue 9): mutated .keras and .h5 files (Keras 2.2 to 3) and
+architecture JSON + weights pairs (issue 11) give a clean error
 (an MlpCodegenError) or a valid network — never another exception, a hang or unbounded
 memory — and through the command line: exit 1, no traceback, no output file.
 
@@ -26,6 +27,7 @@ from mlpcodegen.frontends.keras import load
 from mlpcodegen.ir import Network
 from mlpcodegen.limits import ReadLimits
 from test_frontend_safety import default_weights, functional_config, h5_bytes, keras_bytes, sequential_config
+from test_keras_formats import keras22_h5, random_spec, tf_keras2_json, tf_keras2_weights, tf_keras213_archive
 
 #: tight enough that a spinning or ballooning parse is cut short quickly
 LIMITS = ReadLimits(seconds=10, memory_bytes=1 << 30)
@@ -37,15 +39,48 @@ Mutant = tuple[str, bytes]  # (description, file bytes)
 # ------------------------------------------------------------------- base files
 
 
+def _written(writer: Callable, *args) -> bytes:
+    blob = io.BytesIO()
+    writer(blob, *args)
+    return blob.getvalue()
+
+
 def base_files() -> dict[str, bytes]:
-    """Valid files of both layouts, built without TensorFlow."""
+    """Valid files of every layout, built without TensorFlow."""
     return {
         "seq.keras": keras_bytes(),
         "func.keras": keras_bytes(functional_config()),
         "seq.h5": h5_bytes(),
         "func.h5": h5_bytes(functional_config()),
         "seed.keras": (REPO / "generated/seed/seed.keras").read_bytes(),
+        "keras22 list-config.h5": _written(keras22_h5, random_spec(1)),
+        "tf.keras 2.13.keras": _written(tf_keras213_archive, random_spec(2), "backslash", True),
     }
+
+
+def json_pair() -> tuple[bytes, bytes]:
+    """A tf.keras 2 architecture JSON and its save_weights file."""
+    spec = random_spec(1)
+    return json.dumps(tf_keras2_json(spec, functional=True)).encode(), _written(tf_keras2_weights, spec, True)
+
+
+PairMutant = tuple[str, bytes, bytes]  # (description, JSON bytes, weights bytes)
+
+
+def pair_mutants(seed: int, scale: int = 1) -> Iterator[PairMutant]:
+    """The JSON + weights pair with one of them truncated, flipped or given junk values."""
+    rng = random.Random(seed)
+    text, weights = json_pair()
+    for what, data in [*truncations("weights.h5", weights, rng, 10 * scale),
+                       *byte_flips("weights.h5", weights, rng, 20 * scale)]:
+        yield what, text, data
+    for what, data in truncations("model.json", text, rng, 5 * scale):
+        yield what, data, weights
+    config = json.loads(text)
+    for _ in range(20 * scale):
+        path = rng.choice(list(_paths(config)))
+        new = rng.choice(JUNK)
+        yield f"model.json {'/'.join(map(str, path))} = {new!r}", json.dumps(_replaced(config, path, new)).encode(), weights
 
 
 # --------------------------------------------------------------------- mutators
@@ -188,10 +223,10 @@ def all_mutants(seed: int, scale: int = 1) -> Iterator[Mutant]:
 # --------------------------------------------------------------------- outcomes
 
 
-def outcome(path: Path, limits: ReadLimits = LIMITS) -> str:
+def outcome(path: Path, limits: ReadLimits = LIMITS, weights: Path | None = None) -> str:
     """"ok", or the MlpCodegenError class name; anything else escapes (a test failure)."""
     try:
-        net = load(path, limits=limits)
+        net = load(path, limits=limits, weights=weights)
     except MlpCodegenError as exc:
         assert "Traceback" not in str(exc)
         return type(exc).__name__
@@ -224,6 +259,19 @@ def test_mutated_files_give_clean_errors_or_valid_networks(tmp_path):
         path.unlink()
     _no_traversal_written(before, folder)
     assert counts.get("ModelFormatError", 0) > 100 and counts.get("ok", 0) > 0, counts
+
+
+def test_mutated_json_and_weights_give_clean_errors_or_valid_networks(tmp_path):
+    counts: dict[str, int] = {}
+    for what, text, weights in pair_mutants(seed=9):
+        (tmp_path / "m.json").write_bytes(text)
+        (tmp_path / "w.h5").write_bytes(weights)
+        try:
+            result = outcome(tmp_path / "m.json", weights=tmp_path / "w.h5")
+        except Exception as exc:  # noqa: BLE001 - report which mutant escaped
+            raise AssertionError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        counts[result] = counts.get(result, 0) + 1
+    assert counts.get("ModelFormatError", 0) > 10 and counts.get("ok", 0) > 0, counts
 
 
 def _limited():

@@ -305,7 +305,7 @@ def test_tf_keras2_json_with_weights_h5(tmp_path, keras_module, seed, functional
     check_against_peers(net, spec, keras3_peer(keras_module, spec), seed)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", SEEDS[:2])
 @pytest.mark.parametrize("layout", ["layers", "nested", "backslash"])
 def test_tf_keras213_archive(tmp_path, keras_module, seed, layout):
     spec = random_spec(seed)
@@ -313,7 +313,7 @@ def test_tf_keras213_archive(tmp_path, keras_module, seed, layout):
     check_against_peers(load(tmp_path / "m.keras"), spec, keras3_peer(keras_module, spec), seed)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", SEEDS[1:])
 def test_keras3_json_with_weights_h5(tmp_path, keras_module, seed):
     """Keras 3's own to_json (DTypePolicy objects, batch_shape) and .weights.h5."""
     spec = random_spec(seed)

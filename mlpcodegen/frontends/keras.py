@@ -52,19 +52,23 @@ class _LayerEntry:
 # --------------------------------------------------------------------------- public
 
 
-def load(source: Any, fold: bool = True, *, limits: ReadLimits | None = None) -> Network:
-    """Read a Keras model (object, ``.keras`` path or ``.h5`` path) into a Network.
+def load(source: Any, fold: bool = True, *, limits: ReadLimits | None = None,
+         weights: PathLike | None = None) -> Network:
+    """Read a Keras model (object, ``.keras`` path, ``.h5`` path, or architecture
+    ``.json`` path with its ``weights`` file) into a Network.
 
     ``fold=False`` keeps normalisation and rescaling layers as separate affine steps,
     as Keras computes them (verification measures rounding on that form).  ``limits``
     bounds what reading a file may cost (default: ``DEFAULT_LIMITS``)."""
     if isinstance(source, (str, os.PathLike)):
-        return load_file(source, fold, limits=limits)
+        return load_file(source, fold, limits=limits, weights=weights)
+    if weights is not None:
+        raise ModelFormatError("a separate weights file goes with a Keras architecture JSON path, not an object")
     if hasattr(source, "get_config") and hasattr(source, "layers"):
         return load_model_object(source, fold)
     raise ModelFormatError(
         f"cannot read a model from a {type(source).__name__}; pass a keras.Model or the "
-        "path of a .keras / .h5 file"
+        "path of a .keras / .h5 file (or of a .json with its weights file)"
     )
 
 
