@@ -304,18 +304,24 @@ static void mlpn__run(const mlpn__t *x, mlpn__t *y, size_t n, size_t threads)
     pthread_t ids[MLPN__MAX_THREADS];
     mlpn__job jobs[MLPN__MAX_THREADS];
     int started[MLPN__MAX_THREADS];
+    pthread_attr_t attr;
+    int have_attr = pthread_attr_init(&attr) == 0;
     size_t groups = (n + MLPN__SPLIT - 1) / MLPN__SPLIT, per, k, count = 0;
     if (threads > groups) threads = groups;
-    if (threads <= 1) { @NAME@_batch(x, y, n); return; }
+    if (threads <= 1) { if (have_attr) pthread_attr_destroy(&attr); @NAME@_batch(x, y, n); return; }
+    /* at least the stack the C states it needs (plus room), never less than the usual 8 MiB */
+    if (have_attr) pthread_attr_setstacksize(&attr, (size_t)@STACK@ + ((size_t)1 << 20) > ((size_t)8 << 20) ?
+                                             (size_t)@STACK@ + ((size_t)1 << 20) : ((size_t)8 << 20));
     per = (groups + threads - 1) / threads * MLPN__SPLIT;
     for (k = 0; k * per < n; ++k) {
         size_t start = k * per, rows = n - start < per ? n - start : per;
         jobs[k].x = x + start * (size_t)MLPN__IN; jobs[k].y = y + start * (size_t)MLPN__OUT; jobs[k].n = rows;
-        started[k] = k > 0 && pthread_create(&ids[k], NULL, mlpn__work, &jobs[k]) == 0;
+        started[k] = k > 0 && pthread_create(&ids[k], have_attr ? &attr : NULL, mlpn__work, &jobs[k]) == 0;
         count = k + 1;
     }
     for (k = 0; k < count; ++k) if (!started[k]) mlpn__work(&jobs[k]);
     for (k = 1; k < count; ++k) if (started[k]) pthread_join(ids[k], NULL);
+    if (have_attr) pthread_attr_destroy(&attr);
 }
 
 static PyObject *mlpn__shape(PyArrayObject *a)
@@ -555,12 +561,13 @@ static void @NAME@_batch(const mlpn__t *x, mlpn__t *y, size_t n)
 
 
 def native_source(module: str, name: str, numeric: NumericType, n_inputs: int, n_outputs: int, *,
-                  cdef: str, work_per_row: int) -> str:
+                  cdef: str, work_per_row: int, stack: int = 0) -> str:
     """C for ``module + NATIVE_SUFFIX``: ``predict(x, *, out=None, threads=None)`` (METH_FASTCALL,
     NumPy C API) and, for 1 -> 1 networks, ``scalar(v)`` (METH_O), calling the generated
     functions ``name``/``name_batch``/``name_scalar`` of the same file directly.  ``cdef``
     says which of them exist; ``work_per_row`` (multiply-adds and activations) sets the
-    rows per thread of ``threads=None``."""
+    rows per thread of ``threads=None``; ``stack`` (bytes the batch function needs) the
+    worker threads' stack size (at least 8 MiB, as a main thread usually has)."""
     scalar = f"{name}_scalar(" in cdef
     release = work_per_row > RELEASE_ONE_WEIGHTS
     fills = {
@@ -572,7 +579,7 @@ def native_source(module: str, name: str, numeric: NumericType, n_inputs: int, n
         "@RELEASE_ONE_END@": "Py_END_ALLOW_THREADS" if release else "",
         "@MODULE@": module + NATIVE_SUFFIX, "@NAME@": name, "@T@": numeric.c_type,
         "@NPY@": f"NPY_{numeric.np_dtype.name.upper()}", "@DTYPE@": numeric.np_dtype.name,
-        "@IN@": str(n_inputs), "@OUT@": str(n_outputs), "@SPLIT@": str(SPLIT_ROWS),
+        "@STACK@": str(int(stack)), "@IN@": str(n_inputs), "@OUT@": str(n_outputs), "@SPLIT@": str(SPLIT_ROWS),
         "@MIN_ROWS@": str(max(SPLIT_ROWS, -(-WORK_PER_THREAD // max(1, work_per_row)))),
     }
     text = _NATIVE_C

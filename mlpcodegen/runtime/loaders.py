@@ -47,14 +47,15 @@ def _load_c(net: Network, numeric: NumericType, name: str, *, unroll: str = "aut
 
 def _c_source(net: Network, numeric: NumericType, name: str, options: dict, module: str) -> tuple[str, str]:
     """(source, cdef) of the library ``module``: the emitted C, then the native entry points."""
-    from ..backends.c import signature
+    from ..backends.c import signature, stack_bytes
     from .cffi_build import native_source
 
     source = emit(net, "c", dtype=numeric.name, name=name, **options)
     profile = {"profile": options["profile"]} if "profile" in options else {}
     cdef = "".join(proto + ";\n" for proto in signature(net, numeric.name, name, **profile))
     native = native_source(module, name, numeric, net.n_inputs, net.n_outputs, cdef=cdef,
-                           work_per_row=_work_per_row(net))
+                           work_per_row=_work_per_row(net),
+                           stack=stack_bytes(net, numeric.name, str(options["unroll"]))["batch"])
     return source + native, cdef
 
 

@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""The compiled predictor's Python paths, side by side in one run: the native call,
+``scalar``, cache hits and threads.
+
+    python bench/native_call.py [--quick] [--out bench/NATIVE.md]
+
+Models: seed 1-3-2-1 tanh/tanh/linear (generated/seed/seed.keras), mid 8-64-64-1
+relu/relu/linear and cls 16-64-64-10 relu/relu/softmax (normal weights scaled by
+1/sqrt(fan-in), fixed seeds, built as IR), float32, default options; the cache hit on
+784-512-512-10 relu/relu/softmax.  Every table gives medians over rounds; ratios are
+taken within each round (the paths of a round run back to back) and their median is
+reported.  The machine's load (``os.getloadavg``) is printed before and after: the
+thread figures need an otherwise idle machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import timeit
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from mlpcodegen.frontends import load  # noqa: E402
+from mlpcodegen.ir import Activation, Dense, Network  # noqa: E402
+from mlpcodegen.runtime import compile_c  # noqa: E402
+from mlpcodegen.runtime.cffi_build import _LOADED, CompiledNetwork  # noqa: E402
+
+
+def random_net(widths, activations, seed) -> Network:
+    rng = np.random.default_rng(seed)
+    return Network(widths[0], tuple(
+        Dense(rng.normal(size=(a, b)) / np.sqrt(a), rng.normal(size=b) * 0.1, Activation(f), f"dense_{i}")
+        for i, (a, b, f) in enumerate(zip(widths, widths[1:], activations))))
+
+
+def models() -> dict[str, Network]:
+    return {"seed 1-3-2-1": load(REPO / "generated/seed/seed.keras"),
+            "mid 8-64-64-1": random_net([8, 64, 64, 1], ["relu", "relu", "linear"], 1),
+            "cls 16-64-64-10": random_net([16, 64, 64, 10], ["relu", "relu", "softmax"], 2)}
+
+
+def per_call(stmt: str, env: dict, number: int) -> float:
+    """ns per call: the best of 3 repeats of ``number`` calls (the least disturbed)."""
+    return min(timeit.Timer(stmt, globals=env).repeat(3, number)) / number * 1e9
+
+
+def call_table(nets: dict, rounds: int, number: int) -> list[str]:
+    lines = ["| model | bound `b.run()` | `predict(x)` native | ratio native ÷ bound (target ≤ 1.2) | "
+             "Python path (before) | ratio before ÷ bound |", "|---|---|---|---|---|---|"]
+    scalar_line = ""
+    for label, net in nets.items():
+        f = compile_c(net, name="bench")
+        module = _LOADED[Path(f.library).name.split(".")[0]]
+        before = CompiledNetwork(module, "bench", net.n_inputs, net.n_outputs, "float32")  # today's __call__
+        b = f.bind()
+        env = {"run": b.run, "f": f, "before": before,
+               "x": np.random.default_rng(0).normal(size=net.n_inputs).astype(np.float32),
+               "scalar": f.scalar, "cffi_scalar": getattr(module.lib, "bench_scalar", None)}
+        rows = []
+        for _ in range(rounds):
+            bound, native, old = (per_call(s, env, number) for s in ("run()", "f(x)", "before(x)"))
+            extra = (per_call("scalar(0.3)", env, number), per_call("cffi_scalar(0.3)", env, number)) \
+                if env["cffi_scalar"] else (np.nan, np.nan)
+            rows.append((bound, native, native / bound, old, old / bound, *extra, extra[0] / extra[1]))
+        m = [statistics.median(column) for column in zip(*rows)]
+        lines.append(f"| {label} | {m[0]:.0f} ns | {m[1]:.0f} ns | **{m[2]:.2f}×** | {m[3]:.0f} ns | {m[4]:.1f}× |")
+        if env["cffi_scalar"]:
+            scalar_line = (f"`scalar(v)` on seed: native {m[5]:.0f} ns, today's cffi `predict.scalar` {m[6]:.0f} ns: "
+                           f"**{m[7]:.2f}×** (target ≤ 0.7×)")
+    return lines + ["", scalar_line]
+
+
+HIT_CHILD = textwrap.dedent("""
+    import json, sys, time
+    import numpy as np
+    sys.path.insert(0, {repo!r})
+    from bench.native_call import random_net
+    from mlpcodegen.runtime import compile_c
+    from mlpcodegen.runtime import cffi_build
+    net = random_net([784, 512, 512, 10], ["relu", "relu", "softmax"], 3)
+    wall, cpu = time.perf_counter(), time.process_time()
+    f = compile_c(net, name="big")
+    first = (time.perf_counter() - wall, time.process_time() - cpu)
+    wall, cpu = time.perf_counter(), time.process_time()
+    compile_c(net, name="big")
+    again = (time.perf_counter() - wall, time.process_time() - cpu)
+    cffi_build._LOADED.clear(); cffi_build._MEMO.clear()
+    wall, cpu = time.perf_counter(), time.process_time()
+    compile_c(net, name="big")
+    reload = (time.perf_counter() - wall, time.process_time() - cpu)
+    print(json.dumps([first, again, reload]))
+""")
+
+
+def hit_table(runs: int) -> list[str]:
+    """compile_c of 784-512-512-10 in fresh processes: the first builds, the rest hit."""
+    code = HIT_CHILD.format(repo=str(REPO))
+    results = []
+    for _ in range(runs + 1):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
+                              cwd=str(REPO), check=True)
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    build, hits = results[0][0], results[1:]
+
+    def ms(values):
+        return f"{1e3 * statistics.median(values):.1f} ms"
+
+    lines = ["| `compile_c(784-512-512-10)` | wall | CPU |", "|---|---|---|",
+             f"| first build (empty cache: emit + gcc) | {build[0]:.1f} s | {build[1]:.1f} s |"]
+    for index, what in enumerate(["hit in a fresh process (first call: toolchain + IR hash + stamp check + load)",
+                                  "hit again in the same process (same Network object)",
+                                  "hit in-process after clearing the memory caches (IR hashed, stamp checked, "
+                                  "library reloaded)"]):
+        lines.append(f"| {what} | **{ms([h[index][0] for h in hits])}** | {ms([h[index][1] for h in hits])} |")
+    return lines + ["", f"Medians of {runs} fresh processes (target ≤ 20 ms)."]
+
+
+def thread_table(nets: dict, rows: int, rounds: int) -> list[str]:
+    lines = [f"| model ({rows:,} rows) | `predict(X, threads=1)` | `threads=2` | ratio (target ≥ 1.7) | "
+             "ratio with `out=` | default `predict(X)` |", "|---|---|---|---|---|---|"]
+    for label, net in nets.items():
+        f = compile_c(net, name="bench")
+        x = np.random.default_rng(1).normal(size=(rows, net.n_inputs)).astype(np.float32)
+        out = np.empty((rows, net.n_outputs), np.float32)
+        samples = []
+        for _ in range(rounds):
+            times = []
+            for threads, into in ((1, None), (2, None), (1, out), (2, out), (None, None)):
+                start = time.perf_counter()
+                f(x, out=into, threads=threads)
+                times.append(time.perf_counter() - start)
+            samples.append((times[0], times[1], times[0] / times[1], times[2] / times[3], times[4]))
+        m = [statistics.median(column) for column in zip(*samples)]
+        lines.append(f"| {label} | {rows / m[0] / 1e6:.1f} M rows/s | {rows / m[1] / 1e6:.1f} M rows/s | "
+                     f"**{m[2]:.2f}×** | {m[3]:.2f}× | {rows / m[4] / 1e6:.1f} M rows/s |")
+    return lines
+
+
+def threshold_table(nets: dict, rounds: int) -> list[str]:
+    """Two threads against one on small batches: where a second thread starts to pay."""
+    sizes = [256, 1024, 4096, 16384, 65536]
+    lines = ["| model | work/row | " + " | ".join(f"{n:,} rows" for n in sizes) + " |",
+             "|---|---|" + "---|" * len(sizes)]
+    for label, net in nets.items():
+        f = compile_c(net, name="bench")
+        work = sum(int(getattr(layer, "kernel", np.empty(0)).size) + layer.units for layer in net.layers)
+        cells = []
+        for n in sizes:
+            x = np.random.default_rng(2).normal(size=(n, net.n_inputs)).astype(np.float32)
+            out = np.empty((n, net.n_outputs), np.float32)
+            number = max(1, 200_000 // n)
+            env = {"f": f, "x": x, "out": out}
+            ratios = [per_call("f(x, out=out, threads=1)", env, number) /
+                      per_call("f(x, out=out, threads=2)", env, number) for _ in range(rounds)]
+            cells.append(f"{statistics.median(ratios):.2f}×")
+        lines.append(f"| {label} | {work} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and calls")
+    parser.add_argument("--out", default=str(HERE / "NATIVE.md"))
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    rounds, number, runs = (3, 20_000, 2) if args.quick else (7, 200_000, 5)
+    os.environ.setdefault("MLPCODEGEN_CACHE", tempfile.mkdtemp(prefix="mlpcodegen-native-"))
+    nets = models()
+    load_before = os.getloadavg()
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    calls = call_table(nets, rounds, number)
+    threads = thread_table(nets, args.rows, rounds)
+    threshold = threshold_table(nets, rounds)
+    hits = hit_table(runs)
+    load_after = os.getloadavg()
+    text = "\n".join([
+        "# The native call path, cache hits and threads",
+        "",
+        f"`python bench/native_call.py{' --quick' if args.quick else ''}` ({started}; {os.cpu_count()} CPUs; "
+        f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}: the machine "
+        f"{'was shared with other work, so absolute times are inflated' if max(load_before[0], load_after[0]) > 0.5 else 'was idle'}).",
+        "",
+        "## One float32 sample from Python",
+        "",
+        "`predict(x)` with `x` a float32 array of the inputs, against the bound call `b = predict.bind(); b.run()` "
+        "(the same C, no conversion); *Python path (before)* is the predictor without native entry points "
+        f"(today's `__call__` over cffi).  Median of {rounds} rounds, each the best of 3 × {number:,} calls.",
+        "",
+        *calls,
+        "",
+        "## Batches over threads",
+        "",
+        f"`predict(X, threads=N)` on {args.rows:,} float32 rows (rows split in multiples of 64 over "
+        f"pthreads that run without the GIL); median of {rounds} rounds.",
+        "",
+        *threads,
+        "",
+        "Two threads ÷ one on small batches (what sets `threads=None`: one thread per 4 M multiply-adds and "
+        "activations of rows, WORK_PER_THREAD):",
+        "",
+        *threshold,
+        "",
+        "## Cache hits",
+        "",
+        *hits,
+        "",
+    ])
+    Path(args.out).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
