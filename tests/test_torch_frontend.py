@@ -88,6 +88,7 @@ def _layer_norm(r: np.random.Generator, width: int) -> nn.Module:
 def random_sequential(seed: int) -> nn.Sequential:
     """Depth 1-4, widths 1-8 (2+ where a normalisation needs them), a random activation
     module after each hidden Linear, extras, nested Sequentials, bias or not, a head."""
+    torch.manual_seed(seed)
     r = np.random.default_rng(seed)
     depth = int(r.integers(1, 5))
     widths = [int(w) for w in r.integers(2, 9, size=depth + 1)]

@@ -109,12 +109,14 @@ def _read_linear(entry: _Module) -> list[Layer]:
     return [Dense(_array(entry, m.weight, "weight").T, bias, name=entry.path)]
 
 
-def _activation(name: str, **params: Callable[[Any], Any]) -> Callable[[_Module], list[Layer]]:
-    """A reader for a module that is one IR activation; ``params`` read its parameters."""
+def _activation(name: str, **params: str) -> Callable[[_Module], list[Layer]]:
+    """A reader for a module that is one IR activation; ``params``: IR parameter ->
+    the module's attribute holding it."""
     def read(entry: _Module) -> list[Layer]:
-        values = tuple((key, float(get(entry.module))) for key, get in params.items())
+        values = tuple((key, float(getattr(entry.module, attribute))) for key, attribute in params.items())
         return [Activate(entry.width, Activation(name, values), entry.path)]
-    read.__doc__ = name + (f" ({', '.join(params)})" if params else "")
+    given = ", ".join(key if key == attribute else f"{key} = {attribute}" for key, attribute in params.items())
+    read.__doc__ = f"{name} ({given})" if params else name
     return read
 
 
@@ -134,7 +136,8 @@ def _read_prelu(entry: _Module) -> list[Layer]:
 
 
 def _read_softplus(entry: _Module) -> list[Layer]:
-    """log1p(exp(beta x)) / beta, exact (threshold >= 15: see the module docstring)."""
+    """softplus: log1p(exp(beta x)) / beta, computed exactly; threshold >= 15 (PyTorch's switch to x
+    there differs from it by at most exp(-threshold) / beta: see the module docstring)."""
     beta, threshold = float(entry.module.beta), float(entry.module.threshold)
     if not threshold >= SOFTPLUS_MIN_THRESHOLD:
         raise UnsupportedError(f"{entry.where}: threshold={threshold:g} switches to the identity where softplus "
@@ -159,7 +162,7 @@ def _vector(name: str) -> Callable[[_Module], list[Layer]]:
     def read(entry: _Module) -> list[Layer]:
         _feature_dim(entry, entry.module.dim, (-1, 1) if name == "glu" else (None, -1, 1))
         return [Activate(entry.width, Activation(name), entry.path)]
-    read.__doc__ = f"{name} over the feature axis (dim -1 or 1)"
+    read.__doc__ = f"{name} over the feature axis (dim -1 or 1{'' if name == 'glu' else ' or None'})"
     return read
 
 
@@ -218,19 +221,17 @@ def _identity(entry: _Module) -> list[Layer]:
     return []
 
 
-_P = {key: (lambda m, key=key: getattr(m, key)) for key in ("negative_slope", "alpha", "lambd", "threshold", "value")}
-
 #: torch.nn class name -> reader (IR layers for the module).  Folding and fusing happen
 #: afterwards, in mlpcodegen.passes.
 READERS: dict[str, Callable[[_Module], list[Layer]]] = {
     "Linear": _read_linear,
     "Identity": _identity,
     "ReLU": _activation("relu"),
-    "LeakyReLU": _activation("leaky_relu", negative_slope=_P["negative_slope"]),
+    "LeakyReLU": _activation("leaky_relu", negative_slope="negative_slope"),
     "PReLU": _read_prelu,
-    "ELU": _activation("elu", alpha=_P["alpha"]),
+    "ELU": _activation("elu", alpha="alpha"),
     "SELU": _activation("selu"),
-    "CELU": _activation("celu", alpha=_P["alpha"]),
+    "CELU": _activation("celu", alpha="alpha"),
     "GELU": _read_gelu,
     "SiLU": _activation("silu"),
     "Mish": _activation("mish"),
@@ -238,9 +239,9 @@ READERS: dict[str, Callable[[_Module], list[Layer]]] = {
     "LogSigmoid": _activation("log_sigmoid"),
     "Tanh": _activation("tanh"),
     "Tanhshrink": _activation("tanh_shrink"),
-    "Hardshrink": _activation("hard_shrink", threshold=_P["lambd"]),
-    "Softshrink": _activation("soft_shrink", threshold=_P["lambd"]),
-    "Threshold": _activation("threshold", threshold=_P["threshold"], default_value=_P["value"]),
+    "Hardshrink": _activation("hard_shrink", threshold="lambd"),
+    "Softshrink": _activation("soft_shrink", threshold="lambd"),
+    "Threshold": _activation("threshold", threshold="threshold", default_value="value"),
     "Softplus": _read_softplus,
     "Softsign": _activation("softsign"),
     "Hardtanh": _read_hardtanh,
