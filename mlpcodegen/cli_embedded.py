@@ -1,14 +1,90 @@
 """Command line for microcontrollers: ``mlpcodegen size`` and ``verify --core``.
-(Being built: see issue 12.)"""
+
+Both build the C of the embedded profile (``--profile embedded`` is implied) with
+``arm-none-eabi-gcc`` and, for ``verify --core``, run it on ``qemu-system-arm``
+(:mod:`mlpcodegen.runtime.cross`, :mod:`mlpcodegen.harness.cortex`).
+"""
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+
+#: Optimisation levels ``size`` reports by default, and the one ``verify --core`` builds with.
+OPT_CHOICES = ("Os", "O2", "O3", "O1")
+
+
+def _options(args: argparse.Namespace, net, common):
+    from .backends.c import check_name
+    from .harness.cortex import Options
+
+    name = getattr(args, "name", None) or common.default_name(args.model, "c")
+    check_name(name)
+    return Options(dtype=args.dtype or "float32", name=name, math=args.math, unroll=args.unroll,
+                   optimize=args.optimize)
 
 
 def add_size(sub, common) -> None:
     """Add the ``size`` command to the subparsers ``sub``."""
+    size = sub.add_parser("size", help="flash and stack of the embedded C on Cortex-M cores",
+                          description="Cross-compile the embedded profile's C with arm-none-eabi-gcc and report "
+                                      "text/rodata/data/bss of the predictor alone, what math functions and "
+                                      "soft-float helpers add, and the stack of each function, per core and "
+                                      "optimisation level.")
+    common.add_model_options(size)
+    size.add_argument("--core", nargs="+", choices=common.cores, default=list(common.cores),
+                      help="cores to build for (default: all)")
+    size.add_argument("--opt", nargs="+", choices=OPT_CHOICES, default=["Os", "O2"],
+                      help="gcc optimisation levels, without the dash (default: Os O2)")
+    size.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    size.add_argument("--name", help="function name (default: from the model file's name)")
+    common.add_c_options(size)
+    common.add_scaling_options(size)
+    size.set_defaults(run=lambda args: cmd_size(args, common))
+
+
+def cmd_size(args: argparse.Namespace, common) -> int:
+    from .harness.cortex import measure_sizes, size_table
+
+    started = time.perf_counter()
+    net = common.scaled(common.load(args), args)
+    options = _options(args, net, common)
+    rows = measure_sizes(net, options, args.core, [f"-{level}" for level in args.opt])
+    print(size_table(net, options, rows), end="")
+    print(f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    return 0
 
 
 def verify_on_core(args: argparse.Namespace, net, domain, common) -> int:
-    """``mlpcodegen verify --core CORE``: run the C on an emulated core; exit code."""
-    raise common.UsageError("--core is not available yet")
+    """``mlpcodegen verify --core CORE``: run the embedded C on an emulated core; exit code."""
+    from .harness.cortex import verify_on_core as run
+    from .runtime.cross import tool
+
+    if args.target != "c":
+        raise common.UsageError("--core runs the C target: drop --target or use --target c")
+    tool("arm-none-eabi-gcc"), tool("qemu-system-arm")  # a missing toolchain: said before any work
+    inputs, outputs = common.scalings(args)
+    scaled = common.scaled(net, args)
+    options = _options(args, scaled, common)
+    peer = args.model if _keras_file(args.model) and not args.weights else None
+    if peer is not None:
+        common.import_tensorflow_quietly()
+    report, instructions = run(scaled, args.core, options, peer=peer, n=args.n, domain=domain, data=args.data,
+                               seed=args.seed, input_scaling=inputs, output_scaling=outputs)
+    print(report.table(), end="")
+    print(f"instructions per inference on {args.core} (-Os, QEMU -icount, mean of the timed rows): "
+          f"{instructions:.0f}")
+    if not report.ok:
+        print("verification FAILED: an error exceeds its bound", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _keras_file(path: str) -> bool:
+    """Whether ``model.predict`` can be the peer: a .keras archive or an HDF5 file."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError:
+        return False
+    return head.startswith(b"PK") or head.startswith(b"\x89HDF")

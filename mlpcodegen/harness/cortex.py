@@ -112,23 +112,27 @@ def stack_usage(su: Path) -> dict[str, int]:
     return usage
 
 
-def _symbols(path: Path) -> dict[str, int]:
-    """Defined code and data symbols -> size."""
-    out = cross.run([cross.tool("arm-none-eabi-nm"), "-S", "--defined-only", str(path)], "arm-none-eabi-nm")
-    symbols = {}
+def _symbols(paths: Sequence[Path]) -> dict[Path, dict[str, int]]:
+    """Each file's defined code and data symbols -> size (one nm run)."""
+    out = cross.run([cross.tool("arm-none-eabi-nm"), "-S", "--defined-only", *map(str, paths)], "arm-none-eabi-nm")
+    symbols: dict[Path, dict[str, int]] = {path: {} for path in paths}
+    names = {str(path): path for path in paths}
+    current = paths[0]
     for line in out.splitlines():
+        if line.endswith(":") and line[:-1] in names:
+            current = names[line[:-1]]
+            continue
         parts = line.split()
         if len(parts) == 4 and parts[2] in "TtDdBbRrWw":
-            symbols[parts[3]] = int(parts[1], 16)
+            symbols[current][parts[3]] = int(parts[1], 16)
     return symbols
 
 
 def _measure(folder: Path, source: Path, target: cross.Core, opt: str) -> SizeRow:
-    tag = f"{target.name}{opt}"
-    obj = cross.compile_object(source, target, opt, folder / f"predictor{tag}.o")
-    main = cross.compile_object(cross.DATA / "size_main.c", target, opt, folder / f"main{tag}.o", include=folder,
-                                extra=("-fno-tree-loop-distribute-patterns",))
-    image = cross.link([obj, main], target, opt, folder / f"image{tag}.elf")
+    work = folder / f"{target.name}{opt}"
+    obj, main, startup = cross.compile_objects([source, cross.DATA / "size_main.c", cross.DATA / "startup.c"],
+                                               target, opt, work, include=folder)
+    image = cross.link([obj, main, startup], target, opt, work / "image.elf")
     totals = {"text": 0, "rodata": 0, "data": 0, "bss": 0}
     sections = _sections(obj)
     for section, size in sections.items():
@@ -137,9 +141,9 @@ def _measure(folder: Path, source: Path, target: cross.Core, opt: str) -> SizeRo
             totals[kind] += size
     stack = stack_usage(obj.with_suffix(".su"))
     functions = {name: (sections.get(f".text.{name}", 0), bytes_) for name, bytes_ in stack.items()}
-    ours = set(_symbols(obj)) | set(_symbols(main)) | {"main", "mlpc_reset", "mlpc_write", "mlpc_exit",
-                                                        "mlpc_fault", "mlpc_semihost", "mlpc_vectors", "block.0"}
-    library = {name: size for name, size in _symbols(image).items() if name not in ours and size}
+    symbols = _symbols([obj, main, startup, image])
+    ours = set(symbols[obj]) | set(symbols[main]) | set(symbols[startup])
+    library = {name: size for name, size in symbols[image].items() if name not in ours and size}
     soft = {name: size for name, size in library.items() if _SOFT_FLOAT.match(name)}
     maths = {name: size for name, size in library.items() if name not in soft}
     return SizeRow(target.name, opt, totals["text"], totals["rodata"], totals["data"], totals["bss"],
@@ -235,8 +239,8 @@ def run_on_core(net: Network, x: np.ndarray, core: str, options: Options, opt: s
     with tempfile.TemporaryDirectory(prefix="mlpcodegen-core-") as tmp:
         folder = Path(tmp)
         source, timed, repeat = _prepare(net, x, options, folder)
-        objects = [cross.compile_object(source, target, opt, folder / "predictor.o"),
-                   cross.compile_object(cross.DATA / "driver.c", target, opt, folder / "driver.o", include=folder)]
+        objects = cross.compile_objects([source, cross.DATA / "driver.c", cross.DATA / "startup.c"], target, opt,
+                                        folder / "build", include=folder)
         image = cross.link(objects, target, opt, folder / "image.elf")
         outputs, ticks = _parse(cross.qemu(image, target, timeout), len(x), net.n_outputs, options.dtype)
     if len(ticks) != 2:

@@ -78,8 +78,13 @@ def tool(name: str) -> str:
 
 def run(command: Sequence[str], what: str, timeout: float = 120.0) -> str:
     """Run a tool; its stdout, or a CompileError with the end of its messages."""
+    return run_in(command, what, None, timeout)
+
+
+def run_in(command: Sequence[str], what: str, cwd: Optional[Path], timeout: float = 120.0) -> str:
+    """:func:`run` in the folder ``cwd``."""
     try:
-        done = subprocess.run(list(command), capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(list(command), capture_output=True, text=True, timeout=timeout, cwd=cwd)
     except subprocess.TimeoutExpired:
         raise CompileError(f"{what} took longer than {timeout:g} s") from None
     if done.returncode != 0:
@@ -88,26 +93,25 @@ def run(command: Sequence[str], what: str, timeout: float = 120.0) -> str:
     return done.stdout
 
 
-def compile_object(source: Path, target: Core, opt: str, out: Path, *, include: Optional[Path] = None,
-                   extra: Sequence[str] = ()) -> Path:
-    """``source`` compiled for ``target`` at ``opt`` with ``-fstack-usage`` (the .su file
-    next to the object)."""
-    command = [tool("arm-none-eabi-gcc"), *BASE_FLAGS, *target.flags, opt, "-fstack-usage", "-c", str(source),
-               "-o", str(out), *extra]
+def compile_objects(sources: Sequence[Path], target: Core, opt: str, folder: Path, *,
+                    include: Optional[Path] = None) -> list[Path]:
+    """``sources`` compiled for ``target`` at ``opt`` in one gcc run, with
+    ``-fstack-usage``: ``folder/STEM.o`` and ``folder/STEM.su`` for each."""
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [tool("arm-none-eabi-gcc"), *BASE_FLAGS, *target.flags, opt, "-fstack-usage", "-c",
+               *(str(Path(source).resolve()) for source in sources)]
     if include is not None:
-        command.insert(1, f"-I{include}")
-    run(command, f"arm-none-eabi-gcc {source.name} ({target.name} {opt})")
-    return out
+        command.insert(1, f"-I{Path(include).resolve()}")
+    run_in(command, f"arm-none-eabi-gcc ({target.name} {opt})", folder)
+    return [folder / (Path(source).stem + ".o") for source in sources]
 
 
 def link(objects: Sequence[Path], target: Core, opt: str, out: Path) -> Path:
-    """A bare-metal image: the objects, our start-up code and linker script, newlib's
-    libm and libgcc for what the predictor calls (nothing else from a C library)."""
-    startup = out.with_name(out.stem + "_startup.o")
-    # our copy loops stay loops: no memcpy/memset calls the image would then pull in
-    compile_object(DATA / "startup.c", target, opt, startup, extra=("-fno-tree-loop-distribute-patterns",))
+    """A bare-metal image: the objects (our start-up code among them: ``DATA/startup.c``)
+    with our linker script, and newlib's libm and libgcc for what the predictor calls
+    (nothing else from a C library)."""
     run([tool("arm-none-eabi-gcc"), *BASE_FLAGS, *target.flags, opt, "-nostartfiles", "-nostdlib",
-         "-Wl,--gc-sections", f"-T{DATA / 'link.ld'}", *map(str, objects), str(startup),
+         "-Wl,--gc-sections", f"-T{DATA / 'link.ld'}", *map(str, objects),
          "-lm", "-lc", "-lgcc", "-lm", "-o", str(out)], f"linking {out.name} ({target.name} {opt})")
     return out
 

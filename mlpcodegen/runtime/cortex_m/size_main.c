@@ -5,7 +5,7 @@
 static volatile MLPC_T mlpc_in[MLPC_INPUTS];
 static volatile MLPC_T mlpc_out[MLPC_OUTPUTS];
 
-int main(void)
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) int main(void)
 {
     MLPC_T x[MLPC_INPUTS], y[MLPC_OUTPUTS];
     unsigned i;

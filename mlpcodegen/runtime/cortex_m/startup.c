@@ -40,7 +40,8 @@ static void mlpc_fault(void)
     mlpc_exit(3);
 }
 
-void mlpc_reset(void)
+/* the copy loops stay loops: no memcpy/memset the image would then pull in */
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) void mlpc_reset(void)
 {
     uint32_t *src = &__data_load, *dst = &__data_start;
     while (dst < &__data_end) *dst++ = *src++;

@@ -1,0 +1,212 @@
+"""The embedded profile on Cortex-M (issue 12): strict compiles for the host and the
+cores from C and C++, stated stack against gcc -fstack-usage, outputs on QEMU for
+M0+/M4F/M7 against the reference and bit for bit against the host build, the ``size``
+and ``verify --core`` commands, the missing-toolchain message and the examples.
+
+The toolchain (gcc-arm-none-eabi, libnewlib-arm-none-eabi, qemu-system-arm) is
+installed by .ci/run: these tests never skip."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlpcodegen import load
+from mlpcodegen.backends.c import CRenderer, embedded_stack_bytes, emit_c, emit_c_header
+from mlpcodegen.cli import main
+from mlpcodegen.harness import cortex
+from mlpcodegen.harness.verify import F32_ULP_BOUND, compare
+from mlpcodegen.ir import Activation, Dense, Network
+from mlpcodegen.reference import evaluate_magnitude
+from mlpcodegen.runtime import cross
+
+from conftest import REPO, STRICT_FLAGS
+
+SEED = REPO / "generated" / "seed" / "seed.keras"
+WARNINGS = ["-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wdouble-promotion", "-Werror"]
+CORE_FLAGS = {name: list(core.flags) for name, core in cross.CORES.items()}
+
+
+def _dense(rng, n_in: int, units: int, activation: str) -> Dense:
+    return Dense(rng.normal(size=(n_in, units)) / np.sqrt(n_in), rng.normal(size=units) * 0.1, Activation(activation))
+
+
+def random_net(seed: int = 5) -> Network:
+    """Written out and looped layers (remainder passes too), fast math (tanh, sigmoid, softmax)."""
+    rng = np.random.default_rng(seed)
+    return Network(6, (_dense(rng, 6, 3, "tanh"), _dense(rng, 3, 19, "relu"), _dense(rng, 19, 21, "sigmoid"),
+                       _dense(rng, 21, 5, "softmax")))
+
+
+def sine_net() -> Network:
+    rng = np.random.default_rng(1)
+    return Network(1, (_dense(rng, 1, 16, "relu"), _dense(rng, 16, 16, "relu"), _dense(rng, 16, 1, "linear")))
+
+
+NETS = {"seed": lambda: load(SEED), "random": random_net, "sine": sine_net}
+
+
+def test_embedded_profile_has_no_batch_and_states_stack_and_flash():
+    net = random_net()
+    for optimize in ("size", "speed"):
+        source = emit_c(net, name="net", profile="embedded", optimize=optimize)
+        header = emit_c_header(net, name="net", profile="embedded", optimize=optimize)
+        assert "_batch" not in source and "_batch" not in header and "_block" not in source
+        assert "-march=native" not in source and "memcpy(z" not in source
+        stack = embedded_stack_bytes(net, "float32", CRenderer(net, name="net", profile="embedded",
+                                                               optimize=optimize).shapes)
+        assert f"Stack, at most (bytes, calls included): net {stack['one']}" in source
+        assert "bytes of weights in static const arrays" in source
+        assert 'extern "C" {' in header
+    desktop = emit_c(net, name="net")
+    assert "net_batch" in desktop and desktop == emit_c(net, name="net", profile="desktop", optimize="size")
+    assert 'extern "C" {' in emit_c_header(net, name="net")
+    with pytest.raises(ValueError, match="profile"):
+        emit_c(net, profile="tiny")
+
+
+def test_optimize_chooses_shapes_for_a_scalar_core():
+    sine = sine_net()
+    size = CRenderer(sine, name="s", profile="embedded", optimize="size").shapes
+    speed = CRenderer(sine, name="s", profile="embedded", optimize="speed").shapes
+    assert [s.label for s in size] == ["loops, output-major"] * 3
+    assert [s.label for s in speed] == ["unrolled"] * 3
+    forced = CRenderer(sine, name="s", profile="embedded", optimize="speed", unroll="never").shapes
+    assert [s.label for s in forced] == ["loops, 8 units per pass"] * 3
+
+
+def _write(folder: Path, net: Network, optimize: str, name: str = "net") -> tuple[Path, Path]:
+    kwargs = dict(name=name, profile="embedded", optimize=optimize)
+    (folder / f"{name}.c").write_text(emit_c(net, **kwargs))
+    (folder / f"{name}.h").write_text(emit_c_header(net, **kwargs))
+    return folder / f"{name}.c", folder / f"{name}.h"
+
+
+CPP_USER = """#include "net.h"
+extern "C" int use(const float *x, float *y);
+int use(const float *x, float *y) { net(x, y); return 0; }
+"""
+
+
+@pytest.mark.parametrize("optimize", ["size", "speed"])
+def test_strict_compiles_host_and_cores_from_c_and_cpp(tmp_path, gcc, optimize):
+    source, _ = _write(tmp_path, random_net(), optimize)
+    (tmp_path / "user.cpp").write_text(CPP_USER)
+    subprocess.run([gcc, *STRICT_FLAGS, "-c", str(source), "-o", str(tmp_path / "host.o")], check=True)
+    subprocess.run(["g++", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{tmp_path}", "-c", str(tmp_path / "user.cpp"),
+                    "-o", str(tmp_path / "user.o")], check=True)
+    subprocess.run(["g++", "-shared", str(tmp_path / "host.o"), str(tmp_path / "user.o"), "-o",
+                    str(tmp_path / "lib.so")], check=True)  # the C++ caller links: extern "C" names
+    for core, flags in CORE_FLAGS.items():
+        for compiler, file in (("arm-none-eabi-gcc", source), ("arm-none-eabi-g++", tmp_path / "user.cpp")):
+            std = ["-std=c99", *WARNINGS] if file.suffix == ".c" else ["-Wall", "-Wextra", "-Werror"]
+            subprocess.run([compiler, *std, "-Os", "-mthumb", *flags, f"-I{tmp_path}", "-c", str(file), "-o",
+                            str(tmp_path / f"{core}{file.suffix}.o")], check=True)
+
+
+def _host_stack(gcc: str, source: Path, level: str, folder: Path) -> dict[str, int]:
+    obj = folder / f"host{level}.o"
+    subprocess.run([gcc, "-std=c99", level, "-fstack-usage", "-c", str(source), "-o", str(obj)], check=True)
+    return cortex.stack_usage(obj.with_suffix(".su"))
+
+
+@pytest.mark.parametrize("which", ["seed", "random", "sine"])
+def test_stated_stack_bounds_gcc_stack_usage(tmp_path, gcc, which):
+    """Every emitted function has a stated figure, and no build uses more (the fast-math
+    functions' frames, when gcc does not inline them, are counted in NAME's figure)."""
+    net = NETS[which]()
+    for optimize in ("size", "speed"):
+        folder = tmp_path / optimize
+        folder.mkdir()
+        source, _ = _write(folder, net, optimize)
+        stated = embedded_stack_bytes(net, "float32", CRenderer(net, name="net", profile="embedded",
+                                                                optimize=optimize).shapes)
+        builds = [(core, level) for core in ("m0plus", "m4f") for level in ("-Os", "-O2")]
+
+        def cross_stack(build):
+            obj = cross.compile_objects([source], cross.core(build[0]), build[1], folder / "".join(build))[0]
+            return cortex.stack_usage(obj.with_suffix(".su"))
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            measured = list(pool.map(cross_stack, builds))
+        measured += [_host_stack(gcc, source, level, folder) for level in ("-O0", "-Os", "-O2")]
+        for usage in measured:
+            helpers = sum(v for k, v in usage.items() if k.startswith("net_") and k != "net_scalar")
+            assert usage["net"] + helpers <= stated["one"], (optimize, usage, stated)
+            if "net_scalar" in usage:
+                assert usage["net_scalar"] + usage["net"] + helpers <= stated["scalar"]
+
+
+def _ulps(actual, net, x) -> float:
+    reference, scale = evaluate_magnitude(net, x)
+    return compare(actual, reference, scale, "float32")[2]
+
+
+@pytest.mark.parametrize("which", ["seed", "random"])
+def test_outputs_on_three_cores_match_reference_and_host_bits(which):
+    net = NETS[which]()
+    x = np.random.default_rng(3).uniform(-2, 2, (24, net.n_inputs)).astype(np.float32)
+    options = cortex.Options(name="net", optimize="speed" if which == "seed" else "size")
+    host = cortex.run_on_host(net, x, options)
+    assert _ulps(host.outputs, net, x) <= F32_ULP_BOUND
+    for core in cross.CORES:
+        ran = cortex.run_on_core(net, x, core, options)
+        np.testing.assert_array_equal(ran.outputs.view(np.uint32), host.outputs.view(np.uint32))
+        assert 10 < ran.instructions < 200_000, (core, ran.instructions)
+
+
+def test_size_command_reports_every_core_and_level(capsys):
+    assert main(["size", str(SEED), "--core", "m0plus", "m4f", "--opt", "Os", "O2", "--optimize", "size"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    table = [line.split() for line in lines if line.split()[:1] in (["m0plus"], ["m4f"]) and "-O" in line[:12]]
+    rows = [r for r in table if len(r) == 10]
+    assert [(r[0], r[1]) for r in rows] == [("m0plus", "-Os"), ("m0plus", "-O2"), ("m4f", "-Os"), ("m4f", "-O2")]
+    for r in rows:
+        text, rodata, data, bss, predictor = map(int, r[2:7])
+        assert predictor == text + rodata + data and bss == 0 and text > 0
+    m0, m4 = rows[0], rows[2]
+    assert int(m0[8]) > 0 and int(m4[8]) == 0  # soft-float helpers on M0+ only
+    assert "seed " in out and "B stack" in out
+
+
+def test_missing_toolchain_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(["size", str(SEED), "--core", "m4f"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "arm-none-eabi-gcc not found" in err[0] and "gcc-arm-none-eabi" in err[0]
+    assert main(["verify", str(SEED), "--core", "m4f", "-n", "3"]) == 1
+    assert "gcc-arm-none-eabi" in capsys.readouterr().err
+
+
+def test_verify_core_command_on_the_seed_model(capsys):
+    """The whole command: model.predict, the reference and the host bits (M7, float32)."""
+    assert main(["verify", str(SEED), "--core", "m7", "-n", "40", "--optimize", "size"]) == 0
+    out = capsys.readouterr().out
+    assert "vs model.predict" in out and "vs host build" in out and "FAIL" not in out
+    assert "instructions per inference on m7" in out
+
+
+@pytest.mark.parametrize("example", ["desktop", "cortex-m"])
+def test_examples_compile(tmp_path, gcc, example):
+    folder = REPO / "examples" / example
+    net = load(SEED)
+    kwargs = dict(name="seed", profile="embedded" if example == "cortex-m" else "desktop")
+    (tmp_path / "seed.c").write_text(emit_c(net, **kwargs))
+    (tmp_path / "seed.h").write_text(emit_c_header(net, **kwargs))
+    main_c = folder / "main.c"
+    if example == "desktop":
+        program = tmp_path / "demo"
+        subprocess.run([gcc, *STRICT_FLAGS, f"-I{tmp_path}", str(main_c), str(tmp_path / "seed.c"), "-o",
+                        str(program), "-lm"], check=True)
+        out = subprocess.run([str(program)], capture_output=True, text=True, check=True).stdout
+        assert out.startswith("seed(")
+    else:
+        for core, flags in CORE_FLAGS.items():
+            subprocess.run(["arm-none-eabi-gcc", "-std=c99", *WARNINGS, "-Os", "-mthumb", *flags,
+                            f"-I{tmp_path}", "-c", str(main_c), "-o", str(tmp_path / f"{core}.o")], check=True)
+    assert shutil.which("arm-none-eabi-gcc")
