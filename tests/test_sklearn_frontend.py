@@ -20,8 +20,10 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.compose import TransformedTargetRegressor
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LinearRegression
+from sklearn.model_selection import GridSearchCV
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
@@ -218,6 +220,25 @@ def test_nested_pipeline_and_passthrough():
     assert compare(model.predict_proba(x), expected, scale, "float64")[1] <= F64_REL
 
 
+@pytest.mark.parametrize("transformer", [StandardScaler(), MinMaxScaler((-1.0, 1.0), clip=True), RobustScaler(),
+                                         None], ids=["standard", "minmax_clip", "robust", "identity"])
+@pytest.mark.parametrize("outputs", [1, 2])
+def test_transformed_target_regressor_output_scaling(transformer, outputs):
+    """TransformedTargetRegressor: the inverse of its target scaler is folded into the
+    output layer (inverse_transform does not clip), so the network equals its predict."""
+    r = np.random.default_rng(outputs)
+    x = r.normal(size=(40, 3)) * 5
+    y = (x @ r.normal(size=(3, outputs))) * 100 + 1000
+    regressor = make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=(5,), activation="tanh",
+                                                             max_iter=5, random_state=0))
+    model = fit(TransformedTargetRegressor(regressor, transformer=transformer), x, y[:, 0] if outputs == 1 else y)
+    net = mlpcodegen.load(model)
+    assert net.n_outputs == outputs
+    assert ("output scaling" in " ".join(net.notes)) == (transformer is not None)
+    expected, scale = evaluate_magnitude(net, x * 1.5)
+    assert compare(model.predict(x * 1.5), expected, scale, "float64")[1] <= F64_REL
+
+
 def _fitted_mlp() -> MLPRegressor:
     return fit(MLPRegressor(hidden_layer_sizes=(3,), max_iter=5, random_state=0), np.eye(3), np.arange(3.0))
 
@@ -242,8 +263,13 @@ def _nan_coefs() -> MLPRegressor:
     (_nan_coefs, ValidationError, ["coefs_[1]", "non-finite", "refit"]),
     (lambda: make_pipeline(StandardScaler().fit(np.eye(4)), _fitted_mlp()), ValidationError,
      ["'standardscaler'", "4 features", "network 3"]),
+    (lambda: fit(GridSearchCV(MLPRegressor(max_iter=2), {"alpha": [1e-4]}, cv=2), np.eye(4), np.arange(4.0)),
+     UnsupportedError, ["GridSearchCV", "best_estimator_"]),
+    (lambda: fit(TransformedTargetRegressor(MLPRegressor(max_iter=2), func=np.log1p, inverse_func=np.expm1),
+                 np.eye(3), np.arange(3.0)), UnsupportedError, ["func/inverse_func", "StandardScaler"]),
+    (lambda: TransformedTargetRegressor(MLPRegressor()), ModelFormatError, ["TransformedTargetRegressor", "fit()"]),
 ], ids=["unfitted", "unfitted_scaler", "other_estimator", "other_step", "mlp_not_last", "non_finite",
-        "width_mismatch"])
+        "width_mismatch", "grid_search", "ttr_functions", "ttr_unfitted"])
 def test_refusals(build, error, words):
     with pytest.raises(error) as caught:
         mlpcodegen.load(build())

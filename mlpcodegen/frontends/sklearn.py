@@ -22,6 +22,12 @@ with the IR's ``threshold`` activation and exact negations, so it is not folded)
 flattened.  A scaler becomes an ``Affine`` step that the exact passes fold into the
 first layer (``fold=True``); the network's ``notes`` say which scaling was folded in.
 
+A ``TransformedTargetRegressor`` around such a regressor (or pipeline) whose
+``transformer`` is one of those scalers (or none) has the inverse of its target scaling
+folded into the output layer (``inverse_transform`` never clips); ``func`` /
+``inverse_func`` are Python functions and are refused.  A search wrapper
+(``GridSearchCV``...) is refused with a pointer to its ``best_estimator_``.
+
 Classes are recognised by name (scikit-learn is never imported here, so importing
 mlpcodegen does not import it).  Anything else -- another estimator or step, an
 unfitted estimator, non-finite coefficients -- is refused with an error saying what is
@@ -67,26 +73,71 @@ SCALERS: dict[str, Callable[[Any], tuple[Scaling, list[Layer]]]] = {
 }
 
 
+#: Wrappers refused with what to pass instead.
+_HINTS = {name: " (pass its fitted best_estimator_)" for name in
+          ("GridSearchCV", "RandomizedSearchCV", "HalvingGridSearchCV", "HalvingRandomSearchCV")}
+
+
 def _supported() -> str:
     return (f"{' / '.join(ESTIMATORS)}, alone or as the last step of a Pipeline after "
-            f"{', '.join(SCALERS)} or 'passthrough' steps")
+            f"{', '.join(SCALERS)} or 'passthrough' steps; a TransformedTargetRegressor around one, "
+            f"with one of those scalers as its transformer")
 
 
 def load_object(obj: Any, *, fold: bool = True) -> Network:
-    """The frontend-table entry: a fitted MLP estimator or a Pipeline ending in one."""
+    """The frontend-table entry: a fitted MLP estimator or a Pipeline ending in one,
+    optionally inside a TransformedTargetRegressor (its output scaling folded in)."""
+    obj, output, output_notes = _target_transform(obj)
     steps = _flatten(obj, type(obj).__name__)
     *scalers, (where, estimator) = steps
+    if output is not None and _class_name(estimator) != "MLPRegressor":
+        raise UnsupportedError(f"TransformedTargetRegressor around {where}: only an MLPRegressor's predict can be "
+                               "converted there")
     layers: list[Layer] = []
     notes: list[str] = []
     n_inputs = _n_inputs(estimator, where)
     for name, step in scalers:
         layers.extend(_scaler_layers(name, step, n_inputs, notes))
     layers.extend(_estimator_layers(estimator, where))
+    if output is not None:
+        layers.append(output.affine(layers[-1].n_out, "TransformedTargetRegressor.transformer_"))
+        notes.extend(output_notes)
     try:
         net = Network(n_inputs, tuple(layers), _weight_dtype(estimator), "mlp", tuple(notes))
     except MlpCodegenError as exc:
         raise type(exc)(f"{where}: {exc}") from None
     return fold_affine(fuse_activations(net)) if fold else fuse_activations(net)
+
+
+def _target_transform(obj: Any) -> tuple[Any, Scaling | None, list[str]]:
+    """A TransformedTargetRegressor: (its fitted regressor, the inverse of its target
+    scaling, the note saying so); anything else: (obj, None, [])."""
+    if _class_name(obj) != "TransformedTargetRegressor":
+        return obj, None, []
+    where = "TransformedTargetRegressor"
+    _fitted(obj, "regressor_", where)
+    transformer = obj.transformer_
+    if _class_name(transformer) == "FunctionTransformer":
+        if transformer.func is None and transformer.inverse_func is None:
+            return obj.regressor_, None, []
+        raise UnsupportedError(f"{where}: func/inverse_func are Python functions and cannot be converted; use "
+                               f"transformer= one of {', '.join(SCALERS)}")
+    if _class_name(transformer) not in SCALERS:
+        raise UnsupportedError(f"{where}: transformer {_class_name(transformer)} cannot be converted; supported: "
+                               f"{', '.join(SCALERS)}")
+    try:
+        scaling = _plain_scaling(transformer)
+    except ValidationError as exc:
+        raise ValidationError(f"{where} transformer: {exc}") from None
+    note = f"output scaling folded in: {where} transformer ({_class_name(transformer)}) inverted: {scaling.describe()}"
+    return obj.regressor_, scaling.inverse(), [note]
+
+
+def _plain_scaling(scaler: Any) -> Scaling:
+    """The affine map of a fitted scaler (inverse_transform never clips)."""
+    if _class_name(scaler) == "MinMaxScaler":
+        return Scaling.minmax(scaler.data_min_, scaler.data_max_, tuple(scaler.feature_range))
+    return Scaling.from_sklearn(scaler)
 
 
 def _class_name(obj: Any) -> str:
@@ -97,8 +148,8 @@ def _flatten(obj: Any, where: str) -> list[tuple[str, Any]]:
     """(name, step) of every step, nested pipelines flattened, 'passthrough' dropped;
     the last one is the MLP estimator, the others scalers."""
     if _class_name(obj) not in ESTIMATORS + ("Pipeline",):
-        raise UnsupportedError(f"{where}: a scikit-learn {_class_name(obj)} cannot be converted; supported: "
-                               f"{_supported()}")
+        raise UnsupportedError(f"{where}: a scikit-learn {_class_name(obj)} cannot be converted"
+                               f"{_HINTS.get(_class_name(obj), '')}; supported: {_supported()}")
     steps = _steps(obj, where)
     if not steps or _class_name(steps[-1][1]) not in ESTIMATORS:
         last = steps[-1][0] if steps else "the Pipeline (no steps)"
