@@ -44,9 +44,10 @@ class Options:
     math: str = "fast"
     unroll: str = "auto"
     optimize: str = "size"
+    profile: str = "embedded"  # desktop: for comparison (its one-sample function runs the same way)
 
     def source(self, net: Network) -> tuple[str, str]:
-        kwargs = dict(dtype=self.dtype, name=self.name, math=self.math, unroll=self.unroll, profile="embedded",
+        kwargs = dict(dtype=self.dtype, name=self.name, math=self.math, unroll=self.unroll, profile=self.profile,
                       optimize=self.optimize)
         return emit_c(net, **kwargs), emit_c_header(net, **kwargs)
 
@@ -126,6 +127,11 @@ def _symbols(paths: Sequence[Path]) -> dict[Path, dict[str, int]]:
         if len(parts) == 4 and parts[2] in "TtDdBbRrWw":
             symbols[current][parts[3]] = int(parts[1], 16)
     return symbols
+
+
+def measure_source(folder: Path, source: Path, target: cross.Core, opt: str) -> SizeRow:
+    """Sizes of the predictor ``source`` (``folder`` holds its mlpc_net.h)."""
+    return _measure(folder, source, target, opt)
 
 
 def _measure(folder: Path, source: Path, target: cross.Core, opt: str) -> SizeRow:
@@ -224,29 +230,42 @@ def _parse(text: str, n_rows: int, n_outputs: int, dtype: str) -> tuple[np.ndarr
 
 def _prepare(net: Network, x: np.ndarray, options: Options, folder: Path) -> tuple[Path, int, int]:
     source = write_predictor(net, options, folder)
+    return (source, *write_table(x, options.dtype, folder))
+
+
+def write_table(x: np.ndarray, dtype: str, folder: Path) -> tuple[int, int]:
+    """``folder/mlpc_table.h``: the inputs, and how many rows are timed how many times
+    (at least 64 calls: a SysTick tick is 40 instructions)."""
     timed = min(len(x), 64)
     repeat = max(1, math.ceil(64 / timed))
-    (folder / "mlpc_table.h").write_text(_table_header(x, options.dtype, timed, repeat))
-    return source, timed, repeat
+    (folder / "mlpc_table.h").write_text(_table_header(x, dtype, timed, repeat))
+    return timed, repeat
 
 
 def run_on_core(net: Network, x: np.ndarray, core: str, options: Options, opt: str = "-Os",
                 timeout: float = 120.0) -> CoreRun:
     """``x`` through the predictor on ``core`` under QEMU."""
-    target = cross.core(core)
-    cross.tool("arm-none-eabi-gcc")
-    cross.tool("qemu-system-arm")
     with tempfile.TemporaryDirectory(prefix="mlpcodegen-core-") as tmp:
         folder = Path(tmp)
         source, timed, repeat = _prepare(net, x, options, folder)
-        objects = cross.compile_objects([source, cross.DATA / "driver.c", cross.DATA / "startup.c"], target, opt,
-                                        folder / "build", include=folder)
-        image = cross.link(objects, target, opt, folder / "image.elf")
-        outputs, ticks = _parse(cross.qemu(image, target, timeout), len(x), net.n_outputs, options.dtype)
+        return run_prepared(folder, [source], core, opt, len(x), net.n_outputs, options.dtype, timed * repeat,
+                            timeout)
+
+
+def run_prepared(folder: Path, sources: Sequence[Path], core: str, opt: str, rows: int, n_outputs: int,
+                 dtype: str, timed_calls: int, timeout: float = 120.0) -> CoreRun:
+    """The driver over ``folder``'s mlpc_net.h / mlpc_table.h (any predictor with the
+    signature ``void NAME(const T *x, T *y)``: also the peers of bench/embedded.py) and
+    ``sources``, built for ``core`` and run on QEMU."""
+    target = cross.core(core)
+    cross.tool("qemu-system-arm")
+    objects = cross.compile_objects([*sources, cross.DATA / "driver.c", cross.DATA / "startup.c"], target, opt,
+                                    folder / f"build{core}{opt}", include=folder)
+    image = cross.link(objects, target, opt, folder / f"image{core}{opt}.elf")
+    outputs, ticks = _parse(cross.qemu(image, target, timeout), rows, n_outputs, dtype)
     if len(ticks) != 2:
         raise CompileError("the program on the core did not report its instruction count")
-    instructions = (ticks[0] - ticks[1]) * cross.INSTRUCTIONS_PER_TICK / (timed * repeat)
-    return CoreRun(outputs, instructions)
+    return CoreRun(outputs, (ticks[0] - ticks[1]) * cross.INSTRUCTIONS_PER_TICK / timed_calls)
 
 
 #: Host build of the same C: no contraction (as the cross builds), so the bits agree.
