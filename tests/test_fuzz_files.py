@@ -80,7 +80,8 @@ def pair_mutants(seed: int, scale: int = 1) -> Iterator[PairMutant]:
     for _ in range(20 * scale):
         path = rng.choice(list(_paths(config)))
         new = rng.choice(JUNK)
-        yield f"model.json {'/'.join(map(str, path))} = {new!r}", json.dumps(_replaced(config, path, new)).encode(), weights
+        mutated = json.dumps(_replaced(config, path, new)).encode()
+        yield f"model.json {'/'.join(map(str, path))} = {new!r}", mutated, weights
 
 
 # --------------------------------------------------------------------- mutators

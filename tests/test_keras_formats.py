@@ -23,7 +23,6 @@ and against a Keras 3 model built from the same weights with ``set_weights``.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import subprocess
@@ -337,7 +336,8 @@ def test_keras2_layer_variants_read_alike(tmp_path, keras_module):
     variants = [{"batch_input_shape": [None, 3]}, {"batch_shape": [None, 3]}, {"input_shape": [3]},
                 {"batch_input_shape": [None, 3], "input_dtype": "float32"}]
     policies = ["float32", {"class_name": "Policy", "config": {"name": "float32"}},
-                {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}]
+                {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
+                 "registered_name": None}]
     for index, (shape, policy) in enumerate(zip(variants, policies + policies[:1])):
         config = tf_keras2_json(spec)
         layers = config["config"]["layers"]
@@ -359,6 +359,29 @@ def test_keras2_hard_sigmoid_keeps_its_slope(tmp_path, keras_module):
     assert evaluate(net, np.array([[1.0]]))[0, 0] == pytest.approx(0.2 * 2.5 + 0.5)
     assert any("Keras 2 hard_sigmoid" in note for note in net.notes)
     check_against_peers(net, spec, keras3_peer(keras_module, spec), 0)
+    tf_keras213_archive(tmp_path / "m.keras", spec, "layers")
+    from_archive = load(tmp_path / "m.keras")  # its metadata.json says 2.13.1
+    assert from_archive.notes == net.notes and from_archive.layers[0].kernel == net.layers[0].kernel
+    # Keras 3 would run a tf.keras 2.13 archive with its own hard_sigmoid: the peer is rebuilt
+    check_against_peers(net, spec, load_keras_model(tmp_path / "m.keras"), 0)
+
+
+def test_keras2_weights_of_renamed_layers_pair_by_order(tmp_path, keras_module):
+    """Keras 2's load_weights pairs the file's layers with the model's in order (the
+    names of a model built again differ); a file of another model is refused."""
+    spec = random_spec(0)
+    config = tf_keras2_json(spec)
+    for entry in config["config"]["layers"][1:]:
+        entry["config"]["name"] = "again_" + entry["config"]["name"]
+    (tmp_path / "m.json").write_text(json.dumps(config))
+    tf_keras2_weights(tmp_path / "w.h5", spec)
+    check_against_peers(load(tmp_path / "m.json", weights=tmp_path / "w.h5"), spec, keras3_peer(keras_module, spec), 0)
+    width = [s for s in spec.steps if s.kind == "Dense"][-1].kernel.shape[1]
+    bigger = Spec(spec.n_inputs, spec.steps + [Step("Dense", "linear", np.ones((width, 1), "f4"))])
+    tf_keras2_weights(tmp_path / "w2.h5", bigger)
+    (tmp_path / "m2.json").write_text(json.dumps(tf_keras2_json(spec)))
+    with pytest.raises(ModelFormatError, match="holds weights for layers the model does not have"):
+        load(tmp_path / "m2.json", weights=tmp_path / "w2.h5")
 
 
 @pytest.mark.parametrize("kind", ["list-config h5", "tf.keras 2 json"])

@@ -3,8 +3,16 @@
 Reads a Keras 3 model into the IR from
 
 * an in-memory ``keras.Model`` (``Sequential`` or a functional model that is one chain),
-* a ``.keras`` archive (zip of ``config.json`` + ``model.weights.h5``),
-* a legacy ``.h5`` file (``model_config`` attribute + ``model_weights`` group).
+* a ``.keras`` archive (zip of ``config.json`` + ``model.weights.h5``) of Keras 3 or
+  tf.keras 2.13-2.15 (whose weights may sit under ``_layer_checkpoint_dependencies``),
+* a legacy ``.h5`` file (``model_config`` attribute + ``model_weights`` group) of
+  Keras 2.0 and later (Keras <= 2.2 stored a Sequential's config as a bare list),
+* an architecture JSON (``model.to_json()``, Keras 2 or 3) with the weights file
+  ``model.save_weights`` wrote (Keras 2's ``layer_names``/``weight_names`` HDF5 layout
+  or the ``.weights.h5`` of Keras 3).
+
+A file saved by Keras 2 keeps Keras 2's meaning where Keras 3 changed it
+(``hard_sigmoid``: 0.2 x + 0.5 instead of x / 6 + 0.5).
 
 Files are parsed with ``zipfile``/``json``/``h5py`` only: reading a file never
 imports TensorFlow, so converting a saved model takes milliseconds.  A file is
@@ -243,19 +251,34 @@ def load_keras_model(path: PathLike, weights: PathLike | None = None) -> Any:
     (``keras.models.model_from_json`` + ``load_weights``).  Both files are vetted by
     the sandboxed reader first.  Where Keras 3 cannot load a format mlpcodegen reads (a
     tf.keras 2 JSON with ``batch_input_shape`` on a Dense layer, a Keras <= 2.2
-    list-config ``.h5``, ...), the model returned is a ``keras.Sequential`` rebuilt from
-    the network mlpcodegen read (Dense layers and activations, weights by
-    ``set_weights``): then ``model.predict`` checks the arithmetic of the converted
-    code, not the reading of the file, which only the reference built from it checks."""
+    list-config ``.h5``, ...), or would give a name another meaning than the Keras that
+    saved the file (Keras 2's hard_sigmoid), the model returned is a
+    ``keras.Sequential`` rebuilt from the network mlpcodegen read (Dense layers and
+    activations, weights by ``set_weights``): then ``model.predict`` checks the
+    arithmetic of the converted code, not the reading of the file, which only the
+    reference built from the same reading checks."""
     import keras  # the one deliberate Keras import: needed only to run the model
 
     path = Path(path)
     # Keras parses the file in this process, with no limits and following HDF5 links
     # and external storage: the sandboxed reader vets it first.
-    net = load_file(path, fold=False, weights=weights)
+    label = str(path)
+    if weights is None:
+        _sandbox.run(_untrusted_h5.read_model_file, (label, DEFAULT_LIMITS), DEFAULT_LIMITS, label)
+    else:
+        _sandbox.run(_untrusted_h5.read_json_with_weights, (label, str(weights), DEFAULT_LIMITS), DEFAULT_LIMITS,
+                     label)
+    try:
+        net = load_file(path, fold=False, weights=weights)
+    except MlpCodegenError:
+        net = None  # a model mlpcodegen refuses (a branching graph...): Keras may still run it
+    if net is not None and _KERAS2_NOTE in net.notes:
+        return _rebuilt_model(keras, net)
     try:
         return _keras_load(keras, path, weights)
     except Exception as exc:  # Keras raises many types for a file it cannot load
+        if net is None:
+            raise ModelFormatError(f"Keras could not load {path}: {exc}") from None
         try:
             return _rebuilt_model(keras, net)
         except MlpCodegenError:
