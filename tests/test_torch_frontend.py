@@ -214,6 +214,23 @@ def test_compiled_c_float32(seed):
     assert compare(actual, forward(model, x, torch.float32), scale, "float32")[2] <= C_F32_ULP + TORCH_F32_ULP
 
 
+def test_file_route_through_onnx_agrees(tmp_path):
+    """Files go through ONNX (the frontend's docstring): the exported file, read by the
+    ONNX frontend, is the same network as the object read by this one.  (Parameters are
+    exact float32 values: ONNX stores activation attributes as float32.)"""
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Linear(3, 6), _batch_norm(np.random.default_rng(4), 6), nn.ReLU(),
+                          nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Dropout(0.2)), nn.Linear(5, 4, bias=False),
+                          nn.ELU(), nn.Linear(4, 3), nn.Softmax(dim=1)).eval()
+    path = tmp_path / "model.onnx"
+    # dynamo=False: the TorchScript-based exporter, which needs no onnxscript
+    torch.onnx.export(model, (torch.zeros(2, 3),), str(path), dynamo=False)
+    from_file, from_object = mlpcodegen.load(path), mlpcodegen.load(model)
+    x = inputs(3, 4)
+    expected, scale = evaluate_magnitude(from_object, x)
+    assert compare(mlpcodegen.evaluate(from_file, x), expected, scale, "float64")[1] <= F64_REL
+
+
 def test_training_mode_converted_with_eval_semantics():
     model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Dropout(0.5), nn.Linear(3, 1))
     model.train()
