@@ -159,6 +159,18 @@ def test_outputs_on_three_cores_match_reference_and_host_bits(which):
         assert 10 < ran.instructions < 200_000, (core, ran.instructions)
 
 
+def test_special_values_as_the_desktop_profile():
+    """The embedded profile's one-comparison max/min (a constant side) keeps NaN, ±0 and
+    ±inf as the desktop profile's (tested against Keras in test_special_values)."""
+    specials = np.array([[np.nan], [np.inf], [-np.inf], [0.0], [-0.0], [1e30], [-1e30], [0.5], [-0.5]], np.float32)
+    for activation in ("relu", "relu6", "hard_tanh", "hard_sigmoid", "leaky_relu", "elu"):
+        net = Network(1, (Dense(np.array([[1.0, -1.0, 0.5]]), np.zeros(3), Activation(activation)),))
+        embedded = cortex.run_on_host(net, specials, cortex.Options(name="net", optimize="speed"))
+        desktop = cortex.run_on_host(net, specials, cortex.Options(name="net", profile="desktop"))
+        np.testing.assert_array_equal(embedded.outputs.view(np.uint32), desktop.outputs.view(np.uint32),
+                                      err_msg=activation)
+
+
 def test_size_command_reports_every_core_and_level(capsys):
     assert main(["size", str(SEED), "--core", "m0plus", "m4f", "--opt", "Os", "O2", "--optimize", "size"]) == 0
     out = capsys.readouterr().out

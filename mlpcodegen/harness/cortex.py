@@ -210,9 +210,18 @@ class CoreRun:
     extra: dict = field(default_factory=dict)
 
 
+def _value(v: float, dtype: str) -> str:
+    """A C constant expression for ``v`` (NaN and infinities by <math.h>'s macros)."""
+    if np.isnan(v):
+        return "NAN"
+    if np.isinf(v):
+        return "INFINITY" if v > 0 else "-INFINITY"
+    return literal(v, dtype)
+
+
 def _table_header(x: np.ndarray, dtype: str, timed: int, repeat: int) -> str:
-    rows = [" {" + ", ".join(literal(v, dtype) for v in row) + "}" for row in x]
-    return "\n".join([f"#define MLPC_ROWS {len(x)}u", f"#define MLPC_TIMED {timed}u", f"#define MLPC_REPEAT {repeat}u",
+    rows = [" {" + ", ".join(_value(v, dtype) for v in row) + "}" for row in x]
+    return "\n".join(["#include <math.h>", f"#define MLPC_ROWS {len(x)}u", f"#define MLPC_TIMED {timed}u", f"#define MLPC_REPEAT {repeat}u",
                       f"static const MLPC_T mlpc_x[{len(x)}][MLPC_INPUTS] = {{", ",\n".join(rows), "};", ""])
 
 
