@@ -52,22 +52,21 @@ ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "rel
 ESTIMATORS = ("MLPRegressor", "MLPClassifier")
 
 
-def _standard(scaler: Any) -> tuple[Scaling, list[Layer]]:
+def _standard(scaler: Any, where: str) -> tuple[Scaling, list[Layer]]:
     return Scaling.from_sklearn(scaler), []
 
 
-def _minmax(scaler: Any) -> tuple[Scaling, list[Layer]]:
+def _minmax(scaler: Any, where: str) -> tuple[Scaling, list[Layer]]:
     """A MinMaxScaler; clip=True adds the exact clipping steps after the affine map."""
     if not getattr(scaler, "clip", False):
         return Scaling.from_sklearn(scaler), []
-    _fitted(scaler, "data_min_")
     low, high = (float(v) for v in scaler.feature_range)
     scaling = Scaling.minmax(scaler.data_min_, scaler.data_max_, (low, high))
-    return scaling, clamp_layers(int(scaling.scale.shape[0]), low, high, "clip")
+    return scaling, clamp_layers(int(scaling.scale.shape[0]), low, high, f"{where} clip")
 
 
-#: Pipeline step class name -> (scaling, layers after it).
-SCALERS: dict[str, Callable[[Any], tuple[Scaling, list[Layer]]]] = {
+#: Pipeline step class name -> reader(scaler, where): its scaling and the layers after it.
+SCALERS: dict[str, Callable[[Any, str], tuple[Scaling, list[Layer]]]] = {
     "StandardScaler": _standard, "MinMaxScaler": _minmax, "RobustScaler": _standard,
     "MaxAbsScaler": _standard,
 }
@@ -188,7 +187,7 @@ def _n_inputs(estimator: Any, where: str) -> int:
 def _scaler_layers(where: str, scaler: Any, width: int, notes: list[str]) -> list[Layer]:
     _fitted(scaler, "n_features_in_", where)
     try:
-        scaling, after = SCALERS[_class_name(scaler)](scaler)
+        scaling, after = SCALERS[_class_name(scaler)](scaler, where)
         step = scaling.affine(width, where)
     except ValidationError as exc:
         raise ValidationError(f"{where}: {exc}") from None
