@@ -31,11 +31,16 @@ import numpy as np
 
 from ..activations import REGISTRY, SELU_ALPHA, SELU_SCALE
 from ..errors import MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
-from ..ir import Activate, Activation, Affine, Dense, Layer, Network
+from ..ir import Activate, Activation, Affine, Dense, Network
 from ..limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits
 from ..passes import fold_affine, fuse_activations
 from ..untrusted import quote_name
 from . import _sandbox
+
+try:  # imported here, not in the job: the fork server's children then inherit it (0.3 s each otherwise)
+    import onnx as _onnx
+except ImportError:  # pragma: no cover - the [onnx] extra is not installed
+    _onnx = None
 
 MIN_OPSET = 9
 #: TensorProto element types read as weights, and integer types read for shapes and axes.
@@ -95,15 +100,15 @@ def _check_regular(info: os.stat_result, label: str, limits: ReadLimits) -> None
 
 def read_model_file(label: str, limits: ReadLimits) -> bytes:
     """The sandbox job: the file's graph as :func:`_describe` bytes."""
-    import onnx
-
+    if _onnx is None:  # pragma: no cover - depends on what is installed
+        raise UnsupportedError("reading .onnx files needs the onnx package: pip install 'mlpcodegen[onnx]'")
     descriptor = os.open(label, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(descriptor, "rb") as stream:
         _check_regular(os.fstat(stream.fileno()), label, limits)
         data = stream.read(limits.max_file_bytes + 1)
     if len(data) > limits.max_file_bytes:
         raise LimitExceeded(f"{label} grew beyond {limits.max_file_bytes:,} bytes while read")
-    model = onnx.ModelProto()
+    model = _onnx.ModelProto()
     try:
         model.ParseFromString(data)
     except Exception as exc:  # protobuf's DecodeError, or a RuntimeError of the C parser
@@ -119,7 +124,7 @@ class _Tensors:
         self.items: list[tuple[str, Optional[np.ndarray], str]] = []
 
     def add(self, tensor: Any, where: str) -> str:
-        from onnx import numpy_helper
+        from onnx import numpy_helper  # imported with onnx at the top
 
         if tensor.data_location == _EXTERNAL or len(tensor.external_data):
             raise UnsupportedError(f"{where}: tensor {quote_name(tensor.name)!r} keeps its data in an external "
@@ -266,11 +271,11 @@ def _where(node: dict) -> str:
     return f"node {quote_name(node['name'])!r} ({quote_name(node['op'])})"
 
 
-def _attr(node: dict, key: str, default: Any, kind: type = float) -> Any:
+def _attr(node: dict, key: str, default: Any, kind: type = float, finite: bool = True) -> Any:
     value = node["attrs"].get(key, default)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if not isinstance(value, kind) or (kind is float and not math.isfinite(value)):
+    if not isinstance(value, kind) or (kind is float and (math.isnan(value) or finite and math.isinf(value))):
         raise ModelFormatError(f"{_where(node)}: attribute {quote_name(key)!r} is not a {kind.__name__}: "
                                f"{quote_name(value)}")
     return value
@@ -498,7 +503,7 @@ def _log_softmax(node: dict, chain: _Chain) -> list:
 def _clip(node: dict, chain: _Chain) -> list:
     """min/max attributes before opset 11, optional constant inputs from 11."""
     if chain.opset < 11:
-        low, high = _attr(node, "min", -math.inf), _attr(node, "max", math.inf)
+        low, high = _attr(node, "min", -math.inf, finite=False), _attr(node, "max", math.inf, finite=False)
     else:
         low, high = (_scalar(node, chain, index, what, default) for index, what, default in
                      ((1, "min", -math.inf), (2, "max", math.inf)))
@@ -573,18 +578,19 @@ SUPPORTED_OPS = tuple(sorted(_OPS))
 
 
 def _supported() -> str:
-    return ", ".join(SUPPORTED_OPS) + " (and x*Sigmoid(x), x*HardSigmoid(x), x*Tanh(Softplus(x)))"
+    return ", ".join(SUPPORTED_OPS) + " (and x*Sigmoid(x), x*HardSigmoid(x), x*Tanh(Softplus(x)), x/(1+Abs(x)))"
 
 
 # -- fan-outs: the only non-chain shapes read (what exporters write for one activation)
 
 
 def _gated(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
-    """x * g(x), g a short chain of unary nodes: silu, hard_silu, mish as exporters
-    decompose them.  Returns (layers, the node whose output is the result, nodes used)."""
+    """x * g(x) or x / g(x), g a short chain of unary nodes: silu, hard_silu, mish and
+    softsign as exporters decompose them.  Returns (layers, the node whose output is
+    the result, nodes used)."""
     for gate, start in ((users[0], users[1]), (users[1], users[0])):
         inputs = gate["inputs"]
-        if gate["op"] != "Mul" or len(inputs) != 2 or inputs.count(chain.current) != 1:
+        if gate["op"] not in ("Mul", "Div") or len(inputs) != 2 or inputs.count(chain.current) != 1:
             continue
         target, path = inputs[1 - inputs.index(chain.current)], [start]
         while path[-1]["outputs"][:1] != [target] and len(path) < 3:
@@ -592,21 +598,26 @@ def _gated(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[
             if len(following) != 1:
                 break
             path.append(following[0])
-        name = _GATES.get(tuple(node["op"] for node in path))
-        if path[-1]["outputs"][:1] == [target] and name and _unary_chain(path, chain.current) and (
-                name != "hard_silu" or _standard_hard_sigmoid(path[0])):
+        name = _GATES.get((gate["op"], tuple(node["op"] for node in path)))
+        if (name and path[-1]["outputs"][:1] == [target] and (gate["op"] == "Mul" or inputs[0] == chain.current)
+                and _unary_chain(path, chain) and (name != "hard_silu" or _standard_hard_sigmoid(path[0]))):
             layer = Activate(chain.width, Activation(name), name=gate["name"] or name)
             return [layer], gate, path + [gate]
     return None
 
 
-_GATES = {("Sigmoid",): "silu", ("HardSigmoid",): "hard_silu", ("Softplus", "Tanh"): "mish"}
+_GATES = {("Mul", ("Sigmoid",)): "silu", ("Mul", ("HardSigmoid",)): "hard_silu",
+          ("Mul", ("Softplus", "Tanh")): "mish", ("Div", ("Abs", "Add")): "softsign"}
 
 
-def _unary_chain(path: list[dict], start: str) -> bool:
-    value = start
+def _unary_chain(path: list[dict], chain: _Chain) -> bool:
+    """Each node reads the previous one's value (an Add: and the constant 1)."""
+    value = chain.current
     for node in path:
-        if node["inputs"] != [value] or node["domain"] not in ("", "ai.onnx"):
+        others = [name for name in node["inputs"] if name != value]
+        if len(others) != len(node["inputs"]) - 1 or node["domain"] not in ("", "ai.onnx"):
+            return False
+        if others and not (node["op"] == "Add" and len(others) == 1 and _is_one(chain.constants.get(others[0]))):
             return False
         value = node["outputs"][0]
     return True
@@ -614,6 +625,10 @@ def _unary_chain(path: list[dict], start: str) -> bool:
 
 def _standard_hard_sigmoid(node: dict) -> bool:
     return _f32(_attr(node, "alpha", 0.2)) == _f32(1 / 6) and _attr(node, "beta", 0.5) == 0.5
+
+
+def _is_one(found: Optional[tuple]) -> bool:
+    return found is not None and found[0] is not None and found[0].size == 1 and float(found[0].reshape(-1)[0]) == 1.0
 
 
 def _complement(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
@@ -650,7 +665,8 @@ def _build(info: dict, label: str, fold: bool) -> Network:
         raise type(exc)(f"{label}: {exc}") from None
     except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:  # a malformed value unforeseen
         raise ModelFormatError(f"{label}: malformed ONNX graph ({type(exc).__name__}: {exc})") from None
-    return fold_affine(fuse_activations(net)) if fold else fuse_activations(net)
+    # fused again after folding: a folded BatchNormalization leaves Dense, relu adjacent
+    return fuse_activations(fold_affine(fuse_activations(net))) if fold else fuse_activations(net)
 
 
 def _network(info: dict) -> Network:

@@ -54,8 +54,9 @@ def _affine(layer: Affine, index: int, current: str, dtype: str) -> tuple[list, 
 _LAYERS = {Dense: _dense, Affine: _affine, Activate: lambda layer, index, current, dtype: ([], [], current)}
 
 
-def onnx_model(net: Network, dtype: str = "float32"):
-    """An ``onnx.ModelProto`` computing ``net`` on a (n, n_inputs) input named ``x``."""
+def onnx_model(net: Network, dtype: str = "float32", opset: int = OPSET):
+    """An ``onnx.ModelProto`` computing ``net`` on a (n, n_inputs) input named ``x``
+    (``opset``: the operator set imported, 11 or later: Softmax's axis -1)."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -72,7 +73,7 @@ def onnx_model(net: Network, dtype: str = "float32"):
     nodes.append(helper.make_node("Identity", [current], ["y"]))
     graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", elem, ["n", net.n_inputs])],
                               [helper.make_tensor_value_info("y", elem, ["n", net.n_outputs])], initializer=weights)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="mlpcodegen")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="mlpcodegen")
     model.ir_version = min(model.ir_version, 9)  # readable by older ONNX Runtime releases too
     onnx.checker.check_model(model)
     return model

@@ -111,12 +111,15 @@ def _bound_by_rel(dtype: str) -> bool:
 
 
 def _check(label: str, actual: np.ndarray, expected: np.ndarray, scale: np.ndarray, dtype: str,
-           checked: bool = True) -> Comparison:
-    max_abs, max_rel, max_ulp = compare(actual, expected, scale, dtype)
+           checked: bool = True, floor: float = 0.0) -> Comparison:
+    """``floor``: the least magnitude errors are measured at (a peer accurate in absolute,
+    not relative, terms: see :attr:`~mlpcodegen.harness.peers.Peer.magnitude_floor`)."""
+    max_abs, max_rel, max_ulp = compare(actual, expected, np.maximum(scale, floor), dtype)
     if _bound_by_rel(dtype):
         bound, passed = f"rel <= {F64_REL_BOUND:g}", max_rel <= F64_REL_BOUND
     else:
         bound, passed = f"ulp <= {F32_ULP_BOUND:g}", max_ulp <= F32_ULP_BOUND
+    bound += f" (magnitude >= {floor:g})" if floor else ""
     return Comparison(label, max_abs, max_rel, max_ulp, dtype, bound if checked else "(information)",
                       passed if checked else None)
 
@@ -388,9 +391,10 @@ def verify(
                           units=MODEL_UNITS if inputs is None else ORIGINAL_UNITS, source=source)
     report.comparisons += [
         _check(f"{label} vs reference (float64)", batch, reference, scale, dtype),
-        _check(f"{label} vs {peer.label}", batch, predicted, scale, worst),
+        _check(f"{label} vs {peer.label}", batch, predicted, scale, worst, floor=peer.magnitude_floor),
         _check(f"{label} one-sample calls vs batch", singles, batch[: len(singles)], scale[: len(singles)], dtype),
-        _check(f"{peer.label} vs reference", predicted, reference, scale, predict_dtype, checked=False),
+        _check(f"{peer.label} vs reference", predicted, reference, scale, predict_dtype, checked=False,
+               floor=peer.magnitude_floor),
     ]
     return report
 
