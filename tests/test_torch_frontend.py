@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -229,6 +230,27 @@ def test_file_route_through_onnx_agrees(tmp_path):
     x = inputs(3, 4)
     expected, scale = evaluate_magnitude(from_object, x)
     assert compare(mlpcodegen.evaluate(from_file, x), expected, scale, "float64")[1] <= F64_REL
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_torch_files_recognised_and_refused(tmp_path):
+    """torch.save (zip and legacy pickle), torch.jit.save archives and bare pickles are
+    recognised from their first bytes and refused with what to do instead; a .keras
+    archive is not taken for one.  (The dispatcher's table decides whether to ask.)"""
+    from mlpcodegen.frontends import torch as frontend
+    from mlpcodegen.frontends import HEAD_BYTES
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh())
+    torch.save(model.state_dict(), tmp_path / "state.pt")
+    torch.save(model, tmp_path / "whole.pt")
+    torch.save(model.state_dict(), tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    torch.jit.save(torch.jit.script(model), str(tmp_path / "scripted.pt"))
+    for name in ("state.pt", "whole.pt", "legacy.pt", "scripted.pt"):
+        assert frontend.is_torch_file((tmp_path / name).read_bytes()[:HEAD_BYTES]), name
+        with pytest.raises(ModelFormatError, match="runs code stored in the file.*torch.onnx.export"):
+            frontend.load_file(tmp_path / name)
+    seed = Path(mlpcodegen.__file__).resolve().parent.parent / "generated" / "seed" / "seed.keras"
+    assert not frontend.is_torch_file(seed.read_bytes()[:HEAD_BYTES])
 
 
 def test_training_mode_converted_with_eval_semantics():

@@ -37,6 +37,8 @@ A model file is untrusted input, so none of these is read.  Export the model ins
 ``torch.onnx.export(model.eval(), torch.zeros(1, n_inputs), "model.onnx")`` and convert
 ``model.onnx`` (the ONNX frontend reads it with the ``onnx`` package only, no pickle, no
 torch).  In-memory objects -- the user's own, trusted -- come through this frontend.
+:func:`is_torch_file` recognises those files from their first bytes (for the format
+table) and :func:`load_file` refuses them with this advice.
 """
 from __future__ import annotations
 
@@ -271,6 +273,37 @@ _WIDTHS: dict[str, Callable[[Any], int]] = {
 }
 
 SUPPORTED = ("Sequential",) + tuple(READERS)
+
+
+# ------------------------------------------------------------------------- files
+
+#: What a member of a torch.save / torch.jit.save zip archive is called after its
+#: ``<archive name>/`` prefix (the first member is one of these).
+_ARCHIVE_MEMBERS = (b"data.pkl", b"version", b".format_version", b"byteorder", b"constants.pkl")
+_ARCHIVE_FOLDERS = (b"data/", b".data/", b"code/", b"constants/")
+
+
+def is_torch_file(head: bytes) -> bool:
+    """Whether a file's first bytes are a PyTorch file: a zip archive whose first member
+    is ``<name>/data.pkl``, ``<name>/data/0``, ... (torch.save, torch.jit.save), or a bare
+    pickle (the legacy torch.save format; also joblib / pickle.dump files)."""
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return True
+    if head[:4] != b"PK\x03\x04" or len(head) < 30:
+        return False
+    first = head[30:30 + int.from_bytes(head[26:28], "little")]
+    _, slash, member = first.partition(b"/")
+    return bool(slash) and (member in _ARCHIVE_MEMBERS or member.startswith(_ARCHIVE_FOLDERS))
+
+
+def load_file(path: Any, *, fold: bool = True, limits: Any = None) -> Network:
+    """PyTorch files are refused, with why and what to do instead (the module docstring)."""
+    raise ModelFormatError(
+        f"{path} is a PyTorch file (torch.save / torch.jit.save) or a Python pickle: not read, because loading "
+        "it runs code stored in the file (unpickling, TorchScript) and a state_dict has no architecture. "
+        "Export the model: torch.onnx.export(model.eval(), torch.zeros(1, n_inputs), 'model.onnx'), and convert "
+        "model.onnx; or, for a file you trust, load it yourself and pass the nn.Module (or scikit-learn object) "
+        "to mlpcodegen.load")
 
 
 # ------------------------------------------------------------------------- public
