@@ -1,6 +1,236 @@
-"""Command line for ``mlpcodegen simplify``.  (Being built: see issue 14.)"""
+"""Command line for ``mlpcodegen simplify``: a simpler formula for a network on a domain
+with its certified error (issue 14; the work is done by :mod:`mlpcodegen.simplify`)."""
 from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from typing import Optional
+
+MODES = ("exact", "taylor", "chebyshev", "tolerance", "saturate")
 
 
 def add_simplify(sub, common) -> None:
     """Add the ``simplify`` command to the subparsers ``sub``."""
+    from .backends import BACKENDS
+
+    p = sub.add_parser("simplify", help="a simpler formula for a model on a domain, with a certified error",
+                       description="Write a simpler formula for a model on an input box: exact simplification "
+                                   "(--exact), a Chebyshev interpolant (--chebyshev N or --tolerance T), a Taylor "
+                                   "polynomial (--taylor N --at X) or saturated units (--saturate --tolerance T), "
+                                   "with the certified and the measured max error on the domain.")
+    common.add_model_options(p)
+    common.add_scaling_options(p)
+    p.add_argument("--domain", nargs=2, type=common.floats, metavar=("LOW", "HIGH"),
+                   help="the input box, in the units the formula takes (one number for all inputs or one per input, "
+                        "comma-separated); default: the input scaling's min/max")
+    mode = p.add_argument_group("method (one)")
+    mode.add_argument("--exact", action="store_true", help="remove what the domain proves unused: dead ReLU units, "
+                      "zero weights, duplicates, always-active layers; one-input ReLU networks become their exact "
+                      "piecewise-linear form")
+    mode.add_argument("--taylor", type=common.positive_int, metavar="N", help="Taylor polynomial of order N")
+    mode.add_argument("--at", type=common.finite, metavar="X", help="the Taylor point (default: the domain's centre)")
+    mode.add_argument("--chebyshev", type=_degree(common), metavar="N", help="Chebyshev interpolant of degree N")
+    mode.add_argument("--tolerance", type=_positive(common), metavar="T",
+                      help="alone: the lowest-degree Chebyshev interpolant whose certified error is <= T; with "
+                           "--taylor: also report where the Taylor polynomial meets T; with --saturate: the budget")
+    mode.add_argument("--saturate", action="store_true", help="replace tanh/sigmoid units the domain keeps within "
+                      "--tolerance of their limits by constants")
+    mode.add_argument("--total-degree", action="store_true", help="several inputs: Chebyshev terms of total degree "
+                      "<= N only (default: every degree <= N in each input)")
+    p.add_argument("--target", default="python", choices=sorted(BACKENDS))
+    p.add_argument("--dtype", default=None, help="the target's number type (default: its first)")
+    p.add_argument("--name", help="function name (default: from the model file's name)")
+    p.add_argument("-o", "--output", metavar="FILE", help="the simplified formula in the target (default: stdout)")
+    p.add_argument("--digits", type=int, default=4, help="significant digits of the printed formula (default 4)")
+    p.add_argument("--png", metavar="PNG", help="one-input models: network vs simplified formula and the error")
+    common.add_mkdir_option(p)
+    p.set_defaults(run=lambda args: run_simplify(args, common))
+
+
+def _positive(common):
+    def parse(text: str) -> float:
+        value = common.finite(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError("must be a positive number")
+        return value
+    return parse
+
+
+def _degree(common):
+    def parse(text: str) -> int:
+        from .ir import MAX_POLYNOMIAL_DEGREE
+
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not 0 <= value <= MAX_POLYNOMIAL_DEGREE:
+            raise argparse.ArgumentTypeError(f"must be in [0, {MAX_POLYNOMIAL_DEGREE}]")
+        return value
+    return parse
+
+
+def _mode(args, common) -> str:
+    chosen = [m for m in ("exact", "taylor", "chebyshev", "saturate") if getattr(args, m) not in (None, False)]
+    if len(chosen) > 1:
+        raise common.UsageError(f"choose one method, not {' and '.join('--' + m for m in chosen)}")
+    if args.at is not None and "taylor" not in chosen:
+        raise common.UsageError("--at is the Taylor point: give it with --taylor N")
+    if not chosen:
+        if args.tolerance is None:
+            raise common.UsageError("choose a method: --exact, --taylor N, --chebyshev N, --tolerance T or "
+                                    "--saturate --tolerance T")
+        return "tolerance"
+    if chosen[0] in ("exact", "chebyshev") and args.tolerance is not None:
+        raise common.UsageError(f"--tolerance does not go with --{chosen[0]}")
+    if chosen[0] == "saturate" and args.tolerance is None:
+        raise common.UsageError("--saturate needs --tolerance T (how far from its limit a unit may be)")
+    return chosen[0]
+
+
+def _box(args, net, common) -> tuple[list[float], list[float]]:
+    domain = common.domain(args, net.n_inputs)
+    if domain is not None:
+        return [float(v) for v in domain[0]], [float(v) for v in domain[1]]
+    inputs, _ = common.scalings(args)
+    spec = getattr(inputs, "spec", None) or {}
+    if spec.get("kind") == "minmax":
+        lo, hi = spec["min"], spec["max"]
+        lo, hi = (lo * net.n_inputs if len(lo) == 1 else lo), (hi * net.n_inputs if len(hi) == 1 else hi)
+        return [float(v) for v in lo], [float(v) for v in hi]
+    raise common.UsageError("simplify needs the domain: --domain LOW HIGH (or a min/max input scaling)")
+
+
+def _check_png(args, net, common) -> None:
+    if args.png and net.n_inputs != 1:
+        raise common.UsageError(f"--png draws one-input models; this one has {net.n_inputs} inputs")
+
+
+def run_simplify(args, common) -> int:
+    from ._files import check_outputs, write_all
+    from .backends import emit, get_backend
+
+    mode = _mode(args, common)
+    backend = get_backend(args.target)
+    dtype = args.dtype or backend.dtypes[0]
+    if dtype not in backend.dtypes:
+        raise common.UsageError(f"target {args.target!r} supports --dtype {' or '.join(backend.dtypes)}, not {dtype}")
+    to_stdout = args.output in (None, "-")
+    outputs = ([] if to_stdout else [args.output]) + ([args.png] if args.png else [])
+    if outputs:
+        check_outputs(outputs, mkdir=args.mkdir)
+    net = common.scaled(common.load(args), args)
+    _check_png(args, net, common)
+    lower, upper = _box(args, net, common)
+    result = _SIMPLIFY[mode](args, net, lower, upper)
+    name = args.name or common.default_name(args.model, args.target)
+    code = emit(result.network, args.target, dtype=dtype, name=name)
+    report = sys.stderr if to_stdout else sys.stdout
+    print(_summary(net, result, lower, upper, args.digits), file=report)
+    if args.png:
+        from .plot import write_simplify_png
+
+        write_simplify_png(net, result.network, lower[0], upper[0], result.title, args.png, mkdir=args.mkdir,
+                           bound=result.certified)
+    if to_stdout:
+        sys.stdout.write(code)
+    else:
+        write_all({args.output: code}, mkdir=args.mkdir)
+    return 0
+
+
+class Simplified:
+    """What a method produced: the network to emit, a title, and lines of report."""
+
+    def __init__(self, network, title: str, lines: list[str], certified: Optional[float] = None) -> None:
+        self.network, self.title, self.lines, self.certified = network, title, lines, certified
+
+
+def _noted(network, lines: list[str]):
+    return replace(network, notes=network.notes + tuple(lines))
+
+
+def _approximation(approx, extra: Optional[list[str]] = None) -> Simplified:
+    lines = (extra or []) + [approx.method, approx.errors.line()]
+    note = (f"certified max error {approx.errors.certified:.6g} on the box {list(approx.lower)} .. "
+            f"{list(approx.upper)} (measured {approx.errors.measured:.6g})")
+    return Simplified(_noted(approx.network, [note]), approx.method, lines, approx.errors.certified)
+
+
+def _chebyshev(args, net, lower, upper) -> Simplified:
+    from .simplify import chebyshev
+
+    return _approximation(chebyshev(net, lower, upper, args.chebyshev, args.total_degree))
+
+
+def _tolerance(args, net, lower, upper) -> Simplified:
+    from .simplify import for_tolerance
+
+    return _approximation(for_tolerance(net, lower, upper, args.tolerance, total=args.total_degree))
+
+
+def _taylor(args, net, lower, upper) -> Simplified:
+    from .simplify.chebyshev import Approximation
+    from .simplify.certify import error_report
+    from .simplify.taylor import taylor, tolerance_interval
+
+    at = args.at if args.at is not None else (lower[0] + upper[0]) / 2
+    result = taylor(net, at, args.taylor, lower[0], upper[0])
+    errors = error_report(net, result.network, lower, upper)
+    lines = [result.claim]
+    if args.tolerance is not None:
+        lines.append(tolerance_interval(net, result, args.tolerance, lower[0], upper[0]))
+    approx = Approximation(result.network, tuple(lower), tuple(upper), errors,
+                           f"Taylor polynomial of order {args.taylor} at x = {at:g}")
+    return _approximation(approx, lines)
+
+
+def _saturate(args, net, lower, upper) -> Simplified:
+    from .simplify.saturation import saturate
+
+    result = saturate(net, lower, upper, args.tolerance)
+    note = f"certified max error {result.errors.certified:.6g} on the box {lower} .. {upper}"
+    return Simplified(_noted(result.network, [note]), "saturated units", [result.line(), result.errors.line()],
+                      result.errors.certified)
+
+
+def _exact(args, net, lower, upper) -> Simplified:
+    from .errors import UnsupportedError
+    from .simplify.exact import piecewise_linear, simplify_exact
+
+    result = simplify_exact(net, lower, upper)
+    lines = [result.line()]
+    simplified = result.network
+    if net.n_inputs == 1:
+        try:
+            pieces = piecewise_linear(net, lower[0], upper[0])
+        except UnsupportedError as error:
+            lines.append(f"no piecewise-linear form: {error}")
+        else:
+            simplified = pieces.network(net)
+            lines.append(f"exact piecewise-linear form: {len(pieces.breakpoints)} breakpoints, "
+                         f"{len(pieces.breakpoints) + 1} pieces")
+    note = f"exact on the box {lower} .. {upper} (same outputs up to float rounding)"
+    return Simplified(_noted(simplified, [note]), "exact simplification", lines)
+
+
+_SIMPLIFY = {"exact": _exact, "taylor": _taylor, "chebyshev": _chebyshev, "tolerance": _tolerance,
+             "saturate": _saturate}
+
+
+def _summary(net, result: Simplified, lower, upper, digits: int) -> str:
+    from .errors import MlpCodegenError
+    from .simplify.size import formula_size
+
+    before, after = formula_size(net), formula_size(result.network)
+    lines = [f"{net.describe()} on {lower} .. {upper}"] + result.lines
+    lines += [f"size: {before.line()} -> {after.line()}"]
+    try:
+        from .backends.latex import latex_equations
+
+        equations = latex_equations(result.network, digits=digits or None)
+        lines += ["formula:"] + [f"  {left} = {right}" for left, right in equations]
+    except MlpCodegenError as error:
+        lines.append(f"(formula not printed: {error})")
+    return "\n".join(lines)

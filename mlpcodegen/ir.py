@@ -1,13 +1,15 @@
 """The intermediate representation: a feed-forward network as small, frozen,
 validated data.  Nothing here knows about Keras or about any output language.
 
-A :class:`Network` is an input width and a chain of layers.  Three layer kinds exist:
+A :class:`Network` is an input width and a chain of layers.  Four layer kinds exist:
 
 * :class:`Dense`    -- ``activation(x @ kernel + bias)``
 * :class:`Activate` -- an activation on its own (e.g. a Keras ``Activation`` layer
   after a Dense layer that already has a non-linear activation).
 * :class:`Affine`   -- ``x * scale + shift`` per feature (input/output scaling and
   normalisations that cannot be folded into a Dense layer).
+* :class:`Polynomial` -- a polynomial of the inputs: an approximation of a network on a
+  domain (:mod:`mlpcodegen.simplify`), which every target prints as it prints a layer.
 
 Weights are stored as read-only float64 arrays.  Converting float16/bfloat16/float32
 weights to float64 is exact, so the arrays hold the trained values bit for bit;
@@ -277,7 +279,93 @@ class Affine:
         return hash(self._key())
 
 
-Layer = Union[Dense, Activate, Affine]
+#: Bases a :class:`Polynomial` may be written in.
+POLYNOMIAL_BASES = ("monomial", "chebyshev")
+#: Highest degree a :class:`Polynomial` may have in one variable (a simpler formula, not a
+#: substitute for the network: past this an interpolant of a network is ill-conditioned).
+MAX_POLYNOMIAL_DEGREE = 64
+
+
+@dataclass(frozen=True, eq=False)
+class Polynomial:
+    """An approximation of a network (or of part of one) as a polynomial in each input,
+    with :mod:`mlpcodegen.simplify`'s certified error stated in ``Network.notes``.
+
+    ``y_j = sum_k coefficients[j, k] * prod_i B(exponents[k, i], t_i)`` with
+    ``t_i = (x_i - center_i) * scale_i`` (the domain mapped to [-1, 1]) and ``B(n, t)``
+    ``t**n`` (``basis="monomial"``, written by Horner's rule for one input) or the
+    Chebyshev polynomial ``T_n(t)`` (``"chebyshev"``, Clenshaw's recurrence for one input).
+    ``exponents`` has one row per term (distinct rows), ``coefficients`` one row per output.
+    """
+
+    exponents: np.ndarray
+    coefficients: np.ndarray
+    center: np.ndarray
+    scale: np.ndarray
+    basis: str = "chebyshev"
+    name: str = "polynomial"
+    activation: Activation = LINEAR
+
+    def __post_init__(self) -> None:
+        what = f"layer {self.name!r}"
+        exponents = _frozen_array(self.exponents, f"{what} exponents")
+        coefficients, center, scale = (_frozen_array(getattr(self, key), f"{what} {key}")
+                                       for key in ("coefficients", "center", "scale"))
+        if exponents.ndim != 2 or 0 in exponents.shape or coefficients.ndim != 2 \
+                or coefficients.shape[1] != exponents.shape[0] or coefficients.shape[0] == 0:
+            raise ValidationError(f"{what}: exponents must be (terms, inputs) and coefficients (outputs, terms), "
+                                  f"got {exponents.shape} and {coefficients.shape}")
+        if center.shape != (exponents.shape[1],) or scale.shape != center.shape:
+            raise ValidationError(f"{what}: center and scale need one value per input ({exponents.shape[1]})")
+        for array, key in ((exponents, "exponents"), (coefficients, "coefficients"), (center, "center"),
+                           (scale, "scale")):
+            _check_finite(array, f"{what} {key}")
+        if (exponents != np.round(exponents)).any() or (exponents < 0).any() \
+                or (exponents > MAX_POLYNOMIAL_DEGREE).any():
+            raise ValidationError(f"{what}: exponents must be whole numbers in [0, {MAX_POLYNOMIAL_DEGREE}]")
+        if len({tuple(row) for row in exponents.tolist()}) != len(exponents):
+            raise ValidationError(f"{what}: the exponent rows (terms) must be distinct")
+        if (scale == 0).any():
+            raise ValidationError(f"{what}: every input scale must be non-zero")
+        if self.basis not in POLYNOMIAL_BASES:
+            raise ValidationError(f"{what}: basis {self.basis!r} unknown; use one of {POLYNOMIAL_BASES}")
+        if not isinstance(self.activation, Activation) or not self.activation.is_identity:
+            raise ValidationError(f"{what}: a Polynomial has no activation")
+        for key, array in (("exponents", exponents), ("coefficients", coefficients), ("center", center),
+                           ("scale", scale)):
+            object.__setattr__(self, key, array)
+
+    @property
+    def n_in(self) -> int:
+        return int(self.exponents.shape[1])
+
+    @property
+    def units(self) -> int:
+        return int(self.coefficients.shape[0])
+
+    @property
+    def n_out(self) -> int:
+        return self.units
+
+    @property
+    def degree(self) -> int:
+        """The highest exponent of any one input."""
+        return int(self.exponents.max())
+
+    def _key(self) -> tuple:
+        return ("polynomial", self.name, self.basis, self.exponents.shape, self.exponents.tobytes(),
+                self.coefficients.shape, self.coefficients.tobytes(), self.center.tobytes(), self.scale.tobytes())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Polynomial) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
+Layer = Union[Dense, Activate, Affine, Polynomial]
+#: Layers that compute from weights (a network needs at least one).
+WEIGHTED_LAYERS = (Dense, Polynomial)
 
 
 @dataclass(frozen=True)
@@ -304,11 +392,11 @@ class Network:
             raise ValidationError(
                 f"weight dtype {self.weight_dtype!r} not supported; use one of {WEIGHT_DTYPES}"
             )
-        if not any(isinstance(layer, Dense) for layer in self.layers):
-            raise ValidationError("a network needs at least one Dense layer")
+        if not any(isinstance(layer, WEIGHTED_LAYERS) for layer in self.layers):
+            raise ValidationError("a network needs at least one Dense layer (or a Polynomial)")
         width = self.n_inputs
         for position, layer in enumerate(self.layers):
-            if not isinstance(layer, (Dense, Activate, Affine)):
+            if not isinstance(layer, (Dense, Activate, Affine, Polynomial)):
                 raise ValidationError(f"layer {position} is a {type(layer).__name__}, not a Layer")
             if layer.n_in != width:
                 raise ValidationError(
@@ -327,6 +415,6 @@ class Network:
 
     def describe(self) -> str:
         """One line such as ``1-3-2-1 (tanh, tanh, linear)``."""
-        widths = [str(self.n_inputs)] + [str(l.n_out) for l in self.layers if isinstance(l, Dense)]
+        widths = [str(self.n_inputs)] + [str(l.n_out) for l in self.layers if isinstance(l, WEIGHTED_LAYERS)]
         acts = [layer.activation.name for layer in self.layers]
         return f"{'-'.join(widths)} ({', '.join(acts)})"

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Callable, Optional, Sequence
 
 from .activations import REGISTRY
-from .graph import Builder, Comment, Item, Let, Node, Program, Statement
-from .ir import Activate, Affine, Dense, Layer, Network
+from .graph import Builder, Comment, Item, Let, Node, Num, Program, Statement, Term
+from .ir import Activate, Affine, Dense, Layer, Network, Polynomial
 
 
 def _dense_sums(b: Builder, layer: Dense, index: int, sources: Sequence[Node]) -> list[Node]:
@@ -86,7 +86,139 @@ def activate(b: Builder, layer: Layer, index: int, z: list[Node],
 def layer_statements(b: Builder, layer: Layer, index: int, sources: Sequence[Node],
                      stable: bool = True) -> tuple[list[Statement], list[Node]]:
     """One layer as statements, one per neuron, and its output nodes."""
+    own = LAYER_WRITERS.get(type(layer))
+    if own is not None:
+        return own(b, layer, index, sources)
     return activate(b, layer, index, preactivations(b, layer, index, sources), stable)
+
+
+# --------------------------------------------------------------------------- polynomials
+# A Polynomial is written as statements of its own: the mapped inputs t, the basis values
+# or the Clenshaw recurrence (each used twice: a statement, never printed twice), then one
+# output per unit.  Local names are a letter, the layer and a number (t1_0, b1_12, p1_3),
+# the pattern every backend already reserves.
+
+
+def _mapped_inputs(w: _Writer, layer: Polynomial, sources: Sequence[Node]) -> list[Node]:
+    """``t_i = scale_i*x_i - center_i*scale_i``: the domain mapped to [-1, 1]."""
+    out = []
+    for i, x in enumerate(sources):
+        scale, shift = float(layer.scale[i]), -float(layer.center[i]) * float(layer.scale[i])
+        if scale == 1.0 and shift == 0.0:
+            out.append(x)  # the input itself
+            continue
+        term = w.b.term(x) if scale == 1.0 else w.b.term(x, scale)
+        out.append(w.let(f"t{w.index}_{i}", w.b.sum([term], shift or None, f"t{w.index}_{i}")))
+    return out
+
+
+def _dense_coefficients(layer: Polynomial, unit: int) -> list[float]:
+    """One input: the coefficients of degrees 0..n (absent terms are 0)."""
+    values = [0.0] * (layer.degree + 1)
+    for k, row in enumerate(layer.exponents):
+        values[int(row[0])] = float(layer.coefficients[unit, k])
+    return values
+
+
+def _horner(w: _Writer, t: Node, c: list[float]) -> Node:
+    """``c0 + t*(c1 + t*(c2 + ...))``, one nested expression."""
+    if len(c) == 1:
+        return w.b.num(c[0])
+    acc = w.b.sum([w.b.term(t, c[-1])], c[-2] or None)
+    for value in reversed(c[:-2]):
+        acc = w.b.sum([w.b.term(w.b.mul(t, acc))], value or None)
+    return acc
+
+
+def _clenshaw(w: _Writer, t: Node, two_t: Node, c: list[float], unit: int) -> Node:
+    """``sum c_k T_k(t)`` by Clenshaw's recurrence ``b_k = c_k + 2t b_{k+1} - b_{k+2}``,
+    ``y = c_0 + t b_1 - b_2``: stable for every degree (the monomial coefficients of a
+    Chebyshev series grow like 2**n)."""
+    b, n = w.b, len(c) - 1
+    if n <= 1:
+        return b.num(c[0]) if n == 0 else b.sum([b.term(t, c[1])], c[0] or None)
+    after, after2 = b.num(c[n]), None  # b_{k+1} and b_{k+2} (b_n = c_n; None: zero)
+    for k in range(n - 1, 0, -1):
+        terms, bias = _minus(b, [_times(b, two_t, after)], after2, c[k])
+        name = f"b{w.index}_{unit * (n + 1) + k}"
+        after, after2 = w.let(name, b.sum(terms, bias or None, name)), after
+    terms, bias = _minus(b, [_times(b, t, after)], after2, c[0])
+    return b.sum(terms, bias or None)
+
+
+def _minus(b: Builder, terms: list[Term], node: Optional[Node], bias: float) -> tuple[list[Term], float]:
+    """``terms - node + bias``: a constant node goes into the bias, None is zero."""
+    if node is None:
+        return terms, bias
+    if type(node) is Num:
+        return terms, bias - node.value
+    return terms + [b.term(node, negative=True)], bias
+
+
+def _times(b: Builder, t: Node, node: Node) -> Term:
+    """``t*node`` as a term; a constant node becomes the coefficient."""
+    return b.term(t, node.value) if type(node) is Num else b.term(b.mul(t, node))
+
+
+def _basis_values(w: _Writer, layer: Polynomial, t: Node, i: int) -> list[Node]:
+    """``B_0(t) ... B_n(t)`` of one input, each a statement (used by many terms)."""
+    b, n = w.b, int(layer.exponents[:, i].max())
+    values: list[Node] = [b.num(1.0), t]
+    for k in range(2, n + 1):
+        name = f"p{w.index}_{i * (n + 1) + k}"
+        if layer.basis == "monomial":
+            node = b.sum([b.term(b.mul(t, values[-1]))], name=name)
+        elif k == 2:
+            node = b.sum([b.term(b.mul(t, t), 2.0)], -1.0, name)
+        else:
+            node = b.sum([b.term(b.mul(t, values[-1]), 2.0), b.term(values[-2], negative=True)], name=name)
+        values.append(w.let(name, node))
+    return values[: n + 1]
+
+
+def _product(b: Builder, factors: list[Node]) -> Optional[Node]:
+    if not factors:
+        return None
+    node = factors[0]
+    for factor in factors[1:]:
+        node = b.mul(node, factor)
+    return node
+
+
+def _general_polynomial(w: _Writer, layer: Polynomial, t: list[Node]) -> list[Node]:
+    """Several inputs: each term the product of its inputs' basis values."""
+    basis = [_basis_values(w, layer, ti, i) for i, ti in enumerate(t)]
+    products = [_product(w.b, [basis[i][int(e)] for i, e in enumerate(row) if e]) for row in layer.exponents]
+    outputs = []
+    for j in range(layer.units):
+        constant = sum(float(layer.coefficients[j, k]) for k, p in enumerate(products) if p is None)
+        terms = [w.b.term(p, float(layer.coefficients[j, k])) for k, p in enumerate(products) if p is not None]
+        outputs.append(w.b.sum(terms, constant) if terms else w.b.num(constant))
+    return outputs
+
+
+def polynomial_statements(b: Builder, layer: Polynomial, index: int,
+                          sources: Sequence[Node]) -> tuple[list[Statement], list[Node]]:
+    """A :class:`~mlpcodegen.ir.Polynomial` as statements: Horner's rule (monomial) or
+    Clenshaw's recurrence (Chebyshev) for one input, basis values and products for more."""
+    w = _Writer(b, index, True)
+    t = _mapped_inputs(w, layer, sources)
+    if layer.n_in == 1:
+        two_t = None
+        if layer.basis == "chebyshev" and layer.degree > 1:  # one statement for every output
+            two_t = w.let(f"u{index}_0", b.sum([b.term(t[0], 2.0)], name=f"u{index}_0"))
+        one = {"monomial": lambda j, c: _horner(w, t[0], c),
+               "chebyshev": lambda j, c: _clenshaw(w, t[0], two_t, c, j)}
+        values = [one[layer.basis](j, _dense_coefficients(layer, j)) for j in range(layer.units)]
+    else:
+        values = _general_polynomial(w, layer, t)
+    return w.statements, w.outputs(values)
+
+
+#: layer kind -> its statements, for layers that are not a sum then an activation.
+LAYER_WRITERS: dict[type, Callable[..., tuple[list[Statement], list[Node]]]] = {
+    Polynomial: polynomial_statements,
+}
 
 
 def network_program(net: Network, sources: Sequence[Node], b: Optional[Builder] = None, stable: bool = True,

@@ -145,3 +145,42 @@ def _plot_against_formula(net: Network, axes: Any, digits: Optional[int], domain
     axes.set_xlabel("x")
     axes.legend(loc="best", fontsize=9)
     axes.grid(alpha=0.3)
+
+
+def write_simplify_png(net: Network, simpler: Network, low: float, high: float, title: str,
+                       path: "str | os.PathLike[str]", *, mkdir: bool = False, bound: Optional[float] = None) -> Any:
+    """``simplify --png``: the network against the simpler formula (top, full width) and
+    their difference (bottom, its own scale: an error of 1e-3 on a curve of range 1 is
+    invisible on the first), for one-input networks.  Written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.linspace(low, high, 2001)[:, None]
+    exact, approx = evaluate(net, x), evaluate(simpler, x)
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(WIDTH_INCHES, 7.0), sharex=True,
+                                         gridspec_kw={"height_ratios": (3, 2)})
+    for j in range(net.n_outputs):
+        label = "y" if net.n_outputs == 1 else f"y_{j}"
+        top.plot(x[:, 0], exact[:, j], lw=2.5, alpha=0.55, label=f"network ${label}$")
+        top.plot(x[:, 0], approx[:, j], "--", lw=1.3, label=f"simplified ${label}$")
+        bottom.plot(x[:, 0], approx[:, j] - exact[:, j], lw=1.0, label=f"simplified - network ${label}$")
+    top.set_title(title, fontsize=11)
+    top.legend(loc="best", fontsize=9)
+    error = float(np.max(np.abs(approx - exact)))
+    bottom.set_title(f"error: max |simplified - network| {error:.3g} on [{low:g}, {high:g}] (2,001 points)", fontsize=10)
+    bottom.axhline(0.0, color="0.5", lw=0.6)
+    if bound is not None and np.isfinite(bound):
+        for side in (-bound, bound):
+            bottom.axhline(side, color="C3", lw=1.0, ls=":")
+        bottom.plot([], [], color="C3", lw=1.0, ls=":", label=f"certified bound ±{bound:.3g}")
+        bottom.legend(loc="best", fontsize=9)
+    bottom.set_xlabel("x")
+    for axes in (top, bottom):
+        axes.grid(alpha=0.3)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    plt.close(figure)
+    return write_atomic(path, buffer.getvalue(), mkdir=mkdir)

@@ -10,13 +10,14 @@ the same formulas Keras uses.  Every backend is tested against it.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
 
 from .activations import SELU_ALPHA, SELU_SCALE
 from .errors import ValidationError
-from .ir import Activate, Activation, Affine, Dense, Network
+from .ir import Activate, Activation, Affine, Dense, Network, Polynomial
 
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
@@ -167,10 +168,47 @@ def _dense_magnitude(layer: Dense, m: np.ndarray) -> np.ndarray:
     return m if layer.bias is None else m + np.abs(layer.bias)
 
 
+def _basis(layer: Polynomial, t: np.ndarray) -> list[np.ndarray]:
+    """For each input i, ``B_0(t_i) ... B_n(t_i)`` stacked on a last axis."""
+    out = []
+    for i in range(layer.n_in):
+        ti, n = t[..., i], int(layer.exponents[:, i].max())
+        values = [np.ones_like(ti), ti]
+        for _ in range(2, n + 1):
+            values.append(ti * values[-1] if layer.basis == "monomial" else 2.0 * ti * values[-1] - values[-2])
+        out.append(np.stack(values[: n + 1], axis=-1))
+    return out
+
+
+def _terms(layer: Polynomial, t: np.ndarray) -> np.ndarray:
+    """Every term's basis product, on a last axis (one per exponent row)."""
+    basis = _basis(layer, t)
+    terms = np.ones(t.shape[:-1] + (len(layer.exponents),))
+    for i, values in enumerate(basis):
+        terms = terms * values[..., layer.exponents[:, i].astype(int)]
+    return terms
+
+
+def _polynomial(layer: Polynomial, h: np.ndarray) -> np.ndarray:
+    return _terms(layer, (h - layer.center) * layer.scale) @ layer.coefficients.T
+
+
+def _polynomial_magnitude(layer: Polynomial, m: np.ndarray) -> np.ndarray:
+    """A first-order bound on the rounding of the polynomial and on how it carries the
+    errors ``m`` of its inputs: sum |c_k| |B_k| times (degree + 1)^2 (Horner's and
+    Clenshaw's rounding grow with the degree; Markov: |T_n'| <= n^2 on [-1, 1]), where
+    |B_k| is taken at max(1, |t|)."""
+    t = np.maximum(1.0, np.abs(m * layer.scale) + np.abs(layer.center * layer.scale))
+    size = _terms(replace(layer, basis="monomial"), t) @ np.abs(layer.coefficients.T)
+    slope = (layer.degree + 1) ** 2 * size
+    return slope * (1.0 + (m * np.abs(layer.scale)).sum(axis=-1, keepdims=True))
+
+
 #: layer kind -> its pre-activation of h, and the same sum over magnitudes (|terms|).
-_PREACTIVATION = {Dense: _dense, Affine: lambda layer, h: h * layer.scale + layer.shift, Activate: lambda layer, h: h}
+_PREACTIVATION = {Dense: _dense, Affine: lambda layer, h: h * layer.scale + layer.shift, Activate: lambda layer, h: h,
+                  Polynomial: _polynomial}
 _MAGNITUDE = {Dense: _dense_magnitude, Affine: lambda layer, m: m * np.abs(layer.scale) + np.abs(layer.shift),
-              Activate: lambda layer, m: m}
+              Activate: lambda layer, m: m, Polynomial: _polynomial_magnitude}
 
 
 def _vector_sensitivity(name: str, z: np.ndarray, y: np.ndarray, m: np.ndarray, epsilon: float = 0.0) -> np.ndarray:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..errors import UnsupportedError
-from ..ir import Dense, Network
+from ..ir import Dense, Network, Polynomial
 from ._text import HEADER, check_identifier, quote_name
 from .sympy import check_nested_size
 
@@ -99,6 +99,8 @@ def _equations(net: Network, digits: Optional[int], expand: bool,
 
     from .sympy import hidden_symbol, layer_expressions
 
+    if any(isinstance(layer, Polynomial) for layer in net.layers):
+        return _polynomial_equations(net, digits)
     nested = layout == "nested"
     symbols, layers = layer_expressions(net, named=not expand, digits=digits, expand=expand, nested=nested)
     rank = {s: (0, i) for i, s in enumerate(symbols)}
@@ -114,6 +116,42 @@ def _equations(net: Network, digits: Optional[int], expand: bool,
         rank.update({left: (index, j) for j, left in enumerate(lefts)})
         pairs += list(zip(lefts, exprs))
     return pairs, rank
+
+
+def _polynomial_equations(net: Network, digits: Optional[int]) -> tuple[list[tuple[Any, Any]], dict]:
+    """A network that is one :class:`~mlpcodegen.ir.Polynomial`: ``t_{i} = s x_{i} - c``
+    (the domain mapped to [-1, 1]), then each output as ``sum c_k t^k`` or
+    ``sum c_k T_{k}(t)`` (Chebyshev polynomials), lowest degree first."""
+    import sympy
+
+    if len(net.layers) != 1:
+        raise UnsupportedError("a formula of a polynomial approximation is printed for the polynomial alone; "
+                               f"this network has {len(net.layers)} layers: convert it to a code target instead")
+    layer = net.layers[0]
+    number = (lambda v: sympy.Float(v)) if digits is None else (lambda v: sympy.Float(float(f"{v:.{digits}g}"), digits))
+    xs = [sympy.Symbol(f"x_{{{i}}}") for i in range(net.n_inputs)]
+    ts = [sympy.Symbol(f"t_{{{i}}}") if net.n_inputs > 1 else sympy.Symbol("t") for i in range(net.n_inputs)]
+    pairs: list[tuple[Any, Any]] = []
+    for i, t in enumerate(ts):
+        scale, shift = float(layer.scale[i]), float(-layer.center[i] * layer.scale[i])
+        mapped = xs[i] if scale == 1.0 else sympy.Mul(number(scale), xs[i], evaluate=False)
+        pairs.append((t, sympy.Add(mapped, number(shift), evaluate=False) if shift else mapped))
+    chebyshev = layer.basis == "chebyshev"
+
+    def basis(k: int, t: Any) -> Any:
+        if k == 0:
+            return sympy.Integer(1)
+        if chebyshev:
+            return sympy.Function(f"T_{{{k}}}")(t)
+        return t if k == 1 else sympy.Pow(t, k, evaluate=False)
+
+    order = sorted(range(len(layer.exponents)), key=lambda k: (int(layer.exponents[k].sum()), list(layer.exponents[k])))
+    for j in range(net.n_outputs):
+        terms = [sympy.Mul(number(layer.coefficients[j, k]),
+                           *[basis(int(e), ts[i]) for i, e in enumerate(layer.exponents[k]) if e], evaluate=False)
+                 for k in order if layer.coefficients[j, k] != 0]
+        pairs.append((output_symbol(net, j), sympy.Add(*terms, evaluate=False) if terms else sympy.Integer(0)))
+    return pairs, {x: (0, i) for i, x in enumerate(xs)}
 
 
 def sympy_equations(net: Network, *, digits: Optional[int] = None, expand: bool = False,

@@ -1,0 +1,139 @@
+"""Chebyshev interpolants of a network over a box, degree given or chosen from a
+tolerance, as a :class:`~mlpcodegen.ir.Polynomial` network with its errors.
+
+One input: the interpolant at the n + 1 Chebyshev points of the first kind (near-best
+in the max norm: within a factor ``2 + (2/pi) log n`` of the best polynomial of its
+degree).  Several inputs: the tensor interpolant on the product grid, ``(n + 1)**d``
+network evaluations, optionally truncated to total degree <= n (fewer terms; the
+truncation adds the dropped coefficients' size to the error, which the certificate
+covers).  It stops paying fast: terms grow as (n + 1)**d and the certificate's
+sub-boxes as (1/width)**d, so beyond 2 or 3 inputs a polynomial is rarely smaller or
+cheaper than the network.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from numpy.polynomial import chebyshev as C
+
+from ..errors import ValidationError
+from ..ir import MAX_POLYNOMIAL_DEGREE, Network, Polynomial
+from ..reference import evaluate
+from .certify import ErrorReport, check_box, error_report, measured_error, sample_points
+
+#: Largest tensor grid (network evaluations) an interpolant may take.
+MAX_GRID = 1 << 20
+#: One input: an interpolant up to this degree is written in powers of t (Horner's rule,
+#: half the operations of Clenshaw's recurrence) when the power coefficients stay within
+#: MONOMIAL_GROWTH times the Chebyshev ones: Horner's rounding on [-1, 1] is at most about
+#: (n + 1) u sum |a_k| (float32: u = 2**-24, so 1000 * sum |c_k| costs < 1e-3 relative
+#: of the coefficients' size at degree 16; the seed's degree 11 has sum |a_k| = 88, about
+#: 6e-6 in float32).  The certificate is computed on the form written (float64).
+MONOMIAL_MAX_DEGREE = 16
+MONOMIAL_GROWTH = 1000.0
+
+
+@dataclass(frozen=True)
+class Approximation:
+    """An approximating network (one :class:`~mlpcodegen.ir.Polynomial` layer), the box it
+    approximates on, its errors and how it was made."""
+
+    network: Network
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
+    errors: ErrorReport
+    method: str
+
+
+def _nodes(n: int) -> np.ndarray:
+    """Chebyshev points of the first kind on [-1, 1], n + 1 of them."""
+    return np.cos(np.pi * (np.arange(n + 1) + 0.5) / (n + 1))
+
+
+def _transform(values: np.ndarray, n: int, axis: int) -> np.ndarray:
+    """Values at the n + 1 points along ``axis`` -> Chebyshev coefficients along it."""
+    vander = C.chebvander(_nodes(n), n)
+    moved = np.moveaxis(values, axis, 0)
+    coefficients = np.linalg.solve(vander, moved.reshape(n + 1, -1)).reshape(moved.shape)
+    return np.moveaxis(coefficients, 0, axis)
+
+
+def _polynomial_network(net: Network, exponents: np.ndarray, coefficients: np.ndarray, lower: np.ndarray,
+                        upper: np.ndarray, name: str) -> Network:
+    center, half = (lower + upper) / 2.0, (upper - lower) / 2.0
+    scale = np.where(half > 0, 1.0 / np.where(half > 0, half, 1.0), 1.0)
+    basis = "chebyshev"
+    if len(lower) == 1 and int(exponents.max()) <= MONOMIAL_MAX_DEGREE:
+        # Horner's rule: n fused multiply-adds, against 2n operations for Clenshaw's
+        monomial = np.stack([C.cheb2poly(row) for row in coefficients])
+        if np.abs(monomial).sum() <= MONOMIAL_GROWTH * max(np.abs(coefficients).sum(), 1e-300):
+            coefficients, exponents, basis = monomial, np.arange(monomial.shape[1])[:, None], "monomial"
+    layer = Polynomial(exponents, coefficients, center, scale, basis, name)
+    return Network(net.n_inputs, (layer,), "float64", net.name,
+                   notes=net.notes + (f"{name}: Chebyshev approximation of the network on the box "
+                                      f"{_floats(lower)} .. {_floats(upper)}" + (", in powers of t (Horner)"
+                                                                                 if basis == "monomial" else ""),))
+
+
+def _floats(values) -> list[float]:
+    return [float(v) for v in values]
+
+
+def interpolant(net: Network, lower, upper, degree: int, total: bool = False) -> Network:
+    """The Chebyshev interpolant of ``net`` of ``degree`` in each input (``total``: terms
+    of total degree <= degree only) on the box, as a one-layer network."""
+    lower, upper = check_box(net, lower, upper)
+    d = net.n_inputs
+    if not 0 <= degree <= MAX_POLYNOMIAL_DEGREE:
+        raise ValidationError(f"degree must be in [0, {MAX_POLYNOMIAL_DEGREE}], got {degree}")
+    if (degree + 1) ** d > MAX_GRID:
+        raise ValidationError(f"a degree-{degree} interpolant of {d} inputs needs {(degree + 1) ** d:,} network "
+                              f"evaluations (limit {MAX_GRID:,}): lower the degree or shrink the number of inputs")
+    t = _nodes(degree)
+    grid = np.meshgrid(*[t] * d, indexing="ij")
+    points = np.stack([(lower[i] + upper[i]) / 2 + (upper[i] - lower[i]) / 2 * grid[i] for i in range(d)], axis=-1)
+    values = evaluate(net, points.reshape(-1, d)).reshape(points.shape[:-1] + (net.n_outputs,))
+    for axis in range(d):
+        values = _transform(values, degree, axis)
+    index = np.array(np.meshgrid(*[np.arange(degree + 1)] * d, indexing="ij")).reshape(d, -1).T
+    if total:
+        index = index[index.sum(axis=1) <= degree]
+    coefficients = np.stack([values[tuple(index.T)][:, j] for j in range(net.n_outputs)])
+    return _polynomial_network(net, index, coefficients, lower, upper, f"chebyshev_{degree}")
+
+
+def chebyshev(net: Network, lower, upper, degree: int, total: bool = False,
+              goal: Optional[float] = None) -> Approximation:
+    """The degree-``degree`` interpolant with its measured and certified errors."""
+    lower, upper = check_box(net, lower, upper)
+    approx = interpolant(net, lower, upper, degree, total)
+    report = error_report(net, approx, lower, upper, goal)
+    return Approximation(approx, tuple(_floats(lower)), tuple(_floats(upper)), report,
+                         f"Chebyshev interpolant of degree {degree}" + (" (total degree)" if total else ""))
+
+
+def for_tolerance(net: Network, lower, upper, tolerance: float, max_degree: int = MAX_POLYNOMIAL_DEGREE,
+                  total: bool = False) -> Approximation:
+    """The lowest-degree interpolant whose *certified* error is at most ``tolerance``:
+    degrees are tried upward on a cheap sample; the first whose measured error is within
+    2% of the tolerance is certified (goal: the tolerance), and the next one tried if the
+    proof falls short.  Raises when no degree up to ``max_degree`` is proven."""
+    lower, upper = check_box(net, lower, upper)
+    if not tolerance > 0:
+        raise ValidationError(f"the tolerance must be positive, got {tolerance}")
+    probe = sample_points(lower, upper, 4001)
+    for degree in range(0, max_degree + 1):
+        if (degree + 1) ** net.n_inputs > MAX_GRID:
+            break
+        approx = interpolant(net, lower, upper, degree, total)
+        if measured_error(net, approx, probe) > tolerance / 1.02:
+            continue
+        report = error_report(net, approx, lower, upper, goal=tolerance)
+        if report.certified <= tolerance:
+            return Approximation(approx, tuple(_floats(lower)), tuple(_floats(upper)), report,
+                                 f"Chebyshev interpolant of degree {degree}, the lowest whose certified error "
+                                 f"is within {tolerance:g}" + (" (total degree)" if total else ""))
+    raise ValidationError(f"no Chebyshev interpolant up to degree {max_degree} is proven within {tolerance:g} on "
+                          "this domain: raise the tolerance, shrink the domain, or convert the network itself")

@@ -1,0 +1,246 @@
+"""Simpler formulas with a certified error (issue 14): mlpcodegen.simplify, the
+Polynomial layer in every target, and `mlpcodegen simplify`."""
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import REPO, STRICT_FLAGS
+from mlpcodegen.backends import emit
+from mlpcodegen.cli import main
+from mlpcodegen.errors import ValidationError
+from mlpcodegen.ir import Activation, Dense, Network, Polynomial
+from mlpcodegen.reference import evaluate
+from mlpcodegen.scaling import read_scaling_file, with_scaling
+from mlpcodegen.simplify import chebyshev, error_report, for_tolerance, interpolant
+from mlpcodegen.simplify.check import check_certificate
+from mlpcodegen.simplify.exact import activity, piecewise_linear, simplify_exact
+from mlpcodegen.simplify.saturation import saturate
+from mlpcodegen.simplify.taylor import series, taylor
+
+SEED = REPO / "generated" / "seed" / "seed.keras"
+SCALING = REPO / "generated" / "seed" / "scaling.json"
+PROPERTY = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def seed_network() -> Network:
+    import mlpcodegen
+
+    return with_scaling(mlpcodegen.load(SEED), *read_scaling_file(SCALING))
+
+
+def random_net(rng, sizes, hidden="tanh", output="linear") -> Network:
+    layers = [Dense(rng.normal(size=(a, b)) * 1.5 / math.sqrt(a), rng.normal(size=b) * 0.5,
+                    Activation(hidden if i < len(sizes) - 2 else output), f"d{i}")
+              for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    return Network(sizes[0], tuple(layers), "float64")
+
+
+def random_box(rng, d):
+    centre, half = rng.uniform(-1, 1, d), rng.uniform(0.05, 1.0, d)
+    return centre - half, centre + half
+
+
+# --------------------------------------------------------------------------- certificates
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**31), inputs=st.integers(1, 2), act=st.sampled_from(["tanh", "sigmoid", "relu"]),
+       degree=st.integers(1, 7))
+def test_certified_bound_is_never_below_the_measured_error(seed, inputs, act, degree):
+    rng = np.random.default_rng(seed)
+    net = random_net(rng, [inputs, 3, 2, 1], act)
+    lower, upper = random_box(rng, inputs)
+    approx = interpolant(net, lower, upper, degree if inputs == 1 else min(degree, 4))
+    report = error_report(net, approx, lower, upper, samples=501, max_boxes=2048)
+    points = lower + rng.random((20000, inputs)) * (upper - lower)  # other points than the report's
+    worst = np.abs(evaluate(net, points) - evaluate(approx, points)).max()
+    assert report.certified >= worst >= 0 and report.certified >= report.measured
+    assert check_certificate(net, approx, lower, upper, report.certified, samples=2000).ok
+
+
+def test_seed_tolerance_target_degree_and_certificate():
+    net = seed_network()
+    approx = for_tolerance(net, [-1.0], [1.0], 2e-3)
+    assert approx.network.layers[0].degree <= 11
+    assert approx.errors.measured <= approx.errors.certified <= 2e-3
+    assert approx.errors.certified <= 3 * approx.errors.measured
+
+
+def test_saturated_units_are_replaced_within_the_certified_error():
+    net = Network(1, (Dense([[8.0, 1.0, -9.0]], [12.0, 0.0, -11.0], Activation("tanh")),
+                      Dense([[1.0], [1.0], [0.5]], [0.0], Activation("linear"))), "float64")
+    result = saturate(net, [-0.5], [0.5], 1e-3)
+    assert result.replaced == 2 and result.network.layers[0].units == 1
+    x = np.linspace(-0.5, 0.5, 5001)[:, None]
+    assert np.abs(evaluate(net, x) - evaluate(result.network, x)).max() <= result.errors.certified <= 1e-3
+
+
+# --------------------------------------------------------------------------- exact passes
+
+
+@PROPERTY
+@given(seed=st.integers(0, 2**31), inputs=st.integers(1, 3), width=st.integers(3, 10))
+def test_exact_passes_never_change_an_output_on_the_domain(seed, inputs, width):
+    rng = np.random.default_rng(seed)
+    net = random_net(rng, [inputs, width, width, 1], "relu")
+    first = net.layers[0]  # a duplicate unit and one with zero outgoing weights
+    kernel = np.hstack([first.kernel, first.kernel[:, :1]])
+    second = net.layers[1]
+    rows = np.vstack([second.kernel, rng.normal(size=(1, width))])
+    rows[1] = 0.0
+    net = Network(inputs, (Dense(kernel, np.r_[first.bias, first.bias[0]], first.activation),
+                           Dense(rows, second.bias, second.activation), net.layers[2]), "float64")
+    lower, upper = random_box(rng, inputs)
+    result = simplify_exact(net, lower, upper, cuts=4)
+    assert result.units_after <= result.units_before - 2  # the duplicate and the zero-weight unit at least
+    points = lower + rng.random((20000, inputs)) * (upper - lower)
+    before, after = evaluate(net, points), evaluate(result.network, points)
+    np.testing.assert_allclose(after, before, rtol=1e-12, atol=1e-12 * (1 + np.abs(before).max()))
+
+
+def test_cutting_the_box_proves_more_dead_units_than_the_whole_box():
+    rng = np.random.default_rng(5)
+    net = random_net(rng, [2, 16, 16, 1], "relu")
+    counts = activity(net, [-1, -1], [1, 1], cuts=(1, 16), samples=20000)
+    assert counts.proven_dead[1] <= counts.proven_dead[16] <= counts.sampled_dead
+    assert counts.proven_active[1] <= counts.proven_active[16] <= counts.sampled_active
+
+
+def test_piecewise_linear_form_is_the_same_function_in_breakpoints_plus_one_pieces():
+    rng = np.random.default_rng(2)
+    net = random_net(rng, [1, 16, 16, 1], "relu")
+    form = piecewise_linear(net, -1.0, 1.0)
+    simple = form.network(net)
+    assert simple.layers[0].units == len(form.breakpoints) + 1
+    assert np.all(np.diff(form.breakpoints) > 0)
+    x = np.linspace(-1, 1, 100001)[:, None]
+    np.testing.assert_allclose(evaluate(simple, x), evaluate(net, x), rtol=0, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- Taylor
+
+
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "softplus", "elu", "silu", "gelu"])
+def test_taylor_coefficients_of_one_unit_match_high_precision_derivatives(act):
+    import mpmath
+
+    mpmath.mp.dps = 40
+    formulas = {"tanh": mpmath.tanh, "sigmoid": lambda z: 1 / (1 + mpmath.exp(-z)),
+                "softplus": lambda z: mpmath.log(1 + mpmath.exp(z)), "elu": lambda z: mpmath.expm1(z),
+                "silu": lambda z: z / (1 + mpmath.exp(-z)), "gelu": lambda z: z / 2 * (1 + mpmath.erf(z / mpmath.sqrt(2)))}
+    bias = -0.75 if act == "elu" else 0.5  # elu: on its exponential side
+    want = [float(c) for c in mpmath.taylor(lambda x: formulas[act](2 * x + mpmath.mpf(bias)), 0, 7)]
+    net = Network(1, (Dense([[2.0]], [bias], Activation(act)),), "float64")
+    got = series(net, 0.0, 7).coefficients[0]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+def test_taylor_coefficients_match_finite_differences():
+    rng = np.random.default_rng(1)
+    net = random_net(rng, [1, 3, 2, 1], "tanh")
+    c = series(net, 0.3, 3).coefficients[0]
+    h = 1e-3
+    f = lambda v: float(evaluate(net, np.array([[v]]))[0, 0])  # noqa: E731
+    assert c[0] == pytest.approx(f(0.3), rel=1e-14)
+    assert c[1] == pytest.approx((f(0.3 + h) - f(0.3 - h)) / (2 * h), rel=1e-5)
+    assert c[2] == pytest.approx((f(0.3 + h) - 2 * f(0.3) + f(0.3 - h)) / (2 * h * h), rel=1e-4, abs=1e-6)
+
+
+def test_seed_taylor_series_is_refused_on_the_whole_domain_and_claimed_near_zero():
+    net = seed_network()
+    whole = taylor(net, 0.0, 12, -1.0, 1.0)
+    assert not whole.converges and "does NOT converge" in whole.claim
+    assert 0.5 < whole.radius < 0.8 and whole.singularity == pytest.approx(whole.root_test, rel=0.1)
+    near = taylor(net, 0.0, 12, -0.2, 0.2)
+    assert near.converges
+    report = error_report(net, near.network, [-0.2], [0.2])
+    assert report.measured <= report.certified < 1e-5
+
+
+# --------------------------------------------------------------------------- the Polynomial layer in every target
+
+
+def test_polynomial_layer_is_validated_and_immutable():
+    good = dict(exponents=[[0], [1]], coefficients=[[1.0, 2.0]], center=[0.0], scale=[1.0])
+    layer = Polynomial(**good)
+    with pytest.raises(ValueError):
+        layer.coefficients[0, 0] = 3.0
+    for key, bad in (("exponents", [[0], [0]]), ("exponents", [[0], [-1]]), ("coefficients", [[1.0]]),
+                     ("scale", [0.0]), ("coefficients", [[1.0, np.nan]])):
+        with pytest.raises(ValidationError):
+            Polynomial(**{**good, key: bad})
+    with pytest.raises(ValidationError, match="basis"):
+        Polynomial(**good, basis="legendre")
+
+
+def _polynomials():
+    rng = np.random.default_rng(3)
+    one = Network(1, (Polynomial(np.arange(7)[:, None], rng.normal(size=(2, 7)), [0.25], [1.5], "chebyshev"),),
+                  "float64")
+    rows = [[0, 0], [1, 0], [0, 1], [2, 1], [3, 2]]
+    two = Network(2, (Polynomial(rows, rng.normal(size=(1, 5)), [0.1, -0.2], [2.0, 0.5], "chebyshev"),), "float64")
+    horner = Network(1, (Polynomial(np.arange(5)[:, None], rng.normal(size=(1, 5)), [0.0], [2.0], "monomial"),),
+                     "float64")
+    return one, two, horner
+
+
+@pytest.mark.parametrize("target", ["c", "numpy", "python", "numba"])
+def test_polynomial_runs_in_every_target_as_the_reference(target):
+    from mlpcodegen.runtime import load
+
+    for net in _polynomials():
+        x = np.random.default_rng(0).uniform(-1, 1, (50, net.n_inputs))
+        f = load(net, target, dtype="float64", name="approx")
+        got = np.array([f(row) for row in x]) if target == "python" else np.asarray(f(x))
+        np.testing.assert_allclose(got, evaluate(net, x), rtol=1e-12, atol=1e-12)
+
+
+def test_polynomial_c_compiles_cleanly_and_formula_targets_print_it(tmp_path):
+    net = for_tolerance(seed_network(), [-1.0], [1.0], 1e-2).network
+    for dtype in ("float32", "float64"):
+        source = tmp_path / f"p_{dtype}.c"
+        source.write_text(emit(net, "c", dtype=dtype, name="approx"))
+        result = subprocess.run([shutil.which("gcc") or "gcc", *STRICT_FLAGS, "-c", str(source), "-o",
+                                 str(tmp_path / "p.o")], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+    latex = emit(net, "latex", name="approx")
+    assert "t^{" in latex and "\\begin{align*}" in latex
+    assert "h1_0 =" in emit(net, "sympy", name="approx")
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_simplify_command_writes_the_approximation_and_reports_errors(tmp_path, capsys):
+    out, png = tmp_path / "approx.py", tmp_path / "approx.png"
+    assert main(["simplify", str(SEED), "--scaling", str(SCALING), "--domain", "-1", "1", "--tolerance", "5e-3",
+                 "--target", "python", "--name", "approx", "-o", str(out), "--png", str(png)]) == 0
+    report = capsys.readouterr().out
+    assert "certified max error" in report and "measured max error" in report and "size:" in report
+    assert out.read_text().startswith('"""generated by mlpcodegen') or "generated by mlpcodegen" in out.read_text()
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert main(["simplify", str(SEED), "--scaling", str(SCALING), "--domain", "-1", "1", "--taylor", "8",
+                 "--target", "numpy", "-o", str(tmp_path / "t.py")]) == 0
+    assert "does NOT converge" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args", [[], ["--exact", "--tolerance", "1e-3"], ["--at", "0.5", "--chebyshev", "3"],
+                                  ["--taylor", "3", "--chebyshev", "3"], ["--saturate"], ["--tolerance", "-1"],
+                                  ["--chebyshev", "999"]])
+def test_simplify_bad_usage_exits_2(args, tmp_path):
+    assert main(["simplify", str(SEED), "--domain", "-1", "1", *args, "-o", str(tmp_path / "o.py")]) == 2
+    assert not (tmp_path / "o.py").exists()
+
+
+def test_simplify_bad_model_exits_1(tmp_path, capsys):
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"not a model")
+    assert main(["simplify", str(bad), "--domain", "-1", "1", "--tolerance", "1e-3", "-o", str(tmp_path / "o.py")]) == 1
+    assert "mlpcodegen simplify: error:" in capsys.readouterr().err and not (tmp_path / "o.py").exists()
