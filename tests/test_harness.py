@@ -222,3 +222,117 @@ def test_verify_scales_a_float64_peers_inputs_in_float64():
     for peer in (reference_peer(net), target_peer(net, "numpy", "float64")):
         report = verify(peer, "python", "float64", network=net, n=50, input_scaling=scaling)
         assert report.ok, str(report)
+
+
+# ------------------------------------------------------------------ every format's own framework (issue 11)
+
+
+def test_verify_a_keras_architecture_json_with_its_weights_file(keras_net, tmp_path):
+    model, _, _ = keras_net
+    (tmp_path / "m.json").write_text(model.to_json())
+    model.save_weights(tmp_path / "w.weights.h5")
+    report = verify(tmp_path / "m.json", "numpy", "float32", n=64, weights=tmp_path / "w.weights.h5")
+    assert report.ok and _labels(report)[1] == "numpy float32 vs model.predict", report.table()
+    with pytest.raises(ValidationError, match="weights file goes with a model file path"):
+        verify(model, "numpy", "float32", n=8, weights=tmp_path / "w.weights.h5")
+
+
+def _onnx_file(tmp_path, net, dtype="float32"):
+    from mlpcodegen.harness.onnx_peer import onnx_model
+
+    path = tmp_path / "m.onnx"
+    path.write_bytes(onnx_model(net, dtype).SerializeToString())
+    return path, onnx_model(net, dtype)
+
+
+def test_verify_an_onnx_file_and_model_proto_with_onnx_runtime_on_the_original(tmp_path):
+    rng = np.random.default_rng(5)
+    net = Network(3, (Dense(rng.normal(size=(3, 5)), rng.normal(size=5), Activation("tanh"), "h"),
+                      Dense(rng.normal(size=(5, 2)), None, Activation("softmax"), "o")))
+    path, proto = _onnx_file(tmp_path, net)
+    for model in (path, str(path), proto):
+        report = verify(model, "c", "float32", n=64)
+        assert report.ok and _labels(report)[1] == "c float32 vs ONNX Runtime", report.table()
+        assert report.comparisons[1].bound == f"ulp <= {F32_ULP_BOUND:g} (magnitude >= 1)"
+    path64, _ = _onnx_file(tmp_path, net, "float64")
+    report = verify(path64, "numpy", "float64", n=64)  # a float64 graph is run in float64
+    assert report.ok and report.comparisons[1].bound.startswith(f"rel <= {F64_REL_BOUND:g}"), report.table()
+
+
+def test_onnx_runtime_errors_are_measured_at_magnitude_one():
+    """ONNX Runtime's float32 Sigmoid is accurate to about 2.4e-7 absolute: deep in the
+    tail (z = -17) that is millions of ULPs of the true 4e-8, but 2 ULPs of 1."""
+    net = Network(1, (Dense(np.array([[17.0]]), None, Activation("sigmoid"), "s"),))
+    peer = peers.onnx_runtime_peer(net)
+    x = np.linspace(-1, 1, 201)[:, None].astype(np.float32)
+    reference, scale = evaluate_magnitude(net, x)
+    assert compare(peer.predict(x), reference, scale, "float32")[2] > 1000  # at the reference magnitude
+    assert compare(peer.predict(x), reference, np.maximum(scale, 1.0), "float32")[2] <= F32_ULP_BOUND
+    assert verify(peer, "numpy", "float32", data=x).ok
+
+
+def test_an_onnx_file_mlpcodegen_cannot_read_is_refused_before_onnx_runtime(tmp_path):
+    from onnx import helper, numpy_helper
+
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "W"], ["y"], name="conv")], "g",
+                              [helper.make_tensor_value_info("x", 1, ["n", 3])],
+                              [helper.make_tensor_value_info("y", 1, ["n", 3])],
+                              initializer=[numpy_helper.from_array(np.ones((1, 1, 1), np.float32), "W")])
+    path = tmp_path / "conv.onnx"
+    path.write_bytes(helper.make_model(graph).SerializeToString())
+    with pytest.raises(UnsupportedError, match=r"node 'conv' \(Conv\) is not supported"):
+        peers.as_peer(path)
+
+
+def _sklearn(kind):
+    import warnings
+
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (50, 3))
+    estimator, y = {"regressor": (MLPRegressor, x[:, 0] * x[:, 1]), "binary": (MLPClassifier, x[:, 0] > 0),
+                    "classes": (MLPClassifier, (x[:, 0] > 0).astype(int) + (x[:, 1] > 0))}[kind]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 50 iterations do not converge: not the point
+        return estimator(hidden_layer_sizes=(5,), max_iter=50, random_state=0).fit(x, y)
+
+
+@pytest.mark.parametrize("kind,method", [("regressor", "predict"), ("binary", "predict_proba"),
+                                         ("classes", "predict_proba")])
+def test_verify_a_scikit_learn_estimator_with_its_own_predictions(kind, method):
+    estimator = _sklearn(kind)
+    assert peers.as_peer(estimator).label == f"{type(estimator).__name__}.{method}"
+    for dtype in ("float64", "float32"):
+        report = verify(estimator, "numpy", dtype, n=64)
+        assert report.ok, report.table()
+        assert _labels(report)[1] == f"numpy {dtype} vs {type(estimator).__name__}.{method}"
+
+
+def test_verify_a_torch_sequential_with_its_forward_pass():
+    import torch
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(3, 6), torch.nn.Tanh(), torch.nn.Linear(6, 2),
+                                 torch.nn.Softmax(dim=-1))
+    module.train()  # verify runs it in eval mode and puts it back
+    report = verify(module, "c", "float32", n=64)
+    assert report.ok and _labels(report)[1] == "c float32 vs Sequential forward", report.table()
+    assert module.training
+    assert peers.as_peer(module).input_dtype == "float32"
+
+
+def test_peers_are_chosen_by_format_without_importing_a_framework(tmp_path):
+    """A Keras file's peer loads Keras only when predict is first called; detection reads
+    module names and file content."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    script = ("import sys; from mlpcodegen.harness.peers import as_peer; "
+              "p = as_peer('generated/seed/seed.keras'); "
+              "print(p.label, p.network().n_inputs > 0, [m for m in ('tensorflow', 'keras', 'torch', 'sklearn') "
+              "if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.stdout.strip() == "model.predict True []", out.stdout + out.stderr

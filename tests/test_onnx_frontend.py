@@ -173,6 +173,35 @@ def test_torch_onnx_export_random_sequentials(tmp_path, seed, opset):
         assert_agrees(net, module(torch.from_numpy(x)).double().numpy(), x)
 
 
+TORCH_MODULES = {  # every activation module the frontend maps, at an opset that has it (9: as exported then)
+    "ReLU": 9, "LeakyReLU": 9, "PReLU": 9, "ELU": 9, "SELU": 9, "CELU": 12, "Sigmoid": 9, "Hardsigmoid": 9,
+    "Tanh": 9, "Softplus": 9, "Softsign": 9, "SiLU": 9, "Hardswish": 9, "Mish": 9, "Hardtanh": 9, "ReLU6": 9,
+    "Softmax": 9, "LogSoftmax": 9, "GELU": 20,
+}
+
+
+@pytest.mark.parametrize("name", list(TORCH_MODULES))
+def test_torch_onnx_export_of_every_activation_module(tmp_path, name):
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(0)
+    kwargs = {"Softmax": {"dim": -1}, "LogSoftmax": {"dim": 1}, "PReLU": {"num_parameters": 4}}.get(name, {})
+    module = nn.Sequential(nn.Linear(3, 4), getattr(nn, name)(**kwargs), nn.Linear(4, 2)).eval()
+    for opset in sorted({TORCH_MODULES[name], 17 if TORCH_MODULES[name] < 17 else 20}):
+        stream = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, torch.zeros(2, 3), stream, dynamo=False, opset_version=opset,
+                              input_names=["x"], dynamic_axes={"x": {0: "n"}})
+        path = tmp_path / f"{opset}.onnx"
+        path.write_bytes(stream.getvalue())
+        x = inputs(3, opset)
+        net = check_file(path, x)
+        with torch.no_grad():
+            assert_agrees(net, module(torch.from_numpy(x)).double().numpy(), x)
+
+
 # ------------------------------------------------------------ (c) skl2onnx
 
 
