@@ -912,7 +912,10 @@ def _keras2_steps(layer: Layer) -> list[Layer]:
 
 
 def _has_keras2_hard_sigmoid(layers: list[Layer]) -> bool:
-    return any(isinstance(layer, Affine) and layer.name.endswith("(Keras 2 hard_sigmoid slope)") for layer in layers)
+    return any(getattr(layer, "activation", LINEAR_ACTIVATION).name == "hard_sigmoid" for layer in layers)
+
+
+LINEAR_ACTIVATION = Activation("linear")
 
 
 def _entry(raw: dict, weights: dict[str, tuple[np.ndarray, ...]]) -> _LayerEntry:
