@@ -268,7 +268,11 @@ WORK_PER_THREAD = 4_000_000
 RELEASE_ONE_WEIGHTS = 16_384
 
 _NATIVE_C = r"""
-/* ---- mlpcodegen runtime: native Python entry points (predict, scalar) ---- */
+/* ---- mlpcodegen runtime: native Python entry points (predict, scalar) ----
+   Argument checks and calls only: -O1 halves what they add to gcc's time (the network's
+   functions above keep the command line's -O3 and are not inlined here). */
+#pragma GCC push_options
+#pragma GCC optimize ("O1")
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/arrayobject.h>
 #include <pthread.h>
@@ -538,6 +542,7 @@ PyMODINIT_FUNC PyInit_@MODULE@(void)
     if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) mlpn__cpus = CPU_COUNT(&set);
     return PyModule_Create(&mlpn__module);
 }
+#pragma GCC pop_options
 """
 
 _NATIVE_SCALAR = r"""
@@ -688,10 +693,7 @@ class CompiledNetwork:
     def __new__(cls, module: ModuleType, *args, native: "ModuleType | None" = None, **kwargs):
         if native is None:
             return super().__new__(cls)
-        # A builtin function as a class's __call__ is called without self (it does not bind).
-        kind = type(cls.__name__, (cls,), {"__call__": native.predict, "__module__": cls.__module__,
-                                           "__doc__": cls.__doc__})
-        return super().__new__(kind)
+        return super().__new__(_native_kind(cls, native.predict))
 
     def __init__(self, module: ModuleType, name: str, n_inputs: int, n_outputs: int,
                  dtype: "str | NumericType", *, description: str = "", math: str = "",
@@ -786,6 +788,14 @@ class CompiledNetwork:
                 self._single(buffer(self._ctype, row), buffer(self._ctype, result, require_writable=True))
             return
         self._batch(buffer(self._ctype, rows), buffer(self._ctype, out, require_writable=True), rows.shape[0])
+
+
+@functools.lru_cache(maxsize=None)
+def _native_kind(cls: type, predict: Callable) -> type:
+    """The subclass of ``cls`` whose instances' call is ``predict`` (one per library): a
+    builtin function as a class's ``__call__`` is called without self (it does not bind),
+    so calling the instance costs one C-level dispatch, no Python frame."""
+    return type(cls.__name__, (cls,), {"__call__": predict, "__module__": cls.__module__, "__doc__": cls.__doc__})
 
 
 def _thread_count(threads: object) -> int:
