@@ -14,7 +14,7 @@ arrays, no globals, no allocation.  The file needs ``<math.h>`` and the freestan
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -440,6 +440,32 @@ def embedded_stack_bytes(net: Network, dtype: str, shapes: tuple[LayerShape, ...
     return {"one": one, "scalar": one + 32}
 
 
+#: Bounds of the machine code of the embedded profile on Cortex-M0+/M4F/M7 (gcc 12, -Os and
+#: -O2; checked by tests/test_embedded.py): per written-out weight and unit, per loop layer
+#: and per pass unit, and per call site of a fast-math function (gcc -O2 inlines each: a
+#: soft-float tanh on M0+ takes ~540 bytes).
+CODE_PER_WEIGHT, CODE_PER_UNIT, CODE_PER_LOOP, CODE_PER_PASS_UNIT, CODE_PER_MATH_CALL = 40, 64, 256, 48, 640
+CODE_PER_SCALAR = 48
+
+
+def embedded_code_bytes(shapes: tuple[LayerShape, ...], math_calls: Sequence[bool]) -> int:
+    """An upper bound of NAME's machine code (its inline functions included), without the
+    weight arrays: generous, to hold on every core and level, for a linker map's budget.
+    ``math_calls``: whether each layer's activation calls a fast-math function."""
+    total = 0
+    for shape, uses_math in zip(shapes, math_calls):
+        layer, spec = shape.layer, shape.layer.activation
+        calls = 0 if not uses_math else (layer.units if not shape.loops or spec.is_vector else 1 + (shape.tile > 1))
+        if shape.loops:
+            total += CODE_PER_LOOP + CODE_PER_PASS_UNIT * 2 * max(shape.tile, 1)
+            total += CODE_PER_UNIT * layer.units if spec.is_vector else 0
+        else:
+            total += CODE_PER_WEIGHT * (layer.kernel.size if isinstance(layer, Dense) else layer.n_in)
+            total += CODE_PER_UNIT * layer.units
+        total += CODE_PER_MATH_CALL * calls
+    return total
+
+
 def weight_bytes(net: Network, dtype: str, shapes: tuple[LayerShape, ...]) -> int:
     """Bytes of the ``static const`` arrays (read-only data, flash on a microcontroller)."""
     size = numeric_type(dtype).np_dtype.itemsize
@@ -453,9 +479,11 @@ _BUILD_HINT = ("arm-none-eabi-gcc -Os|-O2 -mthumb -mcpu=cortex-m4 -mfpu=fpv4-sp-
 
 
 def _embedded_comment(net: Network, dtype: str, name: str, math: str, shapes: tuple[LayerShape, ...],
-                      optimize: str) -> list[str]:
+                      optimize: str, math_calls: Sequence[bool]) -> list[str]:
     stack, t = embedded_stack_bytes(net, dtype, shapes), numeric_type(dtype).c_type
     fast = math == "fast" and numeric_type(dtype).has_fast_math
+    code = embedded_code_bytes(shapes, math_calls)
+    wrapper = f"; {name}_scalar at most {CODE_PER_SCALAR} bytes of code" if net.n_inputs == net.n_outputs == 1 else ""
     maths = "inline exp/expm1/tanh/sigmoid (see c_math: <= 2 ULP), no libm call for them" if fast else "libm"
     scalar = f", {name}_scalar {stack['scalar']}" if net.n_inputs == net.n_outputs == 1 else ""
     shown = "; ".join(f"{shape.index}: {shape.label}" for shape in shapes)
@@ -467,8 +495,9 @@ def _embedded_comment(net: Network, dtype: str, name: str, math: str, shapes: tu
         f"y[{net.n_outputs}], {t}" + (f"; {name}_scalar(x): 1 -> 1" if scalar else ""),
         f" * Layers: {shown}",
         " * In place: y may be x (the same array); other overlaps are not supported.",
-        f" * Flash: {weight_bytes(net, dtype, shapes)} bytes of weights in static const arrays, plus the code "
-        f"(per core: mlpcodegen size MODEL --core m0plus m4f m7)",
+        f" * Flash: {name} {weight_bytes(net, dtype, shapes)} bytes of weights (static const arrays) and at most "
+        f"{code} bytes of code{wrapper}",
+        " *   (Cortex-M0+/M4F/M7, gcc -Os or -O2; measured per core: mlpcodegen size MODEL --core m0plus m4f m7)",
         f" * Stack, at most (bytes, calls included): {name} {stack['one']}{scalar}",
         f" * Math: {maths}; NaN and infinities propagate as in Keras.",
         f" * Build for the target core, e.g. {_BUILD_HINT}.",
@@ -561,8 +590,24 @@ class CRenderer:
 
     def _comment(self) -> list[str]:
         if self.embedded:
-            return _embedded_comment(self.net, self.dtype, self.name, self.math, self.shapes, self.optimize)
+            return _embedded_comment(self.net, self.dtype, self.name, self.math, self.shapes, self.optimize,
+                                     self.math_calls())
         return _file_comment(self.net, self.dtype, self.name, self.math, self.unroll)
+
+    def math_calls(self) -> tuple[bool, ...]:
+        """Whether each layer's activation calls a fast-math function (vector activations:
+        assumed); found by printing its formula, not by looking at the printed text."""
+        found = []
+        for layer in self.net.layers:
+            spec, needed = layer.activation, set()
+            if spec.is_identity or not (self.math == "fast" and self.kind.has_fast_math):
+                found.append(False)
+                continue
+            if not spec.is_vector:
+                formula = REGISTRY[spec.name].formula(Builder(), Builder().ref("v"), spec.unit_params(0))
+                Printer(self._languages[False], needed).expr(formula)
+            found.append(spec.is_vector or bool(needed))
+        return tuple(found)
 
     # -- the file
     def source(self) -> str:
