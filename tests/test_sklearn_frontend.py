@@ -67,7 +67,7 @@ def _scalers(r: np.random.Generator) -> list:
     choices = [
         lambda: StandardScaler(with_mean=bool(r.integers(2)), with_std=bool(r.integers(2))),
         lambda: MinMaxScaler(feature_range=[(0.0, 1.0), (-1.0, 1.0), (-2.0, 0.5)][int(r.integers(3))],
-                             clip=bool(r.integers(2))),
+                             clip=bool(r.random() < 0.5)),
         lambda: RobustScaler(),
         lambda: MaxAbsScaler(),
     ]
@@ -106,8 +106,12 @@ def framework_output(model, x: np.ndarray) -> np.ndarray:
     return np.asarray(out, dtype=np.float64).reshape(len(x), -1)
 
 
+#: Seeds whose draws cover every activation (seed % 4) and every scaler, clip or not.
+SEEDS = (0, 1, 2, 4, 5, 7, 10, 11, 13)
+
+
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", SEEDS)
 def test_random_estimators_match_sklearn_and_reference(kind, seed):
     model, x = random_model(seed, kind)
     net = mlpcodegen.load(model)
@@ -156,7 +160,7 @@ def test_float32_fit():
     assert compare(model.predict(x), expected, scale, "float32")[2] <= F32_ULP
 
 
-@pytest.mark.parametrize("seed,kind", [(1, "multiclass"), (2, "binary")])
+@pytest.mark.parametrize("seed,kind", [(13, "multiclass")])  # MinMaxScaler(clip=True) steps in front
 def test_compiled_c_float32(seed, kind):
     model, x = random_model(seed, kind)
     net = mlpcodegen.load(model)

@@ -201,7 +201,7 @@ def test_parameter_dtypes_read_exactly(dtype, name):
     assert rel64 <= F64_REL
 
 
-@pytest.mark.parametrize("seed", [3, 11])
+@pytest.mark.parametrize("seed", [0])
 def test_compiled_c_float32(seed):
     """One compiled target: float32 C within float32 tolerance of the reference and of
     torch's own float32 forward."""
