@@ -421,6 +421,9 @@ def corrupt_cases(tmp_path) -> dict[str, tuple[list, str]]:
     tf_keras2_weights(tmp_path / "wrong.h5", wrong)
     with h5py.File(tmp_path / "good.h5", "a") as f:
         del f["model_weights/dense_2"]
+    with h5py.File(tmp_path / "k3missing.weights.h5", "w") as f:  # Keras 3 layout, dense_1 lost
+        for i, values in enumerate(spec.steps[0].weights()):
+            f[f"layers/dense/vars/{i}"] = values
     return {
         "truncated zip": ([tmp_path / "cut.keras"], "truncated or corrupt"),
         "garbage h5": ([tmp_path / "garbage.h5"], "truncated or corrupt"),
@@ -428,6 +431,8 @@ def corrupt_cases(tmp_path) -> dict[str, tuple[list, str]]:
         "json without weights": ([tmp_path / "m.json"], "--weights"),
         "weights missing a layer": ([tmp_path / "m.json", tmp_path / "missing.h5"],
                                     "no weights for Dense layer 'dense_1'"),
+        "keras 3 weights missing a layer": ([tmp_path / "m.json", tmp_path / "k3missing.weights.h5"],
+                                            "no weights for Dense layer 'dense_1' \\(group layers/dense_1 is"),
         "weights shape mismatch": ([tmp_path / "m.json", tmp_path / "wrong.h5"],
                                    "Dense layer 'dense_1': kernel shape \\(5, 2\\) takes 5 inputs"),
         "h5 missing a layer": ([tmp_path / "good.h5"], "Dense layer 'dense_2' should have 2 weight array"),
