@@ -185,6 +185,13 @@ def test_special_values_as_the_desktop_profile():
         desktop = cortex.run_on_host(net, specials, cortex.Options(name="net", profile="desktop"))
         np.testing.assert_array_equal(embedded.outputs.view(np.uint32), desktop.outputs.view(np.uint32),
                                       err_msg=activation)
+    # loops in both profiles (same sums), softmax as loops (size) against the graph's statements
+    net = random_net()
+    rows = np.random.default_rng(4).uniform(-3, 3, (12, 6)).astype(np.float32)
+    rows[0], rows[1, 0], rows[2, 3], rows[3] = np.nan, np.inf, -np.inf, 1e30
+    embedded = cortex.run_on_host(net, rows, cortex.Options(name="net", optimize="size", unroll="never"))
+    desktop = cortex.run_on_host(net, rows, cortex.Options(name="net", profile="desktop", unroll="never"))
+    np.testing.assert_array_equal(embedded.outputs.view(np.uint32), desktop.outputs.view(np.uint32))
 
 
 def test_size_command_reports_every_core_and_level(capsys):

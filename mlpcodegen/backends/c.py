@@ -755,11 +755,27 @@ class CRenderer:
         lines.level -= 1
         lines.add("}")
         sums = [b.item(z, j) for j in range(layer.units)]
+        if layer.activation.name == "softmax" and self.optimize == "size":
+            self._softmax_loops(z, layer.units, lines)
+            return sums
         if layer.activation.is_vector:
             return activate_statements(printer, b, layer, index, named_values(b, index, sums), lines)
         if not fused and not layer.activation.is_identity:
             self._activation_loop(layer, z, lines)
         return sums
+
+    def _softmax_loops(self, z: str, units: int, lines: Lines) -> None:
+        """Softmax over ``z`` in place as loops (``--optimize size``: one exp call site
+        instead of one per unit): the same operations in the same order as the graph's
+        statements (max by ``>``, exp(z - max), the sum from the first term on, each
+        quotient), so the same bits."""
+        b, t = self.builder, self.t
+        exp = top(self.printer().expr(b.call("exp", b.sum([b.term(b.ref("zj")), b.term(b.ref("m"), negative=True)]))))
+        lines.add("{", "    size_t j;", f"    {t} m = {z}[0], s;",
+                  f"    for (j = 1; j < {units}u; ++j) if ({z}[j] > m) m = {z}[j];",
+                  f"    for (j = 0; j < {units}u; ++j) {{", f"        const {t} zj = {z}[j];", f"        {z}[j] = {exp};",
+                  "    }", f"    s = {z}[0];", f"    for (j = 1; j < {units}u; ++j) s += {z}[j];",
+                  f"    for (j = 0; j < {units}u; ++j) {z}[j] = {z}[j] / s;", "}")
 
     def _pass(self, shape: LayerShape, source: str, j: str, width: int, fused: bool, lines: Lines) -> None:
         """One pass of an embedded loop: ``width`` sums from unit ``j`` on, over every input."""
