@@ -70,7 +70,13 @@ def load_object(model: Any, *, fold: bool = True) -> Network:
         raise ModelFormatError(f"cannot read an ONNX {type(model).__name__}: pass an onnx.ModelProto "
                                "(onnx.load(path)) or the path of the .onnx file")
     label = f"in-memory ONNX model {quote_name(model.graph.name)!r}"
-    return _build(_decode(_describe(model, DEFAULT_LIMITS), label), label, fold)
+    try:
+        described = _describe(model, DEFAULT_LIMITS)
+    except MlpCodegenError:
+        raise
+    except Exception as exc:  # a tensor whose data does not match its shape, ...
+        raise ModelFormatError(f"{label} is malformed ({type(exc).__name__}: {exc})") from None
+    return _build(_decode(described, label), label, fold)
 
 
 SUPPORTED_LAYER_OPS = ("Gemm", "MatMul", "Add", "Sub", "Mul", "BatchNormalization", "Flatten", "Reshape",
@@ -120,7 +126,7 @@ class _Tensors:
     """Tensors converted to float64 (within the weight budget), as (key, array, dtype)."""
 
     def __init__(self, limits: ReadLimits) -> None:
-        self.left = limits.max_weight_values
+        self.limit = self.left = limits.max_weight_values
         self.items: list[tuple[str, Optional[np.ndarray], str]] = []
 
     def add(self, tensor: Any, where: str) -> str:
@@ -135,7 +141,7 @@ class _Tensors:
             raise ModelFormatError(f"{where}: tensor {quote_name(tensor.name)!r} has negative dimensions {dims}")
         count = math.prod(dims)
         if count > self.left:
-            raise LimitExceeded(f"{where}: the weight tensors declare more than the {DEFAULT_LIMITS.max_weight_values:,}"
+            raise LimitExceeded(f"{where}: the weight tensors declare more than the {self.limit:,}"
                                 " numbers read; if the model is genuine, raise the limit (--max-size MIB)")
         self.left -= count
         key = str(len(self.items))
@@ -226,7 +232,6 @@ class _Chain:
     """The walk's state: constants by value name, the width of the current value, the
     opset, the IR parts built so far and the weights' stored types."""
 
-    tensors: dict
     opset: int
     width: int
     constants: dict = field(default_factory=dict)  # value name -> (array, dtype)
@@ -302,7 +307,7 @@ def _gemm(node: dict, chain: _Chain) -> list:
     kernel = kernel.T if _attr(node, "transB", 0, int) else kernel
     alpha, beta = _attr(node, "alpha", 1.0), _attr(node, "beta", 1.0)
     return _dense_parts(node, chain, kernel * alpha if alpha != 1.0 else kernel,
-                        lambda width: _scaled(chain.vector(node, 2, "C", optional=True), beta))
+                        lambda: _scaled(chain.vector(node, 2, "C", optional=True), beta))
 
 
 def _scaled(values: Optional[np.ndarray], factor: float) -> Optional[np.ndarray]:
@@ -314,20 +319,16 @@ def _matmul(node: dict, chain: _Chain) -> list:
     kernel = chain.const(node, 1, "the weight matrix")
     if kernel.ndim != 2:
         raise UnsupportedError(f"{_where(node)}: the weight matrix has shape {list(kernel.shape)}, not 2-D")
-    return _dense_parts(node, chain, kernel, lambda width: None)
+    return _dense_parts(node, chain, kernel, lambda: None)
 
 
-def _dense_parts(node: dict, chain: _Chain, kernel: np.ndarray, bias: Callable[[int], Any]) -> list:
+def _dense_parts(node: dict, chain: _Chain, kernel: np.ndarray, bias: Callable[[], Any]) -> list:
+    """A Dense layer; ``bias()`` reads the bias once the width is the layer's units."""
     if kernel.shape[0] != chain.width:
         raise UnsupportedError(f"{_where(node)}: the weights have {kernel.shape[0]} rows for {chain.width} "
                                "inputs")
-    units = int(kernel.shape[1])
-    chain.width, width = units, chain.width
-    try:
-        values = bias(width)
-    finally:
-        chain.width = units
-    return [Dense(kernel, values, name=node["name"] or node["op"])]
+    chain.width = int(kernel.shape[1])
+    return [Dense(kernel, bias(), name=node["name"] or node["op"])]
 
 
 def _add(node: dict, chain: _Chain) -> list:
@@ -679,7 +680,7 @@ def _network(info: dict) -> Network:
     output, notes = _graph_output(info)
     nodes = _fold_constants(info["nodes"], constants, info["tensors"])
     live = _needed(nodes, output, constants, source)
-    chain = _Chain(info["tensors"], opset, width, constants, current=source)
+    chain = _Chain(opset, width, constants, current=source)
     consumers: dict[str, list[dict]] = {}
     for node in live:
         for name in dict.fromkeys(node["inputs"]):
