@@ -433,6 +433,32 @@ def test_wrong_shapes_and_axes_are_refused():
     _refused(graph_model([node("Relu", ["x"])], {}, opset=8), "opset 8; opset 9 or later")
 
 
+def test_a_cycle_is_refused_not_followed_forever():
+    model = graph_model([helper.make_node("Relu", ["x"], ["a"], name="one"),
+                         helper.make_node("Tanh", ["a"], ["x"], name="two"),
+                         helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")], {"W": np.ones((3, 2))})
+    with pytest.raises(mlpcodegen.errors.MlpCodegenError, match="cycle|branch"):
+        mlpcodegen.load(model)
+    loop = graph_model([helper.make_node("MatMul", ["x", "W"], ["x"], name="self"),
+                        helper.make_node("Relu", ["x"], ["y"], name="r")], {"W": np.ones((3, 3))})
+    with pytest.raises(mlpcodegen.errors.MlpCodegenError, match="cycle|branch"):
+        mlpcodegen.load(loop)
+
+
+def test_the_current_opset_against_onnx_reference_evaluator():
+    """ONNX Runtime may lag behind the newest opset: onnx's own reference evaluator runs it."""
+    from onnx.defs import onnx_opset_version
+    from onnx.reference import ReferenceEvaluator
+
+    model = dense_then([helper.make_node("Gelu", ["h"], ["g"], approximate="tanh"),
+                        helper.make_node("Gemm", ["g", "W2"], ["z"], transB=1), node("Softmax", ["z"])],
+                       opset=onnx_opset_version(), extra={"W2": np.arange(8.0).reshape(2, 4) / 8})
+    net = mlpcodegen.load(model)
+    assert net.describe() == "3-4-2 (gelu, softmax)"
+    x = inputs(3)
+    assert_agrees(net, np.asarray(ReferenceEvaluator(model).run(None, {"x": x})[0], np.float64), x)
+
+
 def test_non_finite_weights_are_refused():
     weights = np.ones((3, 2))
     weights[1, 1] = np.nan

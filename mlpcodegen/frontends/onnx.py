@@ -695,27 +695,33 @@ def _network(info: dict) -> Network:
 
 
 def _walk(chain: _Chain, consumers: dict, output: str) -> set:
+    """Follow the chain's value from the input to ``output``, node by node (or through
+    one recognised fan-out); the ids of the nodes read."""
     visited: set = set()
     while chain.current != output:
         users = consumers.get(chain.current, [])
-        if len(users) == 1:
-            node = users[0]
-            chain.layers.extend(_reader(node)(node, chain))
-            done = [node]
-        else:
-            found = next((hit for hit in (fan(users, chain, consumers) for fan in _FAN_OUTS) if hit), None) \
-                if len(users) == 2 else None
-            if found is None:
-                named = ", ".join(_where(node) for node in users) or "nothing"
-                raise UnsupportedError(f"value {quote_name(chain.current)!r} feeds {named}: a branch; only chains "
-                                       f"are supported: {_supported()}")
-            layers, node, done = found
-            chain.layers.extend(layers)
-            chain.width = layers[-1].n_out
+        layers, node, done = _step(users, chain, consumers)
+        if any(id(n) in visited for n in done):  # a hostile file's cycle must not loop forever
+            raise ModelFormatError(f"{_where(node)} is reached twice: the graph has a cycle")
+        chain.layers.extend(layers)
         _single_output(node, consumers, output)
         visited.update(id(n) for n in done)
         chain.current = node["outputs"][0]
     return visited
+
+
+def _step(users: list[dict], chain: _Chain, consumers: dict) -> tuple[list, dict, list]:
+    """(IR layers, the node whose first output is the chain's next value, nodes read)."""
+    if len(users) == 1:
+        return _reader(users[0])(users[0], chain), users[0], users
+    found = next((hit for hit in (fan(users, chain, consumers) for fan in _FAN_OUTS) if hit), None) \
+        if len(users) == 2 else None
+    if found is None:
+        named = ", ".join(_where(node) for node in users) or "nothing"
+        raise UnsupportedError(f"value {quote_name(chain.current)!r} feeds {named}: a branch; only chains "
+                               f"are supported: {_supported()}")
+    chain.width = found[0][-1].n_out
+    return found
 
 
 def _reader(node: dict) -> Callable[[dict, _Chain], list]:
