@@ -9,8 +9,9 @@ shapes, not on training), every variant is built with arm-none-eabi-gcc at the s
 through the same driver: mlpcodegen's embedded profile (optimize size and speed), its
 desktop profile's one-sample function, and emlearn (its "loadable" C, eml_net.h, from
 the installed Python package).  Predictor bytes are the predictor's own object file
-(code, constants and weights; mutable buffers, bss, apart); for the desktop C only its
-one-sample function and what it calls are counted (not NAME_batch and its helpers).
+(code, constants and weights; mutable buffers, bss, apart): the one-sample function and
+what it calls, not NAME_scalar (a wrapper the linker drops when unused) nor the desktop
+C's NAME_batch and its helpers.
 onnx2c does not install here: its figures are quoted from issue 12 (same compiler and
 method), marked as quoted.
 """
@@ -57,10 +58,11 @@ def models() -> dict[str, Network]:
 
 
 def _bytes(row: cortex.SizeRow, desktop: bool) -> int:
-    if not desktop:
-        return row.predictor
-    code = sum(size for name, (size, _) in row.functions.items() if not name.endswith(_DESKTOP_ONLY))
-    return code + row.rodata + row.data
+    """Code of the one-sample function and what it calls (not NAME_scalar, a wrapper the
+    linker drops when unused, nor the desktop batch path) plus constants and weights."""
+    skipped = _DESKTOP_ONLY + ("_vexpf", "_vexpm1f", "_vtanhf", "_vsigmoidf") if desktop else ()
+    dropped = sum(size for name, (size, _) in row.functions.items() if name.endswith(skipped + ("_scalar",)))
+    return row.predictor - dropped
 
 
 def mlpcodegen_row(net: Network, x: np.ndarray, core: str, opt: str, options: cortex.Options) -> dict:
@@ -111,6 +113,8 @@ def measure(core: str, opt: str) -> list[tuple[str, str, dict]]:
     for model, net in models().items():
         x = np.random.default_rng(0).uniform(-1, 1, (64, net.n_inputs)).astype(np.float32)
         for label, options in (("mlpcodegen embedded, optimize size", cortex.Options(name="net", optimize="size")),
+                               ("mlpcodegen embedded, optimize size, --math libm (exp outside, as onnx2c's)",
+                                cortex.Options(name="net", optimize="size", math="libm")),
                                ("mlpcodegen embedded, optimize speed", cortex.Options(name="net", optimize="speed")),
                                ("mlpcodegen desktop (default, one-sample function)",
                                 cortex.Options(name="net", profile="desktop"))):
@@ -131,7 +135,8 @@ def report(results, core: str, opt: str, seconds: float) -> str:
              "Written by `python bench/embedded.py` (arm-none-eabi-gcc "
              f"{' '.join(cross.BASE_FLAGS)} {' '.join(cross.core(core).flags)} {opt}; QEMU "
              f"{cross.core(core).machine}, -icount shift=0; {seconds:.0f} s). Predictor bytes: its object file's code, "
-             "constants and weights (bss apart; for the desktop C its one-sample function only). Instructions: mean "
+             "constants and weights, bss apart; the one-sample function and what it calls, not NAME_scalar nor the desktop "
+             "batch path. Instructions: mean "
              "over 64 random inputs in [-1, 1], an empty call subtracted. onnx2c rows are **quoted from issue 12** "
              "(same compiler, flags and method), not measured here.", "",
              "| model | implementation | predictor bytes | bss | library bytes linked | instructions / inference "
@@ -151,12 +156,17 @@ def report(results, core: str, opt: str, seconds: float) -> str:
     for (optimize, model), (fb, fi) in TARGETS.items():
         row = next(r for m, label, r in results if m == model and label.endswith(f"optimize {optimize}"))
         b, i = ONNX2C[model]
+        libm = next(r for m, label, r in results if m == model and "libm" in label)
         checks = [("bytes", fb, row["bytes"], b), ("instructions", fi, row["instructions"], i)]
         for what, factor, value, base in checks:
             if factor is None:
                 continue
             lines.append(f"| {optimize} | {model} | {what} <= {factor} x {base:,} = {factor * base:,.0f} | "
                          f"{value:,.0f} ({value / base:.2f}x) | {'yes' if value <= factor * base else 'no'} |")
+            if optimize == "size" and what == "bytes":
+                value = libm["bytes"]
+                lines.append(f"| size, --math libm | {model} | {what} <= {factor} x {base:,} = {factor * base:,.0f} | "
+                             f"{value:,.0f} ({value / base:.2f}x) | {'yes' if value <= factor * base else 'no'} |")
     for optimize in ("size", "speed"):
         row = next(r for m, label, r in results if m == "cls 16-64-64-10" and label.endswith(f"optimize {optimize}"))
         lines.append(f"| {optimize} | cls 16-64-64-10 | stack <= 1,228 B | {row['stack']:,} B | "

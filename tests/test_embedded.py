@@ -194,6 +194,36 @@ def test_special_values_as_the_desktop_profile():
     np.testing.assert_array_equal(embedded.outputs.view(np.uint32), desktop.outputs.view(np.uint32))
 
 
+IN_PLACE = """#include <string.h>
+#include "net.h"
+int main(void)
+{
+    float a[SIZE], b[SIZE], y[OUT];
+    int i;
+    for (i = 0; i < SIZE; ++i) a[i] = b[i] = (float)(i % 7) * 0.3f - 1.0f;
+    net(a, y);
+    net(b, b);
+    return memcmp(y, b, sizeof y) != 0;
+}
+"""
+
+
+def test_in_place_y_may_be_x(tmp_path, gcc):
+    """The last loop layer writes y itself: only when it does not read x."""
+    rng = np.random.default_rng(9)
+    nets = {"one": Network(12, (_dense(rng, 12, 12, "relu"),)), "random": random_net()}
+    for label, net in nets.items():
+        for optimize in ("size", "speed"):
+            folder = tmp_path / f"{label}{optimize}"
+            folder.mkdir()
+            source, _ = _write(folder, net, optimize)
+            (folder / "main.c").write_text(IN_PLACE.replace("SIZE", str(max(net.n_inputs, net.n_outputs)))
+                                           .replace("OUT", str(net.n_outputs)))
+            subprocess.run([gcc, "-std=c99", "-O2", f"-I{folder}", str(folder / "main.c"), str(source), "-o",
+                            str(folder / "program"), "-lm"], check=True)
+            assert subprocess.run([str(folder / "program")]).returncode == 0, (label, optimize)
+
+
 def test_size_command_reports_every_core_and_level(capsys):
     assert main(["size", str(SEED), "--core", "m0plus", "m4f", "--opt", "Os", "O2", "--optimize", "size"]) == 0
     out = capsys.readouterr().out

@@ -691,6 +691,8 @@ class CRenderer:
                 sources = self._loop_layer(shape.layer, shape.index, sources, printer, lines)
             else:
                 sources = emit_layer(printer, self.builder, shape.layer, shape.index, sources, lines)
+        if array_of(sources) == "y":  # an embedded loop layer wrote y itself
+            return
         # Outputs are stored only after every input has been read: y may be x.
         for j, source in enumerate(sources):
             lines.add(f"y[{j}] = {printer.expr(source)};")
@@ -739,23 +741,30 @@ class CRenderer:
             lines.add(f"const {self.t} {source}[{len(sources)}] = {{{', '.join(printer.expr(s) for s in sources)}}};")
         fused = shape.tile == 1 and not layer.activation.is_vector
         full = layer.units - layer.units % shape.tile
-        lines.add(f"{self.t} {z}[{layer.units}];", "{")
+        softmax_loops = layer.activation.name == "softmax" and self.optimize == "size"
+        # The last layer writes y itself when it reads only locals (not x: y may be x) and
+        # needs no statements after the loops: no copy of the sums, no array on the stack.
+        if index == len(self.net.layers) > 1 and source != "x" and (softmax_loops or not layer.activation.is_vector):
+            z = "y"
+        else:
+            lines.add(f"{self.t} {z}[{layer.units}];")
+        lines.add("{")
         lines.level += 1
         lines.add(f"const {self.t} *w = {_kernel_names(index, self.name)[0]};",
                   "size_t " + ("j, k;" if full else "k;"))
         if full:
             step = "++j" if shape.tile == 1 else f"j += {shape.tile}u"
             lines.add(f"for (j = 0; j < {full}u; {step}) {{")
-            self._pass(shape, source, "j", shape.tile, fused, lines)
+            self._pass(shape, source, z, "j", shape.tile, fused, lines)
             lines.add("}")
         if layer.units > full:
             lines.add("{")
-            self._pass(shape, source, f"{full}u", layer.units - full, fused, lines)
+            self._pass(shape, source, z, f"{full}u", layer.units - full, fused, lines)
             lines.add("}")
         lines.level -= 1
         lines.add("}")
         sums = [b.item(z, j) for j in range(layer.units)]
-        if layer.activation.name == "softmax" and self.optimize == "size":
+        if softmax_loops:
             self._softmax_loops(z, layer.units, lines)
             return sums
         if layer.activation.is_vector:
@@ -777,8 +786,9 @@ class CRenderer:
                   "    }", f"    s = {z}[0];", f"    for (j = 1; j < {units}u; ++j) s += {z}[j];",
                   f"    for (j = 0; j < {units}u; ++j) {z}[j] = {z}[j] / s;", "}")
 
-    def _pass(self, shape: LayerShape, source: str, j: str, width: int, fused: bool, lines: Lines) -> None:
-        """One pass of an embedded loop: ``width`` sums from unit ``j`` on, over every input."""
+    def _pass(self, shape: LayerShape, source: str, z: str, j: str, width: int, fused: bool, lines: Lines) -> None:
+        """One pass of an embedded loop: ``width`` sums from unit ``j`` on, over every
+        input, into ``z``."""
         layer, t = shape.layer, self.t
         at = [j if u == 0 else f"{j} + {u}u" for u in range(width)]
         bias = _kernel_names(shape.index, self.name)[1]
@@ -793,7 +803,7 @@ class CRenderer:
                 spec = layer.activation
                 formula = REGISTRY[spec.name].formula(self.builder, self.builder.ref(value), spec.unit_params(0))
                 value = top(self.printer().expr(formula))
-            lines.add(f"z{shape.index}[{a}] = {value};")
+            lines.add(f"{z}[{a}] = {value};")
         lines.level -= 1
 
     def _activation_loop(self, layer: Layer, z: str, lines: Lines, lanes: Optional[int] = None,
