@@ -13,6 +13,18 @@ Two halves:
   the one floating-point output, node by node, through the table :data:`_OPS` keyed by
   operator type, and builds the :class:`~mlpcodegen.ir.Network`.
 
+What is read: Gemm (alpha, beta, transB; not transA), MatMul by a constant with an Add
+of a constant (either order: the bias), the activation operators (:data:`SUPPORTED_OPS`;
+Clip becomes relu/relu6/hard_tanh or a shifted relu, a non-standard HardSigmoid or Selu
+a scale step and relu/elu), BatchNormalization in inference mode (an affine step, folded),
+Flatten/Reshape that keep (batch, features), Identity, Dropout and Cast to a float type
+(identities at inference), constants from initializers and Constant nodes.  Two fan-outs
+that exporters write for one activation are recognised: ``x * g(x)`` / ``x / g(x)``
+(silu, hard_silu, mish, softsign below the opsets that have them as operators) and
+skl2onnx's classifier ``Concat(1 - p, p)``.  Of several outputs the one floating-point
+output is converted (a classifier's integer label is named in the network's notes).
+Anything else is refused naming the node and its operator, with the supported list.
+
 Names from the file are data: they travel in the IR and in error messages (quoted).
 Only the graph's nodes are read: the producer's metadata, docs and functions are not.
 """
@@ -77,10 +89,6 @@ def load_object(model: Any, *, fold: bool = True) -> Network:
     except Exception as exc:  # a tensor whose data does not match its shape, ...
         raise ModelFormatError(f"{label} is malformed ({type(exc).__name__}: {exc})") from None
     return _build(_decode(described, label), label, fold)
-
-
-SUPPORTED_LAYER_OPS = ("Gemm", "MatMul", "Add", "Sub", "Mul", "BatchNormalization", "Flatten", "Reshape",
-                       "Identity", "Dropout", "Cast")
 
 
 # ================================================================ child: parse
@@ -414,8 +422,7 @@ def _flatten(node: dict, chain: _Chain) -> list:
 def _reshape(node: dict, chain: _Chain) -> list:
     """Identity when the new shape is (-1 or 0 or 1, features)."""
     _chain_input(node, chain)
-    shape = chain.const(node, 1, "the shape") if chain.opset >= 5 else np.asarray(node["attrs"].get("shape", []))
-    shape = [int(v) for v in np.reshape(shape, -1)]
+    shape = [int(v) for v in np.reshape(chain.const(node, 1, "the shape"), -1)]  # an input since opset 5
     if len(shape) != 2 or shape[1] != chain.width or shape[0] not in (-1, 0, 1) or (
             shape[0] == 0 and _attr(node, "allowzero", 0, int)):
         raise UnsupportedError(f"{_where(node)}: reshapes to {shape}; only [-1, {chain.width}] (the same flat "
