@@ -268,13 +268,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     out = Path(args.out or f"{model_file.stem}_bench.md")
     check_outputs([out, out.with_suffix(".png")], mkdir=args.mkdir)  # before minutes of timing
     net = _load(args)
+    from .frontends import file_format
+
+    fmt = file_format(model_file)
+    if fmt.name != "keras":
+        raise UsageError(f"bench times a Keras model beside model.predict, LiteRT and ONNX Runtime; {model_file} "
+                         f"is a {fmt.title} file (verify checks it against its framework)")
     _import_tensorflow_quietly()
     from .frontends.keras import load_keras_model
     from .harness.bench import bench_model
     from .harness.bench_report import summary_lines, write_report
 
-    bench = bench_model(load_keras_model(model_file), net, model_file.stem, rows=tuple(args.rows),
-                        quick=args.quick, model_file=model_file)
+    keras_model = load_keras_model(model_file, weights=args.weights)
+    bench = bench_model(keras_model, net, model_file.stem, rows=tuple(args.rows), quick=args.quick,
+                        model_file=model_file)
     command = "mlpcodegen bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "mlpcodegen bench"
     png = write_report([bench], tuple(args.rows), out, command)
     for line in summary_lines(bench):

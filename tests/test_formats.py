@@ -96,3 +96,28 @@ def test_cli_verifies_an_onnx_file_against_onnx_runtime_without_tensorflow(tmp_p
     run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "ONNX Runtime" in run.stdout and "TF False TORCH False" in run.stdout
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.save` is deprecated:FutureWarning")
+def test_torch_files_are_recognised_before_the_keras_zip_test_and_refused(tmp_path):
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 1))
+    for name, save in (("pt", lambda p: torch.save(model, p)), ("sd", lambda p: torch.save(model.state_dict(), p)),
+                       ("ts", lambda p: torch.jit.save(torch.jit.script(model), p))):
+        path = tmp_path / f"model.{name}"
+        save(path)
+        assert file_format(path).name == "torch"
+        with pytest.raises(ModelFormatError, match="runs code"):
+            mlpcodegen.load(path)
+    with pytest.raises(ModelFormatError, match="state_dict holds weights without the architecture"):
+        mlpcodegen.load(model.state_dict())
+
+
+def test_a_subclass_goes_to_its_framework_frontend():
+    import torch
+
+    class Mine(torch.nn.Sequential):
+        pass
+
+    assert object_format(Mine(torch.nn.Linear(2, 1))).name == "torch"

@@ -14,9 +14,9 @@ Layers, lowest first:
 * runtime (``mlpcodegen.runtime``): core, backends, runtime.
 * harness (``mlpcodegen.harness``): anything below it; of the harness only
   ``harness.peers`` imports a frontend.
-* application (``mlpcodegen`` itself, ``__main__``, ``cli``, ``demo``, ``plot``,
-  ``support``): anything.  Of them only ``mlpcodegen``, ``cli`` and ``demo`` import the
-  harness.
+* application (``mlpcodegen`` itself, ``__main__``, ``cli``, ``cli_embedded``, ``cli_simplify``, ``demo``, ``plot``,
+  ``support``): anything.  Of them only ``mlpcodegen``, the ``cli*`` modules and ``demo``
+  import the harness.
 
 TensorFlow and Keras are imported only by frontends, the harness and the application.
 There is no cycle between layers.
@@ -34,7 +34,8 @@ PACKAGE = Path(mlpcodegen.__file__).resolve().parent
 ROOT = "mlpcodegen"
 
 SUBPACKAGE_LAYERS = {"frontends": "frontends", "backends": "backends", "runtime": "runtime", "harness": "harness"}
-APPLICATION = {ROOT, f"{ROOT}.__main__", f"{ROOT}.cli", f"{ROOT}.demo", f"{ROOT}.plot", f"{ROOT}.support"}
+APPLICATION = {ROOT, f"{ROOT}.__main__", f"{ROOT}.cli", f"{ROOT}.cli_embedded", f"{ROOT}.cli_simplify",
+               f"{ROOT}.demo", f"{ROOT}.plot", f"{ROOT}.support"}
 ALL_LAYERS = {"core", "frontends", "backends", "runtime", "harness", "application"}
 
 #: layer -> the layers its modules may import
@@ -54,7 +55,7 @@ CORE_ALLOWED = {
                  "untrusted"},
 }
 
-HARNESS_IMPORTERS = {ROOT, f"{ROOT}.cli", f"{ROOT}.demo"}
+HARNESS_IMPORTERS = {ROOT, f"{ROOT}.cli", f"{ROOT}.cli_embedded", f"{ROOT}.cli_simplify", f"{ROOT}.demo"}
 FRAMEWORKS = {"tensorflow", "keras", "tf_keras"}
 FRAMEWORK_LAYERS = {"frontends", "harness", "application"}
 

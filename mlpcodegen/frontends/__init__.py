@@ -48,10 +48,24 @@ def _is_onnx(head: bytes) -> bool:
 
 
 def _module_prefix(*prefixes: str) -> Callable[[Any], bool]:
-    def owns(obj: Any) -> bool:
-        module = type(obj).__module__ or ""
+    """An object test: its class, or a class it derives from, comes from one of these
+    packages (a user's subclass of ``nn.Sequential`` goes to the PyTorch frontend, which
+    says what it refuses and why)."""
+    def from_package(cls: type) -> bool:
+        module = getattr(cls, "__module__", None) or ""
         return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+    def owns(obj: Any) -> bool:
+        return any(from_package(cls) for cls in type(obj).__mro__ if cls is not object)
     return owns
+
+
+def _is_torch_file(head: bytes) -> bool:
+    """torch.save / torch.jit.save archives and pickles: recognised to be refused with
+    the reason (loading them runs code from the file), before the zip test of Keras."""
+    from . import torch as frontend  # imports no torch
+
+    return frontend.is_torch_file(head)
 
 
 def _is_keras_object(obj: Any) -> bool:
@@ -87,9 +101,14 @@ FORMATS: tuple[Format, ...] = (
            "`MLPRegressor` / `MLPClassifier` objects, alone or in a `Pipeline` after a scaler",
            None, _module_prefix("sklearn"), needs="scikit-learn (the object's own)"),
     Format("torch", "mlpcodegen.frontends.torch", "PyTorch",
-           "an `nn.Sequential` object of `Linear`, activation, `BatchNorm1d`, `LayerNorm`, `Dropout`, `Flatten`",
-           None, _module_prefix("torch"), needs="torch (the object's own)"),
+           "an `nn.Sequential` object (nested, or a bare `nn.Linear`) of `Linear`, activation modules, "
+           "`BatchNorm1d`, `LayerNorm`, `RMSNorm`, `Dropout`, `Flatten`, `Identity`; files: export them to "
+           "`.onnx` (`torch.save` / TorchScript files are refused with why: loading them runs code)",
+           _is_torch_file, _module_prefix("torch"), needs="torch (the object's own)"),
 )
+
+#: The order content tests are tried in: a PyTorch archive is a zip too, so before Keras.
+SNIFF_ORDER: tuple[str, ...] = ("torch", "keras", "onnx")
 
 
 def _supported() -> str:
@@ -115,9 +134,10 @@ def file_format(path: Any) -> Format:
     if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
         raise ModelFormatError(f"{path} is not a regular file (a device, FIFO or socket): not read")
     head = read_head(path)
-    for fmt in FORMATS:
-        if fmt.sniff is not None and fmt.sniff(head):
-            return fmt
+    by_name = {fmt.name: fmt for fmt in FORMATS}
+    for name in SNIFF_ORDER:
+        if by_name[name].sniff(head):
+            return by_name[name]
     raise ModelFormatError(f"{path}: not a model file mlpcodegen reads (empty, or neither zip, HDF5, JSON "
                            f"nor ONNX). Supported: {_supported()}")
 
@@ -126,8 +146,11 @@ def object_format(obj: Any) -> Format:
     for fmt in FORMATS:
         if fmt.owns is not None and fmt.owns(obj):
             return fmt
+    hint = ""
+    if isinstance(obj, dict) and any(_module_prefix("torch")(v) for v in list(obj.values())[:64]):
+        hint = "a state_dict holds weights without the architecture: pass the nn.Module itself. "
     raise ModelFormatError(f"cannot read a model from a {type(obj).__module__}.{type(obj).__name__} object. "
-                           f"Supported: {_supported()}")
+                           f"{hint}Supported: {_supported()}")
 
 
 def load(source: Any, *, weights: Any = None, fold: bool = True, limits: ReadLimits | None = None):
