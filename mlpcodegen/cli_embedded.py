@@ -12,6 +12,8 @@ import time
 
 #: Optimisation levels ``size`` reports by default, and the one ``verify --core`` builds with.
 OPT_CHOICES = ("Os", "O2", "O3", "O1")
+#: Most inputs ``verify --core`` puts in an image (16 inputs: 256 KiB of flash).
+MAX_CORE_ROWS = 4096
 
 
 def _options(args: argparse.Namespace, net, common):
@@ -62,6 +64,9 @@ def verify_on_core(args: argparse.Namespace, net, domain, common) -> int:
 
     if args.target != "c":
         raise common.UsageError("--core runs the C target: drop --target or use --target c")
+    if args.n > MAX_CORE_ROWS:
+        raise common.UsageError(f"--core runs at most {MAX_CORE_ROWS} inputs (-n): they are compiled into the "
+                                "image, with the outputs printed through semihosting")
     tool("arm-none-eabi-gcc"), tool("qemu-system-arm")  # a missing toolchain: said before any work
     inputs, outputs = common.scalings(args)
     scaled = common.scaled(net, args)

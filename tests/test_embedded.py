@@ -246,6 +246,8 @@ def test_missing_toolchain_is_one_clear_line(tmp_path, monkeypatch, capsys):
     assert len(err) == 1 and "arm-none-eabi-gcc not found" in err[0] and "gcc-arm-none-eabi" in err[0]
     assert main(["verify", str(SEED), "--core", "m4f", "-n", "3"]) == 1
     assert "gcc-arm-none-eabi" in capsys.readouterr().err
+    assert main(["verify", str(SEED), "--core", "m4f", "-n", "5000"]) == 2  # bad usage first
+    assert main(["verify", str(SEED), "--core", "m4f", "--target", "numpy"]) == 2
 
 
 def test_verify_core_command_on_the_seed_model(capsys):
