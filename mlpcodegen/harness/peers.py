@@ -260,6 +260,12 @@ def callable_peer(function: Callable[[np.ndarray], Any]) -> Peer:
     return Peer(getattr(function, "__name__", type(function).__name__), function)
 
 
+def _is_keras_model(thing: Any) -> bool:
+    """A ``keras.Model`` (Keras 3 or tf_keras); Keras is loaded already if it is one."""
+    return any(module is not None and isinstance(thing, module.Model)
+               for module in (sys.modules.get("keras"), sys.modules.get("tf_keras")))
+
+
 def _is_path(thing: Any) -> bool:
     return isinstance(thing, (str, os.PathLike))
 
@@ -296,6 +302,7 @@ _PEER_KINDS: tuple[tuple[Callable[[Any], bool], Callable[[Any], Peer]], ...] = (
     (lambda thing: isinstance(thing, Peer), lambda peer: peer),
     (_is_path, file_peer),
     (lambda thing: _framework(thing) in _OBJECT_PEERS, _framework_peer),
+    (_is_keras_model, keras_peer),  # a keras.Model subclass defined outside Keras (in __main__, ...)
     (lambda thing: callable(getattr(thing, "predict", None)), predict_peer),
     (callable, callable_peer),
 )
