@@ -105,12 +105,14 @@ def test_exact_passes_never_change_an_output_on_the_domain(seed, inputs, width):
     np.testing.assert_allclose(after, before, rtol=1e-12, atol=1e-12 * (1 + np.abs(before).max()))
 
 
-def test_cutting_the_box_proves_more_dead_units_than_the_whole_box():
+def test_linear_bounds_and_cut_boxes_prove_more_units_than_whole_box_intervals():
     rng = np.random.default_rng(5)
     net = random_net(rng, [2, 16, 16, 1], "relu")
     counts = activity(net, [-1, -1], [1, 1], cuts=(1, 16), samples=20000)
-    assert counts.proven_dead[1] <= counts.proven_dead[16] <= counts.sampled_dead
-    assert counts.proven_active[1] <= counts.proven_active[16] <= counts.sampled_active
+    intervals = activity(net, [-1, -1], [1, 1], cuts=(1,), samples=100, linear=False)
+    assert intervals.proven_dead[1] <= counts.proven_dead[1] <= counts.proven_dead[16] <= counts.sampled_dead
+    assert intervals.proven_active[1] <= counts.proven_active[1] <= counts.proven_active[16] <= counts.sampled_active
+    assert counts.proven_dead[16] > intervals.proven_dead[1]
 
 
 def test_piecewise_linear_form_is_the_same_function_in_breakpoints_plus_one_pieces():

@@ -11,8 +11,11 @@ the box (beyond float rounding), each proven by the sound interval bounds of
   and activation are merged (their outgoing weights added).
 
 Whole-box intervals are loose (a layer's sums of the units before it vary together, and
-intervals forget it), so the box is **cut** into sub-boxes (``cuts`` per input, bounds
-vectorised over all of them) and a unit is proven dead when it is dead on every one.
+intervals forget it).  Two remedies, combined: **linear bounds** (for chains of plain
+ReLU Dense layers: each unit's pre-activation bounded by back-substituting linear
+relaxations of the ReLUs below down to the inputs, DeepPoly/CROWN style, which keeps
+those dependencies), and **cutting** the box into sub-boxes (``cuts`` per input) where
+a unit is proven dead when it is dead on every one.
 :func:`activity` also counts the units a dense random sample finds inactive, the ceiling
 any proof can reach.
 
@@ -55,21 +58,86 @@ def cut_boxes(lower: np.ndarray, upper: np.ndarray, cuts: int) -> tuple[np.ndarr
     return lo, hi
 
 
-def preactivation_bounds(net: Network, lower, upper, cuts: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
+def preactivation_bounds(net: Network, lower, upper, cuts: int = 1,
+                         linear: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per layer, (lowest, highest) pre-activation of every unit over the box, proven
-    by intervals over ``cuts`` pieces per input."""
+    by intervals over ``cuts`` pieces per input and, for chains of Dense layers with
+    plain ReLU or linear hidden units (``linear``), by linear bounds on each piece too
+    (:func:`linear_bounds`; the tighter of the two is kept)."""
     lower, upper = check_box(net, lower, upper)
     lo, hi = cut_boxes(lower, upper, cuts)
     result = [(np.full(layer.units, np.inf), np.full(layer.units, -np.inf)) for layer in net.layers]
+    symbolic = linear and _linear_chain(net)
     for start in range(0, len(lo), CHUNK):
-        named = network_bounds(net, lo[start:start + CHUNK], hi[start:start + CHUNK]).named
-        for index, layer in enumerate(net.layers, start=1):
-            low, high = result[index - 1]
-            for j in range(layer.units):
-                iv = named[f"z{index}_{j}"]
-                low[j] = min(low[j], float(np.min(iv.lo)))
-                high[j] = max(high[j], float(np.max(iv.hi)))
+        piece_lo, piece_hi = lo[start:start + CHUNK], hi[start:start + CHUNK]
+        named = network_bounds(net, piece_lo, piece_hi).named
+        shape = (len(piece_lo),)
+        layers = [(np.stack([np.broadcast_to(named[f"z{i}_{j}"].lo, shape) for j in range(layer.units)], axis=1),
+                   np.stack([np.broadcast_to(named[f"z{i}_{j}"].hi, shape) for j in range(layer.units)], axis=1))
+                  for i, layer in enumerate(net.layers, start=1)]
+        if symbolic:
+            for k in range(len(piece_lo)):
+                tighter = linear_bounds(net, piece_lo[k], piece_hi[k], [(low[k], high[k]) for low, high in layers])
+                for (low, high), (tight_low, tight_high) in zip(layers, tighter):
+                    low[k], high[k] = tight_low, tight_high
+        for index, (low, high) in enumerate(layers):
+            result[index] = (np.minimum(result[index][0], low.min(axis=0)), np.maximum(result[index][1], high.max(axis=0)))
     return result
+
+
+def _linear_chain(net: Network) -> bool:
+    return all(isinstance(layer, Dense) for layer in net.layers) and all(
+        layer.activation.is_identity or _plain_relu(layer.activation) for layer in net.layers[:-1])
+
+
+def _relaxation(low: np.ndarray, high: np.ndarray):
+    """ReLU between the bounds: (upper slope, upper intercept, lower slope) with
+    ``relu(z) <= s z + t`` and ``relu(z) >= a z`` on [low, high] (the triangle)."""
+    dead, active = high <= 0, low >= 0
+    unstable = ~(dead | active)
+    span = np.where(unstable, high - low, 1.0)
+    s = np.where(active, 1.0, np.where(unstable, high / span, 0.0))
+    t = np.where(unstable, -high * low / span, 0.0)
+    a = np.where(active, 1.0, np.where(unstable & (high > -low), 1.0, 0.0))
+    return s, t, a
+
+
+def _largest(net: Network, index: int, rows: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+             proven: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """An upper bound of ``rows @ z_index`` over the box (back-substitution through the
+    layers below, each ReLU replaced by its linear relaxation from ``proven``), widened
+    for the rounding of this float64 computation."""
+    layer = net.layers[index]
+    c = rows @ (layer.bias if layer.bias is not None else 0.0)
+    size = np.abs(rows) @ np.abs(layer.bias if layer.bias is not None else 0.0)
+    a = rows @ layer.kernel.T
+    for k in range(index - 1, -1, -1):
+        below = net.layers[k]
+        if not below.activation.is_identity:
+            s, t, slope = _relaxation(*proven[k])
+            positive = np.maximum(a, 0.0)
+            c, size = c + positive @ t, size + positive @ np.abs(t)
+            a = positive * s + np.minimum(a, 0.0) * slope
+        bias = below.bias if below.bias is not None else np.zeros(below.units)
+        c, size = c + a @ bias, size + np.abs(a) @ np.abs(bias)
+        a = a @ below.kernel.T
+    best = c + np.maximum(a * lower, a * upper).sum(axis=1)
+    size = size + (np.abs(a) * np.maximum(np.abs(lower), np.abs(upper))).sum(axis=1)
+    return best + 1e-12 * (1.0 + size)  # >> the rounding of these sums (n u size, n < 1e4)
+
+
+def linear_bounds(net: Network, lower: np.ndarray, upper: np.ndarray,
+                  proven: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Pre-activation bounds of a Dense chain with plain ReLU hidden layers over one
+    box by linear relaxation and back-substitution (DeepPoly/CROWN style), intersected
+    with ``proven`` (e.g. interval bounds): layer by layer, each using the bounds below."""
+    out = []
+    for index, layer in enumerate(net.layers):
+        eye = np.eye(layer.units)
+        high = _largest(net, index, eye, lower, upper, out)
+        low = -_largest(net, index, -eye, lower, upper, out)
+        out.append((np.maximum(low, proven[index][0]), np.minimum(high, proven[index][1])))
+    return out
 
 
 def _sampled_preactivations(net: Network, points: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -97,15 +165,16 @@ class Activity:
     samples: int
 
 
-def activity(net: Network, lower, upper, cuts=(1, 4, 16), samples: int = 100_000) -> Activity:
-    """How many ReLU units each method proves never / always active on the box."""
+def activity(net: Network, lower, upper, cuts=(1, 4, 16), samples: int = 100_000, linear: bool = True) -> Activity:
+    """How many ReLU units each method proves never / always active on the box
+    (``linear``: interval and linear bounds, else intervals alone)."""
     lower, upper = check_box(net, lower, upper)
     hidden = [i for i, layer in enumerate(net.layers[:-1]) if isinstance(layer, Dense)
               and layer.activation.name in ACTIVE_LINEAR]
     sampled = _sampled_preactivations(net, sample_points(lower, upper, samples))
     dead, active = {}, {}
     for c in cuts:
-        proven = preactivation_bounds(net, lower, upper, c)
+        proven = preactivation_bounds(net, lower, upper, c, linear)
         dead[c] = sum(int((proven[i][1] <= 0).sum()) for i in hidden if _plain_relu(net.layers[i].activation))
         active[c] = sum(int((proven[i][0] >= 0).sum()) for i in hidden)
     return Activity(sum(net.layers[i].units for i in hidden), dead, active,
