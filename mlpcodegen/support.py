@@ -16,12 +16,28 @@ def _reader_doc(name: str) -> str:
     return " ".join((doc or "").split("\n\n")[0].split())
 
 
+def _framework_lists() -> list[str]:
+    """What each non-Keras frontend reads, from its own tables."""
+    from .frontends import onnx, sklearn, torch
+
+    def names(items) -> str:
+        return ", ".join(f"`{item}`" for item in items)
+
+    return [f"* ONNX operators: {names(onnx.SUPPORTED_OPS)}; and the decomposed forms exporters write: "
+            "`x*Sigmoid(x)`, `x*HardSigmoid(x)`, `x*Tanh(Softplus(x))`, `x/(1+Abs(x))`, skl2onnx's "
+            "`Concat(1-p, p)`.",
+            f"* PyTorch modules: {names(torch.SUPPORTED)}.",
+            f"* scikit-learn: {names(sklearn.ESTIMATORS)} (activations {names(sklearn.ACTIVATIONS)}), after "
+            f"{names(sklearn.SCALERS)} in a `Pipeline`, or in a `TransformedTargetRegressor`."]
+
+
 def supported_markdown() -> str:
     targets = ", ".join(f"`{t}`" for t in BACKENDS)
     lines = [START, "", "`mlpcodegen.load(source)` and every command find the format from the content "
              "(the first bytes of a file, the module of an object), not from the name.", "",
              "| format | reads | needs |", "|---|---|---|"]
     lines += [f"| {fmt.title} | {fmt.reads} | {fmt.needs} |" for fmt in FORMATS]
+    lines += ["", *_framework_lists()]
     lines += ["", f"Every activation and layer below works in every target ({targets}).", "",
               "| Keras layer | becomes |", "|---|---|"]
     lines += [f"| `{name}` | {_reader_doc(name)} |" for name in frontend.SUPPORTED_LAYERS]

@@ -386,7 +386,7 @@ print([m for m in ("tensorflow", "keras") if m in sys.modules])
     lines = result.stdout.splitlines()
     assert result.returncode == 0 and result.stderr == "", result
     assert lines[0].startswith("LimitExceeded f.h5: reading the file took longer than 1 s")
-    assert lines[1].startswith("ModelFormatError f.h5: the HDF5 reader was killed by signal 6")
+    assert lines[1].startswith("ModelFormatError f.h5: the file reader was killed by signal 6")
     assert lines[2].startswith("LimitExceeded f.h5: reading the file needed more than the 256 MiB memory limit")
     assert lines[3].startswith("ModelFormatError f.h5 is a truncated or corrupt model file (ValueError")
     assert lines[4] == "[]"

@@ -95,7 +95,7 @@ FORMATS: tuple[Format, ...] = (
            "`.json` + weights `.h5` (`--weights`), a `keras.Model` object",
            _is_keras, _is_keras_object, needs="h5py (no TensorFlow)", takes_weights=True),
     Format("onnx", "mlpcodegen.frontends.onnx", "ONNX",
-           "`.onnx` (opset 9 and later; float16/32/64), as `torch.onnx.export`, skl2onnx and tf2onnx write it",
+           "`.onnx` files and `onnx.ModelProto` objects (opset 9 and later; float16/bfloat16/float32/float64 weights), as `torch.onnx.export`, skl2onnx and tf2onnx write it",
            _is_onnx, _module_prefix("onnx"), needs="onnx (no onnxruntime, no torch)"),
     Format("sklearn", "mlpcodegen.frontends.sklearn", "scikit-learn",
            "`MLPRegressor` / `MLPClassifier` objects, alone or in a `Pipeline` after a scaler",

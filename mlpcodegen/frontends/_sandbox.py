@@ -91,7 +91,7 @@ def _outcome(job: Job, args: tuple) -> bytes:
     except MemoryError:
         record = {"kind": "memory", "message": ""}
     except RecursionError:
-        record = {"kind": "format", "message": "the file nests objects too deeply to be a Keras model"}
+        record = {"kind": "format", "message": "the file nests objects too deeply to be a model file"}
     except MlpCodegenError as exc:
         kind = next((k for k, cls in reversed(_HOW.items()) if isinstance(exc, cls)), "format")
         record = {"kind": kind, "message": str(exc)}
@@ -310,7 +310,7 @@ def _finish(message: bytes | None, status: int | None, label: str, limits: ReadL
     if status != 0 and not _complete(message):
         cause = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
         raise ModelFormatError(
-            f"{label}: the HDF5 reader {cause} on this file: it is corrupt, or it needed more than the "
+            f"{label}: the file reader {cause} on this file: it is corrupt, or it needed more than the "
             f"{limits.memory_bytes / MiB:g} MiB memory limit (raise it with --max-size MIB, or "
             "ReadLimits(memory_bytes=...), only for a file you trust)"
         )
