@@ -171,7 +171,8 @@ def _feed(digest, value: object) -> None:
         for field in dataclasses.fields(value):
             _tagged(inner, b"F", field.name.encode())
             _feed(inner, getattr(value, field.name))
-        _remember(value, inner.digest())
+        if value.__dataclass_params__.frozen:  # the IR's records: their content cannot change
+            _remember(value, inner.digest())
         _tagged(digest, b"M", inner.digest())
     elif isinstance(value, np.ndarray):
         data = np.ascontiguousarray(value)
@@ -217,14 +218,15 @@ def _package_fingerprint() -> tuple:
     compiles to (all but :data:`_KEY_EXCLUDED`; ``__init__.py`` holds the version), read
     once per process: an edit or an upgrade changes it (reading and hashing their text
     instead costs ~10 ms of a cache hit's 20)."""
-    root = Path(__file__).resolve().parent.parent
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     files = []
-    for path in sorted(root.rglob("*.py")):
-        relative = path.relative_to(root)
-        if relative.parts[0] in _KEY_EXCLUDED:
-            continue
-        info = path.stat()
-        files.append((str(relative), info.st_size, info.st_mtime_ns))
+    for folder, subfolders, names in os.walk(root):  # os.walk + strings: pathlib costs ms here
+        relative = os.path.relpath(folder, root)
+        subfolders[:] = sorted(sub for sub in subfolders if relative != "." or sub not in _KEY_EXCLUDED)
+        for file in sorted(names):
+            if file.endswith(".py") and not (relative == "." and file in _KEY_EXCLUDED):
+                info = os.stat(os.path.join(folder, file))
+                files.append((os.path.join(relative, file), info.st_size, info.st_mtime_ns))
     return tuple(files)
 
 
