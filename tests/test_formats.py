@@ -121,3 +121,21 @@ def test_a_subclass_goes_to_its_framework_frontend():
         pass
 
     assert object_format(Mine(torch.nn.Linear(2, 1))).name == "torch"
+
+
+def test_verify_a_bfloat16_torch_module_keeps_each_submodules_mode():
+    """The forward peer returns float64 (numpy has no bfloat16) and puts every submodule
+    back in the mode it had (module.train() would give them all the root's)."""
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Dropout(0.5), torch.nn.Linear(4, 1))
+    model.eval()
+    model[2].train()
+    report = mlpcodegen.verify(model.to(torch.bfloat16), "c", "float32", n=50)
+    assert report.ok and report.comparisons[1].ulp_dtype == "bfloat16", report.table()  # held to its own ULPs
+    assert [m.training for m in model.modules()] == [False, False, False, True, False]
+    x = np.random.default_rng(0).uniform(-1, 1, (5, 3))
+    with torch.no_grad():
+        y = model.eval()(torch.as_tensor(x, dtype=torch.bfloat16)).to(torch.float64).numpy()
+    np.testing.assert_allclose(evaluate(mlpcodegen.load(model), x), y, atol=0.05)  # bfloat16: 8 bits of mantissa

@@ -54,6 +54,9 @@ class Peer:
     #: over [-30, 30]), thousands of ULPs of a small output; at magnitude >= 1 that is
     #: 2 ULPs, while a wrong weight or activation is still far outside 8.
     magnitude_floor: float = 0.0
+    #: The type it computes in when its outputs cannot say (a bfloat16 module's outputs
+    #: come back as float64: NumPy has no bfloat16); None: the outputs' type.
+    computes_in: Optional[str] = None
 
     def network(self) -> Optional[Network]:
         return None if self.read_network is None else self.read_network()
@@ -169,15 +172,20 @@ def torch_peer(module: Any) -> Peer:
     dtype = torch.float32 if parameter is None else parameter.dtype
 
     def predict(x: np.ndarray) -> np.ndarray:
-        training = module.training
+        modes = [(m, m.training) for m in module.modules()]  # train() would give every submodule the root's
         module.eval()
         try:
             with torch.no_grad():
-                return module(torch.as_tensor(np.asarray(x), dtype=dtype)).detach().cpu().numpy()
+                y = module(torch.as_tensor(np.asarray(x), dtype=dtype))
+            return y.detach().cpu().to(torch.float64).numpy()  # numpy has no bfloat16: computes_in says it
         finally:
-            module.train(training)
+            for m, training in modes:
+                m.training = training
 
-    return Peer(f"{type(module).__name__} forward", predict, _network_of(module), str(dtype).split(".")[-1])
+    computes_in = str(dtype).split(".")[-1]
+    input_dtype = "float64" if computes_in == "float64" else "float32"
+    return Peer(f"{type(module).__name__} forward", predict, _network_of(module), input_dtype,
+                computes_in=computes_in)
 
 
 def litert_runner(model: Any, threads: int = 1) -> Predict:

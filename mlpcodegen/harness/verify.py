@@ -417,7 +417,8 @@ def _peer_outputs(peer: Peer, x: np.ndarray, inputs: Any, outputs: Any) -> tuple
     scaling undone after."""
     model_x = x if inputs is None else inputs.apply(x).astype(peer.input_dtype)
     predicted = np.asarray(peer.predict(model_x))
-    predict_dtype = predicted.dtype.name if predicted.dtype.name in _PRECISION_ORDER else "float32"
+    predict_dtype = peer.computes_in or (predicted.dtype.name if predicted.dtype.name in _PRECISION_ORDER
+                                         else "float32")
     if outputs is not None:
         predicted = outputs.inverse().apply(predicted)
     return predicted, predict_dtype
