@@ -24,7 +24,7 @@ from conftest import REPO
 from mlpcodegen.errors import ModelFormatError, UnsupportedError
 from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare
 from mlpcodegen.ir import Activation, Dense, Network
-from mlpcodegen.reference import evaluate_magnitude
+from mlpcodegen.reference import evaluate, evaluate_magnitude
 
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
@@ -154,6 +154,18 @@ def torch_sequential(seed: int, opset: int):
     return nn.Sequential(*modules).eval(), widths[0]
 
 
+def torch_export(module, n_inputs: int, opset: int) -> bytes:
+    """torch.onnx.export (TorchScript exporter) of ``module`` with a dynamic batch."""
+    import torch
+
+    stream = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, torch.zeros(2, n_inputs), stream, dynamo=False, opset_version=opset,
+                          input_names=["x"], dynamic_axes={"x": {0: "n"}})
+    return stream.getvalue()
+
+
 @pytest.mark.parametrize("seed,opset", [(0, 9), (1, 11), (3, 14), (5, 18), (6, 20), (9, 17)])
 def test_torch_onnx_export_random_sequentials(tmp_path, seed, opset):
     import torch
@@ -199,6 +211,84 @@ def test_torch_onnx_export_of_every_activation_module(tmp_path, name):
         net = check_file(path, x)
         with torch.no_grad():
             assert_agrees(net, module(torch.from_numpy(x)).double().numpy(), x)
+
+
+def _randomised(module):
+    """The module with non-trivial affine parameters (LayerNorm's start as 1 and 0)."""
+    import torch
+
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.uniform_(-1.5, 1.5)
+    return module.eval()
+
+
+#: torch modules the exporter writes as several nodes (or, for LayerNorm from opset 17, as
+#: LayerNormalization): name -> (module factory, width it outputs from 4, the IR activation).
+WRITTEN_OUT = {
+    "LayerNorm": (lambda nn: nn.LayerNorm(4), 4, "layer_norm"),
+    "Tanhshrink": (lambda nn: nn.Tanhshrink(), 4, "tanh_shrink"),
+    "GLU": (lambda nn: nn.GLU(), 2, "glu"),
+    "Softplus-beta": (lambda nn: nn.Softplus(beta=2.0), 4, "softplus"),
+}
+
+
+@pytest.mark.parametrize("name,opset", [(name, opset) for name in WRITTEN_OUT for opset in (9, 17)]
+                         + [("GLU", 18)])
+def test_torch_onnx_export_of_multi_node_modules(tmp_path, name, opset):
+    """LayerNorm (written out below opset 17, LayerNormalization from 17), Tanhshrink
+    (x - Tanh(x)), GLU (Split, Sigmoid, Mul; num_outputs from 18), Softplus(beta)
+    (Mul, Softplus, Div): compared with ONNX Runtime, the module and the reference."""
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(opset)
+    make, width, activation = WRITTEN_OUT[name]
+    module = _randomised(nn.Sequential(nn.Linear(3, 4), make(nn), nn.Linear(width, 2)))
+    path = tmp_path / "m.onnx"
+    path.write_bytes(torch_export(module, 3, opset))
+    x = inputs(3, opset)
+    net = check_file(path, x)
+    assert activation in [layer.activation.name for layer in net.layers]
+    with torch.no_grad():
+        assert_agrees(net, module(torch.from_numpy(x)).double().numpy(), x)
+
+
+@pytest.mark.parametrize("opset", [9, 17, 18])
+def test_torch_onnx_export_of_a_mixed_sequential(tmp_path, opset):
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(opset)
+    module = _randomised(nn.Sequential(nn.Linear(3, 8), nn.LayerNorm(8), nn.GLU(), nn.Softplus(beta=2.0),
+                                       nn.Tanhshrink(), nn.Linear(4, 2)))
+    path = tmp_path / "m.onnx"
+    path.write_bytes(torch_export(module, 3, opset))
+    x = inputs(3, opset)
+    net = check_file(path, x)
+    assert [layer.activation.name for layer in net.layers if layer.activation.name != "linear"] == [
+        "layer_norm", "glu", "softplus", "tanh_shrink"]
+    with torch.no_grad():
+        assert_agrees(net, module(torch.from_numpy(x)).double().numpy(), x)
+
+
+def test_torch_softplus_threshold_is_not_in_the_file(tmp_path):
+    """torch.onnx.export writes Softplus(beta x) / beta and drops the threshold: the file
+    computes the exact softplus, and so does the converted network (ONNX Runtime agrees);
+    torch's forward switches to x above threshold / beta, the file does not."""
+    import torch
+    import torch.nn as nn
+
+    module = nn.Sequential(nn.Linear(1, 1), nn.Softplus(beta=2.0, threshold=1.0)).eval()
+    with torch.no_grad():
+        module[0].weight.fill_(1.0)
+        module[0].bias.fill_(0.0)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(torch_export(module, 1, 17))
+    x = np.linspace(-3, 3, 61, dtype=np.float32).reshape(-1, 1)
+    net = check_file(path, x)
+    np.testing.assert_allclose(evaluate(net, x.astype(np.float64)),
+                               np.log1p(np.exp(2.0 * x.astype(np.float64))) / 2, rtol=1e-14)
 
 
 # ------------------------------------------------------------ (c) skl2onnx
@@ -344,6 +434,28 @@ CASES = {  # id -> (model, expected activation names of the loaded network)
                    "silu"),
     "Mish-gated": (dense_then([helper.make_node("Softplus", ["h"], ["p"]), helper.make_node("Tanh", ["p"], ["t"]),
                                node("Mul", ["t", "h"])]), "mish"),
+    "Tanhshrink-gated": (dense_then([helper.make_node("Tanh", ["h"], ["t"]), node("Sub", ["h", "t"])]),
+                         "tanh_shrink"),
+    "Div": (dense_then([helper.make_node("Div", ["h", "c"], ["d"]), node("Softplus", ["d"])],
+                       extra={"c": [2.0, 3.0, -0.5, 7.0]}), "softplus"),
+    "LayerNormalization": (dense_then([node("LayerNormalization", ["h", "S", "b"], epsilon=1e-3)],
+                                      extra={"S": [1.0, 2.0, 0.5, -1.0], "b": [0.1, 0, -0.2, 0.3]}), "layer_norm"),
+    "LayerNormalization-no-B-axis-1": (dense_then([node("LayerNormalization", ["h", "S"], axis=1)],
+                                                  extra={"S": [1.5]}), "layer_norm"),
+    "RMSNormalization": (dense_then([node("RMSNormalization", ["h", "S"], epsilon=1e-3)], opset=23,
+                                    extra={"S": [1.0, 2.0, 0.5, -1.0]}), "rms_norm"),
+    "LayerNorm-written-out-18": (dense_then([
+        helper.make_node("ReduceMean", ["h", "axes"], ["m"]), helper.make_node("Sub", ["h", "m"], ["d"]),
+        helper.make_node("Pow", ["d", "two"], ["p"]), helper.make_node("ReduceMean", ["p", "axes"], ["v"]),
+        helper.make_node("Add", ["eps", "v"], ["a"]), helper.make_node("Sqrt", ["a"], ["r"]),
+        node("Div", ["d", "r"])], opset=18,
+        extra={"axes": np.array([-1], np.int64), "two": np.float32(2), "eps": np.float32(1e-3)}), "layer_norm"),
+    "GLU-split-attribute-11": (dense_then([helper.make_node("Split", ["h"], ["a", "b"], axis=1, split=[2, 2]),
+                                           helper.make_node("Sigmoid", ["b"], ["s"]), node("Mul", ["s", "a"])],
+                                          opset=11), "glu"),
+    "GLU-split-input-13": (dense_then([helper.make_node("Split", ["h", "sizes"], ["a", "b"], axis=-1),
+                                       helper.make_node("Sigmoid", ["b"], ["s"]), node("Mul", ["a", "s"])],
+                                      opset=13, extra={"sizes": np.array([2, 2], np.int64)}), "glu"),
     "BatchNormalization": (dense_then([
         helper.make_node("Relu", ["h"], ["r"]), node("BatchNormalization", ["r", "s", "b", "m", "v"], epsilon=1e-3)],
         extra={"s": [1.0, 2.0, 0.5, 1.5], "b": [0.1, -0.2, 0.3, 0], "m": [0.5, 0, -1, 2], "v": [1, 2, 0.5, 3]}),
@@ -409,6 +521,31 @@ def test_a_branch_is_refused_naming_its_nodes():
     model = dense_then([helper.make_node("Relu", ["h"], ["r"], name="left"),
                         helper.make_node("Tanh", ["h"], ["t"], name="right"), node("Add", ["r", "t"], name="join")])
     _refused(model, r"value 'h' feeds node 'left' \(Relu\), node 'right' \(Tanh\): a branch")
+
+
+def _glu_graph(split_attrs, gate="b", extra=None, opset=13):
+    return dense_then([helper.make_node("Split", ["h", *(["sizes"] if extra else [])], ["a", "b"], name="split",
+                                        **split_attrs),
+                       helper.make_node("Sigmoid", [gate], ["s"]), node("Mul", ["a" if gate == "b" else "b", "s"])],
+                      opset=opset, extra=extra)
+
+
+def test_forms_that_only_look_like_glu_layer_norm_or_softplus_are_refused():
+    split = r"node 'split' \(Split\): a Split is read only as GLU's"
+    _refused(_glu_graph({"axis": 1}, extra={"sizes": np.array([1, 3], np.int64)}), split)  # unequal halves
+    _refused(_glu_graph({"axis": 0}), split)  # the batch axis
+    _refused(_glu_graph({"axis": 1}, gate="a"), split)  # sigmoid of the first half: not torch's GLU
+    _refused(dense_then([node("Div", ["c", "h"])], extra={"c": [2.0]}), r"only x / c")
+    _refused(dense_then([node("Div", ["h", "c"])], extra={"c": [2.0, 0, 1, 1]}), r"divisor is 0",
+             mlpcodegen.errors.ValidationError)
+    _refused(dense_then([node("LayerNormalization", ["h", "S"], axis=0)], extra={"S": [1.0]}),
+             r"\(LayerNormalization\): the axis must be the feature axis")
+    mean_over_batch = dense_then([helper.make_node("ReduceMean", ["h"], ["m"], axes=[0], name="mean"),
+                                  node("Sub", ["h", "m"], name="sub")], opset=13)
+    _refused(mean_over_batch, r"feeds node 'mean' \(ReduceMean\), node 'sub' \(Sub\): a branch \(a layer "
+             r"normalisation is read as LayerNormalization \(opset 17 or later: export with opset_version=17\)")
+    swapped = dense_then([helper.make_node("Tanh", ["h"], ["t"]), node("Sub", ["t", "h"], name="sub")])
+    _refused(swapped, r"feeds .*: a branch; only chains are supported: .*x-Tanh\(x\)")
 
 
 def test_a_second_input_is_refused():

@@ -14,16 +14,25 @@ Two halves:
   operator type, and builds the :class:`~mlpcodegen.ir.Network`.
 
 What is read: Gemm (alpha, beta, transB; not transA), MatMul by a constant with an Add
-of a constant (either order: the bias), the activation operators (:data:`SUPPORTED_OPS`;
-Clip becomes relu/relu6/hard_tanh or a shifted relu, a non-standard HardSigmoid or Selu
-a scale step and relu/elu), BatchNormalization in inference mode (an affine step, folded),
-Flatten/Reshape that keep (batch, features), Identity, Dropout and Cast to a float type
-(identities at inference), constants from initializers and Constant nodes.  Two fan-outs
-that exporters write for one activation are recognised: ``x * g(x)`` / ``x / g(x)``
-(silu, hard_silu, mish, softsign below the opsets that have them as operators) and
-skl2onnx's classifier ``Concat(1 - p, p)``.  Of several outputs the one floating-point
-output is converted (a classifier's integer label is named in the network's notes).
-Anything else is refused naming the node and its operator, with the supported list.
+of a constant (either order: the bias), Sub/Mul by a constant and Div by one (x / c),
+the activation operators (:data:`SUPPORTED_OPS`; Clip becomes relu/relu6/hard_tanh or a
+shifted relu, a non-standard HardSigmoid or Selu a scale step and relu/elu),
+BatchNormalization in inference mode (an affine step, folded), LayerNormalization and
+RMSNormalization over the feature axis (layer_norm / rms_norm with the stored epsilon,
+then an affine step), Flatten/Reshape that keep (batch, features), Identity, Dropout and
+Cast to a float type (identities at inference), constants from initializers and Constant
+nodes.  The multi-node forms exporters write for one step are recognised
+(:data:`DECOMPOSED_FORMS`): ``x * g(x)`` / ``x / g(x)`` / ``x - g(x)`` (silu, hard_silu,
+mish, softsign below the opsets that have them as operators; torch's Tanhshrink),
+torch's GLU (``Split`` into halves a, b, then ``a * Sigmoid(b)``), torch's LayerNorm
+below opset 17 (``x - ReduceMean(x)`` over ``Sqrt(ReduceMean(Pow(., 2)) + eps)``, its
+Mul/Add by weight and bias as ordinary steps) and skl2onnx's classifier
+``Concat(1 - p, p)``.  torch's ``Softplus(beta, threshold)`` is written as
+``Softplus(beta x) / beta`` without the threshold: the file computes the exact softplus,
+and that is what is converted (a Mul, softplus, a scale by 1 / beta).  Of several outputs
+the one floating-point output is converted (a classifier's integer label is named in
+the network's notes).  Anything else is refused naming the node and its operator, with
+the supported list.
 
 Names from the file are data: they travel in the IR and in error messages (quoted).
 Only the graph's nodes are read: the producer's metadata, docs and functions are not.
@@ -345,10 +354,15 @@ def _add(node: dict, chain: _Chain) -> list:
 
 
 def _shift(node: dict, chain: _Chain, shift: np.ndarray) -> list:
+    """A bias merged into the linear Dense layer before it, or into the scale step before
+    it when that adds nothing (x * s + 0 + c rounds as x * s + c: a Mul then an Add)."""
     previous = chain.layers[-1] if chain.layers else None
     if isinstance(previous, Dense) and previous.activation.is_identity:
         bias = shift if previous.bias is None else previous.bias + shift
         chain.layers[-1] = Dense(previous.kernel, bias, previous.activation, previous.name)
+        return []
+    if isinstance(previous, Affine) and previous.activation.is_identity and not np.any(previous.shift):
+        chain.layers[-1] = Affine(previous.scale, shift, previous.name)
         return []
     return [Affine(np.ones(chain.width), shift, name=node["name"] or node["op"])]
 
@@ -376,6 +390,18 @@ def _mul(node: dict, chain: _Chain) -> list:
     return [Affine(scale, np.zeros(chain.width), name=node["name"] or "Mul")]
 
 
+def _div(node: dict, chain: _Chain) -> list:
+    """x / c: a scale by 1 / c (torch's Softplus(beta) writes Softplus(beta x) / beta); the
+    same rounding when c is a power of two, within an ulp otherwise; c / x is refused."""
+    if _other_input(node, chain) != 1:
+        raise UnsupportedError(f"{_where(node)}: a constant divided by the network's value is not supported; "
+                               "only x / c")
+    divisor = chain.vector(node, 1, "the divisor")
+    if not np.all(divisor != 0):
+        raise ValidationError(f"{_where(node)}: the divisor is 0 for some feature")
+    return [Affine(1.0 / divisor, np.zeros(chain.width), name=node["name"] or "Div")]
+
+
 def _batch_norm(node: dict, chain: _Chain) -> list:
     """Inference mode: (x - mean) / sqrt(var + epsilon) * scale + B, one Affine step."""
     _chain_input(node, chain)
@@ -388,6 +414,22 @@ def _batch_norm(node: dict, chain: _Chain) -> list:
         raise ValidationError(f"{_where(node)}: var + epsilon is not positive for every feature")
     factor = scale / denominator
     return [Affine(factor, bias - mean * factor, name=node["name"] or "BatchNormalization")]
+
+
+def _normalization(activation: str) -> Callable[[dict, _Chain], list]:
+    """LayerNormalization (opset 17) -> layer_norm, RMSNormalization (opset 23) -> rms_norm,
+    over the feature axis, with epsilon as stored; Scale and B an Affine step (folded)."""
+    def read(node: dict, chain: _Chain) -> list:
+        _chain_input(node, chain)
+        if _attr(node, "axis", -1, int) not in (1, -1):
+            raise UnsupportedError(f"{_where(node)}: the axis must be the feature axis (1 or -1)")
+        epsilon = _attr(node, "epsilon", 1e-5)
+        scale = chain.vector(node, 1, "Scale")
+        bias = chain.vector(node, 2, "B", optional=True) if activation == "layer_norm" else None
+        name = node["name"] or node["op"]
+        step = Activate(chain.width, Activation(activation, (("epsilon", epsilon),)), name=name)
+        return [step, Affine(scale, np.zeros(chain.width) if bias is None else bias, name=f"{name} (scale)")]
+    return read
 
 
 def _identity(node: dict, chain: _Chain) -> list:
@@ -572,8 +614,9 @@ _PLAIN = {spec.onnx: _activation(name) for name, spec in REGISTRY.items()
 
 #: Operator type -> reader(node, chain) -> IR layers.
 _OPS: dict[str, Callable[[dict, _Chain], list]] = {
-    "Gemm": _gemm, "MatMul": _matmul, "Add": _add, "Sub": _sub, "Mul": _mul,
-    "BatchNormalization": _batch_norm, "Flatten": _flatten, "Reshape": _reshape, "Identity": _identity,
+    "Gemm": _gemm, "MatMul": _matmul, "Add": _add, "Sub": _sub, "Mul": _mul, "Div": _div,
+    "BatchNormalization": _batch_norm, "LayerNormalization": _normalization("layer_norm"),
+    "RMSNormalization": _normalization("rms_norm"), "Flatten": _flatten, "Reshape": _reshape, "Identity": _identity,
     "Dropout": _dropout, "Cast": _cast,
     **_PLAIN,
     "LeakyRelu": _leaky_relu, "PRelu": _prelu, "Elu": _elu, "Selu": _selu, "Celu": _celu,
@@ -585,20 +628,27 @@ _OPS: dict[str, Callable[[dict, _Chain], list]] = {
 SUPPORTED_OPS = tuple(sorted(_OPS))
 
 
+#: The multi-node forms exporters write for one step, as the README and messages name them.
+DECOMPOSED_FORMS = ("x*Sigmoid(x)", "x*HardSigmoid(x)", "x*Tanh(Softplus(x))", "x/(1+Abs(x))", "x-Tanh(x)",
+                    "Split(x) -> a*Sigmoid(b) (GLU)",
+                    "x-ReduceMean(x) over Sqrt(ReduceMean(Pow(., 2))+eps) (torch's LayerNorm below opset 17)",
+                    "skl2onnx's Concat(1-p, p)")
+
+
 def _supported() -> str:
-    return ", ".join(SUPPORTED_OPS) + " (and x*Sigmoid(x), x*HardSigmoid(x), x*Tanh(Softplus(x)), x/(1+Abs(x)))"
+    return ", ".join(SUPPORTED_OPS) + " (and " + ", ".join(DECOMPOSED_FORMS) + ")"
 
 
 # -- fan-outs: the only non-chain shapes read (what exporters write for one activation)
 
 
 def _gated(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
-    """x * g(x) or x / g(x), g a short chain of unary nodes: silu, hard_silu, mish and
-    softsign as exporters decompose them.  Returns (layers, the node whose output is
+    """x * g(x), x / g(x) or x - g(x), g a short chain of unary nodes: silu, hard_silu,
+    mish, softsign and tanh_shrink as exporters decompose them.  Returns (layers, the node whose output is
     the result, nodes used)."""
     for gate, start in ((users[0], users[1]), (users[1], users[0])):
         inputs = gate["inputs"]
-        if gate["op"] not in ("Mul", "Div") or len(inputs) != 2 or inputs.count(chain.current) != 1:
+        if gate["op"] not in ("Mul", "Div", "Sub") or len(inputs) != 2 or inputs.count(chain.current) != 1:
             continue
         target, path = inputs[1 - inputs.index(chain.current)], [start]
         while path[-1]["outputs"][:1] != [target] and len(path) < 3:
@@ -614,8 +664,10 @@ def _gated(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[
     return None
 
 
+#: (combining operator, the unary chain g) -> activation: x * g(x), x / g(x), x - g(x).
 _GATES = {("Mul", ("Sigmoid",)): "silu", ("Mul", ("HardSigmoid",)): "hard_silu",
-          ("Mul", ("Softplus", "Tanh")): "mish", ("Div", ("Abs", "Add")): "softsign"}
+          ("Mul", ("Softplus", "Tanh")): "mish", ("Div", ("Abs", "Add")): "softsign",
+          ("Sub", ("Tanh",)): "tanh_shrink"}
 
 
 def _unary_chain(path: list[dict], chain: _Chain) -> bool:
@@ -660,7 +712,111 @@ def _complement(users: list[dict], chain: _Chain, consumers: dict) -> Optional[t
     return [Dense(kernel, bias, name=concat["name"] or "Concat")], concat, [sub, concat]
 
 
-_FAN_OUTS = (_gated, _complement)
+def _layer_norm_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
+    """torch's LayerNorm below opset 17: d = x - ReduceMean(x); d / Sqrt(ReduceMean(Pow(d, 2)) + eps)
+    (its Mul by the weight and Add of the bias follow as ordinary steps)."""
+    by_op = {node["op"]: node for node in users}
+    mean, sub = by_op.get("ReduceMean"), by_op.get("Sub")
+    if mean is None or sub is None or not _feature_mean(mean, chain, chain.current):
+        return None
+    if sub["inputs"] != [chain.current, mean["outputs"][0]] or consumers.get(mean["outputs"][0]) != [sub]:
+        return None
+    spread = sub["outputs"][0]
+    after = {node["op"]: node for node in consumers.get(spread, [])}
+    line = _line(after.get("Pow"), spread, ("Pow", "ReduceMean", "Add", "Sqrt"), consumers)
+    if line is None or len(consumers[spread]) != 2 or "Div" not in after:
+        return None
+    power, second, add, root = line
+    div, epsilon = after["Div"], _constant_operand(add, second["outputs"][0], chain)
+    if (div["inputs"] != [spread, root["outputs"][0]] or consumers.get(root["outputs"][0]) != [div]
+            or _constant_operand(power, spread, chain) != 2.0 or epsilon is None
+            or not _feature_mean(second, chain, power["outputs"][0])):
+        return None
+    step = Activation("layer_norm", (("epsilon", epsilon),))
+    return [Activate(chain.width, step, name=div["name"] or "LayerNorm")], div, [mean, sub, *line, div]
+
+
+#: Operators read in a recognised form that take the one value only.
+_UNARY = ("Sigmoid", "Sqrt", "Tanh")
+
+
+def _line(start: Optional[dict], value: str, ops: tuple, consumers: dict) -> Optional[list[dict]]:
+    """Nodes of types ``ops`` from ``start``, each the only reader of the previous one's
+    value (``start`` reads ``value``), in the default domain; None if the graph differs."""
+    line, node = [], start
+    for index, op in enumerate(ops):
+        if (node is None or node["op"] != op or node["domain"] not in ("", "ai.onnx")
+                or node["inputs"].count(value) != 1 or (op in _UNARY and len(node["inputs"]) != 1)):
+            return None
+        line.append(node)
+        value = node["outputs"][0]
+        following = consumers.get(value, [])
+        node = following[0] if len(following) == 1 else None
+    return line
+
+
+def _constant_operand(node: dict, value: str, chain: _Chain) -> Optional[float]:
+    """The one-number constant a binary node combines ``value`` with (second for Pow)."""
+    inputs = node["inputs"]
+    if len(inputs) != 2 or inputs.count(value) != 1 or (node["op"] == "Pow" and inputs[0] != value):
+        return None
+    found = chain.constants.get(inputs[1 - inputs.index(value)])
+    if found is None or found[0] is None or found[0].size != 1 or not np.isfinite(found[0]).all():
+        return None
+    return float(found[0].reshape(-1)[0])
+
+
+def _feature_mean(node: dict, chain: _Chain, value: str) -> bool:
+    """ReduceMean of ``value`` over the feature axis only, keeping it (axes an attribute,
+    or a constant input from opset 18)."""
+    if node["inputs"][:1] != [value] or node["domain"] not in ("", "ai.onnx") or not _attr(node, "keepdims", 1, int):
+        return False
+    axes = node["attrs"].get("axes")
+    if len(node["inputs"]) > 1 and node["inputs"][1]:
+        found = chain.constants.get(node["inputs"][1])
+        axes = None if found is None or found[0] is None else [int(v) for v in found[0].reshape(-1)]
+    return isinstance(axes, list) and len(axes) == 1 and axes[0] in (1, -1)
+
+
+def _glu(users: list[dict], chain: _Chain, consumers: dict) -> tuple[list, dict, list]:
+    """Split(x) into halves a, b; a * Sigmoid(b): torch's GLU over the feature axis."""
+    split = users[0]
+    halves = _split_in_halves(split, chain)
+    if halves:
+        first, second = halves
+        following = consumers.get(second, [])
+        gate = _line(following[0], second, ("Sigmoid", "Mul"), consumers) if len(following) == 1 else None
+        if gate and consumers.get(first) == [gate[1]] and len(gate[1]["inputs"]) == 2 and first != second:
+            mul = gate[1]
+            return [Activate(chain.width, Activation("glu"), name=mul["name"] or "GLU")], mul, [split, *gate]
+    raise UnsupportedError(f"{_where(split)}: a Split is read only as GLU's: two equal halves a, b of the "
+                           "feature axis, then a * Sigmoid(b)")
+
+
+def _split_in_halves(split: dict, chain: _Chain) -> Optional[tuple[str, str]]:
+    """The two outputs of a Split of the feature axis into equal halves (sizes as the
+    'split' attribute before opset 13, an input after, or num_outputs from opset 18)."""
+    outputs = split["outputs"]
+    if (len(outputs) != 2 or "" in outputs or split["inputs"][:1] != [chain.current] or chain.width % 2
+            or _attr(split, "axis", 0, int) not in (1, -1)):
+        return None
+    sizes = split["attrs"].get("split")
+    if len(split["inputs"]) > 1 and split["inputs"][1]:
+        sizes = [int(v) for v in chain.const(split, 1, "split").reshape(-1)]
+    if sizes is not None and list(sizes) != [chain.width // 2] * 2:
+        return None
+    return outputs[0], outputs[1]
+
+
+_FAN_OUTS = (_gated, _complement, _layer_norm_written_out)
+
+#: Nodes with several used outputs that start one recognised activation: op -> reader
+#: (users, chain, consumers) -> (layers, the node whose output is the result, nodes used).
+_OPENERS = {"Split": _glu}
+
+#: Said when a branch has a node of these types: what is read of them.
+_HINTS = {"ReduceMean": "a layer normalisation is read as LayerNormalization (opset 17 or later: export with "
+                        "opset_version=17) or as torch's exact written-out form"}
 
 
 # -- the walk
@@ -719,13 +875,18 @@ def _walk(chain: _Chain, consumers: dict, output: str) -> set:
 
 def _step(users: list[dict], chain: _Chain, consumers: dict) -> tuple[list, dict, list]:
     """(IR layers, the node whose first output is the chain's next value, nodes read)."""
-    if len(users) == 1:
+    opener = _OPENERS.get(users[0]["op"]) if len(users) == 1 and users[0]["domain"] in ("", "ai.onnx") else None
+    if len(users) == 1 and opener is None:
         return _reader(users[0])(users[0], chain), users[0], users
-    found = next((hit for hit in (fan(users, chain, consumers) for fan in _FAN_OUTS) if hit), None) \
-        if len(users) == 2 else None
+    if opener is not None:
+        found = opener(users, chain, consumers)
+    else:
+        found = next((hit for hit in (fan(users, chain, consumers) for fan in _FAN_OUTS) if hit), None) \
+            if len(users) == 2 else None
     if found is None:
         named = ", ".join(_where(node) for node in users) or "nothing"
-        raise UnsupportedError(f"value {quote_name(chain.current)!r} feeds {named}: a branch; only chains "
+        hints = "".join(f" ({_HINTS[op]})" for op in dict.fromkeys(node["op"] for node in users) if op in _HINTS)
+        raise UnsupportedError(f"value {quote_name(chain.current)!r} feeds {named}: a branch{hints}; only chains "
                                f"are supported: {_supported()}")
     chain.width = found[0][-1].n_out
     return found
