@@ -122,6 +122,19 @@ def test_every_activation_and_layer_kind_agrees_with_the_reference(target):
             assert report.ok, str(report)
 
 
+def test_sympy_numeric_load_compares_piecewise_values():
+    """A comparison whose side holds a Piecewise (a select after a select) stays a plain
+    comparison in the SymPy target's numeric load: SymPy's own Piecewise folds such a
+    condition into an ITE, which the evaluator cannot run."""
+    rng = np.random.default_rng(4)
+    net = Network(2, (Dense(rng.normal(size=(2, 3)), rng.normal(size=3), Activation("leaky_relu"), "select"),
+                      Dense(rng.normal(size=(3, 3)), rng.normal(size=3), Activation("hard_shrink"), "abs_select"),
+                      Dense(rng.normal(size=(3, 2)), rng.normal(size=2),
+                            Activation("threshold", {"threshold": 0.1, "default_value": -1.0}), "again")))
+    report = verify(reference_peer(net), "sympy", "float64", network=net, n=200, domain=(-2.0, 2.0))
+    assert report.ok, str(report)
+
+
 def test_no_backend_reads_printed_text_back():
     """Regular expressions only check names a user gives (identifiers, reserved C names)."""
     backends = Path(__file__).resolve().parent.parent / "mlpcodegen" / "backends"

@@ -81,6 +81,10 @@ def _assert_close(net: Network, got, reference, scale, dtype: str) -> None:
 def check(net: Network, target: str, dtype: str) -> None:
     case = _reference(net)
     assume(case is not None)
+    check_case(net, case, target, dtype)
+
+
+def check_case(net: Network, case, target: str, dtype: str) -> None:
     x, reference, scale = case
     got = runtime.load(fold_affine(net), target, dtype=dtype, name="p")(x)
     _assert_close(net, got, reference, scale, dtype)
@@ -90,12 +94,17 @@ def check_in_one_c_module(nets: list[Network], dtype: str) -> None:
     """Every network's C (as runtime.load emits it: unroll and math by default) in one
     file, compiled once (the harness's flags, no debug information): one gcc run per
     example instead of one per network."""
-    from mlpcodegen.backends.c import cdef, emit_c
-    from mlpcodegen.runtime.cffi_build import CompiledNetwork, build_module
-
     cases = [(f"chain_{i}", net, fold_affine(net), _reference(net)) for i, net in enumerate(nets)]
     cases = [case for case in cases if case[3] is not None]
     assume(cases)
+    run_in_one_c_module(cases, dtype)
+
+
+def run_in_one_c_module(cases, dtype: str) -> None:
+    """``cases`` (C name, network, folded network, reference case) compiled in one file."""
+    from mlpcodegen.backends.c import cdef, emit_c
+    from mlpcodegen.runtime.cffi_build import CompiledNetwork, build_module
+
     module = build_module("\n".join(emit_c(folded, dtype=dtype, name=name) for name, _, folded, _ in cases),
                           "".join(cdef(folded, dtype, name) for name, _, folded, _ in cases), build_flags())
     for name, net, folded, (x, reference, scale) in cases:
@@ -120,8 +129,10 @@ def test_one_c_module_runs_what_runtime_load_runs():
 
     net = Network(2, (Dense(np.array([[1.0, -2.0], [0.5, 0.25]]), None, Activation("tanh"), "d0"),))
     assert emit(net, "c", dtype="float32", name="chain_0") == emit_c(net, dtype="float32", name="chain_0")
-    check(net, "c", "float32")
-    check_in_one_c_module([net, net], "float32")
+    case = _reference(net)
+    assert case is not None  # outside a property test: no assume
+    check_case(net, case, "c", "float32")
+    run_in_one_c_module([(f"chain_{i}", net, net, case) for i in range(2)], "float32")
 
 
 #: each example compiles a Numba module (~1 s): 20 examples keep the property's reach.

@@ -96,7 +96,12 @@ class SympyOps:
 
         self.sympy, self.rational, self.display = sympy, rational, display
         self.evaluate = evaluate and display is None  # SymPy's simplification of Piecewise, Max, Min
-        if display is None:
+        # The numeric load (unevaluated, not for display): nodes made as written, nothing
+        # sorted, simplified or asked of its arguments (see _raw); display keeps SymPy's order.
+        self.raw = not evaluate and display is None
+        if self.raw:
+            self.functions = self._raw_functions()
+        elif display is None:
             self.functions: dict[str, Callable[[Any], Any]] = {
                 "abs": sympy.Abs, "exp": sympy.exp, "expm1": lambda a: sympy.exp(a) - 1, "log": sympy.log,
                 "log1p": lambda a: sympy.log(1 + a), "tanh": sympy.tanh, "erf": sympy.erf, "sqrt": sympy.sqrt,
@@ -105,6 +110,24 @@ class SympyOps:
             }
         else:
             self.functions = display.functions()
+
+    def _raw_functions(self) -> dict[str, Callable[[Any], Any]]:
+        """The same formulas, unevaluated: evaluating tanh or exp of a deep subtree asks
+        questions of every term of its written-out (exponentially larger) tree."""
+        sympy, one = self.sympy, self.num(1.0)
+
+        def call(function: Any) -> Callable[[Any], Any]:
+            return lambda a: function(a, evaluate=False)
+
+        exp = call(sympy.exp)
+        return {
+            "abs": call(sympy.Abs), "exp": exp, "expm1": lambda a: self.sub(exp(a), one), "log": call(sympy.log),
+            "log1p": lambda a: sympy.log(self.add(one, a), evaluate=False), "tanh": call(sympy.tanh),
+            "erf": call(sympy.erf), "sqrt": call(sympy.sqrt),
+            "sigmoid": lambda a: self.div(one, self.add(one, exp(self.neg(a)))),
+            "softplus": lambda a: self.add(sympy.log(self.add(one, exp(self.neg(sympy.Abs(a, evaluate=False)))),
+                                                     evaluate=False), self.max(a, self.num(0.0))),
+        }
 
     def num(self, value: float) -> Any:
         return self.display.number(value) if self.display else _number(value, self.rational)
@@ -135,19 +158,34 @@ class SympyOps:
         return self.sympy.Add(*terms, evaluate=self.evaluate)
 
     def gt(self, a: Any, b: Any) -> Any:
-        return self.sympy.StrictGreaterThan(a, b)
+        return self.sympy.StrictGreaterThan(a, b, **self._unevaluated())
 
     def ge(self, a: Any, b: Any) -> Any:
-        return self.sympy.GreaterThan(a, b)
+        return self.sympy.GreaterThan(a, b, **self._unevaluated())
 
     def where(self, cond: Any, a: Any, b: Any) -> Any:
+        if self.raw:
+            pair = self.sympy.functions.elementary.piecewise.ExprCondPair
+            return _raw(self.sympy.Piecewise, _raw(pair, a, cond), _raw(pair, b, self.sympy.true))
         return self.sympy.Piecewise((a, cond), (b, True), evaluate=self.evaluate)
 
     def max(self, a: Any, b: Any) -> Any:
-        return self.sympy.Max(a, b, evaluate=self.evaluate)
+        return self.largest(self.sympy.Max, [a, b])
 
     def min(self, a: Any, b: Any) -> Any:
-        return self.sympy.Min(a, b, evaluate=self.evaluate)
+        return self.largest(self.sympy.Min, [a, b])
+
+    def largest(self, kind: Any, args: list[Any]) -> Any:
+        """``Max``/``Min`` of ``args``; raw: as written (SymPy's unevaluated ``Max`` still
+        sorts its arguments, which compares whole subtrees: minutes for a deep network)."""
+        if self.raw:
+            return _raw(kind, *args) if len(args) > 1 else args[0]
+        return kind(*args, evaluate=self.evaluate)
+
+    def _unevaluated(self) -> dict[str, bool]:
+        # Evaluating a comparison asks the assumption system about both sides: for a
+        # comparison of a deep subtree, what most of the numeric load's time went to.
+        return {"evaluate": False} if self.raw else {}
 
     def call(self, function: str, a: Any) -> Any:
         return self.functions[function](a)
@@ -198,7 +236,7 @@ class Display:
 def _softmax(o: SympyOps, z: list[Any], stable: bool, log: bool = False) -> list[Any]:
     """softmax / log_softmax; ``stable`` subtracts the max first, as the module does (and
     its numeric evaluation needs), otherwise the mathematics as usually written."""
-    shift = o.sympy.Max(*z, evaluate=o.evaluate) if stable and len(z) > 1 else (z[0] if stable else 0)
+    shift = o.largest(o.sympy.Max, z) if stable else 0
     exps = [o.sympy.exp(o.sub(v, shift), evaluate=o.evaluate) for v in z]
     total = o.total(exps)
     if log:
@@ -215,7 +253,7 @@ def _sparsemax(o: SympyOps, z: list[Any]) -> list[Any]:
         count = o.sympy.Add(*[o.where(o.ge(zi, zj), one, zero) for zi in z])
         total = o.sympy.Add(*[o.where(o.ge(zi, zj), zi, zero) for zi in z])
         taus.append((total - one) / count)
-    tau = o.sympy.Max(*taus, evaluate=o.evaluate) if len(taus) > 1 else taus[0]
+    tau = o.largest(o.sympy.Max, taus)
     return [o.max(zj - tau, zero) for zj in z]
 
 
@@ -294,6 +332,14 @@ def round_weights(expr: Any, digits: Optional[int]) -> Any:
         return expr
     # Decimal rounding: the printed 0.41 is the number the rounded formula computes with.
     return expr.xreplace({f: sympy.Float(f"{float(f):.{digits}g}") for f in expr.atoms(sympy.Float)})
+
+
+def _raw(kind: Any, *args: Any) -> Any:
+    """A SymPy node of ``kind`` with exactly ``args``, as written: no sorting, no
+    deduplication, no simplification (every argument is already a SymPy object)."""
+    import sympy
+
+    return sympy.Basic.__new__(kind, *(sympy.sympify(a) for a in args))
 
 
 def _number(value: float, rational: bool) -> Any:
