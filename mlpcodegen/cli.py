@@ -375,9 +375,16 @@ def _check_convert(args: argparse.Namespace) -> None:
         raise UsageError("--mkdir needs -o FILE")
 
 
+def _check_verify(args: argparse.Namespace) -> None:
+    _check_dtype(args)
+    if not args.core and (args.profile != "desktop" or args.optimize != "speed"):
+        raise UsageError("the embedded profile has no batch function to call here: verify it on an emulated "
+                         "core with --core m0plus|m4f|m7")
+
+
 _USAGE_CHECKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "convert": _check_convert,
-    "verify": _check_dtype,
+    "verify": _check_verify,
 }
 
 

@@ -248,3 +248,16 @@ def test_tensorflow_start_up_lines_are_filtered(tmp_path):
             "_quiet_tensorflow(); _import_tensorflow_quietly(); import sys; print('after', file=sys.stderr)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0 and result.stderr == "a real problem\nafter\n"
+
+
+def test_convert_embedded_profile_reaches_the_c_backend(capsys):
+    assert main(["convert", str(SEED), "--profile", "embedded", "--optimize", "size"]) == 0
+    out = capsys.readouterr().out
+    assert "_batch" not in out and "mbedded profile" in out
+    assert main(["convert", str(SEED)]) == 0
+    assert "_batch" in capsys.readouterr().out  # desktop stays the default
+
+
+def test_verify_embedded_profile_needs_a_core(capsys):
+    assert main(["verify", str(SEED), "--profile", "embedded"]) == 2
+    assert "--core" in capsys.readouterr().err

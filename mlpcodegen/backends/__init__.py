@@ -26,7 +26,7 @@ class Backend:
 
 
 BACKENDS: dict[str, Backend] = {
-    "c": Backend("c", ".c", c.DTYPES, c.emit_c, c.emit_c_header, options=("unroll", "math")),
+    "c": Backend("c", ".c", c.DTYPES, c.emit_c, c.emit_c_header, options=c.OPTIONS),
     "numba": Backend("numba", ".py", numba.DTYPES, numba.emit_numba),
     "numpy": Backend("numpy", ".py", numpy.DTYPES, numpy.emit_numpy),
     "python": Backend("python", ".py", python.DTYPES, python.emit_python),
