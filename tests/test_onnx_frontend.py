@@ -161,8 +161,9 @@ def torch_export(module, n_inputs: int, opset: int) -> bytes:
     stream = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, torch.zeros(2, n_inputs), stream, dynamo=False, opset_version=opset,
-                          input_names=["x"], dynamic_axes={"x": {0: "n"}})
+        example = torch.zeros(2, n_inputs, dtype=next(module.parameters()).dtype)
+        torch.onnx.export(module, example, stream, dynamo=False, opset_version=opset, input_names=["x"],
+                          dynamic_axes={"x": {0: "n"}})
     return stream.getvalue()
 
 
@@ -270,6 +271,28 @@ def test_torch_onnx_export_of_a_mixed_sequential(tmp_path, opset):
         "layer_norm", "glu", "softplus", "tanh_shrink"]
     with torch.no_grad():
         assert_agrees(net, module(torch.from_numpy(x)).double().numpy(), x)
+
+
+@pytest.mark.parametrize("opset", [9, 17])
+def test_torch_onnx_export_of_a_float64_mixed_sequential(opset):
+    """float64 weights stay float64; ONNX Runtime has no float64 Softplus kernel, so onnx's
+    reference evaluator runs the file (the module's LayerNorm eps is 1e-5, the file's a
+    float32 attribute: what the file computes is converted)."""
+    import torch
+    import torch.nn as nn
+    from onnx import load_from_string
+    from onnx.reference import ReferenceEvaluator
+
+    torch.manual_seed(opset)
+    module = _randomised(nn.Sequential(nn.Linear(3, 8), nn.LayerNorm(8), nn.GLU(), nn.Softplus(beta=2.0),
+                                       nn.Tanhshrink(), nn.Linear(4, 2))).double()
+    model = load_from_string(torch_export(module, 3, opset))
+    net = mlpcodegen.load(model)
+    assert net.weight_dtype == "float64"
+    x = inputs(3, opset).astype(np.float64)
+    assert_agrees(net, np.asarray(ReferenceEvaluator(model).run(None, {"x": x})[0]), x, "float64")
+    with torch.no_grad():
+        assert_agrees(net, module(torch.from_numpy(x)).numpy(), x, "float64" if opset < 17 else "float32")
 
 
 def test_torch_softplus_threshold_is_not_in_the_file(tmp_path):

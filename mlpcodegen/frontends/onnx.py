@@ -878,11 +878,8 @@ def _step(users: list[dict], chain: _Chain, consumers: dict) -> tuple[list, dict
     opener = _OPENERS.get(users[0]["op"]) if len(users) == 1 and users[0]["domain"] in ("", "ai.onnx") else None
     if len(users) == 1 and opener is None:
         return _reader(users[0])(users[0], chain), users[0], users
-    if opener is not None:
-        found = opener(users, chain, consumers)
-    else:
-        found = next((hit for hit in (fan(users, chain, consumers) for fan in _FAN_OUTS) if hit), None) \
-            if len(users) == 2 else None
+    forms = (opener,) if opener else _FAN_OUTS if len(users) == 2 else ()
+    found = next((hit for hit in (form(users, chain, consumers) for form in forms) if hit), None)
     if found is None:
         named = ", ".join(_where(node) for node in users) or "nothing"
         hints = "".join(f" ({_HINTS[op]})" for op in dict.fromkeys(node["op"] for node in users) if op in _HINTS)
