@@ -24,8 +24,8 @@ Cast to a float type (identities at inference), constants from initializers and 
 nodes.  The multi-node forms exporters write for one step are recognised
 (:data:`DECOMPOSED_FORMS`): ``x * g(x)`` / ``x / g(x)`` / ``x - g(x)`` (silu, hard_silu,
 mish, softsign below the opsets that have them as operators; torch's Tanhshrink),
-torch's GLU (``Split`` into halves a, b, then ``a * Sigmoid(b)``), torch's LayerNorm
-below opset 17 (``x - ReduceMean(x)`` over ``Sqrt(ReduceMean(Pow(., 2)) + eps)``, its
+torch's GLU (``Split`` into halves a, b, then ``a * Sigmoid(b)``), torch's exact GELU
+below opset 20 (``x * (Erf(x / sqrt(2)) + 1) * 0.5``), torch's LayerNorm below opset 17 (``x - ReduceMean(x)`` over ``Sqrt(ReduceMean(Pow(., 2)) + eps)``, its
 Mul/Add by weight and bias as ordinary steps) and skl2onnx's classifier
 ``Concat(1 - p, p)``.  torch's ``Softplus(beta, threshold)`` is written as
 ``Softplus(beta x) / beta`` without the threshold: the file computes the exact softplus,
@@ -632,6 +632,7 @@ SUPPORTED_OPS = tuple(sorted(_OPS))
 DECOMPOSED_FORMS = ("x*Sigmoid(x)", "x*HardSigmoid(x)", "x*Tanh(Softplus(x))", "x/(1+Abs(x))", "x-Tanh(x)",
                     "Split(x) -> a*Sigmoid(b) (GLU)",
                     "x-ReduceMean(x) over Sqrt(ReduceMean(Pow(., 2))+eps) (torch's LayerNorm below opset 17)",
+                    "x*(Erf(x/sqrt(2))+1)*0.5 (torch's exact GELU below opset 20)",
                     "skl2onnx's Concat(1-p, p)")
 
 
@@ -736,8 +737,23 @@ def _layer_norm_written_out(users: list[dict], chain: _Chain, consumers: dict) -
     return [Activate(chain.width, step, name=div["name"] or "LayerNorm")], div, [mean, sub, *line, div]
 
 
+def _gelu_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
+    """torch's exact GELU below opset 20: x * (Erf(x / sqrt(2)) + 1) * 0.5."""
+    by_op = {node["op"]: node for node in users}
+    line = _line(by_op.get("Div"), chain.current, ("Div", "Erf", "Add", "Mul", "Mul"), consumers)
+    if line is None or by_op.get("Mul") is not line[3]:
+        return None
+    div, erf, add, gate, half = line
+    if (_constant_operand(div, chain.current, chain) not in (_f32(math.sqrt(2)), math.sqrt(2))
+            or _constant_operand(add, erf["outputs"][0], chain) != 1.0
+            or sorted(gate["inputs"]) != sorted([chain.current, add["outputs"][0]])
+            or _constant_operand(half, gate["outputs"][0], chain) != 0.5):
+        return None
+    return [Activate(chain.width, Activation("gelu"), name=half["name"] or "GELU")], half, line
+
+
 #: Operators read in a recognised form that take the one value only.
-_UNARY = ("Sigmoid", "Sqrt", "Tanh")
+_UNARY = ("Sigmoid", "Sqrt", "Tanh", "Erf")
 
 
 def _line(start: Optional[dict], value: str, ops: tuple, consumers: dict) -> Optional[list[dict]]:
@@ -756,9 +772,9 @@ def _line(start: Optional[dict], value: str, ops: tuple, consumers: dict) -> Opt
 
 
 def _constant_operand(node: dict, value: str, chain: _Chain) -> Optional[float]:
-    """The one-number constant a binary node combines ``value`` with (second for Pow)."""
+    """The one-number constant a binary node combines ``value`` with (second for Pow, Div, Sub)."""
     inputs = node["inputs"]
-    if len(inputs) != 2 or inputs.count(value) != 1 or (node["op"] == "Pow" and inputs[0] != value):
+    if len(inputs) != 2 or inputs.count(value) != 1 or (node["op"] in ("Pow", "Div", "Sub") and inputs[0] != value):
         return None
     found = chain.constants.get(inputs[1 - inputs.index(value)])
     if found is None or found[0] is None or found[0].size != 1 or not np.isfinite(found[0]).all():
@@ -808,7 +824,7 @@ def _split_in_halves(split: dict, chain: _Chain) -> Optional[tuple[str, str]]:
     return outputs[0], outputs[1]
 
 
-_FAN_OUTS = (_gated, _complement, _layer_norm_written_out)
+_FAN_OUTS = (_gated, _complement, _layer_norm_written_out, _gelu_written_out)
 
 #: Nodes with several used outputs that start one recognised activation: op -> reader
 #: (users, chain, consumers) -> (layers, the node whose output is the result, nodes used).
