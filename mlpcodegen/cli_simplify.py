@@ -8,6 +8,8 @@ from dataclasses import replace
 from typing import Optional
 
 MODES = ("exact", "taylor", "chebyshev", "tolerance", "saturate")
+#: Targets ``--check`` can run in this process.
+RUNNABLE = ("c", "numba", "numpy", "python")
 
 
 def add_simplify(sub, common) -> None:
@@ -44,6 +46,9 @@ def add_simplify(sub, common) -> None:
     p.add_argument("-o", "--output", metavar="FILE", help="the simplified formula in the target (default: stdout)")
     p.add_argument("--digits", type=int, default=4, help="significant digits of the printed formula (default 4)")
     p.add_argument("--png", metavar="PNG", help="one-input models: network vs simplified formula and the error")
+    p.add_argument("--check", type=common.positive_int, metavar="N", help="run the written target on N random "
+                   "points of the domain and check its error against the original network is within the "
+                   "certified bound plus the target's rounding (exit 1 if not); c, numba, numpy, python")
     common.add_mkdir_option(p)
     p.set_defaults(run=lambda args: run_simplify(args, common))
 
@@ -112,6 +117,8 @@ def run_simplify(args, common) -> int:
     from .backends import emit, get_backend
 
     mode = _mode(args, common)
+    if args.check and args.target not in RUNNABLE:
+        raise common.UsageError(f"--check runs the target: use one of {', '.join(RUNNABLE)}, not {args.target}")
     backend = get_backend(args.target)
     dtype = args.dtype or backend.dtypes[0]
     if dtype not in backend.dtypes:
@@ -137,6 +144,21 @@ def run_simplify(args, common) -> int:
         sys.stdout.write(code)
     else:
         write_all({args.output: code}, mkdir=args.mkdir)
+    return _check(args, net, result, lower, upper, dtype, name, report)
+
+
+def _check(args, net, result: "Simplified", lower, upper, dtype: str, name: str, report) -> int:
+    """``--check N``: the target against the original network (certified bound + rounding)."""
+    if not args.check:
+        return 0
+    from .simplify.check import verify_target
+
+    checked = verify_target(net, result.network, args.target, dtype, lower, upper, result.certified or 0.0,
+                            samples=args.check, name=name)
+    print(checked.line(), file=report)
+    if not checked.ok:
+        print("check FAILED: the target errs more than its certificate allows", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -416,5 +416,6 @@ class Network:
     def describe(self) -> str:
         """One line such as ``1-3-2-1 (tanh, tanh, linear)``."""
         widths = [str(self.n_inputs)] + [str(l.n_out) for l in self.layers if isinstance(l, WEIGHTED_LAYERS)]
-        acts = [layer.activation.name for layer in self.layers]
+        acts = [f"{layer.basis} polynomial of degree {layer.degree}" if isinstance(layer, Polynomial)
+                else layer.activation.name for layer in self.layers]
         return f"{'-'.join(widths)} ({', '.join(acts)})"

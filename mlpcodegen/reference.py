@@ -195,13 +195,29 @@ def _polynomial(layer: Polynomial, h: np.ndarray) -> np.ndarray:
 
 def _polynomial_magnitude(layer: Polynomial, m: np.ndarray) -> np.ndarray:
     """A first-order bound on the rounding of the polynomial and on how it carries the
-    errors ``m`` of its inputs: sum |c_k| |B_k| times (degree + 1)^2 (Horner's and
-    Clenshaw's rounding grow with the degree; Markov: |T_n'| <= n^2 on [-1, 1]), where
-    |B_k| is taken at max(1, |t|)."""
-    t = np.maximum(1.0, np.abs(m * layer.scale) + np.abs(layer.center * layer.scale))
-    size = _terms(replace(layer, basis="monomial"), t) @ np.abs(layer.coefficients.T)
-    slope = (layer.degree + 1) ** 2 * size
-    return slope * (1.0 + (m * np.abs(layer.scale)).sum(axis=-1, keepdims=True))
+    errors ``m`` of its inputs (|x| for exact inputs).  Horner's rule (monomial basis)
+    rounds by at most ``2n u sum |a_k t^k|``; Clenshaw's recurrence by about
+    ``n^2 u sum |c_k|`` (|T_k| <= max(1, |t|)^k); an input error ``m_i`` moves the value by
+    at most ``|dp/dt_i| |scale_i| m_i`` with ``|dT_k/dt| <= k^2`` on [-1, 1] (Markov)."""
+    reach = np.abs(m * layer.scale) + np.abs(layer.center * layer.scale)  # |t| at most this
+    e = layer.exponents.astype(int)
+    n = max(layer.degree, 1)
+    if layer.basis == "monomial":
+        powers = np.stack([reach ** k for k in range(layer.degree + 1)], axis=-1)  # (..., inputs, degree)
+        rounding = 2 * n
+    else:
+        powers = np.stack([np.maximum(1.0, reach) ** k for k in range(layer.degree + 1)], axis=-1)
+        rounding = (n + 1) ** 2
+    size = np.ones(m.shape[:-1] + (len(e),))
+    for i in range(layer.n_in):
+        size = size * powers[..., i, :][..., e[:, i]]
+    coefficients = np.abs(layer.coefficients.T)
+    slope = np.zeros(m.shape[:-1] + (layer.units,))
+    for i in range(layer.n_in):
+        factor = e[:, i] if layer.basis == "monomial" else e[:, i] ** 2  # d/dt_i: k t^(k-1), or Markov
+        scaled = size * factor / np.maximum(reach[..., i : i + 1], 1e-300) if layer.basis == "monomial" else size * factor
+        slope = slope + (scaled @ coefficients) * np.abs(layer.scale[i]) * m[..., i : i + 1]
+    return rounding * (size @ coefficients) + slope
 
 
 #: layer kind -> its pre-activation of h, and the same sum over magnitudes (|terms|).

@@ -76,10 +76,12 @@ def preactivation_bounds(net: Network, lower, upper, cuts: int = 1,
                    np.stack([np.broadcast_to(named[f"z{i}_{j}"].hi, shape) for j in range(layer.units)], axis=1))
                   for i, layer in enumerate(net.layers, start=1)]
         if symbolic:
-            for k in range(len(piece_lo)):
-                tighter = linear_bounds(net, piece_lo[k], piece_hi[k], [(low[k], high[k]) for low, high in layers])
+            for k in range(0, len(piece_lo), LINEAR_CHUNK):
+                part = slice(k, k + LINEAR_CHUNK)
+                tighter = linear_bounds(net, piece_lo[part], piece_hi[part], [(low[part], high[part])
+                                                                              for low, high in layers])
                 for (low, high), (tight_low, tight_high) in zip(layers, tighter):
-                    low[k], high[k] = tight_low, tight_high
+                    low[part], high[part] = tight_low, tight_high
         for index, (low, high) in enumerate(layers):
             result[index] = (np.minimum(result[index][0], low.min(axis=0)), np.maximum(result[index][1], high.max(axis=0)))
     return result
@@ -104,33 +106,41 @@ def _relaxation(low: np.ndarray, high: np.ndarray):
 
 def _largest(net: Network, index: int, rows: np.ndarray, lower: np.ndarray, upper: np.ndarray,
              proven: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """An upper bound of ``rows @ z_index`` over the box (back-substitution through the
-    layers below, each ReLU replaced by its linear relaxation from ``proven``), widened
-    for the rounding of this float64 computation."""
+    """Upper bounds of ``rows @ z_index`` over each box (``lower``/``upper``: (boxes,
+    inputs)) by back-substitution through the layers below, each ReLU replaced by its
+    linear relaxation from ``proven`` ((boxes, units) pairs); widened for the rounding of
+    this float64 computation.  Shapes: ``a`` is (boxes, rows, units of the layer reached)."""
     layer = net.layers[index]
-    c = rows @ (layer.bias if layer.bias is not None else 0.0)
-    size = np.abs(rows) @ np.abs(layer.bias if layer.bias is not None else 0.0)
-    a = rows @ layer.kernel.T
+    bias = layer.bias if layer.bias is not None else np.zeros(layer.units)
+    a = np.broadcast_to(rows, (len(lower),) + rows.shape)
+    c, size = a @ bias, np.abs(a) @ np.abs(bias)
+    a = a @ layer.kernel.T
     for k in range(index - 1, -1, -1):
         below = net.layers[k]
         if not below.activation.is_identity:
             s, t, slope = _relaxation(*proven[k])
             positive = np.maximum(a, 0.0)
-            c, size = c + positive @ t, size + positive @ np.abs(t)
-            a = positive * s + np.minimum(a, 0.0) * slope
+            c = c + np.einsum("bmu,bu->bm", positive, t)
+            size = size + np.einsum("bmu,bu->bm", positive, np.abs(t))
+            a = positive * s[:, None, :] + np.minimum(a, 0.0) * slope[:, None, :]
         bias = below.bias if below.bias is not None else np.zeros(below.units)
         c, size = c + a @ bias, size + np.abs(a) @ np.abs(bias)
         a = a @ below.kernel.T
-    best = c + np.maximum(a * lower, a * upper).sum(axis=1)
-    size = size + (np.abs(a) * np.maximum(np.abs(lower), np.abs(upper))).sum(axis=1)
+    best = c + np.maximum(a * lower[:, None, :], a * upper[:, None, :]).sum(axis=2)
+    size = size + (np.abs(a) * np.maximum(np.abs(lower), np.abs(upper))[:, None, :]).sum(axis=2)
     return best + 1e-12 * (1.0 + size)  # >> the rounding of these sums (n u size, n < 1e4)
+
+
+#: Boxes back-substituted at once (memory: boxes x units x units floats).
+LINEAR_CHUNK = 128
 
 
 def linear_bounds(net: Network, lower: np.ndarray, upper: np.ndarray,
                   proven: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Pre-activation bounds of a Dense chain with plain ReLU hidden layers over one
-    box by linear relaxation and back-substitution (DeepPoly/CROWN style), intersected
-    with ``proven`` (e.g. interval bounds): layer by layer, each using the bounds below."""
+    """Pre-activation bounds of a Dense chain with plain ReLU hidden layers over boxes
+    (``lower``/``upper``: (boxes, inputs)) by linear relaxation and back-substitution
+    (DeepPoly/CROWN style), intersected with ``proven`` ((boxes, units) pairs, e.g.
+    interval bounds): layer by layer, each using the bounds below."""
     out = []
     for index, layer in enumerate(net.layers):
         eye = np.eye(layer.units)
