@@ -25,7 +25,8 @@ nodes.  The multi-node forms exporters write for one step are recognised
 (:data:`DECOMPOSED_FORMS`): ``x * g(x)`` / ``x / g(x)`` / ``x - g(x)`` (silu, hard_silu,
 mish, softsign below the opsets that have them as operators; torch's Tanhshrink),
 torch's GLU (``Split`` into halves a, b, then ``a * Sigmoid(b)``), torch's exact GELU
-below opset 20 (``x * (Erf(x / sqrt(2)) + 1) * 0.5``), torch's LayerNorm below opset 17 (``x - ReduceMean(x)`` over ``Sqrt(ReduceMean(Pow(., 2)) + eps)``, its
+below opset 20 (``x * (Erf(x / sqrt(2)) + 1) * 0.5``), torch's Hardshrink and Softshrink
+(``Where`` of ``Greater``/``Less`` by the threshold), torch's LayerNorm below opset 17 (``x - ReduceMean(x)`` over ``Sqrt(ReduceMean(Pow(., 2)) + eps)``, its
 Mul/Add by weight and bias as ordinary steps) and skl2onnx's classifier
 ``Concat(1 - p, p)``.  torch's ``Softplus(beta, threshold)`` is written as
 ``Softplus(beta x) / beta`` without the threshold: the file computes the exact softplus,
@@ -633,6 +634,8 @@ DECOMPOSED_FORMS = ("x*Sigmoid(x)", "x*HardSigmoid(x)", "x*Tanh(Softplus(x))", "
                     "Split(x) -> a*Sigmoid(b) (GLU)",
                     "x-ReduceMean(x) over Sqrt(ReduceMean(Pow(., 2))+eps) (torch's LayerNorm below opset 17)",
                     "x*(Erf(x/sqrt(2))+1)*0.5 (torch's exact GELU below opset 20)",
+                    "Where(Or(x>l, x<-l), x, 0) (torch's Hardshrink)",
+                    "Where(x>l, x-l, 0)+Where(x<-l, x+l, 0) (torch's Softshrink)",
                     "skl2onnx's Concat(1-p, p)")
 
 
@@ -752,6 +755,74 @@ def _gelu_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Opti
     return [Activate(chain.width, Activation("gelu"), name=half["name"] or "GELU")], half, line
 
 
+def _hard_shrink_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
+    """torch's Hardshrink: Where(Or(x > l, x < -l), x, 0), the comparisons through Casts to bool."""
+    by_op, x = {node["op"]: node for node in users}, chain.current
+    greater, less = by_op.get("Greater"), by_op.get("Less")
+    lambd = _constant_operand(greater, x, chain) if len(users) == 3 and greater and less else None
+    if lambd is None or not lambd >= 0 or _constant_operand(less, x, chain) != -lambd:
+        return None
+    (above, casts), (below, more) = _past_casts(greater, consumers), _past_casts(less, consumers)
+    either = consumers.get(above, [])
+    if (len(either) != 1 or not _is(either[0], "Or") or consumers.get(below) != either
+            or sorted(either[0]["inputs"]) != sorted([above, below])):
+        return None
+    where = _selected(either[0]["outputs"][0], x, chain, consumers)
+    if where is None or by_op.get("Where") is not where:
+        return None
+    step = Activation("hard_shrink", (("threshold", lambd),))
+    return [Activate(chain.width, step, name=where["name"] or "Hardshrink")], where, [*users, *casts, *more, either[0]]
+
+
+def _soft_shrink_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
+    """torch's Softshrink: Where(x > l, x - l, 0) + Where(x < -l, x + l, 0) (one term is 0: exact)."""
+    by_op, x = {node["op"]: node for node in users}, chain.current
+    if len(users) != 4 or any(op not in by_op for op in ("Greater", "Sub", "Less", "Add")):
+        return None
+    lambd = _constant_operand(by_op["Greater"], x, chain)
+    if lambd is None or not lambd >= 0 or any(_constant_operand(by_op[op], x, chain) != value for op, value in
+                                              (("Sub", lambd), ("Less", -lambd), ("Add", lambd))):
+        return None
+    upper = _selected(by_op["Greater"]["outputs"][0], by_op["Sub"]["outputs"][0], chain, consumers)
+    lower = _selected(by_op["Less"]["outputs"][0], by_op["Add"]["outputs"][0], chain, consumers)
+    if upper is None or lower is None:
+        return None
+    values = [upper["outputs"][0], lower["outputs"][0]]
+    total = consumers.get(values[0], [])
+    if len(total) != 1 or not _is(total[0], "Add") or consumers.get(values[1]) != total or sorted(
+            total[0]["inputs"]) != sorted(values):
+        return None
+    step = Activation("soft_shrink", (("threshold", lambd),))
+    return [Activate(chain.width, step, name=total[0]["name"] or "Softshrink")], total[0], [*users, upper, lower,
+                                                                                          total[0]]
+
+
+def _is(node: dict, op: str) -> bool:
+    return node["op"] == op and node["domain"] in ("", "ai.onnx")
+
+
+def _past_casts(node: dict, consumers: dict) -> tuple[str, list[dict]]:
+    """The node's output after the Casts to bool that are its only readers (at most two)."""
+    value, casts = node["outputs"][0], []
+    while len(casts) < 2:
+        readers = consumers.get(value, [])
+        if len(readers) != 1 or not _is(readers[0], "Cast") or readers[0]["attrs"].get("to") != 9:
+            break
+        casts.append(readers[0])
+        value = readers[0]["outputs"][0]
+    return value, casts
+
+
+def _selected(condition: str, chosen: str, chain: _Chain, consumers: dict) -> Optional[dict]:
+    """Where(condition, chosen, 0), the only reader of ``condition``."""
+    readers = consumers.get(condition, [])
+    if len(readers) != 1 or not _is(readers[0], "Where") or readers[0]["inputs"][:2] != [condition, chosen]:
+        return None
+    where = readers[0]
+    zero = chain.constants.get(where["inputs"][2]) if len(where["inputs"]) == 3 else None
+    return where if zero is not None and zero[0] is not None and zero[0].size == 1 and not zero[0].any() else None
+
+
 #: Operators read in a recognised form that take the one value only.
 _UNARY = ("Sigmoid", "Sqrt", "Tanh", "Erf")
 
@@ -771,10 +842,15 @@ def _line(start: Optional[dict], value: str, ops: tuple, consumers: dict) -> Opt
     return line
 
 
-def _constant_operand(node: dict, value: str, chain: _Chain) -> Optional[float]:
-    """The one-number constant a binary node combines ``value`` with (second for Pow, Div, Sub)."""
-    inputs = node["inputs"]
-    if len(inputs) != 2 or inputs.count(value) != 1 or (node["op"] in ("Pow", "Div", "Sub") and inputs[0] != value):
+#: Binary operators whose order matters: ``value`` must be their first operand.
+_ORDERED = ("Pow", "Div", "Sub", "Greater", "Less")
+
+
+def _constant_operand(node: Optional[dict], value: str, chain: _Chain) -> Optional[float]:
+    """The one-number constant a binary node combines ``value`` with (the second operand of
+    the operators in _ORDERED); None when it is not one."""
+    inputs = [] if node is None else node["inputs"]
+    if len(inputs) != 2 or inputs.count(value) != 1 or (node["op"] in _ORDERED and inputs[0] != value):
         return None
     found = chain.constants.get(inputs[1 - inputs.index(value)])
     if found is None or found[0] is None or found[0].size != 1 or not np.isfinite(found[0]).all():
@@ -814,7 +890,7 @@ def _split_in_halves(split: dict, chain: _Chain) -> Optional[tuple[str, str]]:
     'split' attribute before opset 13, an input after, or num_outputs from opset 18)."""
     outputs = split["outputs"]
     if (len(outputs) != 2 or "" in outputs or split["inputs"][:1] != [chain.current] or chain.width % 2
-            or _attr(split, "axis", 0, int) not in (1, -1)):
+            or _attr(split, "axis", 0, int) not in (1, -1) or split["attrs"].get("num_outputs", 2) != 2):
         return None
     sizes = split["attrs"].get("split")
     if len(split["inputs"]) > 1 and split["inputs"][1]:
@@ -824,7 +900,10 @@ def _split_in_halves(split: dict, chain: _Chain) -> Optional[tuple[str, str]]:
     return outputs[0], outputs[1]
 
 
-_FAN_OUTS = (_gated, _complement, _layer_norm_written_out, _gelu_written_out)
+#: Recognised forms starting where the value has several readers: each returns (layers,
+#: the node whose output is the result, nodes used: all the readers) or None.
+_FAN_OUTS = (_gated, _complement, _layer_norm_written_out, _gelu_written_out, _hard_shrink_written_out,
+             _soft_shrink_written_out)
 
 #: Nodes with several used outputs that start one recognised activation: op -> reader
 #: (users, chain, consumers) -> (layers, the node whose output is the result, nodes used).
@@ -894,8 +973,10 @@ def _step(users: list[dict], chain: _Chain, consumers: dict) -> tuple[list, dict
     opener = _OPENERS.get(users[0]["op"]) if len(users) == 1 and users[0]["domain"] in ("", "ai.onnx") else None
     if len(users) == 1 and opener is None:
         return _reader(users[0])(users[0], chain), users[0], users
-    forms = (opener,) if opener else _FAN_OUTS if len(users) == 2 else ()
-    found = next((hit for hit in (form(users, chain, consumers) for form in forms) if hit), None)
+    forms = (opener,) if opener else _FAN_OUTS if len(users) > 1 else ()
+    readers = {id(node) for node in users}
+    found = next((hit for hit in (form(users, chain, consumers) for form in forms)
+                  if hit and readers <= {id(node) for node in hit[2]}), None)
     if found is None:
         named = ", ".join(_where(node) for node in users) or "nothing"
         hints = "".join(f" ({_HINTS[op]})" for op in dict.fromkeys(node["op"] for node in users) if op in _HINTS)
