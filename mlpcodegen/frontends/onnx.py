@@ -26,14 +26,20 @@ nodes.  The multi-node forms exporters write for one step are recognised
 mish, softsign below the opsets that have them as operators; torch's Tanhshrink),
 torch's GLU (``Split`` into halves a, b, then ``a * Sigmoid(b)``), torch's exact GELU
 below opset 20 (``x * (Erf(x / sqrt(2)) + 1) * 0.5``), torch's Hardshrink and Softshrink
-(``Where`` of ``Greater``/``Less`` by the threshold), torch's LayerNorm below opset 17 (``x - ReduceMean(x)`` over ``Sqrt(ReduceMean(Pow(., 2)) + eps)``, its
-Mul/Add by weight and bias as ordinary steps) and skl2onnx's classifier
-``Concat(1 - p, p)``.  torch's ``Softplus(beta, threshold)`` is written as
-``Softplus(beta x) / beta`` without the threshold: the file computes the exact softplus,
-and that is what is converted (a Mul, softplus, a scale by 1 / beta).  Of several outputs
-the one floating-point output is converted (a classifier's integer label is named in
-the network's notes).  Anything else is refused naming the node and its operator, with
-the supported list.
+(``Where`` of ``Greater``/``Less`` by the threshold), torch's LayerNorm below opset 17
+(``x - ReduceMean(x)`` over ``Sqrt(ReduceMean(Pow(., 2)) + eps)``, its Mul/Add by weight
+and bias as ordinary steps) and skl2onnx's classifier ``Concat(1 - p, p)``.  Each is
+read only when every node of it is as the exporter writes it (constants included), and a
+form must account for every reader of the value it starts from.
+
+torch's ``Softplus(beta, threshold)`` is exported as ``Softplus(beta x) / beta`` without
+the threshold: the file computes the exact softplus, and that is what is converted (a
+scale, softplus, a scale by 1 / beta; the torch frontend computes the same, refusing
+thresholds small enough to matter -- a file cannot say it had one).
+
+Of several outputs the one floating-point output is converted (a classifier's integer
+label is named in the network's notes).  Anything else is refused naming the node and
+its operator, with the supported list.
 
 Names from the file are data: they travel in the IR and in error messages (quoted).
 Only the graph's nodes are read: the producer's metadata, docs and functions are not.
@@ -973,7 +979,8 @@ def _step(users: list[dict], chain: _Chain, consumers: dict) -> tuple[list, dict
     opener = _OPENERS.get(users[0]["op"]) if len(users) == 1 and users[0]["domain"] in ("", "ai.onnx") else None
     if len(users) == 1 and opener is None:
         return _reader(users[0])(users[0], chain), users[0], users
-    forms = (opener,) if opener else _FAN_OUTS if len(users) > 1 else ()
+    standard = all(node["domain"] in ("", "ai.onnx") for node in users)
+    forms = (opener,) if opener else _FAN_OUTS if len(users) > 1 and standard else ()
     readers = {id(node) for node in users}
     found = next((hit for hit in (form(users, chain, consumers) for form in forms)
                   if hit and readers <= {id(node) for node in hit[2]}), None)
