@@ -24,8 +24,8 @@ Cast to a float type (identities at inference), constants from initializers and 
 nodes.  The multi-node forms exporters write for one step are recognised
 (:data:`DECOMPOSED_FORMS`): ``x * g(x)`` / ``x / g(x)`` / ``x - g(x)`` (silu, hard_silu,
 mish, softsign below the opsets that have them as operators; torch's Tanhshrink),
-torch's GLU (``Split`` into halves a, b, then ``a * Sigmoid(b)``), torch's exact GELU
-below opset 20 (``x * (Erf(x / sqrt(2)) + 1) * 0.5``), torch's Hardshrink and Softshrink
+torch's GLU (``Split`` into halves a, b, then ``a * Sigmoid(b)``), torch's exact and tanh
+GELU below opset 20 (``x * (Erf(x / sqrt(2)) + 1) * 0.5`` and its tanh form), torch's Hardshrink and Softshrink
 (``Where`` of ``Greater``/``Less`` by the threshold), torch's LayerNorm below opset 17
 (``x - ReduceMean(x)`` over ``Sqrt(ReduceMean(Pow(., 2)) + eps)``, its Mul/Add by weight
 and bias as ordinary steps) and skl2onnx's classifier ``Concat(1 - p, p)``.  Each is
@@ -640,6 +640,7 @@ DECOMPOSED_FORMS = ("x*Sigmoid(x)", "x*HardSigmoid(x)", "x*Tanh(Softplus(x))", "
                     "Split(x) -> a*Sigmoid(b) (GLU)",
                     "x-ReduceMean(x) over Sqrt(ReduceMean(Pow(., 2))+eps) (torch's LayerNorm below opset 17)",
                     "x*(Erf(x/sqrt(2))+1)*0.5 (torch's exact GELU below opset 20)",
+                    "x*(Tanh(sqrt(2/pi)*(x+0.044715*x*(x*x)))+1)*0.5 (torch's tanh GELU below opset 20)",
                     "Where(Or(x>l, x<-l), x, 0) (torch's Hardshrink)",
                     "Where(x>l, x-l, 0)+Where(x<-l, x+l, 0) (torch's Softshrink)",
                     "skl2onnx's Concat(1-p, p)")
@@ -759,6 +760,27 @@ def _gelu_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Opti
             or _constant_operand(half, gate["outputs"][0], chain) != 0.5):
         return None
     return [Activate(chain.width, Activation("gelu"), name=half["name"] or "GELU")], half, line
+
+
+def _gelu_tanh_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
+    """torch's tanh GELU below opset 20: x * (Tanh(sqrt(2/pi) * (x + 0.044715 * x * (x * x))) + 1) * 0.5."""
+    x = chain.current
+    square = next((node for node in users if _is(node, "Mul") and node["inputs"] == [x, x]), None)
+    readers = consumers.get(square["outputs"][0], []) if square and len(users) == 4 else []
+    line = _line(readers[0] if len(readers) == 1 else None, square["outputs"][0] if square else "",
+                 ("Mul", "Mul", "Add", "Mul", "Tanh", "Add", "Mul", "Mul"), consumers)
+    if line is None:
+        return None
+    cube, scaled, inner, outer, tanh, shifted, gate, half = line
+    reads_x = all(sorted(node["inputs"]) == sorted([x, value]) for node, value in
+                  ((cube, square["outputs"][0]), (inner, scaled["outputs"][0]), (gate, shifted["outputs"][0])))
+    constants = [_constant_operand(node, value["outputs"][0], chain) for node, value in
+                 ((scaled, cube), (outer, inner), (shifted, tanh), (half, gate))]
+    if not reads_x or constants[2:] != [1.0, 0.5] or constants[0] not in (_f32(0.044715), 0.044715) or \
+            constants[1] not in (_f32(math.sqrt(2 / math.pi)), math.sqrt(2 / math.pi)):
+        return None
+    step = Activation("gelu", (("approximate", 1.0),))
+    return [Activate(chain.width, step, name=half["name"] or "GELU")], half, [square, *line]
 
 
 def _hard_shrink_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
@@ -908,8 +930,8 @@ def _split_in_halves(split: dict, chain: _Chain) -> Optional[tuple[str, str]]:
 
 #: Recognised forms starting where the value has several readers: each returns (layers,
 #: the node whose output is the result, nodes used: all the readers) or None.
-_FAN_OUTS = (_gated, _complement, _layer_norm_written_out, _gelu_written_out, _hard_shrink_written_out,
-             _soft_shrink_written_out)
+_FAN_OUTS = (_gated, _complement, _layer_norm_written_out, _gelu_written_out, _gelu_tanh_written_out,
+             _hard_shrink_written_out, _soft_shrink_written_out)
 
 #: Nodes with several used outputs that start one recognised activation: op -> reader
 #: (users, chain, consumers) -> (layers, the node whose output is the result, nodes used).
