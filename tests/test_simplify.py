@@ -215,6 +215,9 @@ def test_polynomial_c_compiles_cleanly_and_formula_targets_print_it(tmp_path):
     latex = emit(net, "latex", name="approx")
     assert "t^{" in latex and "\\begin{align*}" in latex
     assert "h1_0 =" in emit(net, "sympy", name="approx")
+    from mlpcodegen.plot import render_png
+
+    assert render_png(net, tmp_path / "formula.png").read_bytes()[:4] == b"\x89PNG"  # formula --png, digits 3
 
 
 # --------------------------------------------------------------------------- the command

@@ -208,7 +208,10 @@ def rounded_network(net: Network, digits: int) -> Network:
     # layer kind -> the layer with its numbers rounded
     round_layer = {Dense: dense, Activate: lambda layer: layer,
                    Affine: lambda layer: replace(layer, scale=_round(layer.scale, digits),
-                                                 shift=_round(layer.shift, digits))}
+                                                 shift=_round(layer.shift, digits)),
+                   Polynomial: lambda layer: replace(layer, coefficients=_round(layer.coefficients, digits),
+                                                     scale=_round(layer.scale, digits),
+                                                     center=_round(layer.center, digits))}
 
     def rounded(layer: Any) -> Any:
         return round_layer[type(layer)](layer)
