@@ -23,9 +23,8 @@ def _framework_lists() -> list[str]:
     def names(items) -> str:
         return ", ".join(f"`{item}`" for item in items)
 
-    return [f"* ONNX operators: {names(onnx.SUPPORTED_OPS)}; and the decomposed forms exporters write: "
-            "`x*Sigmoid(x)`, `x*HardSigmoid(x)`, `x*Tanh(Softplus(x))`, `x/(1+Abs(x))`, skl2onnx's "
-            "`Concat(1-p, p)`.",
+    return [f"* ONNX operators: {names(onnx.SUPPORTED_OPS)}; and the multi-node forms exporters write: "
+            f"{names(onnx.DECOMPOSED_FORMS)}.",
             f"* PyTorch modules: {names(torch.SUPPORTED)}.",
             f"* scikit-learn: {names(sklearn.ESTIMATORS)} (activations {names(sklearn.ACTIVATIONS)}), after "
             f"{names(sklearn.SCALERS)} in a `Pipeline`, or in a `TransformedTargetRegressor`."]
