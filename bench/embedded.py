@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from mlpcodegen import load  # noqa: E402
+from mlpcodegen.backends.c import CRenderer  # noqa: E402
 from mlpcodegen.harness import cortex  # noqa: E402
 from mlpcodegen.ir import Activation, Dense, Network  # noqa: E402
 from mlpcodegen.runtime import cross  # noqa: E402
@@ -73,8 +74,11 @@ def mlpcodegen_row(net: Network, x: np.ndarray, core: str, opt: str, options: co
         size = cortex.measure_source(folder, source, cross.core(core), opt)
         run = cortex.run_prepared(folder, [source], core, opt, len(x), net.n_outputs, options.dtype, timed * repeat)
     stack = size.functions.get(options.name, (0, 0))[1]
+    form = "loops" if options.profile == "desktop" else CRenderer(
+        net, name=options.name, profile="embedded", optimize=options.optimize, math=options.math).shapes[0].label
     return {"bytes": _bytes(size, options.profile == "desktop"), "bss": size.bss, "instructions": run.instructions,
-            "stack": stack, "outputs": run.outputs, "library": sum(size.math.values())}
+            "stack": stack, "outputs": run.outputs, "library": sum(size.math.values()), "rodata": size.rodata,
+            "form": form}
 
 
 def emlearn_row(net: Network, x: np.ndarray, core: str, opt: str) -> dict:
@@ -171,6 +175,18 @@ def report(results, core: str, opt: str, seconds: float) -> str:
         row = next(r for m, label, r in results if m == "cls 16-64-64-10" and label.endswith(f"optimize {optimize}"))
         lines.append(f"| {optimize} | cls 16-64-64-10 | stack <= 1,228 B | {row['stack']:,} B | "
                      f"{'yes' if row['stack'] <= 1228 else 'no'} |")
+    lines += ["", "## Optimize size: bytes per part", "",
+              "Read-only data: the weights (biases included) and, in the table form, the layer table; code: NAME "
+              "itself (literal pools and inlined fast-math functions included). The code budget is what the "
+              "bytes target leaves after the read-only data.", "",
+              "| model | form | read-only data | code of NAME | bytes | target | code budget | over by |",
+              "|---|---|---|---|---|---|---|---|"]
+    for model, label, row in results:
+        if model in ONNX2C and label == "mlpcodegen embedded, optimize size":
+            target = int(TARGETS[("size", model)][0] * ONNX2C[model][0])
+            code = row["bytes"] - row["rodata"]
+            lines.append(f"| {model} | {row['form']} | {row['rodata']:,} | {code:,} | {row['bytes']:,} | {target:,} | "
+                         f"{target - row['rodata']:,} | {max(0, row['bytes'] - target):,} |")
     return "\n".join(lines) + "\n"
 
 

@@ -76,3 +76,41 @@ def test_math_option_is_validated():
         emit_c(identity_net("tanh"), math="approximate")
     assert "tanhf(" in emit_c(identity_net("tanh"), math="libm")
     assert "#include <string.h>" not in emit_c(identity_net("linear"))  # nothing inline to define
+
+
+SIZE_FLAVOUR_CHECK = r"""
+#include <math.h>
+#include <stdio.h>
+FUNCTIONS
+int main(void)
+{
+    unsigned long bad = 0, i;
+    for (i = 0; i <= 0xFFFFFFFFul; i += 251u) {
+        uint32_t bits = (uint32_t)i, a_bits, b_bits;
+        float x, a, b;
+        memcpy(&x, &bits, sizeof x);
+        a = t_KEYf(x);
+        b = t_sKEYf(x);
+        memcpy(&a_bits, &a, sizeof a);
+        memcpy(&b_bits, &b, sizeof b);
+        bad += a_bits != b_bits;
+    }
+    printf("%lu\n", bad);
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("function", ["exp", "tanh"])
+def test_size_flavour_gives_the_one_sample_bits(gcc, tmp_path, function):
+    """The embedded --optimize size flavour ("s": exp without its single-factor branch, 244
+    bytes against 296 on Cortex-M4F -Os) returns the same bits as the one-sample flavour on
+    every 251st float32 pattern, so it has its ULP bound (bench/MATH.md); tanh through it
+    (sigmoid's "s" is its "" text calling the "s" exp, expm1's is the "" text)."""
+    functions = c_math.definitions({(function, ""), (function, "s")}, "t")
+    source = tmp_path / "check.c"
+    source.write_text("#include <stdint.h>\n#include <string.h>\n" + SIZE_FLAVOUR_CHECK.replace(
+        "FUNCTIONS", "\n".join(functions)).replace("KEY", function))
+    program = tmp_path / "check"
+    subprocess.run([gcc, *STRICT_FLAGS, "-ffp-contract=off", str(source), "-o", str(program), "-lm"], check=True)
+    assert subprocess.run([str(program)], capture_output=True, text=True, check=True).stdout.strip() == "0"

@@ -48,7 +48,15 @@ def sine_net() -> Network:
     return Network(1, (_dense(rng, 1, 16, "relu"), _dense(rng, 16, 16, "relu"), _dense(rng, 16, 1, "linear")))
 
 
-NETS = {"seed": lambda: load(SEED), "random": random_net, "sine": sine_net}
+def table_net() -> Network:
+    """--optimize size runs it as a table: several element-wise kinds, no bias in layer 1, a softmax last."""
+    rng = np.random.default_rng(11)
+    no_bias = Dense(rng.normal(size=(20, 24)) / np.sqrt(20), None, Activation("elu"))
+    return Network(20, (no_bias, _dense(rng, 24, 24, "tanh"), _dense(rng, 24, 24, "relu"),
+                        _dense(rng, 24, 4, "softmax")))
+
+
+NETS = {"seed": lambda: load(SEED), "random": random_net, "sine": sine_net, "table": table_net}
 
 
 def test_embedded_profile_has_no_batch_and_states_stack_and_flash():
@@ -74,7 +82,7 @@ def test_optimize_chooses_shapes_for_a_scalar_core():
     sine = sine_net()
     size = CRenderer(sine, name="s", profile="embedded", optimize="size").shapes
     speed = CRenderer(sine, name="s", profile="embedded", optimize="speed").shapes
-    assert [s.label for s in size] == ["loops, output-major"] * 3
+    assert [s.label for s in size] == ["loops, output-major"] * 3  # 9 weights a unit: no table
     assert [s.label for s in speed] == ["unrolled"] * 3
     forced = CRenderer(sine, name="s", profile="embedded", optimize="speed", unroll="never").shapes
     assert [s.label for s in forced] == ["loops, 8 units per pass"] * 3
@@ -123,7 +131,7 @@ def _host_stack(gcc: str, source: Path, level: str, folder: Path) -> dict[str, i
     return cortex.stack_usage(obj.with_suffix(".su"))
 
 
-@pytest.mark.parametrize("which", ["seed", "random", "sine"])
+@pytest.mark.parametrize("which", ["seed", "random", "sine", "table"])
 def test_stated_stack_and_code_bound_the_builds(tmp_path, gcc, which):
     """Every emitted function has a stated stack and code figure, and no build uses more
     (the fast-math functions, when gcc does not inline them, are counted in NAME's)."""
@@ -162,7 +170,7 @@ def _ulps(actual, net, x) -> float:
     return compare(actual, reference, scale, "float32")[2]
 
 
-@pytest.mark.parametrize("which", ["seed", "random"])
+@pytest.mark.parametrize("which", ["seed", "random", "table"])
 def test_outputs_on_three_cores_match_reference_and_host_bits(which):
     net = NETS[which]()
     x = np.random.default_rng(3).uniform(-2, 2, (24, net.n_inputs)).astype(np.float32)
@@ -172,7 +180,7 @@ def test_outputs_on_three_cores_match_reference_and_host_bits(which):
     for core in cross.CORES:
         ran = cortex.run_on_core(net, x, core, options)
         np.testing.assert_array_equal(ran.outputs.view(np.uint32), host.outputs.view(np.uint32))
-        assert 10 < ran.instructions < 200_000, (core, ran.instructions)
+        assert 10 < ran.instructions < (1_000_000 if which == "table" else 200_000), (core, ran.instructions)
 
 
 def test_special_values_as_the_desktop_profile():
@@ -277,3 +285,35 @@ def test_examples_compile(tmp_path, gcc, example):
             subprocess.run(["arm-none-eabi-gcc", "-std=c99", *WARNINGS, "-Os", "-mthumb", *flags,
                             f"-I{tmp_path}", "-c", str(main_c), "-o", str(tmp_path / f"{core}.o")], check=True)
     assert shutil.which("arm-none-eabi-gcc")
+
+
+def test_table_form_is_chosen_only_where_it_runs_the_network():
+    rng = np.random.default_rng(12)
+    others = {"one layer": Network(40, (_dense(rng, 40, 12, "relu"),)),
+              "hidden softmax": Network(40, (_dense(rng, 40, 20, "softmax"), _dense(rng, 20, 3, "linear"))),
+              "few weights a unit": sine_net(), "per-layer loops": random_net()}
+    for label, net in {"table": table_net(), **others}.items():
+        shapes = CRenderer(net, name="net", profile="embedded", optimize="size").shapes
+        assert all(shape.table for shape in shapes) == (label == "table"), label
+    source = emit_c(table_net(), name="net", profile="embedded", optimize="size")
+    assert "static const unsigned char net_L[13] = {20, 24, 1, 24, 24, 2, 24, 24, 3, 24, 4, 0, 0};" in source
+    assert "net_sexpf" in source and "net_expf(" not in source  # the size flavour of exp
+    assert not any(shape.table for shape in CRenderer(table_net(), name="net", profile="embedded",
+                                                      optimize="speed").shapes)
+
+
+def test_table_form_bits_and_special_values():
+    """The table form computes the same sums in the same order as the desktop loops: the
+    same bits, NaN, infinities and -0.0 included, float32 and float64 (its stack: in
+    test_stated_stack_and_code_bound_the_builds; on the cores: test_outputs_on_three_cores)."""
+    net = table_net()
+    rows = np.random.default_rng(12).uniform(-3, 3, (10, 20)).astype(np.float32)
+    rows[0], rows[1, 0], rows[2, 3], rows[3] = np.nan, np.inf, -np.inf, 1e30
+    rows[4], rows[5] = -0.0, 0.0
+    for dtype in ("float32", "float64"):
+        x = rows.astype(dtype)
+        table = cortex.run_on_host(net, x, cortex.Options(name="net", dtype=dtype))
+        desktop = cortex.run_on_host(net, x, cortex.Options(name="net", dtype=dtype, profile="desktop", unroll="never"))
+        view = np.uint32 if dtype == "float32" else np.uint64
+        np.testing.assert_array_equal(table.outputs.view(view), desktop.outputs.view(view), err_msg=dtype)
+        assert np.isnan(table.outputs[0]).all() and not np.isnan(table.outputs[4:]).any()

@@ -50,7 +50,7 @@ _TAKEN = frozenset({"x", "y", "n", "i", "main", "j", "k", "l", "u", "acc", "wk",
 _LOCALS = r"[a-z]\d+(_\d+)?|hk|zj"
 #: Names the generated file derives from NAME (W1/B1 stand for every layer's arrays).
 DERIVED_SUFFIXES = ("_batch", "_scalar", "_block", "_dense", "_dense_rows", "_W1", "_B1", "_vwheref") + tuple(
-    f"_{flavour}{key}f" for key in ("exp", "expm1", "tanh", "sigmoid") for flavour in ("", "v"))
+    f"_{flavour}{key}f" for key in ("exp", "expm1", "tanh", "sigmoid") for flavour in c_math.FLAVOURS) + ("_P", "_L")
 
 
 def literal(value: float, dtype: str) -> str:
@@ -78,17 +78,17 @@ def _nan_extremum_short(op: str, where: str) -> Callable[[Printed, Printed], str
 
 
 def language(dtype: str, math: str = "libm", name: str = "mlp", vector: bool = False,
-             embedded: bool = False) -> Language:
+             embedded: bool = False, size: bool = False) -> Language:
     """The C spelling of the graph for ``dtype``; ``math="fast"`` calls the inline
     functions of :mod:`c_math` (prefixed ``name``; ``vector``: their flavour for the
-    batch block loops) where ``dtype`` has them."""
+    batch block loops, ``size``: their smallest one-sample flavour) where ``dtype`` has them."""
     kind = numeric_type(dtype)
     zero, one = kind.c_literal(0.0), kind.c_literal(1.0)
     functions = {key: text.format(f=kind.math_suffix, zero=zero, one=one) for key, text in C_FUNCTIONS.items()}
     where, needs = "({c} ? {a} : {b})", {}
     if math == "fast" and kind.has_fast_math:
-        functions.update(c_math.fast_functions(name, vector))
-        needs = c_math.fast_needs(vector)
+        functions.update(c_math.fast_functions(name, vector, size))
+        needs = c_math.fast_needs(vector, size)
         where = c_math.fast_where(name) if vector else where
     return Language(
         literal=kind.c_literal,
@@ -430,6 +430,9 @@ def embedded_stack_bytes(net: Network, dtype: str, shapes: tuple[LayerShape, ...
     activation is applied in place), the gathers of scalar inputs into an array, the
     locals of the written-out statements, and :data:`EMBEDDED_FRAME_OVERHEAD`."""
     size = numeric_type(dtype).np_dtype.itemsize
+    if shapes and shapes[0].table:  # two buffers as wide as the widest hidden layer, softmax's m and s
+        return {"one": (2 * table_width(shapes) + 2) * size + EMBEDDED_FRAME_OVERHEAD,
+                "scalar": (2 * table_width(shapes) + 2) * size + EMBEDDED_FRAME_OVERHEAD + 32}
     arrays = sum(shape.layer.units for shape in shapes if shape.loops)
     gathers = sum(shape.layer.n_in for i, shape in enumerate(shapes) if shape.loops and i and (
         not shapes[i - 1].loops or shapes[i - 1].layer.activation.is_vector))
@@ -446,12 +449,54 @@ def embedded_stack_bytes(net: Network, dtype: str, shapes: tuple[LayerShape, ...
 #: soft-float tanh on M0+ takes ~540 bytes).
 CODE_PER_WEIGHT, CODE_PER_UNIT, CODE_PER_LOOP, CODE_PER_PASS_UNIT, CODE_PER_MATH_CALL = 40, 64, 256, 48, 640
 CODE_PER_SCALAR = 48
+#: The table form's loop nest, softmax's loops included (measured 100-300 bytes).
+CODE_TABLE = 512
+
+
+#: The table form reads its shapes from memory at every unit (a few instructions more
+#: per unit than per-layer loops, whose counts are constants): used from this many weights
+#: per unit on.  Measured on Cortex-M4F -Os (bench/EMBEDDED.md): cls 16-64-64-10 (42 per
+#: unit) 24,062 B and 32,024 instructions against 24,168 B and 30,817 as per-layer loops;
+#: sine 1-16-16-1 (9 per unit) 1,422 B and 2,114 instructions against 1,452 B and 1,712:
+#: 30 bytes for 24% more instructions, past issue 12's budget of 0.7x onnx2c's (1,946).
+TABLE_MIN_WEIGHTS_PER_UNIT = 16
+
+
+def table_form(shapes: tuple[LayerShape, ...]) -> bool:
+    """Whether ``--optimize size`` runs the whole network as one loop nest over a layer
+    table (:meth:`CRenderer._table_body`): at least two layers (the last one then reads a
+    buffer, never x, and may write y even when y is x), every one an output-major loop
+    layer, element-wise activations without per-unit parameters (a softmax on the last
+    layer is applied to y after the nest), widths below 65536, and at least
+    :data:`TABLE_MIN_WEIGHTS_PER_UNIT` weights per unit."""
+    if len(shapes) < 2 or not all(shape.loops and shape.tile == 1 for shape in shapes):
+        return False
+    units = sum(shape.layer.units for shape in shapes)
+    if sum(shape.layer.kernel.size for shape in shapes) < TABLE_MIN_WEIGHTS_PER_UNIT * units:
+        return False
+    if any(shape.layer.activation.is_vector for shape in shapes[:-1]):
+        return False
+    last = shapes[-1].layer.activation
+    return (not last.is_vector or last.name == "softmax") and _table_type(shapes)[1] > 0
+
+
+def _table_type(shapes: tuple[LayerShape, ...]) -> tuple[str, int]:
+    """The C type of the layer table's entries and its bytes (0: too wide for a table)."""
+    widest = max(max(shape.layer.n_in, shape.layer.units) for shape in shapes)
+    return ("unsigned char", 1) if widest < 256 else ("unsigned short", 2) if widest < 65536 else ("", 0)
+
+
+def table_width(shapes: tuple[LayerShape, ...]) -> int:
+    """Values per buffer of the table form: the widest layer output but the last's (written to y)."""
+    return max(shape.layer.units for shape in shapes[:-1])
 
 
 def embedded_code_bytes(shapes: tuple[LayerShape, ...], math_calls: Sequence[bool]) -> int:
     """An upper bound of NAME's machine code (its inline functions included), without the
     weight arrays: generous, to hold on every core and level, for a linker map's budget.
     ``math_calls``: whether each layer's activation calls a fast-math function."""
+    if shapes and shapes[0].table:  # one loop nest; an activation's math at one call site per layer at most
+        return CODE_TABLE + CODE_PER_UNIT * len(shapes) + CODE_PER_MATH_CALL * sum(map(bool, math_calls))
     total = 0
     for shape, uses_math in zip(shapes, math_calls):
         layer, spec = shape.layer, shape.layer.activation
@@ -469,6 +514,9 @@ def embedded_code_bytes(shapes: tuple[LayerShape, ...], math_calls: Sequence[boo
 def weight_bytes(net: Network, dtype: str, shapes: tuple[LayerShape, ...]) -> int:
     """Bytes of the ``static const`` arrays (read-only data, flash on a microcontroller)."""
     size = numeric_type(dtype).np_dtype.itemsize
+    if shapes and shapes[0].table:  # every bias stored (0 when absent), and the layer table
+        blob = sum(shape.layer.kernel.size + shape.layer.units for shape in shapes) * size
+        return blob + (3 * len(shapes) + 1) * _table_type(shapes)[1]
     return sum((shape.layer.kernel.size + (shape.layer.units if shape.layer.bias is not None else 0)) * size
                for shape in shapes if shape.loops)
 
@@ -540,11 +588,14 @@ class LayerShape:
     layer: Layer
     loops: bool
     tile: int = 0  # embedded loops: units summed per pass (1: output-major); 0: the desktop layout
+    table: bool = False  # embedded size: one loop nest over a layer table runs every layer (see table_form)
 
     @property
     def label(self) -> str:
         if not self.loops:
             return "unrolled"
+        if self.table:
+            return "table, output-major"
         if not self.tile:
             return "loops"
         return "loops, output-major" if self.tile == 1 else f"loops, {self.tile} units per pass"
@@ -564,10 +615,13 @@ class CRenderer:
         self.profile, self.optimize = profile, optimize
         self.kind: NumericType = numeric_type(dtype)
         self.shapes = tuple(self._shape(i, layer) for i, layer in enumerate(net.layers, start=1))
+        if self.embedded and optimize == "size" and table_form(self.shapes):
+            self.shapes = tuple(replace(shape, table=True) for shape in self.shapes)
         self.plan = block_plan(net, dtype)
         self.needed: set = set()
         self.builder = Builder()
-        self._languages = {vector: language(dtype, math, name, vector, embedded=profile == "embedded")
+        self._languages = {vector: language(dtype, math, name, vector, embedded=profile == "embedded",
+                                            size=profile == "embedded" and optimize == "size")
                            for vector in (False, True)}
 
     @property
@@ -617,7 +671,10 @@ class CRenderer:
         """One-sample function (and NAME_scalar) only: no batch blocks, no helpers."""
         body = Lines()
         body.level = 1
-        self._body(body)
+        if self.shapes[0].table:
+            self._table_body(body)
+        else:
+            self._body(body)
         prototypes = signature(self.net, self.dtype, self.name, self.profile)
         code = Lines().add(prototypes[0], "{").extend(body).add("}")
         if self.net.n_inputs == self.net.n_outputs == 1:
@@ -665,6 +722,8 @@ class CRenderer:
         """Declarations of every loop layer's kernel (and bias): shared by the one-sample
         function and the batch block."""
         out: list[str] = []
+        if self.shapes[0].table:
+            return self._table_arrays()
         for shape in self.shapes:
             if shape.loops and shape.tile:
                 w, b = _kernel_names(shape.index, self.name)
@@ -696,6 +755,64 @@ class CRenderer:
         # Outputs are stored only after every input has been read: y may be x.
         for j, source in enumerate(sources):
             lines.add(f"y[{j}] = {printer.expr(source)};")
+
+    # -- NAME(x, y) as one loop nest over a layer table (optimize size)
+    def _activation_kinds(self) -> list[Optional[str]]:
+        """Per layer, the C text of its element-wise activation applied to ``a`` (None:
+        identity, or the last layer's softmax, applied after the loop nest)."""
+        kinds: list[Optional[str]] = []
+        for shape in self.shapes:
+            spec = shape.layer.activation
+            if spec.is_identity or spec.is_vector:
+                kinds.append(None)
+                continue
+            formula = REGISTRY[spec.name].formula(self.builder, self.builder.ref("a"), spec.unit_params(0))
+            kinds.append(top(self.printer().expr(formula)))
+        return kinds
+
+    def _activation_name(self, text: str) -> str:
+        """The activation name of the first layer whose element-wise activation prints as ``text``."""
+        return next(shape.layer.activation.name for shape, kind in zip(self.shapes, self._activation_kinds())
+                    if kind == text)
+
+    def _table_arrays(self) -> list[str]:
+        """The weight blob (per layer, per unit: the bias, then the unit's weights in the
+        order its sum reads them) and the layer table (inputs, units, activation code)."""
+        parts = []
+        for shape in self.shapes:
+            layer = shape.layer
+            bias = layer.bias if layer.bias is not None else np.zeros(layer.units)
+            parts.append(np.concatenate([bias[:, None], layer.kernel.T], axis=1).reshape(-1))
+        texts = list(dict.fromkeys(k for k in self._activation_kinds() if k is not None))
+        codes = [0 if k is None else 1 + texts.index(k) for k in self._activation_kinds()]
+        entries = [str(v) for shape, code in zip(self.shapes, codes) for v in (shape.layer.n_in, shape.layer.units, code)]
+        names = ", ".join(f"{i + 1}: {quote_name(self._activation_name(text))}" for i, text in enumerate(texts))
+        return [*_flat_array(f"{self.name}_P", np.concatenate(parts), self.dtype, self.t, 16),
+                f"/* per layer: inputs, units, activation ({names or 'none'}; 0: none); 0 ends the table */",
+                f"static const {_table_type(self.shapes)[0]} {self.name}_L[{len(entries) + 1}] = "
+                f"{{{', '.join(entries + ['0'])}}};"]
+
+    def _table_body(self, lines: Lines) -> None:
+        """Every layer by one loop nest reading the table: each sum in a register from the
+        bias on, ((b + w0 h0) + w1 h1) + ..., as the output-major loops; two buffers
+        take turns as a layer's input and output, and the last layer writes y (it reads a
+        buffer, never x: y may be x)."""
+        t, width, kinds = self.t, table_width(self.shapes), self._activation_kinds()
+        texts = list(dict.fromkeys(k for k in kinds if k is not None))
+        apply = [f"            if (t[2]{'' if len(texts) == 1 else f' == {i + 1}u'}) a = {text};"
+                 for i, text in enumerate(texts)]
+        first, last = self.shapes[0].index, self.shapes[-1].index
+        lines.add(f"/* layers {first}-{last}: one loop nest over {self.name}_L, output-major */",
+                  f"{t} s[{2 * width}];", f"const {t} *w = {self.name}_P, *h = x;",
+                  f"const {_table_type(self.shapes)[0]} *t = {self.name}_L;", "size_t o = 0;",
+                  "for (; t[0]; t += 3) {",
+                  f"    {t} *z = t[3] ? s + o : y;", "    size_t j;",
+                  "    for (j = 0; j < t[1]; ++j) {", f"        {t} a = *w++;", f"        const {t} *p = h;",
+                  "        do a += *w++ * *p++; while (p != h + t[0]); /* 5 instructions a weight on M4F */",
+                  *(line[4:] for line in apply),
+                  "        z[j] = a;", "    }", "    h = z;", f"    o ^= {width}u;", "}")
+        if self.shapes[-1].layer.activation.name == "softmax":
+            self._softmax_loops("y", self.shapes[-1].layer.units, lines)
 
     def _loop_layer(self, layer: Dense, index: int, sources: list[Node], printer: Printer,
                     lines: Lines) -> list[Node]:
@@ -776,14 +893,15 @@ class CRenderer:
     def _softmax_loops(self, z: str, units: int, lines: Lines) -> None:
         """Softmax over ``z`` in place as loops (``--optimize size``: one exp call site
         instead of one per unit): the same operations in the same order as the graph's
-        statements (max by ``>``, exp(z - max), the sum from the first term on, each
-        quotient), so the same bits."""
+        statements (max by ``>``, exp(z - max), the sum from the first term on (0 + e0 is
+        e0 exactly), each quotient), so the same bits; the sum in the exp loop (14 bytes less)."""
         b, t = self.builder, self.t
         exp = top(self.printer().expr(b.call("exp", b.sum([b.term(b.ref("zj")), b.term(b.ref("m"), negative=True)]))))
-        lines.add("{", "    size_t j;", f"    {t} m = {z}[0], s;",
+        zero = literal(0.0, self.dtype)
+        lines.add("{", "    size_t j;", f"    {t} m = {z}[0], s = {zero};",
                   f"    for (j = 1; j < {units}u; ++j) if ({z}[j] > m) m = {z}[j];",
                   f"    for (j = 0; j < {units}u; ++j) {{", f"        const {t} zj = {z}[j];", f"        {z}[j] = {exp};",
-                  "    }", f"    s = {z}[0];", f"    for (j = 1; j < {units}u; ++j) s += {z}[j];",
+                  f"        s += {z}[j];", "    }",
                   f"    for (j = 0; j < {units}u; ++j) {z}[j] = {z}[j] / s;", "}")
 
     def _pass(self, shape: LayerShape, source: str, z: str, j: str, width: int, fused: bool, lines: Lines) -> None:

@@ -77,6 +77,11 @@ _EXP_PICK = {
 """ + _TWO_FACTORS + """\
     return x > 88.72283f ? HUGE_VALF : (x < -104.0f ? 0.0f : y); /* NaN stays NaN */
 """,
+    # --optimize size: the two factors always (the same product in the normal range, so
+    # the same bits as ""), no single-factor branch: 244 bytes of code on Cortex-M4F -Os
+    # against 296
+    "s": _TWO_FACTORS + """    return x > 88.72283f ? HUGE_VALF : (x < -104.0f ? 0.0f : y); /* NaN stays NaN */
+""",
     "v": _TWO_FACTORS + """\
     /* out of range: +inf above, +0 below; NaN stays NaN */
     {{
@@ -185,13 +190,17 @@ _SIGMOID = """\
 #: primitive -> (flavour -> body, primitives it calls).
 _FLOAT32: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "exp": ({v: _EXP_CORE + pick for v, pick in _EXP_PICK.items()}, ()),
-    "tanh": ({v: _TANH_CORE + pick for v, pick in _TANH_PICK.items()}, ("exp",)),
-    "sigmoid": ({"": _SIGMOID, "v": _SIGMOID}, ("exp",)),
-    "expm1": ({v: _EXPM1_CORE + pick for v, pick in _EXPM1_PICK.items()}, ()),
+    "tanh": ({**{v: _TANH_CORE + pick for v, pick in _TANH_PICK.items()}, "s": _TANH_CORE + _TANH_PICK[""]},
+             ("exp",)),
+    "sigmoid": ({"": _SIGMOID, "v": _SIGMOID, "s": _SIGMOID}, ("exp",)),
+    "expm1": ({**{v: _EXPM1_CORE + pick for v, pick in _EXPM1_PICK.items()}, "s": _EXPM1_CORE + _EXPM1_PICK[""]},
+              ()),
     "where": ({"v": _WHERE}, ()),  # a complete definition (not a float -> float function)
 }
 PRIMITIVES = ("exp", "tanh", "sigmoid", "expm1")  # what fast_functions replaces
-FLAVOURS = ("", "v")
+#: "": one sample; "v": the batch block loops; "s": one sample, fewest bytes (the embedded
+#: profile's --optimize size): the one-sample arithmetic, so the same bits as "".
+FLAVOURS = ("", "v", "s")
 
 
 def _definition(key: str, flavour: str, prefix: str) -> list[str]:
@@ -201,17 +210,17 @@ def _definition(key: str, flavour: str, prefix: str) -> list[str]:
     return [f"static inline float {prefix}_{flavour}{key}f(float x)", "{", *body.rstrip("\n").splitlines(), "}", ""]
 
 
-def fast_functions(prefix: str, vector: bool = False) -> dict[str, str]:
+def fast_functions(prefix: str, vector: bool = False, size: bool = False) -> dict[str, str]:
     """primitive -> C call template over ``{a}`` for the inline float32 functions
-    (``vector``: the flavour for the batch block loops)."""
-    flavour = "v" if vector else ""
+    (``vector``: the flavour for the batch block loops; ``size``: the smallest one-sample flavour)."""
+    flavour = "v" if vector else "s" if size else ""
     return {key: f"{prefix}_{flavour}{key}f({{a}})" for key in PRIMITIVES}
 
 
-def fast_needs(vector: bool = False) -> dict[str, tuple[str, str]]:
+def fast_needs(vector: bool = False, size: bool = False) -> dict[str, tuple[str, str]]:
     """primitive (and ``where``, ``max``, ``min`` in the block loops) -> the definition its template
     calls, as :func:`definitions` takes it: the printer collects them while printing."""
-    flavour = "v" if vector else ""
+    flavour = "v" if vector else "s" if size else ""
     needs = {key: (key, flavour) for key in PRIMITIVES}
     if vector:  # max and min are written with where (NaN-propagating)
         needs.update(dict.fromkeys(("where", "max", "min"), ("where", "v")))
