@@ -33,8 +33,11 @@ class Saturated:
     errors: ErrorReport
 
     def line(self) -> str:
+        rest = self.candidates - self.replaced
+        why = (f"; replacing the other {rest} would take the certified error past the tolerance (the layers after "
+               "them amplify their distance)") if rest else ""
         return (f"{self.replaced} of the tanh/sigmoid units replaced by their limits ({self.candidates} within the "
-                "tolerance of a limit on the whole domain)")
+                f"tolerance of a limit on the whole domain{why})")
 
 
 def _candidates(net: Network, proven, tolerance: float) -> list[tuple[float, int, int, float]]:
