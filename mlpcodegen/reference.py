@@ -10,7 +10,6 @@ the same formulas Keras uses.  Every backend is tested against it.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Callable
 
 import numpy as np

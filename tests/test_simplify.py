@@ -18,7 +18,7 @@ from mlpcodegen.errors import ValidationError
 from mlpcodegen.ir import Activation, Dense, Network, Polynomial
 from mlpcodegen.reference import evaluate
 from mlpcodegen.scaling import read_scaling_file, with_scaling
-from mlpcodegen.simplify import chebyshev, error_report, for_tolerance, interpolant
+from mlpcodegen.simplify import error_report, for_tolerance, interpolant
 from mlpcodegen.simplify.check import check_certificate
 from mlpcodegen.simplify.exact import activity, piecewise_linear, simplify_exact
 from mlpcodegen.simplify.saturation import saturate
