@@ -151,7 +151,7 @@ def _check(args, net, result: "Simplified", lower, upper, dtype: str, name: str,
     """``--check N``: the target against the original network (certified bound + rounding)."""
     if not args.check:
         return 0
-    from .simplify.check import verify_target
+    from .harness.approximation import verify_target
 
     checked = verify_target(net, result.network, args.target, dtype, lower, upper, result.certified or 0.0,
                             samples=args.check, name=name)

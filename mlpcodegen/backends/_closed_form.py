@@ -9,14 +9,14 @@ from typing import Callable, Sequence
 
 from ..errors import UnsupportedError
 from ..graph import Builder, Node
-from ..ir import Affine, Dense, Layer, Network
+from ..ir import Affine, Dense, Layer, Network, Polynomial
 from ..network_graph import activate, layer_statements
 from ._text import Lines, quote_name
 from .printer import Printer
 
 
 def layer_comment(layer: Layer, index: int) -> str:
-    kind = {Dense: "dense", Affine: "affine"}.get(type(layer), "activation")
+    kind = {Dense: "dense", Affine: "affine", Polynomial: "polynomial"}.get(type(layer), "activation")
     return f"layer {index} ({quote_name(layer.name)}): {kind} {layer.n_in} -> {layer.n_out}, {layer.activation.name}"
 
 
