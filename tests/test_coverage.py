@@ -96,7 +96,58 @@ def layer_cases(keras):
     }
 
 
-def check_everywhere(model, tmp_path, x):
+ACTIVATION_CASES = [(name, identity) for name in KERAS_ACTIVATIONS for identity in (True, False)]
+LAYER_CASES = [
+    "Activation", "ReLU", "ReLU-params", "LeakyReLU", "PReLU", "PReLU-shared", "ELU", "Softmax",
+    "BatchNormalization", "BatchNormalization-bare", "BatchNormalization-first", "Normalization",
+    "Normalization-adapted", "Normalization-invert", "Rescaling", "identity-layers", "LayerNormalization",
+    "LayerNormalization-bare", "LayerNormalization-rms", "RMSNormalization", "UnitNormalization", "no-bias"]
+
+
+@pytest.fixture(scope="module")
+def built(keras_module):
+    """Every activation and layer case: (models, C functions).  Each model is built once;
+    the C of all of them (as runtime.load emits it) is compiled in one file per dtype,
+    one gcc run instead of one per case and dtype (the functions have distinct names)."""
+    from conftest import build_flags
+    from mlpcodegen.backends.c import cdef, emit_c
+    from mlpcodegen.runtime.cffi_build import CompiledNetwork, build_module
+
+    layers = layer_cases(keras_module)
+    models = {**{case: activation_model(keras_module, *case) for case in ACTIVATION_CASES},
+              **{case: finish(keras_module, layers[case], seed=len(case)) for case in LAYER_CASES}}
+    nets = {case: load(model) for case, model in models.items()}
+    names = {case: f"case_{i}" for i, case in enumerate(models)}
+    c_functions = {}
+    for dtype in BACKENDS["c"].dtypes:
+        module = build_module("\n".join(emit_c(nets[k], dtype=dtype, name=n) for k, n in names.items()),
+                              "".join(cdef(nets[k], dtype, n) for k, n in names.items()), build_flags())
+        c_functions[dtype] = {k: (nets[k], CompiledNetwork(module, n, nets[k].n_inputs, nets[k].n_outputs, dtype))
+                              for k, n in names.items()}
+    return models, c_functions
+
+
+def test_one_c_file_compiles_what_runtime_load_compiles(built):
+    from mlpcodegen.backends import emit
+    from mlpcodegen.backends.c import emit_c
+
+    models, c_functions = built
+    net, function = c_functions["float32"]["no-bias"]
+    assert emit(net, "c", dtype="float32", name="case_0") == emit_c(net, dtype="float32", name="case_0")
+    x = inputs(WIDTH, seed=1)
+    np.testing.assert_allclose(function(x), runtime.load(net, "c", dtype="float32", name="m")(x), rtol=1e-6)
+
+
+#: Numba compiles each case in one dtype (about a second per compile: half of this file's
+#: time), alternating; both dtypes of every activation are compiled and checked against
+#: the reference in test_languages and on special values in test_special_values.
+def _numba_dtype(case) -> str:
+    return ("float32", "float64")[(ACTIVATION_CASES + LAYER_CASES).index(case) % 2]
+
+
+def check_everywhere(model, tmp_path, x, c_functions=None, case=None):
+    """``model`` through the .keras and .h5 files and every target; ``c_functions``: the
+    case's C already compiled (fixture ``built``), else through runtime.load."""
     model.save(tmp_path / "m.keras")
     model.save(tmp_path / "m.h5")
     net = load(tmp_path / "m.keras")
@@ -105,7 +156,14 @@ def check_everywhere(model, tmp_path, x):
     predicted = model.predict(x, batch_size=len(x), verbose=0)
     assert compare(predicted, reference, scale, "float32")[2] <= F32_ULP_BOUND, "reference disagrees with Keras"
     for target, dtype in TARGETS:
-        got = runtime.load(net, target, dtype=dtype, name="m")(x)
+        if target == "numba" and case is not None and dtype != _numba_dtype(case):
+            continue
+        if target == "c" and c_functions is not None:
+            compiled_net, function = c_functions[dtype][case]
+            assert compiled_net == net
+            got = function(x)
+        else:
+            got = runtime.load(net, target, dtype=dtype, name="m")(x)
         if dtype == "float64":
             _, rel, _ = compare(got, reference, scale, "float64")
             assert rel <= F64_REL_BOUND, (target, dtype, rel)
@@ -117,21 +175,25 @@ def check_everywhere(model, tmp_path, x):
 
 @pytest.mark.parametrize("identity", [True, False], ids=["kinks", "random"])
 @pytest.mark.parametrize("name", KERAS_ACTIVATIONS)
-def test_every_activation_in_every_backend(keras_module, tmp_path, name, identity):
+def test_every_activation_in_every_backend(built, tmp_path, name, identity):
     x = inputs(WIDTH)
     if name == "exponential" and not identity:  # keep exp(z) finite in float32 (z < 88)
         x = np.clip(x, -20, 20)
-    check_everywhere(activation_model(keras_module, name, identity), tmp_path, x)
+    models, c_functions = built
+    check_everywhere(models[name, identity], tmp_path, x, c_functions, (name, identity))
 
 
-@pytest.mark.parametrize("case", [
-    "Activation", "ReLU", "ReLU-params", "LeakyReLU", "PReLU", "PReLU-shared", "ELU", "Softmax",
-    "BatchNormalization", "BatchNormalization-bare", "BatchNormalization-first", "Normalization",
-    "Normalization-adapted", "Normalization-invert", "Rescaling", "identity-layers", "LayerNormalization",
-    "LayerNormalization-bare", "LayerNormalization-rms", "RMSNormalization", "UnitNormalization", "no-bias"])
-def test_every_layer_in_every_backend(keras_module, tmp_path, case):
-    model = finish(keras_module, layer_cases(keras_module)[case], seed=len(case))
-    check_everywhere(model, tmp_path, inputs(WIDTH, seed=1))
+@pytest.mark.parametrize("case", LAYER_CASES)
+def test_every_layer_in_every_backend(built, tmp_path, case):
+    models, c_functions = built
+    check_everywhere(models[case], tmp_path, inputs(WIDTH, seed=1), c_functions, case)
+
+
+def test_numba_checks_every_case_in_both_dtypes_somewhere():
+    """Each activation case (kinks, random) and the layer cases run Numba in both dtypes."""
+    for name in KERAS_ACTIVATIONS:
+        assert {_numba_dtype((name, True)), _numba_dtype((name, False))} == {"float32", "float64"}
+    assert {_numba_dtype(case) for case in LAYER_CASES} == {"float32", "float64"}
 
 
 def test_batch_normalization_is_folded_away(keras_module, tmp_path):
@@ -190,10 +252,10 @@ def test_every_keras_activation_is_covered(keras_module):
 def test_glu_after_dense_is_explained(keras_module, tmp_path):
     """Keras builds the layer after a glu Dense for the un-halved width, so such a
     model cannot run; the converter says where the widths disagree."""
-    from mlpcodegen.errors import ValidationError
+    from mlpcodegen.errors import MlpCodegenError
 
     model = activation_model(keras_module, "glu", identity=False)
-    with pytest.raises(ValidationError, match="expects 8 inputs but the previous layer gives 4"):
+    with pytest.raises(MlpCodegenError, match=r"Dense layer .*takes 8 inputs but the layer before gives 4"):
         load(model)
 
 
