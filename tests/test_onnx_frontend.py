@@ -511,11 +511,11 @@ CASES = {  # id -> (model, expected activation names of the loaded network)
     "Clip-13-hardtanh": (dense_then([node("Clip", ["h", "lo", "hi"])], opset=13,
                                     extra={"lo": np.float32(-1), "hi": np.float32(1)}), "hard_tanh"),
     "Clip-13-shifted": (dense_then([node("Clip", ["h", "lo", "hi"])], opset=13,
-                                   extra={"lo": np.float32(-0.5), "hi": np.float32(2)}), "relu"),
+                                   extra={"lo": np.float32(-0.5), "hi": np.float32(2)}), "threshold"),
     "Clip-13-max-only": (dense_then([node("Clip", ["h", "", "hi"])], opset=13, extra={"hi": np.float32(0.5)}),
-                         "relu"),
+                         "threshold"),
     "Clip-13-min-only": (dense_then([node("Clip", ["h", "lo"])], opset=13, extra={"lo": np.float32(0.25)}),
-                         "relu"),
+                         "threshold"),
     "ThresholdedRelu": (dense_then([node("ThresholdedRelu", alpha=0.4)]), "threshold"),
     "Shrink-soft": (dense_then([node("Shrink", lambd=0.3, bias=0.3)]), "soft_shrink"),
     "Shrink-hard": (dense_then([node("Shrink", lambd=0.3)]), "hard_shrink"),
@@ -588,6 +588,29 @@ def test_every_supported_operator_against_onnx_runtime(tmp_path, case):
     assert activation in [layer.activation.name for layer in net.layers]
     if case == "float64":
         assert net.weight_dtype == "float64"
+
+
+@pytest.mark.parametrize("low,high", [(-1e6, 5.0), (-3.0, 3.0)])
+@pytest.mark.parametrize("opset", [9, 13])
+def test_clip_is_exact_like_onnx_runtime(low, high, opset):
+    """Clip is exact (comparisons only): a shifted form low + relu(x - low) rounds x - low
+    (Clip(-1e6, 5) of 0.001 gave 0 in float32); bit-exact against ONNX Runtime."""
+    from mlpcodegen.runtime import load
+
+    bounds = {"lo": np.float32(low), "hi": np.float32(high)}
+    clip = (helper.make_node("Clip", ["h"], ["y"], min=low, max=high) if opset < 11
+            else helper.make_node("Clip", ["h", "lo", "hi"], ["y"]))
+    model = graph_model([helper.make_node("MatMul", ["x", "W"], ["h"]), clip],
+                        {"W": np.eye(2), **({} if opset < 11 else bounds)}, n_in=2, opset=opset)
+    net = mlpcodegen.load(model)
+    rng = np.random.default_rng(opset)
+    x = np.concatenate([rng.uniform(-1e-3, 1e-3, (32, 2)), rng.uniform(-5, 5, (32, 2)),
+                        rng.uniform(-3e6, 3e6, (32, 2)), [[0.001, -0.001], [low, high], [-2e6, 7.0]]])
+    x = x.astype(np.float32)
+    expected = run_ort(model.SerializeToString(), x)
+    np.testing.assert_array_equal(expected, np.clip(x, np.float32(low), np.float32(high)))
+    np.testing.assert_array_equal(load(net, "numpy", dtype="float32")(x), expected)
+    np.testing.assert_array_equal(evaluate(net, x.astype(np.float64)), expected)
 
 
 # ------------------------------------------------------------ refusals

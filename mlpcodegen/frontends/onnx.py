@@ -64,6 +64,7 @@ from ..limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits
 from ..passes import fold_affine, fuse_activations
 from ..untrusted import quote_name
 from . import _sandbox
+from ._clamp import clamp_layers
 
 try:  # imported here, not in the job: the fork server's children then inherit it (0.3 s each otherwise)
     import onnx as _onnx
@@ -578,9 +579,9 @@ def _scalar(node: dict, chain: _Chain, index: int, what: str, default: float) ->
 
 
 def _clip_parts(node: dict, chain: _Chain, low: float, high: float) -> list:
-    """clip(x, low, high) from relu: relu(max_value) for low 0, hard_tanh for [-1, 1],
-    else shifted: low + relu(x - low, max=high - low) (or high - relu(high - x))."""
-    width, name = chain.width, node["name"] or "Clip"
+    """clip(x, low, high): relu(max_value) for low 0, hard_tanh for [-1, 1], else exactly
+    with comparisons and negations (``clamp_layers``): a shift ``low + relu(x - low)``
+    would round ``x - low`` where the file's Clip does not round."""
     big = float(np.finfo(np.float32).max)  # the opset < 11 defaults are the float32 extremes
     low, high = (-math.inf if low <= -big else low), (math.inf if high >= big else high)
     if low > high:
@@ -592,12 +593,7 @@ def _clip_parts(node: dict, chain: _Chain, low: float, high: float) -> list:
         return _act(node, chain, "relu", max_value=top)
     if (low, high) == (-1.0, 1.0):
         return _act(node, chain, "hard_tanh")
-    if math.isinf(low):  # min(x, high) = high - relu(high - x)
-        flip = Affine(-np.ones(width), np.full(width, high), name=name)
-        return [flip] + _act(node, chain, "relu") + [flip]
-    return ([Affine(np.ones(width), np.full(width, -low), name=name)]
-            + _act(node, chain, "relu", max_value=None if top is None else top - low)
-            + [Affine(np.ones(width), np.full(width, low), name=name)])
+    return clamp_layers(chain.width, low, high, node["name"] or "Clip")
 
 
 def _thresholded_relu(node: dict, chain: _Chain) -> list:

@@ -35,15 +35,15 @@ supported.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import numpy as np
 
 from ..errors import MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
-from ..ir import Activate, Activation, Affine, Dense, Layer, Network
+from ..ir import Activation, Dense, Layer, Network
 from ..passes import fold_affine, fuse_activations
 from ..scaling import Scaling
+from ._clamp import clamp_layers
 
 #: scikit-learn's activation names (``activation`` and ``out_activation_``) -> the IR's.
 ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
@@ -241,31 +241,3 @@ def _weight_dtype(estimator: Any) -> str:
     """The widest type the coefficients are stored in (fit on float32 data: float32)."""
     dtypes = {np.asarray(c).dtype.name for c in estimator.coefs_}
     return next((d for d in ("float64", "float32", "float16") if d in dtypes), "float64")
-
-
-# ------------------------------------------------------------------ exact clipping
-
-
-def clamp_layers(width: int, low: float, high: float, name: str) -> list[Layer]:
-    """``min(max(x, low), high)`` per feature, exactly (no rounding: only comparisons
-    and negations): relu6 / hard_tanh / relu(max_value) when they fit, else
-    ``threshold(low, low)`` for the lower bound and ``-threshold(-high, -high)(-x)`` for
-    the upper.  An infinite bound is no bound."""
-    low, high = float(low), float(high)
-    if not low <= high:
-        raise ValidationError(f"{name}: clipping range [{low}, {high}] is empty")
-    special = {(0.0, 6.0): Activation("relu6"), (-1.0, 1.0): Activation("hard_tanh")}
-    if (low, high) in special:
-        return [Activate(width, special[(low, high)], name)]
-    if low == 0.0 and math.isfinite(high):
-        return [Activate(width, Activation("relu", (("max_value", high),)), name)]
-    layers: list[Layer] = []
-    if math.isfinite(low):
-        layers.append(Activate(width, Activation("threshold", (("threshold", low), ("default_value", low))),
-                               f"{name} (low)"))
-    if math.isfinite(high):
-        negate = Affine(np.full(width, -1.0), np.zeros(width), f"{name} (negate)")
-        upper = Activation("threshold", (("threshold", -high), ("default_value", -high)))
-        layers += [negate, Activate(width, upper, f"{name} (high)"),
-                   Affine(np.full(width, -1.0), np.zeros(width), f"{name} (negate back)")]
-    return layers

@@ -51,7 +51,7 @@ import numpy as np
 from ..errors import MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
 from ..ir import Activate, Activation, Affine, Dense, Layer, Network
 from ..passes import fold_affine, fuse_activations
-from .sklearn import clamp_layers
+from ._clamp import clamp_layers
 
 #: torch parameter dtypes -> the IR's weight dtype names.
 WEIGHT_DTYPES = {"torch.float16": "float16", "torch.bfloat16": "bfloat16", "torch.float32": "float32",
