@@ -201,6 +201,24 @@ def test_parameter_dtypes_read_exactly(dtype, name):
     assert rel64 <= F64_REL
 
 
+def test_rms_norm_default_eps_is_the_machine_epsilon_of_the_dtype():
+    """RMSNorm(eps=None) adds torch.finfo(input dtype).eps: 2**-52 in float64, not float32's."""
+    from mlpcodegen.harness.verify import verify
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.RMSNorm(4), nn.Linear(4, 1)).to(torch.float64).eval()
+    net = mlpcodegen.load(model)
+    x = inputs(3, 0) * 1e-3  # mean(x^2) ~ 1e-7: float32's epsilon would change the result
+    expected, scale = evaluate_magnitude(net, x)
+    assert compare(forward(model, x, torch.float64), expected, scale, "float64")[1] <= F64_REL
+    assert verify(model, "numpy", "float64", n=64).ok
+    for dtype in (torch.float16, torch.bfloat16):
+        for affine in (True, False):  # without a weight: the dtype the chain carries (the Linear's)
+            small = nn.Sequential(nn.Linear(3, 4), nn.RMSNorm(4, elementwise_affine=affine)).to(dtype)
+            params = dict(mlpcodegen.load(small).layers[0].activation.params)
+            assert params["epsilon"] == torch.finfo(dtype).eps, (dtype, affine)
+
+
 @pytest.mark.parametrize("seed", [0])
 def test_compiled_c_float32(seed):
     """One compiled target: float32 C within float32 tolerance of the reference and of

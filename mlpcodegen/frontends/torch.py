@@ -57,6 +57,10 @@ from ._clamp import clamp_layers
 WEIGHT_DTYPES = {"torch.float16": "float16", "torch.bfloat16": "bfloat16", "torch.float32": "float32",
                  "torch.float64": "float64"}
 
+#: torch dtype -> its machine epsilon (torch.finfo(dtype).eps): RMSNorm's eps=None.
+MACHINE_EPSILON = {"torch.float16": 2.0 ** -10, "torch.bfloat16": 2.0 ** -7, "torch.float32": 2.0 ** -23,
+                   "torch.float64": 2.0 ** -52}
+
 #: The smallest Softplus threshold accepted (see the module docstring).
 SOFTPLUS_MIN_THRESHOLD = 15.0
 
@@ -65,10 +69,10 @@ ROOT = "model"
 
 class _Module:
     """One leaf module of the chain: where it is (``model.3``), the module, and the
-    width of the vector it receives."""
+    width and torch dtype (``torch.float64``...) of the vector it receives."""
 
-    def __init__(self, path: str, module: Any, width: int) -> None:
-        self.path, self.module, self.width = path, module, width
+    def __init__(self, path: str, module: Any, width: int, dtype: str = "torch.float32") -> None:
+        self.path, self.module, self.width, self.dtype = path, module, width, dtype
 
     @property
     def where(self) -> str:
@@ -203,10 +207,13 @@ def _read_layer_norm(entry: _Module) -> list[Layer]:
 
 
 def _read_rms_norm(entry: _Module) -> list[Layer]:
-    """x / sqrt(mean(x^2) + eps) * weight; eps=None: float32's machine epsilon."""
+    """x / sqrt(mean(x^2) + eps) * weight; eps=None: the machine epsilon of the input's
+    dtype, as torch takes it (the module's weight dtype, else the dtype the chain carries)."""
     _normalized_width(entry)
-    eps = entry.module.eps
-    step = Activation("rms_norm", (("epsilon", float(np.finfo(np.float32).eps if eps is None else eps)),))
+    eps, weight = entry.module.eps, getattr(entry.module, "weight", None)
+    dtype = str(weight.dtype) if weight is not None else entry.dtype
+    step = Activation("rms_norm", (("epsilon", float(MACHINE_EPSILON.get(dtype, 2.0 ** -23) if eps is None
+                                                     else eps)),))
     return [Activate(entry.width, step, entry.path), _norm_scale(entry)]
 
 
@@ -314,9 +321,11 @@ def load_object(obj: Any, *, fold: bool = True) -> Network:
     _check_global_hooks()
     leaves = _leaves(obj, ROOT)
     n_inputs = _input_width(leaves)
-    layers, width, dtypes = [], n_inputs, set()
+    layers, width, dtypes, carried = [], n_inputs, set(), "torch.float32"
     for path, module in leaves:
-        entry = _Module(path, module, width)
+        own = [str(t.dtype) for t in module.parameters(recurse=False) if t.is_floating_point()]
+        carried = own[0] if own else carried  # the dtype the chain carries here (torch needs them equal)
+        entry = _Module(path, module, width, carried)
         dtypes.update(str(t.dtype) for t in (*module.parameters(recurse=False), *module.buffers(recurse=False)))
         try:
             new = READERS[type(module).__name__](entry)
