@@ -112,14 +112,18 @@ def _bound_by_rel(dtype: str) -> bool:
 
 def _check(label: str, actual: np.ndarray, expected: np.ndarray, scale: np.ndarray, dtype: str,
            checked: bool = True, floor: float = 0.0) -> Comparison:
-    """``floor``: the least magnitude errors are measured at (a peer accurate in absolute,
-    not relative, terms: see :attr:`~mlpcodegen.harness.peers.Peer.magnitude_floor`)."""
-    max_abs, max_rel, max_ulp = compare(actual, expected, np.maximum(scale, floor), dtype)
+    """``floor``: errors are measured at no less than this fraction of each output's
+    largest magnitude over the batch (a peer accurate in absolute, not relative, terms:
+    see :attr:`~mlpcodegen.harness.peers.Peer.magnitude_floor`)."""
+    scale = np.asarray(scale, dtype=np.float64)
+    if floor and scale.size:
+        scale = np.maximum(scale, floor * np.abs(scale).max(axis=0, keepdims=True))
+    max_abs, max_rel, max_ulp = compare(actual, expected, scale, dtype)
     if _bound_by_rel(dtype):
         bound, passed = f"rel <= {F64_REL_BOUND:g}", max_rel <= F64_REL_BOUND
     else:
         bound, passed = f"ulp <= {F32_ULP_BOUND:g}", max_ulp <= F32_ULP_BOUND
-    bound += f" (magnitude >= {floor:g})" if floor else ""
+    bound += f" (magnitude >= {floor:g} x output's largest)" if floor else ""
     return Comparison(label, max_abs, max_rel, max_ulp, dtype, bound if checked else "(information)",
                       passed if checked else None)
 
@@ -344,6 +348,7 @@ def verify(
     output_scaling: Any = None,
     options: Optional[dict] = None,
     weights: Any = None,
+    limits: Any = None,
 ) -> VerifyReport:
     """Run ``n`` inputs through the peer ``model``, the reference and ``target``.
 
@@ -354,7 +359,8 @@ def verify(
     pass), a :class:`~mlpcodegen.harness.peers.Peer` (``reference_peer(net)``,
     ``target_peer(net, "numba", "float64")``, ...), an object with ``predict(x)`` or a
     function of ``x``; ``network`` is needed when the peer does not know its network.
-    ``weights``: the weights file of a Keras architecture JSON ``model``.
+    ``weights``: the weights file of a Keras architecture JSON ``model``; ``limits``: the
+    :class:`~mlpcodegen.limits.ReadLimits` a model file is read under (None: the defaults).
     With ``input_scaling``/``output_scaling`` (:class:`mlpcodegen.scaling.Scaling` or
     fitted scikit-learn scalers) the target takes original inputs and returns original
     outputs, and is compared with ``output_scaler⁻¹(peer.predict(input_scaler(x)))``.
@@ -370,7 +376,7 @@ def verify(
     >>> report.ok                                                       # doctest: +SKIP
     True
     """
-    peer = as_peer(model, weights=weights)
+    peer = as_peer(model, weights=weights, limits=limits)
     # A Keras model computes normalisation layers unfolded: measure rounding on that
     # form, and fold it (as the frontend's load does) for the target.  One read of the model.
     computed_net = network if network is not None else _peer_network(peer)
