@@ -441,6 +441,21 @@ def corrupt_cases(tmp_path) -> dict[str, tuple[list, str]]:
     }
 
 
+def test_a_huge_declared_input_width_is_refused_before_anything_is_made(tmp_path):
+    """An InputLayer declaring 2**27 features (then a Rescaling-like step) made the parent
+    allocate gigabytes before refusing: the width is bounded like the weights."""
+    from mlpcodegen.limits import LimitExceeded
+
+    spec = Spec(1, [Step("Dense", "linear", np.ones((1, 1), "f4"))])
+    config = tf_keras2_json(spec, functional=True)
+    config["config"]["layers"][0]["config"]["batch_input_shape"] = [None, 2 ** 27]
+    (tmp_path / "m.json").write_text(json.dumps(config))
+    tf_keras2_weights(tmp_path / "w.h5", spec, functional=True)
+    with pytest.raises(LimitExceeded, match=r"input layer 'input_1' declares 134,217,728 input features, more "
+                                            r"than the 67,108,864 numbers read; .*\(--max-size MIB\)"):
+        load(tmp_path / "m.json", weights=tmp_path / "w.h5")
+
+
 def test_corrupt_files_give_clear_errors(tmp_path):
     for name, (args, message) in corrupt_cases(tmp_path).items():
         with pytest.raises(ModelFormatError, match=message):

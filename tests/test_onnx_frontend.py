@@ -28,6 +28,7 @@ from mlpcodegen.reference import evaluate, evaluate_magnitude
 
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
+from onnx import load as onnx_load
 
 ORT_FLOOR = 1.0
 ELEM = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE, "float16": TensorProto.FLOAT16}
@@ -746,6 +747,25 @@ def test_truncated_and_garbage_files_are_format_errors(tmp_path, cut):
     path.write_bytes(b"\x08" + bytes(range(256)) * 4)
     with pytest.raises(ModelFormatError, match="cut.onnx"):
         mlpcodegen.load(path)
+
+
+def test_a_huge_declared_input_width_is_refused_before_anything_is_made(tmp_path):
+    """A 200-byte file declaring 2**27 features (a Mul by a scalar before a 1x1 MatMul)
+    made the parent allocate gigabytes before refusing: the width is bounded like the
+    weights (LimitExceeded naming --max-size), before any layer is built."""
+    from mlpcodegen.limits import LimitExceeded
+
+    nodes = [helper.make_node("Mul", ["x", "c"], ["a"]), helper.make_node("MatMul", ["a", "W"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2 ** 27])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
+                              [numpy_helper.from_array(np.float32(2.0), "c"),
+                               numpy_helper.from_array(np.ones((1, 1), np.float32), "W")])
+    path = tmp_path / "wide.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString())
+    for source in (path, onnx_load(path)):
+        with pytest.raises(LimitExceeded, match=r"'x' declares 134,217,728 features, more than the 67,108,864 "
+                                                r"numbers read; .*raise the limit \(--max-size MIB\)"):
+            mlpcodegen.load(source)
 
 
 def test_mutated_files_give_clear_errors_only(tmp_path):

@@ -110,7 +110,7 @@ def load_file(path: PathLike, fold: bool = True, *, limits: ReadLimits | None = 
         found = _weights_by_layer(config, groups, layout)
         if weights is not None:
             found = _match_weights_file(config, groups, found, layout, f"weights file {weights_label}")
-        return _build_network(config, found, source=label, fold=fold, keras_version=version)
+        return _build_network(config, found, source=label, fold=fold, keras_version=version, limits=limits)
     except RecursionError:
         raise ModelFormatError(f"{label}: the model config nests too deeply to be a Keras model") from None
     except MlpCodegenError as exc:
@@ -574,10 +574,12 @@ def _where(entry: "_LayerEntry") -> str:
     return f"{entry.class_name} layer {entry.name!r}"
 
 
-def _input_width(config: dict, layer: str, class_name: str = "InputLayer") -> int | None:
+def _input_width(config: dict, layer: str, class_name: str = "InputLayer",
+                 max_width: int = DEFAULT_LIMITS.max_weight_values) -> int | None:
     """The feature count an InputLayer (or, in Keras 2, the first layer) declares:
     ``batch_shape`` (Keras 3), ``batch_input_shape`` (Keras 2), ``input_shape`` (no batch
-    axis) or ``input_dim``; None when it declares none."""
+    axis) or ``input_dim``; None when it declares none.  Bounded like the weights: the
+    steps before the first Dense (a Rescaling) would otherwise allocate that width."""
     where = f"input layer {layer!r}" if class_name == "InputLayer" else f"{class_name} layer {layer!r}"
     shape = None
     for key in ("batch_shape", "batch_input_shape"):
@@ -593,6 +595,9 @@ def _input_width(config: dict, layer: str, class_name: str = "InputLayer") -> in
             f"{where} has shape {_config.describe(shape)}; only flat feature vectors "
             "(batch, features) can be converted"
         )
+    if shape[1] > max_width:
+        raise LimitExceeded(f"{where} declares {shape[1]:,} input features, more than the {max_width:,} numbers "
+                            "read; if the model is genuine, raise the limit (--max-size MIB)")
     return shape[1]
 
 
@@ -839,12 +844,13 @@ SUPPORTED_LAYERS = tuple(_READERS)
 
 
 def _build_network(config: Any, weights: dict[str, tuple[np.ndarray, ...]], source: str,
-                   fold: bool = True, keras_version: str | None = None) -> Network:
+                   fold: bool = True, keras_version: str | None = None,
+                   limits: ReadLimits = DEFAULT_LIMITS) -> Network:
     """``keras_version``: the version that saved a file, when it says (None: Keras 3's
-    meaning of every name)."""
+    meaning of every name); ``limits.max_weight_values`` bounds the declared input width."""
     try:
         keras2 = _major(keras_version) < 3
-        n_inputs, layers, weight_dtypes = _read_layers(_chain(config), weights, keras2)
+        n_inputs, layers, weight_dtypes = _read_layers(_chain(config), weights, keras2, limits.max_weight_values)
         if n_inputs is None:
             raise ModelFormatError("cannot tell the input width (no InputLayer, no Dense)")
         notes = (_KERAS2_NOTE,) if keras2 and _has_keras2_hard_sigmoid(layers) else ()
@@ -862,8 +868,8 @@ def _major(version: str | None) -> int:
     return int(match.group(1)) if match else 3
 
 
-def _read_layers(chain: list[dict], weights: dict[str, tuple[np.ndarray, ...]], keras2: bool = False
-                 ) -> tuple[int | None, list[Layer], set[str]]:
+def _read_layers(chain: list[dict], weights: dict[str, tuple[np.ndarray, ...]], keras2: bool = False,
+                 max_width: int = DEFAULT_LIMITS.max_weight_values) -> tuple[int | None, list[Layer], set[str]]:
     """The IR layers of the chain, the input width and the weights' stored types."""
     n_inputs: int | None = None
     layers: list[Layer] = []
@@ -873,7 +879,7 @@ def _read_layers(chain: list[dict], weights: dict[str, tuple[np.ndarray, ...]], 
         entry = _entry(raw, weights)
         if entry.class_name == "InputLayer" or (n_inputs is None and width == 0):
             # Keras 2 puts the input shape on the first layer itself (no InputLayer)
-            n_inputs = _input_width(entry.config, entry.name, entry.class_name)
+            n_inputs = _input_width(entry.config, entry.name, entry.class_name, max_width)
             width = n_inputs or 0
         weight_dtypes.update(getattr(w, "source_dtype", np.dtype(w.dtype).name) for w in entry.weights)
         if width == 0 and entry.class_name == "Dense" and entry.weights and entry.weights[0].ndim == 2:

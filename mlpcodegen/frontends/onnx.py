@@ -90,7 +90,7 @@ def load_file(path: Any, *, fold: bool = True, limits: ReadLimits | None = None)
     label = str(Path(path))
     _preflight(label, limits)
     payload = _sandbox.run(read_model_file, (label, limits), limits, label)
-    return _build(_decode(payload, label), label, fold)
+    return _build(_decode(payload, label), label, fold, limits)
 
 
 def load_object(model: Any, *, fold: bool = True) -> Network:
@@ -941,9 +941,9 @@ _HINTS = {"ReduceMean": "a layer normalisation is read as LayerNormalization (op
 # -- the walk
 
 
-def _build(info: dict, label: str, fold: bool) -> Network:
+def _build(info: dict, label: str, fold: bool, limits: ReadLimits = DEFAULT_LIMITS) -> Network:
     try:
-        net = _network(info)
+        net = _network(info, limits)
     except MlpCodegenError as exc:
         raise type(exc)(f"{label}: {exc}") from None
     except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:  # a malformed value unforeseen
@@ -952,13 +952,13 @@ def _build(info: dict, label: str, fold: bool) -> Network:
     return fuse_activations(fold_affine(fuse_activations(net))) if fold else fuse_activations(net)
 
 
-def _network(info: dict) -> Network:
+def _network(info: dict, limits: ReadLimits) -> Network:
     opset = info["opset"].get("ai.onnx")
     if not isinstance(opset, int) or opset < MIN_OPSET:
         raise UnsupportedError(f"the model imports ONNX opset {opset}; opset {MIN_OPSET} or later is supported "
                                "(re-export with a newer opset)")
     constants = {name: info["tensors"][key] for name, key in info["initializers"].items()}
-    source, width = _graph_input(info, constants)
+    source, width = _graph_input(info, constants, limits)
     output, notes = _graph_output(info)
     nodes = _fold_constants(info["nodes"], constants, info["tensors"])
     live = _needed(nodes, output, constants, source)
@@ -1030,8 +1030,10 @@ def _single_output(node: dict, consumers: dict, output: str) -> None:
         raise ModelFormatError(f"{_where(node)} has no output")
 
 
-def _graph_input(info: dict, constants: dict) -> tuple[str, int]:
-    """(name, width) of the one graph input that is not an initializer: (batch, width)."""
+def _graph_input(info: dict, constants: dict, limits: ReadLimits) -> tuple[str, int]:
+    """(name, width) of the one graph input that is not an initializer: (batch, width).
+    The width is bounded like the weights: a few bytes of file could otherwise make the
+    steps before the first Dense (a Mul by a scalar) allocate gigabytes."""
     inputs = [v for v in info["inputs"] if v["name"] not in constants]
     if len(inputs) != 1:
         names = ", ".join(repr(quote_name(v["name"])) for v in inputs) or "none"
@@ -1043,6 +1045,10 @@ def _graph_input(info: dict, constants: dict) -> tuple[str, int]:
     if not dims or len(dims) != 2 or not isinstance(dims[1], int) or dims[1] < 1:
         raise UnsupportedError(f"the input {quote_name(value['name'])!r} has shape {_shape(dims)}; a (batch, "
                                "features) input with a fixed number of features is supported")
+    if dims[1] > limits.max_weight_values:
+        raise LimitExceeded(f"the input {quote_name(value['name'])!r} declares {dims[1]:,} features, more than "
+                            f"the {limits.max_weight_values:,} numbers read; if the model is genuine, raise the "
+                            "limit (--max-size MIB)")
     return value["name"], dims[1]
 
 
