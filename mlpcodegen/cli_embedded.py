@@ -71,9 +71,7 @@ def verify_on_core(args: argparse.Namespace, net, domain, common) -> int:
     inputs, outputs = common.scalings(args)
     scaled = common.scaled(net, args)
     options = _options(args, scaled, common)
-    peer = args.model if _keras_file(args.model) and not args.weights else None
-    if peer is not None:
-        common.import_tensorflow_quietly()
+    peer = _peer(args, common)
     report, instructions = run(scaled, args.core, options, peer=peer, n=args.n, domain=domain, data=args.data,
                                seed=args.seed, input_scaling=inputs, output_scaling=outputs)
     print(report.table(), end="")
@@ -85,11 +83,15 @@ def verify_on_core(args: argparse.Namespace, net, domain, common) -> int:
     return 0
 
 
-def _keras_file(path: str) -> bool:
-    """Whether ``model.predict`` can be the peer: a .keras archive or an HDF5 file."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-    except OSError:
-        return False
-    return head.startswith(b"PK") or head.startswith(b"\x89HDF")
+def _peer(args: argparse.Namespace, common):
+    """The model file's own framework, for every format (Keras ``model.predict``, ONNX
+    Runtime, ...), read under the ``--max-size`` limits."""
+    from .frontends import file_format
+    from .harness.peers import as_peer
+    from .limits import DEFAULT_LIMITS, ReadLimits
+
+    size = getattr(args, "max_size", None)
+    limits = DEFAULT_LIMITS if size is None else ReadLimits.for_size(size)
+    if file_format(args.model).name == "keras":
+        common.import_tensorflow_quietly()
+    return as_peer(args.model, weights=args.weights, limits=limits)

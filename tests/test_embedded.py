@@ -266,6 +266,17 @@ def test_verify_core_command_on_the_seed_model(capsys):
     assert "instructions per inference on m7" in out
 
 
+def test_verify_core_compares_an_onnx_file_with_onnx_runtime(tmp_path, capsys):
+    """Every format's framework is the peer of --core too (not only Keras files)."""
+    from mlpcodegen.harness.onnx_peer import onnx_model
+
+    path = tmp_path / "sine.onnx"
+    path.write_bytes(onnx_model(sine_net()).SerializeToString())
+    assert main(["verify", str(path), "--core", "m4f", "-n", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "on m4f (qemu" in out and "vs ONNX Runtime" in out and "FAIL" not in out
+
+
 @pytest.mark.parametrize("example", ["desktop", "cortex-m"])
 def test_examples_compile(tmp_path, gcc, example):
     folder = REPO / "examples" / example

@@ -319,7 +319,7 @@ def verify_on_core(net: Network, core: str, options: Options, *, peer: Any = Non
     same C bit for bit.  ``net`` is the network with any scaling folded in."""
     from ..reference import evaluate_magnitude
     from .verify import (F32_ULP_BOUND, F64_REL_BOUND, MODEL_UNITS, ORIGINAL_UNITS, Comparison, VerifyReport,
-                         _inputs, _peer_outputs, as_peer, compare)
+                         _inputs, _peer_outputs, as_peer, compare, floored)
 
     x, (lo, hi), source = _inputs(net.n_inputs, n, domain, None, data, seed)
     x = x.astype(numeric_type(options.dtype).np_dtype)
@@ -331,8 +331,8 @@ def verify_on_core(net: Network, core: str, options: Options, *, peer: Any = Non
     label = f"c {options.dtype} on {core} (qemu {cross.core(core).machine})"
     f32 = numeric_type(options.dtype).is_float32
 
-    def check(what: str, actual, expected, dtype: str, checked: bool = True) -> Comparison:
-        max_abs, max_rel, max_ulp = compare(actual, expected, scale, dtype)
+    def check(what: str, actual, expected, dtype: str, checked: bool = True, floor: float = 0.0) -> Comparison:
+        max_abs, max_rel, max_ulp = compare(actual, expected, floored(scale, floor), dtype)
         bound = f"ulp <= {F32_ULP_BOUND:g}" if dtype != "float64" else f"rel <= {F64_REL_BOUND:g}"
         passed = (max_ulp <= F32_ULP_BOUND) if dtype != "float64" else (max_rel <= F64_REL_BOUND)
         return Comparison(what, max_abs, max_rel, max_ulp, dtype, bound if checked else "(information)",
@@ -345,7 +345,8 @@ def verify_on_core(net: Network, core: str, options: Options, *, peer: Any = Non
         found = as_peer(peer)
         predicted, predict_dtype = _peer_outputs(found, x.astype(np.float32), input_scaling, output_scaling)
         worst = "float32" if f32 or predict_dtype != "float64" else "float64"
-        report.comparisons.append(check(f"{label} vs {found.label}", ran.outputs, predicted, worst))
+        report.comparisons.append(check(f"{label} vs {found.label}", ran.outputs, predicted, worst,
+                                        floor=found.magnitude_floor))
     differing = int(np.sum(np.any(ran.outputs.view(np.uint8).reshape(len(x), -1) !=
                                   host.outputs.view(np.uint8).reshape(len(x), -1), axis=1)))
     note = "" if not differing else f" ({differing} rows differ)"

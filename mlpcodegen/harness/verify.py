@@ -110,15 +110,21 @@ def _bound_by_rel(dtype: str) -> bool:
     return numeric is not None and not numeric.is_float32
 
 
+def floored(scale: np.ndarray, floor: float) -> np.ndarray:
+    """``scale`` raised to at least ``floor`` times each output's (column's) largest
+    magnitude over the batch (:attr:`~mlpcodegen.harness.peers.Peer.magnitude_floor`)."""
+    scale = np.asarray(scale, dtype=np.float64)
+    if not floor or not scale.size:
+        return scale
+    return np.maximum(scale, floor * np.abs(scale).max(axis=0, keepdims=True))
+
+
 def _check(label: str, actual: np.ndarray, expected: np.ndarray, scale: np.ndarray, dtype: str,
            checked: bool = True, floor: float = 0.0) -> Comparison:
     """``floor``: errors are measured at no less than this fraction of each output's
     largest magnitude over the batch (a peer accurate in absolute, not relative, terms:
     see :attr:`~mlpcodegen.harness.peers.Peer.magnitude_floor`)."""
-    scale = np.asarray(scale, dtype=np.float64)
-    if floor and scale.size:
-        scale = np.maximum(scale, floor * np.abs(scale).max(axis=0, keepdims=True))
-    max_abs, max_rel, max_ulp = compare(actual, expected, scale, dtype)
+    max_abs, max_rel, max_ulp = compare(actual, expected, floored(scale, floor), dtype)
     if _bound_by_rel(dtype):
         bound, passed = f"rel <= {F64_REL_BOUND:g}", max_rel <= F64_REL_BOUND
     else:
