@@ -614,6 +614,27 @@ def test_clip_is_exact_like_onnx_runtime(low, high, opset):
     np.testing.assert_array_equal(evaluate(net, x.astype(np.float64)), expected)
 
 
+def test_an_add_after_a_biased_dense_stays_its_own_step():
+    """MatMul + Add + Add: (xW + b) + c rounds twice, as the file does; merging c into the
+    bias (xW + (b + c)) rounds differently.  The products and sums xW + b are exact here, so
+    the unfolded network is bit-exact against ONNX Runtime whatever the summation order."""
+    from mlpcodegen.runtime import load
+
+    rng = np.random.default_rng(4)
+    weights = {"W": rng.integers(-4, 5, (3, 4)).astype(float), "b": np.full(4, 1000.125), "c": rng.uniform(-1e-3, 1e-3, 4)}
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["m"]), helper.make_node("Add", ["m", "b"], ["a"]),
+             helper.make_node("Add", ["c", "a"], ["y"])]
+    model = graph_model(nodes, weights, n_in=3, opset=13)
+    net = mlpcodegen.load(model, fold=False)
+    assert [type(layer).__name__ for layer in net.layers] == ["Dense", "Affine"]
+    x = rng.integers(-8, 9, (256, 3)).astype(np.float32)
+    expected = run_ort(model.SerializeToString(), x)
+    f32 = {k: np.asarray(v, np.float32) for k, v in weights.items()}
+    merged = x @ f32["W"] + (f32["b"] + f32["c"])  # the one-step form differs somewhere
+    assert np.any(merged != expected)
+    np.testing.assert_array_equal(load(net, "numpy", dtype="float32")(x), expected)
+
+
 # ------------------------------------------------------------ refusals
 
 

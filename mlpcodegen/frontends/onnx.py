@@ -362,12 +362,12 @@ def _add(node: dict, chain: _Chain) -> list:
 
 
 def _shift(node: dict, chain: _Chain, shift: np.ndarray) -> list:
-    """A bias merged into the linear Dense layer before it, or into the scale step before
-    it when that adds nothing (x * s + 0 + c rounds as x * s + c: a Mul then an Add)."""
+    """A bias merged into the linear Dense layer before it when that has none, or into the
+    scale step before it when that adds nothing (x * s + 0 + c rounds as x * s + c: a Mul
+    then an Add); else its own step: (xW + b) + c is not xW + (b + c) in floating point."""
     previous = chain.layers[-1] if chain.layers else None
-    if isinstance(previous, Dense) and previous.activation.is_identity:
-        bias = shift if previous.bias is None else previous.bias + shift
-        chain.layers[-1] = Dense(previous.kernel, bias, previous.activation, previous.name)
+    if isinstance(previous, Dense) and previous.activation.is_identity and previous.bias is None:
+        chain.layers[-1] = Dense(previous.kernel, shift, previous.activation, previous.name)
         return []
     if isinstance(previous, Affine) and previous.activation.is_identity and not np.any(previous.shift):
         chain.layers[-1] = Affine(previous.scale, shift, previous.name)
