@@ -183,6 +183,24 @@ def test_outputs_on_three_cores_match_reference_and_host_bits(which):
         assert 10 < ran.instructions < (1_000_000 if which == "table" else 200_000), (core, ran.instructions)
 
 
+def test_instruction_counts_survive_systick_reloads(monkeypatch):
+    """The count of a measurement longer than SysTick's period (2^24 ticks by default;
+    here 65536, a table's MLPC_SYST_RELOAD) counts the reloads: the same figure, not a
+    wrapped one; outputs unchanged."""
+    net = random_net()
+    x = np.random.default_rng(3).uniform(-2, 2, (8, net.n_inputs)).astype(np.float32)
+    options = cortex.Options(name="net")
+    full = cortex.run_on_core(net, x, "m0plus", options)
+    header = cortex._table_header
+    monkeypatch.setattr(cortex, "_table_header", lambda *a: header(*a) + "#define MLPC_SYST_RELOAD 0xFFFFu\n")
+    short = cortex.run_on_core(net, x, "m0plus", options)
+    np.testing.assert_array_equal(short.outputs.view(np.uint32), full.outputs.view(np.uint32))
+    calls = 64  # timed calls (8 rows, 8 times)
+    assert full.instructions * calls > 65536 * cross.INSTRUCTIONS_PER_TICK * 3  # reloads in `short`
+    assert full.instructions < 65536 * cross.INSTRUCTIONS_PER_TICK  # (each call within one period)
+    assert abs(short.instructions - full.instructions) <= 0.001 * full.instructions, (short, full)
+
+
 def test_special_values_as_the_desktop_profile():
     """The embedded profile's one-comparison max/min (a constant side) keeps NaN, ±0 and
     ±inf as the desktop profile's (tested against Keras in test_special_values)."""

@@ -274,6 +274,9 @@ def run_prepared(folder: Path, sources: Sequence[Path], core: str, opt: str, row
     outputs, ticks = _parse(cross.qemu(image, target, timeout), rows, n_outputs, dtype)
     if len(ticks) != 2:
         raise CompileError("the program on the core did not report its instruction count")
+    if not 0 < ticks[1] < ticks[0]:  # the driver counts SysTick reloads: never a wrapped figure printed
+        raise CompileError(f"the program on the core reported an implausible count ({ticks[0]} ticks for the "
+                           f"predictor, {ticks[1]} for an empty call): not printed; please report it")
     return CoreRun(outputs, (ticks[0] - ticks[1]) * cross.INSTRUCTIONS_PER_TICK / timed_calls,
                    {"library": library_calls(objects[:len(sources)])})
 
