@@ -82,6 +82,71 @@ def test_saturated_units_are_replaced_within_the_certified_error():
     assert np.abs(evaluate(net, x) - evaluate(result.network, x)).max() <= result.errors.certified <= 1e-3
 
 
+# --------------------------------------------------------------------------- budgets
+
+BIG_MODEL = """
+import sys
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+rng = np.random.default_rng(0)
+d, h = 20, 64
+weights = [numpy_helper.from_array((rng.normal(size=s) / np.sqrt(s[0])).astype(np.float32), n)
+           for s, n in (((d, h), "W1"), ((h, h), "W2"), ((h, 1), "W3"))]
+nodes = [helper.make_node("MatMul", ["x", "W1"], ["a"]), helper.make_node("Tanh", ["a"], ["b"]),
+         helper.make_node("MatMul", ["b", "W2"], ["c"]), helper.make_node("Tanh", ["c"], ["e"]),
+         helper.make_node("MatMul", ["e", "W3"], ["y"])]
+graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, d])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])], weights)
+onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), sys.argv[1])
+"""
+
+CAPPED = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+from mlpcodegen.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_twenty_input_network_is_refused_or_certified_within_a_memory_cap(tmp_path):
+    import sys
+
+    model = tmp_path / "big.onnx"
+    subprocess.run([sys.executable, "-c", BIG_MODEL, str(model)], check=True, timeout=60)
+    run = subprocess.run([sys.executable, "-c", CAPPED, "simplify", str(model), "--domain", "-1", "1",
+                          "--tolerance", "1e-2", "-o", str(tmp_path / "out.py")],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert "Traceback" not in run.stderr and "MemoryError" not in run.stderr and "out of memory" not in run.stderr
+    assert run.returncode in (0, 1), run.stderr
+    if run.returncode == 1:
+        assert len(run.stderr.strip().splitlines()) == 1
+        assert "20 inputs" in run.stderr and "20-64-64-1" in run.stderr and "fewer inputs" in run.stderr
+
+
+def test_work_budgets_loosen_or_refuse_but_never_lower_a_certificate(monkeypatch):
+    from mlpcodegen.simplify import certify
+
+    net = seed_network()
+    approx = interpolant(net, [-1.0], [1.0], 11)
+    full = error_report(net, approx, [-1.0], [1.0], goal=2e-3)
+    monkeypatch.setattr(certify, "WORK_BYTES", 1 << 18)  # chunks of 33 boxes: the same bounds
+    assert error_report(net, approx, [-1.0], [1.0], goal=2e-3) == full
+    monkeypatch.undo()
+    monkeypatch.setattr(certify, "MAX_GRADIENT_SIZE", 1)  # plain intervals only: sound, looser
+    plain = error_report(net, approx, [-1.0], [1.0], goal=2e-3, max_boxes=4096)
+    assert plain.certified >= full.certified >= full.measured and "no mean-value form" in plain.method
+    monkeypatch.setattr(certify, "MAX_WORK", 20000)  # refinement cut short: the bound stays sound
+    cut = error_report(net, approx, [-1.0], [1.0], goal=2e-3)
+    assert cut.certified >= plain.certified and cut.boxes < plain.boxes
+    monkeypatch.setattr(certify, "MAX_WORK", 2_000_000)  # plain intervals need ~3.5e6 here
+    with pytest.raises(ValidationError, match="no Chebyshev interpolant"):
+        for_tolerance(net, [-1.0], [1.0], 2e-3, max_degree=11)  # no certificate claimed on a looser bound
+    monkeypatch.setattr(certify, "MAX_WORK", 10)
+    with pytest.raises(ValidationError, match=r"1 inputs needs .*fewer inputs"):
+        error_report(net, approx, [-1.0], [1.0])
+
+
 # --------------------------------------------------------------------------- exact passes
 
 

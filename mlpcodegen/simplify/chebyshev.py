@@ -12,6 +12,7 @@ cheaper than the network.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -21,7 +22,8 @@ from numpy.polynomial import chebyshev as C
 from ..errors import ValidationError
 from ..ir import MAX_POLYNOMIAL_DEGREE, Network, Polynomial
 from ..reference import evaluate
-from .certify import ErrorReport, check_box, error_report, measured_error, sample_points
+from .certify import (WORK_BYTES, ErrorReport, check_box, check_polynomial_budget, error_report, measured_error,
+                      sample_points, widest_layer)
 
 #: Largest tensor grid (network evaluations) an interpolant may take.
 MAX_GRID = 1 << 20
@@ -91,10 +93,9 @@ def interpolant(net: Network, lower, upper, degree: int, total: bool = False) ->
     if (degree + 1) ** d > MAX_GRID:
         raise ValidationError(f"a degree-{degree} interpolant of {d} inputs needs {(degree + 1) ** d:,} network "
                               f"evaluations (limit {MAX_GRID:,}): lower the degree or shrink the number of inputs")
-    t = _nodes(degree)
-    grid = np.meshgrid(*[t] * d, indexing="ij")
-    points = np.stack([(lower[i] + upper[i]) / 2 + (upper[i] - lower[i]) / 2 * grid[i] for i in range(d)], axis=-1)
-    values = evaluate(net, points.reshape(-1, d)).reshape(points.shape[:-1] + (net.n_outputs,))
+    terms = math.comb(degree + d, d) if total else (degree + 1) ** d
+    check_polynomial_budget(net, terms, degree)  # before the grid: its error could not be certified
+    values = _grid_values(net, lower, upper, _nodes(degree))
     for axis in range(d):
         values = _transform(values, degree, axis)
     index = np.array(np.meshgrid(*[np.arange(degree + 1)] * d, indexing="ij")).reshape(d, -1).T
@@ -102,6 +103,21 @@ def interpolant(net: Network, lower, upper, degree: int, total: bool = False) ->
         index = index[index.sum(axis=1) <= degree]
     coefficients = np.stack([values[tuple(index.T)][:, j] for j in range(net.n_outputs)])
     return _polynomial_network(net, index, coefficients, lower, upper, f"chebyshev_{degree}")
+
+
+def _grid_values(net: Network, lower: np.ndarray, upper: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The network on the product grid of the points ``t`` mapped to the box, shape
+    ``(len(t),) * d + (outputs,)``, evaluated in chunks of rows within WORK_BYTES."""
+    d, shape = net.n_inputs, (len(t),) * net.n_inputs
+    count = len(t) ** d
+    rows = max(1, WORK_BYTES // (4 * 8 * max(widest_layer(net), d)))
+    values = np.empty((count, net.n_outputs))
+    for start in range(0, count, rows):
+        index = np.unravel_index(np.arange(start, min(count, start + rows)), shape)  # C order: meshgrid "ij"
+        points = np.stack([(lower[i] + upper[i]) / 2 + (upper[i] - lower[i]) / 2 * t[index[i]] for i in range(d)],
+                          axis=-1)
+        values[start:start + len(points)] = evaluate(net, points)
+    return values.reshape(shape + (net.n_outputs,))
 
 
 def chebyshev(net: Network, lower, upper, degree: int, total: bool = False,
