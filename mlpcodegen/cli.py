@@ -182,10 +182,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if file_format(args.model).name == "keras":  # its peer is model.predict
         _import_tensorflow_quietly()
     from .harness.verify import verify
+    from .limits import ReadLimits
 
     report = verify(args.model, args.target, args.dtype or backend.dtypes[0], n=args.n, domain=domain,
                     data=args.data, seed=args.seed, input_scaling=inputs, output_scaling=outputs,
-                    options=_target_options(args, backend, load=True), weights=args.weights)
+                    options=_target_options(args, backend, load=True), weights=args.weights,
+                    limits=ReadLimits.for_size(args.max_size))
     print(report.table(), end="")
     if not report.ok:
         print("verification FAILED: an error exceeds its bound", file=sys.stderr)

@@ -244,9 +244,10 @@ def load_object(model: Any, *, fold: bool = True) -> Network:
     return load_model_object(model, fold)
 
 
-def load_keras_model(path: PathLike, weights: PathLike | None = None) -> Any:
+def load_keras_model(path: PathLike, weights: PathLike | None = None, *, limits: ReadLimits | None = None) -> Any:
     """Load the model with Keras itself (imports TensorFlow), e.g. to call ``predict``.
 
+    ``limits``: what vetting the file may cost (``--max-size``).
     ``weights``: the ``model.save_weights`` file of an architecture JSON ``path``
     (``keras.models.model_from_json`` + ``load_weights``).  Both files are vetted by
     the sandboxed reader first.  Where Keras 3 cannot load a format mlpcodegen reads (a
@@ -263,13 +264,13 @@ def load_keras_model(path: PathLike, weights: PathLike | None = None) -> Any:
     # Keras parses the file in this process, with no limits and following HDF5 links
     # and external storage: the sandboxed reader vets it first.
     label = str(path)
+    limits = DEFAULT_LIMITS if limits is None else limits
     if weights is None:
-        _sandbox.run(_untrusted_h5.read_model_file, (label, DEFAULT_LIMITS), DEFAULT_LIMITS, label)
+        _sandbox.run(_untrusted_h5.read_model_file, (label, limits), limits, label)
     else:
-        _sandbox.run(_untrusted_h5.read_json_with_weights, (label, str(weights), DEFAULT_LIMITS), DEFAULT_LIMITS,
-                     label)
+        _sandbox.run(_untrusted_h5.read_json_with_weights, (label, str(weights), limits), limits, label)
     try:
-        net = load_file(path, fold=False, weights=weights)
+        net = load_file(path, fold=False, weights=weights, limits=limits)
     except MlpCodegenError:
         net = None  # a model mlpcodegen refuses (a branching graph...): Keras may still run it
     if net is not None and _KERAS2_NOTE in net.notes:

@@ -104,11 +104,9 @@ def keras_file_peer(path: Any, weights: Any = None, limits: Any = None) -> Peer:
     without TensorFlow; Keras loads it (once) only when ``predict`` is first called."""
     from ..frontends import keras as frontend
 
-    import inspect
-
     extra = {} if weights is None else {"weights": weights}
-    if limits is not None and "limits" in inspect.signature(frontend.load_keras_model).parameters:
-        extra["limits"] = limits  # (the frontend's reader vets the file with default limits otherwise)
+    if limits is not None:
+        extra["limits"] = limits
 
     @functools.lru_cache(maxsize=1)
     def model() -> Any:
