@@ -143,7 +143,7 @@ def test_work_budgets_loosen_or_refuse_but_never_lower_a_certificate(monkeypatch
     with pytest.raises(ValidationError, match="no Chebyshev interpolant"):
         for_tolerance(net, [-1.0], [1.0], 2e-3, max_degree=11)  # no certificate claimed on a looser bound
     monkeypatch.setattr(certify, "MAX_WORK", 10)
-    with pytest.raises(ValidationError, match=r"1 inputs needs .*fewer inputs"):
+    with pytest.raises(ValidationError, match=r"on its 1 input needs .*fewer inputs"):
         error_report(net, approx, [-1.0], [1.0])
 
 

@@ -272,7 +272,7 @@ def check_polynomial_budget(net: Network, terms: int, degree: int, samples: int 
 
 
 def _beyond(net: Network, what: str) -> str:
-    return (f"certifying an approximation of this {net.describe()} network on its {net.n_inputs} inputs needs {what}, "
+    return (f"certifying an approximation of this {net.describe()} network on its {net.n_inputs} input{'s' if net.n_inputs != 1 else ''} needs {what}, "
             f"beyond the certification budget ({MAX_WORK:,} node evaluations, {WORK_BYTES >> 20} MiB of arrays): "
             "use fewer inputs (fix some), a smaller box, a lower degree (or --total-degree) or a smaller network")
 
