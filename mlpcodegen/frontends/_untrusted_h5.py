@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import stat
 import zipfile
 from typing import Any, Iterator
 
@@ -24,6 +23,7 @@ import numpy as np
 
 from ..errors import ModelFormatError, UnsupportedError
 from ..limits import LimitExceeded, MiB, ReadLimits
+from ._preflight import check_regular, file_too_large, size_text  # noqa: F401 - check_regular: used by keras.py's callers
 
 ZIP_MAGIC = b"PK\x03\x04"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -108,30 +108,8 @@ def read_regular_file(path: str, limits: ReadLimits) -> bytes:
         check_regular(os.fstat(fd), path, limits)
         data = handle.read(limits.max_file_bytes + 1)
     if len(data) > limits.max_file_bytes:  # it grew after the check
-        raise _file_too_large(path, len(data), limits)
+        raise file_too_large(path, len(data), limits)
     return data
-
-
-def check_regular(info: os.stat_result, path: str, limits: ReadLimits) -> None:
-    if stat.S_ISDIR(info.st_mode):
-        raise ModelFormatError(
-            f"{path} is a directory (a TensorFlow SavedModel?); save the model as a "
-            ".keras file with model.save('model.keras')"
-        )
-    if not stat.S_ISREG(info.st_mode):
-        raise ModelFormatError(
-            f"{path} is not a regular file (a FIFO, socket or device); save the model to a file "
-            "and pass its path"
-        )
-    if info.st_size > limits.max_file_bytes:
-        raise _file_too_large(path, info.st_size, limits)
-
-
-def _file_too_large(path: str, size: int, limits: ReadLimits) -> LimitExceeded:
-    return LimitExceeded(
-        f"{path} is {size_text(size)}, more than the limit of {size_text(limits.max_file_bytes)} for a "
-        "model file; if the model is genuine, raise the limit (--max-size MIB, or ReadLimits.for_size)"
-    )
 
 
 # --------------------------------------------------------------------- .keras zip
@@ -227,10 +205,6 @@ def _read_member(archive: zipfile.ZipFile, name: str, path: str, limits: ReadLim
             if total > limits.max_member_bytes:
                 raise _member_too_large(path, name, total, limits)
     return b"".join(chunks)
-
-
-def size_text(size: int) -> str:
-    return f"{size:,} bytes" if size < MiB else f"{size / MiB:.1f} MiB"
 
 
 def _member_too_large(path: str, name: str, size: int, limits: ReadLimits) -> LimitExceeded:

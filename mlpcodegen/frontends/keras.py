@@ -38,6 +38,7 @@ import numpy as np
 from ..errors import MlpCodegenError, ModelFormatError, UnsupportedError
 from ..limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits  # noqa: F401 - LimitExceeded: re-exported
 from . import _config, _sandbox, _untrusted_h5
+from ._preflight import preflight
 from ..activations import ALIASES, REGISTRY
 from ..ir import ACTIVATIONS, Activate, Activation, Affine, Dense, Layer, Network
 from ..passes import fold_affine, fuse_activations
@@ -91,12 +92,12 @@ def load_file(path: PathLike, fold: bool = True, *, limits: ReadLimits | None = 
     hard-linked, self-contained HDF5 datasets of numbers are read (``_untrusted_h5``)."""
     limits = DEFAULT_LIMITS if limits is None else limits
     label = str(Path(path))
-    _preflight(label, limits)
+    preflight(label, limits)
     if weights is None:
         payload = _sandbox.run(_untrusted_h5.read_model_file, (label, limits), limits, label)
     else:
         weights_label = str(Path(weights))
-        _preflight(weights_label, limits, "weights file")
+        preflight(weights_label, limits, "weights file")
         payload = _sandbox.run(_untrusted_h5.read_json_with_weights, (label, weights_label, limits), limits, label)
     try:
         layout, config_text, groups, version = _untrusted_h5.decode(payload)
@@ -132,18 +133,6 @@ def _json_version(config: Any) -> str | None:
     """``keras_version`` of a ``model.to_json()`` text (Keras 2 wrote it; Keras 3 does not)."""
     value = config.get("keras_version") if isinstance(config, dict) else None
     return value if isinstance(value, str) else None
-
-
-def _preflight(label: str, limits: ReadLimits, what: str = "model file") -> None:
-    """Clear errors for a missing, special or oversized file before any work (the
-    reader checks the descriptor it opens again)."""
-    try:
-        info = os.stat(label)
-    except FileNotFoundError:
-        raise ModelFormatError(f"{what} not found: {label}") from None
-    except OSError as exc:
-        raise ModelFormatError(f"cannot read {label}: {exc.strerror}") from None
-    _untrusted_h5.check_regular(info, label, limits)
 
 
 def _parse_config(text: str, what: str) -> Any:

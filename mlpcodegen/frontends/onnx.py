@@ -50,7 +50,6 @@ import json
 import math
 import os
 import re
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -65,6 +64,7 @@ from ..passes import fold_affine, fuse_activations
 from ..untrusted import quote_name
 from . import _sandbox
 from ._clamp import clamp_layers
+from ._preflight import check_regular, preflight
 
 try:  # imported here, not in the job: the fork server's children then inherit it (0.3 s each otherwise)
     import onnx as _onnx
@@ -88,7 +88,7 @@ def load_file(path: Any, *, fold: bool = True, limits: ReadLimits | None = None)
     """Read a ``.onnx`` file (untrusted: bounded, parsed in the sandbox, no external data)."""
     limits = DEFAULT_LIMITS if limits is None else limits
     label = str(Path(path))
-    _preflight(label, limits)
+    preflight(label, limits)
     payload = _sandbox.run(read_model_file, (label, limits), limits, label)
     return _build(_decode(payload, label), label, fold, limits)
 
@@ -111,31 +111,13 @@ def load_object(model: Any, *, fold: bool = True) -> Network:
 # ================================================================ child: parse
 
 
-def _preflight(label: str, limits: ReadLimits) -> None:
-    try:
-        info = os.stat(label)
-    except FileNotFoundError:
-        raise ModelFormatError(f"model file not found: {label}") from None
-    except OSError as exc:
-        raise ModelFormatError(f"cannot read {label}: {exc.strerror}") from None
-    _check_regular(info, label, limits)
-
-
-def _check_regular(info: os.stat_result, label: str, limits: ReadLimits) -> None:
-    if not stat.S_ISREG(info.st_mode):
-        raise ModelFormatError(f"{label} is not a regular file: not read")
-    if info.st_size > limits.max_file_bytes:
-        raise LimitExceeded(f"{label} has {info.st_size:,} bytes, more than the {limits.max_file_bytes:,} read "
-                            "for a model file; if the model is genuine, raise the limit (--max-size MIB)")
-
-
 def read_model_file(label: str, limits: ReadLimits) -> bytes:
     """The sandbox job: the file's graph as :func:`_describe` bytes."""
     if _onnx is None:  # pragma: no cover - depends on what is installed
         raise UnsupportedError("reading .onnx files needs the onnx package: pip install 'mlpcodegen[onnx]'")
     descriptor = os.open(label, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(descriptor, "rb") as stream:
-        _check_regular(os.fstat(stream.fileno()), label, limits)
+        check_regular(os.fstat(stream.fileno()), label, limits)
         data = stream.read(limits.max_file_bytes + 1)
     if len(data) > limits.max_file_bytes:
         raise LimitExceeded(f"{label} grew beyond {limits.max_file_bytes:,} bytes while read")
