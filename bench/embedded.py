@@ -32,8 +32,10 @@ sys.path.insert(0, str(REPO))
 from mlpcodegen import load  # noqa: E402
 from mlpcodegen.backends.c import CRenderer  # noqa: E402
 from mlpcodegen.harness import cortex  # noqa: E402
-from mlpcodegen.ir import Activation, Dense, Network  # noqa: E402
+from mlpcodegen.ir import Network  # noqa: E402
 from mlpcodegen.runtime import cross  # noqa: E402
+
+from bench.native_call import random_net  # noqa: E402  (the benches' one way to make a network)
 
 #: onnx2c's figures quoted from issue 12 (M4F -Os): bytes, instructions.
 ONNX2C = {"sine 1-16-16-1": (1544, 2781), "cls 16-64-64-10": (24008, 44085)}
@@ -43,13 +45,6 @@ TARGETS = {("size", "sine 1-16-16-1"): (0.9, 0.7), ("size", "cls 16-64-64-10"): 
 _DESKTOP_ONLY = ("_batch", "_block", "_dense", "_dense_rows")
 _EMLEARN_ACTIVATIONS = {"linear": "identity", "relu": "relu", "tanh": "tanh", "sigmoid": "logistic",
                         "softmax": "softmax"}
-
-
-def random_net(widths, activations, seed) -> Network:
-    rng = np.random.default_rng(seed)
-    return Network(widths[0], tuple(
-        Dense(rng.normal(size=(a, b)) / np.sqrt(a), rng.normal(size=b) * 0.1, Activation(f), f"dense_{i}")
-        for i, (a, b, f) in enumerate(zip(widths, widths[1:], activations))))
 
 
 def models() -> dict[str, Network]:
