@@ -153,7 +153,14 @@ def build_network(parts: Sequence[object], produce: Callable[[str], tuple[str, s
     if native is None:
         native = _import(name + NATIVE_SUFFIX, Path(module.__file__))
         _LOADED[name + NATIVE_SUFFIX] = native
+    if tuple(flags) == DEFAULT_FLAGS:  # what a pickled predictor rebuilds from (see CompiledNetwork.__reduce__)
+        _RECIPES[native.__name__] = tuple(parts)
     return module, native
+
+
+#: native module name -> the ``parts`` it was last built from (equal keys: equal content):
+#: a predictor's recipe, without the loader having to hand it over.
+_RECIPES: dict[str, tuple] = {}
 
 
 def _feed(digest, value: object) -> None:
@@ -277,6 +284,7 @@ _NATIVE_C = r"""
 #pragma GCC optimize ("O1")
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/arrayobject.h>
+#include <structmember.h>
 #include <pthread.h>
 #include <string.h>
 #include <sched.h>
@@ -525,10 +533,65 @@ static PyObject *mlpn__predict(PyObject *self, PyObject *const *args, Py_ssize_t
 
 @SCALAR@
 
+/* The predictor's type: a subclass of the Python class it is given (CompiledNetwork),
+   made once per library, whose instances CPython calls through vectorcall straight into
+   predict(): no __call__ lookup, no argument tuple (a Python class's instance call costs
+   ~50-90 ns of that dispatch; Python 3.11 does not inherit vectorcall into a subclass made
+   in Python, so the type is made here).  Its instances keep the base's __dict__, so all
+   the Python-level attributes and methods stay.  The entry point lives in each instance
+   (tp_vectorcall_offset), set when the instance is allocated: object.__new__ allocates
+   through tp_alloc whatever __new__ the Python side runs. */
+static PyObject *mlpn__call(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    return mlpn__predict(callable, args, PyVectorcall_NARGS(nargsf), kwnames);
+}
+
+static PyObject *mlpn__alloc(PyTypeObject *type, Py_ssize_t items)
+{
+    PyObject *self = PyType_GenericAlloc(type, items);
+    if (self != NULL && type->tp_vectorcall_offset > 0)
+        *(vectorcallfunc *)(void *)((char *)self + type->tp_vectorcall_offset) = mlpn__call;
+    return self;
+}
+
+static PyObject *mlpn__predictor_type(PyObject *self, PyObject *base)
+{
+    /* tp_members is kept by the type (3.11 does not copy it): one array per type made */
+    PyMemberDef *members;
+    PyType_Slot slots[] = {{Py_tp_call, (void *)PyVectorcall_Call}, {Py_tp_alloc, (void *)mlpn__alloc},
+                           {Py_tp_members, NULL}, {0, NULL}};
+    PyType_Spec spec = {"mlpcodegen.runtime.cffi_build.CompiledNetwork", 0, 0,
+                        Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_VECTORCALL, NULL};
+    PyObject *bases, *type;
+    Py_ssize_t size;
+    (void)self;
+    if (!PyType_Check(base)) {
+        PyErr_SetString(PyExc_TypeError, "predictor_type() takes the base class");
+        return NULL;
+    }
+    size = ((PyTypeObject *)base)->tp_basicsize;
+    members = (PyMemberDef *)PyMem_Calloc(2, sizeof(PyMemberDef));
+    if (members == NULL) return PyErr_NoMemory();
+    members[0].name = "__vectorcalloffset__";
+    members[0].type = T_PYSSIZET;
+    members[0].offset = size;
+    members[0].flags = READONLY;
+    slots[2].pfunc = members;
+    spec.basicsize = (int)(size + (Py_ssize_t)sizeof(vectorcallfunc));
+    spec.slots = slots;
+    bases = PyTuple_Pack(1, base);
+    if (bases == NULL) { PyMem_Free(members); return NULL; }
+    type = PyType_FromSpecWithBases(&spec, bases);
+    Py_DECREF(bases);
+    if (type == NULL) PyMem_Free(members);
+    return type;
+}
+
 static PyMethodDef mlpn__methods[] = {
     {"predict", (PyCFunction)(void (*)(void))mlpn__predict, METH_FASTCALL | METH_KEYWORDS,
      "predict(x, *, out=None, threads=None): one sample (1-D) -> outputs, a batch (n, inputs) -> (n, outputs)"},
     @SCALAR_ENTRY@
+    {"predictor_type", mlpn__predictor_type, METH_O, "predictor_type(base): the subclass of base called as predict"},
     {NULL, NULL, 0, NULL}
 };
 
@@ -695,7 +758,7 @@ class CompiledNetwork:
     def __new__(cls, module: ModuleType, *args, native: "ModuleType | None" = None, **kwargs):
         if native is None:
             return super().__new__(cls)
-        return super().__new__(_native_kind(cls, native.predict))
+        return super().__new__(_native_kind(cls, native))
 
     def __init__(self, module: ModuleType, name: str, n_inputs: int, n_outputs: int,
                  dtype: "str | NumericType", *, description: str = "", math: str = "",
@@ -717,6 +780,19 @@ class CompiledNetwork:
         self.dtype = self.numeric.np_dtype
         self._ctype = self.numeric.c_type + "[]"
         self._one_shape = (n_inputs,)
+        #: (target, Network, dtype, name, options) this was built from, for pickling; None
+        #: for a module not built by :func:`build_network` (not picklable)
+        self._recipe = _RECIPES.get(native.__name__) if native is not None else None
+
+    def __reduce__(self):
+        """Pickled as its recipe (the IR and the options), not its library: unpickling
+        builds it through the same cache as :func:`mlpcodegen.runtime.compile_c` (the first
+        time on a machine compiles, later ones load the cached library in milliseconds)."""
+        if self._recipe is None:
+            raise TypeError(f"this C predictor ({self.name!r}) cannot be pickled: it was not built by "
+                            f"mlpcodegen.compile_c, so its network is unknown; pickle the Network and "
+                            f"call compile_c on it where it is needed")
+        return rebuild_predictor, self._recipe
 
     def __repr__(self) -> str:
         shape = self.description or f"{self.n_inputs} -> {self.n_outputs}"
@@ -793,11 +869,33 @@ class CompiledNetwork:
 
 
 @functools.lru_cache(maxsize=None)
-def _native_kind(cls: type, predict: Callable) -> type:
-    """The subclass of ``cls`` whose instances' call is ``predict`` (one per library): a
-    builtin function as a class's ``__call__`` is called without self (it does not bind),
-    so calling the instance costs one C-level dispatch, no Python frame."""
-    return type(cls.__name__, (cls,), {"__call__": predict, "__module__": cls.__module__, "__doc__": cls.__doc__})
+def _native_kind(cls: type, native: ModuleType) -> type:
+    """The subclass of ``cls`` whose instances' call is the library's ``predict`` (one per
+    library), made by the library itself (``predictor_type``): a C type calling its
+    instances through vectorcall, without the instance-call dispatch a class made in
+    Python costs (its ``__call__`` lookup and argument tuple: ~50-90 ns per call)."""
+    kind = native.predictor_type(cls)
+    kind.__doc__ = cls.__doc__
+    return kind
+
+
+def rebuild_predictor(target: str, net: "object", dtype: str, name: str, options: dict) -> "CompiledNetwork":
+    """The predictor ``compile_c`` makes from this recipe (what an unpickled predictor is):
+    the network is rebuilt through its constructors first, so it is validated and its
+    arrays read-only again (unpickling skips both), then compiled or fetched from the cache."""
+    from .loaders import load
+
+    return load(_revalidated(net), target, dtype=dtype, name=name, **options)
+
+
+def _revalidated(value: object) -> object:
+    """A copy of an IR value made through its dataclasses' constructors."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return type(value)(**{field.name: _revalidated(getattr(value, field.name))
+                              for field in dataclasses.fields(value) if field.init})
+    if isinstance(value, tuple):
+        return tuple(_revalidated(item) for item in value)
+    return value
 
 
 def _thread_count(threads: object) -> int:
