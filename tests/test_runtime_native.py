@@ -311,3 +311,76 @@ def test_the_predictor_stays_the_public_type(compiled):
     native, _ = compiled["small"]
     assert isinstance(native, CompiledNetwork)
     assert "n_small" in repr(native) and callable(native.bind().run)
+
+
+def test_the_predictor_is_called_through_vectorcall(compiled):
+    """Calling the predictor goes straight into the library's ``predict`` (its C type has
+    vectorcall, Py_TPFLAGS_HAVE_VECTORCALL = 1 << 11), with the same results and errors."""
+    for key, (native, python) in compiled.items():
+        assert type(native).__flags__ & (1 << 11) and not type(python).__flags__ & (1 << 11)
+        x = np.random.default_rng(11).normal(size=(70, NETS[key][0].n_inputs))
+        assert _bits(native(x)) == _bits(native.native(x)) == _bits(python(x))
+    native = compiled["small"][0]
+    with pytest.raises(TypeError, match=r"predict\(\) takes 1 positional argument \(x\) but 2 were given"):
+        native(np.ones(3), np.ones(3))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'outs'"):
+        native(np.ones(3), outs=None)
+
+
+# -- pickling: the recipe, not the library --------------------------------------------
+
+#: Every IR layer kind a recipe carries through the pickle (the arrays come back read-only).
+MIXED = Network(2, (Affine(np.array([0.5, 2.0]), np.array([-0.25, 0.125]), "scale"),
+                    Dense(np.array([[0.3, -0.7, 0.2], [0.9, 0.1, -0.4]]), None, Activation("linear"), "d"),
+                    Activate(3, Activation("leaky_relu", (("negative_slope", 0.1),)), "act"),
+                    Dense(np.array([[0.5], [-1.0], [0.25]]), np.array([0.1]), Activation("sigmoid"), "out")),
+                notes=("scaled",))
+PICKLED = {**NETS, "mixed": (MIXED, "float64")}
+
+CHILD = """
+import pickle, sys
+import numpy as np
+predictors, x = pickle.loads(sys.stdin.buffer.read())
+sys.stdout.buffer.write(pickle.dumps({key: (f(x[key]), f(x[key][0]), repr(f)) for key, f in predictors.items()}))
+"""
+
+
+def test_a_pickled_predictor_computes_the_same_bits_in_a_fresh_process(compiled):
+    import pickle
+
+    predictors = {key: compiled[key][0] for key in NETS}
+    predictors["mixed"] = compile_c(MIXED, dtype="float64", name="n_mixed", math="libm")
+    rng = np.random.default_rng(12)
+    x = {key: rng.normal(size=(67, net.n_inputs)) for key, (net, _) in PICKLED.items()}
+    data = pickle.dumps((predictors, x))
+    assert len(data) < 50_000  # the recipe (IR + options), not the library
+    result = subprocess.run([sys.executable, "-c", CHILD], input=data, capture_output=True, timeout=300,
+                            cwd=os.path.dirname(os.path.dirname(__file__)))  # the cache: MLPCODEGEN_CACHE
+    assert result.returncode == 0, result.stderr[-2000:].decode(errors="replace")
+    for key, (rows, one, text) in pickle.loads(result.stdout).items():
+        f = predictors[key]
+        assert _bits(rows) == _bits(f(x[key])) and _bits(one) == _bits(f(x[key][0])), key
+        assert text.split(", cache ")[0] == repr(f).split(", cache ")[0]  # the path: see the key's test
+
+
+def test_an_unpickled_predictor_is_rebuilt_from_a_validated_network(compiled):
+    import copy
+    import pickle
+
+    native = compile_c(MIXED, dtype="float64", name="n_mixed", math="libm")
+    twin = pickle.loads(pickle.dumps(native))
+    assert twin is not native and twin.native is native.native  # the same cached library, loaded once
+    x = np.random.default_rng(13).normal(size=(9, 2))
+    assert _bits(twin(x)) == _bits(copy.deepcopy(native)(x)) == _bits(native(x))
+    recipe = twin._recipe
+    assert recipe[0] == "c" and recipe[2:] == ("float64", "n_mixed", {"unroll": "auto", "math": "libm"})
+    arrays = [value for layer in recipe[1].layers for value in vars(layer).values() if isinstance(value, np.ndarray)]
+    assert len(arrays) == 5 and not any(array.flags.writeable for array in arrays)
+    assert recipe[1].notes == ("scaled",) and recipe[1].layers[2].activation == MIXED.layers[2].activation
+
+
+def test_a_predictor_without_a_recipe_refuses_to_pickle(compiled):
+    import pickle
+
+    with pytest.raises(TypeError, match="cannot be pickled: it was not built by mlpcodegen.compile_c"):
+        pickle.dumps(compiled["small"][1])

@@ -883,9 +883,11 @@ def rebuild_predictor(target: str, net: "object", dtype: str, name: str, options
     """The predictor ``compile_c`` makes from this recipe (what an unpickled predictor is):
     the network is rebuilt through its constructors first, so it is validated and its
     arrays read-only again (unpickling skips both), then compiled or fetched from the cache."""
-    from .loaders import load
+    from .loaders import get_loader
 
-    return load(_revalidated(net), target, dtype=dtype, name=name, **options)
+    # the loader itself, not load(): the options are those it was run with (its own, such as
+    # a fixed-point domain it filled in, included)
+    return get_loader(target).run(_revalidated(net), numeric_type(dtype), name, **options)
 
 
 def _revalidated(value: object) -> object:
