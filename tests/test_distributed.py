@@ -96,6 +96,19 @@ def test_the_numpy_target_in_float64(client):
     assert np.array_equal(result.compute(), load(NET, "numpy", dtype="float64")(x))
 
 
+def test_two_networks_in_one_graph_keep_their_own_outputs(client):
+    """The task names carry the network's digest: no two scorings share a key."""
+    import dask
+
+    x = rows(500, seed=6).astype(np.float64)
+    data = da.from_array(x, chunks=(250, 5))
+    other = small_net(8)
+    mine, theirs = dask.compute(dist.score_dask(data, NET, target="numpy", dtype="float64"),
+                                dist.score_dask(data, other, target="numpy", dtype="float64"))
+    assert np.array_equal(mine, load(NET, "numpy", dtype="float64")(x))
+    assert np.array_equal(theirs, load(other, "numpy", dtype="float64")(x))
+
+
 def test_two_workers_building_the_same_network_at_once(client, tmp_path):
     """Both compile the same new network at the same moment into the shared cache: each
     loads a complete library, and the cache ends with one intact library, no leftovers."""

@@ -122,7 +122,9 @@ def score_dask(data: Any, model: object, *, target: str = "c", dtype: str = "flo
     spec = scoring(model, target=target, dtype=dtype, name=name, threads=threads, **options)
     for kind, scorer in _dask_kinds():
         if isinstance(data, kind):
-            return scorer(data, dask.delayed(spec, pure=True, traverse=False), spec, columns)
+            # one key per network and options (not a hash of the weights): each worker fetches it once
+            shipped = dask.delayed(spec, name=f"mlpcodegen-network-{spec.key}-{spec.threads}", traverse=False)
+            return scorer(data, shipped, spec, columns)
     raise UnsupportedError(f"score_dask scores a Dask array or a Dask DataFrame, not a {type(data).__name__} "
                            "(for a NumPy array call the predictor itself: mlpcodegen.runtime.load)")
 
@@ -146,7 +148,7 @@ def _score_array(data: Any, shipped: Any, spec: Scoring, columns: Optional[Seque
     data = data.rechunk({0: aligned_chunks(data.chunks[0]), 1: -1})  # a row's inputs in one block
     out = np.dtype(spec.dtype)
     return data.map_blocks(_score_rows, shipped, dtype=out, chunks=(data.chunks[0], (net.n_outputs,)),
-                           meta=np.empty((0, net.n_outputs), out), name=f"mlpcodegen-{spec.name}")
+                           meta=np.empty((0, net.n_outputs), out), token="mlpcodegen-score")
 
 
 def aligned_chunks(chunks: Sequence[int], step: int = SPLIT_ROWS) -> tuple[int, ...]:
@@ -171,7 +173,8 @@ def _score_frame(data: Any, shipped: Any, spec: Scoring, columns: Optional[Seque
     _check_frame(data.dtypes, spec.network)
     meta = pd.DataFrame({column: np.empty(0, np.dtype(spec.dtype)) for column in names},
                         index=data._meta.index)
-    return data.map_partitions(_score_partition, shipped, names, meta=meta, enforce_metadata=False)
+    return data.map_partitions(_score_partition, shipped, names, meta=meta, enforce_metadata=False,
+                               token="mlpcodegen-score")
 
 
 def _score_partition(frame: Any, spec: Scoring, names: list[str]) -> Any:
