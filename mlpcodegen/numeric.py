@@ -47,7 +47,12 @@ class NumericType:
     @property
     def is_float32(self) -> bool:
         """Rounds like IEEE binary32 (outputs compared at float32 tolerances)."""
-        return self.np_dtype == np.float32
+        return self.np_dtype == np.float32 and self.fraction_bits is None
+
+    @property
+    def is_fixed(self) -> bool:
+        """A fixed-point format (compared against its stated error bound)."""
+        return self.fraction_bits is not None
 
     def float_text(self, value: float) -> str:
         """The shortest decimal text that reads back as exactly ``value`` in this type:
@@ -82,15 +87,23 @@ FLOAT32 = NumericType("float32", "float", "f", "f", lanes=32, numpy="float32", d
                       has_fast_math=True)
 FLOAT64 = NumericType("float64", "double", "", "", lanes=16, numpy="float64", digits="repr")
 
+#: Q15 fixed point (mlpcodegen.fixed): int16 codes inside; a predictor's inputs and
+#: outputs are float32 (its float wrapper), so ``c_type``/``numpy`` describe those.
+Q15 = NumericType("q15", "float", "f", "f", lanes=1, numpy="float32", digits="float32", fraction_bits=15)
+
 #: name -> type; the order is the order targets list them (the first is the default).
+#: Floating point only: the float C backend computes in each of them.
 NUMERIC_TYPES: dict[str, NumericType] = {t.name: t for t in (FLOAT32, FLOAT64)}
+#: Fixed-point types: printed by their own backends (backends/c_fixed.py), never by the float C.
+FIXED_TYPES: dict[str, NumericType] = {t.name: t for t in (Q15,)}
 
 
 def numeric_type(name: "str | NumericType") -> NumericType:
     """The record of ``name`` (a record is returned as it is)."""
     if isinstance(name, NumericType):
         return name
-    try:
-        return NUMERIC_TYPES[name]
-    except (KeyError, TypeError):
-        raise UnsupportedError(f"unknown dtype {name!r}; supported: {', '.join(NUMERIC_TYPES)}") from None
+    found = NUMERIC_TYPES.get(name) if isinstance(name, str) else None
+    found = found or (FIXED_TYPES.get(name) if isinstance(name, str) else None)
+    if found is None:
+        raise UnsupportedError(f"unknown dtype {name!r}; supported: {', '.join([*NUMERIC_TYPES, *FIXED_TYPES])}")
+    return found

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import UnsupportedError, ValidationError
 from ..ir import Dense, Network
-from . import c, latex, numba, numpy, python, sympy
+from . import c, c_fixed, latex, numba, numpy, python, sympy
 
 Emit = Callable[..., str]  # emit(net, *, dtype, name) -> source text
 
@@ -25,8 +25,27 @@ class Backend:
     options: tuple[str, ...] = ()  # extra keyword options of emit (e.g. LaTeX digits)
 
 
+#: dtype -> (emit, header) of the C printers that are not the float C (fixed point).
+C_BY_DTYPE: dict[str, tuple[Emit, Emit]] = {dtype: (c_fixed.emit_c_fixed, c_fixed.emit_c_fixed_header)
+                                            for dtype in c_fixed.DTYPES}
+#: Options only the fixed-point printers read (the input domain their formats are planned for).
+FIXED_OPTIONS = ("domain",)
+
+
+def _c_part(part: int) -> Emit:
+    """The C emit (``part`` 0) or header (1) for the dtype asked: the float C's, or the
+    fixed-point printer's by :data:`C_BY_DTYPE`; a float dtype ignores ``domain``."""
+    floats = (c.emit_c, c.emit_c_header)[part]
+
+    def run(net: Network, *, dtype: str = c.DTYPES[0], domain: object = None, **options: object) -> str:
+        fixed = C_BY_DTYPE.get(dtype)
+        return fixed[part](net, dtype=dtype, domain=domain, **options) if fixed else floats(net, dtype=dtype,
+                                                                                                **options)
+    return run
+
+
 BACKENDS: dict[str, Backend] = {
-    "c": Backend("c", ".c", c.DTYPES, c.emit_c, c.emit_c_header, options=c.OPTIONS),
+    "c": Backend("c", ".c", c.DTYPES + c_fixed.DTYPES, _c_part(0), _c_part(1), options=c.OPTIONS + FIXED_OPTIONS),
     "numba": Backend("numba", ".py", numba.DTYPES, numba.emit_numba),
     "numpy": Backend("numpy", ".py", numpy.DTYPES, numpy.emit_numpy),
     "python": Backend("python", ".py", python.DTYPES, python.emit_python),

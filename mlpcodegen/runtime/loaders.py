@@ -39,6 +39,11 @@ def _load_c(net: Network, numeric: NumericType, name: str, *, unroll: str = "aut
     from .cffi_build import CompiledNetwork, build_network
 
     options = {"unroll": unroll, "math": math, **options}
+    domain = options.pop("domain", None)
+    if numeric.is_fixed:  # the formats are planned for the domain: part of what is built
+        from ..fixed import as_domain
+
+        options["domain"] = tuple(tuple(float(v) for v in side) for side in as_domain(net.n_inputs, domain))
     parts = ("c", net, numeric.name, name, options)
     module, native = build_network(parts, lambda module: _c_source(net, numeric, name, options, module))
     return CompiledNetwork(module, name, net.n_inputs, net.n_outputs, numeric,
@@ -47,9 +52,9 @@ def _load_c(net: Network, numeric: NumericType, name: str, *, unroll: str = "aut
 
 def _c_source(net: Network, numeric: NumericType, name: str, options: dict, module: str) -> tuple[str, str]:
     """(source, cdef) of the library ``module``: the emitted C, then the native entry points."""
-    from ..backends.c import signature, stack_bytes
     from .cffi_build import native_source
 
+    signature, stack_bytes = _C_FUNCTIONS[numeric.is_fixed]()
     source = emit(net, "c", dtype=numeric.name, name=name, **options)
     profile = {"profile": options["profile"]} if "profile" in options else {}
     cdef = "".join(proto + ";\n" for proto in signature(net, numeric.name, name, **profile))
@@ -57,6 +62,22 @@ def _c_source(net: Network, numeric: NumericType, name: str, options: dict, modu
                            work_per_row=_work_per_row(net),
                            stack=stack_bytes(net, numeric.name, str(options["unroll"]))["batch"])
     return source + native, cdef
+
+
+def _float_c() -> tuple:
+    from ..backends.c import signature, stack_bytes
+
+    return signature, stack_bytes
+
+
+def _fixed_c() -> tuple:
+    from ..backends.c_fixed import signature, stack_bytes
+
+    return signature, stack_bytes
+
+
+#: fixed point? -> (signature, stack_bytes) of the C printer that emits the dtype.
+_C_FUNCTIONS = {False: _float_c, True: _fixed_c}
 
 
 def _work_per_row(net: Network) -> int:
@@ -173,7 +194,11 @@ def compile_c(net: Network, *, dtype: "str | NumericType" = "float32", name: str
     """``net`` as C compiled through cffi (cached by the IR's content hash, the options
     and the toolchain: a hit emits nothing): a
     :class:`~mlpcodegen.runtime.cffi_build.CompiledNetwork`, whose call is the library's
-    native ``predict(x, *, out=None, threads=None)``."""
+    native ``predict(x, *, out=None, threads=None)``.
+
+    ``dtype="q15"``: the Q15 fixed-point C (:mod:`mlpcodegen.backends.c_fixed`) planned
+    for inputs in ``domain=(low, high)`` (default [-1, 1] each), called through its float
+    wrapper: it takes and returns float32 like the float predictors."""
     return load(net, "c", dtype=dtype, name=name, unroll=unroll, math=math, **options)
 
 

@@ -1,0 +1,273 @@
+"""C99 printer of a Q15 fixed-point plan (:mod:`mlpcodegen.fixed`): for cores without an FPU.
+
+The file defines
+
+* ``void NAME_q15(const int16_t *x, int16_t *y)``: integer only (no float, no libm, no
+  division): int16 codes in, int16 codes out, with the formats as macros in the header
+  (``x = code * 2**-NAME_Q15_IN_FRAC``, ``y = code * 2**-NAME_Q15_OUT_FRAC``);
+* ``void NAME(const float *x, float *y)``: the float wrapper (round to nearest, saturate,
+  call ``NAME_q15``, scale back; softmax's normalisation for a softmax network);
+* for a softmax network ``uint32_t NAME_q15_argmax(const int16_t *x)``: the class.
+
+No undefined behaviour whatever the inputs: sums are bounded for any int16 codes (the plan
+picks int32 or int64 from the worst case), and the rounding shift ``floor((a + 2**(s-1)) /
+2**s)`` is computed on the value offset by 2**31 (or 2**63) in an unsigned type, so no
+negative value is ever shifted and no signed operation overflows; magnitudes are taken as
+unsigned (``0u - (uint32_t)z``).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ..errors import ValidationError
+from ..fixed import TABLE_POSITION, FixedLayer, FixedPlan, describe_bound, plan, tanh_table
+from ..ir import Network
+from ..numeric import FLOAT32
+from ._text import HEADER, Lines, quote_name
+from .c import check_name
+from .c_names import reserved_by
+
+DTYPES = ("q15",)
+#: Options the float C takes that mean nothing here (accepted so one option set serves both).
+IGNORED = ("unroll", "math", "profile", "optimize")
+#: Names derived from NAME (checked against the C library's reserved names).
+SUFFIXES = ("_q15", "_q15_argmax", "_shr32", "_shr64", "_sat", "_sat64", "_clip32", "_tanh", "_T", "_quantise",
+            "_batch") + tuple(f"_{kind}{i}" for kind in "wb" for i in range(1, 10))
+#: Bytes added to the stated stack for saved registers, alignment and spills (checked
+#: with -fstack-usage by tests/test_fixed.py).
+FRAME_OVERHEAD = 160
+
+
+def checked_name(name: str) -> str:
+    check_name(name)
+    for suffix in SUFFIXES:
+        why = reserved_by(name + suffix)
+        if why is not None:
+            raise ValidationError(f"name {name!r} would make {name + suffix!r}, which {why}; choose another")
+    return name
+
+
+def signature(net: Network, dtype: str, name: str, profile: str = "desktop") -> list[str]:
+    """The prototypes (without ``;``) of the float API cffi calls, then the integer one."""
+    return [f"void {name}(const float *x, float *y)", f"void {name}_q15(const int16_t *x, int16_t *y)"]
+
+
+def stack_bytes(net: Network, dtype: str, unroll: str = "auto") -> dict[str, int]:
+    """Bound of the stack of ``NAME_q15`` (two int16 buffers as wide as the widest layer)
+    and of the float wrapper (its codes, then NAME_q15): ``one`` and ``batch``."""
+    width = max([net.n_inputs] + [layer.n_out for layer in net.layers])
+    q15 = 2 * 2 * width + FRAME_OVERHEAD
+    one = q15 + 2 * (net.n_inputs + net.n_outputs) + FRAME_OVERHEAD
+    return {"q15": q15, "one": one, "batch": one + FRAME_OVERHEAD}
+
+
+def emit_c_fixed(net: Network, *, dtype: str = "q15", name: str = "mlp", domain: object = None,
+                 **ignored: object) -> str:
+    """The C of ``net`` in Q15 for inputs in ``domain`` (default [-1, 1] each)."""
+    return _Printer(net, plan(net, domain), checked_name(name)).source()
+
+
+def emit_c_fixed_header(net: Network, *, dtype: str = "q15", name: str = "mlp", domain: object = None,
+                        **ignored: object) -> str:
+    return _Printer(net, plan(net, domain), checked_name(name)).header()
+
+
+def _int_lines(values: np.ndarray, per_line: int = 16, wide: bool = False) -> list[str]:
+    text = [f"INT64_C({int(v)})" if wide else str(int(v)) for v in values.reshape(-1)]
+    return ["    " + ", ".join(text[i:i + per_line]) + "," for i in range(0, len(text), per_line)]
+
+
+class _Printer:
+    def __init__(self, net: Network, fixed: FixedPlan, name: str) -> None:
+        self.net, self.plan, self.name = net, fixed, name
+
+    def comment(self) -> list[str]:
+        p, n = self.plan, self.name
+        stack = stack_bytes(self.net, "q15")
+        notes = [f" * note: {quote_name(note[:200])}" for note in self.net.notes]
+        return [f"/* {HEADER}",
+                f" * network {quote_name(self.net.name)}: {self.net.describe()}, Q15 fixed point",
+                *notes,
+                f" * {n}_q15(x, y): integer only (no float, no libm, no division): int16 codes, "
+                f"x[{self.net.n_inputs}] = round(x * 2^{n}_Q15_IN_FRAC) -> y[{p.n_outputs}], "
+                f"y = code * 2^-{n}_Q15_OUT_FRAC",
+                f" * {n}(x, y): float in and out (rounds, saturates, calls {n}_q15, scales back)",
+                *(f" * {quote_name(line)}" for line in describe_bound(p)),
+                " * Outside the domain values saturate (no overflow, no undefined behaviour); the bound holds inside.",
+                f" * Stack, at most (bytes): {n}_q15 {stack['q15']}, {n} {stack['one']}.",
+                " * In place: y may be x.  Reentrant: no mutable globals. */"]
+
+    def header(self) -> str:
+        p, n = self.plan, self.name
+        guard = f"MLPCODEGEN_{n}_H"
+        lines = Lines().add(*self.comment(), f"#ifndef {guard}", f"#define {guard}", "", "#include <stdint.h>", "")
+        lines.add(f"#define {n}_Q15_INPUTS {self.net.n_inputs}u", f"#define {n}_Q15_OUTPUTS {p.n_outputs}u",
+                  f"#define {n}_Q15_IN_FRAC {p.in_frac}", f"#define {n}_Q15_OUT_FRAC {p.out_frac}",
+                  f"#define {n}_Q15_ERROR_BOUND {float(p.bound.max())!r} /* max abs error on the domain */", "")
+        lines.add("#ifdef __cplusplus", 'extern "C" {', "#endif", "")
+        lines.add(*(proto + ";" for proto in self.prototypes()))
+        lines.add("", "#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {guard} */")
+        return str(lines)
+
+    def prototypes(self) -> list[str]:
+        extra = [f"uint32_t {self.name}_q15_argmax(const int16_t *x)"] if self.plan.softmax else []
+        return signature(self.net, "q15", self.name) + extra
+
+    def source(self) -> str:
+        lines = Lines().add(*self.comment(), "#include <stddef.h>", "#include <stdint.h>")
+        if self.plan.softmax:
+            lines.add("#include <math.h>")
+        lines.add("")
+        for proto in self.prototypes():
+            lines.add(proto + ";")
+        lines.add("")
+        for index, layer in enumerate(self.plan.layers, 1):
+            lines.add(*self.arrays(index, layer))
+        lines.add(*self.helpers())
+        lines.add(*self.q15_function(), *self.wrapper(), *self.argmax())
+        return str(lines)
+
+    def arrays(self, index: int, layer: FixedLayer) -> list[str]:
+        n, wide = self.name, layer.acc_bits == 64
+        return [f"/* layer {index} {quote_name(layer.name)}: {layer.kind}, weights Q{layer.weight_frac}, "
+                f"int{layer.acc_bits} sums in Q{layer.acc_frac}, outputs Q{layer.out_frac} */",
+                f"static const int16_t {n}_w{index}[{layer.weights.size}] = {{", *_int_lines(layer.weights), "};",
+                f"static const int{layer.acc_bits}_t {n}_b{index}[{layer.units}] = {{",
+                *_int_lines(layer.bias, 8, wide), "};", ""]
+
+    def needed(self) -> set[str]:
+        """The helpers the layers call (an unused static function is a warning)."""
+        names: set[str] = set()
+        for layer in self.plan.layers:
+            wide = layer.acc_bits == 64
+            if layer.kind in ("tanh", "sigmoid"):
+                frac = layer.acc_frac + (layer.kind == "sigmoid")
+                names |= {"tanh"} | ({"clip32"} if wide else set()) | (
+                    {"shr64"} if wide and frac > TABLE_POSITION else set())
+            else:
+                names |= {"sat64" if wide else "sat"} | ({f"shr{layer.acc_bits}"} if layer.shift else set())
+        return names
+
+    def helpers(self) -> list[str]:
+        n, needed = self.name, self.needed()
+        parts = {
+            "sat": ["/* Saturated to int16: only values outside the domain reach the limits. */",
+                    f"static int32_t {n}_sat(int32_t v)", "{",
+                    "    return v > 32767 ? 32767 : v < -32768 ? -32768 : v;", "}", ""],
+            "shr32": ["/* floor((a + 2^(s-1)) / 2^s), 1 <= s <= 31, |a| < 2^30: offset by 2^31 in uint32 so that",
+                      "   no negative value is shifted (the sum cannot wrap: |a| + 2^(s-1) < 2^31). */",
+                      f"static int32_t {n}_shr32(int32_t a, uint32_t s)", "{",
+                      "    const uint32_t u = (uint32_t)a + 0x80000000u + (1u << (s - 1u));",
+                      "    return (int32_t)(u >> s) - (int32_t)(0x80000000u >> s);", "}", ""],
+            "shr64": ["/* As _shr32 for int64 sums (|a| < 2^62, 1 <= s <= 63). */",
+                      f"static int64_t {n}_shr64(int64_t a, uint32_t s)", "{",
+                      "    const uint64_t u = (uint64_t)a + UINT64_C(0x8000000000000000) + (UINT64_C(1) << (s - 1u));",
+                      "    return (int64_t)(u >> s) - (int64_t)(UINT64_C(0x8000000000000000) >> s);", "}", ""],
+            "sat64": [f"static int32_t {n}_sat64(int64_t v)", "{",
+                      "    return v > 32767 ? 32767 : v < -32768 ? -32768 : (int32_t)v;", "}", ""],
+            "clip32": [f"static int32_t {n}_clip32(int64_t v)", "{",
+                       "    return v > 2147483647 ? 2147483647 : v < -2147483647 ? -2147483647 : (int32_t)v;", "}",
+                       ""],
+        }
+        out = [line for key in ("sat", "shr32", "shr64", "sat64", "clip32") if key in needed for line in parts[key]]
+        return out + (self.tanh_helper() if "tanh" in needed else [])
+
+    def tanh_helper(self) -> list[str]:
+        n = self.name
+        return [f"/* tanh(k / 32) in Q15 for k = 0..256 (at most 32767) */",
+                f"static const int16_t {n}_T[257] = {{", *_int_lines(tanh_table()), "};", "",
+                f"/* tanh(z) in Q15 for z in Q(f), |z| < 2^31: |z| in Q{TABLE_POSITION} indexes the table (15 bits",
+                "   of interpolation weight); beyond 8 the table's last value.  Error: see the file comment. */",
+                f"static int32_t {n}_tanh(int32_t z, uint32_t f)", "{",
+                "    const uint32_t m = z < 0 ? 0u - (uint32_t)z : (uint32_t)z;",
+                "    int32_t t = 32767;",
+                "    if (f > 28u || m < (8u << f)) {",
+                f"        const uint32_t p = f >= {TABLE_POSITION}u ? m >> (f - {TABLE_POSITION}u) "
+                f": m << ({TABLE_POSITION}u - f);",
+                "        const uint32_t i = p >> 15, r = p & 0x7fffu;",
+                f"        t = {n}_T[i] + (int32_t)(((uint32_t)({n}_T[i + 1u] - {n}_T[i]) * r + 0x4000u) >> 15);",
+                "    }", "    return z < 0 ? -t : t;", "}", ""]
+
+    def q15_function(self) -> list[str]:
+        layers, n = self.plan.layers, self.name
+        width = self.plan.width
+        lines = [f"void {n}_q15(const int16_t *x, int16_t *y)", "{",
+                 f"    int16_t h[2][{width}];", "    uint32_t i, j;"]
+        source = "x"
+        for index, layer in enumerate(layers, 1):
+            last = index == len(layers)
+            target = "y" if last and len(layers) > 1 else f"h[{index % 2}]"
+            lines += self.layer_loop(index, layer, source, target)
+            source = target
+        if len(layers) == 1:
+            lines += [f"    for (i = 0u; i < {layers[0].units}u; ++i) y[i] = {source}[i];"]
+        return lines + ["}", ""]
+
+    def layer_loop(self, index: int, layer: FixedLayer, source: str, target: str) -> list[str]:
+        n, t = self.name, f"int{layer.acc_bits}_t"
+        return [f"    for (j = 0u; j < {layer.units}u; ++j) {{",
+                f"        const int16_t *w = {n}_w{index} + j * {layer.n_in}u;",
+                f"        {t} s = {n}_b{index}[j];",
+                f"        for (i = 0u; i < {layer.n_in}u; ++i) s += (int32_t)w[i] * (int32_t){source}[i];",
+                *("        " + line for line in self.activation(layer)),
+                f"        {target}[j] = (int16_t)r;", "    }"]
+
+    def activation(self, layer: FixedLayer) -> list[str]:
+        """``r`` (int32, in int16's range) from the sum ``s``."""
+        n, wide = self.name, layer.acc_bits == 64
+        if layer.kind in ("tanh", "sigmoid"):
+            frac = layer.acc_frac + (1 if layer.kind == "sigmoid" else 0)  # sigmoid: tanh(z / 2)
+            z = "s"
+            if wide:
+                z = f"{n}_clip32({n}_shr64(s, {frac - TABLE_POSITION}u))" if frac > TABLE_POSITION else f"{n}_clip32(s)"
+                frac = min(frac, TABLE_POSITION)
+            call = f"{n}_tanh({z}, {frac}u)"
+            return [f"const int32_t r = {call};" if layer.kind == "tanh" else
+                    f"const int32_t r = ((int32_t)32768 + {call}) >> 1; /* (1 + tanh(z / 2)) / 2, >= 0 */"]
+        lines = []
+        suffix = "INT64_C({})" if wide else "{}"
+        if layer.low is not None:
+            lines.append(f"if (s < {suffix.format(layer.low)}) s = {suffix.format(layer.low)};")
+        if layer.high is not None:
+            lines.append(f"if (s > {suffix.format(layer.high)}) s = {suffix.format(layer.high)};")
+        sat = f"{n}_sat64" if wide else f"{n}_sat"
+        shifted = f"{n}_shr{layer.acc_bits}(s, {layer.shift}u)" if layer.shift else "s"
+        return lines + [f"const int32_t r = {sat}({shifted});"]
+
+    def wrapper(self) -> list[str]:
+        p, n = self.plan, self.name
+        scale_in, scale_out = FLOAT32.c_literal(2.0 ** p.in_frac), FLOAT32.c_literal(2.0 ** -p.out_frac)
+        lines = [f"/* x * 2^{p.in_frac} (exact), rounded half away from zero, saturated (NaN: -32768) */",
+                 f"static int16_t {n}_quantise(float x)", "{",
+                 f"    const float v = x * {scale_in};",
+                 "    if (v >= 32767.0f) return 32767;",
+                 "    if (v > -32768.0f) return (int16_t)(v < 0.0f ? v - 0.5f : v + 0.5f);",
+                 "    return -32768;", "}", "",
+                 f"void {n}(const float *x, float *y)", "{",
+                 f"    int16_t q[{self.net.n_inputs}], r[{p.n_outputs}];", "    uint32_t i;",
+                 f"    for (i = 0u; i < {self.net.n_inputs}u; ++i) q[i] = {n}_quantise(x[i]);",
+                 f"    {n}_q15(q, r);",
+                 f"    for (i = 0u; i < {p.n_outputs}u; ++i) y[i] = (float)r[i] * {scale_out};"]
+        if p.softmax:
+            lines += ["    {  /* softmax of the logits, in float */", "        float m = y[0], sum = 0.0f;",
+                      f"        for (i = 1u; i < {p.n_outputs}u; ++i) if (y[i] > m) m = y[i];",
+                      f"        for (i = 0u; i < {p.n_outputs}u; ++i) {{ y[i] = expf(y[i] - m); sum += y[i]; }}",
+                      f"        for (i = 0u; i < {p.n_outputs}u; ++i) y[i] = y[i] / sum;", "    }"]
+        return lines + ["}", ""]
+
+    def argmax(self) -> list[str]:
+        if not self.plan.softmax:
+            return []
+        n, p = self.name, self.plan
+        return [f"/* The class: the first largest logit (integer only). */",
+                f"uint32_t {n}_q15_argmax(const int16_t *x)", "{",
+                f"    int16_t z[{p.n_outputs}];", "    uint32_t i, best = 0u;", f"    {n}_q15(x, z);",
+                f"    for (i = 1u; i < {p.n_outputs}u; ++i) if (z[i] > z[best]) best = i;",
+                "    return best;", "}", ""]
+
+
+def dtype_plan(net: Network, domain: Optional[object] = None) -> FixedPlan:
+    """The plan the printed C computes (for the harness: the stated bound)."""
+    return plan(net, domain)

@@ -1,0 +1,514 @@
+"""Fixed-point planning (Q15): formats, quantised weights and a sound error bound.
+
+For cores without an FPU (Cortex-M0/M0+, many RISC-V and 8/16-bit MCUs) a network runs in
+integers: every value a layer passes on is an ``int16`` code ``q`` standing for
+``q * 2**-f`` (a power-of-two format ``f`` per layer), weights are ``int16`` codes of a
+per-layer format, sums are exact in an ``int32`` (or ``int64`` where the worst case of
+*any* int16 inputs needs it) accumulator, and one round-to-nearest shift per unit brings a
+sum to the next layer's format.  Knows no language: :mod:`mlpcodegen.backends.c_fixed`
+prints a :class:`FixedPlan`, :func:`run_fixed` mirrors what it computes bit for bit.
+
+Formats come from the input domain: sound interval bounds of every layer over the domain
+cut into sub-boxes (up to 4096), so that no value of the domain saturates.
+
+The stated bound (:attr:`FixedPlan.bound`, one number per output) holds for every input
+of the domain against the exact network (the float64 reference, to its rounding): the
+input's rounding (1/2 LSB), each weight's and bias's quantisation error (known exactly),
+each shift's rounding (1/2 LSB), the tanh table's error (measured exhaustively over every
+position the integer code can reach) are propagated through ``|W|`` and each activation's
+Lipschitz constant, per unit.
+
+Activations: linear, relu (with ``max_value``), relu6 and hard_tanh exactly (in the
+accumulator, before the shift); tanh by a 257-entry table over [0, 8] with linear
+interpolation, sigmoid(z) = (1 + tanh(z/2)) / 2 from the same table; softmax on the last
+layer only: the integer predictor returns the logits (their argmax is the class) and the
+float wrapper normalises them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .errors import UnsupportedError, ValidationError
+from .ir import Dense, Network
+
+#: Activations the fixed-point predictor computes, and how.
+SUPPORTED = ("linear", "relu", "relu6", "hard_tanh", "tanh", "sigmoid", "softmax")
+#: Codes of an int16 value.
+Q_MAX, Q_MIN = 32767, -32768
+#: tanh table: TABLE_STEPS intervals of 2**-TABLE_SHIFT over [0, TABLE_END].
+TABLE_SHIFT, TABLE_STEPS = 5, 256
+TABLE_END = TABLE_STEPS >> TABLE_SHIFT  # 8
+#: The table's argument is |z| in Q(TABLE_POSITION) (15 bits of interpolation weight).
+TABLE_POSITION = TABLE_SHIFT + 15
+#: An int32 accumulator is used when the worst case of any int16 inputs stays below this
+#: (room for the rounding term of the shift); int64 below 2**62.
+INT32_LIMIT, INT64_LIMIT = 2 ** 30, 2 ** 62
+#: int32 is kept (weights with fewer bits) while it costs at most this many weight bits.
+INT32_BITS_GIVEN = 1
+#: Formats (fraction bits) a value may take: beyond them the network's numbers do not fit Q15.
+MIN_FRAC, MAX_FRAC = -8, 40
+#: Input boxes the domain is cut into for the interval bounds (per input: 4096**(1/n)).
+BOXES = 4096
+#: Relative slack for the float64 rounding of the reference and of the interval bounds.
+SLACK = 1e-9
+
+
+@dataclass(frozen=True)
+class FixedLayer:
+    """One Dense layer in integers.  ``weights`` int16 codes (units, n_in) in Q(weight_frac),
+    ``bias`` codes in Q(acc_frac) = Q(weight_frac + in_frac), accumulated in ``acc_bits``;
+    ``kind`` is the activation as computed; ``low``/``high`` the clamp of the clamping
+    kinds in accumulator codes (None: no clamp on that side); ``out_frac`` the format of
+    the int16 outputs; ``error`` the bound of each output's error (its units' values)."""
+
+    name: str
+    kind: str
+    weights: np.ndarray
+    bias: np.ndarray
+    weight_frac: int
+    in_frac: int
+    out_frac: int
+    acc_bits: int
+    low: Optional[int]
+    high: Optional[int]
+    error: np.ndarray
+    logit_error: float = 0.0  # softmax: the bound on the logits (argmax is certain beyond twice this gap)
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValidationError(f"fixed layer {self.name!r}: kind {self.kind!r} unknown")
+        if self.acc_bits not in (32, 64):
+            raise ValidationError(f"fixed layer {self.name!r}: accumulator of {self.acc_bits} bits")
+        if self.weights.dtype != np.int16 or self.weights.ndim != 2 or self.bias.shape != (self.units,):
+            raise ValidationError(f"fixed layer {self.name!r}: int16 (units, inputs) weights and a bias per unit")
+        if self.shift < 0 and self.kind not in _TABLE_KINDS:
+            raise ValidationError(f"fixed layer {self.name!r}: output format finer than the accumulator")
+        for array in (self.weights, self.bias, self.error):
+            array.setflags(write=False)
+
+    @property
+    def units(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def n_in(self) -> int:
+        return int(self.weights.shape[1])
+
+    @property
+    def acc_frac(self) -> int:
+        return self.weight_frac + self.in_frac
+
+    @property
+    def codes(self) -> tuple[int, int]:
+        """The range of the output codes whatever the inputs (bounds the next layer's sums)."""
+        if self.kind == "tanh":
+            return -Q_MAX, Q_MAX
+        if self.kind == "sigmoid":
+            return 0, Q_MAX
+        ends = [Q_MIN if self.low is None else self.low, Q_MAX if self.high is None else self.high]
+        shifted = [end if end in (Q_MIN, Q_MAX) and getattr(self, side) is None
+                   else int(np.clip(_shift(np.int64(end), self.shift), Q_MIN, Q_MAX))
+                   for end, side in zip(ends, ("low", "high"))]
+        return shifted[0], shifted[1]
+
+    @property
+    def shift(self) -> int:
+        """Right shift from the accumulator to the output format (clamping kinds)."""
+        return self.acc_frac - self.out_frac
+
+
+@dataclass(frozen=True)
+class FixedPlan:
+    """A network in Q15: the input format, the layers, and the stated error bound of
+    each output (``bound``) on the input ``domain``.  ``softmax``: the last layer's
+    outputs are logits, normalised by the float wrapper."""
+
+    name: str
+    description: str
+    n_inputs: int
+    in_frac: int
+    layers: tuple[FixedLayer, ...]
+    bound: np.ndarray
+    domain: tuple[np.ndarray, np.ndarray]
+    softmax: bool
+    tanh_error: float
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.layers:
+            raise ValidationError("a fixed-point plan needs a layer")
+        for array in (self.bound, *self.domain):
+            array.setflags(write=False)
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layers[-1].units
+
+    @property
+    def out_frac(self) -> int:
+        return self.layers[-1].out_frac
+
+    @property
+    def width(self) -> int:
+        """The widest vector passed between layers (the buffers' size)."""
+        return max([self.n_inputs] + [layer.units for layer in self.layers])
+
+    @property
+    def uses_table(self) -> bool:
+        return any(layer.kind in _TABLE_KINDS for layer in self.layers)
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(layer.weights.size * 2 + layer.bias.size * layer.acc_bits // 8 for layer in self.layers)
+
+
+_KINDS = ("linear", "relu", "clamp", "tanh", "sigmoid")
+_TABLE_KINDS = ("tanh", "sigmoid")
+
+
+# ------------------------------------------------------------------- the tanh table
+
+
+@lru_cache(maxsize=1)
+def tanh_table() -> np.ndarray:
+    """round(tanh(k / 32) * 2**15) for k = 0..256, at most 32767 (int16)."""
+    values = np.round(np.tanh(np.arange(TABLE_STEPS + 1) / 2.0 ** TABLE_SHIFT) * 32768.0)
+    table = np.minimum(values, Q_MAX).astype(np.int16)
+    table.setflags(write=False)
+    return table
+
+
+def table_tanh(position: np.ndarray) -> np.ndarray:
+    """The table's value (Q15, int64) at ``position`` = |z| in Q20, 0 <= position < 8 * 2**20,
+    exactly as the C computes it (interpolation weight 15 bits, rounded)."""
+    table = tanh_table().astype(np.int64)
+    index, weight = position >> 15, position & 0x7FFF
+    return table[index] + (((table[index + 1] - table[index]) * weight + 0x4000) >> 15)
+
+
+#: :func:`measure_tanh_error` (4 s: measured once, kept here; tests/test_fixed.py and
+#: bench/fixed.py measure it again).
+TANH_ERROR = 0.00011699721977043165
+
+
+def tanh_error() -> float:
+    return TANH_ERROR
+
+
+def measure_tanh_error(positions: Optional[np.ndarray] = None) -> float:
+    """A bound of |table tanh - tanh| for every real argument: measured at every position
+    the code can reach (all 2**23 of Q20 below 8; or at ``positions``), plus 2**-20 for the
+    truncation of an argument to Q20 (tanh is 1-Lipschitz), and at least the saturated
+    tail's 2**-15."""
+    measured = 0.0
+    chunks = [positions] if positions is not None else [
+        np.arange(start, start + 2 ** 20, dtype=np.int64) for start in range(0, TABLE_END << TABLE_POSITION, 2 ** 20)]
+    for position in chunks:
+        measured = max(measured, float(np.max(np.abs(table_tanh(position) / 32768.0 -
+                                                     np.tanh(position / 2.0 ** TABLE_POSITION)))))
+    tail = max(1.0 - Q_MAX / 32768.0, abs(Q_MAX / 32768.0 - math.tanh(TABLE_END)))
+    return float(max(measured, tail) + 2.0 ** -TABLE_POSITION)
+
+
+# ------------------------------------------------------------------- planning
+
+
+def check_supported(net: Network) -> None:
+    """Every layer a Dense layer with an activation of :data:`SUPPORTED`; softmax last."""
+    for position, layer in enumerate(net.layers):
+        if not isinstance(layer, Dense):
+            raise UnsupportedError(f"layer {position} ({layer.name!r}) is a {type(layer).__name__} step: the q15 "
+                                   "predictor computes Dense layers only (load the model with fold=True, without "
+                                   "a polynomial)")
+        name = layer.activation.name
+        if name not in SUPPORTED:
+            raise UnsupportedError(f"layer {layer.name!r}: activation {name!r} has no fixed-point form; q15 "
+                                   f"supports {', '.join(SUPPORTED)} (use --dtype float32 for this network)")
+        if name == "relu" and (layer.activation.param("negative_slope") or layer.activation.param("threshold")):
+            raise UnsupportedError(f"layer {layer.name!r}: relu with a negative_slope or threshold has no "
+                                   f"fixed-point form; q15 supports {', '.join(SUPPORTED)}")
+        if name == "softmax" and position != len(net.layers) - 1:
+            raise UnsupportedError(f"layer {layer.name!r}: softmax is supported on the last layer only in q15")
+
+
+def as_domain(n_inputs: int, domain: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) per input from ``domain`` (a pair whose sides are each a number or one
+    per input; None: [-1, 1]), finite with low <= high."""
+    if domain is None:
+        domain = (-1.0, 1.0)
+    try:
+        lo, hi = (np.broadcast_to(np.asarray(side, dtype=np.float64).reshape(-1), (n_inputs,)).copy()
+                  for side in domain)
+    except (TypeError, ValueError):
+        raise ValidationError(f"the q15 domain is a pair (low, high), each a number or {n_inputs} numbers, "
+                              f"got {domain!r}") from None
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(lo <= hi)):
+        raise ValidationError("the q15 domain must be finite with low <= high for every input")
+    return lo, hi
+
+
+def plan(net: Network, domain: Any = None) -> FixedPlan:
+    """The Q15 plan of ``net`` for inputs in ``domain`` (see :func:`as_domain`)."""
+    check_supported(net)
+    lo, hi = as_domain(net.n_inputs, domain)
+    spans = layer_bounds(net, lo, hi)
+    magnitude = np.maximum(np.abs(lo), np.abs(hi))
+    in_frac = _frac_for(float(magnitude.max()))
+    error = np.full(net.n_inputs, 2.0 ** -(in_frac + 1))  # the wrapper rounds to nearest
+    layers, frac = [], in_frac
+    for layer, (z_lo, z_hi, h_lo, h_hi) in zip(net.layers, spans):
+        fixed = _plan_layer(layer, frac, magnitude, error, z_lo, z_hi, h_lo, h_hi,
+                            layers[-1].codes if layers else (Q_MIN, Q_MAX))
+        layers.append(fixed)
+        frac, error = fixed.out_frac, fixed.error
+        magnitude = np.maximum(np.abs(h_lo), np.abs(h_hi))
+    return FixedPlan(net.name, net.describe(), net.n_inputs, in_frac, tuple(layers), error.copy(), (lo, hi),
+                     net.layers[-1].activation.name == "softmax", tanh_error() if any(
+                         layer.kind in _TABLE_KINDS for layer in layers) else 0.0, net.notes)
+
+
+def _frac_for(magnitude: float) -> int:
+    """The most fraction bits f with magnitude * 2**f <= 32767 (a value of 0: 15)."""
+    if magnitude <= 0.0:
+        return 15
+    frac = math.floor(math.log2(Q_MAX / magnitude))
+    while magnitude * 2.0 ** frac > Q_MAX:
+        frac -= 1
+    while magnitude * 2.0 ** (frac + 1) <= Q_MAX:
+        frac += 1
+    if not MIN_FRAC <= frac <= MAX_FRAC:
+        raise UnsupportedError(f"a value of magnitude {magnitude:g} needs format Q{frac}, outside "
+                               f"Q{MIN_FRAC}..Q{MAX_FRAC}: the network's numbers do not fit 16-bit fixed point")
+    return frac
+
+
+def _quantise(values: np.ndarray, frac: int) -> np.ndarray:
+    return np.round(np.asarray(values, dtype=np.float64) * 2.0 ** frac).astype(np.int64)
+
+
+def _weights(layer: Dense, in_frac: int, codes_in: tuple[int, int]) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """(weight format, accumulator bits, int weights (units, n_in), int bias): the finest
+    int16 format, with int32 sums when the worst case of any input codes in ``codes_in``
+    (what the previous layer can output, whatever the inputs) fits for at most
+    :data:`INT32_BITS_GIVEN` fewer weight bits, else int64."""
+    kernel = layer.kernel.T
+    bias = np.zeros(layer.units) if layer.bias is None else layer.bias
+    finest = _frac_for(float(np.abs(kernel).max()))
+    for frac in range(finest, finest - INT32_BITS_GIVEN - 1, -1):
+        weights, codes = _quantise(kernel, frac), _quantise(bias, frac + in_frac)
+        if _worst(weights, codes, codes_in) < INT32_LIMIT:
+            return frac, 32, weights, codes
+    weights, codes = _quantise(kernel, finest), _quantise(bias, finest + in_frac)
+    if _worst(weights, codes, codes_in) >= INT64_LIMIT:
+        raise UnsupportedError(f"layer {layer.name!r}: its sums need more than 64 bits in Q15")
+    return finest, 64, weights, codes
+
+
+def _worst(weights: np.ndarray, bias: np.ndarray, codes_in: tuple[int, int]) -> int:
+    """The largest |partial sum| of any unit, in any order, for any input codes within
+    ``codes_in``: |b| plus the positive (or the negative) products' sum (exact in int64:
+    under 2**30 * 2**32)."""
+    low, high = (weights * codes_in[0]).astype(np.int64), (weights * codes_in[1]).astype(np.int64)
+    up = np.maximum(0, np.maximum(low, high)).sum(axis=1)
+    down = np.maximum(0, -np.minimum(low, high)).sum(axis=1)
+    return int(np.max(np.maximum(up, down) + np.abs(bias)))
+
+
+def _plan_layer(layer: Dense, in_frac: int, magnitude: np.ndarray, error: np.ndarray, z_lo: np.ndarray,
+                z_hi: np.ndarray, h_lo: np.ndarray, h_hi: np.ndarray, codes_in: tuple[int, int]) -> FixedLayer:
+    """One layer: its codes, formats, and the error bound of its outputs given the
+    inputs' ``magnitude`` (true, per input) and ``error`` bound, and the codes the
+    inputs can take (``codes_in``)."""
+    weight_frac, bits, weights, bias = _weights(layer, in_frac, codes_in)
+    acc_frac = weight_frac + in_frac
+    kernel = layer.kernel.T
+    true_bias = np.zeros(layer.units) if layer.bias is None else layer.bias
+    d_kernel = np.abs(weights * 2.0 ** -weight_frac - kernel)
+    d_bias = np.abs(bias * 2.0 ** -acc_frac - true_bias)
+    dz = d_kernel @ (magnitude + error) + np.abs(kernel) @ error + d_bias
+    dz = dz * (1 + SLACK) + SLACK * (np.abs(kernel) @ magnitude + np.abs(true_bias))
+    kind, low, high, clamp_error = _clamp(layer, acc_frac, bits)
+    if kind in _TABLE_KINDS and acc_frac < 0:
+        raise UnsupportedError(f"layer {layer.name!r}: its sums are too large for the q15 tanh table (Q{acc_frac})")
+    if kind == "tanh":
+        out_error = dz + tanh_error() + (2.0 ** -(TABLE_POSITION + 1) if acc_frac > TABLE_POSITION and bits == 64
+                                         else 0.0)
+        return _layer(layer, kind, weights, bias, weight_frac, in_frac, 15, bits, None, None, out_error)
+    if kind == "sigmoid":  # (1 + tanh(z/2)) / 2, the halving truncated (1/2 LSB of Q15)
+        out_error = dz / 4 + tanh_error() / 2 + 2.0 ** -16
+        return _layer(layer, kind, weights, bias, weight_frac, in_frac, 15, bits, None, None, out_error)
+    softmax = layer.activation.name == "softmax"  # the predictor returns the logits
+    largest = np.maximum(np.abs(z_lo), np.abs(z_hi)) if softmax else np.maximum(np.abs(h_lo), np.abs(h_hi))
+    exact = dz + clamp_error
+    out_frac = min(acc_frac, _frac_for(float(np.max(largest + exact))))
+    rounding = 2.0 ** -(out_frac + 1) if out_frac < acc_frac else 0.0
+    out_error = exact + rounding
+    logit_error = 0.0
+    if softmax:  # |d softmax_i| <= max_j |d z_j| / 2; float32 in the wrapper
+        logit_error = float(out_error.max())
+        out_error = np.full(layer.units, logit_error / 2 + (layer.units + 8) * 2.0 ** -23)
+    return _layer(layer, kind, weights, bias, weight_frac, in_frac, out_frac, bits, low, high, out_error,
+                  logit_error)
+
+
+def _layer(layer: Dense, kind: str, weights: np.ndarray, bias: np.ndarray, weight_frac: int, in_frac: int,
+           out_frac: int, bits: int, low: Optional[int], high: Optional[int], error: np.ndarray,
+           logit_error: float = 0.0) -> FixedLayer:
+    return FixedLayer(layer.name, kind, weights.astype(np.int16), bias, weight_frac, in_frac, out_frac, bits, low,
+                      high, np.asarray(error, dtype=np.float64), logit_error)
+
+
+def _clamp(layer: Dense, acc_frac: int, bits: int) -> tuple[str, Optional[int], Optional[int], float]:
+    """(kind, low, high, error of the clamp bounds in accumulator codes): relu, relu6,
+    hard_tanh and relu(max_value) clamp the sum before the shift (exact when the bound is
+    a multiple of the accumulator's LSB: its rounding is counted otherwise)."""
+    name = layer.activation.name
+    if name in ("tanh", "sigmoid", "linear"):
+        return name, None, None, 0.0
+    if name == "softmax":
+        return "linear", None, None, 0.0
+    bounds = {"relu": (0.0, layer.activation.param("max_value") if name == "relu" else None),
+              "relu6": (0.0, 6.0), "hard_tanh": (-1.0, 1.0)}[name]
+    limit = 2 ** (bits - 1) - 1
+    codes = [None if b is None else int(max(-limit, min(limit, round(b * 2.0 ** acc_frac)))) for b in bounds]
+    error = max(abs(c * 2.0 ** -acc_frac - b) for c, b in zip(codes, bounds) if b is not None)
+    kind = "relu" if name == "relu" and bounds[1] is None else "clamp"
+    return kind, codes[0], codes[1], error
+
+
+# ------------------------------------------------------------------- interval bounds
+
+
+def layer_bounds(net: Network, lo: np.ndarray, hi: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+    """(z_lo, z_hi, h_lo, h_hi) of every layer over the box [lo, hi]: interval arithmetic
+    over up to :data:`BOXES` sub-boxes (joined), widened outward for float64 rounding."""
+    pieces = max(1, int(round(BOXES ** (1.0 / net.n_inputs) + 1e-9))) if net.n_inputs <= 12 else 1
+    edges = [np.linspace(a, b, pieces + 1) for a, b in zip(lo, hi)]
+    grids = np.meshgrid(*[np.arange(pieces)] * net.n_inputs, indexing="ij")
+    index = np.stack([g.reshape(-1) for g in grids], axis=1)
+    box_lo = np.stack([edges[i][index[:, i]] for i in range(net.n_inputs)], axis=1)
+    box_hi = np.stack([edges[i][index[:, i] + 1] for i in range(net.n_inputs)], axis=1)
+    out = []
+    for layer in net.layers:
+        kernel = layer.kernel
+        bias = np.zeros(layer.units) if layer.bias is None else layer.bias
+        center, radius = (box_lo + box_hi) / 2, (box_hi - box_lo) / 2
+        mid, spread = center @ kernel + bias, radius @ np.abs(kernel)
+        slack = SLACK * (np.abs(center) @ np.abs(kernel) + spread + np.abs(bias)) + 1e-300
+        z_lo, z_hi = mid - spread - slack, mid + spread + slack
+        box_lo, box_hi = _activate_bounds(layer, z_lo, z_hi)
+        out.append((z_lo.min(axis=0), z_hi.max(axis=0), box_lo.min(axis=0), box_hi.max(axis=0)))
+    return out
+
+
+def _activate_bounds(layer: Dense, z_lo: np.ndarray, z_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds after the activation: each supported element-wise one is non-decreasing;
+    softmax lies in [0, 1]."""
+    name = layer.activation.name
+    if name == "softmax":
+        return np.zeros_like(z_lo), np.ones_like(z_hi)
+    function = {"linear": lambda z: z, "relu": lambda z: _relu(layer, z), "relu6": lambda z: np.clip(z, 0, 6),
+                "hard_tanh": lambda z: np.clip(z, -1, 1), "tanh": np.tanh,
+                "sigmoid": lambda z: 0.5 * (1 + np.tanh(z / 2))}[name]
+    return function(z_lo), function(z_hi)
+
+
+def _relu(layer: Dense, z: np.ndarray) -> np.ndarray:
+    top = layer.activation.param("max_value")
+    return np.maximum(z, 0.0) if top is None else np.clip(z, 0.0, top)
+
+
+# ------------------------------------------------------------------- the integer mirror
+
+
+def quantise_inputs(plan: FixedPlan, x: np.ndarray) -> np.ndarray:
+    """What the float wrapper does: x * 2**in_frac in float32 (exact), rounded half away
+    from zero, saturated to int16 (NaN: -32768)."""
+    v = np.asarray(x, dtype=np.float32) * np.float32(2.0 ** plan.in_frac)
+    with np.errstate(invalid="ignore"):
+        rounded = np.trunc(np.where(v < 0, v - np.float32(0.5), v + np.float32(0.5)))
+        q = np.where(v >= Q_MAX, Q_MAX, np.where(v > Q_MIN, rounded, Q_MIN))
+    return q.astype(np.int64)
+
+
+def run_codes(plan: FixedPlan, q: np.ndarray) -> np.ndarray:
+    """The integer predictor on int16 input codes (rows): the output codes, as the C."""
+    h = np.asarray(q, dtype=np.int64)
+    for layer in plan.layers:
+        acc = h @ layer.weights.T.astype(np.int64) + layer.bias  # exact: bounded by the plan
+        h = _activate_codes(layer, acc)
+    return h
+
+
+def _shift(acc: np.ndarray, s: int) -> np.ndarray:
+    """floor((acc + 2**(s-1)) / 2**s): the C's rounding shift."""
+    return acc if s == 0 else (acc + (1 << (s - 1))) >> s
+
+
+def _activate_codes(layer: FixedLayer, acc: np.ndarray) -> np.ndarray:
+    if layer.kind in _TABLE_KINDS:
+        frac = layer.acc_frac + (1 if layer.kind == "sigmoid" else 0)
+        if layer.acc_bits == 64:
+            acc, frac = _narrow(acc, frac)
+        t = _tanh_codes(acc, frac)
+        return t if layer.kind == "tanh" else (32768 + t) >> 1
+    if layer.low is not None:
+        acc = np.maximum(acc, layer.low)
+    if layer.high is not None:
+        acc = np.minimum(acc, layer.high)
+    return np.clip(_shift(acc, layer.shift), Q_MIN, Q_MAX)
+
+
+def _narrow(acc: np.ndarray, frac: int) -> tuple[np.ndarray, int]:
+    """An int64 sum to int32 for the table: shifted to Q20 when finer, then saturated."""
+    if frac > TABLE_POSITION:
+        acc, frac = _shift(acc, frac - TABLE_POSITION), TABLE_POSITION
+    return np.clip(acc, -(2 ** 31 - 1), 2 ** 31 - 1), frac
+
+
+def _tanh_codes(z: np.ndarray, frac: int) -> np.ndarray:
+    m = np.abs(z)
+    big = m >= (TABLE_END << frac) if frac <= 28 else np.zeros(m.shape, dtype=bool)
+    position = m >> (frac - TABLE_POSITION) if frac >= TABLE_POSITION else m << (TABLE_POSITION - frac)
+    position = np.where(big, 0, position)
+    t = np.where(big, Q_MAX, table_tanh(position))
+    return np.where(z < 0, -t, t)
+
+
+def run_fixed(plan: FixedPlan, x: np.ndarray) -> np.ndarray:
+    """What ``compile_c(net, dtype="q15")`` returns for float inputs ``x`` (rows), in
+    float64: the integer predictor's outputs scaled back (softmax applied, in float64:
+    the C's float32 normalisation differs by a few ULP)."""
+    codes = run_codes(plan, quantise_inputs(plan, np.atleast_2d(x)))
+    y = codes * 2.0 ** -plan.out_frac
+    if plan.softmax:
+        e = np.exp(y - y.max(axis=1, keepdims=True))
+        y = e / e.sum(axis=1, keepdims=True)
+    return y
+
+
+def describe_bound(plan: FixedPlan) -> list[str]:
+    """Lines stating the formats and the bound (for generated files and reports)."""
+    formats = ", ".join(f"{layer.name}: weights Q{layer.weight_frac}, int{layer.acc_bits} sums, out "
+                        f"Q{layer.out_frac} ({layer.kind})" for layer in plan.layers)
+    lines = [f"inputs Q{plan.in_frac} on the domain {_domain_text(plan.domain)}; {formats}",
+             f"stated max abs error on the domain (vs the exact network): {float(plan.bound.max()):.3g}"]
+    if plan.tanh_error:
+        lines.append(f"tanh table (257 entries, [0, 8], interpolated): error at most {plan.tanh_error:.3g} (measured "
+                     "at every reachable position)")
+    if plan.softmax:
+        lines.append(f"softmax: the integer predictor returns the logits (Q{plan.out_frac}, error <= "
+                     f"{plan.layers[-1].logit_error:.3g}); the float wrapper normalises them")
+    return lines
+
+
+def _domain_text(domain: Sequence[np.ndarray]) -> str:
+    lo, hi = domain
+    if np.all(lo == lo[0]) and np.all(hi == hi[0]):
+        return f"[{lo[0]:g}, {hi[0]:g}]" + (f" for each input" if len(lo) > 1 else "")
+    return ", ".join(f"x{i} in [{a:g}, {b:g}]" for i, (a, b) in enumerate(zip(lo, hi)))

@@ -1,0 +1,178 @@
+"""Q15 fixed point (issue 13): planning, the stated error bound, the C printer, compile_c(dtype="q15")."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from mlpcodegen import compile_c, load
+from mlpcodegen.backends import emit, get_backend
+from mlpcodegen.errors import UnsupportedError
+from mlpcodegen.fixed import (SUPPORTED, TANH_ERROR, TABLE_POSITION, measure_tanh_error, plan, run_codes,
+                              run_fixed, quantise_inputs)
+from mlpcodegen.ir import Activation, Dense, Network
+from mlpcodegen.numeric import NUMERIC_TYPES, numeric_type
+from mlpcodegen.reference import evaluate
+
+STRICT = ["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wdouble-promotion", "-Werror"]
+
+
+def random_net(widths, activations, seed, scale=1.0):
+    rng = np.random.default_rng(seed)
+    layers = tuple(Dense(rng.normal(0, scale / np.sqrt(a), (a, b)), rng.normal(0, 0.3, b), Activation(act),
+                         name=f"d{i}") for i, (a, b, act) in enumerate(zip(widths, widths[1:], activations)))
+    return Network(widths[0], layers, name="net")
+
+
+def fitted_sine() -> Network:
+    """1-16-16-1 relu fitted to sin on [-pi, pi] (scikit-learn, L-BFGS, fixed seed: a few seconds;
+    bench/fixed.py fits the same way)."""
+    from sklearn.neural_network import MLPRegressor
+
+    x = np.linspace(-np.pi, np.pi, 512)[:, None]
+    fit = MLPRegressor(hidden_layer_sizes=(16, 16), activation="relu", solver="lbfgs", random_state=0,
+                       max_iter=2000, tol=1e-9).fit(x, np.sin(x[:, 0]))
+    layers = tuple(Dense(w, b, Activation(a), name=f"d{i}") for i, (w, b, a) in
+                   enumerate(zip(fit.coefs_, fit.intercepts_, ("relu", "relu", "linear"))))
+    return Network(1, layers, name="sine")
+
+
+MODELS = {
+    "seed": (lambda: load("generated/seed/seed.keras"), (-1.0, 1.0)),
+    "sine": (fitted_sine, (-np.pi, np.pi)),
+    "cls": (lambda: random_net([16, 64, 64, 10], ["relu", "relu", "softmax"], 2), (-1.0, 1.0)),
+    "mixed": (lambda: random_net([3, 8, 6, 4], ["sigmoid", "relu6", "hard_tanh"], 3), (-2.0, 2.0)),
+}
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    """name -> (net, domain, plan, predictor): one compile each."""
+    out = {}
+    for key, (make, domain) in MODELS.items():
+        net = make()
+        out[key] = (net, domain, plan(net, domain), compile_c(net, dtype="q15", name=key, domain=domain))
+    return out
+
+
+def _inputs(n_inputs, domain, n, seed=0):
+    return np.random.default_rng(seed).uniform(*domain, (n, n_inputs)).astype(np.float32)
+
+
+@pytest.mark.parametrize("key", list(MODELS))
+def test_c_is_the_plan_bit_for_bit_inside_and_outside_the_domain(compiled, key):
+    net, domain, fixed, predictor = compiled[key]
+    x = _inputs(net.n_inputs, (3 * domain[0], 3 * domain[1]), 3000)
+    x[:4] = np.array([np.nan, np.inf, -np.inf, 1e30])[:, None]
+    y = predictor(x)
+    assert y.dtype == np.float32 and y.shape == (len(x), net.n_outputs)
+    if fixed.softmax:  # the wrapper normalises in float32: compare the classes and closely
+        np.testing.assert_allclose(y, run_fixed(fixed, x), atol=1e-6)
+    else:
+        assert np.array_equal(y, run_fixed(fixed, x).astype(np.float32))
+    assert np.array_equal(predictor(x[5]), y[5])
+
+
+@pytest.mark.parametrize("key", list(MODELS))
+def test_error_within_the_stated_bound(compiled, key):
+    net, domain, fixed, predictor = compiled[key]
+    x = _inputs(net.n_inputs, domain, 20000)
+    error = np.abs(predictor(x) - evaluate(net, x.astype(np.float64))).max(axis=0)
+    assert np.all(error <= fixed.bound), (error, fixed.bound)
+
+
+def test_issue_targets_on_the_host(compiled):
+    """seed: <= 5e-3 of the output range, bound within 10x; sine (fitted): <= 5e-4 of the
+    range; cls: the classes of 1,000 inputs."""
+    for key, limit in (("seed", 5e-3), ("sine", 5e-4)):
+        net, domain, fixed, predictor = compiled[key]
+        x = _inputs(net.n_inputs, domain, 20000)
+        reference = evaluate(net, x.astype(np.float64))
+        error = np.abs(predictor(x) - reference).max()
+        assert error <= limit * np.ptp(reference), (key, error)
+        assert fixed.bound.max() <= 10 * error, (key, fixed.bound.max(), error)
+    net, domain, fixed, predictor = compiled["cls"]
+    x = _inputs(16, domain, 1000)
+    agree = np.mean(predictor(x).argmax(axis=1) == evaluate(net, x.astype(np.float64)).argmax(axis=1))
+    assert agree >= 0.99
+
+
+def test_bound_never_exceeded_on_random_networks():
+    """Property (bounded here; bench/fixed.py runs 10^5 inputs): the integer mirror (bit-exact
+    with the C, tested above) never errs beyond the stated bound."""
+    rng = np.random.default_rng(7)
+    for case in range(24):
+        depth = int(rng.integers(1, 4))
+        widths = [int(rng.integers(1, 9)) for _ in range(depth + 1)]
+        activations = [str(rng.choice(["relu", "tanh", "sigmoid", "linear", "relu6", "hard_tanh"]))
+                       for _ in range(depth)]
+        net = random_net(widths, activations, case, scale=float(rng.uniform(0.5, 4)))
+        half = float(rng.uniform(0.1, 8))
+        fixed = plan(net, (-half, half))
+        x = _inputs(net.n_inputs, (-half, half), 5000, case)
+        error = np.abs(run_fixed(fixed, x) - evaluate(net, x.astype(np.float64))).max(axis=0)
+        assert np.all(error <= fixed.bound), (case, widths, activations, error, fixed.bound)
+
+
+def test_tanh_table_error_is_measured():
+    assert measure_tanh_error() == TANH_ERROR
+
+
+def test_unsupported_activation_refused_by_name():
+    net = Network(2, (Dense(np.ones((2, 2)), np.zeros(2), Activation("elu"), name="hidden"),))
+    with pytest.raises(UnsupportedError) as info:
+        emit(net, "c", dtype="q15")
+    assert "'hidden'" in str(info.value) and "'elu'" in str(info.value)
+    assert all(name in str(info.value) for name in SUPPORTED)
+
+
+def test_q15_is_a_dtype_of_c_only_and_never_reaches_the_float_printer():
+    assert numeric_type("q15").is_fixed and "q15" not in NUMERIC_TYPES
+    assert "q15" in get_backend("c").dtypes
+    with pytest.raises(UnsupportedError):
+        emit(random_net([1, 1], ["linear"], 0), "numba", dtype="q15")
+
+
+@pytest.mark.parametrize("key", ["seed", "cls"])
+def test_generated_text_and_strict_builds(compiled, key, tmp_path):
+    net, domain, fixed, _ = compiled[key]
+    source, header = emit(net, "c", dtype="q15", name=key, domain=domain), \
+        get_backend("c").header(net, dtype="q15", name=key, domain=domain)
+    assert source.startswith("/* generated by mlpcodegen — do not edit") and 'extern "C"' in header
+    assert f"#define {key}_Q15_IN_FRAC {fixed.in_frac}" in header
+    start, end = source.index("static const int16_t"), source.index(f"static int16_t {key}_quantise")
+    integer_part = re.sub(r"/\*.*?\*/", "", source[start:end], flags=re.S)  # arrays, helpers, NAME_q15
+    assert not re.search(r"\b(float|double)\b|[^/]/[^/*]", integer_part)  # no float, no division
+    (tmp_path / f"{key}.c").write_text(source)
+    (tmp_path / f"{key}.h").write_text(header)
+    (tmp_path / "use.cpp").write_text(f'#include "{key}.h"\nint main() {{ return 0; }}\n')
+    gcc = shutil.which("gcc")
+    subprocess.run([gcc, *STRICT, "-O2", "-c", str(tmp_path / f"{key}.c"), "-o", str(tmp_path / "a.o")], check=True)
+    subprocess.run(["g++", "-Wall", "-Wextra", "-Werror", "-x", "c++", "-fsyntax-only", str(tmp_path / f"{key}.c")],
+                   check=True)
+    subprocess.run(["g++", "-Wall", "-Werror", "-fsyntax-only", str(tmp_path / "use.cpp")], check=True,
+                   cwd=tmp_path)
+    arm = shutil.which("arm-none-eabi-gcc")
+    assert arm, "arm-none-eabi-gcc is installed by .ci/run"
+    subprocess.run([arm, *STRICT, "-mthumb", "-mcpu=cortex-m0plus", "-Os", "-fstack-usage", "-c",
+                    str(tmp_path / f"{key}.c"), "-o", str(tmp_path / "m0.o")], check=True, cwd=tmp_path)
+    from mlpcodegen.backends.c_fixed import stack_bytes
+
+    usage = {line.split("\t")[0].rsplit(":", 1)[-1]: int(line.split("\t")[1])
+             for line in (tmp_path / "m0.su").read_text().splitlines()}
+    stated = stack_bytes(net, "q15")
+    assert usage[f"{key}_q15"] <= stated["q15"] and usage[key] + usage[f"{key}_q15"] <= stated["one"]
+
+
+def test_rounding_shift_and_input_rounding_mirror():
+    """The shift is round-half-up on negative and positive sums alike; inputs round half
+    away from zero and saturate (NaN to -32768)."""
+    net = Network(1, (Dense(np.array([[1.0]]), np.array([0.0]), name="d"),))
+    fixed = plan(net, (-1, 1))
+    q = quantise_inputs(fixed, np.array([[np.nan], [5.0], [-5.0], [0.5 / 2 ** fixed.in_frac], [-0.5 / 2 ** 14]]))
+    assert q[:, 0].tolist() == [-32768, 32767, -32768, 1, -1 if fixed.in_frac == 14 else q[4, 0]]
+    assert np.array_equal(run_codes(fixed, q), np.clip(run_codes(fixed, q), -32768, 32767))
+    assert TABLE_POSITION == 20
