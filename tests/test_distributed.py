@@ -96,6 +96,14 @@ def test_the_numpy_target_in_float64(client):
     assert np.array_equal(result.compute(), load(NET, "numpy", dtype="float64")(x))
 
 
+def test_rows_of_unknown_counts_are_scored_as_they_come():
+    """A DataFrame's array (row counts unknown until computed) cannot be aligned: scored per block."""
+    x = rows(500, seed=7).astype(np.float64)
+    data = dd.from_pandas(pd.DataFrame(x, columns=list("abcde")), npartitions=2, sort=False).to_dask_array()
+    result = dist.score_dask(data, NET, target="numpy", dtype="float64")
+    assert np.array_equal(result.compute(scheduler="sync"), load(NET, "numpy", dtype="float64")(x))
+
+
 def test_two_networks_in_one_graph_keep_their_own_outputs(client):
     """The task names carry the network's digest: no two scorings share a key."""
     import dask

@@ -145,7 +145,10 @@ def _score_array(data: Any, shipped: Any, spec: Scoring, columns: Optional[Seque
         raise ValidationError(f"expected a 2-D Dask array of real numbers, rows of {net.n_inputs} inputs; got "
                               f"{data.ndim}-D of dtype {data.dtype}")
     _check_width(data.shape[1], net, "columns")
-    data = data.rechunk({0: aligned_chunks(data.chunks[0]), 1: -1})  # a row's inputs in one block
+    if len(data.chunks[1]) > 1:
+        data = data.rechunk({1: -1})  # a row's inputs in one block
+    if not any(np.isnan(data.chunks[0])):  # unknown row counts (a DataFrame's rows): left as they are
+        data = data.rechunk({0: aligned_chunks(data.chunks[0])})
     out = np.dtype(spec.dtype)
     return data.map_blocks(_score_rows, shipped, dtype=out, chunks=(data.chunks[0], (net.n_outputs,)),
                            meta=np.empty((0, net.n_outputs), out), token="mlpcodegen-score")
