@@ -38,7 +38,8 @@ def add_size(sub, common) -> None:
                       help="cores to build for (default: all)")
     size.add_argument("--opt", nargs="+", choices=OPT_CHOICES, default=["Os", "O2"],
                       help="gcc optimisation levels, without the dash (default: Os O2)")
-    size.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    size.add_argument("--dtype", choices=("float32", "float64", "q15"), default="float32",
+                      help="q15: the fixed-point C (integer predictor and its float wrapper)")
     size.add_argument("--name", help="function name (default: from the model file's name)")
     common.add_c_options(size)
     common.add_scaling_options(size)

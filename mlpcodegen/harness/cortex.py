@@ -18,12 +18,13 @@ import re
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ..backends import get_backend
 from ..backends.c import emit_c, emit_c_header, literal
 from ..errors import CompileError
 from ..ir import Network
@@ -45,8 +46,13 @@ class Options:
     unroll: str = "auto"
     optimize: str = "size"
     profile: str = "embedded"  # desktop: for comparison (its one-sample function runs the same way)
+    domain: Any = None  # fixed-point dtypes: the input domain the formats are planned for
 
     def source(self, net: Network) -> tuple[str, str]:
+        if numeric_type(self.dtype).is_fixed:  # the registry's C for the dtype (backends/c_fixed.py)
+            backend = get_backend("c")
+            fixed = dict(dtype=self.dtype, name=self.name, domain=self.domain)
+            return backend.emit(net, **fixed), backend.header(net, **fixed)
         kwargs = dict(dtype=self.dtype, name=self.name, math=self.math, unroll=self.unroll, profile=self.profile,
                       optimize=self.optimize)
         return emit_c(net, **kwargs), emit_c_header(net, **kwargs)
@@ -326,6 +332,9 @@ def verify_on_core(net: Network, core: str, options: Options, *, peer: Any = Non
 
     x, (lo, hi), source = _inputs(net.n_inputs, n, domain, None, data, seed)
     x = x.astype(numeric_type(options.dtype).np_dtype)
+    fixed = numeric_type(options.dtype).is_fixed
+    if fixed:  # formats planned for the domain the inputs come from
+        options = replace(options, domain=(lo, hi))
     reference, scale = evaluate_magnitude(net, x)
     with ThreadPoolExecutor(max_workers=2) as pool:
         on_core = pool.submit(run_on_core, net, x, core, options, opt)
@@ -343,8 +352,18 @@ def verify_on_core(net: Network, core: str, options: Options, *, peer: Any = Non
 
     report = VerifyReport(net.describe(), f"c (embedded, {core})", options.dtype, len(x), (lo, hi),
                           units=MODEL_UNITS if input_scaling is None else ORIGINAL_UNITS, source=source)
-    report.comparisons.append(check(f"{label} vs reference (float64)", ran.outputs, reference, options.dtype))
-    if peer is not None:
+    if fixed:
+        from .verify import fixed_checks
+
+        predicted, found = None, None
+        if peer is not None:
+            found = as_peer(peer)
+            predicted, _ = _peer_outputs(found, x.astype(np.float32), input_scaling, output_scaling)
+        report.comparisons += fixed_checks(label, net, (lo, hi), ran.outputs, reference, predicted,
+                                           found.label if found else "")
+    else:
+        report.comparisons.append(check(f"{label} vs reference (float64)", ran.outputs, reference, options.dtype))
+    if peer is not None and not fixed:
         found = as_peer(peer)
         predicted, predict_dtype = _peer_outputs(found, x.astype(np.float32), input_scaling, output_scaling)
         worst = "float32" if f32 or predict_dtype != "float64" else "float64"
@@ -357,6 +376,7 @@ def verify_on_core(net: Network, core: str, options: Options, *, peer: Any = Non
     # With a libm call the C libraries may round differently: the bits are information then.
     bound, passed = ("bit-identical", differing == 0) if not library else \
         (f"(information: calls {', '.join(library[:3])})", None)
+    bits = numeric_type(options.dtype).np_dtype.name  # q15: its float32 wrapper's outputs
     report.comparisons.append(Comparison(f"{label} vs host build (-ffp-contract=off){note}", *compare(
-        ran.outputs, host.outputs, scale, options.dtype), options.dtype, bound, passed))
+        ran.outputs, host.outputs, scale, bits), bits, bound, passed))
     return report, ran.instructions

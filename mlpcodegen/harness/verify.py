@@ -45,7 +45,7 @@ import numpy as np
 
 from ..errors import ValidationError
 from ..ir import Network
-from ..numeric import NUMERIC_TYPES
+from ..numeric import NUMERIC_TYPES, numeric_type
 from ..passes import fold_affine
 from ..reference import evaluate_magnitude
 from ..runtime import load
@@ -393,14 +393,22 @@ def verify(
     # Magnitudes of the unfolded chain: the scaled inputs the peer sees are rounded too.
     reference, scale = evaluate_magnitude(with_scaling(computed_net, inputs, outputs, fold=False), x)
     predicted, predict_dtype = _peer_outputs(peer, x, inputs, outputs)
+    fixed = numeric_type(dtype).is_fixed
+    if fixed:  # the formats are planned for the domain the inputs come from
+        options = {**(options or {}), "domain": (lo, hi)}
     function = load(net, target, dtype=dtype, name=name, **(options or {}))
     batch = np.asarray(function(x))
     singles = np.stack([np.asarray(function(row)) for row in x[: min(len(x), 64)]])
     label = f"{target} {dtype}"
-    # Compared with the peer, the coarser of the two types sets the unit.
-    worst = max(dtype, predict_dtype, key=_PRECISION_ORDER.index)
     report = VerifyReport(net.describe(), target, dtype, len(x), (lo, hi),
                           units=MODEL_UNITS if inputs is None else ORIGINAL_UNITS, source=source)
+    if fixed:
+        report.comparisons += fixed_checks(label, net, (lo, hi), batch, reference, predicted, peer.label)
+        report.comparisons.append(_check(f"{label} one-sample calls vs batch", singles, batch[: len(singles)],
+                                         scale[: len(singles)], "float32"))
+        return report
+    # Compared with the peer, the coarser of the two types sets the unit.
+    worst = max(dtype, predict_dtype, key=_PRECISION_ORDER.index)
     report.comparisons += [
         _check(f"{label} vs reference (float64)", batch, reference, scale, dtype),
         _check(f"{label} vs {peer.label}", batch, predicted, scale, worst, floor=peer.magnitude_floor),
@@ -409,6 +417,35 @@ def verify(
                floor=peer.magnitude_floor),
     ]
     return report
+
+
+def fixed_checks(label: str, net: Network, domain: tuple, actual: np.ndarray, reference: np.ndarray,
+                 predicted: Optional[np.ndarray] = None, peer_label: str = "") -> list[Comparison]:
+    """A fixed-point target against the error bound its plan states for ``domain``
+    (:mod:`mlpcodegen.fixed`): the max abs error vs the float64 reference within the
+    bound; vs the peer within the bound plus the peer's own distance to the reference;
+    for a softmax network the share of inputs whose class (argmax) agrees (information:
+    near-ties may differ, a tie closer than twice the logits' bound is not decided)."""
+    from ..fixed import plan
+
+    bound = plan(net, domain).bound
+    actual, reference = np.asarray(actual, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    error = np.abs(actual - reference).max(axis=0)
+    stated = f"abs <= {float(bound.max()):.3g} (stated bound)"
+    checks = [Comparison(f"{label} vs reference (float64)", float(error.max()), float("nan"), float("nan"), "q15",
+                         stated, bool(np.all(error <= bound)))]
+    if predicted is not None:
+        predicted = np.asarray(predicted, dtype=np.float64).reshape(reference.shape)
+        peer_error = np.abs(predicted - reference).max(axis=0)
+        versus = np.abs(actual - predicted).max(axis=0)
+        checks.append(Comparison(f"{label} vs {peer_label}", float(versus.max()), float("nan"), float("nan"), "q15",
+                                 "abs <= stated bound + the peer's distance to the reference",
+                                 bool(np.all(versus <= bound + peer_error))))
+    if net.layers[-1].activation.name == "softmax":
+        agree = float(np.mean(actual.argmax(axis=1) == reference.argmax(axis=1)))
+        checks.append(Comparison(f"{label} classes (argmax) agree with the reference: {100 * agree:.2f}%",
+                                 1.0 - agree, float("nan"), float("nan"), "q15", "(information)", None))
+    return checks
 
 
 #: Finest to coarsest: the types a target or a peer computes in.
