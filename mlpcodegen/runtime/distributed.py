@@ -54,6 +54,8 @@ class Scoring:
                 if found is None:
                     found = load(self.network, self.target, dtype=self.dtype, name=self.name,
                                  **dict(self.options))
+                    while len(_PREDICTORS) >= MAX_LOADED:  # a long-lived worker: drop the oldest
+                        _PREDICTORS.pop(next(iter(_PREDICTORS)))
                     _PREDICTORS[self.key] = found
         return found
 
@@ -63,13 +65,23 @@ class Scoring:
         rows = np.ascontiguousarray(rows, dtype=np.dtype(self.dtype))
         if rows.shape[0] == 0:
             return np.empty((0, self.network.n_outputs), np.dtype(self.dtype))
-        if self.target == "c":
-            return predictor(rows, threads=self.threads)
-        return np.asarray(predictor(rows), dtype=np.dtype(self.dtype))
+        call = _BLOCK_CALLS.get(self.target, _plain_call)
+        return np.asarray(call(predictor, rows, self.threads), dtype=np.dtype(self.dtype))
 
 
-#: Scoring.key -> loaded predictor, in this process (a worker's cache).
+def _plain_call(predictor: Predictor, rows: np.ndarray, threads: int) -> np.ndarray:
+    return predictor(rows)
+
+
+#: target -> how a block is passed to its predictor, when not plainly (C takes threads=).
+_BLOCK_CALLS: dict[str, Callable[[Predictor, np.ndarray, int], np.ndarray]] = {
+    "c": lambda predictor, rows, threads: predictor(rows, threads=threads),
+}
+
+#: Scoring.key -> loaded predictor, in this process (a worker's cache), oldest first.
 _PREDICTORS: dict[str, Predictor] = {}
+#: how many predictors a process keeps (each holds a loaded library or module)
+MAX_LOADED = 32
 _BUILD_LOCK = threading.Lock()
 
 
