@@ -45,9 +45,9 @@ TABLE_SHIFT, TABLE_STEPS = 5, 256
 TABLE_END = TABLE_STEPS >> TABLE_SHIFT  # 8
 #: The table's argument is |z| in Q(TABLE_POSITION) (15 bits of interpolation weight).
 TABLE_POSITION = TABLE_SHIFT + 15
-#: An int32 accumulator is used when the worst case of any int16 inputs stays below this
-#: (room for the rounding term of the shift); int64 below 2**62.
-INT32_LIMIT, INT64_LIMIT = 2 ** 30, 2 ** 62
+#: An int32 accumulator is used when the worst case of any input codes stays below this
+#: (the rounding shift never adds to the sum: no room needed); int64 below 2**62.
+INT32_LIMIT, INT64_LIMIT = 2 ** 31, 2 ** 62
 #: int32 is kept (weights with fewer bits) while it costs at most this many weight bits.
 INT32_BITS_GIVEN = 1
 #: Formats (fraction bits) a value may take: beyond them the network's numbers do not fit Q15.
@@ -257,16 +257,14 @@ def plan(net: Network, domain: Any = None) -> FixedPlan:
     check_supported(net)
     lo, hi = as_domain(net.n_inputs, domain)
     spans = layer_bounds(net, lo, hi)
-    magnitude = np.maximum(np.abs(lo), np.abs(hi))
-    in_frac = _frac_for(float(magnitude.max()))
+    in_frac = _frac_for(float(np.maximum(np.abs(lo), np.abs(hi)).max()))
     error = np.full(net.n_inputs, 2.0 ** -(in_frac + 1))  # the wrapper rounds to nearest
     layers, frac = [], in_frac
-    for layer, (z_lo, z_hi, h_lo, h_hi) in zip(net.layers, spans):
-        fixed = _plan_layer(layer, frac, magnitude, error, z_lo, z_hi, h_lo, h_hi,
+    for layer, (z_lo, z_hi, h_lo, h_hi, boxes) in zip(net.layers, spans):
+        fixed = _plan_layer(layer, frac, boxes, error, z_lo, z_hi, h_lo, h_hi,
                             layers[-1].codes if layers else (Q_MIN, Q_MAX))
         layers.append(fixed)
         frac, error = fixed.out_frac, fixed.error
-        magnitude = np.maximum(np.abs(h_lo), np.abs(h_hi))
     return FixedPlan(net.name, net.describe(), net.n_inputs, in_frac, tuple(layers), error.copy(), (lo, hi),
                      net.layers[-1].activation.name == "softmax", tanh_error() if any(
                          layer.kind in _TABLE_KINDS for layer in layers) else 0.0, net.notes)
@@ -288,7 +286,11 @@ def _frac_for(magnitude: float) -> int:
 
 
 def _quantise(values: np.ndarray, frac: int) -> np.ndarray:
-    return np.round(np.asarray(values, dtype=np.float64) * 2.0 ** frac).astype(np.int64)
+    scaled = np.round(np.asarray(values, dtype=np.float64) * 2.0 ** frac)
+    if scaled.size and np.abs(scaled).max() >= INT64_LIMIT:
+        raise UnsupportedError(f"a weight or bias needs more than 62 bits at Q{frac}: the network's numbers do "
+                               "not fit 16-bit fixed point with 64-bit sums")
+    return scaled.astype(np.int64)
 
 
 def _weights(layer: Dense, in_frac: int, codes_in: tuple[int, int]) -> tuple[int, int, np.ndarray, np.ndarray]:
@@ -319,19 +321,15 @@ def _worst(weights: np.ndarray, bias: np.ndarray, codes_in: tuple[int, int]) -> 
     return int(np.max(np.maximum(up, down) + np.abs(bias)))
 
 
-def _plan_layer(layer: Dense, in_frac: int, magnitude: np.ndarray, error: np.ndarray, z_lo: np.ndarray,
-                z_hi: np.ndarray, h_lo: np.ndarray, h_hi: np.ndarray, codes_in: tuple[int, int]) -> FixedLayer:
+def _plan_layer(layer: Dense, in_frac: int, boxes: tuple[np.ndarray, np.ndarray], error: np.ndarray,
+                z_lo: np.ndarray, z_hi: np.ndarray, h_lo: np.ndarray, h_hi: np.ndarray,
+                codes_in: tuple[int, int]) -> FixedLayer:
     """One layer: its codes, formats, and the error bound of its outputs given the
-    inputs' ``magnitude`` (true, per input) and ``error`` bound, and the codes the
-    inputs can take (``codes_in``)."""
+    inputs' sub-boxes (true values), their ``error`` bound and the codes they can take
+    (``codes_in``)."""
     weight_frac, bits, weights, bias = _weights(layer, in_frac, codes_in)
     acc_frac = weight_frac + in_frac
-    kernel = layer.kernel.T
-    true_bias = np.zeros(layer.units) if layer.bias is None else layer.bias
-    d_kernel = np.abs(weights * 2.0 ** -weight_frac - kernel)
-    d_bias = np.abs(bias * 2.0 ** -acc_frac - true_bias)
-    dz = d_kernel @ (magnitude + error) + np.abs(kernel) @ error + d_bias
-    dz = dz * (1 + SLACK) + SLACK * (np.abs(kernel) @ magnitude + np.abs(true_bias))
+    dz = _sum_error(layer, weights * 2.0 ** -weight_frac, bias * 2.0 ** -acc_frac, boxes, error)
     kind, low, high, clamp_error = _clamp(layer, acc_frac, bits)
     if kind in _TABLE_KINDS and acc_frac < 0:
         raise UnsupportedError(f"layer {layer.name!r}: its sums are too large for the q15 tanh table (Q{acc_frac})")
@@ -354,6 +352,21 @@ def _plan_layer(layer: Dense, in_frac: int, magnitude: np.ndarray, error: np.nda
         out_error = np.full(layer.units, logit_error / 2 + (layer.units + 8) * 2.0 ** -23)
     return _layer(layer, kind, weights, bias, weight_frac, in_frac, out_frac, bits, low, high, out_error,
                   logit_error)
+
+
+def _sum_error(layer: Dense, kernel_q: np.ndarray, bias_q: np.ndarray, boxes: tuple[np.ndarray, np.ndarray],
+               error: np.ndarray) -> np.ndarray:
+    """Bound of |W'h' + b' - (Wh + b)| per unit, h' = h + d with |d| <= ``error``:
+    (W' - W)h + (b' - b) bounded on each sub-box of h (signed: the weights' rounding errors
+    partly cancel), plus |W'| |d|; widened for float64 rounding."""
+    kernel = layer.kernel.T
+    true_bias = np.zeros(layer.units) if layer.bias is None else layer.bias
+    d_kernel, d_bias = kernel_q - kernel, bias_q - true_bias
+    center, radius = (boxes[0] + boxes[1]) / 2, (boxes[1] - boxes[0]) / 2
+    quantised = np.max(np.abs(center @ d_kernel.T + d_bias) + radius @ np.abs(d_kernel).T, axis=0)
+    magnitude = np.maximum(np.abs(boxes[0]), np.abs(boxes[1])).max(axis=0)
+    dz = quantised + np.abs(kernel_q) @ error
+    return dz * (1 + SLACK) + SLACK * (np.abs(kernel) @ (magnitude + error) + np.abs(true_bias))
 
 
 def _layer(layer: Dense, kind: str, weights: np.ndarray, bias: np.ndarray, weight_frac: int, in_frac: int,
@@ -384,9 +397,10 @@ def _clamp(layer: Dense, acc_frac: int, bits: int) -> tuple[str, Optional[int], 
 # ------------------------------------------------------------------- interval bounds
 
 
-def layer_bounds(net: Network, lo: np.ndarray, hi: np.ndarray) -> list[tuple[np.ndarray, ...]]:
-    """(z_lo, z_hi, h_lo, h_hi) of every layer over the box [lo, hi]: interval arithmetic
-    over up to :data:`BOXES` sub-boxes (joined), widened outward for float64 rounding."""
+def layer_bounds(net: Network, lo: np.ndarray, hi: np.ndarray) -> list[tuple]:
+    """(z_lo, z_hi, h_lo, h_hi, (input lows, input highs)) of every layer over the box
+    [lo, hi]: interval arithmetic over up to :data:`BOXES` sub-boxes (joined; the layer's
+    inputs per sub-box kept), widened outward for float64 rounding."""
     pieces = max(1, int(round(BOXES ** (1.0 / net.n_inputs) + 1e-9))) if net.n_inputs <= 12 else 1
     edges = [np.linspace(a, b, pieces + 1) for a, b in zip(lo, hi)]
     grids = np.meshgrid(*[np.arange(pieces)] * net.n_inputs, indexing="ij")
@@ -401,8 +415,9 @@ def layer_bounds(net: Network, lo: np.ndarray, hi: np.ndarray) -> list[tuple[np.
         mid, spread = center @ kernel + bias, radius @ np.abs(kernel)
         slack = SLACK * (np.abs(center) @ np.abs(kernel) + spread + np.abs(bias)) + 1e-300
         z_lo, z_hi = mid - spread - slack, mid + spread + slack
+        inputs = (box_lo, box_hi)
         box_lo, box_hi = _activate_bounds(layer, z_lo, z_hi)
-        out.append((z_lo.min(axis=0), z_hi.max(axis=0), box_lo.min(axis=0), box_hi.max(axis=0)))
+        out.append((z_lo.min(axis=0), z_hi.max(axis=0), box_lo.min(axis=0), box_hi.max(axis=0), inputs))
     return out
 
 
@@ -446,8 +461,9 @@ def run_codes(plan: FixedPlan, q: np.ndarray) -> np.ndarray:
 
 
 def _shift(acc: np.ndarray, s: int) -> np.ndarray:
-    """floor((acc + 2**(s-1)) / 2**s): the C's rounding shift."""
-    return acc if s == 0 else (acc + (1 << (s - 1))) >> s
+    """floor((acc + 2**(s-1)) / 2**s) as the C computes it: floor(acc / 2**s) plus the
+    bit below (no addition that could overflow)."""
+    return acc if s == 0 else (acc >> s) + ((acc >> (s - 1)) & 1)
 
 
 def _activate_codes(layer: FixedLayer, acc: np.ndarray) -> np.ndarray:

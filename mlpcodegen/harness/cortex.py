@@ -238,9 +238,15 @@ def _parse(text: str, n_rows: int, n_outputs: int, dtype: str) -> tuple[np.ndarr
     if len(rows) != n_rows or any(len(r) != n_outputs for r in rows):
         raise CompileError(f"the program printed {len(rows)} rows, expected {n_rows} of {n_outputs} outputs: "
                            + " | ".join(lines[-3:]))
-    np_dtype = numeric_type(dtype).np_dtype
+    np_dtype = np.dtype(dtype) if dtype in _CODES else numeric_type(dtype).np_dtype
     bits = np.array([[int(v, 16) for v in r] for r in rows], dtype=np.uint64 if np_dtype.itemsize == 8 else np.uint32)
+    if np_dtype.itemsize == 2:  # int16 codes of the q15 integer predictor: the low half of each word
+        bits = bits.astype(np.uint16)
     return bits.view(np_dtype).reshape(n_rows, n_outputs), ticks
+
+
+#: Integer types a driver's table may hold (the q15 integer predictor's codes), besides the dtypes.
+_CODES = ("int16",)
 
 
 def _prepare(net: Network, x: np.ndarray, options: Options, folder: Path) -> tuple[Path, int, int]:

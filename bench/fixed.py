@@ -1,0 +1,220 @@
+"""Q15 fixed point against the float build on Cortex-M0+ (issue 13), in one run.
+
+    python bench/fixed.py [--out bench/FIXED.md] [--inputs 100000] [--networks 40]
+
+For seed 1-3-2-1 tanh (generated/seed/seed.keras), sine 1-16-16-1 relu (fitted to sin on
+[-pi, pi] with scikit-learn's L-BFGS, fixed seed; and bench/embedded.py's random-weight one
+on [-1, 1]) and cls 16-64-64-10 softmax (bench/embedded.py's random weights):
+
+* on QEMU mps2-an385 (-icount shift=0, arm-none-eabi-gcc -Os, Cortex-M0+ soft float):
+  instructions per inference and bytes of the integer predictor NAME_q15 (code, weights,
+  table: its object file without the float wrapper), of the float wrapper path (NAME: the
+  same plus the float conversions, soft-float helpers apart), and of the float32 embedded
+  C (optimize size and speed);
+* the integer outputs of the core equal, bit for bit, those of mlpcodegen.fixed.run_codes
+  (the mirror the accuracy figures use);
+* accuracy on ``--inputs`` random inputs of the domain: max abs error vs the float64
+  reference, as a share of the output range, the stated bound and its ratio to the
+  measured error; for cls the argmax agreement on 1,000 inputs (and on all);
+* the property: on ``--networks`` random networks (depth 1-3, widths 1-16, every supported
+  element-wise activation, random scales and domains) the stated bound is never exceeded
+  on ``--inputs`` inputs each;
+* the tanh table's error, measured at every position the code can reach.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from mlpcodegen import load  # noqa: E402
+from mlpcodegen.fixed import TANH_ERROR, measure_tanh_error, plan, quantise_inputs, run_codes, run_fixed  # noqa: E402
+from mlpcodegen.harness import cortex  # noqa: E402
+from mlpcodegen.ir import Activation, Dense, Network  # noqa: E402
+from mlpcodegen.reference import evaluate  # noqa: E402
+from mlpcodegen.runtime import cross  # noqa: E402
+
+from bench.embedded import mlpcodegen_row  # noqa: E402
+from bench.native_call import random_net  # noqa: E402
+
+CORE, OPT = "m0plus", "-Os"
+#: Issue 13's targets: (instructions, bytes, max abs error as a share of the output range).
+TARGETS = {"sine 1-16-16-1 (fitted)": (6000, 1100, 5e-4), "seed 1-3-2-1": (None, None, 5e-3),
+           "cls 16-64-64-10": (None, 13 * 1024, None)}
+
+
+def fitted_sine() -> Network:
+    """1-16-16-1 relu fitted to sin on [-pi, pi] (as tests/test_fixed.py)."""
+    from sklearn.neural_network import MLPRegressor
+
+    x = np.linspace(-np.pi, np.pi, 512)[:, None]
+    fit = MLPRegressor(hidden_layer_sizes=(16, 16), activation="relu", solver="lbfgs", random_state=0,
+                       max_iter=2000, tol=1e-9).fit(x, np.sin(x[:, 0]))
+    layers = tuple(Dense(w, b, Activation(a), name=f"d{i}") for i, (w, b, a) in
+                   enumerate(zip(fit.coefs_, fit.intercepts_, ("relu", "relu", "linear"))))
+    return Network(1, layers, name="sine")
+
+
+def models() -> dict:
+    return {"seed 1-3-2-1": (load(REPO / "generated/seed/seed.keras"), (-1.0, 1.0)),
+            "sine 1-16-16-1 (fitted)": (fitted_sine(), (-np.pi, np.pi)),
+            "sine 1-16-16-1 (random, bench/embedded.py)": (random_net([1, 16, 16, 1], ["relu", "relu", "linear"], 1),
+                                                           (-1.0, 1.0)),
+            "cls 16-64-64-10": (random_net([16, 64, 64, 10], ["relu", "relu", "softmax"], 2), (-1.0, 1.0))}
+
+
+def integer_row(net: Network, domain, x: np.ndarray) -> dict:
+    """NAME_q15 alone on the core: instructions, bytes, and its codes vs the mirror."""
+    fixed = plan(net, domain)
+    codes = quantise_inputs(fixed, x)
+    options = cortex.Options(dtype="q15", name="net", domain=domain)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        source = cortex.write_predictor(net, options, folder)
+        (folder / "mlpc_net.h").write_text("\n".join([
+            '#include "net.h"', "#define MLPC_T int16_t", "#define MLPC_NAME net_q15",
+            f"#define MLPC_INPUTS {net.n_inputs}u", f"#define MLPC_OUTPUTS {net.n_outputs}u", ""]))
+        rows = ["    {" + ", ".join(str(int(v)) for v in row) + "}" for row in codes]
+        (folder / "mlpc_table.h").write_text("\n".join([
+            f"#define MLPC_ROWS {len(x)}u", f"#define MLPC_TIMED {len(x)}u", "#define MLPC_REPEAT 1u",
+            f"static const MLPC_T mlpc_x[{len(x)}][MLPC_INPUTS] = {{", ",\n".join(rows), "};", ""]))
+        size = cortex.measure_source(folder, source, cross.core(CORE), OPT)
+        run = cortex.run_prepared(folder, [source], CORE, OPT, len(x), net.n_outputs, "int16", len(x))
+    wrapper = sum(code for name, (code, _) in size.functions.items() if name in ("net", "net_quantise"))
+    same = np.array_equal(run.outputs.astype(np.int64), run_codes(fixed, codes))
+    return {"bytes": size.predictor - wrapper, "instructions": run.instructions, "bit_exact": same,
+            "stack": size.functions.get("net_q15", (0, 0))[1], "rodata": size.rodata}
+
+
+def wrapper_row(net: Network, domain, x: np.ndarray) -> dict:
+    """The float API (NAME: conversions + NAME_q15) on the core."""
+    return mlpcodegen_row(net, x, CORE, OPT, cortex.Options(dtype="q15", name="net", domain=domain))
+
+
+def accuracy(net: Network, domain, n: int) -> dict:
+    fixed = plan(net, domain)
+    x = np.random.default_rng(1).uniform(*domain, (n, net.n_inputs)).astype(np.float32)
+    reference = evaluate(net, x.astype(np.float64))
+    y = run_fixed(fixed, x)
+    error = float(np.abs(y - reference).max())
+    out = {"error": error, "range": float(np.ptp(reference)), "bound": float(fixed.bound.max()),
+           "formats": fixed}
+    if fixed.softmax:
+        out["agree_1000"] = float(np.mean(y[:1000].argmax(1) == reference[:1000].argmax(1)))
+        out["agree_all"] = float(np.mean(y.argmax(1) == reference.argmax(1)))
+    return out
+
+
+def property_check(networks: int, n: int) -> tuple[int, float, float]:
+    """(networks, worst error/bound ratio, smallest bound/error ratio) over random networks."""
+    rng = np.random.default_rng(13)
+    worst, tightest = 0.0, np.inf
+    for case in range(networks):
+        depth = int(rng.integers(1, 4))
+        widths = [int(rng.integers(1, 17)) for _ in range(depth + 1)]
+        acts = [str(rng.choice(["relu", "tanh", "sigmoid", "linear", "relu6", "hard_tanh"])) for _ in range(depth)]
+        net = random_net(widths, acts, 100 + case)
+        half = float(rng.uniform(0.1, 8))
+        fixed = plan(net, (-half, half))
+        x = rng.uniform(-half, half, (n, net.n_inputs)).astype(np.float32)
+        error = np.abs(run_fixed(fixed, x) - evaluate(net, x.astype(np.float64))).max(axis=0)
+        worst = max(worst, float(np.max(error / fixed.bound)))
+        tightest = min(tightest, float(np.max(fixed.bound) / max(np.max(error), 1e-300)))
+    return networks, worst, tightest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(REPO / "bench/FIXED.md"))
+    parser.add_argument("--inputs", type=int, default=100_000)
+    parser.add_argument("--networks", type=int, default=40)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    rows = []
+    for label, (net, domain) in models().items():
+        x = np.random.default_rng(0).uniform(*domain, (64, net.n_inputs)).astype(np.float32)
+        float_rows = {mode: mlpcodegen_row(net, x, CORE, OPT, cortex.Options(name="net", optimize=mode))
+                      for mode in ("size", "speed")}
+        rows.append((label, net, integer_row(net, domain, x), wrapper_row(net, domain, x), float_rows,
+                     accuracy(net, domain, args.inputs)))
+        print(label, "done", file=sys.stderr)
+    prop = property_check(args.networks, args.inputs)
+    table = measure_tanh_error()
+    text = report(rows, prop, table, args.inputs, time.perf_counter() - started)
+    Path(args.out).write_text(text)
+    print(text)
+
+
+def report(rows, prop, table: float, n: int, seconds: float) -> str:
+    lines = ["# Fixed point (Q15) on Cortex-M0+ against the float build (issue 13)", "",
+             f"Written by `python bench/fixed.py` ({seconds:.0f} s). arm-none-eabi-gcc {' '.join(cross.BASE_FLAGS)} "
+             f"{' '.join(cross.core(CORE).flags)} {OPT}; QEMU {cross.core(CORE).machine} -icount shift=0; "
+             "instructions: mean over 64 random inputs of the domain, an empty call subtracted. "
+             "q15 integer = `NAME_q15` (int16 codes in and out: the predictor, its helpers, weights and "
+             "tanh table; the float wrapper's functions apart); q15 float API = `NAME` (rounding and scaling "
+             "in soft float around `NAME_q15`); float32 = the embedded profile's C (`--profile embedded`). "
+             "Bytes: the object file's code + constants (soft-float helpers and libm apart: the float "
+             "builds link ~3-6 KB of them, the q15 integer predictor none).", "",
+             "| model | build | bytes | instructions / inference | stack |", "|---|---|---|---|---|"]
+    for label, net, integer, wrapper, floats, _ in rows:
+        lines.append(f"| {label} | **q15 integer (NAME_q15)** | {integer['bytes']:,} | "
+                     f"{integer['instructions']:,.0f} | {integer['stack']} |")
+        lines.append(f"| {label} | q15 float API (NAME) | {wrapper['bytes']:,} | {wrapper['instructions']:,.0f} | "
+                     f"{wrapper['stack']} |")
+        for mode, row in floats.items():
+            lines.append(f"| {label} | float32 embedded, optimize {mode} | {row['bytes']:,} | "
+                         f"{row['instructions']:,.0f} | {row['stack']} |")
+    lines += ["", f"## Accuracy ({n:,} random inputs of the domain, the integer mirror: bit-exact with the core)", "",
+              "| model | domain | formats | max abs error | output range | error / range | stated bound | "
+              "bound / error | classes agree | core bits = mirror |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for label, net, integer, _, _, acc in rows:
+        fixed = acc["formats"]
+        formats = f"in Q{fixed.in_frac}; " + ", ".join(
+            f"W Q{layer.weight_frac}/int{layer.acc_bits}/out Q{layer.out_frac}" for layer in fixed.layers)
+        agree = f"{100 * acc['agree_1000']:.1f}% of 1,000 ({100 * acc['agree_all']:.2f}% of all)" \
+            if "agree_1000" in acc else "-"
+        lo, hi = fixed.domain
+        lines.append(f"| {label} | [{lo[0]:.4g}, {hi[0]:.4g}] | {formats} | {acc['error']:.3g} | {acc['range']:.3g} | "
+                     f"{acc['error'] / acc['range']:.2e} | {acc['bound']:.3g} | {acc['bound'] / acc['error']:.1f} | "
+                     f"{agree} | {'yes' if integer['bit_exact'] else 'NO'} |")
+    networks, worst, tightest = prop
+    lines += ["", "## Targets", ""]
+    for label, net, integer, _, floats, acc in rows:
+        target = TARGETS.get(label)
+        if target is None:
+            continue
+        ins, size, share = target
+        checks = []
+        if ins:
+            checks.append(f"instructions {integer['instructions']:,.0f} <= {ins:,} "
+                          f"({'met' if integer['instructions'] <= ins else 'MISSED'}; float32: "
+                          f"{floats['speed']['instructions']:,.0f})")
+        if size:
+            checks.append(f"bytes {integer['bytes']:,} <= {size:,} ({'met' if integer['bytes'] <= size else 'MISSED'})")
+        if share:
+            value = acc["error"] / acc["range"]
+            checks.append(f"error/range {value:.2e} <= {share:g} ({'met' if value <= share else 'MISSED'})")
+        if "agree_1000" in acc:
+            checks.append(f"argmax agreement on 1,000 inputs {100 * acc['agree_1000']:.1f}% "
+                          f"({'met' if acc['agree_1000'] == 1.0 else 'MISSED'})")
+        ratio = acc["bound"] / acc["error"]
+        checks.append(f"bound within 10x of the measured error: {ratio:.1f}x ({'met' if ratio <= 10 else 'MISSED'})")
+        lines.append(f"- {label}: " + "; ".join(checks))
+    lines += [f"- Property: {networks} random networks x {n:,} inputs: the largest error / bound ratio is "
+              f"{worst:.3f} ({'never exceeded' if worst <= 1 else 'EXCEEDED'}); the tightest bound is "
+              f"{tightest:.1f}x its measured error.",
+              f"- tanh table (257 entries over [0, 8], linear interpolation, Q15): error {table:.4g} measured at "
+              f"every reachable position (+ 2^-20 for the argument's truncation); the constant the planner uses: "
+              f"{TANH_ERROR:.4g} ({'equal' if table == TANH_ERROR else 'DIFFERENT'}).", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
