@@ -78,6 +78,7 @@ class FixedLayer:
     high: Optional[int]
     error: np.ndarray
     logit_error: float = 0.0  # softmax: the bound on the logits (argmax is certain beyond twice this gap)
+    out_bits: int = 16  # 32: a softmax layer's logits (int32 codes: the classes need their precision)
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -253,31 +254,33 @@ def as_domain(n_inputs: int, domain: Any = None) -> tuple[np.ndarray, np.ndarray
 
 
 def plan(net: Network, domain: Any = None) -> FixedPlan:
-    """The Q15 plan of ``net`` for inputs in ``domain`` (see :func:`as_domain`)."""
+    """The Q15 plan of ``net`` for inputs in ``domain`` (see :func:`as_domain`).  Errors are
+    bounded on each sub-box of the domain (a relu off on a sub-box passes no error there;
+    tanh's slope is taken on the sub-box) and the bound is their largest."""
     check_supported(net)
     lo, hi = as_domain(net.n_inputs, domain)
     spans = layer_bounds(net, lo, hi)
     in_frac = _frac_for(float(np.maximum(np.abs(lo), np.abs(hi)).max()))
-    error = np.full(net.n_inputs, 2.0 ** -(in_frac + 1))  # the wrapper rounds to nearest
+    # the wrapper rounds to nearest: 1/2 LSB on every sub-box
+    error = np.full((len(spans[0][4][0]), net.n_inputs), 2.0 ** -(in_frac + 1))
     layers, frac = [], in_frac
-    for layer, (z_lo, z_hi, h_lo, h_hi, boxes) in zip(net.layers, spans):
-        fixed = _plan_layer(layer, frac, boxes, error, z_lo, z_hi, h_lo, h_hi,
-                            layers[-1].codes if layers else (Q_MIN, Q_MAX))
+    for layer, span in zip(net.layers, spans):
+        fixed, error = _plan_layer(layer, frac, span, error, layers[-1].codes if layers else (Q_MIN, Q_MAX))
         layers.append(fixed)
-        frac, error = fixed.out_frac, fixed.error
-    return FixedPlan(net.name, net.describe(), net.n_inputs, in_frac, tuple(layers), error.copy(), (lo, hi),
+        frac = fixed.out_frac
+    return FixedPlan(net.name, net.describe(), net.n_inputs, in_frac, tuple(layers), error.max(axis=0), (lo, hi),
                      net.layers[-1].activation.name == "softmax", tanh_error() if any(
                          layer.kind in _TABLE_KINDS for layer in layers) else 0.0, net.notes)
 
 
-def _frac_for(magnitude: float) -> int:
-    """The most fraction bits f with magnitude * 2**f <= 32767 (a value of 0: 15)."""
+def _frac_for(magnitude: float, top: int = Q_MAX) -> int:
+    """The most fraction bits f with magnitude * 2**f <= ``top`` (a value of 0: 15)."""
     if magnitude <= 0.0:
         return 15
-    frac = math.floor(math.log2(Q_MAX / magnitude))
-    while magnitude * 2.0 ** frac > Q_MAX:
+    frac = math.floor(math.log2(top / magnitude))
+    while magnitude * 2.0 ** frac > top:
         frac -= 1
-    while magnitude * 2.0 ** (frac + 1) <= Q_MAX:
+    while magnitude * 2.0 ** (frac + 1) <= top:
         frac += 1
     if not MIN_FRAC <= frac <= MAX_FRAC:
         raise UnsupportedError(f"a value of magnitude {magnitude:g} needs format Q{frac}, outside "
@@ -321,59 +324,73 @@ def _worst(weights: np.ndarray, bias: np.ndarray, codes_in: tuple[int, int]) -> 
     return int(np.max(np.maximum(up, down) + np.abs(bias)))
 
 
-def _plan_layer(layer: Dense, in_frac: int, boxes: tuple[np.ndarray, np.ndarray], error: np.ndarray,
-                z_lo: np.ndarray, z_hi: np.ndarray, h_lo: np.ndarray, h_hi: np.ndarray,
-                codes_in: tuple[int, int]) -> FixedLayer:
-    """One layer: its codes, formats, and the error bound of its outputs given the
-    inputs' sub-boxes (true values), their ``error`` bound and the codes they can take
-    (``codes_in``)."""
+def _plan_layer(layer: Dense, in_frac: int, span: tuple, error: np.ndarray,
+                codes_in: tuple[int, int]) -> tuple[FixedLayer, np.ndarray]:
+    """One layer: its codes and formats, and the error bound of its outputs on each
+    sub-box, given the layer's bounds ``span`` (per sub-box: z_lo, z_hi, h_lo, h_hi and
+    the inputs' boxes), the inputs' ``error`` bound per sub-box and the codes they can
+    take (``codes_in``)."""
+    z_lo, z_hi, h_lo, h_hi, boxes = span
     weight_frac, bits, weights, bias = _weights(layer, in_frac, codes_in)
     acc_frac = weight_frac + in_frac
     dz = _sum_error(layer, weights * 2.0 ** -weight_frac, bias * 2.0 ** -acc_frac, boxes, error)
     kind, low, high, clamp_error = _clamp(layer, acc_frac, bits)
     if kind in _TABLE_KINDS and acc_frac < 0:
         raise UnsupportedError(f"layer {layer.name!r}: its sums are too large for the q15 tanh table (Q{acc_frac})")
-    if kind == "tanh":
-        out_error = dz + tanh_error() + (2.0 ** -(TABLE_POSITION + 1) if acc_frac > TABLE_POSITION and bits == 64
-                                         else 0.0)
-        return _layer(layer, kind, weights, bias, weight_frac, in_frac, 15, bits, None, None, out_error)
-    if kind == "sigmoid":  # (1 + tanh(z/2)) / 2, the halving truncated (1/2 LSB of Q15)
-        out_error = dz / 4 + tanh_error() / 2 + 2.0 ** -16
-        return _layer(layer, kind, weights, bias, weight_frac, in_frac, 15, bits, None, None, out_error)
+    if kind in _TABLE_KINDS:
+        out = _table_error(kind, z_lo - dz, z_hi + dz, dz, acc_frac, bits)
+        return _layer(layer, kind, weights, bias, weight_frac, in_frac, 15, bits, None, None, out), out
     softmax = layer.activation.name == "softmax"  # the predictor returns the logits
     largest = np.maximum(np.abs(z_lo), np.abs(z_hi)) if softmax else np.maximum(np.abs(h_lo), np.abs(h_hi))
     exact = dz + clamp_error
-    out_frac = min(acc_frac, _frac_for(float(np.max(largest + exact))))
+    top = 2 ** 31 - 1 if softmax else Q_MAX  # logits: int32 codes
+    out_frac = min(acc_frac, _frac_for(float(np.max(largest.max(axis=0) + exact.max(axis=0))), top))
     rounding = 2.0 ** -(out_frac + 1) if out_frac < acc_frac else 0.0
-    out_error = exact + rounding
+    off = (z_hi + dz < 0) if low == 0 else np.zeros(z_hi.shape, dtype=bool)  # relu off: exactly 0 both ways
+    out = np.where(off, 0.0, exact + rounding)
     logit_error = 0.0
-    if softmax:  # |d softmax_i| <= max_j |d z_j| / 2; float32 in the wrapper
-        logit_error = float(out_error.max())
-        out_error = np.full(layer.units, logit_error / 2 + (layer.units + 8) * 2.0 ** -23)
-    return _layer(layer, kind, weights, bias, weight_frac, in_frac, out_frac, bits, low, high, out_error,
-                  logit_error)
+    if softmax:  # |d softmax_i| <= max_j |d z_j| / 2 (the Jacobian's rows sum to <= 1/2); float32 in the wrapper
+        logit_error = float(out.max())  # the wrapper's float32 logits: 2^-24 relative more
+        out = np.repeat((out.max(axis=1, keepdims=True) + 2.0 ** -23 * np.abs(largest).max()) / 2
+                        + (layer.units + 8) * 2.0 ** -23, layer.units, axis=1)
+    return _layer(layer, kind, weights, bias, weight_frac, in_frac, out_frac, bits, low, high, out,
+                  logit_error, 32 if softmax else 16), out
+
+
+def _table_error(kind: str, low: np.ndarray, high: np.ndarray, dz: np.ndarray, acc_frac: int,
+                 bits: int) -> np.ndarray:
+    """Error of the table's tanh (or sigmoid = (1 + tanh(z/2)) / 2, its halving truncated:
+    1/2 LSB of Q15) on each sub-box: the table's own error plus the sum's error times the
+    function's largest slope between ``low`` and ``high``."""
+    half = 0.5 if kind == "sigmoid" else 1.0
+    nearest = np.where((low <= 0) & (high >= 0), 0.0, np.minimum(np.abs(low), np.abs(high))) * half
+    slope = 1.0 - np.tanh(nearest) ** 2
+    frac = acc_frac + (kind == "sigmoid")
+    narrowing = 2.0 ** -(TABLE_POSITION + 1) if bits == 64 and frac > TABLE_POSITION else 0.0
+    table = tanh_error() + narrowing + slope * dz * half
+    return table * half + (2.0 ** -16 if kind == "sigmoid" else 0.0)
 
 
 def _sum_error(layer: Dense, kernel_q: np.ndarray, bias_q: np.ndarray, boxes: tuple[np.ndarray, np.ndarray],
                error: np.ndarray) -> np.ndarray:
-    """Bound of |W'h' + b' - (Wh + b)| per unit, h' = h + d with |d| <= ``error``:
+    """Bound of |W'h' + b' - (Wh + b)| per sub-box and unit, h' = h + d with |d| <= ``error``:
     (W' - W)h + (b' - b) bounded on each sub-box of h (signed: the weights' rounding errors
     partly cancel), plus |W'| |d|; widened for float64 rounding."""
     kernel = layer.kernel.T
     true_bias = np.zeros(layer.units) if layer.bias is None else layer.bias
     d_kernel, d_bias = kernel_q - kernel, bias_q - true_bias
     center, radius = (boxes[0] + boxes[1]) / 2, (boxes[1] - boxes[0]) / 2
-    quantised = np.max(np.abs(center @ d_kernel.T + d_bias) + radius @ np.abs(d_kernel).T, axis=0)
-    magnitude = np.maximum(np.abs(boxes[0]), np.abs(boxes[1])).max(axis=0)
-    dz = quantised + np.abs(kernel_q) @ error
-    return dz * (1 + SLACK) + SLACK * (np.abs(kernel) @ (magnitude + error) + np.abs(true_bias))
+    quantised = np.abs(center @ d_kernel.T + d_bias) + radius @ np.abs(d_kernel).T
+    magnitude = np.maximum(np.abs(boxes[0]), np.abs(boxes[1]))
+    dz = quantised + error @ np.abs(kernel_q).T
+    return dz * (1 + SLACK) + SLACK * ((magnitude + error) @ np.abs(kernel).T + np.abs(true_bias))
 
 
 def _layer(layer: Dense, kind: str, weights: np.ndarray, bias: np.ndarray, weight_frac: int, in_frac: int,
            out_frac: int, bits: int, low: Optional[int], high: Optional[int], error: np.ndarray,
-           logit_error: float = 0.0) -> FixedLayer:
+           logit_error: float = 0.0, out_bits: int = 16) -> FixedLayer:
     return FixedLayer(layer.name, kind, weights.astype(np.int16), bias, weight_frac, in_frac, out_frac, bits, low,
-                      high, np.asarray(error, dtype=np.float64), logit_error)
+                      high, np.asarray(error, dtype=np.float64).max(axis=0), logit_error, out_bits)
 
 
 def _clamp(layer: Dense, acc_frac: int, bits: int) -> tuple[str, Optional[int], Optional[int], float]:
@@ -398,9 +415,9 @@ def _clamp(layer: Dense, acc_frac: int, bits: int) -> tuple[str, Optional[int], 
 
 
 def layer_bounds(net: Network, lo: np.ndarray, hi: np.ndarray) -> list[tuple]:
-    """(z_lo, z_hi, h_lo, h_hi, (input lows, input highs)) of every layer over the box
-    [lo, hi]: interval arithmetic over up to :data:`BOXES` sub-boxes (joined; the layer's
-    inputs per sub-box kept), widened outward for float64 rounding."""
+    """(z_lo, z_hi, h_lo, h_hi, (input lows, input highs)) of every layer on each of up to
+    :data:`BOXES` sub-boxes of [lo, hi] (rows): interval arithmetic widened outward for
+    float64 rounding."""
     pieces = max(1, int(round(BOXES ** (1.0 / net.n_inputs) + 1e-9))) if net.n_inputs <= 12 else 1
     edges = [np.linspace(a, b, pieces + 1) for a, b in zip(lo, hi)]
     grids = np.meshgrid(*[np.arange(pieces)] * net.n_inputs, indexing="ij")
@@ -417,7 +434,7 @@ def layer_bounds(net: Network, lo: np.ndarray, hi: np.ndarray) -> list[tuple]:
         z_lo, z_hi = mid - spread - slack, mid + spread + slack
         inputs = (box_lo, box_hi)
         box_lo, box_hi = _activate_bounds(layer, z_lo, z_hi)
-        out.append((z_lo.min(axis=0), z_hi.max(axis=0), box_lo.min(axis=0), box_hi.max(axis=0), inputs))
+        out.append((z_lo, z_hi, box_lo, box_hi, inputs))
     return out
 
 
@@ -477,7 +494,8 @@ def _activate_codes(layer: FixedLayer, acc: np.ndarray) -> np.ndarray:
         acc = np.maximum(acc, layer.low)
     if layer.high is not None:
         acc = np.minimum(acc, layer.high)
-    return np.clip(_shift(acc, layer.shift), Q_MIN, Q_MAX)
+    limit = 2 ** (layer.out_bits - 1)
+    return np.clip(_shift(acc, layer.shift), -limit, limit - 1)
 
 
 def _narrow(acc: np.ndarray, frac: int) -> tuple[np.ndarray, int]:
@@ -518,8 +536,9 @@ def describe_bound(plan: FixedPlan) -> list[str]:
         lines.append(f"tanh table (257 entries, [0, 8], interpolated): error at most {plan.tanh_error:.3g} (measured "
                      "at every reachable position)")
     if plan.softmax:
-        lines.append(f"softmax: the integer predictor returns the logits (Q{plan.out_frac}, error <= "
-                     f"{plan.layers[-1].logit_error:.3g}); the float wrapper normalises them")
+        lines.append(f"softmax: the integer predictor returns the logits as int32 codes (Q{plan.out_frac}, error at "
+                     f"most {plan.layers[-1].logit_error:.3g}; their argmax is the class); the float wrapper "
+                     "normalises them")
     return lines
 
 

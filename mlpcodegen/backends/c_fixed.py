@@ -50,8 +50,10 @@ def checked_name(name: str) -> str:
 
 
 def signature(net: Network, dtype: str, name: str, profile: str = "desktop") -> list[str]:
-    """The prototypes (without ``;``) of the float API cffi calls, then the integer one."""
-    return [f"void {name}(const float *x, float *y)", f"void {name}_q15(const int16_t *x, int16_t *y)"]
+    """The prototypes (without ``;``) of the float API cffi calls, then the integer one
+    (a softmax network's logits are int32 codes)."""
+    out = "int32_t" if net.layers[-1].activation.name == "softmax" else "int16_t"
+    return [f"void {name}(const float *x, float *y)", f"void {name}_q15(const int16_t *x, {out} *y)"]
 
 
 def stack_bytes(net: Network, dtype: str, unroll: str = "auto") -> dict[str, int]:
@@ -82,6 +84,7 @@ def _int_lines(values: np.ndarray, per_line: int = 16, wide: bool = False) -> li
 class _Printer:
     def __init__(self, net: Network, fixed: FixedPlan, name: str) -> None:
         self.net, self.plan, self.name = net, fixed, name
+        self.out_type = "int32_t" if fixed.softmax else "int16_t"
 
     def comment(self) -> list[str]:
         p, n = self.plan, self.name
@@ -130,11 +133,12 @@ class _Printer:
         return str(lines)
 
     def arrays(self, index: int, layer: FixedLayer) -> list[str]:
-        n, wide = self.name, layer.acc_bits == 64
+        """The weights, and the biases as int32 when they fit (an int64 sum starts from them)."""
+        n, wide = self.name, bool(np.abs(layer.bias).max(initial=0) >= 2 ** 31)
         return [f"/* layer {index} {quote_name(layer.name)}: {layer.kind}, weights Q{layer.weight_frac}, "
                 f"int{layer.acc_bits} sums in Q{layer.acc_frac}, outputs Q{layer.out_frac} */",
                 f"static const int16_t {n}_w{index}[{layer.weights.size}] = {{", *_int_lines(layer.weights), "};",
-                f"static const int{layer.acc_bits}_t {n}_b{index}[{layer.units}] = {{",
+                f"static const int{64 if wide else 32}_t {n}_b{index}[{layer.units}] = {{",
                 *_int_lines(layer.bias, 8, wide), "};", ""]
 
     def needed(self) -> set[str]:
@@ -146,6 +150,8 @@ class _Printer:
                 frac = layer.acc_frac + (layer.kind == "sigmoid")
                 names |= {"tanh"} | ({"clip32"} if wide else set()) | (
                     {"shr64"} if wide and frac > TABLE_POSITION else set())
+            elif layer.out_bits == 32:
+                names |= ({"clip32"} if wide else set()) | ({f"shr{layer.acc_bits}"} if layer.shift else set())
             else:
                 names |= {"sat64" if wide else "sat"} | ({f"shr{layer.acc_bits}"} if layer.shift else set())
         return names
@@ -196,15 +202,16 @@ class _Printer:
     def q15_function(self) -> list[str]:
         layers, n = self.plan.layers, self.name
         width = self.plan.width
-        lines = [f"void {n}_q15(const int16_t *x, int16_t *y)", "{",
+        lines = [f"void {n}_q15(const int16_t *x, {self.out_type} *y)", "{",
                  f"    int16_t h[2][{width}];", "    uint32_t i, j;"]
         source = "x"
         for index, layer in enumerate(layers, 1):
             last = index == len(layers)
-            target = "y" if last and len(layers) > 1 else f"h[{index % 2}]"
+            # one int16 layer writes a buffer first: y may be x
+            target = "y" if last and (len(layers) > 1 or layer.out_bits == 32) else f"h[{index % 2}]"
             lines += self.layer_loop(index, layer, source, target)
             source = target
-        if len(layers) == 1:
+        if source != "y":
             lines += [f"    for (i = 0u; i < {layers[0].units}u; ++i) y[i] = {source}[i];"]
         return lines + ["}", ""]
 
@@ -215,7 +222,7 @@ class _Printer:
                 f"        {t} s = {n}_b{index}[j];",
                 f"        for (i = 0u; i < {layer.n_in}u; ++i) s += (int32_t)w[i] * (int32_t){source}[i];",
                 *("        " + line for line in self.activation(layer)),
-                f"        {target}[j] = (int16_t)r;", "    }"]
+                f"        {target}[j] = {'r' if layer.out_bits == 32 else '(int16_t)r'};", "    }"]
 
     def activation(self, layer: FixedLayer) -> list[str]:
         """``r`` (int32, in int16's range) from the sum ``s``."""
@@ -235,8 +242,10 @@ class _Printer:
             lines.append(f"if (s < {suffix.format(layer.low)}) s = {suffix.format(layer.low)};")
         if layer.high is not None:
             lines.append(f"if (s > {suffix.format(layer.high)}) s = {suffix.format(layer.high)};")
-        sat = f"{n}_sat64" if wide else f"{n}_sat"
         shifted = f"{n}_shr{layer.acc_bits}(s, {layer.shift}u)" if layer.shift else "s"
+        if layer.out_bits == 32:  # softmax's logits: int32 codes
+            return lines + [f"const int32_t r = {f'{n}_clip32({shifted})' if wide else shifted};"]
+        sat = f"{n}_sat64" if wide else f"{n}_sat"
         return lines + [f"const int32_t r = {sat}({shifted});"]
 
     def wrapper(self) -> list[str]:
@@ -249,7 +258,7 @@ class _Printer:
                  "    if (v > -32768.0f) return (int16_t)(v < 0.0f ? v - 0.5f : v + 0.5f);",
                  "    return -32768;", "}", "",
                  f"void {n}(const float *x, float *y)", "{",
-                 f"    int16_t q[{self.net.n_inputs}], r[{p.n_outputs}];", "    uint32_t i;",
+                 f"    int16_t q[{self.net.n_inputs}];", f"    {self.out_type} r[{p.n_outputs}];", "    uint32_t i;",
                  f"    for (i = 0u; i < {self.net.n_inputs}u; ++i) q[i] = {n}_quantise(x[i]);",
                  f"    {n}_q15(q, r);",
                  f"    for (i = 0u; i < {p.n_outputs}u; ++i) y[i] = (float)r[i] * {scale_out};"]
@@ -266,7 +275,7 @@ class _Printer:
         n, p = self.name, self.plan
         return [f"/* The class: the first largest logit (integer only). */",
                 f"uint32_t {n}_q15_argmax(const int16_t *x)", "{",
-                f"    int16_t z[{p.n_outputs}];", "    uint32_t i, best = 0u;", f"    {n}_q15(x, z);",
+                f"    int32_t z[{p.n_outputs}];", "    uint32_t i, best = 0u;", f"    {n}_q15(x, z);",
                 f"    for (i = 1u; i < {p.n_outputs}u; ++i) if (z[i] > z[best]) best = i;",
                 "    return best;", "}", ""]
 
