@@ -56,36 +56,62 @@ def per_call(stmt: str, env: dict, number: int) -> float:
     return min(timeit.Timer(stmt, globals=env).repeat(3, number)) / number * 1e9
 
 
+def interleaved(statements: list[str], env: dict, number: int, slices: int = 15) -> list[float]:
+    """ns per call of each statement: the best of ``slices`` runs of ``number // slices``
+    calls, the statements taking turns slice by slice, so a burst of load from other work
+    falls on all of them alike and the best slices are the undisturbed ones."""
+    timers = [timeit.Timer(stmt, globals=env) for stmt in statements]
+    calls = max(1, number // slices)
+    best = [float("inf")] * len(timers)
+    for _ in range(slices):
+        for index, timer in enumerate(timers):
+            best[index] = min(best[index], timer.timeit(calls))
+    return [value / calls * 1e9 for value in best]
+
+
 def call_table(nets: dict, rounds: int, number: int) -> list[str]:
-    lines = ["| model | bound `b.run()` | `predict(x)` native | ratio native ÷ bound (target ≤ 1.2) | "
-             "`predict.native(x)` ÷ bound | Python path (before) | ratio before ÷ bound |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | bound `b.run()` | `predict(x)` | ratio `predict(x)` ÷ bound (target ≤ 1.2) | "
+             "`predict.native(x)` ÷ bound | Python-class dispatch ÷ bound | Python path (before) | "
+             "ratio before ÷ bound |",
+             "|---|---|---|---|---|---|---|---|"]
     scalar_line = ""
     for label, net in nets.items():
         f = compile_c(net, name="bench")
         module = _LOADED[Path(f.library).name.split(".")[0]]
-        before = CompiledNetwork(module, "bench", net.n_inputs, net.n_outputs, "float32")  # today's __call__
+        before = CompiledNetwork(module, "bench", net.n_inputs, net.n_outputs, "float32")  # the cffi __call__
         b = f.bind()
-        env = {"run": b.run, "f": f, "before": before, "entry": f.native,
+        env = {"run": b.run, "f": f, "before": before, "entry": f.native, "dispatch": python_class_kind(f),
                "x": np.random.default_rng(0).normal(size=net.n_inputs).astype(np.float32),
                "scalar": f.scalar, "cffi_scalar": getattr(module.lib, "bench_scalar", None)}
+        statements = ["run()", "f(x)", "before(x)", "entry(x)", "dispatch(x)"]
+        statements += ["scalar(0.3)", "cffi_scalar(0.3)"] if env["cffi_scalar"] else []
         rows = []
         for _ in range(rounds):
-            bound, native, old, entry = (per_call(s, env, number) for s in ("run()", "f(x)", "before(x)", "entry(x)"))
-            extra = (per_call("scalar(0.3)", env, number), per_call("cffi_scalar(0.3)", env, number)) \
-                if env["cffi_scalar"] else (np.nan, np.nan)
-            rows.append((bound, native, native / bound, old, old / bound, *extra, extra[0] / extra[1], entry / bound))
+            bound, native, old, entry, dispatch, *extra = interleaved(statements, env, number)
+            extra = extra or [np.nan, np.nan]
+            rows.append((bound, native, native / bound, old, old / bound, *extra, extra[0] / extra[1], entry / bound,
+                         dispatch / bound))
         m = [statistics.median(column) for column in zip(*rows)]
-        lines.append(f"| {label} | {m[0]:.0f} ns | {m[1]:.0f} ns | **{m[2]:.2f}×** | {m[8]:.2f}× | {m[3]:.0f} ns | "
-                     f"{m[4]:.1f}× |")
+        lines.append(f"| {label} | {m[0]:.0f} ns | {m[1]:.0f} ns | **{m[2]:.2f}×** | {m[8]:.2f}× | {m[9]:.2f}× | "
+                     f"{m[3]:.0f} ns | {m[4]:.1f}× |")
         if env["cffi_scalar"]:
             scalar_line = (f"`scalar(v)` on seed: native {m[5]:.0f} ns, today's cffi `predict.scalar` {m[6]:.0f} ns: "
                            f"**{m[7]:.2f}×** (target ≤ 0.7×)")
     return lines + ["", scalar_line]
 
 
+def python_class_kind(f):
+    """``f`` as the previous design made it: a class made in Python whose ``__call__`` is
+    the library's ``predict`` (CPython's instance-call dispatch: ``__call__`` lookup and an
+    argument tuple), to measure against the C type the library makes now."""
+    kind = type("CompiledNetwork", (CompiledNetwork,), {"__call__": f.native})
+    twin = object.__new__(kind)
+    twin.__dict__.update(vars(f))
+    return twin
+
+
 HIT_CHILD = textwrap.dedent("""
-    import json, sys, time
+    import json, pickle, sys, time
     import numpy as np
     sys.path.insert(0, {repo!r})
     from bench.native_call import random_net
@@ -102,19 +128,36 @@ HIT_CHILD = textwrap.dedent("""
     wall, cpu = time.perf_counter(), time.process_time()
     compile_c(net, name="big")
     reload = (time.perf_counter() - wall, time.process_time() - cpu)
+    with open({pickled!r}, "wb") as stream:  # for UNPICKLE_CHILD, run next (this process's cache key)
+        pickle.dump(f, stream)
     print(json.dumps([first, again, reload]))
+""")
+
+#: A worker's first unpickle of a predictor (what Dask does): mlpcodegen imported, then
+#: pickle.loads (the IR unpickled and revalidated, keyed, the stamp checked, the library loaded).
+UNPICKLE_CHILD = textwrap.dedent("""
+    import json, pickle, sys, time
+    sys.path.insert(0, {repo!r})
+    import mlpcodegen
+    with open({pickled!r}, "rb") as stream:
+        data = stream.read()
+    wall, cpu = time.perf_counter(), time.process_time()
+    f = pickle.loads(data)
+    print(json.dumps((time.perf_counter() - wall, time.process_time() - cpu)))
 """)
 
 
 def hit_table(runs: int) -> list[str]:
     """compile_c of 784-512-512-10 in fresh processes: the first builds, the rest hit."""
-    code = HIT_CHILD.format(repo=str(REPO))
+    pickled = os.path.join(tempfile.mkdtemp(prefix="mlpcodegen-pickle-"), "big.pickle")
     results = []
-    for _ in range(runs + 1):
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
-                              cwd=str(REPO), check=True)
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    build, hits = results[0][0], results[1:]
+    for run in range(runs + 1):
+        for child in (HIT_CHILD, UNPICKLE_CHILD) if run else (HIT_CHILD,):
+            done = subprocess.run([sys.executable, "-c", child.format(repo=str(REPO), pickled=pickled)],
+                                  capture_output=True, text=True, timeout=900, cwd=str(REPO), check=True)
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    build, hits = results[0][0], [[*results[k], results[k + 1]] for k in range(1, len(results), 2)]
+    size = os.path.getsize(pickled)
 
     def ms(values):
         return f"{1e3 * statistics.median(values):.1f} ms"
@@ -124,7 +167,10 @@ def hit_table(runs: int) -> list[str]:
     for index, what in enumerate(["hit in a fresh process (first call: toolchain + IR hash + stamp check + load)",
                                   "hit again in the same process (same Network object)",
                                   "hit in-process after clearing the memory caches (IR hashed, stamp checked, "
-                                  "library reloaded)"]):
+                                  "library reloaded)",
+                                  f"`pickle.loads` of the predictor ({size / 1e6:.1f} MB: the IR and options) in a "
+                                  f"fresh process that imported mlpcodegen (a Dask worker's first unpickle): IR "
+                                  f"revalidated, hashed, stamp checked, library loaded"]):
         lines.append(f"| {what} | **{ms([h[index][0] for h in hits])}** | {ms([h[index][1] for h in hits])} |")
     return lines + ["", f"Medians of {runs} fresh processes (target ≤ 20 ms)."]
 
@@ -171,11 +217,37 @@ def threshold_table(nets: dict, rounds: int) -> list[str]:
     return lines
 
 
+def threads_section(threads: list[str], threshold: list[str], rows: int, rounds: int) -> list[str]:
+    return ["## Batches over threads", "",
+            f"`predict(X, threads=N)` on {rows:,} float32 rows (rows split in multiples of 64 over "
+            f"pthreads that run without the GIL); median of {rounds} rounds.", "",
+            *threads, "",
+            "Two threads ÷ one on small batches (what sets `threads=None`: one thread per 4 M multiply-adds and "
+            "activations of rows, WORK_PER_THREAD):", "",
+            *threshold, ""]
+
+
+def kept_threads(earlier: Path) -> list[str]:
+    """The thread section of an earlier run's file, with the line saying when and under what
+    load it was measured."""
+    text = earlier.read_text()
+    run = next(line for line in text.splitlines() if line.startswith("`python bench/native_call.py"))
+    section = text[text.index("## Batches over threads"):text.index("## Cache hits")].rstrip("\n").splitlines()
+    if any(line.startswith("Kept from an earlier run") for line in section):  # kept already: as it is
+        return [*section, ""]
+    note = (f"Kept from an earlier run (`--keep-threads`: they need an idle machine, which this run did not "
+            f"have): {run}")
+    return [section[0], "", note, *section[1:], ""]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer rounds and calls")
     parser.add_argument("--out", default=str(HERE / "NATIVE.md"))
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--keep-threads", metavar="NATIVE.md",
+                        help="copy the thread tables from this earlier run instead of measuring them (they "
+                             "need an idle machine; the call and cache tables do not)")
     args = parser.parse_args()
     rounds, number, runs = (3, 20_000, 2) if args.quick else (7, 200_000, 5)
     os.environ.setdefault("MLPCODEGEN_CACHE", tempfile.mkdtemp(prefix="mlpcodegen-native-"))
@@ -183,8 +255,11 @@ def main() -> int:
     load_before = os.getloadavg()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     calls = call_table(nets, rounds, number)
-    threads = thread_table(nets, args.rows, rounds)
-    threshold = threshold_table(nets, rounds)
+    if args.keep_threads:
+        thread_section = kept_threads(Path(args.keep_threads))
+    else:
+        thread_section = threads_section(thread_table(nets, args.rows, rounds), threshold_table(nets, rounds),
+                                         args.rows, rounds)
     hits = hit_table(runs)
     load_after = os.getloadavg()
     text = "\n".join([
@@ -197,25 +272,17 @@ def main() -> int:
         "## One float32 sample from Python",
         "",
         "`predict(x)` with `x` a float32 array of the inputs, against the bound call `b = predict.bind(); b.run()` "
-        "(the same C, no conversion); `predict.native` is the library's entry point called directly (calling "
-        "the predictor object adds CPython's dispatch of an instance call: an argument tuple and the `__call__` "
-        "lookup); *Python path (before)* is the predictor without native entry points "
-        f"(the previous `__call__` over cffi).  Median of {rounds} rounds, each the best of 3 × {number:,} calls.",
+        "(the same C, no conversion); the predictor is an instance of a C type its library makes, called "
+        "through vectorcall straight into the library's `predict`; `predict.native(x)` is that entry point "
+        "called as a function; *Python-class dispatch* is the design before it (a class made in Python "
+        "whose `__call__` is the entry point: CPython's instance-call dispatch, a `__call__` lookup and an "
+        "argument tuple, on top); *Python path (before)* is the predictor without native entry points "
+        f"(the `__call__` over cffi).  Median of {rounds} rounds; in each round the paths take turns in 15 "
+        f"slices of {number // 15:,} calls and each path's best slice counts; ratios within each round.",
         "",
         *calls,
         "",
-        "## Batches over threads",
-        "",
-        f"`predict(X, threads=N)` on {args.rows:,} float32 rows (rows split in multiples of 64 over "
-        f"pthreads that run without the GIL); median of {rounds} rounds.",
-        "",
-        *threads,
-        "",
-        "Two threads ÷ one on small batches (what sets `threads=None`: one thread per 4 M multiply-adds and "
-        "activations of rows, WORK_PER_THREAD):",
-        "",
-        *threshold,
-        "",
+        *thread_section,
         "## Cache hits",
         "",
         *hits,
@@ -232,9 +299,17 @@ def main() -> int:
         "compile time per network (about 0.1 s of gcc CPU at -O1, measured on a 2-3-1 network: 0.28 s "
         "without it, 0.39–0.44 s with it; 0.49–0.54 s at -O3) but calls through pointers and is a second "
         "thing to cache and keep in step.  The entry point reads arrays through the NumPy C API (a float32 "
-        "contiguous sample is used in place, anything else converted once as `np.ascontiguousarray` does); "
-        "calling the predictor object costs CPython's instance-call dispatch on top "
-        "(`predict.native(x)` skips it).",
+        "contiguous sample is used in place, anything else converted once as `np.ascontiguousarray` does).  "
+        "The predictor's class is made by the library too (`predictor_type`, `PyType_FromSpecWithBases` "
+        "with `CompiledNetwork` as the base and `Py_TPFLAGS_HAVE_VECTORCALL`): calling an instance goes "
+        "straight into `predict`, while the instance keeps the Python class's attributes and methods "
+        "(`bind()`, `scalar`, `native`, repr, pickling).  A class made in Python cannot do that on "
+        "Python 3.11 (vectorcall is not inherited into it; its call is `__call__` looked up and given an "
+        "argument tuple).",
+        "",
+        "A predictor pickles as its recipe (the IR and the options, `CompiledNetwork.__reduce__` → "
+        "`rebuild_predictor`), never its library: unpickling builds it through the same cache as "
+        "`compile_c` (the first unpickle on a machine compiles, later ones load the cached library).",
         "",
     ])
     Path(args.out).write_text(text)

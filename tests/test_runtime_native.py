@@ -4,7 +4,8 @@
 emits nothing); the library carries CPython entry points (``predict`` with ``out=`` and
 ``threads=``, ``scalar``) that must agree bit for bit with the bound call and the
 Python-over-cffi path, accept every input kind that path accepts and refuse the same
-inputs with the same messages."""
+inputs with the same messages.  The predictor is an instance of a C type its library makes
+(called through vectorcall) and pickles as its recipe (the IR and the options)."""
 import os
 import subprocess
 import sys
