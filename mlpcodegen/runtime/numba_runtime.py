@@ -41,7 +41,36 @@ def load_numba(net: Network, numeric: NumericType, name: str) -> Any:
     call.into = getattr(module, name + "_into")  # (x, y): checks the shapes only
     call.scalar = getattr(module, name + "_scalar", None)
     call.module = module
+    call.bind = lambda: BoundCall(call.into, np_dtype, n_in, net.n_outputs)
     return call
+
+
+class BoundCall:
+    """One sample in preallocated arrays, as the C predictor's ``bind()``: write ``x``,
+    call ``run()``, read ``y``.  ``run`` is the compiled ``NAME_into`` for exactly these
+    arrays' types, called without Numba's dispatcher (which types every argument on
+    every call: about half the cost of a small network's call).  That is safe only
+    because the arrays are ours: created here, of the compiled dtype, contiguous, and
+    never replaced (``x`` and ``y`` are read-only attributes; write into them)."""
+
+    __slots__ = ("_x", "_y", "run")
+
+    def __init__(self, into: Any, dtype: np.dtype, n_in: int, n_out: int) -> None:
+        import functools
+
+        import numba
+
+        self._x, self._y = np.zeros(n_in, dtype), np.zeros(n_out, dtype)
+        entry = into.compile((numba.typeof(self._x), numba.typeof(self._y)))  # loads from the cache when there
+        self.run = functools.partial(entry, self._x, self._y)
+
+    @property
+    def x(self) -> np.ndarray:
+        return self._x
+
+    @property
+    def y(self) -> np.ndarray:
+        return self._y
 
 
 def _threads(threads: Optional[int]) -> Optional[int]:

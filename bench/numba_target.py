@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""The Numba target against the C it should approach, in one run.
+
+    python bench/numba_target.py [--quick] [--out bench/NUMBA.md]
+
+Models as bench/native_call.py: seed 1-3-2-1 tanh/tanh/linear, mid 8-64-64-1
+relu/relu/linear, cls 16-64-64-10 relu/relu/softmax, float32.  Tables:
+
+* one sample: ``NAME_into(x, y)`` (and ``NAME(x)``) against the C bound call
+  ``b = compile_c(net).bind(); b.run()``; ratios within each round, median over rounds;
+* batch throughput: ``NAME_batch(X)`` against C ``predict(X, threads=1)``, 10^6 rows;
+* threads: ``NAME_batch_parallel(X, threads=2)`` ÷ ``threads=1`` on 10^6 rows and on
+  small batches, with the machine's load (``os.getloadavg``) before and after;
+* cold start: a fresh process with an empty cache (``MLPCODEGEN_CACHE``): ``load`` + the
+  first one-sample call (Numba's import and compile included), then the first batch;
+  and a second process (Numba's cache hit);
+* LOOP_WEIGHTS: small layers as loops (the default) against the closed form: compile
+  time in a fresh process, one sample and batch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import timeit
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
+
+import numpy as np  # noqa: E402
+
+from native_call import models, random_net  # noqa: E402
+from mlpcodegen.numeric import numeric_type  # noqa: E402
+from mlpcodegen.runtime import compile_c  # noqa: E402
+from mlpcodegen.runtime.numba_runtime import load_numba  # noqa: E402
+
+
+def per_call(stmt: str, env: dict, number: int) -> float:
+    """ns per call: the best of 3 repeats of ``number`` calls."""
+    return min(timeit.Timer(stmt, globals=env).repeat(3, number)) / number * 1e9
+
+
+def best_time(function, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def numba_module(net, name="bench"):
+    f = load_numba(net, numeric_type("float32"), name)
+    return f, f.module
+
+
+def one_sample_table(nets: dict, rounds: int, number: int) -> list[str]:
+    lines = ["| model | C bound `b.run()` | Numba bound `b.run()` | ratio (target ≤ 2.5) | `NAME_into(x, y)` | ratio | "
+             "`NAME(x)` | ratio | empty jitted `f(x, y)` | ratio |", "|---" * 10 + "|"]
+    for label, net in nets.items():
+        c, (f, module) = compile_c(net, name="bench"), numba_module(net)
+        x = np.random.default_rng(0).normal(size=net.n_inputs).astype(np.float32)
+        env = {"run": c.bind().run, "nb_run": f.bind().run, "into": module.bench_into, "single": module.bench,
+               "x": x, "y": np.empty(net.n_outputs, np.float32), "empty": _empty()}
+        module.bench_into(x, env["y"]), module.bench(x), env["empty"](x, env["y"])
+        rows = []
+        for _ in range(rounds):
+            times = [per_call(s, env, number) for s in ("run()", "nb_run()", "into(x, y)", "single(x)", "empty(x, y)")]
+            rows.append([times[0]] + [v for t in times[1:] for v in (t, t / times[0])])
+        m = [statistics.median(column) for column in zip(*rows)]
+        lines.append(f"| {label} | {m[0]:.0f} ns | {m[1]:.0f} ns | **{m[2]:.2f}×** | "
+                     + " | ".join(f"{m[k]:.0f} ns | {m[k + 1]:.2f}×" for k in (3, 5, 7)) + " |")
+    return lines
+
+
+def _empty():
+    """Numba's floor: a jitted function of two arrays that does nothing."""
+    import numba
+
+    return numba.njit(lambda x, y: None)
+
+
+def batch_table(nets: dict, rows: int, rounds: int) -> list[str]:
+    lines = ["| model | C `predict(X, threads=1)` | Numba `NAME_batch(X)` | Numba ÷ C (target ≥ 0.3) |",
+             "|---|---|---|---|"]
+    for label, net in nets.items():
+        c, (f, module) = compile_c(net, name="bench"), numba_module(net)
+        X = np.random.default_rng(1).normal(size=(rows, net.n_inputs)).astype(np.float32)
+        module.bench_batch(X[:10])
+        found = []
+        for _ in range(rounds):
+            tc, tn = best_time(lambda: c(X, threads=1), 1), best_time(lambda: module.bench_batch(X), 1)
+            found.append((rows / tc / 1e6, rows / tn / 1e6, tc / tn))
+        m = [statistics.median(column) for column in zip(*found)]
+        lines.append(f"| {label} | {m[0]:.2f} M rows/s | {m[1]:.2f} M rows/s | **{m[2]:.2f}×** |")
+    return lines
+
+
+def thread_table(nets: dict, rows: int, rounds: int, sizes: list[int]) -> list[str]:
+    lines = [f"| model | 1 thread, {rows:,} rows | 2 threads | ratio 2 ÷ 1 | "
+             + " | ".join(f"{n:,} rows: 2 ÷ 1" for n in sizes) + " |", "|---" * (4 + len(sizes)) + "|"]
+    for label, net in nets.items():
+        f, module = numba_module(net)
+        X = np.random.default_rng(2).normal(size=(rows, net.n_inputs)).astype(np.float32)
+        module.bench_batch_parallel(X, 2), module.bench_batch(X[:10])
+        found = []
+        for _ in range(rounds):
+            one = best_time(lambda: module.bench_batch_parallel(X, 1), 1)
+            two = best_time(lambda: module.bench_batch_parallel(X, 2), 1)
+            small = []
+            for n in sizes:
+                env = {"f": module.bench_batch_parallel, "X": X[:n]}
+                count = max(1, 2_000_000 // (n * 64))
+                small.append(per_call("f(X, 2)", env, count) / per_call("f(X, 1)", env, count))
+            found.append((rows / one / 1e6, rows / two / 1e6, one / two, *(1 / s for s in small)))
+        m = [statistics.median(column) for column in zip(*found)]
+        lines.append(f"| {label} | {m[0]:.2f} M rows/s | {m[1]:.2f} M rows/s | **{m[2]:.2f}×** | "
+                     + " | ".join(f"{v:.2f}×" for v in m[3:]) + " |")
+    return lines
+
+
+COLD_CHILD = textwrap.dedent("""
+    import json, sys, time
+    sys.path.insert(0, {repo!r}); sys.path.insert(0, {bench!r})
+    import numpy as np
+    from native_call import models
+    import mlpcodegen.backends.numba as nb
+    from mlpcodegen.runtime import load
+    nb.LOOP_WEIGHTS = {loop_weights}
+    net = {net}
+    x = np.zeros(net.n_inputs, np.float32)
+    start = time.perf_counter()
+    f = load(net, "numba", dtype="float32", name="bench")
+    f(x)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    f(np.zeros((4, net.n_inputs), np.float32))
+    batch = time.perf_counter() - start
+    print(json.dumps([first, batch, "numba" in sys.modules]))
+""")
+
+
+def cold(net_code: str, loop_weights: int, cache: str) -> tuple[float, float]:
+    code = COLD_CHILD.format(repo=str(REPO), bench=str(HERE), net=net_code, loop_weights=loop_weights)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "MLPCODEGEN_CACHE": cache}, check=True)
+    return tuple(json.loads(done.stdout.strip().splitlines()[-1])[:2])
+
+
+def cold_table(labels: list[str], runs: int) -> list[str]:
+    lines = ["| model | first call, empty cache (load + `predict(x)`, Numba import included; target ≤ 3 s) | "
+             "then first batch | second process: first call (cache hit) | then first batch |", "|---|---|---|---|---|"]
+    for label in labels:
+        found = []
+        for _ in range(runs):
+            with tempfile.TemporaryDirectory() as cache:
+                net = f"models()[{label!r}]"
+                found.append(cold(net, 32, cache) + cold(net, 32, cache))
+        m = [statistics.median(column) for column in zip(*found)]
+        lines.append(f"| {label} | **{m[0]:.2f} s** | {m[1]:.2f} s | {m[2]:.2f} s | {m[3]:.2f} s |")
+    return lines
+
+
+LOOP_NETS = {"4-8-8-1 tanh (32, 64, 8 weights)": ([4, 8, 8, 1], ["tanh", "tanh", "linear"]),
+             "8-16-16-1 relu (128, 256, 16 weights)": ([8, 16, 16, 1], ["relu", "relu", "linear"])}
+
+
+def loop_table(rounds: int, number: int, rows: int) -> list[str]:
+    """LOOP_WEIGHTS 32 (loops) against 10**9 (closed form everywhere) on small layers."""
+    import mlpcodegen.backends.numba as nb
+
+    lines = ["| network | shape | compile (fresh process) | `NAME_into` | batch |", "|---|---|---|---|---|"]
+    for label, (widths, acts) in LOOP_NETS.items():
+        net = random_net(widths, acts, 7)
+        X = np.random.default_rng(3).normal(size=(rows, widths[0])).astype(np.float32)
+        for shape, weights in (("loops (LOOP_WEIGHTS = 32)", 32), ("closed form", 10 ** 9)):
+            with tempfile.TemporaryDirectory() as cache:
+                compile_s = _cold_random(widths, acts, weights, cache)
+            nb.LOOP_WEIGHTS = weights
+            f, module = numba_module(net, name=f"loops{weights}")
+            nb.LOOP_WEIGHTS = 32
+            x, y = X[0], np.empty(1, np.float32)
+            env = {"into": getattr(module, f"loops{weights}_into"), "x": x, "y": y}
+            env["into"](x, y)
+            batch = getattr(module, f"loops{weights}_batch")
+            batch(X[:5])
+            into = statistics.median(per_call("into(x, y)", env, number) for _ in range(rounds))
+            rate = statistics.median(rows / best_time(lambda: batch(X), 1) / 1e6 for _ in range(rounds))
+            lines.append(f"| {label} | {shape} | {compile_s:.2f} s | {into:.0f} ns | {rate:.1f} M rows/s |")
+    return lines
+
+
+def _cold_random(widths, acts, weights, cache) -> float:
+    code = COLD_CHILD.replace("from native_call import models", "from native_call import random_net").format(
+        repo=str(REPO), bench=str(HERE), net=f"random_net({widths}, {acts}, 7)", loop_weights=weights)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "MLPCODEGEN_CACHE": cache}, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and rows (a smoke run)")
+    parser.add_argument("--out", type=Path, help="write the Markdown report here")
+    args = parser.parse_args()
+    rounds, number, rows = (2, 20_000, 100_000) if args.quick else (5, 100_000, 1_000_000)
+    nets = models()
+    load_before = os.getloadavg()
+    sections = [
+        ("One float32 sample from Python", one_sample_table(nets, rounds, number)),
+        (f"Batch throughput ({rows:,} float32 rows, one thread)", batch_table(nets, rows, rounds)),
+        ("Threads: `NAME_batch_parallel(X, threads)`", thread_table(
+            {k: v for k, v in nets.items() if not k.startswith("seed")}, rows, rounds, [256, 4096, 65536])),
+        ("Cold start", cold_table(["mid 8-64-64-1", "cls 16-64-64-10"], 1 if args.quick else 3)),
+        ("Small layers: loops or closed form (LOOP_WEIGHTS)", loop_table(rounds, number, rows)),
+    ]
+    load_after = os.getloadavg()
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    text = [f"# The Numba target", "",
+            f"`python bench/numba_target.py` ({stamp}; {os.cpu_count()} CPUs; load average before "
+            f"{load_before[0]:.2f}, after {load_after[0]:.2f}). Medians over {rounds} rounds; ratios within a round.", ""]
+    for title, table in sections:
+        text += [f"## {title}", "", *table, ""]
+    report = "\n".join(text)
+    print(report)
+    if args.out:
+        args.out.write_text(report)
+
+
+if __name__ == "__main__":
+    main()
