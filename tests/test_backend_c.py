@@ -107,8 +107,10 @@ def test_exact_text_of_a_two_neuron_network():
 
 
 def test_float64_text_uses_double_and_no_suffix():
-    text = emit_c(TWO_NEURONS, dtype="float64", name="tiny")
+    text = emit_c(TWO_NEURONS, dtype="float64", name="tiny", math="libm")
     assert "const double h1_0 = tanh(0.5*x[0] - 0.25);" in text
+    fast = emit_c(TWO_NEURONS, dtype="float64", name="tiny")  # the inline float64 functions, no libm tanh
+    assert "const double h1_0 = tiny_tanh(0.5*x[0] - 0.25);" in fast and "static inline double tiny_vtanh" in fast
     assert "void tiny_batch(const double *x, double *y, size_t n)" in text
 
 

@@ -114,3 +114,99 @@ def test_size_flavour_gives_the_one_sample_bits(gcc, tmp_path, function):
     program = tmp_path / "check"
     subprocess.run([gcc, *STRICT_FLAGS, "-ffp-contract=off", str(source), "-o", str(program), "-lm"], check=True)
     assert subprocess.run([str(program)], capture_output=True, text=True, check=True).stdout.strip() == "0"
+
+
+# -- float64 (--math fast with dtype float64): every float64 cannot be enumerated, so a
+# bounded sample of each kind bench/math_ulp.py --float64-only draws (bench/MATH.md: 4 M
+# random inputs per kind and 256-ULP sweeps there)
+def _math_ulp_bench():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if "math_ulp_bench" not in sys.modules:  # registered first: its dataclass looks its module up
+        path = Path(__file__).resolve().parent.parent / "bench" / "math_ulp.py"
+        spec = importlib.util.spec_from_file_location("math_ulp_bench", path)
+        sys.modules["math_ulp_bench"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["math_ulp_bench"])
+    return sys.modules["math_ulp_bench"]
+
+
+@pytest.mark.parametrize("function", sorted(c_math.ULP_BOUND64))
+def test_float64_function_is_within_its_ulp_bound_on_a_sample(gcc, function):
+    """100k random bit patterns and 100k random inputs over the working range, 8-ULP sweeps
+    at every reduction boundary and cut-off, 2^e (1 + j/64) from the smallest subnormal
+    up, and the specials: the block flavour with the harness flags within ULP_BOUND64 (NaN
+    where libm gives NaN, the sign of 0 kept; bench/MATH.md has both flavours at -O2 too,
+    and the specials test below checks the one-sample flavour gives the block's bits)."""
+    bench = _math_ulp_bench()
+    results = bench.float64_max_ulp(function, DEFAULT_FLAGS, True, random_count=100_000, sweep=8)
+    assert [r.kind for r in results] == list(bench.FLOAT64_SAMPLES)
+    assert all(r.inputs > 0 for r in results)
+    assert max(r.max_ulp for r in results) <= c_math.ULP_BOUND64[function], results
+
+
+SPECIALS64 = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 709.0, 709.01, 709.78, 709.782712893384, 709.8, 710.0,
+                       -708.0, -708.01, -708.4, -745.0, -745.2, -746.5, 1e-300, -1e-300, 5e-324, -5e-324, 1e-17,
+                       -1e-17, 0.34657359027997264, -0.34657359027997264, 19.0, -19.0, 19.1, 22.0, -40.0, 36.8,
+                       -36.8, 1.0, -1.0])
+
+
+@pytest.mark.parametrize("activation,libm", [("exponential", np.exp), ("tanh", np.tanh),
+                                             ("sigmoid", lambda v: 1.0 / (1.0 + np.exp(-v))),
+                                             ("elu", lambda v: np.where(v > 0, v, np.expm1(v)))])
+def test_float64_special_values_map_as_the_math_does(gcc, activation, libm):
+    """float64: overflow to inf, subnormal results, underflow to 0, signed zeros, NaN,
+    saturation; the one-sample function and the vectorised block give the same bits."""
+    net = identity_net(activation)
+    module = build_module(emit_c(net, dtype="float64", name="f"), cdef(net, "float64", "f"))
+    function = CompiledNetwork(module, "f", 1, 1, "float64")
+    with np.errstate(all="ignore"):
+        want = libm(SPECIALS64)
+    one = np.array([function.scalar(float(v)) for v in SPECIALS64])
+    block = function(np.repeat(SPECIALS64, 4)[:, None])[::4, 0]  # > 16 rows: through the vectorised block
+    np.testing.assert_array_equal(one.view(np.uint64), block.view(np.uint64))
+    np.testing.assert_array_equal(np.isnan(one), np.isnan(want))
+    finite = ~np.isnan(want)
+    assert np.all(np.signbit(one[finite]) == np.signbit(want[finite]))
+    np.testing.assert_allclose(one[finite], want[finite], rtol=5e-16, atol=1e-323)
+
+
+def test_float64_network_batch_one_sample_and_reference_agree(gcc):
+    """A float64 network through every fast function (tanh, sigmoid, elu, softmax) and a
+    loop layer (the float64 dense helper): batch rows (blocks and the rows left over),
+    one-sample calls and the float64 reference agree to float64 rounding."""
+    from mlpcodegen.reference import evaluate
+
+    rng = np.random.default_rng(7)
+    widths, activations = [5, 40, 6, 7, 9, 3], ["tanh", "sigmoid", "elu", "exponential", "softmax"]
+    net = Network(5, tuple(Dense(rng.normal(size=(a, b)) / np.sqrt(a), rng.normal(size=b) * 0.1, Activation(f))
+                           for a, b, f in zip(widths, widths[1:], activations)))
+    source = emit_c(net, dtype="float64", name="g", unroll="never")
+    assert "tanh(" not in source.replace("g_tanh(", "").replace("g_vtanh(", "")  # no libm call left
+    module = build_module(source, cdef(net, "float64", "g"))
+    function = CompiledNetwork(module, "g", 5, 3, "float64")
+    x = rng.normal(size=(37, 5)) * 3
+    batch = function(x)
+    one = np.array([function(row) for row in x])
+    want = evaluate(net, x)
+    np.testing.assert_allclose(batch, one, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(batch, want, rtol=1e-13, atol=0)
+
+
+def test_float64_block_vectorises_and_compiles_warning_free(gcc, tmp_path):
+    """float64 tanh units over a block: the lane loop applying the inline tanh vectorises on
+    AVX2, the dense helper's lane loop too (not its unit loop), and the strict flags pass."""
+    net = Network(2, (Dense(np.ones((2, 40)), np.zeros(40), Activation("tanh")),
+                      Dense(np.ones((40, 2)), None, Activation("sigmoid"))))
+    source = tmp_path / "net.c"
+    source.write_text(emit_c(net, dtype="float64", name="net"))
+    subprocess.run([gcc, *STRICT_FLAGS, "-O2", "-c", str(source), "-o", str(tmp_path / "net.o")], check=True)
+    arch = ["-march=x86-64-v3"] if platform.machine() in ("x86_64", "AMD64") else []
+    report = subprocess.run([gcc, "-std=c99", "-O3", *arch, "-fopt-info-vec-optimized", "-c", str(source),
+                             "-o", str(tmp_path / "v.o")], capture_output=True, text=True, check=True).stderr
+    lines = source.read_text().splitlines()
+    tanh_loop = next(i for i, line in enumerate(lines, 1) if "net_vtanh(zj)" in line)
+    assert f"net.c:{tanh_loop - 2}" in report or f"net.c:{tanh_loop - 1}" in report, report
+    lane_loop = next(i for i, line in enumerate(lines, 1) if "const double hl = " in line) - 1
+    assert f"net.c:{lane_loop}:" in report, report

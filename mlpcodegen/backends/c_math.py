@@ -25,6 +25,15 @@ MATH_MODES = ("fast", "libm")
 #: libm value rounded to float), over every float32 input; measured by bench/math_ulp.py
 #: (see bench/MATH.md) and asserted on a dense sample by the tests.
 ULP_BOUND = {"exp": 1, "tanh": 2, "sigmoid": 2, "expm1": 2}
+#: The float64 functions' bounds in float64 ULPs against the correctly rounded result
+#: (long double libm rounded to double), over a sample (every float64 cannot be
+#: enumerated): random bit patterns, random values over each function's domain, dense
+#: sweeps at the reduction boundaries, near 0, the subnormal results, the overflow and
+#: underflow thresholds, the saturation points and the specials; bench/math_ulp.py
+#: --float64 (bench/MATH.md) says how many of each, tests/test_c_math.py checks a bounded sample.
+ULP_BOUND64 = {"exp": 1, "tanh": 2, "sigmoid": 2, "expm1": 2}
+#: numeric type -> primitive -> bound in ULPs of that type.
+ULP_BOUNDS = {"float32": ULP_BOUND, "float64": ULP_BOUND64}
 
 # Each function in two flavours with the same arithmetic (so both give the same bits):
 # "v" (block loops) picks between precomputed results with bit masks, which gcc
@@ -187,7 +196,139 @@ _SIGMOID = """\
     return (x < 0.0f ? e : 1.0f) / (1.0f + e);
 """
 
-#: primitive -> (flavour -> body, primitives it calls).
+
+# -- float64: the same design in binary64 (--math fast with dtype float64).  exp(r) for
+# |r| <= ln(2) / 2 is 1 + r + r^2 q(r) with q of degree 10, a Chebyshev fit (mpmath
+# chebyfit, 2.4e-19 relative error of exp(r), far below the 1.1e-16 of a rounding);
+# ln 2 in two parts as fdlibm splits it (k * ln2_hi is exact for |k| < 2^21).
+_REDUCTION64 = """\
+    const double t = x * 1.4426950408889634 + 6755399441055744.0; /* 1.5 * 2^52: k in the low bits */
+    const double k = t - 6755399441055744.0;
+    const double r = (x - k * 0.6931471803691238) - k * 1.9082149292705877e-10;
+    /* the polynomial in Estrin's scheme: half the dependency chain of Horner's */
+    const double r2 = r * r, r4 = r2 * r2;
+    const double q = ((0.5 + 0.1666666666666667 * r) + r2 * (0.04166666666666667 + 0.008333333333326136 * r))
+                     + r4 * (((0.0013888888888883748 + 0.00019841269874820627 * r)
+                              + r2 * (2.4801587325547743e-05 + 2.7557255400206422e-06 * r))
+                             + r4 * ((2.75572736431103e-07 + 2.5105217004720745e-08 * r) + r2 * 2.0914686968086876e-09));
+"""
+_EXP64_CORE = """\
+    /* exp(x) = 2^k * exp(r), k = round(x / ln 2), |r| <= ln(2) / 2 */
+""" + _REDUCTION64 + """\
+    const double p = (r + r2 * q) + 1.0;
+    uint64_t bits, k1, k2;
+    double s1, s2, y;
+    memcpy(&bits, &t, sizeof bits);
+    bits -= 0x4338000000000000u; /* k, two's complement: unsigned arithmetic, no undefined behaviour */
+"""
+# 2^k = 2^k1 * 2^k2, k1 = floor(k / 2): each factor normal for -2044 <= k <= 2046, so
+# subnormal results (down to 2^-1075) round once, in the last product.
+_TWO_FACTORS64 = """\
+    k1 = (bits >> 1) | (bits & 0x8000000000000000u);
+    k2 = bits - k1;
+    k1 = (k1 + 1023u) << 52;
+    k2 = (k2 + 1023u) << 52;
+    memcpy(&s1, &k1, sizeof s1);
+    memcpy(&s2, &k2, sizeof s2);
+    y = p * s1 * s2;
+"""
+_EXP64_OUT = "    return x > 709.8 ? HUGE_VAL : (x < -746.0 ? 0.0 : y); /* NaN stays NaN */\n"
+_EXP64_PICK = {
+    "": """\
+    if (x >= -708.0 && x <= 709.0) {{
+        k1 = (bits + 1023u) << 52;
+        memcpy(&s1, &k1, sizeof s1);
+        return p * s1;
+    }}
+""" + _TWO_FACTORS64 + _EXP64_OUT,
+    "v": _TWO_FACTORS64 + """\
+    /* out of range: +inf above, +0 below; NaN stays NaN */
+    {{
+        const uint64_t above = 0u - (uint64_t)(x > 709.8), below = 0u - (uint64_t)(x < -746.0);
+        uint64_t out;
+        memcpy(&out, &y, sizeof out);
+        out = (out & ~(above | below)) | (above & 0x7FF0000000000000u);
+        memcpy(&y, &out, sizeof y);
+    }}
+    return y;
+""",
+}
+_EXPM164_CORE = """\
+    /* expm1(x) = 2^k expm1(r) + (2^k - 1), k = round(x / ln 2), |r| <= ln(2) / 2: no
+       cancellation near 0, and 2^k - 1 is exact for |k| <= 53 */
+""" + _REDUCTION64 + """\
+    const double m = r + r2 * q;
+    uint64_t bits, scale, half_scale;
+    double s, h, y, big;
+    memcpy(&bits, &t, sizeof bits);
+    bits -= 0x4338000000000000u; /* k, two's complement */
+    scale = (bits + 1023u) << 52; /* 2^k: right for -1022 <= k <= 1023, that is -708 <= x <= 709 */
+    half_scale = (bits + 1022u) << 52; /* 2^(k-1): above 709 (k = 1024), where expm1 = exp */
+    memcpy(&s, &scale, sizeof s);
+    memcpy(&h, &half_scale, sizeof h);
+    y = s * m + (s - 1.0);
+    big = h * (m + 1.0) * 2.0;
+"""
+_EXPM164_PICK = {
+    # below 2^-54 in magnitude expm1(x) rounds to x: x itself, which keeps the sign of -0.0
+    "": """\
+    if (x > -5.551115123125783e-17 && x < 5.551115123125783e-17) return x;
+    return x > 709.0 ? (x > 709.8 ? HUGE_VAL : big) : (x < -708.0 ? -1.0 : y); /* NaN stays NaN */
+""",
+    "v": """\
+    {{
+        const uint64_t above = 0u - (uint64_t)(x > 709.0), overflow = 0u - (uint64_t)(x > 709.8);
+        const uint64_t below = 0u - (uint64_t)(x < -708.0);
+        const uint64_t tiny = 0u - ((uint64_t)(x > -5.551115123125783e-17) & (uint64_t)(x < 5.551115123125783e-17));
+        uint64_t out, big_bits, x_bits;
+        memcpy(&out, &y, sizeof out);
+        memcpy(&big_bits, &big, sizeof big_bits);
+        memcpy(&x_bits, &x, sizeof x_bits);
+        out = (out & ~above) | (big_bits & above);
+        out = (out & ~(overflow | below)) | (overflow & 0x7FF0000000000000u) | (below & 0xBFF0000000000000u);
+        out = (out & ~tiny) | (x_bits & tiny);
+        memcpy(&y, &out, sizeof y);
+    }}
+    return y;
+""",
+}
+# tanh(|x|) = -e / (2 + e) with e = expm1(-2|x|) in [-1, 0]: one expm1, no cancellation
+# anywhere (near 0, e = -2|x| to within its ULPs), saturating to 1 as e reaches -1; the
+# sign of x put back by its bit (so -0.0 and NaN keep theirs).
+_TANH64 = """\
+    uint64_t bits, magnitude;
+    double a, e;
+    memcpy(&bits, &x, sizeof bits);
+    magnitude = bits & 0x7FFFFFFFFFFFFFFFu;
+    memcpy(&a, &magnitude, sizeof a);
+    e = {p}_{v}expm1(-2.0 * a);
+    a = -e / (2.0 + e);
+    memcpy(&magnitude, &a, sizeof magnitude);
+    magnitude |= bits & 0x8000000000000000u;
+    memcpy(&a, &magnitude, sizeof a);
+    return a;
+"""
+_WHERE64 = """\
+static inline double {p}_vwhere(int c, double a, double b)
+{{
+    const uint64_t mask = 0u - (uint64_t)(c != 0);
+    uint64_t a_bits, b_bits;
+    double y;
+    memcpy(&a_bits, &a, sizeof a_bits);
+    memcpy(&b_bits, &b, sizeof b_bits);
+    a_bits = (a_bits & mask) | (b_bits & ~mask);
+    memcpy(&y, &a_bits, sizeof y);
+    return y;
+}}
+"""
+_SIGMOID64 = """\
+    /* e / (1 + e) with e = exp(-|x|) <= 1 for x < 0: no overflow, subnormal results kept */
+    const double e = {p}_{v}exp(x < 0.0 ? x : -x);
+    return (x < 0.0 ? e : 1.0) / (1.0 + e);
+"""
+
+#: primitive -> (flavour -> body, primitives it calls), per numeric type; a primitive comes
+#: after the ones it calls (the order :func:`definitions` writes them in).
 _FLOAT32: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "exp": ({v: _EXP_CORE + pick for v, pick in _EXP_PICK.items()}, ()),
     "tanh": ({**{v: _TANH_CORE + pick for v, pick in _TANH_PICK.items()}, "s": _TANH_CORE + _TANH_PICK[""]},
@@ -197,24 +338,45 @@ _FLOAT32: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
               ()),
     "where": ({"v": _WHERE}, ()),  # a complete definition (not a float -> float function)
 }
+# float64 has no size flavour of its own ("s" is the one-sample text: the embedded
+# profile's float64 is for hosts with a double FPU, not for flash budgets).
+_FLOAT64: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
+    "exp": ({**{v: _EXP64_CORE + pick for v, pick in _EXP64_PICK.items()}, "s": _EXP64_CORE + _EXP64_PICK[""]}, ()),
+    "expm1": ({**{v: _EXPM164_CORE + pick for v, pick in _EXPM164_PICK.items()},
+               "s": _EXPM164_CORE + _EXPM164_PICK[""]}, ()),
+    "tanh": ({"": _TANH64, "v": _TANH64, "s": _TANH64}, ("expm1",)),
+    "sigmoid": ({"": _SIGMOID64, "v": _SIGMOID64, "s": _SIGMOID64}, ("exp",)),
+    "where": ({"v": _WHERE64}, ()),
+}
+#: numeric type -> (its table, C type, function-name suffix, as libm names them: expf / exp).
+_TYPES = {"float32": (_FLOAT32, "float", "f"), "float64": (_FLOAT64, "double", "")}
+#: The numeric types that have inline functions.
+FAST_TYPES = tuple(_TYPES)
 PRIMITIVES = ("exp", "tanh", "sigmoid", "expm1")  # what fast_functions replaces
 #: "": one sample; "v": the batch block loops; "s": one sample, fewest bytes (the embedded
 #: profile's --optimize size): the one-sample arithmetic, so the same bits as "".
 FLAVOURS = ("", "v", "s")
 
 
-def _definition(key: str, flavour: str, prefix: str) -> list[str]:
-    body = _FLOAT32[key][0][flavour].format(p=prefix, v=flavour)
+def has_fast(dtype: str) -> bool:
+    """Whether ``dtype`` (a numeric type's name) has inline functions here."""
+    return dtype in _TYPES
+
+
+def _definition(key: str, flavour: str, prefix: str, dtype: str) -> list[str]:
+    table, c_type, suffix = _TYPES[dtype]
+    body = table[key][0][flavour].format(p=prefix, v=flavour)
     if body.startswith("static"):
         return body.rstrip("\n").splitlines() + [""]
-    return [f"static inline float {prefix}_{flavour}{key}f(float x)", "{", *body.rstrip("\n").splitlines(), "}", ""]
+    return [f"static inline {c_type} {prefix}_{flavour}{key}{suffix}({c_type} x)", "{",
+            *body.rstrip("\n").splitlines(), "}", ""]
 
 
-def fast_functions(prefix: str, vector: bool = False, size: bool = False) -> dict[str, str]:
-    """primitive -> C call template over ``{a}`` for the inline float32 functions
+def fast_functions(prefix: str, vector: bool = False, size: bool = False, dtype: str = "float32") -> dict[str, str]:
+    """primitive -> C call template over ``{a}`` for the inline functions of ``dtype``
     (``vector``: the flavour for the batch block loops; ``size``: the smallest one-sample flavour)."""
-    flavour = "v" if vector else "s" if size else ""
-    return {key: f"{prefix}_{flavour}{key}f({{a}})" for key in PRIMITIVES}
+    flavour, suffix = "v" if vector else "s" if size else "", _TYPES[dtype][2]
+    return {key: f"{prefix}_{flavour}{key}{suffix}({{a}})" for key in PRIMITIVES}
 
 
 def fast_needs(vector: bool = False, size: bool = False) -> dict[str, tuple[str, str]]:
@@ -227,21 +389,22 @@ def fast_needs(vector: bool = False, size: bool = False) -> dict[str, tuple[str,
     return needs
 
 
-def fast_where(prefix: str) -> str:
+def fast_where(prefix: str, dtype: str = "float32") -> str:
     """The block loops' ``where`` template over ``{c} {a} {b}``."""
-    return f"{prefix}_vwheref({{c}}, {{a}}, {{b}})"
+    return f"{prefix}_vwhere{_TYPES[dtype][2]}({{c}}, {{a}}, {{b}})"
 
 
-def definitions(used: set[tuple[str, str]], prefix: str) -> list[str]:
+def definitions(used: set[tuple[str, str]], prefix: str, dtype: str = "float32") -> list[str]:
     """The definitions of the inline functions ``used`` ((primitive, flavour) pairs, as
-    :func:`fast_needs` names them) and of those they call, in dependency order; unused
-    ones are left out (``-Wunused-function``)."""
-    used = {(key, v) for key, v in used if v in _FLOAT32.get(key, ({}, ()))[0]}
+    :func:`fast_needs` names them) for ``dtype`` and of those they call, in dependency
+    order; unused ones are left out (``-Wunused-function``)."""
+    table = _TYPES[dtype][0]
+    used = {(key, v) for key, v in used if v in table.get(key, ({}, ()))[0]}
     for key, v in list(used):
-        used.update((dependency, v) for dependency in _FLOAT32[key][1])
+        used.update((dependency, v) for dependency in table[key][1])
     out: list[str] = []
     for v in FLAVOURS:
-        for key in _FLOAT32:  # exp first: the others call it
+        for key in table:  # a primitive after the ones it calls
             if (key, v) in used:
-                out += _definition(key, v, prefix)
+                out += _definition(key, v, prefix, dtype)
     return out
