@@ -56,7 +56,7 @@ def per_call(stmt: str, env: dict, number: int) -> float:
     return min(timeit.Timer(stmt, globals=env).repeat(3, number)) / number * 1e9
 
 
-def interleaved(statements: list[str], env: dict, number: int, slices: int = 15) -> list[float]:
+def interleaved(statements: list[str], env: dict, number: int, slices: int = 100) -> list[float]:
     """ns per call of each statement: the best of ``slices`` runs of ``number // slices``
     calls, the statements taking turns slice by slice, so a burst of load from other work
     falls on all of them alike and the best slices are the undisturbed ones."""
@@ -277,8 +277,8 @@ def main() -> int:
         "called as a function; *Python-class dispatch* is the design before it (a class made in Python "
         "whose `__call__` is the entry point: CPython's instance-call dispatch, a `__call__` lookup and an "
         "argument tuple, on top); *Python path (before)* is the predictor without native entry points "
-        f"(the `__call__` over cffi).  Median of {rounds} rounds; in each round the paths take turns in 15 "
-        f"slices of {number // 15:,} calls and each path's best slice counts; ratios within each round.",
+        f"(the `__call__` over cffi).  Median of {rounds} rounds; in each round the paths take turns in 100 "
+        f"slices of {number // 100:,} calls and each path's best slice counts; ratios within each round.",
         "",
         *calls,
         "",
