@@ -250,7 +250,17 @@ def as_domain(n_inputs: int, domain: Any = None) -> tuple[np.ndarray, np.ndarray
                               f"got {domain!r}") from None
     if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(lo <= hi)):
         raise ValidationError("the q15 domain must be finite with low <= high for every input")
-    return lo, hi
+    return _float32_outward(lo, -np.inf), _float32_outward(hi, np.inf)
+
+
+def _float32_outward(side: np.ndarray, direction: float) -> np.ndarray:
+    """``side`` rounded outward to float32 (the wrapper takes float32: a float32 input
+    rounded from a value of the domain stays within the widened one)."""
+    with np.errstate(over="ignore"):
+        single = side.astype(np.float32)
+        inward = single > side if direction < 0 else single < side
+        single = np.where(inward, np.nextafter(single, np.float32(direction)), single)
+    return single.astype(np.float64)
 
 
 def plan(net: Network, domain: Any = None) -> FixedPlan:
@@ -416,14 +426,18 @@ def _clamp(layer: Dense, acc_frac: int, bits: int) -> tuple[str, Optional[int], 
 
 def layer_bounds(net: Network, lo: np.ndarray, hi: np.ndarray) -> list[tuple]:
     """(z_lo, z_hi, h_lo, h_hi, (input lows, input highs)) of every layer on each of up to
-    :data:`BOXES` sub-boxes of [lo, hi] (rows): interval arithmetic widened outward for
-    float64 rounding."""
+    :data:`BOXES` sub-boxes of [lo, hi] (rows): the intersection of interval arithmetic and
+    symbolic intervals (linear lower and upper functions of the inputs through each layer,
+    relu relaxed by its triangle: :func:`_symbolic`), widened outward for float64 rounding."""
     pieces = max(1, int(round(BOXES ** (1.0 / net.n_inputs) + 1e-9))) if net.n_inputs <= 12 else 1
     edges = [np.linspace(a, b, pieces + 1) for a, b in zip(lo, hi)]
     grids = np.meshgrid(*[np.arange(pieces)] * net.n_inputs, indexing="ij")
     index = np.stack([g.reshape(-1) for g in grids], axis=1)
     box_lo = np.stack([edges[i][index[:, i]] for i in range(net.n_inputs)], axis=1)
     box_hi = np.stack([edges[i][index[:, i] + 1] for i in range(net.n_inputs)], axis=1)
+    x_center, x_radius = (box_lo + box_hi) / 2, (box_hi - box_lo) / 2
+    eye = np.concatenate([np.eye(net.n_inputs), np.zeros((1, net.n_inputs))])  # x_i as linear functions
+    lower = upper = np.broadcast_to(eye, (len(box_lo),) + eye.shape)
     out = []
     for layer in net.layers:
         kernel = layer.kernel
@@ -432,10 +446,51 @@ def layer_bounds(net: Network, lo: np.ndarray, hi: np.ndarray) -> list[tuple]:
         mid, spread = center @ kernel + bias, radius @ np.abs(kernel)
         slack = SLACK * (np.abs(center) @ np.abs(kernel) + spread + np.abs(bias)) + 1e-300
         z_lo, z_hi = mid - spread - slack, mid + spread + slack
+        z_lower, z_upper, s_lo, s_hi = _symbolic(lower, upper, kernel, bias, x_center, x_radius)
+        z_lo, z_hi = np.maximum(z_lo, s_lo - slack), np.minimum(z_hi, s_hi + slack)
         inputs = (box_lo, box_hi)
         box_lo, box_hi = _activate_bounds(layer, z_lo, z_hi)
+        lower, upper = _relax(layer, z_lower, z_upper, z_lo, z_hi, box_lo, box_hi)
         out.append((z_lo, z_hi, box_lo, box_hi, inputs))
     return out
+
+
+def _concrete(function: np.ndarray, center: np.ndarray, radius: np.ndarray, sign: float) -> np.ndarray:
+    """Max (``sign`` 1) or min (-1) over each box of linear functions (boxes, n_in + 1, units)."""
+    value = np.einsum("bi,biu->bu", center, function[:, :-1]) + function[:, -1]
+    return value + sign * np.einsum("bi,biu->bu", radius, np.abs(function[:, :-1]))
+
+
+def _symbolic(lower, upper, kernel, bias, center, radius):
+    """The sums' lower and upper linear functions of the inputs from the layer inputs' ones,
+    and their bounds on each box."""
+    positive, negative = np.maximum(kernel, 0.0), np.minimum(kernel, 0.0)
+    z_lower = lower @ positive + upper @ negative
+    z_upper = upper @ positive + lower @ negative
+    z_lower[:, -1] += bias
+    z_upper[:, -1] += bias
+    return z_lower, z_upper, _concrete(z_lower, center, radius, -1.0), _concrete(z_upper, center, radius, 1.0)
+
+
+def _relax(layer: Dense, z_lower, z_upper, z_lo, z_hi, h_lo, h_hi):
+    """Linear bounds of the activation's outputs: for relu (without max_value) 0 where off,
+    the sums' own where on, and between, the triangle relaxation: above by the chord
+    u (z - l) / (u - l), below by z or 0 (the smaller area); for the other activations the
+    constant bounds."""
+    if layer.activation.name != "relu" or layer.activation.param("max_value") is not None:
+        lower = np.zeros(z_lower.shape)
+        upper = np.zeros(z_upper.shape)
+        lower[:, -1], upper[:, -1] = h_lo, h_hi
+        return lower, upper
+    on, off = z_lo >= 0, z_hi <= 0
+    between = ~on & ~off
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where(between, z_hi / (z_hi - z_lo), 0.0)
+    upper = z_upper * np.where(on, 1.0, slope)[:, None, :]
+    upper[:, -1] -= np.where(between, slope * z_lo, 0.0)
+    keep = on | (between & (z_hi > -z_lo))
+    lower = z_lower * keep[:, None, :]
+    return lower, upper
 
 
 def _activate_bounds(layer: Dense, z_lo: np.ndarray, z_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
