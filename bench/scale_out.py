@@ -119,7 +119,8 @@ def spark_table(nets: dict, rows: int, rounds: int) -> list[str]:
              .getOrCreate())
     start_time = time.perf_counter() - started
     lines = [f"| model ({rows:,} rows) | first scoring (workers start, build) | Spark `mapInPandas` | "
-             "`predict(X, threads=2)` | ratio Spark ÷ 2 threads |", "|---|---|---|---|---|"]
+             "`predict(X, threads=2)` | ratio Spark ÷ 2 threads | equal to `predict` bit for bit (10⁵ rows, "
+             "one partition) |", "|---|---|---|---|---|---|"]
     try:
         for label, net in nets.items():
             x = np.random.default_rng(1).normal(size=(rows, net.n_inputs)).astype(np.float32)
@@ -133,14 +134,13 @@ def spark_table(nets: dict, rows: int, rounds: int) -> list[str]:
 
             first = _timed(run)
             ordered = spark.createDataFrame(pd.DataFrame(x[:100_000], columns=columns)).coalesce(1)
-            if not np.array_equal(score_spark(ordered, net, name="bench").toPandas().to_numpy(),
-                                  predict(x[:100_000])):
-                raise SystemExit("Spark outputs differ from predict: the benchmark is void")
+            equal = np.array_equal(score_spark(ordered, net, name="bench").toPandas().to_numpy(),
+                                   predict(x[:100_000]))
             samples = [(_timed(run), _timed(lambda: predict(x, threads=2))) for _ in range(rounds)]
             spark_time, local = (statistics.median(column) for column in zip(*samples))
             ratio = statistics.median(local / s for s, local in samples)
             lines.append(f"| {label} | {first:.1f} s | {rows / spark_time / 1e6:.1f} M rows/s | "
-                         f"{rows / local / 1e6:.1f} M rows/s | {ratio:.2f}× |")
+                         f"{rows / local / 1e6:.1f} M rows/s | {ratio:.2f}× | {'yes' if equal else '**no**'} |")
             frame.unpersist()
     finally:
         spark.stop()
@@ -164,6 +164,7 @@ def main() -> int:
     load_before = os.getloadavg()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     dask_lines, cluster_start = dask_table(nets, args.rows, chunk_counts, rounds)
+    print("\n".join(dask_lines), flush=True)  # before Spark, which takes minutes
     spark_lines = spark_table(nets, args.rows, rounds) if args.spark else \
         ["Not run (`--spark` not given)."]
     load_after = os.getloadavg()
