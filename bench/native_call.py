@@ -262,10 +262,11 @@ def main() -> int:
                                          args.rows, rounds)
     hits = hit_table(runs)
     load_after = os.getloadavg()
+    keep = " --keep-threads bench/NATIVE.md" if args.keep_threads else ""
     text = "\n".join([
         "# The native call path, cache hits and threads",
         "",
-        f"`python bench/native_call.py{' --quick' if args.quick else ''}` ({started}; {os.cpu_count()} CPUs; "
+        f"`python bench/native_call.py{' --quick' if args.quick else ''}{keep}` ({started}; {os.cpu_count()} CPUs; "
         f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}: the machine "
         f"{'was shared with other work, so absolute times are inflated' if max(load_before[0], load_after[0]) > 0.5 else 'was idle'}).",
         "",
