@@ -929,9 +929,17 @@ class CRenderer:
         """Softmax over ``z`` in place as loops (``--optimize size``: one exp call site
         instead of one per unit): the same operations in the same order as the graph's
         statements (max by ``>``, exp(z - max), the sum from the first term on (0 + e0 is
-        e0 exactly), each quotient), so the same bits; the sum in the exp loop (14 bytes less)."""
+        e0 exactly), each quotient), so the same bits; the sum in the exp loop (14 bytes less);
+        with ``--math fast`` the exp for non-positive arguments (c_math's "n" flavour: 60
+        bytes less on Cortex-M4F, the same bits)."""
         b, t = self.builder, self.t
-        exp = top(self.printer().expr(b.call("exp", b.sum([b.term(b.ref("zj")), b.term(b.ref("m"), negative=True)]))))
+        argument = b.sum([b.term(b.ref("zj")), b.term(b.ref("m"), negative=True)])
+        if self.math == "fast" and self.dtype == "float32":  # zj - m <= 0: the smaller exp, same bits
+            template, need = c_math.nonpositive_exp(self.name)
+            exp = template.format(a=top(self.printer().expr(argument)))
+            self.needed.add(need)
+        else:
+            exp = top(self.printer().expr(b.call("exp", argument)))
         zero = literal(0.0, self.dtype)
         lines.add("{", "    size_t j;", f"    {t} m = {z}[0], s = {zero};",
                   f"    for (j = 1; j < {units}u; ++j) if ({z}[j] > m) m = {z}[j];",
