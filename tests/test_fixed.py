@@ -131,7 +131,7 @@ def test_unsupported_activation_refused_by_name():
 
 def test_q15_is_a_dtype_of_c_only_and_never_reaches_the_float_printer():
     assert numeric_type("q15").is_fixed and "q15" not in NUMERIC_TYPES
-    assert "q15" in get_backend("c").dtypes
+    assert "q15" in get_backend("c").supported and "q15" not in get_backend("c").dtypes
     with pytest.raises(UnsupportedError):
         emit(random_net([1, 1], ["linear"], 0), "numba", dtype="q15")
 

@@ -23,6 +23,15 @@ class Backend:
     emit: Emit
     header: Optional[Emit] = None
     options: tuple[str, ...] = ()  # extra keyword options of emit (e.g. LaTeX digits)
+    #: Fixed-point dtypes the target also prints (by another printer: C's q15).  Apart from
+    #: ``dtypes`` so that what iterates over a target's floating-point types (tolerances in
+    #: ULPs, every activation) is not handed a format with its own error bound.
+    fixed_dtypes: tuple[str, ...] = ()
+
+    @property
+    def supported(self) -> tuple[str, ...]:
+        """Every dtype ``emit`` takes for this target."""
+        return self.dtypes + self.fixed_dtypes
 
 
 #: dtype -> (emit, header) of the C printers that are not the float C (fixed point).
@@ -45,7 +54,8 @@ def _c_part(part: int) -> Emit:
 
 
 BACKENDS: dict[str, Backend] = {
-    "c": Backend("c", ".c", c.DTYPES + c_fixed.DTYPES, _c_part(0), _c_part(1), options=c.OPTIONS + FIXED_OPTIONS),
+    "c": Backend("c", ".c", c.DTYPES, _c_part(0), _c_part(1), options=c.OPTIONS + FIXED_OPTIONS,
+                 fixed_dtypes=c_fixed.DTYPES),
     "numba": Backend("numba", ".py", numba.DTYPES, numba.emit_numba),
     "numpy": Backend("numpy", ".py", numpy.DTYPES, numpy.emit_numpy),
     "python": Backend("python", ".py", python.DTYPES, python.emit_python),
@@ -68,8 +78,8 @@ def emit(net: Network, target: str = "c", *, dtype: Optional[str] = None, name: 
     """Source text of ``net`` for ``target`` (``dtype`` defaults to the target's first)."""
     backend = get_backend(target)
     dtype = dtype or backend.dtypes[0]
-    if dtype not in backend.dtypes:
-        raise UnsupportedError(f"target {target!r} supports dtypes {backend.dtypes}, not {dtype!r}")
+    if dtype not in backend.supported:
+        raise UnsupportedError(f"target {target!r} supports dtypes {backend.supported}, not {dtype!r}")
     unknown = set(options) - set(backend.options)
     if unknown:
         raise UnsupportedError(f"target {target!r} has no option(s) {sorted(unknown)}; it takes {backend.options}")

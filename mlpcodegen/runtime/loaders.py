@@ -182,7 +182,7 @@ def load(net: Network, target: str, *, dtype: "str | NumericType | None" = None,
 
 def _numeric(target: str, dtype: "str | NumericType | None") -> NumericType:
     """The numeric type ``target`` runs in: ``dtype`` if the target supports it."""
-    supported = get_backend(target).dtypes
+    supported = get_backend(target).supported
     wanted = supported[0] if dtype is None else getattr(dtype, "name", dtype)
     if wanted not in supported:
         raise UnsupportedError(f"target {target!r} supports dtypes {supported}, not {wanted!r}")
