@@ -378,6 +378,8 @@ def test_an_unpickled_predictor_is_rebuilt_from_a_validated_network(compiled):
     arrays = [value for layer in recipe[1].layers for value in vars(layer).values() if isinstance(value, np.ndarray)]
     assert len(arrays) == 5 and not any(array.flags.writeable for array in arrays)
     assert recipe[1].notes == ("scaled",) and recipe[1].layers[2].activation == MIXED.layers[2].activation
+    again = pickle.loads(pickle.dumps(native))  # rebuilt before in this process: a new instance of that one
+    assert again is not twin and again._recipe is twin._recipe and _bits(again(x)) == _bits(native(x))
 
 
 def test_a_predictor_without_a_recipe_refuses_to_pickle(compiled):

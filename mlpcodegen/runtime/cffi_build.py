@@ -783,6 +783,7 @@ class CompiledNetwork:
         #: (target, Network, dtype, name, options) this was built from, for pickling; None
         #: for a module not built by :func:`build_network` (not picklable)
         self._recipe = _RECIPES.get(native.__name__) if native is not None else None
+        self._library_name = getattr(native, "__name__", None)
 
     def __reduce__(self):
         """Pickled as its recipe (the IR and the options), not its library: unpickling
@@ -792,7 +793,7 @@ class CompiledNetwork:
             raise TypeError(f"this C predictor ({self.name!r}) cannot be pickled: it was not built by "
                             f"mlpcodegen.compile_c, so its network is unknown; pickle the Network and "
                             f"call compile_c on it where it is needed")
-        return rebuild_predictor, self._recipe
+        return rebuild_predictor, (*self._recipe, self._library_name)
 
     def __repr__(self) -> str:
         shape = self.description or f"{self.n_inputs} -> {self.n_outputs}"
@@ -879,15 +880,34 @@ def _native_kind(cls: type, native: ModuleType) -> type:
     return kind
 
 
-def rebuild_predictor(target: str, net: "object", dtype: str, name: str, options: dict) -> "CompiledNetwork":
+def rebuild_predictor(target: str, net: "object", dtype: str, name: str, options: dict,
+                      library: "str | None" = None) -> "CompiledNetwork":
     """The predictor ``compile_c`` makes from this recipe (what an unpickled predictor is):
     the network is rebuilt through its constructors first, so it is validated and its
-    arrays read-only again (unpickling skips both), then compiled or fetched from the cache."""
+    arrays read-only again (unpickling skips both), then compiled or fetched from the cache.
+
+    ``library`` is the sender's module name (its cache key): when this process has already
+    rebuilt that library from a recipe, the predictor is a new instance of that one, with no
+    hashing or validation again (a Dask worker unpickles the predictor for every task).  Only
+    this process's own rebuilds count: a library of that name on disk could have been built
+    for another machine's CPU (a shared cache folder), the one keyed here was not."""
     from .loaders import get_loader
 
+    earlier = _REBUILT.get(library) if library else None
+    if earlier is not None:
+        twin = object.__new__(type(earlier))
+        twin.__dict__.update(earlier.__dict__)
+        return twin
     # the loader itself, not load(): the options are those it was run with (its own, such as
     # a fixed-point domain it filled in, included)
-    return get_loader(target).run(_revalidated(net), numeric_type(dtype), name, **options)
+    predictor = get_loader(target).run(_revalidated(net), numeric_type(dtype), name, **options)
+    if library is not None and predictor._library_name == library:
+        _REBUILT[library] = predictor
+    return predictor
+
+
+#: native module name -> a predictor this process rebuilt from a pickled recipe keyed so.
+_REBUILT: dict[str, CompiledNetwork] = {}
 
 
 def _revalidated(value: object) -> object:
