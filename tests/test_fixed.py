@@ -176,3 +176,17 @@ def test_rounding_shift_and_input_rounding_mirror():
     assert q[:, 0].tolist() == [-32768, 32767, -32768, 1, -1 if fixed.in_frac == 14 else q[4, 0]]
     assert np.array_equal(run_codes(fixed, q), np.clip(run_codes(fixed, q), -32768, 32767))
     assert TABLE_POSITION == 20
+
+
+def test_size_command_and_verify_on_m0plus(compiled, capsys):
+    """`mlpcodegen size --dtype q15` and verify on the emulated Cortex-M0+ (qemu): within the
+    stated bound, the same bits as the host build."""
+    from mlpcodegen.cli import main
+    from mlpcodegen.harness.cortex import Options, verify_on_core
+
+    assert main(["size", "generated/seed/seed.keras", "--dtype", "q15", "--core", "m0plus", "--opt", "Os"]) == 0
+    assert "seed_q15" in capsys.readouterr().out
+    net, domain, fixed, _ = compiled["sine"]
+    report, instructions = verify_on_core(net, "m0plus", Options(dtype="q15", name="sine"), n=64, domain=domain)
+    assert report.ok and [c.passed for c in report.comparisons] == [True, True], report.table()
+    assert "bit-identical" in report.table() and 0 < instructions

@@ -246,7 +246,7 @@ def _parse(text: str, n_rows: int, n_outputs: int, dtype: str) -> tuple[np.ndarr
 
 
 #: Integer types a driver's table may hold (the q15 integer predictor's codes), besides the dtypes.
-_CODES = ("int16",)
+_CODES = ("int16", "int32")
 
 
 def _prepare(net: Network, x: np.ndarray, options: Options, folder: Path) -> tuple[Path, int, int]:
