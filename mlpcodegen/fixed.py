@@ -263,10 +263,13 @@ def _float32_outward(side: np.ndarray, direction: float) -> np.ndarray:
     return single.astype(np.float64)
 
 
-def plan(net: Network, domain: Any = None) -> FixedPlan:
+def plan(net: Network, domain: Any = None, weight_bits: int = 16) -> FixedPlan:
     """The Q15 plan of ``net`` for inputs in ``domain`` (see :func:`as_domain`).  Errors are
     bounded on each sub-box of the domain (a relu off on a sub-box passes no error there;
-    tanh's slope is taken on the sub-box) and the bound is their largest."""
+    tanh's slope is taken on the sub-box) and the bound is their largest.  ``weight_bits``
+    8 measures int8 weights (bench/fixed.py: the q7 question); the C stores int16."""
+    if weight_bits not in (8, 16):
+        raise ValidationError(f"weight_bits is 8 or 16, not {weight_bits!r}")
     check_supported(net)
     lo, hi = as_domain(net.n_inputs, domain)
     spans = layer_bounds(net, lo, hi)
@@ -275,7 +278,8 @@ def plan(net: Network, domain: Any = None) -> FixedPlan:
     error = np.full((len(spans[0][4][0]), net.n_inputs), 2.0 ** -(in_frac + 1))
     layers, frac = [], in_frac
     for layer, span in zip(net.layers, spans):
-        fixed, error = _plan_layer(layer, frac, span, error, layers[-1].codes if layers else (Q_MIN, Q_MAX))
+        fixed, error = _plan_layer(layer, frac, span, error, layers[-1].codes if layers else (Q_MIN, Q_MAX),
+                                   2 ** (weight_bits - 1) - 1)
         layers.append(fixed)
         frac = fixed.out_frac
     return FixedPlan(net.name, net.describe(), net.n_inputs, in_frac, tuple(layers), error.max(axis=0), (lo, hi),
@@ -306,14 +310,15 @@ def _quantise(values: np.ndarray, frac: int) -> np.ndarray:
     return scaled.astype(np.int64)
 
 
-def _weights(layer: Dense, in_frac: int, codes_in: tuple[int, int]) -> tuple[int, int, np.ndarray, np.ndarray]:
+def _weights(layer: Dense, in_frac: int, codes_in: tuple[int, int],
+             top: int = Q_MAX) -> tuple[int, int, np.ndarray, np.ndarray]:
     """(weight format, accumulator bits, int weights (units, n_in), int bias): the finest
     int16 format, with int32 sums when the worst case of any input codes in ``codes_in``
     (what the previous layer can output, whatever the inputs) fits for at most
     :data:`INT32_BITS_GIVEN` fewer weight bits, else int64."""
     kernel = layer.kernel.T
     bias = np.zeros(layer.units) if layer.bias is None else layer.bias
-    finest = _frac_for(float(np.abs(kernel).max()))
+    finest = _frac_for(float(np.abs(kernel).max()), top)
     for frac in range(finest, finest - INT32_BITS_GIVEN - 1, -1):
         weights, codes = _quantise(kernel, frac), _quantise(bias, frac + in_frac)
         if _worst(weights, codes, codes_in) < INT32_LIMIT:
@@ -335,13 +340,13 @@ def _worst(weights: np.ndarray, bias: np.ndarray, codes_in: tuple[int, int]) -> 
 
 
 def _plan_layer(layer: Dense, in_frac: int, span: tuple, error: np.ndarray,
-                codes_in: tuple[int, int]) -> tuple[FixedLayer, np.ndarray]:
+                codes_in: tuple[int, int], weight_top: int = Q_MAX) -> tuple[FixedLayer, np.ndarray]:
     """One layer: its codes and formats, and the error bound of its outputs on each
     sub-box, given the layer's bounds ``span`` (per sub-box: z_lo, z_hi, h_lo, h_hi and
     the inputs' boxes), the inputs' ``error`` bound per sub-box and the codes they can
     take (``codes_in``)."""
     z_lo, z_hi, h_lo, h_hi, boxes = span
-    weight_frac, bits, weights, bias = _weights(layer, in_frac, codes_in)
+    weight_frac, bits, weights, bias = _weights(layer, in_frac, codes_in, weight_top)
     acc_frac = weight_frac + in_frac
     dz = _sum_error(layer, weights * 2.0 ** -weight_frac, bias * 2.0 ** -acc_frac, boxes, error)
     kind, low, high, clamp_error = _clamp(layer, acc_frac, bits)
@@ -600,5 +605,5 @@ def describe_bound(plan: FixedPlan) -> list[str]:
 def _domain_text(domain: Sequence[np.ndarray]) -> str:
     lo, hi = domain
     if np.all(lo == lo[0]) and np.all(hi == hi[0]):
-        return f"[{lo[0]:g}, {hi[0]:g}]" + (f" for each input" if len(lo) > 1 else "")
+        return f"[{lo[0]:g}, {hi[0]:g}]" + (" for each input" if len(lo) > 1 else "")
     return ", ".join(f"x{i} in [{a:g}, {b:g}]" for i, (a, b) in enumerate(zip(lo, hi)))

@@ -17,8 +17,6 @@ unsigned (``0u - (uint32_t)z``).
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from ..errors import ValidationError
@@ -30,8 +28,6 @@ from .c import check_name
 from .c_names import reserved_by
 
 DTYPES = ("q15",)
-#: Options the float C takes that mean nothing here (accepted so one option set serves both).
-IGNORED = ("unroll", "math", "profile", "optimize")
 #: Names derived from NAME (checked against the C library's reserved names).
 SUFFIXES = ("_q15", "_q15_argmax", "_shr32", "_shr64", "_sat", "_sat64", "_clip32", "_tanh", "_T", "_quantise",
             "_batch") + tuple(f"_{kind}{i}" for kind in "wb" for i in range(1, 10))
@@ -67,7 +63,9 @@ def stack_bytes(net: Network, dtype: str, unroll: str = "auto") -> dict[str, int
 
 def emit_c_fixed(net: Network, *, dtype: str = "q15", name: str = "mlp", domain: object = None,
                  **ignored: object) -> str:
-    """The C of ``net`` in Q15 for inputs in ``domain`` (default [-1, 1] each)."""
+    """The C of ``net`` in Q15 for inputs in ``domain`` (default [-1, 1] each).  The float
+    C's options (unroll, math, profile, optimize) are accepted and mean nothing here: one
+    loop per layer is both the smallest and, on a scalar core, about the fastest form."""
     return _Printer(net, plan(net, domain), checked_name(name)).source()
 
 
@@ -185,7 +183,7 @@ class _Printer:
 
     def tanh_helper(self) -> list[str]:
         n = self.name
-        return [f"/* tanh(k / 32) in Q15 for k = 0..256 (at most 32767) */",
+        return ["/* tanh(k / 32) in Q15 for k = 0..256 (at most 32767) */",
                 f"static const int16_t {n}_T[257] = {{", *_int_lines(tanh_table()), "};", "",
                 f"/* tanh(z) in Q15 for z in Q(f), |z| < 2^31: |z| in Q{TABLE_POSITION} indexes the table (15 bits",
                 "   of interpolation weight); beyond 8 the table's last value.  Error: see the file comment. */",
@@ -273,13 +271,8 @@ class _Printer:
         if not self.plan.softmax:
             return []
         n, p = self.name, self.plan
-        return [f"/* The class: the first largest logit (integer only). */",
+        return ["/* The class: the first largest logit (integer only). */",
                 f"uint32_t {n}_q15_argmax(const int16_t *x)", "{",
                 f"    int32_t z[{p.n_outputs}];", "    uint32_t i, best = 0u;", f"    {n}_q15(x, z);",
                 f"    for (i = 1u; i < {p.n_outputs}u; ++i) if (z[i] > z[best]) best = i;",
                 "    return best;", "}", ""]
-
-
-def dtype_plan(net: Network, domain: Optional[object] = None) -> FixedPlan:
-    """The plan the printed C computes (for the harness: the stated bound)."""
-    return plan(net, domain)
