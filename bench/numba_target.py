@@ -106,25 +106,26 @@ def batch_table(nets: dict, rows: int, rounds: int) -> list[str]:
 
 
 def thread_table(nets: dict, rows: int, rounds: int, sizes: list[int]) -> list[str]:
-    lines = [f"| model | 1 thread, {rows:,} rows | 2 threads | ratio 2 ÷ 1 | "
-             + " | ".join(f"{n:,} rows: 2 ÷ 1" for n in sizes) + " |", "|---" * (4 + len(sizes)) + "|"]
+    lines = [f"| model | 1 thread, {rows:,} rows | 2 threads | ratio 2 ÷ 1 | C `predict(X, threads=2)` ÷ 1, same rows | "
+             + " | ".join(f"{n:,} rows: 2 ÷ 1" for n in sizes) + " |", "|---" * (5 + len(sizes)) + "|"]
     for label, net in nets.items():
-        f, module = numba_module(net)
+        (f, module), c = numba_module(net), compile_c(net, name="bench")
         X = np.random.default_rng(2).normal(size=(rows, net.n_inputs)).astype(np.float32)
         module.bench_batch_parallel(X, 2), module.bench_batch(X[:10])
         found = []
         for _ in range(rounds):
             one = best_time(lambda: module.bench_batch_parallel(X, 1), 1)
             two = best_time(lambda: module.bench_batch_parallel(X, 2), 1)
+            c_ratio = best_time(lambda: c(X, threads=1), 1) / best_time(lambda: c(X, threads=2), 1)
             small = []
             for n in sizes:
                 env = {"f": module.bench_batch_parallel, "X": X[:n]}
                 count = max(1, 2_000_000 // (n * 64))
                 small.append(per_call("f(X, 2)", env, count) / per_call("f(X, 1)", env, count))
-            found.append((rows / one / 1e6, rows / two / 1e6, one / two, *(1 / s for s in small)))
+            found.append((rows / one / 1e6, rows / two / 1e6, one / two, c_ratio, *(1 / s for s in small)))
         m = [statistics.median(column) for column in zip(*found)]
-        lines.append(f"| {label} | {m[0]:.2f} M rows/s | {m[1]:.2f} M rows/s | **{m[2]:.2f}×** | "
-                     + " | ".join(f"{v:.2f}×" for v in m[3:]) + " |")
+        lines.append(f"| {label} | {m[0]:.2f} M rows/s | {m[1]:.2f} M rows/s | **{m[2]:.2f}×** | {m[3]:.2f}× | "
+                     + " | ".join(f"{v:.2f}×" for v in m[4:]) + " |")
     return lines
 
 
