@@ -51,7 +51,7 @@ _LOCALS = r"[a-z]\d+(_\d+)?|hk|zj"
 #: Names the generated file derives from NAME (W1/B1 stand for every layer's arrays).
 DERIVED_SUFFIXES = ("_batch", "_scalar", "_block", "_dense", "_dense_rows", "_W1", "_B1", "_vwheref", "_vwhere") + \
     tuple(f"_{flavour}{key}{suffix}" for key in ("exp", "expm1", "tanh", "sigmoid") for flavour in c_math.FLAVOURS
-          for suffix in ("f", "")) + ("_P", "_L")
+          for suffix in ("f", "")) + ("_P", "_L", "_N", "_keep")
 
 
 def literal(value: float, dtype: str) -> str:
@@ -465,9 +465,10 @@ def embedded_stack_bytes(net: Network, dtype: str, shapes: tuple[LayerShape, ...
     activation is applied in place), the gathers of scalar inputs into an array, the
     locals of the written-out statements, and :data:`EMBEDDED_FRAME_OVERHEAD`."""
     size = numeric_type(dtype).np_dtype.itemsize
-    if shapes and shapes[0].table:  # two buffers as wide as the widest hidden layer, softmax's m and s
-        return {"one": (2 * table_width(shapes) + 2) * size + EMBEDDED_FRAME_OVERHEAD,
-                "scalar": (2 * table_width(shapes) + 2) * size + EMBEDDED_FRAME_OVERHEAD + 32}
+    if shapes and shapes[0].table:  # the buffer, softmax's m and s, 32 bytes a layer (its activation's
+        # locals and calls: at -O0 the fast-math helpers keep their own frames)
+        one = (table_buffer(shapes)[0] + 2) * size + EMBEDDED_FRAME_OVERHEAD + 32 * len(shapes)
+        return {"one": one, "scalar": one + 32}
     arrays = sum(shape.layer.units for shape in shapes if shape.loops)
     gathers = sum(shape.layer.n_in for i, shape in enumerate(shapes) if shape.loops and i and (
         not shapes[i - 1].loops or shapes[i - 1].layer.activation.is_vector))
@@ -490,11 +491,9 @@ CODE_TABLE = 512
 
 #: The table form reads its shapes from memory at every unit (a few instructions more
 #: per unit than per-layer loops, whose counts are constants): used from this many weights
-#: per unit on.  Measured on Cortex-M4F -Os (bench/EMBEDDED.md): cls 16-64-64-10 (42 per
-#: unit) 24,062 B and 32,024 instructions against 24,168 B and 30,817 as per-layer loops;
-#: sine 1-16-16-1 (9 per unit) 1,422 B and 2,114 instructions against 1,452 B and 1,712:
-#: 30 bytes for 24% more instructions, past issue 12's budget of 0.7x onnx2c's (1,946).
-TABLE_MIN_WEIGHTS_PER_UNIT = 16
+#: per unit on.  Measured on Cortex-M4F -Os (bench/EMBEDDED.md): sine 1-16-16-1 (8.7 per
+#: unit) 1,388 B and 1,867 instructions against 1,452 B and 1,712 as per-layer loops.
+TABLE_MIN_WEIGHTS_PER_UNIT = 8
 
 
 def table_form(shapes: tuple[LayerShape, ...]) -> bool:
@@ -526,6 +525,24 @@ def table_width(shapes: tuple[LayerShape, ...]) -> int:
     return max(shape.layer.units for shape in shapes[:-1])
 
 
+def table_buffer(shapes: tuple[LayerShape, ...]) -> tuple[int, bool]:
+    """(values, chained) of the table form's buffer s: each hidden layer's outputs after
+    the previous one's (no pointer arithmetic between layers) when that takes no more
+    than two buffers of :func:`table_width` taking turns (at most two hidden layers)."""
+    hidden = sum(shape.layer.units for shape in shapes[:-1])
+    width = table_width(shapes)
+    return (hidden, True) if hidden <= 2 * width else (2 * width, False)
+
+
+def _keep_macro(name: str) -> list[str]:
+    """NAME_keep(v): an empty asm that may change ``v``, for gcc and clang, so that the
+    pointer stays one register stepped in place: without it gcc -Os recomputes the blob
+    pointer from the loop counts (sine 1-16-16-1: 20 more bytes of code, 4 more
+    registers saved, Cortex-M4F).  Other compilers: nothing."""
+    return ["", "#if defined(__GNUC__)", f'#define {name}_keep(v) __asm__("" : "+r"(v))', "#else",
+            f"#define {name}_keep(v) ((void)0)", "#endif"]
+
+
 def embedded_code_bytes(shapes: tuple[LayerShape, ...], math_calls: Sequence[bool]) -> int:
     """An upper bound of NAME's machine code (its inline functions included), without the
     weight arrays: generous, to hold on every core and level, for a linker map's budget.
@@ -549,9 +566,9 @@ def embedded_code_bytes(shapes: tuple[LayerShape, ...], math_calls: Sequence[boo
 def weight_bytes(net: Network, dtype: str, shapes: tuple[LayerShape, ...]) -> int:
     """Bytes of the ``static const`` arrays (read-only data, flash on a microcontroller)."""
     size = numeric_type(dtype).np_dtype.itemsize
-    if shapes and shapes[0].table:  # every bias stored (0 when absent), and the layer table
+    if shapes and shapes[0].table:  # every bias stored (0 when absent), after the layer table (padded)
         blob = sum(shape.layer.kernel.size + shape.layer.units for shape in shapes) * size
-        return blob + (3 * len(shapes) + 1) * _table_type(shapes)[1]
+        return blob + -(-(len(shapes) + 1) * _table_type(shapes)[1] // size) * size
     return sum((shape.layer.kernel.size + (shape.layer.units if shape.layer.bias is not None else 0)) * size
                for shape in shapes if shape.loops)
 
@@ -811,41 +828,64 @@ class CRenderer:
                     if kind == text)
 
     def _table_arrays(self) -> list[str]:
-        """The weight blob (per layer, per unit: the bias, then the unit's weights in the
-        order its sum reads them) and the layer table (inputs, units, activation code)."""
+        """The layer table (the inputs of layer 1, then the units of every layer) and the
+        weight blob (per layer, per unit: the bias, then the unit's weights in the order its
+        sum reads them), one object: the code loads one address for both."""
         parts = []
         for shape in self.shapes:
             layer = shape.layer
             bias = layer.bias if layer.bias is not None else np.zeros(layer.units)
             parts.append(np.concatenate([bias[:, None], layer.kernel.T], axis=1).reshape(-1))
-        texts = list(dict.fromkeys(k for k in self._activation_kinds() if k is not None))
-        codes = [0 if k is None else 1 + texts.index(k) for k in self._activation_kinds()]
-        entries = [str(v) for shape, code in zip(self.shapes, codes) for v in (shape.layer.n_in, shape.layer.units, code)]
-        names = ", ".join(f"{i + 1}: {quote_name(self._activation_name(text))}" for i, text in enumerate(texts))
-        return [*_flat_array(f"{self.name}_P", np.concatenate(parts), self.dtype, self.t, 16),
-                f"/* per layer: inputs, units, activation ({names or 'none'}; 0: none); 0 ends the table */",
-                f"static const {_table_type(self.shapes)[0]} {self.name}_L[{len(entries) + 1}] = "
-                f"{{{', '.join(entries + ['0'])}}};"]
+        values = np.concatenate(parts)
+        blob = _flat_array("P", values, self.dtype, self.t, 16)[1:-1]  # the literal lines
+        entries = [self.shapes[0].layer.n_in] + [shape.layer.units for shape in self.shapes]
+        return [f"static const struct {{ {_table_type(self.shapes)[0]} L[{len(entries)}]; {self.t} P[{len(values)}]; }} "
+                f"{self.name}_N = {{",
+                f"    {{{', '.join(map(str, entries))}}}, /* L: the inputs of layer 1, then each layer's units */",
+                "    { /* P: per layer, per unit: the bias, then its weights in the order the sum reads them */",
+                *("    " + line for line in blob), "    }", "};", *_keep_macro(self.name)]
+
+    def _table_conditions(self) -> list[tuple[str, str]]:
+        """(condition on l, the layers left, or "" for every layer; activation text) per
+        distinct element-wise activation of the nest."""
+        n, found = len(self.shapes), {}
+        for i, kind in enumerate(self._activation_kinds()):
+            if kind is not None:
+                found.setdefault(kind, []).append(n - i)
+        out = []
+        for kind, left in found.items():
+            if len(left) == n:
+                out.append(("", kind))
+            elif left == list(range(n, 1, -1)):
+                out.append(("l != 1u", kind))
+            else:
+                out.append((" || ".join(f"l == {v}u" for v in left), kind))
+        return out
 
     def _table_body(self, lines: Lines) -> None:
         """Every layer by one loop nest reading the table: each sum in a register from the
-        bias on, ((b + w0 h0) + w1 h1) + ..., as the output-major loops; two buffers
-        take turns as a layer's input and output, and the last layer writes y (it reads a
-        buffer, never x: y may be x)."""
-        t, width, kinds = self.t, table_width(self.shapes), self._activation_kinds()
-        texts = list(dict.fromkeys(k for k in kinds if k is not None))
-        apply = [f"            if (t[2]{'' if len(texts) == 1 else f' == {i + 1}u'}) a = {text};"
-                 for i, text in enumerate(texts)]
+        bias on, ((b + w0 h0) + w1 h1) + ..., as the output-major loops; one pointer walks
+        the blob, count-down loops, the outputs of a layer follow the previous one's in s
+        (or two halves take turns when that is smaller), and the last layer writes y (it
+        reads a buffer, never x: y may be x).  sine 1-16-16-1 on Cortex-M4F -Os: 100
+        bytes of code, 1,867 instructions."""
+        t, name = self.t, self.name
+        floats, chained = table_buffer(self.shapes)
         first, last = self.shapes[0].index, self.shapes[-1].index
-        lines.add(f"/* layers {first}-{last}: one loop nest over {self.name}_L, output-major */",
-                  f"{t} s[{2 * width}];", f"const {t} *w = {self.name}_P, *h = x;",
-                  f"const {_table_type(self.shapes)[0]} *t = {self.name}_L;", "size_t o = 0;",
-                  "for (; t[0]; t += 3) {",
-                  f"    {t} *z = t[3] ? s + o : y;", "    size_t j;",
-                  "    for (j = 0; j < t[1]; ++j) {", f"        {t} a = *w++;", f"        const {t} *p = h;",
-                  "        do a += *w++ * *p++; while (p != h + t[0]); /* 5 instructions a weight on M4F */",
+        apply = [f"            {'if (' + cond + ') ' if cond else ''}a = {text};"
+                 for cond, text in self._table_conditions()]
+        width = table_width(self.shapes)
+        turn = "o = z;" if chained else f"o = o == s ? s + {width}u : s;"
+        lines.add(f"/* layers {first}-{last}: one loop nest over {name}_N, output-major */",
+                  f"{t} s[{floats}];", f"const {t} *w = {name}_N.P, *h = x;",
+                  f"const {_table_type(self.shapes)[0]} *t = {name}_N.L;", f"{t} *o = s;",
+                  f"unsigned l = {len(self.shapes)}u; /* layers left */",
+                  "do {", "    unsigned j = t[1];", f"    {t} *z = l == 1u ? y : o;",
+                  "    do {", f"        {t} a = *w++;", f"        const {t} *p = h;", "        unsigned k = t[0];",
+                  f"        do {{ a += *w++ * *p++; {name}_keep(w); }} while (--k); /* 5 instructions a weight on M4F */",
                   *(line[4:] for line in apply),
-                  "        z[j] = a;", "    }", "    h = z;", f"    o ^= {width}u;", "}")
+                  f"        *z++ = a;", f"        {name}_keep(z);", "    } while (--j);",
+                  f"    h = o;", f"    {turn}", "    ++t;", "} while (--l);")
         if self.shapes[-1].layer.activation.name == "softmax":
             self._softmax_loops("y", self.shapes[-1].layer.units, lines)
 
