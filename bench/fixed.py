@@ -219,7 +219,7 @@ def report(rows, prop, table: float, n: int, seconds: float) -> str:
         agree = "-" if acc["q7_agree"] is None else f"{100 * acc['q7_agree']:.2f}%"
         lines.append(f"| {label} | {acc['q7_error']:.3g} | {acc['q7_error'] / acc['range']:.2e} | "
                      f"{acc['q7_bound']:.3g} | {agree} |")
-    lines += ["", "int8 weights miss every accuracy target above by 10-90x (and halve only the weights' bytes: "
+    lines += ["", "int8 weights miss the accuracy targets above by more than 10x (and halve only the weights' bytes: "
               "Cortex-M0+ has no SIMD to use them faster): not offered.", ""]
     networks, worst, tightest = prop
     lines += ["## Targets", ""]
