@@ -134,6 +134,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     name = args.name or _default_name(args.model, args.target)
     dtype = args.dtype or backend.dtypes[0]
     options = _target_options(args, backend)
+    if "domain" in options:  # the input domain fixed-point formats are planned for (None: [-1, 1])
+        options["domain"] = _domain(args, net.n_inputs)
     files = {args.output: backends.emit(net, args.target, dtype=dtype, name=name, **options)}
     if header is not None:
         files[header] = backend.header(net, dtype=dtype, name=name, **options)
@@ -358,15 +360,19 @@ def _add_scaling_options(parser: argparse.ArgumentParser) -> None:
 def _check_dtype(args: argparse.Namespace) -> None:
     from .backends import get_backend
 
-    dtypes = get_backend(args.target).dtypes
+    dtypes = get_backend(args.target).supported
     if args.dtype is not None and args.dtype not in dtypes:
         raise UsageError(f"target {args.target!r} supports --dtype {' or '.join(dtypes)}, not {args.dtype}")
 
 
 def _check_convert(args: argparse.Namespace) -> None:
-    from .backends import BACKENDS
+    from .backends import BACKENDS, get_backend
 
     _check_dtype(args)
+    fixed = get_backend(args.target).fixed_dtypes
+    if args.domain and args.dtype not in fixed:
+        raise UsageError(f"--domain plans fixed-point formats: it goes with --dtype {' or '.join(fixed) or '(none)'} "
+                         f"(target {args.target!r})")
     if args.header:
         with_header = [name for name, backend in BACKENDS.items() if backend.header is not None]
         if BACKENDS[args.target].header is None:
@@ -488,6 +494,10 @@ def _add_convert(sub, backends: dict, dtypes: Sequence[str]) -> None:
                                                                "named as it with .h (c; needs -o)")
     _add_mkdir_option(convert)
     _add_c_options(convert)
+    convert.add_argument("--domain", nargs=2, type=_floats, metavar=("LOW", "HIGH"),
+                         help="with --dtype q15: the inputs' range the fixed-point formats are planned for "
+                              "(one number for every input, or one per input, comma-separated; default -1 1); "
+                              "outside it values saturate")
     _add_formula_options(convert, default_digits=4)
     convert.add_argument("--rational", action="store_true", help="exact rational weights (sympy)")
     _add_scaling_options(convert)
@@ -580,10 +590,10 @@ _NEGATIVE_NUMBERS = re.compile(rf"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,{_NUMBER})
 
 def build_parser() -> argparse.ArgumentParser:
     from .backends import BACKENDS
-    from .numeric import NUMERIC_TYPES
+    from .numeric import FIXED_TYPES, NUMERIC_TYPES
     from .runtime import LOADERS
 
-    dtypes = tuple(NUMERIC_TYPES)  # which ones a target supports: checked after parsing
+    dtypes = tuple(NUMERIC_TYPES) + tuple(FIXED_TYPES)  # which ones a target supports: checked after parsing
     parser = argparse.ArgumentParser(
         prog="mlpcodegen", description="Compile trained MLPs (Keras, ONNX, scikit-learn, PyTorch) into native functions."
     )

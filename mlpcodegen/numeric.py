@@ -85,7 +85,8 @@ _DIGITS = {"repr": _binary64_text, "float32": _binary32_text}
 
 FLOAT32 = NumericType("float32", "float", "f", "f", lanes=32, numpy="float32", digits="float32",
                       has_fast_math=True)
-FLOAT64 = NumericType("float64", "double", "", "", lanes=16, numpy="float64", digits="repr")
+FLOAT64 = NumericType("float64", "double", "", "", lanes=16, numpy="float64", digits="repr",
+                      has_fast_math=True)
 
 #: Q15 fixed point (mlpcodegen.fixed): int16 codes inside; a predictor's inputs and
 #: outputs are float32 (its float wrapper), so ``c_type``/``numpy`` describe those.

@@ -261,3 +261,17 @@ def test_convert_embedded_profile_reaches_the_c_backend(capsys):
 def test_verify_embedded_profile_needs_a_core(capsys):
     assert main(["verify", str(SEED), "--profile", "embedded"]) == 2
     assert "--core" in capsys.readouterr().err
+
+
+def test_convert_q15_plans_for_the_domain_given(tmp_path, capsys):
+    from mlpcodegen import emit, load
+
+    out = tmp_path / "seed.c"
+    assert main(["convert", str(SEED), "--dtype", "q15", "--domain", "-2", "2", "-o", str(out), "--header",
+                 "--name", "seed"]) == 0
+    text = out.read_text()
+    assert text == emit(load(SEED), "c", dtype="q15", name="seed", domain=([-2.0], [2.0]))
+    assert "on the domain [-2, 2]" in text and "void seed_q15(const int16_t *x, int16_t *y)" in text
+    assert "int16_t" in (tmp_path / "seed.h").read_text()
+    assert main(["convert", str(SEED), "--domain", "-2", "2"]) == 2  # a float dtype has no formats to plan
+    assert "--dtype q15" in capsys.readouterr().err

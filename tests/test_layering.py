@@ -52,7 +52,7 @@ MAY_IMPORT = {
 CORE_ALLOWED = {
     "frontends": {"ir", "errors", "limits", "_files", "numeric", "activations", "scaling", "passes", "untrusted"},
     "backends": {"ir", "errors", "numeric", "activations", "scaling", "passes", "reference", "limits", "*graph*",
-                 "untrusted"},
+                 "untrusted", "fixed"},
 }
 
 HARNESS_IMPORTERS = {ROOT, f"{ROOT}.cli", f"{ROOT}.cli_embedded", f"{ROOT}.cli_simplify", f"{ROOT}.demo"}

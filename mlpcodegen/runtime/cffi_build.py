@@ -800,7 +800,11 @@ class CompiledNetwork:
         math = {"fast": "fast math (inline exp/tanh)", "libm": "libm math"}.get(self.math, self.math)
         if self.math == "fast" and not self.numeric.has_fast_math:
             math = "libm math"  # no inline functions for this type: it always calls the C library
-        parts = [f"{self.name!r} {shape}", self.dtype.name, math, f"cache {self.library}" if self.library else ""]
+        if self.numeric.fraction_bits is not None:  # fixed point: the float wrapper's I/O type says nothing
+            parts = [f"{self.name!r} {shape}", f"{self.numeric.name} fixed point (float32 in and out)"]
+        else:
+            parts = [f"{self.name!r} {shape}", self.dtype.name, math]
+        parts.append(f"cache {self.library}" if self.library else "")
         return f"<mlpcodegen C predictor {', '.join(part for part in parts if part)}>"
 
     def bind(self) -> BoundCall:
