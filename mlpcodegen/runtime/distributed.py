@@ -93,7 +93,7 @@ def scoring(model: object, *, target: str = "c", dtype: str = "float32", name: s
     loader = get_loader(target)
     supported = get_backend(target).dtypes
     if dtype not in supported:
-        raise UnsupportedError(f"target {target!r} supports dtypes {supported}, not {dtype!r}")
+        raise UnsupportedError(f"scoring on workers runs target {target!r} in dtypes {supported}, not {dtype!r}")
     unknown = set(options) - set(loader.options)
     if unknown:
         raise UnsupportedError(f"target {target!r} has no run option(s) {sorted(unknown)}; "
