@@ -47,7 +47,7 @@ DTYPES = ("float32", "float64")
 #: float64: in a float32 function it would promote every operation it meets).
 _TYPED_LITERAL = {"float32": "f32({})", "float64": "{}"}
 _TAKEN = frozenset({"x", "y", "X", "Y", "i", "j", "n", "t", "v", "z", "acc", "math", "np", "numba", "f32",
-                    "start", "stop", "part", "parts", "size"})
+                    "start", "stop", "part", "parts", "size", "first", "xs", "ys"})
 _LOCALS = r"[a-z]\d+(_\d+)?|_.*"
 _JIT = "@numba.njit(cache=True, nogil=True, error_model=\"numpy\"{})"
 
@@ -62,6 +62,8 @@ LOOP_WEIGHTS = 32
 #: Twice the C predictor's rule (4 Mi, measured on an idle machine): waking Numba's
 #: threads costs more, and a part too small is slower than one thread.
 WORK_PER_THREAD = 1 << 23
+#: Rows a thread copies at a time (see _part_function).
+_CHUNK = 256
 
 
 def _language(dtype: str):
@@ -222,8 +224,26 @@ def _callers(net: Network, dtype: str, name: str, scratch: int) -> Lines:
               *_batch_start(name, "batch_parallel", n_in, n_out, numpy),
               "    n = X.shape[0]", "    size = (n + parts - 1) // parts",
               "    for part in numba.prange(parts):",
-              f"        _{name}_rows(X, Y, min(n, part * size), min(n, (part + 1) * size))", "    return Y")
-    return lines.add(*_parallel_wrapper(name, work_per_row(net)))
+              f"        _{name}_part(X, Y, min(n, part * size), min(n, (part + 1) * size))", "    return Y")
+    return lines.add(*_part_function(name, n_in, n_out, numpy), *_parallel_wrapper(name, work_per_row(net)))
+
+
+def _part_function(name: str, n_in: int, n_out: int, numpy: str) -> list[str]:
+    """``_NAME_part``: one thread's rows, through private copies of chunks of rows.  A
+    row view ``X[i]`` updates the reference count of ``X`` (an atomic add): from two
+    threads on the same counter at every row, that made two threads slower than one."""
+    return ["", "", _JIT.format(""), f"def _{name}_part(X, Y, start, stop):",
+            f"    xs = np.empty(({_CHUNK}, {n_in}), dtype=np.{numpy})",
+            f"    ys = np.empty(({_CHUNK}, {n_out}), dtype=np.{numpy})",
+            f"    for first in range(start, stop, {_CHUNK}):",
+            f"        size = min({_CHUNK}, stop - first)",
+            "        for i in range(size):",
+            f"            for j in range({n_in}):",
+            "                xs[i, j] = X[first + i, j]",
+            f"        _{name}_rows(xs, ys, 0, size)",
+            "        for i in range(size):",
+            f"            for j in range({n_out}):",
+            "                Y[first + i, j] = ys[i, j]"]
 
 
 def _batch_start(name: str, function: str, n_in: int, n_out: int, numpy: str) -> list[str]:
