@@ -539,7 +539,8 @@ def _keep_macro(name: str) -> list[str]:
     pointer stays one register stepped in place: without it gcc -Os recomputes the blob
     pointer from the loop counts (sine 1-16-16-1: 20 more bytes of code, 4 more
     registers saved, Cortex-M4F).  Other compilers: nothing."""
-    return ["", "#if defined(__GNUC__)", f'#define {name}_keep(v) __asm__("" : "+r"(v))', "#else",
+    return ["", "/* an empty asm: the pointer stays one register stepped in place, not recomputed from the counts */",
+            "#if defined(__GNUC__)", f'#define {name}_keep(v) __asm__("" : "+r"(v))', "#else",
             f"#define {name}_keep(v) ((void)0)", "#endif"]
 
 
@@ -822,11 +823,6 @@ class CRenderer:
             kinds.append(top(self.printer().expr(formula)))
         return kinds
 
-    def _activation_name(self, text: str) -> str:
-        """The activation name of the first layer whose element-wise activation prints as ``text``."""
-        return next(shape.layer.activation.name for shape, kind in zip(self.shapes, self._activation_kinds())
-                    if kind == text)
-
     def _table_arrays(self) -> list[str]:
         """The layer table (the inputs of layer 1, then the units of every layer) and the
         weight blob (per layer, per unit: the bias, then the unit's weights in the order its
@@ -839,8 +835,8 @@ class CRenderer:
         values = np.concatenate(parts)
         blob = _flat_array("P", values, self.dtype, self.t, 16)[1:-1]  # the literal lines
         entries = [self.shapes[0].layer.n_in] + [shape.layer.units for shape in self.shapes]
-        return [f"static const struct {{ {_table_type(self.shapes)[0]} L[{len(entries)}]; {self.t} P[{len(values)}]; }} "
-                f"{self.name}_N = {{",
+        struct = f"struct {{ {_table_type(self.shapes)[0]} L[{len(entries)}]; {self.t} P[{len(values)}]; }}"
+        return [f"static const {struct} {self.name}_N = {{",
                 f"    {{{', '.join(map(str, entries))}}}, /* L: the inputs of layer 1, then each layer's units */",
                 "    { /* P: per layer, per unit: the bias, then its weights in the order the sum reads them */",
                 *("    " + line for line in blob), "    }", "};", *_keep_macro(self.name)]
@@ -881,11 +877,12 @@ class CRenderer:
                   f"const {_table_type(self.shapes)[0]} *t = {name}_N.L;", f"{t} *o = s;",
                   f"unsigned l = {len(self.shapes)}u; /* layers left */",
                   "do {", "    unsigned j = t[1];", f"    {t} *z = l == 1u ? y : o;",
-                  "    do {", f"        {t} a = *w++;", f"        const {t} *p = h;", "        unsigned k = t[0];",
+                  "    do {", f"        {t} a = *w++;", f"        const {t} *p = h;",
+                  "        unsigned k = t[0]; /* read at every unit: a register fewer to save */",
                   f"        do {{ a += *w++ * *p++; {name}_keep(w); }} while (--k); /* 5 instructions a weight on M4F */",
                   *(line[4:] for line in apply),
-                  f"        *z++ = a;", f"        {name}_keep(z);", "    } while (--j);",
-                  f"    h = o;", f"    {turn}", "    ++t;", "} while (--l);")
+                  "        *z++ = a;", f"        {name}_keep(z);", "    } while (--j);",
+                  "    h = o;", f"    {turn}", "    ++t;", "} while (--l);")
         if self.shapes[-1].layer.activation.name == "softmax":
             self._softmax_loops("y", self.shapes[-1].layer.units, lines)
 
