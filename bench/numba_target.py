@@ -220,7 +220,7 @@ def main() -> None:
         ("One float32 sample from Python", one_sample_table(nets, rounds, number)),
         (f"Batch throughput ({rows:,} float32 rows, one thread)", batch_table(nets, rows, rounds)),
         ("Threads: `NAME_batch_parallel(X, threads)`", thread_table(
-            {k: v for k, v in nets.items() if not k.startswith("seed")}, rows, rounds, [256, 4096, 65536])),
+            {k: v for k, v in nets.items() if not k.startswith("seed")}, rows, rounds, [256, 4096, 16384, 65536])),
         ("Cold start", cold_table(["mid 8-64-64-1", "cls 16-64-64-10"], 1 if args.quick else 3)),
         ("Small layers: loops or closed form (LOOP_WEIGHTS)", loop_table(rounds, number, rows)),
     ]

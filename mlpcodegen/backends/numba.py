@@ -59,9 +59,10 @@ LOOP_WEIGHTS = 32
 
 #: NAME_batch_parallel gives each thread at least this many multiply-adds and
 #: activations (rows x work per row); below it the batch runs on the calling thread.
-#: Twice the C predictor's rule (4 Mi, measured on an idle machine): waking Numba's
-#: threads costs more, and a part too small is slower than one thread.
-WORK_PER_THREAD = 1 << 23
+#: Eight times the C predictor's rule (4 Mi, measured on an idle machine): on a busy
+#: machine two Numba threads (OpenMP layer) on 4096 rows of mid/cls (20-24 Mi) ran at
+#: 0.2-0.4x one thread where C's threads held 1.1x (bench/NUMBA.md).
+WORK_PER_THREAD = 1 << 25
 #: Rows a thread copies at a time (see _part_function).
 _CHUNK = 256
 
