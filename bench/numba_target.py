@@ -208,6 +208,28 @@ def _cold_random(widths, acts, weights, cache) -> float:
     return json.loads(done.stdout.strip().splitlines()[-1])[0]
 
 
+NOTES = """## Reading these tables
+
+* Before this change (issue 15, same machine): `NAME_into` one sample 2.3× (seed), 10.4× (mid), 9.0× (cls) the C
+  bound call; C ÷ `NAME_batch` throughput 35×, 22×, 21× (Numba at 0.03-0.05× of C); `NAME_batch_parallel` no
+  faster than `NAME_batch`; first call in a fresh process with an empty cache 17 s (mid) and 23 s (cls).
+* *Numba bound `b.run()`*: `predict.bind()`, the compiled `NAME_into` called on the predictor's own arrays without
+  Numba's dispatcher, as the C bound call is. *empty jitted `f(x, y)`*: a jitted function of two arrays that does
+  nothing, i.e. Numba's dispatcher alone — the floor of any call through it (on seed it is already 1.6× the whole
+  C call).
+* The thread figures need an idle machine. The load average in the header is for 2 cores: when C's own
+  `threads=2` stays near 1×, the second core was busy and the Numba ratio says nothing about scaling. Small
+  batches (under 32 Mi multiply-adds and activations per part, `WORK_PER_THREAD`) run on the calling thread,
+  so their ratio is 1× by construction.
+* Cold start includes Numba's own start in a fresh process (import, ~1 s of its registries and the `np.empty`
+  overloads on a busy machine), which a cache hit pays too (the second process's first call).
+* LOOP_WEIGHTS = 32 (was 256): closed form below, loops above. The closed form compiles at ~15 ms per weight,
+  loops in a constant time; at run time small loop layers cost up to ~1.4× the closed form on one sample and
+  ±20% in batches; measured the Numba tests of tests/test_languages.py + tests/test_end_to_end.py went from
+  455 s wall, 182 s CPU to 254 s wall, 93 s CPU (same busy machine, `-k numba`).
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and rows (a smoke run)")
@@ -231,7 +253,7 @@ def main() -> None:
             f"{load_before[0]:.2f}, after {load_after[0]:.2f}). Medians over {rounds} rounds; ratios within a round.", ""]
     for title, table in sections:
         text += [f"## {title}", "", *table, ""]
-    report = "\n".join(text)
+    report = "\n".join(text + [NOTES])
     print(report)
     if args.out:
         args.out.write_text(report)
