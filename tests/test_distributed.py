@@ -175,6 +175,20 @@ def test_a_predictor_exposing_its_network_is_accepted():
     assert dist.scoring(Holder()).key == dist.scoring(NET).key
 
 
+def test_a_compiled_predictor_is_scored_as_it_was_compiled(client):
+    """compile_c's predictor carries its recipe: the workers build the same dtype and
+    options, and a call contradicting them is refused before anything runs."""
+    predictor = compile_c(NET, dtype="float64", name="sixty_four", math="libm")
+    assert predictor.recipe["dtype"] == "float64" and predictor.recipe["network"] is not None
+    x = rows(300).astype(np.float64)
+    result = dist.score_dask(da.from_array(x, chunks=(128, 5)), predictor).compute()
+    assert result.dtype == np.float64 and np.array_equal(result, predictor(x))
+    with pytest.raises(UnsupportedError, match="compiled with dtype='float64'"):
+        dist.scoring(predictor, dtype="float32")
+    with pytest.raises(UnsupportedError, match="compiled with math='libm'"):
+        dist.scoring(predictor, math="fast")
+
+
 def test_the_spark_batch_function_is_plain_pandas():
     """Batches of any length (Arrow's are 10,000 rows) are scored in whole blocks: the
     outputs equal predict over the partition bit for bit."""

@@ -785,6 +785,14 @@ class CompiledNetwork:
         self._recipe = _RECIPES.get(native.__name__) if native is not None else None
         self._library_name = getattr(native, "__name__", None)
 
+    @property
+    def recipe(self) -> "dict | None":
+        """What this was compiled from: ``target``, ``network`` (the IR), ``dtype``, ``name``
+        and ``options`` (None when not built by :func:`mlpcodegen.runtime.compile_c`)."""
+        if self._recipe is None:
+            return None
+        return dict(zip(("target", "network", "dtype", "name", "options"), self._recipe))
+
     def __reduce__(self):
         """Pickled as its recipe (the IR and the options), not its library: unpickling
         builds it through the same cache as :func:`mlpcodegen.runtime.compile_c` (the first

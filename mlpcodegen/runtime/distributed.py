@@ -85,11 +85,12 @@ MAX_LOADED = 32
 _BUILD_LOCK = threading.Lock()
 
 
-def scoring(model: object, *, target: str = "c", dtype: str = "float32", name: str = "mlp",
-            threads: int = 1, **options: object) -> Scoring:
+def scoring(model: object, *, target: Optional[str] = None, dtype: Optional[str] = None,
+            name: Optional[str] = None, threads: int = 1, **options: object) -> Scoring:
     """The :class:`Scoring` of ``model`` (a :class:`~mlpcodegen.ir.Network`, or a
-    predictor that exposes its ``network``), checked here, before any worker builds."""
-    network = _network_of(model)
+    predictor from :func:`~mlpcodegen.runtime.compile_c`, whose recipe gives the target,
+    dtype, name and options not given here), checked here, before any worker builds."""
+    network, target, dtype, name, options = _settings(model, target, dtype, name, options)
     loader = get_loader(target)
     supported = get_backend(target).dtypes
     if dtype not in supported:
@@ -105,6 +106,26 @@ def scoring(model: object, *, target: str = "c", dtype: str = "float32", name: s
     return Scoring(network, target, dtype, name, settled, threads, key)
 
 
+#: What a Network alone is scored with when the call does not say.
+DEFAULTS = {"target": "c", "dtype": "float32", "name": "mlp"}
+
+
+def _settings(model: object, target: Optional[str], dtype: Optional[str], name: Optional[str],
+              options: dict) -> tuple:
+    """(network, target, dtype, name, options): the call's, else the compiled predictor's
+    recipe, else :data:`DEFAULTS`; a call contradicting the predictor it ships is refused."""
+    recipe = getattr(model, "recipe", None) if not isinstance(model, Network) else None
+    given = {"target": target, "dtype": dtype, "name": name}
+    if recipe is None:
+        return (_network_of(model), *(given[k] if given[k] is not None else DEFAULTS[k] for k in DEFAULTS), options)
+    for key, value in [*given.items(), *options.items()]:
+        built = recipe[key] if key in given else recipe["options"].get(key)
+        if value is not None and value != built:
+            raise UnsupportedError(f"the predictor was compiled with {key}={built!r}, not {value!r}: "
+                                   f"pass its network (predictor.recipe['network']) to score it otherwise")
+    return recipe["network"], recipe["target"], recipe["dtype"], recipe["name"], dict(recipe["options"])
+
+
 def _network_of(model: object) -> Network:
     network = model if isinstance(model, Network) else getattr(model, "network", None)
     if not isinstance(network, Network):
@@ -118,8 +139,8 @@ def _network_of(model: object) -> Network:
 # ------------------------------------------------------------------ Dask
 
 
-def score_dask(data: Any, model: object, *, target: str = "c", dtype: str = "float32", name: str = "mlp",
-               columns: Optional[Sequence[str]] = None, threads: int = 1, **options: object) -> Any:
+def score_dask(data: Any, model: object, *, target: Optional[str] = None, dtype: Optional[str] = None,
+               name: Optional[str] = None, columns: Optional[Sequence[str]] = None, threads: int = 1, **options: object) -> Any:
     """The outputs of ``model`` on every row of ``data``, lazily, as a collection of the
     same kind: a Dask array ``(n, n_inputs)`` gives a Dask array ``(n, n_outputs)`` with
     the same row chunks; a Dask DataFrame of ``n_inputs`` numeric columns (in the network's
@@ -226,8 +247,8 @@ def _output_names(columns: Optional[Sequence[str]], net: Network) -> list[str]:
 
 
 def score_spark(frame: Any, model: object, *, inputs: Optional[Sequence[str]] = None,
-                columns: Optional[Sequence[str]] = None, target: str = "c", dtype: str = "float32",
-                name: str = "mlp", threads: int = 1, **options: object) -> Any:
+                columns: Optional[Sequence[str]] = None, target: Optional[str] = None,
+                dtype: Optional[str] = None, name: Optional[str] = None, threads: int = 1, **options: object) -> Any:
     """The outputs of ``model`` on every row of the Spark DataFrame ``frame``, lazily
     (``frame.select(*inputs).mapInPandas``): a DataFrame of columns ``columns`` (default
     ``output_0``, ...), one row per input row, in the partitions' order.  ``inputs`` are
