@@ -5,21 +5,121 @@
  *   in blocks of 16 samples computed side by side (two buffers of 3 x 16 values)
  * In place: y may be x (the same array) in every function; other overlaps are not supported.
  * Stack, at most (bytes, calls included): seed_f64 848, seed_f64_batch 2960, seed_f64_scalar 1360
- * Math: libm; NaN and infinities propagate as in Keras.
+ * Math: inline exp/expm1/tanh/sigmoid (see c_math: <= 2 ULP); NaN and infinities propagate as in Keras.
  * Build with optimisation (-O3; -march=native to use the host's SIMD).
  * Reentrant: no mutable globals, no allocation.  Needs <math.h> (link with -lm). */
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+static inline double seed_f64_expm1(double x)
+{
+    /* expm1(x) = 2^k expm1(r) + (2^k - 1), k = round(x / ln 2), |r| <= ln(2) / 2: no
+       cancellation near 0, and 2^k - 1 is exact for |k| <= 53 */
+    const double t = x * 1.4426950408889634 + 6755399441055744.0; /* 1.5 * 2^52: k in the low bits */
+    const double k = t - 6755399441055744.0;
+    const double r = (x - k * 0.6931471803691238) - k * 1.9082149292705877e-10;
+    /* the polynomial in Estrin's scheme: half the dependency chain of Horner's */
+    const double r2 = r * r, r4 = r2 * r2;
+    const double q = ((0.5 + 0.1666666666666667 * r) + r2 * (0.04166666666666667 + 0.008333333333326136 * r))
+                     + r4 * (((0.0013888888888883748 + 0.00019841269874820627 * r)
+                              + r2 * (2.4801587325547743e-05 + 2.7557255400206422e-06 * r))
+                             + r4 * ((2.75572736431103e-07 + 2.5105217004720745e-08 * r) + r2 * 2.0914686968086876e-09));
+    const double m = r + r2 * q;
+    uint64_t bits, scale, half_scale;
+    double s, h, y, big;
+    memcpy(&bits, &t, sizeof bits);
+    bits -= 0x4338000000000000u; /* k, two's complement */
+    scale = (bits + 1023u) << 52; /* 2^k: right for -1022 <= k <= 1023, that is -708 <= x <= 709 */
+    half_scale = (bits + 1022u) << 52; /* 2^(k-1): above 709 (k = 1024), where expm1 = exp */
+    memcpy(&s, &scale, sizeof s);
+    memcpy(&h, &half_scale, sizeof h);
+    y = s * m + (s - 1.0);
+    big = h * (m + 1.0) * 2.0;
+    if (x > -5.551115123125783e-17 && x < 5.551115123125783e-17) return x;
+    return x > 709.0 ? (x > 709.8 ? HUGE_VAL : big) : (x < -708.0 ? -1.0 : y); /* NaN stays NaN */
+}
+
+static inline double seed_f64_tanh(double x)
+{
+    uint64_t bits, magnitude;
+    double a, e;
+    memcpy(&bits, &x, sizeof bits);
+    magnitude = bits & 0x7FFFFFFFFFFFFFFFu;
+    memcpy(&a, &magnitude, sizeof a);
+    e = seed_f64_expm1(-2.0 * a);
+    a = -e / (2.0 + e);
+    memcpy(&magnitude, &a, sizeof magnitude);
+    magnitude |= bits & 0x8000000000000000u;
+    memcpy(&a, &magnitude, sizeof a);
+    return a;
+}
+
+static inline double seed_f64_vexpm1(double x)
+{
+    /* expm1(x) = 2^k expm1(r) + (2^k - 1), k = round(x / ln 2), |r| <= ln(2) / 2: no
+       cancellation near 0, and 2^k - 1 is exact for |k| <= 53 */
+    const double t = x * 1.4426950408889634 + 6755399441055744.0; /* 1.5 * 2^52: k in the low bits */
+    const double k = t - 6755399441055744.0;
+    const double r = (x - k * 0.6931471803691238) - k * 1.9082149292705877e-10;
+    /* the polynomial in Estrin's scheme: half the dependency chain of Horner's */
+    const double r2 = r * r, r4 = r2 * r2;
+    const double q = ((0.5 + 0.1666666666666667 * r) + r2 * (0.04166666666666667 + 0.008333333333326136 * r))
+                     + r4 * (((0.0013888888888883748 + 0.00019841269874820627 * r)
+                              + r2 * (2.4801587325547743e-05 + 2.7557255400206422e-06 * r))
+                             + r4 * ((2.75572736431103e-07 + 2.5105217004720745e-08 * r) + r2 * 2.0914686968086876e-09));
+    const double m = r + r2 * q;
+    uint64_t bits, scale, half_scale;
+    double s, h, y, big;
+    memcpy(&bits, &t, sizeof bits);
+    bits -= 0x4338000000000000u; /* k, two's complement */
+    scale = (bits + 1023u) << 52; /* 2^k: right for -1022 <= k <= 1023, that is -708 <= x <= 709 */
+    half_scale = (bits + 1022u) << 52; /* 2^(k-1): above 709 (k = 1024), where expm1 = exp */
+    memcpy(&s, &scale, sizeof s);
+    memcpy(&h, &half_scale, sizeof h);
+    y = s * m + (s - 1.0);
+    big = h * (m + 1.0) * 2.0;
+    {
+        const uint64_t above = 0u - (uint64_t)(x > 709.0), overflow = 0u - (uint64_t)(x > 709.8);
+        const uint64_t below = 0u - (uint64_t)(x < -708.0);
+        const uint64_t tiny = 0u - ((uint64_t)(x > -5.551115123125783e-17) & (uint64_t)(x < 5.551115123125783e-17));
+        uint64_t out, big_bits, x_bits;
+        memcpy(&out, &y, sizeof out);
+        memcpy(&big_bits, &big, sizeof big_bits);
+        memcpy(&x_bits, &x, sizeof x_bits);
+        out = (out & ~above) | (big_bits & above);
+        out = (out & ~(overflow | below)) | (overflow & 0x7FF0000000000000u) | (below & 0xBFF0000000000000u);
+        out = (out & ~tiny) | (x_bits & tiny);
+        memcpy(&y, &out, sizeof y);
+    }
+    return y;
+}
+
+static inline double seed_f64_vtanh(double x)
+{
+    uint64_t bits, magnitude;
+    double a, e;
+    memcpy(&bits, &x, sizeof bits);
+    magnitude = bits & 0x7FFFFFFFFFFFFFFFu;
+    memcpy(&a, &magnitude, sizeof a);
+    e = seed_f64_vexpm1(-2.0 * a);
+    a = -e / (2.0 + e);
+    memcpy(&magnitude, &a, sizeof magnitude);
+    magnitude |= bits & 0x8000000000000000u;
+    memcpy(&a, &magnitude, sizeof a);
+    return a;
+}
 
 void seed_f64(const double *x, double *y)
 {
     /* layer 1 (hidden_1): dense 1 -> 3, tanh; unrolled */
-    const double h1_0 = tanh(2.475119113922119*x[0] - 0.909844696521759);
-    const double h1_1 = tanh(-0.7523875832557678*x[0] + 0.4792642891407013);
-    const double h1_2 = tanh(4.330533027648926*x[0] - 1.5114768743515015);
+    const double h1_0 = seed_f64_tanh(2.475119113922119*x[0] - 0.909844696521759);
+    const double h1_1 = seed_f64_tanh(-0.7523875832557678*x[0] + 0.4792642891407013);
+    const double h1_2 = seed_f64_tanh(4.330533027648926*x[0] - 1.5114768743515015);
     /* layer 2 (hidden_2): dense 3 -> 2, tanh; unrolled */
-    const double h2_0 = tanh(1.7099473476409912*h1_0 + 1.510157585144043*h1_1 - 0.9073659181594849*h1_2 - 0.19344067573547363);
-    const double h2_1 = tanh(1.6080777645111084*h1_0 + 1.9808783531188965*h1_1 - 0.6409260034561157*h1_2 - 0.31353482604026794);
+    const double h2_0 = seed_f64_tanh(1.7099473476409912*h1_0 + 1.510157585144043*h1_1 - 0.9073659181594849*h1_2 - 0.19344067573547363);
+    const double h2_1 = seed_f64_tanh(1.6080777645111084*h1_0 + 1.9808783531188965*h1_1 - 0.6409260034561157*h1_2 - 0.31353482604026794);
     /* layer 3 (y): dense 2 -> 1, linear; unrolled */
     const double h3_0 = 4.053923606872559*h2_0 + 1.4499484300613403*h2_1 - 0.004303439985960722;
     y[0] = h3_0;
@@ -48,7 +148,7 @@ static void seed_f64_block(const double *x, double *y)
         size_t j, l;
         for (j = 0; j < 3u; ++j) for (l = 0; l < 16u; ++l) {
             const double zj = p1[j][l];
-            p1[j][l] = tanh(zj);
+            p1[j][l] = seed_f64_vtanh(zj);
         }
     }
     /* layer 2 (hidden_2): dense 3 -> 2, tanh; unrolled */
@@ -65,7 +165,7 @@ static void seed_f64_block(const double *x, double *y)
         size_t j, l;
         for (j = 0; j < 2u; ++j) for (l = 0; l < 16u; ++l) {
             const double zj = p0[j][l];
-            p0[j][l] = tanh(zj);
+            p0[j][l] = seed_f64_vtanh(zj);
         }
     }
     /* layer 3 (y): dense 2 -> 1, linear; unrolled */

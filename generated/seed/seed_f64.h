@@ -5,7 +5,7 @@
  *   in blocks of 16 samples computed side by side (two buffers of 3 x 16 values)
  * In place: y may be x (the same array) in every function; other overlaps are not supported.
  * Stack, at most (bytes, calls included): seed_f64 848, seed_f64_batch 2960, seed_f64_scalar 1360
- * Math: libm; NaN and infinities propagate as in Keras.
+ * Math: inline exp/expm1/tanh/sigmoid (see c_math: <= 2 ULP); NaN and infinities propagate as in Keras.
  * Build with optimisation (-O3; -march=native to use the host's SIMD).
  * Reentrant: no mutable globals, no allocation.  Needs <math.h> (link with -lm). */
 #ifndef MLPCODEGEN_seed_f64_H

@@ -3,9 +3,10 @@
 input scaling folded in: minmax min [-1] max [1] (takes raw inputs)
 
 seed(x): 1-D array of 1 -> 1-D array of 1, float64
-seed_batch(X): (n, 1) array, rows are samples -> (n, 1) array
-seed_batch_parallel(X): the same, rows spread over threads (numba.prange)
 seed_into(x, y): one sample into a preallocated y (the lowest call overhead)
+seed_batch(X): (n, 1) array, rows are samples -> (n, 1) array
+seed_batch_parallel(X, threads=None): the same, rows split over threads (numba.prange) when the
+    batch has 33554432 multiply-adds and activations per thread; the same bits either way
 seed_scalar(v): float -> float (one input, one output)
 """
 import math
@@ -47,6 +48,57 @@ def seed_into(x, y):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def _seed_rows(X, Y, start, stop):
+    for i in range(start, stop):
+        _seed_row(X[i], Y[i])
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def seed_batch(X):
+    if X.ndim != 2 or X.shape[1] != 1:
+        raise ValueError("seed_batch expects an array of shape (n, 1)")
+    Y = np.empty((X.shape[0], 1), dtype=np.float64)
+    _seed_rows(X, Y, 0, X.shape[0])
+    return Y
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)
+def _seed_batch_parts(X, parts):
+    if X.ndim != 2 or X.shape[1] != 1:
+        raise ValueError("seed_batch_parallel expects an array of shape (n, 1)")
+    Y = np.empty((X.shape[0], 1), dtype=np.float64)
+    n = X.shape[0]
+    size = (n + parts - 1) // parts
+    for part in numba.prange(parts):
+        _seed_part(X, Y, min(n, part * size), min(n, (part + 1) * size))
+    return Y
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _seed_part(X, Y, start, stop):
+    xs = np.empty((256, 1), dtype=np.float64)
+    ys = np.empty((256, 1), dtype=np.float64)
+    for first in range(start, stop, 256):
+        size = min(256, stop - first)
+        for i in range(size):
+            for j in range(1):
+                xs[i, j] = X[first + i, j]
+        _seed_rows(xs, ys, 0, size)
+        for i in range(size):
+            for j in range(1):
+                Y[first + i, j] = ys[i, j]
+
+
+def seed_batch_parallel(X, threads=None):
+    """Rows split into equal parts over threads (default numba.get_num_threads()), with at least
+    33554432 multiply-adds and activations per part (17 per row); a row gives the same
+    bits whatever its part."""
+    threads = numba.get_num_threads() if threads is None else int(threads)
+    parts = min(threads, X.shape[0] * 17 // 33554432) if X.ndim == 2 else 1
+    return _seed_batch_parts(X, parts) if parts > 1 else seed_batch(X)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def seed_scalar(v):
     x0 = np.float64(v)
     # layer 1 (hidden_1): dense 1 -> 3, tanh
@@ -59,23 +111,3 @@ def seed_scalar(v):
     # layer 3 (y): dense 2 -> 1, linear
     h3_0 = 4.053923606872559*h2_0 + 1.4499484300613403*h2_1 - 0.004303439985960722
     return h3_0
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def seed_batch(X):
-    if X.ndim != 2 or X.shape[1] != 1:
-        raise ValueError("seed_batch expects an array of shape (n, 1)")
-    Y = np.empty((X.shape[0], 1), dtype=np.float64)
-    for i in range(X.shape[0]):
-        _seed_row(X[i], Y[i])
-    return Y
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-def seed_batch_parallel(X):
-    if X.ndim != 2 or X.shape[1] != 1:
-        raise ValueError("seed_batch_parallel expects an array of shape (n, 1)")
-    Y = np.empty((X.shape[0], 1), dtype=np.float64)
-    for i in numba.prange(X.shape[0]):
-        _seed_row(X[i], Y[i])
-    return Y

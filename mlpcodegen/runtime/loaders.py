@@ -18,6 +18,7 @@ from ..backends import emit, get_backend
 from ..errors import UnsupportedError
 from ..ir import Network
 from ..numeric import NumericType, numeric_type
+from .numba_runtime import load_numba
 
 Predictor = Callable[[Any], np.ndarray]
 
@@ -91,22 +92,6 @@ def _import(net: Network, target: str, numeric: NumericType, name: str) -> Any:
     return import_generated(emit(net, target, dtype=numeric.name, name=name), target)
 
 
-def _load_numba(net: Network, numeric: NumericType, name: str) -> Predictor:
-    module = _import(net, "numba", numeric, name)
-    single, batch = getattr(module, name), getattr(module, name + "_batch")
-    np_dtype = numeric.np_dtype
-
-    def call(x):
-        x = np.ascontiguousarray(x, dtype=np_dtype)
-        if x.ndim not in (1, 2) or x.shape[-1] != net.n_inputs:
-            raise ValueError(f"expected shape ({net.n_inputs},) or (n, {net.n_inputs}), got {x.shape}")
-        return single(x) if x.ndim == 1 else batch(x)
-
-    call.into = getattr(module, name + "_into")  # (x, y): no checks beyond shapes, no allocation
-    call.scalar = getattr(module, name + "_scalar", None)
-    return call
-
-
 def _load_numpy(net: Network, numeric: NumericType, name: str) -> Predictor:
     function = getattr(_import(net, "numpy", numeric, name), name)
 
@@ -148,7 +133,7 @@ def _load_sympy(net: Network, numeric: NumericType, name: str) -> Predictor:
 #: target -> loader: the targets that run in this process.
 LOADERS: dict[str, Loader] = {
     "c": Loader(_load_c, options=get_backend("c").options),  # unroll, math (and any later C option)
-    "numba": Loader(_load_numba),
+    "numba": Loader(load_numba),
     "numpy": Loader(_load_numpy),
     "python": Loader(_load_python),
     "sympy": Loader(_load_sympy),
