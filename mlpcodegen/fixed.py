@@ -9,14 +9,17 @@ sum to the next layer's format.  Knows no language: :mod:`mlpcodegen.backends.c_
 prints a :class:`FixedPlan`, :func:`run_fixed` mirrors what it computes bit for bit.
 
 Formats come from the input domain: sound interval bounds of every layer over the domain
-cut into sub-boxes (up to 4096), so that no value of the domain saturates.
+cut into sub-boxes (up to 4096; beyond 12 inputs the 8 of widest spread halved), so that no
+value of the domain saturates.
 
 The stated bound (:attr:`FixedPlan.bound`, one number per output) holds for every input
 of the domain against the exact network (the float64 reference, to its rounding): the
 input's rounding (1/2 LSB), each weight's and bias's quantisation error (known exactly),
 each shift's rounding (1/2 LSB), the tanh table's error (measured exhaustively over every
 position the integer code can reach) are propagated through ``|W|`` and each activation's
-Lipschitz constant, per unit.
+Lipschitz constant, per unit; through relu and linear layers also as affine forms over
+one noise symbol per rounding (signed: errors shared by several units cancel), and each
+unit's bound is the smaller of the two (both sound).
 
 Activations: linear, relu (with ``max_value``), relu6 and hard_tanh exactly (in the
 accumulator, before the shift); tanh by a 257-entry table over [0, 8] with linear
@@ -27,7 +30,7 @@ float wrapper normalises them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Optional, Sequence
 
@@ -54,6 +57,11 @@ INT32_BITS_GIVEN = 1
 MIN_FRAC, MAX_FRAC = -8, 40
 #: Input boxes the domain is cut into for the interval bounds (per input: 4096**(1/n)).
 BOXES = 4096
+#: More than 12 inputs: this many of them halved (2**8 sub-boxes), while the symbolic
+#: bounds stay under WIDE_FLOATS float64s.
+WIDE_SPLITS, WIDE_FLOATS = 8, 2 ** 22
+#: The affine error forms (sub-boxes x symbols x units float64s) stay under this (128 MB).
+AFFINE_FLOATS = 2 ** 24
 #: Relative slack for the float64 rounding of the reference and of the interval bounds.
 SLACK = 1e-9
 
@@ -276,11 +284,24 @@ def plan(net: Network, domain: Any = None, weight_bits: int = 16) -> FixedPlan:
     in_frac = _frac_for(float(np.maximum(np.abs(lo), np.abs(hi)).max()))
     # the wrapper rounds to nearest: 1/2 LSB on every sub-box
     error = np.full((len(spans[0][4][0]), net.n_inputs), 2.0 ** -(in_frac + 1))
+    form = _input_form(spans[0][4], in_frac)
+    form = form if _small(form, 0) else None
     layers, frac = [], in_frac
     for layer, span in zip(net.layers, spans):
         fixed, error = _plan_layer(layer, frac, span, error, layers[-1].codes if layers else (Q_MIN, Q_MAX),
                                    2 ** (weight_bits - 1) - 1)
-        layers.append(fixed)
+        form, tight = _affine_step(form, layer, fixed, span, not layers)
+        error = np.minimum(error, tight)
+        if form is None and len(error) * (1 + layer.units) * layer.units <= AFFINE_FLOATS:
+            # not propagated: one symbol per unit (its interval bound) from here
+            form = np.concatenate([np.zeros((len(error), 1, layer.units)),
+                                   np.eye(layer.units)[None, :, :] * error[:, None, :]], axis=1)
+        if fixed.out_bits == 32:  # softmax: the logits' bound, then the probabilities'
+            largest = np.maximum(np.abs(span[0]), np.abs(span[1]))
+            fixed = replace(fixed, logit_error=float(error.max()))
+            error = np.repeat((error.max(axis=1, keepdims=True) + 2.0 ** -23 * largest.max()) / 2
+                              + (layer.units + 8) * 2.0 ** -23, layer.units, axis=1)
+        layers.append(replace(fixed, error=error.max(axis=0)))
         frac = fixed.out_frac
     return FixedPlan(net.name, net.describe(), net.n_inputs, in_frac, tuple(layers), error.max(axis=0), (lo, hi),
                      net.layers[-1].activation.name == "softmax", tanh_error() if any(
@@ -363,13 +384,67 @@ def _plan_layer(layer: Dense, in_frac: int, span: tuple, error: np.ndarray,
     rounding = 2.0 ** -(out_frac + 1) if out_frac < acc_frac else 0.0
     off = (z_hi + dz < 0) if low == 0 else np.zeros(z_hi.shape, dtype=bool)  # relu off: exactly 0 both ways
     out = np.where(off, 0.0, exact + rounding)
-    logit_error = 0.0
-    if softmax:  # |d softmax_i| <= max_j |d z_j| / 2 (the Jacobian's rows sum to <= 1/2); float32 in the wrapper
-        logit_error = float(out.max())  # the wrapper's float32 logits: 2^-24 relative more
-        out = np.repeat((out.max(axis=1, keepdims=True) + 2.0 ** -23 * np.abs(largest).max()) / 2
-                        + (layer.units + 8) * 2.0 ** -23, layer.units, axis=1)
+    # softmax: ``out`` bounds the logits; plan() turns it into the probabilities' bound:
+    # |d softmax_i| <= max_j |d z_j| / 2 (the Jacobian's rows sum to <= 1/2), plus the
+    # wrapper's float32 logits (2^-24 relative) and normalisation
     return _layer(layer, kind, weights, bias, weight_frac, in_frac, out_frac, bits, low, high, out,
-                  logit_error, 32 if softmax else 16), out
+                  0.0, 32 if softmax else 16), out
+
+
+def _input_form(boxes: tuple[np.ndarray, np.ndarray], in_frac: int) -> np.ndarray:
+    """The inputs' error as an affine form per sub-box (boxes, symbols, n): symbol 0 is the
+    constant 1, then one per input's rounding (1/2 LSB), then one per input's position in
+    its sub-box (x = center + radius * xi: the first layer's weight rounding is exact in them)."""
+    count, n = boxes[0].shape
+    form = np.zeros((count, 1 + 2 * n, n))
+    form[:, 1:1 + n, :] = np.eye(n) * 2.0 ** -(in_frac + 1)
+    return form
+
+
+def _small(form: np.ndarray, units: int) -> bool:
+    """The next form fits :data:`AFFINE_FLOATS` (else the interval bounds alone)."""
+    boxes, symbols, width = form.shape
+    return boxes * (symbols + units) * max(width, units) <= AFFINE_FLOATS
+
+
+def _affine_step(form: np.ndarray, layer: Dense, fixed: FixedLayer, span: tuple,
+                 first: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The outputs' error as an affine form over noise symbols in [-1, 1] (each rounding, each
+    weight's quantisation), and its bound per sub-box and unit: errors shared by several
+    units cancel through the signed weights where |W| propagation adds them up.  A relu on
+    (off) on the sub-box passes its error (nothing); undecided, it passes s * e with s in
+    [0, 1]: e / 2 plus a fresh symbol of |e| / 2.  Other activations: a fresh symbol per unit
+    of the interval bound (``_plan_layer``'s: here inf, no tightening; plan() restarts the
+    form from it).  ``first``: ``form`` is :func:`_input_form`'s."""
+    z_lo, z_hi, _, _, (in_lo, in_hi) = span
+    if form is None or fixed.kind not in ("relu", "linear") or not _small(form, fixed.units):
+        return None, np.full(z_lo.shape, np.inf)
+    kernel_q, bias_q = fixed.weights * 2.0 ** -fixed.weight_frac, fixed.bias * 2.0 ** -fixed.acc_frac
+    kernel, bias = layer.kernel.T, (np.zeros(layer.units) if layer.bias is None else layer.bias)
+    d_kernel, center, radius = kernel_q - kernel, (in_lo + in_hi) / 2, (in_hi - in_lo) / 2
+    z = form @ kernel_q.T
+    z[:, 0, :] += center @ d_kernel.T + (bias_q - bias)
+    n = in_lo.shape[1]
+    fresh = np.zeros(z_lo.shape)
+    if first:  # (W' - W)(x - center), exactly, in the position symbols
+        z[:, 1 + n:, :] += radius[:, :, None] * d_kernel.T[None, :, :]
+    else:
+        fresh += radius @ np.abs(d_kernel).T
+    magnitude, e_in, spread = np.maximum(np.abs(in_lo), np.abs(in_hi)), np.abs(form).sum(axis=1), np.abs(z).sum(axis=1)
+    # float64 rounding, of the reference and of these sums, as _sum_error widens
+    fresh = fresh + SLACK * (spread + fresh + (magnitude + e_in) @ np.abs(kernel).T + np.abs(bias)) + 1e-300
+    dz = spread + fresh
+    rounding = 2.0 ** -(fixed.out_frac + 1) if fixed.shift > 0 else 0.0
+    if fixed.kind == "relu":
+        on, off = z_lo - dz >= 0, z_hi + dz < 0
+        scale = np.where(on, 1.0, np.where(off, 0.0, 0.5))
+        z = z * scale[:, None, :]
+        fresh = np.where(on, fresh + rounding, np.where(off, 0.0, (fresh + dz) / 2 + rounding))
+    else:
+        fresh = fresh + rounding
+    width = fixed.units
+    out = np.concatenate([z, np.eye(width)[None, :, :] * fresh[:, None, :]], axis=1)
+    return out, np.abs(out).sum(axis=1)
 
 
 def _table_error(kind: str, low: np.ndarray, high: np.ndarray, dz: np.ndarray, acc_frac: int,
@@ -434,12 +509,7 @@ def layer_bounds(net: Network, lo: np.ndarray, hi: np.ndarray) -> list[tuple]:
     :data:`BOXES` sub-boxes of [lo, hi] (rows): the intersection of interval arithmetic and
     symbolic intervals (linear lower and upper functions of the inputs through each layer,
     relu relaxed by its triangle: :func:`_symbolic`), widened outward for float64 rounding."""
-    pieces = max(1, int(round(BOXES ** (1.0 / net.n_inputs) + 1e-9))) if net.n_inputs <= 12 else 1
-    edges = [np.linspace(a, b, pieces + 1) for a, b in zip(lo, hi)]
-    grids = np.meshgrid(*[np.arange(pieces)] * net.n_inputs, indexing="ij")
-    index = np.stack([g.reshape(-1) for g in grids], axis=1)
-    box_lo = np.stack([edges[i][index[:, i]] for i in range(net.n_inputs)], axis=1)
-    box_hi = np.stack([edges[i][index[:, i] + 1] for i in range(net.n_inputs)], axis=1)
+    box_lo, box_hi = _boxes(net, lo, hi)
     x_center, x_radius = (box_lo + box_hi) / 2, (box_hi - box_lo) / 2
     eye = np.concatenate([np.eye(net.n_inputs), np.zeros((1, net.n_inputs))])  # x_i as linear functions
     lower = upper = np.broadcast_to(eye, (len(box_lo),) + eye.shape)
@@ -458,6 +528,28 @@ def layer_bounds(net: Network, lo: np.ndarray, hi: np.ndarray) -> list[tuple]:
         lower, upper = _relax(layer, z_lower, z_upper, z_lo, z_hi, box_lo, box_hi)
         out.append((z_lo, z_hi, box_lo, box_hi, inputs))
     return out
+
+
+def _boxes(net: Network, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sub-boxes (lows, highs): up to 12 inputs, each cut in BOXES**(1/n) pieces; more
+    inputs: the :data:`WIDE_SPLITS` inputs of the widest first-layer spread (domain width
+    times the sum of |weights|) halved (fewer when the symbolic bounds, boxes x inputs x
+    units floats, would exceed :data:`WIDE_FLOATS`), the others whole: a 16-input network's
+    hidden bounds tighten by a quarter (a finer format for its second layer)."""
+    n = net.n_inputs
+    if n <= 12:
+        pieces = [max(1, int(round(BOXES ** (1.0 / n) + 1e-9)))] * n
+    else:
+        widest = max(layer.units for layer in net.layers)
+        room = int(math.floor(math.log2(max(1.0, WIDE_FLOATS / ((n + 1) * widest)))))
+        spread = (hi - lo) * np.abs(net.layers[0].kernel).sum(axis=1)
+        chosen = set(np.argsort(-spread, kind="stable")[:max(0, min(WIDE_SPLITS, room))].tolist())
+        pieces = [2 if i in chosen else 1 for i in range(n)]
+    edges = [np.linspace(a, b, p + 1) for a, b, p in zip(lo, hi, pieces)]
+    grids = np.meshgrid(*[np.arange(p) for p in pieces], indexing="ij")
+    index = np.stack([g.reshape(-1) for g in grids], axis=1)
+    return (np.stack([edges[i][index[:, i]] for i in range(n)], axis=1),
+            np.stack([edges[i][index[:, i] + 1] for i in range(n)], axis=1))
 
 
 def _concrete(function: np.ndarray, center: np.ndarray, radius: np.ndarray, sign: float) -> np.ndarray:

@@ -117,6 +117,30 @@ def test_bound_never_exceeded_on_random_networks():
         assert np.all(error <= fixed.bound), (case, widths, activations, error, fixed.bound)
 
 
+def test_wide_inputs_split_and_affine_bound_sound():
+    """Beyond 12 inputs the planner halves the 8 inputs of widest spread (cls: its second
+    relu layer's bound drops below 8, Q12 instead of Q11), and the affine (noise-symbol)
+    propagation through relu/linear layers halves cls's logit bound (|W| propagation alone:
+    0.0209); the bound stays sound on random wide relu networks."""
+    rng = np.random.default_rng(11)
+    for case in range(6):
+        widths = [int(rng.integers(13, 21))] + [int(rng.integers(4, 25)) for _ in range(int(rng.integers(1, 3)))] + [3]
+        activations = ["relu"] * (len(widths) - 2) + [str(rng.choice(["linear", "softmax"]))]
+        net = random_net(widths, activations, 50 + case, scale=float(rng.uniform(0.5, 2)))
+        half = float(rng.uniform(0.2, 4))
+        fixed = plan(net, (-half, half))
+        x = _inputs(net.n_inputs, (-half, half), 5000, case)
+        error = np.abs(run_fixed(fixed, x) - evaluate(net, x.astype(np.float64))).max(axis=0)
+        assert np.all(error <= fixed.bound), (case, widths, error, fixed.bound)
+    rng = np.random.default_rng(2)  # bench/fixed.py's cls (bench/native_call.py's random_net)
+    cls = Network(16, tuple(Dense(rng.normal(size=(a, b)) / np.sqrt(a), rng.normal(size=b) * 0.1, Activation(f),
+                                  f"dense_{i}") for i, (a, b, f) in
+                            enumerate(zip([16, 64, 64], [64, 64, 10], ["relu", "relu", "softmax"]))))
+    fixed = plan(cls, (-1.0, 1.0))
+    assert [layer.out_frac for layer in fixed.layers] == [12, 12, 26]
+    assert fixed.layers[-1].logit_error < 0.0105
+
+
 def test_tanh_table_error_is_measured():
     assert measure_tanh_error() == TANH_ERROR
 
