@@ -29,6 +29,7 @@ float wrapper normalises them.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -95,8 +96,15 @@ class FixedLayer:
             raise ValidationError(f"fixed layer {self.name!r}: accumulator of {self.acc_bits} bits")
         if self.weights.dtype != np.int16 or self.weights.ndim != 2 or self.bias.shape != (self.units,):
             raise ValidationError(f"fixed layer {self.name!r}: int16 (units, inputs) weights and a bias per unit")
-        if self.shift < 0 and self.kind not in _TABLE_KINDS:
-            raise ValidationError(f"fixed layer {self.name!r}: output format finer than the accumulator")
+        if self.kind in _TABLE_KINDS:
+            # the C shifts |z| (uint32) by frac - 20 or 20 - frac; an int64 sum by frac - 20 first
+            frac = self.acc_frac + (self.kind == "sigmoid")
+            if not 0 <= frac <= (TABLE_POSITION + 31 if self.acc_bits == 32 else TABLE_POSITION + 63):
+                raise ValidationError(f"fixed layer {self.name!r}: table argument in Q{frac}, outside "
+                                      f"Q0..Q{TABLE_POSITION + 31} (int32) / Q{TABLE_POSITION + 63} (int64)")
+        elif not 0 <= self.shift < self.acc_bits:
+            raise ValidationError(f"fixed layer {self.name!r}: shift {self.shift} outside 0..{self.acc_bits - 1} "
+                                  f"(int{self.acc_bits} sums)")
         for array in (self.weights, self.bias, self.error):
             array.setflags(write=False)
 
@@ -284,8 +292,8 @@ def plan(net: Network, domain: Any = None, weight_bits: int = 16) -> FixedPlan:
     in_frac = _frac_for(float(np.maximum(np.abs(lo), np.abs(hi)).max()))
     # the wrapper rounds to nearest: 1/2 LSB on every sub-box
     error = np.full((len(spans[0][4][0]), net.n_inputs), 2.0 ** -(in_frac + 1))
-    form = _input_form(spans[0][4], in_frac)
-    form = form if _small(form, 0) else None
+    count, n = len(spans[0][4][0]), net.n_inputs  # the form's size checked before it is built
+    form = _input_form(spans[0][4], in_frac) if count * (1 + 2 * n) * n <= AFFINE_FLOATS else None
     layers, frac = [], in_frac
     for layer, span in zip(net.layers, spans):
         fixed, error = _plan_layer(layer, frac, span, error, layers[-1].codes if layers else (Q_MIN, Q_MAX),
@@ -309,7 +317,8 @@ def plan(net: Network, domain: Any = None, weight_bits: int = 16) -> FixedPlan:
 
 
 def _frac_for(magnitude: float, top: int = Q_MAX) -> int:
-    """The most fraction bits f with magnitude * 2**f <= ``top`` (a value of 0: 15)."""
+    """The most fraction bits f with magnitude * 2**f <= ``top`` (a value of 0: 15), at
+    most :data:`MAX_FRAC` (a coarser format holds a tiny value too)."""
     if magnitude <= 0.0:
         return 15
     frac = math.floor(math.log2(top / magnitude))
@@ -317,10 +326,10 @@ def _frac_for(magnitude: float, top: int = Q_MAX) -> int:
         frac -= 1
     while magnitude * 2.0 ** (frac + 1) <= top:
         frac += 1
-    if not MIN_FRAC <= frac <= MAX_FRAC:
+    if frac < MIN_FRAC:
         raise UnsupportedError(f"a value of magnitude {magnitude:g} needs format Q{frac}, outside "
                                f"Q{MIN_FRAC}..Q{MAX_FRAC}: the network's numbers do not fit 16-bit fixed point")
-    return frac
+    return min(frac, MAX_FRAC)
 
 
 def _quantise(values: np.ndarray, frac: int) -> np.ndarray:
@@ -331,15 +340,16 @@ def _quantise(values: np.ndarray, frac: int) -> np.ndarray:
     return scaled.astype(np.int64)
 
 
-def _weights(layer: Dense, in_frac: int, codes_in: tuple[int, int],
-             top: int = Q_MAX) -> tuple[int, int, np.ndarray, np.ndarray]:
+def _weights(layer: Dense, in_frac: int, codes_in: tuple[int, int], top: int = Q_MAX,
+             cap: Optional[int] = None) -> tuple[int, int, np.ndarray, np.ndarray]:
     """(weight format, accumulator bits, int weights (units, n_in), int bias): the finest
-    int16 format, with int32 sums when the worst case of any input codes in ``codes_in``
+    int16 format (at most Q``cap``: the shifts must stay below the accumulator's bits), with int32 sums when the worst case of any input codes in ``codes_in``
     (what the previous layer can output, whatever the inputs) fits for at most
     :data:`INT32_BITS_GIVEN` fewer weight bits, else int64."""
     kernel = layer.kernel.T
     bias = np.zeros(layer.units) if layer.bias is None else layer.bias
     finest = _frac_for(float(np.abs(kernel).max()), top)
+    finest = finest if cap is None else min(finest, cap)
     for frac in range(finest, finest - INT32_BITS_GIVEN - 1, -1):
         weights, codes = _quantise(kernel, frac), _quantise(bias, frac + in_frac)
         if _worst(weights, codes, codes_in) < INT32_LIMIT:
@@ -365,9 +375,34 @@ def _plan_layer(layer: Dense, in_frac: int, span: tuple, error: np.ndarray,
     """One layer: its codes and formats, and the error bound of its outputs on each
     sub-box, given the layer's bounds ``span`` (per sub-box: z_lo, z_hi, h_lo, h_hi and
     the inputs' boxes), the inputs' ``error`` bound per sub-box and the codes they can
-    take (``codes_in``)."""
+    take (``codes_in``).  Tiny weights on a tiny domain make a fine accumulator format:
+    when a shift would reach the accumulator's width (undefined in C), the weights take a
+    coarser format (their rounding is counted) until every shift fits."""
+    cap = None
+    for _ in range(8):
+        args, out = _layer_args(layer, in_frac, span, error, codes_in, weight_top, cap)
+        excess = _excess(args)
+        if excess <= 0:
+            return _layer(layer, *args), out
+        cap = args[3] - excess
+    raise UnsupportedError(f"layer {layer.name!r}: no weight format keeps its shifts within the accumulator")
+
+
+def _excess(args: tuple) -> int:
+    """By how many bits the layer's largest shift (``_layer_args``' arguments) passes the
+    limit :meth:`FixedLayer.__post_init__` checks; <= 0: every shift fits."""
+    kind, acc_frac, out_frac, bits = args[0], args[3] + args[4], args[5], args[6]
+    if kind in _TABLE_KINDS:
+        return acc_frac + (kind == "sigmoid") - TABLE_POSITION - (bits - 1)
+    return acc_frac - out_frac - (bits - 1)
+
+
+def _layer_args(layer: Dense, in_frac: int, span: tuple, error: np.ndarray, codes_in: tuple[int, int],
+                weight_top: int, cap: Optional[int]) -> tuple[tuple, np.ndarray]:
+    """_layer's arguments (after ``layer``) and the outputs' error per sub-box, with weight
+    formats at most Q``cap``."""
     z_lo, z_hi, h_lo, h_hi, boxes = span
-    weight_frac, bits, weights, bias = _weights(layer, in_frac, codes_in, weight_top)
+    weight_frac, bits, weights, bias = _weights(layer, in_frac, codes_in, weight_top, cap)
     acc_frac = weight_frac + in_frac
     dz = _sum_error(layer, weights * 2.0 ** -weight_frac, bias * 2.0 ** -acc_frac, boxes, error)
     kind, low, high, clamp_error = _clamp(layer, acc_frac, bits)
@@ -375,7 +410,7 @@ def _plan_layer(layer: Dense, in_frac: int, span: tuple, error: np.ndarray,
         raise UnsupportedError(f"layer {layer.name!r}: its sums are too large for the q15 tanh table (Q{acc_frac})")
     if kind in _TABLE_KINDS:
         out = _table_error(kind, z_lo - dz, z_hi + dz, dz, acc_frac, bits)
-        return _layer(layer, kind, weights, bias, weight_frac, in_frac, 15, bits, None, None, out), out
+        return (kind, weights, bias, weight_frac, in_frac, 15, bits, None, None, out), out
     softmax = layer.activation.name == "softmax"  # the predictor returns the logits
     largest = np.maximum(np.abs(z_lo), np.abs(z_hi)) if softmax else np.maximum(np.abs(h_lo), np.abs(h_hi))
     exact = dz + clamp_error
@@ -387,8 +422,8 @@ def _plan_layer(layer: Dense, in_frac: int, span: tuple, error: np.ndarray,
     # softmax: ``out`` bounds the logits; plan() turns it into the probabilities' bound:
     # |d softmax_i| <= max_j |d z_j| / 2 (the Jacobian's rows sum to <= 1/2), plus the
     # wrapper's float32 logits (2^-24 relative) and normalisation
-    return _layer(layer, kind, weights, bias, weight_frac, in_frac, out_frac, bits, low, high, out,
-                  0.0, 32 if softmax else 16), out
+    return (kind, weights, bias, weight_frac, in_frac, out_frac, bits, low, high, out, 0.0,
+            32 if softmax else 16), out
 
 
 def _input_form(boxes: tuple[np.ndarray, np.ndarray], in_frac: int) -> np.ndarray:
@@ -486,7 +521,9 @@ def _layer(layer: Dense, kind: str, weights: np.ndarray, bias: np.ndarray, weigh
 def _clamp(layer: Dense, acc_frac: int, bits: int) -> tuple[str, Optional[int], Optional[int], float]:
     """(kind, low, high, error of the clamp bounds in accumulator codes): relu, relu6,
     hard_tanh and relu(max_value) clamp the sum before the shift (exact when the bound is
-    a multiple of the accumulator's LSB: its rounding is counted otherwise)."""
+    a multiple of the accumulator's LSB: its rounding is counted otherwise).  A side beyond
+    the accumulator's range (a fine format: 6 * 2**acc_frac >= 2**31) is dropped: no sum
+    reaches it, so the activation is exact there."""
     name = layer.activation.name
     if name in ("tanh", "sigmoid", "linear"):
         return name, None, None, 0.0
@@ -494,9 +531,11 @@ def _clamp(layer: Dense, acc_frac: int, bits: int) -> tuple[str, Optional[int], 
         return "linear", None, None, 0.0
     bounds = {"relu": (0.0, layer.activation.param("max_value") if name == "relu" else None),
               "relu6": (0.0, 6.0), "hard_tanh": (-1.0, 1.0)}[name]
+    # a side beyond what the accumulator can hold is never reached: dropped (exact)
     limit = 2 ** (bits - 1) - 1
-    codes = [None if b is None else int(max(-limit, min(limit, round(b * 2.0 ** acc_frac)))) for b in bounds]
-    error = max(abs(c * 2.0 ** -acc_frac - b) for c, b in zip(codes, bounds) if b is not None)
+    scaled = [None if b is None else b * 2.0 ** acc_frac for b in bounds]
+    codes = [None if v is None or abs(v) > limit else int(round(v)) for v in scaled]
+    error = max([abs(c * 2.0 ** -acc_frac - b) for c, b in zip(codes, bounds) if c is not None], default=0.0)
     kind = "relu" if name == "relu" and bounds[1] is None else "clamp"
     return kind, codes[0], codes[1], error
 
@@ -546,8 +585,11 @@ def _boxes(net: Network, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np
         chosen = set(np.argsort(-spread, kind="stable")[:max(0, min(WIDE_SPLITS, room))].tolist())
         pieces = [2 if i in chosen else 1 for i in range(n)]
     edges = [np.linspace(a, b, p + 1) for a, b, p in zip(lo, hi, pieces)]
-    grids = np.meshgrid(*[np.arange(p) for p in pieces], indexing="ij")
-    index = np.stack([g.reshape(-1) for g in grids], axis=1)
+    # the index over the split inputs only (np.meshgrid over all would stop at 32 inputs)
+    split = [i for i in range(n) if pieces[i] > 1]
+    combos = np.array(list(itertools.product(*[range(pieces[i]) for i in split])), dtype=np.int64)
+    index = np.zeros((len(combos), n), dtype=np.int64)
+    index[:, split] = combos.reshape(len(combos), len(split))
     return (np.stack([edges[i][index[:, i]] for i in range(n)], axis=1),
             np.stack([edges[i][index[:, i] + 1] for i in range(n)], axis=1))
 
