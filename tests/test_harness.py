@@ -77,7 +77,8 @@ def test_repr_says_what_the_predictor_is(monkeypatch):
 
     module = cffi_build.build_module(emit_c(NET, dtype="float64", name="h"), cdef(NET, "float64", "h"))
     described = cffi_build.CompiledNetwork(module, "h", 3, 2, "float64", description=NET.describe(), math="fast")
-    assert repr(described) == f"<mlpcodegen C predictor 'h' 3-2 (tanh), float64, libm math, cache {module.__file__}>"
+    assert repr(described) == (f"<mlpcodegen C predictor 'h' 3-2 (tanh), float64, fast math (inline exp/tanh), "
+                               f"cache {module.__file__}>")
 
 
 # ------------------------------------------------------------------ runtime.load, every target

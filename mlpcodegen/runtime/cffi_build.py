@@ -154,8 +154,22 @@ def build_network(parts: Sequence[object], produce: Callable[[str], tuple[str, s
         native = _import(name + NATIVE_SUFFIX, Path(module.__file__))
         _LOADED[name + NATIVE_SUFFIX] = native
     if tuple(flags) == DEFAULT_FLAGS:  # what a pickled predictor rebuilds from (see CompiledNetwork.__reduce__)
-        _RECIPES[native.__name__] = tuple(parts)
+        _keep(_RECIPES, native.__name__, tuple(parts))
     return module, native
+
+
+#: How many recipes and rebuilt predictors a process remembers: each holds a network's
+#: weights, and a long-lived process (a Dask worker) compiles many.  Set again on every
+#: build, so a forgotten entry costs at most a rebuild's hashing, never a wrong answer.
+REMEMBERED = 32
+
+
+def _keep(table: dict, key: str, value: object) -> None:
+    """``table[key] = value``, the oldest entries dropped beyond :data:`REMEMBERED`."""
+    table.pop(key, None)
+    table[key] = value
+    while len(table) > REMEMBERED:
+        del table[next(iter(table))]
 
 
 #: native module name -> the ``parts`` it was last built from (equal keys: equal content):
@@ -561,7 +575,7 @@ static PyObject *mlpn__predictor_type(PyObject *self, PyObject *base)
     PyType_Slot slots[] = {{Py_tp_call, (void *)PyVectorcall_Call}, {Py_tp_alloc, (void *)mlpn__alloc},
                            {Py_tp_members, NULL}, {0, NULL}};
     PyType_Spec spec = {"mlpcodegen.runtime.cffi_build.CompiledNetwork", 0, 0,
-                        Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_VECTORCALL, NULL};
+                        Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL, NULL};
     PyObject *bases, *type;
     Py_ssize_t size;
     (void)self;
@@ -914,7 +928,7 @@ def rebuild_predictor(target: str, net: "object", dtype: str, name: str, options
     # a fixed-point domain it filled in, included)
     predictor = get_loader(target).run(_revalidated(net), numeric_type(dtype), name, **options)
     if library is not None and predictor._library_name == library:
-        _REBUILT[library] = predictor
+        _keep(_REBUILT, library, predictor)
     return predictor
 
 

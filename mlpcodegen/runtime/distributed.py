@@ -76,6 +76,8 @@ def _plain_call(predictor: Predictor, rows: np.ndarray, threads: int) -> np.ndar
 #: target -> how a block is passed to its predictor, when not plainly (C takes threads=).
 _BLOCK_CALLS: dict[str, Callable[[Predictor, np.ndarray, int], np.ndarray]] = {
     "c": lambda predictor, rows, threads: predictor(rows, threads=threads),
+    # threads= too: without it every Dask worker thread would start Numba's whole pool
+    "numba": lambda predictor, rows, threads: predictor(rows, threads=threads),
 }
 
 #: Scoring.key -> loaded predictor, in this process (a worker's cache), oldest first.
