@@ -9,8 +9,11 @@ sum to the next layer's format.  Knows no language: :mod:`mlpcodegen.backends.c_
 prints a :class:`FixedPlan`, :func:`run_fixed` mirrors what it computes bit for bit.
 
 Formats come from the input domain: sound interval bounds of every layer over the domain
-cut into sub-boxes (up to 4096; beyond 12 inputs the 8 of widest spread halved), so that no
-value of the domain saturates.
+cut into sub-boxes (up to 4096; beyond 12 inputs up to 8 of widest spread halved, fewer
+when the symbolic bounds would pass 2**22 floats, the others whole: any number of inputs), so
+that no value of the domain saturates.  Every shift count stays below its accumulator's
+width (no undefined behaviour in the C): where tiny weights on a tiny domain would need
+more, the weights take a coarser format.
 
 The stated bound (:attr:`FixedPlan.bound`, one number per output) holds for every input
 of the domain against the exact network (the float64 reference, to its rounding): the
@@ -21,8 +24,9 @@ Lipschitz constant, per unit; through relu and linear layers also as affine form
 one noise symbol per rounding (signed: errors shared by several units cancel), and each
 unit's bound is the smaller of the two (both sound).
 
-Activations: linear, relu (with ``max_value``), relu6 and hard_tanh exactly (in the
-accumulator, before the shift); tanh by a 257-entry table over [0, 8] with linear
+Activations: linear, relu (with ``max_value``), relu6 and hard_tanh exactly (clamped in the
+accumulator before the shift; a clamp value beyond the accumulator's range is never reached
+and that side is dropped); tanh by a 257-entry table over [0, 8] with linear
 interpolation, sigmoid(z) = (1 + tanh(z/2)) / 2 from the same table; softmax on the last
 layer only: the integer predictor returns the logits (their argmax is the class) and the
 float wrapper normalises them.

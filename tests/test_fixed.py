@@ -175,10 +175,9 @@ def test_generated_text_and_strict_builds(compiled, key, tmp_path):
     (tmp_path / "use.cpp").write_text(f'#include "{key}.h"\nint main() {{ return 0; }}\n')
     gcc = shutil.which("gcc")
     subprocess.run([gcc, *STRICT, "-O2", "-c", str(tmp_path / f"{key}.c"), "-o", str(tmp_path / "a.o")], check=True)
-    subprocess.run(["g++", "-Wall", "-Wextra", "-Werror", "-x", "c++", "-fsyntax-only", str(tmp_path / f"{key}.c")],
-                   check=True)
-    subprocess.run(["g++", "-Wall", "-Werror", "-fsyntax-only", str(tmp_path / "use.cpp")], check=True,
-                   cwd=tmp_path)
+    cxx = ["g++", "-std=c++11", *STRICT[1:], "-fsyntax-only"]  # the strict flags, as C++
+    subprocess.run([*cxx, "-x", "c++", str(tmp_path / f"{key}.c")], check=True)
+    subprocess.run([*cxx, str(tmp_path / "use.cpp")], check=True, cwd=tmp_path)
     arm = shutil.which("arm-none-eabi-gcc")
     assert arm, "arm-none-eabi-gcc is installed by .ci/run"
     subprocess.run([arm, *STRICT, "-mthumb", "-mcpu=cortex-m0plus", "-Os", "-fstack-usage", "-c",
@@ -191,15 +190,155 @@ def test_generated_text_and_strict_builds(compiled, key, tmp_path):
     assert usage[f"{key}_q15"] <= stated["q15"] and usage[key] + usage[f"{key}_q15"] <= stated["one"]
 
 
-def test_rounding_shift_and_input_rounding_mirror():
-    """The shift is round-half-up on negative and positive sums alike; inputs round half
-    away from zero and saturate (NaN to -32768)."""
-    net = Network(1, (Dense(np.array([[1.0]]), np.array([0.0]), name="d"),))
-    fixed = plan(net, (-1, 1))
-    q = quantise_inputs(fixed, np.array([[np.nan], [5.0], [-5.0], [0.5 / 2 ** fixed.in_frac], [-0.5 / 2 ** 14]]))
-    assert q[:, 0].tolist() == [-32768, 32767, -32768, 1, -1 if fixed.in_frac == 14 else q[4, 0]]
-    assert np.array_equal(run_codes(fixed, q), np.clip(run_codes(fixed, q), -32768, 32767))
+def _floor_shift(a: int, s: int) -> int:
+    """floor((a + 2^(s-1)) / 2^s) with Python's unbounded integers."""
+    return (a + (1 << (s - 1))) >> s
+
+
+def _edges(bits: int) -> list[int]:
+    top = 2 ** (bits - 1)
+    values = {-top, -top + 1, top - 1, top - 2, 0, 1, -1, 2, -2, 3, -3}
+    for k in range(1, bits - 1):  # ties (odd multiples of 2^(k-1)) and their neighbours, both signs
+        for base in (1 << (k - 1), 3 << (k - 1), (1 << k) - 1, (1 << k) + 1):
+            values |= {base, -base} if base < top else set()
+    return sorted(values)
+
+
+def test_rounding_shift_and_input_rounding_mirror(tmp_path):
+    """The shift is floor((a + 2^(s-1)) / 2^s) (round half up) on edge values: +-(2^31 - 1),
+    -2^31, ties, the int64 edges; in the mirror and in the C helpers (_shr32, _shr64) built
+    with the strict flags and UBSan.  Inputs round half away from zero and saturate (NaN
+    to -32768)."""
+    from mlpcodegen.backends.c_fixed import _Printer
+    from mlpcodegen.fixed import _shift
+
+    cases = [(bits, a, s) for bits in (32, 64) for a in _edges(bits) for s in range(1, bits)]
+    for bits, a, s in cases:
+        assert int(_shift(np.array([a], dtype=np.int64), s)[0]) == _floor_shift(a, s), (bits, a, s)
+
+    class Helpers(_Printer):
+        def needed(self):
+            return {"shr32", "shr64"}
+
+    net = random_net([1, 1], ["linear"], 0)
+    literal = {32: lambda a: str(a) if a > -2 ** 31 else "-2147483647 - 1",
+               64: lambda a: f"INT64_C({a})" if a > -2 ** 63 else "INT64_C(-9223372036854775807) - 1"}
+    tables = []
+    for bits in (32, 64):
+        mine = [(a, s) for b, a, s in cases if b == bits]
+        tables += [f"static const int{bits}_t a{bits}[{len(mine)}] = {{",
+                   *(f"    {literal[bits](a)}," for a, _ in mine), "};",
+                   f"static const uint32_t s{bits}[{len(mine)}] = {{", *(f"    {s}u," for _, s in mine), "};"]
+    loops = [f'    for (i = 0u; i < sizeof a{bits} / sizeof a{bits}[0]; ++i) '
+             f'printf("%lld\\n", (long long)m_shr{bits}(a{bits}[i], s{bits}[i]));' for bits in (32, 64)]
+    (tmp_path / "shr.c").write_text("\n".join(["#include <stdio.h>", "#include <stdint.h>",
+                                               *Helpers(net, plan(net, (-1, 1)), "m").helpers(), *tables,
+                                               "int main(void)", "{", "    size_t i;", *loops, "    return 0;", "}",
+                                               ""]))
+    subprocess.run(["gcc", *STRICT, "-O1", "-fsanitize=undefined", "-fno-sanitize-recover=all",
+                    str(tmp_path / "shr.c"), "-o", str(tmp_path / "shr")], check=True)
+    run = subprocess.run([str(tmp_path / "shr")], check=True, capture_output=True, text=True)
+    assert [int(v) for v in run.stdout.split()] == [_floor_shift(a, s) for _, a, s in cases]
+    fixed = plan(Network(1, (Dense(np.array([[1.0]]), np.array([0.0]), name="d"),)), (-1, 1))
+    half = 0.5 / 2 ** fixed.in_frac
+    q = quantise_inputs(fixed, np.array([[np.nan], [5.0], [-5.0], [half], [-half], [3 * half], [-3 * half]]))
+    assert q[:, 0].tolist() == [-32768, 32767, -32768, 1, -1, 2, -2]
     assert TABLE_POSITION == 20
+
+
+def _c_codes(tmp_path, net, domain, codes, name="m"):
+    """The generated NAME_q15 built with the strict flags and UBSan (any undefined behaviour
+    aborts), run on int16 ``codes`` (rows): its output codes."""
+    source = emit(net, "c", dtype="q15", name=name, domain=domain)
+    header = get_backend("c").header(net, dtype="q15", name=name, domain=domain)
+    out_type = "int32_t" if net.layers[-1].activation.name == "softmax" else "int16_t"
+    m = net.n_outputs
+    (tmp_path / f"{name}.c").write_text(source)
+    (tmp_path / f"{name}.h").write_text(header)
+    (tmp_path / "drive.c").write_text("\n".join([
+        "#include <stdio.h>", f'#include "{name}.h"', "int main(void)", "{",
+        f"    int16_t x[{net.n_inputs}];", f"    {out_type} y[{m}];", "    unsigned k;",
+        "    while (fread(x, sizeof x, 1, stdin) == 1) {", f"        {name}_q15(x, y);",
+        f'        for (k = 0u; k < {m}u; ++k) printf("%ld\\n", (long)y[k]);', "    }", "    return 0;", "}", ""]))
+    subprocess.run(["gcc", *STRICT, "-O1", "-fsanitize=undefined", "-fno-sanitize-recover=all",
+                    str(tmp_path / f"{name}.c"), str(tmp_path / "drive.c"), "-o", str(tmp_path / name)],
+                   check=True, cwd=tmp_path)
+    run = subprocess.run([str(tmp_path / name)], input=np.asarray(codes, dtype="<i2").tobytes(),
+                         capture_output=True, check=True)
+    return np.array(run.stdout.split(), dtype=np.int64).reshape(len(codes), m)
+
+
+def _all_codes(n_inputs, count, seed):
+    """Every int16 code on the first input (the others random), extremes included."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(-32768, 32768, (count, n_inputs))
+    codes[:65536, 0] = np.arange(-32768, 32768)
+    codes[:4] = [[-32768], [32767], [0], [-1]]
+    return codes
+
+
+def _tiny(weight, activation, n_inputs=2, bias=0.0):
+    return Network(n_inputs, (Dense(np.full((n_inputs, 1), weight), np.array([bias]), Activation(activation),
+                                    name="d0"),), name="tiny")
+
+
+TINY = [(_tiny(1e-5, "relu6"), 1e-4), (_tiny(1e-6, "tanh"), 1e-4), (_tiny(1e-6, "sigmoid"), 1e-4),
+        (_tiny(1e-5, "hard_tanh"), 1e-4), (_tiny(1e-7, "relu6"), 1e-6),
+        (random_net([2, 3, 2], ["tanh", "relu6"], 4, scale=1e-5), 1e-4)]
+
+
+def test_every_shift_defined_for_tiny_weights_on_tiny_domains(tmp_path):
+    """Tiny weights on a tiny domain make a fine accumulator format (shifts of 42-47 before
+    issue 13's review): the plan keeps every shift within the accumulator (coarser weights),
+    FixedLayer refuses a layer that breaks it, and the C (UBSan, -fno-sanitize-recover) is
+    the mirror bit for bit on every int16 code; the bound holds and relu6 is exact."""
+    from dataclasses import replace
+
+    from mlpcodegen.errors import ValidationError
+
+    for index, (net, half) in enumerate(TINY):
+        fixed = plan(net, (-half, half))
+        for layer in fixed.layers:
+            if layer.kind in ("tanh", "sigmoid"):
+                assert 0 <= layer.acc_frac + (layer.kind == "sigmoid") <= TABLE_POSITION + layer.acc_bits - 1
+            else:
+                assert 0 <= layer.shift < layer.acc_bits
+        codes = _all_codes(net.n_inputs, 70000, index)
+        assert np.array_equal(_c_codes(tmp_path, net, (-half, half), codes), run_codes(fixed, codes)), index
+        x = _inputs(net.n_inputs, (-half, half), 5000, index)
+        error = np.abs(run_fixed(fixed, x) - evaluate(net, x.astype(np.float64))).max(axis=0)
+        assert np.all(error <= fixed.bound), (index, error, fixed.bound)
+    layer = plan(TINY[0][0], (-1e-4, 1e-4)).layers[0]
+    with pytest.raises(ValidationError, match="shift"):
+        replace(layer, out_frac=layer.acc_frac - 32)
+
+
+def test_clamp_beyond_the_accumulator_dropped_and_exact():
+    """relu6 / hard_tanh whose clamp (6 or 1 in the accumulator's format) is beyond what the
+    accumulator holds: that side is dropped (no sum reaches it), the bound stays tight (it was
+    ~6 for a measured 1e-13 before issue 13's review)."""
+    for activation in ("relu6", "hard_tanh"):
+        net, half = _tiny(1e-5, activation), 1e-4
+        fixed = plan(net, (-half, half))
+        assert fixed.layers[0].high is None
+        x = _inputs(net.n_inputs, (-half, half), 20000, 1)
+        error = np.abs(run_fixed(fixed, x) - evaluate(net, x.astype(np.float64))).max()
+        assert error <= fixed.bound.max() <= 4 * error + 1e-15, (activation, error, fixed.bound)
+
+
+def test_more_than_32_inputs_planned_and_compiled(tmp_path):
+    """NumPy's meshgrid stops at 32 dimensions: the sub-boxes are indexed over the split
+    inputs only.  A 40-input network (C = mirror, within the bound) and a 200-input one."""
+    net = random_net([40, 6, 3], ["relu", "tanh"], 8)
+    fixed = plan(net, (-1.0, 1.0))
+    codes = np.random.default_rng(3).integers(-32768, 32768, (3000, 40))
+    assert np.array_equal(_c_codes(tmp_path, net, (-1.0, 1.0), codes), run_codes(fixed, codes))
+    x = _inputs(40, (-1.0, 1.0), 5000)
+    assert np.all(np.abs(run_fixed(fixed, x) - evaluate(net, x.astype(np.float64))).max(axis=0) <= fixed.bound)
+    wide = random_net([200, 8, 2], ["relu", "linear"], 9)
+    fixed = plan(wide, (-1.0, 1.0))
+    x = _inputs(200, (-1.0, 1.0), 2000)
+    assert np.all(np.abs(run_fixed(fixed, x) - evaluate(wide, x.astype(np.float64))).max(axis=0) <= fixed.bound)
 
 
 def test_size_command_and_verify_on_m0plus(compiled, capsys):

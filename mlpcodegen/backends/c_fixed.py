@@ -13,7 +13,11 @@ No undefined behaviour whatever the inputs: sums are bounded for any int16 codes
 picks int32 or int64 from the worst case), and the rounding shift ``floor((a + 2**(s-1)) /
 2**s)`` is computed on the value offset by 2**31 (or 2**63) in an unsigned type, so no
 negative value is ever shifted and no signed operation overflows; magnitudes are taken as
-unsigned (``0u - (uint32_t)z``).
+unsigned (``0u - (uint32_t)z``).  Every shift count is below the shifted type's width: the
+plan keeps each layer's shift within 1..31 (int32) or 1..63 (int64) and the tanh argument's
+format within Q0..Q51 (int32: ``m >> (f - 20)``, ``m << (20 - f)``), coarsening the weights'
+format when tiny weights on a tiny domain would need more (:class:`mlpcodegen.fixed.FixedLayer`
+refuses a layer that breaks it).
 """
 from __future__ import annotations
 
@@ -185,8 +189,10 @@ class _Printer:
         n = self.name
         return ["/* tanh(k / 32) in Q15 for k = 0..256 (at most 32767) */",
                 f"static const int16_t {n}_T[257] = {{", *_int_lines(tanh_table()), "};", "",
-                f"/* tanh(z) in Q15 for z in Q(f), |z| < 2^31: |z| in Q{TABLE_POSITION} indexes the table (15 bits",
-                "   of interpolation weight); beyond 8 the table's last value.  Error: see the file comment. */",
+                f"/* tanh(z) in Q15 for z in Q(f), |z| < 2^31, f <= {TABLE_POSITION + 31} (every shift below 32): |z| in "
+                f"Q{TABLE_POSITION} indexes",
+                "   the table (15 bits of interpolation weight); beyond 8 the table's last value.  Error: see the",
+                "   file comment. */",
                 f"static int32_t {n}_tanh(int32_t z, uint32_t f)", "{",
                 "    const uint32_t m = z < 0 ? 0u - (uint32_t)z : (uint32_t)z;",
                 "    int32_t t = 32767;",
