@@ -325,6 +325,8 @@ def _frac_for(magnitude: float, top: int = Q_MAX) -> int:
     most :data:`MAX_FRAC` (a coarser format holds a tiny value too)."""
     if magnitude <= 0.0:
         return 15
+    if magnitude * 2.0 ** MAX_FRAC <= top:  # tiny (top / magnitude may overflow)
+        return MAX_FRAC
     frac = math.floor(math.log2(top / magnitude))
     while magnitude * 2.0 ** frac > top:
         frac -= 1
@@ -347,12 +349,16 @@ def _quantise(values: np.ndarray, frac: int) -> np.ndarray:
 def _weights(layer: Dense, in_frac: int, codes_in: tuple[int, int], top: int = Q_MAX,
              cap: Optional[int] = None) -> tuple[int, int, np.ndarray, np.ndarray]:
     """(weight format, accumulator bits, int weights (units, n_in), int bias): the finest
-    int16 format (at most Q``cap``: the shifts must stay below the accumulator's bits), with int32 sums when the worst case of any input codes in ``codes_in``
-    (what the previous layer can output, whatever the inputs) fits for at most
+    int16 format (at most Q``cap``: the shifts must stay below the accumulator's bits),
+    with int32 sums when the worst case of any input codes in ``codes_in`` (what the
+    previous layer can output, whatever the inputs) fits for at most
     :data:`INT32_BITS_GIVEN` fewer weight bits, else int64."""
     kernel = layer.kernel.T
     bias = np.zeros(layer.units) if layer.bias is None else layer.bias
     finest = _frac_for(float(np.abs(kernel).max()), top)
+    largest_bias = float(np.abs(bias).max(initial=0.0))
+    if largest_bias > 0.0:  # a large bias with tiny weights and inputs: coarser weights keep it in int64
+        finest = min(finest, math.floor(math.log2(2.0 ** 61 / largest_bias)) - in_frac)
     finest = finest if cap is None else min(finest, cap)
     for frac in range(finest, finest - INT32_BITS_GIVEN - 1, -1):
         weights, codes = _quantise(kernel, frac), _quantise(bias, frac + in_frac)

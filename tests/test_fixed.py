@@ -261,7 +261,7 @@ def _c_codes(tmp_path, net, domain, codes, name="m"):
         "    while (fread(x, sizeof x, 1, stdin) == 1) {", f"        {name}_q15(x, y);",
         f'        for (k = 0u; k < {m}u; ++k) printf("%ld\\n", (long)y[k]);', "    }", "    return 0;", "}", ""]))
     subprocess.run(["gcc", *STRICT, "-O1", "-fsanitize=undefined", "-fno-sanitize-recover=all",
-                    str(tmp_path / f"{name}.c"), str(tmp_path / "drive.c"), "-o", str(tmp_path / name)],
+                    str(tmp_path / f"{name}.c"), str(tmp_path / "drive.c"), "-o", str(tmp_path / name), "-lm"],
                    check=True, cwd=tmp_path)
     run = subprocess.run([str(tmp_path / name)], input=np.asarray(codes, dtype="<i2").tobytes(),
                          capture_output=True, check=True)
@@ -284,7 +284,8 @@ def _tiny(weight, activation, n_inputs=2, bias=0.0):
 
 TINY = [(_tiny(1e-5, "relu6"), 1e-4), (_tiny(1e-6, "tanh"), 1e-4), (_tiny(1e-6, "sigmoid"), 1e-4),
         (_tiny(1e-5, "hard_tanh"), 1e-4), (_tiny(1e-7, "relu6"), 1e-6),
-        (random_net([2, 3, 2], ["tanh", "relu6"], 4, scale=1e-5), 1e-4)]
+        (random_net([2, 3, 2], ["tanh", "relu6"], 4, scale=1e-5), 1e-4),
+        (random_net([3, 4], ["softmax"], 5, scale=1e-6), 1e-7)]  # one softmax layer: no int16 buffers
 
 
 def test_every_shift_defined_for_tiny_weights_on_tiny_domains(tmp_path):

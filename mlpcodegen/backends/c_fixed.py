@@ -189,10 +189,9 @@ class _Printer:
         n = self.name
         return ["/* tanh(k / 32) in Q15 for k = 0..256 (at most 32767) */",
                 f"static const int16_t {n}_T[257] = {{", *_int_lines(tanh_table()), "};", "",
-                f"/* tanh(z) in Q15 for z in Q(f), |z| < 2^31, f <= {TABLE_POSITION + 31} (every shift below 32): |z| in "
-                f"Q{TABLE_POSITION} indexes",
-                "   the table (15 bits of interpolation weight); beyond 8 the table's last value.  Error: see the",
-                "   file comment. */",
+                f"/* tanh(z) in Q15 for z in Q(f), |z| < 2^31, f <= {TABLE_POSITION + 31} (every shift below 32):",
+                f"   |z| in Q{TABLE_POSITION} indexes the table (15 bits of interpolation weight); beyond 8 the",
+                "   table's last value.  Error: see the file comment. */",
                 f"static int32_t {n}_tanh(int32_t z, uint32_t f)", "{",
                 "    const uint32_t m = z < 0 ? 0u - (uint32_t)z : (uint32_t)z;",
                 "    int32_t t = 32767;",
@@ -206,8 +205,9 @@ class _Printer:
     def q15_function(self) -> list[str]:
         layers, n = self.plan.layers, self.name
         width = self.plan.width
+        buffers = len(layers) > 1 or layers[0].out_bits == 16  # one softmax layer writes y directly
         lines = [f"void {n}_q15(const int16_t *x, {self.out_type} *y)", "{",
-                 f"    int16_t h[2][{width}];", "    uint32_t i, j;"]
+                 *([f"    int16_t h[2][{width}];"] if buffers else []), "    uint32_t i, j;"]
         source = "x"
         for index, layer in enumerate(layers, 1):
             last = index == len(layers)
