@@ -45,7 +45,7 @@ import numpy as np
 
 from ..errors import ValidationError
 from ..ir import Network
-from ..numeric import NUMERIC_TYPES, numeric_type
+from ..numeric import FIXED_TYPES, NUMERIC_TYPES, numeric_type
 from ..passes import fold_affine
 from ..reference import evaluate_magnitude
 from ..runtime import load
@@ -164,8 +164,11 @@ class VerifyReport:
         rows = [("comparison", "max abs", "max rel", "max ulp", "bound", "result")]
         for c in self.comparisons:
             verdict = {True: "ok", False: "FAIL", None: "-"}[c.passed]
-            rows.append((c.label, f"{c.max_abs:.3g}", f"{c.max_rel:.3g}",
-                         f"{c.max_ulp:.3g} ({c.ulp_dtype})", c.bound, verdict))
+            if c.ulp_dtype in FIXED_TYPES:  # fixed point: abs error against a stated bound, no rel/ULP
+                rel, ulp = "-", f"- ({c.ulp_dtype})"
+            else:
+                rel, ulp = f"{c.max_rel:.3g}", f"{c.max_ulp:.3g} ({c.ulp_dtype})"
+            rows.append((c.label, f"{c.max_abs:.3g}", rel, ulp, c.bound, verdict))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
         return head + "\n".join(lines) + "\n"
