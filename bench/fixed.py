@@ -26,6 +26,7 @@ on [-1, 1]) and cls 16-64-64-10 softmax (bench/embedded.py's random weights):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 import time
@@ -39,7 +40,7 @@ sys.path.insert(0, str(REPO))
 from mlpcodegen import load  # noqa: E402
 from mlpcodegen.fixed import TANH_ERROR, measure_tanh_error, plan, quantise_inputs, run_codes, run_fixed  # noqa: E402
 from mlpcodegen.harness import cortex  # noqa: E402
-from mlpcodegen.ir import Activation, Dense, Network  # noqa: E402
+from mlpcodegen.ir import Dense, Network  # noqa: E402
 from mlpcodegen.reference import evaluate  # noqa: E402
 from mlpcodegen.runtime import cross  # noqa: E402
 
@@ -59,9 +60,7 @@ def fitted_sine() -> Network:
     x = np.linspace(-np.pi, np.pi, 512)[:, None]
     fit = MLPRegressor(hidden_layer_sizes=(16, 16), activation="relu", solver="lbfgs", random_state=0,
                        max_iter=2000, tol=1e-9).fit(x, np.sin(x[:, 0]))
-    layers = tuple(Dense(w, b, Activation(a), name=f"d{i}") for i, (w, b, a) in
-                   enumerate(zip(fit.coefs_, fit.intercepts_, ("relu", "relu", "linear"))))
-    return Network(1, layers, name="sine")
+    return dataclasses.replace(load(fit), name="sine")  # the scikit-learn frontend reads it
 
 
 def models() -> dict:
