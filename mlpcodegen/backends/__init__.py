@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from types import ModuleType
 from typing import Callable, Optional
 
 import numpy as np
@@ -37,6 +38,12 @@ class Backend:
 #: dtype -> (emit, header) of the C printers that are not the float C (fixed point).
 C_BY_DTYPE: dict[str, tuple[Emit, Emit]] = {dtype: (c_fixed.emit_c_fixed, c_fixed.emit_c_fixed_header)
                                             for dtype in c_fixed.DTYPES}
+def c_printer(dtype: str) -> ModuleType:
+    """The C printer module that emits ``dtype`` (its ``signature`` and ``stack_bytes``
+    describe what it emits): the fixed-point printer for a fixed dtype, else the float C."""
+    return c_fixed if dtype in C_BY_DTYPE else c
+
+
 #: Options only the fixed-point printers read (the input domain their formats are planned for).
 FIXED_OPTIONS = ("domain",)
 

@@ -822,7 +822,7 @@ class CompiledNetwork:
         math = {"fast": "fast math (inline exp/tanh)", "libm": "libm math"}.get(self.math, self.math)
         if self.math == "fast" and not self.numeric.has_fast_math:
             math = "libm math"  # no inline functions for this type: it always calls the C library
-        if self.numeric.fraction_bits is not None:  # fixed point: the float wrapper's I/O type says nothing
+        if self.numeric.is_fixed:  # fixed point: the float wrapper's I/O type says nothing
             parts = [f"{self.name!r} {shape}", f"{self.numeric.name} fixed point (float32 in and out)"]
         else:
             parts = [f"{self.name!r} {shape}", self.dtype.name, math]

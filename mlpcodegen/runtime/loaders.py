@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..backends import emit, get_backend
+from ..backends import c_printer, emit, get_backend
 from ..errors import UnsupportedError
 from ..ir import Network
 from ..numeric import NumericType, numeric_type
@@ -55,30 +55,14 @@ def _c_source(net: Network, numeric: NumericType, name: str, options: dict, modu
     """(source, cdef) of the library ``module``: the emitted C, then the native entry points."""
     from .cffi_build import native_source
 
-    signature, stack_bytes = _C_FUNCTIONS[numeric.is_fixed]()
+    printer = c_printer(numeric.name)
     source = emit(net, "c", dtype=numeric.name, name=name, **options)
     profile = {"profile": options["profile"]} if "profile" in options else {}
-    cdef = "".join(proto + ";\n" for proto in signature(net, numeric.name, name, **profile))
+    cdef = "".join(proto + ";\n" for proto in printer.signature(net, numeric.name, name, **profile))
     native = native_source(module, name, numeric, net.n_inputs, net.n_outputs, cdef=cdef,
                            work_per_row=_work_per_row(net),
-                           stack=stack_bytes(net, numeric.name, str(options["unroll"]))["batch"])
+                           stack=printer.stack_bytes(net, numeric.name, str(options["unroll"]))["batch"])
     return source + native, cdef
-
-
-def _float_c() -> tuple:
-    from ..backends.c import signature, stack_bytes
-
-    return signature, stack_bytes
-
-
-def _fixed_c() -> tuple:
-    from ..backends.c_fixed import signature, stack_bytes
-
-    return signature, stack_bytes
-
-
-#: fixed point? -> (signature, stack_bytes) of the C printer that emits the dtype.
-_C_FUNCTIONS = {False: _float_c, True: _fixed_c}
 
 
 def _work_per_row(net: Network) -> int:
