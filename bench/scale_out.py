@@ -5,7 +5,9 @@
     python bench/scale_out.py [--quick] [--spark] [--out bench/DISTRIBUTED.md]
 
 Models as bench/native_call.py (seed 1-3-2-1, mid 8-64-64-1, cls 16-64-64-10, float32,
-default options), 10^6 rows.  Dask: ``LocalCluster(n_workers=2, threads_per_worker=1)``,
+default options), 10^6 rows; seed also 10^7 and 10^8 rows (``--seed-rows``: its 10^6 rows
+take two threads ~13 ms, less than Dask's round trip of an empty task here, which the
+bench measures and prints).  Dask: ``LocalCluster(n_workers=2, threads_per_worker=1)``,
 the rows in row chunks aligned to 64; three ways a user meets it:
 
 * *on workers*: the rows are already on the workers (made there: ``da.random``, then
@@ -52,9 +54,10 @@ def _timed(action) -> float:
     return time.perf_counter() - start
 
 
-def dask_rounds(client, net, rows: int, chunks: int, rounds: int) -> list[tuple[float, ...]]:
-    """Per round: (2-thread time, then each PATHS time); checks the outputs once."""
+def dask_rounds(client, net, rows: int, chunks: int, rounds: int, paths: int = len(PATHS)) -> list[tuple[float, ...]]:
+    """Per round: (2-thread time, then the first ``paths`` of PATHS' times); checks the outputs once."""
     import dask.array as da
+    from dask.core import flatten
     from distributed import wait
 
     size = -(-rows // chunks // 64) * 64
@@ -63,11 +66,15 @@ def dask_rounds(client, net, rows: int, chunks: int, rounds: int) -> list[tuple[
     wait(data)
     x = data.compute()
     predict = compile_c(net, name="bench")
-    local = da.from_array(x, chunks=(size, net.n_inputs))
+    local = da.from_array(x, chunks=(size, net.n_inputs)) if paths > 2 else None
     expected = predict(x, threads=2)
-    for collection in (data, local):
+    for collection in (data, local)[:paths - 1]:
         if not np.array_equal(score_dask(collection, net, name="bench").compute(), expected):
             raise SystemExit("Dask outputs differ from predict: the benchmark is void")
+    del expected
+    keys = [key for collection in (data, local)[:paths - 1]
+            for key in flatten(score_dask(collection, net, name="bench").__dask_keys__())]
+    _settle(client, keys)
     samples = []
     for _ in range(rounds):
         kept = []
@@ -77,14 +84,51 @@ def dask_rounds(client, net, rows: int, chunks: int, rounds: int) -> list[tuple[
             wait(kept[-1])
 
         threads, persisted = _timed(lambda: predict(x, threads=2)), _timed(on_workers)
-        client.cancel(kept.pop())  # forgotten before the next graph asks for the same keys
-        samples.append((threads, persisted, _timed(lambda: score_dask(data, net, name="bench").compute()),
-                        _timed(lambda: score_dask(local, net, name="bench").compute())))
+        client.cancel(kept.pop())
+        _settle(client, keys)
+        times = []
+        for collection in (data, local)[:paths - 1]:
+            times.append(_timed(lambda rows=collection: score_dask(rows, net, name="bench").compute()))
+            _settle(client, keys)
+        samples.append((threads, persisted, *times))
     client.cancel(data)
     return samples
 
 
-def dask_table(nets: dict, rows: int, chunk_counts: list[int], rounds: int) -> tuple[list[str], str]:
+def _settle(client, keys: list, patience: float = 5.0) -> None:
+    """Wait (untimed) until the workers hold none of ``keys`` (released asynchronously after
+    a cancel or a compute): the next graph asks for the same keys and must compute them."""
+    deadline = time.perf_counter() + patience
+    while any(client.who_has(keys).values()) and time.perf_counter() < deadline:
+        time.sleep(0.005)
+
+
+def _row(label: str, rows: int, chunks: int, samples: list[tuple[float, ...]]) -> str:
+    """A table row: throughputs (ms) of 2 threads and each timed path, then the ratios."""
+    times = [statistics.median(column) for column in zip(*samples)]
+    ratios = [statistics.median(s[0] / s[i] for s in samples) for i in range(1, len(times))]
+    cells = [f"{rows / t / 1e6:.1f} M rows/s ({t * 1e3:.0f} ms)" for t in times]
+    cells += ["not timed"] * (len(PATHS) + 1 - len(cells))
+    shown = [f"**{ratios[0]:.2f}×**", *(f"{r:.2f}×" for r in ratios[1:])]
+    shown += ["—"] * (len(PATHS) - len(shown))
+    return f"| {label} | {rows:,} | {chunks} | " + " | ".join(cells + shown) + " |"
+
+
+def round_trip(client, count: int = 41) -> float:
+    """Median seconds of ``client.submit(inc, i).result()``: Dask's floor for any graph here."""
+    times = []
+    for i in range(count):
+        times.append(_timed(lambda: client.submit(_inc, i, pure=False).result()))
+    return statistics.median(times)
+
+
+def _inc(value: int) -> int:
+    return value + 1
+
+
+def dask_table(runs: list[tuple], rounds: int) -> tuple[list[str], str]:
+    """``runs``: (label, network, rows, chunk counts, paths timed) each; the table and a
+    line on the cluster (its start, the empty task's round trip)."""
     from distributed import Client, LocalCluster
 
     started = time.perf_counter()
@@ -92,22 +136,21 @@ def dask_table(nets: dict, rows: int, chunk_counts: list[int], rounds: int) -> t
                            silence_logs=40)
     client = Client(cluster)
     start_time = time.perf_counter() - started
-    lines = [f"| model ({rows:,} rows) | chunks | `predict(X, threads=2)` | " +
+    lines = ["| model | rows | chunks | `predict(X, threads=2)` | " +
              " | ".join(f"Dask, {path}" for path in PATHS) + " | ratio on workers ÷ 2 threads (target ≥ 0.8) | "
-             "ratio gathered | ratio from the client |", "|---|---|---|" + "---|" * (len(PATHS) + 3)]
+             "ratio gathered | ratio from the client |", "|---|---|---|---|" + "---|" * (len(PATHS) + 3)]
     try:
-        for label, net in nets.items():
+        trip = round_trip(client)
+        for label, net, rows, chunk_counts, paths in runs:
             for chunks in chunk_counts:
-                samples = dask_rounds(client, net, rows, chunks, rounds)
-                times = [statistics.median(column) for column in zip(*samples)]
-                ratios = [statistics.median(s[0] / s[i] for s in samples) for i in range(1, len(PATHS) + 1)]
-                cells = [f"{rows / t / 1e6:.1f} M rows/s ({t * 1e3:.0f} ms)" for t in times]
-                lines.append(f"| {label} | {chunks} | " + " | ".join(cells) + f" | **{ratios[0]:.2f}×** | "
-                             f"{ratios[1]:.2f}× | {ratios[2]:.2f}× |")
+                lines.append(_row(label, rows, chunks, dask_rounds(client, net, rows, chunks, rounds, paths)))
+                print(lines[-1], flush=True)
     finally:
         client.close()
         cluster.close()
-    return lines, f"LocalCluster start (2 worker processes): {start_time:.1f} s."
+    return lines, (f"LocalCluster start (2 worker processes): {start_time:.1f} s.  Round trip of an empty task "
+                   f"(`client.submit(inc, i).result()`, median of 41): {trip * 1e3:.1f} ms — Dask's floor for "
+                   "any graph on this machine, whatever it computes.")
 
 
 def spark_table(nets: dict, rows: int, rounds: int) -> list[str]:
@@ -157,6 +200,9 @@ def main() -> int:
     parser.add_argument("--out", default=str(HERE / "DISTRIBUTED.md"))
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--models", default="seed,mid,cls", help="comma-separated: seed, mid, cls")
+    parser.add_argument("--seed-rows", default="10000000,100000000",
+                        help="comma-separated larger row counts for seed ('' for none): its 10^6 rows take "
+                             "less than Dask's round trip")
     args = parser.parse_args()
     rounds, chunk_counts = (3, [2, 8]) if args.quick else (7, [2, 8, 32])
     os.environ.setdefault("MLPCODEGEN_CACHE", tempfile.mkdtemp(prefix="mlpcodegen-distributed-"))
@@ -166,7 +212,11 @@ def main() -> int:
         compile_c(net, name="bench")  # built once here: the workers load it from the shared cache
     load_before = os.getloadavg()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    dask_lines, cluster_start = dask_table(nets, args.rows, chunk_counts, rounds)
+    runs = [(label, net, args.rows, chunk_counts, len(PATHS)) for label, net in nets.items()]
+    # larger inputs: on workers and gathered only (from the client would put GBs in the graph)
+    runs += [(label, net, int(rows), [2, 8], 2) for label, net in nets.items() if label.startswith("seed")
+             for rows in filter(None, args.seed_rows.split(","))]
+    dask_lines, cluster_start = dask_table(runs, rounds)
     print("\n".join(dask_lines), flush=True)  # before Spark, which takes minutes
     spark_lines = spark_table(nets, args.rows, rounds) if args.spark else \
         ["Not run (`--spark` not given)."]
@@ -176,7 +226,8 @@ def main() -> int:
         "# Scoring beyond one process: Dask (and Spark)",
         "",
         f"`{command}` ({started}; {os.cpu_count()} CPUs; load average before {load_before[0]:.2f}, after "
-        f"{load_after[0]:.2f}: the machine {'was shared with other work' if max(load_before[0], load_after[0]) > 0.5 else 'was idle'}).",
+        f"{load_after[0]:.2f} with this benchmark's own work: the machine "
+        f"{'was shared with other work' if load_before[0] > 0.5 else 'was otherwise idle'}).",
         "",
         "## Dask, a local cluster of 2 worker processes of 1 thread each",
         "",
