@@ -8,13 +8,30 @@
 >>> mlpcodegen.verify("generated/seed/seed.keras").ok       # imports TensorFlow
 True
 """
-from .backends import emit
+from importlib import import_module as _import_module
+
 from .errors import CompileError, MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
-from .frontends import load
-from .harness.verify import verify
-from .reference import evaluate
-from .runtime import compile_c
-from .scaling import Scaling, with_scaling, write_scaling_file
+
+#: The public functions, imported on first use (PEP 562): ``mlpcodegen convert`` in a fresh
+#: process then loads only the frontend and the printer it runs, not the harness, the
+#: runtime or every printer (each module costs milliseconds of start-up).
+_LAZY = {"load": ".frontends", "emit": ".backends", "compile_c": ".runtime", "verify": ".harness.verify",
+         "evaluate": ".reference", "Scaling": ".scaling", "with_scaling": ".scaling",
+         "write_scaling_file": ".scaling"}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlpcodegen' has no attribute {name!r}")
+    value = getattr(_import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups find it directly
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "load", "emit", "compile_c", "verify", "evaluate", "Scaling", "with_scaling", "write_scaling_file",
