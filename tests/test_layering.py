@@ -231,3 +231,20 @@ def test_every_import_of_the_package_names_one_of_its_modules():
     problems = [f"{_where(module, line)} imports {name}, which is not a module of the package"
                 for module, name, line in _internal_imports() if name not in MODULES]
     _fail_with(problems, "imports of modules that do not exist")
+
+
+def test_the_package_imports_its_public_functions_on_first_use():
+    """``import mlpcodegen`` loads no frontend, printer, runtime or harness (a CLI call pays
+    only for what it runs); every name of ``__all__`` still resolves, to its module's object."""
+    import subprocess
+    import sys
+
+    code = ("import sys, mlpcodegen\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith('mlpcodegen.') and m != 'mlpcodegen.errors')\n"
+            "print(loaded)\n"
+            "print(all(getattr(mlpcodegen, name) is not None for name in mlpcodegen.__all__))\n"
+            "print(mlpcodegen.verify.__module__, mlpcodegen.compile_c.__module__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[:3] == ["[]", "True", "mlpcodegen.harness.verify mlpcodegen.runtime.loaders"]
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        getattr(mlpcodegen, "nothing")

@@ -69,9 +69,10 @@ def _nan_extremum(op: str, where: str) -> Callable[[Printed, Printed], str]:
 
 def _nan_extremum_short(op: str, where: str) -> Callable[[Printed, Printed], str]:
     """:func:`_nan_extremum` in one comparison when ``b`` is a constant (never NaN):
-    ``!(a <= b) ? a : b`` is max(a, b) with a NaN ``a`` kept, ±0 as before.  The embedded
-    profile's form: relu's isnan test and second compare cost 4 of its 8 instructions
-    per unit on Cortex-M4F (sine 1-16-16-1: 888 -> ~760 instructions)."""
+    ``!(a <= b) ? a : b`` is max(a, b) with a NaN ``a`` kept, ±0 as before.  relu's isnan
+    test and second compare cost 4 of its 8 instructions per unit on Cortex-M4F (sine
+    1-16-16-1: 888 -> ~760 instructions) and ~10% of mid 8-64-64-1's one sample on x86-64
+    (bench/REGRESSION.md); one ``cmpnle`` in SSE/AVX."""
     negated = {">": "<=", "<": ">="}[op]
     full = _nan_extremum(op, where)
     return lambda a, b: fill(where, c=f"!({a} {negated} {b})", a=a, b=b) if getattr(b, "number", False) \
@@ -79,7 +80,7 @@ def _nan_extremum_short(op: str, where: str) -> Callable[[Printed, Printed], str
 
 
 def language(dtype: str, math: str = "libm", name: str = "mlp", vector: bool = False,
-             embedded: bool = False, size: bool = False) -> Language:
+             size: bool = False) -> Language:
     """The C spelling of the graph for ``dtype``; ``math="fast"`` calls the inline
     functions of :mod:`c_math` (prefixed ``name``; ``vector``: their flavour for the
     batch block loops, ``size``: their smallest one-sample flavour) where ``dtype`` has them."""
@@ -95,8 +96,8 @@ def language(dtype: str, math: str = "libm", name: str = "mlp", vector: bool = F
         literal=kind.c_literal,
         functions=functions,
         where=where,
-        max2=(_nan_extremum_short if embedded else _nan_extremum)(">", where),
-        min2=(_nan_extremum_short if embedded else _nan_extremum)("<", where),
+        max2=_nan_extremum_short(">", where),
+        min2=_nan_extremum_short("<", where),
         max_statement=lambda m, zs: [f"{kind.c_type} {m} = {zs[0]};"] + [f"if ({z} > {m}) {m} = {z};" for z in zs[1:]],
         declare=f"const {kind.c_type} ",
         end=";",
@@ -673,8 +674,7 @@ class CRenderer:
         self.plan = block_plan(net, dtype)
         self.needed: set = set()
         self.builder = Builder()
-        self._languages = {vector: language(dtype, math, name, vector, embedded=profile == "embedded",
-                                            size=profile == "embedded" and optimize == "size")
+        self._languages = {vector: language(dtype, math, name, vector, size=profile == "embedded" and optimize == "size")
                            for vector in (False, True)}
 
     @property
