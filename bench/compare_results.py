@@ -89,11 +89,16 @@ def main() -> int:
     parser.add_argument("--after", nargs="+", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "REGRESSION.md")
     parser.add_argument("--title", default="")
+    parser.add_argument("--append", metavar="HEADING", help="add a section so named to --out instead of rewriting it")
     args = parser.parse_args()
-    text = "\n".join(["# Before and after, side by side (bench/bench_speed.py runs, alternated)", "",
-                      args.title or f"`python bench/compare_results.py` of {len(args.before)} + {len(args.after)} runs.",
-                      "Verdict: slower when the median ratio is worse than 10% (the spread between two runs of "
-                      "one version here).", "", *compare(args.before, args.after), ""])
+    said = args.title or f"`python bench/compare_results.py` of {len(args.before)} + {len(args.after)} runs."
+    table = [said, "", *compare(args.before, args.after), ""]
+    if args.append:
+        text = args.out.read_text(encoding="utf-8") + "\n".join([f"## {args.append}", "", *table])
+    else:
+        text = "\n".join(["# Before and after, side by side (bench/bench_speed.py runs, alternated)", "",
+                          "Verdict: slower when the median ratio is worse than 10%; the hand-written loops (the "
+                          "same C in every version) show the noise of the sitting.", "", *table])
     args.out.write_text(text, encoding="utf-8")
     print(text)
     return 0

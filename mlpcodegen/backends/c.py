@@ -71,8 +71,8 @@ def _nan_extremum_short(op: str, where: str) -> Callable[[Printed, Printed], str
     """:func:`_nan_extremum` in one comparison when ``b`` is a constant (never NaN):
     ``!(a <= b) ? a : b`` is max(a, b) with a NaN ``a`` kept, ±0 as before.  relu's isnan
     test and second compare cost 4 of its 8 instructions per unit on Cortex-M4F (sine
-    1-16-16-1: 888 -> ~760 instructions) and ~10% of mid 8-64-64-1's one sample on x86-64
-    (bench/REGRESSION.md); one ``cmpnle`` in SSE/AVX."""
+    1-16-16-1: 888 -> ~760 instructions); on x86-64 gcc -O3 both spellings time the same
+    (bench/REGRESSION.md): one spelling for every profile."""
     negated = {">": "<=", "<": ">="}[op]
     full = _nan_extremum(op, where)
     return lambda a, b: fill(where, c=f"!({a} {negated} {b})", a=a, b=b) if getattr(b, "number", False) \
