@@ -12,9 +12,9 @@ from importlib import import_module as _import_module
 
 from .errors import CompileError, MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
 
-#: The public functions, imported on first use (PEP 562): ``mlpcodegen convert`` in a fresh
-#: process then loads only the frontend and the printer it runs, not the harness, the
-#: runtime or every printer (each module costs milliseconds of start-up).
+#: The public functions, imported on first use (PEP 562): ``import mlpcodegen`` loads only
+#: the errors, and a caller pays for the layers it uses (``mlpcodegen.load`` loads no
+#: printer, runtime or harness; each module costs milliseconds of start-up).
 _LAZY = {"load": ".frontends", "emit": ".backends", "compile_c": ".runtime", "verify": ".harness.verify",
          "evaluate": ".reference", "Scaling": ".scaling", "with_scaling": ".scaling",
          "write_scaling_file": ".scaling"}

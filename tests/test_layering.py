@@ -234,8 +234,8 @@ def test_every_import_of_the_package_names_one_of_its_modules():
 
 
 def test_the_package_imports_its_public_functions_on_first_use():
-    """``import mlpcodegen`` loads no frontend, printer, runtime or harness (a CLI call pays
-    only for what it runs); every name of ``__all__`` still resolves, to its module's object."""
+    """``import mlpcodegen`` loads no frontend, printer, runtime or harness (a caller pays
+    for the layers it uses); every name of ``__all__`` still resolves, to its module's object."""
     import subprocess
     import sys
 
