@@ -26,6 +26,8 @@ thresholds, and the specials) and the tests run a smaller one.
 """
 from __future__ import annotations
 
+from string import Template
+
 
 MATH_MODES = ("fast", "libm")
 
@@ -178,50 +180,6 @@ _EXPM1_CORE = """\
     y = s * m + (s - 1.0f);
     big = h * (m + 1.0f) * 2.0f;
 """
-_EXPM1_PICK = {
-    # below 2^-25 in magnitude expm1(x) rounds to x: x itself, which keeps the sign of -0.0
-    "": """\
-    if (x > -2.98023224e-8f && x < 2.98023224e-8f) return x;
-    return x > 88.0f ? (x > 88.72283f ? HUGE_VALF : big) : (x < -87.0f ? -1.0f : y); /* NaN stays NaN */
-""",
-    "v": """\
-    {{
-        const uint32_t above = 0u - (uint32_t)(x > 88.0f), overflow = 0u - (uint32_t)(x > 88.72283f);
-        const uint32_t below = 0u - (uint32_t)(x < -87.0f);
-        const uint32_t tiny = 0u - ((uint32_t)(x > -2.98023224e-8f) & (uint32_t)(x < 2.98023224e-8f));
-        uint32_t out, big_bits, x_bits;
-        memcpy(&out, &y, sizeof out);
-        memcpy(&big_bits, &big, sizeof big_bits);
-        memcpy(&x_bits, &x, sizeof x_bits);
-        out = (out & ~above) | (big_bits & above);
-        out = (out & ~(overflow | below)) | (overflow & 0x7F800000u) | (below & 0xBF800000u);
-        out = (out & ~tiny) | (x_bits & tiny);
-        memcpy(&y, &out, sizeof y);
-    }}
-    return y;
-""",
-}
-# where(c, a, b) in the block loops: both sides computed, one chosen by a bit mask, so
-# an activation like elu (z > 0 ? z : expm1(z)) keeps its expm1 unconditional.
-_WHERE = """\
-static inline float {p}_vwheref(int c, float a, float b)
-{{
-    const uint32_t mask = 0u - (uint32_t)(c != 0);
-    uint32_t a_bits, b_bits;
-    float y;
-    memcpy(&a_bits, &a, sizeof a_bits);
-    memcpy(&b_bits, &b, sizeof b_bits);
-    a_bits = (a_bits & mask) | (b_bits & ~mask);
-    memcpy(&y, &a_bits, sizeof y);
-    return y;
-}}
-"""
-_SIGMOID = """\
-    /* e / (1 + e) with e = exp(-|x|) <= 1 for x < 0: no overflow, subnormal results kept */
-    const float e = {p}_{v}expf(x < 0.0f ? x : -x);
-    return (x < 0.0f ? e : 1.0f) / (1.0f + e);
-"""
-
 
 # -- float64: the same design in binary64 (--math fast with dtype float64).  exp(r) for
 # |r| <= ln(2) / 2 is 1 + r + r^2 q(r) with q of degree 10, a Chebyshev fit (mpmath
@@ -295,29 +253,6 @@ _EXPM164_CORE = """\
     y = s * m + (s - 1.0);
     big = h * (m + 1.0) * 2.0;
 """
-_EXPM164_PICK = {
-    # below 2^-54 in magnitude expm1(x) rounds to x: x itself, which keeps the sign of -0.0
-    "": """\
-    if (x > -5.551115123125783e-17 && x < 5.551115123125783e-17) return x;
-    return x > 709.0 ? (x > 709.8 ? HUGE_VAL : big) : (x < -708.0 ? -1.0 : y); /* NaN stays NaN */
-""",
-    "v": """\
-    {{
-        const uint64_t above = 0u - (uint64_t)(x > 709.0), overflow = 0u - (uint64_t)(x > 709.8);
-        const uint64_t below = 0u - (uint64_t)(x < -708.0);
-        const uint64_t tiny = 0u - ((uint64_t)(x > -5.551115123125783e-17) & (uint64_t)(x < 5.551115123125783e-17));
-        uint64_t out, big_bits, x_bits;
-        memcpy(&out, &y, sizeof out);
-        memcpy(&big_bits, &big, sizeof big_bits);
-        memcpy(&x_bits, &x, sizeof x_bits);
-        out = (out & ~above) | (big_bits & above);
-        out = (out & ~(overflow | below)) | (overflow & 0x7FF0000000000000u) | (below & 0xBFF0000000000000u);
-        out = (out & ~tiny) | (x_bits & tiny);
-        memcpy(&y, &out, sizeof y);
-    }}
-    return y;
-""",
-}
 # tanh(|x|) = -e / (2 + e) with e = expm1(-2|x|) in [-1, 0]: one expm1, no cancellation
 # anywhere (near 0, e = -2|x| to within its ULPs), saturating to 1 as e reaches -1; the
 # sign of x put back by its bit (so -0.0 and NaN keep theirs).
@@ -334,12 +269,51 @@ _TANH64 = """\
     memcpy(&a, &magnitude, sizeof a);
     return a;
 """
-_WHERE64 = """\
-static inline double {p}_vwhere(int c, double a, double b)
+
+
+# -- what float32 and float64 write alike, but for the type's spellings and constants
+# ($-placeholders, string.Template: the {p} and {v} the definitions are formatted with
+# later stay as they are).  expm1's thresholds: above `high` expm1 = exp (2^(k-1) * 2),
+# above `over` +inf, below `low` -1, within `tiny` of 0 x itself (expm1(x) rounds to x
+# below 2^-25 (float32) / 2^-54 (float64) in magnitude, and -0.0 keeps its sign).
+_BINARY = {
+    "float32": {"f": "float", "u": "uint32_t", "s": "f", "inf": "0x7F800000u", "minus_one": "0xBF800000u",
+                "huge": "HUGE_VALF", "high": "88.0f", "over": "88.72283f", "low": "-87.0f",
+                "tiny": "2.98023224e-8f"},
+    "float64": {"f": "double", "u": "uint64_t", "s": "", "inf": "0x7FF0000000000000u",
+                "minus_one": "0xBFF0000000000000u", "huge": "HUGE_VAL", "high": "709.0", "over": "709.8",
+                "low": "-708.0", "tiny": "5.551115123125783e-17"},
+}
+_EXPM1_PICK_ANY = {
+    "": """\
+    if (x > -$tiny && x < $tiny) return x;
+    return x > $high ? (x > $over ? $huge : big) : (x < $low ? -1.0$s : y); /* NaN stays NaN */
+""",
+    "v": """\
+    {{
+        const $u above = 0u - ($u)(x > $high), overflow = 0u - ($u)(x > $over);
+        const $u below = 0u - ($u)(x < $low);
+        const $u tiny = 0u - (($u)(x > -$tiny) & ($u)(x < $tiny));
+        $u out, big_bits, x_bits;
+        memcpy(&out, &y, sizeof out);
+        memcpy(&big_bits, &big, sizeof big_bits);
+        memcpy(&x_bits, &x, sizeof x_bits);
+        out = (out & ~above) | (big_bits & above);
+        out = (out & ~(overflow | below)) | (overflow & $inf) | (below & $minus_one);
+        out = (out & ~tiny) | (x_bits & tiny);
+        memcpy(&y, &out, sizeof y);
+    }}
+    return y;
+""",
+}
+# where(c, a, b) in the block loops: both sides computed, one chosen by a bit mask, so
+# an activation like elu (z > 0 ? z : expm1(z)) keeps its expm1 unconditional.
+_WHERE_ANY = """\
+static inline $f {p}_vwhere$s(int c, $f a, $f b)
 {{
-    const uint64_t mask = 0u - (uint64_t)(c != 0);
-    uint64_t a_bits, b_bits;
-    double y;
+    const $u mask = 0u - ($u)(c != 0);
+    $u a_bits, b_bits;
+    $f y;
     memcpy(&a_bits, &a, sizeof a_bits);
     memcpy(&b_bits, &b, sizeof b_bits);
     a_bits = (a_bits & mask) | (b_bits & ~mask);
@@ -347,11 +321,21 @@ static inline double {p}_vwhere(int c, double a, double b)
     return y;
 }}
 """
-_SIGMOID64 = """\
+_SIGMOID_ANY = """\
     /* e / (1 + e) with e = exp(-|x|) <= 1 for x < 0: no overflow, subnormal results kept */
-    const double e = {p}_{v}exp(x < 0.0 ? x : -x);
-    return (x < 0.0 ? e : 1.0) / (1.0 + e);
+    const $f e = {p}_{v}exp$s(x < 0.0$s ? x : -x);
+    return (x < 0.0$s ? e : 1.0$s) / (1.0$s + e);
 """
+
+
+def _typed(text: str, dtype: str) -> str:
+    """``text`` with ``dtype``'s spellings and constants (:data:`_BINARY`) in its $-placeholders."""
+    return Template(text).substitute(_BINARY[dtype])
+
+
+_EXPM1_PICK = {v: _typed(text, "float32") for v, text in _EXPM1_PICK_ANY.items()}
+_EXPM164_PICK = {v: _typed(text, "float64") for v, text in _EXPM1_PICK_ANY.items()}
+
 
 #: primitive -> (flavour -> body, primitives it calls), per numeric type; a primitive comes
 #: after the ones it calls (the order :func:`definitions` writes them in).
@@ -359,10 +343,10 @@ _FLOAT32: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "exp": ({**{v: _EXP_CORE + pick for v, pick in _EXP_PICK.items()}, "n": _NEXP}, ()),
     "tanh": ({**{v: _TANH_CORE + pick for v, pick in _TANH_PICK.items()}, "s": _TANH_CORE + _TANH_PICK[""]},
              ("exp",)),
-    "sigmoid": ({"": _SIGMOID, "v": _SIGMOID, "s": _SIGMOID}, ("exp",)),
+    "sigmoid": (dict.fromkeys(("", "v", "s"), _typed(_SIGMOID_ANY, "float32")), ("exp",)),
     "expm1": ({**{v: _EXPM1_CORE + pick for v, pick in _EXPM1_PICK.items()}, "s": _EXPM1_CORE + _EXPM1_PICK[""]},
               ()),
-    "where": ({"v": _WHERE}, ()),  # a complete definition (not a float -> float function)
+    "where": ({"v": _typed(_WHERE_ANY, "float32")}, ()),  # a complete definition (not a float -> float function)
 }
 # float64 has no size flavour of its own ("s" is the one-sample text: the embedded
 # profile's float64 is for hosts with a double FPU, not for flash budgets).
@@ -371,8 +355,8 @@ _FLOAT64: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "expm1": ({**{v: _EXPM164_CORE + pick for v, pick in _EXPM164_PICK.items()},
                "s": _EXPM164_CORE + _EXPM164_PICK[""]}, ()),
     "tanh": ({"": _TANH64, "v": _TANH64, "s": _TANH64}, ("expm1",)),
-    "sigmoid": ({"": _SIGMOID64, "v": _SIGMOID64, "s": _SIGMOID64}, ("exp",)),
-    "where": ({"v": _WHERE64}, ()),
+    "sigmoid": (dict.fromkeys(("", "v", "s"), _typed(_SIGMOID_ANY, "float64")), ("exp",)),
+    "where": ({"v": _typed(_WHERE_ANY, "float64")}, ()),
 }
 #: numeric type -> (its table, C type, function-name suffix, as libm names them: expf / exp).
 _TYPES = {"float32": (_FLOAT32, "float", "f"), "float64": (_FLOAT64, "double", "")}
