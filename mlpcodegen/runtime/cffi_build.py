@@ -570,8 +570,8 @@ static PyObject *mlpn__alloc(PyTypeObject *type, Py_ssize_t items)
 
 static PyObject *mlpn__predictor_type(PyObject *self, PyObject *base)
 {
-    /* tp_members is kept by the type (3.11 does not copy it): one array per type made */
-    PyMemberDef *members;
+    /* PyType_FromSpecWithBases copies tp_members into the heap type: a local array will do */
+    PyMemberDef members[2] = {{"__vectorcalloffset__", T_PYSSIZET, 0, READONLY, NULL}, {NULL, 0, 0, 0, NULL}};
     PyType_Slot slots[] = {{Py_tp_call, (void *)PyVectorcall_Call}, {Py_tp_alloc, (void *)mlpn__alloc},
                            {Py_tp_members, NULL}, {0, NULL}};
     PyType_Spec spec = {"mlpcodegen.runtime.cffi_build.CompiledNetwork", 0, 0,
@@ -584,20 +584,14 @@ static PyObject *mlpn__predictor_type(PyObject *self, PyObject *base)
         return NULL;
     }
     size = ((PyTypeObject *)base)->tp_basicsize;
-    members = (PyMemberDef *)PyMem_Calloc(2, sizeof(PyMemberDef));
-    if (members == NULL) return PyErr_NoMemory();
-    members[0].name = "__vectorcalloffset__";
-    members[0].type = T_PYSSIZET;
     members[0].offset = size;
-    members[0].flags = READONLY;
     slots[2].pfunc = members;
     spec.basicsize = (int)(size + (Py_ssize_t)sizeof(vectorcallfunc));
     spec.slots = slots;
     bases = PyTuple_Pack(1, base);
-    if (bases == NULL) { PyMem_Free(members); return NULL; }
+    if (bases == NULL) return NULL;
     type = PyType_FromSpecWithBases(&spec, bases);
     Py_DECREF(bases);
-    if (type == NULL) PyMem_Free(members);
     return type;
 }
 
