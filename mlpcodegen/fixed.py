@@ -43,6 +43,7 @@ import numpy as np
 
 from .errors import UnsupportedError, ValidationError
 from .ir import Dense, Network
+from .untrusted import quote_name
 
 #: Activations the fixed-point predictor computes, and how.
 SUPPORTED = ("linear", "relu", "relu6", "hard_tanh", "tanh", "sigmoid", "softmax")
@@ -731,8 +732,9 @@ def run_fixed(plan: FixedPlan, x: np.ndarray) -> np.ndarray:
 
 
 def describe_bound(plan: FixedPlan) -> list[str]:
-    """Lines stating the formats and the bound (for generated files and reports)."""
-    formats = ", ".join(f"{layer.name}: weights Q{layer.weight_frac}, int{layer.acc_bits} sums, out "
+    """Lines stating the formats and the bound (for generated files and reports): numbers,
+    fixed words and quoted layer names only (no newline, no comment end: printed as they are)."""
+    formats = ", ".join(f"{quote_name(layer.name)}: weights Q{layer.weight_frac}, int{layer.acc_bits} sums, out "
                         f"Q{layer.out_frac} ({layer.kind})" for layer in plan.layers)
     lines = [f"inputs Q{plan.in_frac} on the domain {_domain_text(plan.domain)}; {formats}",
              f"stated max abs error on the domain (vs the exact network): {float(plan.bound.max()):.3g}"]

@@ -353,3 +353,23 @@ def test_size_command_and_verify_on_m0plus(compiled, capsys):
     report, instructions = verify_on_core(net, "m0plus", Options(dtype="q15", name="sine"), n=64, domain=domain)
     assert report.ok and [c.passed for c in report.comparisons] == [True, True], report.table()
     assert "bit-identical" in report.table() and 0 < instructions
+
+
+def test_comment_states_every_format_in_full():
+    """The file comment's formats line (a 16-input softmax network with a per-input domain:
+    hundreds of characters) is printed whole; only the file's names and notes are quoted."""
+    net = dataclasses.replace(random_net([16, 8, 10], ["relu", "softmax"], 4),
+                              notes=("input scaling folded in */ #include",))
+    net = dataclasses.replace(net, layers=(dataclasses.replace(net.layers[0], name="hidden */ x\ny"),
+                                           net.layers[1]))
+    domain = (-1.0 - np.arange(16) / 8, 1.0 + np.arange(16) / 4)
+    fixed = plan(net, domain)
+    header = get_backend("c").header(net, dtype="q15", name="m", domain=domain)
+    comment = header[:header.index("*/\n") + 2]
+    names = ["hidden <U+002A>/ x<U+000A>y", "d1"]
+    for name, layer in zip(names, fixed.layers):
+        assert (f"{name}: weights Q{layer.weight_frac}, int{layer.acc_bits} sums, out Q{layer.out_frac} "
+                f"({layer.kind})") in comment
+    assert f"x15 in [{fixed.domain[0][15]:g}, {fixed.domain[1][15]:g}]" in comment
+    assert "note: input scaling folded in <U+002A>/ <U+0023>include" in comment
+    assert comment.count("*/") == 1 and "..." not in comment

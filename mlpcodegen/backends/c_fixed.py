@@ -28,7 +28,7 @@ from ..fixed import TABLE_POSITION, FixedLayer, FixedPlan, describe_bound, plan,
 from ..ir import Network
 from ..numeric import FLOAT32
 from ._text import HEADER, Lines, quote_name
-from .c import check_name
+from .c import _note_lines, check_name
 from .c_names import reserved_by
 
 DTYPES = ("q15",)
@@ -91,15 +91,14 @@ class _Printer:
     def comment(self) -> list[str]:
         p, n = self.plan, self.name
         stack = stack_bytes(self.net, "q15")
-        notes = [f" * note: {quote_name(note[:200])}" for note in self.net.notes]
         return [f"/* {HEADER}",
                 f" * network {quote_name(self.net.name)}: {self.net.describe()}, Q15 fixed point",
-                *notes,
+                *_note_lines(self.net),
                 f" * {n}_q15(x, y): integer only (no float, no libm, no division): int16 codes, "
                 f"x[{self.net.n_inputs}] = round(x * 2^{n}_Q15_IN_FRAC) -> y[{p.n_outputs}], "
                 f"y = code * 2^-{n}_Q15_OUT_FRAC",
                 f" * {n}(x, y): float in and out (rounds, saturates, calls {n}_q15, scales back)",
-                *(f" * {quote_name(line)}" for line in describe_bound(p)),
+                *(f" * {line}" for line in describe_bound(p)),  # its names quoted
                 " * Outside the domain values saturate (no overflow, no undefined behaviour); the bound holds inside.",
                 f" * Stack, at most (bytes): {n}_q15 {stack['q15']}, {n} {stack['one']}.",
                 " * In place: y may be x.  Reentrant: no mutable globals. */"]
