@@ -53,6 +53,7 @@ def _load_c(net: Network, numeric: NumericType, name: str, *, unroll: str = "aut
 
 def _c_source(net: Network, numeric: NumericType, name: str, options: dict, module: str) -> tuple[str, str]:
     """(source, cdef) of the library ``module``: the emitted C, then the native entry points."""
+    from ..backends.numba import work_per_row
     from .cffi_build import native_source
 
     printer = c_printer(numeric.name)
@@ -60,14 +61,9 @@ def _c_source(net: Network, numeric: NumericType, name: str, options: dict, modu
     profile = {"profile": options["profile"]} if "profile" in options else {}
     cdef = "".join(proto + ";\n" for proto in printer.signature(net, numeric.name, name, **profile))
     native = native_source(module, name, numeric, net.n_inputs, net.n_outputs, cdef=cdef,
-                           work_per_row=_work_per_row(net),
+                           work_per_row=work_per_row(net),
                            stack=printer.stack_bytes(net, numeric.name, str(options["unroll"]))["batch"])
     return source + native, cdef
-
-
-def _work_per_row(net: Network) -> int:
-    """Multiply-adds and activations one sample costs (sets the rows per thread)."""
-    return sum(int(getattr(layer, "kernel", np.empty(0)).size) + layer.units for layer in net.layers)
 
 
 def _import(net: Network, target: str, numeric: NumericType, name: str) -> Any:
