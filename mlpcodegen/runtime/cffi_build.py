@@ -154,17 +154,18 @@ def build_network(parts: Sequence[object], produce: Callable[[str], tuple[str, s
         native = _import(name + NATIVE_SUFFIX, Path(module.__file__))
         _LOADED[name + NATIVE_SUFFIX] = native
     if tuple(flags) == DEFAULT_FLAGS:  # what a pickled predictor rebuilds from (see CompiledNetwork.__reduce__)
-        _keep(_RECIPES, native.__name__, tuple(parts))
+        keep_recent(_RECIPES, native.__name__, tuple(parts))
     return module, native
 
 
-#: How many recipes and rebuilt predictors a process remembers: each holds a network's
-#: weights, and a long-lived process (a Dask worker) compiles many.  Set again on every
-#: build, so a forgotten entry costs at most a rebuild's hashing, never a wrong answer.
+#: How many recipes and rebuilt predictors a process remembers (and loaded ones, in
+#: runtime.distributed): each holds a network's weights, and a long-lived process (a Dask
+#: worker) compiles many.  Set again on every build, so a forgotten entry costs at most a
+#: rebuild's hashing, never a wrong answer.
 REMEMBERED = 32
 
 
-def _keep(table: dict, key: str, value: object) -> None:
+def keep_recent(table: dict, key: str, value: object) -> None:
     """``table[key] = value``, the oldest entries dropped beyond :data:`REMEMBERED`."""
     table.pop(key, None)
     table[key] = value
@@ -922,7 +923,7 @@ def rebuild_predictor(target: str, net: "object", dtype: str, name: str, options
     # a fixed-point domain it filled in, included)
     predictor = get_loader(target).run(_revalidated(net), numeric_type(dtype), name, **options)
     if library is not None and predictor._library_name == library:
-        _keep(_REBUILT, library, predictor)
+        keep_recent(_REBUILT, library, predictor)
     return predictor
 
 

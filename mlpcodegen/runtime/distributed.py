@@ -26,8 +26,8 @@ import numpy as np
 from ..backends import get_backend
 from ..errors import UnsupportedError, ValidationError
 from ..ir import Network
-from .cffi_build import SPLIT_ROWS
-from .loaders import Predictor, get_loader, load
+from .cffi_build import SPLIT_ROWS, keep_recent
+from .loaders import Predictor, check_options, get_loader, load
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,7 @@ class Scoring:
                 if found is None:
                     found = load(self.network, self.target, dtype=self.dtype, name=self.name,
                                  **dict(self.options))
-                    while len(_PREDICTORS) >= MAX_LOADED:  # a long-lived worker: drop the oldest
-                        _PREDICTORS.pop(next(iter(_PREDICTORS)))
-                    _PREDICTORS[self.key] = found
+                    keep_recent(_PREDICTORS, self.key, found)  # a long-lived worker: the oldest dropped
         return found
 
     def score(self, rows: np.ndarray) -> np.ndarray:
@@ -80,10 +78,9 @@ _BLOCK_CALLS: dict[str, Callable[[Predictor, np.ndarray, int], np.ndarray]] = {
     "numba": lambda predictor, rows, threads: predictor(rows, threads=threads),
 }
 
-#: Scoring.key -> loaded predictor, in this process (a worker's cache), oldest first.
+#: Scoring.key -> loaded predictor, in this process (a worker's cache), oldest first; at
+#: most :data:`.cffi_build.REMEMBERED` (each holds a loaded library or module).
 _PREDICTORS: dict[str, Predictor] = {}
-#: how many predictors a process keeps (each holds a loaded library or module)
-MAX_LOADED = 32
 _BUILD_LOCK = threading.Lock()
 
 
@@ -97,10 +94,7 @@ def scoring(model: object, *, target: Optional[str] = None, dtype: Optional[str]
     supported = get_backend(target).dtypes
     if dtype not in supported:
         raise UnsupportedError(f"scoring on workers runs target {target!r} in dtypes {supported}, not {dtype!r}")
-    unknown = set(options) - set(loader.options)
-    if unknown:
-        raise UnsupportedError(f"target {target!r} has no run option(s) {sorted(unknown)}; "
-                               f"it takes {loader.options}")
+    check_options(target, loader, options)
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValidationError(f"threads must be a positive integer (C calls per block), got {threads!r}")
     settled = tuple(sorted(options.items()))

@@ -138,11 +138,16 @@ def load(net: Network, target: str, *, dtype: "str | NumericType | None" = None,
     (:attr:`Loader.options`: ``unroll`` and ``math`` for C)."""
     loader = get_loader(target)
     numeric = _numeric(target, dtype)
+    check_options(target, loader, options)
+    return loader.run(net, numeric, name, **options)
+
+
+def check_options(target: str, loader: Loader, options: dict) -> None:
+    """Refuse the ``options`` that ``target``'s loader does not take, naming the ones it does."""
     unknown = set(options) - set(loader.options)
     if unknown:
         raise UnsupportedError(f"target {target!r} has no run option(s) {sorted(unknown)}; "
                                f"it takes {loader.options}")
-    return loader.run(net, numeric, name, **options)
 
 
 def _numeric(target: str, dtype: "str | NumericType | None") -> NumericType:
