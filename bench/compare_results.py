@@ -13,8 +13,8 @@ Absolute times on a shared virtual machine drift by 2x from one day to the next 
 commit's bench/RESULTS.md rows, a day apart), so a regression is judged only between runs
 taken in one sitting, alternating the versions.  For every model and every path timed in C
 or over 10^6 rows (the rows issue 15 says must not regress), the table gives each run's
-figure and the median over runs of after ÷ before (time: < 1 is faster; throughput:
-> 1 is faster).  Writes the table to ``--out``.
+figure and the median over runs of after ÷ before, run i of one version against run i of the
+other, taken in turn (time: < 1 is faster; throughput: > 1 is faster).  Writes the table to ``--out``.
 """
 from __future__ import annotations
 
@@ -62,24 +62,33 @@ def value(cell: str) -> float:
         return float("nan")
 
 
+def _ratio(runs_before: list, runs_after: list, model: str, row: str, column: str) -> float:
+    """Median over runs of after ÷ before, run i of one version against run i of the other
+    (taken in turn); nan when a version lacks the row."""
+    old = [value(run[model][row][column]) for run in runs_before if row in run.get(model, {})]
+    new = [value(run[model][row][column]) for run in runs_after if row in run.get(model, {})]
+    return statistics.median(n / o for o, n in zip(old, new)) if old and new else float("nan")
+
+
 def compare(before: list[Path], after: list[Path]) -> list[str]:
     runs_before, runs_after = [tables(p) for p in before], [tables(p) for p in after]
-    lines = ["| model | path | figure | before (each run) | after (each run) | after ÷ before (median) | verdict |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | path | figure | before (each run) | after (each run) | after ÷ before (median) | "
+             "noise gauge (same figure) | verdict |", "|---|---|---|---|---|---|---|---|"]
     for model in runs_before[0]:
         for row, column, kind in WATCHED:
-            old = [value(run[model][row][column]) for run in runs_before if row in run.get(model, {})]
-            new = [value(run[model][row][column]) for run in runs_after if row in run.get(model, {})]
-            if not old or not new:
+            ratio = _ratio(runs_before, runs_after, model, row, column)
+            if ratio != ratio:  # nan: not in both versions
                 continue
-            ratio = statistics.median(n / o for o in old for n in new)
-            slower = ratio > 1.1 if kind == "time" else ratio < 1 / 1.1
-            verdict = GAUGE if row in GAUGES else "**slower**" if slower else "same or better"
+            gauge = _ratio(runs_before, runs_after, model, GAUGES[0], column)
+            # slower: worse by more than 10%, and by more than 10% beyond what the same C moved
+            worse = ratio if kind == "time" else 1 / ratio
+            drift = gauge if kind == "time" else 1 / gauge
+            verdict = GAUGE if row in GAUGES else "**slower**" if worse > 1.1 and worse > 1.1 * drift \
+                else "same or better, or within the noise"
             cells = [" / ".join(run[model][row][column] for run in runs if row in run.get(model, {}))
                      for runs in (runs_before, runs_after)]
             lines.append(f"| {model} | {row} | {column} ({'lower' if kind == 'time' else 'higher'} is "
-                         f"better) | {cells[0]} | {cells[1]} | {ratio:.2f} | "
-                         f"{verdict} |")
+                         f"better) | {cells[0]} | {cells[1]} | {ratio:.2f} | {gauge:.2f} | {verdict} |")
     return lines
 
 
@@ -97,8 +106,10 @@ def main() -> int:
         text = args.out.read_text(encoding="utf-8") + "\n".join([f"## {args.append}", "", *table])
     else:
         text = "\n".join(["# Before and after, side by side (bench/bench_speed.py runs, alternated)", "",
-                          "Verdict: slower when the median ratio is worse than 10%; the hand-written loops (the "
-                          "same C in every version) show the noise of the sitting.", "", *table])
+                          "Verdict: slower when the median ratio is worse than 10% and more than 10% worse than "
+                          "the noise gauge: the hand-written loops, the same C in every version, timed in the same "
+                          "runs (its 1-sample figure for 1-sample rows, its 10^6-row figure for those).", "",
+                          *table])
     args.out.write_text(text, encoding="utf-8")
     print(text)
     return 0

@@ -152,15 +152,16 @@ UNPICKLE_CHILD = textwrap.dedent("""
 
 def hit_table(runs: int) -> list[str]:
     """compile_c of 784-512-512-10 in fresh processes: the first builds, the rest hit."""
-    pickled = os.path.join(tempfile.mkdtemp(prefix="mlpcodegen-pickle-"), "big.pickle")
-    results = []
-    for run in range(runs + 1):
-        for child in (HIT_CHILD, UNPICKLE_CHILD) if run else (HIT_CHILD,):
-            done = subprocess.run([sys.executable, "-c", child.format(repo=str(REPO), pickled=pickled)],
-                                  capture_output=True, text=True, timeout=900, cwd=str(REPO), check=True)
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    with tempfile.TemporaryDirectory(prefix="mlpcodegen-pickle-") as folder:
+        pickled = os.path.join(folder, "big.pickle")
+        results = []
+        for run in range(runs + 1):
+            for child in (HIT_CHILD, UNPICKLE_CHILD) if run else (HIT_CHILD,):
+                done = subprocess.run([sys.executable, "-c", child.format(repo=str(REPO), pickled=pickled)],
+                                      capture_output=True, text=True, timeout=900, cwd=str(REPO), check=True)
+                results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        size = os.path.getsize(pickled)
     build, hits = results[0][0], [[*results[k], *results[k + 1]] for k in range(1, len(results), 2)]
-    size = os.path.getsize(pickled)
 
     def ms(values):
         return f"{1e3 * statistics.median(values):.1f} ms"
@@ -267,7 +268,7 @@ def main() -> int:
                                          args.rows, rounds)
     hits = hit_table(runs)
     load_after = os.getloadavg()
-    keep = " --keep-threads bench/NATIVE.md" if args.keep_threads else ""
+    keep = f" --keep-threads {args.keep_threads}" if args.keep_threads else ""
     text = "\n".join([
         "# The native call path, cache hits and threads",
         "",
