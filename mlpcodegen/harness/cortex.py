@@ -25,7 +25,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..backends import get_backend
-from ..backends.c import emit_c, emit_c_header, literal
+from ..backends.c import literal
 from ..errors import CompileError
 from ..ir import Network
 from ..numeric import numeric_type
@@ -49,13 +49,12 @@ class Options:
     domain: Any = None  # fixed-point dtypes: the input domain the formats are planned for
 
     def source(self, net: Network) -> tuple[str, str]:
-        if numeric_type(self.dtype).is_fixed:  # the registry's C for the dtype (backends/c_fixed.py)
-            backend = get_backend("c")
-            fixed = dict(dtype=self.dtype, name=self.name, domain=self.domain)
-            return backend.emit(net, **fixed), backend.header(net, **fixed)
+        """(source, header): the registry picks the C printer by dtype (a fixed-point dtype's
+        ignores the float options, a float dtype's the domain)."""
+        backend = get_backend("c")
         kwargs = dict(dtype=self.dtype, name=self.name, math=self.math, unroll=self.unroll, profile=self.profile,
-                      optimize=self.optimize)
-        return emit_c(net, **kwargs), emit_c_header(net, **kwargs)
+                      optimize=self.optimize, domain=self.domain)
+        return backend.emit(net, **kwargs), backend.header(net, **kwargs)
 
 
 def write_predictor(net: Network, options: Options, folder: Path) -> Path:
