@@ -32,7 +32,6 @@ class NumericType:
     numpy: str  # the NumPy dtype name of a predictor's inputs and outputs
     digits: str
     fraction_bits: Optional[int] = None
-    has_fast_math: bool = False  # c_math has inline exp/tanh/... for it
 
     def __post_init__(self) -> None:
         if self.digits not in _DIGITS:
@@ -83,10 +82,8 @@ def _binary32_text(value: float) -> str:
 
 _DIGITS = {"repr": _binary64_text, "float32": _binary32_text}
 
-FLOAT32 = NumericType("float32", "float", "f", "f", lanes=32, numpy="float32", digits="float32",
-                      has_fast_math=True)
-FLOAT64 = NumericType("float64", "double", "", "", lanes=16, numpy="float64", digits="repr",
-                      has_fast_math=True)
+FLOAT32 = NumericType("float32", "float", "f", "f", lanes=32, numpy="float32", digits="float32")
+FLOAT64 = NumericType("float64", "double", "", "", lanes=16, numpy="float64", digits="repr")
 
 #: Q15 fixed point (mlpcodegen.fixed): int16 codes inside; a predictor's inputs and
 #: outputs are float32 (its float wrapper), so ``c_type``/``numpy`` describe those.

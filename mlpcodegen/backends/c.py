@@ -736,7 +736,7 @@ class CRenderer:
 
     def _preamble(self) -> Lines:
         """File comment, includes, the fast-math definitions used and the weight arrays."""
-        inline = c_math.definitions(self.needed, self.name, self.dtype) if c_math.has_fast(self.dtype) else []
+        inline = c_math.definitions(self.needed, self.name, self.dtype)  # every NUMERIC_TYPES entry has them
         lines = Lines().add(*self._comment(), "#include <math.h>", "#include <stddef.h>")
         if inline:
             lines.add("#include <stdint.h>", "#include <string.h>", "", *inline[:-1])

@@ -813,9 +813,11 @@ class CompiledNetwork:
         return rebuild_predictor, (*self._recipe, self._library_name)
 
     def __repr__(self) -> str:
+        from ..backends import c_math
+
         shape = self.description or f"{self.n_inputs} -> {self.n_outputs}"
         math = {"fast": "fast math (inline exp/tanh)", "libm": "libm math"}.get(self.math, self.math)
-        if self.math == "fast" and not self.numeric.has_fast_math:
+        if self.math == "fast" and not c_math.has_fast(self.numeric.name):
             math = "libm math"  # no inline functions for this type: it always calls the C library
         if self.numeric.is_fixed:  # fixed point: the float wrapper's I/O type says nothing
             parts = [f"{self.name!r} {shape}", f"{self.numeric.name} fixed point (float32 in and out)"]
