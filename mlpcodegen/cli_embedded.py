@@ -28,6 +28,8 @@ def _options(args: argparse.Namespace, net, common):
 
 def add_size(sub, common) -> None:
     """Add the ``size`` command to the subparsers ``sub``."""
+    from .backends import get_backend
+
     size = sub.add_parser("size", help="flash and stack of the embedded C on Cortex-M cores",
                           description="Cross-compile the embedded profile's C with arm-none-eabi-gcc and report "
                                       "text/rodata/data/bss of the predictor alone, what math functions and "
@@ -38,7 +40,7 @@ def add_size(sub, common) -> None:
                       help="cores to build for (default: all)")
     size.add_argument("--opt", nargs="+", choices=OPT_CHOICES, default=["Os", "O2"],
                       help="gcc optimisation levels, without the dash (default: Os O2)")
-    size.add_argument("--dtype", choices=("float32", "float64", "q15"), default="float32",
+    size.add_argument("--dtype", choices=get_backend("c").supported, default="float32",
                       help="q15: the fixed-point C (integer predictor and its float wrapper)")
     size.add_argument("--name", help="function name (default: from the model file's name)")
     common.add_c_options(size)
