@@ -103,7 +103,7 @@ class FixedLayer:
             raise ValidationError(f"fixed layer {self.name!r}: int16 (units, inputs) weights and a bias per unit")
         if self.kind in _TABLE_KINDS:
             # the C shifts |z| (uint32) by frac - 20 or 20 - frac; an int64 sum by frac - 20 first
-            frac = self.acc_frac + (self.kind == "sigmoid")
+            frac = self.table_frac
             if not 0 <= frac <= (TABLE_POSITION + 31 if self.acc_bits == 32 else TABLE_POSITION + 63):
                 raise ValidationError(f"fixed layer {self.name!r}: table argument in Q{frac}, outside "
                                       f"Q0..Q{TABLE_POSITION + 31} (int32) / Q{TABLE_POSITION + 63} (int64)")
@@ -124,6 +124,12 @@ class FixedLayer:
     @property
     def acc_frac(self) -> int:
         return self.weight_frac + self.in_frac
+
+    @property
+    def table_frac(self) -> int:
+        """The format of the table's argument (tanh, sigmoid): the sum's, one bit more for
+        sigmoid (its argument z / 2 is the same code)."""
+        return self.acc_frac + (self.kind == "sigmoid")
 
     @property
     def codes(self) -> tuple[int, int]:
@@ -700,7 +706,7 @@ def _shift(acc: np.ndarray, s: int) -> np.ndarray:
 
 def _activate_codes(layer: FixedLayer, acc: np.ndarray) -> np.ndarray:
     if layer.kind in _TABLE_KINDS:
-        frac = layer.acc_frac + (1 if layer.kind == "sigmoid" else 0)
+        frac = layer.table_frac
         if layer.acc_bits == 64:
             acc, frac = _narrow(acc, frac)
         t = _tanh_codes(acc, frac)

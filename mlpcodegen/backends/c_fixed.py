@@ -148,7 +148,7 @@ class _Printer:
         for layer in self.plan.layers:
             wide = layer.acc_bits == 64
             if layer.kind in ("tanh", "sigmoid"):
-                frac = layer.acc_frac + (layer.kind == "sigmoid")
+                frac = layer.table_frac
                 names |= {"tanh"} | ({"clip32"} if wide else set()) | (
                     {"shr64"} if wide and frac > TABLE_POSITION else set())
             elif layer.out_bits == 32:
@@ -231,7 +231,7 @@ class _Printer:
         """``r`` (int32, in int16's range) from the sum ``s``."""
         n, wide = self.name, layer.acc_bits == 64
         if layer.kind in ("tanh", "sigmoid"):
-            frac = layer.acc_frac + (1 if layer.kind == "sigmoid" else 0)  # sigmoid: tanh(z / 2)
+            frac = layer.table_frac  # sigmoid: tanh(z / 2)
             z = "s"
             if wide:
                 z = f"{n}_clip32({n}_shr64(s, {frac - TABLE_POSITION}u))" if frac > TABLE_POSITION else f"{n}_clip32(s)"
