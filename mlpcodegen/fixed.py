@@ -156,16 +156,12 @@ class FixedPlan:
     each output (``bound``) on the input ``domain``.  ``softmax``: the last layer's
     outputs are logits, normalised by the float wrapper."""
 
-    name: str
-    description: str
     n_inputs: int
     in_frac: int
     layers: tuple[FixedLayer, ...]
     bound: np.ndarray
     domain: tuple[np.ndarray, np.ndarray]
     softmax: bool
-    tanh_error: float
-    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.layers:
@@ -187,12 +183,9 @@ class FixedPlan:
         return max([self.n_inputs] + [layer.units for layer in self.layers])
 
     @property
-    def uses_table(self) -> bool:
-        return any(layer.kind in _TABLE_KINDS for layer in self.layers)
-
-    @property
-    def weight_bytes(self) -> int:
-        return sum(layer.weights.size * 2 + layer.bias.size * layer.acc_bits // 8 for layer in self.layers)
+    def tanh_error(self) -> float:
+        """The tanh table's error bound (:data:`TANH_ERROR`) when a layer uses it, else 0."""
+        return TANH_ERROR if any(layer.kind in _TABLE_KINDS for layer in self.layers) else 0.0
 
 
 _KINDS = ("linear", "relu", "clamp", "tanh", "sigmoid")
@@ -222,10 +215,6 @@ def table_tanh(position: np.ndarray) -> np.ndarray:
 #: :func:`measure_tanh_error` (4 s: measured once, kept here; tests/test_fixed.py and
 #: bench/fixed.py measure it again).
 TANH_ERROR = 0.00011699721977043165
-
-
-def tanh_error() -> float:
-    return TANH_ERROR
 
 
 def measure_tanh_error(positions: Optional[np.ndarray] = None) -> float:
@@ -332,9 +321,8 @@ def _plan(net: Network, low: tuple[float, ...], high: tuple[float, ...], weight_
                               + (layer.units + 8) * 2.0 ** -23, layer.units, axis=1)
         layers.append(replace(fixed, error=error.max(axis=0)))
         frac = fixed.out_frac
-    return FixedPlan(net.name, net.describe(), net.n_inputs, in_frac, tuple(layers), error.max(axis=0), (lo, hi),
-                     net.layers[-1].activation.name == "softmax", tanh_error() if any(
-                         layer.kind in _TABLE_KINDS for layer in layers) else 0.0, net.notes)
+    return FixedPlan(net.n_inputs, in_frac, tuple(layers), error.max(axis=0), (lo, hi),
+                     net.layers[-1].activation.name == "softmax")
 
 
 def _frac_for(magnitude: float, top: int = Q_MAX) -> int:
@@ -519,7 +507,7 @@ def _table_error(kind: str, low: np.ndarray, high: np.ndarray, dz: np.ndarray, a
     slope = 1.0 - np.tanh(nearest) ** 2
     frac = acc_frac + (kind == "sigmoid")
     narrowing = 2.0 ** -(TABLE_POSITION + 1) if bits == 64 and frac > TABLE_POSITION else 0.0
-    table = tanh_error() + narrowing + slope * dz * half
+    table = TANH_ERROR + narrowing + slope * dz * half
     return table * half + (2.0 ** -16 if kind == "sigmoid" else 0.0)
 
 
