@@ -153,12 +153,10 @@ def build_network(parts: Sequence[object], produce: Callable[[str], tuple[str, s
     if native is None:
         native = _import(name + NATIVE_SUFFIX, Path(module.__file__))
         _LOADED[name + NATIVE_SUFFIX] = native
-    if tuple(flags) == DEFAULT_FLAGS:  # what a pickled predictor rebuilds from (see CompiledNetwork.__reduce__)
-        keep_recent(_RECIPES, native.__name__, tuple(parts))
     return module, native
 
 
-#: How many recipes and rebuilt predictors a process remembers (and loaded ones, in
+#: How many rebuilt predictors a process remembers (and loaded ones, in
 #: runtime.distributed): each holds a network's weights, and a long-lived process (a Dask
 #: worker) compiles many.  Set again on every build, so a forgotten entry costs at most a
 #: rebuild's hashing, never a wrong answer.
@@ -171,11 +169,6 @@ def keep_recent(table: dict, key: str, value: object) -> None:
     table[key] = value
     while len(table) > REMEMBERED:
         del table[next(iter(table))]
-
-
-#: native module name -> the ``parts`` it was last built from (equal keys: equal content):
-#: a predictor's recipe, without the loader having to hand it over.
-_RECIPES: dict[str, tuple] = {}
 
 
 def _feed(digest, value: object) -> None:
@@ -762,7 +755,9 @@ class CompiledNetwork:
     goes straight into the library's CPython entry point ``predict`` (METH_FASTCALL,
     NumPy C API: no Python frame), and ``scalar`` is its ``scalar``; the instance is then
     of a subclass made for it, whose ``__call__`` is that function.  Without it (a
-    module from :func:`build_module`), the same call runs here in Python over cffi."""
+    module from :func:`build_module`), the same call runs here in Python over cffi.
+    ``recipe`` (with ``native``: the ``parts`` given to :func:`build_network`) is what a
+    pickled predictor is rebuilt from; without it the predictor refuses to pickle."""
 
     def __new__(cls, module: ModuleType, *args, native: "ModuleType | None" = None, **kwargs):
         if native is None:
@@ -771,7 +766,7 @@ class CompiledNetwork:
 
     def __init__(self, module: ModuleType, name: str, n_inputs: int, n_outputs: int,
                  dtype: "str | NumericType", *, description: str = "", math: str = "",
-                 native: "ModuleType | None" = None):
+                 native: "ModuleType | None" = None, recipe: "tuple | None" = None):
         #: for repr(): the network (``1-3-2-1 (tanh, tanh, linear)``), the math option, the library
         self.name, self.description, self.math = name, description, math
         self.library = getattr(module, "__file__", None)
@@ -789,9 +784,9 @@ class CompiledNetwork:
         self.dtype = self.numeric.np_dtype
         self._ctype = self.numeric.c_type + "[]"
         self._one_shape = (n_inputs,)
-        #: (target, Network, dtype, name, options) this was built from, for pickling; None
-        #: for a module not built by :func:`build_network` (not picklable)
-        self._recipe = _RECIPES.get(native.__name__) if native is not None else None
+        #: (target, Network, dtype, name, options) this was built from (the ``parts`` given
+        #: to :func:`build_network`), for pickling; None when not given (not picklable)
+        self._recipe = recipe if native is not None else None
         self._library_name = getattr(native, "__name__", None)
 
     @property

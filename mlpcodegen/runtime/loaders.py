@@ -48,7 +48,7 @@ def _load_c(net: Network, numeric: NumericType, name: str, *, unroll: str = "aut
     parts = ("c", net, numeric.name, name, options)
     module, native = build_network(parts, lambda module: _c_source(net, numeric, name, options, module))
     return CompiledNetwork(module, name, net.n_inputs, net.n_outputs, numeric,
-                           description=net.describe(), math=math, native=native)
+                           description=net.describe(), math=math, native=native, recipe=parts)
 
 
 def _c_source(net: Network, numeric: NumericType, name: str, options: dict, module: str) -> tuple[str, str]:
