@@ -1,7 +1,9 @@
 """Shared fixtures: random Keras MLPs built with fixed seeds via set_weights."""
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -9,6 +11,9 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+import toolchains  # noqa: E402
+from toolchains import on_ci, require  # noqa: E402
 
 #: The five activations of the core issue's random architectures (full coverage is
 #: tested in test_coverage.py).
@@ -75,17 +80,93 @@ def build_model(widths, activations, biases, seed: int = 0, functional: bool = F
     return model
 
 
+def _say(config):
+    """A line on the terminal while a test runs (past pytest's capture): what is installed."""
+    def say(line: str) -> None:
+        capture = config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled():
+            print(f"\n{line}", file=sys.stderr, flush=True)
+    return say
+
+
 @pytest.fixture(scope="session")
-def gcc() -> str:
-    """The C compiler.  Missing in CI is a failure (.ci/run installs it), never a skip."""
+def gcc(request) -> str:
+    """The C compiler: installed when missing (tests/toolchains.py), a failure under CI."""
     import shutil
 
     found = shutil.which("gcc") or shutil.which("cc")
     if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("no C compiler on PATH; .ci/run should have installed gcc")
-        pytest.skip("needs a C compiler (apt-get install gcc)")
+        require("gcc", say=_say(request.config))
+        found = shutil.which("gcc")
     return found
+
+
+@pytest.fixture(scope="session")
+def arm_toolchain(request) -> None:
+    """arm-none-eabi-gcc/g++ and qemu-system-arm, for the Cortex-M builds and runs: installed
+    when missing, else every such test skips with the same line (fails under CI=true)."""
+    require("arm", say=_say(request.config))
+
+
+#: Python packages some tests need that `pip install -e ".[all]"` leaves out (torch pulls
+#: several GB of CUDA libraries; .ci/run installs the CPU build).
+OPTIONAL_MODULES = {"torch": 'pip install -e ".[torch]"', "onnxscript": 'pip install -e ".[torch]"'}
+
+
+def import_optional(name: str):
+    """``import name`` for a test module: the module, or a skip (a module-level one too)
+    when it is an optional package that is not installed; under CI=true the error."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        _skip_if_optional(error)
+        raise
+
+
+def _skip_if_optional(error: ModuleNotFoundError) -> None:
+    """Skip, with one line for every such test, when ``error`` is the import of an optional
+    package that is not installed (never under CI=true: .ci/run installs them)."""
+    top = (error.name or "").split(".")[0]
+    if top in OPTIONAL_MODULES and not on_ci() and importlib.util.find_spec(top) is None:
+        toolchains.skip(f"needs {top}, which [all] leaves out: {OPTIONAL_MODULES[top]}")
+
+
+def _one_line(report):
+    """A skip of toolchains.skip() reported at tests/toolchains.py, whichever test or
+    fixture raised it: `pytest -ra` folds skips by place and reason."""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = report.longrepr[2]
+        if reason.removeprefix("Skipped: ") in toolchains.ONE_LINE_SKIPS:
+            report.longrepr = (toolchains.__file__, None, reason)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    return _one_line((yield))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    return _one_line((yield))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    try:
+        return (yield)
+    except ModuleNotFoundError as error:
+        _skip_if_optional(error)
+        raise
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    try:
+        return (yield)
+    except ModuleNotFoundError as error:
+        _skip_if_optional(error)
+        raise
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,9 @@ cores from C and C++, stated stack against gcc -fstack-usage, outputs on QEMU fo
 M0+/M4F/M7 against the reference and bit for bit against the host build, the ``size``
 and ``verify --core`` commands, the missing-toolchain message and the examples.
 
-The toolchain (gcc-arm-none-eabi, libnewlib-arm-none-eabi, qemu-system-arm) is
-installed by .ci/run: these tests never skip."""
+The toolchain (gcc-arm-none-eabi, libnewlib-arm-none-eabi, qemu-system-arm) is the
+``arm_toolchain`` fixture's (tests/toolchains.py): installed when missing as root with
+apt-get, else those tests skip with one line; under CI=true they never skip."""
 from __future__ import annotations
 
 import shutil
@@ -102,7 +103,7 @@ int use(const float *x, float *y) { net(x, y); return 0; }
 
 
 @pytest.mark.parametrize("optimize", ["size", "speed"])
-def test_strict_compiles_host_and_cores_from_c_and_cpp(tmp_path, gcc, optimize):
+def test_strict_compiles_host_and_cores_from_c_and_cpp(tmp_path, gcc, arm_toolchain, optimize):
     source, _ = _write(tmp_path, random_net(), optimize)
     (tmp_path / "user.cpp").write_text(CPP_USER)
     subprocess.run([gcc, *STRICT_FLAGS, "-c", str(source), "-o", str(tmp_path / "host.o")], check=True)
@@ -132,7 +133,7 @@ def _host_stack(gcc: str, source: Path, level: str, folder: Path) -> dict[str, i
 
 
 @pytest.mark.parametrize("which", ["seed", "random", "sine", "table"])
-def test_stated_stack_and_code_bound_the_builds(tmp_path, gcc, which):
+def test_stated_stack_and_code_bound_the_builds(tmp_path, gcc, arm_toolchain, which):
     """Every emitted function has a stated stack and code figure, and no build uses more
     (the fast-math functions, when gcc does not inline them, are counted in NAME's)."""
     net = NETS[which]()
@@ -171,7 +172,7 @@ def _ulps(actual, net, x) -> float:
 
 
 @pytest.mark.parametrize("which", ["seed", "sine", "table"])  # size: the table form chained and taking turns
-def test_outputs_on_three_cores_match_reference_and_host_bits(which):
+def test_outputs_on_three_cores_match_reference_and_host_bits(arm_toolchain, which):
     net = NETS[which]()
     x = np.random.default_rng(3).uniform(-2, 2, (24, net.n_inputs)).astype(np.float32)
     options = cortex.Options(name="net", optimize="speed" if which == "seed" else "size")
@@ -183,7 +184,7 @@ def test_outputs_on_three_cores_match_reference_and_host_bits(which):
         assert 10 < ran.instructions < (1_000_000 if which == "table" else 200_000), (core, ran.instructions)
 
 
-def test_instruction_counts_survive_systick_reloads(monkeypatch):
+def test_instruction_counts_survive_systick_reloads(arm_toolchain, monkeypatch):
     """The count of a measurement longer than SysTick's period (2^24 ticks by default;
     here 65536, a table's MLPC_SYST_RELOAD) counts the reloads: the same figure, not a
     wrapped one; outputs unchanged."""
@@ -250,7 +251,7 @@ def test_in_place_y_may_be_x(tmp_path, gcc):
             assert subprocess.run([str(folder / "program")]).returncode == 0, (label, optimize)
 
 
-def test_size_command_reports_every_core_and_level(capsys):
+def test_size_command_reports_every_core_and_level(arm_toolchain, capsys):
     assert main(["size", str(SEED), "--core", "m0plus", "m4f", "--opt", "Os", "O2", "--optimize", "size"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
@@ -276,7 +277,7 @@ def test_missing_toolchain_is_one_clear_line(tmp_path, monkeypatch, capsys):
     assert main(["verify", str(SEED), "--core", "m4f", "--target", "numpy"]) == 2
 
 
-def test_verify_core_command_on_the_seed_model(capsys):
+def test_verify_core_command_on_the_seed_model(arm_toolchain, capsys):
     """The whole command: model.predict, the reference and the host bits (M7, float32)."""
     assert main(["verify", str(SEED), "--core", "m7", "-n", "40", "--optimize", "size"]) == 0
     out = capsys.readouterr().out
@@ -284,7 +285,7 @@ def test_verify_core_command_on_the_seed_model(capsys):
     assert "instructions per inference on m7" in out
 
 
-def test_verify_core_compares_an_onnx_file_with_onnx_runtime(tmp_path, capsys):
+def test_verify_core_compares_an_onnx_file_with_onnx_runtime(tmp_path, arm_toolchain, capsys):
     """Every format's framework is the peer of --core too (not only Keras files)."""
     from mlpcodegen.harness.onnx_peer import onnx_model
 

@@ -160,7 +160,7 @@ def test_q15_is_a_dtype_of_c_only_and_never_reaches_the_float_printer():
 
 
 @pytest.mark.parametrize("key", ["seed", "cls"])
-def test_generated_text_and_strict_builds(compiled, key, tmp_path):
+def test_generated_text_and_strict_builds(compiled, key, tmp_path, arm_toolchain):
     net, domain, fixed, _ = compiled[key]
     source, header = emit(net, "c", dtype="q15", name=key, domain=domain), \
         get_backend("c").header(net, dtype="q15", name=key, domain=domain)
@@ -178,7 +178,7 @@ def test_generated_text_and_strict_builds(compiled, key, tmp_path):
     subprocess.run([*cxx, "-x", "c++", str(tmp_path / f"{key}.c")], check=True)
     subprocess.run([*cxx, str(tmp_path / "use.cpp")], check=True, cwd=tmp_path)
     arm = shutil.which("arm-none-eabi-gcc")
-    assert arm, "arm-none-eabi-gcc is installed by .ci/run"
+    assert arm, "the arm_toolchain fixture installs arm-none-eabi-gcc"
     subprocess.run([arm, *STRICT, "-mthumb", "-mcpu=cortex-m0plus", "-Os", "-fstack-usage", "-c",
                     str(tmp_path / f"{key}.c"), "-o", str(tmp_path / "m0.o")], check=True, cwd=tmp_path)
     from mlpcodegen.backends.c_fixed import stack_bytes
@@ -341,7 +341,7 @@ def test_more_than_32_inputs_planned_and_compiled(tmp_path):
     assert np.all(np.abs(run_fixed(fixed, x) - evaluate(wide, x.astype(np.float64))).max(axis=0) <= fixed.bound)
 
 
-def test_size_command_and_verify_on_m0plus(compiled, capsys):
+def test_size_command_and_verify_on_m0plus(compiled, capsys, arm_toolchain):
     """`mlpcodegen size --dtype q15` and verify on the emulated Cortex-M0+ (qemu): within the
     stated bound, the same bits as the host build."""
     from mlpcodegen.cli import main

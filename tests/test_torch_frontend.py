@@ -19,14 +19,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import torch  # the [all] extra installs it (CPU wheel)
-from torch import nn
-
 import mlpcodegen
 from mlpcodegen.errors import MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
 from mlpcodegen.harness.verify import compare
 from mlpcodegen.ir import Affine
 from mlpcodegen.reference import evaluate_magnitude
+
+from conftest import import_optional
+
+torch = import_optional("torch")  # [all] leaves it out (the [torch] extra; .ci/run installs the CPU build)
+nn = torch.nn
 
 F64_REL = 1e-12
 TORCH_F32_ULP = 8.0
