@@ -8,6 +8,7 @@ two worker processes (copy and adapt: point Client at your scheduler instead).
 Every worker needs mlpcodegen (and a C compiler for target="c"; target="numpy" needs
 none).  What travels is the network (the IR), once per worker; each worker compiles it
 once (or loads it from its machine's cache) and keeps it for every block it scores.
+tests/test_examples.py runs this script and compares the rows it prints with the model.
 """
 import sys
 from pathlib import Path
@@ -32,7 +33,9 @@ def main() -> None:
         x = da.random.default_rng(0).standard_normal((1_000_000, net.n_inputs), chunks=(250_048, -1),
                                                      dtype=np.float32)
         y = score_dask(x, net)  # lazy: a Dask array (1_000_000, n_outputs), float32
-        print("array:", y, y[:3].compute(), sep="\n")
+        print("array:", y, sep="\n")
+        for row, scored_row in zip(x[:3].compute(), y[:3].compute()):  # every float32 digit
+            print("  x =", " ".join(map(str, row)), "-> y =", " ".join(map(str, scored_row)))
 
         frame = dd.from_dask_array(x, columns=[f"x{i}" for i in range(net.n_inputs)])
         scored = score_dask(frame, net, columns=[f"y{i}" for i in range(net.n_outputs)])

@@ -1,10 +1,14 @@
 /* Calling the generated C from a desktop program.
  *
- *   mlpcodegen convert generated/seed/seed.keras --target c --name seed -o seed.c --header
+ *   mlpcodegen convert generated/seed/seed.keras --scaling generated/seed/scaling.json \
+ *       --target c --name seed -o seed.c --header
  *   cc -std=c99 -O2 main.c seed.c -o demo -lm && ./demo 0.5
  *
- * seed.keras is the bundled 1-3-2-1 model: one input, one output.  For your model, use
- * its name and sizes (the file comment of the .c states them). */
+ * seed.keras is the bundled 1-3-2-1 model trained on y = sin(3x)*x for x in [-1, 1],
+ * with x scaled to [0, 1]: --scaling folds that scaling in, so seed() takes x itself (without it,
+ * the C would take the scaled input, as the Keras model does).  For your model, use its
+ * name and sizes (the file comment of the .c states them).  tests/test_examples.py runs
+ * these two commands and compares the printed values with the model. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -18,9 +22,9 @@ int main(int argc, char **argv)
 
     x[0] = argc > 1 ? strtof(argv[1], NULL) : 0.5f;
     seed(x, y); /* one sample */
-    printf("seed(%g) = %g\n", (double)x[0], (double)y[0]);
+    printf("seed(%.9g) = %.9g\n", (double)x[0], (double)y[0]); /* %.9g: every float32 digit */
 
     seed_batch(batch_x, batch_y, 3u); /* n samples, row-major */
-    for (i = 0; i < 3u; ++i) printf("seed(%g) = %g\n", (double)batch_x[i], (double)batch_y[i]);
+    for (i = 0; i < 3u; ++i) printf("seed(%.9g) = %.9g\n", (double)batch_x[i], (double)batch_y[i]);
     return 0;
 }
