@@ -1,14 +1,13 @@
 """The embedded profile on Cortex-M (issue 12): strict compiles for the host and the
 cores from C and C++, stated stack against gcc -fstack-usage, outputs on QEMU for
 M0+/M4F/M7 against the reference and bit for bit against the host build, the ``size``
-and ``verify --core`` commands, the missing-toolchain message and the examples.
+and ``verify --core`` commands and the missing-toolchain message (the examples: test_examples.py).
 
 The toolchain (gcc-arm-none-eabi, libnewlib-arm-none-eabi, qemu-system-arm) is the
 ``arm_toolchain`` fixture's (tests/toolchains.py): installed when missing as root with
 apt-get, else those tests skip with one line; under CI=true they never skip."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -294,27 +293,6 @@ def test_verify_core_compares_an_onnx_file_with_onnx_runtime(tmp_path, arm_toolc
     assert main(["verify", str(path), "--core", "m4f", "-n", "16"]) == 0
     out = capsys.readouterr().out
     assert "on m4f (qemu" in out and "vs ONNX Runtime" in out and "FAIL" not in out
-
-
-@pytest.mark.parametrize("example", ["desktop", "cortex-m"])
-def test_examples_compile(tmp_path, gcc, example):
-    folder = REPO / "examples" / example
-    net = load(SEED)
-    kwargs = dict(name="seed", profile="embedded" if example == "cortex-m" else "desktop")
-    (tmp_path / "seed.c").write_text(emit_c(net, **kwargs))
-    (tmp_path / "seed.h").write_text(emit_c_header(net, **kwargs))
-    main_c = folder / "main.c"
-    if example == "desktop":
-        program = tmp_path / "demo"
-        subprocess.run([gcc, *STRICT_FLAGS, f"-I{tmp_path}", str(main_c), str(tmp_path / "seed.c"), "-o",
-                        str(program), "-lm"], check=True)
-        out = subprocess.run([str(program)], capture_output=True, text=True, check=True).stdout
-        assert out.startswith("seed(")
-    else:
-        for core, flags in CORE_FLAGS.items():
-            subprocess.run(["arm-none-eabi-gcc", "-std=c99", *WARNINGS, "-Os", "-mthumb", *flags,
-                            f"-I{tmp_path}", "-c", str(main_c), "-o", str(tmp_path / f"{core}.o")], check=True)
-    assert shutil.which("arm-none-eabi-gcc")
 
 
 def test_table_form_is_chosen_only_where_it_runs_the_network():
