@@ -29,7 +29,6 @@ import numpy as np
 import pytest
 
 from mlpcodegen import load
-from mlpcodegen.cli import main
 from mlpcodegen.harness.verify import F32_ULP_BOUND, compare
 from mlpcodegen.reference import evaluate_magnitude
 from mlpcodegen.runtime import cross
@@ -41,6 +40,7 @@ EXAMPLES = REPO / "examples"
 SEED = REPO / "generated" / "seed" / "seed.keras"
 SCALING = REPO / "generated" / "seed" / "scaling.json"
 PEER_ULP = 2 * F32_ULP_BOUND
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
 WARNINGS = ["-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wdouble-promotion", "-Werror"]
 
 
@@ -61,12 +61,15 @@ def documented(source: Path, first_words: tuple[str, ...]) -> list[str]:
     return lines
 
 
-def convert(line: str) -> None:
-    """A documented `mlpcodegen convert` line, in the current folder, with the repository's files."""
+def convert(line: str, folder: Path) -> None:
+    """A documented `mlpcodegen convert` line, run in ``folder`` as a user would (a new
+    process: this one's cwd stays put), with the repository's files."""
     words = shlex.split(line)
     assert words[:2] == ["mlpcodegen", "convert"] and "--scaling" in words, line  # issue 21: --scaling
     args = [str(REPO / w) if w.startswith("generated/") else w for w in words[1:]]
-    assert main(args) == 0, line
+    done = subprocess.run([sys.executable, "-m", "mlpcodegen", *args], cwd=folder, env=ENV, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, (line, done.stderr)
 
 
 def run_shell_line(line: str, folder: Path) -> str:
@@ -102,12 +105,11 @@ def check_seed(x: np.ndarray, y: np.ndarray, model) -> None:
     assert compare(y, predicted, scale, "float32")[2] <= PEER_ULP, (x, y, predicted)
 
 
-def test_desktop_example_prints_the_model(tmp_path, gcc, seed_model, monkeypatch):
+def test_desktop_example_prints_the_model(tmp_path, gcc, seed_model):
     folder = EXAMPLES / "desktop"
     mlpcodegen_line, build = documented(folder / "main.c", ("mlpcodegen", "cc"))
     shutil.copy(folder / "main.c", tmp_path)
-    monkeypatch.chdir(tmp_path)
-    convert(mlpcodegen_line)
+    convert(mlpcodegen_line, tmp_path)
     out = run_shell_line(build, tmp_path)
     pairs = re.findall(r"^seed\((\S+)\) = (\S+)$", out, flags=re.M)
     assert [x for x, _ in pairs] == ["0.5", "-1", "0", "1"], out
@@ -156,13 +158,12 @@ def _run_image(objects: list[Path], core: str, out: Path) -> np.ndarray:
     return np.array([int(word, 16) for word in text.split()], np.uint32).view(np.float32)
 
 
-def test_cortex_m_example_runs_on_qemu(tmp_path, arm_toolchain, seed_model, monkeypatch):
+def test_cortex_m_example_runs_on_qemu(tmp_path, arm_toolchain, seed_model):
     folder = EXAMPLES / "cortex-m"
     mlpcodegen_line, build = documented(folder / "main.c", ("mlpcodegen", "arm-none-eabi-gcc"))
     for name in ("main.c", "board.h", "board.c"):
         shutil.copy(folder / name, tmp_path)
-    monkeypatch.chdir(tmp_path)
-    convert(mlpcodegen_line)
+    convert(mlpcodegen_line, tmp_path)
     assert "-mcpu=cortex-m4" in build
     run_shell_line(build, tmp_path)  # seed.o main.o board.o, for the M4F, as documented
     for core, c in cross.CORES.items():  # and every core, under the strict warnings
@@ -188,8 +189,7 @@ def test_cortex_m_example_runs_on_qemu(tmp_path, arm_toolchain, seed_model, monk
 def test_dask_example_prints_the_model(tmp_path, seed_model):
     script = EXAMPLES / "dask" / "score.py"
     assert "python examples/dask/score.py" in script.read_text()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, str(script.relative_to(REPO))], cwd=REPO, env=env, capture_output=True,
+    done = subprocess.run([sys.executable, str(script.relative_to(REPO))], cwd=REPO, env=ENV, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = re.findall(r"^  x = (.+) -> y = (.+)$", done.stdout, flags=re.M)
