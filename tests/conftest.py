@@ -1,4 +1,6 @@
-"""Shared fixtures: random Keras MLPs built with fixed seeds via set_weights."""
+"""Shared fixtures: random Keras MLPs built with fixed seeds via set_weights; the tools
+(gcc, the Cortex-M toolchain: tests/toolchains.py) and optional packages (torch) a test
+needs, installed or skipped with one summary line each, a failure under CI=true."""
 from __future__ import annotations
 
 import importlib.util
