@@ -3,6 +3,7 @@
 needs, installed or skipped with one summary line each, a failure under CI=true."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -85,8 +86,8 @@ def build_model(widths, activations, biases, seed: int = 0, functional: bool = F
 def _say(config):
     """A line on the terminal while a test runs (past pytest's capture): what is installed."""
     def say(line: str) -> None:
-        capture = config.pluginmanager.getplugin("capturemanager")
-        with capture.global_and_fixture_disabled():
+        capture = config.pluginmanager.getplugin("capturemanager")  # None under -p no:capture
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
             print(f"\n{line}", file=sys.stderr, flush=True)
     return say
 
