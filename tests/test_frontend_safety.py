@@ -570,3 +570,24 @@ def test_keras_itself_never_parses_a_refused_file(keras_module, tmp_path, secret
     with pytest.raises(UnsupportedError, match="external raw storage"):
         load_keras_model(model)
     assert load_keras_model(REPO / "generated/seed/seed.keras").count_params() > 0
+
+
+def test_served_reads_resolve_relative_paths_in_the_callers_folder(monkeypatch, tmp_path):
+    """The fork server keeps the folder it started in; a relative path given after the
+    caller changed folder is still the caller's (it was "model file not found")."""
+    import shutil
+    from pathlib import Path
+
+    import mlpcodegen
+
+    monkeypatch.setattr(_sandbox, "_mode", lambda: "server")
+    seed = Path(__file__).resolve().parent.parent / "generated" / "seed" / "seed.keras"
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    shutil.copy(seed, first / "m.keras")
+    shutil.copy(seed, second / "n.keras")
+    monkeypatch.chdir(first)
+    net = mlpcodegen.load("m.keras")
+    monkeypatch.chdir(second)
+    assert mlpcodegen.load("n.keras").layers == net.layers

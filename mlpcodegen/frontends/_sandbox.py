@@ -234,7 +234,9 @@ def _response_complete(frame: bytes) -> bool:
 
 
 def _run_served(job: Job, args: tuple, limits: ReadLimits, label: str) -> bytes:
-    request = {"job": [job.__module__, job.__qualname__], "args": [_encode_arg(a) for a in args]}
+    # The server keeps the folder it started in: relative paths are the caller's, so send its folder.
+    request = {"job": [job.__module__, job.__qualname__], "args": [_encode_arg(a) for a in args],
+               "cwd": os.getcwd()}
     deadline = time.monotonic() + limits.seconds
     message, status = _Server.call(json.dumps(request).encode() + b"\n", deadline, limits)
     if message is None and status is None and time.monotonic() < deadline:
@@ -262,6 +264,8 @@ def serve() -> None:
         module, name = request["job"]
         job = getattr(importlib.import_module(module), name)
         args = tuple(_decode_arg(a) for a in request["args"])
+        with contextlib.suppress(OSError):  # a removed folder: the path is then not found
+            os.chdir(request["cwd"])
         limits = next((a for a in args if isinstance(a, ReadLimits)), ReadLimits())
         pid, read_fd = _fork_child(job, args, limits)
         try:
