@@ -86,19 +86,32 @@ def test_torch_flatten_of_an_image_shaped_input(tmp_path, dynamo):
         assert_agrees(net, module(torch.from_numpy(x.reshape(-1, 20, 28, 1))).double().numpy(), x)
 
 
-def test_torch_flatten_with_a_dynamic_batch_and_a_reshape_in_forward():
-    """[N, 5, 4] -> Flatten; and forward's x.reshape(x.shape[0], -1), which the
-    TorchScript exporter writes as Shape/Gather/Concat folded to a constant here."""
+@pytest.mark.parametrize("opset", [9, 13])
+def test_torch_flatten_and_view_with_a_dynamic_batch(opset):
+    """[N, 5, 4] -> nn.Flatten (a Flatten node); and forward's x.view(x.size(0), -1),
+    which the TorchScript exporter writes as Reshape(x, Concat(Unsqueeze(Gather(Shape(x),
+    0)), [-1])) with a dynamic batch."""
     import torch
     import torch.nn as nn
 
+    class Viewed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.first, self.second = nn.Linear(20, 4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.second(torch.tanh(self.first(x.view(x.size(0), -1))))
+
     torch.manual_seed(2)
-    module = nn.Sequential(nn.Flatten(), nn.Linear(20, 4), nn.Tanh(), nn.Linear(4, 2)).eval()
-    data = _torch_bytes(module, torch.zeros(2, 5, 4), False, input_names=["x"], dynamic_axes={"x": {0: "n"}},
-                        opset_version=13)
-    net, x = check_bytes(data, 20)
-    with torch.no_grad():
-        assert_agrees(net, module(torch.from_numpy(x.reshape(-1, 5, 4))).double().numpy(), x)
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(20, 4), nn.Tanh(), nn.Linear(4, 2)).eval()
+    for module in (flat, Viewed().eval()):
+        data = _torch_bytes(module, torch.zeros(2, 5, 4), False, input_names=["x"], dynamic_axes={"x": {0: "n"}},
+                            opset_version=opset)
+        assert ("Shape" in [n.op_type for n in load_from_string(data).graph.node]) == (module is not flat)
+        net, x = check_bytes(data, 20)
+        assert net.describe() == "20-4-2 (tanh, linear)"
+        with torch.no_grad():
+            assert_agrees(net, module(torch.from_numpy(x.reshape(-1, 5, 4))).double().numpy(), x)
 
 
 @pytest.mark.parametrize("dynamo", [False, True])
@@ -154,6 +167,16 @@ def test_reshapes_that_mix_samples_are_refused():
                     helper.make_node("MatMul", ["r", "W"], ["y"])], {"W": weights["W"]}, [4, 6], [1, 2])
     with pytest.raises(UnsupportedError, match=r"node 'flat' \(Flatten\): Flatten with axis 0 .* mixes samples"):
         mlpcodegen.load(model)
+    shape_nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Gather", ["s", "two"], ["g"], axis=0),
+                   helper.make_node("Unsqueeze", ["g", "zero"], ["u"]),
+                   helper.make_node("Concat", ["minus", "u"], ["spec"], axis=0),
+                   helper.make_node("Reshape", ["x", "spec"], ["r"], name="by_shape"),
+                   helper.make_node("MatMul", ["r", "W"], ["y"])]
+    weights = {"two": np.array(2, np.int64), "zero": np.array([0], np.int64), "minus": np.array([-1], np.int64),
+               "W": np.ones((4, 2), np.float32)}
+    with pytest.raises(UnsupportedError, match=r"node 'by_shape' \(Reshape\): reshapes a \[\?, 3, 4\] value to "
+                                               r"\[-1, 4\]"):
+        mlpcodegen.load(_graph(shape_nodes, weights, [None, 3, 4], [None, 2]))
     model = _graph([helper.make_node("MatMul", ["x", "W"], ["y"], name="rows")], {"W": np.ones((4, 2), np.float32)},
                    [None, 3, 4], [None, 3, 2])
     with pytest.raises(UnsupportedError, match=r"node 'rows' \(MatMul\): reads a value of shape \[\?, 3, 4\]; a dense "

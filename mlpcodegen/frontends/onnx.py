@@ -546,12 +546,18 @@ def _reshape(node: dict, chain: _Chain) -> list:
     is the batch: 0, -1 or its size) or the value is one sample; the sample's values
     keep their C order."""
     _chain_input(node, chain)
-    spec = [int(v) for v in np.reshape(chain.const(node, 1, "the shape"), -1)]  # an input since opset 5
-    allowzero = bool(_attr(node, "allowzero", 0, int))
-    if (any(v < -1 for v in spec) or spec.count(-1) > 1 or (allowzero and 0 in spec)
+    _reshape_to(node, chain, [int(v) for v in np.reshape(chain.const(node, 1, "the shape"), -1)])  # an input
+    return []                                                                                     # since opset 5
+
+
+def _reshape_to(node: dict, chain: _Chain, spec: list) -> None:
+    """Reshape to ``spec`` (ONNX's: 0 copies an axis unless allowzero, one -1 is inferred;
+    None, from a Shape of the value, is the batch's own size)."""
+    allowzero, numbers = bool(_attr(node, "allowzero", 0, int)), [v for v in spec if v is not None]
+    if (any(v < -1 for v in numbers) or numbers.count(-1) > 1 or (allowzero and 0 in numbers) or None in spec[1:]
             or any(v == 0 and i >= len(chain.dims) for i, v in enumerate(spec))):
-        raise UnsupportedError(f"{_where(node)}: reshapes to {spec}, not a shape of the same values")
-    shape = [chain.dims[i] if v == 0 else v for i, v in enumerate(spec)]
+        raise UnsupportedError(f"{_where(node)}: reshapes to {_shape(spec)}, not a shape of the same values")
+    shape = [chain.dims[i] if v == 0 or v is None else v for i, v in enumerate(spec)]
     if chain.single:
         done = _reshaped(chain, shape)
     elif shape[:1] == [-1]:  # every other entry given: the batch is what is left
@@ -561,10 +567,9 @@ def _reshape(node: dict, chain: _Chain) -> list:
         batch = bool(shape) and (shape[0] == chain.dims[0] or shape[0] == 1 and chain.dims[0] is None)
         done = batch and _reshaped(chain, [chain.dims[0], *shape[1:]])
     if not done:
-        raise UnsupportedError(f"{_where(node)}: reshapes a {_shape(chain.dims)} value to {spec}; only shapes "
-                               "that keep one sample per row (the first entry the batch: 0, -1 or its size) are "
-                               "supported")
-    return []
+        raise UnsupportedError(f"{_where(node)}: reshapes a {_shape(chain.dims)} value to {_shape(spec)}; only "
+                               "shapes that keep one sample per row (the first entry the batch: 0, -1 or its size) "
+                               "are supported")
 
 
 def _reshaped(chain: _Chain, shape: list) -> bool:
@@ -795,7 +800,7 @@ SUPPORTED_OPS = tuple(sorted(_OPS)) + tuple(f"ai.onnx.ml {name}" for name in ML_
 
 #: Operators read only inside the multi-node forms below.
 _FORM_OPS = frozenset({"Split", "ReduceMean", "Pow", "Sqrt", "Erf", "Greater", "Less", "Or", "Where", "Concat",
-                       "Abs"})
+                       "Abs", "Shape", "Gather", "Unsqueeze", "Squeeze", "Slice"})
 
 
 #: The multi-node forms exporters write for one step, as the README and messages name them.
@@ -806,7 +811,8 @@ DECOMPOSED_FORMS = ("x*Sigmoid(x)", "x*HardSigmoid(x)", "x*Tanh(Softplus(x))", "
                     "x*(Tanh(sqrt(2/pi)*(x+0.044715*x*(x*x)))+1)*0.5 (torch's tanh GELU below opset 20)",
                     "Where(Or(x>l, x<-l), x, 0) (torch's Hardshrink)",
                     "Where(x>l, x-l, 0)+Where(x<-l, x+l, 0) (torch's Softshrink)",
-                    "skl2onnx's Concat(1-p, p)")
+                    "skl2onnx's Concat(1-p, p)",
+                    "Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [-1])) (torch's x.view(x.size(0), -1))")
 
 
 def _supported() -> str:
@@ -1091,10 +1097,77 @@ def _split_in_halves(split: dict, chain: _Chain) -> Optional[tuple[str, str]]:
     return outputs[0], outputs[1]
 
 
+def _reshape_by_own_shape(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
+    """torch's ``x.view(x.size(0), -1)`` with a dynamic batch: Reshape(x, s), s computed
+    from Shape(x) by Gather, Unsqueeze, Squeeze, Slice, Concat, Cast and constants (the
+    batch's size stays a symbol: it may only be the new shape's first entry)."""
+    by_op = {node["op"]: node for node in users}
+    shape, reshape = by_op.get("Shape"), by_op.get("Reshape")
+    if (len(users) != 2 or shape is None or reshape is None or not _is(shape, "Shape")
+            or reshape["inputs"][:1] != [chain.current] or len(reshape["inputs"]) != 2):
+        return None
+    dims = chain.dims[_attr(shape, "start", 0, int):shape["attrs"].get("end", len(chain.dims))]
+    values, used = {shape["outputs"][0]: (list(dims), False)}, [shape]
+    while reshape["inputs"][1] not in values:
+        done = {id(node) for node in used} | {id(reshape)}
+        ready = [node for name in values for node in consumers.get(name, []) if id(node) not in done
+                 and all(v in values or v in chain.constants for v in node["inputs"] if v)]
+        if not ready or len(used) > 16:
+            return None
+        node = ready[0]
+        result = _shape_step(node, [values.get(v) or _listed(chain.constants.get(v)) for v in node["inputs"] if v])
+        if result is None or node["domain"] not in ("", "ai.onnx") or len(node["outputs"]) != 1:
+            return None
+        values[node["outputs"][0]] = result
+        used.append(node)
+    spec, scalar = values[reshape["inputs"][1]]
+    inside = {id(node) for node in used} | {id(reshape)}
+    if scalar or any(id(reader) not in inside for node in used for reader in consumers.get(node["outputs"][0], [])):
+        return None
+    _reshape_to(reshape, chain, spec)
+    return [], reshape, used + [reshape]
+
+
+def _listed(found: Optional[tuple]) -> Optional[tuple[list, bool]]:
+    """A constant integer vector or scalar as (values, is a scalar)."""
+    if found is None or found[0] is None or found[0].ndim > 1 or not np.all(found[0] == np.round(found[0])):
+        return None
+    return [int(v) for v in found[0].reshape(-1)], found[0].ndim == 0
+
+
+def _shape_step(node: dict, operands: list) -> Optional[tuple[list, bool]]:
+    """One integer operation of a shape computation on (values, is a scalar) operands;
+    None for anything else."""
+    if any(operand is None for operand in operands) or not operands:
+        return None
+    (data, scalar), op, attrs = operands[0], node["op"], node["attrs"]
+    if op in ("Identity", "Cast") and attrs.get("to", 7) in (6, 7):
+        return data, scalar
+    if op == "Gather" and len(operands) == 2 and not scalar and attrs.get("axis", 0) == 0:
+        indices, single = operands[1]
+        if all(-len(data) <= i < len(data) for i in indices):
+            return [data[i] for i in indices], single
+    axes = attrs.get("axes", operands[1][0] if len(operands) > 1 else None)
+    if op == "Unsqueeze" and scalar and axes in ([0], [-1]):
+        return data, False
+    if op == "Squeeze" and not scalar and len(data) == 1 and axes in (None, [0], [-1]):
+        return data, True
+    if op == "Concat" and attrs.get("axis") == 0 and not any(flag for _, flag in operands):
+        return [v for values, _ in operands for v in values], False
+    if op == "Slice" and not scalar:
+        bounds = [attrs.get(key) for key in ("starts", "ends", "axes")] if "starts" in attrs else [
+            operand[0] for operand in operands[1:4]]
+        steps = operands[4][0] if len(operands) > 4 else [1]
+        if all(b is None or len(b) == 1 for b in bounds) and bounds[2] in (None, [0], [-1]) and len(steps) == 1 \
+                and steps[0] != 0:
+            return data[bounds[0][0]:bounds[1][0]:steps[0]], False
+    return None
+
+
 #: Recognised forms starting where the value has several readers: each returns (layers,
 #: the node whose output is the result, nodes used: all the readers) or None.
 _FAN_OUTS = (_gated, _complement, _layer_norm_written_out, _gelu_written_out, _gelu_tanh_written_out,
-             _hard_shrink_written_out, _soft_shrink_written_out)
+             _hard_shrink_written_out, _soft_shrink_written_out, _reshape_by_own_shape)
 
 #: Nodes with several used outputs that start one recognised activation: op -> reader
 #: (users, chain, consumers) -> (layers, the node whose output is the result, nodes used).
@@ -1194,7 +1267,7 @@ def _step(users: list[dict], chain: _Chain, consumers: dict) -> tuple[list, dict
         hints = "".join(f" ({_HINTS[op]})" for op in dict.fromkeys(node["op"] for node in users) if op in _HINTS)
         raise UnsupportedError(f"value {quote_name(chain.current)!r} feeds {named}: a branch{hints}; only chains "
                                f"are supported: {_supported()}")
-    if found[0][-1].n_out != chain.width:  # GLU, Concat: on a flat value
+    if found[0] and found[0][-1].n_out != chain.width:  # GLU, Concat: on a flat value
         chain.width = found[0][-1].n_out
     return found
 
