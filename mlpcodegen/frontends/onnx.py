@@ -4,8 +4,9 @@ of dense layers, read into the IR with the ``onnx`` package only (no ONNX Runtim
 Two halves:
 
 * :func:`read_model_file` (run in the child process of :mod:`._sandbox`) reads the
-  bounded file, parses the protobuf, refuses external data and describes the graph as
-  JSON plus float64 arrays.  The parse runs in the sandbox because protobuf expands
+  bounded file, parses the protobuf, refuses external data, runs ONNX's checker (a
+  graph it refuses -- two nodes writing one value, nodes out of order -- is refused)
+  and describes the graph as JSON plus float64 arrays.  The parse runs in the sandbox because protobuf expands
   what it parses (a packed repeated ``int64`` of one-byte varints is eight times its
   bytes), so a 256 MiB file could ask for gigabytes: the child's memory and time limits
   cap that, and the caller never holds an untrusted ``ModelProto`` at all.
@@ -19,16 +20,28 @@ the activation operators (:data:`SUPPORTED_OPS`; Clip becomes relu/relu6/hard_ta
 shifted relu, a non-standard HardSigmoid or Selu a scale step and relu/elu),
 BatchNormalization in inference mode (an affine step, folded), LayerNormalization and
 RMSNormalization over the feature axis (layer_norm / rms_norm with the stored epsilon,
-then an affine step), Flatten/Reshape that keep (batch, features), Identity, Dropout and
+then an affine step), Flatten/Reshape that keep one sample per row, Identity, Dropout and
 Cast to a float type (identities at inference), constants from initializers and Constant
-nodes.  The multi-node forms exporters write for one step are recognised
+nodes (a Cast of a constant is applied as ONNX does: :mod:`._onnx_cast`), and the
+affine ``ai.onnx.ml`` steps skl2onnx writes in front of a network (Scaler, as
+``(x - offset) * scale``; LinearRegressor without post_transform), folded into the first
+layer as the scikit-learn frontend folds a scaler, the notes saying so.
+
+Shapes: the input is (batch, features...) -- any batch, fixed or not, each row one
+sample -- or a vector [n] (one sample, as NNet converters write, with ``MatMul(W, x)``:
+the weights on the left).  Element-wise steps work on a sample of any shape; a dense
+layer needs it flat, so before the first one only steps that keep one sample per row
+(Flatten, Reshape, and element-wise ones) may come; the generated function takes each
+sample's values flattened in C (row-major) order, and the notes say so.  The multi-node forms exporters write for one step are recognised
 (:data:`DECOMPOSED_FORMS`): ``x * g(x)`` / ``x / g(x)`` / ``x - g(x)`` (silu, hard_silu,
 mish, softsign below the opsets that have them as operators; torch's Tanhshrink),
 torch's GLU (``Split`` into halves a, b, then ``a * Sigmoid(b)``), torch's exact and tanh
 GELU below opset 20 (``x * (Erf(x / sqrt(2)) + 1) * 0.5`` and its tanh form), torch's Hardshrink and Softshrink
 (``Where`` of ``Greater``/``Less`` by the threshold), torch's LayerNorm below opset 17
 (``x - ReduceMean(x)`` over ``Sqrt(ReduceMean(Pow(., 2)) + eps)``, its Mul/Add by weight
-and bias as ordinary steps) and skl2onnx's classifier ``Concat(1 - p, p)``.  Each is
+and bias as ordinary steps), skl2onnx's classifier ``Concat(1 - p, p)`` and torch's
+``x.view(x.size(0), -1)`` with a dynamic batch (a Reshape by a shape computed from
+``Shape(x)``: Gather, Unsqueeze, Concat...).  Each is
 read only when every node of it is as the exporter writes it (constants included), and a
 form must account for every reader of the value it starts from.
 
@@ -38,8 +51,11 @@ scale, softplus, a scale by 1 / beta; the torch frontend computes the same, refu
 thresholds small enough to matter -- a file cannot say it had one).
 
 Of several outputs the one floating-point output is converted (a classifier's integer
-label is named in the network's notes).  Anything else is refused naming the node and
-its operator, with the supported list.
+label is named in the network's notes); without one, the probability tensor feeding
+skl2onnx's ``ZipMap`` (a sequence of maps), and the notes say so.  Anything else is
+refused naming the first node no dense network has and its operator (before any shape
+is looked at), with the supported list; opsets newer than the onnx package knows are
+refused (ONNX's checker accepts them; ONNX Runtime does not).
 
 Names from the file are data: they travel in the IR and in error messages (quoted).
 Only the graph's nodes are read: the producer's metadata, docs and functions are not.
