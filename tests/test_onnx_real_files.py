@@ -445,3 +445,27 @@ def test_a_conv_after_an_image_input_is_named_not_the_input_shape():
         with pytest.raises(UnsupportedError, match=r"node 'conv1' \(Conv\) is not supported \(not part of a dense "
                                                    r"network\); supported operators: Add, .*Gemm"):
             mlpcodegen.load(model)
+
+
+# ------------------------------------------------------------ verify on these files
+
+
+def test_verify_runs_onnx_runtime_on_each_kind_of_file(tmp_path):
+    """verify feeds ONNX Runtime each flat row reshaped to the input's shape (a fixed
+    batch of 4 with 9 rows: the last run padded), and compares the ZipMap's tensor."""
+    import torch
+    import torch.nn as nn
+    from skl2onnx import to_onnx
+    from sklearn.neural_network import MLPClassifier
+
+    torch.manual_seed(5)
+    files = {"image": _torch_bytes(nn.Sequential(nn.Flatten(), nn.Linear(12, 3)).eval(), torch.zeros(1, 3, 4), False),
+             "fixed": _torch_bytes(nn.Sequential(nn.Linear(2, 3), nn.Tanh()).eval(), torch.zeros(4, 2), False),
+             "nnet": nnet_style(2).SerializeToString(),
+             "zipmap": to_onnx(_fit(MLPClassifier(hidden_layer_sizes=(4,), max_iter=30)), inputs(3)[:1])
+             .SerializeToString()}
+    for name, data in files.items():
+        path = tmp_path / f"{name}.onnx"
+        path.write_bytes(data)
+        report = mlpcodegen.verify(path, "numpy", "float32", n=9)
+        assert report.ok and "vs ONNX Runtime" in report.table(), report.table()
