@@ -763,7 +763,8 @@ def _scaler(node: dict, chain: _Chain) -> list:
     chain.rows(node)
     offset, scale = _ml_floats(node, chain, "offset", 0.0), _ml_floats(node, chain, "scale", 1.0)
     name, zeros = node["name"] or "Scaler", np.zeros(chain.width)
-    chain.notes.append(f"input scaling folded in: {_where(node)} of ai.onnx.ml: (x - offset) * scale with offset "
+    label = "" if name == "Scaler" else f" {quote_name(name)}"
+    chain.notes.append(f"input scaling folded in: ai.onnx.ml Scaler{label}: (x - offset) * scale, offset "
                        f"{summarise(offset)}, scale {summarise(scale)}")
     return [Affine(np.ones(chain.width), -offset, name=name), Affine(scale, zeros, name=f"{name} (scale)")]
 
@@ -1229,8 +1230,8 @@ def _network(info: dict, limits: ReadLimits) -> Network:
         raise UnsupportedError(f"{_where(left[0])} is not on the chain from the input to the output (a second "
                                "input or a branch); only chains of dense layers are supported")
     if len(chain.sample) != 1:
-        notes += (f"ONNX output {quote_name(output)!r} has shape {_shape(chain.dims)}: its {chain.width} values "
-                  "per sample are returned flattened in C (row-major) order",)
+        notes += (f"ONNX output {quote_name(output)} {_shape(chain.dims)}: returns each sample as {chain.width} values "
+                  "flattened in C (row-major) order",)
     name = re.sub(r"\W", "_", info["name"]) if isinstance(info["name"], str) and info["name"] else "mlp"
     return Network(n_inputs, tuple(chain.layers), _weight_dtype(chain.dtypes), name,
                    (*input_notes, *notes, *chain.notes))
@@ -1352,11 +1353,10 @@ def _graph_input(info: dict, source: str, limits: ReadLimits) -> tuple[tuple, bo
                             f"{limits.max_weight_values:,} numbers read; if the model is genuine, raise the limit "
                             "(--max-size MIB)")
     if len(dims) == 1:
-        return tuple(dims), False, (f"ONNX input {name!r} has shape {_shape(dims)}: one sample, no batch axis",)
+        return tuple(dims), False, (f"ONNX input {name} {_shape(dims)}: one sample, no batch axis",)
     batch = dims[0] if isinstance(dims[0], int) and dims[0] >= 1 else None
-    notes = () if len(dims) == 2 else (f"ONNX input {name!r} has shape {_shape(dims)}: the function takes each "
-                                       f"sample's {width} values flattened in C (row-major) order, the last axis "
-                                       "varying fastest",)
+    notes = () if len(dims) == 2 else (f"ONNX input {name} {_shape(dims)}: takes each sample as {width} values "
+                                       "flattened in C (row-major) order",)
     return (batch, *sample), True, notes
 
 
@@ -1395,11 +1395,10 @@ def _kind(value: dict) -> str:
 
 def _zipmap_note(node: dict) -> str:
     labels = node["attrs"].get("classlabels_int64s", node["attrs"].get("classlabels_strings", []))
-    shown = [quote_name(label) for label in (labels if isinstance(labels, list) else [])[:8]]
-    more = f", ... ({len(labels)} classes)" if len(labels) > 8 else ""
-    return (f"ONNX output {quote_name(node['outputs'][0])!r} is a ZipMap (a sequence of class -> probability "
-            f"maps) of the tensor {quote_name(node['inputs'][0])!r}: that tensor is converted, one output per class "
-            f"in the order of the class labels [{', '.join(shown)}{more}]")
+    labels = labels if isinstance(labels, list) else []
+    shown = ", ".join(quote_name(label) for label in labels[:8]) + (f", ... ({len(labels)})" if len(labels) > 8 else "")
+    return (f"ZipMap output {quote_name(node['outputs'][0])}: its input {quote_name(node['inputs'][0])} is "
+            f"converted, one output per class [{shown}]")
 
 
 def _fold_constants(nodes: list[dict], constants: dict, tensors: dict) -> tuple[list[dict], dict]:
