@@ -184,6 +184,31 @@ def test_reshapes_that_mix_samples_are_refused():
         mlpcodegen.load(model)
 
 
+@pytest.mark.parametrize("opset,in_dims,out_dims,op,axes", [
+    (11, [None, 1, 5], [None, 2], "Squeeze", [1]), (13, [None, 1, 5], [None, 2], "Squeeze", [1]),
+    (13, [1, 1, 1, 5], [2], "Squeeze", None), (11, [5], [1, 2], "Unsqueeze", [0]),
+    (13, [None, 5, 1], [None, 2], "Squeeze", [-1])])
+def test_squeeze_and_unsqueeze_of_sample_axes(opset, in_dims, out_dims, op, axes):
+    """Squeeze/Unsqueeze (axes an attribute before opset 13, an input from 13) reshape
+    the sample; [1, 1, 1, 5] squeezed whole is one sample [5]."""
+    weights = {"W": np.random.default_rng(9).normal(size=(5, 2)).astype(np.float32)}
+    if axes is not None and opset >= 13:
+        weights["axes"], inputs_, attrs = np.array(axes, np.int64), ["x", "axes"], {}
+    else:
+        inputs_, attrs = ["x"], ({} if axes is None else {"axes": axes})
+    model = _graph([helper.make_node(op, inputs_, ["s"], **attrs), helper.make_node("MatMul", ["s", "W"], ["y"])],
+                   weights, in_dims, out_dims, opset)
+    check_bytes(model.SerializeToString(), 5)
+
+
+def test_squeezing_the_batch_axis_is_refused():
+    model = _graph([helper.make_node("Squeeze", ["x"], ["s"], axes=[0], name="sq"),
+                    helper.make_node("MatMul", ["s", "W"], ["y"])], {"W": np.ones((5, 2), np.float32)},
+                   [None, 1, 5], [None, 2], 11)
+    with pytest.raises(UnsupportedError, match=r"node 'sq' \(Squeeze\): moves the batch axis of a \[\?, 1, 5\] value"):
+        mlpcodegen.load(model)
+
+
 # ------------------------------------------------------------ A3: NNet style
 
 

@@ -416,7 +416,7 @@ def _matmul(node: dict, chain: _Chain) -> list:
     if left and (chain.batched or len(chain.dims) != 1):
         raise UnsupportedError(f"{_where(node)}: W @ x reads a value of shape {_shape(chain.dims)}; the weights "
                                "on the left are read for a one-sample vector input (shape [n]) only")
-    if not left and len(chain.sample) != 1 or not chain.batched and len(chain.dims) != 1:
+    if len(chain.sample) != 1:
         raise UnsupportedError(f"{_where(node)}: reads a value of shape {_shape(chain.dims)}; a dense layer reads "
                                f"one flat vector per sample{_FLATTEN_FIRST}")
     return _dense_parts(node, chain, kernel.T if left else kernel, lambda: None)
@@ -586,6 +586,37 @@ def _reshape_to(node: dict, chain: _Chain, spec: list) -> None:
         raise UnsupportedError(f"{_where(node)}: reshapes a {_shape(chain.dims)} value to {_shape(spec)}; only "
                                "shapes that keep one sample per row (the first entry the batch: 0, -1 or its size) "
                                "are supported")
+
+
+def _squeeze(node: dict, chain: _Chain) -> list:
+    """Squeeze / Unsqueeze: a reshape (axes an attribute before opset 13, an input from
+    13); the batch axis stays first."""
+    _chain_input(node, chain)
+    found = chain.const(node, 1, "the axes", optional=True) if len(node["inputs"]) > 1 else None
+    axes = [int(v) for v in found.reshape(-1)] if found is not None else node["attrs"].get("axes")
+    dims, squeeze = list(chain.dims), node["op"] == "Squeeze"
+    rank = len(dims) if squeeze else len(dims) + len(axes or [])  # the axes count in the input, the output
+    if axes is None and squeeze:
+        axes = [i for i, d in enumerate(dims) if d == 1]
+    if not isinstance(axes, list) or any(not -rank <= a < rank for a in axes if isinstance(a, int)) or \
+            len({a % max(rank, 1) for a in axes}) != len(axes):
+        raise ModelFormatError(f"{_where(node)}: the axes {axes} do not fit a {_shape(chain.dims)} value")
+    axes = sorted(a % max(rank, 1) for a in axes)
+    if not chain.single and 0 in axes:
+        raise UnsupportedError(f"{_where(node)}: moves the batch axis of a {_shape(chain.dims)} value; only the "
+                               "sample's axes may be squeezed or added")
+    if squeeze:
+        if any(dims[a] != 1 for a in axes):
+            raise ModelFormatError(f"{_where(node)}: squeezes an axis of {_shape(chain.dims)} that is not 1")
+        shape = [d for i, d in enumerate(dims) if i not in axes]
+    else:
+        shape = dims
+        for axis in axes:
+            shape = shape[:axis] + [1] + shape[axis:]
+    if not _reshaped(chain, shape):
+        raise UnsupportedError(f"{_where(node)}: makes a {_shape(chain.dims)} value {_shape(shape)}: no values per "
+                               "sample left")
+    return []
 
 
 def _reshaped(chain: _Chain, shape: list) -> bool:
@@ -805,7 +836,7 @@ _OPS: dict[str, Callable[[dict, _Chain], list]] = {
     "Gemm": _gemm, "MatMul": _matmul, "Add": _add, "Sub": _sub, "Mul": _mul, "Div": _div,
     "BatchNormalization": _batch_norm, "LayerNormalization": _normalization("layer_norm"),
     "RMSNormalization": _normalization("rms_norm"), "Flatten": _flatten, "Reshape": _reshape, "Identity": _identity,
-    "Dropout": _dropout, "Cast": _cast,
+    "Dropout": _dropout, "Cast": _cast, "Squeeze": _squeeze, "Unsqueeze": _squeeze,
     **_PLAIN,
     "LeakyRelu": _leaky_relu, "PRelu": _prelu, "Elu": _elu, "Selu": _selu, "Celu": _celu,
     "HardSigmoid": _hard_sigmoid, "HardSwish": _activation("hard_silu"), "Gelu": _gelu, "Mish": _activation("mish"),
@@ -817,7 +848,7 @@ SUPPORTED_OPS = tuple(sorted(_OPS)) + tuple(f"ai.onnx.ml {name}" for name in ML_
 
 #: Operators read only inside the multi-node forms below.
 _FORM_OPS = frozenset({"Split", "ReduceMean", "Pow", "Sqrt", "Erf", "Greater", "Less", "Or", "Where", "Concat",
-                       "Abs", "Shape", "Gather", "Unsqueeze", "Squeeze", "Slice"})
+                       "Abs", "Shape", "Gather", "Slice"})
 
 
 #: The multi-node forms exporters write for one step, as the README and messages name them.
