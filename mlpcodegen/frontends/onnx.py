@@ -6,8 +6,8 @@ Two halves:
 * :func:`read_model_file` (run in the child process of :mod:`._sandbox`) reads the
   bounded file, parses the protobuf, refuses external data, runs ONNX's checker (a
   graph it refuses -- two nodes writing one value, nodes out of order -- is refused)
-  and describes the graph as JSON plus float64 arrays.  The parse runs in the sandbox because protobuf expands
-  what it parses (a packed repeated ``int64`` of one-byte varints is eight times its
+  and describes the graph as JSON plus float64 arrays.  The parse runs in the sandbox
+  because protobuf expands what it parses (a packed repeated ``int64`` of one-byte varints is eight times its
   bytes), so a 256 MiB file could ask for gigabytes: the child's memory and time limits
   cap that, and the caller never holds an untrusted ``ModelProto`` at all.
 * :func:`_build` (in the caller) walks that description from the one graph input to
@@ -20,7 +20,7 @@ the activation operators (:data:`SUPPORTED_OPS`; Clip becomes relu/relu6/hard_ta
 shifted relu, a non-standard HardSigmoid or Selu a scale step and relu/elu),
 BatchNormalization in inference mode (an affine step, folded), LayerNormalization and
 RMSNormalization over the feature axis (layer_norm / rms_norm with the stored epsilon,
-then an affine step), Flatten/Reshape that keep one sample per row, Identity, Dropout and
+then an affine step), Flatten/Reshape/Squeeze/Unsqueeze that keep one sample per row, Identity, Dropout and
 Cast to a float type (identities at inference), constants from initializers and Constant
 nodes (a Cast of a constant is applied as ONNX does: :mod:`._onnx_cast`), and the
 affine ``ai.onnx.ml`` steps skl2onnx writes in front of a network (Scaler, as
@@ -31,8 +31,11 @@ Shapes: the input is (batch, features...) -- any batch, fixed or not, each row o
 sample -- or a vector [n] (one sample, as NNet converters write, with ``MatMul(W, x)``:
 the weights on the left).  Element-wise steps work on a sample of any shape; a dense
 layer needs it flat, so before the first one only steps that keep one sample per row
-(Flatten, Reshape, and element-wise ones) may come; the generated function takes each
-sample's values flattened in C (row-major) order, and the notes say so.  The multi-node forms exporters write for one step are recognised
+(Flatten, Reshape, Squeeze, Unsqueeze and element-wise ones) may come; the generated
+function takes each sample's values flattened in C (row-major) order, and the notes say
+so.
+
+The multi-node forms exporters write for one step are recognised
 (:data:`DECOMPOSED_FORMS`): ``x * g(x)`` / ``x / g(x)`` / ``x - g(x)`` (silu, hard_silu,
 mish, softsign below the opsets that have them as operators; torch's Tanhshrink),
 torch's GLU (``Split`` into halves a, b, then ``a * Sigmoid(b)``), torch's exact and tanh
@@ -206,7 +209,8 @@ def _describe(model: Any, limits: ReadLimits) -> bytes:
         raise UnsupportedError("the graph has sparse initializers; only dense weights are supported")
     info = {
         "opset": {d.domain or "ai.onnx": int(d.version) for d in model.opset_import},
-        "known": {"ai.onnx": int(_onnx.defs.onnx_opset_version()), "ai.onnx.ml": int(_onnx.defs.onnx_ml_opset_version())},
+        "known": {"ai.onnx": int(_onnx.defs.onnx_opset_version()),
+                  "ai.onnx.ml": int(_onnx.defs.onnx_ml_opset_version())},
         "name": graph.name,
         "inputs": [_value_info(v) for v in graph.input],
         "outputs": [_value_info(v) for v in graph.output],
@@ -546,7 +550,7 @@ def _flatten(node: dict, chain: _Chain) -> list:
     if not -rank <= axis <= rank:
         raise ModelFormatError(f"{_where(node)}: axis {axis} is outside the value's {rank} axes")
     axis += rank if axis < 0 else 0
-    if chain.single:
+    if chain.single:  # the sizes agree by construction
         known = [1 if d is None else d for d in chain.dims]
         _reshaped(chain, [math.prod(known[:axis]), math.prod(known[axis:])])
     elif axis != 1:
