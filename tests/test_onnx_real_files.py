@@ -413,6 +413,17 @@ def test_a_constant_cast_is_applied_as_onnx_does(name):
     assert_agrees(net, expected, x, floor=ORT_FLOOR)
 
 
+def test_integer_constants_cast_wrap_around_as_onnx_runtime_does():
+    """int64 -> int8 wraps (300 -> 44, -129 -> 127), -> bool is x != 0, -> float16 rounds:
+    each agrees with ONNX Runtime exactly (small integers: every sum is exact)."""
+    kernel = np.array([[300, -129, 5], [2049, 0, -7]], np.int64)
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, -3.0]], np.float32)
+    for to in (TensorProto.INT8, TensorProto.BOOL, TensorProto.FLOAT16, TensorProto.UINT8):
+        data = cast_chain(to, kernel).SerializeToString()
+        net = mlpcodegen.load(load_from_string(data))
+        np.testing.assert_array_equal(evaluate(net, x.astype(np.float64)), ort_rows(data, x))
+
+
 def test_the_issue_reproduction_gives_onnx_runtime_values():
     kernel = np.array([[-2.76, 5.37, 3.88], [0.0, 0.0, 0.0]], np.float32)
     data = cast_chain(TensorProto.INT32, kernel).SerializeToString()
