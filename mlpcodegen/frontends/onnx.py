@@ -4,9 +4,10 @@ of dense layers, read into the IR with the ``onnx`` package only (no ONNX Runtim
 Two halves:
 
 * :func:`read_model_file` (run in the child process of :mod:`._sandbox`) reads the
-  bounded file, parses the protobuf, refuses external data and describes the graph as
-  JSON plus float64 arrays.  The parse runs in the sandbox because protobuf expands
-  what it parses (a packed repeated ``int64`` of one-byte varints is eight times its
+  bounded file, parses the protobuf, refuses external data, runs ONNX's checker (a
+  graph it refuses -- two nodes writing one value, nodes out of order -- is refused)
+  and describes the graph as JSON plus float64 arrays.  The parse runs in the sandbox
+  because protobuf expands what it parses (a packed repeated ``int64`` of one-byte varints is eight times its
   bytes), so a 256 MiB file could ask for gigabytes: the child's memory and time limits
   cap that, and the caller never holds an untrusted ``ModelProto`` at all.
 * :func:`_build` (in the caller) walks that description from the one graph input to
@@ -19,16 +20,31 @@ the activation operators (:data:`SUPPORTED_OPS`; Clip becomes relu/relu6/hard_ta
 shifted relu, a non-standard HardSigmoid or Selu a scale step and relu/elu),
 BatchNormalization in inference mode (an affine step, folded), LayerNormalization and
 RMSNormalization over the feature axis (layer_norm / rms_norm with the stored epsilon,
-then an affine step), Flatten/Reshape that keep (batch, features), Identity, Dropout and
+then an affine step), Flatten/Reshape/Squeeze/Unsqueeze that keep one sample per row, Identity, Dropout and
 Cast to a float type (identities at inference), constants from initializers and Constant
-nodes.  The multi-node forms exporters write for one step are recognised
+nodes (a Cast of a constant is applied as ONNX does: :mod:`._onnx_cast`), and the
+affine ``ai.onnx.ml`` steps skl2onnx writes in front of a network (Scaler, as
+``(x - offset) * scale``; LinearRegressor without post_transform), folded into the first
+layer as the scikit-learn frontend folds a scaler, the notes saying so.
+
+Shapes: the input is (batch, features...) -- any batch, fixed or not, each row one
+sample -- or a vector [n] (one sample, as NNet converters write, with ``MatMul(W, x)``:
+the weights on the left).  Element-wise steps work on a sample of any shape; a dense
+layer needs it flat, so before the first one only steps that keep one sample per row
+(Flatten, Reshape, Squeeze, Unsqueeze and element-wise ones) may come; the generated
+function takes each sample's values flattened in C (row-major) order, and the notes say
+so.
+
+The multi-node forms exporters write for one step are recognised
 (:data:`DECOMPOSED_FORMS`): ``x * g(x)`` / ``x / g(x)`` / ``x - g(x)`` (silu, hard_silu,
 mish, softsign below the opsets that have them as operators; torch's Tanhshrink),
 torch's GLU (``Split`` into halves a, b, then ``a * Sigmoid(b)``), torch's exact and tanh
 GELU below opset 20 (``x * (Erf(x / sqrt(2)) + 1) * 0.5`` and its tanh form), torch's Hardshrink and Softshrink
 (``Where`` of ``Greater``/``Less`` by the threshold), torch's LayerNorm below opset 17
 (``x - ReduceMean(x)`` over ``Sqrt(ReduceMean(Pow(., 2)) + eps)``, its Mul/Add by weight
-and bias as ordinary steps) and skl2onnx's classifier ``Concat(1 - p, p)``.  Each is
+and bias as ordinary steps), skl2onnx's classifier ``Concat(1 - p, p)`` and torch's
+``x.view(x.size(0), -1)`` with a dynamic batch (a Reshape by a shape computed from
+``Shape(x)``: Gather, Unsqueeze, Concat...).  Each is
 read only when every node of it is as the exporter writes it (constants included), and a
 form must account for every reader of the value it starts from.
 
@@ -38,8 +54,11 @@ scale, softplus, a scale by 1 / beta; the torch frontend computes the same, refu
 thresholds small enough to matter -- a file cannot say it had one).
 
 Of several outputs the one floating-point output is converted (a classifier's integer
-label is named in the network's notes).  Anything else is refused naming the node and
-its operator, with the supported list.
+label is named in the network's notes); without one, the probability tensor feeding
+skl2onnx's ``ZipMap`` (a sequence of maps), and the notes say so.  Anything else is
+refused naming the first node no dense network has and its operator (before any shape
+is looked at), with the supported list; opsets newer than the onnx package knows are
+refused (ONNX's checker accepts them; ONNX Runtime does not).
 
 Names from the file are data: they travel in the IR and in error messages (quoted).
 Only the graph's nodes are read: the producer's metadata, docs and functions are not.
@@ -61,9 +80,11 @@ from ..errors import MlpCodegenError, ModelFormatError, UnsupportedError, Valida
 from ..ir import Activate, Activation, Affine, Dense, Network
 from ..limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits
 from ..passes import fold_affine, fuse_activations
+from ..scaling import summarise
 from ..untrusted import quote_name
 from . import _sandbox
 from ._clamp import clamp_layers
+from ._onnx_cast import cast_constant, type_name
 from ._preflight import check_regular, preflight
 
 try:  # imported here, not in the job: the fork server's children then inherit it (0.3 s each otherwise)
@@ -101,8 +122,9 @@ def load_object(model: Any, *, fold: bool = True) -> Network:
     label = f"in-memory ONNX model {quote_name(model.graph.name)!r}"
     try:
         described = _describe(model, DEFAULT_LIMITS)
-    except MlpCodegenError:
-        raise
+        _check(model)
+    except MlpCodegenError as exc:
+        raise type(exc)(f"{label}: {exc}") from None
     except Exception as exc:  # a tensor whose data does not match its shape, ...
         raise ModelFormatError(f"{label} is malformed ({type(exc).__name__}: {exc})") from None
     return _build(_decode(described, label), label, fold)
@@ -126,7 +148,25 @@ def read_model_file(label: str, limits: ReadLimits) -> bytes:
         model.ParseFromString(data)
     except Exception as exc:  # protobuf's DecodeError, or a RuntimeError of the C parser
         raise ModelFormatError(f"{label} is a truncated or corrupt ONNX file ({type(exc).__name__}: {exc})") from None
-    return _describe(model, limits)
+    described = _describe(model, limits)  # first: external data is refused with its own message
+    _check(data)
+    return described
+
+
+def _check(model: Any) -> None:
+    """ONNX's own checker (single static assignment, topological order, each node
+    against its operator's schema, IR version): a graph it refuses is refused, as ONNX
+    Runtime refuses it.  (It accepts an opset newer than any it knows: see _opsets.)"""
+    try:
+        _onnx.checker.check_model(model)
+    except Exception as exc:  # onnx.checker.ValidationError, or a C++ error on a malformed graph
+        raise ModelFormatError(f"ONNX's checker refuses the graph: {_one_line(str(exc))}") from None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """A message holding file text as one bounded line of printable ASCII."""
+    text = "".join(c if " " <= c <= "~" else f"<U+{ord(c):04X}>" for c in " ".join(text.split()))
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class _Tensors:
@@ -169,6 +209,8 @@ def _describe(model: Any, limits: ReadLimits) -> bytes:
         raise UnsupportedError("the graph has sparse initializers; only dense weights are supported")
     info = {
         "opset": {d.domain or "ai.onnx": int(d.version) for d in model.opset_import},
+        "known": {"ai.onnx": int(_onnx.defs.onnx_opset_version()),
+                  "ai.onnx.ml": int(_onnx.defs.onnx_ml_opset_version())},
         "name": graph.name,
         "inputs": [_value_info(v) for v in graph.input],
         "outputs": [_value_info(v) for v in graph.output],
@@ -236,15 +278,53 @@ def _decode(payload: bytes, label: str) -> dict:
 
 @dataclass
 class _Chain:
-    """The walk's state: constants by value name, the width of the current value, the
-    opset, the IR parts built so far and the weights' stored types."""
+    """The walk's state: constants by value name, the shape of the current value, the
+    opset, the IR parts built so far, the weights' stored types and notes.
+
+    ``dims`` is the current value's whole shape; when ``batched`` its first axis counts
+    samples (``None``: any number) and the rest is one sample, else (a rank-1 graph
+    input, NNet style) the value is one sample.  Element-wise steps work on a sample of
+    any shape, flattened in C order (``width`` values); a dense layer needs it flat."""
 
     opset: int
-    width: int
+    dims: tuple
+    batched: bool = True
     constants: dict = field(default_factory=dict)  # value name -> (array, dtype)
     layers: list = field(default_factory=list)
     dtypes: set = field(default_factory=set)
     current: str = ""
+    notes: list = field(default_factory=list)
+
+    @property
+    def sample(self) -> tuple:
+        return self.dims[1:] if self.batched else self.dims
+
+    @property
+    def width(self) -> int:
+        return math.prod(self.sample)
+
+    @width.setter
+    def width(self, units: int) -> None:
+        """The value becomes flat: (batch, units) or (units,)."""
+        self.dims = (self.dims[0], units) if self.batched else (units,)
+
+    @property
+    def single(self) -> bool:
+        """The value holds one sample (no batch axis, or a batch of exactly 1)."""
+        return not self.batched or self.dims[0] == 1
+
+    def is_feature_axis(self, axis: Any) -> bool:
+        """``axis`` is the last one of a flat sample (1 or -1 of (batch, features))."""
+        rank = len(self.dims)
+        return (isinstance(axis, int) and len(self.sample) == 1 and -rank <= axis < rank
+                and axis % rank == rank - 1)
+
+    def rows(self, node: dict) -> None:
+        """Refuse unless the value is (batch, features): what Gemm and the ai.onnx.ml
+        operators read."""
+        if not self.batched or len(self.dims) != 2:
+            raise UnsupportedError(f"{_where(node)}: reads a value of shape {_shape(self.dims)}; it is read on a "
+                                   f"(batch, features) value{_FLATTEN_FIRST}")
 
     def const(self, node: dict, index: int, what: str, optional: bool = False) -> Optional[np.ndarray]:
         names = node["inputs"]
@@ -267,16 +347,21 @@ class _Chain:
         return array
 
     def vector(self, node: dict, index: int, what: str, optional: bool = False) -> Optional[np.ndarray]:
-        """A constant with one value per feature, or one value for all (broadcast)."""
+        """A constant broadcast over one sample (numpy's rules: one value per feature, or
+        one for all...), flattened in C order; refused if it would vary across samples or
+        grow the value."""
         array = self.const(node, index, what, optional)
         if array is None:
             return None
-        if array.size == 1 and array.ndim <= 2:
-            return np.full(self.width, float(array.reshape(-1)[0]))
-        if array.shape not in ((self.width,), (1, self.width)):
+        template = (1, *self.sample) if self.batched else self.sample
+        try:
+            fits = np.broadcast_shapes(template, array.shape) == template
+        except ValueError:
+            fits = False
+        if not fits:
             raise UnsupportedError(f"{_where(node)}: {what} has shape {list(array.shape)}; expected one value per "
-                                   f"feature ({self.width}) or one for all")
-        return array.reshape(-1)
+                                   f"feature ({_shape(self.sample)}) or one for all")
+        return np.broadcast_to(array, template).reshape(-1).copy()
 
 
 def _where(node: dict) -> str:
@@ -303,9 +388,13 @@ def _chain_input(node: dict, chain: _Chain, index: int = 0) -> None:
 # -- layers
 
 
+_FLATTEN_FIRST = " (a Flatten or Reshape to (batch, features) before it is read)"
+
+
 def _gemm(node: dict, chain: _Chain) -> list:
     """Y = alpha * A @ B' + beta * C, with B' = B or B^T (transB)."""
     _chain_input(node, chain)
+    chain.rows(node)
     if _attr(node, "transA", 0, int):
         raise UnsupportedError(f"{_where(node)}: transA=1 (the input transposed) is not a dense layer")
     kernel = chain.const(node, 1, "B")
@@ -322,11 +411,19 @@ def _scaled(values: Optional[np.ndarray], factor: float) -> Optional[np.ndarray]
 
 
 def _matmul(node: dict, chain: _Chain) -> list:
-    _chain_input(node, chain)
-    kernel = chain.const(node, 1, "the weight matrix")
+    """x @ W on (batch, features) or on a one-sample vector; W @ x (the weights on the
+    left, as NNet converters write) on a one-sample vector: kernel W^T."""
+    left = _other_input(node, chain) == 0
+    kernel = chain.const(node, 0 if left else 1, "the weight matrix")
     if kernel.ndim != 2:
         raise UnsupportedError(f"{_where(node)}: the weight matrix has shape {list(kernel.shape)}, not 2-D")
-    return _dense_parts(node, chain, kernel, lambda: None)
+    if left and (chain.batched or len(chain.dims) != 1):
+        raise UnsupportedError(f"{_where(node)}: W @ x reads a value of shape {_shape(chain.dims)}; the weights "
+                               "on the left are read for a one-sample vector input (shape [n]) only")
+    if len(chain.sample) != 1:
+        raise UnsupportedError(f"{_where(node)}: reads a value of shape {_shape(chain.dims)}; a dense layer reads "
+                               f"one flat vector per sample{_FLATTEN_FIRST}")
+    return _dense_parts(node, chain, kernel.T if left else kernel, lambda: None)
 
 
 def _dense_parts(node: dict, chain: _Chain, kernel: np.ndarray, bias: Callable[[], Any]) -> list:
@@ -395,6 +492,7 @@ def _div(node: dict, chain: _Chain) -> list:
 def _batch_norm(node: dict, chain: _Chain) -> list:
     """Inference mode: (x - mean) / sqrt(var + epsilon) * scale + B, one Affine step."""
     _chain_input(node, chain)
+    chain.rows(node)
     if _attr(node, "training_mode", 0, int):
         raise UnsupportedError(f"{_where(node)}: training_mode=1; export the model in inference (eval) mode")
     scale, bias, mean, var = (chain.vector(node, i, what) for i, what in
@@ -411,8 +509,8 @@ def _normalization(activation: str) -> Callable[[dict, _Chain], list]:
     over the feature axis, with epsilon as stored; Scale and B an Affine step (folded)."""
     def read(node: dict, chain: _Chain) -> list:
         _chain_input(node, chain)
-        if _attr(node, "axis", -1, int) not in (1, -1):
-            raise UnsupportedError(f"{_where(node)}: the axis must be the feature axis (1 or -1)")
+        if not chain.is_feature_axis(_attr(node, "axis", -1, int)):
+            raise UnsupportedError(f"{_where(node)}: the axis must be the feature axis (the last of a flat value)")
         epsilon = _attr(node, "epsilon", 1e-5)
         scale = chain.vector(node, 1, "Scale")
         bias = chain.vector(node, 2, "B", optional=True) if activation == "layer_norm" else None
@@ -445,21 +543,104 @@ def _cast(node: dict, chain: _Chain) -> list:
 
 
 def _flatten(node: dict, chain: _Chain) -> list:
+    """(d0 * ... * d(axis-1), d(axis) * ... ): nothing to compute when it keeps one
+    sample per row (axis 1 of a batch), or the value is one sample."""
     _chain_input(node, chain)
-    if _attr(node, "axis", 1, int) not in (1, -1):
-        raise UnsupportedError(f"{_where(node)}: Flatten with axis other than 1 mixes samples")
+    rank, axis = len(chain.dims), _attr(node, "axis", 1, int)
+    if not -rank <= axis <= rank:
+        raise ModelFormatError(f"{_where(node)}: axis {axis} is outside the value's {rank} axes")
+    axis += rank if axis < 0 else 0
+    if chain.single:  # the sizes agree by construction
+        known = [1 if d is None else d for d in chain.dims]
+        _reshaped(chain, [math.prod(known[:axis]), math.prod(known[axis:])])
+    elif axis != 1:
+        raise UnsupportedError(f"{_where(node)}: Flatten with axis {axis} of a {_shape(chain.dims)} value mixes "
+                               "samples; axis 1 keeps one sample per row")
+    else:
+        chain.width = chain.width
     return []
 
 
 def _reshape(node: dict, chain: _Chain) -> list:
-    """Identity when the new shape is (-1 or 0 or 1, features)."""
+    """Nothing to compute when the new shape keeps one sample per row (its first entry
+    is the batch: 0, -1 or its size) or the value is one sample; the sample's values
+    keep their C order."""
     _chain_input(node, chain)
-    shape = [int(v) for v in np.reshape(chain.const(node, 1, "the shape"), -1)]  # an input since opset 5
-    if len(shape) != 2 or shape[1] != chain.width or shape[0] not in (-1, 0, 1) or (
-            shape[0] == 0 and _attr(node, "allowzero", 0, int)):
-        raise UnsupportedError(f"{_where(node)}: reshapes to {shape}; only [-1, {chain.width}] (the same flat "
-                               "vector) is supported")
+    _reshape_to(node, chain, [int(v) for v in np.reshape(chain.const(node, 1, "the shape"), -1)])  # an input
+    return []                                                                                     # since opset 5
+
+
+def _reshape_to(node: dict, chain: _Chain, spec: list) -> None:
+    """Reshape to ``spec`` (ONNX's: 0 copies an axis unless allowzero, one -1 is inferred;
+    None, from a Shape of the value, is the batch's own size)."""
+    allowzero, numbers = bool(_attr(node, "allowzero", 0, int)), [v for v in spec if v is not None]
+    if (any(v < -1 for v in numbers) or numbers.count(-1) > 1 or (allowzero and 0 in numbers) or None in spec[1:]
+            or any(v == 0 and i >= len(chain.dims) for i, v in enumerate(spec))):
+        raise UnsupportedError(f"{_where(node)}: reshapes to {_shape(spec)}, not a shape of the same values")
+    shape = [chain.dims[i] if v == 0 or v is None else v for i, v in enumerate(spec)]
+    if chain.single:
+        done = _reshaped(chain, shape)
+    elif shape[:1] == [-1]:  # every other entry given: the batch is what is left
+        done = -1 not in shape[1:] and math.prod(shape[1:]) == chain.width and _reshaped(chain, [chain.dims[0],
+                                                                                                 *shape[1:]])
+    else:  # the batch's own size, or 1 for a batch of any size (the graph then runs one row at a time)
+        batch = bool(shape) and (shape[0] == chain.dims[0] or shape[0] == 1 and chain.dims[0] is None)
+        done = batch and _reshaped(chain, [chain.dims[0], *shape[1:]])
+    if not done:
+        raise UnsupportedError(f"{_where(node)}: reshapes a {_shape(chain.dims)} value to {_shape(spec)}; only "
+                               "shapes that keep one sample per row (the first entry the batch: 0, -1 or its size) "
+                               "are supported")
+
+
+def _squeeze(node: dict, chain: _Chain) -> list:
+    """Squeeze / Unsqueeze: a reshape (axes an attribute before opset 13, an input from
+    13); the batch axis stays first."""
+    _chain_input(node, chain)
+    found = chain.const(node, 1, "the axes", optional=True) if len(node["inputs"]) > 1 else None
+    axes = [int(v) for v in found.reshape(-1)] if found is not None else node["attrs"].get("axes")
+    dims, squeeze = list(chain.dims), node["op"] == "Squeeze"
+    rank = len(dims) if squeeze else len(dims) + len(axes or [])  # the axes count in the input, the output
+    if axes is None and squeeze:
+        axes = [i for i, d in enumerate(dims) if d == 1]
+    if not isinstance(axes, list) or any(not -rank <= a < rank for a in axes if isinstance(a, int)) or \
+            len({a % max(rank, 1) for a in axes}) != len(axes):
+        raise ModelFormatError(f"{_where(node)}: the axes {axes} do not fit a {_shape(chain.dims)} value")
+    axes = sorted(a % max(rank, 1) for a in axes)
+    if not chain.single and 0 in axes:
+        raise UnsupportedError(f"{_where(node)}: moves the batch axis of a {_shape(chain.dims)} value; only the "
+                               "sample's axes may be squeezed or added")
+    if squeeze:
+        if any(dims[a] != 1 for a in axes):
+            raise ModelFormatError(f"{_where(node)}: squeezes an axis of {_shape(chain.dims)} that is not 1")
+        shape = [d for i, d in enumerate(dims) if i not in axes]
+    else:
+        shape = dims
+        for axis in axes:
+            shape = shape[:axis] + [1] + shape[axis:]
+    if not _reshaped(chain, shape):
+        raise UnsupportedError(f"{_where(node)}: makes a {_shape(chain.dims)} value {_shape(shape)}: no values per "
+                               "sample left")
     return []
+
+
+def _reshaped(chain: _Chain, shape: list) -> bool:
+    """Give the value ``shape`` (entry 0 the batch when the value is a batch of several;
+    one -1 inferred from the sample's size); False if the sizes do not agree."""
+    batch = not chain.single
+    rest = [1 if v is None else v for v in (shape[1:] if batch else shape)]
+    known = math.prod(v for v in rest if v != -1)
+    if -1 in rest:
+        if known < 1 or chain.width % known:
+            return False
+        rest = [chain.width // known if v == -1 else v for v in rest]
+    if math.prod(rest) != chain.width or any(v < 1 for v in rest) or not (rest or batch):
+        return False
+    if batch:
+        chain.dims = (chain.dims[0], *rest)
+    else:
+        chain.batched = len(rest) >= 2 and rest[0] == 1
+        chain.dims = tuple(rest)
+    return True
 
 
 # -- activations
@@ -524,10 +705,10 @@ def _gelu(node: dict, chain: _Chain) -> list:
 
 
 def _softmax_axis(node: dict, chain: _Chain) -> None:
-    """Axis 1 or -1: on a (batch, features) input both are the feature axis, and the
-    opset < 13 semantics (coerced to 2-D at the axis) agree with the later ones."""
-    if _attr(node, "axis", 1 if chain.opset < 13 else -1, int) not in (1, -1):
-        raise UnsupportedError(f"{_where(node)}: the axis must be the feature axis (1 or -1)")
+    """The feature axis (1 or -1 of (batch, features)): there the opset < 13 semantics
+    (coerced to 2-D at the axis) agree with the later ones."""
+    if not chain.is_feature_axis(_attr(node, "axis", 1 if chain.opset < 13 else -1, int)):
+        raise UnsupportedError(f"{_where(node)}: the axis must be the feature axis (the last of a flat value)")
 
 
 def _softmax(node: dict, chain: _Chain) -> list:
@@ -592,6 +773,63 @@ def _shrink(node: dict, chain: _Chain) -> list:
     raise UnsupportedError(f"{_where(node)}: Shrink with bias {bias:g} (neither 0 nor lambd)")
 
 
+# -- ai.onnx.ml: the affine steps skl2onnx writes in front of a network
+
+
+def _ml_floats(node: dict, chain: _Chain, key: str, default: Optional[float] = None) -> np.ndarray:
+    """A floats attribute with one value per feature or one for all."""
+    values = node["attrs"].get(key)
+    if values is None and default is not None:
+        values = [default]
+    if not isinstance(values, list) or not values or not all(isinstance(v, (int, float)) for v in values):
+        raise ModelFormatError(f"{_where(node)}: the attribute {key!r} is missing or not a list of numbers")
+    array = np.asarray(values, np.float64)
+    if array.size not in (1, chain.width):
+        raise UnsupportedError(f"{_where(node)}: {key} has {array.size} values for {chain.width} features")
+    if not np.all(np.isfinite(array)):
+        raise ValidationError(f"{_where(node)}: {key} has non-finite values")
+    return np.broadcast_to(array, (chain.width,)).copy()
+
+
+def _scaler(node: dict, chain: _Chain) -> list:
+    """(x - offset) * scale per feature, in two steps as ONNX Runtime rounds it; folded
+    into the first layer like a scikit-learn scaler (the notes say so)."""
+    _chain_input(node, chain)
+    chain.rows(node)
+    offset, scale = _ml_floats(node, chain, "offset", 0.0), _ml_floats(node, chain, "scale", 1.0)
+    name, zeros = node["name"] or "Scaler", np.zeros(chain.width)
+    label = "" if name == "Scaler" else f" {quote_name(name)}"
+    chain.notes.append(f"input scaling folded in: ai.onnx.ml Scaler{label}: (x - offset) * scale, offset "
+                       f"{summarise(offset)}, scale {summarise(scale)}")
+    return [Affine(np.ones(chain.width), -offset, name=name), Affine(scale, zeros, name=f"{name} (scale)")]
+
+
+def _linear_regressor(node: dict, chain: _Chain) -> list:
+    """x @ coefficients^T + intercepts (targets outputs): a linear Dense layer."""
+    _chain_input(node, chain)
+    chain.rows(node)
+    transform = _attr(node, "post_transform", "NONE", str)
+    if transform != "NONE":
+        raise UnsupportedError(f"{_where(node)}: post_transform {quote_name(transform)!r}; only NONE (affine) is "
+                               "read")
+    targets = _attr(node, "targets", 1, int)
+    values = node["attrs"].get("coefficients")
+    if not isinstance(values, list) or targets < 1 or len(values) != targets * chain.width:
+        raise ModelFormatError(f"{_where(node)}: coefficients must hold targets ({targets}) x features "
+                               f"({chain.width}) numbers")
+    kernel = np.asarray(values, np.float64).reshape(targets, chain.width).T
+    intercepts = node["attrs"].get("intercepts")
+    bias = None if intercepts is None else np.broadcast_to(np.asarray(intercepts, np.float64), (targets,)).copy()
+    if not np.all(np.isfinite(kernel)) or bias is not None and not np.all(np.isfinite(bias)):
+        raise ValidationError(f"{_where(node)}: non-finite coefficients or intercepts")
+    return _dense_parts(node, chain, kernel, lambda: bias)
+
+
+#: ai.onnx.ml operator -> reader: the affine ones (others are refused by name).
+_ML_OPS: dict[str, Callable[[dict, _Chain], list]] = {"Scaler": _scaler, "LinearRegressor": _linear_regressor}
+ML_OPS = ("LinearRegressor (post_transform NONE)", "Scaler")
+
+
 #: ONNX operators that are one activation with its default parameters: the registry's
 #: ``onnx`` facet (the same facts the ONNX exporter uses).
 _PLAIN = {spec.onnx: _activation(name) for name, spec in REGISTRY.items()
@@ -602,7 +840,7 @@ _OPS: dict[str, Callable[[dict, _Chain], list]] = {
     "Gemm": _gemm, "MatMul": _matmul, "Add": _add, "Sub": _sub, "Mul": _mul, "Div": _div,
     "BatchNormalization": _batch_norm, "LayerNormalization": _normalization("layer_norm"),
     "RMSNormalization": _normalization("rms_norm"), "Flatten": _flatten, "Reshape": _reshape, "Identity": _identity,
-    "Dropout": _dropout, "Cast": _cast,
+    "Dropout": _dropout, "Cast": _cast, "Squeeze": _squeeze, "Unsqueeze": _squeeze,
     **_PLAIN,
     "LeakyRelu": _leaky_relu, "PRelu": _prelu, "Elu": _elu, "Selu": _selu, "Celu": _celu,
     "HardSigmoid": _hard_sigmoid, "HardSwish": _activation("hard_silu"), "Gelu": _gelu, "Mish": _activation("mish"),
@@ -610,7 +848,11 @@ _OPS: dict[str, Callable[[dict, _Chain], list]] = {
     "Shrink": _shrink,
 }
 
-SUPPORTED_OPS = tuple(sorted(_OPS))
+SUPPORTED_OPS = tuple(sorted(_OPS)) + tuple(f"ai.onnx.ml {name}" for name in ML_OPS)
+
+#: Operators read only inside the multi-node forms below.
+_FORM_OPS = frozenset({"Split", "ReduceMean", "Pow", "Sqrt", "Erf", "Greater", "Less", "Or", "Where", "Concat",
+                       "Abs", "Shape", "Gather", "Slice"})
 
 
 #: The multi-node forms exporters write for one step, as the README and messages name them.
@@ -621,7 +863,8 @@ DECOMPOSED_FORMS = ("x*Sigmoid(x)", "x*HardSigmoid(x)", "x*Tanh(Softplus(x))", "
                     "x*(Tanh(sqrt(2/pi)*(x+0.044715*x*(x*x)))+1)*0.5 (torch's tanh GELU below opset 20)",
                     "Where(Or(x>l, x<-l), x, 0) (torch's Hardshrink)",
                     "Where(x>l, x-l, 0)+Where(x<-l, x+l, 0) (torch's Softshrink)",
-                    "skl2onnx's Concat(1-p, p)")
+                    "skl2onnx's Concat(1-p, p)",
+                    "Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [-1])) (torch's x.view(x.size(0), -1))")
 
 
 def _supported() -> str:
@@ -691,7 +934,7 @@ def _complement(users: list[dict], chain: _Chain, consumers: dict) -> Optional[t
     left = sub["outputs"][0]
     if sorted(concat["inputs"]) != sorted([left, chain.current]) or len(consumers.get(left, [])) != 1:
         return None
-    if _attr(concat, "axis", 1, int) not in (1, -1):
+    if not chain.is_feature_axis(_attr(concat, "axis", 1, int)):
         return None
     constant = _scalar(sub, chain, 0, "the subtracted-from constant", 0.0)
     eye, zeros = np.eye(chain.width), np.zeros(chain.width)
@@ -873,7 +1116,7 @@ def _feature_mean(node: dict, chain: _Chain, value: str) -> bool:
     if len(node["inputs"]) > 1 and node["inputs"][1]:
         found = chain.constants.get(node["inputs"][1])
         axes = None if found is None or found[0] is None else [int(v) for v in found[0].reshape(-1)]
-    return isinstance(axes, list) and len(axes) == 1 and axes[0] in (1, -1)
+    return isinstance(axes, list) and len(axes) == 1 and chain.is_feature_axis(axes[0])
 
 
 def _glu(users: list[dict], chain: _Chain, consumers: dict) -> tuple[list, dict, list]:
@@ -896,7 +1139,7 @@ def _split_in_halves(split: dict, chain: _Chain) -> Optional[tuple[str, str]]:
     'split' attribute before opset 13, an input after, or num_outputs from opset 18)."""
     outputs = split["outputs"]
     if (len(outputs) != 2 or "" in outputs or split["inputs"][:1] != [chain.current] or chain.width % 2
-            or _attr(split, "axis", 0, int) not in (1, -1) or split["attrs"].get("num_outputs", 2) != 2):
+            or not chain.is_feature_axis(_attr(split, "axis", 0, int)) or split["attrs"].get("num_outputs", 2) != 2):
         return None
     sizes = split["attrs"].get("split")
     if len(split["inputs"]) > 1 and split["inputs"][1]:
@@ -906,10 +1149,77 @@ def _split_in_halves(split: dict, chain: _Chain) -> Optional[tuple[str, str]]:
     return outputs[0], outputs[1]
 
 
+def _reshape_by_own_shape(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
+    """torch's ``x.view(x.size(0), -1)`` with a dynamic batch: Reshape(x, s), s computed
+    from Shape(x) by Gather, Unsqueeze, Squeeze, Slice, Concat, Cast and constants (the
+    batch's size stays a symbol: it may only be the new shape's first entry)."""
+    by_op = {node["op"]: node for node in users}
+    shape, reshape = by_op.get("Shape"), by_op.get("Reshape")
+    if (len(users) != 2 or shape is None or reshape is None or not _is(shape, "Shape")
+            or reshape["inputs"][:1] != [chain.current] or len(reshape["inputs"]) != 2):
+        return None
+    dims = chain.dims[_attr(shape, "start", 0, int):shape["attrs"].get("end", len(chain.dims))]
+    values, used = {shape["outputs"][0]: (list(dims), False)}, [shape]
+    while reshape["inputs"][1] not in values:
+        done = {id(node) for node in used} | {id(reshape)}
+        ready = [node for name in values for node in consumers.get(name, []) if id(node) not in done
+                 and all(v in values or v in chain.constants for v in node["inputs"] if v)]
+        if not ready or len(used) > 16:
+            return None
+        node = ready[0]
+        result = _shape_step(node, [values.get(v) or _listed(chain.constants.get(v)) for v in node["inputs"] if v])
+        if result is None or node["domain"] not in ("", "ai.onnx") or len(node["outputs"]) != 1:
+            return None
+        values[node["outputs"][0]] = result
+        used.append(node)
+    spec, scalar = values[reshape["inputs"][1]]
+    inside = {id(node) for node in used} | {id(reshape)}
+    if scalar or any(id(reader) not in inside for node in used for reader in consumers.get(node["outputs"][0], [])):
+        return None
+    _reshape_to(reshape, chain, spec)
+    return [], reshape, used + [reshape]
+
+
+def _listed(found: Optional[tuple]) -> Optional[tuple[list, bool]]:
+    """A constant integer vector or scalar as (values, is a scalar)."""
+    if found is None or found[0] is None or found[0].ndim > 1 or not np.all(found[0] == np.round(found[0])):
+        return None
+    return [int(v) for v in found[0].reshape(-1)], found[0].ndim == 0
+
+
+def _shape_step(node: dict, operands: list) -> Optional[tuple[list, bool]]:
+    """One integer operation of a shape computation on (values, is a scalar) operands;
+    None for anything else."""
+    if any(operand is None for operand in operands) or not operands:
+        return None
+    (data, scalar), op, attrs = operands[0], node["op"], node["attrs"]
+    if op in ("Identity", "Cast") and attrs.get("to", 7) in (6, 7):
+        return data, scalar
+    if op == "Gather" and len(operands) == 2 and not scalar and attrs.get("axis", 0) == 0:
+        indices, single = operands[1]
+        if all(-len(data) <= i < len(data) for i in indices):
+            return [data[i] for i in indices], single
+    axes = attrs.get("axes", operands[1][0] if len(operands) > 1 else None)
+    if op == "Unsqueeze" and scalar and axes in ([0], [-1]):
+        return data, False
+    if op == "Squeeze" and not scalar and len(data) == 1 and axes in (None, [0], [-1]):
+        return data, True
+    if op == "Concat" and attrs.get("axis") == 0 and not any(flag for _, flag in operands):
+        return [v for values, _ in operands for v in values], False
+    if op == "Slice" and not scalar:
+        bounds = [attrs.get(key) for key in ("starts", "ends", "axes")] if "starts" in attrs else [
+            operand[0] for operand in operands[1:4]]
+        steps = operands[4][0] if len(operands) > 4 else [1]
+        if all(b is None or len(b) == 1 for b in bounds) and bounds[2] in (None, [0], [-1]) and len(steps) == 1 \
+                and steps[0] != 0:
+            return data[bounds[0][0]:bounds[1][0]:steps[0]], False
+    return None
+
+
 #: Recognised forms starting where the value has several readers: each returns (layers,
 #: the node whose output is the result, nodes used: all the readers) or None.
 _FAN_OUTS = (_gated, _complement, _layer_norm_written_out, _gelu_written_out, _gelu_tanh_written_out,
-             _hard_shrink_written_out, _soft_shrink_written_out)
+             _hard_shrink_written_out, _soft_shrink_written_out, _reshape_by_own_shape)
 
 #: Nodes with several used outputs that start one recognised activation: op -> reader
 #: (users, chain, consumers) -> (layers, the node whose output is the result, nodes used).
@@ -935,16 +1245,16 @@ def _build(info: dict, label: str, fold: bool, limits: ReadLimits = DEFAULT_LIMI
 
 
 def _network(info: dict, limits: ReadLimits) -> Network:
-    opset = info["opset"].get("ai.onnx")
-    if not isinstance(opset, int) or opset < MIN_OPSET:
-        raise UnsupportedError(f"the model imports ONNX opset {opset}; opset {MIN_OPSET} or later is supported "
-                               "(re-export with a newer opset)")
+    opset = _opset(info)
     constants = {name: info["tensors"][key] for name, key in info["initializers"].items()}
-    source, width = _graph_input(info, constants, limits)
+    source = _input_name(info, constants)
     output, notes = _graph_output(info)
-    nodes = _fold_constants(info["nodes"], constants, info["tensors"])
+    nodes, failed = _fold_constants(info["nodes"], constants, info["tensors"])
     live = _needed(nodes, output, constants, source)
-    chain = _Chain(opset, width, constants, current=source)
+    _refuse_foreign(live, failed)
+    dims, batched, input_notes = _graph_input(info, source, limits)
+    chain = _Chain(opset, dims, batched, constants, current=source)
+    n_inputs = chain.width
     consumers: dict[str, list[dict]] = {}
     for node in live:
         for name in dict.fromkeys(node["inputs"]):
@@ -954,8 +1264,28 @@ def _network(info: dict, limits: ReadLimits) -> Network:
     if left:
         raise UnsupportedError(f"{_where(left[0])} is not on the chain from the input to the output (a second "
                                "input or a branch); only chains of dense layers are supported")
+    if len(chain.sample) != 1:
+        notes += (f"ONNX output {quote_name(output)} {_shape(chain.dims)}: returns each sample as {chain.width} values "
+                  "flattened in C (row-major) order",)
     name = re.sub(r"\W", "_", info["name"]) if isinstance(info["name"], str) and info["name"] else "mlp"
-    return Network(width, tuple(chain.layers), _weight_dtype(chain.dtypes), name, notes)
+    return Network(n_inputs, tuple(chain.layers), _weight_dtype(chain.dtypes), name,
+                   (*input_notes, *notes, *chain.notes))
+
+
+def _opset(info: dict) -> int:
+    """The default domain's opset (9 or later); no domain's newer than onnx knows: the
+    operators' meaning there is not known (ONNX Runtime refuses it too)."""
+    opset = info["opset"].get("ai.onnx")
+    if not isinstance(opset, int) or opset < MIN_OPSET:
+        raise UnsupportedError(f"the model imports ONNX opset {opset}; opset {MIN_OPSET} or later is supported "
+                               "(re-export with a newer opset)")
+    for domain, version in info["opset"].items():
+        known = info.get("known", {}).get(domain)
+        if isinstance(known, int) and isinstance(version, int) and version > known:
+            raise UnsupportedError(f"the model imports opset {version} of {quote_name(domain)!r}, newer than any "
+                                   f"the installed onnx package knows (up to {known}): re-export with opset {known} "
+                                   "or earlier (or upgrade onnx, if a newer release has that opset)")
+    return opset
 
 
 def _walk(chain: _Chain, consumers: dict, output: str) -> set:
@@ -989,16 +1319,33 @@ def _step(users: list[dict], chain: _Chain, consumers: dict) -> tuple[list, dict
         hints = "".join(f" ({_HINTS[op]})" for op in dict.fromkeys(node["op"] for node in users) if op in _HINTS)
         raise UnsupportedError(f"value {quote_name(chain.current)!r} feeds {named}: a branch{hints}; only chains "
                                f"are supported: {_supported()}")
-    chain.width = found[0][-1].n_out
+    if found[0] and found[0][-1].n_out != chain.width:  # GLU, Concat: on a flat value
+        chain.width = found[0][-1].n_out
     return found
 
 
 def _reader(node: dict) -> Callable[[dict, _Chain], list]:
-    reader = _OPS.get(node["op"]) if node["domain"] in ("", "ai.onnx") else None
+    standard = node["domain"] in ("", "ai.onnx")
+    reader = (_OPS if standard else _ML_OPS if node["domain"] == "ai.onnx.ml" else {}).get(node["op"])
     if reader is None:
-        domain = f" of domain {quote_name(node['domain'])!r}" if node["domain"] else ""
-        raise UnsupportedError(f"{_where(node)}{domain} is not supported; supported operators: {_supported()}")
+        if node["domain"] == "ai.onnx.ml":
+            raise UnsupportedError(f"{_where(node)} of domain 'ai.onnx.ml' is not an affine step, so not part of a "
+                                   f"dense network; supported ai.onnx.ml operators: {', '.join(ML_OPS)}")
+        domain = "" if standard else f" of domain {quote_name(node['domain'])!r}"
+        raise UnsupportedError(f"{_where(node)}{domain} is not supported (not part of a dense network); supported "
+                               f"operators: {_supported()}")
     return reader
+
+
+def _refuse_foreign(live: list[dict], failed: dict) -> None:
+    """Before any shape is looked at, the first node the output depends on that no dense
+    network has (a Conv after an image input is named, not the input's shape), or a
+    constant Cast that cannot be folded."""
+    for node in live:
+        if id(node) in failed:
+            raise failed[id(node)]
+        if not (node["domain"] in ("", "ai.onnx") and node["op"] in _FORM_OPS):
+            _reader(node)
 
 
 def _single_output(node: dict, consumers: dict, output: str) -> None:
@@ -1012,26 +1359,40 @@ def _single_output(node: dict, consumers: dict, output: str) -> None:
         raise ModelFormatError(f"{_where(node)} has no output")
 
 
-def _graph_input(info: dict, constants: dict, limits: ReadLimits) -> tuple[str, int]:
-    """(name, width) of the one graph input that is not an initializer: (batch, width).
-    The width is bounded like the weights: a few bytes of file could otherwise make the
-    steps before the first Dense (a Mul by a scalar) allocate gigabytes."""
+def _input_name(info: dict, constants: dict) -> str:
+    """The one graph input that is not an initializer."""
     inputs = [v for v in info["inputs"] if v["name"] not in constants]
     if len(inputs) != 1:
         names = ", ".join(repr(quote_name(v["name"])) for v in inputs) or "none"
         raise UnsupportedError(f"the graph has {len(inputs)} inputs ({names}); exactly one is supported")
-    value = inputs[0]
-    dims = value["dims"]
+    return inputs[0]["name"]
+
+
+def _graph_input(info: dict, source: str, limits: ReadLimits) -> tuple[tuple, bool, tuple[str, ...]]:
+    """(dims, batched, notes) of the input: (batch, features...) with fixed feature
+    sizes, the batch any size (a fixed one too: each row is one sample); or [n], one
+    sample (NNet style).  The sample's size is bounded like the weights: a few bytes of
+    file could otherwise make the steps before the first Dense (a Mul by a scalar)
+    allocate gigabytes."""
+    value = next(v for v in info["inputs"] if v["name"] == source)
+    dims, name = value["dims"], quote_name(source)
     if value["type"] not in _FLOAT_TYPES:
-        raise UnsupportedError(f"the input {quote_name(value['name'])!r} is not a floating-point tensor")
-    if not dims or len(dims) != 2 or not isinstance(dims[1], int) or dims[1] < 1:
-        raise UnsupportedError(f"the input {quote_name(value['name'])!r} has shape {_shape(dims)}; a (batch, "
-                               "features) input with a fixed number of features is supported")
-    if dims[1] > limits.max_weight_values:
-        raise LimitExceeded(f"the input {quote_name(value['name'])!r} declares {dims[1]:,} features, more than "
-                            f"the {limits.max_weight_values:,} numbers read; if the model is genuine, raise the "
-                            "limit (--max-size MIB)")
-    return value["name"], dims[1]
+        raise UnsupportedError(f"the input {name!r} is not a floating-point tensor")
+    sample = dims[1:] if dims and len(dims) > 1 else dims
+    if not sample or not all(isinstance(d, int) and d >= 1 for d in sample):
+        raise UnsupportedError(f"the input {name!r} has shape {_shape(dims)}; a (batch, features...) input with "
+                               "fixed feature sizes, or a vector [n], is supported")
+    width = math.prod(sample)
+    if width > limits.max_weight_values:
+        raise LimitExceeded(f"the input {name!r} declares {width:,} features, more than the "
+                            f"{limits.max_weight_values:,} numbers read; if the model is genuine, raise the limit "
+                            "(--max-size MIB)")
+    if len(dims) == 1:
+        return tuple(dims), False, (f"ONNX input {name} {_shape(dims)}: one sample, no batch axis",)
+    batch = dims[0] if isinstance(dims[0], int) and dims[0] >= 1 else None
+    notes = () if len(dims) == 2 else (f"ONNX input {name} {_shape(dims)}: takes each sample as {width} values "
+                                       "flattened in C (row-major) order",)
+    return (batch, *sample), True, notes
 
 
 def _shape(dims: Any) -> str:
@@ -1039,34 +1400,64 @@ def _shape(dims: Any) -> str:
 
 
 def _graph_output(info: dict) -> tuple[str, tuple[str, ...]]:
-    """The one floating-point output; others (a classifier's label) are noted and ignored."""
-    chosen = [v for v in info["outputs"] if v["type"] in _FLOAT_TYPES]
+    """The one floating-point output; others (a classifier's label) are noted and ignored.
+    Without one, the tensor a ZipMap (skl2onnx's classifier probabilities, as a sequence
+    of maps) reads is converted, and the notes say so."""
+    outputs = info["outputs"]
+    chosen = [v["name"] for v in outputs if v["type"] in _FLOAT_TYPES]
+    notes: list[str] = []
+    if not chosen:
+        zipped = [node for node in info["nodes"] if node["op"] == "ZipMap" and node["domain"] == "ai.onnx.ml"
+                  and node["outputs"][:1] in ([v["name"]] for v in outputs) and len(node["inputs"]) == 1]
+        if len(zipped) == 1:
+            chosen, notes = [zipped[0]["inputs"][0]], [_zipmap_note(zipped[0])]
     if len(chosen) != 1:
-        names = ", ".join(repr(quote_name(v["name"])) for v in chosen) or "none"
-        raise UnsupportedError(f"the graph has {len(chosen)} floating-point outputs ({names}); exactly one is "
-                               "supported")
-    ignored = [quote_name(v["name"]) for v in info["outputs"] if v is not chosen[0]]
-    notes = (f"ONNX output(s) not converted (not floating point): {', '.join(ignored)}",) if ignored else ()
-    return chosen[0]["name"], notes
+        kinds = ", ".join(f"{quote_name(v['name'])!r} ({_kind(v)})" for v in outputs) or "none"
+        raise UnsupportedError(f"the graph has {len(chosen)} floating-point tensor outputs (outputs: {kinds}); "
+                               "exactly one is supported (or, without one, one ZipMap of the probabilities)")
+    described = {zipped[0]["outputs"][0]} if notes else set()
+    ignored = [quote_name(v["name"]) for v in outputs if v["name"] not in chosen and v["name"] not in described]
+    if ignored:
+        notes.insert(0, f"ONNX output(s) not converted (not floating point): {', '.join(ignored)}")
+    return chosen[0], tuple(notes)
 
 
-def _fold_constants(nodes: list[dict], constants: dict, tensors: dict) -> list[dict]:
-    """Constant nodes (and Identity/Cast of constants) become constants; the rest stay."""
-    rest = []
+def _kind(value: dict) -> str:
+    if value["type"] is None:
+        return "not a tensor"
+    return f"a {type_name(value['type'])} tensor" if isinstance(value["type"], int) else "unknown"
+
+
+def _zipmap_note(node: dict) -> str:
+    labels = node["attrs"].get("classlabels_int64s", node["attrs"].get("classlabels_strings", []))
+    labels = labels if isinstance(labels, list) else []
+    shown = ", ".join(quote_name(label) for label in labels[:8]) + (f", ... ({len(labels)})" if len(labels) > 8 else "")
+    return (f"ZipMap output {quote_name(node['outputs'][0])}: its input {quote_name(node['inputs'][0])} is "
+            f"converted, one output per class [{shown}]")
+
+
+def _fold_constants(nodes: list[dict], constants: dict, tensors: dict) -> tuple[list[dict], dict]:
+    """Constant nodes (and Identity/Cast of constants) become constants; the rest stay.
+    A Cast that cannot be folded stays a node, its error kept (raised if it is needed)."""
+    rest, failed = [], {}
     for node in nodes:
-        value = _constant_value(node, constants, tensors)
+        try:
+            value = _constant_value(node, constants, tensors)
+        except MlpCodegenError as exc:
+            failed[id(node)], value = exc, None
         if value is None:
             rest.append(node)
         else:
             constants[node["outputs"][0]] = value
-    return rest
+    return rest, failed
 
 
 def _constant_value(node: dict, constants: dict, tensors: dict) -> Optional[tuple]:
     if node["domain"] not in ("", "ai.onnx") or len(node["outputs"]) != 1:
         return None
     if node["op"] in ("Identity", "Cast") and len(node["inputs"]) == 1 and node["inputs"][0] in constants:
-        return constants[node["inputs"][0]]
+        array, dtype = constants[node["inputs"][0]]
+        return (array, dtype) if node["op"] == "Identity" else _cast(node, array, dtype)
     if node["op"] != "Constant":
         return None
     attrs = node["attrs"]
@@ -1077,6 +1468,16 @@ def _constant_value(node: dict, constants: dict, tensors: dict) -> Optional[tupl
         if key in attrs:
             return np.asarray(attrs[key], dtype=np.float64), dtype
     raise UnsupportedError(f"{_where(node)}: a Constant of an unsupported kind ({', '.join(map(quote_name, attrs))})")
+
+
+def _cast(node: dict, array: Optional[np.ndarray], dtype: str) -> tuple:
+    """A Cast of a constant, as ONNX computes it (rounded, truncated, wrapped) or refused."""
+    to = node["attrs"].get("to")
+    if not isinstance(to, int) or isinstance(to, bool):
+        raise ModelFormatError(f"{_where(node)}: the attribute 'to' is missing or not a type number")
+    if array is None:
+        raise UnsupportedError(f"{_where(node)}: casts a constant of {dtype}, not numbers, to {type_name(to)}")
+    return cast_constant(array, dtype, to, _where(node))
 
 
 def _needed(nodes: list[dict], output: str, constants: dict, source: str) -> list[dict]:

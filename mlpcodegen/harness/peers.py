@@ -141,11 +141,28 @@ def _onnx_session_peer(serialized: bytes, network: Callable[[], Network], source
 
     def predict(x: np.ndarray) -> np.ndarray:
         try:
-            return np.asarray(session.run(floats[:1], {source.name: np.asarray(x, dtype=dtype)})[0])
+            return _run_rows(session, floats[:1], source.name, list(source.shape), np.asarray(x, dtype=dtype))
         except Exception as exc:
             raise ModelFormatError(_ort_failure(source_name, exc)) from None
 
     return Peer("ONNX Runtime", predict, network, dtype, magnitude_floor=ORT_MAGNITUDE_FLOOR)
+
+
+def _run_rows(session: Any, outputs: list, name: str, shape: list, rows: np.ndarray) -> np.ndarray:
+    """The graph on one flat row per sample, as the ONNX frontend reads it: each row
+    reshaped in C order to the input's sample shape; a fixed batch B run B rows at a time
+    (the last run padded with zeros), a vector input [n] one row at a time; the output
+    flattened per sample."""
+    if len(shape) == 2 and not isinstance(shape[0], int):  # (batch, features): as it is
+        return np.asarray(session.run(outputs, {name: rows})[0])
+    batch = 1 if len(shape) == 1 else shape[0] if isinstance(shape[0], int) else max(len(rows), 1)
+    sample, results = shape[1:] if len(shape) > 1 else shape, []
+    for start in range(0, len(rows), batch):
+        chunk = rows[start:start + batch]
+        padded = np.concatenate([chunk, np.zeros((batch - len(chunk), *chunk.shape[1:]), rows.dtype)])
+        feed = padded.reshape(sample if len(shape) == 1 else [batch, *sample])
+        results.append(np.asarray(session.run(outputs, {name: feed})[0]).reshape(batch, -1)[:len(chunk)])
+    return np.concatenate(results)
 
 
 #: ONNX Runtime's errors are measured at its outputs' own size (see :attr:`Peer.magnitude_floor`).
@@ -172,7 +189,8 @@ def _pruned_model(serialized: bytes) -> bytes:
     model.ParseFromString(serialized)
     graph = model.graph
     floats = (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16)
-    outputs = [v for v in graph.output if v.type.tensor_type.elem_type in floats][:1] or list(graph.output[:1])
+    outputs = ([v for v in graph.output if v.type.tensor_type.elem_type in floats][:1] or _zipmap_input(graph)
+               or list(graph.output[:1]))
     needed = {v.name for v in outputs}
     kept = []
     for node in reversed(graph.node):  # a valid graph is topologically sorted
@@ -194,6 +212,17 @@ def _pruned_model(serialized: bytes) -> bytes:
     result.opset_import.extend(o for o in model.opset_import if o.domain in used or o.domain == "ai.onnx")
     del result.functions[:]
     return result.SerializeToString()
+
+
+def _zipmap_input(graph: Any) -> list:
+    """skl2onnx's default classifier output is a ZipMap (a sequence of maps) of the
+    probability tensor: that tensor, which the ONNX frontend converts."""
+    from onnx import TensorProto, helper
+
+    names = {v.name for v in graph.output}
+    return [helper.make_tensor_value_info(node.input[0], TensorProto.FLOAT, None) for node in graph.node
+            if node.op_type == "ZipMap" and node.domain == "ai.onnx.ml" and node.input and node.output
+            and node.output[0] in names][:1]
 
 
 def _node_inputs(node: Any) -> set:
