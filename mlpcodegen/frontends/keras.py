@@ -883,9 +883,9 @@ def _read_unit_norm(entry: _LayerEntry, width: int) -> list[Layer]:
 
 
 def _read_reshape(entry: _LayerEntry, width: int) -> list[Layer]:
-    """Nothing to compute: a row-major reshape keeps the order of the features.  A
-    multi-axis input is read flattened in row-major (C) order, ``x.reshape(len(x), -1)``,
-    as Keras' Flatten does (``data_format="channels_last"``)."""
+    """Nothing to compute: a multi-axis input (Input((28, 28)), element-wise layers, then
+    Flatten or a flat Reshape) is read flattened in row-major (C) order, x.reshape(len(x), -1),
+    as Keras' Flatten (channels_last) does."""
     return []
 
 
