@@ -38,7 +38,7 @@ import pytest
 
 from conftest import REPO
 from mlpcodegen import load
-from mlpcodegen.errors import ModelFormatError
+from mlpcodegen.errors import ModelFormatError, UnsupportedError
 from mlpcodegen.frontends.keras import load_keras_model
 from mlpcodegen.reference import evaluate
 
@@ -560,6 +560,18 @@ def test_tf_keras213_checkpoint_groups_refuse_any_ambiguity(tmp_path, keras_modu
         assert "\n" not in str(caught.value) and str(caught.value).startswith(str(path)), name
 
 
+def test_tf_keras213_archive_with_a_conv2d_names_the_layer(tmp_path, keras_module):
+    """The Conv2D's group is no ambiguity: the layer itself is refused by name and class."""
+    L = keras_module.layers
+    model = keras_module.Sequential([keras_module.Input((6, 6, 1)), L.Conv2D(2, 3, name="conv"), L.Flatten(),
+                                     L.Dense(2, name="d")])
+    model.save(tmp_path / "k3.keras")
+    as_tf_keras213(tmp_path / "k3.keras", tmp_path / "m.keras", model)
+    with pytest.raises(UnsupportedError, match=r"m.keras: layer 'conv' of class Conv2D is not supported; "
+                                               r"supported layers: InputLayer, Dense"):
+        load(tmp_path / "m.keras")
+
+
 def test_tf_keras213_weights_file_with_checkpoint_groups(tmp_path, keras_module):
     """model.save_weights of tf.keras 2.13 wrote the same groups into a .weights.h5."""
     model = checkpoint_model(keras_module)
@@ -675,6 +687,16 @@ def corrupt_cases(tmp_path) -> dict[str, tuple[list, str]]:
     tf_keras2_weights(tmp_path / "wrong.h5", wrong)
     with h5py.File(tmp_path / "good.h5", "a") as f:
         del f["model_weights/dense_2"]
+    tf_keras213_archive(tmp_path / "ckpt.keras", spec, "backslash")  # tf.keras 2.13: dense, dense_2
+    with zipfile.ZipFile(tmp_path / "ckpt.keras") as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    blob = io.BytesIO(members["model.weights.h5"])
+    with h5py.File(blob, "a") as f:
+        del f["_layer_checkpoint_dependencies\\dense_2"]
+    members["model.weights.h5"] = blob.getvalue()
+    with zipfile.ZipFile(tmp_path / "ckpt.keras", "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
     with h5py.File(tmp_path / "k3missing.weights.h5", "w") as f:  # Keras 3 layout, dense_1 lost
         for i, values in enumerate(spec.steps[0].weights()):
             f[f"layers/dense/vars/{i}"] = values
@@ -690,6 +712,9 @@ def corrupt_cases(tmp_path) -> dict[str, tuple[list, str]]:
         "weights shape mismatch": ([tmp_path / "m.json", tmp_path / "wrong.h5"],
                                    "Dense layer 'dense_1': kernel shape \\(5, 2\\) takes 5 inputs"),
         "h5 missing a layer": ([tmp_path / "good.h5"], "Dense layer 'dense_2' should have 2 weight array"),
+        "tf.keras 2.13 groups missing one": ([tmp_path / "ckpt.keras"],
+                                             r"holds 1 group\(s\) of Dense weights under "
+                                             r"_layer_checkpoint_dependencies/ \('dense'\) for the model's 2"),
         "weights file is garbage": ([tmp_path / "m.json", tmp_path / "garbage.h5"], "truncated or corrupt"),
         "weights for a .keras": ([tmp_path / "good.keras", tmp_path / "w.h5"], "architecture JSON"),
     }

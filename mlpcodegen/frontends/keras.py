@@ -176,8 +176,11 @@ def _checkpoint_weights(config: Any, groups: dict, what: str) -> dict[str, tuple
     for entry in _weighted_layers(config):
         wanted.setdefault(_snake_case(entry["class_name"]), []).append(entry)
     numbered: dict[str, list[tuple[int, str]]] = {base: [] for base in wanted}
+    others = {_snake_case(entry["class_name"]) for entry in _model_layers(config)} - set(wanted)
     for name in stored:
         base, number = _numbered_group(name, wanted)
+        if base is None and _numbered_group(name, others)[0] is not None:
+            continue  # a layer mlpcodegen does not read (Conv2D): refused by name when the chain is read
         if base is None:
             raise ModelFormatError(
                 f"{what} holds weights under _layer_checkpoint_dependencies/{quote_name(name)}, which no layer of "
@@ -663,7 +666,8 @@ def _input_shape(config: dict, layer: str, class_name: str = "InputLayer",
         shape = [None, *single] if single is not None else [None, dim] if dim is not None else None
     if shape is None:
         return None
-    if len(shape) < 2 or not all(_config.KINDS["int"][0](n) and n >= 1 for n in shape[1:]):
+    if len(shape) < 2 or len(shape) > _MAX_INPUT_RANK or \
+            not all(_config.KINDS["int"][0](n) and n >= 1 for n in shape[1:]):
         raise UnsupportedError(
             f"{where} has shape {_config.describe(shape)}; only inputs of a fixed shape (batch, features) "
             "can be converted (or (batch, d1, d2, ...) flattened by a Flatten layer)"
@@ -673,6 +677,10 @@ def _input_shape(config: dict, layer: str, class_name: str = "InputLayer",
         raise LimitExceeded(f"{where} declares {size:,} input features, more than the {max_width:,} numbers "
                             "read; if the model is genuine, raise the limit (--max-size MIB)")
     return tuple(int(n) for n in shape[1:])
+
+
+#: Axes of an input, batch included (images with channels have 4; more is no MLP input).
+_MAX_INPUT_RANK = 8
 
 
 def _size(shape: Any) -> int:
