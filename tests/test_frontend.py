@@ -137,8 +137,11 @@ def multi_axis_refusals(keras) -> dict[str, tuple[list, str]]:
         "softmax before the Flatten": ([keras.Input((4, 2)), L.Activation("softmax", name="s"), L.Flatten(), L.Dense(1)],
                                        r"Activation layer 's' applies softmax over the last axis of a \(batch, 4, 2\) "
                                        r"input; only element-wise steps"),
-        "BatchNormalization per channel": ([keras.Input((4, 2)), L.BatchNormalization(name="bn"), L.Flatten(),
-                                            L.Dense(1)], r"BatchNormalization layer 'bn' gets a \(batch, 4, 2\) input"),
+        "LayerNormalization over a row": ([keras.Input((4, 2)), L.LayerNormalization(name="ln"), L.Flatten(),
+                                           L.Dense(1)], r"LayerNormalization layer 'ln' gets a \(batch, 4, 2\) input"),
+        "BatchNormalization over rows": ([keras.Input((4, 2)), L.BatchNormalization(axis=1, name="bn"), L.Flatten(),
+                                          L.Dense(1)], r"BatchNormalization layer 'bn' normalises over axis 1 of a "
+                                                       r"\(batch, 4, 2\) input; only the last axis"),
         "channels_first": ([keras.Input((4, 2)), L.Flatten(data_format="channels_first", name="f"), L.Dense(1)],
                            r"Flatten layer 'f' has data_format channels_first, which moves the second axis of its "
                            r"\(batch, 4, 2\) input last"),
@@ -147,8 +150,8 @@ def multi_axis_refusals(keras) -> dict[str, tuple[list, str]]:
     }
 
 
-@pytest.mark.parametrize("case", ["Dense on a 3-D input", "softmax before the Flatten", "BatchNormalization per channel",
-                                  "channels_first", "a multi-axis output"])
+@pytest.mark.parametrize("case", ["Dense on a 3-D input", "softmax before the Flatten", "LayerNormalization over a row",
+                                  "BatchNormalization over rows", "channels_first", "a multi-axis output"])
 def test_multi_axis_data_only_through_element_wise_steps_to_a_flatten(keras_module, case):
     layers, message = multi_axis_refusals(keras_module)[case]
     with pytest.raises(UnsupportedError, match=message):

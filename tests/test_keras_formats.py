@@ -437,7 +437,7 @@ def small_model(keras, layers, seed: int = 0):
     """A Keras 3 model with every weight drawn from a seeded generator (variances positive)."""
     model = keras.Sequential(layers) if isinstance(layers, list) else layers
     rng = np.random.default_rng(seed)
-    for layer in model.layers:
+    for layer in (layer for layer in model.layers if type(layer).__name__ != "Normalization"):  # adapted
         layer.set_weights([np.abs(rng.normal(1.0, 0.3, w.shape)).astype("f4") if "variance" in v.path else
                            rng.normal(0.0, 0.6, w.shape).astype("f4")
                            for w, v in zip(layer.get_weights(), layer.weights)])
@@ -598,10 +598,19 @@ def flatten_models(keras) -> dict[str, Callable[[], object]]:
             L.Dense(4, activation="tanh"), L.Dense(2)], seed=2),
         "(3, 4) reshaped": lambda: small_model(keras, [
             keras.Input((3, 4)), L.Reshape((-1,)), L.Dense(3, activation="sigmoid"), L.Dense(1)], seed=3),
+        "(2, 3, 4) normalised per channel": lambda: small_model(keras, [
+            keras.Input((2, 3, 4)), adapted(L.Normalization(), (2, 3, 4)), L.BatchNormalization(), L.Flatten(),
+            L.Dense(3, activation="relu"), L.Dense(2)], seed=4),
     }
 
 
-@pytest.mark.parametrize("case", ["(6, 7) rescaled per column", "(4, 5, 1) leaky, prelu", "(3, 4) reshaped"])
+def adapted(layer, shape: tuple[int, ...]):
+    layer.adapt(np.random.default_rng(6).normal(1.0, 2.0, (64, *shape)).astype("f4"))
+    return layer
+
+
+@pytest.mark.parametrize("case", ["(6, 7) rescaled per column", "(4, 5, 1) leaky, prelu", "(3, 4) reshaped",
+                                  "(2, 3, 4) normalised per channel"])
 def test_flatten_after_a_multi_axis_input(tmp_path, keras_module, case):
     """In memory, .keras and .h5 read alike; the C takes x.reshape(len(x), -1) (row-major)
     and agrees with model.predict on the unflattened samples (verify reshapes them)."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Union
 
@@ -963,6 +963,20 @@ def _read_prelu_shaped(entry: _LayerEntry, shape: tuple[int, ...]) -> tuple[list
     return [Activate(_size(shape), Activation("prelu", (("alpha", tuple(alpha)),)), entry.name)], shape
 
 
+def _per_channel(entry: _LayerEntry, shape: tuple[int, ...]) -> tuple[list[Layer], tuple[int, ...]]:
+    """BatchNormalization or Normalization over the last axis of a multi-axis input: the
+    flat reader's affine step for one channel, repeated over the other axes (row-major)."""
+    axis = _config.get(entry.config, "axis", "axis", -1, _where(entry))
+    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+    if axes not in ([-1], [len(shape)]):
+        raise UnsupportedError(
+            f"{_where(entry)} normalises over axis {axis} of a {_shape_text(shape)} input; only the last axis "
+            "(one mean and scale per channel) can be converted before the Flatten layer")
+    steps = _READERS[entry.class_name](replace(entry, config={**entry.config, "axis": -1}), shape[-1])
+    repeat = _size(shape[:-1])
+    return [Affine(np.tile(step.scale, repeat), np.tile(step.shift, repeat), step.name) for step in steps], shape
+
+
 def _keep_shape(entry: _LayerEntry, shape: tuple[int, ...]) -> tuple[list[Layer], tuple[int, ...]]:
     return [], shape
 
@@ -1009,6 +1023,8 @@ _SHAPED_READERS: dict[str, Callable[[_LayerEntry, tuple[int, ...]], tuple[list[L
     **{name: _elementwise(_READERS[name]) for name in ("Activation", "ReLU", "LeakyReLU", "ELU")},
     "Rescaling": _read_rescaling_shaped,
     "PReLU": _read_prelu_shaped,
+    "BatchNormalization": _per_channel,
+    "Normalization": _per_channel,
     "Flatten": _reshaped,
     "Reshape": _reshaped,
 }
