@@ -946,8 +946,8 @@ def _broadcast(values: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
         array = np.asarray(values, dtype=np.float64)
         return np.broadcast_to(array, (1, *shape)).ravel().copy()
     except (TypeError, ValueError):
-        raise ModelFormatError(f"{what} ({_config.describe(values) if np.ndim(values) == 0 else np.shape(values)}) "
-                               f"does not broadcast over the {_shape_text(shape)} input") from None
+        raise ModelFormatError(f"{what} ({_config.describe(values)}) does not broadcast over the "
+                               f"{_shape_text(shape)} input") from None
 
 
 def _read_rescaling_shaped(entry: _LayerEntry, shape: tuple[int, ...]) -> tuple[list[Layer], tuple[int, ...]]:
