@@ -14,8 +14,13 @@ wrote (read from its saving code; no TensorFlow 1 or Keras 2 is installed):
   the JSON; the weights file's root holds ``layer_names``/``backend``/``keras_version``)
   and of Keras 3 (its own ``to_json`` and ``.weights.h5``, ``layers/dense/vars/0``).
 * tf.keras 2.13-2.15 ``.keras`` archives: modules ``keras.src.engine.functional`` etc.;
-  weights under ``layers/dense/vars``, ``_layer_checkpoint_dependencies/dense/vars``, or a
-  root group literally named ``_layer_checkpoint_dependencies\\dense`` (Windows joins).
+  weights under ``layers/dense/vars`` or, as tf.keras 2.13 wrote them, numbered dense,
+  dense_2, dense_4 (:func:`tf_keras213_groups`), under ``_layer_checkpoint_dependencies/``
+  or in root groups literally named ``_layer_checkpoint_dependencies\\dense_2`` (Windows
+  joins); also Keras 3 archives rewritten into that layout, checked against the model
+  they were saved from.
+* Multi-axis inputs flattened by Flatten/Reshape (Keras 3 in memory, .keras, .h5; Keras 2
+  with the input shape on the Flatten layer), the C checked against model.predict.
 
 Every file holds a random architecture (depth 1-3, widths 1-8, several activations,
 Dropout / Activation layers in between) and is checked against the float64 reference
