@@ -588,6 +588,34 @@ def test_tf_keras213_weights_file_with_checkpoint_groups(tmp_path, keras_module)
     assert load(tmp_path / "m.json", weights=tmp_path / "w.weights.h5") == load(model)
 
 
+REAL_TF213 = REPO / "tests" / "data" / "tf_keras_2_13"
+
+
+@pytest.mark.parametrize("name, source", [("sequential", "sequential.keras"), ("functional", "functional.keras"),
+                                          ("flatten", "flatten.keras"), ("sequential", "sequential.json")])
+def test_files_of_the_real_tf_keras_213(name, source):
+    """Files tf.keras 2.13.1 wrote (tests/data/tf_keras_2_13/make_files.py): checkpoint
+    groups dense, dense_2, dense_4 (and a Flatten with the input shape on it); the float32
+    C agrees with tf.keras 2.13's own model.predict within 8 ULP of the reference magnitude."""
+    from mlpcodegen import compile_c
+    from mlpcodegen.harness.verify import F32_ULP_BOUND, compare
+    from mlpcodegen.reference import evaluate_magnitude
+
+    with zipfile.ZipFile(REAL_TF213 / f"{name}.keras") as archive, \
+            h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as h5:
+        assert {"dense", "dense_2"} <= set(h5["_layer_checkpoint_dependencies"]) and "layers" not in h5
+    weights = REAL_TF213 / f"{name}.weights.h5" if source.endswith(".json") else None
+    net = load(REAL_TF213 / source, weights=weights)
+    with np.load(REAL_TF213 / f"{name}_io.npz", allow_pickle=False) as io_arrays:
+        x, expected = io_arrays["x"].reshape(len(io_arrays["x"]), -1), io_arrays["y"]
+    reference, magnitude = evaluate_magnitude(net, x)
+    actual = np.asarray(compile_c(net, dtype="float32", name="real213")(x))
+    for versus in (expected, reference):
+        assert compare(actual, versus, magnitude, "float32")[2] <= F32_ULP_BOUND
+    assert (name == "flatten") == (net.notes == ("input: (4, 5) per sample, flattened in row-major (C) order: "
+                                                 "x.reshape(len(x), -1)",))
+
+
 # ------------------------------------------------------------------ multi-axis inputs, flattened
 
 
