@@ -592,7 +592,8 @@ REAL_TF213 = REPO / "tests" / "data" / "tf_keras_2_13"
 
 
 @pytest.mark.parametrize("name, source", [("sequential", "sequential.keras"), ("functional", "functional.keras"),
-                                          ("flatten", "flatten.keras"), ("sequential", "sequential.json")])
+                                          ("flatten", "flatten.keras"), ("flatten", "flatten.h5"),
+                                          ("sequential", "sequential.json")])
 def test_files_of_the_real_tf_keras_213(name, source):
     """Files tf.keras 2.13.1 wrote (tests/data/tf_keras_2_13/make_files.py): checkpoint
     groups dense, dense_2, dense_4 (and a Flatten with the input shape on it); the float32

@@ -46,6 +46,8 @@ def main(folder: str) -> None:
     rng = np.random.default_rng(0)
     for name, model in models(rng).items():
         model.save(os.path.join(folder, f"{name}.keras"))
+        if name == "flatten":  # the legacy whole-model HDF5 of Keras 2
+            model.save(os.path.join(folder, f"{name}.h5"))
         if name == "sequential":
             model.save_weights(os.path.join(folder, f"{name}.weights.h5"))
             with open(os.path.join(folder, f"{name}.json"), "w") as f:
