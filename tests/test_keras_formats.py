@@ -591,6 +591,18 @@ def test_tf_keras213_weights_file_with_checkpoint_groups(tmp_path, keras_module)
 REAL_TF213 = REPO / "tests" / "data" / "tf_keras_2_13"
 
 
+def test_the_simulated_tf_keras213_numbering_is_the_real_one():
+    """tf_keras213_groups (used to write the test archives) names the groups as tf.keras
+    2.13.1 itself did, for a Sequential (no InputLayer in model.layers) and a functional model."""
+    expected = {"sequential": (["Dense", "Dropout", "BatchNormalization", "Dense", "Dense"], [1, 0, 1, 1, 1]),
+                "functional": (["InputLayer", "Dense", "Dense", "Dense"], [0, 1, 1, 1]),
+                "flatten": (["Flatten", "Dense", "Dense"], [0, 1, 1])}
+    for name, (classes, weighted) in expected.items():
+        with zipfile.ZipFile(REAL_TF213 / f"{name}.keras") as archive, \
+                h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as h5:
+            assert sorted(h5["_layer_checkpoint_dependencies"]) == sorted(tf_keras213_groups(classes, weighted))
+
+
 @pytest.mark.parametrize("name, source", [("sequential", "sequential.keras"), ("functional", "functional.keras"),
                                           ("flatten", "flatten.keras"), ("flatten", "flatten.h5"),
                                           ("sequential", "sequential.json")])
