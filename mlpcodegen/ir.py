@@ -29,6 +29,7 @@ from typing import Union
 import numpy as np
 
 from .errors import ValidationError
+from .untrusted import quote_name
 
 from .activations import REGISTRY
 
@@ -83,6 +84,18 @@ class Activation:
     def param(self, key: str) -> ParamValue:
         return dict(self.params)[key]
 
+    @property
+    def parameter_count(self) -> int:
+        """Numbers stored per unit (prelu's alpha); scalar parameters are not counted."""
+        return sum(len(value) for _key, value in self.params if isinstance(value, tuple))
+
+    def __str__(self) -> str:
+        """``tanh``, ``leaky_relu(negative_slope=0.1)``, ``prelu(alpha=[8 values])``: the
+        parameters that differ from the defaults."""
+        defaults = REGISTRY[self.name].defaults
+        shown = [f"{key}={_param_text(value)}" for key, value in self.params if value != defaults.get(key)]
+        return self.name + (f"({', '.join(shown)})" if shown else "")
+
     def unit_params(self, unit: int) -> dict[str, ParamValue]:
         """Parameters for one unit: per-unit tuples indexed, scalars as they are."""
         return {k: (v[unit] if isinstance(v, tuple) else v) for k, v in self.params}
@@ -108,6 +121,12 @@ class Activation:
                 raise ValidationError(
                     f"layer {layer!r}: {self.name} parameter {key!r} has {len(value)} values for {width} units"
                 )
+
+
+def _param_text(value: ParamValue) -> str:
+    if isinstance(value, tuple):
+        return f"[{len(value)} values]"
+    return "None" if value is None else f"{value:g}"
 
 
 def _param(activation: str, key: str, value: object, per_unit: bool) -> ParamValue:
@@ -193,6 +212,14 @@ class Dense:
     def n_out(self) -> int:
         return self.activation.out_width(self.units)
 
+    @property
+    def parameter_count(self) -> int:
+        return self.kernel.size + (0 if self.bias is None else self.bias.size) + self.activation.parameter_count
+
+    def __repr__(self) -> str:  # the arrays are in .kernel/.bias; the summary fits a line
+        return f"Dense({self.name!r}, {self.n_in} -> {self.n_out}, {self.activation}" \
+               f"{', no bias' if self.bias is None else ''})"
+
     def _key(self) -> tuple:
         bias = None if self.bias is None else self.bias.tobytes()
         return ("dense", self.name, self.kernel.shape, self.kernel.tobytes(), bias, self.activation)
@@ -231,6 +258,13 @@ class Activate:
     def n_out(self) -> int:
         return self.activation.out_width(self.width)
 
+    @property
+    def parameter_count(self) -> int:
+        return self.activation.parameter_count
+
+    def __repr__(self) -> str:
+        return f"Activate({self.name!r}, {self.width} -> {self.n_out}, {self.activation})"
+
 
 @dataclass(frozen=True, eq=False)
 class Affine:
@@ -268,6 +302,13 @@ class Affine:
     @property
     def n_out(self) -> int:
         return self.n_in
+
+    @property
+    def parameter_count(self) -> int:
+        return self.scale.size + self.shift.size
+
+    def __repr__(self) -> str:
+        return f"Affine({self.name!r}, {self.n_in} -> {self.n_out})"
 
     def _key(self) -> tuple:
         return ("affine", self.name, self.scale.tobytes(), self.shift.tobytes())
@@ -352,6 +393,14 @@ class Polynomial:
         """The highest exponent of any one input."""
         return int(self.exponents.max())
 
+    @property
+    def parameter_count(self) -> int:
+        return self.coefficients.size + self.center.size + self.scale.size
+
+    def __repr__(self) -> str:
+        return (f"Polynomial({self.name!r}, {self.n_in} -> {self.n_out}, {self.basis} of degree {self.degree}, "
+                f"{len(self.exponents)} terms)")
+
     def _key(self) -> tuple:
         return ("polynomial", self.name, self.basis, self.exponents.shape, self.exponents.tobytes(),
                 self.coefficients.shape, self.coefficients.tobytes(), self.center.tobytes(), self.scale.tobytes())
@@ -419,3 +468,40 @@ class Network:
         acts = [f"{layer.basis} polynomial of degree {layer.degree}" if isinstance(layer, Polynomial)
                 else layer.activation.name for layer in self.layers]
         return f"{'-'.join(widths)} ({', '.join(acts)})"
+
+    @property
+    def parameter_count(self) -> int:
+        """Numbers the layers store (weights, biases, scales, per-unit activation parameters)."""
+        return sum(layer.parameter_count for layer in self.layers)
+
+    def __repr__(self) -> str:
+        """One line; ``print(net)`` gives the table of :meth:`summary`.  The arrays stay in
+        the layers (``net.layers[0].kernel``)."""
+        return (f"<Network {quote_name(self.name)!r}: {self.describe()}, {self.parameter_count:,} parameters, "
+                f"{self.weight_dtype} weights>")
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def summary(self) -> str:
+        """A table like Keras' ``model.summary()``: each layer's name, kind, inputs ->
+        outputs, activation and parameter count; the total; the notes.  Names from a model
+        file are shown inert (``quote_name``)."""
+        rows = [("#", "layer", "kind", "shape", "activation", "parameters")]
+        rows += [(str(i), quote_name(layer.name)[:32], type(layer).__name__, f"{layer.n_in} -> {layer.n_out}",
+                  _activation_text(layer)[:40], f"{layer.parameter_count:,}") for i, layer in enumerate(self.layers)]
+        widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+        right = {0, 5}
+        lines = [f"Network {quote_name(self.name)!r}: {self.n_inputs} inputs -> {self.n_outputs} outputs, "
+                 f"{self.weight_dtype} weights"]
+        lines += ["  ".join(cell.rjust(w) if k in right else cell.ljust(w)
+                            for k, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in rows]
+        lines.append(f"Total parameters: {self.parameter_count:,}")
+        lines += [f"note: {quote_name(note)}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def _activation_text(layer: Layer) -> str:
+    if isinstance(layer, Polynomial):
+        return f"{layer.basis}, degree {layer.degree}, {len(layer.exponents)} terms"
+    return "-" if isinstance(layer, Affine) else str(layer.activation)

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -103,11 +104,58 @@ def test_two_outputs_are_rejected(keras_module):
         load(model)
 
 
-def test_non_flat_input_is_rejected(keras_module):
+def test_a_layer_outside_a_dense_network_is_named_not_the_input_shape(keras_module, tmp_path, capsys):
+    """Conv2D after a 4-D input: the refusal names the layer and its class and lists what
+    is supported, whichever way the model comes (in memory, .keras, .h5, the CLI)."""
+    from mlpcodegen.cli import main
+
     keras = keras_module
-    model = keras.Sequential([keras.Input((4, 2)), keras.layers.Dense(3)])
-    with pytest.raises(UnsupportedError, match="only flat feature vectors"):
-        load(model)
+    L = keras.layers
+    inputs = keras.Input((8, 8, 1))
+    functional = keras.Model(inputs, L.Dense(1)(L.Flatten()(L.Conv2D(2, 3, name="conv")(inputs))))
+    sequential = keras.Sequential([keras.Input((8, 8, 1)), L.Conv2D(2, 3, name="conv"), L.Flatten(), L.Dense(1)])
+    sequential.save(tmp_path / "conv.keras")
+    functional.save(tmp_path / "conv.h5")
+    message = r"layer 'conv' of class Conv2D is not supported; supported layers: InputLayer, Dense, .*Flatten"
+    for source in (sequential, functional, tmp_path / "conv.keras", tmp_path / "conv.h5"):
+        with pytest.raises(UnsupportedError, match=message) as caught:
+            load(source)
+        assert "has shape" not in str(caught.value) and "(None, 8, 8, 1)" not in str(caught.value)
+    assert main(["convert", str(tmp_path / "conv.keras"), "-o", str(tmp_path / "conv.c")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(message, err[0]) and not (tmp_path / "conv.c").exists()
+
+
+def multi_axis_refusals(keras) -> dict[str, tuple[list, str]]:
+    """name -> (layers, what the refusal says)."""
+    L = keras.layers
+    return {
+        "Dense on a 3-D input": ([keras.Input((4, 2)), L.Dense(3, name="d")],
+                                 r"Dense layer 'd' gets a \(batch, 4, 2\) input \(it would act on the last axis "
+                                 r"alone\); .*add a Flatten layer before it \(layers that may come before the "
+                                 r"Flatten: Activation, .*Rescaling"),
+        "softmax before the Flatten": ([keras.Input((4, 2)), L.Activation("softmax", name="s"), L.Flatten(), L.Dense(1)],
+                                       r"Activation layer 's' applies softmax over the last axis of a \(batch, 4, 2\) "
+                                       r"input; only element-wise steps"),
+        "LayerNormalization over a row": ([keras.Input((4, 2)), L.LayerNormalization(name="ln"), L.Flatten(),
+                                           L.Dense(1)], r"LayerNormalization layer 'ln' gets a \(batch, 4, 2\) input"),
+        "BatchNormalization over rows": ([keras.Input((4, 2)), L.BatchNormalization(axis=1, name="bn"), L.Flatten(),
+                                          L.Dense(1)], r"BatchNormalization layer 'bn' normalises over axis 1 of a "
+                                                       r"\(batch, 4, 2\) input; only the last axis"),
+        "channels_first": ([keras.Input((4, 2)), L.Flatten(data_format="channels_first", name="f"), L.Dense(1)],
+                           r"Flatten layer 'f' has data_format channels_first, which moves the second axis of its "
+                           r"\(batch, 4, 2\) input last"),
+        "a multi-axis output": ([keras.Input((3,)), L.Dense(6), L.Reshape((2, 3))],
+                                r"the model's output has shape \(batch, 2, 3\); only a flat output"),
+    }
+
+
+@pytest.mark.parametrize("case", ["Dense on a 3-D input", "softmax before the Flatten", "LayerNormalization over a row",
+                                  "BatchNormalization over rows", "channels_first", "a multi-axis output"])
+def test_multi_axis_data_only_through_element_wise_steps_to_a_flatten(keras_module, case):
+    layers, message = multi_axis_refusals(keras_module)[case]
+    with pytest.raises(UnsupportedError, match=message):
+        load(keras_module.Sequential(layers))
 
 
 def test_nan_weights_name_the_layer(keras_module, tmp_path):

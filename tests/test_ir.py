@@ -111,3 +111,41 @@ def test_magnitude_bounds_the_terms_of_each_sum():
     sat = Network(1, (dense([[1.0]], None, "tanh"),))
     _, m_sat = evaluate_magnitude(sat, np.array([[20.0]]))
     assert m_sat[0, 0] == pytest.approx(1.0, rel=1e-12)  # saturated tanh: errors in z do not reach y
+
+
+def test_print_net_is_a_summary_not_the_weights():
+    """print(net) gives a table like Keras' model.summary() (layers, shapes, activations,
+    parameter counts); repr is one line; equality and hashing still compare the weights."""
+    from mlpcodegen.ir import Affine, Polynomial
+
+    rng = np.random.default_rng(0)
+    net = Network(784, (
+        dense(rng.normal(size=(784, 512)), rng.normal(size=512), "relu", "hidden"),
+        Affine(np.full(512, 2.0), np.zeros(512), "scale"),
+        Activate(512, Activation("prelu", (("alpha", tuple(np.linspace(0, 1, 512))),)), "p"),
+        dense(rng.normal(size=(512, 10)), None, "softmax", "out\nimport os"),
+    ), name="wide", notes=("input: (28, 28) per sample",))
+    text = str(net)
+    lines = text.splitlines()
+    assert len(text) < 1000 and len(lines) == 8, text
+    assert lines[0] == "Network 'wide': 784 inputs -> 10 outputs, float32 weights"
+    assert lines[1].split() == ["#", "layer", "kind", "shape", "activation", "parameters"]
+    assert lines[2].split() == ["0", "hidden", "Dense", "784", "->", "512", "relu", "401,920"]
+    assert lines[3].split() == ["1", "scale", "Affine", "512", "->", "512", "-", "1,024"]
+    assert lines[4].split() == ["2", "p", "Activate", "512", "->", "512", "prelu(alpha=[512", "values])", "512"]
+    assert lines[5].split() == ["3", "out<U+000A>import", "os", "Dense", "512", "->", "10", "softmax", "5,120"]
+    total = 784 * 512 + 512 + 2 * 512 + 512 + 512 * 10
+    assert net.parameter_count == total and lines[6] == f"Total parameters: {total:,}"
+    assert lines[7] == "note: input: (28, 28) per sample"
+    assert repr(net) == f"<Network 'wide': 784-512-10 (relu, linear, prelu(alpha=[512 values]), softmax), " \
+                        f"{total:,} parameters, float32 weights>".replace("prelu(alpha=[512 values])", "prelu")
+    assert repr(net.layers[0]) == "Dense('hidden', 784 -> 512, relu)"
+    assert repr(net.layers[3]) == "Dense('out\\nimport os', 512 -> 10, softmax, no bias)"
+    poly = Network(2, (Polynomial(np.array([[0, 0], [1, 0], [0, 2]]), np.ones((1, 3)), np.zeros(2), np.ones(2)),))
+    assert str(poly).splitlines()[2].split() == ["0", "polynomial", "Polynomial", "2", "->", "1", "chebyshev,",
+                                                 "degree", "2,", "3", "terms", "7"]
+    assert str(Activation("leaky_relu", (("negative_slope", 0.1),))) == "leaky_relu(negative_slope=0.1)"
+    same = Network(784, net.layers, name="wide", notes=net.notes)
+    assert same == net and hash(same.layers) == hash(net.layers)
+    assert net != Network(784, net.layers[:3] + (dense(rng.normal(size=(512, 10)), None, "softmax", "out\nimport os"),),
+                          name="wide", notes=net.notes)

@@ -14,8 +14,13 @@ wrote (read from its saving code; no TensorFlow 1 or Keras 2 is installed):
   the JSON; the weights file's root holds ``layer_names``/``backend``/``keras_version``)
   and of Keras 3 (its own ``to_json`` and ``.weights.h5``, ``layers/dense/vars/0``).
 * tf.keras 2.13-2.15 ``.keras`` archives: modules ``keras.src.engine.functional`` etc.;
-  weights under ``layers/dense/vars``, ``_layer_checkpoint_dependencies/dense/vars``, or a
-  root group literally named ``_layer_checkpoint_dependencies\\dense`` (Windows joins).
+  weights under ``layers/dense/vars`` or, as tf.keras 2.13 wrote them, numbered dense,
+  dense_2, dense_4 (:func:`tf_keras213_groups`), under ``_layer_checkpoint_dependencies/``
+  or in root groups literally named ``_layer_checkpoint_dependencies\\dense_2`` (Windows
+  joins); also Keras 3 archives rewritten into that layout, checked against the model
+  they were saved from.
+* Multi-axis inputs flattened by Flatten/Reshape (Keras 3 in memory, .keras, .h5; Keras 2
+  with the input shape on the Flatten layer), the C checked against model.predict.
 
 Every file holds a random architecture (depth 1-3, widths 1-8, several activations,
 Dropout / Activation layers in between) and is checked against the float64 reference
@@ -25,10 +30,12 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass, field
+from typing import Callable
 
 import h5py
 import numpy as np
@@ -36,7 +43,7 @@ import pytest
 
 from conftest import REPO
 from mlpcodegen import load
-from mlpcodegen.errors import ModelFormatError
+from mlpcodegen.errors import ModelFormatError, UnsupportedError
 from mlpcodegen.frontends.keras import load_keras_model
 from mlpcodegen.reference import evaluate
 
@@ -249,11 +256,39 @@ def tf_keras2_weights(path, spec: Spec, functional: bool = False) -> None:
 # ------------------------------------------------------------------ tf.keras 2.13 .keras
 
 
+def tf_keras213_groups(classes: list[str], weighted: list[bool]) -> list[str]:
+    """The group each layer's variables get in a .keras file of tf.keras 2.13.
+
+    Its saving_lib walked ``dir(model)`` in sorted order, so it met
+    ``_layer_checkpoint_dependencies`` before ``layers``: an OrderedDict that lists each
+    layer of ``model.layers`` as ``layer-i`` and, when it has weights, first as
+    ``layer_with_weights-k`` too.  ``_save_container_state`` named the values after their
+    class, counting every entry, and saved a layer the first time only (visited_trackables):
+    a Sequential of Dense, Dropout, Dense stores dense, dropout, dense_2 (keras-team/tf-keras
+    saving_lib.py and functional.py of 2.13)."""
+    counts: dict[str, int] = {}
+    groups = []
+    for kind, has_weights in zip(classes, weighted):
+        base = re.sub("([a-z])([A-Z])", r"\1_\2", re.sub("(.)([A-Z][a-z]+)", r"\1_\2", kind)).lower()
+        names = []
+        for _ in range(2 if has_weights else 1):
+            counts[base] = counts.get(base, -1) + 1
+            names.append(base if counts[base] == 0 else f"{base}_{counts[base]}")
+        groups.append(names[0])
+    return groups
+
+
+def keras3_groups(classes: list[str]) -> list[str]:
+    """Keras 3's (and tf.keras 2.14's) groups under layers/: one count per layer."""
+    return tf_keras213_groups(classes, [False] * len(classes))
+
+
 def tf_keras213_archive(path, spec: Spec, layout: str, functional: bool = False) -> None:
     """A tf.keras 2.13-2.15 .keras archive: the new serialisation (module entries,
     keras.src.engine.* for the model classes), weights by class-named groups under
-    ``layout``: "layers", "nested" (_layer_checkpoint_dependencies/dense) or
-    "backslash" (one group named _layer_checkpoint_dependencies\\dense)."""
+    ``layout``: "layers" (layers/dense_1), "nested" (tf.keras 2.13 on Linux:
+    _layer_checkpoint_dependencies/dense_2, numbered as :func:`tf_keras213_groups` says) or
+    "backslash" (on Windows: one root group named _layer_checkpoint_dependencies\\dense_2)."""
     config = tf_keras2_json(spec, functional)
     for key in ("keras_version", "backend"):
         del config[key]
@@ -263,14 +298,14 @@ def tf_keras213_archive(path, spec: Spec, layout: str, functional: bool = False)
     for entry in config["config"]["layers"]:
         entry.update(module="keras.layers", registered_name=None)
         entry["config"].pop("batch_input_shape", None) if entry["class_name"] != "InputLayer" else None
+    steps = ([Step("InputLayer")] if functional else []) + spec.steps  # model.layers
+    classes = [step.kind for step in steps]
+    groups = keras3_groups(classes) if layout == "layers" else \
+        tf_keras213_groups(classes, [bool(step.weights()) for step in steps])
     blob = io.BytesIO()
     with h5py.File(blob, "w") as h5:
         h5.create_group("vars")  # the model's own (none)
-        counts: dict[str, int] = {}
-        for step in spec.steps:
-            base = step.kind.lower()
-            counts[base] = counts.get(base, -1) + 1
-            group = base if counts[base] == 0 else f"{base}_{counts[base]}"
+        for step, group in zip(steps, groups):
             where = {"layers": f"layers/{group}", "nested": f"_layer_checkpoint_dependencies/{group}",
                      "backslash": f"_layer_checkpoint_dependencies\\{group}"}[layout]
             variables = h5.create_group(where).create_group("vars")
@@ -400,6 +435,292 @@ def test_load_keras_model_rebuilds_what_keras3_cannot_load(tmp_path, keras_modul
     check_against_peers(load(model, weights=weights), spec, peer, 2)
 
 
+# ------------------------------------------------------------------ tf.keras 2.13 checkpoint-path groups
+
+
+def small_model(keras, layers, seed: int = 0):
+    """A Keras 3 model with every weight drawn from a seeded generator (variances positive)."""
+    model = keras.Sequential(layers) if isinstance(layers, list) else layers
+    rng = np.random.default_rng(seed)
+    for layer in (layer for layer in model.layers if type(layer).__name__ != "Normalization"):  # adapted
+        layer.set_weights([np.abs(rng.normal(1.0, 0.3, w.shape)).astype("f4") if "variance" in v.path else
+                           rng.normal(0.0, 0.6, w.shape).astype("f4")
+                           for w, v in zip(layer.get_weights(), layer.weights)])
+    return model
+
+
+def assert_c_matches_keras(net, model, n: int = 200) -> None:
+    """The float32 C of ``net`` against ``model.predict`` and the float64 reference,
+    within the project's bound: 8 float32 ULPs of each output's reference magnitude
+    (mlpcodegen.harness.verify)."""
+    from mlpcodegen.harness.verify import verify
+
+    report = verify(model, "c", "float32", n=n, domain=(-2, 2), network=net)
+    assert report.ok and len(report.comparisons) == 4, report.table()
+
+
+def as_tf_keras213(source, target, model, layout: str = "nested", edit=None) -> None:
+    """The .keras archive Keras 3 wrote at ``source``, its weight groups moved where tf.keras
+    2.13 put them (:func:`tf_keras213_groups`), ``edit(h5)`` applied last."""
+    classes = [type(layer).__name__ for layer in model.layers]
+    moves = zip(keras3_groups(classes), tf_keras213_groups(classes, [bool(layer.weights) for layer in model.layers]))
+    with zipfile.ZipFile(source) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    blob = io.BytesIO()
+    with h5py.File(io.BytesIO(files["model.weights.h5"]), "r") as old, h5py.File(blob, "w") as new:
+        new.create_group("vars")
+        for keras3, tf213 in moves:
+            join = "/" if layout == "nested" else "\\"
+            variables = new.create_group(f"_layer_checkpoint_dependencies{join}{tf213}").create_group("vars")
+            for key, values in old[f"layers/{keras3}/vars"].items():
+                variables.create_dataset(key, data=values[()])
+        if edit is not None:
+            edit(new)
+    files["model.weights.h5"] = blob.getvalue()
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+
+
+def checkpoint_model(keras, functional: bool = False):
+    """Three Dense layers, a Dropout and a BatchNormalization between: tf.keras 2.13 stores
+    dense, dropout, batch_normalization, dense_2, dense_4."""
+    L = keras.layers
+    layers = [L.Dense(4, activation="tanh", name="hidden"), L.Dropout(0.2, name="drop"),
+              L.BatchNormalization(name="norm"), L.Dense(3, activation="elu", name="mid"),
+              L.Dense(2, activation="softmax", name="out")]
+    if not functional:
+        return small_model(keras, [keras.Input((5,))] + layers, seed=4)
+    x = inputs = keras.Input((5,))
+    for layer in layers:
+        x = layer(x)
+    return small_model(keras, keras.Model(inputs, x), seed=4)
+
+
+@pytest.mark.parametrize("layout", ["nested", "backslash"])
+@pytest.mark.parametrize("functional", [False, True], ids=["sequential", "functional"])
+def test_tf_keras213_checkpoint_groups_pair_in_order(tmp_path, keras_module, layout, functional):
+    """tf.keras 2.13's numbering (dense, dense_2, dense_4) in either separator: converted,
+    and the float32 C agrees with the model the archive was written from."""
+    model = checkpoint_model(keras_module, functional)
+    model.save(tmp_path / "k3.keras")
+    as_tf_keras213(tmp_path / "k3.keras", tmp_path / "m.keras", model, layout)
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive, \
+            h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as h5:
+        root = h5["_layer_checkpoint_dependencies"] if layout == "nested" else h5
+        stored = sorted(name.split("\\")[-1] for name in root if name != "vars")
+    assert stored == ["batch_normalization", "dense", "dense_2", "dense_4", "dropout"] + \
+        (["input_layer"] if functional else [])
+    net = load(tmp_path / "m.keras")
+    assert net == load(model) and net.describe() == "5-4-3-2 (tanh, elu, softmax)"
+    assert_c_matches_keras(net, model)
+
+
+def checkpoint_edits() -> dict[str, tuple]:
+    """name -> (edit of the rewritten weights file, what the one-line refusal says)."""
+    prefix = "_layer_checkpoint_dependencies"
+
+    def drop(h5):
+        del h5[f"{prefix}/dense_4"]
+
+    def extra(h5):
+        h5.copy(h5[f"{prefix}/dense_4"], f"{prefix}/dense_6")
+
+    def swapped(h5):
+        h5.move(f"{prefix}/dense_2", f"{prefix}/tmp")
+        h5.move(f"{prefix}/dense_4", f"{prefix}/dense_2")
+        h5.move(f"{prefix}/tmp", f"{prefix}/dense_4")
+
+    def stranger(h5):
+        h5.copy(h5[f"{prefix}/dense_4"], f"{prefix}/conv2d")
+
+    def both_separators(h5):
+        h5.copy(h5[f"{prefix}/dense"], f"{prefix}\\dense")
+
+    def both_layouts(h5):
+        h5.copy(h5[f"{prefix}/dense"], "layers/dense")
+
+    return {
+        "a group missing": (drop, r"holds 2 group\(s\) of Dense weights under _layer_checkpoint_dependencies/ "
+                                  r"\('dense', 'dense_2'\) for the model's 3 Dense layer\(s\) \('hidden', 'mid', "
+                                  r"'out'\): cannot pair them unambiguously"),
+        "a group too many": (extra, r"holds 4 group\(s\) of Dense weights .*'dense_6'.*cannot pair"),
+        "shapes swapped": (swapped, r"_layer_checkpoint_dependencies/dense_2 holds arrays of shapes \(3, 2\), \(2,\), "
+                                    r"which do not fit Dense layer 'mid' \(3 units, with bias\)"),
+        "a group of no layer": (stranger, r"weights under _layer_checkpoint_dependencies/conv2d, which no layer of "
+                                          r"the model takes"),
+        "both separators": (both_separators, r"stores layer group '_layer_checkpoint_dependencies/dense' twice"),
+        "both layouts": (both_layouts, r"both under layers/ \('dense'\) and under _layer_checkpoint_dependencies/"),
+    }
+
+
+def test_tf_keras213_checkpoint_groups_refuse_any_ambiguity(tmp_path, keras_module):
+    model = checkpoint_model(keras_module)
+    model.save(tmp_path / "k3.keras")
+    for name, (edit, message) in checkpoint_edits().items():
+        path = tmp_path / f"{name.replace(' ', '_')}.keras"
+        as_tf_keras213(tmp_path / "k3.keras", path, model, edit=edit)
+        with pytest.raises(ModelFormatError, match=message) as caught:
+            load(path)
+        assert "\n" not in str(caught.value) and str(caught.value).startswith(str(path)), name
+
+
+def test_tf_keras213_archive_with_a_conv2d_names_the_layer(tmp_path, keras_module):
+    """The Conv2D's group is no ambiguity: the layer itself is refused by name and class."""
+    L = keras_module.layers
+    model = keras_module.Sequential([keras_module.Input((6, 6, 1)), L.Conv2D(2, 3, name="conv"), L.Flatten(),
+                                     L.Dense(2, name="d")])
+    model.save(tmp_path / "k3.keras")
+    as_tf_keras213(tmp_path / "k3.keras", tmp_path / "m.keras", model)
+    with pytest.raises(UnsupportedError, match=r"m.keras: layer 'conv' of class Conv2D is not supported; "
+                                               r"supported layers: InputLayer, Dense"):
+        load(tmp_path / "m.keras")
+
+
+def test_tf_keras213_weights_file_with_checkpoint_groups(tmp_path, keras_module):
+    """model.save_weights of tf.keras 2.13 wrote the same groups into a .weights.h5."""
+    model = checkpoint_model(keras_module)
+    model.save(tmp_path / "k3.keras")
+    as_tf_keras213(tmp_path / "k3.keras", tmp_path / "m.keras", model, "backslash")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        (tmp_path / "w.weights.h5").write_bytes(archive.read("model.weights.h5"))
+    (tmp_path / "m.json").write_text(model.to_json())
+    assert load(tmp_path / "m.json", weights=tmp_path / "w.weights.h5") == load(model)
+
+
+REAL_TF213 = REPO / "tests" / "data" / "tf_keras_2_13"
+
+
+def test_the_simulated_tf_keras213_numbering_is_the_real_one():
+    """tf_keras213_groups (used to write the test archives) names the groups as tf.keras
+    2.13.1 itself did, for a Sequential (no InputLayer in model.layers) and a functional model."""
+    expected = {"sequential": (["Dense", "Dropout", "BatchNormalization", "Dense", "Dense"], [1, 0, 1, 1, 1]),
+                "functional": (["InputLayer", "Dense", "Dense", "Dense"], [0, 1, 1, 1]),
+                "flatten": (["Flatten", "Dense", "Dense"], [0, 1, 1])}
+    for name, (classes, weighted) in expected.items():
+        with zipfile.ZipFile(REAL_TF213 / f"{name}.keras") as archive, \
+                h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as h5:
+            assert sorted(h5["_layer_checkpoint_dependencies"]) == sorted(tf_keras213_groups(classes, weighted))
+
+
+@pytest.mark.parametrize("name, source", [("sequential", "sequential.keras"), ("functional", "functional.keras"),
+                                          ("flatten", "flatten.keras"), ("flatten", "flatten.h5"),
+                                          ("sequential", "sequential.json")])
+def test_files_of_the_real_tf_keras_213(name, source):
+    """Files tf.keras 2.13.1 wrote (tests/data/tf_keras_2_13/make_files.py): checkpoint
+    groups dense, dense_2, dense_4 (and a Flatten with the input shape on it); the float32
+    C agrees with tf.keras 2.13's own model.predict within 8 ULP of the reference magnitude."""
+    from mlpcodegen import compile_c
+    from mlpcodegen.harness.verify import F32_ULP_BOUND, compare
+    from mlpcodegen.reference import evaluate_magnitude
+
+    with zipfile.ZipFile(REAL_TF213 / f"{name}.keras") as archive, \
+            h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as h5:
+        assert {"dense", "dense_2"} <= set(h5["_layer_checkpoint_dependencies"]) and "layers" not in h5
+    weights = REAL_TF213 / f"{name}.weights.h5" if source.endswith(".json") else None
+    net = load(REAL_TF213 / source, weights=weights)
+    with np.load(REAL_TF213 / f"{name}_io.npz", allow_pickle=False) as io_arrays:
+        x, expected = io_arrays["x"].reshape(len(io_arrays["x"]), -1), io_arrays["y"]
+    reference, magnitude = evaluate_magnitude(net, x)
+    actual = np.asarray(compile_c(net, dtype="float32", name="real213")(x))
+    for versus in (expected, reference):
+        assert compare(actual, versus, magnitude, "float32")[2] <= F32_ULP_BOUND
+    assert (name == "flatten") == (net.notes == ("input: (4, 5) per sample, flattened in row-major (C) order: "
+                                                 "x.reshape(len(x), -1)",))
+
+
+# ------------------------------------------------------------------ multi-axis inputs, flattened
+
+
+def flatten_models(keras) -> dict[str, Callable[[], object]]:
+    """Multi-axis inputs a Flatten (or a flat Reshape) turns into the Dense layers' vector."""
+    L = keras.layers
+    return {
+        "(6, 7) rescaled per column": lambda: small_model(keras, [
+            keras.Input((6, 7)), L.Rescaling(np.linspace(0.5, 2.0, 7), offset=0.25), L.Flatten(),
+            L.Dense(5, activation="relu"), L.Dense(3, activation="softmax")], seed=1),
+        "(4, 5, 1) leaky, prelu": lambda: small_model(keras, [
+            keras.Input((4, 5, 1)), L.LeakyReLU(0.1), L.PReLU(shared_axes=[1]), L.Dropout(0.3), L.Flatten(),
+            L.Dense(4, activation="tanh"), L.Dense(2)], seed=2),
+        "(3, 4) reshaped": lambda: small_model(keras, [
+            keras.Input((3, 4)), L.Reshape((-1,)), L.Dense(3, activation="sigmoid"), L.Dense(1)], seed=3),
+        "(2, 3, 4) normalised per channel": lambda: small_model(keras, [
+            keras.Input((2, 3, 4)), adapted(L.Normalization(), (2, 3, 4)), L.BatchNormalization(), L.Flatten(),
+            L.Dense(3, activation="relu"), L.Dense(2)], seed=4),
+    }
+
+
+def adapted(layer, shape: tuple[int, ...]):
+    layer.adapt(np.random.default_rng(6).normal(1.0, 2.0, (64, *shape)).astype("f4"))
+    return layer
+
+
+@pytest.mark.parametrize("case", ["(6, 7) rescaled per column", "(4, 5, 1) leaky, prelu", "(3, 4) reshaped",
+                                  "(2, 3, 4) normalised per channel"])
+def test_flatten_after_a_multi_axis_input(tmp_path, keras_module, case):
+    """In memory, .keras and .h5 read alike; the C takes x.reshape(len(x), -1) (row-major)
+    and agrees with model.predict on the unflattened samples (verify reshapes them)."""
+    from mlpcodegen.harness.verify import verify
+
+    model = flatten_models(keras_module)[case]()
+    model.save(tmp_path / "m.keras")
+    model.save(tmp_path / "m.h5")
+    net = load(model)
+    assert net == load(tmp_path / "m.keras") == load(tmp_path / "m.h5")
+    shape = tuple(model.inputs[0].shape[1:])
+    assert net.n_inputs == int(np.prod(shape))
+    assert net.notes == (f"input: {shape} per sample, flattened in row-major (C) order: x.reshape(len(x), -1)",)
+    x = np.random.default_rng(5).uniform(-2, 2, (16, *shape)).astype("f4")
+    np.testing.assert_allclose(evaluate(net, x.reshape(len(x), -1)), model.predict(x, verbose=0), rtol=1e-5,
+                               atol=1e-6)
+    assert_c_matches_keras(net, model)
+    assert verify(tmp_path / "m.keras", "c", "float32", n=100).ok  # the file peer reshapes too
+
+
+def keras2_flatten_spec() -> Spec:
+    rng = np.random.default_rng(7)
+    return Spec(20, [Step("Dense", "tanh", rng.normal(0, 0.4, (20, 6)).astype("f4"), rng.normal(0, 0.3, 6).astype("f4")),
+                     Step("Dense", "linear", rng.normal(0, 0.5, (6, 2)).astype("f4"), rng.normal(0, 0.3, 2).astype("f4"))])
+
+
+@pytest.mark.parametrize("kind", ["keras 2.2 h5", "tf.keras 2 json"])
+def test_keras2_flatten_with_the_input_shape(tmp_path, keras_module, kind):
+    """Keras 2 put a multi-axis input shape on the Flatten layer itself (2.2: no
+    InputLayer; tf.keras 2: an InputLayer 'flatten_input' too)."""
+    spec = keras2_flatten_spec()
+    flatten = {"class_name": "Flatten", "config": {"name": "flatten", "trainable": True, "dtype": "float32",
+                                                   "batch_input_shape": [None, 4, 5], "data_format": "channels_last"}}
+    if kind == "keras 2.2 h5":
+        config = keras22_list_config(spec)
+        for entry in config["config"]:
+            entry["config"].pop("batch_input_shape", None)
+        config["config"].insert(0, flatten)
+        with h5py.File(tmp_path / "m.h5", "w") as f:
+            f.attrs["keras_version"] = b"2.2.4"
+            f.attrs["backend"] = b"tensorflow"
+            f.attrs["model_config"] = json.dumps(config).encode("utf8")
+            write_layer_groups(f.create_group("model_weights"), ["flatten"] + names(spec, first=1),
+                               [None] + spec.steps, "2.2.4")
+        net = load(tmp_path / "m.h5")
+    else:
+        config = tf_keras2_json(spec)
+        layers = config["config"]["layers"]
+        layers[0]["config"].update(name="flatten_input", batch_input_shape=[None, 4, 5])
+        layers[1]["config"].pop("batch_input_shape")
+        layers.insert(1, flatten)
+        (tmp_path / "m.json").write_text(json.dumps(config))
+        with h5py.File(tmp_path / "w.h5", "w") as f:
+            write_layer_groups(f, ["flatten_input", "flatten"] + names(spec, first=0), [None, None] + spec.steps,
+                               "2.13.1")
+        net = load(tmp_path / "m.json", weights=tmp_path / "w.h5")
+    L = keras_module.layers
+    peer = keras_module.Sequential([keras_module.Input((4, 5)), L.Flatten(), L.Dense(6, activation="tanh"), L.Dense(2)])
+    for layer, step in zip(peer.layers[1:], spec.steps):
+        layer.set_weights(step.weights())
+    assert net.n_inputs == 20 and net.notes[0].startswith("input: (4, 5) per sample")
+    assert_c_matches_keras(net, peer)
+
+
 # ------------------------------------------------------------------ corrupt files
 
 
@@ -421,6 +742,16 @@ def corrupt_cases(tmp_path) -> dict[str, tuple[list, str]]:
     tf_keras2_weights(tmp_path / "wrong.h5", wrong)
     with h5py.File(tmp_path / "good.h5", "a") as f:
         del f["model_weights/dense_2"]
+    tf_keras213_archive(tmp_path / "ckpt.keras", spec, "backslash")  # tf.keras 2.13: dense, dense_2
+    with zipfile.ZipFile(tmp_path / "ckpt.keras") as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    blob = io.BytesIO(members["model.weights.h5"])
+    with h5py.File(blob, "a") as f:
+        del f["_layer_checkpoint_dependencies\\dense_2"]
+    members["model.weights.h5"] = blob.getvalue()
+    with zipfile.ZipFile(tmp_path / "ckpt.keras", "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
     with h5py.File(tmp_path / "k3missing.weights.h5", "w") as f:  # Keras 3 layout, dense_1 lost
         for i, values in enumerate(spec.steps[0].weights()):
             f[f"layers/dense/vars/{i}"] = values
@@ -436,6 +767,9 @@ def corrupt_cases(tmp_path) -> dict[str, tuple[list, str]]:
         "weights shape mismatch": ([tmp_path / "m.json", tmp_path / "wrong.h5"],
                                    "Dense layer 'dense_1': kernel shape \\(5, 2\\) takes 5 inputs"),
         "h5 missing a layer": ([tmp_path / "good.h5"], "Dense layer 'dense_2' should have 2 weight array"),
+        "tf.keras 2.13 groups missing one": ([tmp_path / "ckpt.keras"],
+                                             r"holds 1 group\(s\) of Dense weights under "
+                                             r"_layer_checkpoint_dependencies/ \('dense'\) for the model's 2"),
         "weights file is garbage": ([tmp_path / "m.json", tmp_path / "garbage.h5"], "truncated or corrupt"),
         "weights for a .keras": ([tmp_path / "good.keras", tmp_path / "w.h5"], "architecture JSON"),
     }

@@ -150,21 +150,32 @@ def _archive_version(metadata: bytes | None) -> str | None:
 
 
 #: Where Keras' saving library (Keras 3, tf.keras 2.13-2.15) puts each layer's variables:
-#: ``layers/<group>/vars/<i>``; tf.keras 2.13-2.15 walked the model's attributes in sorted
-#: order and so met ``_layer_checkpoint_dependencies`` first, and on Windows joined the
-#: path with backslashes into one group name (``_layer_checkpoint_dependencies\dense``).
+#: ``layers/<group>/vars/<i>``; tf.keras 2.13 walked the model's attributes in sorted
+#: order and so met ``_layer_checkpoint_dependencies`` first (its groups are numbered
+#: differently: keras.py pairs them), and on Windows joined the path with backslashes
+#: into one group name (``_layer_checkpoint_dependencies\dense``).
 _STATE_PREFIXES = ("layers", "_layer_checkpoint_dependencies")
+#: The name a group under ``_layer_checkpoint_dependencies`` gets in the payload (a
+#: group under ``layers`` keeps its bare name).
+CHECKPOINT_PREFIX = "_layer_checkpoint_dependencies/"
 
 
 def _saving_lib_groups(h5: Any, label: str, limits: ReadLimits) -> Groups:
-    """Layer group name -> its variables, in whichever of the layouts above the file has."""
+    """Layer group name -> its variables, in whichever of the layouts above the file has;
+    a group stored twice (nested and backslash-joined) is ambiguous, and refused."""
     budget = _Budget(limits, label)
     groups: Groups = {}
     for prefix in _STATE_PREFIXES:
         for name, variables in _state_groups(h5, prefix, label):
-            if name not in groups and variables is not None:
-                count = _member_count(variables, label, _MAX_LAYER_WEIGHTS)
-                groups[name] = [_read_weight(variables, str(i), label, budget) for i in range(count)]
+            if variables is None:
+                continue
+            key = name if prefix == "layers" else CHECKPOINT_PREFIX + name
+            if key in groups:
+                raise ModelFormatError(
+                    f"{label} stores layer group {_quote(prefix + '/' + name)} twice (as nested groups and as "
+                    "one group named with backslashes): cannot tell which holds the weights")
+            count = _member_count(variables, label, _MAX_LAYER_WEIGHTS)
+            groups[key] = [_read_weight(variables, str(i), label, budget) for i in range(count)]
     return groups
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Union
 
@@ -42,6 +42,7 @@ from ._preflight import preflight
 from ..activations import ALIASES, REGISTRY
 from ..ir import ACTIVATIONS, Activate, Activation, Affine, Dense, Layer, Network
 from ..passes import fold_affine, fuse_activations
+from ..untrusted import quote_name
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -108,7 +109,8 @@ def load_file(path: PathLike, fold: bool = True, *, limits: ReadLimits | None = 
     try:
         config = _normalised(config)
         version = _json_version(config) or version
-        found = _weights_by_layer(config, groups, layout)
+        found = _weights_by_layer(config, groups, layout,
+                                  "model.weights.h5" if weights is None else f"weights file {weights_label}")
         if weights is not None:
             found = _match_weights_file(config, groups, found, layout, f"weights file {weights_label}")
         return _build_network(config, found, source=label, fold=fold, keras_version=version, limits=limits)
@@ -139,12 +141,94 @@ def _parse_config(text: str, what: str) -> Any:
     return _untrusted_h5.parse_json(text, what)
 
 
-def _weights_by_layer(config: Any, groups: dict, layout: str) -> dict[str, tuple[np.ndarray, ...]]:
+def _weights_by_layer(config: Any, groups: dict, layout: str, what: str = "the weights file"
+                      ) -> dict[str, tuple[np.ndarray, ...]]:
     """Layer name -> weight arrays: a .keras file names its groups after the layer
-    classes, a legacy .h5 file after the layers."""
+    classes (tf.keras 2.13's checkpoint groups are paired in order), a legacy .h5 file
+    after the layers."""
+    if layout == "keras" and any(name.startswith(_CHECKPOINT) and arrays for name, arrays in groups.items()):
+        return _checkpoint_weights(config, groups, what)
     names = _keras3_weight_paths(config) if layout == "keras" else {
         _layer_name(entry): _layer_name(entry) for entry in _model_layers(config)}
     return {name: _group_weights(groups[group], layout) for name, group in names.items() if group in groups}
+
+
+_CHECKPOINT = _untrusted_h5.CHECKPOINT_PREFIX
+
+
+def _checkpoint_weights(config: Any, groups: dict, what: str) -> dict[str, tuple[np.ndarray, ...]]:
+    """The weights of a tf.keras 2.13 file, stored as ``_layer_checkpoint_dependencies/<group>``.
+
+    Its saver named each layer's group after its class, counting the entries of the
+    model's ``_layer_checkpoint_dependencies``, which lists a layer with weights twice
+    (``layer_with_weights-i`` and ``layer-j``) and saves it once: a Sequential of three
+    Dense layers stores ``dense``, ``dense_2``, ``dense_4``.  So the groups are paired, per
+    class and in the order of their numbers, with the config's layers that have weights,
+    in order; the counts must agree, the shapes fit, and no weights may be left over."""
+    stored = {name[len(_CHECKPOINT):]: arrays for name, arrays in groups.items()
+              if name.startswith(_CHECKPOINT) and arrays}
+    plain = [name for name, arrays in groups.items() if not name.startswith(_CHECKPOINT) and arrays]
+    if plain:
+        raise ModelFormatError(
+            f"{what} holds layer weights both under layers/ ({_quoted_list(plain)}) and under "
+            f"_layer_checkpoint_dependencies/ ({_quoted_list(list(stored))}): cannot tell which are the model's")
+    wanted: dict[str, list[dict]] = {}
+    for entry in _weighted_layers(config):
+        wanted.setdefault(_snake_case(entry["class_name"]), []).append(entry)
+    numbered: dict[str, list[tuple[int, str]]] = {base: [] for base in wanted}
+    others = {_snake_case(entry["class_name"]) for entry in _model_layers(config)} - set(wanted)
+    for name in stored:
+        base, number = _numbered_group(name, wanted)
+        if base is None and _numbered_group(name, others)[0] is not None:
+            continue  # a layer mlpcodegen does not read (Conv2D): refused by name when the chain is read
+        if base is None:
+            raise ModelFormatError(
+                f"{what} holds weights under _layer_checkpoint_dependencies/{quote_name(name)}, which no layer of "
+                f"the model takes (its layers with weights: {_quoted_list(_weighted_names(config))})")
+        numbered[base].append((number, name))
+    found = {}
+    for base, entries in wanted.items():
+        names = [name for _number, name in sorted(numbered[base])]
+        if len(names) != len(entries):
+            raise ModelFormatError(
+                f"{what} holds {len(names)} group(s) of {entries[0]['class_name']} weights under "
+                f"_layer_checkpoint_dependencies/ ({_quoted_list(names)}) for the model's {len(entries)} "
+                f"{entries[0]['class_name']} layer(s) ({_quoted_list([_layer_name(e) for e in entries])}): "
+                "cannot pair them unambiguously")
+        for entry, name in zip(entries, names):
+            found[_layer_name(entry)] = arrays = _group_weights(stored[name], "keras")
+            _check_paired(entry, arrays, f"{what}: _layer_checkpoint_dependencies/{quote_name(name)}")
+    return found
+
+
+def _weighted_names(config: Any) -> list[str]:
+    return [_layer_name(entry) for entry in _weighted_layers(config)]
+
+
+def _numbered_group(name: str, bases: dict) -> tuple[str | None, int]:
+    """``dense_2`` -> ("dense", 2), ``dense`` -> ("dense", 0), for the bases given."""
+    for base in bases:
+        match = re.fullmatch(re.escape(base) + r"(?:_(\d{1,9}))?", name)
+        if match:
+            return base, int(match.group(1) or 0)
+    return None, 0
+
+
+def _check_paired(entry: dict, arrays: tuple[np.ndarray, ...], where: str) -> None:
+    """A Dense layer's group must hold a kernel of its units (and a bias when it has one)."""
+    if entry["class_name"] != "Dense":
+        return  # the other layers' readers check their arrays against the width
+    config, name = entry.get("config", {}), _layer_name(entry)
+    units = _config.get(config, "units", "int", None, f"Dense layer {name!r}", nullable=True)
+    use_bias = _config.get(config, "use_bias", "bool", True, f"Dense layer {name!r}")
+    shapes = [tuple(np.shape(a)) for a in arrays]
+    fits = len(shapes) == 1 + use_bias and len(shapes[0]) == 2 and units in (None, shapes[0][1]) and \
+        (not use_bias or shapes[1] == (shapes[0][1],))
+    if not fits:
+        raise ModelFormatError(
+            f"{where} holds arrays of shapes {', '.join(map(str, shapes)) or 'none'}, which do not fit Dense layer "
+            f"{name!r} ({units} units, {'with' if use_bias else 'no'} bias) it pairs with in order: weights of "
+            "another model?")
 
 
 def _group_weights(arrays: list, layout: str) -> tuple[np.ndarray, ...]:
@@ -167,6 +251,8 @@ def _match_weights_file(config: Any, groups: dict, found: dict, layout: str, wha
     layer that has weights finds them (by layer name; for Keras 2's layout, as Keras'
     own ``load_weights`` does, by order when the names differ but the counts agree), and
     the file holds no weights of layers the model lacks."""
+    if layout == "keras" and any(name.startswith(_CHECKPOINT) and arrays for name, arrays in groups.items()):
+        return found  # paired by _checkpoint_weights, which refused missing and extra groups
     layers = _weighted_layers(config)
     stored = [name for name, arrays in groups.items() if arrays]
     missing = [entry for entry in layers if not found.get(_layer_name(entry))]
@@ -189,8 +275,6 @@ def _match_weights_file(config: Any, groups: dict, found: dict, layout: str, wha
 
 
 def _quoted_list(names: list[str]) -> str:
-    from ..untrusted import quote_name
-
     shown = ", ".join(repr(quote_name(n)) for n in names[:8])
     return (shown + f", ... ({len(names)} in all)" if len(names) > 8 else shown) or "no layer"
 
@@ -564,12 +648,14 @@ def _where(entry: "_LayerEntry") -> str:
     return f"{entry.class_name} layer {entry.name!r}"
 
 
-def _input_width(config: dict, layer: str, class_name: str = "InputLayer",
-                 max_width: int = DEFAULT_LIMITS.max_weight_values) -> int | None:
-    """The feature count an InputLayer (or, in Keras 2, the first layer) declares:
+def _input_shape(config: dict, layer: str, class_name: str = "InputLayer",
+                 max_width: int = DEFAULT_LIMITS.max_weight_values) -> tuple[int, ...] | None:
+    """The shape of one sample an InputLayer (or, in Keras 2, the first layer) declares:
     ``batch_shape`` (Keras 3), ``batch_input_shape`` (Keras 2), ``input_shape`` (no batch
-    axis) or ``input_dim``; None when it declares none.  Bounded like the weights: the
-    steps before the first Dense (a Rescaling) would otherwise allocate that width."""
+    axis) or ``input_dim``; None when it declares none.  A shape of several axes is read
+    when a Flatten (or a Reshape) makes it a flat vector before the first Dense layer.
+    Bounded like the weights: the steps before the first Dense (a Rescaling) would
+    otherwise allocate that width."""
     where = f"input layer {layer!r}" if class_name == "InputLayer" else f"{class_name} layer {layer!r}"
     shape = None
     for key in ("batch_shape", "batch_input_shape"):
@@ -580,15 +666,32 @@ def _input_width(config: dict, layer: str, class_name: str = "InputLayer",
         shape = [None, *single] if single is not None else [None, dim] if dim is not None else None
     if shape is None:
         return None
-    if len(shape) != 2 or not _config.KINDS["int"][0](shape[1]) or shape[1] < 1:
+    if len(shape) < 2 or len(shape) > _MAX_INPUT_RANK or \
+            not all(_config.KINDS["int"][0](n) and n >= 1 for n in shape[1:]):
         raise UnsupportedError(
-            f"{where} has shape {_config.describe(shape)}; only flat feature vectors "
-            "(batch, features) can be converted"
+            f"{where} has shape {_config.describe(shape)}; only inputs of a fixed shape (batch, features) "
+            "can be converted (or (batch, d1, d2, ...) flattened by a Flatten layer)"
         )
-    if shape[1] > max_width:
-        raise LimitExceeded(f"{where} declares {shape[1]:,} input features, more than the {max_width:,} numbers "
+    size = _size(shape[1:])
+    if size > max_width:
+        raise LimitExceeded(f"{where} declares {size:,} input features, more than the {max_width:,} numbers "
                             "read; if the model is genuine, raise the limit (--max-size MIB)")
-    return shape[1]
+    return tuple(int(n) for n in shape[1:])
+
+
+#: Axes of an input, batch included (images with channels have 4; more is no MLP input).
+_MAX_INPUT_RANK = 8
+
+
+def _size(shape: Any) -> int:
+    size = 1
+    for n in shape:
+        size *= int(n)
+    return size
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "(batch, " + ", ".join(str(n) for n in shape) + ")"
 
 
 def _read_dense(entry: _LayerEntry, width: int = 0) -> list[Layer]:
@@ -788,13 +891,94 @@ def _read_unit_norm(entry: _LayerEntry, width: int) -> list[Layer]:
 
 
 def _read_reshape(entry: _LayerEntry, width: int) -> list[Layer]:
-    """Identity, when the input is already the flat vector asked for."""
-    target = _config.get(entry.config, "target_shape", "list", None, _where(entry), nullable=True)
-    if entry.class_name == "Reshape" and list(target or []) not in ([width], [-1]):
-        raise UnsupportedError(
-            f"Reshape layer {entry.name!r} reshapes to {target}; only a flat vector of {width} can be converted"
-        )
+    """Nothing to compute: a multi-axis input (Input((28, 28)), element-wise layers, then
+    Flatten or a flat Reshape) is read flattened in row-major (C) order, x.reshape(len(x), -1),
+    as Keras' Flatten (channels_last) does."""
     return []
+
+
+def _reshaped(entry: _LayerEntry, shape: tuple[int, ...]) -> tuple[list[Layer], tuple[int, ...]]:
+    """A Flatten or Reshape layer: the new sample shape (``()``: still unknown)."""
+    if entry.class_name == "Flatten":
+        data_format = _config.get(entry.config, "data_format", "str", "channels_last", _where(entry),
+                                  nullable=True)
+        if len(shape) > 1 and data_format == "channels_first":
+            raise UnsupportedError(
+                f"{_where(entry)} has data_format channels_first, which moves the second axis of its "
+                f"{_shape_text(shape)} input last before flattening; only channels_last (row-major order) "
+                "can be converted")
+        return [], (_size(shape),) if shape else ()
+    target = _config.get(entry.config, "target_shape", "list", None, _where(entry), nullable=True)
+    if target is None or not target or not all(_config.KINDS["int"][0](n) and (n >= 1 or n == -1) for n in target) \
+            or list(target).count(-1) > 1:
+        raise ModelFormatError(f"{_where(entry)} has target_shape {_config.describe(target)}, not a shape")
+    if not shape:
+        return [], () if -1 in target else tuple(int(n) for n in target)
+    known = _size(n for n in target if n != -1)
+    size = _size(shape)
+    resolved = tuple(int(n) if n != -1 else size // max(known, 1) for n in target)
+    if _size(resolved) != size:
+        raise ModelFormatError(f"{_where(entry)} reshapes its {_shape_text(shape)} input to {_config.describe(target)}, "
+                               f"which does not hold {size} values")
+    return [], resolved
+
+
+def _elementwise(reader: Callable[[_LayerEntry, int], list[Layer]]
+                 ) -> Callable[[_LayerEntry, tuple[int, ...]], tuple[list[Layer], tuple[int, ...]]]:
+    """A reader of an activation layer, on a multi-axis input: the same step on the
+    flattened values when the activation is element-wise (not softmax over the last axis)."""
+    def read(entry: _LayerEntry, shape: tuple[int, ...]) -> tuple[list[Layer], tuple[int, ...]]:
+        new = reader(entry, _size(shape))
+        for layer in new:
+            activation = getattr(layer, "activation", LINEAR_ACTIVATION)
+            if activation.is_vector or activation.out_width(layer.n_in) != layer.n_in:
+                raise UnsupportedError(
+                    f"{_where(entry)} applies {activation.name} over the last axis of a {_shape_text(shape)} "
+                    "input; only element-wise steps can come before the Flatten layer")
+        return new, shape
+    return read
+
+
+def _broadcast(values: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """Values Keras broadcasts over a (batch, *shape) input, one per feature, flattened
+    in row-major order."""
+    try:
+        array = np.asarray(values, dtype=np.float64)
+        return np.broadcast_to(array, (1, *shape)).ravel().copy()
+    except (TypeError, ValueError):
+        raise ModelFormatError(f"{what} ({_config.describe(values)}) does not broadcast over the "
+                               f"{_shape_text(shape)} input") from None
+
+
+def _read_rescaling_shaped(entry: _LayerEntry, shape: tuple[int, ...]) -> tuple[list[Layer], tuple[int, ...]]:
+    c = entry.config
+    scale = _broadcast(_config_number(c.get("scale", 1.0)), shape, f"Rescaling {entry.name!r} scale")
+    offset = _broadcast(_config_number(c.get("offset", 0.0)), shape, f"Rescaling {entry.name!r} offset")
+    return [Affine(scale, offset, entry.name)], shape
+
+
+def _read_prelu_shaped(entry: _LayerEntry, shape: tuple[int, ...]) -> tuple[list[Layer], tuple[int, ...]]:
+    alpha = _broadcast(_weights(entry, ["alpha"])["alpha"].reshape(np.shape(entry.weights[0])), shape,
+                       f"PReLU {entry.name!r} alpha")
+    return [Activate(_size(shape), Activation("prelu", (("alpha", tuple(alpha)),)), entry.name)], shape
+
+
+def _per_channel(entry: _LayerEntry, shape: tuple[int, ...]) -> tuple[list[Layer], tuple[int, ...]]:
+    """BatchNormalization or Normalization over the last axis of a multi-axis input: the
+    flat reader's affine step for one channel, repeated over the other axes (row-major)."""
+    axis = _config.get(entry.config, "axis", "axis", -1, _where(entry))
+    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+    if axes not in ([-1], [len(shape)]):
+        raise UnsupportedError(
+            f"{_where(entry)} normalises over axis {axis} of a {_shape_text(shape)} input; only the last axis "
+            "(one mean and scale per channel) can be converted before the Flatten layer")
+    steps = _READERS[entry.class_name](replace(entry, config={**entry.config, "axis": -1}), shape[-1])
+    repeat = _size(shape[:-1])
+    return [Affine(np.tile(step.scale, repeat), np.tile(step.shift, repeat), step.name) for step in steps], shape
+
+
+def _keep_shape(entry: _LayerEntry, shape: tuple[int, ...]) -> tuple[list[Layer], tuple[int, ...]]:
+    return [], shape
 
 
 def _identity(entry: _LayerEntry, width: int) -> list[Layer]:
@@ -832,6 +1016,34 @@ _READERS: dict[str, Callable[[_LayerEntry, int], list[Layer]]] = {
 
 SUPPORTED_LAYERS = tuple(_READERS)
 
+#: Layers that may act on a multi-axis input (before its Flatten), and Flatten/Reshape
+#: themselves: class name -> reader of (entry, sample shape) -> (IR layers, new shape).
+_SHAPED_READERS: dict[str, Callable[[_LayerEntry, tuple[int, ...]], tuple[list[Layer], tuple[int, ...]]]] = {
+    **{name: _keep_shape for name, reader in _READERS.items() if reader is _identity},
+    **{name: _elementwise(_READERS[name]) for name in ("Activation", "ReLU", "LeakyReLU", "ELU")},
+    "Rescaling": _read_rescaling_shaped,
+    "PReLU": _read_prelu_shaped,
+    "BatchNormalization": _per_channel,
+    "Normalization": _per_channel,
+    "Flatten": _reshaped,
+    "Reshape": _reshaped,
+}
+
+
+def _read_entry(entry: _LayerEntry, shape: tuple[int, ...]) -> tuple[list[Layer], tuple[int, ...]]:
+    """The layer's IR steps and the sample shape after it (``()`` while unknown)."""
+    if len(shape) > 1 or entry.class_name in ("Flatten", "Reshape"):
+        reader = _SHAPED_READERS.get(entry.class_name)
+        if reader is None:
+            before = ", ".join(sorted(set(_SHAPED_READERS) - {"Flatten", "Reshape", "InputLayer"}))
+            raise UnsupportedError(
+                f"{_where(entry)} gets a {_shape_text(shape)} input (it would act on the last axis alone); "
+                "a dense network takes flat (batch, features) inputs: add a Flatten layer before it (layers "
+                f"that may come before the Flatten: {before})")
+        return reader(entry, shape)
+    new = _READERS[entry.class_name](entry, _size(shape) if shape else 0)
+    return new, ((new[-1].n_out,) if new else shape)
+
 
 def _build_network(config: Any, weights: dict[str, tuple[np.ndarray, ...]], source: str,
                    fold: bool = True, keras_version: str | None = None,
@@ -840,17 +1052,19 @@ def _build_network(config: Any, weights: dict[str, tuple[np.ndarray, ...]], sour
     meaning of every name); ``limits.max_weight_values`` bounds the declared input width."""
     try:
         keras2 = _major(keras_version) < 3
-        n_inputs, layers, weight_dtypes = _read_layers(_chain(config), weights, keras2, limits.max_weight_values)
+        n_inputs, layers, weight_dtypes, notes = _read_layers(_chain(config), weights, keras2,
+                                                              limits.max_weight_values)
         if n_inputs is None:
             raise ModelFormatError("cannot tell the input width (no InputLayer, no Dense)")
-        notes = (_KERAS2_NOTE,) if keras2 and _has_keras2_hard_sigmoid(layers) else ()
+        notes += (_KERAS2_NOTE,) if keras2 and _has_keras2_hard_sigmoid(layers) else ()
         net = Network(n_inputs, tuple(layers), _weight_dtype(weight_dtypes), _model_name(config), notes)
     except MlpCodegenError as exc:
         raise type(exc)(f"{source}: {exc}") from None
     if not fold:
         return fuse_activations(net)
     folded = fold_affine(fuse_activations(net))
-    return fuse_activations(folded) if notes else folded  # the slope folded: hard_sigmoid fuses again
+    # the Keras 2 hard_sigmoid slope folded: the activation fuses again
+    return fuse_activations(folded) if _KERAS2_NOTE in notes else folded
 
 
 def _major(version: str | None) -> int:
@@ -859,31 +1073,42 @@ def _major(version: str | None) -> int:
 
 
 def _read_layers(chain: list[dict], weights: dict[str, tuple[np.ndarray, ...]], keras2: bool = False,
-                 max_width: int = DEFAULT_LIMITS.max_weight_values) -> tuple[int | None, list[Layer], set[str]]:
-    """The IR layers of the chain, the input width and the weights' stored types."""
-    n_inputs: int | None = None
+                 max_width: int = DEFAULT_LIMITS.max_weight_values
+                 ) -> tuple[int | None, list[Layer], set[str], tuple[str, ...]]:
+    """The input width, the IR layers of the chain, the weights' stored types and the
+    notes on how the input is read (a multi-axis input, flattened)."""
+    input_shape: tuple[int, ...] | None = None
     layers: list[Layer] = []
     weight_dtypes: set[str] = set()
-    width = 0
+    shape: tuple[int, ...] = ()  # of one sample, after the layers read so far; () while unknown
     for raw in chain:
         entry = _entry(raw, weights)
-        if entry.class_name == "InputLayer" or (n_inputs is None and width == 0):
+        if entry.class_name == "InputLayer" or (input_shape is None and not shape):
             # Keras 2 puts the input shape on the first layer itself (no InputLayer)
-            n_inputs = _input_width(entry.config, entry.name, entry.class_name, max_width)
-            width = n_inputs or 0
+            input_shape = _input_shape(entry.config, entry.name, entry.class_name, max_width)
+            shape = input_shape or ()
         weight_dtypes.update(getattr(w, "source_dtype", np.dtype(w.dtype).name) for w in entry.weights)
-        if width == 0 and entry.class_name == "Dense" and entry.weights and entry.weights[0].ndim == 2:
-            n_inputs = width = int(entry.weights[0].shape[0])
+        if not shape and entry.class_name == "Dense" and entry.weights and entry.weights[0].ndim == 2:
+            input_shape = shape = (int(entry.weights[0].shape[0]),)
         try:
-            new = _READERS[entry.class_name](entry, width)
+            new, shape = _read_entry(entry, shape)
         except (TypeError, ValueError) as exc:  # a malformed value no check above foresaw
             if isinstance(exc, MlpCodegenError):
                 raise
             raise ModelFormatError(f"{_where(entry)}: malformed config or weights ({exc})") from None
         new = [step for layer in new for step in _keras2_steps(layer)] if keras2 else new
         layers.extend(new)
-        width = new[-1].n_out if new else width
-    return n_inputs, layers, weight_dtypes
+    if len(shape) > 1:
+        raise UnsupportedError(f"the model's output has shape {_shape_text(shape)}; only a flat output "
+                               "(batch, outputs) can be converted")
+    n_inputs = _size(input_shape) if input_shape else None
+    notes = (_flatten_note(input_shape),) if input_shape and len(input_shape) > 1 else ()
+    return n_inputs, layers, weight_dtypes, notes
+
+
+def _flatten_note(shape: tuple[int, ...]) -> str:
+    """One short comment line for every target (the safe characters of quote_name)."""
+    return f"input: {tuple(shape)} per sample, flattened in row-major (C) order: x.reshape(len(x), -1)"
 
 
 #: Keras 2 (to tf.keras 2.15) defined hard_sigmoid as clip(0.2 x + 0.5, 0, 1); Keras 3

@@ -74,9 +74,18 @@ def keras_peer(model: Any) -> Peer:
     """``model.predict`` of a ``keras.Model``, the whole batch at once, silently."""
 
     def predict(x: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict(x, batch_size=len(x), verbose=0))
+        return _keras_predict(model, x)
 
     return Peer("model.predict", predict, _network_of(model), "float32")
+
+
+def _keras_predict(model: Any, x: np.ndarray) -> np.ndarray:
+    """``model.predict`` on flat rows; a model with a multi-axis input (read flattened,
+    row-major, by the frontend) gets each row in its own shape."""
+    inputs = getattr(model, "inputs", None) or [None]
+    shape = tuple(getattr(inputs[0], "shape", None) or ())[1:]
+    x = x.reshape(len(x), *shape) if len(shape) > 1 and None not in shape else x
+    return np.asarray(model.predict(x, batch_size=len(x), verbose=0))
 
 
 def file_peer(path: Any, weights: Any = None, limits: Any = None) -> Peer:
@@ -113,7 +122,7 @@ def keras_file_peer(path: Any, weights: Any = None, limits: Any = None) -> Peer:
         return frontend.load_keras_model(path, **extra)
 
     def predict(x: np.ndarray) -> np.ndarray:
-        return np.asarray(model().predict(x, batch_size=len(x), verbose=0))
+        return _keras_predict(model(), x)
 
     return Peer("model.predict", predict, _network_of(path, weights, limits), "float32")
 
