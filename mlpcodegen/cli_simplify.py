@@ -40,11 +40,14 @@ def add_simplify(sub, common) -> None:
                       "--tolerance of their limits by constants")
     mode.add_argument("--total-degree", action="store_true", help="several inputs: Chebyshev terms of total degree "
                       "<= N only (default: every degree <= N in each input)")
-    p.add_argument("--target", default="python", choices=sorted(BACKENDS))
+    p.add_argument("--target", default="python", choices=sorted(BACKENDS), metavar="TARGET",
+                   help=common.target_help(BACKENDS, "python", "the language of the simplified formula"))
     p.add_argument("--dtype", default=None, help="the target's number type (default: its first)")
     p.add_argument("--name", help="function name (default: from the model file's name)")
     p.add_argument("-o", "--output", metavar="FILE", help="the simplified formula in the target (default: stdout)")
-    p.add_argument("--digits", type=int, default=4, help="significant digits of the printed formula (default 4)")
+    p.add_argument("--digits", type=common.digits, default=4,
+                   help="significant digits of the printed formula, at least (default 4; more when its certified "
+                        "bound needs them; 0 = exact)")
     p.add_argument("--png", metavar="PNG", help="one-input models: network vs simplified formula and the error")
     p.add_argument("--check", type=common.positive_int, metavar="N", help="run the written target on N random "
                    "points of the domain and check its error against the original network is within the "
@@ -98,12 +101,9 @@ def _box(args, net, common) -> tuple[list[float], list[float]]:
     domain = common.domain(args, net.n_inputs)
     if domain is not None:
         return [float(v) for v in domain[0]], [float(v) for v in domain[1]]
-    inputs, _ = common.scalings(args)
-    spec = getattr(inputs, "spec", None) or {}
-    if spec.get("kind") == "minmax":
-        lo, hi = spec["min"], spec["max"]
-        lo, hi = (lo * net.n_inputs if len(lo) == 1 else lo), (hi * net.n_inputs if len(hi) == 1 else hi)
-        return [float(v) for v in lo], [float(v) for v in hi]
+    box = common.scaling_box(args, net.n_inputs)
+    if box is not None:
+        return box
     raise common.UsageError("simplify needs the domain: --domain LOW HIGH (or a min/max input scaling)")
 
 
