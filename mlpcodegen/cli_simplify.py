@@ -251,8 +251,50 @@ def _summary(net, result: Simplified, lower, upper, digits: int) -> str:
     try:
         from .backends.latex import latex_equations
 
-        equations = latex_equations(result.network, digits=digits or None)
-        lines += ["formula:"] + [f"  {left} = {right}" for left, right in equations]
+        shown, heading = _shown_digits(net, result, lower, upper, digits)
+        equations = latex_equations(result.network, digits=shown)
+        lines += [heading] + [f"  {left} = {right}" for left, right in equations]
     except MlpCodegenError as error:
         lines.append(f"(formula not printed: {error})")
     return "\n".join(lines)
+
+
+#: The printed formula's own certified error may exceed the method's by this factor
+#: before more digits are printed.
+SHOWN_SLACK = 1.05
+#: Most significant digits printed (float64 round-trips with 17).
+MAX_DIGITS = 17
+
+
+def _shown_digits(net, result: Simplified, lower, upper, digits: Optional[int]) -> tuple[Optional[int], str]:
+    """(digits to print, the heading naming them and what the printed formula errs by).
+
+    The printed formula is the network with its numbers rounded to ``digits`` significant
+    digits, which errs more than the certified approximation (a polynomial's large
+    alternating coefficients cancel: 4 digits of the seed's degree-11 one cost 7x its
+    bound).  With a certified bound, digits are added from ``digits`` up until the
+    rounded formula's *own* certified error is within :data:`SHOWN_SLACK` of the bound,
+    and that error is printed; else the rounding's measured cost is."""
+    import numpy as np
+
+    from .backends.latex import rounded_network
+    from .simplify.certify import certified_error, measured_error, sample_points
+
+    if digits is None:
+        return None, "formula (exact weights):"
+    points = sample_points(*(np.asarray(side, dtype=np.float64) for side in (lower, upper)), 4001)
+    if result.certified is None:
+        error = measured_error(result.network, rounded_network(result.network, digits), points)
+        return digits, (f"formula (weights to {digits} significant digits; rounding them changes the output by "
+                        f"{error:.3g} at most on {len(points):,} points):")
+    goal = result.certified * SHOWN_SLACK
+    for shown in range(digits, MAX_DIGITS + 1):
+        rounded = rounded_network(result.network, shown)
+        if shown < MAX_DIGITS and measured_error(net, rounded, points) > goal:
+            continue
+        proven, _ = certified_error(net, rounded, lower, upper, goal)
+        if proven <= goal or shown == MAX_DIGITS:
+            more = f" (--digits {digits} was not enough)" if shown > digits else ""
+            return shown, (f"formula (coefficients to {shown} significant digits{more}; this printed formula's "
+                           f"certified max error: {proven:.3g}):")
+    raise AssertionError("unreachable: the last digits are always returned")  # pragma: no cover
