@@ -147,7 +147,7 @@ class VerifyReport:
     comparisons: list[Comparison] = field(default_factory=list)
     units: str = MODEL_UNITS
     source: str = "random"  # "random": uniform in the domain; else where the inputs came from
-    #: fixed point: rows outside the planned domain (clipped to it; None: not a fixed-point check)
+    #: fixed point: rows outside the planned domain (saturated there; None: not a fixed-point check)
     outside: Optional[int] = None
 
     @property
@@ -163,8 +163,8 @@ class VerifyReport:
             "rel and ulp are taken at the reference magnitude of each output (see mlpcodegen.harness.verify)\n"
         )
         if self.outside is not None:
-            head += (f"rows outside the planned domain (clipped to it by the fixed-point C): {self.outside} of "
-                     f"{self.n_samples}\n")
+            head += (f"rows outside the planned domain (clipped: the fixed-point C saturates there, its stated "
+                     f"bound does not hold): {self.outside} of {self.n_samples}\n")
         rows = [("comparison", "max abs", "max rel", "max ulp", "bound", "result")]
         for c in self.comparisons:
             verdict = {True: "ok", False: "FAIL", None: "-"}[c.passed]
@@ -435,7 +435,7 @@ def verify(
 
 def within_domain(x: np.ndarray, domain: tuple) -> np.ndarray:
     """Which rows of ``x`` lie in the fixed-point ``domain`` (as planned: widened outward
-    to float32, :func:`mlpcodegen.fixed.as_domain`); the others are clipped to it."""
+    to float32, :func:`mlpcodegen.fixed.as_domain`); outside it the C saturates."""
     from ..fixed import as_domain
 
     lo, hi = as_domain(x.shape[1], domain)

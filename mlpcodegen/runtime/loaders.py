@@ -161,7 +161,7 @@ def _numeric(target: str, dtype: "str | NumericType | None") -> NumericType:
 
 class OutsideDomainWarning(UserWarning):
     """Inputs of a fixed-point predictor outside the domain its formats were planned for
-    (the C clips them to it: their outputs are those of the nearest point of the domain)."""
+    (there the C's values saturate: its stated error bound does not hold)."""
 
 
 #: What a fixed-point predictor does with inputs outside its planned domain.
@@ -170,7 +170,7 @@ OUTSIDE = ("warn", "raise", "ignore")
 
 class DomainChecked:
     """A fixed-point C predictor that checks its inputs against the planned domain before
-    calling the C (which clips them): ``outside="warn"`` warns once per predictor
+    calling the C (which saturates outside it): ``outside="warn"`` warns once per predictor
     (:class:`OutsideDomainWarning`), ``"raise"`` raises a ValidationError, ``"ignore"``
     lets them through.  Everything else (``scalar``, ``bind``, ``n_inputs``, ...) is the
     compiled predictor's; ``bind()``'s zero-argument call is not checked."""
@@ -193,8 +193,8 @@ class DomainChecked:
         if not count or (self.outside == "warn" and self._warned):
             return
         message = (f"{count} input row(s) outside the domain {self.low.tolist()} .. {self.high.tolist()} the "
-                   f"fixed-point formats were planned for: the C clips them to it (compile_c(..., domain=...) "
-                   f"plans for another range)")
+                   f"fixed-point formats were planned for: there values saturate and the stated error bound does "
+                   f"not hold (compile_c(..., domain=...) plans for another range)")
         if self.outside == "raise":
             raise ValidationError(message)
         import warnings
@@ -244,7 +244,7 @@ def compile_c(net: Network, *, dtype: "str | NumericType" = "float32", name: str
     ``dtype="q15"``: the Q15 fixed-point C (:mod:`mlpcodegen.backends.c_fixed`) planned
     for inputs in ``domain=(low, high)`` (required: each side a number or one per input),
     called through its float wrapper: it takes and returns float32 like the float
-    predictors.  The C clips inputs outside the domain; the predictor (a
+    predictors.  Outside the domain the C saturates; the predictor (a
     :class:`DomainChecked`) says so: ``outside="warn"`` (once), ``"raise"`` or ``"ignore"``."""
     numeric = _numeric("c", dtype)
     if not numeric.is_fixed:
