@@ -390,7 +390,7 @@ def test_a_tolerance_beyond_reach_is_refused_with_the_estimate_before_any_interp
     net = _hard_two_input_network(2.0)
     monkeypatch.setattr(chebyshev, "interpolant", lambda *a, **k: pytest.fail("an interpolant was built"))
     with pytest.raises(ValidationError, match=r"--tolerance 0.01 needs about degree (2[4-9]|3\d) .*terms\) on the "
-                                              r"box of this 2-16-16-1 .* beyond the 256 terms"):
+                                              r"box of this 2-16-16-1 .* beyond the 144 terms"):
         chebyshev.for_tolerance(net, [-1.0, -1.0], [1.0, 1.0], 1e-2)
     chebyshev.check_estimate(_hard_two_input_network(1.0), [-1.0, -1.0], [1.0, 1.0], 1e-2)  # 49 terms: let through
 
@@ -406,3 +406,21 @@ def test_taylor_of_a_piecewise_linear_network_is_its_local_piece(capsys):
     assert np.all(result.series.coefficients[:, 2:] == 0)
     x = np.array([[0.0], [1e-3]])
     np.testing.assert_allclose(evaluate(result.network, x), evaluate(net, x), atol=1e-12)  # the local piece
+
+
+def test_the_coefficient_rounding_bound_of_a_two_input_polynomial_is_sound_and_close():
+    """Several inputs: the printed formula's error is the method's bound plus this bound on
+    rounding the coefficients (sum of |change| x the term's largest value on the box)."""
+    from mlpcodegen.backends.latex import rounded_network
+    from mlpcodegen.cli_simplify import _coefficient_bound
+
+    rng = np.random.default_rng(2)
+    net = random_net(rng, [2, 4, 1])
+    for lower, upper in (([-1.0, -1.0], [1.0, 1.0]), ([0.0, -2.0], [1.0, 2.0])):
+        approx = interpolant(net, lower, upper, 5)
+        for digits in (2, 3):
+            rounded = rounded_network(approx, digits)
+            bound = _coefficient_bound(approx, rounded, lower, upper)
+            grid = np.stack(np.meshgrid(*(np.linspace(lo, hi, 201) for lo, hi in zip(lower, upper))), -1).reshape(-1, 2)
+            actual = np.abs(evaluate(approx, grid) - evaluate(rounded, grid)).max()
+            assert actual <= bound <= 40 * actual, (actual, bound)

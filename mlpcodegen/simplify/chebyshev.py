@@ -157,10 +157,11 @@ def for_tolerance(net: Network, lower, upper, tolerance: float, max_degree: int 
 
 
 #: Several inputs: most terms a polynomial may be estimated to need before ``for_tolerance``
-#: refuses up front.  Certifying one costs about a minute at 100 terms on 2 or 3 inputs
-#: (bench/SIMPLIFY.md section 4: 81 terms on 2 inputs took 83 s, 125 on 3 took 30 s) and
+#: refuses up front (degree 11 on 2 inputs, 4 on 3).  Certifying one costs minutes at
+#: about 100 terms on 2 or 3 inputs (bench/SIMPLIFY.md section 4: 81 terms on 2 inputs took
+#: 83 s, 125 on 3 took 30 s; a 2-8-1 tanh network's 121 terms at 1e-3, 3 CPU minutes) and
 #: grows with the terms and the sub-boxes: 1,089 terms on 2 inputs ran past 7 minutes.
-MAX_ESTIMATED_TERMS = 256
+MAX_ESTIMATED_TERMS = 144
 #: Degree of the 1-D interpolants the estimate reads its coefficients from.
 PROBE_DEGREE = 128
 #: Lines through the box per input the estimate takes (the centre's and random ones).
