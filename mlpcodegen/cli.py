@@ -652,7 +652,8 @@ def _add_demo(sub) -> None:
     loudness.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=2,
                           help="also print the generated C")
     demo.add_argument("-o", "--out", metavar="DIR",
-                      help="folder for the generated files (default: a new temporary folder, printed)")
+                      help="folder for the generated files, kept (default: a temporary folder, removed when the "
+                           "demo ends)")
     demo.set_defaults(run=cmd_demo)
 
 
