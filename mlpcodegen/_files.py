@@ -1,4 +1,5 @@
-"""Output files: written atomically, and only ever as regular files.
+"""Output files: written atomically, and only ever as regular files; input files
+(scaling, data) read through one opener, :func:`read_input`, that reads regular files only.
 
 A reader never sees a half-written file: the data goes to a temporary file in the
 destination's folder, which is then renamed over the destination.  Renaming replaces
@@ -174,3 +175,34 @@ def _unlink_quietly(temp: str) -> None:
 def check_outputs(paths: Iterable[PathLike], *, mkdir: bool = False) -> list[Path]:
     """Check ``paths`` before any work is done (nothing is written, folders only with ``mkdir``)."""
     return [resolve_output(path, mkdir=mkdir, create=False) for path in paths]
+
+
+def read_input(path: PathLike, max_bytes: int, what: str = "input file") -> bytes:
+    """The whole of the input file ``path`` (a scaling JSON, a data file), if it is a
+    regular file of at most ``max_bytes``; else a :class:`~mlpcodegen.errors.ValidationError`
+    naming ``what`` and the path.  Opened without blocking (``open`` on a FIFO waits for a
+    writer forever) and checked on the open descriptor, so what is read is what was checked."""
+    from .errors import ValidationError
+
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except FileNotFoundError:
+        raise ValidationError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise ValidationError(f"cannot read {what} {path}: {_os_message(exc)}") from None
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValidationError(f"{what} {path} is not a regular file ({_kind(info.st_mode)}): save it to a "
+                                  "file and pass its path")
+        if info.st_size > max_bytes:
+            raise ValidationError(f"{what} {path} has {info.st_size:,} bytes, more than the {max_bytes:,} read")
+    except BaseException:
+        os.close(descriptor)
+        raise
+    with os.fdopen(descriptor, "rb") as stream:
+        data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:  # it grew after the check
+        raise ValidationError(f"{what} {path} has more than the {max_bytes:,} bytes read")
+    return data

@@ -28,6 +28,16 @@ class UsageError(Exception):
     reported through the command's parser, exit 2."""
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, as every other error:
+    ``mlpcodegen COMMAND: error: MESSAGE (see: mlpcodegen COMMAND --help)``, exit 2
+    (argparse's own prints the whole usage block first).  Subcommands' parsers are made
+    of this class too (``add_subparsers`` uses the parent's class)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
 # ------------------------------------------------------------------- TensorFlow
 
 #: Start-up lines TensorFlow's C++ writes to stderr while it loads; they say nothing
@@ -134,8 +144,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     name = args.name or _default_name(args.model, args.target)
     dtype = args.dtype or backend.dtypes[0]
     options = _target_options(args, backend)
-    if "domain" in options:  # the input domain fixed-point formats are planned for (None: [-1, 1])
-        options["domain"] = _domain(args, net.n_inputs)
+    if "domain" in options:  # the input domain fixed-point formats are planned for
+        options["domain"] = _fixed_domain(args, net.n_inputs, dtype)
     files = {args.output: backends.emit(net, args.target, dtype=dtype, name=name, **options)}
     if header is not None:
         files[header] = backend.header(net, dtype=dtype, name=name, **options)
@@ -168,13 +178,62 @@ def _domain(args: argparse.Namespace, n_inputs: int):
     return lo, hi
 
 
+def _scaling_box(args: argparse.Namespace, n_inputs: int):
+    """(low, high) per input from a min/max input scaling (--scaling or --input-min/max):
+    the range the original inputs were scaled from; None for any other scaling."""
+    inputs, _ = _scalings(args)
+    spec = getattr(inputs, "spec", None) or {}
+    if spec.get("kind") != "minmax":
+        return None
+    lo, hi = spec["min"], spec["max"]
+    return ([float(v) for v in (lo * n_inputs if len(lo) == 1 else lo)],
+            [float(v) for v in (hi * n_inputs if len(hi) == 1 else hi)])
+
+
+def _is_fixed(dtype: Optional[str]) -> bool:
+    from .numeric import FIXED_TYPES
+
+    return dtype in FIXED_TYPES
+
+
+def _fixed_domain(args: argparse.Namespace, n_inputs: int, dtype: Optional[str], data: bool = False):
+    """The input domain a fixed-point ``dtype`` is planned for: --domain, else a min/max
+    input scaling's range; never a silent [-1, 1].  None for a float dtype (and, with
+    ``data``, when --data gives it: its range)."""
+    if not _is_fixed(dtype):
+        return None
+    domain = _domain(args, n_inputs) or _scaling_box(args, n_inputs)
+    if domain is None and not data:
+        also = ", or --data FILE: its range" if args.command == "verify" else ""
+        raise UsageError(f"--dtype {dtype} plans its fixed-point formats for the inputs' range, and saturates "
+                         f"outside it: give --domain LOW HIGH (or a min/max input scaling{also})")
+    return domain
+
+
+def _require_fixed_domain(args: argparse.Namespace, dtype: Optional[str], data: bool = False) -> None:
+    """Before any work: a fixed-point ``dtype`` has a domain (--domain, a min/max input
+    scaling or, with ``data``, --data)."""
+    if _is_fixed(dtype) and not args.domain and not data:
+        _fixed_domain(args, 1, dtype)
+
+
+def _check_data(args: argparse.Namespace, n_inputs: int) -> None:
+    """``--data``: read and checked (columns, numbers, shape) before any work; bad data is exit 1."""
+    if args.data:
+        from .harness.verify import read_inputs
+
+        read_inputs(args.data, n_inputs)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from .backends import get_backend
 
     net = _load(args)  # bounded read (and clear errors) before TensorFlow opens the file
-    domain = _domain(args, net.n_inputs)
-    inputs, outputs = _scalings(args)
     backend = get_backend(args.target)
+    dtype = args.dtype or backend.dtypes[0]
+    domain = _fixed_domain(args, net.n_inputs, dtype, data=bool(args.data)) or _domain(args, net.n_inputs)
+    inputs, outputs = _scalings(args)
+    _check_data(args, net.n_inputs)  # a bad file is refused before TensorFlow loads
     if args.core:  # on an emulated Cortex-M core (qemu), not in this process
         from .cli_embedded import verify_on_core
 
@@ -186,7 +245,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .harness.verify import verify
     from .limits import ReadLimits
 
-    report = verify(args.model, args.target, args.dtype or backend.dtypes[0], n=args.n, domain=domain,
+    report = verify(args.model, args.target, dtype, n=args.n, domain=domain,
                     data=args.data, seed=args.seed, input_scaling=inputs, output_scaling=outputs,
                     options=_target_options(args, backend, load=True), weights=args.weights,
                     limits=ReadLimits.for_size(args.max_size))
@@ -373,6 +432,7 @@ def _check_convert(args: argparse.Namespace) -> None:
     if args.domain and args.dtype not in fixed:
         raise UsageError(f"--domain plans fixed-point formats: it goes with --dtype {' or '.join(fixed) or '(none)'} "
                          f"(target {args.target!r})")
+    _require_fixed_domain(args, args.dtype)
     if args.header:
         with_header = [name for name, backend in BACKENDS.items() if backend.header is not None]
         if BACKENDS[args.target].header is None:
@@ -385,6 +445,12 @@ def _check_convert(args: argparse.Namespace) -> None:
 
 def _check_verify(args: argparse.Namespace) -> None:
     _check_dtype(args)
+    if args.domain and args.data and not _is_fixed(args.dtype):
+        raise UsageError("--domain draws random inputs and --data gives them: choose one (both only with a "
+                         "fixed-point --dtype: the domain plans its formats, the data tests them)")
+    if args.domain and args.data and args.core:
+        raise UsageError("--core tests on --domain or on --data, not both")
+    _require_fixed_domain(args, args.dtype, data=bool(args.data))
     if not args.core and (args.profile != "desktop" or args.optimize != "speed"):
         raise UsageError("the embedded profile has no batch function to call here: verify it on an emulated "
                          "core with --core m0plus|m4f|m7")
@@ -478,11 +544,22 @@ def _digits(text: str) -> Optional[int]:
     return value or None
 
 
+def _target_help(targets: Sequence[str], default: str, what: str = "the language to emit") -> str:
+    """``--target``'s help: every target of the backends registry in ``targets``, its
+    file suffix and number types, and the default."""
+    from .backends import BACKENDS
+
+    listed = "; ".join(f"{name} ({BACKENDS[name].suffix}: {', '.join(BACKENDS[name].supported)})"
+                       for name in sorted(targets))
+    return f"{what}: {listed} (default: {default})"
+
+
 def _add_convert(sub, backends: dict, dtypes: Sequence[str]) -> None:
     convert = sub.add_parser("convert", help="emit source code for a model",
                              description="Emit source code for a model file (Keras, ONNX; no TensorFlow or torch needed).")
     _add_model_options(convert)
-    convert.add_argument("--target", default="c", choices=sorted(backends))
+    convert.add_argument("--target", default="c", choices=sorted(backends), metavar="TARGET",
+                         help=_target_help(backends, "c"))
     convert.add_argument("--dtype", choices=dtypes,
                          help="arithmetic type (default: float32 for c, numba, numpy; float64 otherwise; "
                               "python, sympy and latex are float64 only)")
@@ -495,9 +572,9 @@ def _add_convert(sub, backends: dict, dtypes: Sequence[str]) -> None:
     _add_mkdir_option(convert)
     _add_c_options(convert)
     convert.add_argument("--domain", nargs=2, type=_floats, metavar=("LOW", "HIGH"),
-                         help="with --dtype q15: the inputs' range the fixed-point formats are planned for "
-                              "(one number for every input, or one per input, comma-separated; default -1 1); "
-                              "outside it values saturate")
+                         help="with --dtype q15 (required, unless a min/max input scaling gives it): the inputs' "
+                              "range the fixed-point formats are planned for (one number for every input, or one "
+                              "per input, comma-separated); outside it values saturate")
     _add_formula_options(convert, default_digits=4)
     convert.add_argument("--rational", action="store_true", help="exact rational weights (sympy)")
     _add_scaling_options(convert)
@@ -509,14 +586,19 @@ def _add_verify(sub, runnable: Sequence[str], dtypes: Sequence[str]) -> None:
                             description="Compare a compiled target against the float64 reference "
                                         "and model.predict; exit 1 when a tolerance is exceeded.")
     _add_model_options(verify)
-    verify.add_argument("--target", default="c", choices=sorted(runnable))
+    verify.add_argument("--target", default="c", choices=sorted(runnable), metavar="TARGET",
+                        help=_target_help(runnable, "c", "the target to compile and check (those that run in "
+                                                         "this process)"))
     verify.add_argument("--dtype", choices=dtypes, help="default: the target's first")
     verify.add_argument("-n", type=_positive_int, default=1000, help="number of inputs")
-    inputs = verify.add_mutually_exclusive_group()
+    inputs = verify.add_argument_group("inputs", "random inputs in --domain, or --data (both only with --dtype "
+                                                 "q15: the domain plans the fixed-point formats, the data tests "
+                                                 "them; rows outside the domain are counted)")
     inputs.add_argument("--domain", nargs=2, type=_floats, metavar=("LOW", "HIGH"),
                         help="random inputs in [LOW, HIGH]: one number for every input, or one per input, "
                              "comma-separated (e.g. --domain 0,10 1,2000); in original units when scaling "
-                             "is given, else the model's (default -1 1)")
+                             "is given, else the model's (default -1 1; q15: required, or a min/max scaling's "
+                             "range, or --data's)")
     inputs.add_argument("--data", metavar="FILE", help="check on your own inputs: a .npy array or a .csv file "
                         "(a row per sample, a column per input, optional header), in the units the converted "
                         "function takes; -n rows are used (all when fewer)")
@@ -570,7 +652,8 @@ def _add_demo(sub) -> None:
     loudness.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=2,
                           help="also print the generated C")
     demo.add_argument("-o", "--out", metavar="DIR",
-                      help="folder for the generated files (default: a new temporary folder, printed)")
+                      help="folder for the generated files, kept (default: a temporary folder, removed when the "
+                           "demo ends)")
     demo.set_defaults(run=cmd_demo)
 
 
@@ -578,9 +661,10 @@ def _add_demo(sub) -> None:
 COMMON = SimpleNamespace(
     UsageError=UsageError, load=_load, scaled=_scaled, scalings=_scalings, domain=_domain,
     default_name=_default_name, target_options=_target_options, header_path=_header_path,
-    add_model_options=_add_model_options, add_scaling_options=_add_scaling_options,
+    add_model_options=_add_model_options, fixed_domain=_fixed_domain, require_fixed_domain=_require_fixed_domain, scaling_box=_scaling_box, add_scaling_options=_add_scaling_options,
     add_c_options=_add_c_options, add_mkdir_option=_add_mkdir_option, add_formula_options=_add_formula_options,
-    floats=_floats, finite=_finite, positive_int=_positive_int, cores=CORES,
+    floats=_floats, finite=_finite, positive_int=_positive_int, digits=_digits, cores=CORES,
+    target_help=_target_help,
     import_tensorflow_quietly=_import_tensorflow_quietly,
 )
 
@@ -594,7 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .runtime import LOADERS
 
     dtypes = tuple(NUMERIC_TYPES) + tuple(FIXED_TYPES)  # which ones a target supports: checked after parsing
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mlpcodegen", description="Compile trained MLPs (Keras, ONNX, scikit-learn, PyTorch) into native functions."
     )
     parser.add_argument("--version", action="version", version=f"mlpcodegen {__version__}")
@@ -652,10 +736,26 @@ def _run(args: argparse.Namespace) -> int:
                            "(MLPCODEGEN_TRACEBACK=1 shows the traceback)")
 
 
+#: Options taking two values: ``--domain=LOW HIGH`` is read as ``--domain LOW HIGH``
+#: (argparse gives an ``=`` exactly one value, then says "expected 2 arguments").
+_TWO_VALUE_OPTIONS = ("--domain",)
+
+
+def _split_equals(argv: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return out + list(argv[i:])
+        flag, equals, value = arg.partition("=")
+        out += [flag, value] if equals and flag in _TWO_VALUE_OPTIONS else [arg]
+    return out
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code (argparse's exits included)."""
     _quiet_tensorflow()
     try:
+        argv = _split_equals(sys.argv[1:] if argv is None else argv)
         args = build_parser().parse_args(argv)
         return _run(args)
     except SystemExit as exc:  # usage errors (2), --help and --version (0)

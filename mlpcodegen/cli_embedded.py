@@ -22,8 +22,11 @@ def _options(args: argparse.Namespace, net, common):
 
     name = getattr(args, "name", None) or common.default_name(args.model, "c")
     check_name(name)
-    return Options(dtype=args.dtype or "float32", name=name, math=args.math, unroll=args.unroll,
-                   optimize=args.optimize)
+    dtype = args.dtype or "float32"
+    # size plans q15 for --domain here; verify --core for the inputs it draws (harness.cortex)
+    domain = common.fixed_domain(args, net.n_inputs, dtype) if args.command == "size" else None
+    return Options(dtype=dtype, name=name, math=args.math, unroll=args.unroll, optimize=args.optimize,
+                   domain=domain)
 
 
 def add_size(sub, common) -> None:
@@ -43,6 +46,10 @@ def add_size(sub, common) -> None:
     size.add_argument("--dtype", choices=get_backend("c").supported, default="float32",
                       help="q15: the fixed-point C (integer predictor and its float wrapper)")
     size.add_argument("--name", help="function name (default: from the model file's name)")
+    size.add_argument("--domain", nargs=2, type=common.floats, metavar=("LOW", "HIGH"),
+                      help="with --dtype q15 (required, unless a min/max input scaling gives it): the inputs' "
+                           "range the fixed-point formats are planned for (one number for every input or one "
+                           "per input, comma-separated)")
     common.add_c_options(size)
     common.add_scaling_options(size)
     size.set_defaults(run=lambda args: cmd_size(args, common))
@@ -52,6 +59,9 @@ def cmd_size(args: argparse.Namespace, common) -> int:
     from .harness.cortex import measure_sizes, size_table
 
     started = time.perf_counter()
+    if args.domain and args.dtype == "float32":
+        raise common.UsageError("--domain plans fixed-point formats: it goes with --dtype q15")
+    common.require_fixed_domain(args, args.dtype)
     net = common.scaled(common.load(args), args)
     options = _options(args, net, common)
     rows = measure_sizes(net, options, args.core, [f"-{level}" for level in args.opt])

@@ -40,11 +40,14 @@ def add_simplify(sub, common) -> None:
                       "--tolerance of their limits by constants")
     mode.add_argument("--total-degree", action="store_true", help="several inputs: Chebyshev terms of total degree "
                       "<= N only (default: every degree <= N in each input)")
-    p.add_argument("--target", default="python", choices=sorted(BACKENDS))
+    p.add_argument("--target", default="python", choices=sorted(BACKENDS), metavar="TARGET",
+                   help=common.target_help(BACKENDS, "python", "the language of the simplified formula"))
     p.add_argument("--dtype", default=None, help="the target's number type (default: its first)")
     p.add_argument("--name", help="function name (default: from the model file's name)")
     p.add_argument("-o", "--output", metavar="FILE", help="the simplified formula in the target (default: stdout)")
-    p.add_argument("--digits", type=int, default=4, help="significant digits of the printed formula (default 4)")
+    p.add_argument("--digits", type=common.digits, default=4,
+                   help="significant digits of the printed formula, at least (default 4; more when its certified "
+                        "bound needs them; 0 = exact)")
     p.add_argument("--png", metavar="PNG", help="one-input models: network vs simplified formula and the error")
     p.add_argument("--check", type=common.positive_int, metavar="N", help="run the written target on N random "
                    "points of the domain and check its error against the original network is within the "
@@ -98,12 +101,9 @@ def _box(args, net, common) -> tuple[list[float], list[float]]:
     domain = common.domain(args, net.n_inputs)
     if domain is not None:
         return [float(v) for v in domain[0]], [float(v) for v in domain[1]]
-    inputs, _ = common.scalings(args)
-    spec = getattr(inputs, "spec", None) or {}
-    if spec.get("kind") == "minmax":
-        lo, hi = spec["min"], spec["max"]
-        lo, hi = (lo * net.n_inputs if len(lo) == 1 else lo), (hi * net.n_inputs if len(hi) == 1 else hi)
-        return [float(v) for v in lo], [float(v) for v in hi]
+    box = common.scaling_box(args, net.n_inputs)
+    if box is not None:
+        return box
     raise common.UsageError("simplify needs the domain: --domain LOW HIGH (or a min/max input scaling)")
 
 
@@ -251,8 +251,92 @@ def _summary(net, result: Simplified, lower, upper, digits: int) -> str:
     try:
         from .backends.latex import latex_equations
 
-        equations = latex_equations(result.network, digits=digits or None)
-        lines += ["formula:"] + [f"  {left} = {right}" for left, right in equations]
+        shown, heading = _shown_digits(net, result, lower, upper, digits)
+        equations = latex_equations(result.network, digits=shown)
+        lines += [heading] + [f"  {left} = {right}" for left, right in equations]
     except MlpCodegenError as error:
         lines.append(f"(formula not printed: {error})")
     return "\n".join(lines)
+
+
+#: The printed formula's own certified error may exceed the method's by this factor
+#: before more digits are printed.
+SHOWN_SLACK = 1.05
+#: Most significant digits printed (float64 round-trips with 17).
+MAX_DIGITS = 17
+
+
+def _shown_digits(net, result: Simplified, lower, upper, digits: Optional[int]) -> tuple[Optional[int], str]:
+    """(digits to print, the heading naming them and what the printed formula errs by).
+
+    The printed formula is the network with its numbers rounded to ``digits`` significant
+    digits, which errs more than the certified approximation (a polynomial's large
+    alternating coefficients cancel: 4 digits of the seed's degree-11 one cost 7x its
+    bound).  With a certified bound, digits are added from ``digits`` up until the
+    rounded formula's *own* certified error is within :data:`SHOWN_SLACK` of the bound,
+    and that error is printed; else the rounding's measured cost is."""
+    import numpy as np
+
+    from .backends.latex import rounded_network
+    from .simplify.certify import measured_error, sample_points
+
+    if digits is None:
+        return None, "formula (exact weights):"
+    points = sample_points(*(np.asarray(side, dtype=np.float64) for side in (lower, upper)), 4001)
+    if result.certified is None:
+        error = measured_error(result.network, rounded_network(result.network, digits), points)
+        return digits, (f"formula (weights to {digits} significant digits; rounding them changes the output by "
+                        f"{error:.3g} at most on {len(points):,} points):")
+    goal = result.certified * SHOWN_SLACK
+    for shown in range(digits, MAX_DIGITS + 1):
+        rounded = rounded_network(result.network, shown)
+        if shown < MAX_DIGITS and measured_error(net, rounded, points) > goal:
+            continue
+        proven = _rounded_error(net, result, rounded, lower, upper, goal)
+        if proven <= goal or shown == MAX_DIGITS:
+            more = f" (--digits {digits} was not enough)" if shown > digits else ""
+            return shown, (f"formula (coefficients to {shown} significant digits{more}; this printed formula's "
+                           f"certified max error: {proven:.3g}):")
+    raise AssertionError("unreachable: the last digits are always returned")  # pragma: no cover
+
+
+def _rounded_error(net, result: Simplified, rounded, lower, upper, goal: float) -> float:
+    """A proven bound on |network - rounded formula| over the box.  One input: certified
+    directly (a few hundred sub-boxes).  Several inputs and a polynomial whose input
+    mapping prints exactly: the method's bound plus the coefficients' rounding times the
+    largest each basis term reaches on the box (interval arithmetic on the difference of
+    two near-equal polynomials loses their dependency, and certifying against the network
+    again costs as much as the method's own proof); else certified directly."""
+    from .simplify.certify import certified_error
+
+    if net.n_inputs > 1:
+        bound = _coefficient_bound(result.network, rounded, lower, upper)
+        if bound is not None:
+            return result.certified + bound
+    return certified_error(net, rounded, lower, upper, goal)[0]
+
+
+def _coefficient_bound(formula, rounded, lower, upper) -> Optional[float]:
+    """sup over the box of |formula - rounded| when both are one Polynomial layer that
+    differ in their coefficients only: sum over terms of |coefficient change| times the
+    term's largest magnitude (|T_n(t)| <= 1 on [-1, 1], cosh(n arccosh m) beyond; |t|^n);
+    None otherwise."""
+    import numpy as np
+
+    from .ir import Polynomial
+
+    if len(formula.layers) != 1 or len(rounded.layers) != 1:
+        return None
+    p, q = formula.layers[0], rounded.layers[0]
+    if not (isinstance(p, Polynomial) and isinstance(q, Polynomial) and np.array_equal(p.center, q.center)
+            and np.array_equal(p.scale, q.scale) and np.array_equal(p.exponents, q.exponents)):
+        return None
+    ends = (np.stack([np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)]) - p.center) * p.scale
+    reach = np.abs(ends).max(axis=0) * (1 + 1e-12)  # |t| on the box, widened past float rounding
+    n = p.exponents.astype(np.float64)
+    if p.basis == "monomial":
+        largest = reach ** n
+    else:
+        largest = np.where(reach <= 1.0, 1.0, np.cosh(n * np.arccosh(np.maximum(reach, 1.0))))
+    change = np.abs(np.asarray(p.coefficients, dtype=np.float64) - np.asarray(q.coefficients, dtype=np.float64))
+    return float((change * largest.prod(axis=1)).sum(axis=1).max() * (1 + 1e-12))

@@ -2,15 +2,18 @@
 
 It converts the model to C (and a header and the LaTeX formula) in a folder, compiles
 and verifies the C against the float64 reference and ``model.predict``, times one
-sample against ``model.predict`` and prints a short summary: what was done, where the
-files are, the errors, the speed and, for a small network, the formula, with the units
-stated.  When the model's folder holds the ``scaling.json`` used in training, the
+sample against ``model.predict``, eager ``model(x)`` and LiteRT (the fair peers for one
+sample: ``predict`` pays for a whole batch pipeline) and prints a short summary: what
+was done, the files, the errors, the speed and, for a small network, the formula, with
+the units stated.  Without ``-o DIR`` the files go to a temporary folder that is
+removed when the demo ends.  When the model's folder holds the ``scaling.json`` used in training, the
 scaling is folded in: every file and number is in the original units.
 """
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -43,6 +46,7 @@ class _Run:
     checks: list[Any] = field(default_factory=list)  # VerifyReport per dtype
     speed: dict[str, float] = field(default_factory=dict)  # what -> seconds per sample
     sources: dict[str, str] = field(default_factory=dict)  # file kind -> text (for --verbose)
+    keep: bool = True  # False: the folder is temporary, removed at the end
 
     @property
     def ok(self) -> bool:
@@ -63,13 +67,18 @@ def run_demo(model_path: Any, *, verbosity: int = 1, out_dir: Any = None) -> int
     read_ms = (time.perf_counter() - started) * 1e3
     inputs, outputs, units = _scaling(model_path)
     net = with_scaling(model_net, inputs, outputs) if inputs or outputs else model_net
-    run = _Run(model_path, net, "", units, _folder(out_dir), read_ms)
-    run.name = _write_files(run)
-    keras_model = load_keras_model(model_path)
-    run.domain = _domain(net.n_inputs, inputs)
-    run.checks = [_verify(keras_model, model_net, run, inputs, outputs, dtype) for dtype in ("float32", "float64")]
-    run.speed = _speed(run, keras_model, inputs)
-    lines = {0: _quiet_line, 1: _summary, 2: _verbose}[min(max(verbosity, 0), 2)](run)
+    run = _Run(model_path, net, "", units, _folder(out_dir), read_ms, keep=out_dir is not None)
+    try:
+        run.name = _write_files(run)
+        keras_model = load_keras_model(model_path)
+        run.domain = _domain(net.n_inputs, inputs)
+        run.checks = [_verify(keras_model, model_net, run, inputs, outputs, dtype)
+                      for dtype in ("float32", "float64")]
+        run.speed = _speed(run, keras_model, inputs)
+        lines = {0: _quiet_line, 1: _summary, 2: _verbose}[min(max(verbosity, 0), 2)](run)
+    finally:
+        if not run.keep:  # the temporary folder: nothing left behind
+            shutil.rmtree(run.folder, ignore_errors=True)
     print("\n".join(lines))
     return 0 if run.ok else 1
 
@@ -154,8 +163,13 @@ def _verify(keras_model, model_net: Network, run: _Run, inputs, outputs, dtype: 
                   output_scaling=outputs, domain=run.domain)
 
 
+#: The peers one sample is timed against, in the order the summary names them.
+PEERS = ("model.predict", "model(x) eager", "LiteRT")
+
+
 def _speed(run: _Run, keras_model, inputs) -> dict[str, float]:
-    """Seconds for one sample: model.predict and the C function's three entries."""
+    """Seconds for one sample: model.predict, eager model(x), LiteRT (when it loads) and
+    the C function's entries."""
     from .harness.bench import median_seconds
     from .runtime import compile_c
 
@@ -165,12 +179,31 @@ def _speed(run: _Run, keras_model, inputs) -> dict[str, float]:
     bound = function.bind()
     bound.x[:] = row
     times = {"model.predict": median_seconds(lambda: keras_model.predict(model_row, verbose=0), repeats=15),
-             "array call": median_seconds(lambda: function(row), repeats=50, inner=2000),
+             "model(x) eager": median_seconds(lambda: keras_model(model_row), repeats=15, inner=20)}
+    lite = _litert(keras_model, model_row)
+    if lite is not None:
+        times["LiteRT"] = median_seconds(lambda: lite(model_row), repeats=15, inner=200)
+    times |= {"array call": median_seconds(lambda: function(row), repeats=50, inner=2000),
              "bound call": median_seconds(bound.run, repeats=50, inner=2000)}
     if function.scalar is not None:
         value = float(row[0])
         times["scalar entry"] = median_seconds(lambda: function.scalar(value), repeats=50, inner=2000)
     return times
+
+
+def _litert(keras_model, model_row: np.ndarray):
+    """LiteRT's one-sample call (XNNPACK, one thread), its start-up log kept off the
+    screen; None when TensorFlow's converter or the interpreter is not there or fails."""
+    from .harness.bench import LITERT_LOG, native_output_filtered
+    from .harness.peers import litert_runner
+
+    try:
+        with native_output_filtered(LITERT_LOG):
+            lite = litert_runner(keras_model)
+            lite(model_row)
+    except Exception:  # no LiteRT, or its converter refuses the model: the other peers are still timed
+        return None
+    return lite
 
 
 def format_seconds(seconds: float) -> str:
@@ -210,12 +243,13 @@ def _check_lines(run: _Run) -> list[str]:
     return lines
 
 
-def _speed_line(run: _Run) -> str:
-    predict = run.speed["model.predict"]
-    c_calls = sorted((v, k) for k, v in run.speed.items() if k != "model.predict")
+def _speed_lines(run: _Run) -> list[str]:
+    peers = [(k, run.speed[k]) for k in PEERS if k in run.speed]
+    c_calls = sorted((v, k) for k, v in run.speed.items() if k not in PEERS)
+    best = c_calls[0][0]
     calls = ", ".join(f"{format_seconds(v)} {k}" for v, k in c_calls)
-    return (f"speed     one sample: model.predict {format_seconds(predict)}; C via cffi {calls} "
-            f"({_times(predict / c_calls[0][0])} faster)")
+    return [f"speed     one sample: {'; '.join(f'{k} {format_seconds(v)}' for k, v in peers)}",
+            f"          C via cffi {calls}: " + ", ".join(f"{_times(v / best)} faster than {k}" for k, v in peers)]
 
 
 def _formula_lines(run: _Run) -> list[str]:
@@ -240,15 +274,18 @@ def _formula_lines(run: _Run) -> list[str]:
 
 
 def _summary(run: _Run) -> list[str]:
-    width = max(len(str(path)) for path, _ in run.files)
-    files = [f"{str(path):{width}}  {what}" for path, what in run.files]
+    shown = [(str(path) if run.keep else path.name, what) for path, what in run.files]
+    width = max(len(path) for path, _ in shown)
+    files = [f"{path:{width}}  {what}" for path, what in shown]
+    if not run.keep:
+        files.append("(in a temporary folder, removed when the demo ends: -o DIR keeps the files)")
     return ([f"mlpcodegen demo: {run.model_path}",
              f"model     {run.net.describe()}, read without TensorFlow in {run.read_ms:.0f} ms",
              f"units     {run.units}",
              f"function  {run.name}(x, y), {run.name}_batch(x, y, n)"
              + (f", {run.name}_scalar(x)" if "scalar entry" in run.speed else ""),
              f"wrote     {files[0]}"] + [f"          {line}" for line in files[1:]]
-            + _check_lines(run) + [_speed_line(run)] + _formula_lines(run)
+            + _check_lines(run) + _speed_lines(run) + _formula_lines(run)
             + [_next_line(run), "result    " + ("ok" if run.ok else "verification FAILED")])
 
 
@@ -265,7 +302,8 @@ def _verbose(run: _Run) -> list[str]:
 
 def _quiet_line(run: _Run) -> list[str]:
     errors = ", ".join(f"{r.dtype} {_measure(r.comparisons[0], r.dtype)}" for r in run.checks)
-    predict = run.speed["model.predict"]
-    best = min(v for k, v in run.speed.items() if k != "model.predict")
-    return [f"{'ok' if run.ok else 'FAILED'}: {run.model_path.name} ({run.net.describe()}) -> {run.folder / run.name}.c; "
-            f"errors {errors}; one sample {format_seconds(best)}, {_times(predict / best)} faster than model.predict"]
+    best = min(v for k, v in run.speed.items() if k not in PEERS)
+    faster = ", ".join(f"{_times(run.speed[k] / best)} faster than {k}" for k in PEERS if k in run.speed)
+    where = run.folder / f"{run.name}.c" if run.keep else f"{run.name}.c (temporary: -o DIR keeps it)"
+    return [f"{'ok' if run.ok else 'FAILED'}: {run.model_path.name} ({run.net.describe()}) -> {where}; "
+            f"errors {errors}; one sample {format_seconds(best)}, {faster}"]

@@ -255,9 +255,12 @@ def check_supported(net: Network) -> None:
 
 def as_domain(n_inputs: int, domain: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) per input from ``domain`` (a pair whose sides are each a number or one
-    per input; None: [-1, 1]), finite with low <= high."""
+    per input), finite with low <= high, rounded outward to float32.  Required: formats
+    planned for a range the inputs do not keep to saturate them, so none is assumed."""
     if domain is None:
-        domain = (-1.0, 1.0)
+        raise ValidationError("fixed point plans its formats for the inputs' range and saturates outside it: "
+                              "give the domain, domain=(low, high) (each a number or one per input; the "
+                              "command line's --domain LOW HIGH)")
     try:
         lo, hi = (np.broadcast_to(np.asarray(side, dtype=np.float64).reshape(-1), (n_inputs,)).copy()
                   for side in domain)

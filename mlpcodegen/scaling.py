@@ -213,17 +213,9 @@ _SKLEARN: dict[str, Callable[[Any], Scaling]] = {
 
 def read_scaling_file(path: "str | os.PathLike[str]") -> tuple[Optional[Scaling], Optional[Scaling]]:
     """(input, output) scalings from a JSON file with optional ``input``/``output`` keys."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_SCALING_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise ValidationError(f"scaling file not found: {path}") from None
-    except IsADirectoryError:
-        raise ValidationError(f"scaling file {path} is a directory; give the JSON file") from None
-    except OSError as exc:
-        raise ValidationError(f"cannot read scaling file {path}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_SCALING_FILE_BYTES:
-        raise ValidationError(f"scaling file {path} is larger than {MAX_SCALING_FILE_BYTES >> 20} MiB")
+    from ._files import read_input
+
+    raw = read_input(path, MAX_SCALING_FILE_BYTES, "scaling file")
     try:
         spec = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:

@@ -43,9 +43,14 @@ def test_help_for_every_command(command):
                                   ["convert", "m.keras", "--target", "cobol"], ["frobnicate"],
                                   ["verify", "m.keras", "-n", "0"]])
 def test_bad_usage_exits_2(args):
+    """One line (issue 21, B13): ``mlpcodegen COMMAND: error: ...`` and where the help is,
+    never argparse's usage block."""
     result = run(*args)
-    assert result.returncode == 2
-    assert "usage:" in result.stderr and result.stdout == ""
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    command = "mlpcodegen" + ("" if not args or args[0] == "frobnicate" else f" {args[0]}")
+    assert line.startswith(f"{command}: error: ") and line.endswith(f"(see: {command} --help)")
+    assert "usage:" not in result.stderr
 
 
 def test_failed_conversion_exits_1_with_a_message_and_no_file(tmp_path):
@@ -127,7 +132,7 @@ def test_a_dtype_the_target_lacks_is_bad_usage_everywhere(command, target, capsy
     assert main([command, str(SEED), "--target", target, "--dtype", "float32"]) == 2
     err = capsys.readouterr().err
     assert f"mlpcodegen {command}: error: target '{target}' supports --dtype float64, not float32" in err
-    assert "usage:" in err
+    assert "usage:" not in err and len(err.splitlines()) == 1 and f"(see: mlpcodegen {command} --help)" in err
 
 
 @pytest.mark.parametrize("stem", ["m1", "h1", "3layers", "class", "NAN", "über", "x", "my model.v2", "___"])
@@ -216,7 +221,7 @@ def test_verify_per_feature_domain_and_data(three_inputs, tmp_path, capsys):
     (["--domain", "0,1", "1,2"], "--domain LOW has 2 values; the model has 3 inputs"),
     (["--domain", "0", "1,2,-1"], "--domain of input 2: LOW 0 is above HIGH -1"),
     (["--domain", "0", "nan"], "expected finite numbers"),
-    (["--domain", "0", "1", "--data", "x.csv"], "not allowed with argument"),
+    (["--domain", "0", "1", "--data", "x.csv"], "--domain draws random inputs and --data gives them: choose one"),
 ])
 def test_verify_domain_usage_errors_exit_2(three_inputs, capsys, args, message):
     assert main(["verify", str(three_inputs), *args]) == 2
@@ -275,3 +280,103 @@ def test_convert_q15_plans_for_the_domain_given(tmp_path, capsys):
     assert "int16_t" in (tmp_path / "seed.h").read_text()
     assert main(["convert", str(SEED), "--domain", "-2", "2"]) == 2  # a float dtype has no formats to plan
     assert "--dtype q15" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- issue 21, section B
+
+
+def test_target_help_lists_every_target_and_the_default(capsys):
+    from mlpcodegen.backends import BACKENDS
+    from mlpcodegen.runtime import LOADERS
+
+    for command, targets, default in (("convert", BACKENDS, "c"), ("verify", LOADERS, "c"),
+                                      ("simplify", BACKENDS, "python")):
+        assert main([command, "--help"]) == 0
+        text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help
+        help_text = text[text.index("--target TARGET"):]
+        assert all(f"{name} (" in help_text for name in targets) and f"(default: {default})" in help_text
+
+
+def test_domain_with_equals_is_the_two_values(three_inputs, capsys):
+    assert main(["verify", str(three_inputs), "-n", "20", "--domain=-1,-2,-3", "1,2,3"]) == 0
+    assert "x2 in [-3, 3]" in capsys.readouterr().out
+    assert main(["formula", str(SEED), "--domain=-2", "2", "--digits", "2"]) == 0
+    assert "on [-2, 2]" in capsys.readouterr().err
+
+
+def test_bad_inputs_refused_before_tensorflow_loads(tmp_path):
+    """verify --data with a wrong column count, a non-numeric cell or a 3-D .npy, and a
+    --domain of the wrong length, refused (exit 1 / 2) with TensorFlow never imported;
+    bench's output path the same."""
+    (tmp_path / "wide.csv").write_text("1,2\n3,4\n")
+    (tmp_path / "text.csv").write_text("0.5\nfive\n")
+    (tmp_path / "cube.npy").write_bytes(_npy(b"(2, 1, 1)", 2))
+    os.mkfifo(tmp_path / "report.md")
+    code = f"""
+import sys
+from mlpcodegen.cli import main
+seed, folder = {str(SEED)!r}, {str(tmp_path)!r}
+codes = [main(["verify", seed, "--data", folder + "/" + name]) for name in ("wide.csv", "text.csv", "cube.npy")]
+codes.append(main(["verify", seed, "--domain", "0,1", "1"]))
+codes.append(main(["bench", seed, "--out", folder + "/report.md"]))
+print(codes, "tensorflow" in sys.modules, "keras" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert result.stdout.strip() == "[1, 1, 1, 2, 1] False False", result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 5 and all(line.startswith(("mlpcodegen verify: error: ", "mlpcodegen bench: error: "))
+                                   for line in lines), result.stderr
+    assert "has 2 columns but the network has 1 inputs" in lines[0] and "five" in lines[1]
+    assert "must be a 2-D array" in lines[2] and "--domain LOW has 2 values" in lines[3] and "FIFO" in lines[4]
+
+
+def _npy(shape: bytes, count: int) -> bytes:
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': " + shape + b", }"
+    header += b" " * (118 - len(header)) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(8 * count)
+
+
+def test_a_fifo_given_as_scaling_is_refused_at_once(tmp_path):
+    """convert, verify and formula refuse a FIFO --scaling (opened without blocking: a
+    plain open would wait for a writer forever); the timeout only guards the suite."""
+    fifo = tmp_path / "scaling.json"
+    os.mkfifo(fifo)
+    for command in ("convert", "verify", "formula"):
+        result = run(command, str(SEED), "--scaling", str(fifo), timeout=120)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr == (f"mlpcodegen {command}: error: scaling file {fifo} is not a regular file (a FIFO): "
+                                 "save it to a file and pass its path\n")
+
+
+def test_q15_needs_its_domain_everywhere(tmp_path, capsys):
+    """No silent [-1, 1]: convert, size and verify with --dtype q15 need --domain (or a
+    min/max scaling, or verify's --data), said before any work (exit 2)."""
+    for args in (["convert", str(SEED), "--dtype", "q15"], ["size", str(SEED), "--dtype", "q15"],
+                 ["verify", str(SEED), "--dtype", "q15"]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and "plans its fixed-point formats for the inputs' range" in err
+        assert "--domain LOW HIGH" in err
+    # a min/max scaling gives it (in original units)
+    out = tmp_path / "seed.c"
+    assert main(["convert", str(SEED), "--dtype", "q15", "--input-min", "-3", "--input-max", "5", "-o",
+                 str(out)]) == 0
+    assert "on the domain [-3, 5]" in out.read_text()
+    assert main(["size", str(SEED), "--domain", "0", "1"]) == 2  # float32 plans nothing
+    assert "--dtype q15" in capsys.readouterr().err
+
+
+def test_verify_q15_domain_plans_and_data_tests_counting_clipped_rows(tmp_path, capsys):
+    data = tmp_path / "x.csv"
+    data.write_text("x\n0.5\n2\n-3\n0.1\n-0.9\n")
+    assert main(["verify", str(SEED), "--dtype", "q15", "--domain", "-1", "1", "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "5 inputs from " in out and "formats planned for [-1, 1]" in out
+    assert "rows outside the planned domain (clipped: the fixed-point C saturates there, its stated bound does not " \
+           "hold): 2 of 5" in out
+    assert "on the 2 row(s) outside the planned domain (clipped)" in out and "FAIL" not in out
+    # only --data: the formats are planned for its range, so nothing is clipped
+    assert main(["verify", str(SEED), "--dtype", "q15", "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "formats planned for [-3, 2]" in out and "does not hold): 0 of 5" in out

@@ -31,20 +31,30 @@ def test_summary_is_short_states_units_and_names_the_files(model_dir, tmp_path, 
     assert "random inputs in x0 in [0, 10], x1 in [100, 300] (original units)" in text
     assert "formula   in original units" in text and "y = " in text
     assert text.count(": ok") == 2 and lines[-1] == "result    ok"
-    assert "x faster" in text and "model.predict" in text
+    assert "x faster than model.predict" in text and "x faster than model(x) eager" in text
+    speed = next(line for line in lines if line.startswith("speed"))
+    assert "model(x) eager" in speed and "LiteRT" in speed and "x faster than LiteRT" in text
+    assert "XNNPACK" not in text and "XNNPACK" not in capsys.readouterr().err
     assert "needed" not in text and "NO " not in text
 
 
-def test_quiet_is_one_line_and_the_default_folder_is_new_and_printed(model_dir, tmp_path, monkeypatch, capsys):
-    work = tmp_path / "cwd"
-    work.mkdir()
+def test_quiet_is_one_line_and_the_default_folder_is_temporary_and_removed(model_dir, tmp_path, monkeypatch,
+                                                                           capsys):
+    import tempfile
+
+    work, temporary = tmp_path / "cwd", tmp_path / "tmp"
+    work.mkdir(), temporary.mkdir()
     monkeypatch.chdir(work)
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     assert run_demo(model_dir / "my-model (2).keras", verbosity=0) == 0
     (line,) = capsys.readouterr().out.splitlines()
-    assert line.startswith("ok: my-model (2).keras (2-3-1 (tanh, linear)) -> ")
-    written = line.split(" -> ")[1].split(";")[0]
-    assert written.endswith("/my_model_2.c") and os.path.isfile(written)
-    assert "mlpcodegen-demo-" in written and not any(work.iterdir())  # nothing left in the current folder
+    assert line.startswith("ok: my-model (2).keras (2-3-1 (tanh, linear)) -> my_model_2.c (temporary: -o DIR keeps "
+                           "it); ")
+    assert "faster than model.predict" in line and "faster than model(x) eager" in line
+    assert not any(work.iterdir()) and not any(temporary.iterdir())  # nothing left behind, anywhere
+    assert run_demo(model_dir / "my-model (2).keras") == 0
+    assert "(in a temporary folder, removed when the demo ends: -o DIR keeps the files)" in capsys.readouterr().out
+    assert not any(temporary.iterdir())
 
 
 def test_verbose_also_prints_the_generated_c(model_dir, tmp_path, capsys):
@@ -74,3 +84,17 @@ def test_a_large_network_gets_no_formula_on_screen(tmp_path):
                     domain=(np.full(16, -1.0), np.full(16, 1.0)))
     assert demo._formula_lines(run) == ["formula   not shown for 1,738 weights (mlpcodegen formula MODEL --layout "
                                         "named writes one line per neuron)"]
+
+
+def test_native_log_lines_are_filtered_off_the_screen(capfd):
+    """LiteRT's C++ writes "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." to file
+    descriptor 2 on its first call, past sys.stderr: bench and the demo capture the
+    descriptors around it and pass on every other line."""
+    from mlpcodegen.harness.bench import LITERT_LOG, native_output_filtered
+
+    with native_output_filtered(LITERT_LOG):
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+        os.write(1, b"a real problem\n")
+    print("table")
+    out, err = capfd.readouterr()
+    assert out == "table\n" and err == "a real problem\n"

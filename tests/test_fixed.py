@@ -11,7 +11,7 @@ import pytest
 
 from mlpcodegen import compile_c, load
 from mlpcodegen.backends import emit, get_backend
-from mlpcodegen.errors import UnsupportedError
+from mlpcodegen.errors import UnsupportedError, ValidationError
 from mlpcodegen.fixed import (SUPPORTED, TANH_ERROR, TABLE_POSITION, measure_tanh_error, plan, run_codes,
                               run_fixed, quantise_inputs)
 from mlpcodegen.ir import Activation, Dense, Network
@@ -62,6 +62,7 @@ def _inputs(n_inputs, domain, n, seed=0):
 
 
 @pytest.mark.parametrize("key", list(MODELS))
+@pytest.mark.filterwarnings("ignore::mlpcodegen.runtime.loaders.OutsideDomainWarning")
 def test_c_is_the_plan_bit_for_bit_inside_and_outside_the_domain(compiled, key):
     net, domain, fixed, predictor = compiled[key]
     x = _inputs(net.n_inputs, (3 * domain[0], 3 * domain[1]), 3000)
@@ -347,7 +348,8 @@ def test_size_command_and_verify_on_m0plus(compiled, capsys, arm_toolchain):
     from mlpcodegen.cli import main
     from mlpcodegen.harness.cortex import Options, verify_on_core
 
-    assert main(["size", "generated/seed/seed.keras", "--dtype", "q15", "--core", "m0plus", "--opt", "Os"]) == 0
+    assert main(["size", "generated/seed/seed.keras", "--dtype", "q15", "--domain", "-1", "1", "--core", "m0plus",
+                 "--opt", "Os"]) == 0
     assert "seed_q15" in capsys.readouterr().out
     net, domain, fixed, _ = compiled["sine"]
     report, instructions = verify_on_core(net, "m0plus", Options(dtype="q15", name="sine"), n=64, domain=domain)
@@ -373,3 +375,36 @@ def test_comment_states_every_format_in_full():
     assert f"x15 in [{fixed.domain[0][15]:g}, {fixed.domain[1][15]:g}]" in comment
     assert "note: input scaling folded in <U+002A>/ <U+0023>include" in comment
     assert comment.count("*/") == 1 and "..." not in comment
+
+
+def test_compile_c_q15_needs_the_domain_and_says_when_inputs_leave_it():
+    """Issue 21, B14: no silent [-1, 1] plan; inputs outside the planned domain (which the C
+    clips) warn once per predictor, or raise with outside="raise"; inside, nothing."""
+    import pickle
+    import warnings
+
+    from mlpcodegen.runtime.loaders import OutsideDomainWarning
+
+    net = load("generated/seed/seed.keras")
+    with pytest.raises(ValidationError, match=r"plans its formats for the inputs' range.*domain=\(low, high\)"):
+        compile_c(net, dtype="q15")
+    with pytest.raises(ValidationError, match="plans its formats"):
+        emit(net, "c", dtype="q15")
+    predictor = compile_c(net, dtype="q15", domain=(0.0, 2.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        inside = predictor(np.array([[0.0], [1.0], [2.0]], dtype=np.float32))  # no warning inside
+        assert predictor.scalar is None or predictor.scalar(1.5) == pytest.approx(predictor([1.5])[0])
+    with pytest.warns(OutsideDomainWarning, match=r"2 input row\(s\) outside the domain \[0.0\] .. \[2.0\]"):
+        clipped = predictor(np.array([[-1.0], [1.0], [5.0]], dtype=np.float32))
+    assert clipped[1] == inside[1]  # a warning, the same outputs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predictor(np.array([7.0], dtype=np.float32))  # once per predictor
+    strict = compile_c(net, dtype="q15", domain=(0.0, 2.0), outside="raise")
+    with pytest.raises(ValidationError, match="1 input row"):
+        strict(np.array([[1.0], [np.nan]]))
+    again = pickle.loads(pickle.dumps(strict))
+    assert again.outside == "raise" and np.array_equal(again([1.0]), strict([1.0]))
+    with pytest.raises(ValidationError, match="outside= is one of warn, raise, ignore"):
+        compile_c(net, dtype="q15", domain=(0.0, 2.0), outside="clip")

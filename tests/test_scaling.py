@@ -66,7 +66,7 @@ def test_128_constant_feature_error_is_short():
 
 
 @pytest.mark.parametrize("content,message", [
-    (None, "is a directory"),
+    (None, "is not a regular file (a directory)"),
     ('{"input": 3}', "input must be an object"),
     ('{"input": {"kind": "minmax", "min": [0]}}', "minmax scaling needs 'max'"),
     ('{"input": {"kind": "log"}}', "kind must be one of minmax, standard, affine"),

@@ -319,7 +319,8 @@ def test_simplify_exact_on_a_tanh_model_removes_nothing_and_says_why(tmp_path, c
 
 @pytest.mark.parametrize("args", [[], ["--exact", "--tolerance", "1e-3"], ["--at", "0.5", "--chebyshev", "3"],
                                   ["--taylor", "3", "--chebyshev", "3"], ["--saturate"], ["--tolerance", "-1"],
-                                  ["--chebyshev", "999"], ["--tolerance", "1e-3", "--target", "latex", "--check", "9"]])
+                                  ["--chebyshev", "999"], ["--tolerance", "1e-3", "--target", "latex", "--check", "9"],
+                                  ["--tolerance", "1e-3", "--digits", "-5"]])
 def test_simplify_bad_usage_exits_2(args, tmp_path):
     assert main(["simplify", str(SEED), "--domain", "-1", "1", *args, "-o", str(tmp_path / "o.py")]) == 2
     assert not (tmp_path / "o.py").exists()
@@ -330,3 +331,96 @@ def test_simplify_bad_model_exits_1(tmp_path, capsys):
     bad.write_bytes(b"not a model")
     assert main(["simplify", str(bad), "--domain", "-1", "1", "--tolerance", "1e-3", "-o", str(tmp_path / "o.py")]) == 1
     assert "mlpcodegen simplify: error:" in capsys.readouterr().err and not (tmp_path / "o.py").exists()
+
+
+
+# --------------------------------------------------------------------------- issue 21, B10 and B15
+
+
+def _printed_polynomial(text: str):
+    """(certified error printed, [(coefficient, power)]) of the printed one-input formula
+    in powers of t = x_{0}, read back from its LaTeX."""
+    import re
+
+    heading = next(line for line in text.splitlines() if line.startswith("formula ("))
+    error = float(re.search(r"certified max error: ([0-9.e+-]+)\):", heading).group(1))
+    assert "  t = x_{0}" in text  # t is the input itself: the box is [-1, 1]
+    right = next(line for line in text.splitlines() if line.startswith("  y = "))[len("  y = "):]
+    right = re.sub(r"\s*\\cdot\s*10\^\{(-?\d+)\}", r"e\1", right).replace(" ", "")
+    terms = re.findall(r"([+-]?[0-9.]+(?:e-?\d+)?)(t(?:\^\{(\d+)\})?)?", right)
+    assert "".join(c + t for c, t, _ in terms) == right  # every character read
+    return error, [(float(c), (int(p) if p else 1) if t else 0) for c, t, p in terms]
+
+
+def test_the_printed_formula_is_within_the_error_printed_beside_it(tmp_path, capsys):
+    """The seed at --tolerance 2e-3: 4 digits of its degree-11 polynomial err 7x the bound
+    (issue 21); the digits printed are those the bound needs, and the printed formula's own
+    certified error is printed: the printed coefficients, evaluated, keep to it."""
+    assert main(["simplify", str(SEED), "--scaling", str(SCALING), "--tolerance", "2e-3",
+                 "-o", str(tmp_path / "p.py")]) == 0
+    text = capsys.readouterr().out
+    error, terms = _printed_polynomial(text)
+    assert len(terms) == 12 and error <= 2e-3 * 1.05 and "--digits 4 was not enough" in text
+    x = np.linspace(-1.0, 1.0, 20001)
+    printed = sum(c * x ** p for c, p in terms)
+    assert np.abs(printed - evaluate(seed_network(), x[:, None])[:, 0]).max() <= error
+    # what 4 digits would have cost: more than the bound (why the digits were raised)
+    from mlpcodegen.backends.latex import rounding_error
+
+    approx = for_tolerance(seed_network(), [-1.0], [1.0], 2e-3).network
+    assert rounding_error(approx, 4, x[:, None]) > 2e-3
+
+
+def _hard_two_input_network(scale: float) -> Network:
+    rng = np.random.default_rng(1)
+    sizes = (2, 16, 16, 1)
+    return Network(2, tuple(Dense(rng.normal(0, scale / np.sqrt(a), (a, b)), rng.normal(0, 0.5, b),
+                                  Activation("tanh" if i < 2 else "linear"), f"d{i}")
+                            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))))
+
+
+def test_a_tolerance_beyond_reach_is_refused_with_the_estimate_before_any_interpolant(monkeypatch):
+    import importlib
+
+    chebyshev = importlib.import_module("mlpcodegen.simplify.chebyshev")  # the module, not the function
+
+    # the estimate from 1-D Chebyshev tails: the seed needs degree 11 for 2e-3 (its table row) and 22 on
+    # its model-units box
+    assert chebyshev.estimate_degree(seed_network(), [-1.0], [1.0], 2e-3)[0] in range(9, 14)
+    net = _hard_two_input_network(2.0)
+    monkeypatch.setattr(chebyshev, "interpolant", lambda *a, **k: pytest.fail("an interpolant was built"))
+    with pytest.raises(ValidationError, match=r"--tolerance 0.01 needs about degree (2[4-9]|3\d) .*terms\) on the "
+                                              r"box of this 2-16-16-1 .* beyond the 144 terms"):
+        chebyshev.for_tolerance(net, [-1.0, -1.0], [1.0, 1.0], 1e-2)
+    chebyshev.check_estimate(_hard_two_input_network(1.0), [-1.0, -1.0], [1.0, 1.0], 1e-2)  # 49 terms: let through
+
+
+def test_taylor_of_a_piecewise_linear_network_is_its_local_piece(capsys):
+    rng = np.random.default_rng(0)
+    net = Network(1, (Dense(rng.normal(size=(1, 8)), rng.normal(size=8), Activation("relu"), "h"),
+                      Dense(rng.normal(size=(8, 1)), np.zeros(1), name="y")))
+    result = taylor(net, 0.0, 5, -1.0, 1.0)
+    assert not result.converges and "converges on" not in result.claim and "radius" not in result.claim
+    assert "piecewise linear" in result.claim and "the linear piece that holds there" in result.claim
+    assert "--exact" in result.claim
+    assert np.all(result.series.coefficients[:, 2:] == 0)
+    x = np.array([[0.0], [1e-3]])
+    np.testing.assert_allclose(evaluate(result.network, x), evaluate(net, x), atol=1e-12)  # the local piece
+
+
+def test_the_coefficient_rounding_bound_of_a_two_input_polynomial_is_sound_and_close():
+    """Several inputs: the printed formula's error is the method's bound plus this bound on
+    rounding the coefficients (sum of |change| x the term's largest value on the box)."""
+    from mlpcodegen.backends.latex import rounded_network
+    from mlpcodegen.cli_simplify import _coefficient_bound
+
+    rng = np.random.default_rng(2)
+    net = random_net(rng, [2, 4, 1])
+    for lower, upper in (([-1.0, -1.0], [1.0, 1.0]), ([0.0, -2.0], [1.0, 2.0])):
+        approx = interpolant(net, lower, upper, 5)
+        for digits in (2, 3):
+            rounded = rounded_network(approx, digits)
+            bound = _coefficient_bound(approx, rounded, lower, upper)
+            grid = np.stack(np.meshgrid(*(np.linspace(lo, hi, 201) for lo, hi in zip(lower, upper))), -1).reshape(-1, 2)
+            actual = np.abs(evaluate(approx, grid) - evaluate(rounded, grid)).max()
+            assert actual <= bound <= 40 * actual, (actual, bound)

@@ -14,6 +14,7 @@ is reported as such.  Ratios are taken within the run.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -169,6 +170,37 @@ def _cffi_floor(n_in: int, n_out: int) -> Callable[[], None]:
     return functools.partial(lib.empty, ffi.new("float[]", n_in), ffi.new("float[]", n_out))
 
 
+#: What LiteRT's C++ prints (to file descriptor 2, past Python's sys.stderr) when an
+#: interpreter first runs: "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+LITERT_LOG = r"^INFO: Created TensorFlow Lite XNNPACK delegate"
+
+
+@contextlib.contextmanager
+def native_output_filtered(pattern: str):
+    """File descriptors 1 and 2 captured while the block runs (native code writes there,
+    not through sys.stdout/stderr), then every captured line not matching ``pattern``
+    passed on to stderr: a library's start-up log does not land among the progress lines
+    and the table."""
+    import re
+
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 1), os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush(), sys.stderr.flush()
+            for fd, copy in zip((1, 2), saved):
+                os.dup2(copy, fd)
+                os.close(copy)
+            capture.seek(0)
+            kept = [line for line in capture.read().decode("utf-8", "replace").splitlines()
+                    if line.strip() and not re.search(pattern, line)]
+    if kept:
+        print("\n".join(kept), file=sys.stderr)
+
+
 def _peers(run: _Runner, model: Any) -> None:
     net, one = run.net, run.one
     if model is not None:
@@ -192,9 +224,11 @@ def _peers(run: _Runner, model: Any) -> None:
         try:
             from .peers import litert_runner
 
-            lite_one, lite_many = litert_runner(model), litert_runner(model)
+            with native_output_filtered(LITERT_LOG):  # its C logs to fd 2 on the first call
+                lite_one, lite_many = litert_runner(model), litert_runner(model)
+                lite_one(one), lite_many(one)
             run.add("LiteRT, XNNPACK (1 thread)", "peer", lambda: lite_one(one), lite_many)
-        except ImportError as exc:
+        except Exception as exc:  # no LiteRT, or its converter refuses the model: the other paths still run
             run.record(Timing("LiteRT, XNNPACK (1 thread)", "peer", note=f"not run: {exc}"))
 
 

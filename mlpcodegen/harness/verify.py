@@ -35,8 +35,6 @@ reference at most 2.7e-16 relative.
 """
 from __future__ import annotations
 
-import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -149,6 +147,8 @@ class VerifyReport:
     comparisons: list[Comparison] = field(default_factory=list)
     units: str = MODEL_UNITS
     source: str = "random"  # "random": uniform in the domain; else where the inputs came from
+    #: fixed point: rows outside the planned domain (saturated there; None: not a fixed-point check)
+    outside: Optional[int] = None
 
     @property
     def ok(self) -> bool:
@@ -158,9 +158,13 @@ class VerifyReport:
         where = "random inputs" if self.source == "random" else f"inputs from {self.source}"
         head = (
             f"network {self.network}; target {self.target} {self.dtype}; {self.n_samples} {where} "
-            f"in {format_domain(*self.domain)} ({self.units})\n"
+            f"{'formats planned for' if self.outside is not None else 'in'} {format_domain(*self.domain)} "
+            f"({self.units})\n"
             "rel and ulp are taken at the reference magnitude of each output (see mlpcodegen.harness.verify)\n"
         )
+        if self.outside is not None:
+            head += (f"rows outside the planned domain (clipped: the fixed-point C saturates there, its stated "
+                     f"bound does not hold): {self.outside} of {self.n_samples}\n")
         rows = [("comparison", "max abs", "max rel", "max ulp", "bound", "result")]
         for c in self.comparisons:
             verdict = {True: "ok", False: "FAIL", None: "-"}[c.passed]
@@ -261,19 +265,12 @@ def read_inputs(path: Any, n_inputs: Optional[int] = None, *, max_bytes: int = M
     reader = _INPUT_READERS.get(path.suffix.lower())
     if reader is None:
         raise ValidationError(f"{path}: inputs must be a .npy or .csv file")
-    try:  # non-blocking: a FIFO must not hang the open
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError as exc:
-        raise ValidationError(f"cannot read inputs from {path}: {exc.strerror}") from None
-    info = os.fstat(descriptor)
-    if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
-        os.close(descriptor)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValidationError(f"{path} is not a regular file")
-        raise ValidationError(f"{path} has {info.st_size:,} bytes, more than the {max_bytes:,} read for "
-                              f"inputs: use fewer rows (or raise max_bytes)")
-    with os.fdopen(descriptor, "rb") as stream:
-        array = reader(stream, info.st_size, path)
+    import io
+
+    from .._files import read_input
+
+    data = read_input(path, max_bytes, "inputs file")
+    array = reader(io.BytesIO(data), len(data), path)
     return as_inputs(array, n_inputs, str(path))
 
 
@@ -392,11 +389,16 @@ def verify(
     model_net = network if network is not None else fold_affine(computed_net)
     inputs, outputs = as_scaling(input_scaling), as_scaling(output_scaling)
     net = with_scaling(model_net, inputs, outputs)
+    fixed = numeric_type(dtype).is_fixed
+    planned = None  # fixed point with data and a domain: the domain plans, the data tests
+    if fixed and data is not None and domain is not None:
+        planned, domain = input_domain(net.n_inputs, domain), None
     x, (lo, hi), source = _inputs(net.n_inputs, n, domain, sample, data, seed)  # bad inputs: refused before TF
+    if planned is not None:
+        lo, hi = planned
     # Magnitudes of the unfolded chain: the scaled inputs the peer sees are rounded too.
     reference, scale = evaluate_magnitude(with_scaling(computed_net, inputs, outputs, fold=False), x)
     predicted, predict_dtype = _peer_outputs(peer, x, inputs, outputs)
-    fixed = numeric_type(dtype).is_fixed
     if fixed:  # the formats are planned for the domain the inputs come from
         options = {**(options or {}), "domain": (lo, hi)}
     function = load(net, target, dtype=dtype, name=name, **(options or {}))
@@ -406,7 +408,16 @@ def verify(
     report = VerifyReport(net.describe(), target, dtype, len(x), (lo, hi),
                           units=MODEL_UNITS if inputs is None else ORIGINAL_UNITS, source=source)
     if fixed:
-        report.comparisons += fixed_checks(label, net, (lo, hi), batch, reference, predicted, peer.label)
+        inside = within_domain(x, (lo, hi))
+        report.outside = int(np.count_nonzero(~inside))
+        if inside.any():
+            report.comparisons += fixed_checks(label, net, (lo, hi), batch[inside], reference[inside],
+                                               predicted[inside], peer.label)
+        if report.outside:  # saturated at the domain's edge: beyond the stated bound, shown, not checked
+            error = float(np.abs(np.asarray(batch, dtype=np.float64)[~inside] - reference[~inside]).max())
+            report.comparisons.append(Comparison(
+                f"{label} on the {report.outside} row(s) outside the planned domain (clipped)", error,
+                float("nan"), float("nan"), dtype, "(information)", None))
         report.comparisons.append(_check(f"{label} one-sample calls vs batch", singles, batch[: len(singles)],
                                          scale[: len(singles)], "float32"))
         return report
@@ -420,6 +431,16 @@ def verify(
                floor=peer.magnitude_floor),
     ]
     return report
+
+
+def within_domain(x: np.ndarray, domain: tuple) -> np.ndarray:
+    """Which rows of ``x`` lie in the fixed-point ``domain`` (as planned: widened outward
+    to float32, :func:`mlpcodegen.fixed.as_domain`); outside it the C saturates."""
+    from ..fixed import as_domain
+
+    lo, hi = as_domain(x.shape[1], domain)
+    x = np.asarray(x, dtype=np.float64)
+    return np.all((x >= lo) & (x <= hi), axis=1)
 
 
 def fixed_checks(label: str, net: Network, domain: tuple, actual: np.ndarray, reference: np.ndarray,

@@ -139,6 +139,7 @@ def for_tolerance(net: Network, lower, upper, tolerance: float, max_degree: int 
     lower, upper = check_box(net, lower, upper)
     if not tolerance > 0:
         raise ValidationError(f"the tolerance must be positive, got {tolerance}")
+    check_estimate(net, lower, upper, tolerance, total)
     probe = sample_points(lower, upper, 4001)
     for degree in range(0, max_degree + 1):
         if (degree + 1) ** net.n_inputs > MAX_GRID:
@@ -153,3 +154,69 @@ def for_tolerance(net: Network, lower, upper, tolerance: float, max_degree: int 
                                  f"is within {tolerance:g}" + (" (total degree)" if total else ""))
     raise ValidationError(f"no Chebyshev interpolant up to degree {max_degree} is proven within {tolerance:g} on "
                           "this domain: raise the tolerance, shrink the domain, or convert the network itself")
+
+
+#: Several inputs: most terms a polynomial may be estimated to need before ``for_tolerance``
+#: refuses up front (degree 11 on 2 inputs, 4 on 3).  Certifying one costs minutes at
+#: about 100 terms on 2 or 3 inputs (bench/SIMPLIFY.md section 4: 81 terms on 2 inputs took
+#: 83 s, 125 on 3 took 30 s; a 2-8-1 tanh network's 121 terms at 1e-3, 3 CPU minutes) and
+#: grows with the terms and the sub-boxes: 1,089 terms on 2 inputs ran past 7 minutes.
+MAX_ESTIMATED_TERMS = 144
+#: Degree of the 1-D interpolants the estimate reads its coefficients from.
+PROBE_DEGREE = 128
+#: Lines through the box per input the estimate takes (the centre's and random ones).
+PROBE_LINES = 5
+
+
+def estimate_degree(net: Network, lower, upper, tolerance: float, lines: int = PROBE_LINES,
+                    seed: int = 0) -> list[Optional[int]]:
+    """Per input, the degree a Chebyshev interpolant needs for ``tolerance``, estimated on
+    lines through the box along that input (the centre's and ``lines - 1`` random ones):
+    the lowest degree whose tail of Chebyshev coefficients (an interpolant of that degree
+    errs between about one and two times the tail: the estimate is on the low side, so a
+    refusal is not premature) is within ``tolerance`` on every line; None: beyond
+    :data:`PROBE_DEGREE`.  An estimate (a tensor interpolant restricted to a line is about
+    the line's interpolant), cheap: ``inputs x lines x 129`` network evaluations."""
+    lower, upper = check_box(net, lower, upper)
+    d, n = net.n_inputs, PROBE_DEGREE
+    rng = np.random.default_rng(seed)
+    starts = np.vstack([(lower + upper) / 2, lower + rng.random((lines - 1, d)) * (upper - lower)])
+    t = _nodes(n)
+    degrees: list[Optional[int]] = []
+    for axis in range(d):
+        points = np.repeat(starts, n + 1, axis=0)
+        points[:, axis] = np.tile((lower[axis] + upper[axis]) / 2 + (upper[axis] - lower[axis]) / 2 * t, lines)
+        with np.errstate(all="ignore"):
+            values = evaluate(net, points).reshape(lines, n + 1, -1)
+        coefficients = np.abs(_transform(np.moveaxis(values, 1, 0), n, 0))  # (n + 1, lines, outputs)
+        tails = np.cumsum(coefficients[::-1], axis=0)[::-1]  # tails[k] = sum of |c_j| for j >= k
+        worst = np.nan_to_num(tails.reshape(n + 1, -1).max(axis=1), nan=np.inf)
+        fits = np.flatnonzero(np.append(worst[1:], 0.0) <= tolerance)
+        degrees.append(int(fits[0]) if fits.size else None)
+    return degrees
+
+
+def check_estimate(net: Network, lower, upper, tolerance: float, total: bool = False) -> None:
+    """Refuse, before any interpolant is built or certified, a tolerance whose estimated
+    polynomial (:func:`estimate_degree`) has more than :data:`MAX_ESTIMATED_TERMS` terms
+    on several inputs (one input: any degree certifies in seconds)."""
+    d = net.n_inputs
+    if d < 2:
+        return
+    degrees = estimate_degree(net, lower, upper, tolerance)
+    known = [g for g in degrees if g is not None]
+    degree = max(known) if len(known) == d else None
+    if degree is None:
+        terms_text, terms = f"a degree above {PROBE_DEGREE} in some input", math.inf
+    else:
+        # one degree for every input (the interpolants this module builds): the largest
+        terms = math.comb(degree + d, d) if total else (degree + 1) ** d
+        kind = "total degree" if total else "degree"
+        terms_text = f"about {kind} {degree} (per input: {', '.join(map(str, degrees))}; {terms:,} terms)"
+    if terms > MAX_ESTIMATED_TERMS:
+        raise ValidationError(
+            f"--tolerance {tolerance:g} needs {terms_text} on the box of this {net.describe()} network's {d} "
+            f"inputs (estimated from Chebyshev coefficients along lines through it), beyond the "
+            f"{MAX_ESTIMATED_TERMS} terms whose error can be certified in minutes: raise the tolerance, use fewer "
+            "inputs (fix some), shrink the domain, or try --chebyshev N with a low N (its certified error is "
+            "reported)")

@@ -331,6 +331,8 @@ def taylor(net: Network, at: float, order: int, lower: float, upper: float) -> T
     """The Taylor polynomial of ``order`` at ``at`` and whether the series converges on
     [lower, upper]: only when the whole interval lies strictly inside the radius."""
     s = series(net, at, order)
+    if piecewise_linear_units(net):
+        return _local_piece(net, s, order, lower, upper)
     deep = series(net, at, max(2 * order, 40)).coefficients
     singular = singularity_radius(net, at)
     test = root_test_radius(deep)
@@ -347,6 +349,34 @@ def taylor(net: Network, at: float, order: int, lower: float, upper: float) -> T
                  f"convergence is {radius:.4g} ({how}) and the domain reaches {reach:.4g} away; raising the "
                  "order makes the polynomial worse there, use a Chebyshev interpolant (--tolerance)")
     return TaylorResult(s, s.network(net), radius, singular, test, converges, claim)
+
+
+#: Activations whose networks are piecewise linear (every Taylor coefficient above the first is 0).
+PIECEWISE_LINEAR = frozenset({"linear", "relu", "leaky_relu", "prelu", "relu6", "hard_tanh"})
+
+
+def piecewise_linear_units(net: Network) -> bool:
+    """Whether every layer of ``net`` is affine or a piecewise-linear activation (ReLU ...):
+    the network is then piecewise linear, and its Taylor polynomial is the local piece."""
+    names = [getattr(layer, "activation", None) for layer in net.layers]
+    return not any(isinstance(layer, Polynomial) for layer in net.layers) and all(
+        activation is None or activation.name in PIECEWISE_LINEAR for activation in names)
+
+
+def _local_piece(net: Network, s: TaylorSeries, order: int, lower: float, upper: float) -> TaylorResult:
+    """A piecewise-linear network's Taylor "series": the linear piece holding the point,
+    exact on that piece only; no radius or convergence is claimed (the coefficients above
+    the first are 0 whatever the order, so a root test would say 'infinite')."""
+    where = " (the point sits on a kink: the piece on one side)" if s.kinks else ""
+    claim = (f"this network is piecewise linear ({', '.join(sorted(_activations(net)))} units): its Taylor "
+             f"polynomial at x = {s.at:g} is the linear piece that holds there{where}, exact on that piece only, and "
+             f"order {order} adds nothing to it; it does not converge to the network on [{lower:g}, {upper:g}]. "
+             "For the whole domain use --exact (the exact piecewise-linear form)")
+    return TaylorResult(s, s.network(net), 0.0, None, 0.0, False, claim)
+
+
+def _activations(net: Network) -> set[str]:
+    return {layer.activation.name for layer in net.layers if getattr(layer, "activation", None) is not None}
 
 
 def tolerance_interval(net: Network, result: TaylorResult, tolerance: float, lower: float, upper: float) -> str:
