@@ -1,5 +1,6 @@
 """Output files: written atomically, and only ever as regular files; input files
-(scaling, data) read through one opener, :func:`read_input`, that reads regular files only.
+(models, weights, scaling, data) opened through one opener, :func:`open_regular`, that opens
+regular files only, without blocking, checked on the descriptor.
 
 A reader never sees a half-written file: the data goes to a temporary file in the
 destination's folder, which is then renamed over the destination.  Renaming replaces
@@ -26,7 +27,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Iterable, Mapping, Union
+from typing import BinaryIO, Callable, Iterable, Mapping, Union
 
 from .errors import MlpCodegenError
 
@@ -177,32 +178,58 @@ def check_outputs(paths: Iterable[PathLike], *, mkdir: bool = False) -> list[Pat
     return [resolve_output(path, mkdir=mkdir, create=False) for path in paths]
 
 
-def read_input(path: PathLike, max_bytes: int, what: str = "input file") -> bytes:
-    """The whole of the input file ``path`` (a scaling JSON, a data file), if it is a
-    regular file of at most ``max_bytes``; else a :class:`~mlpcodegen.errors.ValidationError`
-    naming ``what`` and the path.  Opened without blocking (``open`` on a FIFO waits for a
-    writer forever) and checked on the open descriptor, so what is read is what was checked."""
+def open_regular(path: PathLike, what: str = "input file", *, error: type = None,
+                 check: Callable[[os.stat_result], None] | None = None) -> BinaryIO:
+    """THE safe opener of every input file (models, weights, scaling, data): ``path``
+    opened for reading without blocking (``open`` on a FIFO waits for a writer forever)
+    and checked on the open descriptor, so what is read is what was checked.  ``check``
+    judges the descriptor's ``fstat`` (its errors stand); without it, anything but a
+    regular file is refused.  Errors are ``error`` (default ValidationError), naming
+    ``what`` and the path."""
     from .errors import ValidationError
 
+    error = error or ValidationError
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
     try:
         descriptor = os.open(path, flags)
     except FileNotFoundError:
-        raise ValidationError(f"{what} not found: {path}") from None
+        raise error(f"{what} not found: {path}") from None
     except OSError as exc:
-        raise ValidationError(f"cannot read {what} {path}: {_os_message(exc)}") from None
+        raise error(f"cannot read {what} {path}: {_os_message(exc)}") from None
     try:
         info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValidationError(f"{what} {path} is not a regular file ({_kind(info.st_mode)}): save it to a "
-                                  "file and pass its path")
-        if info.st_size > max_bytes:
-            raise ValidationError(f"{what} {path} has {info.st_size:,} bytes, more than the {max_bytes:,} read")
+        if check is not None:
+            check(info)
+        elif not stat.S_ISREG(info.st_mode):
+            raise error(f"{what} {path} is not a regular file ({_kind(info.st_mode)}): save it to a "
+                        "file and pass its path")
     except BaseException:
         os.close(descriptor)
         raise
-    with os.fdopen(descriptor, "rb") as stream:
+    return os.fdopen(descriptor, "rb")
+
+
+def read_regular(path: PathLike, max_bytes: int, what: str = "input file", *, error: type = None,
+                 check: Callable[[os.stat_result], None] | None = None,
+                 too_large: Callable[[int], Exception] | None = None) -> bytes:
+    """The whole of ``path`` through :func:`open_regular`, if it holds at most
+    ``max_bytes`` (checked on the descriptor, and again while reading: a file that grows
+    is refused); ``too_large(size)`` makes the size error (default: ``error``)."""
+    from .errors import ValidationError
+
+    error = error or ValidationError
+    too_large = too_large or (lambda size: error(f"{what} {path} has {size:,} bytes, more than the {max_bytes:,} read"))
+    with open_regular(path, what, error=error, check=check) as stream:
+        size = os.fstat(stream.fileno()).st_size
+        if size > max_bytes:
+            raise too_large(size)
         data = stream.read(max_bytes + 1)
     if len(data) > max_bytes:  # it grew after the check
-        raise ValidationError(f"{what} {path} has more than the {max_bytes:,} bytes read")
+        raise too_large(len(data))
     return data
+
+
+def read_input(path: PathLike, max_bytes: int, what: str = "input file") -> bytes:
+    """The whole of the input file ``path`` (a scaling JSON, a data file): :func:`read_regular`
+    with :class:`~mlpcodegen.errors.ValidationError` naming ``what`` and the path."""
+    return read_regular(path, max_bytes, what)

@@ -591,3 +591,38 @@ def test_served_reads_resolve_relative_paths_in_the_callers_folder(monkeypatch, 
     net = mlpcodegen.load("m.keras")
     monkeypatch.chdir(second)
     assert mlpcodegen.load("n.keras").layers == net.layers
+
+
+#: Calls that read a file, allowed outside the one safe opener (``_files.open_regular``):
+#: module -> what each reads (none of them an input a user names).
+_OWN_FILES = {
+    "_files.py": "/proc/self/status (the umask); os.open is the opener itself",
+    "cli.py": "the PNG this command just wrote to a temporary folder; os.devnull",
+    "frontends/_sandbox.py": "os.devnull and /proc/self/statm",
+    "frontends/_untrusted_h5.py": "archive members and HDF5 images already read into memory",
+    "harness/bench_report.py": "/proc/cpuinfo",
+    "harness/cortex.py": "gcc's own -fstack-usage files",
+    "runtime/cffi_build.py": "/proc/cpuinfo and the build cache's own libraries and stamps",
+    "runtime/cross.py": "the emulator's output file",
+    "runtime/pymodule.py": "the module cache's own files",
+    "harness/verify.py": "np.load/np.loadtxt over bytes the opener read (io.BytesIO)",
+}
+
+
+def test_every_input_file_is_opened_through_the_one_opener():
+    """No module reads a file by itself (open, os.open, Path.read_*, np.load on a path,
+    h5py.File on a path) except the listed ones, each reading only its own files."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "mlpcodegen"
+    readers = {"open", "read_bytes", "read_text", "fromfile", "loadtxt", "File"}
+    found = set()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "attr", getattr(node.func, "id", None))
+                is_np_load = name == "load" and ast.unparse(node.func) == "np.load"
+                if name in readers or is_np_load:
+                    found.add(path.relative_to(root).as_posix())
+    assert found <= set(_OWN_FILES), sorted(found - set(_OWN_FILES))

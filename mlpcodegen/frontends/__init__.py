@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import importlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from .._files import open_regular
 from ..errors import ModelFormatError
 from ..limits import DEFAULT_LIMITS, ReadLimits
 
@@ -117,15 +119,14 @@ def _supported() -> str:
 
 def read_head(path: Path) -> bytes:
     """The first bytes of a model file, with clear errors for what is not a readable file."""
-    try:
-        with open(path, "rb") as stream:
-            return stream.read(HEAD_BYTES)
-    except FileNotFoundError:
-        raise ModelFormatError(f"model file not found: {path}") from None
-    except IsADirectoryError:
-        raise ModelFormatError(f"{path} is a folder, not a model file") from None
-    except OSError as exc:
-        raise ModelFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
+    def check(info: os.stat_result) -> None:
+        if stat.S_ISDIR(info.st_mode):
+            raise ModelFormatError(f"{path} is a folder, not a model file")
+        if not stat.S_ISREG(info.st_mode):
+            raise ModelFormatError(f"{path} is not a regular file (a device, FIFO or socket): not read")
+
+    with open_regular(path, "model file", error=ModelFormatError, check=check) as stream:
+        return stream.read(HEAD_BYTES)
 
 
 def file_format(path: Any) -> Format:

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .._files import read_regular
 from ..errors import ModelFormatError, UnsupportedError
 from ..limits import LimitExceeded, MiB, ReadLimits
 from ._preflight import check_regular, file_too_large, size_text  # noqa: F401 - check_regular: used by keras.py's callers
@@ -93,23 +94,11 @@ def is_json_text(data: bytes) -> bool:
 
 
 def read_regular_file(path: str, limits: ReadLimits) -> bytes:
-    """The whole file, if it is a regular file within the size limit.
-
-    Opened without blocking (a FIFO would block ``open`` until a writer comes) and
-    checked on the open descriptor, so what is read is what was checked."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise ModelFormatError(f"model file not found: {path}") from None
-    except OSError as exc:
-        raise ModelFormatError(f"cannot read {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as handle:
-        check_regular(os.fstat(fd), path, limits)
-        data = handle.read(limits.max_file_bytes + 1)
-    if len(data) > limits.max_file_bytes:  # it grew after the check
-        raise file_too_large(path, len(data), limits)
-    return data
+    """The whole model (or weights) file through the one safe opener, if it is a regular
+    file within the size limit (checked on the descriptor, and while reading)."""
+    return read_regular(path, limits.max_file_bytes, "model file", error=ModelFormatError,
+                        check=lambda info: check_regular(info, path, limits),
+                        too_large=lambda size: file_too_large(path, size, limits))
 
 
 # --------------------------------------------------------------------- .keras zip

@@ -362,7 +362,8 @@ def load_keras_model(path: PathLike, weights: PathLike | None = None, *, limits:
 def _keras_load(keras: Any, path: Path, weights: PathLike | None) -> Any:
     if weights is None:
         return keras.models.load_model(path, compile=False)
-    model = keras.models.model_from_json(path.read_text(encoding="utf-8-sig"))
+    text = _untrusted_h5.read_regular_file(str(path), DEFAULT_LIMITS).decode("utf-8-sig")
+    model = keras.models.model_from_json(text)
     model.load_weights(weights)
     return model
 

@@ -85,7 +85,8 @@ from ..untrusted import quote_name
 from . import _sandbox
 from ._clamp import clamp_layers
 from ._onnx_cast import cast_constant, type_name
-from ._preflight import check_regular, preflight
+from ._preflight import preflight
+from ._untrusted_h5 import read_regular_file
 
 try:  # imported here, not in the job: the fork server's children then inherit it (0.3 s each otherwise)
     import onnx as _onnx
@@ -137,12 +138,7 @@ def read_model_file(label: str, limits: ReadLimits) -> bytes:
     """The sandbox job: the file's graph as :func:`_describe` bytes."""
     if _onnx is None:  # pragma: no cover - depends on what is installed
         raise UnsupportedError("reading .onnx files needs the onnx package: pip install 'mlpcodegen[onnx]'")
-    descriptor = os.open(label, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(descriptor, "rb") as stream:
-        check_regular(os.fstat(stream.fileno()), label, limits)
-        data = stream.read(limits.max_file_bytes + 1)
-    if len(data) > limits.max_file_bytes:
-        raise LimitExceeded(f"{label} grew beyond {limits.max_file_bytes:,} bytes while read")
+    data = read_regular_file(label, limits)
     model = _onnx.ModelProto()
     try:
         model.ParseFromString(data)

@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..errors import ValidationError
+from ..errors import ModelFormatError, ValidationError
 from ..ir import Network
 from ..numeric import numeric_type
 
@@ -91,7 +91,6 @@ def _keras_predict(model: Any, x: np.ndarray) -> np.ndarray:
 def file_peer(path: Any, weights: Any = None, limits: Any = None) -> Peer:
     """A model file, run by its framework (see :data:`_FILE_PEERS`); ``limits``: the
     :class:`~mlpcodegen.limits.ReadLimits` every read of the file obeys (None: defaults)."""
-    from ..errors import ModelFormatError
     from ..frontends import file_format
 
     fmt = file_format(path)
@@ -248,12 +247,12 @@ def onnx_file_peer(path: Any, weights: Any = None, limits: Any = None) -> Peer:
     """ONNX Runtime on the original file (pruned to what the output depends on).  The
     frontend reads (and vets) the file first: external data is refused there, and ONNX
     Runtime gets bytes, not the path, so it cannot open any other file."""
+    from .._files import read_regular
     from ..limits import DEFAULT_LIMITS
 
     network = _network_of(path, weights, limits)
     network()  # refuses what mlpcodegen cannot read before ONNX Runtime parses the file
-    with open(path, "rb") as stream:
-        serialized = stream.read((limits or DEFAULT_LIMITS).max_file_bytes + 1)
+    serialized = read_regular(path, (limits or DEFAULT_LIMITS).max_file_bytes, "model file", error=ModelFormatError)
     return _onnx_session_peer(serialized, network, os.fspath(path))
 
 
