@@ -114,8 +114,8 @@ class _Printer:
                 f" * {n}(x, y): float in and out: LiteRT's QUANTIZE, {n}_int8, DEQUANTIZE "
                 f"(the model {'takes' if p.float_input else 'does not take'} float inputs and "
                 f"{'returns' if p.float_output else 'does not return'} float outputs itself)",
-                f" * Stack, at most (bytes): {n}_int8 {stack['int8']}, {n} {stack['one']}.  RAM: no globals "
-                f"but the constant tables ({self.table_bytes()} bytes of weights, biases, multipliers, tables).",
+                f" * Stack, at most (bytes): {n}_int8 {stack['int8']}, {n} {stack['one']}.  RAM: nothing else (no "
+                f"globals); constant data (flash): {self.table_bytes()} bytes of weights, biases, multipliers, tables.",
                 " * In place: y may be x.  Reentrant: no mutable globals. */"]
 
     def table_bytes(self) -> int:
