@@ -62,15 +62,17 @@ class QParams:
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         """LiteRT's QUANTIZE (float32 -> int8): ``round(x / scale)`` in float32, halves
-        away from zero, plus the zero point, saturated.  NaN gives the zero point, and
-        values beyond int32 saturate (LiteRT's cast is undefined there)."""
+        away from zero, plus the zero point, saturated.  NaN and quotients beyond int32 as
+        LiteRT's x86 build maps them: its cast gives INT32_MIN, which the zero point takes
+        to -128 (zero point >= 0) or, wrapping, to 127."""
         x = np.asarray(x, dtype=np.float32)
         with np.errstate(all="ignore"):
-            ratio = x / np.float32(self.scale)
-            rounded = np.where(ratio < 0, -np.floor(-ratio + np.float32(0.5)), np.floor(ratio + np.float32(0.5)))
-        rounded = np.nan_to_num(rounded.astype(np.float64), nan=0.0, posinf=1e10, neginf=-1e10)
-        return np.clip(np.clip(rounded, -2.0 ** 31, 2.0 ** 31 - 1) + self.zero_point, INT8_MIN,
-                       INT8_MAX).astype(np.int8)
+            ratio = (x / np.float32(self.scale)).astype(np.float64)
+        wild = ~((ratio > -2.0 ** 31) & (ratio < 2.0 ** 31))  # -2**31 itself: INT32_MIN + zero point
+        ratio = np.where(wild, 0.0, np.clip(ratio, -512.0, 512.0))
+        rounded = np.where(ratio < 0, -np.floor(-ratio + 0.5), np.floor(ratio + 0.5))
+        codes = np.clip(rounded + self.zero_point, INT8_MIN, INT8_MAX)
+        return np.where(wild, INT8_MAX if self.zero_point < 0 else INT8_MIN, codes).astype(np.int8)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         """LiteRT's DEQUANTIZE: ``scale * (q - zero_point)`` rounded once to float32."""

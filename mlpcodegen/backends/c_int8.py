@@ -7,7 +7,8 @@ The file defines
   division): the model's int8 input codes in, its int8 output codes out, with the scales and
   zero points as macros in the header (``real = SCALE * (code - ZERO_POINT)``);
 * ``void NAME(const float *x, float *y)``: the float wrapper: LiteRT's QUANTIZE (``x / scale``
-  in float, rounded half away from zero, plus the zero point, saturated), ``NAME_int8``, then
+  in float, rounded half away from zero, plus the zero point, saturated; NaN and quotients
+  beyond int32 as LiteRT's x86 build maps them), ``NAME_int8``, then
   DEQUANTIZE (``scale * (code - zero_point)`` in float).  On a float-I/O model this is what
   LiteRT returns; on an int8-I/O model it uses the same input and output quantisation.
 
@@ -294,13 +295,15 @@ class _Printer:
         p, n = self.plan, self.name
         scale_in, scale_out = FLOAT32.c_literal(p.input.scale), FLOAT32.c_literal(p.output.scale)
         zp_in, zp_out = p.input.zero_point, p.output.zero_point
+        overflow = 127 if zp_in < 0 else -128
         return [f"/* LiteRT's QUANTIZE: x / {scale_in} in float, rounded half away from zero, + {zp_in},",
-                "   saturated; NaN gives the zero point (LiteRT's float-to-int cast is undefined there). */",
+                "   saturated.  NaN and quotients at or beyond int32 give what LiteRT's x86 build gives: its cast",
+                f"   to int32 returns INT32_MIN there, which {zp_in} then takes to {overflow}. */",
                 f"static int8_t {n}_quantize(float x)", "{",
                 f"    const float r = x / {scale_in};",
                 "    int32_t q;", "    float f;",
-                "    if (r != r) q = 0;",
-                "    else if (r >= 512.0f) q = 512;", "    else if (r <= -512.0f) q = -512;",
+                f"    if (!(r > -2147483648.0f && r < 2147483648.0f)) return {overflow};",
+                "    if (r >= 512.0f) q = 512;", "    else if (r <= -512.0f) q = -512;",
                 "    else {", "        q = (int32_t)r; /* toward zero, exact: |r| < 512 */",
                 "        f = r - (float)q;", "        if (f >= 0.5f) ++q;", "        else if (f <= -0.5f) --q;", "    }",
                 f"    q += {zp_in};",
