@@ -33,6 +33,8 @@ from mlpcodegen.frontends import load  # noqa: E402
 from mlpcodegen.runtime import compile_c  # noqa: E402
 
 RESOLVERS = ("BUILTIN_REF", "AUTO", "BUILTIN_WITHOUT_DEFAULT_DELEGATES")
+#: Cortex-M cores (QEMU) the float-I/O models also run on, and how many rows each.
+CORES, CORE_ROWS = ("m0plus", "m4f", "m7"), 256
 STRICT = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wdouble-promotion", "-Werror"]
 
 
@@ -109,11 +111,20 @@ def one_model(index: int, seed: int, rows: int, folder: Path) -> dict:
     float_data = convert(model, n_inputs, int8=False)
     xf = np.random.default_rng(seed + 1).uniform(-3, 3, (rows, n_inputs)).astype(np.float32)
     float_error = float(np.abs(compile_c(load(float_data))(xf) - litert(float_data, xf, "AUTO")).max())
+    cores = {}
+    if plan.float_input:  # the float wrapper cross-compiled (-Os), bit for bit against LiteRT's reference
+        from mlpcodegen.harness.cortex import Options, run_on_core
+
+        xc = float_rows(net, CORE_ROWS, seed + 2)
+        expected = np.asarray(litert(data, xc), np.float32).view(np.int32)
+        for core in CORES:
+            run = run_on_core(net, xc, core, Options(dtype="int8", name="predict"))
+            cores[core] = (int((run.outputs.view(np.int32) != expected).any(axis=1).sum()), run.instructions)
     ops = [op for op in operators(data) if op not in ("QUANTIZE", "DEQUANTIZE")]
     return {"index": index, "seed": seed, "shape": net.describe(), "ops": ops, "rows": len(x),
             "io": "int8" if options["int_io"] else "float", "weights": "per-tensor" if options["per_tensor"]
             else "per-channel", "differ": differing, "float_error": float_error, "time": mine_time,
-            "litert_time": times}
+            "litert_time": times, "cores": cores}
 
 
 def main() -> int:
@@ -157,14 +168,24 @@ def main() -> int:
                      f"{d['BUILTIN_REF']} | {d['AUTO']} | {d['BUILTIN_WITHOUT_DEFAULT_DELEGATES']} | "
                      f"{res['float_error']:.2g} | {mine} / {1e3 * res['litert_time']['BUILTIN_REF']:.2f} / "
                      f"{1e3 * res['litert_time']['AUTO']:.2f} |")
+    on_cores = [res for res in results if res["cores"]]
+    lines += ["", f"On Cortex-M under QEMU (arm-none-eabi-gcc -Os, the float wrapper: QUANTIZE, the int8 network, "
+              f"DEQUANTIZE), {CORE_ROWS} rows per model incl. the edge values, against LiteRT's reference kernels "
+              "on the host: rows differing, and instructions per inference:", "",
+              "| # | network | " + " | ".join(CORES) + " |", "|---:|---|" + "---|" * len(CORES)]
+    lines += [f"| {res['index']} | {res['shape']} | " + " | ".join(
+        f"{res['cores'][c][0]} differ, {res['cores'][c][1]:,.0f} instr." for c in CORES) + " |" for res in on_cores]
+    lines += ["", f"Bit-exact on every core: {sum(all(v[0] == 0 for v in res['cores'].values()) for res in on_cores)}"
+              f" / {len(on_cores)} models."]
     lines += ["", "Times: int8 C through its float wrapper (compile_c, one call over the rows) for float-I/O "
               "models (— for int8-I/O models, run as a separate program); LiteRT: interpreter built, tensors "
               "allocated, one invoke over the batch.  Medians of 5, same process, same rows.", "",
-              "Not measured here (not in this session): Cortex-M (qemu M0+/M4F/M7), DSP intrinsics, and the "
-              "CMSIS-NN comparison."]
+              "Not measured here (not in this session): DSP intrinsics (SMLAD/SXTB16) and the CMSIS-NN "
+              "comparison; the instruction counts above are the portable C's."]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines[:12]))
-    return 0 if exact["BUILTIN_REF"] == len(results) else 1
+    cores_exact = all(v[0] == 0 for res in on_cores for v in res["cores"].values())
+    return 0 if exact["BUILTIN_REF"] == len(results) and cores_exact else 1
 
 
 if __name__ == "__main__":

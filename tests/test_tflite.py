@@ -149,6 +149,20 @@ def test_float_wrapper_bit_exact_with_litert(models):
             (key, int((mine != expected).any(axis=1).sum()))
 
 
+def test_bit_exact_on_cortex_m_cores_under_qemu(models):
+    """The same C cross-compiled (arm-none-eabi-gcc -Os) on M0+ (no FPU: soft-float QUANTIZE)
+    and M4F under QEMU: LiteRT's float outputs bit for bit, edge values included."""
+    from mlpcodegen.harness.cortex import Options, run_on_core
+
+    net = load(models["int8 float I/O"])
+    x = _floats(net, 160, seed=11)
+    expected = litert(models["int8 float I/O"], x)
+    for core in ("m0plus", "m4f"):
+        run = run_on_core(net, x, core, Options(dtype="int8", name="predict"))
+        assert np.array_equal(run.outputs.view(np.int32), expected.view(np.int32)), core
+        assert run.instructions > 0
+
+
 def test_int8_source_strict_deterministic_and_stated(models, tmp_path):
     net = load(models["int8 float I/O"])
     source = emit(net, "c", dtype="int8", name="net")
