@@ -214,7 +214,7 @@ class _Tensor:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape)) if self.shape else 1
+        return math.prod(self.shape)  # Python ints: a forged shape cannot wrap around
 
     @property
     def params(self) -> Optional[QParams]:
@@ -490,31 +490,27 @@ class _Chain:
 
     def _activation(self, op: _Op, kind: str, x: _Tensor, y: _Tensor) -> None:
         name = quote_name(y.name) or f"{kind}_{op.index}"
-        beta = 1.0
         if kind == "softmax":
             beta = float(op.options.scalar(0, _N.Float32Flags, 0.0)) if op.options is not None else 0.0
-            if beta != 1.0 and not self.int8:
+            if beta != 1.0:
                 raise self.refuse(op, f"softmax with beta {beta}; mlpcodegen reads beta 1")
         if self.int8:
-            self.qlayers.append(self._qactivation(op, kind, x, y, beta, name))
+            self.qlayers.append(self._qactivation(op, kind, x, y, name))
         activation = {"logistic": Activation("sigmoid"), "tanh": Activation("tanh"),
                       "softmax": Activation("softmax")}.get(kind) or IR_ACTIVATION[kind]
         last = self.layers[-1] if self.layers else None
-        if isinstance(last, Dense) and last.activation.is_identity and not (self.int8 and kind == "softmax"
-                                                                            and beta != 1.0):
+        if isinstance(last, Dense) and last.activation.is_identity:  # folded into the layer before
             self.layers[-1] = Dense(last.kernel, last.bias, activation, name=last.name)
         else:
-            if self.int8 and kind == "softmax" and beta != 1.0:
-                raise self.refuse(op, f"softmax with beta {beta}; mlpcodegen reads beta 1")
             self.layers.append(Activate(x.size, activation, name=name))
 
-    def _qactivation(self, op: _Op, kind: str, x: _Tensor, y: _Tensor, beta: float, name: str):
+    def _qactivation(self, op: _Op, kind: str, x: _Tensor, y: _Tensor, name: str):
         x_params, y_params = self._params(x, "input"), self._params(y, "output")
         try:
             if kind in ("logistic", "tanh"):
                 return QTable.build(kind, x_params, y_params, x.size, name)
             if kind == "softmax":
-                return QSoftmax.build(x_params, y_params, beta, x.size, name)
+                return QSoftmax.build(x_params, y_params, 1.0, x.size, name)
             return QRelu.build(kind, x_params, y_params, x.size, name)
         except Exception as exc:  # ValidationError
             raise ModelFormatError(f"{self.label}: layer {name!r}: {exc}") from None
