@@ -149,7 +149,7 @@ def test_float_wrapper_bit_exact_with_litert(models):
             (key, int((mine != expected).any(axis=1).sum()))
 
 
-def test_bit_exact_on_cortex_m_cores_under_qemu(models):
+def test_bit_exact_on_cortex_m_cores_under_qemu(models, tmp_path):
     """The same C cross-compiled (arm-none-eabi-gcc -Os) on M0+ (no FPU: soft-float QUANTIZE)
     and M4F under QEMU: LiteRT's float outputs bit for bit, edge values included."""
     from mlpcodegen.harness.cortex import Options, run_on_core
@@ -161,6 +161,12 @@ def test_bit_exact_on_cortex_m_cores_under_qemu(models):
         run = run_on_core(net, x, core, Options(dtype="int8", name="predict"))
         assert np.array_equal(run.outputs.view(np.int32), expected.view(np.int32)), core
         assert run.instructions > 0
+    # `size --dtype int8` reads the .tflite and cross-compiles the int8 C
+    path = tmp_path / "rich.tflite"
+    path.write_bytes(models["int8 float I/O"])
+    result = subprocess.run([sys.executable, "-m", "mlpcodegen", "size", str(path), "--dtype", "int8"],
+                            capture_output=True, text=True, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0 and "int8" in result.stdout and "m0plus" in result.stdout, result.stderr[-500:]
 
 
 def test_int8_source_strict_deterministic_and_stated(models, tmp_path):

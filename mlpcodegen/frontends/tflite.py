@@ -252,7 +252,8 @@ class _Model:
                                    f"mlpcodegen reads one. {SUPPORTED}")
         self.buffers = root.tables(4, "buffer")
         graph = subgraphs[0]
-        self.name = graph.string(4, "the subgraph name") or Path(label).stem
+        name = graph.string(4, "the subgraph name")
+        self.name = Path(label).stem if name in ("", "main") else name  # "main": the converter's default
         self.tensors = [self._tensor(i, t) for i, t in enumerate(graph.tables(0, "tensor"))]
         self.inputs = tuple(int(v) for v in graph.array(1, "<i4", "the subgraph inputs"))
         self.outputs = tuple(int(v) for v in graph.array(2, "<i4", "the subgraph outputs"))
