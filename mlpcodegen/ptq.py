@@ -20,6 +20,7 @@ from .errors import UnsupportedError, ValidationError
 from .ir import Activate, Dense, Network
 from .quant import Int8Plan, QDense, QParams, QRelu, QSoftmax, QTable, QuantizedNetwork
 from .reference import activate
+from .untrusted import quote_name
 
 #: IR activation -> the clamp TFLite fuses (or runs alone as RELU/RELU6/RELU_N1_TO_1)
 CLAMPS = {"linear": "none", "relu": "relu", "relu6": "relu6", "hard_tanh": "relu_n1_to_1"}
@@ -90,13 +91,13 @@ def calibrate(net: Network, rows: np.ndarray) -> QuantizedNetwork:
                 current, h = out, y
                 continue
             if layer.activation.name not in FIXED_OUTPUTS:
-                raise UnsupportedError(f"layer {name!r}: int8 quantisation of {layer.activation.name}; "
+                raise UnsupportedError(f"layer {quote_name(name)!r}: int8 quantisation of {layer.activation.name}; "
                                        f"supported: {SUPPORTED}")
             out = range_params(z)
             layers.append(QDense.build(codes, scales, bias, current, out, "none", name))
             current, h = out, z
         elif not isinstance(layer, Activate):
-            raise UnsupportedError(f"layer {name!r} ({type(layer).__name__}): int8 quantisation reads Dense "
+            raise UnsupportedError(f"layer {quote_name(name)!r} ({type(layer).__name__}): int8 quantisation reads Dense "
                                    f"layers and activations ({SUPPORTED})")
         y = _activate32(layer.activation, h)
         kind = layer.activation.name
@@ -111,7 +112,7 @@ def calibrate(net: Network, rows: np.ndarray) -> QuantizedNetwork:
                 if clamp == "none":
                     h = y
                     continue
-                raise UnsupportedError(f"layer {name!r}: int8 quantisation of {kind}; supported: {SUPPORTED}")
+                raise UnsupportedError(f"layer {quote_name(name)!r}: int8 quantisation of {kind}; supported: {SUPPORTED}")
             out = range_params(y)
             layers.append(QRelu.build(clamp, current, out, h.shape[1], name))
         else:

@@ -30,6 +30,7 @@ from typing import Optional, Union
 import numpy as np
 
 from .errors import ValidationError
+from .untrusted import quote_name
 from .ir import Network
 
 INT8_MIN, INT8_MAX = -128, 127
@@ -137,17 +138,17 @@ class QDense:
         weights = _frozen(self.weights, "int8", "weights")
         units = weights.shape[0] if weights.ndim == 2 else 0
         if weights.ndim != 2 or 0 in weights.shape:
-            raise ValidationError(f"layer {self.name!r}: int8 weights must be (units, inputs), got {weights.shape}")
+            raise ValidationError(f"layer {quote_name(self.name)!r}: int8 weights must be (units, inputs), got {weights.shape}")
         for key, dtype in (("bias", "int32"), ("multipliers", "int32"), ("shifts", "int32")):
             array = _frozen(getattr(self, key), dtype, key)
             if array.shape != (units,):
-                raise ValidationError(f"layer {self.name!r}: {key} needs {units} values, got shape {array.shape}")
+                raise ValidationError(f"layer {quote_name(self.name)!r}: {key} needs {units} values, got shape {array.shape}")
             object.__setattr__(self, key, array)
         object.__setattr__(self, "weights", weights)
         if (self.multipliers < 0).any() or (self.shifts > 30).any() or (self.shifts < -31).any():
-            raise ValidationError(f"layer {self.name!r}: multipliers must be >= 0 and shifts in [-31, 30]")
+            raise ValidationError(f"layer {quote_name(self.name)!r}: multipliers must be >= 0 and shifts in [-31, 30]")
         if not INT8_MIN <= self.low <= self.high <= INT8_MAX:
-            raise ValidationError(f"layer {self.name!r}: clamp [{self.low}, {self.high}] not within int8")
+            raise ValidationError(f"layer {quote_name(self.name)!r}: clamp [{self.low}, {self.high}] not within int8")
 
     @classmethod
     def build(cls, weights: np.ndarray, weight_scales: tuple[float, ...], bias: Optional[np.ndarray],
@@ -157,7 +158,7 @@ class QDense:
         units = int(np.shape(weights)[0])
         scales = list(weight_scales) * (units if len(weight_scales) == 1 else 1)
         if len(scales) != units:
-            raise ValidationError(f"layer {name!r}: {len(weight_scales)} weight scales for {units} channels")
+            raise ValidationError(f"layer {quote_name(name)!r}: {len(weight_scales)} weight scales for {units} channels")
         pairs = [quantize_multiplier(float(input.scale) * float(s) / float(output.scale)) for s in scales]
         low, high = activation_range(fused, output)
         return cls(weights, np.zeros(units, np.int32) if bias is None else bias, [m for m, _ in pairs],
@@ -217,7 +218,7 @@ class QTable:
             raise ValidationError(f"table activation {self.kind!r}: one of {sorted(TABLE_FUNCTIONS)}")
         table = _frozen(self.table, "int8", "table")
         if table.shape != (256,):
-            raise ValidationError(f"layer {self.name!r}: a table has 256 entries")
+            raise ValidationError(f"layer {quote_name(self.name)!r}: a table has 256 entries")
         object.__setattr__(self, "table", table)
 
     @classmethod
@@ -282,24 +283,24 @@ class QSoftmax:
 
     def __post_init__(self) -> None:
         if self.output != QParams(1.0 / 256, -128):
-            raise ValidationError(f"layer {self.name!r}: an int8 softmax outputs scale 1/256, zero point -128 "
+            raise ValidationError(f"layer {quote_name(self.name)!r}: an int8 softmax outputs scale 1/256, zero point -128 "
                                   f"(as TFLite's converter writes it), not {self.output}")
         if not 1 <= self.width <= MAX_SOFTMAX_WIDTH:
-            raise ValidationError(f"layer {self.name!r}: int8 softmax over {self.width} values; at most "
+            raise ValidationError(f"layer {quote_name(self.name)!r}: int8 softmax over {self.width} values; at most "
                                   f"{MAX_SOFTMAX_WIDTH}")
         if not (0 <= self.multiplier < 1 << 31 and 0 <= self.shift <= 30 and self.diff_min <= 0):
-            raise ValidationError(f"layer {self.name!r}: softmax scaling out of range")
+            raise ValidationError(f"layer {quote_name(self.name)!r}: softmax scaling out of range")
 
     @classmethod
     def build(cls, input: QParams, output: QParams, beta: float, width: int, name: str) -> "QSoftmax":
         """LiteRT's PreprocessSoftmaxScaling (single rounding: the real multiplier capped at
         2**30 - 1) and CalculateInputRadius, in double."""
         if not (math.isfinite(beta) and beta > 0):
-            raise ValidationError(f"layer {name!r}: softmax beta must be positive and finite, got {beta!r}")
+            raise ValidationError(f"layer {quote_name(name)!r}: softmax beta must be positive and finite, got {beta!r}")
         real = min(float(np.float32(beta)) * input.scale * float(1 << (31 - SCALED_DIFF_BITS)), (1 << 30) - 1.0)
         multiplier, shift = quantize_multiplier(real)
         if shift < 0:
-            raise ValidationError(f"layer {name!r}: input scale {input.scale} too small for LiteRT's softmax")
+            raise ValidationError(f"layer {quote_name(name)!r}: input scale {input.scale} too small for LiteRT's softmax")
         radius = ((1 << SCALED_DIFF_BITS) - 1) * float(1 << (31 - SCALED_DIFF_BITS)) / float(1 << shift)
         return cls(multiplier, shift, -int(math.floor(radius)), input, output, width, name)
 
@@ -334,9 +335,9 @@ class Int8Plan:
             if not isinstance(layer, (QDense, QTable, QRelu, QSoftmax)):
                 raise ValidationError(f"{type(layer).__name__} is not an int8 layer")
             if layer.n_in != width:
-                raise ValidationError(f"int8 layer {layer.name!r} takes {layer.n_in} values, gets {width}")
+                raise ValidationError(f"int8 layer {quote_name(layer.name)!r} takes {layer.n_in} values, gets {width}")
             if layer.input != previous:
-                raise ValidationError(f"int8 layer {layer.name!r}: its input's quantisation differs from "
+                raise ValidationError(f"int8 layer {quote_name(layer.name)!r}: its input's quantisation differs from "
                                       "the previous output's")
             width, previous = layer.units, layer.output
         if previous != self.output:
@@ -374,7 +375,7 @@ def int8_plan(net: Network) -> Int8Plan:
     """The int8 plan of ``net``, or a clear error for a float network."""
     plan = getattr(net, "int8", None)
     if not isinstance(plan, Int8Plan):
-        raise ValidationError(f"network {net.name!r} has no int8 quantisation: --dtype int8 takes a "
+        raise ValidationError(f"network {quote_name(net.name)!r} has no int8 quantisation: --dtype int8 takes a "
                               "full-integer quantised .tflite model (TFLiteConverter with a representative "
                               "dataset and Optimize.DEFAULT)")
     return plan

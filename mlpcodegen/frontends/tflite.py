@@ -24,6 +24,7 @@ float target) carrying the :class:`~mlpcodegen.quant.Int8Plan` that ``--dtype in
 from __future__ import annotations
 
 import math
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,7 +237,7 @@ class _Model:
 
     def __init__(self, data: bytes, label: str, limits: ReadLimits) -> None:
         if _fb_table is None:  # pragma: no cover - depends on what is installed
-            raise UnsupportedError("reading .tflite files needs the flatbuffers package: pip install flatbuffers")
+            raise UnsupportedError("reading .tflite files needs the flatbuffers package: pip install 'mlpcodegen[tflite]'")
         file = self.file = _File(data, label)
         self.label, self.limits = label, limits
         if file.size < 8 or data[4:8] != IDENTIFIER:
@@ -458,7 +459,7 @@ class _Chain:
             raise self.refuse(op, f"needs a constant bias of {y.size} values")
         if op.options is not None and int(op.options.scalar(1, _N.Int8Flags, 0)) != 0:
             raise self.refuse(op, "shuffled weights format")
-        fused, name = self._fused(op), quote_name(y.name) or f"fully_connected_{op.index}"
+        fused, name = self._fused(op), y.name or f"fully_connected_{op.index}"  # raw: printers quote it
         if not self.int8:
             if weights.dtype != np.float32 or (bias is not None and bias.dtype != np.float32):
                 raise self.refuse(op, f"{weights.dtype} weights on float32 values (dynamic-range quantisation); "
@@ -477,12 +478,12 @@ class _Chain:
                 or any(z != 0 for z in weights_tensor.zero_points):
             raise self.refuse(op, "weights need zero point 0 and one scale, or one per output channel")
         if not all(math.isfinite(s) and s > 0 for s in scales):
-            raise ModelFormatError(f"{self.label}: weights of {name!r}: scales must be positive and finite")
+            raise ModelFormatError(f"{self.label}: weights of {quote_name(name)!r}: scales must be positive and finite")
         x_params, y_params = self._params(x, "input"), self._params(y, "output")
         try:
             layer = QDense.build(weights, tuple(scales), bias, x_params, y_params, fused, name)
         except Exception as exc:  # ValidationError from the plan's checks
-            raise ModelFormatError(f"{self.label}: layer {name!r}: {exc}") from None
+            raise ModelFormatError(f"{self.label}: layer {quote_name(name)!r}: {exc}") from None
         self.qlayers.append(layer)
         per_channel = np.asarray(scales if len(scales) > 1 else scales * y.size, dtype=np.float64)
         kernel = (weights.astype(np.float64) * per_channel[:, None]).T
@@ -490,7 +491,7 @@ class _Chain:
         self.layers.append(Dense(kernel, real_bias, IR_ACTIVATION[fused], name=name))
 
     def _activation(self, op: _Op, kind: str, x: _Tensor, y: _Tensor) -> None:
-        name = quote_name(y.name) or f"{kind}_{op.index}"
+        name = y.name or f"{kind}_{op.index}"
         if kind == "softmax":
             beta = float(op.options.scalar(0, _N.Float32Flags, 0.0)) if op.options is not None else 0.0
             if beta != 1.0:
@@ -514,11 +515,11 @@ class _Chain:
                 return QSoftmax.build(x_params, y_params, 1.0, x.size, name)
             return QRelu.build(kind, x_params, y_params, x.size, name)
         except Exception as exc:  # ValidationError
-            raise ModelFormatError(f"{self.label}: layer {name!r}: {exc}") from None
+            raise ModelFormatError(f"{self.label}: layer {quote_name(name)!r}: {exc}") from None
 
     def _network(self, last: _Tensor) -> Network:
         model = self.model
-        name = quote_name(model.name) or "tflite"
+        name = re.sub(r"\W", "_", model.name) or "tflite"
         if not self.int8:
             return Network(self.n_inputs, tuple(self.layers), "float32", name)
         if not self.qlayers or not isinstance(self.qlayers[0], QDense):
