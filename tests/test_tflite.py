@@ -8,6 +8,7 @@ converter runs); bench/int8.py runs >= 20 random models on 10^4 inputs and write
 """
 from __future__ import annotations
 
+import re
 import struct
 import subprocess
 import sys
@@ -249,6 +250,20 @@ def test_unsupported_operator_refused_by_name(tmp_path):
                             capture_output=True, text=True, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 1 and "EXP" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_names_from_the_file_are_inert_text(models, tmp_path):
+    """Tensor names patched (same length) into C comment closers, newlines and directives:
+    the int8 C still compiles strictly and holds none of them raw."""
+    data = models["int8 float I/O"]
+    name = re.search(rb"functional_\d+/dense_\d+/MatMul", data).group(0)
+    payload = (b'*/\n#error x\n"' + b"x" * len(name))[:len(name)]
+    net = load(data.replace(name, payload))
+    source = emit(net, "c", dtype="int8", name="m")
+    assert "<U+002A>/<U+000A><U+0023>error" in source  # the name is there, inert
+    assert not any(line.lstrip().startswith("#error") for line in source.splitlines())
+    (tmp_path / "m.c").write_text(source)
+    subprocess.run(["gcc", *STRICT_FLAGS, "-c", "m.c", "-o", "m.o"], check=True, cwd=tmp_path)
 
 
 def test_float_model_is_not_int8(models):
