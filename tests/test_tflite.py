@@ -179,6 +179,16 @@ def test_int8_source_strict_deterministic_and_stated(models, tmp_path):
     (tmp_path / "net.c").write_text(source)
     (tmp_path / "net.h").write_text(get_backend("c").header(net, dtype="int8", name="net"))
     subprocess.run(["gcc", *STRICT_FLAGS, "-c", "net.c", "-o", "net.o"], check=True, cwd=tmp_path)
+    from mlpcodegen.backends.c_int8 import stack_bytes
+
+    stated = stack_bytes(net, "int8")
+    for compiler, flags in (("gcc", ["-O0"]), ("arm-none-eabi-gcc", ["-O0", "-mthumb", "-mcpu=cortex-m0plus"])):
+        subprocess.run([compiler, "-std=c99", *flags, "-fstack-usage", "-c", "net.c", "-o", "su.o"], check=True,
+                       cwd=tmp_path)
+        frames = {line.split()[0].rsplit(":", 1)[-1]: int(line.split()[1])
+                  for line in (tmp_path / "su.su").read_text().splitlines()}
+        assert sum(v for k, v in frames.items() if k != "net") <= stated["int8"], (compiler, frames, stated)
+        assert sum(frames.values()) <= stated["one"], (compiler, frames, stated)
     subprocess.run(["g++", "-std=c++11", *STRICT_FLAGS[1:], "-x", "c++", "-fsyntax-only", "net.c"], check=True,
                    cwd=tmp_path)
 

@@ -61,10 +61,12 @@ def signature(net: Network, dtype: str, name: str, profile: str = "desktop") -> 
 
 
 def stack_bytes(net: Network, dtype: str, unroll: str = "auto") -> dict[str, int]:
-    """Bound of the stack of ``NAME_int8`` (two int8 buffers as wide as the widest layer) and
-    of the float wrapper (its codes, then NAME_int8)."""
+    """Bound of the stack of ``NAME_int8`` (two int8 buffers as wide as the widest layer, and a
+    frame per level of helper calls: softmax -> exp -> srdhm is three deep) and of the float
+    wrapper (its codes, then NAME_int8).  Checked with -fstack-usage by tests/test_tflite.py."""
     plan = int8_plan(net)
-    int8 = 2 * plan.width + FRAME_OVERHEAD
+    depth = 3 if any(isinstance(layer, QSoftmax) for layer in plan.layers) else 1
+    int8 = 2 * plan.width + FRAME_OVERHEAD * (1 + depth)
     one = int8 + plan.n_inputs + plan.n_outputs + FRAME_OVERHEAD
     return {"int8": int8, "one": one, "batch": one + FRAME_OVERHEAD}
 
