@@ -109,8 +109,9 @@ def one_model(index: int, seed: int, rows: int, folder: Path) -> dict:
     differing = {r: int((~same(litert(data, x, r))).sum()) for r in RESOLVERS}
     times = {r: median_seconds(lambda r=r: litert(data, x, r)) for r in ("BUILTIN_REF", "AUTO")}
     float_data = convert(model, n_inputs, int8=False)
+    float_net = load(float_data)
     xf = np.random.default_rng(seed + 1).uniform(-3, 3, (rows, n_inputs)).astype(np.float32)
-    float_error = float(np.abs(compile_c(load(float_data))(xf) - litert(float_data, xf, "AUTO")).max())
+    float_error = float(np.abs(compile_c(float_net)(xf) - litert(float_data, xf, "AUTO")).max())
     cores = {}
     if plan.float_input:  # the float wrapper cross-compiled (-Os), bit for bit against LiteRT's reference
         from mlpcodegen.harness.cortex import Options, run_on_core
@@ -119,7 +120,9 @@ def one_model(index: int, seed: int, rows: int, folder: Path) -> dict:
         expected = np.asarray(litert(data, xc), np.float32).view(np.int32)
         for core in CORES:
             run = run_on_core(net, xc, core, Options(dtype="int8", name="predict"))
-            cores[core] = (int((run.outputs.view(np.int32) != expected).any(axis=1).sum()), run.instructions)
+            floats = run_on_core(float_net, xc[:64], core, Options(dtype="float32", name="predict"))
+            cores[core] = (int((run.outputs.view(np.int32) != expected).any(axis=1).sum()), run.instructions,
+                           floats.instructions)
     ops = [op for op in operators(data) if op not in ("QUANTIZE", "DEQUANTIZE")]
     return {"index": index, "seed": seed, "shape": net.describe(), "ops": ops, "rows": len(x),
             "io": "int8" if options["int_io"] else "float", "weights": "per-tensor" if options["per_tensor"]
@@ -171,10 +174,12 @@ def main() -> int:
     on_cores = [res for res in results if res["cores"]]
     lines += ["", f"On Cortex-M under QEMU (arm-none-eabi-gcc -Os, the float wrapper: QUANTIZE, the int8 network, "
               f"DEQUANTIZE), {CORE_ROWS} rows per model incl. the edge values, against LiteRT's reference kernels "
-              "on the host: rows differing, and instructions per inference:", "",
+              "on the host: rows differing, instructions per inference, and beside them the float32 embedded C's "
+              "instructions on the float .tflite of the same Keras model (soft-float on M0+):", "",
               "| # | network | " + " | ".join(CORES) + " |", "|---:|---|" + "---|" * len(CORES)]
     lines += [f"| {res['index']} | {res['shape']} | " + " | ".join(
-        f"{res['cores'][c][0]} differ, {res['cores'][c][1]:,.0f} instr." for c in CORES) + " |" for res in on_cores]
+        f"{res['cores'][c][0]} differ, {res['cores'][c][1]:,.0f} instr. (float32: {res['cores'][c][2]:,.0f})"
+        for c in CORES) + " |" for res in on_cores]
     lines += ["", f"Bit-exact on every core: {sum(all(v[0] == 0 for v in res['cores'].values()) for res in on_cores)}"
               f" / {len(on_cores)} models."]
     lines += ["", "Times: int8 C through its float wrapper (compile_c, one call over the rows) for float-I/O "
