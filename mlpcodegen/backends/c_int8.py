@@ -14,7 +14,8 @@ The file defines
 
 What each layer computes (LiteRT's reference kernels, as measured bit-exact by tests/test_tflite.py):
 
-* FULLY_CONNECTED: ``acc = bias + sum((x - zp_in) * w)`` in int32, then the requantisation
+* FULLY_CONNECTED: ``acc = bias + sum((x - zp_in) * w)`` in int32 (the zero point folded into
+  the bias at generation time: the same integer), then the requantisation
   ``(acc * multiplier + 2**(30 - shift)) >> (31 - shift)`` in int64 (LiteRT's single-rounding
   MultiplyByQuantizedMultiplier, one multiplier and shift per output channel), ``+ zp_out``,
   clamped to the fused activation's range;
@@ -88,13 +89,21 @@ def _int_lines(values: np.ndarray, per_line: int = 16) -> list[str]:
     return ["    " + ", ".join(text[i:i + per_line]) + "," for i in range(0, len(text), per_line)]
 
 
+def folded_bias(layer: QDense) -> np.ndarray:
+    """``bias - zp_in * sum(w)``: the input zero point folded into the bias (exact in
+    integers), so the inner loop is ``s += w[i] * x[i]`` (one multiply-add per weight)."""
+    return layer.bias.astype(np.int64) - layer.input.zero_point * layer.weights.astype(np.int64).sum(axis=1)
+
+
 def _check_sums(plan: Int8Plan) -> None:
-    """Every int32 sum of a layer stays in int32 for any int8 inputs (else refuse)."""
+    """Every partial int32 sum of a layer stays in int32 for any int8 inputs (else refuse):
+    ``|folded bias| + 128 * sum|w|`` below 2^31."""
     for layer in plan.layers:
         if isinstance(layer, QDense):
-            worst = np.abs(layer.bias.astype(np.int64)) + 255 * np.abs(layer.weights.astype(np.int64)).sum(axis=1)
+            worst = np.abs(folded_bias(layer)) + 128 * np.abs(layer.weights.astype(np.int64)).sum(axis=1)
             if worst.max() >= 2 ** 31:
-                raise ValidationError(f"layer {layer.name!r}: its int32 sum could overflow ({int(worst.max())})")
+                raise ValidationError(f"layer {quote_name(layer.name)!r}: its int32 sum could overflow "
+                                      f"({int(worst.max())})")
 
 
 class _Printer:
@@ -164,7 +173,8 @@ class _Printer:
                     f"{layer.output.zero_point}, clamp [{layer.low}, {layer.high}], "
                     f"{'one scale' if uniform else 'a scale per channel'} */",
                     f"static const int8_t {n}_w{index}[{layer.weights.size}] = {{", *_int_lines(layer.weights), "};",
-                    f"static const int32_t {n}_b{index}[{layer.units}] = {{", *_int_lines(layer.bias, 8), "};"]
+                    f"static const int32_t {n}_b{index}[{layer.units}] = {{ /* bias - input zero point * sum(w) */",
+                    *_int_lines(folded_bias(layer), 8), "};"]
             if uniform:
                 return head + [""]
             return head + [f"static const int32_t {n}_m{index}[{layer.units}] = {{",
@@ -280,8 +290,7 @@ class _Printer:
             return [f"    for (j = 0u; j < {layer.units}u; ++j) {{",
                     f"        const int8_t *w = {n}_w{index} + j * {layer.n_in}u;",
                     f"        int32_t s = {n}_b{index}[j];",
-                    f"        for (i = 0u; i < {layer.n_in}u; ++i) s += (int32_t)w[i] * "
-                    f"((int32_t){source}[i] - ({layer.input.zero_point}));",
+                    f"        for (i = 0u; i < {layer.n_in}u; ++i) s += (int32_t)w[i] * (int32_t){source}[i];",
                     f"        {target}[j] = {n}_clamp({n}_rq(s, {m}, {t}) + ({layer.output.zero_point}), "
                     f"{layer.low}, {layer.high});", "    }"]
         if isinstance(layer, QTable):
