@@ -63,13 +63,20 @@ def signature(net: Network, dtype: str, name: str, profile: str = "desktop") -> 
 
 def stack_bytes(net: Network, dtype: str, unroll: str = "auto") -> dict[str, int]:
     """Bound of the stack of ``NAME_int8`` (two int8 buffers as wide as the widest layer, and a
-    frame per level of helper calls: softmax -> exp -> srdhm is three deep) and of the float
+    frame per level of helper calls: softmax -> exp -> srdhm is three deep; a softmax's int32
+    exps) and of the float
     wrapper (its codes, then NAME_int8).  Checked with -fstack-usage by tests/test_tflite.py."""
     plan = int8_plan(net)
-    depth = 3 if any(isinstance(layer, QSoftmax) for layer in plan.layers) else 1
-    int8 = 2 * plan.width + FRAME_OVERHEAD * (1 + depth)
+    scratch = _softmax_width(plan)
+    depth = 3 if scratch else 1
+    int8 = 2 * plan.width + 4 * scratch + FRAME_OVERHEAD * (1 + depth)
     one = int8 + plan.n_inputs + plan.n_outputs + FRAME_OVERHEAD
     return {"int8": int8, "one": one, "batch": one + FRAME_OVERHEAD}
+
+
+def _softmax_width(plan: Int8Plan) -> int:
+    """The widest softmax (its exps are kept in an int32 scratch array), 0 without one."""
+    return max([layer.width for layer in plan.layers if isinstance(layer, QSoftmax)], default=0)
 
 
 def emit_c_int8(net: Network, *, dtype: str = "int8", name: str = "mlp", domain: object = None,
@@ -246,22 +253,22 @@ class _Printer:
                       f"    for (k = 0u; k < 3u; ++k) x = x + {n}_shl({n}_srdhm(x, (1 << 29) - {n}_srdhm(h, x)), 2u);",
                       f"    return {n}_shl(x, 1u);", "}", ""],
             "softmax": ["/* LiteRT's reference int8 softmax (output scale 1/256, zero point -128). */",
-                        f"static void {n}_softmax(const int8_t *x, int8_t *y, uint32_t width, int32_t m, "
+                        "/* ex: width int32 of scratch, each exp computed once (-1: below diff_min). */",
+                        f"static void {n}_softmax(const int8_t *x, int8_t *y, int32_t *ex, uint32_t width, int32_t m, "
                         "uint32_t s, int32_t diff_min)", "{",
                         "    int32_t top = -128, sum = 0, scale, e;", "    uint32_t i, headroom = 0u, sumbits;",
                         "    for (i = 0u; i < width; ++i) if (x[i] > top) top = x[i];",
                         "    for (i = 0u; i < width; ++i) {",
                         "        const int32_t d = x[i] - top;",
-                        f"        if (d >= diff_min) sum += {n}_rdbp({n}_exp((int32_t){n}_rq(d, m, 31u - s)), 12u);",
+                        f"        ex[i] = d >= diff_min ? {n}_exp((int32_t){n}_rq(d, m, 31u - s)) : -1;",
+                        f"        if (ex[i] >= 0) sum += {n}_rdbp(ex[i], 12u);",
                         "    }",
                         "    sumbits = (uint32_t)sum;",
                         "    while (!(sumbits & 0x80000000u)) { sumbits <<= 1; ++headroom; }",
                         f"    scale = {n}_recip((int32_t)(sumbits - 0x80000000u));",
                         "    for (i = 0u; i < width; ++i) {",
-                        "        const int32_t d = x[i] - top;",
-                        "        if (d < diff_min) { y[i] = -128; continue; }",
-                        f"        e = {n}_rdbp({n}_srdhm(scale, {n}_exp((int32_t){n}_rq(d, m, 31u - s))), "
-                        "12u - headroom + 23u) - 128;",
+                        "        if (ex[i] < 0) { y[i] = -128; continue; }",
+                        f"        e = {n}_rdbp({n}_srdhm(scale, ex[i]), 12u - headroom + 23u) - 128;",
                         "        y[i] = (int8_t)(e > 127 ? 127 : e < -128 ? -128 : e);", "    }", "}", ""],
         }
         order = ("rq", "clamp", "srdhm", "rdbp", "shl", "exp", "recip", "softmax")
@@ -271,8 +278,9 @@ class _Printer:
 
     def int8_function(self) -> list[str]:
         p, n = self.plan, self.name
+        scratch = _softmax_width(p)
         lines = [f"void {n}_int8(const int8_t *x, int8_t *y)", "{", f"    int8_t h[2][{p.width}];",
-                 "    uint32_t i, j;"]
+                 *([f"    int32_t ex[{scratch}];"] if scratch else []), "    uint32_t i, j;"]
         source = "x"
         for index, layer in enumerate(p.layers, 1):
             target = f"h[{index % 2}]"
@@ -299,7 +307,7 @@ class _Printer:
             return [f"    for (i = 0u; i < {layer.width}u; ++i) {target}[i] = {n}_clamp({n}_rq((int32_t){source}[i] - "
                     f"({layer.input.zero_point}), {layer.multiplier}, {31 - layer.shift}u) + "
                     f"({layer.output.zero_point}), {layer.low}, {layer.high});"]
-        return [f"    {n}_softmax({source}, {target}, {layer.width}u, {layer.multiplier}, {layer.shift}u, "
+        return [f"    {n}_softmax({source}, {target}, ex, {layer.width}u, {layer.multiplier}, {layer.shift}u, "
                 f"{layer.diff_min});"]
 
     def wrapper(self) -> list[str]:
