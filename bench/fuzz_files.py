@@ -55,6 +55,19 @@ def campaign(minutes: float, first_seed: int) -> tuple[collections.Counter, list
                 slowest = max(slowest, time.monotonic() - started)
                 if time.monotonic() > deadline:
                     break
+            for index, (what, data) in enumerate(fuzz.tflite_mutants(seed)):
+                path = Path(folder) / f"t{index}.tflite"
+                path.write_bytes(data)
+                started = time.monotonic()
+                try:
+                    counts[fuzz.tflite_outcome(path)] += 1
+                except Exception as exc:  # noqa: BLE001 - what the campaign looks for
+                    counts["ESCAPED"] += 1
+                    escapes.append(f"seed {seed}: {what}: {type(exc).__name__}: {str(exc)[:200]}")
+                slowest = max(slowest, time.monotonic() - started)
+                path.unlink()
+                if time.monotonic() > deadline:
+                    break
             seed += 1
     return counts, escapes, seed - first_seed, slowest
 
@@ -71,7 +84,7 @@ def main() -> int:
     lines = ["# Fuzzing the model-file reader", "",
              f"`python bench/fuzz_files.py --minutes {args.minutes:g} --seed {args.seed}`: {total} mutated files "
              f"({seeds} seeds of truncations, byte flips, config-structure, zip and HDF5 mutations of valid "
-             f".keras and .h5 files of Keras 2.2 to 3, and of architecture JSON + weights pairs) in {time.monotonic() - started:.0f} s; slowest file {slowest:.2f} s "
+             f".keras and .h5 files of Keras 2.2 to 3, of architecture JSON + weights pairs, and truncations, byte flips and forged 32-bit words of converter-made .tflite files) in {time.monotonic() - started:.0f} s; slowest file {slowest:.2f} s "
              f"(time limit {fuzz.LIMITS.seconds:g} s).", "",
              "| outcome | files |", "|---|---:|"]
     lines += [f"| {kind} | {n} |" for kind, n in counts.most_common()]

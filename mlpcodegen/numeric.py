@@ -89,11 +89,14 @@ FLOAT64 = NumericType("float64", "double", "", "", lanes=16, numpy="float64", di
 #: outputs are float32 (its float wrapper), so ``c_type``/``numpy`` describe those.
 Q15 = NumericType("q15", "float", "f", "f", lanes=1, numpy="float32", digits="float32", fraction_bits=15)
 
+#: int8 (mlpcodegen.quant, LiteRT's kernels): int8 codes inside, float32 through the float wrapper.
+INT8 = NumericType("int8", "float", "f", "f", lanes=1, numpy="float32", digits="float32", fraction_bits=0)
+
 #: name -> type; the order is the order targets list them (the first is the default).
 #: Floating point only: the float C backend computes in each of them.
 NUMERIC_TYPES: dict[str, NumericType] = {t.name: t for t in (FLOAT32, FLOAT64)}
 #: Fixed-point types: printed by their own backends (backends/c_fixed.py), never by the float C.
-FIXED_TYPES: dict[str, NumericType] = {t.name: t for t in (Q15,)}
+FIXED_TYPES: dict[str, NumericType] = {t.name: t for t in (Q15, INT8)}
 
 
 def numeric_type(name: "str | NumericType") -> NumericType:

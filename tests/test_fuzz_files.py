@@ -8,11 +8,13 @@ for longer and writes bench/FUZZ.md.
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
 import random
 import resource
+import struct
 import subprocess
 import sys
 import zipfile
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
+import pytest
 
 from conftest import REPO
 from mlpcodegen.errors import MlpCodegenError
@@ -221,6 +224,49 @@ def all_mutants(seed: int, scale: int = 1) -> Iterator[Mutant]:
     yield from hdf5_mutations()
 
 
+# --------------------------------------------------------------------- .tflite (issue 25)
+
+
+@functools.lru_cache(maxsize=1)
+def tflite_base_files() -> tuple[tuple[str, bytes], ...]:
+    """.tflite files made by TensorFlow's converter: a float32 and a full-integer int8 model."""
+    from tflite_models import convert, keras_model
+
+    model = keras_model(3, [("dense", 4, "tanh"), ("alone", "relu"), ("dense", 2, None), ("alone", "softmax")], 3)
+    return (("float.tflite", convert(model, 3, int8=False)), ("int8.tflite", convert(model, 3)))
+
+
+def _forged_words(name: str, data: bytes, rng: random.Random, count: int) -> Iterator[Mutant]:
+    """A 32-bit word (an offset, a count, a vtable entry) replaced by an extreme or near-miss value."""
+    for _ in range(count):
+        blob = bytearray(data)
+        position = rng.randrange(0, len(blob) - 4, 2)
+        value = rng.choice((0, 1, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, len(blob), len(blob) - 4, rng.randrange(1 << 32)))
+        struct.pack_into("<I", blob, position, value)
+        yield f"{name} word at {position} = {value:#x}", bytes(blob)
+
+
+def tflite_mutants(seed: int, scale: int = 1) -> Iterator[Mutant]:
+    rng = random.Random(seed)
+    for name, data in tflite_base_files():
+        yield from truncations(name, data, rng, 10 * scale)
+        yield from byte_flips(name, data, rng, 30 * scale)
+        yield from _forged_words(name, data, rng, 40 * scale)
+
+
+def tflite_outcome(path: Path, limits: ReadLimits = LIMITS) -> str:
+    """As :func:`outcome`, through the format detection (a mutant may stop being a .tflite)."""
+    from mlpcodegen.frontends import load as load_any
+
+    try:
+        net = load_any(path, limits=limits)
+    except MlpCodegenError as exc:
+        assert "Traceback" not in str(exc) and "\n" not in str(exc)
+        return type(exc).__name__
+    assert isinstance(net, Network)
+    return "ok"
+
+
 # --------------------------------------------------------------------- outcomes
 
 
@@ -273,6 +319,23 @@ def test_mutated_json_and_weights_give_clean_errors_or_valid_networks(tmp_path):
             raise AssertionError(f"{what}: {type(exc).__name__}: {exc}") from exc
         counts[result] = counts.get(result, 0) + 1
     assert counts.get("ModelFormatError", 0) > 10 and counts.get("ok", 0) > 0, counts
+
+
+def test_mutated_tflite_files_give_clean_errors_or_valid_networks(tmp_path):
+    """Truncated, byte-flipped and word-forged .tflite files (issue 25): one-line errors or
+    valid networks, never another exception (the flatbuffers runtime checks no offset)."""
+    pytest.importorskip("tensorflow")
+    counts: dict[str, int] = {}
+    for index, (what, data) in enumerate(tflite_mutants(seed=9)):
+        path = tmp_path / f"m{index}.tflite"
+        path.write_bytes(data)
+        try:
+            result = tflite_outcome(path)
+        except Exception as exc:  # noqa: BLE001 - report which mutant escaped
+            raise AssertionError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        counts[result] = counts.get(result, 0) + 1
+        path.unlink()
+    assert counts.get("ModelFormatError", 0) > 50 and counts.get("ok", 0) > 0, counts
 
 
 def _limited():

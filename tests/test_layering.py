@@ -7,9 +7,9 @@ Layers, lowest first:
   ``numeric``, ``activations``, ``limits``, ``_files``, ``graph``, ``network_graph``,
   ``reference``, ``passes``, ``scaling``, ...): imports only core.
 * frontends (``mlpcodegen.frontends``): core's ir, errors, limits, _files, numeric,
-  activations, scaling, passes, untrusted; and other frontends.  They know their framework.
+  activations, scaling, passes, untrusted, quant (the int8 IR a .tflite fills); and other frontends.  They know their framework.
 * backends (``mlpcodegen.backends``): core's ir, errors, numeric, activations, the
-  graph modules (``*graph*``), scaling, passes, reference, limits, untrusted; and other backends.
+  graph modules (``*graph*``), scaling, passes, reference, limits, untrusted, fixed, quant; and other backends.
   They know their language and only emit: no runtime, no harness, no frontends.
 * runtime (``mlpcodegen.runtime``): core, backends, runtime.
 * harness (``mlpcodegen.harness``): anything below it; of the harness only
@@ -50,9 +50,10 @@ MAY_IMPORT = {
 
 #: layer -> the core modules it may import (layers not listed: any core module)
 CORE_ALLOWED = {
-    "frontends": {"ir", "errors", "limits", "_files", "numeric", "activations", "scaling", "passes", "untrusted"},
+    "frontends": {"ir", "errors", "limits", "_files", "numeric", "activations", "scaling", "passes", "untrusted",
+                  "quant"},
     "backends": {"ir", "errors", "numeric", "activations", "scaling", "passes", "reference", "limits", "*graph*",
-                 "untrusted", "fixed"},
+                 "untrusted", "fixed", "quant"},
 }
 
 HARNESS_IMPORTERS = {ROOT, f"{ROOT}.cli", f"{ROOT}.cli_embedded", f"{ROOT}.cli_simplify", f"{ROOT}.demo"}

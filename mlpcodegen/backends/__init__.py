@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import UnsupportedError, ValidationError
 from ..ir import Dense, Network
-from . import c, c_fixed, latex, numba, numpy, python, sympy
+from . import c, c_fixed, c_int8, latex, numba, numpy, python, sympy
 
 Emit = Callable[..., str]  # emit(net, *, dtype, name) -> source text
 
@@ -36,12 +36,18 @@ class Backend:
 
 
 #: dtype -> (emit, header) of the C printers that are not the float C (fixed point).
-C_BY_DTYPE: dict[str, tuple[Emit, Emit]] = {dtype: (c_fixed.emit_c_fixed, c_fixed.emit_c_fixed_header)
-                                            for dtype in c_fixed.DTYPES}
+#: dtype -> the printer module of the C that is not the float C (q15's fixed point, int8's LiteRT kernels).
+C_PRINTERS: dict[str, ModuleType] = {**{dtype: c_fixed for dtype in c_fixed.DTYPES},
+                                     **{dtype: c_int8 for dtype in c_int8.DTYPES}}
+C_BY_DTYPE: dict[str, tuple[Emit, Emit]] = {
+    **{dtype: (c_fixed.emit_c_fixed, c_fixed.emit_c_fixed_header) for dtype in c_fixed.DTYPES},
+    **{dtype: (c_int8.emit_c_int8, c_int8.emit_c_int8_header) for dtype in c_int8.DTYPES}}
+
+
 def c_printer(dtype: str) -> ModuleType:
     """The C printer module that emits ``dtype`` (its ``signature`` and ``stack_bytes``
-    describe what it emits): the fixed-point printer for a fixed dtype, else the float C."""
-    return c_fixed if dtype in C_BY_DTYPE else c
+    describe what it emits): the fixed-point or int8 printer for those dtypes, else the float C."""
+    return C_PRINTERS.get(dtype, c)
 
 
 #: Options only the fixed-point printers read (the input domain their formats are planned for).
@@ -62,7 +68,7 @@ def _c_part(part: int) -> Emit:
 
 BACKENDS: dict[str, Backend] = {
     "c": Backend("c", ".c", c.DTYPES, _c_part(0), _c_part(1), options=c.OPTIONS + FIXED_OPTIONS,
-                 fixed_dtypes=c_fixed.DTYPES),
+                 fixed_dtypes=c_fixed.DTYPES + c_int8.DTYPES),
     "numba": Backend("numba", ".py", numba.DTYPES, numba.emit_numba),
     "numpy": Backend("numpy", ".py", numpy.DTYPES, numpy.emit_numpy),
     "python": Backend("python", ".py", python.DTYPES, python.emit_python),

@@ -107,10 +107,15 @@ FORMATS: tuple[Format, ...] = (
            "`BatchNorm1d`, `LayerNorm`, `RMSNorm`, `Dropout`, `Flatten`, `Identity`; files: export them to "
            "`.onnx` (`torch.save` / TorchScript files are refused with why: loading them runs code)",
            _is_torch_file, _module_prefix("torch"), needs="torch (the object's own)"),
+    Format("tflite", "mlpcodegen.frontends.tflite", "TensorFlow Lite",
+           "`.tflite` files (float32, and full-integer int8 for `--dtype int8`) and the bytes `TFLiteConverter.convert()` "
+           "returns", lambda head: head[4:8] == b"TFL3", lambda obj: isinstance(obj, bytes) and obj[4:8] == b"TFL3",
+           needs="flatbuffers (no TensorFlow, no LiteRT)"),
 )
 
-#: The order content tests are tried in: a PyTorch archive is a zip too, so before Keras.
-SNIFF_ORDER: tuple[str, ...] = ("torch", "keras", "onnx")
+#: The order content tests are tried in: a PyTorch archive is a zip too, so before Keras; a TFLite
+#: flatbuffer (identifier TFL3 at byte 4) first, whatever its root offset's first byte.
+SNIFF_ORDER: tuple[str, ...] = ("tflite", "torch", "keras", "onnx")
 
 
 def _supported() -> str:

@@ -311,9 +311,16 @@ def litert_runner(model: Any, threads: int = 1) -> Predict:
 
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    return litert_bytes_runner(flatbuffer, threads)
+
+
+def litert_bytes_runner(flatbuffer: bytes, threads: int = 1) -> Predict:
+    """``f(x) -> y`` through the LiteRT interpreter (XNNPACK, ``threads`` threads) on a .tflite's bytes."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:  # pragma: no cover - depends on what is installed
+        import tensorflow as tf
+
         Interpreter = tf.lite.Interpreter
     interpreter = Interpreter(model_content=flatbuffer, num_threads=threads)
     source = interpreter.get_input_details()[0]["index"]
@@ -330,6 +337,23 @@ def litert_runner(model: Any, threads: int = 1) -> Predict:
         return interpreter.get_tensor(target)
 
     return call
+
+
+def tflite_file_peer(path: Any, weights: Any = None, limits: Any = None) -> Peer:
+    """LiteRT on a float32 .tflite file (its bytes, read after the frontend vetted the file).
+    An int8 model is refused here: its float targets compute the dequantised weights, which
+    LiteRT does not; its ``--dtype int8`` C is compared with LiteRT bit for bit by
+    tests/test_tflite.py and bench/int8.py."""
+    from ..errors import UnsupportedError
+    from ..limits import DEFAULT_LIMITS
+
+    network = _network_of(path, weights, limits)
+    if getattr(network(), "int8", None) is not None:
+        raise UnsupportedError(f"{path}: an int8 .tflite is checked bit for bit against LiteRT by "
+                               "bench/int8.py, not by verify (its float targets run the dequantised weights)")
+    with open(path, "rb") as stream:
+        flatbuffer = stream.read((limits or DEFAULT_LIMITS).max_file_bytes + 1)
+    return Peer("LiteRT", litert_bytes_runner(flatbuffer), network, "float32")
 
 
 def litert_peer(model: Any, threads: int = 1) -> Peer:
@@ -394,6 +418,7 @@ def _is_path(thing: Any) -> bool:
 _FILE_PEERS: dict[str, Callable[[Any, Any, Any], Peer]] = {
     "keras": keras_file_peer,
     "onnx": onnx_file_peer,
+    "tflite": tflite_file_peer,
 }
 
 #: Object format -> peer(object).

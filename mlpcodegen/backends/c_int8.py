@@ -1,0 +1,346 @@
+"""C99 printer of an int8 plan (:mod:`mlpcodegen.quant`): a full-integer TFLite model as
+LiteRT's reference kernels compute it, bit for bit, with no interpreter.
+
+The file defines
+
+* ``void NAME_int8(const int8_t *x, int8_t *y)``: integer only (no float, no libm, no
+  division): the model's int8 input codes in, its int8 output codes out, with the scales and
+  zero points as macros in the header (``real = SCALE * (code - ZERO_POINT)``);
+* ``void NAME(const float *x, float *y)``: the float wrapper: LiteRT's QUANTIZE (``x / scale``
+  in float, rounded half away from zero, plus the zero point, saturated; NaN and quotients
+  beyond int32 as LiteRT's x86 build maps them), ``NAME_int8``, then
+  DEQUANTIZE (``scale * (code - zero_point)`` in float).  On a float-I/O model this is what
+  LiteRT returns; on an int8-I/O model it uses the same input and output quantisation.
+
+What each layer computes (LiteRT's reference kernels, as measured bit-exact by tests/test_tflite.py):
+
+* FULLY_CONNECTED: ``acc = bias + sum((x - zp_in) * w)`` in int32 (the zero point folded into
+  the bias at generation time: the same integer), then the requantisation
+  ``(acc * multiplier + 2**(30 - shift)) >> (31 - shift)`` in int64 (LiteRT's single-rounding
+  MultiplyByQuantizedMultiplier, one multiplier and shift per output channel), ``+ zp_out``,
+  clamped to the fused activation's range;
+* RELU/RELU6/RELU_N1_TO_1: the same requantisation of ``x - zp_in``, then the clamp;
+* LOGISTIC/TANH: a 256-entry table built at generation time as LiteRT's PopulateLookupTable;
+* SOFTMAX: gemmlowp's fixed-point exp of the scaled differences, their sum in Q12.19, its
+  reciprocal by Newton-Raphson, as LiteRT's reference int8 softmax (and TFLite Micro's).
+
+No undefined behaviour for any input codes: sums are bounded (at most 255 * 128 per weight,
+checked against int32 when the plan is printed), every shift count is below its type's width,
+the floor of a signed shift is taken on an offset unsigned value, saturations are explicit.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ValidationError
+from ..ir import Network
+from ..numeric import FLOAT32
+from ..quant import Int8Plan, QDense, QRelu, QSoftmax, QTable, int8_plan
+from ._text import HEADER, Lines, quote_name
+from .c import _note_lines, check_name
+from .c_names import reserved_by
+
+DTYPES = ("int8",)
+SUFFIXES = ("_int8", "_rq", "_clamp", "_srdhm", "_rdbp", "_shl", "_exp", "_recip", "_softmax", "_quantize",
+            "_batch") + tuple(f"_{kind}{i}" for kind in "wbmst" for i in range(1, 10))
+#: Bytes added to the stated stack for saved registers, alignment and spills.
+FRAME_OVERHEAD = 160
+
+
+def checked_name(name: str) -> str:
+    check_name(name)
+    for suffix in SUFFIXES:
+        why = reserved_by(name + suffix)
+        if why is not None:
+            raise ValidationError(f"name {name!r} would make {name + suffix!r}, which {why}; choose another")
+    return name
+
+
+def signature(net: Network, dtype: str, name: str, profile: str = "desktop") -> list[str]:
+    """The float API cffi calls, then the integer one."""
+    return [f"void {name}(const float *x, float *y)", f"void {name}_int8(const int8_t *x, int8_t *y)"]
+
+
+def stack_bytes(net: Network, dtype: str, unroll: str = "auto") -> dict[str, int]:
+    """Bound of the stack of ``NAME_int8`` (two int8 buffers as wide as the widest layer, and a
+    frame per level of helper calls: softmax -> exp -> srdhm is three deep; a softmax's int32
+    exps) and of the float
+    wrapper (its codes, then NAME_int8).  Checked with -fstack-usage by tests/test_tflite.py."""
+    plan = int8_plan(net)
+    scratch = _softmax_width(plan)
+    depth = 3 if scratch else 1
+    int8 = 2 * plan.width + 4 * scratch + FRAME_OVERHEAD * (1 + depth)
+    one = int8 + plan.n_inputs + plan.n_outputs + FRAME_OVERHEAD
+    return {"int8": int8, "one": one, "batch": one + FRAME_OVERHEAD}
+
+
+def _softmax_width(plan: Int8Plan) -> int:
+    """The widest softmax (its exps are kept in an int32 scratch array), 0 without one."""
+    return max([layer.width for layer in plan.layers if isinstance(layer, QSoftmax)], default=0)
+
+
+def emit_c_int8(net: Network, *, dtype: str = "int8", name: str = "mlp", domain: object = None,
+                **ignored: object) -> str:
+    """The int8 C of a quantised network (a :class:`~mlpcodegen.quant.QuantizedNetwork`).
+    The float C's options (unroll, math, profile, optimize) and q15's domain mean nothing here."""
+    return _Printer(net, int8_plan(net), checked_name(name)).source()
+
+
+def emit_c_int8_header(net: Network, *, dtype: str = "int8", name: str = "mlp", domain: object = None,
+                       **ignored: object) -> str:
+    return _Printer(net, int8_plan(net), checked_name(name)).header()
+
+
+def _int_lines(values: np.ndarray, per_line: int = 16) -> list[str]:
+    text = [str(int(v)) for v in np.asarray(values).reshape(-1)]
+    return ["    " + ", ".join(text[i:i + per_line]) + "," for i in range(0, len(text), per_line)]
+
+
+def folded_bias(layer: QDense) -> np.ndarray:
+    """``bias - zp_in * sum(w)``: the input zero point folded into the bias (exact in
+    integers), so the inner loop is ``s += w[i] * x[i]`` (one multiply-add per weight)."""
+    return layer.bias.astype(np.int64) - layer.input.zero_point * layer.weights.astype(np.int64).sum(axis=1)
+
+
+def _check_sums(plan: Int8Plan) -> None:
+    """Every partial int32 sum of a layer stays in int32 for any int8 inputs (else refuse):
+    ``|folded bias| + 128 * sum|w|`` below 2^31."""
+    for layer in plan.layers:
+        if isinstance(layer, QDense):
+            worst = np.abs(folded_bias(layer)) + 128 * np.abs(layer.weights.astype(np.int64)).sum(axis=1)
+            if worst.max() >= 2 ** 31:
+                raise ValidationError(f"layer {quote_name(layer.name)!r}: its int32 sum could overflow "
+                                      f"({int(worst.max())})")
+
+
+class _Printer:
+    def __init__(self, net: Network, plan: Int8Plan, name: str) -> None:
+        _check_sums(plan)
+        self.net, self.plan, self.name = net, plan, name
+
+    def comment(self) -> list[str]:
+        p, n = self.plan, self.name
+        stack = stack_bytes(self.net, "int8")
+        kinds = ", ".join(_describe(layer) for layer in p.layers)
+        return [f"/* {HEADER}",
+                f" * network {quote_name(self.net.name)}: {self.net.describe()}, int8 (TFLite full-integer "
+                "quantisation), bit-exact with LiteRT's reference kernels",
+                *_note_lines(self.net),
+                f" * layers: {kinds}",
+                f" * {n}_int8(x, y): integer only (no float, no libm, no division): int8 codes "
+                f"x[{p.n_inputs}] -> y[{p.n_outputs}], real = {n}_INT8_{{IN,OUT}}_SCALE * (code - "
+                f"{n}_INT8_{{IN,OUT}}_ZERO_POINT)",
+                f" * {n}(x, y): float in and out: LiteRT's QUANTIZE, {n}_int8, DEQUANTIZE "
+                f"(the model {'takes' if p.float_input else 'does not take'} float inputs and "
+                f"{'returns' if p.float_output else 'does not return'} float outputs itself)",
+                f" * Stack, at most (bytes): {n}_int8 {stack['int8']}, {n} {stack['one']}.  RAM: nothing else (no "
+                f"globals); constant data (flash): {self.table_bytes()} bytes of weights, biases, multipliers, tables.",
+                " * In place: y may be x.  Reentrant: no mutable globals. */"]
+
+    def table_bytes(self) -> int:
+        total = 0
+        for layer in self.plan.layers:
+            if isinstance(layer, QDense):
+                total += layer.weights.size + 4 * 3 * layer.units
+            elif isinstance(layer, QTable):
+                total += 256
+        return total
+
+    def header(self) -> str:
+        p, n = self.plan, self.name
+        guard = f"MLPCODEGEN_{n}_H"
+        lines = Lines().add(*self.comment(), f"#ifndef {guard}", f"#define {guard}", "", "#include <stdint.h>", "")
+        lines.add(f"#define {n}_INT8_INPUTS {p.n_inputs}u", f"#define {n}_INT8_OUTPUTS {p.n_outputs}u",
+                  f"#define {n}_INT8_IN_SCALE {FLOAT32.c_literal(p.input.scale)}",
+                  f"#define {n}_INT8_IN_ZERO_POINT ({p.input.zero_point})",
+                  f"#define {n}_INT8_OUT_SCALE {FLOAT32.c_literal(p.output.scale)}",
+                  f"#define {n}_INT8_OUT_ZERO_POINT ({p.output.zero_point})", "")
+        lines.add("#ifdef __cplusplus", 'extern "C" {', "#endif", "")
+        lines.add(*(proto + ";" for proto in signature(self.net, "int8", n)))
+        lines.add("", "#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {guard} */")
+        return str(lines)
+
+    def source(self) -> str:
+        lines = Lines().add(*self.comment(), "#include <stddef.h>", "#include <stdint.h>", "")
+        lines.add(*(proto + ";" for proto in signature(self.net, "int8", self.name)), "")
+        for index, layer in enumerate(self.plan.layers, 1):
+            lines.add(*self.arrays(index, layer))
+        lines.add(*self.helpers())
+        lines.add(*self.int8_function(), *self.wrapper())
+        return str(lines)
+
+    # ------------------------------------------------------------------ data
+
+    def arrays(self, index: int, layer) -> list[str]:
+        n = self.name
+        if isinstance(layer, QDense):
+            uniform = len(set(zip(layer.multipliers.tolist(), layer.shifts.tolist()))) == 1
+            head = [f"/* layer {index} {quote_name(layer.name)}: FULLY_CONNECTED {layer.n_in} -> {layer.units}, "
+                    f"fused {layer.fused}, input zero point {layer.input.zero_point}, output zero point "
+                    f"{layer.output.zero_point}, clamp [{layer.low}, {layer.high}], "
+                    f"{'one scale' if uniform else 'a scale per channel'} */",
+                    f"static const int8_t {n}_w{index}[{layer.weights.size}] = {{", *_int_lines(layer.weights), "};",
+                    f"static const int32_t {n}_b{index}[{layer.units}] = {{ /* bias - input zero point * sum(w) */",
+                    *_int_lines(folded_bias(layer), 8), "};"]
+            if uniform:
+                return head + [""]
+            return head + [f"static const int32_t {n}_m{index}[{layer.units}] = {{",
+                           *_int_lines(layer.multipliers, 8), "};",
+                           f"static const uint8_t {n}_s{index}[{layer.units}] = {{",
+                           *_int_lines(31 - layer.shifts), "};", ""]
+        if isinstance(layer, QTable):
+            return [f"/* layer {index} {quote_name(layer.name)}: {layer.kind.upper()} by table, indexed by "
+                    "code + 128 (LiteRT's PopulateLookupTable) */",
+                    f"static const int8_t {n}_t{index}[256] = {{", *_int_lines(layer.table), "};", ""]
+        return []
+
+    def needed(self) -> set[str]:
+        kinds = {type(layer) for layer in self.plan.layers}
+        names = {"rq", "clamp"} if kinds & {QDense, QRelu} else set()
+        if QSoftmax in kinds:
+            names |= {"rq", "srdhm", "rdbp", "shl", "exp", "recip", "softmax"}
+        return names
+
+    def helpers(self) -> list[str]:
+        n, needed = self.name, self.needed()
+        parts = {
+            "rq": ["/* floor((a * m + 2^(t-1)) / 2^t) for |a| < 2^31, 0 <= m < 2^31, 1 <= t <= 62: LiteRT's",
+                   "   MultiplyByQuantizedMultiplier (single rounding, halves up).  The floor is taken on the",
+                   "   value offset by 2^63 in uint64 (no signed shift); |a * m| < 2^62, nothing overflows. */",
+                   f"static int64_t {n}_rq(int32_t a, int32_t m, uint32_t t)", "{",
+                   "    const int64_t p = (int64_t)a * m + ((int64_t)1 << (t - 1u));",
+                   "    const uint64_t u = (uint64_t)p + UINT64_C(0x8000000000000000);",
+                   "    return (int64_t)(u >> t) - (int64_t)(UINT64_C(0x8000000000000000) >> t);", "}", ""],
+            "clamp": [f"static int8_t {n}_clamp(int64_t v, int32_t lo, int32_t hi)", "{",
+                      "    return (int8_t)(v < lo ? lo : v > hi ? hi : v);", "}", ""],
+            "srdhm": ["/* gemmlowp's SaturatingRoundingDoublingHighMul: (a * b + nudge) / 2^31 toward zero. */",
+                      f"static int32_t {n}_srdhm(int32_t a, int32_t b)", "{",
+                      "    const int64_t p = (int64_t)a * b;",
+                      "    if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;",
+                      "    return (int32_t)((p + (p >= 0 ? (1 << 30) : 1 - (1 << 30))) / ((int64_t)1 << 31));",
+                      "}", ""],
+            "rdbp": ["/* gemmlowp's RoundingDivideByPOT (halves away from zero), 0 <= e <= 31: the floor from",
+                     "   the value offset by 2^31 in uint32, the remainder from its two's complement bits. */",
+                     f"static int32_t {n}_rdbp(int32_t x, uint32_t e)", "{",
+                     "    const uint32_t u = (uint32_t)x, mask = (uint32_t)((UINT64_C(1) << e) - 1u);",
+                     "    int32_t q;",
+                     "    if (e == 0u) return x;",
+                     "    q = (int32_t)((u + 0x80000000u) >> e) - (int32_t)(0x80000000u >> e);",
+                     "    return q + (int32_t)((u & mask) > (mask >> 1) + (x < 0 ? 1u : 0u));", "}", ""],
+            "shl": ["/* gemmlowp's SaturatingRoundingMultiplyByPOT for a positive exponent. */",
+                    f"static int32_t {n}_shl(int32_t x, uint32_t e)", "{",
+                    "    const int32_t limit = (int32_t)((1u << (31u - e)) - 1u);",
+                    "    return x > limit ? INT32_MAX : x < -limit ? INT32_MIN : x * (int32_t)(1u << e);", "}", ""],
+            "exp": ["/* gemmlowp's exp_on_negative_values: a <= 0 in Q5.26, exp(a) in Q0.31. */",
+                    f"static int32_t {n}_exp(int32_t a)", "{",
+                    "    static const int32_t f[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535, "
+                    "720401, 242};",
+                    "    const int32_t r = (int32_t)((uint32_t)a & 0xffffffu) - (1 << 24); /* in [-1/4, 0) */",
+                    "    const int32_t x = r * 32 + (1 << 28), x2 = " + n + "_srdhm(x, x);",
+                    "    const int32_t x3 = " + n + "_srdhm(x2, x), x4 = " + n + "_srdhm(x2, x2);",
+                    "    const int32_t p = " + n + "_rdbp(" + n + "_srdhm(" + n + "_rdbp(x4, 2u) + x3, 715827883) + x2, 1u);",
+                    "    const int32_t rest = r - a;",
+                    "    int32_t y = 1895147668 + " + n + "_srdhm(1895147668, x + p);",
+                    "    uint32_t k;",
+                    "    for (k = 0u; k < 7u; ++k) if ((uint32_t)rest & (1u << (24u + k))) y = " + n + "_srdhm(y, f[k]);",
+                    "    return a == 0 ? INT32_MAX : y;", "}", ""],
+            "recip": ["/* gemmlowp's one_over_one_plus_x_for_x_in_0_1: 0 <= a < 2^31 in Q0.31, three",
+                      "   Newton-Raphson steps in Q2.29. */",
+                      f"static int32_t {n}_recip(int32_t a)", "{",
+                      "    const int32_t h = (int32_t)(((int64_t)a + INT32_MAX + 1) / 2);",
+                      f"    int32_t x = 1515870810 + {n}_srdhm(h, -1010580540);",
+                      "    uint32_t k;",
+                      f"    for (k = 0u; k < 3u; ++k) x = x + {n}_shl({n}_srdhm(x, (1 << 29) - {n}_srdhm(h, x)), 2u);",
+                      f"    return {n}_shl(x, 1u);", "}", ""],
+            "softmax": ["/* LiteRT's reference int8 softmax (output scale 1/256, zero point -128). */",
+                        "/* ex: width int32 of scratch, each exp computed once (-1: below diff_min). */",
+                        f"static void {n}_softmax(const int8_t *x, int8_t *y, int32_t *ex, uint32_t width, int32_t m, "
+                        "uint32_t s, int32_t diff_min)", "{",
+                        "    int32_t top = -128, sum = 0, scale, e;", "    uint32_t i, headroom = 0u, sumbits;",
+                        "    for (i = 0u; i < width; ++i) if (x[i] > top) top = x[i];",
+                        "    for (i = 0u; i < width; ++i) {",
+                        "        const int32_t d = x[i] - top;",
+                        f"        ex[i] = d >= diff_min ? {n}_exp((int32_t){n}_rq(d, m, 31u - s)) : -1;",
+                        f"        if (ex[i] >= 0) sum += {n}_rdbp(ex[i], 12u);",
+                        "    }",
+                        "    sumbits = (uint32_t)sum;",
+                        "    while (!(sumbits & 0x80000000u)) { sumbits <<= 1; ++headroom; }",
+                        f"    scale = {n}_recip((int32_t)(sumbits - 0x80000000u));",
+                        "    for (i = 0u; i < width; ++i) {",
+                        "        if (ex[i] < 0) { y[i] = -128; continue; }",
+                        f"        e = {n}_rdbp({n}_srdhm(scale, ex[i]), 12u - headroom + 23u) - 128;",
+                        "        y[i] = (int8_t)(e > 127 ? 127 : e < -128 ? -128 : e);", "    }", "}", ""],
+        }
+        order = ("rq", "clamp", "srdhm", "rdbp", "shl", "exp", "recip", "softmax")
+        return [line for key in order if key in needed for line in parts[key]]
+
+    # ------------------------------------------------------------------ code
+
+    def int8_function(self) -> list[str]:
+        p, n = self.plan, self.name
+        scratch = _softmax_width(p)
+        lines = [f"void {n}_int8(const int8_t *x, int8_t *y)", "{", f"    int8_t h[2][{p.width}];",
+                 *([f"    int32_t ex[{scratch}];"] if scratch else []), "    uint32_t i, j;"]
+        source = "x"
+        for index, layer in enumerate(p.layers, 1):
+            target = f"h[{index % 2}]"
+            lines += self.layer(index, layer, source, target)
+            source = target
+        lines += [f"    for (i = 0u; i < {p.n_outputs}u; ++i) y[i] = {source}[i];", "}", ""]
+        return lines
+
+    def layer(self, index: int, layer, source: str, target: str) -> list[str]:
+        n = self.name
+        if isinstance(layer, QDense):
+            uniform = len(set(zip(layer.multipliers.tolist(), layer.shifts.tolist()))) == 1
+            m = str(int(layer.multipliers[0])) if uniform else f"{n}_m{index}[j]"
+            t = f"{31 - int(layer.shifts[0])}u" if uniform else f"{n}_s{index}[j]"
+            return [f"    for (j = 0u; j < {layer.units}u; ++j) {{",
+                    f"        const int8_t *w = {n}_w{index} + j * {layer.n_in}u;",
+                    f"        int32_t s = {n}_b{index}[j];",
+                    f"        for (i = 0u; i < {layer.n_in}u; ++i) s += (int32_t)w[i] * (int32_t){source}[i];",
+                    f"        {target}[j] = {n}_clamp({n}_rq(s, {m}, {t}) + ({layer.output.zero_point}), "
+                    f"{layer.low}, {layer.high});", "    }"]
+        if isinstance(layer, QTable):
+            return [f"    for (i = 0u; i < {layer.width}u; ++i) {target}[i] = {n}_t{index}[{source}[i] + 128];"]
+        if isinstance(layer, QRelu):
+            return [f"    for (i = 0u; i < {layer.width}u; ++i) {target}[i] = {n}_clamp({n}_rq((int32_t){source}[i] - "
+                    f"({layer.input.zero_point}), {layer.multiplier}, {31 - layer.shift}u) + "
+                    f"({layer.output.zero_point}), {layer.low}, {layer.high});"]
+        return [f"    {n}_softmax({source}, {target}, ex, {layer.width}u, {layer.multiplier}, {layer.shift}u, "
+                f"{layer.diff_min});"]
+
+    def wrapper(self) -> list[str]:
+        p, n = self.plan, self.name
+        scale_in, scale_out = FLOAT32.c_literal(p.input.scale), FLOAT32.c_literal(p.output.scale)
+        zp_in, zp_out = p.input.zero_point, p.output.zero_point
+        overflow = 127 if zp_in < 0 else -128
+        return [f"/* LiteRT's QUANTIZE: x / {scale_in} in float, rounded half away from zero, + {zp_in},",
+                "   saturated.  NaN and quotients at or beyond int32 give what LiteRT's x86 build gives: its cast",
+                f"   to int32 returns INT32_MIN there, which {zp_in} then takes to {overflow}. */",
+                f"static int8_t {n}_quantize(float x)", "{",
+                f"    const float r = x / {scale_in};",
+                "    int32_t q;", "    float f;",
+                f"    if (!(r > -2147483648.0f && r < 2147483648.0f)) return {overflow};",
+                "    if (r >= 512.0f) q = 512;", "    else if (r <= -512.0f) q = -512;",
+                "    else {", "        q = (int32_t)r; /* toward zero, exact: |r| < 512 */",
+                "        f = r - (float)q;", "        if (f >= 0.5f) ++q;", "        else if (f <= -0.5f) --q;", "    }",
+                f"    q += {zp_in};",
+                "    return (int8_t)(q > 127 ? 127 : q < -128 ? -128 : q);", "}", "",
+                f"void {n}(const float *x, float *y)", "{",
+                f"    int8_t q[{p.n_inputs}], r[{p.n_outputs}];", "    uint32_t i;",
+                f"    for (i = 0u; i < {p.n_inputs}u; ++i) q[i] = {n}_quantize(x[i]);",
+                f"    {n}_int8(q, r);",
+                f"    for (i = 0u; i < {p.n_outputs}u; ++i) y[i] = {scale_out} * (float)((int32_t)r[i] - ({zp_out}));",
+                "}", ""]
+
+
+def _describe(layer) -> str:
+    if isinstance(layer, QDense):
+        per = "per-channel" if len(set(layer.multipliers.tolist())) > 1 else "per-tensor"
+        return f"FULLY_CONNECTED {layer.n_in}->{layer.units} ({per}, fused {layer.fused})"
+    if isinstance(layer, QTable):
+        return f"{layer.kind.upper()} (table)"
+    if isinstance(layer, QRelu):
+        return layer.kind.upper()
+    return "SOFTMAX (gemmlowp fixed point)"

@@ -1,0 +1,310 @@
+"""TFLite frontend and the int8 C (issue 25), against LiteRT on models made by TensorFlow's converter.
+
+Tolerances: the int8 C is compared for equality (bit for bit) with LiteRT's reference kernels
+(``OpResolverType.BUILTIN_REF``: the integer semantics TFLite Micro and CMSIS-NN share); a
+float32 .tflite through the float C within 1e-5 absolute + 1e-5 relative of LiteRT (float32
+sums in another order, libm vs LiteRT's tanh/exp).  Models are few and small here (a few
+converter runs); bench/int8.py runs >= 20 random models on 10^4 inputs and writes bench/INT8.md.
+"""
+from __future__ import annotations
+
+import re
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("ai_edge_litert")
+
+from conftest import REPO, STRICT_FLAGS  # noqa: E402
+from tflite_models import convert, keras_model, litert, operators, random_spec  # noqa: E402
+
+from mlpcodegen.backends import emit, get_backend  # noqa: E402
+from mlpcodegen.errors import ModelFormatError, UnsupportedError, ValidationError  # noqa: E402
+from mlpcodegen.frontends import file_format, load  # noqa: E402
+from mlpcodegen.frontends.tflite import parse  # noqa: E402
+from mlpcodegen.quant import QParams, QuantizedNetwork, quantize_multiplier, run_int8  # noqa: E402
+from mlpcodegen.runtime import compile_c  # noqa: E402
+
+#: every operator the frontend reads, fused and alone (RELU6 after a Dense is fused into it)
+RICH = [("dense", 6, "clip1"), ("alone", "relu"), ("dense", 5, None), ("alone", "relu6"), ("reshape",),
+        ("dense", 4, "tanh"), ("alone", "clip1"), ("alone", "sigmoid"), ("dense", 3, "relu6"), ("dense", 3, None),
+        ("alone", "softmax")]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """name -> .tflite bytes, all made by the converter from two Keras models."""
+    rich = keras_model(5, RICH, seed=0)
+    n_inputs, steps = random_spec(7)
+    other = keras_model(n_inputs, steps, seed=7)
+    return {"float": convert(rich, 5, int8=False), "int8 float I/O": convert(rich, 5),
+            "int8 int8 I/O": convert(rich, 5, int_io=True), "per-tensor": convert(other, n_inputs, per_tensor=True)}
+
+
+def _codes(n_inputs: int, rows: int, seed: int) -> np.ndarray:
+    """Random int8 codes, every code on the first input, and the extremes."""
+    codes = np.random.default_rng(seed).integers(-128, 128, (rows, n_inputs)).astype(np.int8)
+    codes[:256, 0] = np.arange(-128, 128)
+    codes[256:260] = [[-128], [127], [0], [-1]]
+    return codes
+
+
+def _floats(net, rows: int, seed: int) -> np.ndarray:
+    """Random inputs over the calibrated range and past it, exact rounding ties of the input
+    scale, signed zeros, tiny values, values beyond int32 codes, infinities and NaN."""
+    scale = net.int8.input.scale
+    x = np.random.default_rng(seed).uniform(-4, 4, (rows, net.n_inputs)).astype(np.float32)
+    edge = np.array([0.0, -0.0, 1e-30, -1e-30, np.inf, -np.inf, np.nan, 1e30, -1e30, 2.0 ** 31 * scale,
+                     -2.0 ** 31 * scale, 0.5 * scale, -0.5 * scale], dtype=np.float32)
+    x[:len(edge)] = edge[:, None]
+    x[len(edge):len(edge) + 64, 0] = (np.arange(-32, 32) + 0.5) * np.float32(scale)
+    return x
+
+
+def _c_int8(tmp_path, net, codes, name="m"):
+    """NAME_int8 built with the strict flags and UBSan (any undefined behaviour aborts), on ``codes``."""
+    (tmp_path / f"{name}.c").write_text(emit(net, "c", dtype="int8", name=name))
+    (tmp_path / f"{name}.h").write_text(get_backend("c").header(net, dtype="int8", name=name))
+    m = net.n_outputs
+    (tmp_path / "drive.c").write_text("\n".join([
+        "#include <stdio.h>", f'#include "{name}.h"', "int main(void)", "{",
+        f"    int8_t x[{net.n_inputs}], y[{m}];", "    unsigned k;",
+        "    while (fread(x, sizeof x, 1, stdin) == 1) {", f"        {name}_int8(x, y);",
+        f'        for (k = 0u; k < {m}u; ++k) printf("%d\\n", (int)y[k]);', "    }", "    return 0;", "}", ""]))
+    flags = [f for f in STRICT_FLAGS if f != "-O2"]
+    subprocess.run(["gcc", *flags, "-O1", "-fsanitize=undefined", "-fno-sanitize-recover=all",
+                    str(tmp_path / f"{name}.c"), str(tmp_path / "drive.c"), "-o", str(tmp_path / name)],
+                   check=True, cwd=tmp_path)
+    run = subprocess.run([str(tmp_path / name)], input=np.asarray(codes, np.int8).tobytes(), capture_output=True,
+                         check=True)
+    return np.array(run.stdout.split(), dtype=np.int64).reshape(len(codes), m)
+
+
+# ------------------------------------------------------------------ reading
+
+
+def test_read_by_content_without_tensorflow(models, tmp_path):
+    path = tmp_path / "model.bin"  # no .tflite extension: found by content
+    path.write_bytes(models["int8 float I/O"])
+    assert file_format(path).name == "tflite"
+    code = ("import sys; from mlpcodegen.frontends import load; net = load(sys.argv[1]); "
+            "assert 'tensorflow' not in sys.modules and 'ai_edge_litert' not in sys.modules; print(net.describe())")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=REPO,
+                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, check=True)
+    assert out.stdout.strip() == "5-6-5-4-3-3 (hard_tanh, relu, relu6, tanh, hard_tanh, sigmoid, relu6, softmax)"
+    net = load(path)
+    assert isinstance(net, QuantizedNetwork) and net.int8.float_input and net.int8.float_output
+    kinds = [type(layer).__name__ for layer in net.int8.layers]
+    assert kinds == ["QDense", "QRelu", "QDense", "QDense", "QTable", "QRelu", "QTable", "QDense", "QDense",
+                     "QSoftmax"]
+    assert {"RELU", "RELU_N1_TO_1", "LOGISTIC", "TANH", "SOFTMAX", "QUANTIZE", "DEQUANTIZE"} <= \
+        set(operators(models["int8 float I/O"]))
+    assert not isinstance(load(models["float"]), QuantizedNetwork)
+
+
+def test_quantize_multiplier_as_litert():
+    assert quantize_multiplier(0.0) == (0, 0)
+    assert quantize_multiplier(0.5) == (1 << 30, 0)
+    assert quantize_multiplier(1.0) == (1 << 30, 1)
+    assert quantize_multiplier(1.0 - 2.0 ** -40) == (1 << 30, 1)  # the mantissa rounds up to 2^31: halved
+    assert quantize_multiplier(2.0 ** -40) == (0, 0)  # below 2^-31: flushed
+    assert quantize_multiplier(0.0012345) == (1357347104, -9)
+    with pytest.raises(ValidationError):
+        QParams(0.0, 0)
+    with pytest.raises(ValidationError):
+        QParams(0.1, 200)
+
+
+# ------------------------------------------------------------------ int8 bit for bit
+
+
+def test_int8_c_bit_exact_with_litert_reference(models, tmp_path):
+    """The integer entry point (strict flags, UBSan) equals LiteRT's reference kernels and the
+    NumPy mirror on 4000 rows: random codes, every code on input 0, the extremes."""
+    for key in ("int8 int8 I/O", "per-tensor"):
+        net = load(models[key])
+        codes = _codes(net.n_inputs, 4000, seed=len(key))
+        mine = _c_int8(tmp_path, net, codes)
+        assert (mine == run_int8(net.int8, codes)).all(), key
+        if key == "int8 int8 I/O":
+            expected = litert(models[key], codes)
+        else:  # a float-I/O model: LiteRT's int8 core is the same once the input is quantised
+            expected = net.int8.output.quantize(litert(models[key], net.int8.input.dequantize(codes)))
+        assert (mine == expected).all(), (key, int((mine != expected).any(axis=1).sum()))
+
+
+def test_float_wrapper_bit_exact_with_litert(models):
+    """compile_c(load(m.tflite), dtype="int8")(X) is LiteRT's float output bit for bit: random
+    rows, rounding ties, zeros, values past int32 codes, infinities, NaN."""
+    for key in ("int8 float I/O", "per-tensor"):
+        net = load(models[key])
+        x = _floats(net, 10_000, seed=3)
+        mine = compile_c(net, dtype="int8")(x)
+        expected = litert(models[key], x)
+        assert mine.dtype == np.float32
+        assert np.array_equal(mine.view(np.int32), expected.view(np.int32)), \
+            (key, int((mine != expected).any(axis=1).sum()))
+
+
+def test_bit_exact_on_cortex_m_cores_under_qemu(models, tmp_path):
+    """The same C cross-compiled (arm-none-eabi-gcc -Os) on M0+ (no FPU: soft-float QUANTIZE)
+    and M4F under QEMU: LiteRT's float outputs bit for bit, edge values included."""
+    from mlpcodegen.harness.cortex import Options, run_on_core
+
+    net = load(models["int8 float I/O"])
+    x = _floats(net, 160, seed=11)
+    expected = litert(models["int8 float I/O"], x)
+    for core in ("m0plus", "m4f"):
+        run = run_on_core(net, x, core, Options(dtype="int8", name="predict"))
+        assert np.array_equal(run.outputs.view(np.int32), expected.view(np.int32)), core
+        assert run.instructions > 0
+    # `size --dtype int8` reads the .tflite and cross-compiles the int8 C
+    path = tmp_path / "rich.tflite"
+    path.write_bytes(models["int8 float I/O"])
+    result = subprocess.run([sys.executable, "-m", "mlpcodegen", "size", str(path), "--dtype", "int8"],
+                            capture_output=True, text=True, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0 and "int8" in result.stdout and "m0plus" in result.stdout, result.stderr[-500:]
+
+
+def test_int8_source_strict_deterministic_and_stated(models, tmp_path):
+    net = load(models["int8 float I/O"])
+    source = emit(net, "c", dtype="int8", name="net")
+    assert source == emit(load(models["int8 float I/O"]), "c", dtype="int8", name="net")
+    assert source.startswith("/* generated by mlpcodegen — do not edit")
+    assert "Stack, at most (bytes): net_int8" in source and "float" not in source.split("void net_int8(const int8_t")[-1].split("/* LiteRT's QUANTIZE")[0]
+    (tmp_path / "net.c").write_text(source)
+    (tmp_path / "net.h").write_text(get_backend("c").header(net, dtype="int8", name="net"))
+    subprocess.run(["gcc", *STRICT_FLAGS, "-c", "net.c", "-o", "net.o"], check=True, cwd=tmp_path)
+    from mlpcodegen.backends.c_int8 import stack_bytes
+
+    stated = stack_bytes(net, "int8")
+    for compiler, flags in (("gcc", ["-O0"]), ("arm-none-eabi-gcc", ["-O0", "-mthumb", "-mcpu=cortex-m0plus"])):
+        subprocess.run([compiler, "-std=c99", *flags, "-fstack-usage", "-c", "net.c", "-o", "su.o"], check=True,
+                       cwd=tmp_path)
+        frames = {line.split()[0].rsplit(":", 1)[-1]: int(line.split()[1])
+                  for line in (tmp_path / "su.su").read_text().splitlines()}
+        assert sum(v for k, v in frames.items() if k != "net") <= stated["int8"], (compiler, frames, stated)
+        assert sum(frames.values()) <= stated["one"], (compiler, frames, stated)
+    subprocess.run(["g++", "-std=c++11", *STRICT_FLAGS[1:], "-x", "c++", "-fsyntax-only", "net.c"], check=True,
+                   cwd=tmp_path)
+
+
+# ------------------------------------------------------------------ float models
+
+
+def test_float_tflite_matches_litert_on_every_float_target(models):
+    net = load(models["float"])
+    x = np.random.default_rng(5).uniform(-3, 3, (2000, net.n_inputs)).astype(np.float32)
+    expected = litert(models["float"], x, "AUTO")
+    for dtype in ("float32", "float64"):
+        got = compile_c(net, dtype=dtype)(x.astype(dtype))
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5, err_msg=dtype)
+
+
+# ------------------------------------------------------------------ quantising a float model
+
+
+def test_post_training_quantisation_as_accurate_as_the_converter(tmp_path):
+    """calibrate(keras float network, rows) against TFLiteConverter's full-integer model made
+    from the same rows: weights, biases and zero points the same, scales within an ULP (the
+    converter's float32 calibration sums in another order), and on 4000 test rows the same
+    argmax agreement and a max error within 1.1x of the converter's (measured: equal)."""
+    from mlpcodegen.ptq import calibrate
+    from mlpcodegen.reference import evaluate
+
+    n = 6
+    model = keras_model(n, [("dense", 16, "relu"), ("dense", 12, "tanh"), ("dense", 8, "sigmoid"), ("dense", 4, None),
+                            ("alone", "softmax")], seed=3)
+    converted = load(convert(model, n, seed=5))
+    rows = np.random.default_rng(5).uniform(-2, 2, (200, n)).astype(np.float32)  # the converter's rows
+    model.save(tmp_path / "m.keras")
+    float_net = load(tmp_path / "m.keras")
+    ours = calibrate(float_net, rows)
+    for mine, theirs in zip(ours.int8.layers, converted.int8.layers, strict=True):
+        assert type(mine) is type(theirs) and mine.input.zero_point == theirs.input.zero_point
+        assert abs(mine.input.scale - theirs.input.scale) <= 2 * np.spacing(np.float32(theirs.input.scale))
+        if hasattr(mine, "weights"):
+            assert (mine.weights == theirs.weights).all() and np.abs(mine.bias - theirs.bias.astype(np.int64)).max() <= 1
+    x = np.random.default_rng(9).uniform(-2, 2, (4000, n)).astype(np.float32)
+    exact = evaluate(float_net, x)
+    mine_y = compile_c(ours, dtype="int8")(x)
+    theirs_y = compile_c(converted, dtype="int8")(x)
+    mine_err, theirs_err = np.abs(mine_y - exact).max(), np.abs(theirs_y - exact).max()
+    assert mine_err <= 1.1 * theirs_err, (mine_err, theirs_err)
+    assert (mine_y.argmax(1) == exact.argmax(1)).mean() >= (theirs_y.argmax(1) == exact.argmax(1)).mean()
+    with pytest.raises(ValidationError):
+        calibrate(float_net, rows[:, :3])
+
+
+# ------------------------------------------------------------------ refusals
+
+
+def test_unsupported_operator_refused_by_name(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((3,))
+    outputs = keras.layers.Lambda(lambda t: keras.ops.exp(t))(keras.layers.Dense(2)(inputs))
+    data = convert(keras.Model(inputs, outputs), 3, int8=False)
+    with pytest.raises(UnsupportedError, match=r"operator 1 EXP \(output .*\): is not supported\. supported: "
+                                               r"FULLY_CONNECTED"):
+        parse(data, "m.tflite")
+    path = tmp_path / "m.tflite"
+    path.write_bytes(data)
+    out = tmp_path / "m.c"
+    result = subprocess.run([sys.executable, "-m", "mlpcodegen", "convert", str(path), "-o", str(out)],
+                            capture_output=True, text=True, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1 and "EXP" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_names_from_the_file_are_inert_text(models, tmp_path):
+    """Tensor names patched (same length) into C comment closers, newlines and directives:
+    the int8 C still compiles strictly and holds none of them raw."""
+    data = models["int8 float I/O"]
+    name = re.search(rb"functional_\d+/dense_\d+/MatMul", data).group(0)
+    payload = (b'*/\n#error x\n"' + b"x" * len(name))[:len(name)]
+    net = load(data.replace(name, payload))
+    source = emit(net, "c", dtype="int8", name="m")
+    assert "<U+002A>/<U+000A><U+0023>error" in source  # the name is there, inert
+    assert not any(line.lstrip().startswith("#error") for line in source.splitlines())
+    (tmp_path / "m.c").write_text(source)
+    subprocess.run(["gcc", *STRICT_FLAGS, "-c", "m.c", "-o", "m.o"], check=True, cwd=tmp_path)
+
+
+def test_float_model_is_not_int8(models):
+    with pytest.raises(ValidationError, match="no int8 quantisation"):
+        emit(load(models["float"]), "c", dtype="int8")
+
+
+def _patched(data: bytes, position: int, value: int) -> bytes:
+    blob = bytearray(data)
+    struct.pack_into("<I", blob, position, value)
+    return bytes(blob)
+
+
+def test_forged_offsets_and_lengths_are_one_line_errors(models):
+    """Forged offsets and counts (the flatbuffers runtime checks none): a ModelFormatError,
+    never an IndexError, a struct.error, a hang or a giant allocation."""
+    data = models["int8 float I/O"]
+    cases = [data[:7], data[:64], _patched(data, 0, 0xFFFFFFF0), _patched(data, 0, len(data) - 2)]
+    root = struct.unpack_from("<I", data, 0)[0]
+    cases += [_patched(data, root, value) for value in (0x7FFFFFFF, 0x80000000, 1, root + 4)]
+    rng = np.random.default_rng(0)
+    for position in rng.choice(np.arange(8, len(data) - 4, 4), 60, replace=False):
+        for value in (0xFFFFFFFF, 0x7FFFFFFF, len(data)):
+            cases.append(_patched(data, int(position), value))
+    outcomes = {}
+    for case in cases:
+        try:
+            parse(case, "forged.tflite")
+            kind = "ok"
+        except (ModelFormatError, UnsupportedError, ValidationError) as exc:
+            assert "\n" not in str(exc)
+            kind = type(exc).__name__
+        outcomes[kind] = outcomes.get(kind, 0) + 1
+    assert outcomes.get("ModelFormatError", 0) >= 20, outcomes
