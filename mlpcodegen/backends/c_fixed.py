@@ -30,6 +30,8 @@ from ..numeric import FLOAT32
 from ._text import HEADER, Lines, quote_name
 from .c import _note_lines, check_name
 from .c_names import reserved_by
+from .c_storage import Storage
+from .c_storage import storage as table_storage
 
 DTYPES = ("q15",)
 #: Names derived from NAME (checked against the C library's reserved names).
@@ -56,26 +58,28 @@ def signature(net: Network, dtype: str, name: str, profile: str = "desktop") -> 
     return [f"void {name}(const float *x, float *y)", f"void {name}_q15(const int16_t *x, {out} *y)"]
 
 
-def stack_bytes(net: Network, dtype: str, unroll: str = "auto") -> dict[str, int]:
+def stack_bytes(net: Network, dtype: str, unroll: str = "auto", storage: str = "plain") -> dict[str, int]:
     """Bound of the stack of ``NAME_q15`` (two int16 buffers as wide as the widest layer)
-    and of the float wrapper (its codes, then NAME_q15): ``one`` and ``batch``."""
+    and of the float wrapper (its codes, then NAME_q15): ``one`` and ``batch``.  A
+    storage's targets may state their own frame overhead (AVR: tests/test_cores.py)."""
+    overhead = table_storage(storage).frame_overhead or FRAME_OVERHEAD
     width = max([net.n_inputs] + [layer.n_out for layer in net.layers])
-    q15 = 2 * 2 * width + FRAME_OVERHEAD
-    one = q15 + 2 * (net.n_inputs + net.n_outputs) + FRAME_OVERHEAD
-    return {"q15": q15, "one": one, "batch": one + FRAME_OVERHEAD}
+    q15 = 2 * 2 * width + overhead
+    one = q15 + 2 * (net.n_inputs + net.n_outputs) + overhead
+    return {"q15": q15, "one": one, "batch": one + overhead}
 
 
 def emit_c_fixed(net: Network, *, dtype: str = "q15", name: str = "mlp", domain: object = None,
-                 **ignored: object) -> str:
+                 storage: str = "plain", **ignored: object) -> str:
     """The C of ``net`` in Q15 for inputs in ``domain`` (default [-1, 1] each).  The float
     C's options (unroll, math, profile, optimize) are accepted and mean nothing here: one
     loop per layer is both the smallest and, on a scalar core, about the fastest form."""
-    return _Printer(net, plan(net, domain), checked_name(name)).source()
+    return _Printer(net, plan(net, domain), checked_name(name), table_storage(storage)).source()
 
 
 def emit_c_fixed_header(net: Network, *, dtype: str = "q15", name: str = "mlp", domain: object = None,
-                        **ignored: object) -> str:
-    return _Printer(net, plan(net, domain), checked_name(name)).header()
+                        storage: str = "plain", **ignored: object) -> str:
+    return _Printer(net, plan(net, domain), checked_name(name), table_storage(storage)).header()
 
 
 def _int_lines(values: np.ndarray, per_line: int = 16, wide: bool = False) -> list[str]:
@@ -84,13 +88,13 @@ def _int_lines(values: np.ndarray, per_line: int = 16, wide: bool = False) -> li
 
 
 class _Printer:
-    def __init__(self, net: Network, fixed: FixedPlan, name: str) -> None:
-        self.net, self.plan, self.name = net, fixed, name
+    def __init__(self, net: Network, fixed: FixedPlan, name: str, storage: Storage) -> None:
+        self.net, self.plan, self.name, self.storage = net, fixed, name, storage
         self.out_type = "int32_t" if fixed.softmax else "int16_t"
 
     def comment(self) -> list[str]:
         p, n = self.plan, self.name
-        stack = stack_bytes(self.net, "q15")
+        stack = stack_bytes(self.net, "q15", storage=self.storage.name)
         return [f"/* {HEADER}",
                 f" * network {quote_name(self.net.name)}: {self.net.describe()}, Q15 fixed point",
                 *_note_lines(self.net),
@@ -123,7 +127,7 @@ class _Printer:
         lines = Lines().add(*self.comment(), "#include <stddef.h>", "#include <stdint.h>")
         if self.plan.softmax:
             lines.add("#include <math.h>")
-        lines.add("")
+        lines.add("", *self.storage.macros(self.name, self.stored_types()))
         for proto in self.prototypes():
             lines.add(proto + ";")
         lines.add("")
@@ -133,13 +137,22 @@ class _Printer:
         lines.add(*self.q15_function(), *self.wrapper(), *self.argmax())
         return str(lines)
 
+    def stored_types(self) -> tuple[str, ...]:
+        """The C types of the tables (their read macros in flash storage)."""
+        wide = any(np.abs(layer.bias).max(initial=0) >= 2 ** 31 for layer in self.plan.layers)
+        return ("int16_t", "int64_t" if wide else "int32_t")
+
+    def read(self, c_type: str, lvalue: str) -> str:
+        return self.storage.read(self.name, c_type, lvalue)
+
     def arrays(self, index: int, layer: FixedLayer) -> list[str]:
         """The weights, and the biases as int32 when they fit (an int64 sum starts from them)."""
         n, wide = self.name, bool(np.abs(layer.bias).max(initial=0) >= 2 ** 31)
+        after = self.storage.after_declarator(n)
         return [f"/* layer {index} {quote_name(layer.name)}: {layer.kind}, weights Q{layer.weight_frac}, "
                 f"int{layer.acc_bits} sums in Q{layer.acc_frac}, outputs Q{layer.out_frac} */",
-                f"static const int16_t {n}_w{index}[{layer.weights.size}] = {{", *_int_lines(layer.weights), "};",
-                f"static const int{64 if wide else 32}_t {n}_b{index}[{layer.units}] = {{",
+                f"static const int16_t {n}_w{index}[{layer.weights.size}]{after} = {{", *_int_lines(layer.weights), "};",
+                f"static const int{64 if wide else 32}_t {n}_b{index}[{layer.units}]{after} = {{",
                 *_int_lines(layer.bias, 8, wide), "};", ""]
 
     def needed(self) -> set[str]:
@@ -187,18 +200,20 @@ class _Printer:
     def tanh_helper(self) -> list[str]:
         n = self.name
         return ["/* tanh(k / 32) in Q15 for k = 0..256 (at most 32767) */",
-                f"static const int16_t {n}_T[257] = {{", *_int_lines(tanh_table()), "};", "",
+                f"static const int16_t {n}_T[257]{self.storage.after_declarator(n)} = {{", *_int_lines(tanh_table()),
+                "};", "",
                 f"/* tanh(z) in Q15 for z in Q(f), |z| < 2^31, f <= {TABLE_POSITION + 31} (every shift below 32):",
                 f"   |z| in Q{TABLE_POSITION} indexes the table (15 bits of interpolation weight); beyond 8 the",
                 "   table's last value.  Error: see the file comment. */",
                 f"static int32_t {n}_tanh(int32_t z, uint32_t f)", "{",
                 "    const uint32_t m = z < 0 ? 0u - (uint32_t)z : (uint32_t)z;",
                 "    int32_t t = 32767;",
-                "    if (f > 28u || m < (8u << f)) {",
+                "    if (f > 28u || m < (UINT32_C(8) << f)) { /* 8u << f: 16 bits wide on AVR */",
                 f"        const uint32_t p = f >= {TABLE_POSITION}u ? m >> (f - {TABLE_POSITION}u) "
                 f": m << ({TABLE_POSITION}u - f);",
                 "        const uint32_t i = p >> 15, r = p & 0x7fffu;",
-                f"        t = {n}_T[i] + (int32_t)(((uint32_t)({n}_T[i + 1u] - {n}_T[i]) * r + 0x4000u) >> 15);",
+                f"        t = {self.read('int16_t', f'{n}_T[i]')} + (int32_t)(((uint32_t)({self.read('int16_t', f'{n}_T[i + 1u]')}"
+                f" - {self.read('int16_t', f'{n}_T[i]')}) * r + 0x4000u) >> 15);",
                 "    }", "    return z < 0 ? -t : t;", "}", ""]
 
     def q15_function(self) -> list[str]:
@@ -220,10 +235,12 @@ class _Printer:
 
     def layer_loop(self, index: int, layer: FixedLayer, source: str, target: str) -> list[str]:
         n, t = self.name, f"int{layer.acc_bits}_t"
+        bias = "int64_t" if np.abs(layer.bias).max(initial=0) >= 2 ** 31 else "int32_t"  # as arrays() declares it
         return [f"    for (j = 0u; j < {layer.units}u; ++j) {{",
                 f"        const int16_t *w = {n}_w{index} + j * {layer.n_in}u;",
-                f"        {t} s = {n}_b{index}[j];",
-                f"        for (i = 0u; i < {layer.n_in}u; ++i) s += (int32_t)w[i] * (int32_t){source}[i];",
+                f"        {t} s = {self.read(bias, f'{n}_b{index}[j]')};",
+                f"        for (i = 0u; i < {layer.n_in}u; ++i) s += (int32_t){self.read('int16_t', 'w[i]')} * "
+                f"(int32_t){source}[i];",
                 *("        " + line for line in self.activation(layer)),
                 f"        {target}[j] = {'r' if layer.out_bits == 32 else '(int16_t)r'};", "    }"]
 
