@@ -88,7 +88,7 @@ def _int_lines(values: np.ndarray, per_line: int = 16, wide: bool = False) -> li
 
 
 class _Printer:
-    def __init__(self, net: Network, fixed: FixedPlan, name: str, storage: Storage) -> None:
+    def __init__(self, net: Network, fixed: FixedPlan, name: str, storage: Storage = table_storage("plain")) -> None:
         self.net, self.plan, self.name, self.storage = net, fixed, name, storage
         self.out_type = "int32_t" if fixed.softmax else "int16_t"
 
@@ -177,11 +177,12 @@ class _Printer:
                     f"static int32_t {n}_sat(int32_t v)", "{",
                     "    return v > 32767 ? 32767 : v < -32768 ? -32768 : v;", "}", ""],
             "shr32": ["/* floor((a + 2^(s-1)) / 2^s) for 1 <= s <= 31 and any a: u = a + 2^31 (uint32, no wrap",
-                      "   past 2^32), so no negative value is shifted; floor(u / 2^s) plus the bit below rounds",
-                      "   to nearest (ties up), and 2^31 / 2^s is taken back off (nothing overflows). */",
+                      "   past 2^32), so no negative value is shifted; q = floor(u / 2^(s-1)): floor(u / 2^s) is",
+                      "   q >> 1 and the bit below is q & 1 (one variable shift: AVR shifts a bit a step), which",
+                      "   rounds to nearest (ties up), and 2^31 / 2^s is taken back off (nothing overflows). */",
                       f"static int32_t {n}_shr32(int32_t a, uint32_t s)", "{",
-                      "    const uint32_t u = (uint32_t)a + 0x80000000u;",
-                      "    return (int32_t)(u >> s) - (int32_t)(0x80000000u >> s) + (int32_t)((u >> (s - 1u)) & 1u);",
+                      "    const uint32_t q = ((uint32_t)a + 0x80000000u) >> (s - 1u);",
+                      "    return (int32_t)(q >> 1) - (int32_t)(0x80000000u >> s) + (int32_t)(q & 1u);",
                       "}", ""],
             "shr64": ["/* As _shr32 for int64 sums (1 <= s <= 63). */",
                       f"static int64_t {n}_shr64(int64_t a, uint32_t s)", "{",

@@ -427,3 +427,15 @@ def verify_on_core(net: Network, core: str, options: Options, *, peer: Any = Non
     report.comparisons.append(Comparison(f"{label} vs host build (-ffp-contract=off){note}", *compare(
         ran.outputs, host.outputs, scale, bits), bits, bound, passed))
     return report, ran.instructions
+
+
+def stated_stack(net: Network, options: Options) -> tuple[str, int]:
+    """(function, bytes): the stack bound the generated file states for its predictor on
+    the options' storage: NAME (float), NAME_q15 (the integer predictor of a q15 file)."""
+    from ..backends import c, c_fixed
+
+    if numeric_type(options.dtype).is_fixed:
+        return f"{options.name}_q15", c_fixed.stack_bytes(net, options.dtype, storage=options.storage)["q15"]
+    shapes = c.CRenderer(net, dtype=options.dtype, name=options.name, unroll=options.unroll, math=options.math,
+                         profile="embedded", optimize=options.optimize).shapes
+    return options.name, c.embedded_stack_bytes(net, options.dtype, shapes)["one"]

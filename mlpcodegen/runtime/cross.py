@@ -95,7 +95,7 @@ def compile_objects(sources: Sequence[Path], target: Core, opt: str, folder: Pat
     ``-fstack-usage``: ``folder/STEM.o`` and ``folder/STEM.su`` for each."""
     folder.mkdir(parents=True, exist_ok=True)
     family = target.toolchain
-    command = [tool(family.compiler), *family.flags, *target.flags, opt, "-fstack-usage", *defines, "-c",
+    command = [tool(family.compiler), *family.compile_flags(), *target.flags, opt, "-fstack-usage", *defines, "-c",
                *(str(Path(source).resolve()) for source in sources)]
     if include is not None:
         command.insert(1, f"-I{Path(include).resolve()}")
@@ -115,7 +115,7 @@ def link(objects: Sequence[Path], target: Core, opt: str, out: Path) -> Path:
     what the predictor calls (nothing else from a C library)."""
     family = target.toolchain
     flags = [flag.format(runtime=family.runtime) for flag in family.link]
-    run([tool(family.compiler), *family.flags, *target.flags, opt, *flags, *map(str, objects), *family.libraries,
+    run([tool(family.compiler), *family.compile_flags(), *target.flags, opt, *flags, *map(str, objects), *family.libraries,
          "-o", str(out)], f"linking {out.name} ({target.name} {opt})")
     return out
 
