@@ -191,12 +191,13 @@ def example_inputs(net, domain=None) -> "np.ndarray":
     lo, hi = domain or ([-1.0] * net.n_inputs, [1.0] * net.n_inputs)
     t = np.linspace(0.0, 1.0, ARDUINO_ROWS)[:, None]
     phase = (np.arange(net.n_inputs)[None, :] * 0.37) % 1.0
-    return (np.asarray(lo) + ((t + phase) % 1.0) * (np.asarray(hi) - np.asarray(lo))).astype(np.float32)
+    spread = np.where(t + phase > 1.0, t + phase - 1.0, t + phase)  # the first input from LOW to HIGH
+    return (np.asarray(lo) + spread * (np.asarray(hi) - np.asarray(lo))).astype(np.float32)
 
 
 def arduino_library(net, options, folder: Path, source: str, header: str, core: str) -> dict:
     """The files of an Arduino library (1.5 layout) and a PlatformIO manifest."""
-    from ._text import quote_name
+    from .backends._text import quote_name
     from .backends.c import literal
 
     name = options.name
@@ -225,7 +226,7 @@ void setup()
             Serial.print(y[j], 6);
             Serial.print(" 0x");
             Serial.print(bits.u, HEX);
-            Serial.print(j + 1u < {net.n_outputs}u ? " " : "\n");
+            Serial.print(j + 1u < {net.n_outputs}u ? " " : "\\n");
         }}
     }}
     Serial.flush();

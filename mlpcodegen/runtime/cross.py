@@ -143,9 +143,18 @@ def qemu(image: Path, target: Core, timeout: float = 60.0) -> str:
     return output.read_text()
 
 
-#: simavr's echo of the UART: each line (or each 95 characters) in green, a '.' for
-#: the newline it replaces, then a newline.
+#: simavr's echo of the UART: each line (or each 95 characters: its buffer) in green, the
+#: newline that ended it shown as '.', then a newline of its own.
 _SIMAVR_LINE = re.compile(r"\x1b\[32m(.*?)\n\x1b\[0m", re.S)
+_SIMAVR_BUFFER = 95
+
+
+def _uart_text(stderr: str) -> str:
+    """What the program sent: the echoed segments joined, a final '.' of a segment shorter
+    than simavr's buffer read back as the newline it stands for."""
+    segments = _SIMAVR_LINE.findall(stderr)
+    return "".join(seg[:-1] + "\n" if seg.endswith(".") and len(seg) < _SIMAVR_BUFFER else seg
+                   for seg in segments)
 
 
 def simavr(image: Path, target: Core, timeout: float = 600.0) -> str:
@@ -158,7 +167,7 @@ def simavr(image: Path, target: Core, timeout: float = 600.0) -> str:
         raise CompileError(f"simavr took longer than {timeout:g} s") from None
     if done.returncode != 0:
         raise CompileError(f"simavr failed (exit {done.returncode}): {done.stderr.strip()[-300:]}")
-    return "".join(_SIMAVR_LINE.findall(done.stderr)).replace(".", "\n")
+    return _uart_text(done.stderr)
 
 
 _RUNNERS = {"qemu": qemu, "simavr": simavr}
