@@ -209,3 +209,18 @@ def test_arduino_library_builds_for_the_uno_and_prints_the_host_outputs(tmp_path
     np.testing.assert_array_equal(bits, host.outputs.view(np.uint32))
     numbers = np.array([[float(word) for word in line.split()[0::2]] for line in printed.splitlines()])
     np.testing.assert_allclose(numbers, host.outputs, atol=1e-6)
+
+
+def test_avr_q15_tanh_sigmoid_table_in_flash_bits(avr):
+    """The q15 tanh table (PROGMEM, read with pgm_read_word) and sigmoid, and the AVR dot
+    helper (inline MUL) on several layers: bit-identical to the host build."""
+    rng = np.random.default_rng(8)
+    net = Network(3, (Dense(rng.normal(size=(3, 8)), rng.normal(size=8) * 0.1, Activation("tanh")),
+                      Dense(rng.normal(size=(8, 4)) / 3, rng.normal(size=4) * 0.1, Activation("sigmoid")),
+                      Dense(rng.normal(size=(4, 2)), rng.normal(size=2) * 0.1, Activation("linear"))))
+    x = _x(net, 16)
+    options = cortex.Options(name="net", dtype="q15", domain=(-1, 1))
+    host = cortex.run_on_host(net, x, options.for_core("atmega328p"))
+    ran = cortex.run_on_core(net, x, "atmega328p", options)
+    np.testing.assert_array_equal(_bits(ran.outputs), _bits(host.outputs))
+    assert "net_T[257] net_CONST" in emit_c_fixed(net, name="net", storage="progmem", domain=(-1, 1))

@@ -195,8 +195,40 @@ class _Printer:
                        "    return v > 2147483647 ? 2147483647 : v < -2147483647 ? -2147483647 : (int32_t)v;", "}",
                        ""],
         }
+        if not self.storage.plain:  # AVR shifts a bit a step: whole bytes first (register moves), each kept
+            # apart by an empty asm so that gcc does not merge the shifts back into one loop of single steps
+            parts["shr32"][5:7] = ["{", "    uint32_t q = (uint32_t)a + 0x80000000u, t = s - 1u;",
+                                   "#if defined(__AVR__) && defined(__GNUC__)",
+                                   '    if (t >= 16u) { q >>= 16; __asm__("" : "+r"(q)); t -= 16u; }',
+                                   '    if (t >= 8u) { q >>= 8; __asm__("" : "+r"(q)); t -= 8u; }',
+                                   "#endif", "    q >>= t;"]
         out = [line for key in ("sat", "shr32", "shr64", "sat64", "clip32") if key in needed for line in parts[key]]
-        return out + (self.tanh_helper() if "tanh" in needed else [])
+        return out + (self.tanh_helper() if "tanh" in needed else []) + self.mac_helper()
+
+    def mac_helper(self) -> list[str]:
+        """Files for flash-table targets (AVR): the int32 multiply-add inline with the hardware
+        multiplier (avr-gcc calls __mulhisi3 for it: about half the cycles of sine 1-16-16-1)."""
+        if not any(self.uses_dot(layer) for layer in self.plan.layers):
+            return []
+        n = self.name
+        return ["/* s + w[0] p[0] + ... + w[n-1] p[n-1], n >= 1, *wp stepped past the weights read.  On AVR with",
+                "   MUL: the weights read from flash (lpm Z+), the inputs from RAM (ld X+) and the signed 16 x 16",
+                "   -> 32 product of Atmel's AVR201, inline (avr-gcc calls __mulhisi3 for it). */",
+                "#if defined(__AVR_HAVE_MUL__) && defined(__GNUC__)",
+                f"__attribute__((always_inline)) static inline int32_t {n}_dot(int32_t s, const int16_t **wp, "
+                "const int16_t *p, uint16_t n)", "{",
+                "    const int16_t *w = *wp;", "    int16_t a, b;", "    do {",
+                '        __asm__("lpm %A3, Z+\\n\\tlpm %B3, Z+\\n\\tld %A4, X+\\n\\tld %B4, X+\\n\\t"',
+                '                "muls %B3, %B4\\n\\tadd %C0, r0\\n\\tadc %D0, r1\\n\\t"',
+                '                "mul %A3, %A4\\n\\tadd %A0, r0\\n\\tadc %B0, r1\\n\\tadc %C0, %5\\n\\tadc %D0, %5\\n\\t"',
+                '                "mulsu %B3, %A4\\n\\tsbc %D0, %5\\n\\tadd %B0, r0\\n\\tadc %C0, r1\\n\\tadc %D0, %5\\n\\t"',
+                '                "mulsu %B4, %A3\\n\\tsbc %D0, %5\\n\\tadd %B0, r0\\n\\tadc %C0, r1\\n\\tadc %D0, %5\\n\\t"',
+                '                "clr __zero_reg__"',
+                '                : "+r"(s), "+z"(w), "+x"(p), "=&a"(a), "=&a"(b) : "r"((uint8_t)0) : "r0", "memory");',
+                "    } while (--n);", "    *wp = w;", "    return s;", "}", "#else",
+                f"static int32_t {n}_dot(int32_t s, const int16_t **wp, const int16_t *p, uint16_t n)", "{",
+                "    const int16_t *w = *wp;", "    do {", "        s += (int32_t)*w++ * (int32_t)*p++;",
+                "    } while (--n);", "    *wp = w;", "    return s;", "}", "#endif", ""]
 
     def tanh_helper(self) -> list[str]:
         n = self.name
@@ -221,22 +253,36 @@ class _Printer:
         layers, n = self.plan.layers, self.name
         width = self.plan.width
         buffers = len(layers) > 1 or layers[0].out_bits == 16  # one softmax layer writes y directly
-        lines = [f"void {n}_q15(const int16_t *x, {self.out_type} *y)", "{",
-                 *([f"    int16_t h[2][{width}];"] if buffers else []), "    uint32_t i, j;"]
-        source = "x"
+        body, source = [], "x"
         for index, layer in enumerate(layers, 1):
             last = index == len(layers)
             # one int16 layer writes a buffer first: y may be x
             target = "y" if last and (len(layers) > 1 or layer.out_bits == 32) else f"h[{index % 2}]"
-            lines += self.layer_loop(index, layer, source, target)
+            body += self.layer_loop(index, layer, source, target)
             source = target
         if source != "y":
-            lines += [f"    for (i = 0u; i < {layers[0].units}u; ++i) y[i] = {source}[i];"]
-        return lines + ["}", ""]
+            body += [f"    for (i = 0u; i < {layers[0].units}u; ++i) y[i] = {source}[i];"]
+        # i counts inputs, but for the dot helper's layers (AVR), and the final copy
+        uses_i = source != "y" or not all(self.uses_dot(layer) for layer in layers)
+        return [f"void {n}_q15(const int16_t *x, {self.out_type} *y)", "{",
+                *([f"    int16_t h[2][{width}];"] if buffers else []),
+                "    uint32_t i, j;" if uses_i else "    uint32_t j;", *body, "}", ""]
+
+    def uses_dot(self, layer: FixedLayer) -> bool:
+        """Whether the layer's sums are NAME_dot's (flash-table targets, int32 sums)."""
+        return not self.storage.plain and layer.acc_bits == 32
 
     def layer_loop(self, index: int, layer: FixedLayer, source: str, target: str) -> list[str]:
         n, t = self.name, f"int{layer.acc_bits}_t"
         bias = "int64_t" if np.abs(layer.bias).max(initial=0) >= 2 ** 31 else "int32_t"  # as arrays() declares it
+        if self.uses_dot(layer):  # AVR: pointers that walk (lpm Z+, ld X+), a count down
+            return ["    {", f"        const int16_t *w = {n}_w{index};",
+                    f"        for (j = 0u; j < {layer.units}u; ++j) {{",
+                    f"            const int16_t *p = {source};",
+                    f"            {t} s = {self.read(bias, f'{n}_b{index}[j]')};",
+                    f"            s = {n}_dot(s, &w, p, {layer.n_in}u);",
+                    *("            " + line for line in self.activation(layer)),
+                    f"            {target}[j] = {'r' if layer.out_bits == 32 else '(int16_t)r'};", "        }", "    }"]
         return [f"    for (j = 0u; j < {layer.units}u; ++j) {{",
                 f"        const int16_t *w = {n}_w{index} + j * {layer.n_in}u;",
                 f"        {t} s = {self.read(bias, f'{n}_b{index}[j]')};",
