@@ -96,6 +96,7 @@ def verify_on_core(args: argparse.Namespace, net, domain, common) -> int:
     inputs, outputs = common.scalings(args)
     scaled = common.scaled(net, args)
     options = _options(args, scaled, common)
+    options.for_core(args.core)  # e.g. float64 on AVR: refused before the peer is loaded
     peer = _peer(args, common)
     report, instructions = run(scaled, args.core, options, peer=peer, n=args.n, domain=domain, data=args.data,
                                seed=args.seed, input_scaling=inputs, output_scaling=outputs)

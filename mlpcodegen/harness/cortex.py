@@ -209,8 +209,10 @@ def _listing(entries: dict) -> str:
 def size_table(net: Network, options: Options, rows: Sequence[SizeRow]) -> str:
     """The report of ``mlpcodegen size``: one line per core and level, then what each
     function takes and what the libraries add."""
+    families = dict.fromkeys(cross.core(row.core).toolchain for row in rows)
+    compilers = "; ".join(f"{family.compiler} {' '.join(family.compile_flags())}" for family in families)
     head = [f"network {net.describe()}; C embedded profile, optimize {options.optimize}, {options.dtype}, "
-            f"math {options.math}; arm-none-eabi-gcc {' '.join(cross.BASE_FLAGS)}",
+            f"math {options.math}; {compilers}",
             "bytes of the predictor alone (its object file); library: what linking adds for it"]
     table = [("core", "opt", "text", "rodata", "data", "bss", "predictor", "math lib", "soft-float",
               "stack " + options.name)]
