@@ -505,7 +505,7 @@ def _add_convert(sub, backends: dict, dtypes: Sequence[str]) -> None:
                               "outside it values saturate")
     _add_formula_options(convert, default_digits=4)
     convert.add_argument("--rational", action="store_true", help="exact rational weights (sympy)")
-    convert.add_argument("--core", choices=CORES, help="c: the embedded C for this core (e.g. atmega328p: weights in flash)")
+    convert.add_argument("--core", choices=CORES, help="c: the embedded C for this core (atmega328p: weights in flash)")
     convert.add_argument("--arduino", metavar="DIR", help="c: write an Arduino library to DIR (atmega328p by default)")
     _add_scaling_options(convert)
     convert.set_defaults(run=cmd_convert)

@@ -65,7 +65,9 @@ def test_one_table_of_cores():
         family = core.toolchain
         assert set(family.packages.split()) <= installed, core.name
         assert family.compiler in {tool for group in GROUPS.values() for tool in group} | {"arm-none-eabi-gcc"}
-        assert (family.runtime is None) == (not family.startup and family.name != "xtensa")
+        assert all(path.is_file() for path in cross.startup(core)), core.name
+        if core.emulated:  # a runtime folder: start-up code and linker script, or the C library's start-up
+            assert family.startup and (family.runtime / family.startup[0]).is_file(), core.name
         assert core.emulated == (core.name != "lx106")
     assert cores.CORES["atmega328p"].storage == "progmem" and cores.CORES["atmega328p"].double_bits == 32
     assert cores.CORES["atmega328p"].flash == 32 * 1024 and cores.CORES["atmega328p"].ram == 2 * 1024

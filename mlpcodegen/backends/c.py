@@ -896,7 +896,8 @@ class CRenderer:
                   f"unsigned l = {len(self.shapes)}u; /* layers left */",
                   "do {", f"    unsigned j = {self._read(index_type, 't[1]')};", f"    {t} *z = l == 1u ? y : o;",
                   "    do {", f"        {t} a = {self._read(t, '*w++')};", f"        const {t} *p = h;",
-                  f"        unsigned k = {self._read(index_type, 't[0]')}; /* read at every unit: a register fewer to save */",
+                  f"        unsigned k = {self._read(index_type, 't[0]')}; "
+                  "/* read at every unit: a register fewer to save */",
                   f"        do {{ a += {self._read(t, '*w++')} * *p++; {name}_keep(w); }} while (--k); "
                   "/* 5 instructions a weight on M4F */",
                   *(line[4:] for line in apply),

@@ -151,7 +151,8 @@ class _Printer:
         after = self.storage.after_declarator(n)
         return [f"/* layer {index} {quote_name(layer.name)}: {layer.kind}, weights Q{layer.weight_frac}, "
                 f"int{layer.acc_bits} sums in Q{layer.acc_frac}, outputs Q{layer.out_frac} */",
-                f"static const int16_t {n}_w{index}[{layer.weights.size}]{after} = {{", *_int_lines(layer.weights), "};",
+                f"static const int16_t {n}_w{index}[{layer.weights.size}]{after} = {{", *_int_lines(layer.weights),
+                "};",
                 f"static const int{64 if wide else 32}_t {n}_b{index}[{layer.units}]{after} = {{",
                 *_int_lines(layer.bias, 8, wide), "};", ""]
 
@@ -232,6 +233,7 @@ class _Printer:
 
     def tanh_helper(self) -> list[str]:
         n = self.name
+        low, high = self.read("int16_t", f"{n}_T[i]"), self.read("int16_t", f"{n}_T[i + 1u]")
         return ["/* tanh(k / 32) in Q15 for k = 0..256 (at most 32767) */",
                 f"static const int16_t {n}_T[257]{self.storage.after_declarator(n)} = {{", *_int_lines(tanh_table()),
                 "};", "",
@@ -245,8 +247,7 @@ class _Printer:
                 f"        const uint32_t p = f >= {TABLE_POSITION}u ? m >> (f - {TABLE_POSITION}u) "
                 f": m << ({TABLE_POSITION}u - f);",
                 "        const uint32_t i = p >> 15, r = p & 0x7fffu;",
-                f"        t = {self.read('int16_t', f'{n}_T[i]')} + (int32_t)(((uint32_t)({self.read('int16_t', f'{n}_T[i + 1u]')}"
-                f" - {self.read('int16_t', f'{n}_T[i]')}) * r + 0x4000u) >> 15);",
+                f"        t = {low} + (int32_t)(((uint32_t)({high} - {low}) * r + 0x4000u) >> 15);",
                 "    }", "    return z < 0 ? -t : t;", "}", ""]
 
     def q15_function(self) -> list[str]:

@@ -69,7 +69,8 @@ class Storage:
             f"#define {name}_LD{_SUFFIXES[t]}(p) (({t}){loads[t]}(p))" for t in c_types]
         elsewhere = [f"#define {name}_CONST"] + [f"#define {name}_LD{_SUFFIXES[t]}(p) (*(p))" for t in c_types]
         return [f"/* tables in flash on {self.name} targets (read through the macros), plain arrays elsewhere */",
-                f"#if defined({self.guard})", f"#include {self.include}", *self.compat, *ours, "#else", *elsewhere, "#endif", ""]
+                f"#if defined({self.guard})", f"#include {self.include}", *self.compat, *ours, "#else", *elsewhere,
+                "#endif", ""]
 
 
 STORAGES: dict[str, Storage] = {storage.name: storage for storage in (

@@ -115,7 +115,8 @@ def link(objects: Sequence[Path], target: Core, opt: str, out: Path) -> Path:
     what the predictor calls (nothing else from a C library)."""
     family = target.toolchain
     flags = [flag.format(runtime=family.runtime) for flag in family.link]
-    run([tool(family.compiler), *family.compile_flags(), *target.flags, opt, *flags, *map(str, objects), *family.libraries,
+    run([tool(family.compiler), *family.compile_flags(), *target.flags, opt, *flags, *map(str, objects),
+         *family.libraries,
          "-o", str(out)], f"linking {out.name} ({target.name} {opt})")
     return out
 
