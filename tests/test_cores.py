@@ -226,3 +226,18 @@ def test_avr_q15_tanh_sigmoid_table_in_flash_bits(avr):
     ran = cortex.run_on_core(net, x, "atmega328p", options)
     np.testing.assert_array_equal(_bits(ran.outputs), _bits(host.outputs))
     assert "net_T[257] net_CONST" in emit_c_fixed(net, name="net", storage="progmem", domain=(-1, 1))
+
+
+def test_convert_core_writes_the_cores_c(tmp_path, capsys):
+    """convert --core: the embedded C for the core (AVR: flash tables), with --header; float64 refused."""
+    path = tmp_path / "sine.onnx"
+    path.write_bytes(onnx_model(sine_net()).SerializeToString())
+    out = tmp_path / "sine.c"
+    assert main(["convert", str(path), "--core", "atmega328p", "--optimize", "size", "-o", str(out), "--header"]) == 0
+    text = out.read_text()
+    assert "#define sine_CONST PROGMEM" in text and "sine_batch" not in text
+    assert (tmp_path / "sine.h").read_text().count("void sine(const float *x, float *y);") == 1
+    assert main(["convert", str(path), "--core", "rv32imc", "--dtype", "q15"]) == 0
+    assert "PROGMEM" not in capsys.readouterr().out
+    assert main(["convert", str(path), "--core", "atmega328p", "--dtype", "float64"]) == 1
+    assert "double is 32 bits" in capsys.readouterr().err
