@@ -19,6 +19,7 @@ from typing import Callable, Optional, Sequence
 
 from . import __version__
 from .errors import MlpCodegenError
+from .runtime.cores import CORES as CORE_TABLE
 
 SEED_MODEL = Path(__file__).resolve().parent.parent / "generated" / "seed" / "seed.keras"
 
@@ -143,6 +144,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     net = _scaled(_load(args), args)
     name = args.name or _default_name(args.model, args.target)
     dtype = args.dtype or backend.dtypes[0]
+    if args.core or args.arduino:  # C for a microcontroller core, or an Arduino library (cli_embedded)
+        from .cli_embedded import convert_for_core
+
+        return convert_for_core(args, net, name, dtype, COMMON)
     options = _target_options(args, backend)
     if "domain" in options:  # the input domain fixed-point formats are planned for
         options["domain"] = _fixed_domain(args, net.n_inputs, dtype)
@@ -507,8 +512,8 @@ def _add_c_options(parser: argparse.ArgumentParser) -> None:
                              "default) or fewer bytes of flash (size)")
 
 
-#: Cortex-M cores the embedded commands build for (mlpcodegen.cli_embedded knows them).
-CORES = ("m0plus", "m4f", "m7")
+#: Cores the embedded commands build for: the table of mlpcodegen.runtime.cores (cli_embedded knows them).
+CORES = tuple(CORE_TABLE)
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -577,6 +582,8 @@ def _add_convert(sub, backends: dict, dtypes: Sequence[str]) -> None:
                               "per input, comma-separated); outside it values saturate")
     _add_formula_options(convert, default_digits=4)
     convert.add_argument("--rational", action="store_true", help="exact rational weights (sympy)")
+    convert.add_argument("--core", choices=CORES, help="c: the embedded C for this core (atmega328p: weights in flash)")
+    convert.add_argument("--arduino", metavar="DIR", help="c: write an Arduino library to DIR (atmega328p by default)")
     _add_scaling_options(convert)
     convert.set_defaults(run=cmd_convert)
 
