@@ -19,6 +19,7 @@ from ..errors import UnsupportedError
 from ..ir import Network
 from ..numeric import NumericType, numeric_type
 from .numba_runtime import load_numba
+from .subprocess_peer import TOOLCHAINS, loader as subprocess_loader
 
 Predictor = Callable[[Any], np.ndarray]
 
@@ -117,6 +118,7 @@ LOADERS: dict[str, Loader] = {
     "numpy": Loader(_load_numpy),
     "python": Loader(_load_python),
     "sympy": Loader(_load_sympy),
+    **{target: Loader(subprocess_loader(target)) for target in TOOLCHAINS},  # built and run as a subprocess
 }
 
 

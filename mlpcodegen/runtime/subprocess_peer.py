@@ -1,0 +1,235 @@
+"""Running a language that does not load into this process (JavaScript, Rust, Go, Java,
+WebAssembly; and C built as a plain program, the bit reference) as a subprocess.
+
+The generated source and a small driver are built with the language's real toolchain
+into a cache folder keyed on their text (a hit builds nothing); the driver reads rows of
+float64 inputs (little-endian) on stdin, converts them to the numeric type as the
+language's caller would, and writes the outputs' bytes on stdout.  Modes: ``one`` (the
+one-sample function per row), ``batch`` (the batch function), ``time`` (its own timing
+loop after a warm-up: nanoseconds per one-sample call and batch rows per second, so
+process start and pipes are not timed).  The generated text is compiled or loaded by the
+toolchain, never evaluated here.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..backends import emit
+from ..errors import MlpCodegenError, UnsupportedError
+from ..ir import Network
+from ..numeric import NumericType
+
+BUILD_TIMEOUT = 600.0
+RUN_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """How one language's program is laid out, built and run.
+
+    ``files(source, net, numeric, name)`` -> relative path -> text (the generated source
+    included); ``build`` -> the commands run in the folder; ``run`` -> the command that
+    reads stdin (the mode is appended); ``tools``: the commands it needs (Debian packages
+    named by tests/toolchains.py)."""
+
+    files: Callable[[str, Network, NumericType, str], dict[str, str]]
+    build: Callable[[Path], list[list[str]]]
+    run: Callable[[Path], list[str]]
+    tools: tuple[str, ...]
+    env: Callable[[Path], dict] = lambda folder: {}
+
+
+def _cache_root() -> Path:
+    from .cffi_build import cache_folder
+
+    return cache_folder("languages")
+
+
+def missing_tools(toolchain: Toolchain) -> list[str]:
+    return [tool for tool in toolchain.tools if shutil.which(tool) is None]
+
+
+class SubprocessNetwork:
+    """A built program of one network: ``predict(x)`` (or calling it) gives the outputs of
+    one sample (1-D) or of rows (2-D) in the numeric type; :meth:`time` measures inside."""
+
+    def __init__(self, folder: Path, toolchain: Toolchain, n_inputs: int, n_outputs: int, numeric: NumericType,
+                 mode: str = "one") -> None:
+        self.folder, self.toolchain, self.mode = folder, toolchain, mode
+        self.n_inputs, self.n_outputs, self.numeric = n_inputs, n_outputs, numeric
+
+    def _run(self, arguments: list[str], x: np.ndarray) -> bytes:
+        command = self.toolchain.run(self.folder) + arguments
+        done = subprocess.run(command, input=np.ascontiguousarray(x, dtype="<f8").tobytes(), capture_output=True,
+                              timeout=RUN_TIMEOUT, cwd=self.folder, env={**os.environ, **self.toolchain.env(self.folder)})
+        if done.returncode != 0:
+            tail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
+            raise MlpCodegenError(f"the {self.folder.name} program failed (exit {done.returncode}): {' / '.join(tail)}")
+        return done.stdout
+
+    def predict(self, x: object, mode: Optional[str] = None) -> np.ndarray:
+        array = np.asarray(x, dtype=np.float64)
+        rows = array.reshape(1, -1) if array.ndim == 1 else array
+        if rows.shape[1] != self.n_inputs:
+            raise ValueError(f"expected {self.n_inputs} inputs per row, got {rows.shape[1]}")
+        if len(rows) == 0:
+            return np.zeros((0, self.n_outputs), dtype=self.numeric.np_dtype)
+        raw = self._run([mode or self.mode], rows)
+        out = np.frombuffer(raw, dtype=self.numeric.np_dtype.newbyteorder("<")).astype(self.numeric.np_dtype)
+        out = out.reshape(len(rows), self.n_outputs)
+        return out[0] if array.ndim == 1 else out
+
+    __call__ = predict
+
+    def time(self, x: np.ndarray, calls: int = 200000, passes: int = 20) -> tuple[float, float]:
+        """(nanoseconds per one-sample call, batch rows per second), timed by the program."""
+        text = self._run(["time", str(calls), str(passes)], np.asarray(x, dtype=np.float64)).decode().split()
+        return float(text[0]), float(text[1])
+
+
+def build(net: Network, target: str, toolchain: Toolchain, numeric: NumericType, name: str,
+          source: Optional[str] = None, mode: str = "one", tag: str = "") -> SubprocessNetwork:
+    """``net`` emitted for ``target`` (or ``source``), built with ``toolchain`` (cached)."""
+    absent = missing_tools(toolchain)
+    if absent:
+        raise UnsupportedError(f"target {target!r} needs {', '.join(absent)} on PATH (Debian: see tests/toolchains.py)")
+    source = emit(net, target, dtype=numeric.name, name=name) if source is None else source
+    files = toolchain.files(source, net, numeric, name)
+    digest = hashlib.sha256(repr((target, tag, sorted(files.items()))).encode()).hexdigest()[:24]
+    folder = _cache_root() / f"{target}-{digest}"
+    done = folder / ".built"
+    if not done.is_file():
+        work = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        for relative, text in files.items():
+            path = work / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        env = {**os.environ, **toolchain.env(work)}
+        for command in toolchain.build(work):
+            result = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=BUILD_TIMEOUT, env=env)
+            if result.returncode != 0:
+                tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
+                raise MlpCodegenError(f"building the {target} program failed ({command[0]}): {' / '.join(tail)}")
+        (work / ".built").write_text("ok\n")
+        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            work.rename(folder)
+        except OSError:  # another process built it meanwhile
+            shutil.rmtree(work, ignore_errors=True)
+    return SubprocessNetwork(folder, toolchain, net.n_inputs, net.n_outputs, numeric, mode)
+
+
+# --------------------------------------------------------------------------- the toolchains
+def _js_files(source: str, net: Network, numeric: NumericType, name: str) -> dict[str, str]:
+    array = "Float32Array" if numeric.name == "float32" else "Float64Array"
+    driver = f"""\
+import * as m from "./model.mjs";
+import {{ readFileSync }} from "node:fs";
+const raw = readFileSync(0);
+const x = new Float64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
+const nIn = {net.n_inputs}, nOut = {net.n_outputs}, n = x.length / nIn;
+const mode = process.argv[2];
+function one() {{
+    const out = new {array}(n * nOut);
+    for (let i = 0; i < n; i++) out.set(m.{name}(x.subarray(i * nIn, (i + 1) * nIn)), i * nOut);
+    return out;
+}}
+if (mode === "time") {{
+    const calls = Number(process.argv[3]), passes = Number(process.argv[4]);
+    const rows = [];
+    for (let i = 0; i < n; i++) rows.push(x.slice(i * nIn, (i + 1) * nIn));
+    let sink = 0;
+    for (let i = 0; i < calls; i++) sink += m.{name}(rows[i % n])[0];
+    let t0 = process.hrtime.bigint();
+    for (let i = 0; i < calls; i++) sink += m.{name}(rows[i % n])[0];
+    const one_ns = Number(process.hrtime.bigint() - t0) / calls;
+    for (let p = 0; p < 3; p++) sink += m.{name}Batch(x)[0];
+    t0 = process.hrtime.bigint();
+    for (let p = 0; p < passes; p++) sink += m.{name}Batch(x)[0];
+    const rate = n * passes / (Number(process.hrtime.bigint() - t0) / 1e9);
+    process.stdout.write(`${{one_ns}} ${{rate}} ${{sink}}\\n`);
+}} else {{
+    const out = mode === "batch" ? m.{name}Batch(x) : one();
+    process.stdout.write(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
+}}
+"""
+    return {"model.mjs": source, "driver.mjs": driver}
+
+
+JS = Toolchain(files=_js_files, build=lambda folder: [["node", "--check", "model.mjs"]],
+               run=lambda folder: ["node", str(folder / "driver.mjs")], tools=("node",))
+
+_C_TYPES = {"float32": "float", "float64": "double"}
+
+
+def c_driver(net: Network, numeric: NumericType, name: str, include: str = '#include "model.c"') -> str:
+    """A C program around the generated C: the same protocol as every driver."""
+    t = _C_TYPES[numeric.name]
+    return f"""\
+{include}
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void) {{ struct timespec s; clock_gettime(CLOCK_MONOTONIC, &s); return (double)s.tv_sec * 1e9 + (double)s.tv_nsec; }}
+
+int main(int argc, char **argv)
+{{
+    size_t cap = 1 << 16, len = 0, got, n, i, p;
+    unsigned char *raw = malloc(cap);
+    {t} *x, *y;
+    while ((got = fread(raw + len, 1, cap - len, stdin)) > 0) {{ len += got; if (len == cap) raw = realloc(raw, cap *= 2); }}
+    n = len / 8 / {net.n_inputs}u;
+    x = malloc((n * {net.n_inputs}u + 1) * sizeof *x);
+    y = malloc((n * {net.n_outputs}u + 1) * sizeof *y);
+    for (i = 0; i < n * {net.n_inputs}u; ++i) {{ double v; memcpy(&v, raw + 8 * i, 8); x[i] = ({t})v; }}
+    if (argc > 1 && strcmp(argv[1], "time") == 0) {{
+        size_t calls = (size_t)atol(argv[2]), passes = (size_t)atol(argv[3]);
+        double t0, one, sink = 0.0;
+        for (i = 0; i < calls; ++i) {{ {name}(x + (i % n) * {net.n_inputs}u, y); sink += (double)y[0]; }}
+        t0 = now();
+        for (i = 0; i < calls; ++i) {{ {name}(x + (i % n) * {net.n_inputs}u, y); sink += (double)y[0]; }}
+        one = (now() - t0) / (double)calls;
+        t0 = now();
+        for (p = 0; p < passes; ++p) {{ {name}_batch(x, y, n); sink += (double)y[0]; }}
+        printf("%.6g %.6g %g\\n", one, (double)(n * passes) / ((now() - t0) / 1e9), sink);
+        return 0;
+    }}
+    if (argc > 1 && strcmp(argv[1], "batch") == 0) {name}_batch(x, y, n);
+    else for (i = 0; i < n; ++i) {name}(x + i * {net.n_inputs}u, y + i * {net.n_outputs}u);
+    fwrite(y, sizeof *y, n * {net.n_outputs}u, stdout);
+    return 0;
+}}
+"""
+
+
+def c_toolchain(flags: tuple[str, ...] = ("-O2", "-ffp-contract=off")) -> Toolchain:
+    """C as a plain program: with the default flags, the bit reference of the other
+    languages (no contraction: a*b + c rounds twice, as every language here rounds it)."""
+    return Toolchain(
+        files=lambda source, net, numeric, name: {"model.c": source, "driver.c": c_driver(net, numeric, name)},
+        build=lambda folder: [["gcc", "-std=gnu99", *flags, "-o", "run", "driver.c", "-lm"]],
+        run=lambda folder: [str(folder / "run")], tools=("gcc",))
+
+
+#: target -> its toolchain (the loader table registers these targets).
+TOOLCHAINS: dict[str, Toolchain] = {"js": JS}
+
+
+def loader(target: str) -> Callable[..., SubprocessNetwork]:
+    """The :class:`~.loaders.Loader` run function of ``target``."""
+    def run(net: Network, numeric: NumericType, name: str) -> SubprocessNetwork:
+        return build(net, target, TOOLCHAINS[target], numeric, name)
+
+    return run
