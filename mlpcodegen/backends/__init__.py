@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import UnsupportedError, ValidationError
 from ..ir import Dense, Network
-from . import c, c_fixed, js, latex, numba, numpy, python, sympy
+from . import c, c_fixed, js, latex, numba, numpy, python, rust, sympy
 
 Emit = Callable[..., str]  # emit(net, *, dtype, name) -> source text
 
@@ -68,6 +68,7 @@ BACKENDS: dict[str, Backend] = {
     "python": Backend("python", ".py", python.DTYPES, python.emit_python),
     "sympy": Backend("sympy", ".py", sympy.DTYPES, sympy.emit_sympy, options=("rational",)),
     "js": Backend("js", ".mjs", js.DTYPES, js.emit_js),
+    "rust": Backend("rust", ".rs", rust.DTYPES, rust.emit_rust),
     "latex": Backend("latex", ".tex", latex.DTYPES, latex.emit_latex, options=("digits", "expand", "layout")),
 }
 

@@ -81,7 +81,8 @@ class Dialect:
 
     literal: Callable[[float], str]  # any finite value (a negative one parenthesised by the caller)
     let: Callable[[str, str], str]  # float local
-    let_int: Callable[[str, str], str]  # integer local from an integer-valued float expression
+    let_int: Callable[[str, str], str]  # integer local
+    int_of: Callable[[str], str]  # an integer-valued float (in range, or NaN) as an integer expression
     pow2: Callable[[str], str]  # 2^i for an integer expression i in the normal range
     ret: Callable[[str], str]
     if_return: Callable[[str, str], str]
@@ -133,7 +134,7 @@ def _reduction(d: Dialect, dtype: str) -> list[str]:
         reduced = (x - kk * C(k["hi"])) + kk * C(k["lo"])
         powers = [d.let("r2", d.show(r * r))]
     return [d.let("t", d.show(x * C(k["log2e"]) + C(k["shift"]))), d.let("k", d.show(t - C(k["shift"]))),
-            d.let("r", d.show(reduced)), *powers, d.let("q", d.show(q)), d.let_int("ki", "k")]
+            d.let("r", d.show(reduced)), *powers, d.let("q", d.show(q)), d.let_int("ki", d.int_of("k"))]
 
 
 def _exp(d: Dialect, dtype: str) -> list[str]:

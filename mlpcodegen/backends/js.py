@@ -80,7 +80,7 @@ def dialect(dtype: str) -> Dialect:
     table = f"P2_{dtype}"
     offset = 1022 if dtype == "float64" else 126
     return Dialect(
-        literal=lit, let=lambda n, e: f"const {n} = {e};", let_int=lambda n, e: f"const {n} = {e};",
+        literal=lit, let=lambda n, e: f"const {n} = {e};", let_int=lambda n, e: f"const {n} = {e};", int_of=lambda e: e,
         pow2=lambda i: f"{{p}}_{table}[{i} + {offset}]", ret=lambda e: f"return {e};",
         if_return=lambda c, e: f"if ({c}) return {e};",
         function=lambda n, body: [f"function {n}(x) {{", *("    " + line for line in body), "}"],

@@ -233,3 +233,67 @@ def loader(target: str) -> Callable[..., SubprocessNetwork]:
         return build(net, target, TOOLCHAINS[target], numeric, name)
 
     return run
+
+
+_RUST_T = {"float32": "f32", "float64": "f64"}
+
+
+def _rust_files(source: str, net: Network, numeric: NumericType, name: str) -> dict[str, str]:
+    t, n_in, n_out = _RUST_T[numeric.name], net.n_inputs, net.n_outputs
+    driver = f"""\
+mod model;
+use std::io::{{Read, Write}};
+use std::hint::black_box;
+use std::time::Instant;
+
+fn main() {{
+    let args: Vec<String> = std::env::args().collect();
+    let mut raw = Vec::new();
+    std::io::stdin().read_to_end(&mut raw).unwrap();
+    let x: Vec<{t}> = raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as {t}).collect();
+    let n = x.len() / {n_in};
+    let mut y: Vec<{t}> = vec![0.0; n * {n_out}];
+    if args[1] == "time" {{
+        let calls: usize = args[2].parse().unwrap();
+        let passes: usize = args[3].parse().unwrap();
+        let mut sink = 0.0f64;
+        let mut one = [0.0{t}; {n_out}];
+        for round in 0..2 {{
+            let t0 = Instant::now();
+            for i in 0..calls {{
+                let row: &[{t}; {n_in}] = x[(i % n) * {n_in}..(i % n + 1) * {n_in}].try_into().unwrap();
+                model::{name}(black_box(row), &mut one);
+                sink += one[0] as f64;
+            }}
+            if round == 1 {{ print!("{{}} ", t0.elapsed().as_nanos() as f64 / calls as f64); }}
+        }}
+        let t0 = Instant::now();
+        for _ in 0..passes {{ model::{name}_batch(black_box(&x), &mut y); sink += y[0] as f64; }}
+        println!("{{}} {{}}", (n * passes) as f64 / t0.elapsed().as_secs_f64(), sink);
+        return;
+    }}
+    if args[1] == "batch" {{
+        model::{name}_batch(&x, &mut y);
+    }} else {{
+        for i in 0..n {{
+            let row: &[{t}; {n_in}] = x[i * {n_in}..(i + 1) * {n_in}].try_into().unwrap();
+            let out: &mut [{t}; {n_out}] = (&mut y[i * {n_out}..(i + 1) * {n_out}]).try_into().unwrap();
+            model::{name}(row, out);
+        }}
+    }}
+    let mut bytes = Vec::with_capacity(y.len() * 8);
+    for v in &y {{ bytes.extend_from_slice(&v.to_le_bytes()); }}
+    std::io::stdout().write_all(&bytes).unwrap();
+}}
+"""
+    no_std = "#![no_std]\n#[allow(dead_code)]\nmod model;\n"  # the module builds with core alone
+    return {"model.rs": source, "main.rs": driver, "nostd.rs": no_std}
+
+
+RUST = Toolchain(files=_rust_files,
+                 build=lambda folder: [["rustc", "--edition", "2021", "--crate-type", "lib", "-o", "libnostd.rlib",
+                                        "nostd.rs"],
+                                       ["rustc", "--edition", "2021", "-O", "-C", "target-cpu=native", "-o", "run",
+                                        "main.rs"]],
+                 run=lambda folder: [str(folder / "run")], tools=("rustc",))
+TOOLCHAINS["rust"] = RUST
