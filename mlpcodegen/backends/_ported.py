@@ -15,13 +15,15 @@ binary32 is the correctly rounded binary32 result: 53 >= 2 x 24 + 2).
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 
 from ..errors import ValidationError
-from ..graph import Builder, Node
+from ..graph import Builder, Node, Op, Sum
 from ..ir import Dense, Layer, Network
 from ..network_graph import array_of, named_values
 from ..activations import REGISTRY
@@ -89,7 +91,9 @@ class Dialect:
     function: Callable[[str, list[str]], list[str]]  # definition of name(x) from body lines
     infinity: str
     abs: Callable[[str], str]
-    fround: bool = False  # JavaScript's float32: every operation rounded by Math.fround
+    #: every operation's result written inside this (JavaScript's float32:
+    #: ``Math.fround({})``; Go: ``float64({})``, which the spec says rounds and never fuses)
+    rounded: str = ""
 
     def show(self, e: X) -> str:
         if e.op == "var":
@@ -100,7 +104,7 @@ class Dialect:
         if e.op == "neg":
             return f"(-{self.show(e.args[0])})"
         a, b = (self.show(arg) for arg in e.args)
-        return f"Math.fround({a} {e.op} {b})" if self.fround else f"({a} {e.op} {b})"
+        return self.rounded.format(f"{a} {e.op} {b}") if self.rounded else f"({a} {e.op} {b})"
 
 
 # float64 and float32 constants of C's reduction (c_math._REDUCTION64 / _REDUCTION)
@@ -295,6 +299,41 @@ class Body:
         lines.add(f.array(h, units), f.loop("j", units), "    " + f.language.declare + f"zj = {z}[j]" + f.language.end,
                   "    " + f.store(f"{h}[j]", top(printer.expr(formula))), "}")
         return [b.item(h, j) for j in range(units)]
+
+
+class RoundingPrinter(Printer):
+    """A printer writing the result of every +, -, *, / inside ``rounded`` (a format
+    over ``{}``): JavaScript's float32 (``Math.fround``), Go (an explicit conversion,
+    which the Go spec says prevents fusing a*b + c).  A sum left to right, each product
+    and each partial sum rounded, as C rounds them."""
+
+    _ROUNDED = {"add": "+", "sub": "-", "mul": "*", "div": "/", "quotient": "/"}
+
+    def __init__(self, lang: Language, rounded: str, needed: Optional[set] = None) -> None:
+        super().__init__(lang, needed)
+        self.rounded = rounded
+
+    def expr(self, node: Node) -> Printed:
+        if id(node) not in self.names and isinstance(node, Op) and (node.op in self._ROUNDED or node.op == "square"):
+            self._need(node.op)
+            a = self.expr(node.args[0])
+            b = a if node.op == "square" else self.expr(node.args[1])
+            return Printed.of(self.rounded.format(f"{a} {self._ROUNDED.get(node.op, '*')} {b}"))
+        return super().expr(node)
+
+    def terms(self, node: Sum) -> list[str]:
+        total = None
+        parts = [(t.negative, self.expr(t.node) if t.coefficient is None
+                  else self.rounded.format(f"{self.lang.literal(t.coefficient)} * {self.expr(t.node)}"))
+                 for t in node.terms]
+        if node.bias is not None:
+            parts.append((math.copysign(1.0, node.bias) < 0, self.lang.literal(abs(node.bias))))
+        for negative, value in parts:
+            if total is None:
+                total = f"(-{value})" if negative else value
+            else:
+                total = self.rounded.format(f"{total} {'-' if negative else '+'} {value}")
+        return [total]
 
 
 def extremum(op: str, where: str, isnan: str = "{a} != {a}") -> Callable[[Printed, Printed], str]:

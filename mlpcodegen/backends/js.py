@@ -11,14 +11,12 @@ are refused by name.  :func:`emit_js_types` writes the TypeScript declarations.
 """
 from __future__ import annotations
 
-import math
 
 from ..errors import UnsupportedError
-from ..graph import Node, Op, Sum
 from ..ir import Network
-from ._ported import PORTED, Body, Dialect, Frame, chunks, check_name, exact_double, extremum, math_definitions
+from ._ported import PORTED, RoundingPrinter, Body, Dialect, Frame, chunks, check_name, exact_double, extremum, math_definitions
 from ._text import HEADER, Lines, quote_name
-from .printer import Language, Printed, Printer
+from .printer import Language, Printer
 
 DTYPES = ("float64", "float32")
 KEYWORDS = frozenset(
@@ -47,34 +45,6 @@ def language(dtype: str, name: str) -> Language:
     )
 
 
-class FroundPrinter(Printer):
-    """float32 JavaScript: every +, -, *, / rounded by ``Math.fround``; a sum left to right,
-    each product and each partial sum rounded, as C's float32 rounds them."""
-
-    _ROUNDED = {"add": "+", "sub": "-", "mul": "*", "div": "/", "quotient": "/"}
-
-    def expr(self, node: Node) -> Printed:
-        if id(node) not in self.names and isinstance(node, Op) and (node.op in self._ROUNDED or node.op == "square"):
-            self._need(node.op)
-            a = self.expr(node.args[0])
-            b = a if node.op == "square" else self.expr(node.args[1])
-            return Printed.of(f"Math.fround({a} {self._ROUNDED.get(node.op, '*')} {b})")
-        return super().expr(node)
-
-    def terms(self, node: Sum) -> list[str]:
-        total = None
-        parts = [(t.negative, self.expr(t.node) if t.coefficient is None
-                  else f"Math.fround({self.lang.literal(t.coefficient)} * {self.expr(t.node)})") for t in node.terms]
-        if node.bias is not None:
-            parts.append((math.copysign(1.0, node.bias) < 0, self.lang.literal(abs(node.bias))))
-        for negative, value in parts:
-            if total is None:
-                total = f"(-{value})" if negative else value
-            else:
-                total = f"Math.fround({total} {'-' if negative else '+'} {value})"
-        return [total]
-
-
 def dialect(dtype: str) -> Dialect:
     lit = literal(dtype)
     table = f"P2_{dtype}"
@@ -84,7 +54,7 @@ def dialect(dtype: str) -> Dialect:
         pow2=lambda i: f"{{p}}_{table}[{i} + {offset}]", ret=lambda e: f"return {e};",
         if_return=lambda c, e: f"if ({c}) return {e};",
         function=lambda n, body: [f"function {n}(x) {{", *("    " + line for line in body), "}"],
-        infinity="Infinity", abs=lambda a: f"Math.abs({a})", fround=dtype == "float32")
+        infinity="Infinity", abs=lambda a: f"Math.abs({a})", rounded="Math.fround({})" if dtype == "float32" else "")
 
 
 def _powers(name: str, dtype: str) -> list[str]:
@@ -126,7 +96,7 @@ def emit_js(net: Network, *, dtype: str = "float64", name: str = "mlp") -> str:
     lang = language(dtype, name)
     frame = _frame(dtype)
     frame = Frame(**{**frame.__dict__, "language": lang})
-    printer = (FroundPrinter if dtype == "float32" else Printer)(lang)
+    printer = RoundingPrinter(lang, "Math.fround({})") if dtype == "float32" else Printer(lang)
     body = Body(net, frame, name, printer)
     body.lines.level = 1
     n_in, n_out, array = net.n_inputs, net.n_outputs, _ARRAY[dtype]

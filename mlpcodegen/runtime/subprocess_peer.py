@@ -297,3 +297,64 @@ RUST = Toolchain(files=_rust_files,
                                         "main.rs"]],
                  run=lambda folder: [str(folder / "run")], tools=("rustc",))
 TOOLCHAINS["rust"] = RUST
+
+
+def _java_files(source: str, net: Network, numeric: NumericType, name: str) -> dict[str, str]:
+    from ..backends.java import class_name
+
+    f32 = numeric.name == "float32"
+    t, cls, n_in, n_out = ("float" if f32 else "double"), class_name(name), net.n_inputs, net.n_outputs
+    driver = f"""\
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+
+public final class MlpcodegenDriver {{
+    public static void main(String[] args) throws Exception {{
+        final ByteBuffer in = ByteBuffer.wrap(System.in.readAllBytes()).order(ByteOrder.LITTLE_ENDIAN);
+        final int n = in.remaining() / 8 / {n_in};
+        final {t}[] x = new {t}[n * {n_in}];
+        for (int i = 0; i < x.length; i++) x[i] = {"(float) " if f32 else ""}in.getDouble();
+        final {t}[] y = new {t}[n * {n_out}];
+        if (args[0].equals("time")) {{
+            final long calls = Long.parseLong(args[1]);
+            final int passes = Integer.parseInt(args[2]);
+            final {t}[][] rows = new {t}[n][{n_in}];
+            for (int i = 0; i < n; i++) System.arraycopy(x, i * {n_in}, rows[i], 0, {n_in});
+            final {t}[] one = new {t}[{n_out}];
+            double sink = 0.0, ns = 0.0;
+            for (int round = 0; round < 3; round++) {{
+                final long t0 = System.nanoTime();
+                for (long i = 0; i < calls; i++) {{ {cls}.{name}(rows[(int) (i % n)], one); sink += one[0]; }}
+                ns = (System.nanoTime() - t0) / (double) calls;
+            }}
+            for (int p = 0; p < 3; p++) {{ {cls}.{name}Batch(x, y, n); sink += y[0]; }}
+            final long t0 = System.nanoTime();
+            for (int p = 0; p < passes; p++) {{ {cls}.{name}Batch(x, y, n); sink += y[0]; }}
+            final double rate = (double) n * passes / ((System.nanoTime() - t0) / 1e9);
+            System.out.println(ns + " " + rate + " " + sink);
+            return;
+        }}
+        if (args[0].equals("batch")) {cls}.{name}Batch(x, y, n);
+        else {{
+            final {t}[] row = new {t}[{n_in}], out = new {t}[{n_out}];
+            for (int i = 0; i < n; i++) {{
+                System.arraycopy(x, i * {n_in}, row, 0, {n_in});
+                {cls}.{name}(row, out);
+                System.arraycopy(out, 0, y, i * {n_out}, {n_out});
+            }}
+        }}
+        final ByteBuffer out = ByteBuffer.allocate(y.length * {4 if f32 else 8}).order(ByteOrder.LITTLE_ENDIAN);
+        for (final {t} v : y) out.put{"Float" if f32 else "Double"}(v);
+        System.out.write(out.array());
+        System.out.flush();
+    }}
+}}
+"""
+    return {f"{cls}.java": source, "MlpcodegenDriver.java": driver}
+
+
+JAVA = Toolchain(files=_java_files,
+                 build=lambda folder: [["javac", "-Xlint:all", "-Werror", "-d", ".",
+                                        *sorted(p.name for p in folder.glob("*.java"))]],
+                 run=lambda folder: ["java", "-Xss16m", "-cp", str(folder), "MlpcodegenDriver"], tools=("javac", "java"))
+TOOLCHAINS["java"] = JAVA
