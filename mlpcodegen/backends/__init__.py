@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import UnsupportedError, ValidationError
 from ..ir import Dense, Network
-from . import c, c_fixed, java, js, latex, numba, numpy, python, rust, sympy
+from . import c, c_fixed, go, java, js, latex, numba, numpy, python, rust, sympy
 
 Emit = Callable[..., str]  # emit(net, *, dtype, name) -> source text
 
@@ -69,6 +69,7 @@ BACKENDS: dict[str, Backend] = {
     "sympy": Backend("sympy", ".py", sympy.DTYPES, sympy.emit_sympy, options=("rational",)),
     "js": Backend("js", ".mjs", js.DTYPES, js.emit_js),
     "rust": Backend("rust", ".rs", rust.DTYPES, rust.emit_rust),
+    "go": Backend("go", ".go", go.DTYPES, go.emit_go),
     "java": Backend("java", ".java", java.DTYPES, java.emit_java),
     "latex": Backend("latex", ".tex", latex.DTYPES, latex.emit_latex, options=("digits", "expand", "layout")),
 }

@@ -358,3 +358,77 @@ JAVA = Toolchain(files=_java_files,
                                         *sorted(p.name for p in folder.glob("*.java"))]],
                  run=lambda folder: ["java", "-Xss16m", "-cp", str(folder), "MlpcodegenDriver"], tools=("javac", "java"))
 TOOLCHAINS["java"] = JAVA
+
+
+def _go_files(source: str, net: Network, numeric: NumericType, name: str) -> dict[str, str]:
+    from ..backends.go import exported, package
+
+    t, n_in, n_out, public = numeric.name, net.n_inputs, net.n_outputs, exported(name)
+    put = "PutUint32(out[i*4:], math.Float32bits(v))" if t == "float32" else "PutUint64(out[i*8:], math.Float64bits(v))"
+    driver = f"""\
+package main
+
+import (
+\t"encoding/binary"
+\t"fmt"
+\t"io"
+\t"math"
+\t"os"
+\t"strconv"
+\t"time"
+
+\tmodel "peer/{package(name)}"
+)
+
+func main() {{
+\traw, _ := io.ReadAll(os.Stdin)
+\tn := len(raw) / 8 / {n_in}
+\tx := make([]{t}, n*{n_in})
+\tfor i := range x {{
+\t\tx[i] = {t}(math.Float64frombits(binary.LittleEndian.Uint64(raw[i*8:])))
+\t}}
+\ty := make([]{t}, n*{n_out})
+\tswitch os.Args[1] {{
+\tcase "time":
+\t\tcalls, _ := strconv.Atoi(os.Args[2])
+\t\tpasses, _ := strconv.Atoi(os.Args[3])
+\t\tone := make([]{t}, {n_out})
+\t\tsink := 0.0
+\t\tvar ns float64
+\t\tfor round := 0; round < 2; round++ {{
+\t\t\tt0 := time.Now()
+\t\t\tfor i := 0; i < calls; i++ {{
+\t\t\t\tr := (i % n) * {n_in}
+\t\t\t\tmodel.{public}(x[r:r+{n_in}], one)
+\t\t\t\tsink += float64(one[0])
+\t\t\t}}
+\t\t\tns = float64(time.Since(t0).Nanoseconds()) / float64(calls)
+\t\t}}
+\t\tt0 := time.Now()
+\t\tfor p := 0; p < passes; p++ {{
+\t\t\tmodel.{public}Batch(x, y)
+\t\t\tsink += float64(y[0])
+\t\t}}
+\t\tfmt.Println(ns, float64(n*passes)/time.Since(t0).Seconds(), sink)
+\t\treturn
+\tcase "batch":
+\t\tmodel.{public}Batch(x, y)
+\tdefault:
+\t\tfor i := 0; i < n; i++ {{
+\t\t\tmodel.{public}(x[i*{n_in}:(i+1)*{n_in}], y[i*{n_out}:(i+1)*{n_out}])
+\t\t}}
+\t}}
+\tout := make([]byte, len(y)*{numeric.np_dtype.itemsize})
+\tfor i, v := range y {{
+\t\tbinary.LittleEndian.{put}
+\t}}
+\tos.Stdout.Write(out)
+}}
+"""
+    return {"go.mod": "module peer\n\ngo 1.18\n", f"{package(name)}/model.go": source, "main.go": driver}
+
+
+GO = Toolchain(files=_go_files, build=lambda folder: [["go", "vet", "./..."], ["go", "build", "-o", "run", "."]],
+               run=lambda folder: [str(folder / "run")], tools=("go",),
+               env=lambda folder: {"GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local", "GOPROXY": "off"})
+TOOLCHAINS["go"] = GO
