@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import UnsupportedError, ValidationError
 from ..ir import Dense, Network
-from . import c, c_fixed, go, java, js, latex, numba, numpy, python, rust, sympy
+from . import c, c_fixed, go, java, js, latex, numba, numpy, python, rust, sympy, wasm
 
 Emit = Callable[..., str]  # emit(net, *, dtype, name) -> source text
 
@@ -71,6 +71,7 @@ BACKENDS: dict[str, Backend] = {
     "rust": Backend("rust", ".rs", rust.DTYPES, rust.emit_rust),
     "go": Backend("go", ".go", go.DTYPES, go.emit_go),
     "java": Backend("java", ".java", java.DTYPES, java.emit_java),
+    "wasm": Backend("wasm", ".mjs", wasm.DTYPES, wasm.emit_wasm),
     "latex": Backend("latex", ".tex", latex.DTYPES, latex.emit_latex, options=("digits", "expand", "layout")),
 }
 

@@ -432,3 +432,30 @@ GO = Toolchain(files=_go_files, build=lambda folder: [["go", "vet", "./..."], ["
                run=lambda folder: [str(folder / "run")], tools=("go",),
                env=lambda folder: {"GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local", "GOPROXY": "off"})
 TOOLCHAINS["go"] = GO
+
+
+def _wasm_files(source: str, net: Network, numeric: NumericType, name: str) -> dict[str, str]:
+    from ..backends.wasm import HEADERS
+
+    c_source = emit(net, "c", dtype=numeric.name, name=name)
+    driver = _js_files("", net, numeric, name)["driver.mjs"].replace(
+        'import * as m from "./model.mjs";',
+        f'import {{ instantiate }} from "./loader.mjs";\n'
+        f'const m = await instantiate(readFileSync(new URL("./model.wasm", import.meta.url)));').replace(
+        'import { readFileSync } from "node:fs";\n', "")
+    driver = 'import { readFileSync } from "node:fs";\n' + driver
+    return {"loader.mjs": source, "model.c": c_source, "driver.mjs": driver,
+            **{f"include/{header}": text for header, text in HEADERS.items()}}
+
+
+def _wasm_build(folder: Path) -> list[list[str]]:
+    from ..backends.wasm import clang_command
+
+    name = (folder / "name.txt").read_text().strip() if (folder / "name.txt").is_file() else "mlp"
+    return [clang_command(name)]
+
+
+WASM = Toolchain(files=lambda source, net, numeric, name: {**_wasm_files(source, net, numeric, name), "name.txt": name},
+                 build=_wasm_build, run=lambda folder: ["node", str(folder / "driver.mjs")],
+                 tools=("clang", "wasm-ld", "node"))
+TOOLCHAINS["wasm"] = WASM
