@@ -151,7 +151,6 @@ def speed_table(calls: int, passes: int, rounds: int) -> list[str]:
     lines = ["| model | language | one sample ns | ratio to C | target | batch rows/s | C ÷ language (batch) | "
              "source bytes |", "|---|---|---|---|---|---|---|---|"]
     for label, net in fixed_networks().items():
-        x = inputs(net.n_inputs, 1000)[13:]  # no specials: ordinary values
         x = np.random.default_rng(1).uniform(-2, 2, (1000, net.n_inputs))
         programs = {"c": sp.build(net, "c", c_fast, numeric, "mlp", tag="O3")}
         programs.update({t: sp.build(net, t, sp.TOOLCHAINS[t], numeric, "mlp") for t in LANGUAGES})
@@ -175,12 +174,13 @@ def speed_table(calls: int, passes: int, rounds: int) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1000 inputs, 4 random networks, fewer timing rounds")
-    parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--no-speed", action="store_true", help="the bits only")
+    parser.add_argument("--no-bits", action="store_true", help="the speed only")
     parser.add_argument("--output", default=str(HERE / "LANGUAGES.md"))
     args = parser.parse_args()
     n, count, rounds = (1000, 4, 3) if args.quick else (10_000, 20, 5)
     started = time.time()
-    bits, ok = bits_table(n, count)
+    bits, ok = ([], True) if args.no_bits else bits_table(n, count)
     speed = [] if args.no_speed else speed_table(200_000, 30, rounds)
     text = [
         "# The dependency-free languages against C",

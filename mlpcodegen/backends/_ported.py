@@ -29,7 +29,7 @@ from ..network_graph import array_of, named_values
 from ..activations import REGISTRY
 from ._closed_form import activate_statements, emit_layer, layer_comment
 from ._text import Lines, check_identifier
-from .c import _LOCALS, _TAKEN, _loops
+from .c import _LOCALS, _TAKEN, _loops, tiled_kernel
 from .printer import Language, Printed, Printer, fill, top
 
 #: The primitives ported (C's c_math.PRIMITIVES); every other function a language
@@ -236,6 +236,15 @@ class Frame:
     accumulate: Callable[[str, str, str], str]  # z[j] += w * h, the product rounded first
     weights: Callable[[str, np.ndarray], list[str]]  # a module-level read-only array of the values
     weight_name: Callable[[str, int, str], str] = lambda name, index, kind: f"{name}_{kind}{index}"
+    #: units summed side by side in a loop layer, output-major (each sum in a local, its
+    #: inputs in order: the same rounding as C's input-major loops); 0: C's input-major
+    #: loops (Rust: LLVM vectorises them across units as gcc does C's)
+    tile: int = 0
+    mutable: Callable[[str, str], str] = lambda name, value: ""  # a scalar local set again later
+    step_loop: Callable[[str, str, int], str] = lambda v, n, step: ""  # for v from 0 below n by step
+    #: where the loop layers' arrays are declared: False, in the function; True, once at
+    #: module level (JavaScript: a typed array allocation per call costs more than the layer)
+    module_arrays: bool = False
 
 
 @dataclass
@@ -274,20 +283,25 @@ class Body:
     def _loop_layer(self, b: Builder, layer: Dense, index: int, sources: list[Node]) -> list[Node]:
         f, printer, lines = self.frame, self.printer, self.lines
         w = f.weight_name(self.name, index, "W")
-        self.arrays += f.weights(w, np.asarray(layer.kernel, dtype=np.float64).reshape(-1))
         source = array_of(sources)
         if source is None:  # scalars of a written-out layer: gathered into an array
             source = f"v{index}"
             lines.add(f.gather(source, [top(printer.expr(s)) for s in sources]))
         z, units = f"z{index}", layer.units
-        lines.add(f.array(z, units))
-        if layer.bias is not None:
-            bias = f.weight_name(self.name, index, "B")
+        self._declare(f.array(z, units))
+        bias = f.weight_name(self.name, index, "B") if layer.bias is not None else None
+        if bias is not None:
             self.arrays += f.weights(bias, np.asarray(layer.bias, dtype=np.float64))
-            lines.add(f.loop("j", units), "    " + f.store(f"{z}[j]", f"{bias}[j]"), "}")
-        lines.add(f.loop("k", layer.n_in), "    " + f.language.declare + f"hk = {source}[k]" + f.language.end,
-                  "    " + f.loop("j", units), "        " + f.accumulate(f"{z}[j]", f"{w}[k * {units} + j]", "hk"),
-                  "    }", "}")
+        if f.tile:
+            self.arrays += f.weights(w, tiled_kernel(np.asarray(layer.kernel, dtype=np.float64), f.tile))
+            self._tiles(source, z, w, bias, layer.n_in, units)
+        else:
+            self.arrays += f.weights(w, np.asarray(layer.kernel, dtype=np.float64).reshape(-1))
+            if bias is not None:
+                lines.add(f.loop("j", units), "    " + f.store(f"{z}[j]", f"{bias}[j]"), "}")
+            lines.add(f.loop("k", layer.n_in), "    " + f.language.declare + f"hk = {source}[k]" + f.language.end,
+                      "    " + f.loop("j", units), "        " + f.accumulate(f"{z}[j]", f"{w}[k * {units} + j]", "hk"),
+                      "    }", "}")
         sums = [b.item(z, j) for j in range(units)]
         spec = layer.activation
         if spec.is_vector:
@@ -296,9 +310,43 @@ class Body:
             return sums
         h = f"h{index}"
         formula = REGISTRY[spec.name].formula(b, b.ref("zj"), spec.unit_params(0))
-        lines.add(f.array(h, units), f.loop("j", units), "    " + f.language.declare + f"zj = {z}[j]" + f.language.end,
+        self._declare(f.array(h, units))
+        lines.add(f.loop("j", units), "    " + f.language.declare + f"zj = {z}[j]" + f.language.end,
                   "    " + f.store(f"{h}[j]", top(printer.expr(formula))), "}")
         return [b.item(h, j) for j in range(units)]
+
+
+    def _declare(self, line: str) -> None:
+        if self.frame.module_arrays:
+            self.arrays.append(line)
+        else:
+            self.lines.add(line)
+
+    def _tiles(self, source: str, z: str, w: str, bias: Optional[str], n_in: int, units: int) -> None:
+        """z = b + h W, ``tile`` units per pass (the weights in c.tiled_kernel's order),
+        each sum b + h0 w0 + h1 w1 + ... in a local: C's order, so C's rounding."""
+        f, lines, tile = self.frame, self.lines, self.frame.tile
+        full = units - units % tile
+        if full:
+            lines.add(f.step_loop("j", str(full), tile))
+            self._pass(source, z, w, bias, n_in, "j", tile, f"j * {n_in}")
+            lines.add("}")
+        if units > full:
+            lines.add("{")
+            self._pass(source, z, w, bias, n_in, str(full), units - full, str(full * n_in))
+            lines.add("}")
+
+    def _pass(self, source: str, z: str, w: str, bias: Optional[str], n_in: int, at: str, width: int,
+              base: str) -> None:
+        f, lines = self.frame, self.lines
+        zero = f.language.literal(0.0)
+        cells = [at if u == 0 else f"{at} + {u}" for u in range(width)]
+        lines.level += 1
+        lines.add(*(f.mutable(f"a{u}", f"{bias}[{cell}]" if bias else zero) for u, cell in enumerate(cells)),
+                  f.loop("k", n_in), "    " + f.language.declare + f"hk = {source}[k]" + f.language.end,
+                  *("    " + f.accumulate(f"a{u}", f"{w}[{base} + k * {width} + {u}]", "hk") for u in range(width)),
+                  "}", *(f.store(f"{z}[{cell}]", f"a{u}") for u, cell in enumerate(cells)))
+        lines.level -= 1
 
 
 class RoundingPrinter(Printer):

@@ -71,6 +71,8 @@ def _frame(dtype: str, name: str) -> Frame:
         loop=lambda v, n: f"for {v} := 0; {v} < {n}; {v}++ {{",
         store=lambda target, value: f"{target} = {value}",
         accumulate=lambda z, w, h: f"{z} = {t}({z} + {t}({w}*{h}))",
+        tile=4, mutable=lambda n, value: f"{n} := {t}({value})",
+        step_loop=lambda v, n, step: f"for {v} := 0; {v} < {n}; {v} += {step} {{",
         weights=lambda n, values: [f"var {n} = [{len(values)}]{t}{{"] +
         ["\t" + line.rstrip(",") + "," for line in chunks([lit(v) for v in values], 6)] + ["}"],
     )

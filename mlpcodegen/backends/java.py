@@ -85,7 +85,8 @@ def _frame(dtype: str, name: str) -> Frame:
         loop=lambda v, n: f"for (int {v} = 0; {v} < {n}; {v}++) {{",
         store=lambda target, value: f"{target} = {value};",
         accumulate=lambda z, w, h: f"{z} += {w} * {h};",
-        weights=weights,
+        weights=weights, tile=4, mutable=lambda n, value: f"{t} {n} = {value};",
+        step_loop=lambda v, n, step: f"for (int {v} = 0; {v} < {n}; {v} += {step}) {{",
     )
 
 

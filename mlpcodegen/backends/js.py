@@ -50,7 +50,7 @@ def dialect(dtype: str) -> Dialect:
     table = f"P2_{dtype}"
     offset = 1022 if dtype == "float64" else 126
     return Dialect(
-        literal=lit, let=lambda n, e: f"const {n} = {e};", let_int=lambda n, e: f"const {n} = {e};", int_of=lambda e: e,
+        literal=lit, let=lambda n, e: f"const {n} = {e};", let_int=lambda n, e: f"const {n} = {e};", int_of=lambda e: f"({e} | 0)",  # an int32 index
         pow2=lambda i: f"{{p}}_{table}[{i} + {offset}]", ret=lambda e: f"return {e};",
         if_return=lambda c, e: f"if ({c}) return {e};",
         function=lambda n, body: [f"function {n}(x) {{", *("    " + line for line in body), "}"],
@@ -76,6 +76,8 @@ def _frame(dtype: str) -> Frame:
         store=lambda target, value: f"{target} = {value};",
         accumulate=(lambda z, w, h: f"{z} = Math.fround({z} + Math.fround({w} * {h}));") if fround
         else (lambda z, w, h: f"{z} += {w} * {h};"),
+        tile=4, mutable=lambda n, value: f"let {n} = {value};", module_arrays=True,
+        step_loop=lambda v, n, step: f"for (let {v} = 0; {v} < {n}; {v} += {step}) {{",
         weights=lambda n, values: [f"const {n} = new {array}(["] +
         ["    " + line for line in chunks([lit(v) for v in values], 8)] + ["]);"],
     )
