@@ -37,7 +37,7 @@ from mlpcodegen.ir import Activation, Dense, Network  # noqa: E402
 from mlpcodegen.numeric import numeric_type  # noqa: E402
 from mlpcodegen.runtime import subprocess_peer as sp  # noqa: E402
 
-LANGUAGES = ("js", "rust", "go", "java", "wasm")
+LANGUAGES = tuple(target for target in sp.TOOLCHAINS if target != "c")  # a new language: its toolchain entry
 DTYPES = ("float64", "float32")
 PARAMS = {"relu": {"negative_slope": 0.1, "max_value": 2.0, "threshold": 0.25}, "elu": {"alpha": 0.5},
           "gelu": {"approximate": 1.0}, "threshold": {"threshold": 0.1, "default_value": -1.0}}

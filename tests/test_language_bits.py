@@ -28,7 +28,7 @@ from mlpcodegen.errors import ValidationError  # noqa: E402
 from mlpcodegen.ir import Activation, Dense, Network  # noqa: E402
 from mlpcodegen.runtime.subprocess_peer import TOOLCHAINS  # noqa: E402
 
-LANGUAGES = ("js", "rust", "go", "java", "wasm")
+LANGUAGES = tuple(TOOLCHAINS)
 
 
 def _networks(target: str, dtype: str) -> dict[str, Network]:

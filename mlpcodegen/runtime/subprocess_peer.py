@@ -37,12 +37,12 @@ class Toolchain:
     """How one language's program is laid out, built and run.
 
     ``files(source, net, numeric, name)`` -> relative path -> text (the generated source
-    included); ``build`` -> the commands run in the folder; ``run`` -> the command that
+    included); ``build(folder, name)`` -> the commands run in the folder; ``run`` -> the command that
     reads stdin (the mode is appended); ``tools``: the commands it needs (Debian packages
     named by tests/toolchains.py)."""
 
     files: Callable[[str, Network, NumericType, str], dict[str, str]]
-    build: Callable[[Path], list[list[str]]]
+    build: Callable[[Path, str], list[list[str]]]
     run: Callable[[Path], list[str]]
     tools: tuple[str, ...]
     env: Callable[[Path], dict] = lambda folder: {}
@@ -133,7 +133,7 @@ def build(net: Network, target: str, toolchain: Toolchain, numeric: NumericType,
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
         env = {**os.environ, **toolchain.env(work)}
-        for command in toolchain.build(work):
+        for command in toolchain.build(work, name):
             result = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=BUILD_TIMEOUT, env=env)
             if result.returncode != 0:
                 tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
@@ -184,7 +184,7 @@ if (mode === "time") {{
     return {"model.mjs": source, "driver.mjs": driver}
 
 
-JS = Toolchain(files=_js_files, build=lambda folder: [["node", "--check", "model.mjs"]],
+JS = Toolchain(files=_js_files, build=lambda folder, name: [["node", "--check", "model.mjs"]],
                run=lambda folder: ["node", str(folder / "driver.mjs")], tools=("node",))
 
 _C_TYPES = {"float32": "float", "float64": "double"}
@@ -237,20 +237,8 @@ def c_toolchain(flags: tuple[str, ...] = ("-O2", "-ffp-contract=off")) -> Toolch
     languages (no contraction: a*b + c rounds twice, as every language here rounds it)."""
     return Toolchain(
         files=lambda source, net, numeric, name: {"model.c": source, "driver.c": c_driver(net, numeric, name)},
-        build=lambda folder: [["gcc", "-std=gnu99", *flags, "-o", "run", "driver.c", "-lm"]],
+        build=lambda folder, name: [["gcc", "-std=gnu99", *flags, "-o", "run", "driver.c", "-lm"]],
         run=lambda folder: [str(folder / "run")], tools=("gcc",))
-
-
-#: target -> its toolchain (the loader table registers these targets).
-TOOLCHAINS: dict[str, Toolchain] = {"js": JS}
-
-
-def loader(target: str) -> Callable[..., SubprocessNetwork]:
-    """The :class:`~.loaders.Loader` run function of ``target``."""
-    def run(net: Network, numeric: NumericType, name: str) -> SubprocessNetwork:
-        return build(net, target, TOOLCHAINS[target], numeric, name)
-
-    return run
 
 
 _RUST_T = {"float32": "f32", "float64": "f64"}
@@ -309,12 +297,11 @@ fn main() {{
 
 
 RUST = Toolchain(files=_rust_files,
-                 build=lambda folder: [["rustc", "--edition", "2021", "--crate-type", "lib", "-o", "libnostd.rlib",
+                 build=lambda folder, name: [["rustc", "--edition", "2021", "--crate-type", "lib", "-o", "libnostd.rlib",
                                         "nostd.rs"],
                                        ["rustc", "--edition", "2021", "-O", "-C", "target-cpu=native", "-o", "run",
                                         "main.rs"]],
                  run=lambda folder: [str(folder / "run")], tools=("rustc",))
-TOOLCHAINS["rust"] = RUST
 
 
 def _java_files(source: str, net: Network, numeric: NumericType, name: str) -> dict[str, str]:
@@ -372,10 +359,9 @@ public final class MlpcodegenDriver {{
 
 
 JAVA = Toolchain(files=_java_files,
-                 build=lambda folder: [["javac", "-Xlint:all", "-Werror", "-d", ".",
+                 build=lambda folder, name: [["javac", "-Xlint:all", "-Werror", "-d", ".",
                                         *sorted(p.name for p in folder.glob("*.java"))]],
                  run=lambda folder: ["java", "-Xss16m", "-cp", str(folder), "MlpcodegenDriver"], tools=("javac",))
-TOOLCHAINS["java"] = JAVA
 
 
 def _go_files(source: str, net: Network, numeric: NumericType, name: str) -> dict[str, str]:
@@ -446,10 +432,9 @@ func main() {{
     return {"go.mod": "module peer\n\ngo 1.18\n", f"{package(name)}/model.go": source, "main.go": driver}
 
 
-GO = Toolchain(files=_go_files, build=lambda folder: [["go", "vet", "./..."], ["go", "build", "-o", "run", "."]],
+GO = Toolchain(files=_go_files, build=lambda folder, name: [["go", "vet", "./..."], ["go", "build", "-o", "run", "."]],
                run=lambda folder: [str(folder / "run")], tools=("go",),
                env=lambda folder: {"GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local", "GOPROXY": "off"})
-TOOLCHAINS["go"] = GO
 
 
 def _wasm_files(source: str, net: Network, numeric: NumericType, name: str) -> dict[str, str]:
@@ -466,14 +451,25 @@ def _wasm_files(source: str, net: Network, numeric: NumericType, name: str) -> d
             **{f"include/{header}": text for header, text in HEADERS.items()}}
 
 
-def _wasm_build(folder: Path) -> list[list[str]]:
+def _wasm_build(folder: Path, name: str) -> list[list[str]]:
     from ..backends.wasm import clang_command
 
-    name = (folder / "name.txt").read_text().strip() if (folder / "name.txt").is_file() else "mlp"
     return [clang_command(name)]
 
 
-WASM = Toolchain(files=lambda source, net, numeric, name: {**_wasm_files(source, net, numeric, name), "name.txt": name},
+WASM = Toolchain(files=_wasm_files,
                  build=_wasm_build, run=lambda folder: ["node", str(folder / "driver.mjs")],
                  tools=("clang", "ld.lld", "node"))  # lld brings wasm-ld
-TOOLCHAINS["wasm"] = WASM
+
+
+#: target -> its toolchain: adding a language here (and its printer in the backend
+#: registry) is all the runtime, verify and bench/languages.py need.
+TOOLCHAINS: dict[str, Toolchain] = {"js": JS, "rust": RUST, "go": GO, "java": JAVA, "wasm": WASM}
+
+
+def loader(target: str) -> Callable[..., SubprocessNetwork]:
+    """The :class:`~.loaders.Loader` run function of ``target``."""
+    def run(net: Network, numeric: NumericType, name: str) -> SubprocessNetwork:
+        return build(net, target, TOOLCHAINS[target], numeric, name)
+
+    return run
