@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import ValidationError
 from ..graph import Builder, Node, Op, Sum
-from ..ir import Dense, Layer, Network
+from ..ir import Dense, Network
 from ..network_graph import array_of, named_values
 from ..activations import REGISTRY
 from ._closed_form import activate_statements, emit_layer, layer_comment
@@ -146,7 +146,8 @@ def _exp(d: Dialect, dtype: str) -> list[str]:
     lit = d.literal
     return _reduction(d, dtype) + [
         d.let("p", d.show((V("r") + V("r2") * V("q")) + C(1.0))),
-        d.if_return(f"{x} >= (-{lit(-k['exp_lo'])}) && {x} <= {lit(k['exp_hi'])}", d.show(p * X("var", name=d.pow2("ki")))),
+        d.if_return(f"{x} >= (-{lit(-k['exp_lo'])}) && {x} <= {lit(k['exp_hi'])}",
+                    d.show(p * X("var", name=d.pow2("ki")))),
         d.if_return(f"{x} > {lit(k['over'])}", d.infinity),
         d.if_return(f"{x} < (-{lit(-k['under'])})", lit(0.0)),
         d.let_int("k1", "ki >> 1"), d.let_int("k2", "ki - k1"),

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from ..errors import UnsupportedError
 from ..ir import Network
-from ._ported import PORTED, RoundingPrinter, Body, Dialect, Frame, chunks, check_name, exact_double, extremum, math_definitions
+from ._ported import (PORTED, Body, Dialect, Frame, RoundingPrinter, check_name, chunks, exact_double, extremum,
+                      math_definitions)
 from ._text import HEADER, Lines, quote_name
 from .printer import Language, Printer
 
@@ -50,7 +51,8 @@ def dialect(dtype: str) -> Dialect:
     table = f"P2_{dtype}"
     offset = 1022 if dtype == "float64" else 126
     return Dialect(
-        literal=lit, let=lambda n, e: f"const {n} = {e};", let_int=lambda n, e: f"const {n} = {e};", int_of=lambda e: f"({e} | 0)",  # an int32 index
+        literal=lit, let=lambda n, e: f"const {n} = {e};", let_int=lambda n, e: f"const {n} = {e};",
+        int_of=lambda e: f"({e} | 0)",  # an int32: a typed array's index
         pow2=lambda i: f"{{p}}_{table}[{i} + {offset}]", ret=lambda e: f"return {e};",
         if_return=lambda c, e: f"if ({c}) return {e};",
         function=lambda n, body: [f"function {n}(x) {{", *("    " + line for line in body), "}"],

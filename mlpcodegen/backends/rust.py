@@ -85,7 +85,7 @@ def emit_rust(net: Network, *, dtype: str = "float32", name: str = "mlp") -> str
     body.write()
     math = math_definitions(dialect(dtype, name), dtype, name, printer.needed)
     abs_fn = ["#[inline]", f"fn {name}_abs(x: {t}) -> {t} {{", f"    {t}::from_bits(x.to_bits() & {mask})", "}", ""] \
-        if math or "abs" in printer.needed else []
+        if printer.needed & {"abs", "tanh", "sigmoid"} else []  # |x| by the sign bit (core has no abs)
     n_in, n_out = net.n_inputs, net.n_outputs
     out = Lines()
     out.add(f"// {HEADER}", f"// network {quote_name(net.name)}: {net.describe()}, {net.weight_dtype} weights",

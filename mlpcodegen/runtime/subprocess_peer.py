@@ -292,13 +292,13 @@ fn main() {{
     std::io::stdout().write_all(&bytes).unwrap();
 }}
 """
-    no_std = "#![no_std]\n#[allow(dead_code)]\nmod model;\n"  # the module builds with core alone
+    no_std = "#![no_std]\npub mod model;\n"  # the module builds with core alone, warnings denied
     return {"model.rs": source, "main.rs": driver, "nostd.rs": no_std}
 
 
 RUST = Toolchain(files=_rust_files,
-                 build=lambda folder, name: [["rustc", "--edition", "2021", "--crate-type", "lib", "-o", "libnostd.rlib",
-                                        "nostd.rs"],
+                 build=lambda folder, name: [["rustc", "--edition", "2021", "--crate-type", "lib", "-D", "warnings",
+                                              "-o", "libnostd.rlib", "nostd.rs"],
                                        ["rustc", "--edition", "2021", "-O", "-C", "target-cpu=native", "-o", "run",
                                         "main.rs"]],
                  run=lambda folder: [str(folder / "run")], tools=("rustc",))
