@@ -343,10 +343,11 @@ class Body:
         zero = f.language.literal(0.0)
         cells = [at if u == 0 else f"{at} + {u}" for u in range(width)]
         lines.level += 1
-        lines.add(*(f.mutable(f"a{u}", f"{bias}[{cell}]" if bias else zero) for u, cell in enumerate(cells)),
+        # acc0, acc1...: not the graph's local pattern (a letter and digits: a1 is a normalisation's)
+        lines.add(*(f.mutable(f"acc{u}", f"{bias}[{cell}]" if bias else zero) for u, cell in enumerate(cells)),
                   f.loop("k", n_in), "    " + f.language.declare + f"hk = {source}[k]" + f.language.end,
-                  *("    " + f.accumulate(f"a{u}", f"{w}[{base} + k * {width} + {u}]", "hk") for u in range(width)),
-                  "}", *(f.store(f"{z}[{cell}]", f"a{u}") for u, cell in enumerate(cells)))
+                  *("    " + f.accumulate(f"acc{u}", f"{w}[{base} + k * {width} + {u}]", "hk") for u in range(width)),
+                  "}", *(f.store(f"{z}[{cell}]", f"acc{u}") for u, cell in enumerate(cells)))
         lines.level -= 1
 
 
