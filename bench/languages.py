@@ -171,6 +171,50 @@ def speed_table(calls: int, passes: int, rounds: int) -> list[str]:
     return lines
 
 
+NOTES = [
+    "## What the bits rest on",
+    "",
+    "* Every language computes the same operations in the same order as the C target: the printers share C's",
+    "  expression graph and C's layer layout (written out or loops, by C's own rule; loop sums from the bias on,",
+    "  inputs in order), and C's own exp/expm1/tanh/sigmoid are ported operation for operation",
+    "  (`mlpcodegen/backends/_ported.py`), never the language's `exp`.",
+    "* No contraction anywhere: C is built with `-ffp-contract=off`; rustc and javac never fuse; wasm has no FMA;",
+    "  Go may fuse `x*y + z` on arm64/ppc64/s390x, so every Go product and sum is written inside a conversion",
+    "  (`float64(...)`), which the Go spec says rounds; JavaScript's float32 rounds every operation with",
+    "  `Math.fround` (a binary32 +, -, *, /, sqrt computed in binary64 and rounded once is the correctly rounded",
+    "  binary32 result).  So bit-identity is promised on every architecture, not only x86-64; no ULP bound needed.",
+    "* Not promised, hence refused by layer: anything needing log, log1p or erf (softplus, mish, log_sigmoid,",
+    "  log_softmax, exact gelu): C takes them from libm, whose bits differ between libms; Rust's `core` has no",
+    "  sqrt (layer_norm, rms_norm, variance_scale, unit_norm, squareplus refused in rust).",
+    "* NaN outputs compare equal whatever their payload or sign.",
+    "",
+    "## sklearn-porter",
+    "",
+    "sklearn-porter 0.7.4 (the latest on PyPI) installs in a fresh venv with today's scikit-learn (1.9.1) but does not",
+    "import: `sklearn_porter/Porter.py` does `from sklearn.tree.tree import DecisionTreeClassifier`, a module removed",
+    "in scikit-learn 0.24 (ModuleNotFoundError).  No comparison was possible (checked 2026-12-07: `pip install",
+    "sklearn-porter scikit-learn`; `python -c 'from sklearn_porter import Estimator'`).",
+    "",
+    "## What adding a language touched (outside tests)",
+    "",
+    "| language | files | which |",
+    "|---|---|---|",
+    "| js | 3 | `backends/js.py` (new), one line in `backends/__init__.py`, its toolchain in `runtime/subprocess_peer.py` |",
+    "| rust | 3 | `backends/rust.py` (new), one line in `backends/__init__.py`, its toolchain in "
+    "`runtime/subprocess_peer.py` |",
+    "| go | 3 | `backends/go.py` (new), one line in `backends/__init__.py`, its toolchain in `runtime/subprocess_peer.py` |",
+    "| java | 3 | `backends/java.py` (new), one line in `backends/__init__.py`, its toolchain in "
+    "`runtime/subprocess_peer.py` |",
+    "| wasm | 3 | `backends/wasm.py` (new), one line in `backends/__init__.py`, its toolchain in "
+    "`runtime/subprocess_peer.py` |",
+    "",
+    "Shared once by all five: `backends/_ported.py` (the ported math, C's layout), `runtime/subprocess_peer.py`",
+    "(new), the loader table (`runtime/loaders.py`: a second table and one lookup), `verify --target` choices",
+    "(`cli.py`: one lookup), README.  None of them edits C's printer.",
+    "",
+]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1000 inputs, 4 random networks, fewer timing rounds")
@@ -199,6 +243,7 @@ def main() -> int:
         text += ["## Speed (float32, timed inside each program after a warm-up; median of rounds)", "",
                  "C: the C target at `-O3 -march=native` (as the runtime builds it). One sample: ns per call over "
                  "1000 rows in turn. Batch: rows per second of the batch function over the 1000 rows.", "", *speed, ""]
+    text += NOTES
     Path(args.output).write_text("\n".join(text))
     print(f"wrote {args.output}")
     return 0 if ok else 1
