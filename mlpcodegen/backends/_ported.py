@@ -400,6 +400,19 @@ def extremum(op: str, where: str, isnan: str = "{a} != {a}") -> Callable[[Printe
     return write
 
 
+def loop_values(net: Network) -> int:
+    """Values in the arrays of the loop layers (sums, activations, gathered inputs)."""
+    total, previous_loops = 0, True
+    for i, layer in enumerate(net.layers):
+        loops = _loops(layer, "auto")
+        if loops:
+            spec = layer.activation
+            total += layer.units * (1 if spec.is_identity or spec.is_vector else 2)
+            total += layer.n_in if i and (not previous_loops or net.layers[i - 1].activation.is_vector) else 0
+        previous_loops = loops
+    return total
+
+
 def check_name(name: str, keywords: frozenset[str], what: str) -> str:
     """``name`` if it is a usable identifier for C (the shared checks: our own locals and
     helpers) and not one of ``keywords`` of the language ``what``."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 from ..errors import UnsupportedError, ValidationError
 from ..ir import Network
 from ..numeric import numeric_type
+from .c import stack_bytes
 from ._ported import PORTED, Body, Dialect, Frame, RoundingPrinter, chunks, check_name, extremum, math_definitions
 from ._text import HEADER, Lines, quote_name
 from .printer import Language
@@ -114,6 +115,8 @@ def emit_go(net: Network, *, dtype: str = "float32", name: str = "mlp") -> str:
             *(f"// note: {quote_name(note)[:200]}" for note in net.notes),
             f"// {public}(x, y): one sample, x[{n_in}] -> y[{n_out}], {t}; {public}Batch(x, y): row-major rows.",
             "// Standard library only (math: bit casts, |x|, sqrt); no mutable globals; y may be x.",
+            f"// Stack: at most {stack_bytes(net, dtype)['one']} bytes for {public} (the C target's bound for the same "
+            "layout: fixed-size local arrays); no heap.",
             "// Math: mlpcodegen's own exp/expm1/tanh/sigmoid (the C target's, the same bits).",
             f"package {package(name)}", "")
     if math or printer.needed & {"abs", "sqrt"}:  # bit casts, |x|, sqrt

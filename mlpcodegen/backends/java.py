@@ -17,7 +17,7 @@ import struct
 from ..errors import UnsupportedError, ValidationError
 from ..ir import Network
 from ..numeric import numeric_type
-from ._ported import PORTED, Body, Dialect, Frame, check_name, extremum, math_definitions
+from ._ported import PORTED, Body, loop_values, Dialect, Frame, check_name, extremum, math_definitions
 from ._text import HEADER, Lines, quote_name
 from .printer import Language, Printer
 
@@ -129,6 +129,8 @@ def emit_java(net: Network, *, dtype: str = "float32", name: str = "mlp") -> str
             f"// {class_name(name)}.{name}(x, y): one sample, {t}[{n_in}] -> {t}[{n_out}]; "
             f"{name}Batch(x, y, n): n row-major rows",
             "// java.lang only; no mutable state (thread-safe); y may be x.",
+            f"// Memory: {name} allocates its loop layers' arrays per call ({loop_values(net)} values, short-lived); "
+            "the weights once, when the class loads.",
             "// Math: mlpcodegen's own exp/expm1/tanh/sigmoid (the C target's, the same bits).", "")
     out.add(f"public final class {class_name(name)} {{")
     out.level = 1

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ..errors import UnsupportedError
 from ..ir import Network
-from ._ported import (PORTED, Body, Dialect, Frame, RoundingPrinter, check_name, chunks, exact_double, extremum,
+from ._ported import (PORTED, Body, loop_values, Dialect, Frame, RoundingPrinter, check_name, chunks, exact_double, extremum,
                       math_definitions)
 from ._text import HEADER, Lines, quote_name
 from .printer import Language, Printer
@@ -119,7 +119,8 @@ def emit_js(net: Network, *, dtype: str = "float64", name: str = "mlp") -> str:
             + (" (every operation rounded by Math.fround)" if dtype == "float32" else ""),
             f"// {name}Batch(x): rows x[n * {n_in}] (row-major) -> {array}(n * {n_out})",
             "// Math: mlpcodegen's own exp/expm1/tanh/sigmoid (the C target's, the same bits), no Math.exp.",
-            "// No imports, no globals written after load; memory: the output array and one array per loop layer.",
+            f"// No imports.  Memory: the returned array per call, and {loop_values(net)} values of module-level scratch "
+            "for the loop layers (every call writes them: JavaScript runs one call at a time).",
             "")
     out.add(*body.arrays, *([""] if body.arrays else []), *powers, *math)
     out.add(f"function {name}_row(x, o, y, p) {{").extend(body.lines).add("}", "")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from ..errors import UnsupportedError
 from ..ir import Network
 from ..numeric import numeric_type
+from .c import stack_bytes
 from ._ported import PORTED, Body, Dialect, Frame, chunks, check_name, extremum, math_definitions
 from ._text import HEADER, Lines, quote_name
 from .printer import Language, Printer
@@ -93,8 +94,8 @@ def emit_rust(net: Network, *, dtype: str = "float32", name: str = "mlp") -> str
             f"// {name}(x, y): one sample, [{t}; {n_in}] -> [{t}; {n_out}]; {name}_batch(x, y): row-major rows",
             "// core only (#![no_std]-compatible): no allocation, no globals but read-only weights.",
             "// Math: mlpcodegen's own exp/expm1/tanh/sigmoid (the C target's, the same bits).",
-            f"// Stack: the locals of {name} (at most {max(layer.units for layer in net.layers) * 2} arrays values "
-            "per loop layer), no recursion.", "")
+            f"// Stack: at most {stack_bytes(net, dtype)['one']} bytes for {name} (the C target's bound for the same "
+            "layout); no heap.", "")
     out.add(*body.arrays, *([""] if body.arrays else []), *abs_fn, *math)
     out.add("#[allow(unused_parens, clippy::all)]", f"pub fn {name}(x: &[{t}; {n_in}], y: &mut [{t}; {n_out}]) {{")
     out.extend(body.lines).add("}", "")
