@@ -171,6 +171,19 @@ def speed_table(calls: int, passes: int, rounds: int) -> list[str]:
     return lines
 
 
+SPEED_NOTES = [
+    "Reading it: C's loop layers are vectorised by gcc (AVX2 on this host, contraction on, as the runtime builds",
+    "C), and C's batch runs blocks of 32 samples side by side; the other languages keep C's operation order",
+    "(hence the bits) but get no SIMD but wasm's 128-bit lanes: V8, Go and HotSpot do not vectorise these sums,",
+    "and their batch functions call the one-sample function row by row.  So the targets are met where a model",
+    "is written out (seed: Rust, Go, Java) and by Rust on cls (LLVM vectorises the same loops; mid: missed,",
+    "1.5-1.7x), missed on the loop",
+    "layers of mid and cls by JS, Go, Java and WASM, whose one-sample call also pays the JS-to-wasm call and the",
+    "copies in and out of linear memory.  The host is shared (2 cores, load average ~7 during the runs):",
+    "the ratios of one run are comparable, absolute times are not.",
+    "",
+]
+
 NOTES = [
     "## What the bits rest on",
     "",
@@ -242,7 +255,8 @@ def main() -> int:
     if speed:
         text += ["## Speed (float32, timed inside each program after a warm-up; median of rounds)", "",
                  "C: the C target at `-O3 -march=native` (as the runtime builds it). One sample: ns per call over "
-                 "1000 rows in turn. Batch: rows per second of the batch function over the 1000 rows.", "", *speed, ""]
+                 "1000 rows in turn. Batch: rows per second of the batch function over the 1000 rows.", "", *speed, "",
+                 *SPEED_NOTES]
     text += NOTES
     Path(args.output).write_text("\n".join(text))
     print(f"wrote {args.output}")
