@@ -683,6 +683,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .backends import BACKENDS
     from .numeric import FIXED_TYPES, NUMERIC_TYPES
     from .runtime import LOADERS
+    from .runtime.loaders import SUBPROCESS_LOADERS
 
     dtypes = tuple(NUMERIC_TYPES) + tuple(FIXED_TYPES)  # which ones a target supports: checked after parsing
     parser = Parser(
@@ -691,7 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mlpcodegen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_convert(sub, BACKENDS, dtypes)
-    _add_verify(sub, LOADERS, dtypes)
+    _add_verify(sub, {**LOADERS, **SUBPROCESS_LOADERS}, dtypes)
     _add_formula(sub)
     _add_bench(sub)
     _add_demo(sub)

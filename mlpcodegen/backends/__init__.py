@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import UnsupportedError, ValidationError
 from ..ir import Dense, Network
-from . import c, c_fixed, c_int8, latex, numba, numpy, python, sympy
+from . import c, c_fixed, c_int8, go, java, js, latex, numba, numpy, python, rust, sympy, wasm
 
 Emit = Callable[..., str]  # emit(net, *, dtype, name) -> source text
 
@@ -73,6 +73,11 @@ BACKENDS: dict[str, Backend] = {
     "numpy": Backend("numpy", ".py", numpy.DTYPES, numpy.emit_numpy),
     "python": Backend("python", ".py", python.DTYPES, python.emit_python),
     "sympy": Backend("sympy", ".py", sympy.DTYPES, sympy.emit_sympy, options=("rational",)),
+    "js": Backend("js", ".mjs", js.DTYPES, js.emit_js),
+    "rust": Backend("rust", ".rs", rust.DTYPES, rust.emit_rust),
+    "go": Backend("go", ".go", go.DTYPES, go.emit_go),
+    "java": Backend("java", ".java", java.DTYPES, java.emit_java),
+    "wasm": Backend("wasm", ".mjs", wasm.DTYPES, wasm.emit_wasm),
     "latex": Backend("latex", ".tex", latex.DTYPES, latex.emit_latex, options=("digits", "expand", "layout")),
 }
 

@@ -19,6 +19,7 @@ from ..errors import UnsupportedError, ValidationError
 from ..ir import Network
 from ..numeric import NumericType, numeric_type
 from .numba_runtime import load_numba
+from .subprocess_peer import TOOLCHAINS, loader as subprocess_loader
 
 Predictor = Callable[[Any], np.ndarray]
 
@@ -118,11 +119,14 @@ LOADERS: dict[str, Loader] = {
     "python": Loader(_load_python),
     "sympy": Loader(_load_sympy),
 }
+#: target -> loader of the languages built by their own toolchain and run as a subprocess
+#: (js, rust, go, java, wasm: :mod:`.subprocess_peer`); load and verify take them too.
+SUBPROCESS_LOADERS: dict[str, Loader] = {target: Loader(subprocess_loader(target)) for target in TOOLCHAINS}
 
 
 def get_loader(target: str) -> Loader:
     """The loader of ``target``; an unknown or non-running target is a clear error."""
-    loader = LOADERS.get(target)
+    loader = LOADERS.get(target) or SUBPROCESS_LOADERS.get(target)
     if loader is None:
         get_backend(target)  # an unknown target: the registry's error, listing them all
         raise UnsupportedError(f"target {target!r} does not run in this process; targets that do: "

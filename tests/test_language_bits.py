@@ -1,0 +1,102 @@
+"""The dependency-free languages give C's bits (a sample of bench/languages.py's matrix).
+
+Each language's float64 (float32) outputs, one-sample calls and the batch function, are
+compared bit for bit (NaN equal to NaN) with the C target's float64 (float32) built with
+``gcc -O2 -ffp-contract=off`` and its own math, on seed 1-3-2-1, cls 16-64-64-10 (loop
+layers and softmax), mid 8-64-64-1 (float32) and one random network per language whose
+activations come from every activation it writes (a different sample per language and
+dtype); 300 inputs with the specials (+-0, +-inf, NaN, huge, tiny, exp's range ends).
+The full matrix (10^4 inputs, 20 random networks, both dtypes everywhere) is
+``python bench/languages.py`` (bench/LANGUAGES.md).  Also: what each generated file may
+use (no imports, core only, java.lang only, math only), names each language refuses.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+from languages import check_bits, fixed_networks, inputs, random_net, random_networks, writes  # noqa: E402
+from toolchains import require  # noqa: E402
+
+from mlpcodegen.backends import emit  # noqa: E402
+from mlpcodegen.errors import ValidationError  # noqa: E402
+from mlpcodegen.ir import Activation, Dense, Network  # noqa: E402
+from mlpcodegen.runtime.subprocess_peer import TOOLCHAINS  # noqa: E402
+
+LANGUAGES = tuple(TOOLCHAINS)
+
+
+def _networks(target: str, dtype: str) -> dict[str, Network]:
+    fixed = fixed_networks()
+    nets = {label: net for label, net in fixed.items() if dtype == "float32" or not label.startswith("mid")}
+    random = random_networks(target, 6, seed=LANGUAGES.index(target))
+    label = sorted(random)[DTYPE_INDEX[dtype] + 2 * LANGUAGES.index(target) % 4]
+    nets[label] = random[label]
+    if dtype == "float64" and writes(target, "layer_norm"):  # its local a1 beside loop accumulators
+        nets["layer_norm then loops 3-40-2"] = random_net([3, 40, 2], ["layer_norm", "tanh"], 3)
+    return nets
+
+
+DTYPE_INDEX = {"float64": 0, "float32": 1}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("target", LANGUAGES)
+def test_the_same_bits_as_c(target, dtype):
+    require("gcc", *TOOLCHAINS[target].tools)
+    for label, net in _networks(target, dtype).items():
+        values, one, batch = check_bits(target, net, dtype, inputs(net.n_inputs, 300, seed=7))
+        assert values == 300 * net.n_outputs
+        assert one == 0 and batch == 0, f"{target} {dtype} {label}: {one} one-sample, {batch} batch values differ"
+
+
+def _net() -> Network:
+    rng = np.random.default_rng(0)
+    return Network(2, (Dense(rng.normal(size=(2, 40)), rng.normal(size=40), Activation("tanh"), "h"),
+                       Dense(rng.normal(size=(40, 3)), rng.normal(size=3), Activation("softmax"), "out")))
+
+
+@pytest.mark.parametrize("target", LANGUAGES)
+def test_what_the_generated_file_may_use(target):
+    """No dependency: JS and the wasm loader import nothing, Rust names nothing from std,
+    Java imports nothing (java.lang), Go imports math only; never the language's exp."""
+    for dtype in ("float32", "float64"):
+        text = emit(_net(), target, dtype=dtype)
+        code = [line for line in text.splitlines() if not line.lstrip().startswith("//")]
+        joined = "\n".join(code)
+        assert "Math.exp" not in joined and "math.Exp" not in joined and ".exp()" not in joined
+        if target in ("js", "wasm"):
+            assert not any(line.startswith("import") for line in code)
+            assert "export function" in joined or "export async function" in joined
+        elif target == "rust":
+            assert "std::" not in joined and "extern crate" not in joined and "use " not in joined
+        elif target == "java":
+            assert not any(line.startswith("import") for line in code)
+        else:
+            assert [line for line in code if "import" in line] == ['import "math"']
+
+
+@pytest.mark.parametrize("target, word", [("js", "await"), ("rust", "fn"), ("go", "func"), ("java", "synchronized"),
+                                          ("wasm", "yield"), ("js", "z2"), ("go", "hk")])
+def test_reserved_and_own_names_are_refused(target, word):
+    with pytest.raises(ValidationError):
+        emit(_net(), target, name=word)
+
+
+def test_typescript_declarations_name_the_exports():
+    from mlpcodegen.backends.js import emit_js_types
+
+    one = Network(1, (Dense(np.ones((1, 1)), np.zeros(1), Activation("tanh"), "t"),))
+    text = emit_js_types(one, dtype="float32", name="predict")
+    for line in ("export declare function predict(x: ArrayLike<number>): Float32Array;",
+                 "export declare function predictBatch(x: ArrayLike<number>): Float32Array;",
+                 "export declare function predictScalar(x: number): number;"):
+        assert line in text
+    source = emit(one, "js", dtype="float32", name="predict")
+    for name in ("predict", "predictBatch", "predictScalar"):
+        assert f"export function {name}(" in source
