@@ -1,5 +1,6 @@
 """Interpreters of the expression graph (:mod:`mlpcodegen.graph`): float64 values and
-interval bounds of every node.
+interval bounds of every node (and :func:`interpret`, the walk other interpreters,
+such as SymPy's, run their own table over).
 
 Both walk the graph in :func:`mlpcodegen.graph.walk` order (children first, no
 recursion: a network has thousands of nodes), compute each node once (memoised by
@@ -238,11 +239,20 @@ def evaluate(program_or_nodes: Union[Program, Sequence[Node]], inputs: Mapping) 
     :class:`~mlpcodegen.graph.Item`'s ``(array, index)``, to an array of samples;
     an item may also be taken from ``inputs[array][..., index]``.
     """
+    return interpret(program_or_nodes, _POINT, inputs)
+
+
+def interpret(program_or_nodes: Union[Program, Sequence[Node]], table: Mapping[type, Callable],
+              inputs: Mapping) -> Values:
+    """Every node's value under an interpreter given as a table: node type ->
+    ``f(node, get, inputs)``, with ``get(child)`` a child's value (already computed).
+    The float64 values here and the SymPy objects of :mod:`mlpcodegen.backends.sympy`
+    are two such tables over the same walk."""
     def run(order: list[Node]) -> dict[int, object]:
         values: dict[int, object] = {}
         get = lambda child: values[id(child)]  # noqa: E731
         for node in order:
-            values[id(node)] = _POINT[type(node)](node, get, inputs)
+            values[id(node)] = table[type(node)](node, get, inputs)
         return values
 
     return _walk_all(program_or_nodes, run)

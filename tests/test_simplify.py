@@ -264,7 +264,7 @@ def _polynomials():
     return one, two, horner
 
 
-@pytest.mark.parametrize("target", ["c", "numpy", "python", "numba"])
+@pytest.mark.parametrize("target", ["c", "numpy", "python", "numba", "sympy"])
 def test_polynomial_runs_in_every_target_as_the_reference(target):
     from mlpcodegen.runtime import load
 

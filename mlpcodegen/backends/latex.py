@@ -1,4 +1,7 @@
-"""LaTeX backend: the network as a formula, printed by SymPy's LaTeX printer.
+"""LaTeX backend: the network as a formula, printed by SymPy's LaTeX printer from the
+SymPy objects :func:`mlpcodegen.backends.sympy.layer_expressions` interprets from the
+network's expression graph (the graph every target prints; a one-layer polynomial from
+``simplify`` is shown in its own basis instead: ``sum c_k T_k(t)``).
 
 Options:
 
