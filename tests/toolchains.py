@@ -69,6 +69,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "riscv": ("riscv64-unknown-elf-gcc", "qemu-system-riscv32"),
     "xtensa": ("xtensa-lx106-elf-gcc",),
     "arduino": ("avr-gcc", "simavr", "ard-reset-arduino"),
+    "languages": ("rustc", "node", "go", "javac", "clang", "ld.lld"),
 }
 
 NO_APT = "MLPCODEGEN_NO_APT"
