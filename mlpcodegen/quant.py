@@ -377,7 +377,7 @@ def int8_plan(net: Network) -> Int8Plan:
     if not isinstance(plan, Int8Plan):
         raise ValidationError(f"network {quote_name(net.name)!r} has no int8 quantisation: --dtype int8 takes a "
                               "full-integer quantised .tflite model (TFLiteConverter with a representative "
-                              "dataset and Optimize.DEFAULT)")
+                              "dataset and Optimize.DEFAULT), or a float model with --calibrate DATA (calibrate(net, rows))")
     return plan
 
 

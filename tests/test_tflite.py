@@ -308,3 +308,34 @@ def test_forged_offsets_and_lengths_are_one_line_errors(models):
             kind = type(exc).__name__
         outcomes[kind] = outcomes.get(kind, 0) + 1
     assert outcomes.get("ModelFormatError", 0) >= 20, outcomes
+
+
+# ------------------------------------------------------------------ command line
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "mlpcodegen", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd or REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+
+
+def test_cli_int8_verify_convert_calibrate(models, tmp_path):
+    """verify --dtype int8 compares with LiteRT's reference kernels bit for bit (host and qemu
+    M4F); convert --calibrate quantises a float model; --domain and --calibrate misuses refused."""
+    for key in ("int8 int8 I/O", "int8 float I/O"):
+        (tmp_path / "m.tflite").write_bytes(models[key])
+        done = _cli("verify", tmp_path / "m.tflite", "--dtype", "int8", "-n", "3000", "--domain", "-3", "3")
+        assert done.returncode == 0 and re.search(r"vs LiteRT \(reference kernels\) +0 .*bit-identical +ok",
+                                                  done.stdout), (key, done.stdout, done.stderr[-300:])
+    done = _cli("verify", tmp_path / "m.tflite", "--dtype", "int8", "--core", "m4f", "-n", "40")
+    assert done.returncode == 0 and done.stdout.count("bit-identical") == 2 and "instructions per inference" \
+        in done.stdout, done.stdout + done.stderr[-300:]
+    assert _cli("convert", tmp_path / "m.tflite", "--dtype", "int8", "--domain", "-1", "1").returncode == 2
+    assert _cli("convert", tmp_path / "m.tflite", "--calibrate", "x.npy").returncode == 2
+    net = load(models["float"])
+    float_file = tmp_path / "f.tflite"  # a float model (the converter's float .tflite) quantised by --calibrate
+    float_file.write_bytes(models["float"])
+    np.save(tmp_path / "rows.npy", np.random.default_rng(1).uniform(-2, 2, (100, net.n_inputs)).astype(np.float32))
+    done = _cli("convert", float_file, "--dtype", "int8", "--calibrate", tmp_path / "rows.npy", "-o", tmp_path / "q.c")
+    assert done.returncode == 0 and "_int8(const int8_t *x" in (tmp_path / "q.c").read_text(), done.stderr
+    done = _cli("verify", tmp_path / "m.tflite", "--dtype", "int8", "--calibrate", tmp_path / "rows.npy")
+    assert done.returncode == 1 and "already quantised" in done.stderr
