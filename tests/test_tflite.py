@@ -65,10 +65,10 @@ def _floats(net, rows: int, seed: int) -> np.ndarray:
     return x
 
 
-def _c_int8(tmp_path, net, codes, name="m"):
+def _c_int8(tmp_path, net, codes, name="m", rounding=None):
     """NAME_int8 built with the strict flags and UBSan (any undefined behaviour aborts), on ``codes``."""
-    (tmp_path / f"{name}.c").write_text(emit(net, "c", dtype="int8", name=name))
-    (tmp_path / f"{name}.h").write_text(get_backend("c").header(net, dtype="int8", name=name))
+    (tmp_path / f"{name}.c").write_text(emit(net, "c", dtype="int8", name=name, rounding=rounding))
+    (tmp_path / f"{name}.h").write_text(get_backend("c").header(net, dtype="int8", name=name, rounding=rounding))
     m = net.n_outputs
     (tmp_path / "drive.c").write_text("\n".join([
         "#include <stdio.h>", f'#include "{name}.h"', "int main(void)", "{",
@@ -339,3 +339,31 @@ def test_cli_int8_verify_convert_calibrate(models, tmp_path):
     assert done.returncode == 0 and "_int8(const int8_t *x" in (tmp_path / "q.c").read_text(), done.stderr
     done = _cli("verify", tmp_path / "m.tflite", "--dtype", "int8", "--calibrate", tmp_path / "rows.npy")
     assert done.returncode == 1 and "already quantised" in done.stderr
+
+
+# ------------------------------------------------------------------ rounding
+
+
+def test_double_rounding_bit_exact_with_cmsis_nn_and_single_with_litert(models, tmp_path):
+    """rounding="double" (TFLite Micro, CMSIS-NN's default) equals a chain of CMSIS-NN's
+    arm_fully_connected_per_channel_s8/arm_softmax_s8 compiled from its source on this machine
+    bit for bit (and the NumPy mirror), where single rounding (LiteRT's, the default) differs;
+    single stays LiteRT's on the .tflite (test_int8_c_bit_exact_with_litert_reference)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from cmsis_nn.chain import calibrated_network, cmsis_nn_root, host_outputs
+
+    if cmsis_nn_root() is None:
+        pytest.skip("CMSIS-NN's source tree is not on this machine (set CMSIS_NN)")
+    for sizes, softmax in (([6, 16, 5], True), ([20, 24, 12, 1], False)):
+        net = calibrated_network(sizes, softmax=softmax)
+        codes = _codes(sizes[0], 5000, seed=sizes[0])
+        ours, cmsis = host_outputs(net, codes, tmp_path)
+        assert (ours == cmsis).all(), (sizes, int((ours != cmsis).any(axis=1).sum()))
+        assert (ours == run_int8(net.int8.rounded("double"), codes)).all()
+        assert (_c_int8(tmp_path, net, codes[:1000], rounding="double") == ours[:1000]).all()  # strict, UBSan
+        assert (run_int8(net.int8, codes) != cmsis).any(axis=1).sum() > 50  # the two roundings differ
+    net = load(models["int8 int8 I/O"])
+    codes = _codes(net.n_inputs, 2000, seed=4)
+    assert (run_int8(net.int8.rounded("single"), codes) == litert(models["int8 int8 I/O"], codes)).all()
+    with pytest.raises(ValidationError):
+        net.int8.rounded("nearest")

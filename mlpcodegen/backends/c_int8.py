@@ -41,7 +41,7 @@ from .c import _note_lines, check_name
 from .c_names import reserved_by
 
 DTYPES = ("int8",)
-SUFFIXES = ("_int8", "_rq", "_clamp", "_srdhm", "_rdbp", "_shl", "_exp", "_recip", "_softmax", "_quantize",
+SUFFIXES = ("_int8", "_rq", "_rq2", "_clamp", "_srdhm", "_rdbp", "_shl", "_exp", "_recip", "_softmax", "_quantize",
             "_batch") + tuple(f"_{kind}{i}" for kind in "wbmst" for i in range(1, 10))
 #: Bytes added to the stated stack for saved registers, alignment and spills.
 FRAME_OVERHEAD = 160
@@ -79,16 +79,23 @@ def _softmax_width(plan: Int8Plan) -> int:
     return max([layer.width for layer in plan.layers if isinstance(layer, QSoftmax)], default=0)
 
 
+def _plan(net: Network, rounding: object) -> Int8Plan:
+    plan = int8_plan(net)
+    return plan if rounding is None else plan.rounded(str(rounding))
+
+
 def emit_c_int8(net: Network, *, dtype: str = "int8", name: str = "mlp", domain: object = None,
-                **ignored: object) -> str:
+                rounding: object = None, **ignored: object) -> str:
     """The int8 C of a quantised network (a :class:`~mlpcodegen.quant.QuantizedNetwork`).
+    ``rounding``: "single" (the pip LiteRT's requantisation) or "double" (TFLite Micro's and
+    CMSIS-NN's), default the plan's (single for a .tflite: what LiteRT computes).
     The float C's options (unroll, math, profile, optimize) and q15's domain mean nothing here."""
-    return _Printer(net, int8_plan(net), checked_name(name)).source()
+    return _Printer(net, _plan(net, rounding), checked_name(name)).source()
 
 
 def emit_c_int8_header(net: Network, *, dtype: str = "int8", name: str = "mlp", domain: object = None,
-                       **ignored: object) -> str:
-    return _Printer(net, int8_plan(net), checked_name(name)).header()
+                       rounding: object = None, **ignored: object) -> str:
+    return _Printer(net, _plan(net, rounding), checked_name(name)).header()
 
 
 def _int_lines(values: np.ndarray, per_line: int = 16) -> list[str]:
@@ -126,7 +133,8 @@ class _Printer:
                 f" * network {quote_name(self.net.name)}: {self.net.describe()}, int8 (TFLite full-integer "
                 "quantisation), bit-exact with LiteRT's reference kernels",
                 *_note_lines(self.net),
-                f" * layers: {kinds}",
+                f" * layers: {kinds}; requantisation: {p.rounding} rounding ("
+                f"{'the pip LiteRT' if p.rounding == 'single' else 'TFLite Micro, CMSIS-NN'})",
                 f" * {n}_int8(x, y): integer only (no float, no libm, no division): int8 codes "
                 f"x[{p.n_inputs}] -> y[{p.n_outputs}], real = {n}_INT8_{{IN,OUT}}_SCALE * (code - "
                 f"{n}_INT8_{{IN,OUT}}_ZERO_POINT)",
@@ -184,10 +192,11 @@ class _Printer:
                     *_int_lines(folded_bias(layer), 8), "};"]
             if uniform:
                 return head + [""]
+            single = self.plan.rounding == "single"
             return head + [f"static const int32_t {n}_m{index}[{layer.units}] = {{",
                            *_int_lines(layer.multipliers, 8), "};",
-                           f"static const uint8_t {n}_s{index}[{layer.units}] = {{",
-                           *_int_lines(31 - layer.shifts), "};", ""]
+                           f"static const {'uint8_t' if single else 'int8_t'} {n}_s{index}[{layer.units}] = {{",
+                           *_int_lines(31 - layer.shifts if single else layer.shifts), "};", ""]
         if isinstance(layer, QTable):
             return [f"/* layer {index} {quote_name(layer.name)}: {layer.kind.upper()} by table, indexed by "
                     "code + 128 (LiteRT's PopulateLookupTable) */",
@@ -196,9 +205,10 @@ class _Printer:
 
     def needed(self) -> set[str]:
         kinds = {type(layer) for layer in self.plan.layers}
-        names = {"rq", "clamp"} if kinds & {QDense, QRelu} else set()
+        single = self.plan.rounding == "single"
+        names = ({"rq", "clamp"} if single else {"rq2", "rdbp", "clamp"}) if kinds & {QDense, QRelu} else set()
         if QSoftmax in kinds:
-            names |= {"rq", "srdhm", "rdbp", "shl", "exp", "recip", "softmax"}
+            names |= {"srdhm", "rdbp", "shl", "exp", "recip", "softmax"} | ({"rq"} if single else set())
         return names
 
     def helpers(self) -> list[str]:
@@ -211,6 +221,17 @@ class _Printer:
                    "    const int64_t p = (int64_t)a * m + ((int64_t)1 << (t - 1u));",
                    "    const uint64_t u = (uint64_t)p + UINT64_C(0x8000000000000000);",
                    "    return (int64_t)(u >> t) - (int64_t)(UINT64_C(0x8000000000000000) >> t);", "}", ""],
+            "rq2": ["/* TFLite Micro's MultiplyByQuantizedMultiplier (double rounding, CMSIS-NN's default): a << left",
+                    "   (wrapping in int32, as their x * (1 << left) does on a core), the doubling high multiply",
+                    "   floor((x * m + 2^30) / 2^31) (m >= 0: never saturates; the floor on the value offset by 2^63",
+                    "   in uint64), then the rounding divide by 2^right (halves away from zero). */",
+                    f"static int32_t {n}_rq2(int32_t a, int32_t m, int32_t shift)", "{",
+                    "    const uint32_t left = shift > 0 ? (uint32_t)shift : 0u;",
+                    "    const uint32_t right = shift > 0 ? 0u : (uint32_t)-shift;",
+                    "    const int32_t x = (int32_t)((uint32_t)a << left);",
+                    "    const uint64_t u = (uint64_t)((int64_t)x * m + ((int64_t)1 << 30)) + UINT64_C(0x8000000000000000);",
+                    "    const int32_t h = (int32_t)((int64_t)(u >> 31) - (int64_t)(UINT64_C(0x8000000000000000) >> 31));",
+                    f"    return {n}_rdbp(h, right);", "}", ""],
             "clamp": [f"static int8_t {n}_clamp(int64_t v, int32_t lo, int32_t hi)", "{",
                       "    return (int8_t)(v < lo ? lo : v > hi ? hi : v);", "}", ""],
             "srdhm": ["/* gemmlowp's SaturatingRoundingDoublingHighMul: (a * b + nudge) / 2^31 toward zero. */",
@@ -260,7 +281,7 @@ class _Printer:
                         "    for (i = 0u; i < width; ++i) if (x[i] > top) top = x[i];",
                         "    for (i = 0u; i < width; ++i) {",
                         "        const int32_t d = x[i] - top;",
-                        f"        ex[i] = d >= diff_min ? {n}_exp((int32_t){n}_rq(d, m, 31u - s)) : -1;",
+                        f"        ex[i] = d >= diff_min ? {n}_exp({self.softmax_scaled()}) : -1;",
                         f"        if (ex[i] >= 0) sum += {n}_rdbp(ex[i], 12u);",
                         "    }",
                         "    sumbits = (uint32_t)sum;",
@@ -271,8 +292,16 @@ class _Printer:
                         f"        e = {n}_rdbp({n}_srdhm(scale, ex[i]), 12u - headroom + 23u) - 128;",
                         "        y[i] = (int8_t)(e > 127 ? 127 : e < -128 ? -128 : e);", "    }", "}", ""],
         }
-        order = ("rq", "clamp", "srdhm", "rdbp", "shl", "exp", "recip", "softmax")
+        order = ("rq", "rdbp", "rq2", "clamp", "srdhm", "shl", "exp", "recip", "softmax")
         return [line for key in order if key in needed for line in parts[key]]
+
+    def softmax_scaled(self) -> str:
+        """The scaled difference: single rounding as the pip LiteRT, or TFLite Micro's
+        MultiplyByQuantizedMultiplierGreaterThanOne (d << s stays in int32 for d >= diff_min)."""
+        n = self.name
+        if self.plan.rounding == "single":
+            return f"(int32_t){n}_rq(d, m, 31u - s)"
+        return f"{n}_srdhm(d * (int32_t)(1u << s), m)"
 
     # ------------------------------------------------------------------ code
 
@@ -294,21 +323,31 @@ class _Printer:
         if isinstance(layer, QDense):
             uniform = len(set(zip(layer.multipliers.tolist(), layer.shifts.tolist()))) == 1
             m = str(int(layer.multipliers[0])) if uniform else f"{n}_m{index}[j]"
-            t = f"{31 - int(layer.shifts[0])}u" if uniform else f"{n}_s{index}[j]"
+            shift = int(layer.shifts[0])
             return [f"    for (j = 0u; j < {layer.units}u; ++j) {{",
                     f"        const int8_t *w = {n}_w{index} + j * {layer.n_in}u;",
                     f"        int32_t s = {n}_b{index}[j];",
                     f"        for (i = 0u; i < {layer.n_in}u; ++i) s += (int32_t)w[i] * (int32_t){source}[i];",
-                    f"        {target}[j] = {n}_clamp({n}_rq(s, {m}, {t}) + ({layer.output.zero_point}), "
-                    f"{layer.low}, {layer.high});", "    }"]
+                    f"        {target}[j] = {n}_clamp({self.requantize('s', m, shift if uniform else f'{n}_s{index}[j]')}"
+                    f" + ({layer.output.zero_point}), {layer.low}, {layer.high});", "    }"]
         if isinstance(layer, QTable):
             return [f"    for (i = 0u; i < {layer.width}u; ++i) {target}[i] = {n}_t{index}[{source}[i] + 128];"]
         if isinstance(layer, QRelu):
-            return [f"    for (i = 0u; i < {layer.width}u; ++i) {target}[i] = {n}_clamp({n}_rq((int32_t){source}[i] - "
-                    f"({layer.input.zero_point}), {layer.multiplier}, {31 - layer.shift}u) + "
-                    f"({layer.output.zero_point}), {layer.low}, {layer.high});"]
+            value = f"(int32_t){source}[i] - ({layer.input.zero_point})"
+            return [f"    for (i = 0u; i < {layer.width}u; ++i) {target}[i] = {n}_clamp("
+                    f"{self.requantize(value, str(layer.multiplier), layer.shift)} + ({layer.output.zero_point}), "
+                    f"{layer.low}, {layer.high});"]
         return [f"    {n}_softmax({source}, {target}, ex, {layer.width}u, {layer.multiplier}, {layer.shift}u, "
                 f"{layer.diff_min});"]
+
+    def requantize(self, value: str, m: str, shift) -> str:
+        """The requantisation call: ``shift`` an int (LiteRT's: left if > 0) or a per-channel
+        array element (single rounding: 31 - shift stored; double: the shift)."""
+        n = self.name
+        if self.plan.rounding == "single":
+            t = f"{31 - shift}u" if isinstance(shift, int) else shift
+            return f"{n}_rq({value}, {m}, {t})"
+        return f"(int64_t){n}_rq2({value}, {m}, {shift})"
 
     def wrapper(self) -> list[str]:
         p, n = self.plan, self.name
