@@ -213,6 +213,8 @@ def _check_int8(args: argparse.Namespace) -> None:
     """Usage of --dtype int8 and --calibrate (convert, verify, size): --calibrate quantises to
     int8; int8 plans nothing for --domain (verify draws its inputs there) nor takes a scaling."""
     int8 = args.dtype == "int8"
+    if getattr(args, "rounding", None) and not int8:
+        raise UsageError("--rounding is int8's requantisation: it goes with --dtype int8")
     if getattr(args, "calibrate", None) and not int8:
         raise UsageError("--calibrate quantises the model to int8: it goes with --dtype int8")
     if not int8:
@@ -649,6 +651,9 @@ def _add_convert(sub, backends: dict, dtypes: Sequence[str]) -> None:
                               "range the fixed-point formats are planned for (one number for every input, or one "
                               "per input, comma-separated); outside it values saturate")
     _add_calibrate_option(convert)
+    convert.add_argument("--rounding", choices=("single", "double"), help="with --dtype int8: how requantisation "
+                         "rounds: single (default; the pip LiteRT interpreter's) or double (TensorFlow Lite Micro's "
+                         "and CMSIS-NN's)")
     _add_formula_options(convert, default_digits=4)
     convert.add_argument("--rational", action="store_true", help="exact rational weights (sympy)")
     _add_scaling_options(convert)

@@ -331,6 +331,8 @@ def test_cli_int8_verify_convert_calibrate(models, tmp_path):
         in done.stdout, done.stdout + done.stderr[-300:]
     assert _cli("convert", tmp_path / "m.tflite", "--dtype", "int8", "--domain", "-1", "1").returncode == 2
     assert _cli("convert", tmp_path / "m.tflite", "--calibrate", "x.npy").returncode == 2
+    done = _cli("convert", tmp_path / "m.tflite", "--dtype", "int8", "--rounding", "double")
+    assert done.returncode == 0 and "double rounding" in done.stdout and "_rq2(" in done.stdout, done.stderr
     net = load(models["float"])
     float_file = tmp_path / "f.tflite"  # a float model (the converter's float .tflite) quantised by --calibrate
     float_file.write_bytes(models["float"])
