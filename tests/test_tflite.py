@@ -182,7 +182,8 @@ def test_int8_source_strict_deterministic_and_stated(models, tmp_path):
     from mlpcodegen.backends.c_int8 import stack_bytes
 
     stated = stack_bytes(net, "int8")
-    for compiler, flags in (("gcc", ["-O0"]), ("arm-none-eabi-gcc", ["-O0", "-mthumb", "-mcpu=cortex-m0plus"])):
+    for compiler, flags in (("gcc", ["-O0"]), ("arm-none-eabi-gcc", ["-O0", "-mthumb", "-mcpu=cortex-m0plus"]),
+                            ("arm-none-eabi-gcc", ["-O0", "-mthumb", "-mcpu=cortex-m4"])):  # M4: the DSP path
         subprocess.run([compiler, "-std=c99", *flags, "-fstack-usage", "-c", "net.c", "-o", "su.o"], check=True,
                        cwd=tmp_path)
         frames = {line.split()[0].rsplit(":", 1)[-1]: int(line.split()[1])

@@ -41,7 +41,7 @@ from .c import _note_lines, check_name
 from .c_names import reserved_by
 
 DTYPES = ("int8",)
-SUFFIXES = ("_int8", "_rq", "_rq2", "_clamp", "_srdhm", "_rdbp", "_shl", "_exp", "_recip", "_softmax", "_quantize",
+SUFFIXES = ("_int8", "_rq", "_rq2", "_clamp", "_ld", "_dot4", "_dot1", "_srdhm", "_rdbp", "_shl", "_exp", "_recip", "_softmax", "_quantize",
             "_batch") + tuple(f"_{kind}{i}" for kind in "wbmst" for i in range(1, 10))
 #: Bytes added to the stated stack for saved registers, alignment and spills.
 FRAME_OVERHEAD = 160
@@ -69,7 +69,7 @@ def stack_bytes(net: Network, dtype: str, unroll: str = "auto") -> dict[str, int
     plan = int8_plan(net)
     scratch = _softmax_width(plan)
     depth = 3 if scratch else 1
-    int8 = 2 * plan.width + 4 * scratch + FRAME_OVERHEAD * (1 + depth)
+    int8 = 2 * plan.width + 4 * scratch + 16 + FRAME_OVERHEAD * (1 + depth)  # 16: the DSP path's 4 sums
     one = int8 + plan.n_inputs + plan.n_outputs + FRAME_OVERHEAD
     return {"int8": int8, "one": one, "batch": one + FRAME_OVERHEAD}
 
@@ -169,11 +169,11 @@ class _Printer:
         return str(lines)
 
     def source(self) -> str:
-        lines = Lines().add(*self.comment(), "#include <stddef.h>", "#include <stdint.h>", "")
+        lines = Lines().add(*self.comment(), "#include <stddef.h>", "#include <stdint.h>", *DSP_INCLUDES, "")
         lines.add(*(proto + ";" for proto in signature(self.net, "int8", self.name)), "")
         for index, layer in enumerate(self.plan.layers, 1):
             lines.add(*self.arrays(index, layer))
-        lines.add(*self.helpers())
+        lines.add(*self.helpers(), *self.dsp_helpers())
         lines.add(*self.int8_function(), *self.wrapper())
         return str(lines)
 
@@ -305,11 +305,52 @@ class _Printer:
 
     # ------------------------------------------------------------------ code
 
+    def dsp_helpers(self) -> list[str]:
+        """Cortex-M4/M7 (DSP extension): dot products of int8 rows two products per SMLAD, the
+        bytes of four weights and four inputs unpacked by SXTB16 (even, and rotated: odd bytes)
+        into int16 pairs; weights stay int8, in the file's order (the pairing is the same for
+        both operands).  Four rows at once share each input word.  Integer sums are exact, so
+        the order does not change a bit; the portable loop is used elsewhere (M0+, hosts)."""
+        n = self.name
+        dense = [layer for layer in self.plan.layers if isinstance(layer, QDense)]
+        four, one = any(d.units >= 4 for d in dense), any(d.units % 4 for d in dense)
+
+        def pair(acc: str, w: str) -> list[str]:
+            return [f"            {acc} = __smlad(__sxtb16((int32_t){w}), xe, {acc});",
+                    f"            {acc} = __smlad(__sxtb16((int32_t)(({w} >> 8) | ({w} << 24))), xo, {acc});"]
+        load = ["#if MLPC_INT8_DSP",
+                f"static uint32_t {n}_ld(const int8_t *p) /* four bytes, any alignment (M4/M7 load unaligned) */",
+                "{", "    uint32_t v;", "    memcpy(&v, p, sizeof v);", "    return v;", "}", ""]
+        dot4 = [f"/* s[r] += sum(w[r * n + i] * x[i]) for rows r < 4, i < n */",
+                 f"static void {n}_dot4(const int8_t *w, uint32_t n, const int8_t *x, int32_t *s)", "{",
+                 "    int32_t a0 = s[0], a1 = s[1], a2 = s[2], a3 = s[3];", "    uint32_t i;",
+                 "    for (i = 0u; i + 4u <= n; i += 4u) {",
+                 f"        const uint32_t xv = {n}_ld(x + i);",
+                 "        const int32_t xe = __sxtb16((int32_t)xv), xo = __sxtb16((int32_t)((xv >> 8) | (xv << 24)));",
+                 "        {",
+                 f"            const uint32_t w0 = {n}_ld(w + i), w1 = {n}_ld(w + n + i);",
+                 *pair("a0", "w0"), *pair("a1", "w1"), "        }", "        {",
+                 f"            const uint32_t w2 = {n}_ld(w + 2u * n + i), w3 = {n}_ld(w + 3u * n + i);",
+                 *pair("a2", "w2"), *pair("a3", "w3"), "        }", "    }",
+                 "    for (; i < n; ++i) {", "        const int32_t v = x[i];",
+                 "        a0 += w[i] * v; a1 += w[n + i] * v; a2 += w[2u * n + i] * v; a3 += w[3u * n + i] * v;",
+                 "    }", "    s[0] = a0; s[1] = a1; s[2] = a2; s[3] = a3;", "}", ""]
+        dot1 = [f"static int32_t {n}_dot1(const int8_t *w, uint32_t n, const int8_t *x, int32_t a)", "{",
+                 "    uint32_t i;", "    for (i = 0u; i + 4u <= n; i += 4u) {",
+                 f"        const uint32_t xv = {n}_ld(x + i), wv = {n}_ld(w + i);",
+                 "        a = __smlad(__sxtb16((int32_t)wv), __sxtb16((int32_t)xv), a);",
+                 "        a = __smlad(__sxtb16((int32_t)((wv >> 8) | (wv << 24))), __sxtb16((int32_t)((xv >> 8) | "
+                 "(xv << 24))), a);", "    }",
+                 "    for (; i < n; ++i) a += w[i] * x[i];", "    return a;", "}", ""]
+        return load + (dot4 if four else []) + (dot1 if one else []) + ["#endif", ""]
+
     def int8_function(self) -> list[str]:
         p, n = self.plan, self.name
         scratch = _softmax_width(p)
+        dsp = any(isinstance(layer, QDense) and layer.units >= 4 for layer in p.layers)  # dot4's scratch
         lines = [f"void {n}_int8(const int8_t *x, int8_t *y)", "{", f"    int8_t h[2][{p.width}];",
-                 *([f"    int32_t ex[{scratch}];"] if scratch else []), "    uint32_t i, j;"]
+                 *([f"    int32_t ex[{scratch}];"] if scratch else []), "    uint32_t i, j;",
+                 *(["#if MLPC_INT8_DSP", "    int32_t s4[4];", "    uint32_t k;", "#endif"] if dsp else [])]
         source = "x"
         for index, layer in enumerate(p.layers, 1):
             target = f"h[{index % 2}]"
@@ -322,14 +363,27 @@ class _Printer:
         n = self.name
         if isinstance(layer, QDense):
             uniform = len(set(zip(layer.multipliers.tolist(), layer.shifts.tolist()))) == 1
-            m = str(int(layer.multipliers[0])) if uniform else f"{n}_m{index}[j]"
-            shift = int(layer.shifts[0])
-            return [f"    for (j = 0u; j < {layer.units}u; ++j) {{",
-                    f"        const int8_t *w = {n}_w{index} + j * {layer.n_in}u;",
-                    f"        int32_t s = {n}_b{index}[j];",
-                    f"        for (i = 0u; i < {layer.n_in}u; ++i) s += (int32_t)w[i] * (int32_t){source}[i];",
-                    f"        {target}[j] = {n}_clamp({self.requantize('s', m, shift if uniform else f'{n}_s{index}[j]')}"
-                    f" + ({layer.output.zero_point}), {layer.low}, {layer.high});", "    }"]
+
+            def store(row: str, value: str) -> str:
+                m = str(int(layer.multipliers[0])) if uniform else f"{n}_m{index}[{row}]"
+                shift = int(layer.shifts[0]) if uniform else f"{n}_s{index}[{row}]"
+                return (f"{target}[{row}] = {n}_clamp({self.requantize(value, m, shift)} + "
+                        f"({layer.output.zero_point}), {layer.low}, {layer.high});")
+
+            portable = [f"    for (j = 0u; j < {layer.units}u; ++j) {{",
+                        f"        const int8_t *w = {n}_w{index} + j * {layer.n_in}u;",
+                        f"        int32_t s = {n}_b{index}[j];",
+                        f"        for (i = 0u; i < {layer.n_in}u; ++i) s += (int32_t)w[i] * (int32_t){source}[i];",
+                        f"        {store('j', 's')}", "    }"]
+            full = layer.units - layer.units % 4
+            dsp = [f"    for (j = 0u; j < {full}u; j += 4u) {{",
+                   f"        for (k = 0u; k < 4u; ++k) s4[k] = {n}_b{index}[j + k];",
+                   f"        {n}_dot4({n}_w{index} + j * {layer.n_in}u, {layer.n_in}u, {source}, s4);",
+                   f"        for (k = 0u; k < 4u; ++k) {store('j + k', 's4[k]')}", "    }"] if full else ["    j = 0u;"]
+            if full < layer.units:
+                dot = f"{n}_dot1({n}_w{index} + j * {layer.n_in}u, {layer.n_in}u, {source}, {n}_b{index}[j])"
+                dsp += [f"    for (; j < {layer.units}u; ++j) {store('j', dot)}"]
+            return ["#if MLPC_INT8_DSP", *dsp, "#else", *portable, "#endif"]
         if isinstance(layer, QTable):
             return [f"    for (i = 0u; i < {layer.width}u; ++i) {target}[i] = {n}_t{index}[{source}[i] + 128];"]
         if isinstance(layer, QRelu):
@@ -372,6 +426,12 @@ class _Printer:
                 f"    {n}_int8(q, r);",
                 f"    for (i = 0u; i < {p.n_outputs}u; ++i) y[i] = {scale_out} * (float)((int32_t)r[i] - ({zp_out}));",
                 "}", ""]
+
+
+#: The DSP path (SMLAD/SXTB16 through ACLE) where the core has the DSP extension (Cortex-M4/M7/M33...).
+DSP_INCLUDES = ("#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__ARM_FEATURE_SIMD32)",
+                "#define MLPC_INT8_DSP 1", "#include <arm_acle.h>", "#include <string.h>", "#else",
+                "#define MLPC_INT8_DSP 0", "#endif")
 
 
 def _describe(layer) -> str:
