@@ -41,7 +41,7 @@ from .c import _note_lines, check_name
 from .c_names import reserved_by
 
 DTYPES = ("int8",)
-SUFFIXES = ("_int8", "_rq", "_rq2", "_clamp", "_ld", "_dot4", "_dot1", "_srdhm", "_rdbp", "_shl", "_exp", "_recip", "_softmax", "_quantize",
+SUFFIXES = ("_int8", "_rq", "_rq2", "_clamp", "_ld", "_dot4", "_dot2", "_dot1", "_srdhm", "_rdbp", "_shl", "_exp", "_recip", "_softmax", "_quantize",
             "_batch") + tuple(f"_{kind}{i}" for kind in "wbmst" for i in range(1, 10))
 #: Bytes added to the stated stack for saved registers, alignment and spills.
 FRAME_OVERHEAD = 160
@@ -345,15 +345,23 @@ class _Printer:
                  "        a = __smlad(__sxtb16((int32_t)((wv >> 8) | (wv << 24))), __sxtb16((int32_t)((xv >> 8) | "
                  "(xv << 24))), a);", "    }",
                  "    for (; i < n; ++i) a += w[i] * x[i];", "    return a;", "}", ""]
-        return load + (dot4 if four else []) + (dot1 if one else []) + ["#endif", ""]
+        dot2 = ["#if MLPC_INT8_PAIRS", "/* s[r] += sum(w[r * n + i] * x[i]) for rows r < 2, i < n */",
+                f"static void {n}_dot2(const int8_t *w, uint32_t n, const int8_t *x, int32_t *s)", "{",
+                "    const int8_t *w1 = w + n;", "    int32_t a = s[0], b = s[1];", "    uint32_t i;",
+                "    for (i = 0u; i < n; ++i) {", "        const int32_t v = x[i];", "        a += w[i] * v;",
+                "        b += w1[i] * v;", "    }", "    s[0] = a; s[1] = b;", "}", "#endif", ""]
+        pairs = dot2 if any(d.units >= 2 for d in dense) else []
+        return load + (dot4 if four else []) + (dot1 if one else []) + ["#endif", ""] + pairs
 
     def int8_function(self) -> list[str]:
         p, n = self.plan, self.name
         scratch = _softmax_width(p)
         dsp = any(isinstance(layer, QDense) and layer.units >= 4 for layer in p.layers)  # dot4's scratch
+        pairs = any(isinstance(layer, QDense) and layer.units >= 2 for layer in p.layers)  # dot2's
         lines = [f"void {n}_int8(const int8_t *x, int8_t *y)", "{", f"    int8_t h[2][{p.width}];",
                  *([f"    int32_t ex[{scratch}];"] if scratch else []), "    uint32_t i, j;",
-                 *(["#if MLPC_INT8_DSP", "    int32_t s4[4];", "    uint32_t k;", "#endif"] if dsp else [])]
+                 *(["#if MLPC_INT8_DSP", "    int32_t s4[4];", "    uint32_t k;", "#endif"] if dsp else []),
+                 *(["#if MLPC_INT8_PAIRS", "    int32_t s4[2];", "    uint32_t k;", "#endif"] if pairs else [])]
         source = "x"
         for index, layer in enumerate(p.layers, 1):
             target = f"h[{index % 2}]"
@@ -386,7 +394,14 @@ class _Printer:
             if full < layer.units:
                 dot = f"{n}_dot1({n}_w{index} + j * {layer.n_in}u, {layer.n_in}u, {source}, {n}_b{index}[j])"
                 dsp += [f"    for (; j < {layer.units}u; ++j) {store('j', dot)}"]
-            return ["#if MLPC_INT8_DSP", *dsp, "#else", *portable, "#endif"]
+            even = layer.units - layer.units % 2
+            pairs = [f"    for (j = 0u; j < {even}u; j += 2u) {{",
+                     f"        s4[0] = {n}_b{index}[j]; s4[1] = {n}_b{index}[j + 1u];",
+                     f"        {n}_dot2({n}_w{index} + j * {layer.n_in}u, {layer.n_in}u, {source}, s4);",
+                     f"        for (k = 0u; k < 2u; ++k) {store('j + k', 's4[k]')}", "    }"] if even else ["    j = 0u;"]
+            if even < layer.units:
+                pairs += [f"    for (; j < {layer.units}u; ++j) {{", *portable[1:]]
+            return ["#if MLPC_INT8_DSP", *dsp, "#elif MLPC_INT8_PAIRS", *pairs, "#else", *portable, "#endif"]
         if isinstance(layer, QTable):
             return [f"    for (i = 0u; i < {layer.width}u; ++i) {target}[i] = {n}_t{index}[{source}[i] + 128];"]
         if isinstance(layer, QRelu):
@@ -432,9 +447,11 @@ class _Printer:
 
 
 #: The DSP path (SMLAD/SXTB16 through ACLE) where the core has the DSP extension (Cortex-M4/M7/M33...).
+#: Other ARM cores (M0+, M3): two rows share each input load (gcc keeps Thumb-1 loops short that way).
 DSP_INCLUDES = ("#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__ARM_FEATURE_SIMD32)",
-                "#define MLPC_INT8_DSP 1", "#include <arm_acle.h>", "#include <string.h>", "#else",
-                "#define MLPC_INT8_DSP 0", "#endif")
+                "#define MLPC_INT8_DSP 1", "#define MLPC_INT8_PAIRS 0", "#include <arm_acle.h>", "#include <string.h>",
+                "#elif defined(__arm__)", "#define MLPC_INT8_DSP 0", "#define MLPC_INT8_PAIRS 1", "#else",
+                "#define MLPC_INT8_DSP 0", "#define MLPC_INT8_PAIRS 0", "#endif")
 
 
 def _describe(layer) -> str:
