@@ -32,6 +32,7 @@ from mlpcodegen.backends import emit, get_backend  # noqa: E402
 from mlpcodegen.frontends import load  # noqa: E402
 from mlpcodegen.runtime import compile_c  # noqa: E402
 
+CMSIS_BEGIN = "<!-- cmsis-nn: begin"
 RESOLVERS = ("BUILTIN_REF", "AUTO", "BUILTIN_WITHOUT_DEFAULT_DELEGATES")
 #: Cortex-M cores (QEMU) the float-I/O models also run on, and how many rows each.
 CORES, CORE_ROWS = ("m0plus", "m4f", "m7"), 256
@@ -187,7 +188,10 @@ def main() -> int:
               "allocated, one invoke over the batch.  Medians of 5, same process, same rows.", "",
               "Not measured here (not in this session): DSP intrinsics (SMLAD/SXTB16) and the CMSIS-NN "
               "comparison; the instruction counts above are the portable C's."]
-    Path(args.out).write_text("\n".join(lines) + "\n")
+    out = Path(args.out)  # the CMSIS-NN section (bench/cmsis_nn/compare.py) is kept
+    old = out.read_text() if out.exists() else ""
+    kept = old[old.index(CMSIS_BEGIN):] if CMSIS_BEGIN in old else ""
+    out.write_text("\n".join(lines) + "\n" + ("\n" + kept if kept else ""))
     print("\n".join(lines[:12]))
     cores_exact = all(v[0] == 0 for res in on_cores for v in res["cores"].values())
     return 0 if exact["BUILTIN_REF"] == len(results) and cores_exact else 1

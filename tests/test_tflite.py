@@ -162,6 +162,13 @@ def test_bit_exact_on_cortex_m_cores_under_qemu(models, tmp_path):
         run = run_on_core(net, x, core, Options(dtype="int8", name="predict"))
         assert np.array_equal(run.outputs.view(np.int32), expected.view(np.int32)), core
         assert run.instructions > 0
+    # 42 inputs, 26 units: the DSP path's four-row blocks, its word loop and tails (M4F), pairs (M0+)
+    wide = load(models["per-tensor"])
+    x = _floats(wide, 96, seed=12)
+    expected = litert(models["per-tensor"], x)
+    for core in ("m0plus", "m4f"):
+        run = run_on_core(wide, x, core, Options(dtype="int8", name="predict"))
+        assert np.array_equal(run.outputs.view(np.int32), expected.view(np.int32)), core
     # `size --dtype int8` reads the .tflite and cross-compiles the int8 C
     path = tmp_path / "rich.tflite"
     path.write_bytes(models["int8 float I/O"])
