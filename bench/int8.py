@@ -186,8 +186,9 @@ def main() -> int:
     lines += ["", "Times: int8 C through its float wrapper (compile_c, one call over the rows) for float-I/O "
               "models (— for int8-I/O models, run as a separate program); LiteRT: interpreter built, tensors "
               "allocated, one invoke over the batch.  Medians of 5, same process, same rows.", "",
-              "Not measured here (not in this session): DSP intrinsics (SMLAD/SXTB16) and the CMSIS-NN "
-              "comparison; the instruction counts above are the portable C's."]
+              "The C above is the default (single rounding, LiteRT's): on M4F and M7 its fully connected "
+              "layers use the DSP path (SMLAD/SXTB16), on M0+ the two-row loop; the portable loop on the host. "
+              "Against CMSIS-NN (double rounding, its own): the section below, from bench/cmsis_nn/compare.py."]
     out = Path(args.out)  # the CMSIS-NN section (bench/cmsis_nn/compare.py) is kept
     old = out.read_text() if out.exists() else ""
     kept = old[old.index(CMSIS_BEGIN):] if CMSIS_BEGIN in old else ""
