@@ -15,7 +15,6 @@ of the same C bit for bit.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -27,39 +26,15 @@ from .verify import MODEL_UNITS, Comparison, VerifyReport, _inputs
 INT8_LIMIT_WIDENING = 1.25  # random inputs reach a quarter past the input codes' range: saturation is tested
 
 
-def litert_reference(flatbuffer: bytes) -> Callable[[np.ndarray], np.ndarray]:
-    """``f(rows) -> outputs`` through LiteRT's interpreter with its reference kernels."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interpreter = Interpreter(model_content=flatbuffer, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-    given, taken = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-
-    def run(x: np.ndarray) -> np.ndarray:
-        interpreter.resize_tensor_input(given["index"], (len(x), x.shape[1]))
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(given["index"], np.ascontiguousarray(x, dtype=given["dtype"]))
-        interpreter.invoke()
-        return interpreter.get_tensor(taken["index"]).reshape(len(x), -1)
-
-    return run
-
-
 def expected_outputs(model: Any, net: Network, limits: Any = None) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
     """(label, ``f(float rows) -> float32 outputs``): what the float wrapper must return bit
     for bit: LiteRT's reference kernels on an int8 .tflite, else the plan's NumPy mirror."""
-    from ..frontends import file_format
-    from ..limits import DEFAULT_LIMITS
-    from .._files import read_regular
+    from .peers import int8_tflite_peer
 
     plan = int8_plan(net)
-    if isinstance(model, (str, Path)) and file_format(model).name == "tflite" and not _calibrated(net):
-        run = litert_reference(read_regular(model, (limits or DEFAULT_LIMITS).max_file_bytes, "model file"))
-
-        def litert(x: np.ndarray) -> np.ndarray:
-            out = run(x.astype(np.float32) if plan.float_input else plan.input.quantize(x))
-            return out.astype(np.float32) if plan.float_output else plan.output.dequantize(out)
-
-        return "LiteRT (reference kernels)", litert
+    peer = None if _calibrated(net) else int8_tflite_peer(model, net, limits)
+    if peer is not None:
+        return peer.label, peer.predict
     return "the int8 plan's NumPy mirror", lambda x: plan.output.dequantize(run_int8(plan, plan.input.quantize(x)))
 
 
