@@ -347,6 +347,9 @@ def test_cli_int8_verify_convert_calibrate(models, tmp_path):
     np.save(tmp_path / "rows.npy", np.random.default_rng(1).uniform(-2, 2, (100, net.n_inputs)).astype(np.float32))
     done = _cli("convert", float_file, "--dtype", "int8", "--calibrate", tmp_path / "rows.npy", "-o", tmp_path / "q.c")
     assert done.returncode == 0 and "_int8(const int8_t *x" in (tmp_path / "q.c").read_text(), done.stderr
+    done = _cli("size", float_file, "--dtype", "int8", "--calibrate", tmp_path / "rows.npy", "--core", "m4f",
+                "--opt", "Os")
+    assert done.returncode == 0 and "_dot4" in done.stdout, done.stdout + done.stderr[-300:]  # the DSP path on M4F
     done = _cli("verify", tmp_path / "m.tflite", "--dtype", "int8", "--calibrate", tmp_path / "rows.npy")
     assert done.returncode == 1 and "already quantised" in done.stderr
 
