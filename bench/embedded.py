@@ -1,6 +1,8 @@
-"""Flash bytes and instructions per inference on Cortex-M4F, side by side (issue 12).
+"""Flash bytes and instructions per inference on Cortex-M4F, side by side (issue 12), then a
+section per other core (issue 26: AVR ATmega328P on simavr, RISC-V rv32imc/rv32imafc on
+QEMU virt, Xtensa lx106 sizes only) against emlearn with the same compiler and flags.
 
-    python bench/embedded.py [--core m4f] [--opt -Os] [--out bench/EMBEDDED.md]
+    python bench/embedded.py [--core m4f] [--opt -Os] [--cores atmega328p rv32imc ...] [--out bench/EMBEDDED.md]
 
 For seed 1-3-2-1 tanh (generated/seed/seed.keras), sine 1-16-16-1 relu and cls
 16-64-64-10 softmax (fixed-seed weights: sizes and instruction counts depend on the
@@ -185,15 +187,249 @@ def report(results, core: str, opt: str, seconds: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ------------------------------------------------------------------- other cores (issue 26)
+
+#: The cores with a section of their own (the table of mlpcodegen.runtime.cores).
+OTHER_CORES = ("atmega328p", "rv32imc", "rv32imafc", "lx106")
+#: Issue 26's targets against emlearn (bytes factor, count factor), on these cores and models.
+EMLEARN_TARGETS = (0.9, 0.7)
+EMLEARN_TARGET_CORES = ("atmega328p", "rv32imc")
+#: The Uno: sine q15 (its integer predictor) <= 1.5 KB flash, <= 120 B RAM, >= 5x fewer cycles than float32.
+UNO_SINE = (1536, 120, 5.0)
+
+
+def _core_row(core: str, size: cortex.SizeRow, run, ram_stack: int, skipped_code: int = 0) -> dict:
+    library = sum(size.math.values()) + sum(size.soft_float.values())
+    predictor = size.predictor - skipped_code
+    return {"predictor": predictor, "library": library, "flash": predictor + library,
+            "ram": size.data + size.bss + ram_stack, "stack": ram_stack,
+            "count": None if run is None else run.instructions, "outputs": None if run is None else run.outputs}
+
+
+def _mlpcodegen_core(net: Network, x: np.ndarray, core: str, opt: str, options: cortex.Options) -> dict:
+    options = options.for_core(core)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        source = cortex.write_predictor(net, options, folder)
+        timed, repeat = cortex.write_table(x, options.dtype, folder)
+        size = cortex.measure_source(folder, source, cross.core(core), opt)
+        run = cortex.run_prepared(folder, [source], core, opt, len(x), net.n_outputs, options.dtype,
+                                  timed * repeat, timeout=900) if cross.core(core).emulated else None
+    stack = cortex.stated_stack(net, options)[1] if options.dtype != "q15" else \
+        cortex.stated_stack(net, options)[1] + 2 * (net.n_inputs + net.n_outputs) + 40  # the float wrapper's
+    skipped = size.functions.get(f"{options.name}_scalar", (0, 0))[0]
+    return _core_row(core, size, run, stack, skipped)
+
+
+def _q15_integer_core(net: Network, x: np.ndarray, core: str, opt: str, options: cortex.Options) -> dict:
+    """The integer predictor NAME_q15 alone (int16 codes in and out), as an integer-input
+    program calls it: the float wrapper's code is not counted (the linker drops it)."""
+    from mlpcodegen.fixed import plan, quantise_inputs
+
+    options = options.for_core(core)
+    codes = quantise_inputs(plan(net, options.domain), x.astype(np.float64))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        source = cortex.write_predictor(net, options, folder)
+        (folder / "mlpc_net.h").write_text(f'#include "{options.name}.h"\n#define MLPC_T int16_t\n'
+                                           f"#define MLPC_NAME {options.name}_q15\n#define MLPC_INPUTS {net.n_inputs}u\n"
+                                           f"#define MLPC_OUTPUTS {net.n_outputs}u\n")
+        timed, repeat = min(len(x), 64), max(1, -(-64 // min(len(x), 64)))
+        rows = [" {" + ", ".join(str(int(v)) for v in row) + "}" for row in codes]
+        (folder / "mlpc_table.h").write_text("\n".join([
+            f"#define MLPC_ROWS {len(x)}u", f"#define MLPC_TIMED {timed}u", f"#define MLPC_REPEAT {repeat}u",
+            f"static const int16_t mlpc_x[{len(x)}][MLPC_INPUTS] MLPC_TABLE_STORAGE = {{", ",\n".join(rows), "};", ""]))
+        size = cortex.measure_source(folder, source, cross.core(core), opt)
+        run = cortex.run_prepared(folder, [source], core, opt, len(x), net.n_outputs, "int16", timed * repeat,
+                                  timeout=900) if cross.core(core).emulated else None
+    wrapper = sum(size.functions.get(f"{options.name}{suffix}", (0, 0))[0] for suffix in ("", "_quantise", "_scalar"))
+    return _core_row(core, size, run, cortex.stated_stack(net, options)[1], wrapper)
+
+
+def _emlearn_core(net: Network, x: np.ndarray, core: str, opt: str) -> dict:
+    """emlearn's loadable C, same compiler and flags; its weights are plain const arrays
+    (on AVR copied to RAM at start-up: .data)."""
+    import emlearn
+    from emlearn.net import c_generate_net_loadable
+
+    activations = [_EMLEARN_ACTIVATIONS[layer.activation.name] for layer in net.layers]
+    code = c_generate_net_loadable(activations, [layer.kernel.astype(np.float32) for layer in net.layers],
+                                   [layer.bias.astype(np.float32) for layer in net.layers], prefix="emlnet_model")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "emlnet.h").write_text("void emlnet(const float *x, float *y);\n")
+        (folder / "emlnet.c").write_text(code + f"""
+#include "emlnet.h"
+void emlnet(const float *x, float *y)
+{{
+    (void)eml_net_regress(&emlnet_model, x, {net.n_inputs}, y, {net.n_outputs});
+}}
+""")
+        (folder / "mlpc_net.h").write_text('#include "emlnet.h"\n#define MLPC_T float\n#define MLPC_NAME emlnet\n'
+                                           f"#define MLPC_INPUTS {net.n_inputs}u\n#define MLPC_OUTPUTS {net.n_outputs}u\n")
+        for header in Path(emlearn.__file__).parent.glob("eml_*.h"):
+            shutil.copy(header, folder / header.name)
+        timed, repeat = cortex.write_table(x, "float32", folder)
+        try:
+            size = cortex.measure_source(folder, folder / "emlnet.c", cross.core(core), opt)
+        except Exception as error:  # e.g. its weights overflow the Uno's RAM
+            parts = str(error).split(" | ")
+            reason = next((part for part in parts if "error" in part or "not within" in part or "will not fit" in part),
+                          parts[-1])
+            return {"error": reason.strip()[:200]}
+        try:
+            run = cortex.run_prepared(folder, [folder / "emlnet.c"], core, opt, len(x), net.n_outputs, "float32",
+                                      timed * repeat, timeout=900) if cross.core(core).emulated else None
+        except Exception as error:
+            run = None
+            size = size
+            note = str(error)[:160]
+        else:
+            note = ""
+    stack = max((s for _, s in size.functions.values()), default=0)
+    row = _core_row(core, size, run, stack)
+    row["note"] = note
+    return row
+
+
+def core_variants(model: str) -> list[tuple[str, object]]:
+    variants = [("mlpcodegen float32, optimize size", cortex.Options(name="net", optimize="size")),
+                ("mlpcodegen float32, optimize speed", cortex.Options(name="net", optimize="speed")),
+                ("mlpcodegen q15 (float API: NAME)", cortex.Options(name="net", dtype="q15", domain=(-1, 1))),
+                ("mlpcodegen q15 (integer API: NAME_q15)", cortex.Options(name="net", dtype="q15", domain=(-1, 1)))]
+    return variants if model.startswith("sine") else [v for v in variants if "integer" not in v[0]]
+
+
+def measure_core(core: str, opt: str) -> list[tuple[str, str, dict]]:
+    results = []
+    nets = models()
+    for model in ("sine 1-16-16-1", "cls 16-64-64-10"):
+        net = nets[model]
+        x = np.random.default_rng(0).uniform(-1, 1, (16, net.n_inputs)).astype(np.float32)
+        for label, options in core_variants(model):
+            measure = _q15_integer_core if "integer" in label else _mlpcodegen_core
+            try:
+                results.append((model, label, measure(net, x, core, opt, options)))
+            except Exception as error:  # e.g. does not fit the core's flash
+                parts = str(error).split(" | ")
+                reason = next((part for part in parts if "will not fit" in part or "not within" in part), parts[0])
+                results.append((model, label, {"error": reason.strip()[:200]}))
+        results.append((model, "emlearn " + _emlearn_version() + " (float32)", _emlearn_core(net, x, core, opt)))
+    return results
+
+
+def _fmt(value, digits: int = 0) -> str:
+    return "" if value is None else f"{value:,.{digits}f}"
+
+
+def core_section(core: str, opt: str, results, seconds: float) -> list[str]:
+    target = cross.core(core)
+    family = target.toolchain
+    emulator = family.emulator
+    counts = emulator.counts if target.emulated else "instructions"
+    how = f"{emulator.how} ({family.emulator.command} {target.machine})" if target.emulated else \
+        "no emulator: sizes only"
+    lines = [f"## {target.title}: `{core}`", "",
+             f"{family.compiler} {' '.join(family.compile_flags()).replace(str(REPO) + '/', '')} {' '.join(target.flags)} "
+             f"{opt}; {how}; "
+             f"{seconds:.0f} s. Flash: the predictor's object (code, constants, weights; NAME_scalar and, for the integer "
+             "API, the float wrapper not counted) plus the library code its link pulls in (soft float, libm, integer "
+             f"helpers). RAM: data + bss + the stack the file states (emlearn: its measured frame). {counts.capitalize()}"
+             " per inference: mean over 64 calls on 16 random inputs in [-1, 1], an empty call subtracted."
+             + (f" {family.note}." if family.note else "")
+             + (" Tables here are PROGMEM (flash, read with pgm_read_*); emlearn's weights are plain const arrays, "
+                "which avr-gcc copies to RAM at start-up (data)." if target.storage == "progmem" else ""), "",
+             f"| model | implementation | flash bytes (predictor + library) | RAM bytes | {counts} / inference | "
+             "vs emlearn (flash, count) |", "|---|---|---|---|---|---|"]
+    for model, label, row in results:
+        if "error" in row:
+            lines.append(f"| {model} | {label} | does not build: {row['error']} | | | |")
+            continue
+        base = next((r for m, lab, r in results if m == model and lab.startswith("emlearn") and "error" not in r),
+                    None)
+        ratio = ""
+        if base and not label.startswith("emlearn"):
+            ratio = f"{row['flash'] / base['flash']:.2f}x"
+            if row["count"] and base.get("count"):
+                ratio += f", {row['count'] / base['count']:.2f}x"
+        lines.append(f"| {model} | {label} | {row['flash']:,} ({row['predictor']:,} + {row['library']:,}) | "
+                     f"{row['ram']:,} | {_fmt(row['count'])} | {ratio} |")
+    return lines
+
+
+def core_targets(all_results: dict) -> list[str]:
+    lines = ["## Targets of issue 26", "", "| core | model | target | measured | met |", "|---|---|---|---|---|"]
+
+    def find(core, model, prefix):
+        return next((r for m, label, r in all_results.get(core, []) if m == model and label.startswith(prefix)
+                     and "error" not in r), None)
+
+    uno = "atmega328p"
+    if uno in all_results:
+        q15 = find(uno, "sine 1-16-16-1", "mlpcodegen q15 (integer")
+        f32 = find(uno, "sine 1-16-16-1", "mlpcodegen float32, optimize size")
+        flash, ram, speed = UNO_SINE
+        if q15:
+            lines.append(f"| {uno} | sine 1-16-16-1 q15 (NAME_q15) | flash <= {flash:,} B | {q15['flash']:,} B | "
+                         f"{'yes' if q15['flash'] <= flash else 'no'} |")
+            lines.append(f"| {uno} | sine 1-16-16-1 q15 (NAME_q15) | RAM <= {ram} B | {q15['ram']:,} B | "
+                         f"{'yes' if q15['ram'] <= ram else 'no'} |")
+        if q15 and f32 and q15["count"]:
+            factor = f32["count"] / q15["count"]
+            lines.append(f"| {uno} | sine 1-16-16-1 q15 (NAME_q15) | >= {speed:g}x fewer cycles than float32 "
+                         f"({f32['count']:,.0f}) | {q15['count']:,.0f} ({factor:.1f}x) | {'yes' if factor >= speed else 'no'} |")
+        qf = find(uno, "sine 1-16-16-1", "mlpcodegen q15 (float API")
+        if qf and f32 and qf["count"]:
+            factor = f32["count"] / qf["count"]
+            lines.append(f"| {uno} | sine 1-16-16-1 q15 (float API NAME) | >= {speed:g}x fewer cycles than float32 | "
+                         f"{qf['count']:,.0f} ({factor:.1f}x) | {'yes' if factor >= speed else 'no'} |")
+        cls = find(uno, "cls 16-64-64-10", "mlpcodegen q15")
+        if cls:
+            fits = cls["flash"] <= 32 * 1024 and cls["ram"] <= 2 * 1024
+            lines.append(f"| {uno} | cls 16-64-64-10 q15 | fits the Uno: flash <= 32,768 B, RAM <= 2,048 B | "
+                         f"{cls['flash']:,} B, {cls['ram']:,} B | {'yes' if fits else 'no'} |")
+    fb, fc = EMLEARN_TARGETS
+    for core in EMLEARN_TARGET_CORES:
+        for model in ("sine 1-16-16-1", "cls 16-64-64-10"):
+            base = find(core, model, "emlearn")
+            for prefix in ("mlpcodegen float32, optimize size", "mlpcodegen q15 (float API"):
+                row = find(core, model, prefix)
+                if row is None:
+                    continue
+                if base is None:
+                    lines.append(f"| {core} | {model} {prefix[11:]} | <= {fb}x emlearn's bytes, <= {fc}x its count | "
+                                 "emlearn does not build or run here | n/a |")
+                    continue
+                b = row["flash"] / base["flash"]
+                lines.append(f"| {core} | {model} {prefix[11:]} | bytes <= {fb}x emlearn ({base['flash']:,}) | "
+                             f"{row['flash']:,} ({b:.2f}x) | {'yes' if b <= fb else 'no'} |")
+                if row["count"] and base.get("count"):
+                    c = row["count"] / base["count"]
+                    lines.append(f"| {core} | {model} {prefix[11:]} | count <= {fc}x emlearn ({base['count']:,.0f}) | "
+                                 f"{row['count']:,.0f} ({c:.2f}x) | {'yes' if c <= fc else 'no'} |")
+    return lines + ["", "Without an FPU a float32 inference is the soft-float library's multiply-adds, the same number "
+                    "for every implementation: mlpcodegen's float32 takes 0.92-0.96x emlearn's count there (its loop "
+                    "and call overhead is what differs); the integer q15 code is where the cycles go down."]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--core", default="m4f", choices=sorted(cross.CORES))
     parser.add_argument("--opt", default="-Os")
+    parser.add_argument("--cores", nargs="*", default=list(OTHER_CORES), choices=OTHER_CORES,
+                        help="cores with a section of their own (default: all; none: the Cortex-M report only)")
     parser.add_argument("--out", default=str(REPO / "bench" / "EMBEDDED.md"))
     args = parser.parse_args()
     started = time.perf_counter()
     results = measure(args.core, args.opt)
     text = report(results, args.core, args.opt, time.perf_counter() - started)
+    sections, per_core = [], {}
+    for core in args.cores:
+        began = time.perf_counter()
+        per_core[core] = measure_core(core, args.opt)
+        sections += [""] + core_section(core, args.opt, per_core[core], time.perf_counter() - began)
+    if per_core:
+        text += "\n".join(sections + [""] + core_targets(per_core)) + "\n"
     Path(args.out).write_text(text)
     print(text)
 

@@ -19,6 +19,7 @@ from typing import Callable, Optional, Sequence
 
 from . import __version__
 from .errors import MlpCodegenError
+from .runtime.cores import CORES as CORE_TABLE
 
 SEED_MODEL = Path(__file__).resolve().parent.parent / "generated" / "seed" / "seed.keras"
 
@@ -154,6 +155,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     net = _scaled(_load(args), args)
     name = args.name or _default_name(args.model, args.target)
     dtype = args.dtype or backend.dtypes[0]
+    if args.core or args.arduino:  # C for a microcontroller core, or an Arduino library (cli_embedded)
+        from .cli_embedded import convert_for_core
+
+        return convert_for_core(args, net, name, dtype, COMMON)
     options = _target_options(args, backend)
     if "domain" in options:  # the input domain fixed-point formats are planned for
         options["domain"] = _fixed_domain(args, net.n_inputs, dtype)
@@ -295,10 +300,15 @@ def _verify_int8(args: argparse.Namespace, net) -> int:
     from .harness.verify_int8 import verify_int8
     from .limits import ReadLimits
 
-    if args.core:
-        from .runtime.cross import tool
+    if args.core:  # the same checks as every verify --core, before any work
+        from .cli_embedded import MAX_CORE_ROWS, _ready
+        from .runtime.cores import core as core_entry
 
-        tool("arm-none-eabi-gcc"), tool("qemu-system-arm")  # a missing toolchain: said before any work
+        if args.n > MAX_CORE_ROWS:
+            raise UsageError(f"--core runs at most {MAX_CORE_ROWS} inputs (-n): they are compiled into the image")
+        if not core_entry(args.core).emulated:
+            raise UsageError(f"{args.core} has no emulator: use mlpcodegen size --core {args.core}")
+        _ready(args.core, emulator=True)
     _check_data(args, net.n_inputs)
     peer = None
     if getattr(args, "calibrate", None):  # the float model's own framework, for information
@@ -313,8 +323,11 @@ def _verify_int8(args: argparse.Namespace, net) -> int:
                                        core=args.core, peer=peer)
     print(report.table(), end="")
     if instructions is not None:
-        print(f"instructions per inference on {args.core} (-Os, QEMU -icount, mean of the timed rows): "
-              f"{instructions:.0f}")
+        from .runtime.cores import core as core_entry
+
+        emulator = core_entry(args.core).toolchain.emulator
+        print(f"{emulator.counts} per inference on {args.core} (-Os, {emulator.how}; mean of the timed rows, an "
+              f"empty call subtracted): {instructions:.0f}")
     if not report.ok:
         print("verification FAILED: an output differs from what defines its bits", file=sys.stderr)
         return 1
@@ -576,8 +589,8 @@ def _add_c_options(parser: argparse.ArgumentParser) -> None:
                              "default) or fewer bytes of flash (size)")
 
 
-#: Cortex-M cores the embedded commands build for (mlpcodegen.cli_embedded knows them).
-CORES = ("m0plus", "m4f", "m7")
+#: Cores the embedded commands build for: the table of mlpcodegen.runtime.cores (cli_embedded knows them).
+CORES = tuple(CORE_TABLE)
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -656,6 +669,8 @@ def _add_convert(sub, backends: dict, dtypes: Sequence[str]) -> None:
                          "and CMSIS-NN's)")
     _add_formula_options(convert, default_digits=4)
     convert.add_argument("--rational", action="store_true", help="exact rational weights (sympy)")
+    convert.add_argument("--core", choices=CORES, help="c: the embedded C for this core (atmega328p: weights in flash)")
+    convert.add_argument("--arduino", metavar="DIR", help="c: write an Arduino library to DIR (atmega328p by default)")
     _add_scaling_options(convert)
     convert.set_defaults(run=cmd_convert)
 

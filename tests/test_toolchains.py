@@ -87,7 +87,7 @@ def test_the_table_and_the_ci_script_use_it():
     printed = subprocess.run([sys.executable, str(REPO / "tests" / "toolchains.py"), "--packages", "arm"],
                              capture_output=True, text=True, check=True).stdout
     assert printed == "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm\n"
-    assert "python tests/toolchains.py --install c arm" in (REPO / ".ci" / "run").read_text()
+    assert "python tests/toolchains.py --install c arm " in (REPO / ".ci" / "run").read_text()
     bad = subprocess.run([sys.executable, str(REPO / "tests" / "toolchains.py"), "--packages", "nothing"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown tool 'nothing'" in bad.stderr

@@ -56,6 +56,8 @@ TOOLS: dict[str, Tool] = {tool.command: tool for tool in (
     Tool("riscv64-unknown-elf-gcc", ("gcc-riscv64-unknown-elf", "picolibc-riscv64-unknown-elf")),
     Tool("qemu-system-riscv32", ("qemu-system-misc",)),
     Tool("xtensa-lx106-elf-gcc", ("gcc-xtensa-lx106",)),
+    # the Arduino core for the Uno (/usr/share/arduino/hardware/arduino/avr) and its makefile rules
+    Tool("ard-reset-arduino", ("arduino-core-avr", "arduino-mk", "make")),
 )}
 
 #: The sets the tests ask for together (and .ci/run installs by name).
@@ -66,6 +68,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "avr": ("avr-gcc", "simavr"),
     "riscv": ("riscv64-unknown-elf-gcc", "qemu-system-riscv32"),
     "xtensa": ("xtensa-lx106-elf-gcc",),
+    "arduino": ("avr-gcc", "simavr", "ard-reset-arduino"),
 }
 
 NO_APT = "MLPCODEGEN_NO_APT"

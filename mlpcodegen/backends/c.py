@@ -28,6 +28,7 @@ from . import c_math
 from ._closed_form import activate_statements, emit_layer, layer_comment
 from ._text import HEADER, Lines, check_identifier, quote_name
 from .c_names import reserved_by
+from .c_storage import storage as table_storage
 from .printer import Language, Printed, Printer, fill, top
 
 #: primitive -> C text over ``{a}``; ``{f}`` is the libm suffix (tanhf / tanh),
@@ -160,7 +161,7 @@ def _loops(layer: Layer, unroll: str) -> bool:
 PROFILES = ("desktop", "embedded")
 OPTIMIZE_MODES = ("speed", "size")
 #: The keyword options of :func:`emit_c` / :func:`emit_c_header` (the backend registry's ``options``).
-OPTIONS = ("unroll", "math", "profile", "optimize")
+OPTIONS = ("unroll", "math", "profile", "optimize", "storage")
 #: Embedded profile, ``--optimize speed``: a Dense layer of at most this many weights is
 #: written out (a literal load and a multiply-add per weight: the fewest instructions,
 #: about 12 bytes of flash per weight on Cortex-M4F), a larger one as tiled loops.  sine
@@ -194,11 +195,12 @@ def tiled_kernel(kernel: np.ndarray, tile: int) -> np.ndarray:
     return np.concatenate(parts) if parts else kernel.reshape(-1)
 
 
-def _flat_array(name: str, values: np.ndarray, dtype: str, t: str, per_line: int) -> list[str]:
-    """``static const T name[n] = {...};`` with ``per_line`` literals per line."""
+def _flat_array(name: str, values: np.ndarray, dtype: str, t: str, per_line: int, after: str = "") -> list[str]:
+    """``static const T name[n] = {...};`` with ``per_line`` literals per line (``after``: a
+    storage qualifier after the declarator, see c_storage)."""
     texts = [literal(v, dtype) for v in values]
     body = [", ".join(texts[i:i + per_line]) for i in range(0, len(texts), per_line)]
-    return [f"static const {t} {name}[{len(texts)}] = {{"] + \
+    return [f"static const {t} {name}[{len(texts)}]{after} = {{"] + \
            [f"    {line}" + ("," if i < len(body) - 1 else "") for i, line in enumerate(body)] + ["};"]
 
 
@@ -663,11 +665,15 @@ class CRenderer:
     expressions are printed (:attr:`needed`), never found in the printed text."""
 
     def __init__(self, net: Network, *, dtype: str = "float32", name: str = "mlp", unroll: str = "auto",
-                 math: str = "fast", profile: str = "desktop", optimize: str = "speed") -> None:
+                 math: str = "fast", profile: str = "desktop", optimize: str = "speed", storage: str = "plain") -> None:
         _check_options(name, dtype, unroll, math, profile, optimize)
         self.net, self.dtype, self.name, self.unroll, self.math = net, dtype, name, unroll, math
         self.profile, self.optimize = profile, optimize
         self.kind: NumericType = numeric_type(dtype)
+        self.storage = table_storage(storage)  # embedded tables: plain, or in flash (AVR's PROGMEM)
+        if not self.storage.plain and not self.embedded:
+            raise ValueError(f"storage {storage!r} is for the embedded profile (its batch path keeps plain arrays)")
+        self.storage.check(self.t)
         self.shapes = tuple(self._shape(i, layer) for i, layer in enumerate(net.layers, start=1))
         if self.embedded and optimize == "size" and table_form(self.shapes):
             self.shapes = tuple(replace(shape, table=True) for shape in self.shapes)
@@ -738,6 +744,8 @@ class CRenderer:
         """File comment, includes, the fast-math definitions used and the weight arrays."""
         inline = c_math.definitions(self.needed, self.name, self.dtype)  # every NUMERIC_TYPES entry has them
         lines = Lines().add(*self._comment(), "#include <math.h>", "#include <stddef.h>")
+        macros = self.storage.macros(self.name, self._stored_types())  # none for plain arrays
+        lines.add(*(["", *macros[:-1]] if macros else []))
         if inline:
             lines.add("#include <stdint.h>", "#include <string.h>", "", *inline[:-1])
         lines.add("")
@@ -747,6 +755,15 @@ class CRenderer:
                 "[input][unit] (the IR kernel layout)"
             lines.add(f"/* weights of the layers written as loops: {layout}, read-only */", *arrays, "")
         return lines
+
+    def _stored_types(self) -> tuple[str, ...]:
+        """The C types of the tables the embedded code reads (their read macros)."""
+        if not any(shape.loops for shape in self.shapes):
+            return ()
+        return (self.t, _table_type(self.shapes)[0]) if self.shapes[0].table else (self.t,)
+
+    def _read(self, c_type: str, lvalue: str) -> str:
+        return self.storage.read(self.name, c_type, lvalue)
 
     def _desktop_source(self) -> str:
         body = Lines()
@@ -780,10 +797,11 @@ class CRenderer:
         for shape in self.shapes:
             if shape.loops and shape.tile:
                 w, b = _kernel_names(shape.index, self.name)
+                after = self.storage.after_declarator(self.name)
                 out += _flat_array(w, tiled_kernel(shape.layer.kernel, shape.tile), self.dtype, self.t,
-                                   max(4, min(16, shape.layer.n_in * shape.tile)))
+                                   max(4, min(16, shape.layer.n_in * shape.tile)), after)
                 if shape.layer.bias is not None:
-                    out += _flat_array(b, shape.layer.bias, self.dtype, self.t, 16)
+                    out += _flat_array(b, shape.layer.bias, self.dtype, self.t, 16, after)
             elif shape.loops:
                 w, b = _kernel_names(shape.index, self.name)
                 out += _array(w, shape.layer.kernel, self.dtype, self.t)
@@ -836,7 +854,7 @@ class CRenderer:
         blob = _flat_array("P", values, self.dtype, self.t, 16)[1:-1]  # the literal lines
         entries = [self.shapes[0].layer.n_in] + [shape.layer.units for shape in self.shapes]
         struct = f"struct {{ {_table_type(self.shapes)[0]} L[{len(entries)}]; {self.t} P[{len(values)}]; }}"
-        return [f"static const {struct} {self.name}_N = {{",
+        return [f"static const {struct} {self.name}_N{self.storage.after_declarator(self.name)} = {{",
                 f"    {{{', '.join(map(str, entries))}}}, /* L: the inputs of layer 1, then each layer's units */",
                 "    { /* P: per layer, per unit: the bias, then its weights in the order the sum reads them */",
                 *("    " + line for line in blob), "    }", "};", *_keep_macro(self.name)]
@@ -865,7 +883,7 @@ class CRenderer:
         (or two halves take turns when that is smaller), and the last layer writes y (it
         reads a buffer, never x: y may be x).  sine 1-16-16-1 on Cortex-M4F -Os: 100
         bytes of code, 1,867 instructions."""
-        t, name = self.t, self.name
+        t, name, index_type = self.t, self.name, _table_type(self.shapes)[0]
         floats, chained = table_buffer(self.shapes)
         first, last = self.shapes[0].index, self.shapes[-1].index
         apply = [f"            {'if (' + cond + ') ' if cond else ''}a = {text};"
@@ -876,10 +894,12 @@ class CRenderer:
                   f"{t} s[{floats}];", f"const {t} *w = {name}_N.P, *h = x;",
                   f"const {_table_type(self.shapes)[0]} *t = {name}_N.L;", f"{t} *o = s;",
                   f"unsigned l = {len(self.shapes)}u; /* layers left */",
-                  "do {", "    unsigned j = t[1];", f"    {t} *z = l == 1u ? y : o;",
-                  "    do {", f"        {t} a = *w++;", f"        const {t} *p = h;",
-                  "        unsigned k = t[0]; /* read at every unit: a register fewer to save */",
-                  f"        do {{ a += *w++ * *p++; {name}_keep(w); }} while (--k); /* 5 instructions a weight on M4F */",
+                  "do {", f"    unsigned j = {self._read(index_type, 't[1]')};", f"    {t} *z = l == 1u ? y : o;",
+                  "    do {", f"        {t} a = {self._read(t, '*w++')};", f"        const {t} *p = h;",
+                  f"        unsigned k = {self._read(index_type, 't[0]')}; "
+                  "/* read at every unit: a register fewer to save */",
+                  f"        do {{ a += {self._read(t, '*w++')} * *p++; {name}_keep(w); }} while (--k); "
+                  "/* 5 instructions a weight on M4F */",
                   *(line[4:] for line in apply),
                   "        *z++ = a;", f"        {name}_keep(z);", "    } while (--j);",
                   "    h = o;", f"    {turn}", "    ++t;", "} while (--l);")
@@ -990,11 +1010,11 @@ class CRenderer:
         layer, t = shape.layer, self.t
         at = [j if u == 0 else f"{j} + {u}u" for u in range(width)]
         bias = _kernel_names(shape.index, self.name)[1]
-        starts = [f"{bias}[{a}]" if layer.bias is not None else literal(0.0, self.dtype) for a in at]
+        starts = [self._read(t, f"{bias}[{a}]") if layer.bias is not None else literal(0.0, self.dtype) for a in at]
         lines.level += 1
         lines.add(f"{t} " + ", ".join(f"a{u} = {start}" for u, start in enumerate(starts)) + ";",
                   f"for (k = 0; k < {layer.n_in}u; ++k) {{", f"    const {t} hk = {source}[k];",
-                  *(f"    a{u} += w[{u}] * hk;" for u in range(width)), f"    w += {width};", "}")
+                  *(f"    a{u} += {self._read(t, f'w[{u}]')} * hk;" for u in range(width)), f"    w += {width};", "}")
         for u, a in enumerate(at):
             value = f"a{u}"
             if fused and not layer.activation.is_identity:
@@ -1074,7 +1094,7 @@ class CRenderer:
 
 
 def emit_c(net: Network, *, dtype: str = "float32", name: str = "mlp", unroll: str = "auto",
-           math: str = "fast", profile: str = "desktop", optimize: str = "speed") -> str:
+           math: str = "fast", profile: str = "desktop", optimize: str = "speed", storage: str = "plain") -> str:
     """C99 source defining ``name`` (one sample) and ``name_batch`` (row-major batch).
 
     ``profile="embedded"``: for microcontrollers: the one-sample function (and
@@ -1090,7 +1110,7 @@ def emit_c(net: Network, *, dtype: str = "float32", name: str = "mlp", unroll: s
     inline float32 or float64 exp/expm1/tanh/sigmoid of :mod:`c_math` (measured <= 2 and
     <= 3 ULP), ``"libm"`` calls the C library."""
     return CRenderer(net, dtype=dtype, name=name, unroll=unroll, math=math, profile=profile,
-                     optimize=optimize).source()
+                     optimize=optimize, storage=storage).source()
 
 
 def _check_options(name: str, dtype: str, unroll: str, math: str, profile: str = "desktop",
@@ -1109,11 +1129,11 @@ def _check_options(name: str, dtype: str, unroll: str, math: str, profile: str =
 
 
 def emit_c_header(net: Network, *, dtype: str = "float32", name: str = "mlp", unroll: str = "auto",
-                  math: str = "fast", profile: str = "desktop", optimize: str = "speed") -> str:
+                  math: str = "fast", profile: str = "desktop", optimize: str = "speed", storage: str = "plain") -> str:
     """A header declaring the functions :func:`emit_c` defines (it takes the same
     options), usable from C and C++ (``extern "C"``)."""
     return CRenderer(net, dtype=dtype, name=name, unroll=unroll, math=math, profile=profile,
-                     optimize=optimize).header()
+                     optimize=optimize, storage=storage).header()
 
 
 def cdef(net: Network, dtype: str, name: str) -> str:

@@ -30,6 +30,8 @@ from ..numeric import FLOAT32
 from ._text import HEADER, Lines, quote_name
 from .c import _note_lines, check_name
 from .c_names import reserved_by
+from .c_storage import Storage
+from .c_storage import storage as table_storage
 
 DTYPES = ("q15",)
 #: Names derived from NAME (checked against the C library's reserved names).
@@ -56,26 +58,28 @@ def signature(net: Network, dtype: str, name: str, profile: str = "desktop") -> 
     return [f"void {name}(const float *x, float *y)", f"void {name}_q15(const int16_t *x, {out} *y)"]
 
 
-def stack_bytes(net: Network, dtype: str, unroll: str = "auto") -> dict[str, int]:
+def stack_bytes(net: Network, dtype: str, unroll: str = "auto", storage: str = "plain") -> dict[str, int]:
     """Bound of the stack of ``NAME_q15`` (two int16 buffers as wide as the widest layer)
-    and of the float wrapper (its codes, then NAME_q15): ``one`` and ``batch``."""
+    and of the float wrapper (its codes, then NAME_q15): ``one`` and ``batch``.  A
+    storage's targets may state their own frame overhead (AVR: tests/test_cores.py)."""
+    overhead = table_storage(storage).frame_overhead or FRAME_OVERHEAD
     width = max([net.n_inputs] + [layer.n_out for layer in net.layers])
-    q15 = 2 * 2 * width + FRAME_OVERHEAD
-    one = q15 + 2 * (net.n_inputs + net.n_outputs) + FRAME_OVERHEAD
-    return {"q15": q15, "one": one, "batch": one + FRAME_OVERHEAD}
+    q15 = 2 * 2 * width + overhead
+    one = q15 + 2 * (net.n_inputs + net.n_outputs) + overhead
+    return {"q15": q15, "one": one, "batch": one + overhead}
 
 
 def emit_c_fixed(net: Network, *, dtype: str = "q15", name: str = "mlp", domain: object = None,
-                 **ignored: object) -> str:
+                 storage: str = "plain", **ignored: object) -> str:
     """The C of ``net`` in Q15 for inputs in ``domain`` (default [-1, 1] each).  The float
     C's options (unroll, math, profile, optimize) are accepted and mean nothing here: one
     loop per layer is both the smallest and, on a scalar core, about the fastest form."""
-    return _Printer(net, plan(net, domain), checked_name(name)).source()
+    return _Printer(net, plan(net, domain), checked_name(name), table_storage(storage)).source()
 
 
 def emit_c_fixed_header(net: Network, *, dtype: str = "q15", name: str = "mlp", domain: object = None,
-                        **ignored: object) -> str:
-    return _Printer(net, plan(net, domain), checked_name(name)).header()
+                        storage: str = "plain", **ignored: object) -> str:
+    return _Printer(net, plan(net, domain), checked_name(name), table_storage(storage)).header()
 
 
 def _int_lines(values: np.ndarray, per_line: int = 16, wide: bool = False) -> list[str]:
@@ -84,13 +88,13 @@ def _int_lines(values: np.ndarray, per_line: int = 16, wide: bool = False) -> li
 
 
 class _Printer:
-    def __init__(self, net: Network, fixed: FixedPlan, name: str) -> None:
-        self.net, self.plan, self.name = net, fixed, name
+    def __init__(self, net: Network, fixed: FixedPlan, name: str, storage: Storage = table_storage("plain")) -> None:
+        self.net, self.plan, self.name, self.storage = net, fixed, name, storage
         self.out_type = "int32_t" if fixed.softmax else "int16_t"
 
     def comment(self) -> list[str]:
         p, n = self.plan, self.name
-        stack = stack_bytes(self.net, "q15")
+        stack = stack_bytes(self.net, "q15", storage=self.storage.name)
         return [f"/* {HEADER}",
                 f" * network {quote_name(self.net.name)}: {self.net.describe()}, Q15 fixed point",
                 *_note_lines(self.net),
@@ -123,7 +127,7 @@ class _Printer:
         lines = Lines().add(*self.comment(), "#include <stddef.h>", "#include <stdint.h>")
         if self.plan.softmax:
             lines.add("#include <math.h>")
-        lines.add("")
+        lines.add("", *self.storage.macros(self.name, self.stored_types()))
         for proto in self.prototypes():
             lines.add(proto + ";")
         lines.add("")
@@ -133,13 +137,23 @@ class _Printer:
         lines.add(*self.q15_function(), *self.wrapper(), *self.argmax())
         return str(lines)
 
+    def stored_types(self) -> tuple[str, ...]:
+        """The C types of the tables (their read macros in flash storage)."""
+        wide = any(np.abs(layer.bias).max(initial=0) >= 2 ** 31 for layer in self.plan.layers)
+        return ("int16_t", "int64_t" if wide else "int32_t")
+
+    def read(self, c_type: str, lvalue: str) -> str:
+        return self.storage.read(self.name, c_type, lvalue)
+
     def arrays(self, index: int, layer: FixedLayer) -> list[str]:
         """The weights, and the biases as int32 when they fit (an int64 sum starts from them)."""
         n, wide = self.name, bool(np.abs(layer.bias).max(initial=0) >= 2 ** 31)
+        after = self.storage.after_declarator(n)
         return [f"/* layer {index} {quote_name(layer.name)}: {layer.kind}, weights Q{layer.weight_frac}, "
                 f"int{layer.acc_bits} sums in Q{layer.acc_frac}, outputs Q{layer.out_frac} */",
-                f"static const int16_t {n}_w{index}[{layer.weights.size}] = {{", *_int_lines(layer.weights), "};",
-                f"static const int{64 if wide else 32}_t {n}_b{index}[{layer.units}] = {{",
+                f"static const int16_t {n}_w{index}[{layer.weights.size}]{after} = {{", *_int_lines(layer.weights),
+                "};",
+                f"static const int{64 if wide else 32}_t {n}_b{index}[{layer.units}]{after} = {{",
                 *_int_lines(layer.bias, 8, wide), "};", ""]
 
     def needed(self) -> set[str]:
@@ -164,11 +178,12 @@ class _Printer:
                     f"static int32_t {n}_sat(int32_t v)", "{",
                     "    return v > 32767 ? 32767 : v < -32768 ? -32768 : v;", "}", ""],
             "shr32": ["/* floor((a + 2^(s-1)) / 2^s) for 1 <= s <= 31 and any a: u = a + 2^31 (uint32, no wrap",
-                      "   past 2^32), so no negative value is shifted; floor(u / 2^s) plus the bit below rounds",
-                      "   to nearest (ties up), and 2^31 / 2^s is taken back off (nothing overflows). */",
+                      "   past 2^32), so no negative value is shifted; q = floor(u / 2^(s-1)): floor(u / 2^s) is",
+                      "   q >> 1 and the bit below is q & 1 (one variable shift: AVR shifts a bit a step), which",
+                      "   rounds to nearest (ties up), and 2^31 / 2^s is taken back off (nothing overflows). */",
                       f"static int32_t {n}_shr32(int32_t a, uint32_t s)", "{",
-                      "    const uint32_t u = (uint32_t)a + 0x80000000u;",
-                      "    return (int32_t)(u >> s) - (int32_t)(0x80000000u >> s) + (int32_t)((u >> (s - 1u)) & 1u);",
+                      "    const uint32_t q = ((uint32_t)a + 0x80000000u) >> (s - 1u);",
+                      "    return (int32_t)(q >> 1) - (int32_t)(0x80000000u >> s) + (int32_t)(q & 1u);",
                       "}", ""],
             "shr64": ["/* As _shr32 for int64 sums (1 <= s <= 63). */",
                       f"static int64_t {n}_shr64(int64_t a, uint32_t s)", "{",
@@ -181,49 +196,99 @@ class _Printer:
                        "    return v > 2147483647 ? 2147483647 : v < -2147483647 ? -2147483647 : (int32_t)v;", "}",
                        ""],
         }
+        if not self.storage.plain:  # AVR shifts a bit a step: whole bytes first (register moves), each kept
+            # apart by an empty asm so that gcc does not merge the shifts back into one loop of single steps
+            parts["shr32"][5:7] = ["{", "    uint32_t q = (uint32_t)a + 0x80000000u, t = s - 1u;",
+                                   "#if defined(__AVR__) && defined(__GNUC__)",
+                                   '    if (t >= 16u) { q >>= 16; __asm__("" : "+r"(q)); t -= 16u; }',
+                                   '    if (t >= 8u) { q >>= 8; __asm__("" : "+r"(q)); t -= 8u; }',
+                                   "#endif", "    q >>= t;"]
         out = [line for key in ("sat", "shr32", "shr64", "sat64", "clip32") if key in needed for line in parts[key]]
-        return out + (self.tanh_helper() if "tanh" in needed else [])
+        return out + (self.tanh_helper() if "tanh" in needed else []) + self.mac_helper()
+
+    def mac_helper(self) -> list[str]:
+        """Files for flash-table targets (AVR): the int32 multiply-add inline with the hardware
+        multiplier (avr-gcc calls __mulhisi3 for it: about half the cycles of sine 1-16-16-1)."""
+        if not any(self.uses_dot(layer) for layer in self.plan.layers):
+            return []
+        n = self.name
+        return ["/* s + w[0] p[0] + ... + w[n-1] p[n-1], n >= 1, *wp stepped past the weights read.  On AVR with",
+                "   MUL: the weights read from flash (lpm Z+), the inputs from RAM (ld X+) and the signed 16 x 16",
+                "   -> 32 product of Atmel's AVR201, inline (avr-gcc calls __mulhisi3 for it). */",
+                "#if defined(__AVR_HAVE_MUL__) && defined(__GNUC__)",
+                f"__attribute__((always_inline)) static inline int32_t {n}_dot(int32_t s, const int16_t **wp, "
+                "const int16_t *p, uint16_t n)", "{",
+                "    const int16_t *w = *wp;", "    int16_t a, b;", "    do {",
+                '        __asm__("lpm %A3, Z+\\n\\tlpm %B3, Z+\\n\\tld %A4, X+\\n\\tld %B4, X+\\n\\t"',
+                '                "muls %B3, %B4\\n\\tadd %C0, r0\\n\\tadc %D0, r1\\n\\t"',
+                '                "mul %A3, %A4\\n\\tadd %A0, r0\\n\\tadc %B0, r1\\n\\tadc %C0, %5\\n\\tadc %D0, %5\\n\\t"',
+                '                "mulsu %B3, %A4\\n\\tsbc %D0, %5\\n\\tadd %B0, r0\\n\\tadc %C0, r1\\n\\tadc %D0, %5\\n\\t"',
+                '                "mulsu %B4, %A3\\n\\tsbc %D0, %5\\n\\tadd %B0, r0\\n\\tadc %C0, r1\\n\\tadc %D0, %5\\n\\t"',
+                '                "clr __zero_reg__"',
+                '                : "+r"(s), "+z"(w), "+x"(p), "=&a"(a), "=&a"(b) : "r"((uint8_t)0) : "r0", "memory");',
+                "    } while (--n);", "    *wp = w;", "    return s;", "}", "#else",
+                f"static int32_t {n}_dot(int32_t s, const int16_t **wp, const int16_t *p, uint16_t n)", "{",
+                "    const int16_t *w = *wp;", "    do {", "        s += (int32_t)*w++ * (int32_t)*p++;",
+                "    } while (--n);", "    *wp = w;", "    return s;", "}", "#endif", ""]
 
     def tanh_helper(self) -> list[str]:
         n = self.name
+        low, high = self.read("int16_t", f"{n}_T[i]"), self.read("int16_t", f"{n}_T[i + 1u]")
         return ["/* tanh(k / 32) in Q15 for k = 0..256 (at most 32767) */",
-                f"static const int16_t {n}_T[257] = {{", *_int_lines(tanh_table()), "};", "",
+                f"static const int16_t {n}_T[257]{self.storage.after_declarator(n)} = {{", *_int_lines(tanh_table()),
+                "};", "",
                 f"/* tanh(z) in Q15 for z in Q(f), |z| < 2^31, f <= {TABLE_POSITION + 31} (every shift below 32):",
                 f"   |z| in Q{TABLE_POSITION} indexes the table (15 bits of interpolation weight); beyond 8 the",
                 "   table's last value.  Error: see the file comment. */",
                 f"static int32_t {n}_tanh(int32_t z, uint32_t f)", "{",
                 "    const uint32_t m = z < 0 ? 0u - (uint32_t)z : (uint32_t)z;",
                 "    int32_t t = 32767;",
-                "    if (f > 28u || m < (8u << f)) {",
+                "    if (f > 28u || m < (UINT32_C(8) << f)) { /* 8u << f: 16 bits wide on AVR */",
                 f"        const uint32_t p = f >= {TABLE_POSITION}u ? m >> (f - {TABLE_POSITION}u) "
                 f": m << ({TABLE_POSITION}u - f);",
                 "        const uint32_t i = p >> 15, r = p & 0x7fffu;",
-                f"        t = {n}_T[i] + (int32_t)(((uint32_t)({n}_T[i + 1u] - {n}_T[i]) * r + 0x4000u) >> 15);",
+                f"        t = {low} + (int32_t)(((uint32_t)({high} - {low}) * r + 0x4000u) >> 15);",
                 "    }", "    return z < 0 ? -t : t;", "}", ""]
 
     def q15_function(self) -> list[str]:
         layers, n = self.plan.layers, self.name
         width = self.plan.width
         buffers = len(layers) > 1 or layers[0].out_bits == 16  # one softmax layer writes y directly
-        lines = [f"void {n}_q15(const int16_t *x, {self.out_type} *y)", "{",
-                 *([f"    int16_t h[2][{width}];"] if buffers else []), "    uint32_t i, j;"]
-        source = "x"
+        body, source = [], "x"
         for index, layer in enumerate(layers, 1):
             last = index == len(layers)
             # one int16 layer writes a buffer first: y may be x
             target = "y" if last and (len(layers) > 1 or layer.out_bits == 32) else f"h[{index % 2}]"
-            lines += self.layer_loop(index, layer, source, target)
+            body += self.layer_loop(index, layer, source, target)
             source = target
         if source != "y":
-            lines += [f"    for (i = 0u; i < {layers[0].units}u; ++i) y[i] = {source}[i];"]
-        return lines + ["}", ""]
+            body += [f"    for (i = 0u; i < {layers[0].units}u; ++i) y[i] = {source}[i];"]
+        # i counts inputs, but for the dot helper's layers (AVR), and the final copy
+        uses_i = source != "y" or not all(self.uses_dot(layer) for layer in layers)
+        return [f"void {n}_q15(const int16_t *x, {self.out_type} *y)", "{",
+                *([f"    int16_t h[2][{width}];"] if buffers else []),
+                "    uint32_t i, j;" if uses_i else "    uint32_t j;", *body, "}", ""]
+
+    def uses_dot(self, layer: FixedLayer) -> bool:
+        """Whether the layer's sums are NAME_dot's (flash-table targets, int32 sums)."""
+        return not self.storage.plain and layer.acc_bits == 32
 
     def layer_loop(self, index: int, layer: FixedLayer, source: str, target: str) -> list[str]:
         n, t = self.name, f"int{layer.acc_bits}_t"
+        bias = "int64_t" if np.abs(layer.bias).max(initial=0) >= 2 ** 31 else "int32_t"  # as arrays() declares it
+        if self.uses_dot(layer):  # AVR: pointers that walk (lpm Z+, ld X+), a count down
+            return ["    {", f"        const int16_t *w = {n}_w{index};",
+                    f"        for (j = 0u; j < {layer.units}u; ++j) {{",
+                    f"            const int16_t *p = {source};",
+                    f"            {t} s = {self.read(bias, f'{n}_b{index}[j]')};",
+                    f"            s = {n}_dot(s, &w, p, {layer.n_in}u);",
+                    *("            " + line for line in self.activation(layer)),
+                    f"            {target}[j] = {'r' if layer.out_bits == 32 else '(int16_t)r'};", "        }", "    }"]
         return [f"    for (j = 0u; j < {layer.units}u; ++j) {{",
                 f"        const int16_t *w = {n}_w{index} + j * {layer.n_in}u;",
-                f"        {t} s = {n}_b{index}[j];",
-                f"        for (i = 0u; i < {layer.n_in}u; ++i) s += (int32_t)w[i] * (int32_t){source}[i];",
+                f"        {t} s = {self.read(bias, f'{n}_b{index}[j]')};",
+                f"        for (i = 0u; i < {layer.n_in}u; ++i) s += (int32_t){self.read('int16_t', 'w[i]')} * "
+                f"(int32_t){source}[i];",
                 *("        " + line for line in self.activation(layer)),
                 f"        {target}[j] = {'r' if layer.out_bits == 32 else '(int16_t)r'};", "    }"]
 

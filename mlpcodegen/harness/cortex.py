@@ -1,5 +1,7 @@
-"""The embedded C on Cortex-M: cross-compiled sizes and stack (``mlpcodegen size``) and
-outputs and instruction counts on QEMU (``mlpcodegen verify --core``).
+"""The embedded C on microcontroller cores (Cortex-M, RISC-V, AVR, Xtensa: the table of
+:mod:`mlpcodegen.runtime.cores`): cross-compiled sizes and stack (``mlpcodegen size``) and
+outputs and instruction or cycle counts on an emulator (``mlpcodegen verify --core``):
+QEMU for Cortex-M and RISC-V, simavr for AVR, none for Xtensa (sizes only).
 
 Sizes are read from the predictor's own object file (``-ffunction-sections
 -fdata-sections``: a section per function and per weight array) and ``-fstack-usage``;
@@ -31,9 +33,11 @@ from ..ir import Network
 from ..numeric import numeric_type
 from ..runtime import cross
 
-#: Library symbols that are soft-float helpers (libgcc): __aeabi_f*/d*, __addsf3, ...
-_SOFT_FLOAT = re.compile(r"^__(aeabi_[a-z0-9]*[fd][a-z0-9]*|[a-z]+[sd]f\d?|[a-z]+[sd]f[a-z0-9]*|"
-                         r"(unord|fix|float|extend|trunc)[a-z0-9]+|clzsi2|aeabi_[a-z0-9]+)$")
+
+def _soft_float(target: cross.Core) -> "re.Pattern[str]":
+    """Library symbols that are soft-float helpers on ``target`` (libgcc's, avr-libc's):
+    __aeabi_f*/d*, __addsf3, __fp_*..."""
+    return re.compile(target.toolchain.soft_float)
 
 
 @dataclass(frozen=True)
@@ -47,13 +51,23 @@ class Options:
     optimize: str = "size"
     profile: str = "embedded"  # desktop: for comparison (its one-sample function runs the same way)
     domain: Any = None  # fixed-point dtypes: the input domain the formats are planned for
+    storage: str = "plain"  # tables as plain arrays or in flash (a core's: cores.Core.storage)
+
+    def for_core(self, core: str) -> "Options":
+        """These options with ``core``'s table storage (AVR: PROGMEM); float64 refused on a
+        core whose double has 32 bits."""
+        target = cross.core(core)
+        if numeric_type(self.dtype).name == "float64" and target.double_bits < 64:
+            raise CompileError(f"float64 is not available on {core}: {target.toolchain.compiler}'s double is "
+                               f"{target.double_bits} bits; use float32 or q15")
+        return replace(self, storage=target.storage)
 
     def source(self, net: Network) -> tuple[str, str]:
         """(source, header): the registry picks the C printer by dtype (a fixed-point dtype's
         ignores the float options, a float dtype's the domain)."""
         backend = get_backend("c")
         kwargs = dict(dtype=self.dtype, name=self.name, math=self.math, unroll=self.unroll, profile=self.profile,
-                      optimize=self.optimize, domain=self.domain)
+                      optimize=self.optimize, domain=self.domain, storage=self.storage)
         return backend.emit(net, **kwargs), backend.header(net, **kwargs)
 
 
@@ -91,8 +105,9 @@ class SizeRow:
         return self.text + self.rodata + self.data
 
 
-def _sections(obj: Path) -> dict[str, int]:
-    out = cross.run([cross.tool("arm-none-eabi-size"), "-A", str(obj)], "arm-none-eabi-size")
+def _sections(obj: Path, target: Optional[cross.Core] = None) -> dict[str, int]:
+    prefix = (target or cross.core("m4f")).toolchain.prefix
+    out = cross.run([cross.tool(prefix + "size"), "-A", str(obj)], prefix + "size")
     sizes: dict[str, int] = {}
     for line in out.splitlines():
         parts = line.split()
@@ -105,6 +120,10 @@ def _kind(section: str) -> Optional[str]:
     for kind in ("text", "rodata", "data", "bss"):
         if section == f".{kind}" or section.startswith(f".{kind}."):
             return kind
+    if section.startswith((".progmem", ".srodata")):  # AVR's PROGMEM tables (flash), RISC-V's small constants
+        return "rodata"
+    if section.startswith((".sdata", ".sbss")):
+        return "data" if section.startswith(".sdata") else "bss"
     return None
 
 
@@ -118,9 +137,10 @@ def stack_usage(su: Path) -> dict[str, int]:
     return usage
 
 
-def _symbols(paths: Sequence[Path]) -> dict[Path, dict[str, int]]:
+def _symbols(paths: Sequence[Path], target: cross.Core) -> dict[Path, dict[str, int]]:
     """Each file's defined code and data symbols -> size (one nm run)."""
-    out = cross.run([cross.tool("arm-none-eabi-nm"), "-S", "--defined-only", *map(str, paths)], "arm-none-eabi-nm")
+    nm = target.toolchain.prefix + "nm"
+    out = cross.run([cross.tool(nm), "-S", "--defined-only", *map(str, paths)], nm)
     symbols: dict[Path, dict[str, int]] = {path: {} for path in paths}
     names = {str(path): path for path in paths}
     current = paths[0]
@@ -141,21 +161,24 @@ def measure_source(folder: Path, source: Path, target: cross.Core, opt: str) -> 
 
 def _measure(folder: Path, source: Path, target: cross.Core, opt: str) -> SizeRow:
     work = folder / f"{target.name}{opt}"
-    obj, main, startup = cross.compile_objects([source, cross.DATA / "size_main.c", cross.DATA / "startup.c"],
-                                               target, opt, work, include=folder)
-    image = cross.link([obj, main, startup], target, opt, work / "image.elf")
+    obj, main, *startup = cross.compile_objects([source, cross.DATA / "size_main.c", *cross.startup(target)],
+                                                target, opt, work, include=folder)
+    image = cross.link([obj, main, *startup], target, opt, work / "image.elf")
     totals = {"text": 0, "rodata": 0, "data": 0, "bss": 0}
-    sections = _sections(obj)
+    sections = _sections(obj, target)
     for section, size in sections.items():
         kind = _kind(section)
         if kind:
             totals[kind] += size
     stack = stack_usage(obj.with_suffix(".su"))
     functions = {name: (sections.get(f".text.{name}", 0), bytes_) for name, bytes_ in stack.items()}
-    symbols = _symbols([obj, main, startup, image])
-    ours = set(symbols[obj]) | set(symbols[main]) | set(symbols[startup])
+    symbols = _symbols([obj, main, *startup, image], target)
+    ours = set(symbols[obj]) | set(symbols[main]) | {name for path in startup for name in symbols[path]}
     library = {name: size for name, size in symbols[image].items() if name not in ours and size}
-    soft = {name: size for name, size in library.items() if _SOFT_FLOAT.match(name)}
+    if target.family == "avr":  # avr-libc's start-up and vectors: not what the predictor needs
+        library = {name: size for name, size in library.items()
+                   if not name.startswith(("__vector", "__do_", "__ctors", "__init", "__bad_", "exit", "_exit"))}
+    soft = {name: size for name, size in library.items() if _soft_float(target).match(name)}
     maths = {name: size for name, size in library.items() if name not in soft}
     return SizeRow(target.name, opt, totals["text"], totals["rodata"], totals["data"], totals["bss"],
                    functions, maths, soft)
@@ -165,13 +188,18 @@ def measure_sizes(net: Network, options: Options, cores: Sequence[str],
                   opts: Sequence[str] = cross.OPT_LEVELS) -> list[SizeRow]:
     """A :class:`SizeRow` for every core and optimisation level (built in parallel)."""
     targets = [cross.core(name) for name in cores]
-    cross.tool("arm-none-eabi-gcc")
+    for target in targets:  # a missing toolchain or a refused dtype: said before any work
+        cross.tool(target.toolchain.compiler)
+        options.for_core(target.name)
     with tempfile.TemporaryDirectory(prefix="mlpcodegen-size-") as tmp:
-        folder = Path(tmp)
-        source = write_predictor(net, options, folder)
+        sources = {}
+        for storage in dict.fromkeys(target.storage for target in targets):  # the C of each table storage
+            folder = Path(tmp) / storage
+            folder.mkdir()
+            sources[storage] = (folder, write_predictor(net, replace(options, storage=storage), folder))
         jobs = [(target, opt) for target in targets for opt in opts]
         with ThreadPoolExecutor(max_workers=4) as pool:
-            return list(pool.map(lambda job: _measure(folder, source, *job), jobs))
+            return list(pool.map(lambda job: _measure(*sources[job[0].storage], *job), jobs))
 
 
 def _listing(entries: dict) -> str:
@@ -181,8 +209,10 @@ def _listing(entries: dict) -> str:
 def size_table(net: Network, options: Options, rows: Sequence[SizeRow]) -> str:
     """The report of ``mlpcodegen size``: one line per core and level, then what each
     function takes and what the libraries add."""
+    families = dict.fromkeys(cross.core(row.core).toolchain for row in rows)
+    compilers = "; ".join(f"{family.compiler} {' '.join(family.compile_flags())}" for family in families)
     head = [f"network {net.describe()}; C embedded profile, optimize {options.optimize}, {options.dtype}, "
-            f"math {options.math}; arm-none-eabi-gcc {' '.join(cross.BASE_FLAGS)}",
+            f"math {options.math}; {compilers}",
             "bytes of the predictor alone (its object file); library: what linking adds for it"]
     table = [("core", "opt", "text", "rodata", "data", "bss", "predictor", "math lib", "soft-float",
               "stack " + options.name)]
@@ -227,7 +257,7 @@ def _value(v: float, dtype: str) -> str:
 def _table_header(x: np.ndarray, dtype: str, timed: int, repeat: int) -> str:
     rows = [" {" + ", ".join(_value(v, dtype) for v in row) + "}" for row in x]
     return "\n".join(["#include <math.h>", f"#define MLPC_ROWS {len(x)}u", f"#define MLPC_TIMED {timed}u", f"#define MLPC_REPEAT {repeat}u",
-                      f"static const MLPC_T mlpc_x[{len(x)}][MLPC_INPUTS] = {{", ",\n".join(rows), "};", ""])
+                      f"static const MLPC_T mlpc_x[{len(x)}][MLPC_INPUTS] MLPC_TABLE_STORAGE = {{", ",\n".join(rows), "};", ""])
 
 
 def _parse(text: str, n_rows: int, n_outputs: int, dtype: str) -> tuple[np.ndarray, list[int]]:
@@ -264,7 +294,8 @@ def write_table(x: np.ndarray, dtype: str, folder: Path) -> tuple[int, int]:
 
 def run_on_core(net: Network, x: np.ndarray, core: str, options: Options, opt: str = "-Os",
                 timeout: float = 120.0) -> CoreRun:
-    """``x`` through the predictor on ``core`` under QEMU."""
+    """``x`` through the predictor on ``core`` under its emulator (QEMU, simavr)."""
+    options = options.for_core(core)
     with tempfile.TemporaryDirectory(prefix="mlpcodegen-core-") as tmp:
         folder = Path(tmp)
         source, timed, repeat = _prepare(net, x, options, folder)
@@ -276,28 +307,35 @@ def run_prepared(folder: Path, sources: Sequence[Path], core: str, opt: str, row
                  dtype: str, timed_calls: int, timeout: float = 120.0) -> CoreRun:
     """The driver over ``folder``'s mlpc_net.h / mlpc_table.h (any predictor with the
     signature ``void NAME(const T *x, T *y)``: also the peers of bench/embedded.py) and
-    ``sources``, built for ``core`` and run on QEMU."""
+    ``sources``, built for ``core`` and run on its emulator.  ``instructions`` is what the
+    core's emulator counts (instructions on QEMU, cycles on simavr: ``extra["counts"]``)."""
     target = cross.core(core)
-    cross.tool("qemu-system-arm")
-    objects = cross.compile_objects([*sources, cross.DATA / "driver.c", cross.DATA / "startup.c"], target, opt,
-                                    folder / f"build{core}{opt}", include=folder)
+    if not target.emulated:
+        raise CompileError(f"{core} has no emulator ({target.runs_on}): mlpcodegen size --core {core} gives its sizes")
+    emulator = target.toolchain.emulator
+    cross.tool(emulator.command)
+    defines = () if target.family == "cortex-m" else ("-DMLPC_COUNTER",)  # Cortex-M: SysTick in the driver
+    objects = cross.compile_objects([*sources, cross.DATA / "driver.c", *cross.startup(target)], target, opt,
+                                    folder / f"build{core}{opt}", include=folder, defines=defines)
     image = cross.link(objects, target, opt, folder / f"image{core}{opt}.elf")
-    outputs, ticks = _parse(cross.qemu(image, target, timeout), rows, n_outputs, dtype)
+    outputs, ticks = _parse(cross.emulate(image, target, timeout), rows, n_outputs, dtype)
     if len(ticks) != 2:
-        raise CompileError("the program on the core did not report its instruction count")
+        raise CompileError(f"the program on the core did not report its {emulator.counts} count")
     if not 0 < ticks[1] < ticks[0]:  # the driver counts SysTick reloads: never a wrapped figure printed
         raise CompileError(f"the program on the core reported an implausible count ({ticks[0]} ticks for the "
                            f"predictor, {ticks[1]} for an empty call): not printed; please report it")
-    return CoreRun(outputs, (ticks[0] - ticks[1]) * cross.INSTRUCTIONS_PER_TICK / timed_calls,
-                   {"library": library_calls(objects[:len(sources)])})
+    return CoreRun(outputs, (ticks[0] - ticks[1]) * emulator.per_tick / timed_calls,
+                   {"library": library_calls(objects[:len(sources)], target), "counts": emulator.counts})
 
 
-def library_calls(objects: Sequence[Path]) -> list[str]:
+def library_calls(objects: Sequence[Path], target: Optional[cross.Core] = None) -> list[str]:
     """The C library functions the objects call (soft-float helpers apart): libm's results
-    may differ between newlib and the host's C library in the last bit."""
-    out = cross.run([cross.tool("arm-none-eabi-nm"), "-u", *map(str, objects)], "arm-none-eabi-nm")
+    may differ between newlib/picolibc/avr-libc and the host's C library in the last bit."""
+    target = target or cross.core("m4f")
+    nm = target.toolchain.prefix + "nm"
+    out = cross.run([cross.tool(nm), "-u", *map(str, objects)], nm)
     names = {line.split()[-1] for line in out.splitlines() if line.strip() and not line.endswith(":")}
-    return sorted(name for name in names if not _SOFT_FLOAT.match(name))
+    return sorted(name for name in names if not _soft_float(target).match(name))
 
 
 #: Host build of the same C: no contraction (as the cross builds), so the bits agree.
@@ -335,6 +373,7 @@ def verify_on_core(net: Network, core: str, options: Options, *, peer: Any = Non
     from .verify import (F32_ULP_BOUND, F64_REL_BOUND, MODEL_UNITS, ORIGINAL_UNITS, Comparison, VerifyReport,
                          _inputs, _peer_outputs, as_peer, compare, floored)
 
+    options = options.for_core(core)  # the core's table storage; float64 refused where double is 32 bits
     x, (lo, hi), source = _inputs(net.n_inputs, n, domain, None, data, seed)
     x = x.astype(numeric_type(options.dtype).np_dtype)
     fixed = numeric_type(options.dtype).is_fixed
@@ -345,7 +384,8 @@ def verify_on_core(net: Network, core: str, options: Options, *, peer: Any = Non
         on_core = pool.submit(run_on_core, net, x, core, options, opt)
         on_host = pool.submit(run_on_host, net, x, options)
         ran, host = on_core.result(), on_host.result()
-    label = f"c {options.dtype} on {core} (qemu {cross.core(core).machine})"
+    target = cross.core(core)
+    label = f"c {options.dtype} on {core} ({target.toolchain.emulator.command} {target.machine})"
     f32 = numeric_type(options.dtype).is_float32
 
     def check(what: str, actual, expected, dtype: str, checked: bool = True, floor: float = 0.0) -> Comparison:
@@ -378,10 +418,26 @@ def verify_on_core(net: Network, core: str, options: Options, *, peer: Any = Non
                                   host.outputs.view(np.uint8).reshape(len(x), -1), axis=1)))
     note = "" if not differing else f" ({differing} rows differ)"
     library = ran.extra.get("library", [])
-    # With a libm call the C libraries may round differently: the bits are information then.
-    bound, passed = ("bit-identical", differing == 0) if not library else \
-        (f"(information: calls {', '.join(library[:3])})", None)
+    # With a libm call the C libraries may round differently: the bits are information then;
+    # so with a soft float that is not IEEE's to the last bit (avr-libc: no subnormals).
+    bound, passed = ("bit-identical", differing == 0)
+    if library:
+        bound, passed = f"(information: calls {', '.join(library[:3])})", None
+    elif not target.ieee_float and not fixed:
+        bound, passed = f"(information: {target.toolchain.compiler}'s soft float)", None
     bits = numeric_type(options.dtype).np_dtype.name  # q15: its float32 wrapper's outputs
     report.comparisons.append(Comparison(f"{label} vs host build (-ffp-contract=off){note}", *compare(
         ran.outputs, host.outputs, scale, bits), bits, bound, passed))
     return report, ran.instructions
+
+
+def stated_stack(net: Network, options: Options) -> tuple[str, int]:
+    """(function, bytes): the stack bound the generated file states for its predictor on
+    the options' storage: NAME (float), NAME_q15 (the integer predictor of a q15 file)."""
+    from ..backends import c, c_fixed
+
+    if numeric_type(options.dtype).is_fixed:
+        return f"{options.name}_q15", c_fixed.stack_bytes(net, options.dtype, storage=options.storage)["q15"]
+    shapes = c.CRenderer(net, dtype=options.dtype, name=options.name, unroll=options.unroll, math=options.math,
+                         profile="embedded", optimize=options.optimize).shapes
+    return options.name, c.embedded_stack_bytes(net, options.dtype, shapes)["one"]

@@ -344,6 +344,7 @@ def tflite_file_peer(path: Any, weights: Any = None, limits: Any = None) -> Peer
     An int8 model is refused here: its float targets compute the dequantised weights, which
     LiteRT does not; its ``--dtype int8`` C is compared with LiteRT bit for bit by
     tests/test_tflite.py and bench/int8.py."""
+    from .._files import read_regular
     from ..errors import UnsupportedError
     from ..limits import DEFAULT_LIMITS
 
@@ -351,8 +352,7 @@ def tflite_file_peer(path: Any, weights: Any = None, limits: Any = None) -> Peer
     if getattr(network(), "int8", None) is not None:
         raise UnsupportedError(f"{path}: an int8 .tflite is checked bit for bit against LiteRT by verify --dtype "
                                "int8 (its float targets run the dequantised weights)")
-    with open(path, "rb") as stream:
-        flatbuffer = stream.read((limits or DEFAULT_LIMITS).max_file_bytes + 1)
+    flatbuffer = read_regular(path, (limits or DEFAULT_LIMITS).max_file_bytes, "model file", error=ModelFormatError)
     return Peer("LiteRT", litert_bytes_runner(flatbuffer), network, "float32")
 
 
@@ -377,7 +377,7 @@ def int8_tflite_peer(path: Any, network: Network, limits: Any = None) -> Optiona
     plan = getattr(network, "int8", None)
     if plan is None or not isinstance(path, (str, os.PathLike)) or file_format(path).name != "tflite":
         return None
-    flatbuffer = read_regular(path, (limits or DEFAULT_LIMITS).max_file_bytes, "model file")
+    flatbuffer = read_regular(path, (limits or DEFAULT_LIMITS).max_file_bytes, "model file", error=ModelFormatError)
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     interpreter = Interpreter(model_content=flatbuffer, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)

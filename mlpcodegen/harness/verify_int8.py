@@ -103,7 +103,7 @@ def verify_int8(model: Any, net: Network, *, n: int = 1000, domain: Any = None, 
             ran, host = pool.submit(run_on_core, net, x, core, options), pool.submit(run_on_host, net, x, options)
             ran, host = ran.result(), host.result()
         outputs, instructions = ran.outputs, ran.instructions
-        where = f"c int8 on {core} (qemu {cross.core(core).machine})"
+        where = f"c int8 on {core} ({cross.core(core).machine})"
         checks = [_bits(f"{where} vs {label}", outputs, want),
                   _bits(f"{where} vs host build", outputs, host.outputs)]
     softmax = net.layers[-1].activation.name == "softmax"
