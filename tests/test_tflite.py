@@ -380,3 +380,17 @@ def test_double_rounding_bit_exact_with_cmsis_nn_and_single_with_litert(models, 
     assert (run_int8(net.int8.rounded("single"), codes) == litert(models["int8 int8 I/O"], codes)).all()
     with pytest.raises(ValidationError):
         net.int8.rounded("nearest")
+
+
+def test_int8_on_a_16_bit_int_core(models):
+    """On AVR (16-bit int) the int8 C's constants are int32 (INT32_C): LiteRT's outputs bit
+    for bit on the atmega328p under simavr (a plain 1 << 30 there overflowed: every row differed)."""
+    from toolchains import require
+
+    from mlpcodegen.harness.cortex import Options, run_on_core
+
+    require("avr")
+    net = load(models["int8 float I/O"])
+    x = _floats(net, 80, seed=13)[:48]  # the edge values and some of the ties
+    run = run_on_core(net, x, "atmega328p", Options(dtype="int8", name="predict"))
+    assert np.array_equal(run.outputs.view(np.int32), litert(models["int8 float I/O"], x).view(np.int32))

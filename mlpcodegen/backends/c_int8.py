@@ -241,7 +241,7 @@ class _Printer:
                       f"static int32_t {n}_srdhm(int32_t a, int32_t b)", "{",
                       "    const int64_t p = (int64_t)a * b;",
                       "    if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;",
-                      "    return (int32_t)((p + (p >= 0 ? (1 << 30) : 1 - (1 << 30))) / ((int64_t)1 << 31));",
+                      "    return (int32_t)((p + (p >= 0 ? (INT32_C(1) << 30) : 1 - (INT32_C(1) << 30))) / ((int64_t)1 << 31));",
                       "}", ""],
             "rdbp": ["/* gemmlowp's RoundingDivideByPOT (halves away from zero), 0 <= e <= 31: the floor from",
                      "   the value offset by 2^31 in uint32, the remainder from its two's complement bits. */",
@@ -253,20 +253,20 @@ class _Printer:
                      "    return q + (int32_t)((u & mask) > (mask >> 1) + (x < 0 ? 1u : 0u));", "}", ""],
             "shl": ["/* gemmlowp's SaturatingRoundingMultiplyByPOT for a positive exponent. */",
                     f"static int32_t {n}_shl(int32_t x, uint32_t e)", "{",
-                    "    const int32_t limit = (int32_t)((1u << (31u - e)) - 1u);",
-                    "    return x > limit ? INT32_MAX : x < -limit ? INT32_MIN : x * (int32_t)(1u << e);", "}", ""],
+                    "    const int32_t limit = (int32_t)((UINT32_C(1) << (31u - e)) - 1u);",
+                    "    return x > limit ? INT32_MAX : x < -limit ? INT32_MIN : x * (int32_t)(UINT32_C(1) << e);", "}", ""],
             "exp": ["/* gemmlowp's exp_on_negative_values: a <= 0 in Q5.26, exp(a) in Q0.31. */",
                     f"static int32_t {n}_exp(int32_t a)", "{",
                     "    static const int32_t f[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535, "
                     "720401, 242};",
-                    "    const int32_t r = (int32_t)((uint32_t)a & 0xffffffu) - (1 << 24); /* in [-1/4, 0) */",
-                    "    const int32_t x = r * 32 + (1 << 28), x2 = " + n + "_srdhm(x, x);",
+                    "    const int32_t r = (int32_t)((uint32_t)a & 0xffffffu) - (INT32_C(1) << 24); /* in [-1/4, 0) */",
+                    "    const int32_t x = r * 32 + (INT32_C(1) << 28), x2 = " + n + "_srdhm(x, x);",
                     "    const int32_t x3 = " + n + "_srdhm(x2, x), x4 = " + n + "_srdhm(x2, x2);",
                     "    const int32_t p = " + n + "_rdbp(" + n + "_srdhm(" + n + "_rdbp(x4, 2u) + x3, 715827883) + x2, 1u);",
                     "    const int32_t rest = r - a;",
                     "    int32_t y = 1895147668 + " + n + "_srdhm(1895147668, x + p);",
                     "    uint32_t k;",
-                    "    for (k = 0u; k < 7u; ++k) if ((uint32_t)rest & (1u << (24u + k))) y = " + n + "_srdhm(y, f[k]);",
+                    "    for (k = 0u; k < 7u; ++k) if ((uint32_t)rest & (UINT32_C(1) << (24u + k))) y = " + n + "_srdhm(y, f[k]);",
                     "    return a == 0 ? INT32_MAX : y;", "}", ""],
             "recip": ["/* gemmlowp's one_over_one_plus_x_for_x_in_0_1: 0 <= a < 2^31 in Q0.31, three",
                       "   Newton-Raphson steps in Q2.29. */",
@@ -274,7 +274,7 @@ class _Printer:
                       "    const int32_t h = (int32_t)(((int64_t)a + INT32_MAX + 1) / 2);",
                       f"    int32_t x = 1515870810 + {n}_srdhm(h, -1010580540);",
                       "    uint32_t k;",
-                      f"    for (k = 0u; k < 3u; ++k) x = x + {n}_shl({n}_srdhm(x, (1 << 29) - {n}_srdhm(h, x)), 2u);",
+                      f"    for (k = 0u; k < 3u; ++k) x = x + {n}_shl({n}_srdhm(x, (INT32_C(1) << 29) - {n}_srdhm(h, x)), 2u);",
                       f"    return {n}_shl(x, 1u);", "}", ""],
             "softmax": ["/* LiteRT's reference int8 softmax (output scale 1/256, zero point -128). */",
                         "/* ex: width int32 of scratch, each exp computed once (-1: below diff_min). */",
@@ -304,7 +304,7 @@ class _Printer:
         n = self.name
         if self.plan.rounding == "single":
             return f"(int32_t){n}_rq(d, m, 31u - s)"
-        return f"{n}_srdhm(d * (int32_t)(1u << s), m)"
+        return f"{n}_srdhm(d * (int32_t)(UINT32_C(1) << s), m)"
 
     # ------------------------------------------------------------------ code
 
