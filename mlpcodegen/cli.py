@@ -114,11 +114,22 @@ def _target_options(args: argparse.Namespace, backend, load: bool = False) -> di
 
 
 def _load(args: argparse.Namespace):
-    """The model's network, read within ``--max-size``."""
+    """The model's network, read within ``--max-size``; with ``--calibrate FILE``, quantised
+    to int8 from those rows (post-training, as TFLite's converter)."""
     from .frontends import load
     from .limits import ReadLimits
 
-    return load(args.model, weights=args.weights, limits=ReadLimits.for_size(args.max_size))
+    net = load(args.model, weights=args.weights, limits=ReadLimits.for_size(args.max_size))
+    if getattr(args, "calibrate", None):
+        from .errors import ValidationError
+        from .harness.verify import read_inputs
+        from .ptq import calibrate
+
+        if getattr(net, "int8", None) is not None:
+            raise ValidationError(f"{args.model} is already quantised to int8: drop --calibrate (its scales are "
+                                  "the file's)")
+        net = calibrate(net, read_inputs(args.calibrate, net.n_inputs))
+    return net
 
 
 def _header_path(args: argparse.Namespace) -> Optional[Path]:
@@ -196,9 +207,31 @@ def _scaling_box(args: argparse.Namespace, n_inputs: int):
 
 
 def _is_fixed(dtype: Optional[str]) -> bool:
+    """Whether ``dtype`` is a fixed-point type planned for an input domain (q15); int8 is not:
+    its scales come from the .tflite file or from --calibrate's rows."""
     from .numeric import FIXED_TYPES
 
-    return dtype in FIXED_TYPES
+    return dtype in FIXED_TYPES and dtype != "int8"
+
+
+def _check_int8(args: argparse.Namespace) -> None:
+    """Usage of --dtype int8 and --calibrate (convert, verify, size): --calibrate quantises to
+    int8; int8 plans nothing for --domain (verify draws its inputs there) nor takes a scaling."""
+    int8 = args.dtype == "int8"
+    if getattr(args, "rounding", None) and not int8:
+        raise UsageError("--rounding is int8's requantisation: it goes with --dtype int8")
+    if getattr(args, "calibrate", None) and not int8:
+        raise UsageError("--calibrate quantises the model to int8: it goes with --dtype int8")
+    if not int8:
+        return
+    if args.domain and args.command != "verify":
+        raise UsageError("--domain plans q15 formats; int8's scales are the .tflite file's or --calibrate's: "
+                         "drop --domain")
+    given = [f"--{side}-{stat}" for side in ("input", "output") for stat in ("min", "max", "mean", "std")
+             if getattr(args, f"{side}_{stat}".replace("-", "_"), None) is not None]
+    if args.scaling or given:
+        raise UsageError("--dtype int8 takes no input/output scaling (its quantisation is the model's own): "
+                         "quantise the model that includes the scaling")
 
 
 def _fixed_domain(args: argparse.Namespace, n_inputs: int, dtype: Optional[str], data: bool = False):
@@ -236,6 +269,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     net = _load(args)  # bounded read (and clear errors) before TensorFlow opens the file
     backend = get_backend(args.target)
     dtype = args.dtype or backend.dtypes[0]
+    if dtype == "int8":  # bit for bit against LiteRT's reference kernels (or the plan's mirror)
+        return _verify_int8(args, net)
     domain = _fixed_domain(args, net.n_inputs, dtype, data=bool(args.data)) or _domain(args, net.n_inputs)
     inputs, outputs = _scalings(args)
     _check_data(args, net.n_inputs)  # a bad file is refused before TensorFlow loads
@@ -257,6 +292,44 @@ def cmd_verify(args: argparse.Namespace) -> int:
     print(report.table(), end="")
     if not report.ok:
         print("verification FAILED: an error exceeds its bound", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _verify_int8(args: argparse.Namespace, net) -> int:
+    from .harness.verify_int8 import verify_int8
+    from .limits import ReadLimits
+
+    if args.core:  # the same checks as every verify --core, before any work
+        from .cli_embedded import MAX_CORE_ROWS, _ready
+        from .runtime.cores import core as core_entry
+
+        if args.n > MAX_CORE_ROWS:
+            raise UsageError(f"--core runs at most {MAX_CORE_ROWS} inputs (-n): they are compiled into the image")
+        if not core_entry(args.core).emulated:
+            raise UsageError(f"{args.core} has no emulator: use mlpcodegen size --core {args.core}")
+        _ready(args.core, emulator=True)
+    _check_data(args, net.n_inputs)
+    peer = None
+    if getattr(args, "calibrate", None):  # the float model's own framework, for information
+        from .frontends import file_format
+        from .harness.peers import as_peer
+
+        if file_format(args.model).name == "keras":
+            _import_tensorflow_quietly()
+        peer = as_peer(args.model, weights=args.weights, limits=ReadLimits.for_size(args.max_size))
+    report, instructions = verify_int8(args.model, net, n=args.n, domain=_domain(args, net.n_inputs),
+                                       data=args.data, seed=args.seed, limits=ReadLimits.for_size(args.max_size),
+                                       core=args.core, peer=peer)
+    print(report.table(), end="")
+    if instructions is not None:
+        from .runtime.cores import core as core_entry
+
+        emulator = core_entry(args.core).toolchain.emulator
+        print(f"{emulator.counts} per inference on {args.core} (-Os, {emulator.how}; mean of the timed rows, an "
+              f"empty call subtracted): {instructions:.0f}")
+    if not report.ok:
+        print("verification FAILED: an output differs from what defines its bits", file=sys.stderr)
         return 1
     return 0
 
@@ -433,6 +506,7 @@ def _check_convert(args: argparse.Namespace) -> None:
     from .backends import BACKENDS, get_backend
 
     _check_dtype(args)
+    _check_int8(args)
     fixed = get_backend(args.target).fixed_dtypes
     if args.domain and args.dtype not in fixed:
         raise UsageError(f"--domain plans fixed-point formats: it goes with --dtype {' or '.join(fixed) or '(none)'} "
@@ -450,6 +524,9 @@ def _check_convert(args: argparse.Namespace) -> None:
 
 def _check_verify(args: argparse.Namespace) -> None:
     _check_dtype(args)
+    _check_int8(args)
+    if args.dtype == "int8" and args.target != "c":
+        raise UsageError("--dtype int8 is the C target's")
     if args.domain and args.data and not _is_fixed(args.dtype):
         raise UsageError("--domain draws random inputs and --data gives them: choose one (both only with a "
                          "fixed-point --dtype: the domain plans its formats, the data tests them)")
@@ -526,6 +603,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                              "(default 256)")
 
 
+def _add_calibrate_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--calibrate", metavar="DATA", help="with --dtype int8, a float model: quantise it "
+                        "(post-training, as TFLite's converter: per-channel int8 weights, int8 activations) from "
+                        "the ranges its tensors take on these rows (.npy or .csv, as --data)")
+
+
 def _add_mkdir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mkdir", action="store_true", help="create the output's folder if it does not exist")
 
@@ -580,6 +663,10 @@ def _add_convert(sub, backends: dict, dtypes: Sequence[str]) -> None:
                          help="with --dtype q15 (required, unless a min/max input scaling gives it): the inputs' "
                               "range the fixed-point formats are planned for (one number for every input, or one "
                               "per input, comma-separated); outside it values saturate")
+    _add_calibrate_option(convert)
+    convert.add_argument("--rounding", choices=("single", "double"), help="with --dtype int8: how requantisation "
+                         "rounds: single (default; the pip LiteRT interpreter's) or double (TensorFlow Lite Micro's "
+                         "and CMSIS-NN's)")
     _add_formula_options(convert, default_digits=4)
     convert.add_argument("--rational", action="store_true", help="exact rational weights (sympy)")
     convert.add_argument("--core", choices=CORES, help="c: the embedded C for this core (atmega328p: weights in flash)")
@@ -610,6 +697,7 @@ def _add_verify(sub, runnable: Sequence[str], dtypes: Sequence[str]) -> None:
                         "(a row per sample, a column per input, optional header), in the units the converted "
                         "function takes; -n rows are used (all when fewer)")
     verify.add_argument("--seed", type=int, default=0)
+    _add_calibrate_option(verify)
     verify.add_argument("--core", choices=CORES, help="run the C on an emulated Cortex-M core (qemu-system-arm, "
                                                       "arm-none-eabi-gcc) instead of this machine")
     _add_c_options(verify)
@@ -668,7 +756,8 @@ def _add_demo(sub) -> None:
 COMMON = SimpleNamespace(
     UsageError=UsageError, load=_load, scaled=_scaled, scalings=_scalings, domain=_domain,
     default_name=_default_name, target_options=_target_options, header_path=_header_path,
-    add_model_options=_add_model_options, fixed_domain=_fixed_domain, require_fixed_domain=_require_fixed_domain, scaling_box=_scaling_box, add_scaling_options=_add_scaling_options,
+    add_model_options=_add_model_options, add_calibrate_option=_add_calibrate_option, check_int8=_check_int8,
+    fixed_domain=_fixed_domain, require_fixed_domain=_require_fixed_domain, scaling_box=_scaling_box, add_scaling_options=_add_scaling_options,
     add_c_options=_add_c_options, add_mkdir_option=_add_mkdir_option, add_formula_options=_add_formula_options,
     floats=_floats, finite=_finite, positive_int=_positive_int, digits=_digits, cores=CORES,
     target_help=_target_help,

@@ -67,6 +67,7 @@ def add_size(sub, common) -> None:
                            "per input, comma-separated)")
     common.add_c_options(size)
     common.add_scaling_options(size)
+    common.add_calibrate_option(size)
     size.set_defaults(run=lambda args: cmd_size(args, common))
 
 
@@ -74,6 +75,7 @@ def cmd_size(args: argparse.Namespace, common) -> int:
     from .harness.cortex import measure_sizes, size_table
 
     started = time.perf_counter()
+    common.check_int8(args)
     if args.domain and args.dtype == "float32":
         raise common.UsageError("--domain plans fixed-point formats: it goes with --dtype q15")
     common.require_fixed_domain(args, args.dtype)

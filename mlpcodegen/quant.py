@@ -35,6 +35,14 @@ from .ir import Network
 
 INT8_MIN, INT8_MAX = -128, 127
 
+#: How a requantisation rounds (chosen per use, :meth:`Int8Plan.rounded`):
+#: ``"single"``: ``(x * m + 2**(30 - shift)) >> (31 - shift)``, one rounding (halves up): the pip LiteRT
+#: interpreter (built with TFLITE_SINGLE_ROUNDING), CMSIS-NN with CMSIS_NN_USE_SINGLE_ROUNDING;
+#: ``"double"``: SaturatingRoundingDoublingHighMul (``x << max(shift, 0)`` times m, halves up, the high
+#: 32 bits doubled) then RoundingDivideByPOT by ``max(-shift, 0)`` (halves away from zero): TensorFlow
+#: Lite Micro's reference kernels and CMSIS-NN by default (arm_nn_requantize).
+ROUNDINGS = ("single", "double")
+
 
 def _f32(value: float) -> np.float32:
     return np.float32(value)
@@ -280,8 +288,12 @@ class QSoftmax:
     output: QParams
     width: int
     name: str = "softmax"
+    beta: float = 1.0
+    rounding: str = "single"
 
     def __post_init__(self) -> None:
+        if self.rounding not in ROUNDINGS:
+            raise ValidationError(f"rounding {self.rounding!r}: one of {', '.join(ROUNDINGS)}")
         if self.output != QParams(1.0 / 256, -128):
             raise ValidationError(f"layer {quote_name(self.name)!r}: an int8 softmax outputs scale 1/256, zero point -128 "
                                   f"(as TFLite's converter writes it), not {self.output}")
@@ -292,17 +304,19 @@ class QSoftmax:
             raise ValidationError(f"layer {quote_name(self.name)!r}: softmax scaling out of range")
 
     @classmethod
-    def build(cls, input: QParams, output: QParams, beta: float, width: int, name: str) -> "QSoftmax":
-        """LiteRT's PreprocessSoftmaxScaling (single rounding: the real multiplier capped at
-        2**30 - 1) and CalculateInputRadius, in double."""
+    def build(cls, input: QParams, output: QParams, beta: float, width: int, name: str,
+              rounding: str = "single") -> "QSoftmax":
+        """LiteRT's PreprocessSoftmaxScaling (the real multiplier capped at 2**30 - 1 with single
+        rounding, 2**31 - 1 with double) and CalculateInputRadius, in double."""
         if not (math.isfinite(beta) and beta > 0):
             raise ValidationError(f"layer {quote_name(name)!r}: softmax beta must be positive and finite, got {beta!r}")
-        real = min(float(np.float32(beta)) * input.scale * float(1 << (31 - SCALED_DIFF_BITS)), (1 << 30) - 1.0)
+        cap = (1 << (30 if rounding == "single" else 31)) - 1.0
+        real = min(float(np.float32(beta)) * input.scale * float(1 << (31 - SCALED_DIFF_BITS)), cap)
         multiplier, shift = quantize_multiplier(real)
         if shift < 0:
             raise ValidationError(f"layer {quote_name(name)!r}: input scale {input.scale} too small for LiteRT's softmax")
         radius = ((1 << SCALED_DIFF_BITS) - 1) * float(1 << (31 - SCALED_DIFF_BITS)) / float(1 << shift)
-        return cls(multiplier, shift, -int(math.floor(radius)), input, output, width, name)
+        return cls(multiplier, shift, -int(math.floor(radius)), input, output, width, name, float(beta), rounding)
 
     @property
     def n_in(self) -> int:
@@ -324,9 +338,12 @@ class Int8Plan:
     output: QParams
     float_input: bool = False
     float_output: bool = False
+    rounding: str = "single"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
+        if self.rounding not in ROUNDINGS:
+            raise ValidationError(f"int8 rounding {self.rounding!r}: one of {', '.join(ROUNDINGS)}")
         if not self.layers or not isinstance(self.layers[0], QDense):
             raise ValidationError("an int8 plan starts with a fully connected layer")
         width = self.layers[0].n_in
@@ -342,6 +359,17 @@ class Int8Plan:
             width, previous = layer.units, layer.output
         if previous != self.output:
             raise ValidationError("the int8 plan's output quantisation differs from its last layer's")
+
+    def rounded(self, rounding: str) -> "Int8Plan":
+        """The same model requantised with ``rounding`` (:data:`ROUNDINGS`): the multipliers
+        are the same; a softmax's input scaling is rebuilt (its cap differs)."""
+        if rounding == self.rounding:
+            return self
+        if rounding not in ROUNDINGS:
+            raise ValidationError(f"int8 rounding {rounding!r}: one of {', '.join(ROUNDINGS)}")
+        layers = [QSoftmax.build(layer.input, layer.output, layer.beta, layer.width, layer.name, rounding)
+                  if isinstance(layer, QSoftmax) else layer for layer in self.layers]
+        return Int8Plan(tuple(layers), self.input, self.output, self.float_input, self.float_output, rounding)
 
     @property
     def n_inputs(self) -> int:
@@ -377,7 +405,7 @@ def int8_plan(net: Network) -> Int8Plan:
     if not isinstance(plan, Int8Plan):
         raise ValidationError(f"network {quote_name(net.name)!r} has no int8 quantisation: --dtype int8 takes a "
                               "full-integer quantised .tflite model (TFLiteConverter with a representative "
-                              "dataset and Optimize.DEFAULT)")
+                              "dataset and Optimize.DEFAULT), or a float model with --calibrate DATA (calibrate(net, rows))")
     return plan
 
 
@@ -404,17 +432,36 @@ def multiply_by_quantized_multiplier(x: np.ndarray, multiplier, shift) -> np.nda
     return (product + (np.int64(1) << (total - 1))) >> total
 
 
-def _run_layer(layer: QLayer, q: np.ndarray) -> np.ndarray:
+def _wrap32_array(x: np.ndarray) -> np.ndarray:
+    return ((np.asarray(x, dtype=np.int64) + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def multiply_by_quantized_multiplier_double(x: np.ndarray, multiplier, shift) -> np.ndarray:
+    """TensorFlow Lite Micro's (and CMSIS-NN's default) MultiplyByQuantizedMultiplier, double
+    rounding: ``x << max(shift, 0)`` (wrapping in int32, as those kernels' multiply does on a
+    core), SaturatingRoundingDoublingHighMul by ``multiplier`` (>= 0, so never saturating:
+    ``floor((p + 2**30) / 2**31)``, halves up), then RoundingDivideByPOT by ``max(-shift, 0)``."""
+    shift = np.asarray(shift, dtype=np.int64)
+    scaled = _wrap32_array(np.asarray(x, dtype=np.int64) << np.maximum(shift, 0))
+    high = (scaled * np.asarray(multiplier, dtype=np.int64) + (np.int64(1) << 30)) >> 31
+    return rounding_divide_by_pot(high, np.maximum(-shift, 0))
+
+
+REQUANTIZE = {"single": multiply_by_quantized_multiplier, "double": multiply_by_quantized_multiplier_double}
+
+
+def _run_layer(layer: QLayer, q: np.ndarray, rounding: str = "single") -> np.ndarray:
     """One layer on a batch of int8 codes (rows)."""
+    requantize = REQUANTIZE[rounding]
     if isinstance(layer, QDense):
         acc = (q.astype(np.int64) - layer.input.zero_point) @ layer.weights.astype(np.int64).T + layer.bias
-        out = multiply_by_quantized_multiplier(acc, layer.multipliers, layer.shifts) + layer.output.zero_point
+        out = requantize(acc, layer.multipliers, layer.shifts) + layer.output.zero_point
         return np.clip(out, layer.low, layer.high).astype(np.int8)
     if isinstance(layer, QTable):
         return layer.table[q.astype(np.int64) + 128]
     if isinstance(layer, QRelu):
-        out = multiply_by_quantized_multiplier(q.astype(np.int64) - layer.input.zero_point, layer.multiplier,
-                                               layer.shift) + layer.output.zero_point
+        out = requantize(q.astype(np.int64) - layer.input.zero_point, layer.multiplier,
+                         layer.shift) + layer.output.zero_point
         return np.clip(out, layer.low, layer.high).astype(np.int8)
     return np.array([softmax_row(layer, row) for row in q.astype(np.int64)], dtype=np.int8).reshape(q.shape)
 
@@ -423,7 +470,7 @@ def run_int8(plan: Int8Plan, codes: np.ndarray) -> np.ndarray:
     """What the int8 C computes, in NumPy: int8 codes in (one row or a batch), int8 codes out."""
     q = np.atleast_2d(np.asarray(codes, dtype=np.int8))
     for layer in plan.layers:
-        q = _run_layer(layer, q)
+        q = _run_layer(layer, q, plan.rounding)
     return q[0] if np.ndim(codes) == 1 else q
 
 
@@ -487,7 +534,10 @@ def softmax_row(layer: QSoftmax, row: np.ndarray) -> np.ndarray:
         if diff < layer.diff_min:
             exps.append(None)
             continue
-        scaled = (diff * layer.multiplier + (1 << (30 - layer.shift))) >> (31 - layer.shift)
+        if layer.rounding == "single":
+            scaled = (diff * layer.multiplier + (1 << (30 - layer.shift))) >> (31 - layer.shift)
+        else:  # MultiplyByQuantizedMultiplierGreaterThanOne: |diff| << shift stays in int32 above diff_min
+            scaled = (diff * (1 << layer.shift) * layer.multiplier + (1 << 30)) >> 31
         exps.append(exp_on_negative_values(scaled))
     total = sum(_rdbp(e, ACCUMULATION_BITS) for e in exps if e is not None)
     headroom = 32 - total.bit_length()

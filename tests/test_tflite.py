@@ -65,10 +65,10 @@ def _floats(net, rows: int, seed: int) -> np.ndarray:
     return x
 
 
-def _c_int8(tmp_path, net, codes, name="m"):
+def _c_int8(tmp_path, net, codes, name="m", rounding=None):
     """NAME_int8 built with the strict flags and UBSan (any undefined behaviour aborts), on ``codes``."""
-    (tmp_path / f"{name}.c").write_text(emit(net, "c", dtype="int8", name=name))
-    (tmp_path / f"{name}.h").write_text(get_backend("c").header(net, dtype="int8", name=name))
+    (tmp_path / f"{name}.c").write_text(emit(net, "c", dtype="int8", name=name, rounding=rounding))
+    (tmp_path / f"{name}.h").write_text(get_backend("c").header(net, dtype="int8", name=name, rounding=rounding))
     m = net.n_outputs
     (tmp_path / "drive.c").write_text("\n".join([
         "#include <stdio.h>", f'#include "{name}.h"', "int main(void)", "{",
@@ -162,6 +162,13 @@ def test_bit_exact_on_cortex_m_cores_under_qemu(models, tmp_path):
         run = run_on_core(net, x, core, Options(dtype="int8", name="predict"))
         assert np.array_equal(run.outputs.view(np.int32), expected.view(np.int32)), core
         assert run.instructions > 0
+    # 42 inputs, 26 units: the DSP path's four-row blocks, its word loop and tails (M4F), pairs (M0+)
+    wide = load(models["per-tensor"])
+    x = _floats(wide, 96, seed=12)
+    expected = litert(models["per-tensor"], x)
+    for core in ("m0plus", "m4f"):
+        run = run_on_core(wide, x, core, Options(dtype="int8", name="predict"))
+        assert np.array_equal(run.outputs.view(np.int32), expected.view(np.int32)), core
     # `size --dtype int8` reads the .tflite and cross-compiles the int8 C
     path = tmp_path / "rich.tflite"
     path.write_bytes(models["int8 float I/O"])
@@ -182,7 +189,8 @@ def test_int8_source_strict_deterministic_and_stated(models, tmp_path):
     from mlpcodegen.backends.c_int8 import stack_bytes
 
     stated = stack_bytes(net, "int8")
-    for compiler, flags in (("gcc", ["-O0"]), ("arm-none-eabi-gcc", ["-O0", "-mthumb", "-mcpu=cortex-m0plus"])):
+    for compiler, flags in (("gcc", ["-O0"]), ("arm-none-eabi-gcc", ["-O0", "-mthumb", "-mcpu=cortex-m0plus"]),
+                            ("arm-none-eabi-gcc", ["-O0", "-mthumb", "-mcpu=cortex-m4"])):  # M4: the DSP path
         subprocess.run([compiler, "-std=c99", *flags, "-fstack-usage", "-c", "net.c", "-o", "su.o"], check=True,
                        cwd=tmp_path)
         frames = {line.split()[0].rsplit(":", 1)[-1]: int(line.split()[1])
@@ -308,3 +316,81 @@ def test_forged_offsets_and_lengths_are_one_line_errors(models):
             kind = type(exc).__name__
         outcomes[kind] = outcomes.get(kind, 0) + 1
     assert outcomes.get("ModelFormatError", 0) >= 20, outcomes
+
+
+# ------------------------------------------------------------------ command line
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "mlpcodegen", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd or REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+
+
+def test_cli_int8_verify_convert_calibrate(models, tmp_path):
+    """verify --dtype int8 compares with LiteRT's reference kernels bit for bit (host and qemu
+    M4F); convert --calibrate quantises a float model; --domain and --calibrate misuses refused."""
+    for key in ("int8 int8 I/O", "int8 float I/O"):
+        (tmp_path / "m.tflite").write_bytes(models[key])
+        done = _cli("verify", tmp_path / "m.tflite", "--dtype", "int8", "-n", "3000", "--domain", "-3", "3")
+        assert done.returncode == 0 and re.search(r"vs LiteRT \(reference kernels\) +0 .*bit-identical +ok",
+                                                  done.stdout), (key, done.stdout, done.stderr[-300:])
+    done = _cli("verify", tmp_path / "m.tflite", "--dtype", "int8", "--core", "m4f", "-n", "40")
+    assert done.returncode == 0 and done.stdout.count("bit-identical") == 2 and "instructions per inference" \
+        in done.stdout, done.stdout + done.stderr[-300:]
+    assert _cli("convert", tmp_path / "m.tflite", "--dtype", "int8", "--domain", "-1", "1").returncode == 2
+    assert _cli("convert", tmp_path / "m.tflite", "--calibrate", "x.npy").returncode == 2
+    done = _cli("convert", tmp_path / "m.tflite", "--dtype", "int8", "--rounding", "double")
+    assert done.returncode == 0 and "double rounding" in done.stdout and "_rq2(" in done.stdout, done.stderr
+    net = load(models["float"])
+    float_file = tmp_path / "f.tflite"  # a float model (the converter's float .tflite) quantised by --calibrate
+    float_file.write_bytes(models["float"])
+    np.save(tmp_path / "rows.npy", np.random.default_rng(1).uniform(-2, 2, (100, net.n_inputs)).astype(np.float32))
+    done = _cli("convert", float_file, "--dtype", "int8", "--calibrate", tmp_path / "rows.npy", "-o", tmp_path / "q.c")
+    assert done.returncode == 0 and "_int8(const int8_t *x" in (tmp_path / "q.c").read_text(), done.stderr
+    done = _cli("size", float_file, "--dtype", "int8", "--calibrate", tmp_path / "rows.npy", "--core", "m4f",
+                "--opt", "Os")
+    assert done.returncode == 0 and "_dot4" in done.stdout, done.stdout + done.stderr[-300:]  # the DSP path on M4F
+    done = _cli("verify", tmp_path / "m.tflite", "--dtype", "int8", "--calibrate", tmp_path / "rows.npy")
+    assert done.returncode == 1 and "already quantised" in done.stderr
+
+
+# ------------------------------------------------------------------ rounding
+
+
+def test_double_rounding_bit_exact_with_cmsis_nn_and_single_with_litert(models, tmp_path):
+    """rounding="double" (TFLite Micro, CMSIS-NN's default) equals a chain of CMSIS-NN's
+    arm_fully_connected_per_channel_s8/arm_softmax_s8 compiled from its source on this machine
+    bit for bit (and the NumPy mirror), where single rounding (LiteRT's, the default) differs;
+    single stays LiteRT's on the .tflite (test_int8_c_bit_exact_with_litert_reference)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from cmsis_nn.chain import calibrated_network, cmsis_nn_root, host_outputs
+
+    if cmsis_nn_root() is None:
+        pytest.skip("CMSIS-NN's source tree is not on this machine (set CMSIS_NN)")
+    for sizes, softmax in (([6, 16, 5], True), ([20, 24, 12, 1], False)):
+        net = calibrated_network(sizes, softmax=softmax)
+        codes = _codes(sizes[0], 5000, seed=sizes[0])
+        ours, cmsis = host_outputs(net, codes, tmp_path)
+        assert (ours == cmsis).all(), (sizes, int((ours != cmsis).any(axis=1).sum()))
+        assert (ours == run_int8(net.int8.rounded("double"), codes)).all()
+        assert (_c_int8(tmp_path, net, codes[:1000], rounding="double") == ours[:1000]).all()  # strict, UBSan
+        assert (run_int8(net.int8, codes) != cmsis).any(axis=1).sum() > 50  # the two roundings differ
+    net = load(models["int8 int8 I/O"])
+    codes = _codes(net.n_inputs, 2000, seed=4)
+    assert (run_int8(net.int8.rounded("single"), codes) == litert(models["int8 int8 I/O"], codes)).all()
+    with pytest.raises(ValidationError):
+        net.int8.rounded("nearest")
+
+
+def test_int8_on_a_16_bit_int_core(models):
+    """On AVR (16-bit int) the int8 C's constants are int32 (INT32_C): LiteRT's outputs bit
+    for bit on the atmega328p under simavr (a plain 1 << 30 there overflowed: every row differed)."""
+    from toolchains import require
+
+    from mlpcodegen.harness.cortex import Options, run_on_core
+
+    require("avr")
+    net = load(models["int8 float I/O"])
+    x = _floats(net, 80, seed=13)[:48]  # the edge values and some of the ties
+    run = run_on_core(net, x, "atmega328p", Options(dtype="int8", name="predict"))
+    assert np.array_equal(run.outputs.view(np.int32), litert(models["int8 float I/O"], x).view(np.int32))

@@ -51,7 +51,7 @@ def c_printer(dtype: str) -> ModuleType:
 
 
 #: Options only the fixed-point printers read (the input domain their formats are planned for).
-FIXED_OPTIONS = ("domain",)
+FIXED_OPTIONS = ("domain", "rounding")  # rounding: int8's requantisation (single or double)
 
 
 def _c_part(part: int) -> Emit:
@@ -60,6 +60,8 @@ def _c_part(part: int) -> Emit:
     floats = (c.emit_c, c.emit_c_header)[part]
 
     def run(net: Network, *, dtype: str = c.DTYPES[0], domain: object = None, **options: object) -> str:
+        if dtype not in c_int8.DTYPES:
+            options.pop("rounding", None)
         fixed = C_BY_DTYPE.get(dtype)
         return fixed[part](net, dtype=dtype, domain=domain, **options) if fixed else floats(net, dtype=dtype,
                                                                                                 **options)

@@ -41,10 +41,12 @@ from .c import _note_lines, check_name
 from .c_names import reserved_by
 
 DTYPES = ("int8",)
-SUFFIXES = ("_int8", "_rq", "_clamp", "_srdhm", "_rdbp", "_shl", "_exp", "_recip", "_softmax", "_quantize",
+SUFFIXES = ("_int8", "_rq", "_rq2", "_clamp", "_ld", "_dot4", "_dot2", "_dot1", "_srdhm", "_rdbp", "_shl", "_exp", "_recip", "_softmax", "_quantize",
             "_batch") + tuple(f"_{kind}{i}" for kind in "wbmst" for i in range(1, 10))
 #: Bytes added to the stated stack for saved registers, alignment and spills.
 FRAME_OVERHEAD = 160
+#: Bytes added for the DSP path's helpers (dot4: 4 accumulators, 4 row loads; dot1).
+DSP_FRAMES = 320
 
 
 def checked_name(name: str) -> str:
@@ -69,7 +71,8 @@ def stack_bytes(net: Network, dtype: str, unroll: str = "auto") -> dict[str, int
     plan = int8_plan(net)
     scratch = _softmax_width(plan)
     depth = 3 if scratch else 1
-    int8 = 2 * plan.width + 4 * scratch + FRAME_OVERHEAD * (1 + depth)
+    # the DSP path (M4/M7): its 4 sums and the frames of dot4 and dot1 (measured 296 bytes at -O0)
+    int8 = 2 * plan.width + 4 * scratch + FRAME_OVERHEAD * (1 + depth) + DSP_FRAMES
     one = int8 + plan.n_inputs + plan.n_outputs + FRAME_OVERHEAD
     return {"int8": int8, "one": one, "batch": one + FRAME_OVERHEAD}
 
@@ -79,16 +82,23 @@ def _softmax_width(plan: Int8Plan) -> int:
     return max([layer.width for layer in plan.layers if isinstance(layer, QSoftmax)], default=0)
 
 
+def _plan(net: Network, rounding: object) -> Int8Plan:
+    plan = int8_plan(net)
+    return plan if rounding is None else plan.rounded(str(rounding))
+
+
 def emit_c_int8(net: Network, *, dtype: str = "int8", name: str = "mlp", domain: object = None,
-                **ignored: object) -> str:
+                rounding: object = None, **ignored: object) -> str:
     """The int8 C of a quantised network (a :class:`~mlpcodegen.quant.QuantizedNetwork`).
+    ``rounding``: "single" (the pip LiteRT's requantisation) or "double" (TFLite Micro's and
+    CMSIS-NN's), default the plan's (single for a .tflite: what LiteRT computes).
     The float C's options (unroll, math, profile, optimize) and q15's domain mean nothing here."""
-    return _Printer(net, int8_plan(net), checked_name(name)).source()
+    return _Printer(net, _plan(net, rounding), checked_name(name)).source()
 
 
 def emit_c_int8_header(net: Network, *, dtype: str = "int8", name: str = "mlp", domain: object = None,
-                       **ignored: object) -> str:
-    return _Printer(net, int8_plan(net), checked_name(name)).header()
+                       rounding: object = None, **ignored: object) -> str:
+    return _Printer(net, _plan(net, rounding), checked_name(name)).header()
 
 
 def _int_lines(values: np.ndarray, per_line: int = 16) -> list[str]:
@@ -126,7 +136,8 @@ class _Printer:
                 f" * network {quote_name(self.net.name)}: {self.net.describe()}, int8 (TFLite full-integer "
                 "quantisation), bit-exact with LiteRT's reference kernels",
                 *_note_lines(self.net),
-                f" * layers: {kinds}",
+                f" * layers: {kinds}; requantisation: {p.rounding} rounding ("
+                f"{'the pip LiteRT' if p.rounding == 'single' else 'TFLite Micro, CMSIS-NN'})",
                 f" * {n}_int8(x, y): integer only (no float, no libm, no division): int8 codes "
                 f"x[{p.n_inputs}] -> y[{p.n_outputs}], real = {n}_INT8_{{IN,OUT}}_SCALE * (code - "
                 f"{n}_INT8_{{IN,OUT}}_ZERO_POINT)",
@@ -161,11 +172,11 @@ class _Printer:
         return str(lines)
 
     def source(self) -> str:
-        lines = Lines().add(*self.comment(), "#include <stddef.h>", "#include <stdint.h>", "")
+        lines = Lines().add(*self.comment(), "#include <stddef.h>", "#include <stdint.h>", *DSP_INCLUDES, "")
         lines.add(*(proto + ";" for proto in signature(self.net, "int8", self.name)), "")
         for index, layer in enumerate(self.plan.layers, 1):
             lines.add(*self.arrays(index, layer))
-        lines.add(*self.helpers())
+        lines.add(*self.helpers(), *self.dsp_helpers())
         lines.add(*self.int8_function(), *self.wrapper())
         return str(lines)
 
@@ -184,10 +195,11 @@ class _Printer:
                     *_int_lines(folded_bias(layer), 8), "};"]
             if uniform:
                 return head + [""]
+            single = self.plan.rounding == "single"
             return head + [f"static const int32_t {n}_m{index}[{layer.units}] = {{",
                            *_int_lines(layer.multipliers, 8), "};",
-                           f"static const uint8_t {n}_s{index}[{layer.units}] = {{",
-                           *_int_lines(31 - layer.shifts), "};", ""]
+                           f"static const {'uint8_t' if single else 'int8_t'} {n}_s{index}[{layer.units}] = {{",
+                           *_int_lines(31 - layer.shifts if single else layer.shifts), "};", ""]
         if isinstance(layer, QTable):
             return [f"/* layer {index} {quote_name(layer.name)}: {layer.kind.upper()} by table, indexed by "
                     "code + 128 (LiteRT's PopulateLookupTable) */",
@@ -196,9 +208,10 @@ class _Printer:
 
     def needed(self) -> set[str]:
         kinds = {type(layer) for layer in self.plan.layers}
-        names = {"rq", "clamp"} if kinds & {QDense, QRelu} else set()
+        single = self.plan.rounding == "single"
+        names = ({"rq", "clamp"} if single else {"rq2", "rdbp", "clamp"}) if kinds & {QDense, QRelu} else set()
         if QSoftmax in kinds:
-            names |= {"rq", "srdhm", "rdbp", "shl", "exp", "recip", "softmax"}
+            names |= {"srdhm", "rdbp", "shl", "exp", "recip", "softmax"} | ({"rq"} if single else set())
         return names
 
     def helpers(self) -> list[str]:
@@ -211,13 +224,24 @@ class _Printer:
                    "    const int64_t p = (int64_t)a * m + ((int64_t)1 << (t - 1u));",
                    "    const uint64_t u = (uint64_t)p + UINT64_C(0x8000000000000000);",
                    "    return (int64_t)(u >> t) - (int64_t)(UINT64_C(0x8000000000000000) >> t);", "}", ""],
+            "rq2": ["/* TFLite Micro's MultiplyByQuantizedMultiplier (double rounding, CMSIS-NN's default): a << left",
+                    "   (wrapping in int32, as their x * (1 << left) does on a core), the doubling high multiply",
+                    "   floor((x * m + 2^30) / 2^31) (m >= 0: never saturates; the floor on the value offset by 2^63",
+                    "   in uint64), then the rounding divide by 2^right (halves away from zero). */",
+                    f"static int32_t {n}_rq2(int32_t a, int32_t m, int32_t shift)", "{",
+                    "    const uint32_t left = shift > 0 ? (uint32_t)shift : 0u;",
+                    "    const uint32_t right = shift > 0 ? 0u : (uint32_t)-shift;",
+                    "    const int32_t x = (int32_t)((uint32_t)a << left);",
+                    "    const uint64_t u = (uint64_t)((int64_t)x * m + ((int64_t)1 << 30)) + UINT64_C(0x8000000000000000);",
+                    "    const int32_t h = (int32_t)((int64_t)(u >> 31) - (int64_t)(UINT64_C(0x8000000000000000) >> 31));",
+                    f"    return {n}_rdbp(h, right);", "}", ""],
             "clamp": [f"static int8_t {n}_clamp(int64_t v, int32_t lo, int32_t hi)", "{",
                       "    return (int8_t)(v < lo ? lo : v > hi ? hi : v);", "}", ""],
             "srdhm": ["/* gemmlowp's SaturatingRoundingDoublingHighMul: (a * b + nudge) / 2^31 toward zero. */",
                       f"static int32_t {n}_srdhm(int32_t a, int32_t b)", "{",
                       "    const int64_t p = (int64_t)a * b;",
                       "    if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;",
-                      "    return (int32_t)((p + (p >= 0 ? (1 << 30) : 1 - (1 << 30))) / ((int64_t)1 << 31));",
+                      "    return (int32_t)((p + (p >= 0 ? (INT32_C(1) << 30) : 1 - (INT32_C(1) << 30))) / ((int64_t)1 << 31));",
                       "}", ""],
             "rdbp": ["/* gemmlowp's RoundingDivideByPOT (halves away from zero), 0 <= e <= 31: the floor from",
                      "   the value offset by 2^31 in uint32, the remainder from its two's complement bits. */",
@@ -229,20 +253,20 @@ class _Printer:
                      "    return q + (int32_t)((u & mask) > (mask >> 1) + (x < 0 ? 1u : 0u));", "}", ""],
             "shl": ["/* gemmlowp's SaturatingRoundingMultiplyByPOT for a positive exponent. */",
                     f"static int32_t {n}_shl(int32_t x, uint32_t e)", "{",
-                    "    const int32_t limit = (int32_t)((1u << (31u - e)) - 1u);",
-                    "    return x > limit ? INT32_MAX : x < -limit ? INT32_MIN : x * (int32_t)(1u << e);", "}", ""],
+                    "    const int32_t limit = (int32_t)((UINT32_C(1) << (31u - e)) - 1u);",
+                    "    return x > limit ? INT32_MAX : x < -limit ? INT32_MIN : x * (int32_t)(UINT32_C(1) << e);", "}", ""],
             "exp": ["/* gemmlowp's exp_on_negative_values: a <= 0 in Q5.26, exp(a) in Q0.31. */",
                     f"static int32_t {n}_exp(int32_t a)", "{",
                     "    static const int32_t f[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535, "
                     "720401, 242};",
-                    "    const int32_t r = (int32_t)((uint32_t)a & 0xffffffu) - (1 << 24); /* in [-1/4, 0) */",
-                    "    const int32_t x = r * 32 + (1 << 28), x2 = " + n + "_srdhm(x, x);",
+                    "    const int32_t r = (int32_t)((uint32_t)a & 0xffffffu) - (INT32_C(1) << 24); /* in [-1/4, 0) */",
+                    "    const int32_t x = r * 32 + (INT32_C(1) << 28), x2 = " + n + "_srdhm(x, x);",
                     "    const int32_t x3 = " + n + "_srdhm(x2, x), x4 = " + n + "_srdhm(x2, x2);",
                     "    const int32_t p = " + n + "_rdbp(" + n + "_srdhm(" + n + "_rdbp(x4, 2u) + x3, 715827883) + x2, 1u);",
                     "    const int32_t rest = r - a;",
                     "    int32_t y = 1895147668 + " + n + "_srdhm(1895147668, x + p);",
                     "    uint32_t k;",
-                    "    for (k = 0u; k < 7u; ++k) if ((uint32_t)rest & (1u << (24u + k))) y = " + n + "_srdhm(y, f[k]);",
+                    "    for (k = 0u; k < 7u; ++k) if ((uint32_t)rest & (UINT32_C(1) << (24u + k))) y = " + n + "_srdhm(y, f[k]);",
                     "    return a == 0 ? INT32_MAX : y;", "}", ""],
             "recip": ["/* gemmlowp's one_over_one_plus_x_for_x_in_0_1: 0 <= a < 2^31 in Q0.31, three",
                       "   Newton-Raphson steps in Q2.29. */",
@@ -250,7 +274,7 @@ class _Printer:
                       "    const int32_t h = (int32_t)(((int64_t)a + INT32_MAX + 1) / 2);",
                       f"    int32_t x = 1515870810 + {n}_srdhm(h, -1010580540);",
                       "    uint32_t k;",
-                      f"    for (k = 0u; k < 3u; ++k) x = x + {n}_shl({n}_srdhm(x, (1 << 29) - {n}_srdhm(h, x)), 2u);",
+                      f"    for (k = 0u; k < 3u; ++k) x = x + {n}_shl({n}_srdhm(x, (INT32_C(1) << 29) - {n}_srdhm(h, x)), 2u);",
                       f"    return {n}_shl(x, 1u);", "}", ""],
             "softmax": ["/* LiteRT's reference int8 softmax (output scale 1/256, zero point -128). */",
                         "/* ex: width int32 of scratch, each exp computed once (-1: below diff_min). */",
@@ -260,7 +284,7 @@ class _Printer:
                         "    for (i = 0u; i < width; ++i) if (x[i] > top) top = x[i];",
                         "    for (i = 0u; i < width; ++i) {",
                         "        const int32_t d = x[i] - top;",
-                        f"        ex[i] = d >= diff_min ? {n}_exp((int32_t){n}_rq(d, m, 31u - s)) : -1;",
+                        f"        ex[i] = d >= diff_min ? {n}_exp({self.softmax_scaled()}) : -1;",
                         f"        if (ex[i] >= 0) sum += {n}_rdbp(ex[i], 12u);",
                         "    }",
                         "    sumbits = (uint32_t)sum;",
@@ -271,16 +295,73 @@ class _Printer:
                         f"        e = {n}_rdbp({n}_srdhm(scale, ex[i]), 12u - headroom + 23u) - 128;",
                         "        y[i] = (int8_t)(e > 127 ? 127 : e < -128 ? -128 : e);", "    }", "}", ""],
         }
-        order = ("rq", "clamp", "srdhm", "rdbp", "shl", "exp", "recip", "softmax")
+        order = ("rq", "rdbp", "rq2", "clamp", "srdhm", "shl", "exp", "recip", "softmax")
         return [line for key in order if key in needed for line in parts[key]]
 
+    def softmax_scaled(self) -> str:
+        """The scaled difference: single rounding as the pip LiteRT, or TFLite Micro's
+        MultiplyByQuantizedMultiplierGreaterThanOne (d << s stays in int32 for d >= diff_min)."""
+        n = self.name
+        if self.plan.rounding == "single":
+            return f"(int32_t){n}_rq(d, m, 31u - s)"
+        return f"{n}_srdhm(d * (int32_t)(UINT32_C(1) << s), m)"
+
     # ------------------------------------------------------------------ code
+
+    def dsp_helpers(self) -> list[str]:
+        """Cortex-M4/M7 (DSP extension): dot products of int8 rows two products per SMLAD, the
+        bytes of four weights and four inputs unpacked by SXTB16 (even, and rotated: odd bytes)
+        into int16 pairs; weights stay int8, in the file's order (the pairing is the same for
+        both operands).  Four rows at once share each input word.  Integer sums are exact, so
+        the order does not change a bit; the portable loop is used elsewhere (M0+, hosts)."""
+        n = self.name
+        dense = [layer for layer in self.plan.layers if isinstance(layer, QDense)]
+        four, one = any(d.units >= 4 for d in dense), any(d.units % 4 for d in dense)
+
+        def pair(acc: str, w: str) -> list[str]:
+            return [f"            {acc} = __smlad(__sxtb16((int32_t){w}), xe, {acc});",
+                    f"            {acc} = __smlad(__sxtb16((int32_t)(({w} >> 8) | ({w} << 24))), xo, {acc});"]
+        load = ["#if MLPC_INT8_DSP",
+                f"static uint32_t {n}_ld(const int8_t *p) /* four bytes, any alignment (M4/M7 load unaligned) */",
+                "{", "    uint32_t v;", "    memcpy(&v, p, sizeof v);", "    return v;", "}", ""]
+        dot4 = [f"/* s[r] += sum(w[r * n + i] * x[i]) for rows r < 4, i < n */",
+                 f"static void {n}_dot4(const int8_t *w, uint32_t n, const int8_t *x, int32_t *s)", "{",
+                 "    int32_t a0 = s[0], a1 = s[1], a2 = s[2], a3 = s[3];", "    uint32_t i;",
+                 "    for (i = 0u; i + 4u <= n; i += 4u) {",
+                 f"        const uint32_t xv = {n}_ld(x + i);",
+                 "        const int32_t xe = __sxtb16((int32_t)xv), xo = __sxtb16((int32_t)((xv >> 8) | (xv << 24)));",
+                 "        {",
+                 f"            const uint32_t w0 = {n}_ld(w + i), w1 = {n}_ld(w + n + i);",
+                 *pair("a0", "w0"), *pair("a1", "w1"), "        }", "        {",
+                 f"            const uint32_t w2 = {n}_ld(w + 2u * n + i), w3 = {n}_ld(w + 3u * n + i);",
+                 *pair("a2", "w2"), *pair("a3", "w3"), "        }", "    }",
+                 "    for (; i < n; ++i) {", "        const int32_t v = x[i];",
+                 "        a0 += w[i] * v; a1 += w[n + i] * v; a2 += w[2u * n + i] * v; a3 += w[3u * n + i] * v;",
+                 "    }", "    s[0] = a0; s[1] = a1; s[2] = a2; s[3] = a3;", "}", ""]
+        dot1 = [f"static int32_t {n}_dot1(const int8_t *w, uint32_t n, const int8_t *x, int32_t a)", "{",
+                 "    uint32_t i;", "    for (i = 0u; i + 4u <= n; i += 4u) {",
+                 f"        const uint32_t xv = {n}_ld(x + i), wv = {n}_ld(w + i);",
+                 "        a = __smlad(__sxtb16((int32_t)wv), __sxtb16((int32_t)xv), a);",
+                 "        a = __smlad(__sxtb16((int32_t)((wv >> 8) | (wv << 24))), __sxtb16((int32_t)((xv >> 8) | "
+                 "(xv << 24))), a);", "    }",
+                 "    for (; i < n; ++i) a += w[i] * x[i];", "    return a;", "}", ""]
+        dot2 = ["#if MLPC_INT8_PAIRS", "/* s[r] += sum(w[r * n + i] * x[i]) for rows r < 2, i < n */",
+                f"static void {n}_dot2(const int8_t *w, uint32_t n, const int8_t *x, int32_t *s)", "{",
+                "    const int8_t *w1 = w + n;", "    int32_t a = s[0], b = s[1];", "    uint32_t i;",
+                "    for (i = 0u; i < n; ++i) {", "        const int32_t v = x[i];", "        a += w[i] * v;",
+                "        b += w1[i] * v;", "    }", "    s[0] = a; s[1] = b;", "}", "#endif", ""]
+        pairs = dot2 if any(d.units >= 2 for d in dense) else []
+        return load + (dot4 if four else []) + (dot1 if one else []) + ["#endif", ""] + pairs
 
     def int8_function(self) -> list[str]:
         p, n = self.plan, self.name
         scratch = _softmax_width(p)
+        dsp = any(isinstance(layer, QDense) and layer.units >= 4 for layer in p.layers)  # dot4's scratch
+        pairs = any(isinstance(layer, QDense) and layer.units >= 2 for layer in p.layers)  # dot2's
         lines = [f"void {n}_int8(const int8_t *x, int8_t *y)", "{", f"    int8_t h[2][{p.width}];",
-                 *([f"    int32_t ex[{scratch}];"] if scratch else []), "    uint32_t i, j;"]
+                 *([f"    int32_t ex[{scratch}];"] if scratch else []), "    uint32_t i, j;",
+                 *(["#if MLPC_INT8_DSP", "    int32_t s4[4];", "    uint32_t k;", "#endif"] if dsp else []),
+                 *(["#if MLPC_INT8_PAIRS", "    int32_t s4[2];", "    uint32_t k;", "#endif"] if pairs else [])]
         source = "x"
         for index, layer in enumerate(p.layers, 1):
             target = f"h[{index % 2}]"
@@ -293,22 +374,52 @@ class _Printer:
         n = self.name
         if isinstance(layer, QDense):
             uniform = len(set(zip(layer.multipliers.tolist(), layer.shifts.tolist()))) == 1
-            m = str(int(layer.multipliers[0])) if uniform else f"{n}_m{index}[j]"
-            t = f"{31 - int(layer.shifts[0])}u" if uniform else f"{n}_s{index}[j]"
-            return [f"    for (j = 0u; j < {layer.units}u; ++j) {{",
-                    f"        const int8_t *w = {n}_w{index} + j * {layer.n_in}u;",
-                    f"        int32_t s = {n}_b{index}[j];",
-                    f"        for (i = 0u; i < {layer.n_in}u; ++i) s += (int32_t)w[i] * (int32_t){source}[i];",
-                    f"        {target}[j] = {n}_clamp({n}_rq(s, {m}, {t}) + ({layer.output.zero_point}), "
-                    f"{layer.low}, {layer.high});", "    }"]
+
+            def store(row: str, value: str) -> str:
+                m = str(int(layer.multipliers[0])) if uniform else f"{n}_m{index}[{row}]"
+                shift = int(layer.shifts[0]) if uniform else f"{n}_s{index}[{row}]"
+                return (f"{target}[{row}] = {n}_clamp({self.requantize(value, m, shift)} + "
+                        f"({layer.output.zero_point}), {layer.low}, {layer.high});")
+
+            portable = [f"    for (j = 0u; j < {layer.units}u; ++j) {{",
+                        f"        const int8_t *w = {n}_w{index} + j * {layer.n_in}u;",
+                        f"        int32_t s = {n}_b{index}[j];",
+                        f"        for (i = 0u; i < {layer.n_in}u; ++i) s += (int32_t)w[i] * (int32_t){source}[i];",
+                        f"        {store('j', 's')}", "    }"]
+            full = layer.units - layer.units % 4
+            dsp = [f"    for (j = 0u; j < {full}u; j += 4u) {{",
+                   f"        for (k = 0u; k < 4u; ++k) s4[k] = {n}_b{index}[j + k];",
+                   f"        {n}_dot4({n}_w{index} + j * {layer.n_in}u, {layer.n_in}u, {source}, s4);",
+                   f"        for (k = 0u; k < 4u; ++k) {store('j + k', 's4[k]')}", "    }"] if full else ["    j = 0u;"]
+            if full < layer.units:
+                dot = f"{n}_dot1({n}_w{index} + j * {layer.n_in}u, {layer.n_in}u, {source}, {n}_b{index}[j])"
+                dsp += [f"    for (; j < {layer.units}u; ++j) {store('j', dot)}"]
+            even = layer.units - layer.units % 2
+            pairs = [f"    for (j = 0u; j < {even}u; j += 2u) {{",
+                     f"        s4[0] = {n}_b{index}[j]; s4[1] = {n}_b{index}[j + 1u];",
+                     f"        {n}_dot2({n}_w{index} + j * {layer.n_in}u, {layer.n_in}u, {source}, s4);",
+                     f"        for (k = 0u; k < 2u; ++k) {store('j + k', 's4[k]')}", "    }"] if even else ["    j = 0u;"]
+            if even < layer.units:
+                pairs += [f"    for (; j < {layer.units}u; ++j) {{", *portable[1:]]
+            return ["#if MLPC_INT8_DSP", *dsp, "#elif MLPC_INT8_PAIRS", *pairs, "#else", *portable, "#endif"]
         if isinstance(layer, QTable):
             return [f"    for (i = 0u; i < {layer.width}u; ++i) {target}[i] = {n}_t{index}[{source}[i] + 128];"]
         if isinstance(layer, QRelu):
-            return [f"    for (i = 0u; i < {layer.width}u; ++i) {target}[i] = {n}_clamp({n}_rq((int32_t){source}[i] - "
-                    f"({layer.input.zero_point}), {layer.multiplier}, {31 - layer.shift}u) + "
-                    f"({layer.output.zero_point}), {layer.low}, {layer.high});"]
+            value = f"(int32_t){source}[i] - ({layer.input.zero_point})"
+            return [f"    for (i = 0u; i < {layer.width}u; ++i) {target}[i] = {n}_clamp("
+                    f"{self.requantize(value, str(layer.multiplier), layer.shift)} + ({layer.output.zero_point}), "
+                    f"{layer.low}, {layer.high});"]
         return [f"    {n}_softmax({source}, {target}, ex, {layer.width}u, {layer.multiplier}, {layer.shift}u, "
                 f"{layer.diff_min});"]
+
+    def requantize(self, value: str, m: str, shift) -> str:
+        """The requantisation call: ``shift`` an int (LiteRT's: left if > 0) or a per-channel
+        array element (single rounding: 31 - shift stored; double: the shift)."""
+        n = self.name
+        if self.plan.rounding == "single":
+            t = f"{31 - shift}u" if isinstance(shift, int) else shift
+            return f"{n}_rq({value}, {m}, {t})"
+        return f"(int64_t){n}_rq2({value}, {m}, {shift})"
 
     def wrapper(self) -> list[str]:
         p, n = self.plan, self.name
@@ -333,6 +444,14 @@ class _Printer:
                 f"    {n}_int8(q, r);",
                 f"    for (i = 0u; i < {p.n_outputs}u; ++i) y[i] = {scale_out} * (float)((int32_t)r[i] - ({zp_out}));",
                 "}", ""]
+
+
+#: The DSP path (SMLAD/SXTB16 through ACLE) where the core has the DSP extension (Cortex-M4/M7/M33...).
+#: Other ARM cores (M0+, M3): two rows share each input load (gcc keeps Thumb-1 loops short that way).
+DSP_INCLUDES = ("#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__ARM_FEATURE_SIMD32)",
+                "#define MLPC_INT8_DSP 1", "#define MLPC_INT8_PAIRS 0", "#include <arm_acle.h>", "#include <string.h>",
+                "#elif defined(__arm__)", "#define MLPC_INT8_DSP 0", "#define MLPC_INT8_PAIRS 1", "#else",
+                "#define MLPC_INT8_DSP 0", "#define MLPC_INT8_PAIRS 0", "#endif")
 
 
 def _describe(layer) -> str:

@@ -350,10 +350,50 @@ def tflite_file_peer(path: Any, weights: Any = None, limits: Any = None) -> Peer
 
     network = _network_of(path, weights, limits)
     if getattr(network(), "int8", None) is not None:
-        raise UnsupportedError(f"{path}: an int8 .tflite is checked bit for bit against LiteRT by "
-                               "bench/int8.py, not by verify (its float targets run the dequantised weights)")
+        raise UnsupportedError(f"{path}: an int8 .tflite is checked bit for bit against LiteRT by verify --dtype "
+                               "int8 (its float targets run the dequantised weights)")
     flatbuffer = read_regular(path, (limits or DEFAULT_LIMITS).max_file_bytes, "model file", error=ModelFormatError)
     return Peer("LiteRT", litert_bytes_runner(flatbuffer), network, "float32")
+
+
+def model_network(path: Any, weights: Any = None, limits: Any = None) -> Network:
+    """The network a model file holds, as ``mlpcodegen.load`` reads it (folded; an int8
+    .tflite with its int8 plan)."""
+    from ..frontends import load
+
+    return load(path, weights=weights, limits=limits)
+
+
+def int8_tflite_peer(path: Any, network: Network, limits: Any = None) -> Optional[Peer]:
+    """What ``--dtype int8``'s C computes bit for bit, on float rows: LiteRT's interpreter with
+    its reference kernels (``BUILTIN_REF``) on the int8 .tflite ``path`` (``network`` read from
+    it): float I/O as the model takes it, int8 I/O through the plan's QUANTIZE and DEQUANTIZE
+    (as the C's float wrapper).  None when ``path`` is not a .tflite file (a float model
+    quantised by ``--calibrate``: no file defines its bits)."""
+    from .._files import read_regular
+    from ..frontends import file_format
+    from ..limits import DEFAULT_LIMITS
+
+    plan = getattr(network, "int8", None)
+    if plan is None or not isinstance(path, (str, os.PathLike)) or file_format(path).name != "tflite":
+        return None
+    flatbuffer = read_regular(path, (limits or DEFAULT_LIMITS).max_file_bytes, "model file", error=ModelFormatError)
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(model_content=flatbuffer, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    given, taken = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        rows = np.asarray(x, dtype=np.float32)
+        interpreter.resize_tensor_input(given["index"], (len(rows), rows.shape[1]))
+        interpreter.allocate_tensors()
+        fed = rows if plan.float_input else plan.input.quantize(rows)
+        interpreter.set_tensor(given["index"], np.ascontiguousarray(fed, dtype=given["dtype"]))
+        interpreter.invoke()
+        out = interpreter.get_tensor(taken["index"]).reshape(len(rows), -1)
+        return out.astype(np.float32) if plan.float_output else plan.output.dequantize(out)
+
+    return Peer("LiteRT (reference kernels)", predict, lambda: network, "float32")
 
 
 def litert_peer(model: Any, threads: int = 1) -> Peer:

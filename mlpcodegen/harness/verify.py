@@ -382,6 +382,12 @@ def verify(
     >>> report.ok                                                       # doctest: +SKIP
     True
     """
+    if dtype == "int8":  # bit for bit against LiteRT's reference kernels: its own module
+        from .peers import model_network
+        from .verify_int8 import verify_int8
+
+        net = network if network is not None else model_network(model, weights, limits)
+        return verify_int8(model, net, n=n, domain=domain, data=data, seed=seed, name=name, limits=limits)[0]
     peer = as_peer(model, weights=weights, limits=limits)
     # A Keras model computes normalisation layers unfolded: measure rounding on that
     # form, and fold it (as the frontend's load does) for the target.  One read of the model.
