@@ -36,10 +36,18 @@ from .c_storage import storage as table_storage
 DTYPES = ("q15",)
 #: Names derived from NAME (checked against the C library's reserved names).
 SUFFIXES = ("_q15", "_q15_argmax", "_shr32", "_shr64", "_sat", "_sat64", "_clip32", "_tanh", "_T", "_quantise",
-            "_batch") + tuple(f"_{kind}{i}" for kind in "wb" for i in range(1, 10))
+            "_batch", "_dot", "_ld", "_dot4", "_dot1", "_dot2w", "_dot1w") + tuple(f"_{kind}{i}" for kind in "wb" for i in range(1, 10))
 #: Bytes added to the stated stack for saved registers, alignment and spills (checked
 #: with -fstack-usage by tests/test_fixed.py).
 FRAME_OVERHEAD = 160
+#: Bytes added for the DSP path (Cortex-M4/M7): four int64 sums and the frame of a dot helper.
+DSP_FRAMES = 96
+#: The DSP path (SMLAD/SMLALD through ACLE) where the core has the DSP extension (Cortex-M4/M7/M33...);
+#: a build may define MLPC_Q15_DSP to 0 to get the portable loops (bench/q15_dsp.py measures both).
+DSP_INCLUDES = ("#ifndef MLPC_Q15_DSP",
+                "#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__ARM_FEATURE_SIMD32)",
+                "#define MLPC_Q15_DSP 1", "#else", "#define MLPC_Q15_DSP 0", "#endif", "#endif",
+                "#if MLPC_Q15_DSP", "#include <arm_acle.h>", "#include <string.h>", "#endif")
 
 
 def checked_name(name: str) -> str:
@@ -64,7 +72,7 @@ def stack_bytes(net: Network, dtype: str, unroll: str = "auto", storage: str = "
     storage's targets may state their own frame overhead (AVR: tests/test_cores.py)."""
     overhead = table_storage(storage).frame_overhead or FRAME_OVERHEAD
     width = max([net.n_inputs] + [layer.n_out for layer in net.layers])
-    q15 = 2 * 2 * width + overhead
+    q15 = 2 * 2 * width + overhead + (DSP_FRAMES if table_storage(storage).plain else 0)
     one = q15 + 2 * (net.n_inputs + net.n_outputs) + overhead
     return {"q15": q15, "one": one, "batch": one + overhead}
 
@@ -125,6 +133,8 @@ class _Printer:
 
     def source(self) -> str:
         lines = Lines().add(*self.comment(), "#include <stddef.h>", "#include <stdint.h>")
+        if self.dsp_kinds():
+            lines.add(*DSP_INCLUDES)
         if self.plan.softmax:
             lines.add("#include <math.h>")
         lines.add("", *self.storage.macros(self.name, self.stored_types()))
@@ -204,7 +214,70 @@ class _Printer:
                                    '    if (t >= 8u) { q >>= 8; __asm__("" : "+r"(q)); t -= 8u; }',
                                    "#endif", "    q >>= t;"]
         out = [line for key in ("sat", "shr32", "shr64", "sat64", "clip32") if key in needed for line in parts[key]]
-        return out + (self.tanh_helper() if "tanh" in needed else []) + self.mac_helper()
+        return out + (self.tanh_helper() if "tanh" in needed else []) + self.mac_helper() + self.dsp_helpers()
+
+    def uses_dsp(self, layer: FixedLayer) -> bool:
+        """Whether the layer has a DSP branch (plain tables: ARM; AVR keeps its own)."""
+        return self.storage.plain and layer.n_in >= 2
+
+    @staticmethod
+    def rows(layer: FixedLayer) -> int:
+        """Rows per DSP group: four int32 sums or two int64 ones stay in registers (r0-r12)."""
+        return 4 if layer.acc_bits == 32 else 2
+
+    def dsp_kinds(self) -> set[tuple[int, int]]:
+        """(accumulator bits, rows at once) of the DSP helpers the layers call."""
+        kinds: set[tuple[int, int]] = set()
+        for layer in self.plan.layers:
+            if self.uses_dsp(layer):
+                if layer.units >= self.rows(layer):
+                    kinds.add((layer.acc_bits, self.rows(layer)))
+                if layer.units % self.rows(layer):
+                    kinds.add((layer.acc_bits, 1))
+        return kinds
+
+    def dsp_helpers(self) -> list[str]:
+        """Cortex-M4/M7 (DSP extension): two 16 x 16 products per SMLAD (int32 sums) or SMLALD
+        (int64 sums), the int16 pairs loaded as words (two per step); the rows of a group share
+        each input word.  The sums are exact integers either way (an int32 layer's worst case
+        is below 2^31 for any codes, and SMLAD's sum wraps modulo 2^32 like two's complement),
+        so the order does not change a bit: the outputs are the portable loop's."""
+        kinds, n = self.dsp_kinds(), self.name
+        if not kinds:
+            return []
+        out = ["#if MLPC_Q15_DSP",
+               f"static int32_t {n}_ld(const int16_t *p) /* two int16, any alignment (M4/M7 load unaligned) */",
+               "{", "    int32_t v;", "    memcpy(&v, p, sizeof v);", "    return v;", "}", ""]
+        for bits, rows in sorted(kinds):
+            out += self.dot_helper(bits, rows)
+        return out + ["#endif", ""]
+
+    def dot_helper(self, bits: int, rows: int) -> list[str]:
+        """NAME_dotR (int32) / NAME_dotRw (int64): s[r] += sum(w[r * n + i] * x[i]) for r < R."""
+        n, t = self.name, f"int{bits}_t"
+        op, name = ("__smlad" if bits == 32 else "__smlald"), f"{n}_dot{rows}{'' if bits == 32 else 'w'}"
+        acc = [f"a{r}" for r in range(rows)]
+        row = ["w"] + [f"w{r}" for r in range(1, rows)]
+
+        def step(at: str, v: str) -> list[str]:
+            return [f"        {a} = {op}({n}_ld({p}{at}), {v}, {a});" for a, p in zip(acc, row)]
+        walk = "        x += 4; " + " ".join(f"{p} += 4;" for p in row)
+        return [f"/* s[r] += sum(w[r * n + i] * x[i]) for rows r < {rows}, i < n (int{bits} sums); pointers that",
+                "   walk and a count down: the sums, the pointers and the words stay in registers */",
+                "#if defined(__GNUC__) /* one loop, called per group: inlined, gcc spills the sums */",
+                "__attribute__((noinline))", "#endif",
+                f"static void {name}(const int16_t *w, uint32_t n, const int16_t *x, {t} *s)", "{",
+                f"    {t} " + ", ".join(f"{a} = s[{r}]" for r, a in enumerate(acc)) + ";",
+                *([f"    const int16_t " + ", ".join(f"*{row[r]} = {row[r - 1]} + n" for r in range(1, rows)) + ";"]
+                  if rows > 1 else []),
+                "    uint32_t k;", "    for (k = n >> 2; k != 0u; --k) {",
+                f"        const int32_t v = {n}_ld(x), u = {n}_ld(x + 2);",
+                *step("", "v"), *step(" + 2", "u"), walk, "    }", "    if (n & 2u) {",
+                f"        const int32_t v = {n}_ld(x);", *step("", "v"), "        x += 2; " +
+                " ".join(f"{p} += 2;" for p in row), "    }",
+                "    if (n & 1u) {", "        const int32_t v = *x;",
+                *(f"        {a} += (int32_t)*{p} * v;" for a, p in zip(acc, row)), "    }",
+                "    " + " ".join(f"s[{r}] = {a};" for r, a in enumerate(acc)), "}", ""]
 
     def mac_helper(self) -> list[str]:
         """Files for flash-table targets (AVR): the int32 multiply-add inline with the hardware
@@ -259,15 +332,23 @@ class _Printer:
             last = index == len(layers)
             # one int16 layer writes a buffer first: y may be x
             target = "y" if last and (len(layers) > 1 or layer.out_bits == 32) else f"h[{index % 2}]"
-            body += self.layer_loop(index, layer, source, target)
+            loop = self.layer_loop(index, layer, source, target)
+            body += ["#if MLPC_Q15_DSP", *self.dsp_loop(index, layer, source, target), "#else", *loop,
+                     "#endif"] if self.uses_dsp(layer) else loop
             source = target
         if source != "y":
             body += [f"    for (i = 0u; i < {layers[0].units}u; ++i) y[i] = {source}[i];"]
         # i counts inputs, but for the dot helper's layers (AVR), and the final copy
         uses_i = source != "y" or not all(self.uses_dot(layer) for layer in layers)
+        # the DSP branch counts the rows of a group with i (a layer with fewer rows: only j)
+        dsp_i = source != "y" or any(layer.units >= self.rows(layer) if self.uses_dsp(layer) else not self.uses_dot(layer)
+                                     for layer in layers)
+        declare = ["    uint32_t i, j;" if uses_i else "    uint32_t j;"]
+        if dsp_i != uses_i:
+            declare = ["#if MLPC_Q15_DSP", "    uint32_t i, j;" if dsp_i else "    uint32_t j;", "#else", *declare,
+                       "#endif"]
         return [f"void {n}_q15(const int16_t *x, {self.out_type} *y)", "{",
-                *([f"    int16_t h[2][{width}];"] if buffers else []),
-                "    uint32_t i, j;" if uses_i else "    uint32_t j;", *body, "}", ""]
+                *([f"    int16_t h[2][{width}];"] if buffers else []), *declare, *body, "}", ""]
 
     def uses_dot(self, layer: FixedLayer) -> bool:
         """Whether the layer's sums are NAME_dot's (flash-table targets, int32 sums)."""
@@ -291,6 +372,27 @@ class _Printer:
                 f"(int32_t){source}[i];",
                 *("        " + line for line in self.activation(layer)),
                 f"        {target}[j] = {'r' if layer.out_bits == 32 else '(int16_t)r'};", "    }"]
+
+    def dsp_loop(self, index: int, layer: FixedLayer, source: str, target: str) -> list[str]:
+        """R rows per call of NAME_dotR (i counts the rows of a group), the rest one by one."""
+        n, t, rows = self.name, f"int{layer.acc_bits}_t", self.rows(layer)
+        suffix = "" if layer.acc_bits == 32 else "w"
+        full, store = layer.units - layer.units % rows, "r" if layer.out_bits == 32 else "(int16_t)r"
+        lines = []
+        if full:
+            lines = ["    {", f"        {t} sr[{rows}];", f"        for (j = 0u; j < {full}u; j += {rows}u) {{",
+                     f"            for (i = 0u; i < {rows}u; ++i) sr[i] = {n}_b{index}[j + i];",
+                     f"            {n}_dot{rows}{suffix}({n}_w{index} + j * {layer.n_in}u, {layer.n_in}u, {source}, sr);",
+                     f"            for (i = 0u; i < {rows}u; ++i) {{", f"                {t} s = sr[i];",
+                     *("                " + line for line in self.activation(layer)),
+                     f"                {target}[j + i] = {store};", "            }", "        }", "    }"]
+        if full < layer.units:
+            one = f"int{layer.acc_bits}_t s = {n}_b{index}[j];"
+            lines += [f"    for (j = {full}u; j < {layer.units}u; ++j) {{", f"        {one}",
+                      f"        {n}_dot1{suffix}({n}_w{index} + j * {layer.n_in}u, {layer.n_in}u, {source}, &s);",
+                      *("        " + line for line in self.activation(layer)),
+                      f"        {target}[j] = {store};", "    }"]
+        return lines
 
     def activation(self, layer: FixedLayer) -> list[str]:
         """``r`` (int32, in int16's range) from the sum ``s``."""
