@@ -408,3 +408,36 @@ def test_compile_c_q15_needs_the_domain_and_says_when_inputs_leave_it():
     assert again.outside == "raise" and np.array_equal(again([1.0]), strict([1.0]))
     with pytest.raises(ValidationError, match="outside= is one of warn, raise, ignore"):
         compile_c(net, dtype="q15", domain=(0.0, 2.0), outside="clip")
+
+
+@pytest.mark.filterwarnings("ignore::mlpcodegen.runtime.loaders.OutsideDomainWarning")
+def test_dsp_path_on_m4f_bit_identical_to_the_mirror(tmp_path, arm_toolchain):
+    """Cortex-M4F (issue 25): the sums through SMLAD (int32) and SMLALD (int64), four or two
+    rows at once and one by one, every tail (33, 9, 6 inputs; 9, 6, 3 rows) compiled in (the
+    helpers are in the M4 object, not in the M0+ one) under the strict flags, within the stated
+    stack; on qemu the outputs are the host mirror's bit for bit, inside and outside the domain."""
+    from mlpcodegen.backends.c_fixed import stack_bytes
+    from mlpcodegen.harness.cortex import Options, run_on_core
+
+    net = random_net([33, 9, 6, 3], ["relu", "tanh", "linear"], 1)
+    fixed = plan(net, (-1.0, 1.0))
+    assert [layer.acc_bits for layer in fixed.layers] == [64, 32, 32]
+    source = emit(net, "c", dtype="q15", name="net", domain=(-1.0, 1.0))
+    assert "__smlald(" in source and "__smlad(" in source and "#include <arm_acle.h>" in source
+    (tmp_path / "net.c").write_text(source)
+    arm = shutil.which("arm-none-eabi-gcc")
+    symbols = {}
+    for cpu, extra in (("cortex-m4", ["-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]), ("cortex-m0plus", [])):
+        subprocess.run([arm, *STRICT, "-mthumb", f"-mcpu={cpu}", *extra, "-Os", "-fstack-usage", "-c", "net.c",
+                        "-o", f"{cpu}.o"], check=True, cwd=tmp_path)
+        symbols[cpu] = {line.split("\t")[0].rsplit(":", 1)[-1].split(".")[0]: int(line.split("\t")[1])  # .constprop
+                        for line in (tmp_path / f"{cpu}.su").read_text().splitlines()}
+    helpers = {"net_dot2w", "net_dot1w", "net_dot4", "net_dot1"}
+    assert helpers <= set(symbols["cortex-m4"]) and not helpers & set(symbols["cortex-m0plus"])
+    m4 = symbols["cortex-m4"]
+    assert m4["net_q15"] + max(m4[h] for h in helpers) <= stack_bytes(net, "q15")["q15"]
+    x = _inputs(net.n_inputs, (-1.5, 1.5), 48, seed=7)
+    x[0], x[1] = 1.0, -1.0
+    run = run_on_core(net, x, "m4f", Options(dtype="q15", name="net", domain=(-1.0, 1.0)))
+    assert np.array_equal(run.outputs, run_fixed(fixed, x).astype(np.float32))
+    assert run.instructions > 0
