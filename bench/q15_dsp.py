@@ -112,7 +112,8 @@ def report(results: list[dict], rows: int, seconds: float) -> str:
              f"({rows} rows of inputs uniform in [-1, 1], an empty call subtracted; {seconds:.0f} s). "
              "float32: the embedded float C (float API).  q15 float API: NAME (quantise, NAME_q15, scale back; "
              "softmax in float); NAME_q15: the integer predictor alone.  Scalar: the same file with "
-             "MLPC_Q15_DSP 0 (the portable loops M4F ran before).", "",
+             "MLPC_Q15_DSP 0: the portable loops M4F ran before (the same counts as the code before the DSP "
+             "path, measured on its parent commit).  Target (issue 25): q15 <= 0.6x float32 on M4F.", "",
              "| network | float32 | q15 NAME_q15 scalar | q15 NAME_q15 DSP | ratio to float32 | "
              "q15 float API scalar | q15 float API DSP | ratio to float32 | intrinsics | rows differing from "
              "the host mirror (scalar / DSP) |", "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]

@@ -18,6 +18,11 @@ plan keeps each layer's shift within 1..31 (int32) or 1..63 (int64) and the tanh
 format within Q0..Q51 (int32: ``m >> (f - 20)``, ``m << (20 - f)``), coarsening the weights'
 format when tiny weights on a tiny domain would need more (:class:`mlpcodegen.fixed.FixedLayer`
 refuses a layer that breaks it).
+
+On a core with the DSP extension (Cortex-M4/M7: ``__ARM_FEATURE_DSP``) the dense layers' sums
+go through ACLE's ``__smlad`` (int32 sums) and ``__smlald`` (int64), two products an
+instruction; the sums are exact integers, so the outputs are the portable loops' bit for bit
+(tests/test_fixed.py runs it on qemu M4F; bench/q15_dsp.py measures it against float32).
 """
 from __future__ import annotations
 
@@ -81,7 +86,8 @@ def emit_c_fixed(net: Network, *, dtype: str = "q15", name: str = "mlp", domain:
                  storage: str = "plain", **ignored: object) -> str:
     """The C of ``net`` in Q15 for inputs in ``domain`` (default [-1, 1] each).  The float
     C's options (unroll, math, profile, optimize) are accepted and mean nothing here: one
-    loop per layer is both the smallest and, on a scalar core, about the fastest form."""
+    loop per layer is both the smallest and, on a scalar core, about the fastest form (with a
+    DSP branch for Cortex-M4/M7 where the tables are plain arrays)."""
     return _Printer(net, plan(net, domain), checked_name(name), table_storage(storage)).source()
 
 
