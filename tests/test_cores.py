@@ -154,7 +154,8 @@ def test_float64_refused_on_avr_and_lx106_sizes_only(tmp_path, capsys, avr, xten
     assert len(err) == 1 and "double is 32 bits" in err[0]
     assert main(["verify", str(path), "--core", "lx106", "-n", "4"]) == 2
     assert "no emulator" in capsys.readouterr().err
-    assert main(["size", str(path), "--core", "lx106", "atmega328p", "--opt", "Os", "--dtype", "q15"]) == 0
+    assert main(["size", str(path), "--core", "lx106", "atmega328p", "--opt", "Os", "--dtype", "q15",
+                 "--domain", "-1", "1"]) == 0
     out = capsys.readouterr().out
     lx106 = [line for line in out.splitlines() if line.startswith("lx106 -Os memory")]
     assert len(lx106) == 1 and "no emulator: sizes only" in lx106[0]
@@ -194,7 +195,8 @@ def test_arduino_library_builds_for_the_uno_and_prints_the_host_outputs(tmp_path
     path = tmp_path / "sine.onnx"
     path.write_bytes(onnx_model(net).SerializeToString())
     library = tmp_path / "libraries" / "sine"
-    assert main(["convert", str(path), "--arduino", str(library), "--dtype", dtype, "--name", "sine"]) == 0
+    assert main(["convert", str(path), "--arduino", str(library), "--dtype", dtype, "--name", "sine",
+                 "--domain", "-1", "1"]) == 0
     files = sorted(str(p.relative_to(library)) for p in library.rglob("*") if p.is_file())
     assert files == ["examples/sine/sine.ino", "library.json", "library.properties", "src/sine.c", "src/sine.h"]
     assert "name=sine\n" in (library / "library.properties").read_text()
@@ -207,7 +209,7 @@ def test_arduino_library_builds_for_the_uno_and_prints_the_host_outputs(tmp_path
     printed = cross.simavr(image, cross.core("atmega328p"), timeout=120)
     bits = np.array([[int(word, 16) for word in line.split()[1::2]] for line in printed.splitlines()], np.uint32)
     x = example_inputs(net)
-    host = cortex.run_on_host(net, x, cortex.Options(name="sine", dtype=dtype, storage="progmem", domain=None))
+    host = cortex.run_on_host(net, x, cortex.Options(name="sine", dtype=dtype, storage="progmem", domain=(-1, 1)))
     np.testing.assert_array_equal(bits, host.outputs.view(np.uint32))
     numbers = np.array([[float(word) for word in line.split()[0::2]] for line in printed.splitlines()])
     np.testing.assert_allclose(numbers, host.outputs, atol=1e-6)
@@ -237,7 +239,7 @@ def test_convert_core_writes_the_cores_c(tmp_path, capsys):
     text = out.read_text()
     assert "#define sine_CONST PROGMEM" in text and "sine_batch" not in text
     assert (tmp_path / "sine.h").read_text().count("void sine(const float *x, float *y);") == 1
-    assert main(["convert", str(path), "--core", "rv32imc", "--dtype", "q15"]) == 0
+    assert main(["convert", str(path), "--core", "rv32imc", "--dtype", "q15", "--domain", "-1", "1"]) == 0
     assert "PROGMEM" not in capsys.readouterr().out
     assert main(["convert", str(path), "--core", "atmega328p", "--dtype", "float64"]) == 1
     assert "double is 32 bits" in capsys.readouterr().err
