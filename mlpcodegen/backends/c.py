@@ -333,7 +333,9 @@ def _file_comment(net: Network, dtype: str, name: str, math: str, unroll: str) -
         *_note_lines(net),
         f" * {name}(x, y): one sample, x[{net.n_inputs}] -> y[{net.n_outputs}], {numeric_type(dtype).c_type}",
         f" * {name}_batch(x, y, n): n samples, row-major x[n][{net.n_inputs}] -> y[n][{net.n_outputs}],",
-        f" *   in blocks of {plan.lanes} samples computed side by side (two buffers of {plan.width} x {plan.lanes} values)",
+        f" *   in blocks of {plan.lanes} samples computed side by side (two buffers of {plan.width} x {plan.lanes} values)"
+        if not plan.rows else f" *   in blocks of {plan.lanes} samples' rows (two buffers of {plan.lanes} x {plan.width} values; "
+        f"register tiles by ISA)",
         " * In place: y may be x (the same array) in every function; other overlaps are not supported.",
         f" * Stack, at most (bytes, calls included): {name} {stack['one']}, {name}_batch {stack['batch']}{scalar}",
         f" * Math: {maths}; NaN and infinities propagate as in Keras.",
