@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""Batch throughput against the peers, in one process, on the same rows (issue 22's targets).
+
+    python bench/batch.py [--rows 20000] [--rounds 7] [--isa native avx2] [--out bench/BATCH.md]
+
+For each network (seed 1-3-2-1 and 10-16-8-1 tanh, mid 8-64-64-1, cls 16-64-64-10,
+64-256-256-10, 32-1024-1024-1, 784-512-512-10; Keras models with seeded weights, the IR
+built from the same float32 arrays) and each ISA build (``native``: -march=native, AVX-512
+on this machine; ``avx2``: -march=haswell -mno-avx512f on the same machine), every round
+times, in turn: the generated ``NAME_batch`` called from C (a cffi call on preallocated
+buffers), ``predict(X)`` on one thread and on two, LiteRT with XNNPACK (1 thread), ONNX Runtime
+(1 thread) and an FMA loop that runs at the core's peak (12 independent 8-float FMA chains,
+the same flags).  Figures are medians over rounds; ratios are taken within each round and
+their median reported, so load from other work falls on both sides of a ratio.  LiteRT and
+ONNX Runtime pick their own kernels from the CPU (AVX-512 here) in both ISA columns.  Every
+path's output is checked against the float64 reference before it is timed.  The one-sample
+row for cls compares the generated C with the plain input-major loop kernel
+(``mlpcodegen.harness.cdriver``), each round a separate driver run, AVX2 build.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+import numpy as np  # noqa: E402
+
+from mlpcodegen.ir import Activation, Dense, Network  # noqa: E402
+from mlpcodegen.runtime import cffi_build  # noqa: E402
+
+#: ISA -> compiler flags (the runtime's defaults with another -march).
+ISAS = {"native": ("-O3", "-march=native", "-ffp-contract=fast"),
+        "avx2": ("-O3", "-march=haswell", "-mno-avx512f", "-ffp-contract=fast")}
+#: label -> (widths, activations, seed); "seed" is generated/seed/seed.keras.
+NETWORKS = {
+    "seed 1-3-2-1": None,
+    "10-16-8-1 tanh": ([10, 16, 8, 1], ["tanh", "tanh", "linear"], 4),
+    "mid 8-64-64-1": ([8, 64, 64, 1], ["relu", "relu", "linear"], 1),
+    "cls 16-64-64-10": ([16, 64, 64, 10], ["relu", "relu", "softmax"], 2),
+    "64-256-256-10": ([64, 256, 256, 10], ["relu", "relu", "linear"], 3),
+    "32-1024-1024-1": ([32, 1024, 1024, 1], ["relu", "relu", "linear"], 5),
+    "784-512-512-10": ([784, 512, 512, 10], ["relu", "relu", "linear"], 6),
+}
+#: Networks whose target is >= 1.0x the peers (XNNPACK near peak) and whose two threads are judged.
+WIDE = ("32-1024-1024-1", "784-512-512-10")
+
+_PEAK_C = r"""
+typedef float peak_v __attribute__((vector_size(32)));
+void peak(float *out, long iterations)
+{
+    const peak_v m = {0.999f, 0.999f, 0.999f, 0.999f, 0.999f, 0.999f, 0.999f, 0.999f}, c = m * 1e-3f;
+    peak_v a0 = m * 0.0f, a1 = m * 1.0f, a2 = m * 2.0f, a3 = m * 3.0f, a4 = m * 4.0f, a5 = m * 5.0f, a6 = m * 6.0f, a7 = m * 7.0f, a8 = m * 8.0f, a9 = m * 9.0f, a10 = m * 10.0f, a11 = m * 11.0f;
+    long i;
+    for (i = 0; i < iterations; ++i) {
+        a0 = a0 * m + c; a1 = a1 * m + c; a2 = a2 * m + c; a3 = a3 * m + c; a4 = a4 * m + c; a5 = a5 * m + c; a6 = a6 * m + c; a7 = a7 * m + c; a8 = a8 * m + c; a9 = a9 * m + c; a10 = a10 * m + c; a11 = a11 * m + c;
+    }
+    a0 = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;
+    *out = a0[0];
+}
+"""
+PEAK_FLOPS_PER_ITERATION = 12 * 8 * 2
+
+
+def keras_models() -> dict:
+    """label -> Keras model (seeded weights; seed: the committed file)."""
+    from conftest import build_model
+    from mlpcodegen.frontends.keras import load_keras_model
+
+    out = {}
+    for label, spec in NETWORKS.items():
+        if spec is None:
+            out[label] = load_keras_model(REPO / "generated/seed/seed.keras")
+        else:
+            widths, activations, seed = spec
+            out[label] = build_model(widths, activations, [True] * len(activations), seed=seed)
+    return out
+
+
+def network_of(model) -> Network:
+    """The IR of a Keras MLP of Dense layers, from its float32 weights (no frontend involved)."""
+    layers = []
+    for i, layer in enumerate(model.layers):
+        kernel, bias = (w.astype(np.float32) for w in layer.get_weights())
+        layers.append(Dense(kernel, bias, Activation(layer.get_config()["activation"]), f"dense_{i}"))
+    return Network(layers[0].n_in, tuple(layers))
+
+
+def flops_per_row(net: Network) -> int:
+    return 2 * sum(layer.kernel.size for layer in net.layers)
+
+
+def in_c_call(net: Network, flags, x: np.ndarray, source: "str | None" = None):
+    """A zero-argument call of NAME_batch on x (preallocated y), built with ``flags``
+    (``source``: another version's C; default this checkout's)."""
+    from mlpcodegen.backends.c import cdef, emit_c
+
+    module = cffi_build.build_module(source or emit_c(net, dtype="float32", name="net"),
+                                     cdef(net, "float32", "net"), flags)
+    y = np.empty((x.shape[0], net.n_outputs), np.float32)
+    px, py = module.ffi.from_buffer("float[]", x), module.ffi.from_buffer("float[]", y, require_writable=True)
+    batch, rows = module.lib.net_batch, x.shape[0]
+    return (lambda: batch(px, py, rows)), y
+
+
+def predictor(net: Network, flags):
+    """compile_c's predictor built with ``flags`` (the runtime's defaults swapped for the build)."""
+    from mlpcodegen.runtime import compile_c
+
+    saved = cffi_build.DEFAULT_FLAGS
+    cffi_build.DEFAULT_FLAGS = tuple(flags)
+    try:
+        return compile_c(net, dtype="float32", name="net")
+    finally:
+        cffi_build.DEFAULT_FLAGS = saved
+
+
+def peak_call(flags):
+    module = cffi_build.build_module(_PEAK_C, "void peak(float *out, long iterations);", flags)
+    out = module.ffi.new("float[1]")
+    return lambda iterations: module.lib.peak(out, iterations)
+
+
+def calibrate(call, target: float = 0.05) -> int:
+    """Calls per timing so that one timing takes about ``target`` seconds (at least one)."""
+    started = time.perf_counter()
+    call()
+    once = time.perf_counter() - started
+    return max(1, int(target / max(once, 1e-7)))
+
+
+def timed(call, inner: int) -> float:
+    started = time.perf_counter()
+    for _ in range(inner):
+        call()
+    return (time.perf_counter() - started) / inner
+
+
+def rounds_of(paths: dict, rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of each path, per round, the paths taking turns in every round."""
+    inner = {name: calibrate(call) for name, call in paths.items()}
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(rounds):
+        for name, call in paths.items():
+            times[name].append(timed(call, inner[name]))
+    return times
+
+
+def ratio(times: dict, top: str, bottom: str) -> float:
+    """Median over rounds of bottom's time / top's time (top's speed in units of bottom's)."""
+    return statistics.median(b / t for t, b in zip(times[top], times[bottom]))
+
+
+def check(net: Network, outputs: dict[str, np.ndarray], x: np.ndarray) -> dict[str, float]:
+    """Each path's max error in float32 ULPs at the reference magnitude (a wrong answer shows)."""
+    from mlpcodegen.harness.verify import compare
+    from mlpcodegen.reference import evaluate_magnitude
+
+    reference, scale = evaluate_magnitude(net, x[:256].astype(np.float64))
+    return {name: compare(np.asarray(y[:256], np.float32), reference, scale, "float32")[2] for name, y in outputs.items()}
+
+
+def bench_network(label: str, model, net: Network, isa: str, rows: int, rounds: int, peers: dict) -> dict:
+    flags = ISAS[isa]
+    x = np.random.default_rng(0).uniform(-1, 1, (rows, net.n_inputs)).astype(np.float32)
+    in_c, y_c = in_c_call(net, flags, x)
+    f = predictor(net, flags)
+    peak = peak_call(flags)
+    lite, ort = peers[label]
+    paths = {"in C": in_c, "predict(X)": lambda: f(x, threads=1), "predict(X, threads=2)": lambda: f(x, threads=2),
+             "LiteRT": lambda: lite(x), "ORT": lambda: ort(x), "peak": lambda: peak(20000)}
+    in_c()
+    errors = check(net, {"in C": y_c, "predict(X)": f(x, threads=1), "predict(X, threads=2)": f(x, threads=2),
+                         "LiteRT": lite(x), "ORT": ort(x)}, x)
+    times = rounds_of(paths, rounds)
+    flops = flops_per_row(net)
+    peak_rate = 20000 * PEAK_FLOPS_PER_ITERATION / statistics.median(times["peak"])
+    in_c_rate = rows * flops / statistics.median(times["in C"])
+    # fraction of the peak loop's flops in the same round
+    of_peak = statistics.median((rows * flops / c) / (20000 * PEAK_FLOPS_PER_ITERATION / p)
+                                for c, p in zip(times["in C"], times["peak"]))
+    return {"label": label, "isa": isa, "rows": rows, "flops": flops, "errors": errors,
+            "rate": {name: rows / statistics.median(t) for name, t in times.items() if name != "peak"},
+            "gflops": in_c_rate / 1e9, "peak_gflops": peak_rate / 1e9, "of_peak": of_peak,
+            "predict_vs_c": ratio(times, "predict(X)", "in C"), "two_vs_one": ratio(times, "predict(X, threads=2)", "predict(X)"),
+            "vs_litert": ratio(times, "predict(X)", "LiteRT"), "vs_ort": ratio(times, "predict(X)", "ORT")}
+
+
+def one_sample_rounds(net: Network, flags, rounds: int) -> list[float]:
+    """Generated one-sample time / plain loop kernel time, one driver run per round."""
+    from mlpcodegen.harness.cdriver import time_in_c
+
+    return [(lambda r: r.one / r.plain_one)(time_in_c(net, [1000], flags=flags)) for _ in range(rounds)]
+
+
+def _rate(value: float) -> str:
+    return f"{value / 1e6:.2f} M/s" if value < 1e8 else f"{value / 1e6:.0f} M/s"
+
+
+def table(results: list[dict]) -> list[str]:
+    lines = ["| network | ISA | in C: rows/s | GFLOP/s | of the FMA loop's peak (GFLOP/s) | predict(X) | ÷ in C | "
+             "threads=2 ÷ 1 | LiteRT 1 thread | ORT 1 thread | predict ÷ LiteRT | predict ÷ ORT | target | "
+             "max ULP (C / LiteRT / ORT) |", "|" + "---|" * 14]
+    for r in results:
+        goal = 1.0 if r["label"] in WIDE else 1.2
+        met = min(r["vs_litert"], r["vs_ort"]) >= goal
+        e = r["errors"]
+        lines.append(
+            f"| {r['label']} | {r['isa']} | {_rate(r['rate']['in C'])} | {r['gflops']:.1f} | {r['of_peak'] * 100:.0f}% "
+            f"({r['peak_gflops']:.0f}) | {_rate(r['rate']['predict(X)'])} | {r['predict_vs_c']:.2f} | "
+            f"{r['two_vs_one']:.2f} | {_rate(r['rate']['LiteRT'])} | {_rate(r['rate']['ORT'])} | "
+            f"{r['vs_litert']:.2f} | {r['vs_ort']:.2f} | ≥ {goal:.1f}: {'met' if met else '**not met**'} | "
+            f"{e['in C']:.1f} / {e['LiteRT']:.1f} / {e['ORT']:.1f} |")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--isa", nargs="+", default=list(ISAS), choices=list(ISAS))
+    parser.add_argument("--only", nargs="*", help="network labels (default all)")
+    parser.add_argument("--out", type=Path, default=HERE / "BATCH.md")
+    args = parser.parse_args()
+    from mlpcodegen.harness.onnx_peer import onnx_runtime_session
+    from mlpcodegen.harness.peers import litert_runner
+
+    models = {label: model for label, model in keras_models().items() if not args.only or label in args.only}
+    nets = {label: network_of(model) for label, model in models.items()}
+    peers = {label: (litert_runner(models[label], 1), onnx_runtime_session(nets[label], 1)) for label in models}
+    load = [os.getloadavg()[0]]
+    results = []
+    for label in models:
+        for isa in args.isa:
+            print(f"{label} ({isa})", file=sys.stderr)
+            results.append(bench_network(label, models[label], nets[label], isa, args.rows, args.rounds, peers))
+    cls = nets.get("cls 16-64-64-10")
+    one = one_sample_rounds(cls, ISAS["avx2"], args.rounds) if cls is not None else []
+    load.append(os.getloadavg()[0])
+    command = "python bench/batch.py " + " ".join(sys.argv[1:])
+    text = ["# Batch throughput against LiteRT and ONNX Runtime (issue 22)", "",
+            f"`{command.strip()}` — {args.rows:,} rows, {args.rounds} rounds, "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {load[0]:.1f} before, "
+            f"{load[1]:.1f} after (2 cores shared with other work: the ratios, taken within each round, are the figures "
+            "to read).", "", __doc__.split("\n\n", 2)[2].strip(), "",
+            "Targets: predict(X) ≥ 1.2x both peers up to 64-256-256-10, ≥ 1.0x on the two wide networks; "
+            "wide layers ≥ 75% of the FMA peak; predict(X) ≥ 0.9x in C; two threads ≥ 1.8x one on the wide networks.",
+            "", *table(results), ""]
+    if one:
+        text += [f"cls 16-64-64-10, one sample in C, AVX2 build: generated ÷ plain input-major loops = "
+                 f"{statistics.median(one):.2f} (median of {len(one)} driver runs: "
+                 f"{', '.join(f'{v:.2f}' for v in one)}; target ≤ 1.0).", ""]
+    args.out.write_text("\n".join(text), encoding="utf-8")
+    print("\n".join(text))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
