@@ -97,17 +97,40 @@ def flops_per_row(net: Network) -> int:
     return 2 * sum(layer.kernel.size for layer in net.layers)
 
 
-def in_c_call(net: Network, flags, x: np.ndarray, source: "str | None" = None):
+#: Appended to the generated C: the one-sample function called n times from C (8 inputs in
+#: turn; the first output summed into a global, so no call is left out).
+_REPEAT = r"""
+float bench_sink;
+void bench_repeat(const float *x, float *y, long n)
+{
+    long i;
+    float s = 0.0f;
+    for (i = 0; i < n; ++i) {
+        net(x + (size_t)(i & 7) * N_IN, y);
+        s += y[0];
+    }
+    bench_sink = s;
+}
+"""
+ONE_SAMPLE_CALLS = 20_000
+
+
+def in_c_call(net: Network, flags, x: np.ndarray, source: "str | None" = None, one: bool = False):
     """A zero-argument call of NAME_batch on x (preallocated y), built with ``flags``
-    (``source``: another version's C; default this checkout's)."""
+    (``source``: another version's C; default this checkout's), and its output array;
+    ``one``: also a call running the one-sample function ONE_SAMPLE_CALLS times in C."""
     from mlpcodegen.backends.c import cdef, emit_c
 
-    module = cffi_build.build_module(source or emit_c(net, dtype="float32", name="net"),
-                                     cdef(net, "float32", "net"), flags)
+    text = (source or emit_c(net, dtype="float32", name="net")) + _REPEAT.replace("N_IN", f"{net.n_inputs}u")
+    module = cffi_build.build_module(text, cdef(net, "float32", "net") + "void bench_repeat(const float *x, float *y, "
+                                     "long n);\n", flags)
     y = np.empty((x.shape[0], net.n_outputs), np.float32)
     px, py = module.ffi.from_buffer("float[]", x), module.ffi.from_buffer("float[]", y, require_writable=True)
     batch, rows = module.lib.net_batch, x.shape[0]
-    return (lambda: batch(px, py, rows)), y
+    if not one:
+        return (lambda: batch(px, py, rows)), y
+    y1, repeat = module.ffi.new("float[]", net.n_outputs), module.lib.bench_repeat
+    return (lambda: batch(px, py, rows)), y, lambda: repeat(px, y1, ONE_SAMPLE_CALLS)
 
 
 def predictor(net: Network, flags):

@@ -11,7 +11,8 @@ with that folder on its path emits its C for the same networks (and, when it has
 native runtime, builds its predictor with the same flags).  This process then builds every
 version's C and loads every version's library, and each round times, in turn: NAME_batch
 called from C (cffi, preallocated buffers) and ``predict(X)`` (one thread) of every version,
-on the same rows.  The noise gauge is this checkout's in-C call timed a second time at the
+on the same rows.  The one-sample function is timed in C too (NAME called 20,000 times by a loop
+appended to each version's C).  The noise gauge is this checkout's in-C call timed a second time at the
 end of every round (the same code: its ratio to the first is the sitting's noise).
 Verdicts follow bench/compare_results.py: slower when the median per-round ratio is worse
 than 10% and more than 10% worse than the gauge.  Networks: seed 1-3-2-1, mid 8-64-64-1,
@@ -37,7 +38,7 @@ sys.path[:0] = [str(REPO), str(HERE)]
 
 import numpy as np  # noqa: E402
 
-from batch import ISAS, calibrate, in_c_call, predictor, timed  # noqa: E402
+from batch import ISAS, ONE_SAMPLE_CALLS, calibrate, in_c_call, predictor, timed  # noqa: E402
 from compare_results import verdict  # noqa: E402
 from mlpcodegen.ir import Activation, Dense, Network  # noqa: E402
 from mlpcodegen.runtime import cffi_build  # noqa: E402
@@ -134,8 +135,9 @@ def gate(nets: dict[str, Network], versions: dict, isa: str, rows: int, rounds: 
         x = np.random.default_rng(0).uniform(-1, 1, (rows, net.n_inputs)).astype(np.float32)
         paths, outputs = {}, {}
         for name, (sources, builds) in versions.items():
-            call, y = in_c_call(net, flags, x, sources[label] if sources else None)
+            call, y, one = in_c_call(net, flags, x, sources[label] if sources else None, one=True)
             paths[(name, "in C")] = call
+            paths[(name, "one sample in C")] = one
             outputs[(name, "in C")] = y
             if sources is None:
                 f = predictor(net, flags)
@@ -158,18 +160,21 @@ def gate(nets: dict[str, Network], versions: dict, isa: str, rows: int, rounds: 
         for name in versions:
             if name == this:
                 continue
-            for path in ("in C", "predict(X)"):
+            for path in ("in C", "predict(X)", "one sample in C"):
                 if (name, path) not in paths or (this, path) not in paths:
                     continue
                 per_round = [o / n for o, n in zip(times[(name, path)], times[(this, path)])]  # > 1: this is faster
+                count = ONE_SAMPLE_CALLS if path == "one sample in C" else rows
                 results.append({"network": label, "path": path, "before": name, "isa": isa,
-                                "before_rate": rows / statistics.median(times[(name, path)]),
-                                "after_rate": rows / statistics.median(times[(this, path)]),
+                                "before_rate": count / statistics.median(times[(name, path)]),
+                                "after_rate": count / statistics.median(times[(this, path)]),
                                 "ratio": statistics.median(per_round), "gauge": gauge, "same_bits": same[name]})
     return results
 
 
-def rate(value: float) -> str:
+def rate(value: float, path: str) -> str:
+    if path == "one sample in C":
+        return f"{1e9 / value:.3g} ns per sample" if value > 1e5 else f"{1e6 / value:.3g} µs per sample"
     return f"{value / 1e6:.3g} M rows/s" if value >= 1e5 else f"{value / 1e3:.3g} k rows/s"
 
 
@@ -177,8 +182,8 @@ def table(results: list[dict], this: str) -> list[str]:
     lines = [f"| network | ISA | path | before | before: rate | {this}: rate | {this} ÷ before (median of "
              "per-round ratios; > 1 faster) | noise gauge | verdict | same bits as before |", "|" + "---|" * 10]
     for r in results:
-        lines.append(f"| {r['network']} | {r['isa']} | {r['path']} | {r['before']} | {rate(r['before_rate'])} | "
-                     f"{rate(r['after_rate'])} | {r['ratio']:.2f} | {r['gauge']:.2f} | "
+        lines.append(f"| {r['network']} | {r['isa']} | {r['path']} | {r['before']} | {rate(r['before_rate'], r['path'])} | "
+                     f"{rate(r['after_rate'], r['path'])} | {r['ratio']:.2f} | {r['gauge']:.2f} | "
                      f"{verdict(r['ratio'], r['gauge'], 'rate')} | {'yes' if r['same_bits'] else 'no'} |")
     return lines
 
@@ -214,7 +219,8 @@ def main() -> int:
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {load[0]:.1f} before, {load[1]:.1f} "
             "after.  Each ratio is this checkout's rate over the earlier commit's, per round, median; the gauge is "
             "this checkout's in-C call timed twice per round (its ratio is the sitting's noise).  A commit without "
-            "the native runtime has no predict(X) row.", "", *(f"- {note}" for note in notes), "",
+            "the native runtime has no predict(X) row; \"one sample in C\" runs NAME 20,000 times from C per "
+            "timing.", "", *(f"- {note}" for note in notes), "",
             *table(results, this), ""]
     if args.append:
         previous = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
