@@ -46,10 +46,13 @@ VECTOR_BYTES = 32
 #: Units per panel of a packed (``rows`` layout) kernel: two vectors of float32.
 PANEL = 16
 #: Preprocessor conditions of the vector tiles, most registers first, and the tiles:
-#: (condition, units per ``lanes`` tile, samples per ``rows`` tile).  AVX-512 has 32
-#: vector registers: 6 units x 4 vectors of lanes (24 sums) and 8 rows x 2 vectors; AVX2
-#: 16: 3 x 4 (12 sums) and 6 x 2.  Measured on AVX-512 and AVX2 builds (bench/BATCH.md).
-VECTOR_ISAS = (("defined(__AVX512F__)", 6, 8), ("defined(__AVX2__)", 3, 6))
+#: (condition, units per ``lanes`` tile, vectors of lanes per pass, samples per ``rows``
+#: tile).  AVX-512 has 32 vector registers: 6 units x 4 vectors of lanes (24 sums) and 8
+#: rows x 2 vectors (16); AVX2 16: 6 units x 2 vectors (12 sums, two passes over 32 lanes)
+#: and 6 rows x 2 vectors.  Measured interleaved on 64-256-256-10, mid and cls: on AVX2,
+#: 6 x 2 ran 1.12-1.33x the 3 x 4 tile (whose inputs come from memory operands), 2 x 4
+#: 0.93-1.19x; on AVX-512, 8 x 2, 12 x 2 and 4 x 4 ran 0.78-1.11x the 6 x 4.
+VECTOR_ISAS = (("defined(__AVX512F__)", 6, 4, 8), ("defined(__AVX2__)", 6, 2, 6))
 #: Values ahead of the weight stream a rows tile asks the cache for: the weights of a wide
 #: layer come from L3 (1024 x 1024 float32: 4 MiB), one line per input; 2 KiB ahead took
 #: 32-1024-1024-1 from ~40 to ~50 GFLOP/s (AVX-512 build, a loaded machine).  Only within
@@ -61,7 +64,7 @@ PLAIN_TILE_UNITS, PLAIN_TILE_ROWS = 4, 4
 
 def vector_guard() -> str:
     """The condition under which the vector tiles are compiled."""
-    return "defined(__GNUC__) && (" + " || ".join(condition for condition, _, _ in VECTOR_ISAS) + ")"
+    return "defined(__GNUC__) && (" + " || ".join(isa[0] for isa in VECTOR_ISAS) + ")"
 
 
 @dataclass(frozen=True)
@@ -140,25 +143,35 @@ def preamble(name: str, t: str) -> list[str]:
 # ------------------------------------------------------------------------ lanes layout
 
 
-def _lanes_tile(name: str, t: str, lanes: int, units: int, size: int) -> list[str]:
-    """``units`` units from j over all lanes: units x (lanes / vector) vector sums."""
+def _lanes_tile(name: str, t: str, lanes: int, units: int, size: int, chunk: int) -> list[str]:
+    """``units`` units from j over all lanes, ``chunk`` vectors of lanes at a time:
+    units x chunk vector sums per pass."""
     per = VECTOR_BYTES // size
-    vectors = lanes // per
+    vectors = min(chunk, lanes // per)
+    passes = lanes // (vectors * per)
     sums = [[f"c{u}_{v}" for v in range(vectors)] for u in range(units)]
     hs = [f"h{v}" for v in range(vectors)]
+    at = " + c" if passes > 1 else ""
     lines = ["{", f"    {name}_v " + ", ".join(s for row in sums for s in row) + ";"]
+    if passes > 1:
+        lines += ["    size_t c;", f"    for (c = 0; c < {lanes}u; c += {vectors * per}u) {{"]
+    inner = []
     for u in range(units):
-        lines.append(f"    {{ const {t} s = b ? b[j + {u}u] : ({t})0; const {name}_v v = {{"
+        inner.append(f"{{ const {t} s = b ? b[j + {u}u] : ({t})0; const {name}_v v = {{"
                      + ", ".join(["s"] * per) + "}; " + " ".join(f"{s} = v;" for s in sums[u]) + " }")
-    lines += ["    for (k = 0; k < n_in; ++k) {", f"        const {t} *hk = h + k * {lanes}u, *wk = w + k * units + j;",
-              f"        {name}_v " + ", ".join(hs) + ";",
-              *(f"        memcpy(&{hv}, hk + {v * per}u, sizeof {hv});" for v, hv in enumerate(hs))]
+    inner += ["for (k = 0; k < n_in; ++k) {", f"    const {t} *hk = h + k * {lanes}u{at}, *wk = w + k * units + j;",
+              f"    {name}_v " + ", ".join(hs) + ";",
+              *(f"    memcpy(&{hv}, hk + {v * per}u, sizeof {hv});" for v, hv in enumerate(hs))]
     for u in range(units):
-        lines.append(f"        {{ const {t} wu = wk[{u}u]; " + " ".join(f"{s} += wu * {hv};" for s, hv in zip(sums[u], hs))
+        inner.append(f"    {{ const {t} wu = wk[{u}u]; " + " ".join(f"{s} += wu * {hv};" for s, hv in zip(sums[u], hs))
                      + " }")
-    lines.append("    }")
+    inner.append("}")
     for u in range(units):
-        lines += [f"    memcpy(z + (j + {u}u) * {lanes}u + {v * per}u, &{s}, sizeof {s});" for v, s in enumerate(sums[u])]
+        inner += [f"memcpy(z + (j + {u}u) * {lanes}u{at} + {v * per}u, &{s}, sizeof {s});" for v, s in enumerate(sums[u])]
+    indent = "        " if passes > 1 else "    "
+    lines += [indent + line for line in inner]
+    if passes > 1:
+        lines.append("    }")
     return lines + [f"    j += {units}u;", "}"]
 
 
@@ -188,11 +201,11 @@ def dense_helper(dtype: str, name: str, lanes: int) -> list[str]:
     lines = [f"static void {name}_dense(const {t} *h, size_t n_in, const {t} *w, const {t} *b, size_t units, {t} *z)",
              "{", "    size_t j = 0, k;"]
     vector_ok = lanes % (VECTOR_BYTES // size) == 0
-    for index, (condition, units, _) in enumerate(VECTOR_ISAS):
+    for index, (condition, units, chunk, _) in enumerate(VECTOR_ISAS):
         if not vector_ok:
             break
         lines.append(("#if " if index == 0 else "#elif ") + f"defined(__GNUC__) && {condition}")
-        lines += ["    " + line for line in _lanes_body(lambda u: _lanes_tile(name, t, lanes, u, size), units)]
+        lines += ["    " + line for line in _lanes_body(lambda u: _lanes_tile(name, t, lanes, u, size, chunk), units)]
     if vector_ok:
         lines.append("#else")
     lines += ["    size_t l, u;", *("    " + line for line in _lanes_body(lambda u: _plain_lanes_tile(t, lanes, u),
@@ -294,7 +307,7 @@ def gemm_helper(dtype: str, name: str) -> list[str]:
     lines = [f"static void {name}_gemm(const {t} *a, size_t lda, size_t rows, size_t n_in, const {t} *w, const {t} *b,",
              f"                       size_t units, {t} *z, size_t ldz)",
              "{", f"    const size_t np = (units + {PANEL - 1}u) / {PANEL}u;", "    size_t p, m, k;"]
-    for index, (condition, _, rows) in enumerate(VECTOR_ISAS):
+    for index, (condition, _, _, rows) in enumerate(VECTOR_ISAS):
         lines.append(("#if " if index == 0 else "#elif ") + f"defined(__GNUC__) && {condition}")
         lines += ["    " + line for line in _rows_body(lambda r, c: _rows_tile(name, t, r, c, size),
                                                     _rows_per_tile(rows, size))]
@@ -313,11 +326,11 @@ def tile_bytes(dtype: str) -> int:
     per = VECTOR_BYTES // size
     lanes_vectors = lanes // per
     lanes_total = max(sum((u + 1) * lanes_vectors + u + 2 for u in [units, *_lower_powers(units)])
-                      for _, units, _ in VECTOR_ISAS) * VECTOR_BYTES
+                      for _, units, _, _ in VECTOR_ISAS) * VECTOR_BYTES
     plain_lanes = (PLAIN_TILE_UNITS + 1) * lanes * size * (1 + len(_lower_powers(PLAIN_TILE_UNITS)))
     panel_vectors = PANEL // per
     rows_total = 0
-    for _, _, rows in VECTOR_ISAS:
+    for _, _, _, rows in VECTOR_ISAS:
         tiles = [(r, 1) for r in [_rows_per_tile(rows, size), *_lower_powers(_rows_per_tile(rows, size))]]
         tiles.append((1, ONE_ROW_PANELS))
         rows_total = max(rows_total, sum((r + 2) * panel_vectors * c * VECTOR_BYTES + c * PANEL * size + 64
