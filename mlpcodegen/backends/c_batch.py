@@ -277,15 +277,16 @@ ONE_ROW_PANELS = 4
 
 def _rows_body(tile, biggest: int) -> list[str]:
     """Panels outer (a panel's weights stay in cache for every tile of rows), tiles of
-    ``biggest`` rows then smaller ones; a last single row takes ONE_ROW_PANELS panels at once."""
+    ``biggest`` rows then of the powers of two below it down to 2; a last single row takes
+    ONE_ROW_PANELS panels at once."""
     body = ["for (p = 0; p < np; ++p) {", "    m = 0;", f"    while (rows - m >= {biggest}u) {{",
             *("        " + line for line in tile(biggest, 1)), f"        m += {biggest}u;", "    }"]
     for rest in _lower_powers(biggest)[:-1]:
         body += [f"    if (rows - m >= {rest}u) {{", *("        " + line for line in tile(rest, 1)),
                  f"        m += {rest}u;", "    }"]
     body += ["}"]
-    if biggest > 1:
-        body += ["if (rows % 2u) {", "    m = rows - 1u;",
+    if biggest > 1:  # m: where the tiles stopped (the same in every panel); at most one row is left
+        body += ["if (m < rows) {", "    m = rows - 1u;",
                  f"    for (p = 0; p + {ONE_ROW_PANELS}u <= np; p += {ONE_ROW_PANELS}u)",
                  *("    " + line for line in tile(1, ONE_ROW_PANELS)),
                  f"    for (p = np - np % {ONE_ROW_PANELS}u; p < np; ++p)", *("    " + line for line in tile(1, 1)), "}"]
@@ -301,7 +302,7 @@ def gemm_helper(dtype: str, name: str) -> list[str]:
     """``static void NAME_gemm``: z = a W + b for ``rows`` samples in the rows layout
     (``a[row * lda + input]`` -> ``z[row * ldz + unit]``), W packed by :func:`packed_kernel`
     and b by :func:`packed_bias` (or NULL).  Odd row counts: every tile is a multiple of
-    two rows but the last row's, which takes several panels at once (the one-sample call)."""
+    two rows but a last row's, which takes several panels at once (the one-sample call)."""
     kind = numeric_type(dtype)
     t, size = kind.c_type, kind.np_dtype.itemsize
     lines = [f"static void {name}_gemm(const {t} *a, size_t lda, size_t rows, size_t n_in, const {t} *w, const {t} *b,",
