@@ -11,9 +11,10 @@ with that folder on its path emits its C for the same networks (and, when it has
 native runtime, builds its predictor with the same flags).  This process then builds every
 version's C and loads every version's library, and each round times, in turn: NAME_batch
 called from C (cffi, preallocated buffers) and ``predict(X)`` (one thread) of every version,
-on the same rows.  The one-sample function is timed in C too (NAME called 20,000 times by a loop
-appended to each version's C).  The noise gauge is this checkout's in-C call timed a second time at the
-end of every round (the same code: its ratio to the first is the sitting's noise).
+on the same rows (each figure of a round the best of two timings).  The one-sample
+function is timed in C too (NAME called 20,000 times by a loop appended to each version's
+C).  The noise gauge is this checkout's in-C call timed a second time at the end of every
+round (the same code: its ratio to the first is the sitting's noise).
 Verdicts follow bench/compare_results.py: slower when the median per-round ratio is worse
 than 10% and more than 10% worse than the gauge.  Networks: seed 1-3-2-1, mid 8-64-64-1,
 cls 16-64-64-10, 64-256-256-10, 32-1024-1024-1 and 784-512-512-10 (bench/batch.py's).
@@ -38,7 +39,7 @@ sys.path[:0] = [str(REPO), str(HERE)]
 
 import numpy as np  # noqa: E402
 
-from batch import ISAS, ONE_SAMPLE_CALLS, calibrate, in_c_call, predictor, timed  # noqa: E402
+from batch import ISAS, ONE_SAMPLE_CALLS, in_c_call, predictor, rounds_of  # noqa: E402
 from compare_results import verdict  # noqa: E402
 from mlpcodegen.ir import Activation, Dense, Network  # noqa: E402
 from mlpcodegen.runtime import cffi_build  # noqa: E402
@@ -151,11 +152,7 @@ def gate(nets: dict[str, Network], versions: dict, isa: str, rows: int, rounds: 
         for call in paths.values():
             call()
         same = {name: bool(np.array_equal(outputs[(name, "in C")], outputs[(this, "in C")])) for name in versions}
-        inner = {key: calibrate(call) for key, call in paths.items()}
-        times = {key: [] for key in paths}
-        for _ in range(rounds):
-            for key, call in paths.items():
-                times[key].append(timed(call, inner[key]))
+        times = rounds_of(paths, rounds)
         gauge = statistics.median(a / g for a, g in zip(times[(this, "in C")], times[("gauge", "in C")]))
         for name in versions:
             if name == this:
