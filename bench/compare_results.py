@@ -15,6 +15,10 @@ taken in one sitting, alternating the versions.  For every model and every path 
 or over 10^6 rows (the rows issue 15 says must not regress), the table gives each run's
 figure and the median over runs of after ÷ before, run i of one version against run i of the
 other, taken in turn (time: < 1 is faster; throughput: > 1 is faster).  Writes the table to ``--out``.
+
+For generated code and its runtime, bench/regression_gate.py is the gate: the batch and
+one-sample rows of six networks (the wide ones included) against an earlier commit, loaded
+into one process and timed interleaved, judged by :func:`verdict` below.
 """
 from __future__ import annotations
 
