@@ -4,8 +4,8 @@
     python bench/batch.py [--rows 20000] [--rounds 7] [--isa native avx2] [--out bench/BATCH.md]
 
 For each network (seed 1-3-2-1 and 10-16-8-1 tanh, mid 8-64-64-1, cls 16-64-64-10,
-64-256-256-10, 32-1024-1024-1, 784-512-512-10; Keras models with seeded weights, the IR
-built from the same float32 arrays) and each ISA build (``native``: -march=native, AVX-512
+64-256-256-10, 32-1024-1024-1, 784-512-512-10; seeded float32 weights, the same as
+bench/regression_gate.py's, LiteRT's Keras model built from them) and each ISA build (``native``: -march=native, AVX-512
 on this machine; ``avx2``: -march=haswell -mno-avx512f on the same machine), every round
 times, in turn: the generated ``NAME_batch`` called from C (a cffi call on preallocated
 buffers), ``predict(X)`` on one thread and on two, LiteRT with XNNPACK (1 thread), ONNX Runtime
@@ -40,13 +40,13 @@ from mlpcodegen.runtime import cffi_build  # noqa: E402
 #: ISA -> compiler flags (the runtime's defaults with another -march).
 ISAS = {"native": ("-O3", "-march=native", "-ffp-contract=fast"),
         "avx2": ("-O3", "-march=haswell", "-mno-avx512f", "-ffp-contract=fast")}
-#: label -> (widths, activations, seed); "seed" is generated/seed/seed.keras.
+#: label -> (widths, activations, seed of the weights); "seed 1-3-2-1" is generated/seed/seed.keras.
 NETWORKS = {
     "seed 1-3-2-1": None,
     "10-16-8-1 tanh": ([10, 16, 8, 1], ["tanh", "tanh", "linear"], 4),
     "mid 8-64-64-1": ([8, 64, 64, 1], ["relu", "relu", "linear"], 1),
     "cls 16-64-64-10": ([16, 64, 64, 10], ["relu", "relu", "softmax"], 2),
-    "64-256-256-10": ([64, 256, 256, 10], ["relu", "relu", "linear"], 3),
+    "64-256-256-10": ([64, 256, 256, 10], ["relu", "relu", "linear"], 3),  # seeds as in the gate
     "32-1024-1024-1": ([32, 1024, 1024, 1], ["relu", "relu", "linear"], 5),
     "784-512-512-10": ([784, 512, 512, 10], ["relu", "relu", "linear"], 6),
 }
@@ -90,19 +90,36 @@ def clock_hz() -> float:
     return 8e6 / best
 
 
-def keras_models() -> dict:
-    """label -> Keras model (seeded weights; seed: the committed file)."""
-    from conftest import build_model
-    from mlpcodegen.frontends.keras import load_keras_model
-
+def networks(labels=None) -> dict[str, Network]:
+    """label -> IR: normal weights scaled by sqrt(2 / (fan-in + fan-out)) from a fixed seed
+    (the seed network: the committed model's float32 weights)."""
     out = {}
     for label, spec in NETWORKS.items():
+        if labels and label not in labels:
+            continue
         if spec is None:
-            out[label] = load_keras_model(REPO / "generated/seed/seed.keras")
-        else:
-            widths, activations, seed = spec
-            out[label] = build_model(widths, activations, [True] * len(activations), seed=seed)
+            from mlpcodegen.frontends.keras import load_keras_model
+
+            out[label] = network_of(load_keras_model(REPO / "generated/seed/seed.keras"))
+            continue
+        widths, activations, seed = spec
+        rng = np.random.default_rng(seed)
+        out[label] = Network(widths[0], tuple(
+            Dense((rng.normal(size=(a, b)) * np.sqrt(2 / (a + b))).astype(np.float32),
+                  (rng.normal(size=b) * 0.5).astype(np.float32), Activation(act), f"dense_{i}")
+            for i, (a, b, act) in enumerate(zip(widths, widths[1:], activations))))
     return out
+
+
+def keras_model(net: Network):
+    """A Keras Sequential computing ``net`` (its Dense layers, the same float32 weights): LiteRT's input."""
+    import keras
+
+    model = keras.Sequential([keras.Input((net.n_inputs,))] + [keras.layers.Dense(layer.units, activation=layer.activation.name)
+                                                               for layer in net.layers])
+    for dense, layer in zip(model.layers, net.layers):
+        dense.set_weights([layer.kernel, layer.bias])
+    return model
 
 
 def network_of(model) -> Network:
@@ -282,8 +299,8 @@ def main() -> int:
     from mlpcodegen.harness.onnx_peer import onnx_runtime_session
     from mlpcodegen.harness.peers import litert_runner
 
-    models = {label: model for label, model in keras_models().items() if not args.only or label in args.only}
-    nets = {label: network_of(model) for label, model in models.items()}
+    nets = networks(args.only)
+    models = {label: keras_model(net) for label, net in nets.items()}
     peers = {label: (litert_runner(models[label], 1), onnx_runtime_session(nets[label], 1)) for label in models}
     load, clocks = [os.getloadavg()[0]], [clock_hz()]
     results = []

@@ -39,17 +39,13 @@ sys.path[:0] = [str(REPO), str(HERE)]
 
 import numpy as np  # noqa: E402
 
-from batch import ISAS, ONE_SAMPLE_CALLS, in_c_call, predictor, rounds_of  # noqa: E402
+from batch import ISAS, ONE_SAMPLE_CALLS, in_c_call, networks, predictor, rounds_of  # noqa: E402
 from compare_results import verdict  # noqa: E402
-from mlpcodegen.ir import Activation, Dense, Network  # noqa: E402
+from mlpcodegen.ir import Network  # noqa: E402
 from mlpcodegen.runtime import cffi_build  # noqa: E402
 
-GATED = {"seed 1-3-2-1": ([1, 3, 2, 1], ["tanh", "tanh", "linear"], 0),
-         "mid 8-64-64-1": ([8, 64, 64, 1], ["relu", "relu", "linear"], 1),
-         "cls 16-64-64-10": ([16, 64, 64, 10], ["relu", "relu", "softmax"], 2),
-         "64-256-256-10": ([64, 256, 256, 10], ["relu", "relu", "linear"], 3),
-         "32-1024-1024-1": ([32, 1024, 1024, 1], ["relu", "relu", "linear"], 5),
-         "784-512-512-10": ([784, 512, 512, 10], ["relu", "relu", "linear"], 6)}
+#: The networks gated: bench/batch.py's but 10-16-8-1.
+GATED = ("seed 1-3-2-1", "mid 8-64-64-1", "cls 16-64-64-10", "64-256-256-10", "32-1024-1024-1", "784-512-512-10")
 
 #: Run in the earlier commit's checkout: its IR and emitter, and its runtime when it has one.
 _CHILD = r"""
@@ -77,17 +73,6 @@ for i, label in enumerate(json.loads(open(folder + "/labels.json").read())):
     out[label] = entry
 print(json.dumps(out))
 """
-
-
-def gated_networks() -> dict[str, Network]:
-    out = {}
-    for label, (widths, activations, seed) in GATED.items():
-        rng = np.random.default_rng(seed)
-        out[label] = Network(widths[0], tuple(
-            Dense((rng.normal(size=(a, b)) * np.sqrt(2 / (a + b))).astype(np.float32),
-                  (rng.normal(size=b) * 0.5).astype(np.float32), Activation(act), f"dense_{i}")
-            for i, (a, b, act) in enumerate(zip(widths, widths[1:], activations))))
-    return out
 
 
 def checkout(commit: str, folder: Path) -> Path:
@@ -196,7 +181,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE / "REGRESSION.md")
     parser.add_argument("--append", metavar="HEADING", help="add a section so named to --out (else print only)")
     args = parser.parse_args()
-    nets = {label: net for label, net in gated_networks().items() if not args.only or label in args.only}
+    nets = networks([label for label in GATED if not args.only or label in args.only])
     this = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                           text=True).stdout.strip() + " (this checkout)"
     load, results, notes = [os.getloadavg()[0]], [], []
