@@ -235,9 +235,10 @@ def _rows_tile(name: str, t: str, rows: int, count: int, size: int) -> list[str]
     lines += ["    } else {", f"        const {name}_v zero = {{" + ", ".join([f"({t})0"] * per) + "};",
               "        " + " ".join(f"{wv} = zero;" for wv in ws), "    }"]
     lines += ["    " + " ".join(f"{s} = {wv};" for s, wv in zip(row, ws)) for row in sums]
-    lines += ["    for (k = 0; k < n_in; ++k) {",
-              f"        const size_t ahead = (p * n_in + k) * {PANEL}u + {PREFETCH}u;",
-              f"        if (ahead < np * n_in * {PANEL}u) __builtin_prefetch(w + ahead);"]
+    lines += ["    for (k = 0; k < n_in; ++k) {"]
+    for q in range(count):  # each panel's stream (the one-sample tile reads several)
+        lines += [f"        {{ const size_t ahead = ((p + {q}u) * n_in + k) * {PANEL}u + {PREFETCH}u;",
+                  f"          if (ahead < np * n_in * {PANEL}u) __builtin_prefetch(w + ahead); }}"]
     lines += [f"        memcpy(&{wv}, q{v // (PANEL // per)} + k * {PANEL}u + {v % (PANEL // per) * per}u, sizeof {wv});"
               for v, wv in enumerate(ws)]
     for r in range(rows):
