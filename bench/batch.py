@@ -268,6 +268,8 @@ def one_sample_rounds(net: Network, flags, rounds: int) -> list[float]:
 
 
 def _rate(value: float) -> str:
+    if value < 1e5:
+        return f"{value / 1e3:.1f} k/s"
     return f"{value / 1e6:.2f} M/s" if value < 1e8 else f"{value / 1e6:.0f} M/s"
 
 
