@@ -15,6 +15,10 @@ taken in one sitting, alternating the versions.  For every model and every path 
 or over 10^6 rows (the rows issue 15 says must not regress), the table gives each run's
 figure and the median over runs of after ÷ before, run i of one version against run i of the
 other, taken in turn (time: < 1 is faster; throughput: > 1 is faster).  Writes the table to ``--out``.
+
+For generated code and its runtime, bench/regression_gate.py is the gate: the batch and
+one-sample rows of six networks (the wide ones included) against an earlier commit, loaded
+into one process and timed interleaved, judged by :func:`verdict` below.
 """
 from __future__ import annotations
 
@@ -70,6 +74,15 @@ def _ratio(runs_before: list, runs_after: list, model: str, row: str, column: st
     return statistics.median(n / o for o, n in zip(old, new)) if old and new else float("nan")
 
 
+def verdict(ratio: float, gauge: float, kind: str) -> str:
+    """Slower: worse by more than 10%, and by more than 10% beyond what the noise gauge (the
+    same code, timed alongside) moved.  ``ratio`` and ``gauge`` are after ÷ before of a
+    ``kind`` ("time": lower is better, "rate": higher is better)."""
+    worse = ratio if kind == "time" else 1 / ratio
+    drift = gauge if kind == "time" else 1 / gauge
+    return "**slower**" if worse > 1.1 and worse > 1.1 * drift else "same or better, or within the noise"
+
+
 def compare(before: list[Path], after: list[Path]) -> list[str]:
     runs_before, runs_after = [tables(p) for p in before], [tables(p) for p in after]
     lines = ["| model | path | figure | before (each run) | after (each run) | after ÷ before (median) | "
@@ -80,15 +93,11 @@ def compare(before: list[Path], after: list[Path]) -> list[str]:
             if ratio != ratio:  # nan: not in both versions
                 continue
             gauge = _ratio(runs_before, runs_after, model, GAUGES[0], column)
-            # slower: worse by more than 10%, and by more than 10% beyond what the same C moved
-            worse = ratio if kind == "time" else 1 / ratio
-            drift = gauge if kind == "time" else 1 / gauge
-            verdict = GAUGE if row in GAUGES else "**slower**" if worse > 1.1 and worse > 1.1 * drift \
-                else "same or better, or within the noise"
+            judged = GAUGE if row in GAUGES else verdict(ratio, gauge, kind)
             cells = [" / ".join(run[model][row][column] for run in runs if row in run.get(model, {}))
                      for runs in (runs_before, runs_after)]
             lines.append(f"| {model} | {row} | {column} ({'lower' if kind == 'time' else 'higher'} is "
-                         f"better) | {cells[0]} | {cells[1]} | {ratio:.2f} | {gauge:.2f} | {verdict} |")
+                         f"better) | {cells[0]} | {cells[1]} | {ratio:.2f} | {gauge:.2f} | {judged} |")
     return lines
 
 

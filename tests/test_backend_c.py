@@ -332,3 +332,123 @@ def test_glu_written_as_loops_in_both_paths(gcc):
     reference, scale = evaluate_magnitude(net, x)
     assert compare(function(x), reference, scale, "float32")[2] <= F32_ULP_BOUND
     assert compare(np.stack([function(r) for r in x]), reference, scale, "float32")[2] <= F32_ULP_BOUND
+
+
+# ---------------------------------------------------------------------------------------
+# Batch kernels (issue 22): register tiles by ISA, the rows layout of wide networks
+
+def _cpu_has(flag: str) -> bool:
+    try:
+        with open("/proc/cpuinfo") as stream:
+            return any(line.startswith("flags") and f" {flag}" in line for line in stream)
+    except OSError:
+        return False
+
+
+#: ISA builds of one file: AVX-512 (native here when the CPU has it), AVX2 only, and the
+#: portable loops (x86-64 baseline: no AVX, so no vector tiles).
+ISA_FLAGS = {"native": ("-O3", "-march=native"), "avx2": ("-O3", "-march=haswell", "-mno-avx512f"),
+             "portable": ("-O3", "-march=x86-64")}
+
+
+def _isa_build(net: Network, isa: str, contract: str, dtype: str = "float32"):
+    from mlpcodegen.backends.c import cdef
+    from mlpcodegen.runtime.cffi_build import CompiledNetwork, build_module
+
+    if isa == "avx2" and not _cpu_has("avx2"):
+        pytest.skip("this CPU has no AVX2")
+    module = build_module(emit_c(net, dtype=dtype, name="net"), cdef(net, dtype, "net"),
+                          (*ISA_FLAGS[isa], f"-ffp-contract={contract}"))
+    return CompiledNetwork(module, "net", net.n_inputs, net.n_outputs, dtype)
+
+
+def _wide_net(seed: int, widths, activations, bias=True) -> Network:
+    rng = np.random.default_rng(seed)
+    return Network(widths[0], tuple(
+        Dense((rng.normal(size=(a, b)) / np.sqrt(a)).astype(np.float32),
+              rng.normal(size=b).astype(np.float32) * 0.1 if bias else None, Activation(act), f"d{i}")
+        for i, (a, b, act) in enumerate(zip(widths[:-1], widths[1:], activations))))
+
+
+#: Shapes that take the rows layout (a layer wider than 256 float32: full lanes would not fit
+#: the block budget) and the lanes layout, with units that are not whole panels or tiles.
+KERNEL_NETS = {
+    "rows": ([37, 300, 23, 5], ["relu", "tanh", "linear"], True),
+    "rows softmax unrolled": ([300, 270, 3, 2], ["relu", "sigmoid", "softmax"], True),
+    "rows no bias": ([5, 257, 1], ["relu", "linear"], False),
+    "lanes": ([16, 64, 37, 10], ["relu", "relu", "softmax"], True),
+    "lanes odd": ([9, 45, 33, 7], ["tanh", "relu", "linear"], False),
+}
+
+
+@pytest.mark.parametrize("isa", sorted(ISA_FLAGS))
+@pytest.mark.parametrize("case", sorted(KERNEL_NETS))
+def test_every_isa_tile_keeps_the_sums_of_one_sample(case, isa):
+    """Each ISA's tiles (AVX-512's, AVX2's, the portable loops) sum in the one-sample
+    order: without FMA contraction, batch rows (whole blocks, odd leftovers) equal the
+    one-sample function bit for bit and the float64 reference within the float32 bound."""
+    from mlpcodegen.backends.c import block_plan
+    from mlpcodegen.harness.verify import F32_ULP_BOUND, compare
+    from mlpcodegen.reference import evaluate_magnitude
+
+    widths, activations, bias = KERNEL_NETS[case]
+    net = _wide_net(len(case), widths, activations, bias)
+    assert block_plan(net, "float32").layout == case.split()[0]
+    function = _isa_build(net, isa, "off")
+    lanes = block_plan(net, "float32").lanes
+    x = np.random.default_rng(5).uniform(-2, 2, (3 * lanes + 7, net.n_inputs)).astype(np.float32)
+    batch = function(x)
+    np.testing.assert_array_equal(batch, np.stack([function(row) for row in x]))
+    reference, scale = evaluate_magnitude(net, x.astype(np.float64))
+    assert compare(batch, reference, scale, "float32")[2] <= F32_ULP_BOUND
+
+
+@pytest.mark.parametrize("case", ["rows", "lanes"])
+@pytest.mark.parametrize("contract", ["off", "fast"])
+def test_avx512_and_avx2_builds_give_the_same_bits(case, contract):
+    """The tile changes with the ISA, the sums do not: AVX-512 and AVX2 builds of one file
+    agree bit for bit, with FMA contraction (both fuse) and without (and then the portable
+    loops too)."""
+    if not _cpu_has("avx512f"):
+        pytest.skip("this CPU has no AVX-512: only one vector ISA to compare")
+    widths, activations, bias = KERNEL_NETS[case]
+    net = _wide_net(7, widths, activations, bias)
+    x = np.random.default_rng(6).uniform(-2, 2, (77, net.n_inputs)).astype(np.float32)
+    results = {isa: _isa_build(net, isa, contract)(x) for isa in ("native", "avx2")
+               + (("portable",) if contract == "off" else ())}
+    for isa, result in results.items():
+        np.testing.assert_array_equal(result, results["native"], err_msg=isa)
+
+
+@pytest.mark.parametrize("widths", [[300, 260, 300], [600, 200, 5]])
+@pytest.mark.parametrize("isa", ["native", "avx2"])
+def test_float64_rows_layout_and_in_place(isa, widths):
+    """float64 takes the rows layout too (its own tiles: 3 rows on AVX2, an odd tile, so a
+    block of 16 rows leaves one); y == x works in place."""
+    from mlpcodegen.backends.c import block_plan
+
+    net = _wide_net(3, widths, ["relu", "linear"])
+    assert block_plan(net, "float64").rows
+    function = _isa_build(net, isa, "off", "float64")
+    x = np.random.default_rng(2).uniform(-1, 1, (45, widths[0]))
+    expected = np.stack([function(row) for row in x])
+    np.testing.assert_array_equal(function(x), expected)
+    inplace = x.copy()
+    function._batch(function._ffi.from_buffer("double[]", inplace), function._ffi.from_buffer("double[]", inplace), 45)
+    assert block_plan(net, "float64").lanes == (8 if widths[1] > 256 else 16)
+    np.testing.assert_array_equal(inplace.reshape(-1)[:expected.size].reshape(expected.shape), expected)
+
+
+def test_rows_layout_packs_the_weights_in_panels():
+    """Wide networks store each loop layer's kernel panel by panel (16 units, zeros after
+    the last unit) and the one-sample function reads the same arrays through NAME_gemm."""
+    from mlpcodegen.backends.c_batch import PANEL, packed_kernel
+
+    net = _wide_net(1, [3, 270, 2], ["relu", "linear"])
+    source = emit_c(net, dtype="float32", name="net")
+    kernel = net.layers[0].kernel
+    packed = packed_kernel(kernel)
+    assert packed.size == 3 * 17 * PANEL and packed[PANEL] == kernel[1, 0] and packed[3 * PANEL] == kernel[0, 16]
+    assert not packed.reshape(17, 3, PANEL)[-1, :, 270 - 16 * PANEL:].any()
+    assert f"static const float net_W1[{packed.size}]" in source and "net_gemm(x, 3u, 1u, 3u, net_W1" in source
+    assert "in blocks of 16 samples' rows (two buffers of 16 x 270 values" in source

@@ -387,3 +387,28 @@ def test_a_predictor_without_a_recipe_refuses_to_pickle(compiled):
 
     with pytest.raises(TypeError, match="cannot be pickled: it was not built by mlpcodegen.compile_c"):
         pickle.dumps(compiled["small"][1])
+
+
+def test_a_wide_network_s_predict_is_its_one_sample_function_on_every_row():
+    """A network in the rows layout (issue 22: a 300-unit layer, 37 inputs read in place):
+    predict(X) on one and two threads, with and without out=, and the one-sample call give
+    the same bits on every row (whole blocks and the leftover rows alike), and out= the
+    input itself works in place."""
+    from mlpcodegen.backends.c import block_plan
+
+    rng = np.random.default_rng(22)
+    net = Network(37, (Dense((rng.normal(size=(37, 300)) / 6).astype(np.float32), rng.normal(size=300).astype(np.float32),
+                             Activation("relu"), "wide"),
+                       Dense((rng.normal(size=(300, 37)) / 17).astype(np.float32), None, Activation("linear"), "out")))
+    assert block_plan(net, "float32").rows
+    f = compile_c(net, dtype="float32", name="wide")
+    x = rng.uniform(-1, 1, (16 * 9 + 5, 37)).astype(np.float32)
+    rows = np.stack([f(row) for row in x])
+    np.testing.assert_array_equal(f(x, threads=1), rows)
+    np.testing.assert_array_equal(f(x, threads=2), rows)
+    out = np.empty_like(rows)
+    assert f(x, out=out, threads=1) is out
+    np.testing.assert_array_equal(out, rows)
+    inplace = x.copy()  # 37 -> 37: y may be x
+    assert f(inplace, out=inplace) is inplace
+    np.testing.assert_array_equal(inplace, rows)

@@ -24,9 +24,10 @@ from ..graph import Builder, Node
 from ..ir import Activation, Dense, Layer, Network
 from ..network_graph import array_of, named_values
 from ..numeric import NUMERIC_TYPES, NumericType, numeric_type
-from . import c_math
+from . import c_batch, c_math
 from ._closed_form import activate_statements, emit_layer, layer_comment
 from ._text import HEADER, Lines, check_identifier, quote_name
+from .c_batch import BLOCK_BUFFER_BYTES, BlockPlan, block_plan  # noqa: F401  (re-exported)
 from .c_names import reserved_by
 from .c_storage import storage as table_storage
 from .printer import Language, Printed, Printer, fill, top
@@ -50,7 +51,8 @@ _TAKEN = frozenset({"x", "y", "n", "i", "main", "j", "k", "l", "u", "acc", "wk",
     for suffix in ("", "f")})
 _LOCALS = r"[a-z]\d+(_\d+)?|hk|zj"
 #: Names the generated file derives from NAME (W1/B1 stand for every layer's arrays).
-DERIVED_SUFFIXES = ("_batch", "_scalar", "_block", "_dense", "_dense_rows", "_W1", "_B1", "_vwheref", "_vwhere") + \
+DERIVED_SUFFIXES = ("_batch", "_scalar", "_block", "_dense", "_dense_rows", "_gemm", "_v", "_W1", "_B1", "_vwheref",
+                    "_vwhere") + \
     tuple(f"_{flavour}{key}{suffix}" for key in ("exp", "expm1", "tanh", "sigmoid") for flavour in c_math.FLAVOURS
           for suffix in ("f", "")) + ("_P", "_L", "_N", "_keep")
 
@@ -130,11 +132,6 @@ UNROLL_MAX_INPUTS = 16
 UNROLL_ANY_SHAPE_WEIGHTS = 32
 UNROLL_MIN_LOOP_UNITS = 32
 UNROLL_MODES = ("auto", "always", "never")
-#: Units per register tile of a loop layer; measured best on AVX2/AVX-512 with gcc.  The
-#: samples per block of the batch function are the numeric type's ``lanes``.
-TILE_UNITS = 8
-
-
 def unrolled_by_default(n_in: int, units: int) -> bool:
     """Whether ``--unroll auto`` writes a Dense layer of this shape unrolled.
 
@@ -218,131 +215,27 @@ def _kernel_names(index: int, name: str) -> tuple[str, str]:
     return f"{name}_W{index}", f"{name}_B{index}"
 
 
-#: Bytes the two buffers of a batch block may take.  Wide layers get fewer lanes (down
-#: to one sample per block) to stay within it: a block then fits a 512 KiB thread stack
-#: (musl's default, macOS's secondary threads) many times over.  Only a layer wider
-#: than BLOCK_BUFFER_BYTES / (2 x value size) values (8192 float32) exceeds it, by
-#: what its two rows of values need.
-BLOCK_BUFFER_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True)
-class BlockPlan:
-    """How ``NAME_batch`` lays out its blocks for one network."""
-
-    lanes: int  # samples per block
-    width: int  # rows of each of the two ping-pong buffers
-    transpose: bool  # the block's inputs are copied into a buffer first; else layer 1 reads x's rows
-    backwards: bool  # rows from the last one back: more outputs than inputs, and y may be x
-
-
-def block_plan(net: Network, dtype: str) -> BlockPlan:
-    """Lanes: the numeric type's ``lanes``, halved while the two buffers (as wide as the widest layer)
-    exceed BLOCK_BUFFER_BYTES.  An input wider than that is read from x's rows instead of
-    being copied into a buffer (a 70000-input model keeps 32 lanes)."""
-    size, widest = numeric_type(dtype).np_dtype.itemsize, max(layer.units for layer in net.layers)
-    lanes = numeric_type(dtype).lanes
-    while lanes > 1 and 2 * widest * lanes * size > BLOCK_BUFFER_BYTES:
-        lanes //= 2
-    transpose = net.n_inputs <= widest or 2 * net.n_inputs * lanes * size <= BLOCK_BUFFER_BYTES
-    width = max(widest, net.n_inputs) if transpose else widest
-    return BlockPlan(lanes, width, transpose, net.n_outputs > net.n_inputs)
-
-
-def _tile(t: str, lanes: int, tile: int, zero: str, indent: str, h_at: str) -> list[str]:
-    """Units j .. j + tile - 1 over all lanes: ``tile`` x lanes accumulators."""
-    body = [
-        f"{t} acc[{tile}][{lanes}];",
-        f"for (u = 0; u < {tile}u; ++u) for (l = 0; l < {lanes}u; ++l) acc[u][l] = b ? b[j + u] : {zero};",
-        "for (k = 0; k < n_in; ++k) {",
-        f"    for (u = 0; u < {tile}u; ++u) {{",
-        f"        const {t} wk = w[k * units + j + u];",
-        f"        for (l = 0; l < {lanes}u; ++l) acc[u][l] += wk * {h_at};",
-        "    }",
-        "}",
-        f"for (u = 0; u < {tile}u; ++u) for (l = 0; l < {lanes}u; ++l) z[(j + u) * {lanes}u + l] = acc[u][l];",
-    ]
-    return [indent + line for line in body]
-
-
-def _tile_by_unit(t: str, lanes: int, tile: int, zero: str, indent: str, h_at: str) -> list[str]:
-    """:func:`_tile` with the units written out: one array of lanes per unit and one lane
-    loop over all of them, the same sums in the same order.  The float64 form: with a
-    float64 row of 16 lanes (4 AVX2 vectors) gcc 12 unrolls the lane loop of :func:`_tile`
-    and vectorises the unit loop instead, hundreds of shuffles (mid 8-64-64-1: 0.03x
-    float32's throughput); with nothing left to vectorise but the lanes, 0.5x."""
-    sums = [f"a{u}" for u in range(tile)]
-    body = [f"{t} " + ", ".join(f"{a}[{lanes}]" for a in sums) + ";",
-            f"for (l = 0; l < {lanes}u; ++l) {{", *(f"    {a}[l] = b ? b[j + {u}u] : {zero};" for u, a in enumerate(sums)),
-            "}",
-            "for (k = 0; k < n_in; ++k) {",
-            f"    const {t} *wk = w + k * units + j;",
-            f"    const {t} " + ", ".join(f"w{u} = wk[{u}]" for u in range(tile)) + ";",
-            f"    for (l = 0; l < {lanes}u; ++l) {{", f"        const {t} hl = {h_at};",
-            *(f"        {a}[l] += w{u} * hl;" for u, a in enumerate(sums)), "    }",
-            "}",
-            f"for (l = 0; l < {lanes}u; ++l) {{", *(f"    z[(j + {u}u) * {lanes}u + l] = {a}[l];" for u, a in enumerate(sums)),
-            "}"]
-    return [indent + line for line in body]
-
-
-#: numeric type -> (units per register tile, the tile's form) in the batch dense helper;
-#: others: (TILE_UNITS, _tile).  float64: 4 units (mid 8-64-64-1: 2.3 M rows/s against
-#: 1.5 M with 8, measured on AVX2) written out (see _tile_by_unit).
-_DENSE_TILES = {"float64": (4, _tile_by_unit)}
-
-
-#: helper suffix -> how it reads input k of lane l: a block buffer h[k][lane], or the
-#: rows of x (an input too wide to copy into the block).
-_DENSE_READS = {"dense": "h[k * {lanes}u + l]", "dense_rows": "h[l * n_in + k]"}
-
-
-def _dense_helper(dtype: str, name: str, lanes: int, kind: str) -> list[str]:
-    """``static void NAME_dense``: z = h W + b for a block of samples, ``z[unit][lane]``.
-
-    Register tiles of TILE_UNITS units x lanes samples are accumulated over the inputs:
-    each weight is read once per tile and each input row once per unit, the lanes
-    vectorise, and every sum keeps the single-sample order ((b + h0 w0) + h1 w1) + ...
-    The units left over are done in tiles of 4, 2 and 1, each a set of independent
-    sums (one unit at a time would be a chain of dependent FMAs: cls 16-64-64-10's
-    10-unit output layer cost 3x more that way, measured).  Sizes are arguments, not
-    constants: gcc then keeps the tile in registers (with constant sizes it unrolls
-    differently and spills the tile to the stack, ~2.5x slower, measured)."""
-    t, zero = numeric_type(dtype).c_type, literal(0.0, dtype)
-    tile, form = _DENSE_TILES.get(dtype, (TILE_UNITS, _tile))
-    h_at = _DENSE_READS[kind].format(lanes=lanes)
-    lines = [
-        f"static void {name}_{kind}(const {t} *h, size_t n_in, const {t} *w, const {t} *b, size_t units, {t} *z)",
-        "{",
-        f"    const size_t tiled = units - units % {tile}u;",
-        "    size_t j, k, l" + (", u;" if form is _tile else ";"),
-        f"    for (j = 0; j < tiled; j += {tile}u) {{",
-        *form(t, lanes, tile, zero, "        ", h_at),
-        "    }",
-    ]
-    rest = tile // 2
-    while rest:
-        lines += [f"    if (units - j >= {rest}u) {{", *form(t, lanes, rest, zero, "        ", h_at),
-                  f"        j += {rest}u;", "    }"]
-        rest //= 2
-    return lines + ["}", ""]
-
-
 def _dense_kinds(net: Network, unroll: str, plan: BlockPlan) -> list[str]:
-    """The dense helpers the block calls (none without loop layers)."""
-    loops = [_loops(layer, unroll) for layer in net.layers]
-    kinds = ["dense_rows"] if loops[0] and not plan.transpose else []
-    return (["dense"] if any(loops[1:]) or (loops[0] and plan.transpose) else []) + kinds
+    """The dense helper the batch (and, rows layout, the one-sample function) calls: none
+    without loop layers."""
+    if not any(_loops(layer, unroll) for layer in net.layers):
+        return []
+    return ["gemm"] if plan.rows else ["dense"]
 
 
-def _block_dense(layer: Dense, index: int, src: str | None, dst: str, name: str, lines: Lines) -> None:
-    """``dst = src W + b`` through the shared dense helper (``src`` None: x's rows)."""
+def _block_dense(layer: Dense, index: int, src: str | None, dst: str, name: str, plan: BlockPlan,
+                 lines: Lines) -> None:
+    """``dst = src W + b`` through the block's dense helper (``src`` None: x's rows)."""
     w, bias = _kernel_names(index, name)[0], _kernel_names(index, name)[1] if layer.bias is not None else "0"
-    call = f"{name}_dense(&{src}[0][0]" if src else f"{name}_dense_rows(x"
-    lines.add(f"{call}, {layer.n_in}u, &{w}[0][0], {bias}, {layer.units}u, &{dst}[0][0]);")
+    if plan.rows:
+        a, lda = (f"&{src}[0][0]", f"{plan.width}u") if src else ("x", f"{layer.n_in}u")
+        lines.add(f"{name}_gemm({a}, {lda}, {plan.lanes}u, {layer.n_in}u, {w}, {bias}, {layer.units}u, "
+                  f"&{dst}[0][0], {plan.width}u);")
+        return
+    lines.add(f"{name}_dense(&{src}[0][0], {layer.n_in}u, &{w}[0][0], {bias}, {layer.units}u, &{dst}[0][0]);")
 
 
-def _block_lane_loop(lines: Lines, out: str, lanes: int, write: Callable[[Lines], list[str]]) -> None:
+def _block_lane_loop(lines: Lines, out: Callable[[int], str], lanes: int, write: Callable[[Lines], list[str]]) -> None:
     """``out[j][l]`` set lane by lane from the scalar statements ``write`` adds (all of a
     lane's statements read before its outputs are stored: ``out`` may be their input)."""
     lines.add("{", "    size_t l;", f"    for (l = 0; l < {lanes}u; ++l) {{")
@@ -351,7 +244,7 @@ def _block_lane_loop(lines: Lines, out: str, lanes: int, write: Callable[[Lines]
     results = write(inner)
     lines.extend(inner)
     lines.level += 2
-    lines.add(*(f"{out}[{j}][l] = {value};" for j, value in enumerate(results)))
+    lines.add(*(f"{out(j)} = {value};" for j, value in enumerate(results)))
     lines.level -= 2
     lines.add("    }", "}")
 
@@ -407,9 +300,9 @@ def stack_bytes(net: Network, dtype: str, unroll: str = "auto") -> dict[str, int
         not loops[i - 1] or net.layers[i - 1].activation.is_vector))
     scalars = sum(_scalar_locals(layer, looped) + _materialised_weights(layer, looped)
                   for layer, looped in zip(net.layers, loops))
-    one = (arrays + gathers + scalars) * size + 8 * 4 * len(net.layers) + FRAME_OVERHEAD
+    tile = c_batch.tile_bytes(dtype) + FRAME_OVERHEAD if any(loops) else 0  # a dense helper's frame
+    one = (arrays + gathers + scalars) * size + 8 * 4 * len(net.layers) + FRAME_OVERHEAD + (tile if plan.rows else 0)
     widest_lane_loop = max(_scalar_locals(layer, looped) for layer, looped in zip(net.layers, loops))
-    tile = TILE_UNITS * plan.lanes * size + FRAME_OVERHEAD if any(loops) else 0
     buffers = min(len(net.layers) + plan.transpose, 2) * plan.width * plan.lanes * size
     block = buffers + scalars * size + widest_lane_loop * 64 + 8 * 4 * len(net.layers) + FRAME_OVERHEAD + tile
     return {"one": one, "scalar": one + FRAME_OVERHEAD, "block": block, "batch": max(block, one) + FRAME_OVERHEAD}
@@ -442,7 +335,9 @@ def _file_comment(net: Network, dtype: str, name: str, math: str, unroll: str) -
         *_note_lines(net),
         f" * {name}(x, y): one sample, x[{net.n_inputs}] -> y[{net.n_outputs}], {numeric_type(dtype).c_type}",
         f" * {name}_batch(x, y, n): n samples, row-major x[n][{net.n_inputs}] -> y[n][{net.n_outputs}],",
-        f" *   in blocks of {plan.lanes} samples computed side by side (two buffers of {plan.width} x {plan.lanes} values)",
+        f" *   in blocks of {plan.lanes} samples computed side by side (two buffers of {plan.width} x {plan.lanes} values)"
+        if not plan.rows else f" *   in blocks of {plan.lanes} samples' rows (two buffers of {plan.lanes} x {plan.width} values; "
+        f"register tiles by ISA)",
         " * In place: y may be x (the same array) in every function; other overlaps are not supported.",
         f" * Stack, at most (bytes, calls included): {name} {stack['one']}, {name}_batch {stack['batch']}{scalar}",
         f" * Math: {maths}; NaN and infinities propagate as in Keras.",
@@ -743,16 +638,22 @@ class CRenderer:
     def _preamble(self) -> Lines:
         """File comment, includes, the fast-math definitions used and the weight arrays."""
         inline = c_math.definitions(self.needed, self.name, self.dtype)  # every NUMERIC_TYPES entry has them
+        tiles = not self.embedded and bool(_dense_kinds(self.net, self.unroll, self.plan))
         lines = Lines().add(*self._comment(), "#include <math.h>", "#include <stddef.h>")
+        if inline or tiles:
+            lines.add("#include <stdint.h>", "#include <string.h>")
         macros = self.storage.macros(self.name, self._stored_types())  # none for plain arrays
         lines.add(*(["", *macros[:-1]] if macros else []))
+        if tiles:
+            lines.add(*c_batch.preamble(self.name, self.t))
         if inline:
-            lines.add("#include <stdint.h>", "#include <string.h>", "", *inline[:-1])
+            lines.add("", *inline[:-1])
         lines.add("")
         arrays = self._kernel_arrays()
         if arrays:
             layout = "in the order the loops read them (see each layer)" if self.embedded else \
-                "[input][unit] (the IR kernel layout)"
+                f"in panels of {c_batch.PANEL} units ([panel][input][unit], the last one padded with zeros; " \
+                "biases padded alike)" if self.plan.rows else "[input][unit] (the IR kernel layout)"
             lines.add(f"/* weights of the layers written as loops: {layout}, read-only */", *arrays, "")
         return lines
 
@@ -771,11 +672,12 @@ class CRenderer:
         self._body(body)
         block = Lines()
         self._block(block)
-        helpers = [line for kind in _dense_kinds(self.net, self.unroll, self.plan)
-                   for line in _dense_helper(self.dtype, self.name, self.plan.lanes, kind)]
+        helpers = {"gemm": lambda: c_batch.gemm_helper(self.dtype, self.name),
+                   "dense": lambda: c_batch.dense_helper(self.dtype, self.name, self.plan.lanes)}
         prototypes = signature(self.net, self.dtype, self.name)
-        code = Lines().add(prototypes[0], "{").extend(body).add(
-            "}", "", *helpers, *str(block).splitlines(), "", *_batch_function(self.net, self.dtype, self.name, self.plan))
+        code = Lines().add(*(line for kind in _dense_kinds(self.net, self.unroll, self.plan) for line in helpers[kind]()))
+        code.add(prototypes[0], "{").extend(body).add(
+            "}", "", *str(block).splitlines(), "", *_batch_function(self.net, self.dtype, self.name, self.plan))
         if self.net.n_inputs == self.net.n_outputs == 1:
             code.add("", prototypes[-1], "{", f"    {self.t} y;", f"    {self.name}(&x, &y);", "    return y;", "}")
         return str(self._preamble().extend(code))
@@ -802,6 +704,14 @@ class CRenderer:
                                    max(4, min(16, shape.layer.n_in * shape.tile)), after)
                 if shape.layer.bias is not None:
                     out += _flat_array(b, shape.layer.bias, self.dtype, self.t, 16, after)
+            elif shape.loops and self.plan.rows:  # packed for NAME_gemm
+                w, b = _kernel_names(shape.index, self.name)
+                after = self.storage.after_declarator(self.name)
+                out += _flat_array(w, c_batch.packed_kernel(shape.layer.kernel), self.dtype, self.t, c_batch.PANEL,
+                                   after)
+                if shape.layer.bias is not None:
+                    out += _flat_array(b, c_batch.packed_bias(shape.layer.bias), self.dtype, self.t, c_batch.PANEL,
+                                       after)
             elif shape.loops:
                 w, b = _kernel_names(shape.index, self.name)
                 out += _array(w, shape.layer.kernel, self.dtype, self.t)
@@ -923,10 +833,14 @@ class CRenderer:
             lines.add(f"const {t} {source}[{len(sources)}] = {{{', '.join(printer.expr(s) for s in sources)}}};")
         units = f"{layer.units}u"
         start = f"{bias}[j]" if layer.bias is not None else literal(0.0, self.dtype)  # the bias first: see above
-        lines.add(f"{t} {z}[{layer.units}];", "{", "    size_t j, k;",
-                  f"    for (j = 0; j < {units}; ++j) {z}[j] = {start};",
-                  f"    for (k = 0; k < {layer.n_in}u; ++k) {{", f"        const {t} hk = {source}[k];",
-                  f"        for (j = 0; j < {units}; ++j) {z}[j] += {w}[k][j] * hk;", "    }", "}")
+        if self.plan.rows:  # packed weights: one row through the batch's helper (the same sums, same order)
+            lines.add(f"{t} {z}[{layer.units}];", f"{self.name}_gemm({source}, {layer.n_in}u, 1u, {layer.n_in}u, {w}, "
+                      f"{bias if layer.bias is not None else '0'}, {units}, {z}, {units});")
+        else:
+            lines.add(f"{t} {z}[{layer.units}];", "{", "    size_t j, k;",
+                      f"    for (j = 0; j < {units}; ++j) {z}[j] = {start};",
+                      f"    for (k = 0; k < {layer.n_in}u; ++k) {{", f"        const {t} hk = {source}[k];",
+                      f"        for (j = 0; j < {units}; ++j) {z}[j] += {w}[k][j] * hk;", "    }", "}")
         sums = [b.item(z, j) for j in range(layer.units)]
         if layer.activation.is_vector:
             return activate_statements(printer, b, layer, index, named_values(b, index, sums), lines)
@@ -1025,7 +939,7 @@ class CRenderer:
         lines.level -= 1
 
     def _activation_loop(self, layer: Layer, z: str, lines: Lines, lanes: Optional[int] = None,
-                         out: Optional[str] = None) -> None:
+                         out: Optional[str] = None, rows: bool = False) -> None:
         """``out = f(z)`` (default: in place) for an element-wise activation without per-unit
         parameters: one loop over the units (and the lanes, in a batch block, with the
         block flavour of the fast functions)."""
@@ -1033,47 +947,55 @@ class CRenderer:
         formula = REGISTRY[spec.name].formula(self.builder, self.builder.ref("zj"), spec.unit_params(0))
         text = top(self.printer(vector=lanes is not None).expr(formula))
         loop, at = f"for (j = 0; j < {layer.n_out}u; ++j)", "[j]"
-        if lanes is not None:
+        if lanes is not None and rows:  # rows layout: a sample's units side by side
+            loop, at = f"for (l = 0; l < {lanes}u; ++l) " + loop, "[l][j]"
+        elif lanes is not None:
             loop, at = loop + f" for (l = 0; l < {lanes}u; ++l)", "[j][l]"
         lines.add("{", "    size_t j" + (", l;" if lanes is not None else ";"), f"    {loop} {{",
                   f"        const {self.t} zj = {z}{at};", f"        {out or z}{at} = {text};", "    }", "}")
 
     # -- NAME_block: a block of samples side by side
     def _block(self, lines: Lines) -> None:
-        """``static void NAME_block(x, y)``: ``lanes`` samples at once, every value a row of
-        lanes, so the compiler vectorises across samples (transcendentals included, with
-        ``math="fast"``).  Two buffers take turns as a layer's input and output; every
-        input of the block is read before any output is written."""
+        """``static void NAME_block(x, y)``: ``lanes`` samples at once.  Lanes layout: every
+        value a row of lanes, so the compiler vectorises across samples (transcendentals
+        included, with ``math="fast"``); rows layout: each sample's values a row (wide
+        networks: see :mod:`c_batch`).  Two buffers take turns as a layer's input and
+        output; every input of the block is read before any output is written."""
         net, plan, t, buffers = self.net, self.plan, self.t, ("p0", "p1")
         lanes, writes = plan.lanes, len(net.layers) + plan.transpose
+        shape = f"[{lanes}][{plan.width}]" if plan.rows else f"[{plan.width}][{lanes}]"
         lines.add(f"static void {self.name}_block(const {t} *x, {t} *y)", "{")
         lines.level = 1
-        lines.add(f"{t} " + ", ".join(f"{b}[{plan.width}][{lanes}]" for b in buffers[:min(writes, 2)]) + ";")
+        lines.add(f"{t} " + ", ".join(f"{b}{shape}" for b in buffers[:min(writes, 2)]) + ";")
         src: Optional[str] = None
         if plan.transpose:
             lines.add("{", "    size_t j, l;", f"    for (l = 0; l < {lanes}u; ++l) for (j = 0; j < {net.n_inputs}u; ++j) "
                       f"p0[j][l] = x[l * {net.n_inputs}u + j];", "}")
             src = "p0"
-        for shape in self.shapes:
-            dst = buffers[(shape.index - 1 + plan.transpose) % 2]
-            lines.add(f"/* {layer_comment(shape.layer, shape.index)}; {shape.label} */")
-            self._block_layer(shape, src, dst, lines)
+        for layer_shape in self.shapes:
+            dst = buffers[(layer_shape.index - 1 + plan.transpose) % 2]
+            lines.add(f"/* {layer_comment(layer_shape.layer, layer_shape.index)}; {layer_shape.label} */")
+            self._block_layer(layer_shape, src, dst, lines)
             src = dst
         lines.add("{", "    size_t j, l;", f"    for (l = 0; l < {lanes}u; ++l) for (j = 0; j < {net.n_outputs}u; ++j) "
-                  f"y[l * {net.n_outputs}u + j] = {src}[j][l];", "}")
+                  f"y[l * {net.n_outputs}u + j] = {self._at(src, 'j')};", "}")
         lines.level = 0
         lines.add("}")
 
+    def _at(self, buffer: str, j: object) -> str:
+        """Value ``j`` of lane ``l`` in a block buffer, in the plan's layout."""
+        return f"{buffer}[l][{j}]" if self.plan.rows else f"{buffer}[{j}][l]"
+
     def _block_layer(self, shape: LayerShape, src: Optional[str], dst: str, lines: Lines) -> None:
-        """One layer over a block: reads ``src`` (a ``[width][lanes]`` buffer, or None: the
-        rows of x) and writes ``dst[n_out][lanes]``.
+        """One layer over a block: reads ``src`` (a block buffer, or None: the rows of x)
+        and writes ``dst``'s first n_out values of every lane.
 
         An element-wise activation is applied by one loop over units and lanes after the
         sums, in place, so its (inline) function has a single call site the compiler vectorises."""
         layer, index, b, spec = shape.layer, shape.index, self.builder, shape.layer.activation
-        inputs = [b.ref(f"{src}[{j}][l]" if src else f"x[l * {layer.n_in}u + {j}u]") for j in range(layer.n_in)]
+        inputs = [b.ref(self._at(src, j) if src else f"x[l * {layer.n_in}u + {j}u]") for j in range(layer.n_in)]
         if shape.loops:
-            _block_dense(layer, index, src, dst, self.name, lines)
+            _block_dense(layer, index, src, dst, self.name, self.plan, lines)
         elif spec.is_vector or spec.is_identity or _per_unit(layer):
             self._lane_loop(lines, dst, lambda p, inner: emit_layer(p, b, layer, index, inputs, inner))
             return
@@ -1081,16 +1003,17 @@ class CRenderer:
             sums = replace(layer, activation=Activation("linear"))
             self._lane_loop(lines, dst, lambda p, inner: emit_layer(p, b, sums, index, inputs, inner))
         if spec.is_vector:  # after loop sums; glu reads twice n_out
-            named = named_values(b, index, [b.ref(f"{dst}[{j}][l]") for j in range(layer.units)])
+            named = named_values(b, index, [b.ref(self._at(dst, j)) for j in range(layer.units)])
             self._lane_loop(lines, dst, lambda p, inner: activate_statements(p, b, layer, index, named, inner))
         elif not spec.is_identity:
-            self._activation_loop(layer, dst, lines, self.plan.lanes)
+            self._activation_loop(layer, dst, lines, self.plan.lanes, rows=self.plan.rows)
 
     def _lane_loop(self, lines: Lines, out: str, write: Callable[[Printer, Lines], list[Node]]) -> None:
         """``out[j][l]`` set lane by lane from the statements ``write`` prints (its own
         printer: each lane loop is a C block, its names are not seen outside)."""
         printer = self.printer(vector=True)
-        _block_lane_loop(lines, out, self.plan.lanes, lambda inner: [printer.expr(n) for n in write(printer, inner)])
+        _block_lane_loop(lines, lambda j: self._at(out, j), self.plan.lanes,
+                         lambda inner: [printer.expr(n) for n in write(printer, inner)])
 
 
 def emit_c(net: Network, *, dtype: str = "float32", name: str = "mlp", unroll: str = "auto",

@@ -131,11 +131,14 @@ def _build(name: str, produce: Callable[[str], tuple[str, str]], flags: Sequence
 _KEY_EXCLUDED = ("frontends", "harness", "cli.py", "cli_embedded.py", "cli_simplify.py")
 
 
-def network_key(parts: Sequence[object], flags: Sequence[str] = DEFAULT_FLAGS) -> str:
+def network_key(parts: Sequence[object], flags: "Sequence[str] | None" = None) -> str:
     """The cache key of a library built from ``parts`` (the IR, the dtype, the name and
     every option that changes the output) with ``flags``: a SHA-256 of their content, of
     the package's code, of the toolchain (compiler identity, Python, cffi, NumPy) and of
-    the CPU, computed without emitting anything (a few ms for 784-512-512-10)."""
+    the CPU, computed without emitting anything (a few ms for 784-512-512-10).  ``flags``
+    None: :data:`DEFAULT_FLAGS` as it is at the call (a benchmark may set it, say, to an
+    AVX2-only build on an AVX-512 machine)."""
+    flags = DEFAULT_FLAGS if flags is None else flags
     digest = hashlib.sha256()
     for part in (*parts, tuple(flags), _toolchain(), _package_fingerprint()):
         _feed(digest, part)
@@ -143,10 +146,12 @@ def network_key(parts: Sequence[object], flags: Sequence[str] = DEFAULT_FLAGS) -
 
 
 def build_network(parts: Sequence[object], produce: Callable[[str], tuple[str, str]],
-                  flags: Sequence[str] = DEFAULT_FLAGS) -> tuple[ModuleType, ModuleType]:
+                  flags: "Sequence[str] | None" = None) -> tuple[ModuleType, ModuleType]:
     """(cffi module, native module) for the library keyed by :func:`network_key`;
     ``produce(name) -> (source, cdef)`` emits it and runs on a miss only.  The source
-    must carry :func:`native_source`'s entry points for ``name``."""
+    must carry :func:`native_source`'s entry points for ``name``.  ``flags`` None:
+    :data:`DEFAULT_FLAGS` as it is at the call."""
+    flags = DEFAULT_FLAGS if flags is None else flags
     name = f"_mlpcodegen_{network_key(parts, flags)}"
     module = _build(name, produce, flags)
     native = _LOADED.get(name + NATIVE_SUFFIX)

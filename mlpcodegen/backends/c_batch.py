@@ -1,0 +1,341 @@
+"""The C backend's batch kernels: how ``NAME_batch`` lays out a block of samples, and the
+dense helpers that compute a loop layer over a block, with a register tile chosen from
+the instruction set the file is compiled for.
+
+Two block layouts (:class:`BlockPlan`):
+
+- ``lanes``: every value is a row of ``lanes`` samples (``p[unit][lane]``): the compiler
+  vectorises the written-out layers and the activations across samples.  For networks
+  whose widest layer lets two buffers of full lanes fit :data:`BLOCK_BUFFER_BYTES` (and
+  whose input can be copied into one).  Loop layers go through ``NAME_dense``: a tile of
+  units x all lanes accumulated over the inputs, each weight broadcast.
+- ``rows``: a block is a few samples' rows (``p[sample][unit]``), read from x in place by
+  the first layer: for wide networks, where full lanes would not fit the budget (two
+  buffers of 1024 units x 32 lanes take 256 KiB).  Loop layers go through ``NAME_gemm``:
+  a tile of samples x one panel of :data:`PANEL` units, the weights packed at generation
+  time panel by panel (``[panel][input][PANEL]``, the last panel padded with zeros) so
+  each tile reads one contiguous stream of them; the one-sample function reads the same
+  arrays through the same helper.
+
+Every sum keeps the order of the IR's single-sample form, ((b + h0 w0) + h1 w1) + ...,
+in every tile: the batch, the one-sample function and a block's leftover rows give the
+same bits (compiled with the same contraction flags; with -ffp-contract=off bit for bit
+in any case, tested).  The tiles are written with GCC's vector extension (GCC and clang)
+when the file is compiled for AVX2 or AVX-512 (32-byte vectors: what GCC itself picks on
+AVX-512 machines, and measured faster there than 64-byte ones: 103 against 75 GFLOP/s
+of FMA on this project's Sapphire Rapids-class KVM guest); as plain loops otherwise
+(every other compiler and machine, aarch64 included).  A vector's arithmetic contracts
+exactly as the scalar statements do (``acc += w * h`` in both), so the choice of ISA
+changes no result.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import numpy as np
+
+from ..ir import Network
+from ..numeric import numeric_type
+
+#: Bytes the two buffers of a batch block may take: a block then fits a 512 KiB thread
+#: stack (musl's default, macOS's secondary threads) many times over.  Only a layer wider
+#: than BLOCK_BUFFER_BYTES / (2 x value size) values (8192 float32) exceeds it, by what
+#: its two rows of values need.
+BLOCK_BUFFER_BYTES = 64 * 1024
+#: Bytes of one vector of the GCC-vector tiles (AVX2's and, as GCC prefers there, AVX-512's).
+VECTOR_BYTES = 32
+#: Units per panel of a packed (``rows`` layout) kernel: two vectors of float32.
+PANEL = 16
+#: Preprocessor conditions of the vector tiles, most registers first, and the tiles:
+#: (condition, units per ``lanes`` tile, vectors of lanes per pass, samples per ``rows``
+#: tile).  AVX-512 has 32 vector registers: 6 units x 4 vectors of lanes (24 sums) and 8
+#: rows x 2 vectors (16); AVX2 16: 6 units x 2 vectors (12 sums, two passes over 32 lanes)
+#: and 6 rows x 2 vectors.  Measured interleaved on 64-256-256-10, mid and cls: on AVX2,
+#: 6 x 2 ran 1.12-1.33x the 3 x 4 tile (whose inputs come from memory operands), 2 x 4
+#: 0.93-1.19x; on AVX-512, 8 x 2, 12 x 2 and 4 x 4 ran 0.78-1.11x the 6 x 4.
+VECTOR_ISAS = (("defined(__AVX512F__)", 6, 4, 8), ("defined(__AVX2__)", 6, 2, 6))
+#: Values ahead of the weight stream a rows tile asks the cache for: the weights of a wide
+#: layer come from L3 (1024 x 1024 float32: 4 MiB), one line per input; 2 KiB ahead took
+#: 32-1024-1024-1 from ~40 to ~50 GFLOP/s (AVX-512 build, a loaded machine).  Only within
+#: the array (a prefetch never faults, but a pointer past the end would be undefined).
+PREFETCH = 512
+#: The portable tiles (plain loops) of the ``lanes`` and ``rows`` kernels.
+PLAIN_TILE_UNITS, PLAIN_TILE_ROWS = 4, 4
+
+
+def vector_guard() -> str:
+    """The condition under which the vector tiles are compiled."""
+    return "defined(__GNUC__) && (" + " || ".join(isa[0] for isa in VECTOR_ISAS) + ")"
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """How ``NAME_batch`` lays out its blocks for one network."""
+
+    lanes: int  # samples per block
+    width: int  # values per sample in each of the two buffers
+    transpose: bool  # lanes layout: the block's inputs are copied into a buffer first
+    backwards: bool  # rows from the last one back: more outputs than inputs, and y may be x
+    layout: str = "lanes"  # "lanes" (p[unit][sample]) or "rows" (p[sample][unit], x read in place)
+
+    @property
+    def rows(self) -> bool:
+        return self.layout == "rows"
+
+
+def block_plan(net: Network, dtype: str) -> BlockPlan:
+    """The ``lanes`` layout with the numeric type's full ``lanes`` when its two buffers (as
+    wide as the widest layer, and the input copied in) fit BLOCK_BUFFER_BYTES; else the
+    ``rows`` layout: as many samples per block (a power of two, at most ``lanes``) as two
+    buffers as wide as the widest layer allow (x is read in place: its width does not count)."""
+    kind = numeric_type(dtype)
+    size, widest, lanes = kind.np_dtype.itemsize, max(layer.units for layer in net.layers), kind.lanes
+    backwards = net.n_outputs > net.n_inputs
+    width = max(widest, net.n_inputs)
+    if 2 * width * lanes * size <= BLOCK_BUFFER_BYTES:
+        return BlockPlan(lanes, width, True, backwards)
+    rows = lanes
+    while rows > 1 and 2 * widest * rows * size > BLOCK_BUFFER_BYTES:
+        rows //= 2
+    return BlockPlan(rows, widest, False, backwards, "rows")
+
+
+def panels(units: int) -> int:
+    return -(-units // PANEL)
+
+
+def packed_kernel(kernel: np.ndarray) -> np.ndarray:
+    """The kernel (IR layout [input][unit]) in panel order: for each panel of PANEL units,
+    for each input, the panel's units; the last panel padded with zeros."""
+    n_in, units = kernel.shape
+    padded = np.zeros((n_in, panels(units) * PANEL), dtype=kernel.dtype)
+    padded[:, :units] = kernel
+    return padded.reshape(n_in, -1, PANEL).transpose(1, 0, 2).reshape(-1)
+
+
+def packed_bias(bias: np.ndarray) -> np.ndarray:
+    """The bias padded with zeros to whole panels (a tile loads a panel's at once)."""
+    out = np.zeros(panels(len(bias)) * PANEL, dtype=bias.dtype)
+    out[:len(bias)] = bias
+    return out
+
+
+def _lower_powers(n: int) -> list[int]:
+    """The powers of two below ``n``, largest first: the tiles that finish what a tile of
+    ``n`` leaves (at most n - 1 of them)."""
+    out, p = [], 1
+    while p < n:
+        out.insert(0, p)
+        p *= 2
+    return out
+
+
+def _vector_typedef(name: str, t: str) -> list[str]:
+    count = VECTOR_BYTES // (4 if t == "float" else 8)
+    return [f"typedef {t} {name}_v __attribute__((vector_size({VECTOR_BYTES})));",
+            f"/* {count} values: one AVX register; loaded and stored by memcpy (no alignment assumed) */"]
+
+
+def preamble(name: str, t: str) -> list[str]:
+    """The vector type the tiles use, under :func:`vector_guard`."""
+    return ["", f"#if {vector_guard()}", *_vector_typedef(name, t), "#endif"]
+
+
+# ------------------------------------------------------------------------ lanes layout
+
+
+def _lanes_tile(name: str, t: str, lanes: int, units: int, size: int, chunk: int) -> list[str]:
+    """``units`` units from j over all lanes, ``chunk`` vectors of lanes at a time:
+    units x chunk vector sums per pass."""
+    per = VECTOR_BYTES // size
+    vectors = min(chunk, lanes // per)
+    passes = lanes // (vectors * per)
+    sums = [[f"c{u}_{v}" for v in range(vectors)] for u in range(units)]
+    hs = [f"h{v}" for v in range(vectors)]
+    at = " + c" if passes > 1 else ""
+    lines = ["{", f"    {name}_v " + ", ".join(s for row in sums for s in row) + ";"]
+    if passes > 1:
+        lines += ["    size_t c;", f"    for (c = 0; c < {lanes}u; c += {vectors * per}u) {{"]
+    inner = []
+    for u in range(units):
+        inner.append(f"{{ const {t} s = b ? b[j + {u}u] : ({t})0; const {name}_v v = {{"
+                     + ", ".join(["s"] * per) + "}; " + " ".join(f"{s} = v;" for s in sums[u]) + " }")
+    inner += ["for (k = 0; k < n_in; ++k) {", f"    const {t} *hk = h + k * {lanes}u{at}, *wk = w + k * units + j;",
+              f"    {name}_v " + ", ".join(hs) + ";",
+              *(f"    memcpy(&{hv}, hk + {v * per}u, sizeof {hv});" for v, hv in enumerate(hs))]
+    for u in range(units):
+        inner.append(f"    {{ const {t} wu = wk[{u}u]; " + " ".join(f"{s} += wu * {hv};" for s, hv in zip(sums[u], hs))
+                     + " }")
+    inner.append("}")
+    for u in range(units):
+        inner += [f"memcpy(z + (j + {u}u) * {lanes}u{at} + {v * per}u, &{s}, sizeof {s});" for v, s in enumerate(sums[u])]
+    indent = "        " if passes > 1 else "    "
+    lines += [indent + line for line in inner]
+    if passes > 1:
+        lines.append("    }")
+    return lines + [f"    j += {units}u;", "}"]
+
+
+def _plain_lanes_tile(t: str, lanes: int, units: int) -> list[str]:
+    """The portable form of a lanes tile: plain loops, the same sums in the same order."""
+    return ["{", f"    {t} acc[{units}][{lanes}];",
+            f"    for (u = 0; u < {units}u; ++u) for (l = 0; l < {lanes}u; ++l) acc[u][l] = b ? b[j + u] : ({t})0;",
+            "    for (k = 0; k < n_in; ++k) {", f"        for (u = 0; u < {units}u; ++u) {{",
+            f"            const {t} wk = w[k * units + j + u];",
+            f"            for (l = 0; l < {lanes}u; ++l) acc[u][l] += wk * h[k * {lanes}u + l];", "        }", "    }",
+            f"    for (u = 0; u < {units}u; ++u) for (l = 0; l < {lanes}u; ++l) z[(j + u) * {lanes}u + l] = acc[u][l];",
+            f"    j += {units}u;", "}"]
+
+
+def _lanes_body(tile, biggest: int) -> list[str]:
+    body = [f"while (units - j >= {biggest}u)", *tile(biggest)]
+    for rest in _lower_powers(biggest):
+        body += [f"if (units - j >= {rest}u)", *tile(rest)]
+    return body
+
+
+def dense_helper(dtype: str, name: str, lanes: int) -> list[str]:
+    """``static void NAME_dense``: z = h W + b over a block in the lanes layout
+    (``h[input][lane]`` -> ``z[unit][lane]``), W in the IR layout [input][unit]."""
+    kind = numeric_type(dtype)
+    t, size = kind.c_type, kind.np_dtype.itemsize
+    lines = [f"static void {name}_dense(const {t} *h, size_t n_in, const {t} *w, const {t} *b, size_t units, {t} *z)",
+             "{", "    size_t j = 0, k;"]
+    vector_ok = lanes % (VECTOR_BYTES // size) == 0
+    for index, (condition, units, chunk, _) in enumerate(VECTOR_ISAS):
+        if not vector_ok:
+            break
+        lines.append(("#if " if index == 0 else "#elif ") + f"defined(__GNUC__) && {condition}")
+        lines += ["    " + line for line in _lanes_body(lambda u: _lanes_tile(name, t, lanes, u, size, chunk), units)]
+    if vector_ok:
+        lines.append("#else")
+    lines += ["    size_t l, u;", *("    " + line for line in _lanes_body(lambda u: _plain_lanes_tile(t, lanes, u),
+                                                                          PLAIN_TILE_UNITS))]
+    if vector_ok:
+        lines.append("#endif")
+    return lines + ["}", ""]
+
+
+# ------------------------------------------------------------------------- rows layout
+
+
+def _rows_tile(name: str, t: str, rows: int, count: int, size: int) -> list[str]:
+    """``rows`` samples from m x ``count`` panels from p: rows x count x 2 vector sums."""
+    per = VECTOR_BYTES // size
+    vectors = PANEL // per * count
+    sums = [[f"c{r}_{v}" for v in range(vectors)] for r in range(rows)]
+    ws = [f"w{v}" for v in range(vectors)]
+    lines = ["{", f"    const {t} " + ", ".join(f"*a{r} = a + (m + {r}u) * lda" for r in range(rows)) + ";",
+             f"    const {t} " + ", ".join(f"*q{q} = w + (p + {q}u) * n_in * {PANEL}u" for q in range(count)) + ";",
+             f"    {name}_v " + ", ".join(s for row in sums for s in row) + ";",
+             f"    {name}_v " + ", ".join(ws) + ";"]
+    # the bias of each panel (zeros without one), into every row's sums
+    lines.append("    if (b) {")
+    lines += [f"        memcpy(&{wv}, b + (p + {v // (PANEL // per)}u) * {PANEL}u + {v % (PANEL // per) * per}u, sizeof {wv});"
+              for v, wv in enumerate(ws)]
+    lines += ["    } else {", f"        const {name}_v zero = {{" + ", ".join([f"({t})0"] * per) + "};",
+              "        " + " ".join(f"{wv} = zero;" for wv in ws), "    }"]
+    lines += ["    " + " ".join(f"{s} = {wv};" for s, wv in zip(row, ws)) for row in sums]
+    lines += ["    for (k = 0; k < n_in; ++k) {"]
+    for q in range(count):  # each panel's stream (the one-sample tile reads several)
+        lines += [f"        {{ const size_t ahead = ((p + {q}u) * n_in + k) * {PANEL}u + {PREFETCH}u;",
+                  f"          if (ahead < np * n_in * {PANEL}u) __builtin_prefetch(w + ahead); }}"]
+    lines += [f"        memcpy(&{wv}, q{v // (PANEL // per)} + k * {PANEL}u + {v % (PANEL // per) * per}u, sizeof {wv});"
+              for v, wv in enumerate(ws)]
+    for r in range(rows):
+        lines.append(f"        {{ const {t} s = a{r}[k]; " + " ".join(f"{c} += s * {wv};" for c, wv in zip(sums[r], ws)) + " }")
+    lines.append("    }")
+    # store: whole panels straight, the last (part of a) panel through a copy
+    lines += [f"    if (units - p * {PANEL}u >= {count * PANEL}u) {{"]
+    for r in range(rows):
+        lines += [f"        memcpy(z + (m + {r}u) * ldz + p * {PANEL}u + {v * per}u, &{c}, sizeof {c});"
+                  for v, c in enumerate(sums[r])]
+    lines += ["    } else {", f"        {t} part[{count * PANEL}];",
+              f"        const size_t n = units - p * {PANEL}u;"]
+    for r in range(rows):
+        lines += [f"        memcpy(part + {v * per}u, &{c}, sizeof {c});" for v, c in enumerate(sums[r])]
+        lines.append(f"        memcpy(z + (m + {r}u) * ldz + p * {PANEL}u, part, n * sizeof part[0]);")
+    return lines + ["    }", "}"]
+
+
+def _plain_rows_tile(t: str, rows: int, count: int) -> list[str]:
+    """The portable form of a rows tile: plain loops, the same sums in the same order."""
+    width = count * PANEL
+    return ["{", f"    {t} acc[{rows}][{width}];", "    size_t r, u, n = units - p * " + f"{PANEL}u;",
+            f"    if (n > {width}u) n = {width}u;",
+            f"    for (r = 0; r < {rows}u; ++r) for (u = 0; u < {width}u; ++u) acc[r][u] = b ? b[p * {PANEL}u + u] : ({t})0;",
+            "    for (k = 0; k < n_in; ++k) {", f"        for (r = 0; r < {rows}u; ++r) {{",
+            f"            const {t} s = a[(m + r) * lda + k];",
+            f"            for (u = 0; u < {width}u; ++u) acc[r][u] += s * w[(p + u / {PANEL}u) * n_in * {PANEL}u + k * {PANEL}u"
+            f" + u % {PANEL}u];", "        }", "    }",
+            f"    for (r = 0; r < {rows}u; ++r) for (u = 0; u < n; ++u) z[(m + r) * ldz + p * {PANEL}u + u] = acc[r][u];",
+            "}"]
+
+
+#: Panels a one-sample tile takes at once: 8 independent vector sums (a single panel's two
+#: would wait on each other's FMA latency).
+ONE_ROW_PANELS = 4
+
+
+def _rows_body(tile, biggest: int) -> list[str]:
+    """Panels outer (a panel's weights stay in cache for every tile of rows), tiles of
+    ``biggest`` rows then of the powers of two below it down to 2; a last single row takes
+    ONE_ROW_PANELS panels at once."""
+    body = ["for (p = 0; p < np; ++p) {", "    m = 0;", f"    while (rows - m >= {biggest}u) {{",
+            *("        " + line for line in tile(biggest, 1)), f"        m += {biggest}u;", "    }"]
+    for rest in _lower_powers(biggest)[:-1]:
+        body += [f"    if (rows - m >= {rest}u) {{", *("        " + line for line in tile(rest, 1)),
+                 f"        m += {rest}u;", "    }"]
+    body += ["}"]
+    if biggest > 1:  # m: where the tiles stopped (the same in every panel); at most one row is left
+        body += ["if (m < rows) {", "    m = rows - 1u;",
+                 f"    for (p = 0; p + {ONE_ROW_PANELS}u <= np; p += {ONE_ROW_PANELS}u)",
+                 *("    " + line for line in tile(1, ONE_ROW_PANELS)),
+                 f"    for (p = np - np % {ONE_ROW_PANELS}u; p < np; ++p)", *("    " + line for line in tile(1, 1)), "}"]
+    return body
+
+
+def _rows_per_tile(rows: int, size: int) -> int:
+    """A rows tile's samples for a value size: float64 takes half as many per vector."""
+    return max(2, rows * 4 // size)
+
+
+def gemm_helper(dtype: str, name: str) -> list[str]:
+    """``static void NAME_gemm``: z = a W + b for ``rows`` samples in the rows layout
+    (``a[row * lda + input]`` -> ``z[row * ldz + unit]``), W packed by :func:`packed_kernel`
+    and b by :func:`packed_bias` (or NULL).  Odd row counts: every tile is a multiple of
+    two rows but a last row's, which takes several panels at once (the one-sample call)."""
+    kind = numeric_type(dtype)
+    t, size = kind.c_type, kind.np_dtype.itemsize
+    lines = [f"static void {name}_gemm(const {t} *a, size_t lda, size_t rows, size_t n_in, const {t} *w, const {t} *b,",
+             f"                       size_t units, {t} *z, size_t ldz)",
+             "{", f"    const size_t np = (units + {PANEL - 1}u) / {PANEL}u;", "    size_t p, m, k;"]
+    for index, (condition, _, _, rows) in enumerate(VECTOR_ISAS):
+        lines.append(("#if " if index == 0 else "#elif ") + f"defined(__GNUC__) && {condition}")
+        lines += ["    " + line for line in _rows_body(lambda r, c: _rows_tile(name, t, r, c, size),
+                                                    _rows_per_tile(rows, size))]
+    lines.append("#else")
+    lines += ["    " + line for line in _rows_body(lambda r, c: _plain_rows_tile(t, r, c), PLAIN_TILE_ROWS)]
+    lines.append("#endif")
+    return lines + ["}", ""]
+
+
+def tile_bytes(dtype: str) -> int:
+    """At most how many bytes of stack a dense helper's tiles take: at -O0 gcc may give
+    every tile's vectors (sums, loaded weights or inputs, the broadcast) and the copy of a
+    part panel their own slots, so all the tiles of the largest branch are counted."""
+    kind = numeric_type(dtype)
+    size, lanes = kind.np_dtype.itemsize, kind.lanes
+    per = VECTOR_BYTES // size
+    lanes_vectors = lanes // per
+    lanes_total = max(sum((u + 1) * lanes_vectors + u + 2 for u in [units, *_lower_powers(units)])
+                      for _, units, _, _ in VECTOR_ISAS) * VECTOR_BYTES
+    plain_lanes = (PLAIN_TILE_UNITS + 1) * lanes * size * (1 + len(_lower_powers(PLAIN_TILE_UNITS)))
+    panel_vectors = PANEL // per
+    rows_total = 0
+    for _, _, _, rows in VECTOR_ISAS:
+        tiles = [(r, 1) for r in [_rows_per_tile(rows, size), *_lower_powers(_rows_per_tile(rows, size))]]
+        tiles.append((1, ONE_ROW_PANELS))
+        rows_total = max(rows_total, sum((r + 2) * panel_vectors * c * VECTOR_BYTES + c * PANEL * size + 64
+                                         for r, c in tiles))
+    plain_rows = (PLAIN_TILE_ROWS + 1) * ONE_ROW_PANELS * PANEL * size * 4
+    return max(lanes_total, plain_lanes, rows_total, plain_rows)
