@@ -504,16 +504,17 @@ def _embedded_comment(net: Network, dtype: str, name: str, math: str, shapes: tu
     ]
 
 
-def check_name(name: str) -> str:
+def check_name(name: str, suffixes: tuple[str, ...] = ()) -> str:
     """``name`` if the generated functions may take it: an identifier, no keyword of C
     or C++, none of the names the generated code uses itself, and neither it nor a name
-    derived from it (NAME_batch, NAME_W1...) reserved by the C99 library headers
-    (see :mod:`c_names`).  Raises ValidationError saying why otherwise."""
+    derived from it (NAME_batch, NAME_W1..., and NAME + each of a printer's own
+    ``suffixes``) reserved by the C99 library headers (see :mod:`c_names`).  Raises
+    ValidationError saying why otherwise."""
     why = reserved_by(name) if isinstance(name, str) else None
     if why is not None:
         raise ValidationError(f"{name!r} {why}; choose another name such as predict")
     check_identifier(name, _TAKEN, _LOCALS)
-    for suffix in DERIVED_SUFFIXES:
+    for suffix in (*DERIVED_SUFFIXES, *suffixes):
         why = reserved_by(name + suffix)
         if why is not None:
             raise ValidationError(f"name {name!r} would make {name + suffix!r}, which {why}; "

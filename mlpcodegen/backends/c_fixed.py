@@ -28,13 +28,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ValidationError
 from ..fixed import TABLE_POSITION, FixedLayer, FixedPlan, describe_bound, plan, tanh_table
 from ..ir import Network
 from ..numeric import FLOAT32
 from ._text import HEADER, Lines, quote_name
 from .c import _note_lines, check_name
-from .c_names import reserved_by
 from .c_storage import Storage
 from .c_storage import storage as table_storage
 
@@ -56,12 +54,7 @@ DSP_INCLUDES = ("#ifndef MLPC_Q15_DSP",
 
 
 def checked_name(name: str) -> str:
-    check_name(name)
-    for suffix in SUFFIXES:
-        why = reserved_by(name + suffix)
-        if why is not None:
-            raise ValidationError(f"name {name!r} would make {name + suffix!r}, which {why}; choose another")
-    return name
+    return check_name(name, SUFFIXES)
 
 
 def signature(net: Network, dtype: str, name: str, profile: str = "desktop") -> list[str]:

@@ -38,7 +38,6 @@ from ..numeric import FLOAT32
 from ..quant import Int8Plan, QDense, QRelu, QSoftmax, QTable, int8_plan
 from ._text import HEADER, Lines, quote_name
 from .c import _note_lines, check_name
-from .c_names import reserved_by
 
 DTYPES = ("int8",)
 SUFFIXES = ("_int8", "_rq", "_rq2", "_clamp", "_ld", "_dot4", "_dot2", "_dot1", "_srdhm", "_rdbp", "_shl", "_exp", "_recip", "_softmax", "_quantize",
@@ -50,12 +49,7 @@ DSP_FRAMES = 320
 
 
 def checked_name(name: str) -> str:
-    check_name(name)
-    for suffix in SUFFIXES:
-        why = reserved_by(name + suffix)
-        if why is not None:
-            raise ValidationError(f"name {name!r} would make {name + suffix!r}, which {why}; choose another")
-    return name
+    return check_name(name, SUFFIXES)
 
 
 def signature(net: Network, dtype: str, name: str, profile: str = "desktop") -> list[str]:
