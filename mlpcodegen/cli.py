@@ -211,7 +211,7 @@ def _is_fixed(dtype: Optional[str]) -> bool:
     its scales come from the .tflite file or from --calibrate's rows."""
     from .numeric import FIXED_TYPES
 
-    return dtype in FIXED_TYPES and dtype != "int8"
+    return dtype in FIXED_TYPES and FIXED_TYPES[dtype].plans_domain
 
 
 def _check_int8(args: argparse.Namespace) -> None:
@@ -323,11 +323,9 @@ def _verify_int8(args: argparse.Namespace, net) -> int:
                                        core=args.core, peer=peer)
     print(report.table(), end="")
     if instructions is not None:
-        from .runtime.cores import core as core_entry
+        from .cli_embedded import count_line
 
-        emulator = core_entry(args.core).toolchain.emulator
-        print(f"{emulator.counts} per inference on {args.core} (-Os, {emulator.how}; mean of the timed rows, an "
-              f"empty call subtracted): {instructions:.0f}")
+        print(count_line(args.core, instructions))
     if not report.ok:
         print("verification FAILED: an output differs from what defines its bits", file=sys.stderr)
         return 1

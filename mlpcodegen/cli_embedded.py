@@ -43,6 +43,15 @@ def _ready(core: str, emulator: bool) -> None:
         cross.tool(target.toolchain.emulator.command)
 
 
+def count_line(core: str, instructions: float) -> str:
+    """What the core's emulator counted per inference, with how (verify --core's last line)."""
+    from .runtime.cores import core as core_entry
+
+    emulator = core_entry(core).toolchain.emulator
+    return (f"{emulator.counts} per inference on {core} (-Os, {emulator.how}; mean of the timed rows, an empty "
+            f"call subtracted): {instructions:.0f}")
+
+
 def add_size(sub, common) -> None:
     """Add the ``size`` command to the subparsers ``sub``."""
     from .backends import get_backend
@@ -113,9 +122,7 @@ def verify_on_core(args: argparse.Namespace, net, domain, common) -> int:
     report, instructions = run(scaled, args.core, options, peer=peer, n=args.n, domain=domain, data=args.data,
                                seed=args.seed, input_scaling=inputs, output_scaling=outputs)
     print(report.table(), end="")
-    emulator = core_entry(args.core).toolchain.emulator
-    print(f"{emulator.counts} per inference on {args.core} (-Os, {emulator.how}; mean of the timed rows, an empty "
-          f"call subtracted): {instructions:.0f}")
+    print(count_line(args.core, instructions))
     if not report.ok:
         print("verification FAILED: an error exceeds its bound", file=sys.stderr)
         return 1

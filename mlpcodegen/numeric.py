@@ -22,7 +22,9 @@ class NumericType:
 
     ``digits``: how a literal keeps its exact value (``"repr"`` for binary64,
     ``"float32"`` for the shortest text that reads back as the same binary32).
-    ``fraction_bits`` is for fixed-point formats (None for floating point)."""
+    ``fraction_bits`` is for fixed-point formats (None for floating point);
+    ``plans_domain``: its formats are planned for an input domain the caller gives (q15),
+    rather than read from the model (int8's scales)."""
 
     name: str
     c_type: str  # "float", "double"
@@ -32,6 +34,7 @@ class NumericType:
     numpy: str  # the NumPy dtype name of a predictor's inputs and outputs
     digits: str
     fraction_bits: Optional[int] = None
+    plans_domain: bool = False
 
     def __post_init__(self) -> None:
         if self.digits not in _DIGITS:
@@ -87,7 +90,8 @@ FLOAT64 = NumericType("float64", "double", "", "", lanes=16, numpy="float64", di
 
 #: Q15 fixed point (mlpcodegen.fixed): int16 codes inside; a predictor's inputs and
 #: outputs are float32 (its float wrapper), so ``c_type``/``numpy`` describe those.
-Q15 = NumericType("q15", "float", "f", "f", lanes=1, numpy="float32", digits="float32", fraction_bits=15)
+Q15 = NumericType("q15", "float", "f", "f", lanes=1, numpy="float32", digits="float32", fraction_bits=15,
+                  plans_domain=True)
 
 #: int8 (mlpcodegen.quant, LiteRT's kernels): int8 codes inside, float32 through the float wrapper.
 INT8 = NumericType("int8", "float", "f", "f", lanes=1, numpy="float32", digits="float32", fraction_bits=0)

@@ -42,7 +42,7 @@ def _load_c(net: Network, numeric: NumericType, name: str, *, unroll: str = "aut
 
     options = {"unroll": unroll, "math": math, **options}
     domain = options.pop("domain", None)
-    if numeric.is_fixed and numeric.name != "int8":  # q15's formats are planned for the domain (int8's: the model's)
+    if numeric.plans_domain:  # q15's formats are planned for the domain: part of what is built
         from ..fixed import as_domain
 
         options["domain"] = tuple(tuple(float(v) for v in side) for side in as_domain(net.n_inputs, domain))
@@ -251,7 +251,7 @@ def compile_c(net: Network, *, dtype: "str | NumericType" = "float32", name: str
     predictors.  Outside the domain the C saturates; the predictor (a
     :class:`DomainChecked`) says so: ``outside="warn"`` (once), ``"raise"`` or ``"ignore"``."""
     numeric = _numeric("c", dtype)
-    if not numeric.is_fixed or numeric.name == "int8":  # int8: its scales are the model's, no domain planned
+    if not numeric.plans_domain:  # floats, and int8 (its scales are the model's)
         return load(net, "c", dtype=dtype, name=name, unroll=unroll, math=math, **options)
     from ..fixed import as_domain
 
