@@ -35,13 +35,10 @@ class Backend:
         return self.dtypes + self.fixed_dtypes
 
 
-#: dtype -> (emit, header) of the C printers that are not the float C (fixed point).
 #: dtype -> the printer module of the C that is not the float C (q15's fixed point, int8's LiteRT kernels).
-C_PRINTERS: dict[str, ModuleType] = {**{dtype: c_fixed for dtype in c_fixed.DTYPES},
-                                     **{dtype: c_int8 for dtype in c_int8.DTYPES}}
-C_BY_DTYPE: dict[str, tuple[Emit, Emit]] = {
-    **{dtype: (c_fixed.emit_c_fixed, c_fixed.emit_c_fixed_header) for dtype in c_fixed.DTYPES},
-    **{dtype: (c_int8.emit_c_int8, c_int8.emit_c_int8_header) for dtype in c_int8.DTYPES}}
+C_PRINTERS: dict[str, ModuleType] = {dtype: printer for printer in (c_fixed, c_int8) for dtype in printer.DTYPES}
+#: dtype -> (emit, header) of those printers.
+C_BY_DTYPE: dict[str, tuple[Emit, Emit]] = {dtype: printer.EMITTERS for dtype, printer in C_PRINTERS.items()}
 
 
 def c_printer(dtype: str) -> ModuleType:

@@ -447,3 +447,7 @@ class _Printer:
                 f"    int32_t z[{p.n_outputs}];", "    uint32_t i, best = 0u;", f"    {n}_q15(x, z);",
                 f"    for (i = 1u; i < {p.n_outputs}u; ++i) if (z[i] > z[best]) best = i;",
                 "    return best;", "}", ""]
+
+
+#: (source, header): what the C registry calls for this printer's dtypes.
+EMITTERS = (emit_c_fixed, emit_c_fixed_header)

@@ -457,3 +457,7 @@ def _describe(layer) -> str:
     if isinstance(layer, QRelu):
         return layer.kind.upper()
     return "SOFTMAX (gemmlowp fixed point)"
+
+
+#: (source, header): what the C registry calls for this printer's dtypes.
+EMITTERS = (emit_c_int8, emit_c_int8_header)
