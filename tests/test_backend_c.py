@@ -306,7 +306,8 @@ def test_block_and_one_sample_paths_compute_the_same_sums(math):
     with -ffp-contract=fast, where the two may round a fused multiply-add differently.)"""
     from mlpcodegen.backends.c import cdef
     from mlpcodegen.numeric import FLOAT32
-    from mlpcodegen.runtime.cffi_build import CompiledNetwork, build_module
+    from mlpcodegen.runtime import CompiledNetwork
+    from mlpcodegen.runtime.cffi_build import build_module
 
     for seed in range(12):
         net = random_net(seed)
@@ -353,7 +354,8 @@ ISA_FLAGS = {"native": ("-O3", "-march=native"), "avx2": ("-O3", "-march=haswell
 
 def _isa_build(net: Network, isa: str, contract: str, dtype: str = "float32"):
     from mlpcodegen.backends.c import cdef
-    from mlpcodegen.runtime.cffi_build import CompiledNetwork, build_module
+    from mlpcodegen.runtime import CompiledNetwork
+    from mlpcodegen.runtime.cffi_build import build_module
 
     if isa == "avx2" and not _cpu_has("avx2"):
         pytest.skip("this CPU has no AVX2")

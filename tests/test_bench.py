@@ -56,7 +56,8 @@ def test_litert_peer_matches_predict(keras_module):
 def test_plain_c_kernel_computes_the_network(gcc, seed):
     """The kernel the generated C is measured against is a correct implementation."""
     from mlpcodegen.harness.cdriver import plain_kernel
-    from mlpcodegen.runtime.cffi_build import CompiledNetwork, build_module
+    from mlpcodegen.runtime import CompiledNetwork
+    from mlpcodegen.runtime.cffi_build import build_module
 
     net = random_net(seed)
     module = build_module(plain_kernel(net) + "void plain_batch(const float *x, float *y, size_t n)\n"

@@ -12,7 +12,8 @@ from mlpcodegen.backends import c_math
 from mlpcodegen.backends.c import cdef, emit_c
 from mlpcodegen.harness.math_check import max_ulp
 from mlpcodegen.ir import Activation, Dense, Network
-from mlpcodegen.runtime.cffi_build import DEFAULT_FLAGS, CompiledNetwork, build_module
+from mlpcodegen.runtime import CompiledNetwork
+from mlpcodegen.runtime.cffi_build import DEFAULT_FLAGS, build_module
 
 
 @pytest.mark.parametrize("function", sorted(c_math.ULP_BOUND))

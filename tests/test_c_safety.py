@@ -15,7 +15,8 @@ from conftest import STRICT_FLAGS, build_flags
 from mlpcodegen.backends.c import cdef, emit_c, emit_c_header
 from mlpcodegen.ir import Activate, Activation, Dense, Network
 from mlpcodegen.runtime import compile_c as load
-from mlpcodegen.runtime.cffi_build import CompiledNetwork, build_module
+from mlpcodegen.runtime import CompiledNetwork
+from mlpcodegen.runtime.cffi_build import build_module
 
 # ---------------------------------------------------------------------------------------
 # Special values: Keras' table (tests/special_values.py, shared with test_special_values.py).

@@ -111,7 +111,8 @@ def built(keras_module):
     one gcc run instead of one per case and dtype (the functions have distinct names)."""
     from conftest import build_flags
     from mlpcodegen.backends.c import cdef, emit_c
-    from mlpcodegen.runtime.cffi_build import CompiledNetwork, build_module
+    from mlpcodegen.runtime import CompiledNetwork
+    from mlpcodegen.runtime.cffi_build import build_module
 
     layers = layer_cases(keras_module)
     models = {**{case: activation_model(keras_module, *case) for case in ACTIVATION_CASES},

@@ -23,7 +23,9 @@ from mlpcodegen.errors import UnsupportedError, ValidationError
 from mlpcodegen.ir import Activation, Dense, Network
 from mlpcodegen.runtime import compile_c, load
 from mlpcodegen.runtime import distributed as dist
-from mlpcodegen.runtime.cffi_build import SPLIT_ROWS, _intact, cache_folder
+from mlpcodegen.runtime.cache import cache_folder
+from mlpcodegen.runtime.cffi_build import _intact
+from mlpcodegen.runtime.native import SPLIT_ROWS
 
 
 def small_net(seed: int, widths=(5, 8, 3), activations=("tanh", "softmax")) -> Network:

@@ -9,7 +9,7 @@ from mlpcodegen.harness import peers
 from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare, verify
 from mlpcodegen.ir import Activation, Dense, Network
 from mlpcodegen.reference import evaluate, evaluate_magnitude
-from mlpcodegen.runtime import cffi_build, compile_c
+from mlpcodegen.runtime import CompiledNetwork, cache, cffi_build, compile_c
 
 NET = Network(3, (Dense(np.arange(6.0).reshape(3, 2) / 10, np.array([0.5, -0.5]), Activation("tanh"), "h"),))
 
@@ -72,11 +72,11 @@ def test_repr_says_what_the_predictor_is(monkeypatch):
     f = compile_c(NET, dtype="float32", name="h")
     text = repr(f)
     assert text.startswith("<mlpcodegen C predictor 'h' ") and text.endswith(".so>")
-    assert "float32" in text and f"cache {f.library}" in text and str(cffi_build.cache_dir()) in text
+    assert "float32" in text and f"cache {f.library}" in text and str(cache.cache_dir()) in text
     from mlpcodegen.backends.c import cdef, emit_c
 
     module = cffi_build.build_module(emit_c(NET, dtype="float64", name="h"), cdef(NET, "float64", "h"))
-    described = cffi_build.CompiledNetwork(module, "h", 3, 2, "float64", description=NET.describe(), math="fast")
+    described = CompiledNetwork(module, "h", 3, 2, "float64", description=NET.describe(), math="fast")
     assert repr(described) == (f"<mlpcodegen C predictor 'h' 3-2 (tanh), float64, fast math (inline exp/tanh), "
                                f"cache {module.__file__}>")
 

@@ -103,7 +103,8 @@ def check_in_one_c_module(nets: list[Network], dtype: str) -> None:
 def run_in_one_c_module(cases, dtype: str) -> None:
     """``cases`` (C name, network, folded network, reference case) compiled in one file."""
     from mlpcodegen.backends.c import cdef, emit_c
-    from mlpcodegen.runtime.cffi_build import CompiledNetwork, build_module
+    from mlpcodegen.runtime import CompiledNetwork
+    from mlpcodegen.runtime.cffi_build import build_module
 
     module = build_module("\n".join(emit_c(folded, dtype=dtype, name=name) for name, _, folded, _ in cases),
                           "".join(cdef(folded, dtype, name) for name, _, folded, _ in cases), build_flags())

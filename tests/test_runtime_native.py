@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from mlpcodegen.ir import Activate, Activation, Affine, Dense, Network
-from mlpcodegen.runtime import cffi_build, compile_c, loaders
-from mlpcodegen.runtime.cffi_build import CompiledNetwork, network_key
+from mlpcodegen.runtime import CompiledNetwork, cache_key, cffi_build, compile_c, loaders
+from mlpcodegen.runtime.cache_key import network_key
+from mlpcodegen.runtime.cffi_build import DEFAULT_FLAGS
 
 
 def _net(widths, activations, seed, name="d"):
@@ -53,7 +54,7 @@ def _bits(array):
 def _key(net, **options):
     dtype = options.pop("dtype", "float32")
     name = options.pop("name", "f")
-    return network_key(("c", net, dtype, name, {"unroll": "auto", "math": "fast", **options}))
+    return network_key(("c", net, dtype, name, {"unroll": "auto", "math": "fast", **options}), DEFAULT_FLAGS)
 
 
 def _flip_last_bit(array):
@@ -121,7 +122,7 @@ def test_same_bytes_in_another_shape_are_another_key():
 
 def test_other_flags_are_another_key():
     parts = ("c", SMALL, "float32", "f", {"unroll": "auto", "math": "fast"})
-    assert network_key(parts, ("-O2",)) != network_key(parts)
+    assert network_key(parts, ("-O2",)) != network_key(parts, DEFAULT_FLAGS)
 
 
 def test_a_hit_emits_nothing(compiled, monkeypatch):
@@ -134,7 +135,7 @@ def test_a_hit_emits_nothing(compiled, monkeypatch):
     again = compile_c(SMALL, dtype="float32", name="n_small")  # in this process
     assert _bits(again(np.ones(3))) == _bits(expected)
     monkeypatch.setattr(cffi_build, "_LOADED", {})
-    monkeypatch.setattr(cffi_build, "_MEMO", {})
+    monkeypatch.setattr(cache_key, "_MEMO", {})
     monkeypatch.setattr(cffi_build.tempfile, "mkdtemp", lambda *a, **k: pytest.fail("rebuilt an intact entry"))
     from_disk = compile_c(SMALL, dtype="float32", name="n_small")  # as a new process finds it
     assert _bits(from_disk(np.ones(3))) == _bits(expected)

@@ -61,7 +61,8 @@ def c_functions():
     (one gcc run instead of one per case; the functions have distinct names), the same
     text and calls as mlpcodegen.backends.c.load gives for each."""
     from mlpcodegen.backends import c
-    from mlpcodegen.runtime.cffi_build import CompiledNetwork, build_module
+    from mlpcodegen.runtime import CompiledNetwork
+    from mlpcodegen.runtime.cffi_build import build_module
 
     cases = {**ELEMENTWISE, **VECTOR}
     names = {key: f"special_{i}" for i, key in enumerate(cases)}

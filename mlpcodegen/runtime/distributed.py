@@ -26,8 +26,9 @@ import numpy as np
 from ..backends import get_backend
 from ..errors import UnsupportedError, ValidationError
 from ..ir import Network
-from .cffi_build import SPLIT_ROWS, keep_recent
+from .cache import keep_recent
 from .loaders import Predictor, check_options, get_loader, load
+from .native import SPLIT_ROWS
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ _BLOCK_CALLS: dict[str, Callable[[Predictor, np.ndarray, int], np.ndarray]] = {
 }
 
 #: Scoring.key -> loaded predictor, in this process (a worker's cache), oldest first; at
-#: most :data:`.cffi_build.REMEMBERED` (each holds a loaded library or module).
+#: most :data:`.cache.REMEMBERED` (each holds a loaded library or module).
 _PREDICTORS: dict[str, Predictor] = {}
 _BUILD_LOCK = threading.Lock()
 
@@ -185,7 +186,7 @@ def _score_array(data: Any, shipped: Any, spec: Scoring, columns: Optional[Seque
 
 def aligned_chunks(chunks: Sequence[int], step: int = SPLIT_ROWS) -> tuple[int, ...]:
     """Row chunks whose boundaries are moved to the nearest multiple of ``step`` (the C
-    batch's block, :data:`~.cffi_build.SPLIT_ROWS`): a row then goes through the same block
+    batch's block, :data:`~.native.SPLIT_ROWS`): a row then goes through the same block
     or tail code as in one ``predict`` over all rows, so the outputs are equal bit for bit.
     At most ``step - 1`` rows move per boundary; chunks already aligned are kept."""
     total = sum(chunks)
@@ -267,7 +268,7 @@ def score_spark(frame: Any, model: object, *, inputs: Optional[Sequence[str]] = 
 class SparkBatches:
     """What ``mapInPandas`` runs on a partition: pandas DataFrames of input columns in,
     DataFrames of outputs out (picklable: the network travels with it).  Rows are scored
-    in runs of whole :data:`~.cffi_build.SPLIT_ROWS` blocks, the rest carried to the next
+    in runs of whole :data:`~.native.SPLIT_ROWS` blocks, the rest carried to the next
     batch (Arrow's batches hold 10,000 rows, not a multiple of 64): every row goes through
     the block or tail code it would in one ``predict`` over the partition (equal bits)."""
 

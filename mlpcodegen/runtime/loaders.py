@@ -3,12 +3,17 @@
 A loader emits through the backend registry (the same text ``mlpcodegen convert``
 writes) and turns it into a callable over NumPy arrays: one sample (1-D) gives one
 output row, a batch (2-D) gives one row per sample.  C is compiled with cffi
-(:mod:`.cffi_build`); the Python-family targets are imported from a cached file
-(:mod:`.pymodule`); SymPy's expressions are evaluated numerically, never executed.
-LaTeX does not run.
+(:mod:`.cffi_build`) and called through :mod:`.predictor`; the Python-family targets are
+imported from a cached file (:mod:`.pymodule`); SymPy's expressions are evaluated
+numerically, never executed.  LaTeX does not run.
+
+The top of the runtime: every other runtime module sits below this registry and none
+imports it (a pickled C predictor is rebuilt by :func:`rebuild_predictor`, which the
+registry hands to each predictor it makes).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -18,7 +23,12 @@ from ..backends import c_printer, emit, get_backend
 from ..errors import UnsupportedError, ValidationError
 from ..ir import Network
 from ..numeric import NumericType, numeric_type
+from .cache import keep_recent
+from .cffi_build import build_network
+from .native import native_source
 from .numba_runtime import load_numba
+from .predictor import CompiledNetwork
+from .pymodule import import_generated
 from .subprocess_peer import TOOLCHAINS, loader as subprocess_loader
 
 Predictor = Callable[[Any], np.ndarray]
@@ -37,9 +47,7 @@ def _load_c(net: Network, numeric: NumericType, name: str, *, unroll: str = "aut
             math: str = "fast", **options: object) -> Predictor:
     """Compile through cffi (cached) and wrap in a :class:`CompiledNetwork` calling the
     library's native entry points.  The cache is keyed on the IR's content and the
-    options (:func:`~.cffi_build.network_key`): a hit emits nothing."""
-    from .cffi_build import CompiledNetwork, build_network
-
+    options (:func:`~.cache_key.network_key`): a hit emits nothing."""
     options = {"unroll": unroll, "math": math, **options}
     domain = options.pop("domain", None)
     if numeric.plans_domain:  # q15's formats are planned for the domain: part of what is built
@@ -49,13 +57,13 @@ def _load_c(net: Network, numeric: NumericType, name: str, *, unroll: str = "aut
     parts = ("c", net, numeric.name, name, options)
     module, native = build_network(parts, lambda module: _c_source(net, numeric, name, options, module))
     return CompiledNetwork(module, name, net.n_inputs, net.n_outputs, numeric,
-                           description=net.describe(), math=math, native=native, recipe=parts)
+                           description=net.describe(), math=math, native=native, recipe=parts,
+                           rebuild=rebuild_predictor)
 
 
 def _c_source(net: Network, numeric: NumericType, name: str, options: dict, module: str) -> tuple[str, str]:
     """(source, cdef) of the library ``module``: the emitted C, then the native entry points."""
     from ..backends.numba import work_per_row
-    from .cffi_build import native_source
 
     printer = c_printer(numeric.name)
     source = emit(net, "c", dtype=numeric.name, name=name, **options)
@@ -68,8 +76,6 @@ def _c_source(net: Network, numeric: NumericType, name: str, options: dict, modu
 
 
 def _import(net: Network, target: str, numeric: NumericType, name: str) -> Any:
-    from .pymodule import import_generated
-
     return import_generated(emit(net, target, dtype=numeric.name, name=name), target)
 
 
@@ -242,7 +248,7 @@ def compile_c(net: Network, *, dtype: "str | NumericType" = "float32", name: str
               unroll: str = "auto", math: str = "fast", outside: str = "warn", **options: object) -> Any:
     """``net`` as C compiled through cffi (cached by the IR's content hash, the options
     and the toolchain: a hit emits nothing): a
-    :class:`~mlpcodegen.runtime.cffi_build.CompiledNetwork`, whose call is the library's
+    :class:`~mlpcodegen.runtime.predictor.CompiledNetwork`, whose call is the library's
     native ``predict(x, *, out=None, threads=None)``.
 
     ``dtype="q15"``: the Q15 fixed-point C (:mod:`mlpcodegen.backends.c_fixed`) planned
@@ -266,3 +272,41 @@ def run_options(target: str) -> tuple[str, ...]:
     """The emit options that change what ``target`` runs (none for non-running targets)."""
     loader: Optional[Loader] = LOADERS.get(target)
     return loader.options if loader is not None else ()
+
+
+def rebuild_predictor(target: str, net: "object", dtype: str, name: str, options: dict,
+                      library: "str | None" = None) -> "CompiledNetwork":
+    """The predictor ``compile_c`` makes from this recipe (what an unpickled predictor is):
+    the network is rebuilt through its constructors first, so it is validated and its
+    arrays read-only again (unpickling skips both), then compiled or fetched from the cache.
+
+    ``library`` is the sender's module name (its cache key): when this process has already
+    rebuilt that library from a recipe, the predictor is a new instance of that one, with no
+    hashing or validation again (a Dask worker unpickles the predictor for every task).  Only
+    this process's own rebuilds count: a library of that name on disk could have been built
+    for another machine's CPU (a shared cache folder), the one keyed here was not."""
+    earlier = _REBUILT.get(library) if library else None
+    if earlier is not None:
+        twin = object.__new__(type(earlier))
+        twin.__dict__.update(earlier.__dict__)
+        return twin
+    # the loader itself, not load(): the options are those it was run with (its own, such as
+    # a fixed-point domain it filled in, included)
+    predictor = get_loader(target).run(_revalidated(net), numeric_type(dtype), name, **options)
+    if library is not None and predictor._library_name == library:
+        keep_recent(_REBUILT, library, predictor)
+    return predictor
+
+
+#: native module name -> a predictor this process rebuilt from a pickled recipe keyed so.
+_REBUILT: dict[str, CompiledNetwork] = {}
+
+
+def _revalidated(value: object) -> object:
+    """A copy of an IR value made through its dataclasses' constructors."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return type(value)(**{field.name: _revalidated(getattr(value, field.name))
+                              for field in dataclasses.fields(value) if field.init})
+    if isinstance(value, tuple):
+        return tuple(_revalidated(item) for item in value)
+    return value

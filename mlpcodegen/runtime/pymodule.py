@@ -13,7 +13,7 @@ from typing import Optional
 
 from .._files import write_atomic
 from ..errors import MlpCodegenError
-from .cffi_build import cache_folder, cache_problem
+from .cache import cache_folder, cache_problem
 
 
 def import_generated(source: str, stem: str) -> ModuleType:

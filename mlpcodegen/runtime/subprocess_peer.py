@@ -26,6 +26,7 @@ from ..backends import emit
 from ..errors import MlpCodegenError, UnsupportedError
 from ..ir import Network
 from ..numeric import NumericType
+from .cache import cache_folder
 
 _REMEMBERED = 256  # rows of a batch call whose one-sample outputs are kept
 BUILD_TIMEOUT = 600.0
@@ -49,8 +50,6 @@ class Toolchain:
 
 
 def _cache_root() -> Path:
-    from .cffi_build import cache_folder
-
     return cache_folder("languages")
 
 
