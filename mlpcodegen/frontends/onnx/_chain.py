@@ -13,6 +13,7 @@ from ...errors import ModelFormatError, UnsupportedError, ValidationError
 from ...untrusted import quote_name
 from ._proto import _FLOAT_TYPES
 
+
 @dataclass
 class _Chain:
     """The walk's state: constants by value name, the shape of the current value, the

@@ -18,6 +18,10 @@ from .._clamp import clamp_layers
 from ._chain import _attr, _Chain, _FLATTEN_FIRST, _shape, _where
 from ._proto import _FLOAT_TYPES
 
+
+# -- layers
+
+
 def _chain_input(node: dict, chain: _Chain, index: int = 0) -> None:
     """The node reads the chain's value as input ``index`` (and no other non-constant)."""
     if index >= len(node["inputs"]) or node["inputs"][index] != chain.current:

@@ -15,6 +15,7 @@ from ...ir import Activate, Activation, Dense
 from ._chain import _attr, _Chain, _where
 from ._ops import _f32, _reshape_to, _scalar
 
+
 # -- fan-outs: the only non-chain shapes read (what exporters write for one activation)
 
 
