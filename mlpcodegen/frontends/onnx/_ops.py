@@ -465,8 +465,6 @@ def _linear_regressor(node: dict, chain: _Chain) -> list:
 
 #: ai.onnx.ml operator -> reader: the affine ones (others are refused by name).
 _ML_OPS: dict[str, Callable[[dict, _Chain], list]] = {"Scaler": _scaler, "LinearRegressor": _linear_regressor}
-
-
 ML_OPS = ("LinearRegressor (post_transform NONE)", "Scaler")
 
 
@@ -474,7 +472,6 @@ ML_OPS = ("LinearRegressor (post_transform NONE)", "Scaler")
 #: ``onnx`` facet (the same facts the ONNX exporter uses).
 _PLAIN = {spec.onnx: _activation(name) for name, spec in REGISTRY.items()
           if spec.onnx and not spec.vector and spec.onnx != "Identity" and name != "elu"}
-
 
 #: Operator type -> reader(node, chain) -> IR layers.
 _OPS: dict[str, Callable[[dict, _Chain], list]] = {
@@ -489,9 +486,7 @@ _OPS: dict[str, Callable[[dict, _Chain], list]] = {
     "Shrink": _shrink,
 }
 
-
 SUPPORTED_OPS = tuple(sorted(_OPS)) + tuple(f"ai.onnx.ml {name}" for name in ML_OPS)
-
 
 #: Operators read only inside the multi-node forms below.
 _FORM_OPS = frozenset({"Split", "ReduceMean", "Pow", "Sqrt", "Erf", "Greater", "Less", "Or", "Where", "Concat",

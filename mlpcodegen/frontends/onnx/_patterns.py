@@ -366,11 +366,9 @@ def _shape_step(node: dict, operands: list) -> Optional[tuple[list, bool]]:
 _FAN_OUTS = (_gated, _complement, _layer_norm_written_out, _gelu_written_out, _gelu_tanh_written_out,
              _hard_shrink_written_out, _soft_shrink_written_out, _reshape_by_own_shape)
 
-
 #: Nodes with several used outputs that start one recognised activation: op -> reader
 #: (users, chain, consumers) -> (layers, the node whose output is the result, nodes used).
 _OPENERS = {"Split": _glu}
-
 
 #: Said when a branch has a node of these types: what is read of them.
 _HINTS = {"ReduceMean": "a layer normalisation is read as LayerNormalization (opset 17 or later: export with "

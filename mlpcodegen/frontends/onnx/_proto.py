@@ -24,18 +24,10 @@ except ImportError:  # pragma: no cover - the [onnx] extra is not installed
 
 #: TensorProto element types read as weights, and integer types read for shapes and axes.
 _FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
-
-
 _INT_TYPES = {2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool", 12: "uint32",
               13: "uint64"}
-
-
 _EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
-
-
 _ATTRIBUTE_VALUE = {1: "f", 2: "i", 3: "s", 6: "floats", 7: "ints"}  # AttributeProto types read as values
-
-
 _ATTRIBUTE_TENSOR = 4
 
 
