@@ -125,6 +125,25 @@ def test_other_flags_are_another_key():
     assert network_key(parts, ("-O2",)) != network_key(parts, DEFAULT_FLAGS)
 
 
+def test_the_native_c_templates_are_keyed_and_shipped():
+    """The entry points' C lives in .c files beside runtime/native.py: part of the
+    package fingerprint (an edit to one is another key) and of the wheel's package data."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    from mlpcodegen.runtime import native
+
+    folder = Path(native.__file__).parent
+    templates = sorted(path.name for path in folder.glob("native_*.c"))
+    assert templates == ["native_batch_loop.c", "native_entry.c", "native_scalar.c"]
+    keyed = {os.path.basename(path) for path, *_ in cache_key._package_fingerprint()}
+    assert set(templates) <= keyed
+    pyproject = tomllib.loads((folder.parent.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    shipped = pyproject["tool"]["setuptools"]["package-data"]["mlpcodegen.runtime"]
+    assert all(any(fnmatch.fnmatch(name, pattern) for pattern in shipped) for name in templates)
+
+
 def test_a_hit_emits_nothing(compiled, monkeypatch):
     expected = compiled["small"][0](np.ones(3))
 
