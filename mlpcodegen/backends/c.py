@@ -24,7 +24,7 @@ from ..graph import Builder, Node
 from ..ir import Activation, Dense, Layer, Network
 from ..network_graph import array_of, named_values
 from ..numeric import NUMERIC_TYPES, NumericType, numeric_type
-from . import c_batch, c_math
+from . import c_batch, c_math, c_softfloat
 from ._closed_form import activate_statements, emit_layer, layer_comment
 from ._text import HEADER, Lines, check_identifier, quote_name
 from .c_batch import BLOCK_BUFFER_BYTES, BlockPlan, block_plan  # noqa: F401  (re-exported)
@@ -52,7 +52,7 @@ _TAKEN = frozenset({"x", "y", "n", "i", "main", "j", "k", "l", "u", "acc", "wk",
 _LOCALS = r"[a-z]\d+(_\d+)?|hk|zj"
 #: Names the generated file derives from NAME (W1/B1 stand for every layer's arrays).
 DERIVED_SUFFIXES = ("_batch", "_scalar", "_block", "_dense", "_dense_rows", "_gemm", "_v", "_W1", "_B1", "_vwheref",
-                    "_vwhere") + \
+                    "_vwhere", "_nz") + \
     tuple(f"_{flavour}{key}{suffix}" for key in ("exp", "expm1", "tanh", "sigmoid") for flavour in c_math.FLAVOURS
           for suffix in ("f", "")) + ("_P", "_L", "_N", "_keep")
 
@@ -641,7 +641,8 @@ class CRenderer:
         inline = c_math.definitions(self.needed, self.name, self.dtype)  # every NUMERIC_TYPES entry has them
         tiles = not self.embedded and bool(_dense_kinds(self.net, self.unroll, self.plan))
         lines = Lines().add(*self._comment(), "#include <math.h>", "#include <stddef.h>")
-        if inline or tiles:
+        skip = self.embedded and c_softfloat.skips(self.storage, self.t) and any(s.loops for s in self.shapes)
+        if inline or tiles or skip:
             lines.add("#include <stdint.h>", "#include <string.h>")
         macros = self.storage.macros(self.name, self._stored_types())  # none for plain arrays
         lines.add(*(["", *macros[:-1]] if macros else []))
@@ -649,6 +650,7 @@ class CRenderer:
             lines.add(*c_batch.preamble(self.name, self.t))
         if inline:
             lines.add("", *inline[:-1])
+        lines.add(*(["", *c_softfloat.nonzero_lines(self.name)] if skip else []))
         lines.add("")
         arrays = self._kernel_arrays()
         if arrays:
@@ -809,6 +811,8 @@ class CRenderer:
                   "    do {", f"        {t} a = {self._read(t, '*w++')};", f"        const {t} *p = h;",
                   f"        unsigned k = {self._read(index_type, 't[0]')}; "
                   "/* read at every unit: a register fewer to save */",
+                  f"        {c_softfloat.table_step(name, self._read(t, '*w'))}"
+                  if c_softfloat.skips(self.storage, t) else
                   f"        do {{ a += {self._read(t, '*w++')} * *p++; {name}_keep(w); }} while (--k); "
                   "/* 5 instructions a weight on M4F */",
                   *(line[4:] for line in apply),
@@ -928,8 +932,10 @@ class CRenderer:
         starts = [self._read(t, f"{bias}[{a}]") if layer.bias is not None else literal(0.0, self.dtype) for a in at]
         lines.level += 1
         lines.add(f"{t} " + ", ".join(f"a{u} = {start}" for u, start in enumerate(starts)) + ";",
-                  f"for (k = 0; k < {layer.n_in}u; ++k) {{", f"    const {t} hk = {source}[k];",
-                  *(f"    a{u} += {self._read(t, f'w[{u}]')} * hk;" for u in range(width)), f"    w += {width};", "}")
+                  f"for (k = 0; k < {layer.n_in}u; ++k) {{", f"    const {t} hk = {source}[k];")
+        products = [f"    a{u} += {self._read(t, f'w[{u}]')} * hk;" for u in range(width)]
+        lines.add(*(c_softfloat.pass_products(self.name, products) if c_softfloat.skips(self.storage, t) else products),
+                  f"    w += {width};", "}")
         for u, a in enumerate(at):
             value = f"a{u}"
             if fused and not layer.activation.is_identity:
