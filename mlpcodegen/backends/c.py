@@ -172,12 +172,16 @@ EMBEDDED_SIZE_UNROLL_MAX_WEIGHTS = 4
 EMBEDDED_TILE_UNITS = 8
 
 
-def embedded_shape(layer: Layer, unroll: str, optimize: str) -> tuple[bool, int]:
+def embedded_shape(layer: Layer, unroll: str, optimize: str, soft_tile: int = 0) -> tuple[bool, int]:
     """(loops, units per pass) of ``layer`` in the embedded profile: the choice is made
     for a scalar core (flash bytes, instructions), not by the x86 timings of
-    :func:`unrolled_by_default`; ``unroll`` always/never still forces it."""
+    :func:`unrolled_by_default`; ``unroll`` always/never still forces it.  ``soft_tile``
+    (a core without an FPU, :func:`c_softfloat.speed_tile`): speed takes loops of that
+    many units per pass, never written out unless ``unroll`` is always."""
     if not isinstance(layer, Dense) or _per_unit(layer):
         return False, 1
+    if optimize == "speed" and soft_tile:
+        return unroll != "always", soft_tile
     limit = EMBEDDED_SPEED_UNROLL_MAX_WEIGHTS if optimize == "speed" else EMBEDDED_SIZE_UNROLL_MAX_WEIGHTS
     loops = unroll == "never" or (unroll == "auto" and layer.kernel.size > limit)
     return loops, (EMBEDDED_TILE_UNITS if optimize == "speed" else 1)
@@ -594,7 +598,8 @@ class CRenderer:
 
     def _shape(self, index: int, layer: Layer) -> LayerShape:
         if self.embedded:
-            return LayerShape(index, layer, *embedded_shape(layer, self.unroll, self.optimize))
+            return LayerShape(index, layer, *embedded_shape(layer, self.unroll, self.optimize,
+                                                            c_softfloat.speed_tile(self.storage, self.t)))
         return LayerShape(index, layer, _loops(layer, self.unroll))
 
     def _comment(self) -> list[str]:

@@ -28,6 +28,18 @@ def skips(storage: Storage, c_type: str) -> bool:
     return storage.skip_zeros and c_type == "float"
 
 
+def speed_tile(storage: Storage, c_type: str) -> int:
+    """Units per pass of ``optimize speed``'s loops on these cores (0: not a soft-float
+    file: the FPU cores' choice, small layers written out).  Written out, a product
+    cannot be skipped and costs ~12 bytes a weight; a call dominates a loop step, so loops
+    are as fast (measured, bench/embedded.py: sine 1-16-16-1 on AVR 64,423 cycles and 12.6 KB
+    written out, 51,285 and 2.6 KB as loops).  AVR: one unit a pass (32 8-bit registers
+    hold one float sum and the pointers; wider passes measured slower and bigger); 32-bit
+    cores: 4 (rv32imc cls 16-64-64-10: 663,046 instructions against 690,907 for 1, sine
+    1-16-16-1 4,610 bytes against 6,884 for 8)."""
+    return storage.speed_tile if skips(storage, c_type) else 0
+
+
 def nonzero_lines(name: str) -> list[str]:
     """``NAME_nz(v)``: v is neither +0 nor -0, from its bits (a float compare would be a
     soft-float call); memcpy of 4 bytes is a register move at -Os on every core we build."""
