@@ -31,7 +31,7 @@ from mlpcodegen.ir import Activation, Dense, Network
 from mlpcodegen.runtime import cores, cross
 
 from conftest import STRICT_FLAGS, _say
-from test_embedded import _ulps, random_net, sine_net
+from test_embedded import _dense, _ulps, random_net, sine_net
 from toolchains import GROUPS, TOOLS, require
 
 
@@ -102,13 +102,47 @@ def test_riscv_on_qemu_matches_host_bits(riscv, core, dtype, optimize):
     assert ran.extra["counts"] == "instructions" and 50 < ran.instructions < 500_000, ran.instructions
 
 
-@pytest.mark.parametrize("dtype", ["q15", "float32"])
-def test_avr_on_simavr_tables_in_flash(avr, dtype):
+def _relu_net() -> Network:
+    """Half its hidden activations zero on _x's inputs; a 10-unit remainder pass at speed."""
+    rng = np.random.default_rng(7)
+    return Network(5, (_dense(rng, 5, 24, "relu"), _dense(rng, 24, 10, "relu"), _dense(rng, 10, 3, "softmax")))
+
+
+@pytest.mark.parametrize("optimize", ["size", "speed"])
+def test_soft_float_cores_skip_zero_inputs_exactly(riscv, optimize):
+    """Cores without an FPU (c_softfloat): float32 loops skip the products of zero inputs
+    (NAME_nz, from the bits); the sums equal the plain loops' (same order) as numbers (the sign of an
+    exact zero aside: -0 == +0), every nonzero output bit for bit; within the ULP bound of
+    the float64 reference; rv32imc under QEMU bit-identical to the host build of the same C.
+    q15 and float64 files are unchanged."""
+    for net in (sine_net(), _relu_net()):
+        x = np.concatenate([_x(net, 16), np.zeros((1, net.n_inputs), np.float32),
+                            np.full((1, net.n_inputs), -0.0, np.float32)])
+        options = cortex.Options(name="net", optimize=optimize, unroll="never")  # plain speed: the same sums, as loops
+        soft = options.for_core("rv32imc")
+        assert soft.storage == "softfloat" and options.for_core("atmega328p").storage == "progmem"
+        source, plain = soft.source(net)[0], options.source(net)[0]
+        assert "net_nz(" in source and "net_nz(" not in plain
+        skipped, full = cortex.run_on_host(net, x, soft).outputs, cortex.run_on_host(net, x, options).outputs
+        np.testing.assert_array_equal(skipped, full)
+        np.testing.assert_array_equal(_bits(skipped)[full != 0], _bits(full)[full != 0])
+        assert _ulps(skipped, net, x) <= F32_ULP_BOUND
+        ran = cortex.run_on_core(net, x, "rv32imc", options)
+        np.testing.assert_array_equal(_bits(ran.outputs), _bits(skipped))
+    net = sine_net()
+    for dtype in ("q15", "float64"):
+        same = [cortex.Options(name="net", dtype=dtype, optimize=optimize, domain=(-1, 1), storage=storage).source(net)
+                for storage in ("plain", "softfloat")]
+        assert same[0] == same[1], dtype
+
+
+@pytest.mark.parametrize("dtype,optimize", [("q15", "size"), ("float32", "size"), ("float32", "speed")])
+def test_avr_on_simavr_tables_in_flash(avr, dtype, optimize):
     """ATmega328P: q15 bit-identical to the host build, float32 within the ULP bound; the
     weights in flash (.progmem: no .data to copy into the 2 KiB of RAM); cycles counted."""
     net = sine_net()
     x = _x(net)
-    options = cortex.Options(name="net", dtype=dtype, optimize="size", domain=(-1, 1) if dtype == "q15" else None)
+    options = cortex.Options(name="net", dtype=dtype, optimize=optimize, domain=(-1, 1) if dtype == "q15" else None)
     host = cortex.run_on_host(net, x, options.for_core("atmega328p"))  # the same C (PROGMEM macros: plain here)
     ran = cortex.run_on_core(net, x, "atmega328p", options)
     if dtype == "q15":
