@@ -136,6 +136,37 @@ def test_soft_float_cores_skip_zero_inputs_exactly(riscv, optimize):
         assert same[0] == same[1], dtype
 
 
+def test_driver_reads_int32_logits_of_the_q15_integer_predictor(tmp_path, riscv, gcc):
+    """A softmax network's NAME_q15 writes int32 logits from int16 codes: the driver's output
+    buffer has its own type (MLPC_Y_T; bench/embedded.py's integer rows had an int16 one, which
+    NAME_q15 overran).  The host build under AddressSanitizer and rv32imc on QEMU give the same
+    logits, which rank the classes as the float API's probabilities do."""
+    from mlpcodegen.fixed import plan, quantise_inputs
+
+    rng = np.random.default_rng(9)
+    net = Network(4, (_dense(rng, 4, 8, "relu"), _dense(rng, 8, 3, "softmax")))
+    x = _x(net, 8)
+    options = cortex.Options(name="net", dtype="q15", domain=(-1, 1))
+    source = cortex.write_predictor(net, options, tmp_path)
+    (tmp_path / "mlpc_net.h").write_text('#include "net.h"\n#define MLPC_T int16_t\n#define MLPC_Y_T int32_t\n'
+                                         "#define MLPC_NAME net_q15\n#define MLPC_INPUTS 4u\n#define MLPC_OUTPUTS 3u\n")
+    codes = quantise_inputs(plan(net, (-1, 1)), x.astype(np.float64))
+    rows = ",\n".join(" {" + ", ".join(str(int(v)) for v in row) + "}" for row in codes)
+    (tmp_path / "mlpc_table.h").write_text(f"#define MLPC_ROWS {len(x)}u\n#define MLPC_TIMED {len(x)}u\n#define MLPC_REPEAT 8u\n"
+                                           f"static const int16_t mlpc_x[{len(x)}][MLPC_INPUTS] MLPC_TABLE_STORAGE = "
+                                           f"{{\n{rows}\n}};\n")
+    program = tmp_path / "host"
+    subprocess.run([cross.host_compiler(), *cortex.HOST_FLAGS, "-fsanitize=address", f"-I{tmp_path}", str(source),
+                    str(cross.DATA / "driver.c"), str(cross.DATA / "host.c"), "-o", str(program), "-lm"], check=True)
+    done = subprocess.run([str(program)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-1000:]
+    host = cortex._parse(done.stdout, len(x), 3, "int32")[0]
+    ran = cortex.run_prepared(tmp_path, [source], "rv32imc", "-Os", len(x), 3, "int32", 8 * len(x))
+    np.testing.assert_array_equal(ran.outputs, host)
+    probabilities = cortex.run_on_host(net, x, options).outputs
+    assert (host.argmax(axis=1) == probabilities.argmax(axis=1)).all() and len(set(host.ravel())) > 3
+
+
 @pytest.mark.parametrize("dtype,optimize", [("q15", "size"), ("float32", "size"), ("float32", "speed")])
 def test_avr_on_simavr_tables_in_flash(avr, dtype, optimize):
     """ATmega328P: q15 bit-identical to the host build, float32 within the ULP bound; the
