@@ -136,6 +136,62 @@ def test_soft_float_cores_skip_zero_inputs_exactly(riscv, optimize):
         assert same[0] == same[1], dtype
 
 
+_MUL_CHECK = r"""
+#include <stdio.h>
+#include "net.c"
+static uint32_t state = 2463534242u;
+static uint32_t next(void) { state ^= state << 13; state ^= state >> 17; state ^= state << 5; return state; }
+static float as_float(uint32_t u) { float f; memcpy(&f, &u, sizeof f); return f; }
+static uint32_t bits(float f) { uint32_t u; memcpy(&u, &f, sizeof u); return u; }
+int main(void)
+{
+    unsigned long wrong = 0, i, fast = 0;
+    for (i = 0; i < 3000000ul; ++i) {
+        uint32_t a = next(), b = next();
+        const uint32_t kind = i % 4u;
+        if (kind == 1u) { /* normal operands, exponent sums around both ends of the fast path */
+            const uint32_t ea = 1u + next() % 254u, lo = ea < 128u ? 128u - ea : 1u;
+            const uint32_t eb = (next() & 1u) ? lo + next() % 3u : 379u - ea - next() % 3u;
+            if (eb < 1u || eb > 254u) continue;
+            a = (a & 0x807fffffu) | (ea << 23); b = (b & 0x807fffffu) | (eb << 23);
+        } else if (kind == 2u) { /* few significand bits: exact products and ties */
+            a = (a & 0x80000000u) | ((100u + next() % 50u) << 23) | ((a & 0x7fffffu) & (0x7fffffu << (next() % 23u)));
+            b = (b & 0x80000000u) | ((100u + next() % 50u) << 23) | ((b & 0x7fffffu) & (0x7fffffu << (next() % 23u)));
+        } else if (kind == 3u) { /* significands near 2 and 1: products that round up to the next power of 2 */
+            a = (a & 0x80000000u) | ((100u + next() % 50u) << 23) | (0x7fffffu - next() % 4u);
+            b = (b & 0x80000000u) | ((100u + next() % 50u) << 23) | ((next() & 1u) ? next() % 8u : 0x7fffffu - next() % 8u);
+        }
+        {
+            volatile float w = as_float(a), h = as_float(b);
+            const float p = w * h, q = net_mul(w, h);
+            if (bits(p) != bits(q) && !(p != p && q != q)) ++wrong;
+            fast += (((a >> 23) & 0xffu) + ((b >> 23) & 0xffu)) - 128u < 252u;
+        }
+    }
+    printf("%lu %lu\n", wrong, fast);
+    return 0;
+}
+"""
+
+
+def test_integer_multiply_of_soft_float_cores_is_ieee(tmp_path, gcc):
+    """NAME_mul (rv32imc and Cortex-M0+: the product in integers where both operands and it are
+    normal) against the host's IEEE multiply, bit for bit (NaN: any NaN), on 3 million operand
+    pairs: random bits, exponent sums at both ends of the integer path, significands with
+    few bits (exact products and ties to even), and products rounding up to a power of 2.  Forced on the host by NAME_INTEGER_MUL; the
+    host build without it multiplies with ``*``."""
+    source = emit_c(sine_net(), name="net", profile="embedded", optimize="size", storage="softfloat")
+    assert "#define net_mul(w, h) ((w) * (h))" in source
+    (tmp_path / "net.c").write_text(source)
+    (tmp_path / "check.c").write_text(_MUL_CHECK)
+    program = tmp_path / "check"
+    subprocess.run([cross.host_compiler(), *cortex.HOST_FLAGS, "-Dnet_INTEGER_MUL", f"-I{tmp_path}",
+                    str(tmp_path / "check.c"), "-o", str(program), "-lm"], check=True)
+    wrong, fast = map(int, subprocess.run([str(program)], capture_output=True, text=True, check=True,
+                                          timeout=120).stdout.split())
+    assert wrong == 0 and fast > 1_000_000, (wrong, fast)
+
+
 def test_driver_reads_int32_logits_of_the_q15_integer_predictor(tmp_path, riscv, gcc):
     """A softmax network's NAME_q15 writes int32 logits from int16 codes: the driver's output
     buffer has its own type (MLPC_Y_T; bench/embedded.py's integer rows had an int16 one, which

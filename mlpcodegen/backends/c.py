@@ -52,7 +52,7 @@ _TAKEN = frozenset({"x", "y", "n", "i", "main", "j", "k", "l", "u", "acc", "wk",
 _LOCALS = r"[a-z]\d+(_\d+)?|hk|zj"
 #: Names the generated file derives from NAME (W1/B1 stand for every layer's arrays).
 DERIVED_SUFFIXES = ("_batch", "_scalar", "_block", "_dense", "_dense_rows", "_gemm", "_v", "_W1", "_B1", "_vwheref",
-                    "_vwhere", "_nz") + \
+                    "_vwhere", "_nz", "_mul") + \
     tuple(f"_{flavour}{key}{suffix}" for key in ("exp", "expm1", "tanh", "sigmoid") for flavour in c_math.FLAVOURS
           for suffix in ("f", "")) + ("_P", "_L", "_N", "_keep")
 
@@ -938,8 +938,10 @@ class CRenderer:
         lines.level += 1
         lines.add(f"{t} " + ", ".join(f"a{u} = {start}" for u, start in enumerate(starts)) + ";",
                   f"for (k = 0; k < {layer.n_in}u; ++k) {{", f"    const {t} hk = {source}[k];")
-        products = [f"    a{u} += {self._read(t, f'w[{u}]')} * hk;" for u in range(width)]
-        lines.add(*(c_softfloat.pass_products(self.name, products) if c_softfloat.skips(self.storage, t) else products),
+        soft = c_softfloat.skips(self.storage, t)  # no FPU: zero inputs skipped, NAME_mul
+        products = [c_softfloat.pass_product(self.name, f"a{u}", self._read(t, f"w[{u}]")) if soft else
+                    f"    a{u} += {self._read(t, f'w[{u}]')} * hk;" for u in range(width)]
+        lines.add(*(c_softfloat.pass_products(self.name, products) if soft else products),
                   f"    w += {width};", "}")
         for u, a in enumerate(at):
             value = f"a{u}"

@@ -40,20 +40,62 @@ def speed_tile(storage: Storage, c_type: str) -> int:
     return storage.speed_tile if skips(storage, c_type) else 0
 
 
+#: The soft-float cores whose multiply NAME_mul does in integers (gcc's macros): RISC-V without
+#: an FPU (mul/mulhu: a 32 x 32 -> 64 product in two instructions) and ARMv6-M (Cortex-M0/M0+).
+#: Elsewhere (AVR: avr-libc's assembly; lx106: the SDK's, no emulator to measure it; the host)
+#: NAME_mul is ``*``: the host build of the same C is then IEEE's own multiply, and the cores'
+#: bits equal it (tests/test_cores.py, and a million operand pairs on the host).
+MUL_TARGETS = "(defined(__riscv) && !defined(__riscv_flen)) || defined(__ARM_ARCH_6M__)"
+
+
+def multiply_lines(name: str) -> list[str]:
+    """``NAME_mul(w, h)``: w * h rounded to nearest even, as IEEE 754 binary32 multiplies: in
+    integers when both operands and the product are normal (the 24-bit significands' 48-bit
+    product, its round bit and sticky bits), else by the library (zeros are skipped before;
+    subnormals, infinities, NaN and products near the range's ends take its path).  rv32imc
+    sine 1-16-16-1: 29,861 -> 19,259 instructions; libgcc's __mulsf3 unpacks, classifies and
+    repacks both operands on every call.  Exponents: E = ea + eb - 127 (+1 when the product of
+    the significands is >= 2, +1 more when rounding carries), normal for ea + eb in [128, 379]."""
+    return [f"/* w * h, IEEE 754 binary32 round to nearest even: in integers where both and the product are normal,",
+            "   on the cores whose soft-float multiply costs most (see c_softfloat.MUL_TARGETS); elsewhere w * h */",
+            f"#if {MUL_TARGETS} || defined({name}_INTEGER_MUL)",
+            f"static float {name}_mul(float w, float h)", "{", "    uint32_t a, b, e;", "    memcpy(&a, &w, sizeof a);",
+            "    memcpy(&b, &h, sizeof b);", "    e = ((a >> 23) & 0xffu) + ((b >> 23) & 0xffu);",
+            "    if (((a >> 23) & 0xffu) - 1u < 254u && ((b >> 23) & 0xffu) - 1u < 254u && e - 128u < 252u) {",
+            "        const uint64_t q = (uint64_t)(((a & 0x7fffffu) | 0x800000u) << 8) *",
+            "                           (uint64_t)(((b & 0x7fffffu) | 0x800000u) << 8); /* the product << 16 */",
+            "        const uint32_t hi = (uint32_t)(q >> 32), sticky = (uint32_t)q != 0u ? 1u : 0u;",
+            "        uint32_t m, r, half;",
+            "        if ((hi >> 31) != 0u) { /* the product of the significands is >= 2 */",
+            "            m = hi >> 8;", "            r = hi & 0xffu;", "            half = 0x80u;", "            e -= 126u;",
+            "        } else {", "            m = hi >> 7;", "            r = hi & 0x7fu;", "            half = 0x40u;",
+            "            e -= 127u;", "        }",
+            "        if (r > half || (r == half && (sticky | (m & 1u)) != 0u)) ++m;",
+            "        if ((m >> 24) != 0u) {", "            m >>= 1;", "            ++e;", "        }",
+            "        a = ((a ^ b) & 0x80000000u) | (e << 23) | (m & 0x7fffffu);", "        memcpy(&w, &a, sizeof a);",
+            "        return w;", "    }", "    return w * h;", "}", "#else", f"#define {name}_mul(w, h) ((w) * (h))",
+            "#endif"]
+
+
 def nonzero_lines(name: str) -> list[str]:
     """``NAME_nz(v)``: v is neither +0 nor -0, from its bits (a float compare would be a
     soft-float call); memcpy of 4 bytes is a register move at -Os on every core we build."""
     return ["/* v is not +-0, read from its bits (no soft-float compare): products of a zero input are skipped,",
             "   exactly (finite weights: a + w * (+-0) is a for every nonzero a) */",
             f"static int {name}_nz(float v)", "{", "    uint32_t u;", "    memcpy(&u, &v, sizeof u);",
-            "    return (u << 1) != 0u;", "}"]
+            "    return (u << 1) != 0u;", "}", "", *multiply_lines(name)]
 
 
 def table_step(name: str, weight: str) -> str:
     """The inner loop of the table form (one unit's sum over its inputs ``p``, weights
     ``w``): ``weight`` the C reading the weight at ``w`` (a flash read on AVR)."""
-    return (f"do {{ const float hk = *p++; if ({name}_nz(hk)) a += {weight} * hk; ++w; {name}_keep(w); }} "
+    return (f"do {{ const float hk = *p++; if ({name}_nz(hk)) a += {name}_mul({weight}, hk); ++w; {name}_keep(w); }} "
             "while (--k); /* zero inputs skipped: c_softfloat */")
+
+
+def pass_product(name: str, sum_: str, weight: str) -> str:
+    """One product of a tiled pass's input ``hk`` into ``sum_``."""
+    return f"    {sum_} += {name}_mul({weight}, hk);"
 
 
 def pass_products(name: str, products: list[str]) -> list[str]:
