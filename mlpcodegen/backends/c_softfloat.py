@@ -1,5 +1,5 @@
 """Embedded float32 loops for cores without an FPU (AVR, rv32imc, Cortex-M0+, lx106): a
-product whose input is zero is skipped.
+product whose input is zero is skipped; on rv32imc and M0+ the others are multiplied in integers.
 
 Without an FPU every multiply-add is two calls into the soft-float library (avr-libc's
 __mulsf3/__addsf3, libgcc's on RISC-V), ~100-300 cycles where a loop step costs a few;
@@ -13,6 +13,13 @@ the skipping loops make are the ones the plain loops make, bit for bit, except t
 of a sum that is exactly zero (-0 where the plain loop may give +0: equal as numbers;
 ReLU maps both to +0).  The C is the same on the host and on the core, so the core's bits
 equal the host build's (tests/test_cores.py); the reference comparison is unchanged.
+
+The products that remain go through ``NAME_mul``: on rv32imc and Cortex-M0+ the IEEE
+product computed in integers where both operands and the result are normal (the library
+otherwise), elsewhere ``*`` (see :data:`MUL_TARGETS`): the same bits either way, so the
+host build (``*``) is what the cores are compared with.
+
+Speed on these cores takes loops, never written-out layers (:func:`speed_tile`).
 
 The cores that take this form are the ones whose table storage says so
 (:attr:`c_storage.Storage.skip_zeros`: ``progmem`` on AVR, ``softfloat`` elsewhere, from
