@@ -204,7 +204,8 @@ def _failure(error: Exception, core: str) -> str:
     """Why a build failed, in one cell: on AVR a RAM overflow as the bytes data + bss need
     (from the linker's end address of the section: RAM starts at 0x800100)."""
     text = str(error)
-    ends = [int(end, 16) - 0x800100 for end in re.findall(r"address (0x80[0-9a-f]{4}) of \S+ section `\.(?:data|bss)'", text)]
+    found = re.findall(r"address (0x80[0-9a-f]{4}) of \S+ section `\.(?:data|bss)'", text)
+    ends = [int(end, 16) - 0x800100 for end in found]
     if ends:
         return (f"does not fit: data + bss need {max(ends):,} B of the {cross.core(core).ram:,} B of RAM (its const "
                 "tables are copied to RAM at start-up)")
@@ -462,10 +463,10 @@ def core_targets(all_results: dict) -> list[str]:
                     "of an exactly-zero sum may differ, bit-identical to the host build of the same C: "
                     "backends/c_softfloat.py); on rv32imc (and Cortex-M0+) the remaining products are IEEE multiplies "
                     "done in integers where operands and product are normal (NAME_mul: 3 million operand pairs equal "
-                    "the host's multiply, tests/test_cores.py), the library's __mulsf3 otherwise. The count therefore depends on the inputs (the fraction of zero "
-                    "activations), unlike emlearn's; with no zero at all the skipping costs a test per "
-                    "product (NAME_mul still saves on rv32imc). Speed on these cores: loops (a call dominates a loop step; written-out layers cannot "
-                    "skip), one unit a pass on AVR, four elsewhere. The Uno's q15 target (>= 5x fewer cycles than "
+                    "the host's multiply, tests/test_cores.py), the library's __mulsf3 otherwise. The count "
+                    "therefore depends on the inputs (the fraction of zero activations), unlike emlearn's; with no "
+                    "zero at all the skipping costs a test per product (NAME_mul still saves on rv32imc). Speed on "
+                    "these cores: loops (a call dominates a loop step; written-out layers cannot skip), one unit a pass on AVR, four elsewhere. The Uno's q15 target (>= 5x fewer cycles than "
                     "float32) was met against the float32 build without skipping (80,995 cycles: 5.4x, c32b4fc's "
                     "EMBEDDED.md); the q15 code is unchanged, the float32 it is compared with is 1.5x faster."]
 

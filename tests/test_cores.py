@@ -159,7 +159,8 @@ int main(void)
             b = (b & 0x80000000u) | ((100u + next() % 50u) << 23) | ((b & 0x7fffffu) & (0x7fffffu << (next() % 23u)));
         } else if (kind == 3u) { /* significands near 2 and 1: products that round up to the next power of 2 */
             a = (a & 0x80000000u) | ((100u + next() % 50u) << 23) | (0x7fffffu - next() % 4u);
-            b = (b & 0x80000000u) | ((100u + next() % 50u) << 23) | ((next() & 1u) ? next() % 8u : 0x7fffffu - next() % 8u);
+            b = (b & 0x80000000u) | ((100u + next() % 50u) << 23) |
+                ((next() & 1u) ? next() % 8u : 0x7fffffu - next() % 8u);
         }
         {
             volatile float w = as_float(a), h = as_float(b);
@@ -178,8 +179,8 @@ def test_integer_multiply_of_soft_float_cores_is_ieee(tmp_path, gcc):
     """NAME_mul (rv32imc and Cortex-M0+: the product in integers where both operands and it are
     normal) against the host's IEEE multiply, bit for bit (NaN: any NaN), on 3 million operand
     pairs: random bits, exponent sums at both ends of the integer path, significands with
-    few bits (exact products and ties to even), and products rounding up to a power of 2.  Forced on the host by NAME_INTEGER_MUL; the
-    host build without it multiplies with ``*``."""
+    few bits (exact products and ties to even), and products rounding up to a power of 2.
+    Forced on the host by NAME_INTEGER_MUL; the host build without it multiplies with ``*``."""
     source = emit_c(sine_net(), name="net", profile="embedded", optimize="size", storage="softfloat")
     assert "#define net_mul(w, h) ((w) * (h))" in source
     (tmp_path / "net.c").write_text(source)
@@ -208,7 +209,8 @@ def test_driver_reads_int32_logits_of_the_q15_integer_predictor(tmp_path, riscv,
                                          "#define MLPC_NAME net_q15\n#define MLPC_INPUTS 4u\n#define MLPC_OUTPUTS 3u\n")
     codes = quantise_inputs(plan(net, (-1, 1)), x.astype(np.float64))
     rows = ",\n".join(" {" + ", ".join(str(int(v)) for v in row) + "}" for row in codes)
-    (tmp_path / "mlpc_table.h").write_text(f"#define MLPC_ROWS {len(x)}u\n#define MLPC_TIMED {len(x)}u\n#define MLPC_REPEAT 8u\n"
+    (tmp_path / "mlpc_table.h").write_text(f"#define MLPC_ROWS {len(x)}u\n#define MLPC_TIMED {len(x)}u\n"
+                                           "#define MLPC_REPEAT 8u\n"
                                            f"static const int16_t mlpc_x[{len(x)}][MLPC_INPUTS] MLPC_TABLE_STORAGE = "
                                            f"{{\n{rows}\n}};\n")
     program = tmp_path / "host"
