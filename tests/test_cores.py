@@ -31,7 +31,7 @@ from mlpcodegen.ir import Activation, Dense, Network
 from mlpcodegen.runtime import cores, cross
 
 from conftest import STRICT_FLAGS, _say
-from test_embedded import _ulps, random_net, sine_net
+from test_embedded import _dense, _ulps, random_net, sine_net
 from toolchains import GROUPS, TOOLS, require
 
 
@@ -102,13 +102,136 @@ def test_riscv_on_qemu_matches_host_bits(riscv, core, dtype, optimize):
     assert ran.extra["counts"] == "instructions" and 50 < ran.instructions < 500_000, ran.instructions
 
 
-@pytest.mark.parametrize("dtype", ["q15", "float32"])
-def test_avr_on_simavr_tables_in_flash(avr, dtype):
+def _relu_net() -> Network:
+    """Half its hidden activations zero on _x's inputs; a 10-unit remainder pass at speed."""
+    rng = np.random.default_rng(7)
+    return Network(5, (_dense(rng, 5, 24, "relu"), _dense(rng, 24, 10, "relu"), _dense(rng, 10, 3, "softmax")))
+
+
+@pytest.mark.parametrize("optimize", ["size", "speed"])
+def test_soft_float_cores_skip_zero_inputs_exactly(riscv, optimize):
+    """Cores without an FPU (c_softfloat): float32 loops skip the products of zero inputs
+    (NAME_nz, from the bits); the sums equal the plain loops' (same order) as numbers (the sign of an
+    exact zero aside: -0 == +0), every nonzero output bit for bit; within the ULP bound of
+    the float64 reference; rv32imc under QEMU bit-identical to the host build of the same C.
+    q15 and float64 files are unchanged."""
+    for net in (sine_net(), _relu_net()):
+        x = np.concatenate([_x(net, 16), np.zeros((1, net.n_inputs), np.float32),
+                            np.full((1, net.n_inputs), -0.0, np.float32)])
+        options = cortex.Options(name="net", optimize=optimize, unroll="never")  # plain speed: the same sums, as loops
+        soft = options.for_core("rv32imc")
+        assert soft.storage == "softfloat" and options.for_core("atmega328p").storage == "progmem"
+        source, plain = soft.source(net)[0], options.source(net)[0]
+        assert "net_nz(" in source and "net_nz(" not in plain
+        skipped, full = cortex.run_on_host(net, x, soft).outputs, cortex.run_on_host(net, x, options).outputs
+        np.testing.assert_array_equal(skipped, full)
+        np.testing.assert_array_equal(_bits(skipped)[full != 0], _bits(full)[full != 0])
+        assert _ulps(skipped, net, x) <= F32_ULP_BOUND
+        ran = cortex.run_on_core(net, x, "rv32imc", options)
+        np.testing.assert_array_equal(_bits(ran.outputs), _bits(skipped))
+    net = sine_net()
+    for dtype in ("q15", "float64"):
+        same = [cortex.Options(name="net", dtype=dtype, optimize=optimize, domain=(-1, 1), storage=storage).source(net)
+                for storage in ("plain", "softfloat")]
+        assert same[0] == same[1], dtype
+
+
+_MUL_CHECK = r"""
+#include <stdio.h>
+#include "net.c"
+static uint32_t state = 2463534242u;
+static uint32_t next(void) { state ^= state << 13; state ^= state >> 17; state ^= state << 5; return state; }
+static float as_float(uint32_t u) { float f; memcpy(&f, &u, sizeof f); return f; }
+static uint32_t bits(float f) { uint32_t u; memcpy(&u, &f, sizeof u); return u; }
+int main(void)
+{
+    unsigned long wrong = 0, i, fast = 0;
+    for (i = 0; i < 3000000ul; ++i) {
+        uint32_t a = next(), b = next();
+        const uint32_t kind = i % 4u;
+        if (kind == 1u) { /* normal operands, exponent sums around both ends of the fast path */
+            const uint32_t ea = 1u + next() % 254u, lo = ea < 128u ? 128u - ea : 1u;
+            const uint32_t eb = (next() & 1u) ? lo + next() % 3u : 379u - ea - next() % 3u;
+            if (eb < 1u || eb > 254u) continue;
+            a = (a & 0x807fffffu) | (ea << 23); b = (b & 0x807fffffu) | (eb << 23);
+        } else if (kind == 2u) { /* few significand bits: exact products and ties */
+            a = (a & 0x80000000u) | ((100u + next() % 50u) << 23) | ((a & 0x7fffffu) & (0x7fffffu << (next() % 23u)));
+            b = (b & 0x80000000u) | ((100u + next() % 50u) << 23) | ((b & 0x7fffffu) & (0x7fffffu << (next() % 23u)));
+        } else if (kind == 3u) { /* significands near 2 and 1: products that round up to the next power of 2 */
+            a = (a & 0x80000000u) | ((100u + next() % 50u) << 23) | (0x7fffffu - next() % 4u);
+            b = (b & 0x80000000u) | ((100u + next() % 50u) << 23) |
+                ((next() & 1u) ? next() % 8u : 0x7fffffu - next() % 8u);
+        }
+        {
+            volatile float w = as_float(a), h = as_float(b);
+            const float p = w * h, q = net_mul(w, h);
+            if (bits(p) != bits(q) && !(p != p && q != q)) ++wrong;
+            fast += (((a >> 23) & 0xffu) + ((b >> 23) & 0xffu)) - 128u < 252u;
+        }
+    }
+    printf("%lu %lu\n", wrong, fast);
+    return 0;
+}
+"""
+
+
+def test_integer_multiply_of_soft_float_cores_is_ieee(tmp_path, gcc):
+    """NAME_mul (rv32imc and Cortex-M0+: the product in integers where both operands and it are
+    normal) against the host's IEEE multiply, bit for bit (NaN: any NaN), on 3 million operand
+    pairs: random bits, exponent sums at both ends of the integer path, significands with
+    few bits (exact products and ties to even), and products rounding up to a power of 2.
+    Forced on the host by NAME_INTEGER_MUL; the host build without it multiplies with ``*``."""
+    source = emit_c(sine_net(), name="net", profile="embedded", optimize="size", storage="softfloat")
+    assert "#define net_mul(w, h) ((w) * (h))" in source
+    (tmp_path / "net.c").write_text(source)
+    (tmp_path / "check.c").write_text(_MUL_CHECK)
+    program = tmp_path / "check"
+    subprocess.run([cross.host_compiler(), *cortex.HOST_FLAGS, "-Dnet_INTEGER_MUL", f"-I{tmp_path}",
+                    str(tmp_path / "check.c"), "-o", str(program), "-lm"], check=True)
+    wrong, fast = map(int, subprocess.run([str(program)], capture_output=True, text=True, check=True,
+                                          timeout=120).stdout.split())
+    assert wrong == 0 and fast > 1_000_000, (wrong, fast)
+
+
+def test_driver_reads_int32_logits_of_the_q15_integer_predictor(tmp_path, riscv, gcc):
+    """A softmax network's NAME_q15 writes int32 logits from int16 codes: the driver's output
+    buffer has its own type (MLPC_Y_T; bench/embedded.py's integer rows had an int16 one, which
+    NAME_q15 overran).  The host build under AddressSanitizer and rv32imc on QEMU give the same
+    logits, which rank the classes as the float API's probabilities do."""
+    from mlpcodegen.fixed import plan, quantise_inputs
+
+    rng = np.random.default_rng(9)
+    net = Network(4, (_dense(rng, 4, 8, "relu"), _dense(rng, 8, 3, "softmax")))
+    x = _x(net, 8)
+    options = cortex.Options(name="net", dtype="q15", domain=(-1, 1))
+    source = cortex.write_predictor(net, options, tmp_path)
+    (tmp_path / "mlpc_net.h").write_text('#include "net.h"\n#define MLPC_T int16_t\n#define MLPC_Y_T int32_t\n'
+                                         "#define MLPC_NAME net_q15\n#define MLPC_INPUTS 4u\n#define MLPC_OUTPUTS 3u\n")
+    codes = quantise_inputs(plan(net, (-1, 1)), x.astype(np.float64))
+    rows = ",\n".join(" {" + ", ".join(str(int(v)) for v in row) + "}" for row in codes)
+    (tmp_path / "mlpc_table.h").write_text(f"#define MLPC_ROWS {len(x)}u\n#define MLPC_TIMED {len(x)}u\n"
+                                           "#define MLPC_REPEAT 8u\n"
+                                           f"static const int16_t mlpc_x[{len(x)}][MLPC_INPUTS] MLPC_TABLE_STORAGE = "
+                                           f"{{\n{rows}\n}};\n")
+    program = tmp_path / "host"
+    subprocess.run([cross.host_compiler(), *cortex.HOST_FLAGS, "-fsanitize=address", f"-I{tmp_path}", str(source),
+                    str(cross.DATA / "driver.c"), str(cross.DATA / "host.c"), "-o", str(program), "-lm"], check=True)
+    done = subprocess.run([str(program)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-1000:]
+    host = cortex._parse(done.stdout, len(x), 3, "int32")[0]
+    ran = cortex.run_prepared(tmp_path, [source], "rv32imc", "-Os", len(x), 3, "int32", 8 * len(x))
+    np.testing.assert_array_equal(ran.outputs, host)
+    probabilities = cortex.run_on_host(net, x, options).outputs
+    assert (host.argmax(axis=1) == probabilities.argmax(axis=1)).all() and len(set(host.ravel())) > 3
+
+
+@pytest.mark.parametrize("dtype,optimize", [("q15", "size"), ("float32", "size"), ("float32", "speed")])
+def test_avr_on_simavr_tables_in_flash(avr, dtype, optimize):
     """ATmega328P: q15 bit-identical to the host build, float32 within the ULP bound; the
     weights in flash (.progmem: no .data to copy into the 2 KiB of RAM); cycles counted."""
     net = sine_net()
     x = _x(net)
-    options = cortex.Options(name="net", dtype=dtype, optimize="size", domain=(-1, 1) if dtype == "q15" else None)
+    options = cortex.Options(name="net", dtype=dtype, optimize=optimize, domain=(-1, 1) if dtype == "q15" else None)
     host = cortex.run_on_host(net, x, options.for_core("atmega328p"))  # the same C (PROGMEM macros: plain here)
     ran = cortex.run_on_core(net, x, "atmega328p", options)
     if dtype == "q15":

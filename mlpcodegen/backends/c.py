@@ -24,7 +24,7 @@ from ..graph import Builder, Node
 from ..ir import Activation, Dense, Layer, Network
 from ..network_graph import array_of, named_values
 from ..numeric import NUMERIC_TYPES, NumericType, numeric_type
-from . import c_batch, c_math
+from . import c_batch, c_math, c_softfloat
 from ._closed_form import activate_statements, emit_layer, layer_comment
 from ._text import HEADER, Lines, check_identifier, quote_name
 from .c_batch import BLOCK_BUFFER_BYTES, BlockPlan, block_plan  # noqa: F401  (re-exported)
@@ -52,7 +52,7 @@ _TAKEN = frozenset({"x", "y", "n", "i", "main", "j", "k", "l", "u", "acc", "wk",
 _LOCALS = r"[a-z]\d+(_\d+)?|hk|zj"
 #: Names the generated file derives from NAME (W1/B1 stand for every layer's arrays).
 DERIVED_SUFFIXES = ("_batch", "_scalar", "_block", "_dense", "_dense_rows", "_gemm", "_v", "_W1", "_B1", "_vwheref",
-                    "_vwhere") + \
+                    "_vwhere", "_nz", "_mul") + \
     tuple(f"_{flavour}{key}{suffix}" for key in ("exp", "expm1", "tanh", "sigmoid") for flavour in c_math.FLAVOURS
           for suffix in ("f", "")) + ("_P", "_L", "_N", "_keep")
 
@@ -172,12 +172,16 @@ EMBEDDED_SIZE_UNROLL_MAX_WEIGHTS = 4
 EMBEDDED_TILE_UNITS = 8
 
 
-def embedded_shape(layer: Layer, unroll: str, optimize: str) -> tuple[bool, int]:
+def embedded_shape(layer: Layer, unroll: str, optimize: str, soft_tile: int = 0) -> tuple[bool, int]:
     """(loops, units per pass) of ``layer`` in the embedded profile: the choice is made
     for a scalar core (flash bytes, instructions), not by the x86 timings of
-    :func:`unrolled_by_default`; ``unroll`` always/never still forces it."""
+    :func:`unrolled_by_default`; ``unroll`` always/never still forces it.  ``soft_tile``
+    (a core without an FPU, :func:`c_softfloat.speed_tile`): speed takes loops of that
+    many units per pass, never written out unless ``unroll`` is always."""
     if not isinstance(layer, Dense) or _per_unit(layer):
         return False, 1
+    if optimize == "speed" and soft_tile:
+        return unroll != "always", soft_tile
     limit = EMBEDDED_SPEED_UNROLL_MAX_WEIGHTS if optimize == "speed" else EMBEDDED_SIZE_UNROLL_MAX_WEIGHTS
     loops = unroll == "never" or (unroll == "auto" and layer.kernel.size > limit)
     return loops, (EMBEDDED_TILE_UNITS if optimize == "speed" else 1)
@@ -594,7 +598,8 @@ class CRenderer:
 
     def _shape(self, index: int, layer: Layer) -> LayerShape:
         if self.embedded:
-            return LayerShape(index, layer, *embedded_shape(layer, self.unroll, self.optimize))
+            return LayerShape(index, layer, *embedded_shape(layer, self.unroll, self.optimize,
+                                                            c_softfloat.speed_tile(self.storage, self.t)))
         return LayerShape(index, layer, _loops(layer, self.unroll))
 
     def _comment(self) -> list[str]:
@@ -641,7 +646,8 @@ class CRenderer:
         inline = c_math.definitions(self.needed, self.name, self.dtype)  # every NUMERIC_TYPES entry has them
         tiles = not self.embedded and bool(_dense_kinds(self.net, self.unroll, self.plan))
         lines = Lines().add(*self._comment(), "#include <math.h>", "#include <stddef.h>")
-        if inline or tiles:
+        skip = self.embedded and c_softfloat.skips(self.storage, self.t) and any(s.loops for s in self.shapes)
+        if inline or tiles or skip:
             lines.add("#include <stdint.h>", "#include <string.h>")
         macros = self.storage.macros(self.name, self._stored_types())  # none for plain arrays
         lines.add(*(["", *macros[:-1]] if macros else []))
@@ -649,6 +655,7 @@ class CRenderer:
             lines.add(*c_batch.preamble(self.name, self.t))
         if inline:
             lines.add("", *inline[:-1])
+        lines.add(*(["", *c_softfloat.nonzero_lines(self.name)] if skip else []))
         lines.add("")
         arrays = self._kernel_arrays()
         if arrays:
@@ -809,6 +816,8 @@ class CRenderer:
                   "    do {", f"        {t} a = {self._read(t, '*w++')};", f"        const {t} *p = h;",
                   f"        unsigned k = {self._read(index_type, 't[0]')}; "
                   "/* read at every unit: a register fewer to save */",
+                  f"        {c_softfloat.table_step(name, self._read(t, '*w'))}"
+                  if c_softfloat.skips(self.storage, t) else
                   f"        do {{ a += {self._read(t, '*w++')} * *p++; {name}_keep(w); }} while (--k); "
                   "/* 5 instructions a weight on M4F */",
                   *(line[4:] for line in apply),
@@ -928,8 +937,12 @@ class CRenderer:
         starts = [self._read(t, f"{bias}[{a}]") if layer.bias is not None else literal(0.0, self.dtype) for a in at]
         lines.level += 1
         lines.add(f"{t} " + ", ".join(f"a{u} = {start}" for u, start in enumerate(starts)) + ";",
-                  f"for (k = 0; k < {layer.n_in}u; ++k) {{", f"    const {t} hk = {source}[k];",
-                  *(f"    a{u} += {self._read(t, f'w[{u}]')} * hk;" for u in range(width)), f"    w += {width};", "}")
+                  f"for (k = 0; k < {layer.n_in}u; ++k) {{", f"    const {t} hk = {source}[k];")
+        soft = c_softfloat.skips(self.storage, t)  # no FPU: zero inputs skipped, NAME_mul
+        products = [c_softfloat.pass_product(self.name, f"a{u}", self._read(t, f"w[{u}]")) if soft else
+                    f"    a{u} += {self._read(t, f'w[{u}]')} * hk;" for u in range(width)]
+        lines.add(*(c_softfloat.pass_products(self.name, products) if soft else products),
+                  f"    w += {width};", "}")
         for u, a in enumerate(at):
             value = f"a{u}"
             if fused and not layer.activation.is_identity:

@@ -7,7 +7,9 @@ const data stays in flash there).  ``progmem`` (AVR): a ``const`` array is copie
 ``__AVR__`` is defined and plain arrays elsewhere, so the host build of the same C gives
 the bits the core is compared with.
 
-The plain storage prints exactly what the printers printed before storage existed.
+The plain storage prints exactly what the printers printed before storage existed;
+``softfloat`` is plain arrays for cores without an FPU, whose float32 loops skip zero
+inputs (:mod:`c_softfloat`; AVR's ``progmem`` too).
 """
 from __future__ import annotations
 
@@ -36,6 +38,10 @@ class Storage:
     #: bytes a frame adds to its locals on these targets (saved registers, return address);
     #: None: the printer's own generic bound
     frame_overhead: Optional[int] = None
+    #: the cores have no FPU: float32 loops skip the products of zero inputs (backends.c_softfloat)
+    skip_zeros: bool = False
+    #: those cores' float32 ``optimize speed``: units per pass of its loops (backends.c_softfloat)
+    speed_tile: int = 0
 
     @property
     def plain(self) -> bool:
@@ -75,12 +81,13 @@ class Storage:
 
 STORAGES: dict[str, Storage] = {storage.name: storage for storage in (
     Storage("plain"),
+    Storage("softfloat", skip_zeros=True, speed_tile=4),  # plain arrays, cores without an FPU (rv32imc, Cortex-M0+, lx106)
     Storage("progmem", "__AVR__", "<avr/pgmspace.h>", "PROGMEM",
             (("float", "pgm_read_float"), ("int16_t", "pgm_read_word"), ("int32_t", "pgm_read_dword"),
              ("unsigned char", "pgm_read_byte"), ("unsigned short", "pgm_read_word")),
             # avr-gcc: at most 18 call-saved registers and the frame pointer pushed, a 2-byte return
             # address, a few spills (measured with -fstack-usage: tests/test_cores.py)
-            frame_overhead=40,
+            frame_overhead=40, skip_zeros=True, speed_tile=1,
             compat=("#ifndef HUGE_VALF /* avr-libc's <math.h> has INFINITY only */",
                     "#define HUGE_VALF __builtin_huge_valf()", "#endif")),
 )}

@@ -69,7 +69,7 @@ class Core:
     flash: int  # bytes of code memory
     ram: int  # bytes of RAM
     stack: str  # what the stack figure means on this core
-    storage: str = "plain"  # how read-only tables are declared and read (backends.c_storage)
+    storage: str = "plain"  # how tables are declared and read (backends.c_storage; softfloat: no FPU, zeros skipped)
     double_bits: int = 64  # the compiler's double
     ieee_float: bool = True  # float arithmetic rounds as IEEE 754 binary32, subnormals included (the host's bits)
 
@@ -127,7 +127,7 @@ _FRAME = "each function's frame from gcc -fstack-usage (calls included in the st
 
 CORES: dict[str, Core] = {core.name: core for core in (
     Core("m0plus", "Cortex-M0+ (soft float)", "cortex-m", ("-mcpu=cortex-m0plus", "-mfloat-abi=soft"),
-         "mps2-an385", "Cortex-M3 (runs ARMv6-M code)", 256 * 1024, 64 * 1024, _FRAME),
+         "mps2-an385", "Cortex-M3 (runs ARMv6-M code)", 256 * 1024, 64 * 1024, _FRAME, storage="softfloat"),
     Core("m4f", "Cortex-M4F (single-precision FPU)", "cortex-m",
          ("-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"), "mps2-an386", "Cortex-M4F",
          256 * 1024, 64 * 1024, _FRAME),
@@ -135,7 +135,7 @@ CORES: dict[str, Core] = {core.name: core for core in (
          ("-mcpu=cortex-m7", "-mfpu=fpv5-d16", "-mfloat-abi=hard"), "mps2-an500", "Cortex-M7",
          256 * 1024, 64 * 1024, _FRAME),
     Core("rv32imc", "RISC-V rv32imc (soft float)", "riscv", ("-march=rv32imc", "-mabi=ilp32"), "virt",
-         "QEMU virt rv32 (RAM at 0x80000000)", 4 * 1024 * 1024, 4 * 1024 * 1024, _FRAME),
+         "QEMU virt rv32 (RAM at 0x80000000)", 4 * 1024 * 1024, 4 * 1024 * 1024, _FRAME, storage="softfloat"),
     Core("rv32imafc", "RISC-V rv32imafc (single-precision FPU)", "riscv", ("-march=rv32imafc", "-mabi=ilp32f"),
          "virt", "QEMU virt rv32 (RAM at 0x80000000)", 4 * 1024 * 1024, 4 * 1024 * 1024, _FRAME),
     Core("atmega328p", "AVR ATmega328P, Arduino Uno (8-bit, soft float, 16 MHz)", "avr", ("-mmcu=atmega328p",),
@@ -143,7 +143,7 @@ CORES: dict[str, Core] = {core.name: core for core in (
          "each function's frame from gcc -fstack-usage (saved registers included) plus 2 bytes of return address "
          "a call", storage="progmem", double_bits=32, ieee_float=False),
     Core("lx106", "Xtensa lx106, ESP8266 (soft float)", "xtensa", ("-mtext-section-literals",), None,
-         "no emulator (sizes only)", 1024 * 1024, 80 * 1024, _FRAME),
+         "no emulator (sizes only)", 1024 * 1024, 80 * 1024, _FRAME, storage="softfloat"),
 )}
 
 

@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "mlpc_net.h"
+#ifndef MLPC_Y_T /* the outputs' type: MLPC_T, but int32 logits of an integer predictor with int16 inputs */
+#define MLPC_Y_T MLPC_T
+#endif
 
 #if defined(__AVR__) /* 2 KiB of RAM: the table stays in flash, a row is copied before each call */
 #include <avr/pgmspace.h>
@@ -38,7 +41,7 @@ static void mlpc_hex(char *out, uint32_t value)
     }
 }
 
-static void mlpc_print_row(const MLPC_T *y)
+static void mlpc_print_row(const MLPC_Y_T *y)
 {
     char line[MLPC_OUTPUTS * 17 + 2];
     size_t j, at = 0;
@@ -46,8 +49,8 @@ static void mlpc_print_row(const MLPC_T *y)
         const unsigned char *bytes = (const unsigned char *)&y[j];
         uint32_t words[2] = {0u, 0u};
         size_t b;
-        for (b = 0; b < sizeof(MLPC_T); ++b) words[b / 4u] |= (uint32_t)bytes[b] << (8u * (b % 4u));
-        if (sizeof(MLPC_T) == 8u) {
+        for (b = 0; b < sizeof(MLPC_Y_T); ++b) words[b / 4u] |= (uint32_t)bytes[b] << (8u * (b % 4u));
+        if (sizeof(MLPC_Y_T) == 8u) {
             mlpc_hex(line + at, words[1]);
             at += 8u;
         }
@@ -59,10 +62,10 @@ static void mlpc_print_row(const MLPC_T *y)
     mlpc_write(line);
 }
 
-static MLPC_T mlpc_y[MLPC_OUTPUTS];
+static MLPC_Y_T mlpc_y[MLPC_OUTPUTS];
 
 #if defined(__arm__) || defined(MLPC_COUNTER)
-__attribute__((noinline)) static void mlpc_empty(const MLPC_T *x, MLPC_T *y)
+__attribute__((noinline)) static void mlpc_empty(const MLPC_T *x, MLPC_Y_T *y)
 {
     __asm__ volatile("" : : "r"(x), "r"(y) : "memory");
 }
@@ -84,7 +87,7 @@ __attribute__((noinline)) static void mlpc_empty(const MLPC_T *x, MLPC_T *y)
    polled after every call, each far shorter than one period, so every reload is counted.
    The empty call pays the same polling, subtracted with it.  Total < 2^32 ticks (QEMU's
    time limit ends the run long before). */
-static uint32_t mlpc_ticks(void (*function)(const MLPC_T *, MLPC_T *))
+static uint32_t mlpc_ticks(void (*function)(const MLPC_T *, MLPC_Y_T *))
 {
     uint32_t start, end, wraps = 0u;
     size_t i, r;
@@ -105,7 +108,7 @@ uint32_t mlpc_count(void);
 
 /* the platform's count for MLPC_REPEAT passes over the first MLPC_TIMED rows (32 bits:
    modular differences; a run is far shorter than 2^32 instructions or cycles) */
-static uint32_t mlpc_ticks(void (*function)(const MLPC_T *, MLPC_T *))
+static uint32_t mlpc_ticks(void (*function)(const MLPC_T *, MLPC_Y_T *))
 {
     size_t i, r;
     const uint32_t start = mlpc_count();
