@@ -15,7 +15,7 @@ from ...ir import Activate, Activation, Affine, Dense
 from ...scaling import summarise
 from ...untrusted import quote_name
 from .._clamp import clamp_layers
-from ._chain import _attr, _Chain, _FLATTEN_FIRST, _shape, _where
+from ._chain import _Chain, _FLATTEN_FIRST, _attr, _shape, _where
 from ._proto import _FLOAT_TYPES
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ...errors import UnsupportedError
 from ...ir import Activate, Activation, Dense
-from ._chain import _attr, _Chain, _where
+from ._chain import _Chain, _attr, _where
 from ._ops import _f32, _reshape_to, _scalar
 
 

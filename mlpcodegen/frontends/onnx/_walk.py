@@ -17,7 +17,7 @@ from ...passes import fold_affine, fuse_activations
 from ...untrusted import quote_name
 from .._onnx_cast import cast_constant, type_name
 from ._chain import _Chain, _shape, _where
-from ._ops import _FORM_OPS, _ML_OPS, _OPS, _supported, ML_OPS
+from ._ops import ML_OPS, _FORM_OPS, _ML_OPS, _OPS, _supported
 from ._patterns import _FAN_OUTS, _HINTS, _OPENERS
 from ._proto import _FLOAT_TYPES
 
