@@ -62,7 +62,7 @@ def _inputs(n_inputs, domain, n, seed=0):
 
 
 @pytest.mark.parametrize("key", list(MODELS))
-@pytest.mark.filterwarnings("ignore::mlpcodegen.runtime.loaders.OutsideDomainWarning")
+@pytest.mark.filterwarnings("ignore::mlpcodegen.runtime.predictor.OutsideDomainWarning")
 def test_c_is_the_plan_bit_for_bit_inside_and_outside_the_domain(compiled, key):
     net, domain, fixed, predictor = compiled[key]
     x = _inputs(net.n_inputs, (3 * domain[0], 3 * domain[1]), 3000)
@@ -383,7 +383,7 @@ def test_compile_c_q15_needs_the_domain_and_says_when_inputs_leave_it():
     import pickle
     import warnings
 
-    from mlpcodegen.runtime.loaders import OutsideDomainWarning
+    from mlpcodegen.runtime.predictor import OutsideDomainWarning
 
     net = load("generated/seed/seed.keras")
     with pytest.raises(ValidationError, match=r"plans its formats for the inputs' range.*domain=\(low, high\)"):
@@ -410,7 +410,7 @@ def test_compile_c_q15_needs_the_domain_and_says_when_inputs_leave_it():
         compile_c(net, dtype="q15", domain=(0.0, 2.0), outside="clip")
 
 
-@pytest.mark.filterwarnings("ignore::mlpcodegen.runtime.loaders.OutsideDomainWarning")
+@pytest.mark.filterwarnings("ignore::mlpcodegen.runtime.predictor.OutsideDomainWarning")
 def test_dsp_path_on_m4f_bit_identical_to_the_mirror(tmp_path, arm_toolchain):
     """Cortex-M4F (issue 25): the sums through SMLAD (int32) and SMLALD (int64), four or two
     rows at once and one by one, every tail (33, 9, 6 inputs; 9, 6, 3 rows) compiled in (the

@@ -27,7 +27,7 @@ from .cache import keep_recent
 from .cffi_build import build_network
 from .native import native_source
 from .numba_runtime import load_numba
-from .predictor import CompiledNetwork
+from .predictor import OUTSIDE, CompiledNetwork, DomainChecked
 from .pymodule import import_generated
 from .subprocess_peer import TOOLCHAINS, loader as subprocess_loader
 
@@ -169,81 +169,6 @@ def _numeric(target: str, dtype: "str | NumericType | None") -> NumericType:
     return numeric_type(wanted)
 
 
-class OutsideDomainWarning(UserWarning):
-    """Inputs of a fixed-point predictor outside the domain its formats were planned for
-    (there the C's values saturate: its stated error bound does not hold)."""
-
-
-#: What a fixed-point predictor does with inputs outside its planned domain.
-OUTSIDE = ("warn", "raise", "ignore")
-
-
-class DomainChecked:
-    """A fixed-point C predictor that checks its inputs against the planned domain before
-    calling the C (which saturates outside it): ``outside="warn"`` warns once per predictor
-    (:class:`OutsideDomainWarning`), ``"raise"`` raises a ValidationError, ``"ignore"``
-    lets them through.  Everything else (``scalar``, ``bind``, ``n_inputs``, ...) is the
-    compiled predictor's; ``bind()``'s zero-argument call is not checked."""
-
-    def __init__(self, predictor: Any, low: np.ndarray, high: np.ndarray, outside: str = "warn") -> None:
-        if outside not in OUTSIDE:
-            raise ValidationError(f"outside= is one of {', '.join(OUTSIDE)}, not {outside!r}")
-        self.predictor, self.low, self.high, self.outside = predictor, low, high, outside
-        self._warned = False
-
-    def _check(self, x: Any) -> None:
-        if self.outside == "ignore":
-            return
-        array = np.asarray(x, dtype=np.float64)
-        if array.ndim == 0 or array.shape[-1:] != self.low.shape:
-            return  # a wrong shape: the predictor's own error says what it takes
-        with np.errstate(invalid="ignore"):
-            rows = ~np.all((array >= self.low) & (array <= self.high), axis=-1)
-        count = int(np.count_nonzero(rows))
-        if not count or (self.outside == "warn" and self._warned):
-            return
-        message = (f"{count} input row(s) outside the domain {self.low.tolist()} .. {self.high.tolist()} the "
-                   f"fixed-point formats were planned for: there values saturate and the stated error bound does "
-                   f"not hold (compile_c(..., domain=...) plans for another range)")
-        if self.outside == "raise":
-            raise ValidationError(message)
-        import warnings
-
-        self._warned = True
-        warnings.warn(message + " (warned once per predictor; outside='raise' makes it an error)",
-                      OutsideDomainWarning, stacklevel=3)
-
-    def __call__(self, x: Any, **keywords: Any) -> np.ndarray:
-        self._check(x)
-        return self.predictor(x, **keywords)
-
-    def predict(self, x: Any, **keywords: Any) -> np.ndarray:
-        return self(x, **keywords)
-
-    @property
-    def scalar(self) -> Any:
-        inner = self.predictor.scalar
-        if inner is None:
-            return None
-
-        def scalar(value: float) -> float:
-            self._check([value])
-            return inner(value)
-        return scalar
-
-    def __getattr__(self, attribute: str) -> Any:
-        if attribute == "predictor":  # not yet set (unpickling): no recursion
-            raise AttributeError(attribute)
-        return getattr(self.predictor, attribute)
-
-    def __reduce__(self):
-        return DomainChecked, (self.predictor, self.low, self.high, self.outside)
-
-    def __repr__(self) -> str:
-        return (f"{self.predictor!r} on the domain {self.low.tolist()} .. {self.high.tolist()} "
-                f"(outside: {self.outside})")
-
-
 def compile_c(net: Network, *, dtype: "str | NumericType" = "float32", name: str = "mlp",
               unroll: str = "auto", math: str = "fast", outside: str = "warn", **options: object) -> Any:
     """``net`` as C compiled through cffi (cached by the IR's content hash, the options
@@ -255,7 +180,7 @@ def compile_c(net: Network, *, dtype: "str | NumericType" = "float32", name: str
     for inputs in ``domain=(low, high)`` (required: each side a number or one per input),
     called through its float wrapper: it takes and returns float32 like the float
     predictors.  Outside the domain the C saturates; the predictor (a
-    :class:`DomainChecked`) says so: ``outside="warn"`` (once), ``"raise"`` or ``"ignore"``."""
+    :class:`~.predictor.DomainChecked`) says so: ``outside="warn"`` (once), ``"raise"`` or ``"ignore"``."""
     numeric = _numeric("c", dtype)
     if not numeric.plans_domain:  # floats, and int8 (its scales are the model's)
         return load(net, "c", dtype=dtype, name=name, unroll=unroll, math=math, **options)
