@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 from mlpcodegen import load  # noqa: E402
 from mlpcodegen.backends.c import CRenderer  # noqa: E402
 from mlpcodegen.harness import cortex  # noqa: E402
-from mlpcodegen.ir import Network  # noqa: E402
+from mlpcodegen.core.ir import Network  # noqa: E402
 from mlpcodegen.runtime import cross  # noqa: E402
 
 from bench.native_call import random_net  # noqa: E402  (the benches' one way to make a network)
@@ -224,7 +224,7 @@ def _mlpcodegen_core(net: Network, x: np.ndarray, core: str, opt: str, options: 
 def _q15_integer_core(net: Network, x: np.ndarray, core: str, opt: str, options: cortex.Options) -> dict:
     """The integer predictor NAME_q15 alone (int16 codes in and out), as an integer-input
     program calls it: the float wrapper's code is not counted (the linker drops it)."""
-    from mlpcodegen.fixed import plan, quantise_inputs
+    from mlpcodegen.core.fixed import plan, quantise_inputs
 
     options = options.for_core(core)
     codes = quantise_inputs(plan(net, options.domain), x.astype(np.float64))

@@ -23,11 +23,11 @@ import pytest
 
 from mlpcodegen.backends.c import emit_c
 from mlpcodegen.backends.c_fixed import emit_c_fixed, stack_bytes
-from mlpcodegen.cli import main
+from mlpcodegen.app.cli import main
 from mlpcodegen.harness import cortex
 from mlpcodegen.harness.onnx_peer import onnx_model
 from mlpcodegen.harness.verify import F32_ULP_BOUND
-from mlpcodegen.ir import Activation, Dense, Network
+from mlpcodegen.core.ir import Activation, Dense, Network
 from mlpcodegen.runtime import cores, cross
 
 from conftest import STRICT_FLAGS, _say
@@ -189,7 +189,7 @@ include /usr/share/arduino/Arduino.mk
 def test_arduino_library_builds_for_the_uno_and_prints_the_host_outputs(tmp_path, capsys, arduino, dtype):
     """convert --arduino writes the library; its example builds with the Arduino core and
     arduino-mk for the Uno and, on simavr, prints the outputs of the host build of the same C."""
-    from mlpcodegen.cli_embedded import example_inputs
+    from mlpcodegen.app.cli_embedded import example_inputs
 
     net = sine_net()
     path = tmp_path / "sine.onnx"

@@ -241,7 +241,7 @@ def test_the_package_imports_its_public_functions_on_first_use():
     import sys
 
     code = ("import sys, mlpcodegen\n"
-            "loaded = sorted(m for m in sys.modules if m.startswith('mlpcodegen.') and m != 'mlpcodegen.errors')\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith('mlpcodegen.') and m != 'mlpcodegen.core.errors')\n"
             "print(loaded)\n"
             "print(all(getattr(mlpcodegen, name) is not None for name in mlpcodegen.__all__))\n"
             "print(mlpcodegen.verify.__module__, mlpcodegen.compile_c.__module__)\n")

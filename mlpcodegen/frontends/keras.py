@@ -35,14 +35,14 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-from ..errors import MlpCodegenError, ModelFormatError, UnsupportedError
-from ..limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits  # noqa: F401 - LimitExceeded: re-exported
+from ..core.errors import MlpCodegenError, ModelFormatError, UnsupportedError
+from ..core.limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits  # noqa: F401 - LimitExceeded: re-exported
 from . import _config, _sandbox, _untrusted_h5
 from ._preflight import preflight
-from ..activations import ALIASES, REGISTRY
-from ..ir import ACTIVATIONS, Activate, Activation, Affine, Dense, Layer, Network
-from ..passes import fold_affine, fuse_activations
-from ..untrusted import quote_name
+from ..core.activations import ALIASES, REGISTRY
+from ..core.ir import ACTIVATIONS, Activate, Activation, Affine, Dense, Layer, Network
+from ..core.passes import fold_affine, fuse_activations
+from ..core.untrusted import quote_name
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -988,7 +988,7 @@ def _identity(entry: _LayerEntry, width: int) -> list[Layer]:
 
 
 #: Keras class name -> reader.  Readers get the entry and the current width and
-#: return IR layers; folding and fusing happen afterwards, in mlpcodegen.passes.
+#: return IR layers; folding and fusing happen afterwards, in mlpcodegen.core.passes.
 _READERS: dict[str, Callable[[_LayerEntry, int], list[Layer]]] = {
     "InputLayer": _identity,
     "Dense": lambda entry, width: _read_dense(entry, width),  # (docstring: _read_dense)

@@ -1,5 +1,5 @@
 """Command line for ``mlpcodegen simplify``: a simpler formula for a network on a domain
-with its certified error (issue 14; the work is done by :mod:`mlpcodegen.simplify`)."""
+with its certified error (issue 14; the work is done by :mod:`mlpcodegen.core.simplify`)."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +14,7 @@ RUNNABLE = ("c", "numba", "numpy", "python")
 
 def add_simplify(sub, common) -> None:
     """Add the ``simplify`` command to the subparsers ``sub``."""
-    from .backends import BACKENDS
+    from ..backends import BACKENDS
 
     p = sub.add_parser("simplify", help="a simpler formula for a model on a domain, with a certified error",
                        description="Write a simpler formula for a model on an input box: exact simplification "
@@ -67,7 +67,7 @@ def _positive(common):
 
 def _degree(common):
     def parse(text: str) -> int:
-        from .ir import MAX_POLYNOMIAL_DEGREE
+        from ..core.ir import MAX_POLYNOMIAL_DEGREE
 
         try:
             value = int(text)
@@ -113,8 +113,8 @@ def _check_png(args, net, common) -> None:
 
 
 def run_simplify(args, common) -> int:
-    from ._files import check_outputs, write_all
-    from .backends import emit, get_backend
+    from ..core._files import check_outputs, write_all
+    from ..backends import emit, get_backend
 
     mode = _mode(args, common)
     if args.check and args.target not in RUNNABLE:
@@ -151,7 +151,7 @@ def _check(args, net, result: "Simplified", lower, upper, dtype: str, name: str,
     """``--check N``: the target against the original network (certified bound + rounding)."""
     if not args.check:
         return 0
-    from .harness.approximation import verify_target
+    from ..harness.approximation import verify_target
 
     checked = verify_target(net, result.network, args.target, dtype, lower, upper, result.certified or 0.0,
                             samples=args.check, name=name)
@@ -181,21 +181,21 @@ def _approximation(approx, extra: Optional[list[str]] = None) -> Simplified:
 
 
 def _chebyshev(args, net, lower, upper) -> Simplified:
-    from .simplify import chebyshev
+    from ..core.simplify import chebyshev
 
     return _approximation(chebyshev(net, lower, upper, args.chebyshev, args.total_degree))
 
 
 def _tolerance(args, net, lower, upper) -> Simplified:
-    from .simplify import for_tolerance
+    from ..core.simplify import for_tolerance
 
     return _approximation(for_tolerance(net, lower, upper, args.tolerance, total=args.total_degree))
 
 
 def _taylor(args, net, lower, upper) -> Simplified:
-    from .simplify.chebyshev import Approximation
-    from .simplify.certify import error_report
-    from .simplify.taylor import taylor, tolerance_interval
+    from ..core.simplify.chebyshev import Approximation
+    from ..core.simplify.certify import error_report
+    from ..core.simplify.taylor import taylor, tolerance_interval
 
     at = args.at if args.at is not None else (lower[0] + upper[0]) / 2
     result = taylor(net, at, args.taylor, lower[0], upper[0])
@@ -209,7 +209,7 @@ def _taylor(args, net, lower, upper) -> Simplified:
 
 
 def _saturate(args, net, lower, upper) -> Simplified:
-    from .simplify.saturation import saturate
+    from ..core.simplify.saturation import saturate
 
     result = saturate(net, lower, upper, args.tolerance)
     note = f"certified max error {result.errors.certified:.6g} on the box {lower} .. {upper}"
@@ -218,8 +218,8 @@ def _saturate(args, net, lower, upper) -> Simplified:
 
 
 def _exact(args, net, lower, upper) -> Simplified:
-    from .errors import UnsupportedError
-    from .simplify.exact import piecewise_linear, simplify_exact
+    from ..core.errors import UnsupportedError
+    from ..core.simplify.exact import piecewise_linear, simplify_exact
 
     result = simplify_exact(net, lower, upper)
     lines = [result.line()]
@@ -242,14 +242,14 @@ _SIMPLIFY = {"exact": _exact, "taylor": _taylor, "chebyshev": _chebyshev, "toler
 
 
 def _summary(net, result: Simplified, lower, upper, digits: int) -> str:
-    from .errors import MlpCodegenError
-    from .simplify.size import formula_size
+    from ..core.errors import MlpCodegenError
+    from ..core.simplify.size import formula_size
 
     before, after = formula_size(net), formula_size(result.network)
     lines = [f"{net.describe()} on {lower} .. {upper}"] + result.lines
     lines += [f"size: {before.line()} -> {after.line()}"]
     try:
-        from .backends.latex import latex_equations
+        from ..backends.latex import latex_equations
 
         shown, heading = _shown_digits(net, result, lower, upper, digits)
         equations = latex_equations(result.network, digits=shown)
@@ -277,8 +277,8 @@ def _shown_digits(net, result: Simplified, lower, upper, digits: Optional[int]) 
     and that error is printed; else the rounding's measured cost is."""
     import numpy as np
 
-    from .backends.latex import rounded_network
-    from .simplify.certify import measured_error, sample_points
+    from ..backends.latex import rounded_network
+    from ..core.simplify.certify import measured_error, sample_points
 
     if digits is None:
         return None, "formula (exact weights):"
@@ -307,7 +307,7 @@ def _rounded_error(net, result: Simplified, rounded, lower, upper, goal: float) 
     largest each basis term reaches on the box (interval arithmetic on the difference of
     two near-equal polynomials loses their dependency, and certifying against the network
     again costs as much as the method's own proof); else certified directly."""
-    from .simplify.certify import certified_error
+    from ..core.simplify.certify import certified_error
 
     if net.n_inputs > 1:
         bound = _coefficient_bound(result.network, rounded, lower, upper)
@@ -323,7 +323,7 @@ def _coefficient_bound(formula, rounded, lower, upper) -> Optional[float]:
     None otherwise."""
     import numpy as np
 
-    from .ir import Polynomial
+    from ..core.ir import Polynomial
 
     if len(formula.layers) != 1 or len(rounded.layers) != 1:
         return None

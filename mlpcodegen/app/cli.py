@@ -17,11 +17,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable, Optional, Sequence
 
-from . import __version__
-from .errors import MlpCodegenError
-from .runtime.cores import CORES as CORE_TABLE
+from .. import __version__
+from ..core.errors import MlpCodegenError
+from ..runtime.cores import CORES as CORE_TABLE
 
-SEED_MODEL = Path(__file__).resolve().parent.parent / "generated" / "seed" / "seed.keras"
+SEED_MODEL = Path(__file__).resolve().parents[2] / "generated" / "seed" / "seed.keras"
 
 
 class UsageError(Exception):
@@ -91,7 +91,7 @@ def _default_name(model: str, target: str) -> str:
     """A function name the target accepts, from the model file's stem: the stem made an
     ASCII identifier, else ``predict_STEM`` (m1, class, NAN clash with the generated
     code, C or Python), else ``predict``.  The user did not choose it: never refuse it."""
-    from .backends import name_is_usable
+    from ..backends import name_is_usable
 
     ascii_stem = unicodedata.normalize("NFKD", Path(model).stem).encode("ascii", "ignore").decode()
     stem = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_]", "_", ascii_stem)).strip("_")[:48]
@@ -105,7 +105,7 @@ def _default_name(model: str, target: str) -> str:
 def _target_options(args: argparse.Namespace, backend, load: bool = False) -> dict:
     """The target's emit options the command line sets (``--unroll`` for c, ...).
     ``load``: only those that change what runs (LaTeX digits are emit-only)."""
-    from .runtime import run_options
+    from ..runtime import run_options
 
     keys = [key for key in backend.options if hasattr(args, key)]
     if load:
@@ -116,14 +116,14 @@ def _target_options(args: argparse.Namespace, backend, load: bool = False) -> di
 def _load(args: argparse.Namespace):
     """The model's network, read within ``--max-size``; with ``--calibrate FILE``, quantised
     to int8 from those rows (post-training, as TFLite's converter)."""
-    from .frontends import load
-    from .limits import ReadLimits
+    from ..frontends import load
+    from ..core.limits import ReadLimits
 
     net = load(args.model, weights=args.weights, limits=ReadLimits.for_size(args.max_size))
     if getattr(args, "calibrate", None):
-        from .errors import ValidationError
-        from .harness.verify import read_inputs
-        from .ptq import calibrate
+        from ..core.errors import ValidationError
+        from ..harness.verify import read_inputs
+        from ..core.ptq import calibrate
 
         if getattr(net, "int8", None) is not None:
             raise ValidationError(f"{args.model} is already quantised to int8: drop --calibrate (its scales are "
@@ -143,8 +143,8 @@ def _header_path(args: argparse.Namespace) -> Optional[Path]:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from . import backends
-    from ._files import check_outputs, write_all
+    from .. import backends
+    from ..core._files import check_outputs, write_all
 
     started = time.perf_counter()
     backend = backends.get_backend(args.target)
@@ -209,7 +209,7 @@ def _scaling_box(args: argparse.Namespace, n_inputs: int):
 def _is_fixed(dtype: Optional[str]) -> bool:
     """Whether ``dtype`` is a fixed-point type planned for an input domain (q15); int8 is not:
     its scales come from the .tflite file or from --calibrate's rows."""
-    from .numeric import FIXED_TYPES
+    from ..core.numeric import FIXED_TYPES
 
     return dtype in FIXED_TYPES and FIXED_TYPES[dtype].plans_domain
 
@@ -258,13 +258,13 @@ def _require_fixed_domain(args: argparse.Namespace, dtype: Optional[str], data: 
 def _check_data(args: argparse.Namespace, n_inputs: int) -> None:
     """``--data``: read and checked (columns, numbers, shape) before any work; bad data is exit 1."""
     if args.data:
-        from .harness.verify import read_inputs
+        from ..harness.verify import read_inputs
 
         read_inputs(args.data, n_inputs)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .backends import get_backend
+    from ..backends import get_backend
 
     net = _load(args)  # bounded read (and clear errors) before TensorFlow opens the file
     backend = get_backend(args.target)
@@ -278,12 +278,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         from .cli_embedded import verify_on_core
 
         return verify_on_core(args, net, domain, COMMON)
-    from .frontends import file_format
+    from ..frontends import file_format
 
     if file_format(args.model).name == "keras":  # its peer is model.predict
         _import_tensorflow_quietly()
-    from .harness.verify import verify
-    from .limits import ReadLimits
+    from ..harness.verify import verify
+    from ..core.limits import ReadLimits
 
     report = verify(args.model, args.target, dtype, n=args.n, domain=domain,
                     data=args.data, seed=args.seed, input_scaling=inputs, output_scaling=outputs,
@@ -297,12 +297,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _verify_int8(args: argparse.Namespace, net) -> int:
-    from .harness.verify_int8 import verify_int8
-    from .limits import ReadLimits
+    from ..harness.verify_int8 import verify_int8
+    from ..core.limits import ReadLimits
 
     if args.core:  # the same checks as every verify --core, before any work
         from .cli_embedded import MAX_CORE_ROWS, _ready
-        from .runtime.cores import core as core_entry
+        from ..runtime.cores import core as core_entry
 
         if args.n > MAX_CORE_ROWS:
             raise UsageError(f"--core runs at most {MAX_CORE_ROWS} inputs (-n): they are compiled into the image")
@@ -312,8 +312,8 @@ def _verify_int8(args: argparse.Namespace, net) -> int:
     _check_data(args, net.n_inputs)
     peer = None
     if getattr(args, "calibrate", None):  # the float model's own framework, for information
-        from .frontends import file_format
-        from .harness.peers import as_peer
+        from ..frontends import file_format
+        from ..harness.peers import as_peer
 
         if file_format(args.model).name == "keras":
             _import_tensorflow_quietly()
@@ -333,7 +333,7 @@ def _verify_int8(args: argparse.Namespace, net) -> int:
 
 
 def cmd_formula(args: argparse.Namespace) -> int:
-    from ._files import check_outputs
+    from ..core._files import check_outputs
 
     if args.png and args.png != "-":
         check_outputs([args.png], mkdir=args.mkdir)
@@ -346,9 +346,9 @@ def cmd_formula(args: argparse.Namespace) -> int:
     if args.digits is not None:
         import numpy as np
 
-        from .backends.latex import rounding_error
-        from .backends.sympy import input_names
-        from .harness.verify import random_inputs
+        from ..backends.latex import rounding_error
+        from ..backends.sympy import input_names
+        from ..harness.verify import random_inputs
 
         grid = random_inputs(net.n_inputs, 4000, np.full(net.n_inputs, lo), np.full(net.n_inputs, hi))
         error = rounding_error(net, args.digits, grid)
@@ -360,8 +360,8 @@ def cmd_formula(args: argparse.Namespace) -> int:
 
 
 def _print_formula(net, args: argparse.Namespace) -> None:
-    from .backends.latex import emit_latex
-    from .backends.sympy import emit_sympy, expression_strings
+    from ..backends.latex import emit_latex
+    from ..backends.sympy import emit_sympy, expression_strings
 
     if args.style in ("numpy", "python"):
         names = ["y"] if net.n_outputs == 1 else [f"y{j}" for j in range(net.n_outputs)]
@@ -401,22 +401,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from ._files import check_outputs
+    from ..core._files import check_outputs
 
     model_file = Path(args.model)
     out = Path(args.out or f"{model_file.stem}_bench.md")
     check_outputs([out, out.with_suffix(".png")], mkdir=args.mkdir)  # before minutes of timing
     net = _load(args)
-    from .frontends import file_format
+    from ..frontends import file_format
 
     fmt = file_format(model_file)
     if fmt.name != "keras":
         raise UsageError(f"bench times a Keras model beside model.predict, LiteRT and ONNX Runtime; {model_file} "
                          f"is a {fmt.title} file (verify checks it against its framework)")
     _import_tensorflow_quietly()
-    from .frontends.keras import load_keras_model
-    from .harness.bench import bench_model
-    from .harness.bench_report import summary_lines, write_report
+    from ..frontends.keras import load_keras_model
+    from ..harness.bench import bench_model
+    from ..harness.bench_report import summary_lines, write_report
 
     keras_model = load_keras_model(model_file, weights=args.weights)
     bench = bench_model(keras_model, net, model_file.stem, rows=tuple(args.rows), quick=args.quick,
@@ -447,8 +447,8 @@ def _floats(text: str) -> list[float]:
 def _scalings(args: argparse.Namespace):
     """(input, output) Scaling from --scaling FILE and/or --input-*/--output-* flags.
     A bad file is exit 1 (its content is data); contradicting flags are bad usage."""
-    from .errors import ValidationError
-    from .scaling import Scaling, read_scaling_file
+    from ..core.errors import ValidationError
+    from ..core.scaling import Scaling, read_scaling_file
 
     found = list(read_scaling_file(args.scaling)) if args.scaling else [None, None]
     for i, side in enumerate(("input", "output")):
@@ -471,7 +471,7 @@ def _scalings(args: argparse.Namespace):
 
 
 def _scaled(net, args: argparse.Namespace):
-    from .scaling import with_scaling
+    from ..core.scaling import with_scaling
 
     inputs, outputs = _scalings(args)
     return with_scaling(net, inputs, outputs) if inputs or outputs else net
@@ -483,7 +483,7 @@ def _add_scaling_options(parser: argparse.ArgumentParser) -> None:
                    "original units (min/max scale to [0, 1]; lists are per feature or one value for all)")
     group.add_argument("--scaling", metavar="JSON", help='file with {"input": {...}, "output": {...}}, each '
                        '{"kind": "minmax", "min": [..], "max": [..]} or {"kind": "standard", "mean": [..], '
-                       '"std": [..]} (mlpcodegen.scaling.write_scaling_file writes it from sklearn scalers)')
+                       '"std": [..]} (mlpcodegen.core.scaling.write_scaling_file writes it from sklearn scalers)')
     for side in ("input", "output"):
         for stat in ("min", "max", "mean", "std"):
             group.add_argument(f"--{side}-{stat}", type=_floats, metavar="V[,V...]")
@@ -493,7 +493,7 @@ def _add_scaling_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_dtype(args: argparse.Namespace) -> None:
-    from .backends import get_backend
+    from ..backends import get_backend
 
     dtypes = get_backend(args.target).supported
     if args.dtype is not None and args.dtype not in dtypes:
@@ -501,7 +501,7 @@ def _check_dtype(args: argparse.Namespace) -> None:
 
 
 def _check_convert(args: argparse.Namespace) -> None:
-    from .backends import BACKENDS, get_backend
+    from ..backends import BACKENDS, get_backend
 
     _check_dtype(args)
     _check_int8(args)
@@ -633,7 +633,7 @@ def _digits(text: str) -> Optional[int]:
 def _target_help(targets: Sequence[str], default: str, what: str = "the language to emit") -> str:
     """``--target``'s help: every target of the backends registry in ``targets``, its
     file suffix and number types, and the default."""
-    from .backends import BACKENDS
+    from ..backends import BACKENDS
 
     listed = "; ".join(f"{name} ({BACKENDS[name].suffix}: {', '.join(BACKENDS[name].supported)})"
                        for name in sorted(targets))
@@ -767,10 +767,10 @@ _NEGATIVE_NUMBERS = re.compile(rf"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,{_NUMBER})
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .backends import BACKENDS
-    from .numeric import FIXED_TYPES, NUMERIC_TYPES
-    from .runtime import LOADERS
-    from .runtime.loaders import SUBPROCESS_LOADERS
+    from ..backends import BACKENDS
+    from ..core.numeric import FIXED_TYPES, NUMERIC_TYPES
+    from ..runtime import LOADERS
+    from ..runtime.loaders import SUBPROCESS_LOADERS
 
     dtypes = tuple(NUMERIC_TYPES) + tuple(FIXED_TYPES)  # which ones a target supports: checked after parsing
     parser = Parser(

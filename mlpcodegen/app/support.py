@@ -2,10 +2,10 @@
 frontend's and the IR's own registries so they cannot drift."""
 from __future__ import annotations
 
-from .activations import ALIASES, REGISTRY
-from .backends import BACKENDS
-from .frontends import FORMATS
-from .frontends import keras as frontend
+from ..core.activations import ALIASES, REGISTRY
+from ..backends import BACKENDS
+from ..frontends import FORMATS
+from ..frontends import keras as frontend
 
 START, END = "<!-- supported:start -->", "<!-- supported:end -->"
 
@@ -18,7 +18,7 @@ def _reader_doc(name: str) -> str:
 
 def _framework_lists() -> list[str]:
     """What each non-Keras frontend reads, from its own tables."""
-    from .frontends import onnx, sklearn, torch
+    from ..frontends import onnx, sklearn, torch
 
     def names(items) -> str:
         return ", ".join(f"`{item}`" for item in items)

@@ -1,23 +1,23 @@
-"""Interpreters of the expression graph (:mod:`mlpcodegen.graph`): float64 values and
+"""Interpreters of the expression graph (:mod:`mlpcodegen.core.graph`): float64 values and
 interval bounds of every node (and :func:`interpret`, the walk other interpreters,
 such as SymPy's, run their own table over).
 
-Both walk the graph in :func:`mlpcodegen.graph.walk` order (children first, no
+Both walk the graph in :func:`mlpcodegen.core.graph.walk` order (children first, no
 recursion: a network has thousands of nodes), compute each node once (memoised by
 identity) and dispatch through tables keyed by node type, operation and function name.
 
 **Values** (:func:`evaluate`) follow the special-value contract of
-:mod:`mlpcodegen.activations` in float64 NumPy, vectorised over samples (every input
+:mod:`mlpcodegen.core.activations` in float64 NumPy, vectorised over samples (every input
 is an array; all arrays broadcast):
 
-* ``max``/``min``/:class:`~mlpcodegen.graph.Largest` propagate NaN;
+* ``max``/``min``/:class:`~mlpcodegen.core.graph.Largest` propagate NaN;
 * a comparison is the number ``1.0`` or ``0.0`` (as in C), false when either side is
-  NaN; :class:`~mlpcodegen.graph.Where` picks ``a`` where its condition is non-zero,
+  NaN; :class:`~mlpcodegen.core.graph.Where` picks ``a`` where its condition is non-zero,
   else ``b``; both branches are computed, but only the chosen one reaches the result;
 * ``exp``/``expm1`` overflow to inf and division follows IEEE, without warnings;
   ``sigmoid`` and ``softplus`` use the formulas that are finite for every input;
   ``quotient`` is a division and ``square`` is ``a*a``;
-* a :class:`~mlpcodegen.graph.Sum` adds its terms left to right (``-`` first term
+* a :class:`~mlpcodegen.core.graph.Sum` adds its terms left to right (``-`` first term
   negated, then ``+``/``-`` each ``coefficient*node``), then its bias: the rounding
   every target keeps.
 
@@ -235,8 +235,8 @@ _POINT: dict[type, Callable] = {
 def evaluate(program_or_nodes: Union[Program, Sequence[Node]], inputs: Mapping) -> Values:
     """float64 value of every node of a program (or of the graph under some nodes).
 
-    ``inputs`` maps a :class:`~mlpcodegen.graph.Ref`'s name, or an
-    :class:`~mlpcodegen.graph.Item`'s ``(array, index)``, to an array of samples;
+    ``inputs`` maps a :class:`~mlpcodegen.core.graph.Ref`'s name, or an
+    :class:`~mlpcodegen.core.graph.Item`'s ``(array, index)``, to an array of samples;
     an item may also be taken from ``inputs[array][..., index]``.
     """
     return interpret(program_or_nodes, _POINT, inputs)

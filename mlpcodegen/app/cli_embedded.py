@@ -21,8 +21,8 @@ MAX_CORE_ROWS = 4096
 
 
 def _options(args: argparse.Namespace, net, common):
-    from .backends.c import check_name
-    from .harness.cortex import Options
+    from ..backends.c import check_name
+    from ..harness.cortex import Options
 
     name = getattr(args, "name", None) or common.default_name(args.model, "c")
     check_name(name)
@@ -35,7 +35,7 @@ def _options(args: argparse.Namespace, net, common):
 
 def _ready(core: str, emulator: bool) -> None:
     """The core's compiler (and emulator) on PATH: a missing one said before any work."""
-    from .runtime import cross
+    from ..runtime import cross
 
     target = cross.core(core)
     cross.tool(target.toolchain.compiler)
@@ -45,7 +45,7 @@ def _ready(core: str, emulator: bool) -> None:
 
 def count_line(core: str, instructions: float) -> str:
     """What the core's emulator counted per inference, with how (verify --core's last line)."""
-    from .runtime.cores import core as core_entry
+    from ..runtime.cores import core as core_entry
 
     emulator = core_entry(core).toolchain.emulator
     return (f"{emulator.counts} per inference on {core} (-Os, {emulator.how}; mean of the timed rows, an empty "
@@ -54,7 +54,7 @@ def count_line(core: str, instructions: float) -> str:
 
 def add_size(sub, common) -> None:
     """Add the ``size`` command to the subparsers ``sub``."""
-    from .backends import get_backend
+    from ..backends import get_backend
 
     size = sub.add_parser("size", help="flash, RAM and stack of the embedded C on microcontroller cores",
                           description="Cross-compile the embedded profile's C with each core's gcc "
@@ -81,7 +81,7 @@ def add_size(sub, common) -> None:
 
 
 def cmd_size(args: argparse.Namespace, common) -> int:
-    from .harness.cortex import measure_sizes, size_table
+    from ..harness.cortex import measure_sizes, size_table
 
     started = time.perf_counter()
     common.check_int8(args)
@@ -101,14 +101,14 @@ def cmd_size(args: argparse.Namespace, common) -> int:
 
 def verify_on_core(args: argparse.Namespace, net, domain, common) -> int:
     """``mlpcodegen verify --core CORE``: run the embedded C on an emulated core; exit code."""
-    from .harness.cortex import verify_on_core as run
+    from ..harness.cortex import verify_on_core as run
 
     if args.target != "c":
         raise common.UsageError("--core runs the C target: drop --target or use --target c")
     if args.n > MAX_CORE_ROWS:
         raise common.UsageError(f"--core runs at most {MAX_CORE_ROWS} inputs (-n): they are compiled into the "
                                 "image, with the outputs printed through semihosting")
-    from .runtime.cores import core as core_entry
+    from ..runtime.cores import core as core_entry
 
     if not core_entry(args.core).emulated:
         raise common.UsageError(f"{args.core} has no emulator ({core_entry(args.core).runs_on}): "
@@ -132,9 +132,9 @@ def verify_on_core(args: argparse.Namespace, net, domain, common) -> int:
 def _peer(args: argparse.Namespace, common):
     """The model file's own framework, for every format (Keras ``model.predict``, ONNX
     Runtime, ...), read under the ``--max-size`` limits."""
-    from .frontends import file_format
-    from .harness.peers import as_peer
-    from .limits import DEFAULT_LIMITS, ReadLimits
+    from ..frontends import file_format
+    from ..harness.peers import as_peer
+    from ..core.limits import DEFAULT_LIMITS, ReadLimits
 
     size = getattr(args, "max_size", None)
     limits = DEFAULT_LIMITS if size is None else ReadLimits.for_size(size)
@@ -150,8 +150,8 @@ CORTEX_M = ("m0plus", "m4f", "m7")
 def memory_lines(net, options, rows) -> str:
     """Per core and level: flash (the predictor and the library code it links) and RAM
     (data + bss + the stated stack bound) against the core's memory; no emulator said."""
-    from .harness.cortex import stated_stack
-    from .runtime.cores import core as core_entry
+    from ..harness.cortex import stated_stack
+    from ..runtime.cores import core as core_entry
 
     lines = []
     for row in rows:
@@ -171,9 +171,9 @@ def convert_for_core(args: argparse.Namespace, net, name: str, dtype: str, commo
     """``convert --core CORE`` (the embedded C for that core: its table storage) and
     ``convert --arduino DIR`` (an Arduino library for the Uno: library.properties,
     library.json, src/NAME.h, src/NAME.c, examples/NAME/NAME.ino)."""
-    from ._files import check_outputs, write_all
-    from .backends.c import check_name
-    from .harness.cortex import Options
+    from ..core._files import check_outputs, write_all
+    from ..backends.c import check_name
+    from ..harness.cortex import Options
 
     if args.target != "c":
         raise common.UsageError("--core and --arduino write C: drop --target or use --target c")
@@ -217,8 +217,8 @@ def example_inputs(net, domain=None) -> "np.ndarray":
 
 def arduino_library(net, options, folder: Path, source: str, header: str, core: str) -> dict:
     """The files of an Arduino library (1.5 layout) and a PlatformIO manifest."""
-    from .backends._text import quote_name
-    from .backends.c import literal
+    from ..backends._text import quote_name
+    from ..backends.c import literal
 
     name = options.name
     rows = example_inputs(net, options.domain)
@@ -283,7 +283,7 @@ def _version() -> str:
     """Arduino wants MAJOR.MINOR.PATCH: mlpcodegen's version, its first three numbers."""
     import re
 
-    from . import __version__
+    from .. import __version__
 
     numbers = re.findall(r"\d+", __version__)[:3]
     return ".".join(numbers + ["0"] * (3 - len(numbers)))
