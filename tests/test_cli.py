@@ -6,6 +6,8 @@ import pytest
 
 from conftest import REPO, build_model
 from mlpcodegen.app.cli import main
+from mlpcodegen.backends import BACKENDS
+from mlpcodegen.runtime import LOADERS
 
 SEED = REPO / "generated" / "seed" / "seed.keras"
 
@@ -127,7 +129,7 @@ def test_version(capsys):
 
 
 @pytest.mark.parametrize("command", ["convert", "verify"])
-@pytest.mark.parametrize("target", ["python", "sympy"])
+@pytest.mark.parametrize("target", [t for t in LOADERS if "float32" not in BACKENDS[t].supported])  # verify runs them
 def test_a_dtype_the_target_lacks_is_bad_usage_everywhere(command, target, capsys):
     assert main([command, str(SEED), "--target", target, "--dtype", "float32"]) == 2
     err = capsys.readouterr().err
@@ -136,17 +138,17 @@ def test_a_dtype_the_target_lacks_is_bad_usage_everywhere(command, target, capsy
 
 
 @pytest.mark.parametrize("stem", ["m1", "h1", "3layers", "class", "NAN", "über", "x", "my model.v2", "___"])
-@pytest.mark.parametrize("target", ["c", "numba", "numpy", "python", "sympy", "latex"])
+@pytest.mark.parametrize("target", list(BACKENDS))
 def test_a_default_name_is_never_refused(tmp_path, capsys, monkeypatch, stem, target):
-    import mlpcodegen.app.cli as cli
+    from mlpcodegen.app import common
     from mlpcodegen.backends import name_is_usable
     from mlpcodegen.frontends.keras import load
 
     net = load(SEED)
-    monkeypatch.setattr(cli, "_load", lambda args: net)  # the name comes from the path alone
+    monkeypatch.setattr(common, "load", lambda args: net)  # the name comes from the path alone
     model = tmp_path / f"{stem}.keras"
     assert main(["convert", str(model), "--target", target]) == 0, capsys.readouterr().err
-    name = cli._default_name(str(model), target)
+    name = common.default_name(str(model), target)
     assert name.isascii() and name.isidentifier() and name_is_usable(target, name)
     if target not in ("sympy", "latex"):  # those two do not print a function name
         assert name in capsys.readouterr().out
@@ -249,8 +251,8 @@ def test_tensorflow_start_up_lines_are_filtered(tmp_path):
         "a real problem\\n')\n")
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(REPO)])
-    code = ("from mlpcodegen.app.cli import _quiet_tensorflow, _import_tensorflow_quietly\n"
-            "_quiet_tensorflow(); _import_tensorflow_quietly(); import sys; print('after', file=sys.stderr)")
+    code = ("from mlpcodegen.app.common import quiet_tensorflow, import_tensorflow_quietly\n"
+            "quiet_tensorflow(); import_tensorflow_quietly(); import sys; print('after', file=sys.stderr)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0 and result.stderr == "a real problem\nafter\n"
 

@@ -9,137 +9,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
-import unicodedata
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Callable, Optional, Sequence
 
 from .. import __version__
 from ..core.errors import MlpCodegenError
-from ..runtime.cores import CORES as CORE_TABLE
+from . import common
 
 SEED_MODEL = Path(__file__).resolve().parents[2] / "generated" / "seed" / "seed.keras"
 
 
-class UsageError(Exception):
-    """Bad usage found after parsing (flags that contradict each other or the model):
-    reported through the command's parser, exit 2."""
-
-
-class Parser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line, as every other error:
-    ``mlpcodegen COMMAND: error: MESSAGE (see: mlpcodegen COMMAND --help)``, exit 2
-    (argparse's own prints the whole usage block first).  Subcommands' parsers are made
-    of this class too (``add_subparsers`` uses the parent's class)."""
-
-    def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
-
-
 # ------------------------------------------------------------------- TensorFlow
-
-#: Start-up lines TensorFlow's C++ writes to stderr while it loads; they say nothing
-#: about the user's model.  (Some TensorFlow versions print the absl line whatever
-#: TF_CPP_MIN_LOG_LEVEL says, because absl logs before TensorFlow reads the variable.)
-_TF_BANNERS = re.compile(
-    r"absl::InitializeLog\(\)|oneDNN custom operations|TF_ENABLE_ONEDNN_OPTS|cpu_feature_guard|"
-    r"This TensorFlow binary is optimized|To enable the following instructions|rebuild TensorFlow|"
-    r"Unable to register cu(DNN|FFT|BLAS)|Could not find cuda drivers|computation placer|"
-    r"^[IW]\d{4} \d\d:\d\d:\d\d")
-
-
-def _quiet_tensorflow() -> None:
-    """Set before anything imports TensorFlow (main() calls it first): the C++ logger
-    reads the variable once, when the shared library loads.  A value the user set is kept."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow with file descriptor 2 captured, then pass on every line that
-    is not a start-up banner.  Not when the user asked for all of TensorFlow's logs
-    (TF_CPP_MIN_LOG_LEVEL=0): absl logs before it is initialised whatever the level says."""
-    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
-        return
-    import tempfile
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        except ImportError:
-            pass  # verify reports a missing TensorFlow itself, clearly
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            kept = [line for line in capture.read().decode("utf-8", "replace").splitlines()
-                    if line.strip() and not _TF_BANNERS.search(line)]
-    if kept:
-        print("\n".join(kept), file=sys.stderr)
 
 
 # ------------------------------------------------------------------- names
 
 
-def _default_name(model: str, target: str) -> str:
-    """A function name the target accepts, from the model file's stem: the stem made an
-    ASCII identifier, else ``predict_STEM`` (m1, class, NAN clash with the generated
-    code, C or Python), else ``predict``.  The user did not choose it: never refuse it."""
-    from ..backends import name_is_usable
-
-    ascii_stem = unicodedata.normalize("NFKD", Path(model).stem).encode("ascii", "ignore").decode()
-    stem = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_]", "_", ascii_stem)).strip("_")[:48]
-    candidates = [stem, f"predict_{stem}"] if stem else []
-    return next((c for c in candidates if name_is_usable(target, c)), "predict")
-
-
 # ------------------------------------------------------------------- commands
-
-
-def _target_options(args: argparse.Namespace, backend, load: bool = False) -> dict:
-    """The target's emit options the command line sets (``--unroll`` for c, ...).
-    ``load``: only those that change what runs (LaTeX digits are emit-only)."""
-    from ..runtime import run_options
-
-    keys = [key for key in backend.options if hasattr(args, key)]
-    if load:
-        keys = [key for key in keys if key in run_options(backend.name)]
-    return {key: getattr(args, key) for key in keys}
-
-
-def _load(args: argparse.Namespace):
-    """The model's network, read within ``--max-size``; with ``--calibrate FILE``, quantised
-    to int8 from those rows (post-training, as TFLite's converter)."""
-    from ..frontends import load
-    from ..core.limits import ReadLimits
-
-    net = load(args.model, weights=args.weights, limits=ReadLimits.for_size(args.max_size))
-    if getattr(args, "calibrate", None):
-        from ..core.errors import ValidationError
-        from ..harness.verify import read_inputs
-        from ..core.ptq import calibrate
-
-        if getattr(net, "int8", None) is not None:
-            raise ValidationError(f"{args.model} is already quantised to int8: drop --calibrate (its scales are "
-                                  "the file's)")
-        net = calibrate(net, read_inputs(args.calibrate, net.n_inputs))
-    return net
-
-
-def _header_path(args: argparse.Namespace) -> Optional[Path]:
-    if not args.header:
-        return None
-    header = Path(args.output).with_suffix(".h")
-    if os.path.realpath(header) == os.path.realpath(args.output):
-        raise UsageError(f"--header would overwrite the output {args.output} (the header is the output's name "
-                         "with .h): name the output .c")
-    return header
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -149,19 +37,19 @@ def cmd_convert(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     backend = backends.get_backend(args.target)
     to_stdout = args.output in (None, "-")
-    header = None if to_stdout else _header_path(args)
+    header = None if to_stdout else common.header_path(args)
     if not to_stdout:  # a bad path fails before any work, and nothing is written
         check_outputs([args.output] + ([header] if header else []), mkdir=args.mkdir)
-    net = _scaled(_load(args), args)
-    name = args.name or _default_name(args.model, args.target)
+    net = common.scaled(common.load(args), args)
+    name = args.name or common.default_name(args.model, args.target)
     dtype = args.dtype or backend.dtypes[0]
     if args.core or args.arduino:  # C for a microcontroller core, or an Arduino library (cli_embedded)
         from .cli_embedded import convert_for_core
 
-        return convert_for_core(args, net, name, dtype, COMMON)
-    options = _target_options(args, backend)
+        return convert_for_core(args, net, name, dtype)
+    options = common.target_options(args, backend)
     if "domain" in options:  # the input domain fixed-point formats are planned for
-        options["domain"] = _fixed_domain(args, net.n_inputs, dtype)
+        options["domain"] = common.fixed_domain(args, net.n_inputs, dtype)
     files = {args.output: backends.emit(net, args.target, dtype=dtype, name=name, **options)}
     if header is not None:
         files[header] = backend.header(net, dtype=dtype, name=name, **options)
@@ -175,119 +63,31 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _domain(args: argparse.Namespace, n_inputs: int):
-    """``--domain LOW HIGH``: each side one number for every input or one per input."""
-    if not args.domain:
-        return None
-    lo, hi = args.domain
-    for side, values in (("LOW", lo), ("HIGH", hi)):
-        if len(values) not in (1, n_inputs):
-            raise UsageError(f"--domain {side} has {len(values)} values; the model has {n_inputs} inputs: "
-                             f"give one number for all or {n_inputs} comma-separated")
-    if len(lo) == 1:
-        lo = lo * n_inputs
-    if len(hi) == 1:
-        hi = hi * n_inputs
-    for i, (low, high) in enumerate(zip(lo, hi)):
-        if not low <= high:
-            raise UsageError(f"--domain of input {i}: LOW {low:g} is above HIGH {high:g}")
-    return lo, hi
-
-
-def _scaling_box(args: argparse.Namespace, n_inputs: int):
-    """(low, high) per input from a min/max input scaling (--scaling or --input-min/max):
-    the range the original inputs were scaled from; None for any other scaling."""
-    inputs, _ = _scalings(args)
-    spec = getattr(inputs, "spec", None) or {}
-    if spec.get("kind") != "minmax":
-        return None
-    lo, hi = spec["min"], spec["max"]
-    return ([float(v) for v in (lo * n_inputs if len(lo) == 1 else lo)],
-            [float(v) for v in (hi * n_inputs if len(hi) == 1 else hi)])
-
-
-def _is_fixed(dtype: Optional[str]) -> bool:
-    """Whether ``dtype`` is a fixed-point type planned for an input domain (q15); int8 is not:
-    its scales come from the .tflite file or from --calibrate's rows."""
-    from ..core.numeric import FIXED_TYPES
-
-    return dtype in FIXED_TYPES and FIXED_TYPES[dtype].plans_domain
-
-
-def _check_int8(args: argparse.Namespace) -> None:
-    """Usage of --dtype int8 and --calibrate (convert, verify, size): --calibrate quantises to
-    int8; int8 plans nothing for --domain (verify draws its inputs there) nor takes a scaling."""
-    int8 = args.dtype == "int8"
-    if getattr(args, "rounding", None) and not int8:
-        raise UsageError("--rounding is int8's requantisation: it goes with --dtype int8")
-    if getattr(args, "calibrate", None) and not int8:
-        raise UsageError("--calibrate quantises the model to int8: it goes with --dtype int8")
-    if not int8:
-        return
-    if args.domain and args.command != "verify":
-        raise UsageError("--domain plans q15 formats; int8's scales are the .tflite file's or --calibrate's: "
-                         "drop --domain")
-    given = [f"--{side}-{stat}" for side in ("input", "output") for stat in ("min", "max", "mean", "std")
-             if getattr(args, f"{side}_{stat}".replace("-", "_"), None) is not None]
-    if args.scaling or given:
-        raise UsageError("--dtype int8 takes no input/output scaling (its quantisation is the model's own): "
-                         "quantise the model that includes the scaling")
-
-
-def _fixed_domain(args: argparse.Namespace, n_inputs: int, dtype: Optional[str], data: bool = False):
-    """The input domain a fixed-point ``dtype`` is planned for: --domain, else a min/max
-    input scaling's range; never a silent [-1, 1].  None for a float dtype (and, with
-    ``data``, when --data gives it: its range)."""
-    if not _is_fixed(dtype):
-        return None
-    domain = _domain(args, n_inputs) or _scaling_box(args, n_inputs)
-    if domain is None and not data:
-        also = ", or --data FILE: its range" if args.command == "verify" else ""
-        raise UsageError(f"--dtype {dtype} plans its fixed-point formats for the inputs' range, and saturates "
-                         f"outside it: give --domain LOW HIGH (or a min/max input scaling{also})")
-    return domain
-
-
-def _require_fixed_domain(args: argparse.Namespace, dtype: Optional[str], data: bool = False) -> None:
-    """Before any work: a fixed-point ``dtype`` has a domain (--domain, a min/max input
-    scaling or, with ``data``, --data)."""
-    if _is_fixed(dtype) and not args.domain and not data:
-        _fixed_domain(args, 1, dtype)
-
-
-def _check_data(args: argparse.Namespace, n_inputs: int) -> None:
-    """``--data``: read and checked (columns, numbers, shape) before any work; bad data is exit 1."""
-    if args.data:
-        from ..harness.verify import read_inputs
-
-        read_inputs(args.data, n_inputs)
-
-
 def cmd_verify(args: argparse.Namespace) -> int:
     from ..backends import get_backend
 
-    net = _load(args)  # bounded read (and clear errors) before TensorFlow opens the file
+    net = common.load(args)  # bounded read (and clear errors) before TensorFlow opens the file
     backend = get_backend(args.target)
     dtype = args.dtype or backend.dtypes[0]
     if dtype == "int8":  # bit for bit against LiteRT's reference kernels (or the plan's mirror)
         return _verify_int8(args, net)
-    domain = _fixed_domain(args, net.n_inputs, dtype, data=bool(args.data)) or _domain(args, net.n_inputs)
-    inputs, outputs = _scalings(args)
-    _check_data(args, net.n_inputs)  # a bad file is refused before TensorFlow loads
+    domain = common.fixed_domain(args, net.n_inputs, dtype, data=bool(args.data)) or common.given_domain(args, net.n_inputs)
+    inputs, outputs = common.scalings(args)
+    common.check_data(args, net.n_inputs)  # a bad file is refused before TensorFlow loads
     if args.core:  # on an emulated Cortex-M core (qemu), not in this process
         from .cli_embedded import verify_on_core
 
-        return verify_on_core(args, net, domain, COMMON)
+        return verify_on_core(args, net, domain)
     from ..frontends import file_format
 
     if file_format(args.model).name == "keras":  # its peer is model.predict
-        _import_tensorflow_quietly()
+        common.import_tensorflow_quietly()
     from ..harness.verify import verify
     from ..core.limits import ReadLimits
 
     report = verify(args.model, args.target, dtype, n=args.n, domain=domain,
                     data=args.data, seed=args.seed, input_scaling=inputs, output_scaling=outputs,
-                    options=_target_options(args, backend, load=True), weights=args.weights,
+                    options=common.target_options(args, backend, load=True), weights=args.weights,
                     limits=ReadLimits.for_size(args.max_size))
     print(report.table(), end="")
     if not report.ok:
@@ -305,20 +105,20 @@ def _verify_int8(args: argparse.Namespace, net) -> int:
         from ..runtime.cores import core as core_entry
 
         if args.n > MAX_CORE_ROWS:
-            raise UsageError(f"--core runs at most {MAX_CORE_ROWS} inputs (-n): they are compiled into the image")
+            raise common.UsageError(f"--core runs at most {MAX_CORE_ROWS} inputs (-n): they are compiled into the image")
         if not core_entry(args.core).emulated:
-            raise UsageError(f"{args.core} has no emulator: use mlpcodegen size --core {args.core}")
+            raise common.UsageError(f"{args.core} has no emulator: use mlpcodegen size --core {args.core}")
         _ready(args.core, emulator=True)
-    _check_data(args, net.n_inputs)
+    common.check_data(args, net.n_inputs)
     peer = None
     if getattr(args, "calibrate", None):  # the float model's own framework, for information
         from ..frontends import file_format
         from ..harness.peers import as_peer
 
         if file_format(args.model).name == "keras":
-            _import_tensorflow_quietly()
+            common.import_tensorflow_quietly()
         peer = as_peer(args.model, weights=args.weights, limits=ReadLimits.for_size(args.max_size))
-    report, instructions = verify_int8(args.model, net, n=args.n, domain=_domain(args, net.n_inputs),
+    report, instructions = verify_int8(args.model, net, n=args.n, domain=common.given_domain(args, net.n_inputs),
                                        data=args.data, seed=args.seed, limits=ReadLimits.for_size(args.max_size),
                                        core=args.core, peer=peer)
     print(report.table(), end="")
@@ -337,12 +137,12 @@ def cmd_formula(args: argparse.Namespace) -> int:
 
     if args.png and args.png != "-":
         check_outputs([args.png], mkdir=args.mkdir)
-    net = _scaled(_load(args), args)
+    net = common.scaled(common.load(args), args)
     if args.png != "-":  # with --png -, standard output is the picture alone
         _print_formula(net, args)
     lo, hi = args.domain or (-1.0, 1.0)
     if not lo <= hi:
-        raise UsageError(f"--domain: LOW {lo:g} is above HIGH {hi:g}")
+        raise common.UsageError(f"--domain: LOW {lo:g} is above HIGH {hi:g}")
     if args.digits is not None:
         import numpy as np
 
@@ -394,7 +194,7 @@ def _write_png(net, args: argparse.Namespace, domain: tuple[float, float]) -> No
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    _import_tensorflow_quietly()
+    common.import_tensorflow_quietly()
     from .demo import run_demo
 
     return run_demo(Path(args.model) if args.model else SEED_MODEL, verbosity=args.verbosity, out_dir=args.out)
@@ -406,14 +206,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     model_file = Path(args.model)
     out = Path(args.out or f"{model_file.stem}_bench.md")
     check_outputs([out, out.with_suffix(".png")], mkdir=args.mkdir)  # before minutes of timing
-    net = _load(args)
+    net = common.load(args)
     from ..frontends import file_format
 
     fmt = file_format(model_file)
     if fmt.name != "keras":
-        raise UsageError(f"bench times a Keras model beside model.predict, LiteRT and ONNX Runtime; {model_file} "
+        raise common.UsageError(f"bench times a Keras model beside model.predict, LiteRT and ONNX Runtime; {model_file} "
                          f"is a {fmt.title} file (verify checks it against its framework)")
-    _import_tensorflow_quietly()
+    common.import_tensorflow_quietly()
     from ..frontends.keras import load_keras_model
     from ..harness.bench import bench_model
     from ..harness.bench_report import summary_lines, write_report
@@ -432,63 +232,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------- scaling flags
 
 
-def _floats(text: str) -> list[float]:
-    import math
-
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not all(math.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
-    return values
-
-
-def _scalings(args: argparse.Namespace):
-    """(input, output) Scaling from --scaling FILE and/or --input-*/--output-* flags.
-    A bad file is exit 1 (its content is data); contradicting flags are bad usage."""
-    from ..core.errors import ValidationError
-    from ..core.scaling import Scaling, read_scaling_file
-
-    found = list(read_scaling_file(args.scaling)) if args.scaling else [None, None]
-    for i, side in enumerate(("input", "output")):
-        minimum, maximum = getattr(args, f"{side}_min"), getattr(args, f"{side}_max")
-        mean, std = getattr(args, f"{side}_mean"), getattr(args, f"{side}_std")
-        if (minimum is None) != (maximum is None) or (mean is None) != (std is None):
-            raise UsageError(f"give --{side}-min with --{side}-max, and --{side}-mean with --{side}-std")
-        if minimum is not None and mean is not None:
-            raise UsageError(f"give either min/max or mean/std scaling for the {side}, not both")
-        if (minimum is not None or mean is not None) and found[i] is not None:
-            raise UsageError(f"the {side} scaling is given twice: by --scaling and by --{side}-* flags")
-        try:
-            if minimum is not None:
-                found[i] = Scaling.minmax(minimum, maximum)
-            elif mean is not None:
-                found[i] = Scaling.standard(mean, std)
-        except ValidationError as exc:
-            raise UsageError(f"--{side}-{'min/max' if minimum is not None else 'mean/std'}: {exc}") from None
-    return found[0], found[1]
-
-
-def _scaled(net, args: argparse.Namespace):
-    from ..core.scaling import with_scaling
-
-    inputs, outputs = _scalings(args)
-    return with_scaling(net, inputs, outputs) if inputs or outputs else net
-
-
-def _add_scaling_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group(
-        "scaling", "fold the scaling used in training into the output, so it takes and returns "
-                   "original units (min/max scale to [0, 1]; lists are per feature or one value for all)")
-    group.add_argument("--scaling", metavar="JSON", help='file with {"input": {...}, "output": {...}}, each '
-                       '{"kind": "minmax", "min": [..], "max": [..]} or {"kind": "standard", "mean": [..], '
-                       '"std": [..]} (mlpcodegen.core.scaling.write_scaling_file writes it from sklearn scalers)')
-    for side in ("input", "output"):
-        for stat in ("min", "max", "mean", "std"):
-            group.add_argument(f"--{side}-{stat}", type=_floats, metavar="V[,V...]")
-
-
 # ------------------------------------------------------------------- usage checks
 
 
@@ -497,42 +240,42 @@ def _check_dtype(args: argparse.Namespace) -> None:
 
     dtypes = get_backend(args.target).supported
     if args.dtype is not None and args.dtype not in dtypes:
-        raise UsageError(f"target {args.target!r} supports --dtype {' or '.join(dtypes)}, not {args.dtype}")
+        raise common.UsageError(f"target {args.target!r} supports --dtype {' or '.join(dtypes)}, not {args.dtype}")
 
 
 def _check_convert(args: argparse.Namespace) -> None:
     from ..backends import BACKENDS, get_backend
 
     _check_dtype(args)
-    _check_int8(args)
+    common.check_int8(args)
     fixed = get_backend(args.target).fixed_dtypes
     if args.domain and args.dtype not in fixed:
-        raise UsageError(f"--domain plans fixed-point formats: it goes with --dtype {' or '.join(fixed) or '(none)'} "
+        raise common.UsageError(f"--domain plans fixed-point formats: it goes with --dtype {' or '.join(fixed) or '(none)'} "
                          f"(target {args.target!r})")
-    _require_fixed_domain(args, args.dtype)
+    common.require_fixed_domain(args, args.dtype)
     if args.header:
         with_header = [name for name, backend in BACKENDS.items() if backend.header is not None]
         if BACKENDS[args.target].header is None:
-            raise UsageError(f"target {args.target!r} has no header; --header is for {', '.join(with_header)}")
+            raise common.UsageError(f"target {args.target!r} has no header; --header is for {', '.join(with_header)}")
         if args.output in (None, "-"):
-            raise UsageError("--header needs -o FILE (the header is written next to it, as FILE's name with .h)")
+            raise common.UsageError("--header needs -o FILE (the header is written next to it, as FILE's name with .h)")
     if args.mkdir and args.output in (None, "-"):
-        raise UsageError("--mkdir needs -o FILE")
+        raise common.UsageError("--mkdir needs -o FILE")
 
 
 def _check_verify(args: argparse.Namespace) -> None:
     _check_dtype(args)
-    _check_int8(args)
+    common.check_int8(args)
     if args.dtype == "int8" and args.target != "c":
-        raise UsageError("--dtype int8 is the C target's")
-    if args.domain and args.data and not _is_fixed(args.dtype):
-        raise UsageError("--domain draws random inputs and --data gives them: choose one (both only with a "
+        raise common.UsageError("--dtype int8 is the C target's")
+    if args.domain and args.data and not common.is_fixed(args.dtype):
+        raise common.UsageError("--domain draws random inputs and --data gives them: choose one (both only with a "
                          "fixed-point --dtype: the domain plans its formats, the data tests them)")
     if args.domain and args.data and args.core:
-        raise UsageError("--core tests on --domain or on --data, not both")
-    _require_fixed_domain(args, args.dtype, data=bool(args.data))
+        raise common.UsageError("--core tests on --domain or on --data, not both")
+    common.require_fixed_domain(args, args.dtype, data=bool(args.data))
     if not args.core and (args.profile != "desktop" or args.optimize != "speed"):
-        raise UsageError("the embedded profile has no batch function to call here: verify it on an emulated "
+        raise common.UsageError("the embedded profile has no batch function to call here: verify it on an emulated "
                          "core with --core m0plus|m4f|m7")
 
 
@@ -545,107 +288,12 @@ _USAGE_CHECKS: dict[str, Callable[[argparse.Namespace], None]] = {
 # ------------------------------------------------------------------- parser
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be a positive integer")
-    return value
-
-
-def _finite(text: str) -> float:
-    values = _floats(text)
-    if len(values) != 1:
-        raise argparse.ArgumentTypeError(f"expected one number, got {text!r}")
-    return values[0]
-
-
-def _mebibytes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size in MiB, got {text!r}") from None
-    if not 0 < value < float(1 << 30):
-        raise argparse.ArgumentTypeError("must be a positive number of MiB")
-    return value
-
-
-def _add_c_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--unroll", choices=("auto", "always", "never"), default="auto",
-                        help="c: closed form per neuron (always), loops over const arrays (never), or "
-                             "by layer shape as measured in bench/UNROLL.md (auto, the default)")
-    parser.add_argument("--math", choices=("fast", "libm"), default="fast",
-                        help="c: inline exp/expm1/tanh/sigmoid that vectorise, <= 2 ULP from the correctly "
-                             "rounded result (fast, the default; float32) or the C library's (libm)")
-    parser.add_argument("--profile", choices=("desktop", "embedded"), default="desktop",
-                        help="c: desktop (batch functions, unrolled for SIMD; the default) or embedded "
-                             "(one-sample function only, no library calls, stack and flash stated)")
-    parser.add_argument("--optimize", choices=("speed", "size"), default="speed",
-                        help="c, embedded profile: layer shapes chosen for fewer instructions (speed, the "
-                             "default) or fewer bytes of flash (size)")
-
-
-#: Cores the embedded commands build for: the table of mlpcodegen.runtime.cores (cli_embedded knows them).
-CORES = tuple(CORE_TABLE)
-
-
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="model file: .keras, legacy .h5, Keras architecture .json (with --weights) "
-                                      "or .onnx; the format is found from the content")
-    parser.add_argument("--weights", metavar="H5", help="weights file (model.save_weights) for a Keras "
-                                                       "architecture JSON given as the model")
-    parser.add_argument("--max-size", type=_mebibytes, default=256, metavar="MIB",
-                        help="largest model to read, in MiB; the limits on what it declares scale with it "
-                             "(default 256)")
-
-
-def _add_calibrate_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--calibrate", metavar="DATA", help="with --dtype int8, a float model: quantise it "
-                        "(post-training, as TFLite's converter: per-channel int8 weights, int8 activations) from "
-                        "the ranges its tensors take on these rows (.npy or .csv, as --data)")
-
-
-def _add_mkdir_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mkdir", action="store_true", help="create the output's folder if it does not exist")
-
-
-def _add_formula_options(parser: argparse.ArgumentParser, default_digits: int) -> None:
-    group = parser.add_argument_group("formula", "LaTeX and formula output")
-    group.add_argument("--digits", type=_digits, default=default_digits,
-                       help=f"significant digits of the weights (default {default_digits}; 0 = exact)")
-    group.add_argument("--expand", action="store_true", help="write activations in exponentials, not by name")
-    group.add_argument("--layout", choices=("auto", "nested", "named"), default="auto",
-                       help="one nested expression, or a line per neuron (auto: nested for small networks)")
-
-
-def _digits(text: str) -> Optional[int]:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return value or None
-
-
-def _target_help(targets: Sequence[str], default: str, what: str = "the language to emit") -> str:
-    """``--target``'s help: every target of the backends registry in ``targets``, its
-    file suffix and number types, and the default."""
-    from ..backends import BACKENDS
-
-    listed = "; ".join(f"{name} ({BACKENDS[name].suffix}: {', '.join(BACKENDS[name].supported)})"
-                       for name in sorted(targets))
-    return f"{what}: {listed} (default: {default})"
-
-
 def _add_convert(sub, backends: dict, dtypes: Sequence[str]) -> None:
     convert = sub.add_parser("convert", help="emit source code for a model",
                              description="Emit source code for a model file (Keras, ONNX; no TensorFlow or torch needed).")
-    _add_model_options(convert)
+    common.add_model_options(convert)
     convert.add_argument("--target", default="c", choices=sorted(backends), metavar="TARGET",
-                         help=_target_help(backends, "c"))
+                         help=common.target_help(backends, "c"))
     convert.add_argument("--dtype", choices=dtypes,
                          help="arithmetic type (default: float32 for c, numba, numpy; float64 otherwise; "
                               "python, sympy and latex are float64 only)")
@@ -655,21 +303,21 @@ def _add_convert(sub, backends: dict, dtypes: Sequence[str]) -> None:
                                                 "output); a symbolic link's target is written")
     convert.add_argument("--header", action="store_true", help="also write a header next to the output, "
                                                                "named as it with .h (c; needs -o)")
-    _add_mkdir_option(convert)
-    _add_c_options(convert)
-    convert.add_argument("--domain", nargs=2, type=_floats, metavar=("LOW", "HIGH"),
+    common.add_mkdir_option(convert)
+    common.add_c_options(convert)
+    convert.add_argument("--domain", nargs=2, type=common.floats, metavar=("LOW", "HIGH"),
                          help="with --dtype q15 (required, unless a min/max input scaling gives it): the inputs' "
                               "range the fixed-point formats are planned for (one number for every input, or one "
                               "per input, comma-separated); outside it values saturate")
-    _add_calibrate_option(convert)
+    common.add_calibrate_option(convert)
     convert.add_argument("--rounding", choices=("single", "double"), help="with --dtype int8: how requantisation "
                          "rounds: single (default; the pip LiteRT interpreter's) or double (TensorFlow Lite Micro's "
                          "and CMSIS-NN's)")
-    _add_formula_options(convert, default_digits=4)
+    common.add_formula_options(convert, default_digits=4)
     convert.add_argument("--rational", action="store_true", help="exact rational weights (sympy)")
-    convert.add_argument("--core", choices=CORES, help="c: the embedded C for this core (atmega328p: weights in flash)")
+    convert.add_argument("--core", choices=common.CORES, help="c: the embedded C for this core (atmega328p: weights in flash)")
     convert.add_argument("--arduino", metavar="DIR", help="c: write an Arduino library to DIR (atmega328p by default)")
-    _add_scaling_options(convert)
+    common.add_scaling_options(convert)
     convert.set_defaults(run=cmd_convert)
 
 
@@ -677,16 +325,16 @@ def _add_verify(sub, runnable: Sequence[str], dtypes: Sequence[str]) -> None:
     verify = sub.add_parser("verify", help="check a target against model.predict",
                             description="Compare a compiled target against the float64 reference "
                                         "and model.predict; exit 1 when a tolerance is exceeded.")
-    _add_model_options(verify)
+    common.add_model_options(verify)
     verify.add_argument("--target", default="c", choices=sorted(runnable), metavar="TARGET",
-                        help=_target_help(runnable, "c", "the target to compile and check (those that run in "
+                        help=common.target_help(runnable, "c", "the target to compile and check (those that run in "
                                                          "this process)"))
     verify.add_argument("--dtype", choices=dtypes, help="default: the target's first")
-    verify.add_argument("-n", type=_positive_int, default=1000, help="number of inputs")
+    verify.add_argument("-n", type=common.positive_int, default=1000, help="number of inputs")
     inputs = verify.add_argument_group("inputs", "random inputs in --domain, or --data (both only with --dtype "
                                                  "q15: the domain plans the fixed-point formats, the data tests "
                                                  "them; rows outside the domain are counted)")
-    inputs.add_argument("--domain", nargs=2, type=_floats, metavar=("LOW", "HIGH"),
+    inputs.add_argument("--domain", nargs=2, type=common.floats, metavar=("LOW", "HIGH"),
                         help="random inputs in [LOW, HIGH]: one number for every input, or one per input, "
                              "comma-separated (e.g. --domain 0,10 1,2000); in original units when scaling "
                              "is given, else the model's (default -1 1; q15: required, or a min/max scaling's "
@@ -695,11 +343,11 @@ def _add_verify(sub, runnable: Sequence[str], dtypes: Sequence[str]) -> None:
                         "(a row per sample, a column per input, optional header), in the units the converted "
                         "function takes; -n rows are used (all when fewer)")
     verify.add_argument("--seed", type=int, default=0)
-    _add_calibrate_option(verify)
-    verify.add_argument("--core", choices=CORES, help="run the C on an emulated Cortex-M core (qemu-system-arm, "
+    common.add_calibrate_option(verify)
+    verify.add_argument("--core", choices=common.CORES, help="run the C on an emulated Cortex-M core (qemu-system-arm, "
                                                       "arm-none-eabi-gcc) instead of this machine")
-    _add_c_options(verify)
-    _add_scaling_options(verify)
+    common.add_c_options(verify)
+    common.add_scaling_options(verify)
     verify.set_defaults(run=cmd_verify)
 
 
@@ -707,18 +355,18 @@ def _add_formula(sub) -> None:
     formula = sub.add_parser("formula", help="print the network as a formula",
                              description="Print the network as a closed-form formula (LaTeX by default) "
                                          "and report what rounding the weights costs.")
-    _add_model_options(formula)
+    common.add_model_options(formula)
     style = formula.add_mutually_exclusive_group()
     for flag in ("latex", "numpy", "python", "sympy"):
         style.add_argument(f"--{flag}", dest="style", action="store_const", const=flag,
                            help=f"print the {flag} form" + (" (default)" if flag == "latex" else ""))
-    _add_formula_options(formula, default_digits=3)
+    common.add_formula_options(formula, default_digits=3)
     formula.add_argument("--png", metavar="PATH", help="render the formula (and, for one input, a plot) to PNG "
                                                        "('-': standard output, instead of the formula text)")
-    _add_mkdir_option(formula)
-    formula.add_argument("--domain", nargs=2, type=_finite, metavar=("LOW", "HIGH"),
+    common.add_mkdir_option(formula)
+    formula.add_argument("--domain", nargs=2, type=common.finite, metavar=("LOW", "HIGH"),
                          help="input range for the rounding error and the plot (default -1 1)")
-    _add_scaling_options(formula)
+    common.add_scaling_options(formula)
     formula.set_defaults(run=cmd_formula, style="latex")
 
 
@@ -726,10 +374,10 @@ def _add_bench(sub) -> None:
     bench = sub.add_parser("bench", help="time every way to run a model, side by side",
                            description="Time model.predict, ONNX Runtime, LiteRT, NumPy and every mlpcodegen "
                                        "target on one model in one process; write a Markdown report and a PNG.")
-    _add_model_options(bench)
+    common.add_model_options(bench)
     bench.add_argument("--out", help="report path (default: MODEL_bench.md; the plot goes next to it as .png)")
-    _add_mkdir_option(bench)
-    bench.add_argument("--rows", type=_positive_int, nargs="+", default=[10_000, 1_000_000],
+    common.add_mkdir_option(bench)
+    bench.add_argument("--rows", type=common.positive_int, nargs="+", default=[10_000, 1_000_000],
                        help="batch sizes for the throughput columns (default: 10000 1000000)")
     bench.add_argument("--quick", action="store_true", help="fewer repeats")
     bench.set_defaults(run=cmd_bench)
@@ -750,22 +398,6 @@ def _add_demo(sub) -> None:
     demo.set_defaults(run=cmd_demo)
 
 
-#: What the command modules of other areas (cli_embedded, cli_simplify) use from here.
-COMMON = SimpleNamespace(
-    UsageError=UsageError, load=_load, scaled=_scaled, scalings=_scalings, domain=_domain,
-    default_name=_default_name, target_options=_target_options, header_path=_header_path,
-    add_model_options=_add_model_options, add_calibrate_option=_add_calibrate_option, check_int8=_check_int8,
-    fixed_domain=_fixed_domain, require_fixed_domain=_require_fixed_domain, scaling_box=_scaling_box, add_scaling_options=_add_scaling_options,
-    add_c_options=_add_c_options, add_mkdir_option=_add_mkdir_option, add_formula_options=_add_formula_options,
-    floats=_floats, finite=_finite, positive_int=_positive_int, digits=_digits, cores=CORES,
-    target_help=_target_help,
-    import_tensorflow_quietly=_import_tensorflow_quietly,
-)
-
-_NUMBER = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
-_NEGATIVE_NUMBERS = re.compile(rf"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,{_NUMBER})*$")
-
-
 def build_parser() -> argparse.ArgumentParser:
     from ..backends import BACKENDS
     from ..core.numeric import FIXED_TYPES, NUMERIC_TYPES
@@ -773,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ..runtime.loaders import SUBPROCESS_LOADERS
 
     dtypes = tuple(NUMERIC_TYPES) + tuple(FIXED_TYPES)  # which ones a target supports: checked after parsing
-    parser = Parser(
+    parser = common.Parser(
         prog="mlpcodegen", description="Compile trained MLPs (Keras, ONNX, scikit-learn, PyTorch) into native functions."
     )
     parser.add_argument("--version", action="version", version=f"mlpcodegen {__version__}")
@@ -786,13 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_embedded import add_size
     from .cli_simplify import add_simplify
 
-    add_size(sub, COMMON)
-    add_simplify(sub, COMMON)
+    add_size(sub)
+    add_simplify(sub)
     for command in sub.choices.values():
         command.set_defaults(parser=command)
-        # argparse takes "-1,-2" or "-1e-3" for an option flag (it only knows "-1" and
-        # "-.5" as negative numbers): let every list of numbers be a value.
-        command._negative_number_matcher = _NEGATIVE_NUMBERS
     return parser
 
 
@@ -807,7 +436,7 @@ def _run(args: argparse.Namespace) -> int:
         if check is not None:
             check(args)
         return args.run(args)
-    except UsageError as exc:
+    except common.UsageError as exc:
         args.parser.error(str(exc))  # prints usage and the message, exits 2
         raise  # pragma: no cover (error() does not return)
     except MlpCodegenError as exc:
@@ -848,7 +477,7 @@ def _split_equals(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code (argparse's exits included)."""
-    _quiet_tensorflow()
+    common.quiet_tensorflow()
     try:
         argv = _split_equals(sys.argv[1:] if argv is None else argv)
         args = build_parser().parse_args(argv)

@@ -14,13 +14,15 @@ import sys
 import time
 from pathlib import Path
 
+from . import common
+
 #: Optimisation levels ``size`` reports by default, and the one ``verify --core`` builds with.
 OPT_CHOICES = ("Os", "O2", "O3", "O1")
 #: Most inputs ``verify --core`` puts in an image (16 inputs: 256 KiB of flash).
 MAX_CORE_ROWS = 4096
 
 
-def _options(args: argparse.Namespace, net, common):
+def _options(args: argparse.Namespace, net):
     from ..backends.c import check_name
     from ..harness.cortex import Options
 
@@ -52,7 +54,7 @@ def count_line(core: str, instructions: float) -> str:
             f"call subtracted): {instructions:.0f}")
 
 
-def add_size(sub, common) -> None:
+def add_size(sub) -> None:
     """Add the ``size`` command to the subparsers ``sub``."""
     from ..backends import get_backend
 
@@ -63,7 +65,7 @@ def add_size(sub, common) -> None:
                                       "soft-float helpers add, the stack of each function, and flash and RAM "
                                       "against the core's memory, per core and optimisation level.")
     common.add_model_options(size)
-    size.add_argument("--core", nargs="+", choices=common.cores, default=list(CORTEX_M),
+    size.add_argument("--core", nargs="+", choices=common.CORES, default=list(CORTEX_M),
                       help=f"cores to build for (default: {' '.join(CORTEX_M)})")
     size.add_argument("--opt", nargs="+", choices=OPT_CHOICES, default=["Os", "O2"],
                       help="gcc optimisation levels, without the dash (default: Os O2)")
@@ -77,10 +79,10 @@ def add_size(sub, common) -> None:
     common.add_c_options(size)
     common.add_scaling_options(size)
     common.add_calibrate_option(size)
-    size.set_defaults(run=lambda args: cmd_size(args, common))
+    size.set_defaults(run=lambda args: cmd_size(args))
 
 
-def cmd_size(args: argparse.Namespace, common) -> int:
+def cmd_size(args: argparse.Namespace) -> int:
     from ..harness.cortex import measure_sizes, size_table
 
     started = time.perf_counter()
@@ -91,7 +93,7 @@ def cmd_size(args: argparse.Namespace, common) -> int:
     for core in args.core:
         _ready(core, emulator=False)
     net = common.scaled(common.load(args), args)
-    options = _options(args, net, common)
+    options = _options(args, net)
     rows = measure_sizes(net, options, args.core, [f"-{level}" for level in args.opt])
     print(size_table(net, options, rows), end="")
     print(memory_lines(net, options, rows), end="")
@@ -99,7 +101,7 @@ def cmd_size(args: argparse.Namespace, common) -> int:
     return 0
 
 
-def verify_on_core(args: argparse.Namespace, net, domain, common) -> int:
+def verify_on_core(args: argparse.Namespace, net, domain) -> int:
     """``mlpcodegen verify --core CORE``: run the embedded C on an emulated core; exit code."""
     from ..harness.cortex import verify_on_core as run
 
@@ -116,9 +118,9 @@ def verify_on_core(args: argparse.Namespace, net, domain, common) -> int:
     _ready(args.core, emulator=True)  # a missing toolchain: said before any work
     inputs, outputs = common.scalings(args)
     scaled = common.scaled(net, args)
-    options = _options(args, scaled, common)
+    options = _options(args, scaled)
     options.for_core(args.core)  # e.g. float64 on AVR: refused before the peer is loaded
-    peer = _peer(args, common)
+    peer = _peer(args)
     report, instructions = run(scaled, args.core, options, peer=peer, n=args.n, domain=domain, data=args.data,
                                seed=args.seed, input_scaling=inputs, output_scaling=outputs)
     print(report.table(), end="")
@@ -129,7 +131,7 @@ def verify_on_core(args: argparse.Namespace, net, domain, common) -> int:
     return 0
 
 
-def _peer(args: argparse.Namespace, common):
+def _peer(args: argparse.Namespace):
     """The model file's own framework, for every format (Keras ``model.predict``, ONNX
     Runtime, ...), read under the ``--max-size`` limits."""
     from ..frontends import file_format
@@ -167,7 +169,7 @@ def memory_lines(net, options, rows) -> str:
     return "\n".join(lines) + "\n"
 
 
-def convert_for_core(args: argparse.Namespace, net, name: str, dtype: str, common) -> int:
+def convert_for_core(args: argparse.Namespace, net, name: str, dtype: str) -> int:
     """``convert --core CORE`` (the embedded C for that core: its table storage) and
     ``convert --arduino DIR`` (an Arduino library for the Uno: library.properties,
     library.json, src/NAME.h, src/NAME.c, examples/NAME/NAME.ino)."""
@@ -179,7 +181,7 @@ def convert_for_core(args: argparse.Namespace, net, name: str, dtype: str, commo
         raise common.UsageError("--core and --arduino write C: drop --target or use --target c")
     core = args.core or "atmega328p"
     check_name(name)
-    domain = common.domain(args, net.n_inputs)
+    domain = common.given_domain(args, net.n_inputs)
     options = Options(dtype=dtype, name=name, math=args.math, unroll=args.unroll, optimize=args.optimize,
                       domain=domain).for_core(core)
     source, header = options.source(net)

@@ -7,12 +7,14 @@ import sys
 from dataclasses import replace
 from typing import Optional
 
+from . import common
+
 MODES = ("exact", "taylor", "chebyshev", "tolerance", "saturate")
 #: Targets ``--check`` can run in this process.
 RUNNABLE = ("c", "numba", "numpy", "python")
 
 
-def add_simplify(sub, common) -> None:
+def add_simplify(sub) -> None:
     """Add the ``simplify`` command to the subparsers ``sub``."""
     from ..backends import BACKENDS
 
@@ -32,8 +34,8 @@ def add_simplify(sub, common) -> None:
                       "piecewise-linear form")
     mode.add_argument("--taylor", type=common.positive_int, metavar="N", help="Taylor polynomial of order N")
     mode.add_argument("--at", type=common.finite, metavar="X", help="the Taylor point (default: the domain's centre)")
-    mode.add_argument("--chebyshev", type=_degree(common), metavar="N", help="Chebyshev interpolant of degree N")
-    mode.add_argument("--tolerance", type=_positive(common), metavar="T",
+    mode.add_argument("--chebyshev", type=_degree(), metavar="N", help="Chebyshev interpolant of degree N")
+    mode.add_argument("--tolerance", type=_positive(), metavar="T",
                       help="alone: the lowest-degree Chebyshev interpolant whose certified error is <= T; with "
                            "--taylor: also report where the Taylor polynomial meets T; with --saturate: the budget")
     mode.add_argument("--saturate", action="store_true", help="replace tanh/sigmoid units the domain keeps within "
@@ -53,10 +55,10 @@ def add_simplify(sub, common) -> None:
                    "points of the domain and check its error against the original network is within the "
                    "certified bound plus the target's rounding (exit 1 if not); c, numba, numpy, python")
     common.add_mkdir_option(p)
-    p.set_defaults(run=lambda args: run_simplify(args, common))
+    p.set_defaults(run=lambda args: run_simplify(args))
 
 
-def _positive(common):
+def _positive():
     def parse(text: str) -> float:
         value = common.finite(text)
         if not value > 0:
@@ -65,7 +67,7 @@ def _positive(common):
     return parse
 
 
-def _degree(common):
+def _degree():
     def parse(text: str) -> int:
         from ..core.ir import MAX_POLYNOMIAL_DEGREE
 
@@ -79,7 +81,7 @@ def _degree(common):
     return parse
 
 
-def _mode(args, common) -> str:
+def _mode(args) -> str:
     chosen = [m for m in ("exact", "taylor", "chebyshev", "saturate") if getattr(args, m) not in (None, False)]
     if len(chosen) > 1:
         raise common.UsageError(f"choose one method, not {' and '.join('--' + m for m in chosen)}")
@@ -97,8 +99,8 @@ def _mode(args, common) -> str:
     return chosen[0]
 
 
-def _box(args, net, common) -> tuple[list[float], list[float]]:
-    domain = common.domain(args, net.n_inputs)
+def _box(args, net) -> tuple[list[float], list[float]]:
+    domain = common.given_domain(args, net.n_inputs)
     if domain is not None:
         return [float(v) for v in domain[0]], [float(v) for v in domain[1]]
     box = common.scaling_box(args, net.n_inputs)
@@ -107,16 +109,16 @@ def _box(args, net, common) -> tuple[list[float], list[float]]:
     raise common.UsageError("simplify needs the domain: --domain LOW HIGH (or a min/max input scaling)")
 
 
-def _check_png(args, net, common) -> None:
+def _check_png(args, net) -> None:
     if args.png and net.n_inputs != 1:
         raise common.UsageError(f"--png draws one-input models; this one has {net.n_inputs} inputs")
 
 
-def run_simplify(args, common) -> int:
+def run_simplify(args) -> int:
     from ..core._files import check_outputs, write_all
     from ..backends import emit, get_backend
 
-    mode = _mode(args, common)
+    mode = _mode(args)
     if args.check and args.target not in RUNNABLE:
         raise common.UsageError(f"--check runs the target: use one of {', '.join(RUNNABLE)}, not {args.target}")
     backend = get_backend(args.target)
@@ -128,8 +130,8 @@ def run_simplify(args, common) -> int:
     if outputs:
         check_outputs(outputs, mkdir=args.mkdir)
     net = common.scaled(common.load(args), args)
-    _check_png(args, net, common)
-    lower, upper = _box(args, net, common)
+    _check_png(args, net)
+    lower, upper = _box(args, net)
     result = _SIMPLIFY[mode](args, net, lower, upper)
     name = args.name or common.default_name(args.model, args.target)
     code = emit(result.network, args.target, dtype=dtype, name=name)
