@@ -47,7 +47,7 @@ CORE_FOR = {
 }
 
 #: the modules outside the harness that may import it (dotted, under mlpcodegen)
-HARNESS_IMPORTERS = ("", "app.cli", "app.cli_embedded", "app.cli_simplify", "app.demo")
+HARNESS_IMPORTERS = ("", "app.cli", "app.common", "app.cli_embedded", "app.cli_simplify", "app.demo")
 
 #: the harness modules that may import a frontend (the rest reach frameworks through them)
 FRONTEND_GATES = ("harness.peers",)
