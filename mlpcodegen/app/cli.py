@@ -101,14 +101,14 @@ def _verify_int8(args: argparse.Namespace, net) -> int:
     from ..core.limits import ReadLimits
 
     if args.core:  # the same checks as every verify --core, before any work
-        from .cli_embedded import MAX_CORE_ROWS, _ready
+        from .cli_embedded import MAX_CORE_ROWS, require_toolchain
         from ..runtime.cores import core as core_entry
 
         if args.n > MAX_CORE_ROWS:
             raise common.UsageError(f"--core runs at most {MAX_CORE_ROWS} inputs (-n): they are compiled into the image")
         if not core_entry(args.core).emulated:
             raise common.UsageError(f"{args.core} has no emulator: use mlpcodegen size --core {args.core}")
-        _ready(args.core, emulator=True)
+        require_toolchain(args.core, emulator=True)
     common.check_data(args, net.n_inputs)
     peer = None
     if getattr(args, "calibrate", None):  # the float model's own framework, for information

@@ -35,7 +35,7 @@ def _options(args: argparse.Namespace, net):
                    domain=domain)
 
 
-def _ready(core: str, emulator: bool) -> None:
+def require_toolchain(core: str, emulator: bool) -> None:
     """The core's compiler (and emulator) on PATH: a missing one said before any work."""
     from ..runtime import cross
 
@@ -91,7 +91,7 @@ def cmd_size(args: argparse.Namespace) -> int:
         raise common.UsageError("--domain plans fixed-point formats: it goes with --dtype q15")
     common.require_fixed_domain(args, args.dtype)
     for core in args.core:
-        _ready(core, emulator=False)
+        require_toolchain(core, emulator=False)
     net = common.scaled(common.load(args), args)
     options = _options(args, net)
     rows = measure_sizes(net, options, args.core, [f"-{level}" for level in args.opt])
@@ -115,7 +115,7 @@ def verify_on_core(args: argparse.Namespace, net, domain) -> int:
     if not core_entry(args.core).emulated:
         raise common.UsageError(f"{args.core} has no emulator ({core_entry(args.core).runs_on}): "
                                 f"use mlpcodegen size --core {args.core}")
-    _ready(args.core, emulator=True)  # a missing toolchain: said before any work
+    require_toolchain(args.core, emulator=True)  # a missing toolchain: said before any work
     inputs, outputs = common.scalings(args)
     scaled = common.scaled(net, args)
     options = _options(args, scaled)

@@ -610,7 +610,7 @@ def _activation(value: Any, layer: str) -> Activation:
             "the outputs need not sum to 1 (keras/src/backend/tensorflow/nn.py). mlpcodegen refuses rather than "
             "reproduce or silently correct it; the IR's 'sparsemax' activation is the true projection"
         )
-    if name not in ACTIVATIONS or REGISTRY[name].per_unit or name in _LAYER_ONLY_ACTIVATIONS:
+    if name not in ACTIVATIONS or REGISTRY[name].per_unit or name in LAYER_ONLY_ACTIVATIONS:
         raise UnsupportedError(
             f"layer {layer!r} uses activation {name!r}, which is not supported; supported "
             f"activations: {_supported_activations()}"
@@ -619,7 +619,7 @@ def _activation(value: Any, layer: str) -> Activation:
 
 
 def _supported_activations() -> str:
-    return ", ".join(sorted((set(ACTIVATIONS) - _LAYER_ONLY_ACTIVATIONS - {"prelu"}) | set(ALIASES)))
+    return ", ".join(sorted((set(ACTIVATIONS) - LAYER_ONLY_ACTIVATIONS - {"prelu"}) | set(ALIASES)))
 
 
 def _activation_name(value: Any, layer: str) -> str:
@@ -642,7 +642,7 @@ def _activation_name(value: Any, layer: str) -> str:
 
 
 #: Vector steps that come from normalisation layers, never from an activation= string.
-_LAYER_ONLY_ACTIVATIONS = {"layer_norm", "rms_norm", "unit_norm", "variance_scale"}
+LAYER_ONLY_ACTIVATIONS = frozenset({"layer_norm", "rms_norm", "unit_norm", "variance_scale"})
 
 
 def _where(entry: "_LayerEntry") -> str:
@@ -1016,6 +1016,14 @@ _READERS: dict[str, Callable[[_LayerEntry, int], list[Layer]]] = {
 }
 
 SUPPORTED_LAYERS = tuple(_READERS)
+
+
+def layer_description(name: str) -> str:
+    """What the Keras layer ``name`` (one of :data:`SUPPORTED_LAYERS`) becomes: the first
+    paragraph of its reader's docstring, on one line (the README's table)."""
+    reader = _READERS[name]
+    doc = reader.__doc__ or (_read_dense.__doc__ if name == "Dense" else "")
+    return " ".join((doc or "").split("\n\n")[0].split())
 
 #: Layers that may act on a multi-axis input (before its Flatten), and Flatten/Reshape
 #: themselves: class name -> reader of (entry, sample shape) -> (IR layers, new shape).

@@ -63,20 +63,10 @@ class Scoring:
         rows = np.ascontiguousarray(rows, dtype=np.dtype(self.dtype))
         if rows.shape[0] == 0:
             return np.empty((0, self.network.n_outputs), np.dtype(self.dtype))
-        call = _BLOCK_CALLS.get(self.target, _plain_call)
-        return np.asarray(call(predictor, rows, self.threads), dtype=np.dtype(self.dtype))
+        if get_loader(self.target).threads:
+            return np.asarray(predictor(rows, threads=self.threads), dtype=np.dtype(self.dtype))
+        return np.asarray(predictor(rows), dtype=np.dtype(self.dtype))
 
-
-def _plain_call(predictor: Predictor, rows: np.ndarray, threads: int) -> np.ndarray:
-    return predictor(rows)
-
-
-#: target -> how a block is passed to its predictor, when not plainly (C takes threads=).
-_BLOCK_CALLS: dict[str, Callable[[Predictor, np.ndarray, int], np.ndarray]] = {
-    "c": lambda predictor, rows, threads: predictor(rows, threads=threads),
-    # threads= too: without it every Dask worker thread would start Numba's whole pool
-    "numba": lambda predictor, rows, threads: predictor(rows, threads=threads),
-}
 
 #: Scoring.key -> loaded predictor, in this process (a worker's cache), oldest first; at
 #: most :data:`.cffi_build.REMEMBERED` (each holds a loaded library or module).

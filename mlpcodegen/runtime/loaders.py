@@ -31,6 +31,9 @@ class Loader:
 
     run: Callable[..., Predictor]
     options: tuple[str, ...] = ()
+    #: whether its predictor takes ``threads=`` (rows split over threads; Dask passes it,
+    #: else every worker thread would start the target's whole pool)
+    threads: bool = False
 
 
 def _load_c(net: Network, numeric: NumericType, name: str, *, unroll: str = "auto",
@@ -113,8 +116,8 @@ def _load_sympy(net: Network, numeric: NumericType, name: str) -> Predictor:
 
 #: target -> loader: the targets that run in this process.
 LOADERS: dict[str, Loader] = {
-    "c": Loader(_load_c, options=get_backend("c").options),  # unroll, math (and any later C option)
-    "numba": Loader(load_numba),
+    "c": Loader(_load_c, options=get_backend("c").options, threads=True),  # unroll, math (any later C option)
+    "numba": Loader(load_numba, threads=True),
     "numpy": Loader(_load_numpy),
     "python": Loader(_load_python),
     "sympy": Loader(_load_sympy),
