@@ -98,7 +98,7 @@ def networks(labels=None) -> dict[str, Network]:
         if labels and label not in labels:
             continue
         if spec is None:
-            from mlpcodegen.frontends.keras import load_keras_model
+            from mlpcodegen.harness.keras_model import load_keras_model
 
             out[label] = network_of(load_keras_model(REPO / "generated/seed/seed.keras"))
             continue

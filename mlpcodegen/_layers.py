@@ -50,7 +50,7 @@ CORE_FOR = {
 HARNESS_IMPORTERS = ("", "app.cli", "app.common", "app.cli_embedded", "app.cli_simplify", "app.demo")
 
 #: the harness modules that may import a frontend (the rest reach frameworks through them)
-FRONTEND_GATES = ("harness.peers",)
+FRONTEND_GATES = ("harness.peers", "harness.keras_model")
 
 #: the ML frameworks, and the layers that may import them
 FRAMEWORKS = ("tensorflow", "keras", "tf_keras")

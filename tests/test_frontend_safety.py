@@ -561,7 +561,7 @@ def test_deeply_nested_json_is_refused(tmp_path):
 
 def test_keras_itself_never_parses_a_refused_file(keras_module, tmp_path, secret_file):
     """verify/bench/demo also load the model with Keras, which would follow external storage."""
-    from mlpcodegen.frontends.keras import load_keras_model
+    from mlpcodegen.harness.keras_model import load_keras_model
 
     def external(h5, path):
         h5.create_dataset(path, shape=(4,), dtype="<f8", external=[(str(secret_file), 0, SECRET.nbytes)])

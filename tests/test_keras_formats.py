@@ -44,7 +44,7 @@ import pytest
 from conftest import REPO
 from mlpcodegen import load
 from mlpcodegen.core.errors import ModelFormatError, UnsupportedError
-from mlpcodegen.frontends.keras import load_keras_model
+from mlpcodegen.harness.keras_model import load_keras_model
 from mlpcodegen.core.reference import evaluate
 
 #: Activations a Keras 2 file may name, with Keras 2's meaning (hard_sigmoid: 0.2 x + 0.5).

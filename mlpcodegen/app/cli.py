@@ -214,7 +214,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise common.UsageError(f"bench times a Keras model beside model.predict, LiteRT and ONNX Runtime; {model_file} "
                          f"is a {fmt.title} file (verify checks it against its framework)")
     common.import_tensorflow_quietly()
-    from ..frontends.keras import load_keras_model
+    from ..harness.keras_model import load_keras_model
     from ..harness.bench import bench_model
     from ..harness.bench_report import summary_lines, write_report
 

@@ -58,7 +58,8 @@ def run_demo(model_path: Any, *, verbosity: int = 1, out_dir: Any = None) -> int
     temporary folder).  ``verbosity``: 0 one line, 1 a short summary, 2 also the
     generated C.  Returns the exit code (1 when a verification fails)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before the first TensorFlow import
-    from ..frontends.keras import load, load_keras_model
+    from ..frontends.keras import load
+    from ..harness.keras_model import load_keras_model
     from ..core.scaling import with_scaling
 
     model_path = Path(model_path)

@@ -110,7 +110,7 @@ def _network_of(source: Any, weights: Any = None, limits: Any = None) -> Callabl
 def keras_file_peer(path: Any, weights: Any = None, limits: Any = None) -> Peer:
     """A ``.keras``/``.h5``/architecture ``.json`` (+ ``weights``) file: its network read
     without TensorFlow; Keras loads it (once) only when ``predict`` is first called."""
-    from ..frontends import keras as frontend
+    from .keras_model import load_keras_model
 
     extra = {} if weights is None else {"weights": weights}
     if limits is not None:
@@ -118,7 +118,7 @@ def keras_file_peer(path: Any, weights: Any = None, limits: Any = None) -> Peer:
 
     @functools.lru_cache(maxsize=1)
     def model() -> Any:
-        return frontend.load_keras_model(path, **extra)
+        return load_keras_model(path, **extra)
 
     def predict(x: np.ndarray) -> np.ndarray:
         return _keras_predict(model(), x)
