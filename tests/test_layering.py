@@ -303,3 +303,19 @@ def test_the_architecture_page_is_written_from_the_map():
     assert page.read_text(encoding="utf-8") == _layers.render_markdown(), (
         "docs/architecture.md is stale: python -c 'from mlpcodegen._layers import render_markdown; "
         "print(render_markdown(), end=\"\")' > docs/architecture.md")
+
+
+def test_the_extending_page_names_files_that_exist():
+    """docs/extending.md counts the files each kind of addition touches: every file it
+    names exists, and each section's count is the number of rows numbered in its table."""
+    import re
+
+    text = (PACKAGE.parent / "docs" / "extending.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`((?:mlpcodegen|bench)/[\w/]+\.py|pyproject\.toml)`", text))
+    assert len(named) >= 10
+    missing = sorted(path for path in named if not (PACKAGE.parent / path).is_file())
+    assert not missing, f"docs/extending.md names files that do not exist: {missing}"
+    for section in text.split("\n## ")[1:]:
+        stated = int(re.match(r"[^:]+: (\d+) files?", section).group(1))
+        rows = re.findall(r"^\| (\d+) \| `", section, flags=re.MULTILINE)
+        assert [int(r) for r in rows] == list(range(1, stated + 1)), section.splitlines()[0]
