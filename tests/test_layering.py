@@ -319,3 +319,16 @@ def test_the_extending_page_names_files_that_exist():
         stated = int(re.match(r"[^:]+: (\d+) files?", section).group(1))
         rows = re.findall(r"^\| (\d+) \| `", section, flags=re.MULTILINE)
         assert [int(r) for r in rows] == list(range(1, stated + 1)), section.splitlines()[0]
+
+
+def test_tables_keyed_by_a_registry_use_its_names():
+    """The harness's per-format peers are keyed by the frontends' FORMATS names and the
+    runtime's loaders by the backends' targets: a table cannot name what the registry lacks."""
+    from mlpcodegen.backends import BACKENDS
+    from mlpcodegen.frontends import FORMATS
+    from mlpcodegen.harness import peers
+    from mlpcodegen.runtime import LOADERS
+
+    formats = {fmt.name for fmt in FORMATS}
+    assert set(peers._FILE_PEERS) <= formats and set(peers._OBJECT_PEERS) <= formats
+    assert set(LOADERS) <= set(BACKENDS)
