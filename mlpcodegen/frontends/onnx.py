@@ -12,7 +12,7 @@ Two halves:
   cap that, and the caller never holds an untrusted ``ModelProto`` at all.
 * :func:`_build` (in the caller) walks that description from the one graph input to
   the one floating-point output, node by node, through the table :data:`_OPS` keyed by
-  operator type, and builds the :class:`~mlpcodegen.ir.Network`.
+  operator type, and builds the :class:`~mlpcodegen.core.ir.Network`.
 
 What is read: Gemm (alpha, beta, transB; not transA), MatMul by a constant with an Add
 of a constant (either order: the bias), Sub/Mul by a constant and Div by one (x / c),
@@ -75,13 +75,13 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..activations import REGISTRY, SELU_ALPHA, SELU_SCALE
-from ..errors import MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
-from ..ir import Activate, Activation, Affine, Dense, Network
-from ..limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits
-from ..passes import fold_affine, fuse_activations
-from ..scaling import summarise
-from ..untrusted import quote_name
+from ..core.activations import REGISTRY, SELU_ALPHA, SELU_SCALE
+from ..core.errors import MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
+from ..core.ir import Activate, Activation, Affine, Dense, Network
+from ..core.limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits
+from ..core.passes import fold_affine, fuse_activations
+from ..core.scaling import summarise
+from ..core.untrusted import quote_name
 from . import _sandbox
 from ._clamp import clamp_layers
 from ._onnx_cast import cast_constant, type_name

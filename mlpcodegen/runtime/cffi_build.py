@@ -21,9 +21,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .._files import write_atomic
-from ..errors import CompileError, MlpCodegenError
-from ..numeric import NumericType, numeric_type
+from ..core._files import write_atomic
+from ..core.errors import CompileError, MlpCodegenError
+from ..core.numeric import NumericType, numeric_type
 
 #: Flags for the extension built in-process, on and for this machine: -O3 vectorises
 #: the batch blocks, -march=native uses the host's SIMD (AVX2/AVX-512 FMA), and
@@ -128,7 +128,7 @@ def _build(name: str, produce: Callable[[str], tuple[str, str]], flags: Sequence
 #: part of a network's cache key (the "emitter version"), so an edit to any of them, or
 #: an upgrade, never loads a library built by other code.  The frontends, the harness
 #: and the command line do not change what a given IR compiles to.
-_KEY_EXCLUDED = ("frontends", "harness", "cli.py", "cli_embedded.py", "cli_simplify.py")
+_KEY_EXCLUDED = ("frontends", "harness", "app")
 
 
 def network_key(parts: Sequence[object], flags: "Sequence[str] | None" = None) -> str:
