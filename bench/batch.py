@@ -34,7 +34,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import numpy as np  # noqa: E402
 
-from mlpcodegen.ir import Activation, Dense, Network  # noqa: E402
+from mlpcodegen.core.ir import Activation, Dense, Network  # noqa: E402
 from mlpcodegen.runtime import cffi_build  # noqa: E402
 
 #: ISA -> compiler flags (the runtime's defaults with another -march).
@@ -98,7 +98,7 @@ def networks(labels=None) -> dict[str, Network]:
         if labels and label not in labels:
             continue
         if spec is None:
-            from mlpcodegen.frontends.keras import load_keras_model
+            from mlpcodegen.harness.keras_model import load_keras_model
 
             out[label] = network_of(load_keras_model(REPO / "generated/seed/seed.keras"))
             continue
@@ -228,7 +228,7 @@ def ratio(times: dict, top: str, bottom: str) -> float:
 def check(net: Network, outputs: dict[str, np.ndarray], x: np.ndarray) -> dict[str, float]:
     """Each path's max error in float32 ULPs at the reference magnitude (a wrong answer shows)."""
     from mlpcodegen.harness.verify import compare
-    from mlpcodegen.reference import evaluate_magnitude
+    from mlpcodegen.core.reference import evaluate_magnitude
 
     reference, scale = evaluate_magnitude(net, x[:256].astype(np.float64))
     return {name: compare(np.asarray(y[:256], np.float32), reference, scale, "float32")[2] for name, y in outputs.items()}

@@ -23,7 +23,8 @@ REPO = HERE.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from conftest import build_model  # noqa: E402
-from mlpcodegen.frontends.keras import load, load_keras_model  # noqa: E402
+from mlpcodegen.frontends.keras import load
+from mlpcodegen.harness.keras_model import load_keras_model  # noqa: E402
 from mlpcodegen.harness.bench import ROWS, bench_model  # noqa: E402
 from mlpcodegen.harness.bench_report import write_report  # noqa: E402
 

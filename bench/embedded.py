@@ -36,7 +36,7 @@ from mlpcodegen import load  # noqa: E402
 from mlpcodegen.backends import c_int8  # noqa: E402
 from mlpcodegen.backends.c import CRenderer  # noqa: E402
 from mlpcodegen.harness import cortex  # noqa: E402
-from mlpcodegen.ir import Network  # noqa: E402
+from mlpcodegen.core.ir import Network  # noqa: E402
 from mlpcodegen.runtime import cross  # noqa: E402
 
 from bench.native_call import random_net  # noqa: E402  (the benches' one way to make a network)
@@ -244,7 +244,7 @@ def _mlpcodegen_core(net: Network, x: np.ndarray, core: str, opt: str, options: 
 def _q15_integer_core(net: Network, x: np.ndarray, core: str, opt: str, options: cortex.Options) -> dict:
     """The integer predictor NAME_q15 alone (int16 codes in and out), as an integer-input
     program calls it: the float wrapper's code is not counted (the linker drops it)."""
-    from mlpcodegen.fixed import plan, quantise_inputs
+    from mlpcodegen.core.fixed import plan, quantise_inputs
 
     options = options.for_core(core)
     fixed = plan(net, options.domain)
@@ -321,13 +321,13 @@ def core_variants(model: str) -> list[tuple[str, object]]:
     return variants
 
 
-#: int8 rows: the float network quantised by mlpcodegen.ptq.calibrate on 256 other inputs in [-1, 1]
+#: int8 rows: the float network quantised by mlpcodegen.core.ptq.calibrate on 256 other inputs in [-1, 1]
 #: (per-channel weights, as TFLite's converter); NAME quantises, runs NAME_int8, dequantises.
 INT8_LABEL = "mlpcodegen int8 (calibrated; float API: NAME)"
 
 
 def _calibrated(net: Network):
-    from mlpcodegen.ptq import calibrate
+    from mlpcodegen.core.ptq import calibrate
 
     return calibrate(net, np.random.default_rng(1).uniform(-1, 1, (256, net.n_inputs)))
 

@@ -11,7 +11,7 @@ on [-1, 1]) and cls 16-64-64-10 softmax (bench/embedded.py's random weights):
   table: its object file without the float wrapper), of the float wrapper path (NAME: the
   same plus the float conversions, soft-float helpers apart), and of the float32 embedded
   C (optimize size and speed);
-* the integer outputs of the core equal, bit for bit, those of mlpcodegen.fixed.run_codes
+* the integer outputs of the core equal, bit for bit, those of mlpcodegen.core.fixed.run_codes
   (the mirror the accuracy figures use);
 * accuracy on ``--inputs`` random inputs of the domain: max abs error vs the float64
   reference, as a share of the output range, the stated bound and its ratio to the
@@ -38,10 +38,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from mlpcodegen import load  # noqa: E402
-from mlpcodegen.fixed import TANH_ERROR, measure_tanh_error, plan, quantise_inputs, run_codes, run_fixed  # noqa: E402
+from mlpcodegen.core.fixed import TANH_ERROR, measure_tanh_error, plan, quantise_inputs, run_codes, run_fixed  # noqa: E402
 from mlpcodegen.harness import cortex  # noqa: E402
-from mlpcodegen.ir import Dense, Network  # noqa: E402
-from mlpcodegen.reference import evaluate  # noqa: E402
+from mlpcodegen.core.ir import Dense, Network  # noqa: E402
+from mlpcodegen.core.reference import evaluate  # noqa: E402
 from mlpcodegen.runtime import cross  # noqa: E402
 
 from bench.embedded import mlpcodegen_row  # noqa: E402
@@ -145,7 +145,7 @@ def pointwise_bounds(net: Network, fixed, x: np.ndarray, chunk: int = 200) -> np
     every relu is decided as it is at the input (the formats and weights of ``fixed``).  No
     bound over the domain computed from the formats (each rounding anywhere within its
     1/2 LSB) can be smaller than this at any input: the limit of the kind of bound stated."""
-    from mlpcodegen import fixed as planner
+    from mlpcodegen.core import fixed as planner
 
     out = []
     for start in range(0, len(x), chunk):
@@ -189,7 +189,7 @@ def undecided(net: Network, domain, pieces: int, boxes: int = 500, seed: int = 3
     """Share of the hidden relus undecided (on for some inputs of the box, off for others) on
     ``boxes`` random boxes of the domain cut in ``pieces`` per input: how fine a partition
     of the domain a bound needs before it knows which relus pass their errors."""
-    from mlpcodegen import fixed as planner
+    from mlpcodegen.core import fixed as planner
 
     lo, hi = domain
     half = (hi - lo) / pieces / 2

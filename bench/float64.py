@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 
 from native_call import models  # noqa: E402
 from mlpcodegen.harness.cdriver import time_in_c  # noqa: E402
-from mlpcodegen.reference import evaluate  # noqa: E402
+from mlpcodegen.core.reference import evaluate  # noqa: E402
 from mlpcodegen.runtime import compile_c  # noqa: E402
 
 VARIANTS = (("float32", "fast"), ("float64", "fast"), ("float64", "libm"))

@@ -30,11 +30,11 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from mlpcodegen.activations import REGISTRY  # noqa: E402
+from mlpcodegen.core.activations import REGISTRY  # noqa: E402
 from mlpcodegen.backends import emit  # noqa: E402
-from mlpcodegen.errors import UnsupportedError  # noqa: E402
-from mlpcodegen.ir import Activation, Dense, Network  # noqa: E402
-from mlpcodegen.numeric import numeric_type  # noqa: E402
+from mlpcodegen.core.errors import UnsupportedError  # noqa: E402
+from mlpcodegen.core.ir import Activation, Dense, Network  # noqa: E402
+from mlpcodegen.core.numeric import numeric_type  # noqa: E402
 from mlpcodegen.runtime import subprocess_peer as sp  # noqa: E402
 
 LANGUAGES = tuple(target for target in sp.TOOLCHAINS if target != "c")  # a new language: its toolchain entry

@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from mlpcodegen.frontends import load  # noqa: E402
-from mlpcodegen.ir import Activation, Dense, Network  # noqa: E402
+from mlpcodegen.core.ir import Activation, Dense, Network  # noqa: E402
 from mlpcodegen.runtime import compile_c  # noqa: E402
 from mlpcodegen.runtime import CompiledNetwork  # noqa: E402
 from mlpcodegen.runtime.cffi_build import _LOADED  # noqa: E402

@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 
 from native_call import interleaved, models, per_call, random_net  # noqa: E402
 import mlpcodegen.backends.numba as nb  # noqa: E402
-from mlpcodegen.numeric import numeric_type  # noqa: E402
+from mlpcodegen.core.numeric import numeric_type  # noqa: E402
 from mlpcodegen.runtime import compile_c  # noqa: E402
 from mlpcodegen.runtime.numba_runtime import load_numba  # noqa: E402
 

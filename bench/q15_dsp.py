@@ -9,7 +9,7 @@ inference of the float32 embedded C (float API), of q15's float API NAME (quanti
 scale back; softmax in float) and of q15's integer API NAME_q15 alone, each q15 build with
 the DSP path (the default on M4F) and with it switched off (-DMLPC_Q15_DSP=0 in the file:
 the portable loops, what M4F ran before).  The q15 outputs on the core are checked bit for
-bit against the host mirror (mlpcodegen.fixed.run_codes) and between the two builds.  The
+bit against the host mirror (mlpcodegen.core.fixed.run_codes) and between the two builds.  The
 table replaces the "q15 on M4F" section of --out.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mlpcodegen.fixed import plan, quantise_inputs, run_codes  # noqa: E402
+from mlpcodegen.core.fixed import plan, quantise_inputs, run_codes  # noqa: E402
 from mlpcodegen.harness import cortex  # noqa: E402
 from mlpcodegen.runtime import cross  # noqa: E402
 

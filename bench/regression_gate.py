@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 
 from batch import ISAS, ONE_SAMPLE_CALLS, in_c_call, networks, predictor, rounds_of  # noqa: E402
 from compare_results import verdict  # noqa: E402
-from mlpcodegen.ir import Network  # noqa: E402
+from mlpcodegen.core.ir import Network  # noqa: E402
 from mlpcodegen.runtime import cffi_build  # noqa: E402
 
 #: The networks gated: bench/batch.py's but 10-16-8-1.
@@ -52,7 +52,7 @@ _CHILD = r"""
 import json, sys
 import numpy as np
 folder, flags = sys.argv[1], tuple(json.loads(sys.argv[2]))
-from mlpcodegen.ir import Activation, Dense, Network
+from mlpcodegen.core.ir import Activation, Dense, Network
 from mlpcodegen.backends.c import emit_c
 try:
     from mlpcodegen.runtime import cffi_build, compile_c

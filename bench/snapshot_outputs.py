@@ -21,10 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mlpcodegen.activations import REGISTRY  # noqa: E402
+from mlpcodegen.core.activations import REGISTRY  # noqa: E402
 from mlpcodegen.backends import BACKENDS, emit  # noqa: E402
-from mlpcodegen.errors import MlpCodegenError  # noqa: E402
-from mlpcodegen.ir import Activate, Activation, Affine, Dense, Network  # noqa: E402
+from mlpcodegen.core.errors import MlpCodegenError  # noqa: E402
+from mlpcodegen.core.ir import Activate, Activation, Affine, Dense, Network  # noqa: E402
 
 #: Non-default parameters, so every branch of a formula is written.
 PARAMS = {

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 
 from mlpcodegen.backends.c import emit_c, unrolled_by_default  # noqa: E402
 from mlpcodegen.runtime.cffi_build import DEFAULT_FLAGS  # noqa: E402
-from mlpcodegen.ir import Activation, Dense, Network  # noqa: E402
+from mlpcodegen.core.ir import Activation, Dense, Network  # noqa: E402
 
 SIZES = (1, 2, 4, 8, 16, 32, 64)
 DRIVER = r"""

@@ -22,12 +22,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from mlpcodegen._files import write_atomic  # noqa: E402
+from mlpcodegen.core._files import write_atomic  # noqa: E402
 from mlpcodegen.backends import BACKENDS, emit  # noqa: E402
 from mlpcodegen.backends.c import emit_c, emit_c_header  # noqa: E402
 from mlpcodegen.frontends.keras import load  # noqa: E402
-from mlpcodegen.scaling import Scaling, read_scaling_file, with_scaling  # noqa: E402
-from mlpcodegen.support import update_readme  # noqa: E402
+from mlpcodegen.core.scaling import Scaling, read_scaling_file, with_scaling  # noqa: E402
+from mlpcodegen.app.support import update_readme  # noqa: E402
 
 
 SEED = HERE / "seed"
@@ -94,7 +94,7 @@ def outputs() -> dict[Path, str]:
 
 
 def pictures() -> dict[Path, bytes]:
-    from mlpcodegen.plot import render_png
+    from mlpcodegen.app.plot import render_png
 
     raw = with_scaling(load(SEED_MODEL), read_scaling_file(SEED / "scaling.json")[0])
     path = SEED / "seed.png"  # written atomically by render_png

@@ -10,14 +10,14 @@ True
 """
 from importlib import import_module as _import_module
 
-from .errors import CompileError, MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
+from .core.errors import CompileError, MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
 
 #: The public functions, imported on first use (PEP 562): ``import mlpcodegen`` loads only
 #: the errors, and a caller pays for the layers it uses (``mlpcodegen.load`` loads no
 #: printer, runtime or harness; each module costs milliseconds of start-up).
 _LAZY = {"load": ".frontends", "emit": ".backends", "compile_c": ".runtime", "verify": ".harness.verify",
-         "evaluate": ".reference", "Scaling": ".scaling", "with_scaling": ".scaling",
-         "write_scaling_file": ".scaling"}
+         "evaluate": ".core.reference", "Scaling": ".core.scaling", "with_scaling": ".core.scaling",
+         "write_scaling_file": ".core.scaling"}
 
 
 def __getattr__(name: str) -> object:

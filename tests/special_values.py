@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from mlpcodegen.ir import Activation
+from mlpcodegen.core.ir import Activation
 
 NAN, INF = math.nan, math.inf
 Z = [NAN, INF, -INF, 0.0, -0.0, 1e30, -1e30, 3.4e38, -3.4e38]

@@ -7,8 +7,8 @@ from conftest import STRICT_FLAGS, architecture
 from mlpcodegen.backends import emit
 from mlpcodegen.backends._text import float_digits
 from mlpcodegen.backends.c import emit_c, emit_c_header, literal
-from mlpcodegen.errors import UnsupportedError, ValidationError
-from mlpcodegen.ir import Activation, Dense, Network
+from mlpcodegen.core.errors import UnsupportedError, ValidationError
+from mlpcodegen.core.ir import Activation, Dense, Network
 from mlpcodegen.runtime import compile_c as load
 
 
@@ -222,7 +222,7 @@ def test_standalone_program_agrees_with_the_reference(tmp_path, gcc, dtype):
     """The emitted file used as a user would: compiled with strict flags into a
     program of its own (no cffi), whose printed outputs are checked here."""
     from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare
-    from mlpcodegen.reference import evaluate_magnitude
+    from mlpcodegen.core.reference import evaluate_magnitude
 
     net = random_net(5)
     x = np.random.default_rng(1).uniform(-3, 3, (20, net.n_inputs)).astype(dtype)
@@ -261,7 +261,7 @@ int main(void)
 def test_loops_and_unrolled_agree_with_the_reference(seed):
     """The two code shapes compute the same function within the documented bounds."""
     from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare
-    from mlpcodegen.reference import evaluate_magnitude
+    from mlpcodegen.core.reference import evaluate_magnitude
 
     net = random_net(100 + seed)
     x = np.random.default_rng(seed).uniform(-3, 3, (100, net.n_inputs)).astype(np.float32)
@@ -305,7 +305,7 @@ def test_block_and_one_sample_paths_compute_the_same_sums(math):
     order: compiled without FMA contraction they agree bit for bit.  (The harness builds
     with -ffp-contract=fast, where the two may round a fused multiply-add differently.)"""
     from mlpcodegen.backends.c import cdef
-    from mlpcodegen.numeric import FLOAT32
+    from mlpcodegen.core.numeric import FLOAT32
     from mlpcodegen.runtime import CompiledNetwork
     from mlpcodegen.runtime.cffi_build import build_module
 
@@ -322,7 +322,7 @@ def test_glu_written_as_loops_in_both_paths(gcc):
     """A wide glu layer (units = 2 x outputs) goes through the loop shape, in the
     one-sample function and in the batch block."""
     from mlpcodegen.harness.verify import F32_ULP_BOUND, compare
-    from mlpcodegen.reference import evaluate_magnitude
+    from mlpcodegen.core.reference import evaluate_magnitude
 
     rng = np.random.default_rng(3)
     net = Network(4, (Dense(rng.normal(size=(4, 80)), rng.normal(size=80), Activation("glu"), "g"),
@@ -391,7 +391,7 @@ def test_every_isa_tile_keeps_the_sums_of_one_sample(case, isa):
     one-sample function bit for bit and the float64 reference within the float32 bound."""
     from mlpcodegen.backends.c import block_plan
     from mlpcodegen.harness.verify import F32_ULP_BOUND, compare
-    from mlpcodegen.reference import evaluate_magnitude
+    from mlpcodegen.core.reference import evaluate_magnitude
 
     widths, activations, bias = KERNEL_NETS[case]
     net = _wide_net(len(case), widths, activations, bias)

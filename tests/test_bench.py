@@ -6,12 +6,12 @@ import pytest
 
 from conftest import build_model
 from mlpcodegen import runtime
-from mlpcodegen.cli import main
-from mlpcodegen.errors import UnsupportedError
+from mlpcodegen.app.cli import main
+from mlpcodegen.core.errors import UnsupportedError
 from mlpcodegen.frontends.keras import load
 from mlpcodegen.harness.verify import F32_ULP_BOUND, compare
-from mlpcodegen.ir import Activation, Dense, Network
-from mlpcodegen.reference import evaluate_magnitude
+from mlpcodegen.core.ir import Activation, Dense, Network
+from mlpcodegen.core.reference import evaluate_magnitude
 from test_backend_c import random_net
 
 SEED = "generated/seed/seed.keras"

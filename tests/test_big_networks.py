@@ -13,11 +13,11 @@ from mlpcodegen.backends import emit
 from mlpcodegen.backends import sympy as sympy_backend
 from mlpcodegen.backends._python_family import MAX_TERMS
 from mlpcodegen.backends.latex import MAX_FORMULA_TERMS, emit_latex, latex_equations
-from mlpcodegen.cli import main
-from mlpcodegen.errors import UnsupportedError
-from mlpcodegen.ir import Activation, Dense, Network
-from mlpcodegen.plot import render_png
-from mlpcodegen.reference import evaluate
+from mlpcodegen.app.cli import main
+from mlpcodegen.core.errors import UnsupportedError
+from mlpcodegen.core.ir import Activation, Dense, Network
+from mlpcodegen.app.plot import render_png
+from mlpcodegen.core.reference import evaluate
 
 
 def wide(widths=(3000, 16, 1), seed=0) -> Network:

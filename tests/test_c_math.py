@@ -11,7 +11,7 @@ from conftest import STRICT_FLAGS
 from mlpcodegen.backends import c_math
 from mlpcodegen.backends.c import cdef, emit_c
 from mlpcodegen.harness.math_check import max_ulp
-from mlpcodegen.ir import Activation, Dense, Network
+from mlpcodegen.core.ir import Activation, Dense, Network
 from mlpcodegen.runtime import CompiledNetwork
 from mlpcodegen.runtime.cffi_build import DEFAULT_FLAGS, build_module
 
@@ -181,7 +181,7 @@ def test_float64_network_batch_one_sample_and_reference_agree(gcc):
     """A float64 network through every fast function (tanh, sigmoid, elu, softmax) and a
     loop layer (the float64 dense helper): batch rows (blocks and the rows left over),
     one-sample calls and the float64 reference agree to float64 rounding."""
-    from mlpcodegen.reference import evaluate
+    from mlpcodegen.core.reference import evaluate
 
     rng = np.random.default_rng(7)
     widths, activations = [5, 40, 6, 7, 9, 3], ["tanh", "sigmoid", "elu", "exponential", "softmax"]

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import STRICT_FLAGS, build_flags
 from mlpcodegen.backends.c import cdef, emit_c, emit_c_header
-from mlpcodegen.ir import Activate, Activation, Dense, Network
+from mlpcodegen.core.ir import Activate, Activation, Dense, Network
 from mlpcodegen.runtime import compile_c as load
 from mlpcodegen.runtime import CompiledNetwork
 from mlpcodegen.runtime.cffi_build import build_module
@@ -111,7 +111,7 @@ def test_all_nan_input_through_relu_layers_is_nan(gcc):
 # Reserved names (item 4)
 from mlpcodegen.backends import c as c_backend  # noqa: E402
 from mlpcodegen.backends.c_names import C99_HEADERS, RESERVED_NAMES  # noqa: E402
-from mlpcodegen.errors import ValidationError  # noqa: E402
+from mlpcodegen.core.errors import ValidationError  # noqa: E402
 
 ISSUE_NAMES = ["NAN", "INFINITY", "HUGE_VALF", "HUGE_VAL", "isnan", "exp2f", "offsetof", "NULL", "bool", "abs", "errno"]
 CXX_NAMES = ["class", "new", "delete", "this", "template", "namespace", "operator", "true", "false", "nullptr", "and",

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from mlpcodegen import runtime
-from mlpcodegen.errors import MlpCodegenError
-from mlpcodegen.ir import Activation, Dense, Network
+from mlpcodegen.core.errors import MlpCodegenError
+from mlpcodegen.core.ir import Activation, Dense, Network
 from mlpcodegen.runtime import cffi_build, pymodule
 
 NET = Network(3, (Dense(np.arange(6.0).reshape(3, 2) / 10, np.array([0.5, -0.5]), Activation("tanh"), "h"),))
@@ -21,7 +21,7 @@ EXPECTED = np.tanh(np.array([0.1, 0.2, 0.3]) @ NET.layers[0].kernel + NET.layers
 CHILD = textwrap.dedent("""
     import numpy as np
     from mlpcodegen.runtime import compile_c as load
-    from mlpcodegen.ir import Activation, Dense, Network
+    from mlpcodegen.core.ir import Activation, Dense, Network
     net = Network(3, (Dense(np.arange(6.0).reshape(3, 2) / 10, np.array([0.5, -0.5]), Activation("tanh"), "h"),))
     print(repr(load(net, dtype="float64", name="cached")(np.array([0.1, 0.2, 0.3])).tolist()))
 """)

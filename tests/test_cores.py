@@ -23,11 +23,11 @@ import pytest
 
 from mlpcodegen.backends.c import emit_c
 from mlpcodegen.backends.c_fixed import emit_c_fixed, stack_bytes
-from mlpcodegen.cli import main
+from mlpcodegen.app.cli import main
 from mlpcodegen.harness import cortex
 from mlpcodegen.harness.onnx_peer import onnx_model
 from mlpcodegen.harness.verify import F32_ULP_BOUND
-from mlpcodegen.ir import Activation, Dense, Network
+from mlpcodegen.core.ir import Activation, Dense, Network
 from mlpcodegen.runtime import cores, cross
 
 from conftest import STRICT_FLAGS, _say
@@ -198,7 +198,7 @@ def test_driver_reads_int32_logits_of_the_q15_integer_predictor(tmp_path, riscv,
     buffer has its own type (MLPC_Y_T; bench/embedded.py's integer rows had an int16 one, which
     NAME_q15 overran).  The host build under AddressSanitizer and rv32imc on QEMU give the same
     logits, which rank the classes as the float API's probabilities do."""
-    from mlpcodegen.fixed import plan, quantise_inputs
+    from mlpcodegen.core.fixed import plan, quantise_inputs
 
     rng = np.random.default_rng(9)
     net = Network(4, (_dense(rng, 4, 8, "relu"), _dense(rng, 8, 3, "softmax")))
@@ -312,7 +312,7 @@ include /usr/share/arduino/Arduino.mk
 def test_arduino_library_builds_for_the_uno_and_prints_the_host_outputs(tmp_path, capsys, arduino, dtype):
     """convert --arduino writes the library; its example builds with the Arduino core and
     arduino-mk for the Uno and, on simavr, prints the outputs of the host build of the same C."""
-    from mlpcodegen.cli_embedded import example_inputs
+    from mlpcodegen.app.cli_embedded import example_inputs
 
     net = sine_net()
     path = tmp_path / "sine.onnx"

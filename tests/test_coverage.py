@@ -11,8 +11,8 @@ from mlpcodegen import runtime
 from mlpcodegen.backends import BACKENDS
 from mlpcodegen.frontends.keras import SUPPORTED_LAYERS, load
 from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare
-from mlpcodegen.ir import Affine, Dense
-from mlpcodegen.reference import evaluate_magnitude
+from mlpcodegen.core.ir import Affine, Dense
+from mlpcodegen.core.reference import evaluate_magnitude
 
 KINKS = np.array([0.0, 0.5, -0.5, 1.0, -1.0, 3.0, -3.0, 6.0, -6.0, 50.0, -50.0, 1e-3, -1e-3, 0.2, 2.0, -2.0])
 WIDTH = 4
@@ -253,7 +253,7 @@ def test_every_keras_activation_is_covered(keras_module):
 def test_glu_after_dense_is_explained(keras_module, tmp_path):
     """Keras builds the layer after a glu Dense for the un-halved width, so such a
     model cannot run; the converter says where the widths disagree."""
-    from mlpcodegen.errors import MlpCodegenError
+    from mlpcodegen.core.errors import MlpCodegenError
 
     model = activation_model(keras_module, "glu", identity=False)
     with pytest.raises(MlpCodegenError, match=r"Dense layer .*takes 8 inputs but the layer before gives 4"):
@@ -262,7 +262,7 @@ def test_glu_after_dense_is_explained(keras_module, tmp_path):
 
 def test_sparsemax_from_keras_is_refused_with_the_reason(keras_module):
     model = activation_model(keras_module, "sparsemax", identity=False)
-    from mlpcodegen.errors import UnsupportedError
+    from mlpcodegen.core.errors import UnsupportedError
 
     with pytest.raises(UnsupportedError, match="does not compute as defined"):
         load(model)
@@ -271,7 +271,7 @@ def test_sparsemax_from_keras_is_refused_with_the_reason(keras_module):
 @pytest.mark.parametrize("target,dtype", TARGETS)
 def test_sparsemax_and_threshold_in_the_ir(target, dtype):
     """Activations Keras cannot give us (as defined) still work through the IR."""
-    from mlpcodegen.ir import Activation, Network
+    from mlpcodegen.core.ir import Activation, Network
 
     rng = np.random.default_rng(5)
     for activation in (Activation("sparsemax"), Activation("threshold", (("threshold", 0.3), ("default_value", -1.0))),

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from conftest import build_model
-from mlpcodegen.demo import function_name, run_demo
+from mlpcodegen.app.demo import function_name, run_demo
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +74,8 @@ def test_a_large_network_gets_no_formula_on_screen(tmp_path):
     """94 KB of C or a million-term formula belong in files, not in the summary."""
     import numpy as np
 
-    from mlpcodegen import demo
-    from mlpcodegen.ir import Activation, Dense, Network
+    from mlpcodegen.app import demo
+    from mlpcodegen.core.ir import Activation, Dense, Network
 
     rng = np.random.default_rng(0)
     net = Network(16, (Dense(rng.normal(size=(16, 64)), rng.normal(size=64), Activation("relu"), "a"),

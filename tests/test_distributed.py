@@ -19,8 +19,8 @@ import dask.array as da
 import dask.dataframe as dd
 from distributed import Client, LocalCluster
 
-from mlpcodegen.errors import UnsupportedError, ValidationError
-from mlpcodegen.ir import Activation, Dense, Network
+from mlpcodegen.core.errors import UnsupportedError, ValidationError
+from mlpcodegen.core.ir import Activation, Dense, Network
 from mlpcodegen.runtime import compile_c, load
 from mlpcodegen.runtime import distributed as dist
 from mlpcodegen.runtime.cache import cache_folder

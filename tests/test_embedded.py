@@ -18,11 +18,11 @@ import pytest
 from mlpcodegen import load
 from mlpcodegen.backends.c import (CODE_PER_SCALAR, CRenderer, embedded_code_bytes, embedded_stack_bytes, emit_c,
                                    emit_c_header)
-from mlpcodegen.cli import main
+from mlpcodegen.app.cli import main
 from mlpcodegen.harness import cortex
 from mlpcodegen.harness.verify import F32_ULP_BOUND, compare
-from mlpcodegen.ir import Activation, Dense, Network
-from mlpcodegen.reference import evaluate_magnitude
+from mlpcodegen.core.ir import Activation, Dense, Network
+from mlpcodegen.core.reference import evaluate_magnitude
 from mlpcodegen.runtime import cross
 
 from conftest import REPO, STRICT_FLAGS

@@ -9,8 +9,8 @@ from mlpcodegen.backends import BACKENDS
 from mlpcodegen.backends.sympy import MAX_NESTED_TERMS, nested_terms
 from mlpcodegen.frontends.keras import load
 from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare, random_inputs, verify
-from mlpcodegen.ir import Activation, Dense, Network
-from mlpcodegen.reference import evaluate_magnitude
+from mlpcodegen.core.ir import Activation, Dense, Network
+from mlpcodegen.core.reference import evaluate_magnitude
 
 SEEDS = range(24)
 

@@ -30,9 +30,9 @@ import pytest
 
 from mlpcodegen import load
 from mlpcodegen.harness.verify import F32_ULP_BOUND, compare
-from mlpcodegen.reference import evaluate_magnitude
+from mlpcodegen.core.reference import evaluate_magnitude
 from mlpcodegen.runtime import cross
-from mlpcodegen.scaling import read_scaling_file, with_scaling
+from mlpcodegen.core.scaling import read_scaling_file, with_scaling
 
 from conftest import REPO, STRICT_FLAGS
 

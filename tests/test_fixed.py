@@ -11,12 +11,20 @@ import pytest
 
 from mlpcodegen import compile_c, load
 from mlpcodegen.backends import emit, get_backend
-from mlpcodegen.errors import UnsupportedError, ValidationError
-from mlpcodegen.fixed import (SUPPORTED, TANH_ERROR, TABLE_POSITION, measure_tanh_error, plan, run_codes,
-                              run_fixed, quantise_inputs)
-from mlpcodegen.ir import Activation, Dense, Network
-from mlpcodegen.numeric import NUMERIC_TYPES, numeric_type
-from mlpcodegen.reference import evaluate
+from mlpcodegen.core.errors import UnsupportedError, ValidationError
+from mlpcodegen.core.fixed import (
+    SUPPORTED,
+    TANH_ERROR,
+    TABLE_POSITION,
+    measure_tanh_error,
+    plan,
+    run_codes,
+    run_fixed,
+    quantise_inputs,
+)
+from mlpcodegen.core.ir import Activation, Dense, Network
+from mlpcodegen.core.numeric import NUMERIC_TYPES, numeric_type
+from mlpcodegen.core.reference import evaluate
 
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wdouble-promotion", "-Werror"]
 
@@ -210,7 +218,7 @@ def test_rounding_shift_and_input_rounding_mirror(tmp_path):
     with the strict flags and UBSan.  Inputs round half away from zero and saturate (NaN
     to -32768)."""
     from mlpcodegen.backends.c_fixed import _Printer
-    from mlpcodegen.fixed import _shift
+    from mlpcodegen.core.fixed import _shift
 
     cases = [(bits, a, s) for bits in (32, 64) for a in _edges(bits) for s in range(1, bits)]
     for bits, a, s in cases:
@@ -295,7 +303,7 @@ def test_every_shift_defined_for_tiny_weights_on_tiny_domains(tmp_path):
     the mirror bit for bit on every int16 code; the bound holds and relu6 is exact."""
     from dataclasses import replace
 
-    from mlpcodegen.errors import ValidationError
+    from mlpcodegen.core.errors import ValidationError
 
     for index, (net, half) in enumerate(TINY):
         fixed = plan(net, (-half, half))
@@ -345,7 +353,7 @@ def test_more_than_32_inputs_planned_and_compiled(tmp_path):
 def test_size_command_and_verify_on_m0plus(compiled, capsys, arm_toolchain):
     """`mlpcodegen size --dtype q15` and verify on the emulated Cortex-M0+ (qemu): within the
     stated bound, the same bits as the host build."""
-    from mlpcodegen.cli import main
+    from mlpcodegen.app.cli import main
     from mlpcodegen.harness.cortex import Options, verify_on_core
 
     assert main(["size", "generated/seed/seed.keras", "--dtype", "q15", "--domain", "-1", "1", "--core", "m0plus",

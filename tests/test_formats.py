@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import mlpcodegen
-from mlpcodegen.cli import main
-from mlpcodegen.errors import ModelFormatError
+from mlpcodegen.app.cli import main
+from mlpcodegen.core.errors import ModelFormatError
 from mlpcodegen.frontends import FORMATS, file_format, object_format
-from mlpcodegen.reference import evaluate
+from mlpcodegen.core.reference import evaluate
 
 SEED = Path(__file__).resolve().parent.parent / "generated" / "seed" / "seed.keras"
 
@@ -91,7 +91,7 @@ def test_cli_verifies_an_onnx_file_against_onnx_runtime_without_tensorflow(tmp_p
     net = mlpcodegen.load(SEED)
     path = tmp_path / "seed.onnx"
     path.write_bytes(onnx_model(net, "float32").SerializeToString())
-    code = ("import sys; from mlpcodegen.cli import main; rc = main(['verify', sys.argv[1], '-n', '50']);"
+    code = ("import sys; from mlpcodegen.app.cli import main; rc = main(['verify', sys.argv[1], '-n', '50']);"
             "print('TF', 'tensorflow' in sys.modules, 'TORCH', 'torch' in sys.modules); sys.exit(rc)")
     run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr

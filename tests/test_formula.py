@@ -14,13 +14,13 @@ from mlpcodegen.backends import emit
 from mlpcodegen.backends.latex import emit_latex, latex_equations, rounding_error, sympy_equations
 from mlpcodegen.backends.sympy import (MAX_NESTED_TERMS, evaluate_expressions, expression_strings,
                                        nested_terms, network_expressions)
-from mlpcodegen.errors import UnsupportedError, ValidationError
+from mlpcodegen.core.errors import UnsupportedError, ValidationError
 from mlpcodegen.frontends.keras import load
 from mlpcodegen.harness.verify import compare, verify
 from conftest import CORE_ACTIVATIONS as ACTIVATIONS
-from mlpcodegen.ir import Activate, Activation, Dense, Network
-from mlpcodegen.reference import evaluate, evaluate_magnitude
-from mlpcodegen.scaling import Scaling, read_scaling_file, with_scaling
+from mlpcodegen.core.ir import Activate, Activation, Dense, Network
+from mlpcodegen.core.reference import evaluate, evaluate_magnitude
+from mlpcodegen.core.scaling import Scaling, read_scaling_file, with_scaling
 
 SEED = REPO / "generated" / "seed" / "seed.keras"
 
@@ -180,8 +180,8 @@ PARAMS = {"relu": {"negative_slope": 0.1, "max_value": 2.0, "threshold": 0.25}, 
 def random_net(activation: str, seed: int) -> Network:
     """2-3 Dense layers of random widths, 1-3 inputs, ``activation`` on a random one
     (the others tanh or linear), an Affine step or an Activate layer sometimes."""
-    from mlpcodegen.activations import REGISTRY
-    from mlpcodegen.ir import Affine
+    from mlpcodegen.core.activations import REGISTRY
+    from mlpcodegen.core.ir import Affine
 
     rng = np.random.default_rng(seed)
     depth, n_in = int(rng.integers(2, 4)), int(rng.integers(1, 4))
@@ -211,7 +211,7 @@ MODULE_RECURSES = {"sparsemax": "SymPy's Piecewise evaluation recurses on sparse
 
 
 def _every_activation():
-    from mlpcodegen.activations import REGISTRY
+    from mlpcodegen.core.activations import REGISTRY
 
     return sorted(REGISTRY)
 
@@ -250,8 +250,8 @@ def test_sympy_loads_a_polynomial_network_as_the_reference():
     """``simplify``'s Polynomial layer (Clenshaw, Horner, products of basis values) in the
     SymPy target: built from the same graph every target prints (it raised KeyError when
     SymPy had a lowering of its own), bit for bit the graph's float64 interpreter."""
-    from mlpcodegen.graph_eval import evaluate_network
-    from mlpcodegen.ir import Polynomial
+    from mlpcodegen.core.graph_eval import evaluate_network
+    from mlpcodegen.core.ir import Polynomial
 
     rng = np.random.default_rng(3)
     rows = [[0, 0], [1, 0], [0, 1], [2, 1], [3, 2]]
@@ -408,7 +408,7 @@ def test_scaling_validation_and_json(tmp_path):
 
 def run_cli(*args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-m", "mlpcodegen.cli", *args], capture_output=True, text=True, env=env)
+    return subprocess.run([sys.executable, "-m", "mlpcodegen.app.cli", *args], capture_output=True, text=True, env=env)
 
 
 def test_formula_command_forms_and_png(tmp_path):
@@ -493,7 +493,7 @@ def _ink_columns(png):
 
 
 def test_formula_png_is_laid_out_for_a_reader(tmp_path):
-    from mlpcodegen.plot import DPI, WIDTH_INCHES, render_png
+    from mlpcodegen.app.plot import DPI, WIDTH_INCHES, render_png
 
     scaled = with_scaling(load(SEED), *read_scaling_file(REPO / "generated/seed/scaling.json"))
     (height, width, _), ink = _ink_columns(render_png(scaled, tmp_path / "seed.png"))
@@ -513,7 +513,7 @@ def test_formula_png_is_laid_out_for_a_reader(tmp_path):
 
 
 def test_formula_png_refuses_a_formula_too_large_to_draw(tmp_path):
-    from mlpcodegen.plot import MAX_LINES, render_png
+    from mlpcodegen.app.plot import MAX_LINES, render_png
 
     rng = np.random.default_rng(0)
     widths = [1, 40, 40, 1]

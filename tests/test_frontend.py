@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, build_model
-from mlpcodegen.errors import ModelFormatError, UnsupportedError, ValidationError
+from mlpcodegen.core.errors import ModelFormatError, UnsupportedError, ValidationError
 from mlpcodegen.frontends.keras import load
 
 
@@ -35,7 +35,7 @@ def test_in_memory_keras_and_h5_give_the_same_ir(saved):
     assert from_memory.layers[1].bias is None
     assert from_memory.weight_dtype == "float32"
     x = np.random.default_rng(0).uniform(-1, 1, (50, 3)).astype(np.float32)
-    from mlpcodegen.reference import evaluate
+    from mlpcodegen.core.reference import evaluate
     np.testing.assert_allclose(evaluate(from_memory, x), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
 
 
@@ -107,7 +107,7 @@ def test_two_outputs_are_rejected(keras_module):
 def test_a_layer_outside_a_dense_network_is_named_not_the_input_shape(keras_module, tmp_path, capsys):
     """Conv2D after a 4-D input: the refusal names the layer and its class and lists what
     is supported, whichever way the model comes (in memory, .keras, .h5, the CLI)."""
-    from mlpcodegen.cli import main
+    from mlpcodegen.app.cli import main
 
     keras = keras_module
     L = keras.layers

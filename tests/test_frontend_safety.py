@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from mlpcodegen.errors import MlpCodegenError, ModelFormatError, UnsupportedError
+from mlpcodegen.core.errors import MlpCodegenError, ModelFormatError, UnsupportedError
 from mlpcodegen.frontends import _sandbox
 from mlpcodegen.frontends.keras import load
-from mlpcodegen.limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits
+from mlpcodegen.core.limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits
 
 SECRET = np.array([1234.5678, 8765.4321, 1111.2222, 3333.4444], dtype="<f8")
 
@@ -371,7 +371,7 @@ def test_sandbox_in_a_fresh_process():
 import os, sys, time
 from mlpcodegen.frontends import _sandbox
 from mlpcodegen.frontends.keras import load
-from mlpcodegen.limits import ReadLimits, DEFAULT_LIMITS
+from mlpcodegen.core.limits import ReadLimits, DEFAULT_LIMITS
 assert _sandbox._mode() == "fork", _sandbox._mode()
 assert load("generated/seed/seed.keras").describe() == "1-3-2-1 (tanh, tanh, linear)"
 for job, args, limits in ((time.sleep, (60,), ReadLimits(seconds=1)), (os.abort, (), DEFAULT_LIMITS),
@@ -420,7 +420,7 @@ def test_lambda_and_custom_activations_are_refused_by_name(keras_module, tmp_pat
 
 def test_lora_dense_is_merged_from_either_file(keras_module, tmp_path):
     keras = keras_module
-    from mlpcodegen.reference import evaluate
+    from mlpcodegen.core.reference import evaluate
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, name="d")])
     model.layers[0].enable_lora(2)
@@ -561,7 +561,7 @@ def test_deeply_nested_json_is_refused(tmp_path):
 
 def test_keras_itself_never_parses_a_refused_file(keras_module, tmp_path, secret_file):
     """verify/bench/demo also load the model with Keras, which would follow external storage."""
-    from mlpcodegen.frontends.keras import load_keras_model
+    from mlpcodegen.harness.keras_model import load_keras_model
 
     def external(h5, path):
         h5.create_dataset(path, shape=(4,), dtype="<f8", external=[(str(secret_file), 0, SECRET.nbytes)])
@@ -596,8 +596,8 @@ def test_served_reads_resolve_relative_paths_in_the_callers_folder(monkeypatch, 
 #: Calls that read a file, allowed outside the one safe opener (``_files.open_regular``):
 #: module -> what each reads (none of them an input a user names).
 _OWN_FILES = {
-    "_files.py": "/proc/self/status (the umask); os.open is the opener itself",
-    "cli.py": "the PNG this command just wrote to a temporary folder; os.devnull",
+    "core/_files.py": "/proc/self/status (the umask); os.open is the opener itself",
+    "app/cli.py": "the PNG this command just wrote to a temporary folder; os.devnull",
     "frontends/_sandbox.py": "os.devnull and /proc/self/statm",
     "frontends/_untrusted_h5.py": "archive members and HDF5 images already read into memory",
     "harness/bench_report.py": "/proc/cpuinfo",

@@ -25,10 +25,10 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from mlpcodegen.errors import MlpCodegenError
+from mlpcodegen.core.errors import MlpCodegenError
 from mlpcodegen.frontends.keras import load
-from mlpcodegen.ir import Network
-from mlpcodegen.limits import ReadLimits
+from mlpcodegen.core.ir import Network
+from mlpcodegen.core.limits import ReadLimits
 from test_frontend_safety import default_weights, functional_config, h5_bytes, keras_bytes, sequential_config
 from test_keras_formats import keras22_h5, random_spec, tf_keras2_json, tf_keras2_weights, tf_keras213_archive
 
@@ -363,7 +363,7 @@ def test_command_line_on_bad_files_exits_1_without_traceback_or_output(tmp_path)
         if outcome(model) == "ok":
             continue  # a flip inside a weight value: a valid model
         out = tmp_path / f"out{index}.c"
-        result = subprocess.run([sys.executable, "-m", "mlpcodegen.cli", "convert", str(model), "-o", str(out)],
+        result = subprocess.run([sys.executable, "-m", "mlpcodegen.app.cli", "convert", str(model), "-o", str(out)],
                                 capture_output=True, text=True, timeout=120, cwd=REPO, preexec_fn=_limited,
                                 env={**os.environ, "PYTHONPATH": str(REPO)})
         assert result.returncode == 1, (what, result.returncode, result.stderr[-2000:])

@@ -5,7 +5,7 @@ interval evaluator is sound for random networks, random expressions and random b
 say may be NaN) and exact for monotone single units.
 
 Tolerance of the float64 comparison: 8 ULPs of the reference *magnitude*
-(:func:`mlpcodegen.reference.evaluate_magnitude`, the running sum of the sizes of
+(:func:`mlpcodegen.core.reference.evaluate_magnitude`, the running sum of the sizes of
 everything that was rounded), plus 1e-300.  The graph adds left to right where NumPy's
 matmul uses its own order; measured differences stay below 1 such ULP.  Where the
 magnitude is not finite (a NaN or inf upstream that a select dropped), 1e-9 relative
@@ -16,15 +16,14 @@ import math
 import numpy as np
 import pytest
 
-from mlpcodegen import graph_eval
-from mlpcodegen.activations import REGISTRY
-from mlpcodegen.errors import ValidationError
-from mlpcodegen.graph import Builder, Let, Program, walk
-from mlpcodegen.graph_eval import (Interval, bounds, evaluate, evaluate_network, interval_network,
-                                   network_bounds)
-from mlpcodegen.ir import Activate, Activation, Affine, Dense, Network
-from mlpcodegen.network_graph import input_nodes, network_program
-from mlpcodegen.reference import evaluate_magnitude
+from mlpcodegen.core import graph_eval
+from mlpcodegen.core.activations import REGISTRY
+from mlpcodegen.core.errors import ValidationError
+from mlpcodegen.core.graph import Builder, Let, Program, walk
+from mlpcodegen.core.graph_eval import Interval, bounds, evaluate, evaluate_network, interval_network, network_bounds
+from mlpcodegen.core.ir import Activate, Activation, Affine, Dense, Network
+from mlpcodegen.core.network_graph import input_nodes, network_program
+from mlpcodegen.core.reference import evaluate_magnitude
 
 EPS = 2.0**-52
 ULPS = 8

@@ -4,11 +4,11 @@ import pytest
 
 from mlpcodegen import runtime
 from mlpcodegen.backends import BACKENDS
-from mlpcodegen.errors import UnsupportedError, ValidationError
+from mlpcodegen.core.errors import UnsupportedError, ValidationError
 from mlpcodegen.harness import peers
 from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare, verify
-from mlpcodegen.ir import Activation, Dense, Network
-from mlpcodegen.reference import evaluate, evaluate_magnitude
+from mlpcodegen.core.ir import Activation, Dense, Network
+from mlpcodegen.core.reference import evaluate, evaluate_magnitude
 from mlpcodegen.runtime import CompiledNetwork, cache, cffi_build, compile_c
 
 NET = Network(3, (Dense(np.arange(6.0).reshape(3, 2) / 10, np.array([0.5, -0.5]), Activation("tanh"), "h"),))
@@ -60,7 +60,7 @@ def test_builds_are_cached_on_disk_by_source_hash(tmp_path, monkeypatch):
 
 
 def test_compile_errors_are_reported_as_compile_error(tmp_path, monkeypatch):
-    from mlpcodegen.errors import CompileError
+    from mlpcodegen.core.errors import CompileError
 
     monkeypatch.setenv("MLPCODEGEN_CACHE", str(tmp_path))
     with pytest.raises(CompileError, match="compiling the generated C failed"):
@@ -214,7 +214,7 @@ def test_verify_scales_a_float64_peers_inputs_in_float64():
     gets its scaled inputs unrounded: rounding them to float32 (right for Keras) made
     a float64 check fail at rel 2.6e-9 (review finding)."""
     from mlpcodegen.harness.peers import reference_peer, target_peer
-    from mlpcodegen.scaling import Scaling
+    from mlpcodegen.core.scaling import Scaling
 
     rng = np.random.default_rng(0)
     net = Network(2, (Dense(rng.normal(size=(2, 3)), rng.normal(size=3), Activation("tanh"), "h"),
@@ -313,7 +313,7 @@ def test_onnx_runtime_gets_only_the_nodes_the_output_depends_on(tmp_path, case):
 
 
 def test_verify_reads_a_model_file_under_the_limits_given(tmp_path):
-    from mlpcodegen.limits import LimitExceeded, ReadLimits
+    from mlpcodegen.core.limits import LimitExceeded, ReadLimits
 
     path = _dead_node_onnx(tmp_path, _identity_node(), [("", 18)])
     with pytest.raises(LimitExceeded):
@@ -330,7 +330,7 @@ def _identity_node():
 
 
 def test_onnx_runtime_failures_are_model_format_errors():
-    from mlpcodegen.errors import ModelFormatError
+    from mlpcodegen.core.errors import ModelFormatError
 
     with pytest.raises(ModelFormatError, match="ONNX Runtime cannot run bad.onnx: "):
         peers._onnx_session_peer(b"\x08\x07\x12\x03abc", lambda: None, "bad.onnx")

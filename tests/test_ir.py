@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from mlpcodegen.errors import ValidationError
-from mlpcodegen.ir import Activate, Activation, Dense, Network
-from mlpcodegen.passes import fuse_activations
-from mlpcodegen.reference import evaluate
+from mlpcodegen.core.errors import ValidationError
+from mlpcodegen.core.ir import Activate, Activation, Dense, Network
+from mlpcodegen.core.passes import fuse_activations
+from mlpcodegen.core.reference import evaluate
 
 
 def dense(kernel, bias=None, act="linear", name="d"):
@@ -101,7 +101,7 @@ def test_fuse_activations_merges_only_after_linear_dense():
 
 
 def test_magnitude_bounds_the_terms_of_each_sum():
-    from mlpcodegen.reference import evaluate_magnitude
+    from mlpcodegen.core.reference import evaluate_magnitude
 
     # y = 3x - 3x + 1 cancels to 1 but the terms are as large as 3|x| each.
     net = Network(1, (dense([[3.0, -3.0]], None, "linear"), dense([[1.0], [1.0]], [1.0], "linear")))
@@ -116,7 +116,7 @@ def test_magnitude_bounds_the_terms_of_each_sum():
 def test_print_net_is_a_summary_not_the_weights():
     """print(net) gives a table like Keras' model.summary() (layers, shapes, activations,
     parameter counts); repr is one line; equality and hashing still compare the weights."""
-    from mlpcodegen.ir import Affine, Polynomial
+    from mlpcodegen.core.ir import Affine, Polynomial
 
     rng = np.random.default_rng(0)
     net = Network(784, (

@@ -43,9 +43,9 @@ import pytest
 
 from conftest import REPO
 from mlpcodegen import load
-from mlpcodegen.errors import ModelFormatError, UnsupportedError
-from mlpcodegen.frontends.keras import load_keras_model
-from mlpcodegen.reference import evaluate
+from mlpcodegen.core.errors import ModelFormatError, UnsupportedError
+from mlpcodegen.harness.keras_model import load_keras_model
+from mlpcodegen.core.reference import evaluate
 
 #: Activations a Keras 2 file may name, with Keras 2's meaning (hard_sigmoid: 0.2 x + 0.5).
 ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax", "elu", "selu", "softplus", "softsign",
@@ -612,7 +612,7 @@ def test_files_of_the_real_tf_keras_213(name, source):
     C agrees with tf.keras 2.13's own model.predict within 8 ULP of the reference magnitude."""
     from mlpcodegen import compile_c
     from mlpcodegen.harness.verify import F32_ULP_BOUND, compare
-    from mlpcodegen.reference import evaluate_magnitude
+    from mlpcodegen.core.reference import evaluate_magnitude
 
     with zipfile.ZipFile(REAL_TF213 / f"{name}.keras") as archive, \
             h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as h5:
@@ -778,7 +778,7 @@ def corrupt_cases(tmp_path) -> dict[str, tuple[list, str]]:
 def test_a_huge_declared_input_width_is_refused_before_anything_is_made(tmp_path):
     """An InputLayer declaring 2**27 features (then a Rescaling-like step) made the parent
     allocate gigabytes before refusing: the width is bounded like the weights."""
-    from mlpcodegen.limits import LimitExceeded
+    from mlpcodegen.core.limits import LimitExceeded
 
     spec = Spec(1, [Step("Dense", "linear", np.ones((1, 1), "f4"))])
     config = tf_keras2_json(spec, functional=True)
@@ -798,7 +798,7 @@ def test_corrupt_files_give_clear_errors(tmp_path):
 
 CLI_SCRIPT = r"""
 import contextlib, io, json, sys
-from mlpcodegen.cli import main
+from mlpcodegen.app.cli import main
 cases = json.loads(sys.argv[1])
 out = {}
 for name, args in cases.items():

@@ -24,8 +24,8 @@ from languages import check_bits, fixed_networks, inputs, random_net, random_net
 from toolchains import require  # noqa: E402
 
 from mlpcodegen.backends import emit  # noqa: E402
-from mlpcodegen.errors import ValidationError  # noqa: E402
-from mlpcodegen.ir import Activation, Dense, Network  # noqa: E402
+from mlpcodegen.core.errors import ValidationError  # noqa: E402
+from mlpcodegen.core.ir import Activation, Dense, Network  # noqa: E402
 from mlpcodegen.runtime.subprocess_peer import TOOLCHAINS  # noqa: E402
 
 LANGUAGES = tuple(TOOLCHAINS)

@@ -1,25 +1,6 @@
 """The import direction of the package, read from the source with ``ast`` (imports
-inside functions count: a lazy import is still a dependency).
-
-Layers, lowest first:
-
-* core: every top-level module that is not an application module (``ir``, ``errors``,
-  ``numeric``, ``activations``, ``limits``, ``_files``, ``graph``, ``network_graph``,
-  ``reference``, ``passes``, ``scaling``, ...): imports only core.
-* frontends (``mlpcodegen.frontends``): core's ir, errors, limits, _files, numeric,
-  activations, scaling, passes, untrusted, quant (the int8 IR a .tflite fills); and other frontends.  They know their framework.
-* backends (``mlpcodegen.backends``): core's ir, errors, numeric, activations, the
-  graph modules (``*graph*``), scaling, passes, reference, limits, untrusted, fixed, quant; and other backends.
-  They know their language and only emit: no runtime, no harness, no frontends.
-* runtime (``mlpcodegen.runtime``): core, backends, runtime.
-* harness (``mlpcodegen.harness``): anything below it; of the harness only
-  ``harness.peers`` imports a frontend.
-* application (``mlpcodegen`` itself, ``__main__``, ``cli``, ``cli_embedded``, ``cli_simplify``, ``demo``, ``plot``,
-  ``support``): anything.  Of them only ``mlpcodegen``, the ``cli*`` modules and ``demo``
-  import the harness.
-
-TensorFlow and Keras are imported only by frontends, the harness and the application.
-There is no cycle between layers.
+inside functions count: a lazy import is still a dependency), checked against the layer
+map mlpcodegen/_layers.py (the data docs/architecture.md is written from).
 """
 from __future__ import annotations
 
@@ -29,36 +10,18 @@ from pathlib import Path
 import pytest
 
 import mlpcodegen
+from mlpcodegen import _layers
 
 PACKAGE = Path(mlpcodegen.__file__).resolve().parent
 ROOT = "mlpcodegen"
-
-SUBPACKAGE_LAYERS = {"frontends": "frontends", "backends": "backends", "runtime": "runtime", "harness": "harness"}
-APPLICATION = {ROOT, f"{ROOT}.__main__", f"{ROOT}.cli", f"{ROOT}.cli_embedded", f"{ROOT}.cli_simplify",
-               f"{ROOT}.demo", f"{ROOT}.plot", f"{ROOT}.support"}
-ALL_LAYERS = {"core", "frontends", "backends", "runtime", "harness", "application"}
-
-#: layer -> the layers its modules may import
-MAY_IMPORT = {
-    "core": {"core"},
-    "frontends": {"core", "frontends"},
-    "backends": {"core", "backends"},
-    "runtime": {"core", "backends", "runtime"},
-    "harness": {"core", "frontends", "backends", "runtime", "harness"},
-    "application": ALL_LAYERS,
-}
-
-#: layer -> the core modules it may import (layers not listed: any core module)
-CORE_ALLOWED = {
-    "frontends": {"ir", "errors", "limits", "_files", "numeric", "activations", "scaling", "passes", "untrusted",
-                  "quant"},
-    "backends": {"ir", "errors", "numeric", "activations", "scaling", "passes", "reference", "limits", "*graph*",
-                 "untrusted", "fixed", "quant"},
-}
-
-HARNESS_IMPORTERS = {ROOT, f"{ROOT}.cli", f"{ROOT}.cli_embedded", f"{ROOT}.cli_simplify", f"{ROOT}.demo"}
-FRAMEWORKS = {"tensorflow", "keras", "tf_keras"}
-FRAMEWORK_LAYERS = {"frontends", "harness", "application"}
+ALL_LAYERS = {layer.name for layer in _layers.LAYERS}
+MAY_IMPORT = {layer.name: set(layer.may_import) for layer in _layers.LAYERS}
+CORE_ALLOWED = {name: set(modules) for name, modules in _layers.CORE_FOR.items()}
+HARNESS_IMPORTERS = {f"{ROOT}.{m}" if m else ROOT for m in _layers.HARNESS_IMPORTERS}
+FRONTEND_GATES = {f"{ROOT}.{m}" for m in _layers.FRONTEND_GATES}
+FRAMEWORKS = set(_layers.FRAMEWORKS)
+FRAMEWORK_LAYERS = set(_layers.FRAMEWORK_LAYERS)
+KNOWN_CYCLES = {frozenset(f"{ROOT}.{m}" for m in cycle) for cycle in _layers.KNOWN_CYCLES}
 
 
 def _module_files() -> dict[str, Path]:
@@ -105,12 +68,7 @@ def imports_of(module: str) -> list[tuple[str, int]]:
 
 
 def layer_of(module: str) -> str:
-    parts = module.split(".")
-    if module in APPLICATION:
-        return "application"
-    if len(parts) > 1 and parts[1] in SUBPACKAGE_LAYERS:
-        return SUBPACKAGE_LAYERS[parts[1]]
-    return "core"
+    return _layers.layer_of(module[len(ROOT) + 1:] if module != ROOT else "")
 
 
 def _core_name_allowed(name: str, allowed: set[str]) -> bool:
@@ -137,6 +95,7 @@ def _fail_with(problems: list[str], rule: str) -> None:
 
 def test_relative_imports_resolve_and_lazy_imports_are_seen():
     assert resolve(f"{ROOT}.backends.c", 2, "harness.cffi_build") == f"{ROOT}.harness.cffi_build"
+    assert resolve(f"{ROOT}.app.cli", 2, "core.ir") == f"{ROOT}.core.ir"
     assert resolve(f"{ROOT}.backends", 1, None) == f"{ROOT}.backends"
     assert resolve(f"{ROOT}.runtime.loaders", 1, "pymodule") == f"{ROOT}.runtime.pymodule"
     # harness.bench imports runtime.cffi_build inside a function only
@@ -157,11 +116,11 @@ def test_every_import_goes_down_the_layers():
             problems.append(f"{_where(module, line)} imports {name}: the {mine} layer may import only "
                             f"{', '.join(sorted(MAY_IMPORT[mine]))}, not {theirs}")
         elif theirs == "core" and mine in CORE_ALLOWED:
-            short = name.split(".")[1] if "." in name else name
+            short = name.split(".")[2]
             if not _core_name_allowed(short, CORE_ALLOWED[mine]):
                 problems.append(f"{_where(module, line)} imports {name}: of the core, {mine} may import only "
                                 f"{', '.join(sorted(CORE_ALLOWED[mine]))}")
-    _fail_with(problems, "imports against the layering (see tests/test_layering.py's docstring)")
+    _fail_with(problems, "imports against the layering (see mlpcodegen/_layers.py)")
 
 
 def test_only_the_application_and_the_harness_import_the_harness():
@@ -175,7 +134,7 @@ def test_the_harness_reaches_frontends_only_through_peers():
     problems = [f"{_where(module, line)} imports {name}"
                 for module, name, line in _internal_imports()
                 if layer_of(module) == "harness" and layer_of(name) == "frontends"
-                and module != f"{ROOT}.harness.peers"]
+                and module not in FRONTEND_GATES]
     _fail_with(problems, "of the harness only harness.peers imports a frontend (verify and bench use peers)")
 
 
@@ -241,7 +200,7 @@ def test_the_package_imports_its_public_functions_on_first_use():
     import sys
 
     code = ("import sys, mlpcodegen\n"
-            "loaded = sorted(m for m in sys.modules if m.startswith('mlpcodegen.') and m != 'mlpcodegen.errors')\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith('mlpcodegen.') and m not in ('mlpcodegen.core', 'mlpcodegen.core.errors'))\n"
             "print(loaded)\n"
             "print(all(getattr(mlpcodegen, name) is not None for name in mlpcodegen.__all__))\n"
             "print(mlpcodegen.verify.__module__, mlpcodegen.compile_c.__module__)\n")
@@ -249,3 +208,127 @@ def test_the_package_imports_its_public_functions_on_first_use():
     assert out[:3] == ["[]", "True", "mlpcodegen.harness.verify mlpcodegen.runtime.loaders"]
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         getattr(mlpcodegen, "nothing")
+
+
+# ------------------------------------------------------------------ cycles between modules
+
+
+def _module_cycles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
+    """The strongly connected components of ``graph`` with more than one node (Tarjan,
+    iterative): each is a set of modules importing each other, directly or not."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = []
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph.get(start, ()))))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(frozenset(component))
+    return found
+
+
+def test_the_module_cycle_finder_finds_cycles():
+    assert _module_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [frozenset("abc")]
+    assert _module_cycles({"a": {"b"}, "b": {"c"}}) == []
+    assert sorted(map(sorted, _module_cycles({"a": {"b"}, "b": {"a"}, "c": {"d"}, "d": {"c"}}))) == [["a", "b"],
+                                                                                                     ["c", "d"]]
+
+
+def test_no_cycle_between_modules():
+    """No module imports itself through others (a lazy import counts): the cycles of
+    _layers.KNOWN_CYCLES excepted, each being broken; an entry no longer a cycle fails too,
+    so the list shrinks as they go."""
+    graph: dict[str, set[str]] = {}
+    for module, name, _ in _internal_imports():
+        if name != module and name in MODULES:
+            graph.setdefault(module, set()).add(name)
+    cycles = set(_module_cycles(graph))
+    new = [", ".join(sorted(c)) for c in cycles - KNOWN_CYCLES]
+    gone = [", ".join(sorted(c)) for c in KNOWN_CYCLES - cycles]
+    _fail_with(new, "import cycles between modules")
+    _fail_with(gone, "KNOWN_CYCLES in mlpcodegen/_layers.py lists cycles that are no longer cycles (remove them, "
+                     f"or list what remains); the cycles now: {sorted(map(sorted, cycles))}")
+
+
+# ------------------------------------------------------------------ the map itself
+
+
+def test_every_module_belongs_to_one_layer_and_every_member_exists():
+    assert {layer_of(m) for m in MODULES} == ALL_LAYERS
+    for layer in _layers.LAYERS:
+        assert set(layer.may_import) <= ALL_LAYERS and layer.name in layer.may_import
+        for member in layer.members:
+            assert (PACKAGE / member).is_dir() or (PACKAGE / f"{member}.py").is_file(), member
+    for modules in _layers.CORE_FOR.values():
+        assert all(m == "*graph*" or f"{ROOT}.core.{m}" in MODULES for m in modules)
+    assert {m for m in HARNESS_IMPORTERS | FRONTEND_GATES} <= set(MODULES)
+
+
+def test_no_module_sits_loose_at_the_top_of_the_package():
+    loose = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert loose == ["__init__.py", "__main__.py", "_layers.py"]
+
+
+def test_the_architecture_page_is_written_from_the_map():
+    page = PACKAGE.parent / "docs" / "architecture.md"
+    assert page.read_text(encoding="utf-8") == _layers.render_markdown(), (
+        "docs/architecture.md is stale: python -c 'from mlpcodegen._layers import render_markdown; "
+        "print(render_markdown(), end=\"\")' > docs/architecture.md")
+
+
+def test_the_extending_page_names_files_that_exist():
+    """docs/extending.md counts the files each kind of addition touches: every file it
+    names exists, and each section's count is the number of rows numbered in its table."""
+    import re
+
+    text = (PACKAGE.parent / "docs" / "extending.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`((?:mlpcodegen|bench)/[\w/]+\.py|pyproject\.toml)`", text))
+    assert len(named) >= 10
+    missing = sorted(path for path in named if not (PACKAGE.parent / path).is_file())
+    assert not missing, f"docs/extending.md names files that do not exist: {missing}"
+    for section in text.split("\n## ")[1:]:
+        stated = int(re.match(r"[^:]+: (\d+) files?", section).group(1))
+        rows = re.findall(r"^\| (\d+) \| `", section, flags=re.MULTILINE)
+        assert [int(r) for r in rows] == list(range(1, stated + 1)), section.splitlines()[0]
+
+
+def test_tables_keyed_by_a_registry_use_its_names():
+    """The harness's per-format peers are keyed by the frontends' FORMATS names and the
+    runtime's loaders by the backends' targets: a table cannot name what the registry lacks."""
+    from mlpcodegen.backends import BACKENDS
+    from mlpcodegen.frontends import FORMATS
+    from mlpcodegen.harness import peers
+    from mlpcodegen.runtime import LOADERS
+
+    formats = {fmt.name for fmt in FORMATS}
+    assert set(peers._FILE_PEERS) <= formats and set(peers._OBJECT_PEERS) <= formats
+    assert set(LOADERS) <= set(BACKENDS)

@@ -17,9 +17,9 @@ import pytest
 
 from mlpcodegen.backends import emit
 from mlpcodegen.backends import numba as numba_backend
-from mlpcodegen.ir import Activation, Dense, Network
-from mlpcodegen.numeric import numeric_type
-from mlpcodegen.reference import evaluate
+from mlpcodegen.core.ir import Activation, Dense, Network
+from mlpcodegen.core.numeric import numeric_type
+from mlpcodegen.core.reference import evaluate
 from mlpcodegen.runtime.numba_runtime import load_numba
 
 TOLERANCE = {"float32": dict(rtol=2e-5, atol=2e-6), "float64": dict(rtol=1e-12, atol=1e-13)}

@@ -21,10 +21,10 @@ import pytest
 
 import mlpcodegen
 from conftest import REPO
-from mlpcodegen.errors import ModelFormatError, UnsupportedError
+from mlpcodegen.core.errors import ModelFormatError, UnsupportedError
 from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare
-from mlpcodegen.ir import Activation, Dense, Network
-from mlpcodegen.reference import evaluate, evaluate_magnitude
+from mlpcodegen.core.ir import Activation, Dense, Network
+from mlpcodegen.core.reference import evaluate, evaluate_magnitude
 
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
@@ -350,7 +350,7 @@ def test_mutated_torch_graphs_convert_to_what_they_compute_or_are_refused(opset)
         model = _mutant(base, rng)
         try:
             net = mlpcodegen.load(model)
-        except mlpcodegen.errors.MlpCodegenError as exc:
+        except mlpcodegen.core.errors.MlpCodegenError as exc:
             assert "\n" not in str(exc)
             continue
         try:
@@ -678,7 +678,7 @@ def test_forms_that_only_look_like_glu_layer_norm_or_softplus_are_refused():
     _refused(shrink, r"feeds node 'gt' \(Greater\), node 'lt' \(Less\), node 'where' \(Where\): a branch")
     _refused(dense_then([node("Div", ["c", "h"])], extra={"c": [2.0]}), r"only x / c")
     _refused(dense_then([node("Div", ["h", "c"])], extra={"c": [2.0, 0, 1, 1]}), r"divisor is 0",
-             mlpcodegen.errors.ValidationError)
+             mlpcodegen.core.errors.ValidationError)
     _refused(dense_then([node("LayerNormalization", ["h", "S"], axis=0)], extra={"S": [1.0]}),
              r"\(LayerNormalization\): the axis must be the feature axis")
     mean_over_batch = dense_then([helper.make_node("ReduceMean", ["h"], ["m"], axes=[0], name="mean"),
@@ -715,11 +715,11 @@ def test_a_cycle_is_refused_not_followed_forever():
     model = graph_model([helper.make_node("Relu", ["x"], ["a"], name="one"),
                          helper.make_node("Tanh", ["a"], ["x"], name="two"),
                          helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")], {"W": np.ones((3, 2))})
-    with pytest.raises(mlpcodegen.errors.MlpCodegenError, match="cycle|branch|single static assignment"):
+    with pytest.raises(mlpcodegen.core.errors.MlpCodegenError, match="cycle|branch|single static assignment"):
         mlpcodegen.load(model)
     loop = graph_model([helper.make_node("MatMul", ["x", "W"], ["x"], name="self"),
                         helper.make_node("Relu", ["x"], ["y"], name="r")], {"W": np.ones((3, 3))})
-    with pytest.raises(mlpcodegen.errors.MlpCodegenError, match="cycle|branch|single static assignment"):
+    with pytest.raises(mlpcodegen.core.errors.MlpCodegenError, match="cycle|branch|single static assignment"):
         mlpcodegen.load(loop)
 
 
@@ -740,7 +740,7 @@ def test_the_current_opset_against_onnx_reference_evaluator():
 def test_non_finite_weights_are_refused():
     weights = np.ones((3, 2))
     weights[1, 1] = np.nan
-    with pytest.raises(mlpcodegen.errors.ValidationError, match="non-finite"):
+    with pytest.raises(mlpcodegen.core.errors.ValidationError, match="non-finite"):
         mlpcodegen.load(graph_model([helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")], {"W": weights}))
 
 
@@ -775,7 +775,7 @@ def test_a_huge_declared_input_width_is_refused_before_anything_is_made(tmp_path
     """A 200-byte file declaring 2**27 features (a Mul by a scalar before a 1x1 MatMul)
     made the parent allocate gigabytes before refusing: the width is bounded like the
     weights (LimitExceeded naming --max-size), before any layer is built."""
-    from mlpcodegen.limits import LimitExceeded
+    from mlpcodegen.core.limits import LimitExceeded
 
     nodes = [helper.make_node("Mul", ["x", "c"], ["a"]), helper.make_node("MatMul", ["a", "W"], ["y"])]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2 ** 27])],
@@ -804,12 +804,12 @@ def test_mutated_files_give_clear_errors_only(tmp_path):
         path.write_bytes(bytes(mutant[: int(rng.integers(len(data) // 2, len(data) + 1))]))
         try:
             mlpcodegen.load(path)
-        except mlpcodegen.errors.MlpCodegenError as exc:
+        except mlpcodegen.core.errors.MlpCodegenError as exc:
             assert "\n" not in str(exc)
 
 
 def test_an_oversized_file_is_refused_before_reading(tmp_path):
-    from mlpcodegen.limits import LimitExceeded, ReadLimits
+    from mlpcodegen.core.limits import LimitExceeded, ReadLimits
 
     path = tmp_path / "m.onnx"
     path.write_bytes(dense_then([node("Relu")]).SerializeToString())
@@ -823,7 +823,7 @@ def test_an_oversized_file_is_refused_before_reading(tmp_path):
 
 
 def test_cli_converts_an_onnx_file_and_refuses_a_bad_one(tmp_path, capsys):
-    from mlpcodegen.cli import main
+    from mlpcodegen.app.cli import main
 
     good, bad, out = tmp_path / "good.onnx", tmp_path / "bad.onnx", tmp_path / "out.c"
     good.write_bytes(dense_then([node("Tanh")]).SerializeToString())
@@ -843,7 +843,7 @@ def test_cli_converts_an_onnx_file_and_refuses_a_bad_one(tmp_path, capsys):
 def test_cli_convert_of_onnx_imports_neither_tensorflow_nor_torch(tmp_path):
     path, out = tmp_path / "m.onnx", tmp_path / "m.py"
     path.write_bytes(dense_then([node("Softmax")]).SerializeToString())
-    script = (f"import sys; from mlpcodegen.cli import main; rc = main(['convert', {str(path)!r}, '--target', "
+    script = (f"import sys; from mlpcodegen.app.cli import main; rc = main(['convert', {str(path)!r}, '--target', "
               f"'python', '-o', {str(out)!r}]); loaded = [m for m in ('tensorflow', 'torch', 'keras', "
               "'onnxruntime') if m in sys.modules]; print(rc, loaded)")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120)

@@ -18,9 +18,9 @@ import pytest
 from onnx import TensorProto, helper, load_from_string, numpy_helper
 
 import mlpcodegen
-from mlpcodegen.errors import ModelFormatError, UnsupportedError
-from mlpcodegen.ir import Affine, Dense
-from mlpcodegen.reference import evaluate
+from mlpcodegen.core.errors import ModelFormatError, UnsupportedError
+from mlpcodegen.core.ir import Affine, Dense
+from mlpcodegen.core.reference import evaluate
 from test_onnx_frontend import ORT_FLOOR, assert_agrees, inputs
 
 

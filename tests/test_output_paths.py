@@ -12,9 +12,9 @@ import sys
 import pytest
 
 from conftest import REPO
-from mlpcodegen import _files
-from mlpcodegen._files import OutputPathError, write_atomic
-from mlpcodegen.cli import main
+from mlpcodegen.core import _files
+from mlpcodegen.core._files import OutputPathError, write_atomic
+from mlpcodegen.app.cli import main
 
 SEED = REPO / "generated" / "seed" / "seed.keras"
 

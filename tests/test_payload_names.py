@@ -16,9 +16,9 @@ from conftest import REPO
 from mlpcodegen import runtime
 from mlpcodegen.backends import emit
 from mlpcodegen.backends._text import quote_name
-from mlpcodegen.cli import main
+from mlpcodegen.app.cli import main
 from mlpcodegen.frontends.keras import load
-from mlpcodegen.ir import Activation, Dense, Network
+from mlpcodegen.core.ir import Activation, Dense, Network
 from mlpcodegen.runtime.pymodule import import_generated
 
 SEED = REPO / "generated" / "seed" / "seed.keras"

@@ -6,11 +6,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mlpcodegen import runtime
-from mlpcodegen.activations import REGISTRY
+from mlpcodegen.core.activations import REGISTRY
 from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare
-from mlpcodegen.ir import Activate, Activation, Affine, Dense, Network
-from mlpcodegen.passes import fold_affine
-from mlpcodegen.reference import evaluate_magnitude
+from mlpcodegen.core.ir import Activate, Activation, Affine, Dense, Network
+from mlpcodegen.core.passes import fold_affine
+from mlpcodegen.core.reference import evaluate_magnitude
 
 #: parameter values to draw for activations that have parameters
 PARAMS = {

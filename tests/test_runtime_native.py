@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from mlpcodegen.ir import Activate, Activation, Affine, Dense, Network
+from mlpcodegen.core.ir import Activate, Activation, Affine, Dense, Network
 from mlpcodegen.runtime import CompiledNetwork, cache_key, cffi_build, compile_c, loaders
 from mlpcodegen.runtime.cache_key import network_key
 from mlpcodegen.runtime.cffi_build import DEFAULT_FLAGS

@@ -9,12 +9,12 @@ from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, Stan
 
 from conftest import REPO
 from mlpcodegen.backends import emit
-from mlpcodegen.cli import main
-from mlpcodegen.errors import ValidationError
+from mlpcodegen.app.cli import main
+from mlpcodegen.core.errors import ValidationError
 from mlpcodegen.frontends.keras import load
-from mlpcodegen.ir import Dense, Network
-from mlpcodegen.reference import evaluate
-from mlpcodegen.scaling import Scaling, read_scaling_file, summarise, with_scaling, write_scaling_file
+from mlpcodegen.core.ir import Dense, Network
+from mlpcodegen.core.reference import evaluate
+from mlpcodegen.core.scaling import Scaling, read_scaling_file, summarise, with_scaling, write_scaling_file
 
 SEED = REPO / "generated" / "seed" / "seed.keras"
 RNG = np.random.default_rng(9)

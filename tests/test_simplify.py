@@ -1,4 +1,4 @@
-"""Simpler formulas with a certified error (issue 14): mlpcodegen.simplify, the
+"""Simpler formulas with a certified error (issue 14): mlpcodegen.core.simplify, the
 Polynomial layer in every target, and `mlpcodegen simplify`."""
 from __future__ import annotations
 
@@ -13,16 +13,16 @@ from hypothesis import strategies as st
 
 from conftest import REPO, STRICT_FLAGS
 from mlpcodegen.backends import emit
-from mlpcodegen.cli import main
-from mlpcodegen.errors import ValidationError
-from mlpcodegen.ir import Activation, Dense, Network, Polynomial
-from mlpcodegen.reference import evaluate
-from mlpcodegen.scaling import read_scaling_file, with_scaling
-from mlpcodegen.simplify import error_report, for_tolerance, interpolant
-from mlpcodegen.simplify.check import check_certificate
-from mlpcodegen.simplify.exact import activity, piecewise_linear, simplify_exact
-from mlpcodegen.simplify.saturation import saturate
-from mlpcodegen.simplify.taylor import series, taylor
+from mlpcodegen.app.cli import main
+from mlpcodegen.core.errors import ValidationError
+from mlpcodegen.core.ir import Activation, Dense, Network, Polynomial
+from mlpcodegen.core.reference import evaluate
+from mlpcodegen.core.scaling import read_scaling_file, with_scaling
+from mlpcodegen.core.simplify import error_report, for_tolerance, interpolant
+from mlpcodegen.core.simplify.check import check_certificate
+from mlpcodegen.core.simplify.exact import activity, piecewise_linear, simplify_exact
+from mlpcodegen.core.simplify.saturation import saturate
+from mlpcodegen.core.simplify.taylor import series, taylor
 
 SEED = REPO / "generated" / "seed" / "seed.keras"
 SCALING = REPO / "generated" / "seed" / "scaling.json"
@@ -104,7 +104,7 @@ onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]),
 CAPPED = """
 import resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
-from mlpcodegen.cli import main
+from mlpcodegen.app.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -131,7 +131,7 @@ def test_a_twenty_input_network_is_refused_or_certified_within_a_memory_cap(tmp_
 
 
 def test_work_budgets_loosen_or_refuse_but_never_lower_a_certificate(monkeypatch):
-    from mlpcodegen.simplify import certify
+    from mlpcodegen.core.simplify import certify
 
     net = seed_network()
     approx = interpolant(net, [-1.0], [1.0], 11)
@@ -286,7 +286,7 @@ def test_polynomial_c_compiles_cleanly_and_formula_targets_print_it(tmp_path):
     latex = emit(net, "latex", name="approx")
     assert "t^{" in latex and "\\begin{align*}" in latex
     assert "h1_0 =" in emit(net, "sympy", name="approx")
-    from mlpcodegen.plot import render_png
+    from mlpcodegen.app.plot import render_png
 
     assert render_png(net, tmp_path / "formula.png").read_bytes()[:4] == b"\x89PNG"  # formula --png, digits 3
 
@@ -382,7 +382,7 @@ def _hard_two_input_network(scale: float) -> Network:
 def test_a_tolerance_beyond_reach_is_refused_with_the_estimate_before_any_interpolant(monkeypatch):
     import importlib
 
-    chebyshev = importlib.import_module("mlpcodegen.simplify.chebyshev")  # the module, not the function
+    chebyshev = importlib.import_module("mlpcodegen.core.simplify.chebyshev")  # the module, not the function
 
     # the estimate from 1-D Chebyshev tails: the seed needs degree 11 for 2e-3 (its table row) and 22 on
     # its model-units box
@@ -412,7 +412,7 @@ def test_the_coefficient_rounding_bound_of_a_two_input_polynomial_is_sound_and_c
     """Several inputs: the printed formula's error is the method's bound plus this bound on
     rounding the coefficients (sum of |change| x the term's largest value on the box)."""
     from mlpcodegen.backends.latex import rounded_network
-    from mlpcodegen.cli_simplify import _coefficient_bound
+    from mlpcodegen.app.cli_simplify import _coefficient_bound
 
     rng = np.random.default_rng(2)
     net = random_net(rng, [2, 4, 1])

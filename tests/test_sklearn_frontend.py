@@ -29,10 +29,10 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 
 import mlpcodegen
-from mlpcodegen.errors import ModelFormatError, UnsupportedError, ValidationError
+from mlpcodegen.core.errors import ModelFormatError, UnsupportedError, ValidationError
 from mlpcodegen.harness.verify import compare
-from mlpcodegen.ir import Activate, Affine
-from mlpcodegen.reference import evaluate_magnitude
+from mlpcodegen.core.ir import Activate, Affine
+from mlpcodegen.core.reference import evaluate_magnitude
 
 F64_REL = 1e-12
 F32_ULP = 8.0

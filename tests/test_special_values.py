@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from mlpcodegen import runtime
-from mlpcodegen.activations import REGISTRY
-from mlpcodegen.ir import Activate, Activation, Dense, Network
-from mlpcodegen.reference import evaluate
+from mlpcodegen.core.activations import REGISTRY
+from mlpcodegen.core.ir import Activate, Activation, Dense, Network
+from mlpcodegen.core.reference import evaluate
 
 from conftest import build_flags
 from special_values import GLU_ROW, GLU_VALUES, PARAMETRISED, SOFTMAX_ROWS, TABLE as KERAS, Z, activation, expected

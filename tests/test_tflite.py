@@ -23,10 +23,10 @@ from conftest import REPO, STRICT_FLAGS  # noqa: E402
 from tflite_models import convert, keras_model, litert, operators, random_spec  # noqa: E402
 
 from mlpcodegen.backends import emit, get_backend  # noqa: E402
-from mlpcodegen.errors import ModelFormatError, UnsupportedError, ValidationError  # noqa: E402
+from mlpcodegen.core.errors import ModelFormatError, UnsupportedError, ValidationError  # noqa: E402
 from mlpcodegen.frontends import file_format, load  # noqa: E402
 from mlpcodegen.frontends.tflite import parse  # noqa: E402
-from mlpcodegen.quant import QParams, QuantizedNetwork, quantize_multiplier, run_int8  # noqa: E402
+from mlpcodegen.core.quant import QParams, QuantizedNetwork, quantize_multiplier, run_int8  # noqa: E402
 from mlpcodegen.runtime import compile_c  # noqa: E402
 
 #: every operator the frontend reads, fused and alone (RELU6 after a Dense is fused into it)
@@ -221,8 +221,8 @@ def test_post_training_quantisation_as_accurate_as_the_converter(tmp_path):
     from the same rows: weights, biases and zero points the same, scales within an ULP (the
     converter's float32 calibration sums in another order), and on 4000 test rows the same
     argmax agreement and a max error within 1.1x of the converter's (measured: equal)."""
-    from mlpcodegen.ptq import calibrate
-    from mlpcodegen.reference import evaluate
+    from mlpcodegen.core.ptq import calibrate
+    from mlpcodegen.core.reference import evaluate
 
     n = 6
     model = keras_model(n, [("dense", 16, "relu"), ("dense", 12, "tanh"), ("dense", 8, "sigmoid"), ("dense", 4, None),

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 import mlpcodegen
-from mlpcodegen.errors import MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
+from mlpcodegen.core.errors import MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
 from mlpcodegen.harness.verify import compare
-from mlpcodegen.ir import Affine
-from mlpcodegen.reference import evaluate_magnitude
+from mlpcodegen.core.ir import Affine
+from mlpcodegen.core.reference import evaluate_magnitude
 
 from conftest import import_optional
 

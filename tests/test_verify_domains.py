@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import build_model
-from mlpcodegen.errors import MlpCodegenError, ValidationError
+from mlpcodegen.core.errors import MlpCodegenError, ValidationError
 from mlpcodegen.harness.verify import MAX_INPUT_BYTES, input_domain, read_inputs, verify
-from mlpcodegen.scaling import Scaling
+from mlpcodegen.core.scaling import Scaling
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""A bench-only peer: an int8 plan (mlpcodegen.quant) as a chain of CMSIS-NN calls, the way
+"""A bench-only peer: an int8 plan (mlpcodegen.core.quant) as a chain of CMSIS-NN calls, the way
 TensorFlow Lite Micro runs a full-integer model on Cortex-M: ``arm_fully_connected_per_channel_s8``
 (``arm_fully_connected_s8`` for one scale per tensor) and ``arm_softmax_s8``, with the model's own
 int8 weights, int32 biases, multipliers and shifts (LiteRT's convention: left if > 0; the softmax's
@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mlpcodegen.quant import Int8Plan, QDense, QSoftmax
+from mlpcodegen.core.quant import Int8Plan, QDense, QSoftmax
 
 HERE = Path(__file__).resolve().parent
 #: The CMSIS-NN sources the chain links (their own dependencies inside the tree).
@@ -92,12 +92,12 @@ def chain_source(plan: Int8Plan, name: str = "chain") -> str:
 
 def calibrated_network(sizes, seed: int = 0, softmax: bool = True, rows: int = 500):
     """A random float network (relu hidden layers, a softmax last or linear) quantised by
-    mlpcodegen.ptq.calibrate on uniform rows in [-2, 2]: the converter's per-channel int8 model
+    mlpcodegen.core.ptq.calibrate on uniform rows in [-2, 2]: the converter's per-channel int8 model
     without TensorFlow (ptq's weights are the converter's, tests/test_tflite.py)."""
     import numpy as np
 
-    from mlpcodegen.ir import Activation, Dense, Network
-    from mlpcodegen.ptq import calibrate
+    from mlpcodegen.core.ir import Activation, Dense, Network
+    from mlpcodegen.core.ptq import calibrate
 
     rng = np.random.default_rng(seed)
     layers = []

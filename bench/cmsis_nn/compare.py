@@ -33,7 +33,7 @@ from cmsis_nn.chain import SOURCES, chain_source, chainable, cmsis_nn_root  # no
 
 from mlpcodegen.backends import emit, get_backend  # noqa: E402
 from mlpcodegen.frontends import load  # noqa: E402
-from mlpcodegen.quant import run_int8  # noqa: E402
+from mlpcodegen.core.quant import run_int8  # noqa: E402
 from mlpcodegen.runtime import cross  # noqa: E402
 
 #: (label, inputs, Keras steps): Dense(relu) layers, a softmax or a linear output.

@@ -9,8 +9,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..errors import UnsupportedError, ValidationError
-from ..ir import Dense, Network
+from ..core.errors import UnsupportedError, ValidationError
+from ..core.ir import Dense, Network
 from . import c, c_fixed, c_int8, go, java, js, latex, numba, numpy, python, rust, sympy, wasm
 
 Emit = Callable[..., str]  # emit(net, *, dtype, name) -> source text

@@ -1,5 +1,5 @@
 """The closed form of a network as statements, one per neuron, for any language: the
-layers as an expression graph (:mod:`mlpcodegen.network_graph`) printed by a
+layers as an expression graph (:mod:`mlpcodegen.core.network_graph`) printed by a
 :class:`~.printer.Printer`.  A backend supplies the printer and wraps the statements
 in its own function boilerplate; nothing here knows which language it writes.
 """
@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from ..errors import UnsupportedError
-from ..graph import Builder, Node
-from ..ir import Affine, Dense, Layer, Network, Polynomial
-from ..network_graph import activate, layer_statements
+from ..core.errors import UnsupportedError
+from ..core.graph import Builder, Node
+from ..core.ir import Affine, Dense, Layer, Network, Polynomial
+from ..core.network_graph import activate, layer_statements
 from ._text import Lines, quote_name
 from .printer import Printer
 

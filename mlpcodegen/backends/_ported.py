@@ -22,11 +22,11 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ..errors import ValidationError
-from ..graph import Builder, Node, Op, Sum
-from ..ir import Dense, Network
-from ..network_graph import array_of, named_values
-from ..activations import REGISTRY
+from ..core.errors import ValidationError
+from ..core.graph import Builder, Node, Op, Sum
+from ..core.ir import Dense, Network
+from ..core.network_graph import array_of, named_values
+from ..core.activations import REGISTRY
 from ._closed_form import activate_statements, emit_layer, layer_comment
 from ._text import Lines, check_identifier
 from .c import _LOCALS, _TAKEN, _loops, tiled_kernel

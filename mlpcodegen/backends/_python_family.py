@@ -6,8 +6,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..ir import Network
-from ..numeric import numeric_type
+from ..core.ir import Network
+from ..core.numeric import numeric_type
 from .printer import Language, Printed, wrap
 from ._text import HEADER, float_digits, quote_name
 
@@ -79,7 +79,7 @@ def _is_number(text: str) -> bool:
 
 
 def _extremum(builtin: str) -> Callable[[Printed, Printed], str]:
-    """A NaN-propagating max/min (see :mod:`mlpcodegen.activations`) from Python's
+    """A NaN-propagating max/min (see :mod:`mlpcodegen.core.activations`) from Python's
     builtin, which keeps its first argument when that is NaN (``max(nan, 0.0)`` is NaN,
     ``max(0.0, nan)`` is 0.0): the constant goes second."""
     def write(a: Printed, b: Printed) -> str:

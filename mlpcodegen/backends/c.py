@@ -6,7 +6,7 @@ arrays, no globals, no allocation.  The file needs ``<math.h>`` and the freestan
 ``gcc -std=c99 -Wall -Wextra -Wpedantic -Wconversion -Wdouble-promotion -Werror``.
 
 >>> import numpy as np
->>> from mlpcodegen.ir import Network, Dense, Activation
+>>> from mlpcodegen.core.ir import Network, Dense, Activation
 >>> net = Network(1, (Dense(np.array([[0.5]]), np.array([0.25]), Activation("tanh")),))
 >>> print(emit_c(net, dtype="float32", name="f").splitlines()[-11])
     const float h1_0 = tanhf(0.5f*x[0] + 0.25f);
@@ -18,12 +18,12 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ..activations import REGISTRY
-from ..errors import ValidationError
-from ..graph import Builder, Node
-from ..ir import Activation, Dense, Layer, Network
-from ..network_graph import array_of, named_values
-from ..numeric import NUMERIC_TYPES, NumericType, numeric_type
+from ..core.activations import REGISTRY
+from ..core.errors import ValidationError
+from ..core.graph import Builder, Node
+from ..core.ir import Activation, Dense, Layer, Network
+from ..core.network_graph import array_of, named_values
+from ..core.numeric import NUMERIC_TYPES, NumericType, numeric_type
 from . import c_batch, c_math, c_softfloat
 from ._closed_form import activate_statements, emit_layer, layer_comment
 from ._text import HEADER, Lines, check_identifier, quote_name

@@ -33,8 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
 
-from ..ir import Network
-from ..numeric import numeric_type
+from ..core.ir import Network
+from ..core.numeric import numeric_type
 
 #: Bytes the two buffers of a batch block may take: a block then fits a 512 KiB thread
 #: stack (musl's default, macOS's secondary threads) many times over.  Only a layer wider

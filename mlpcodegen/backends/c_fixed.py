@@ -1,4 +1,4 @@
-"""C99 printer of a Q15 fixed-point plan (:mod:`mlpcodegen.fixed`): for cores without an FPU.
+"""C99 printer of a Q15 fixed-point plan (:mod:`mlpcodegen.core.fixed`): for cores without an FPU.
 
 The file defines
 
@@ -16,7 +16,7 @@ negative value is ever shifted and no signed operation overflows; magnitudes are
 unsigned (``0u - (uint32_t)z``).  Every shift count is below the shifted type's width: the
 plan keeps each layer's shift within 1..31 (int32) or 1..63 (int64) and the tanh argument's
 format within Q0..Q51 (int32: ``m >> (f - 20)``, ``m << (20 - f)``), coarsening the weights'
-format when tiny weights on a tiny domain would need more (:class:`mlpcodegen.fixed.FixedLayer`
+format when tiny weights on a tiny domain would need more (:class:`mlpcodegen.core.fixed.FixedLayer`
 refuses a layer that breaks it).
 
 On a core with the DSP extension (Cortex-M4/M7: ``__ARM_FEATURE_DSP``) the dense layers' sums
@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..fixed import TABLE_POSITION, FixedLayer, FixedPlan, describe_bound, plan, tanh_table
-from ..ir import Network
-from ..numeric import FLOAT32
+from ..core.fixed import TABLE_POSITION, FixedLayer, FixedPlan, describe_bound, plan, tanh_table
+from ..core.ir import Network
+from ..core.numeric import FLOAT32
 from ._text import HEADER, Lines, quote_name
 from .c import _note_lines, check_name
 from .c_storage import Storage

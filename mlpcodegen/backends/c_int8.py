@@ -1,4 +1,4 @@
-"""C99 printer of an int8 plan (:mod:`mlpcodegen.quant`): a full-integer TFLite model as
+"""C99 printer of an int8 plan (:mod:`mlpcodegen.core.quant`): a full-integer TFLite model as
 LiteRT's reference kernels compute it, bit for bit, with no interpreter.
 
 The file defines
@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ValidationError
-from ..ir import Network
-from ..numeric import FLOAT32
-from ..quant import Int8Plan, QDense, QRelu, QSoftmax, QTable, int8_plan
+from ..core.errors import ValidationError
+from ..core.ir import Network
+from ..core.numeric import FLOAT32
+from ..core.quant import Int8Plan, QDense, QRelu, QSoftmax, QTable, int8_plan
 from ._text import HEADER, Lines, quote_name
 from .c import _note_lines, check_name
 
@@ -83,7 +83,7 @@ def _plan(net: Network, rounding: object) -> Int8Plan:
 
 def emit_c_int8(net: Network, *, dtype: str = "int8", name: str = "mlp", domain: object = None,
                 rounding: object = None, **ignored: object) -> str:
-    """The int8 C of a quantised network (a :class:`~mlpcodegen.quant.QuantizedNetwork`).
+    """The int8 C of a quantised network (a :class:`~mlpcodegen.core.quant.QuantizedNetwork`).
     ``rounding``: "single" (the pip LiteRT's requantisation) or "double" (TFLite Micro's and
     CMSIS-NN's), default the plan's (single for a .tflite: what LiteRT computes).
     The float C's options (unroll, math, profile, optimize) and q15's domain mean nothing here."""

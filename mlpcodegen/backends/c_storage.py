@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from ..errors import ValidationError
+from ..core.errors import ValidationError
 
 #: C type -> suffix of its read macro (NAME_LD<suffix>).
 _SUFFIXES = {"float": "F", "int16_t": "I16", "int32_t": "I32", "unsigned char": "U8", "unsigned short": "U16"}

@@ -13,9 +13,9 @@ log_softmax are refused by name.
 """
 from __future__ import annotations
 
-from ..errors import UnsupportedError, ValidationError
-from ..ir import Network
-from ..numeric import numeric_type
+from ..core.errors import UnsupportedError, ValidationError
+from ..core.ir import Network
+from ..core.numeric import numeric_type
 from .c import stack_bytes
 from ._ported import PORTED, Body, Dialect, Frame, RoundingPrinter, chunks, check_name, extremum, math_definitions
 from ._text import HEADER, Lines, quote_name

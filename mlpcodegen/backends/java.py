@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import struct
 
-from ..errors import UnsupportedError, ValidationError
-from ..ir import Network
-from ..numeric import numeric_type
+from ..core.errors import UnsupportedError, ValidationError
+from ..core.ir import Network
+from ..core.numeric import numeric_type
 from ._ported import PORTED, Body, loop_values, Dialect, Frame, check_name, extremum, math_definitions
 from ._text import HEADER, Lines, quote_name
 from .printer import Language, Printer

@@ -12,8 +12,8 @@ are refused by name.  :func:`emit_js_types` writes the TypeScript declarations.
 from __future__ import annotations
 
 
-from ..errors import UnsupportedError
-from ..ir import Network
+from ..core.errors import UnsupportedError
+from ..core.ir import Network
 from ._ported import (PORTED, Body, loop_values, Dialect, Frame, RoundingPrinter, check_name, chunks, exact_double, extremum,
                       math_definitions)
 from ._text import HEADER, Lines, quote_name

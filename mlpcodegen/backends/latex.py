@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ..errors import UnsupportedError
-from ..ir import Dense, Network, Polynomial
+from ..core.errors import UnsupportedError
+from ..core.ir import Dense, Network, Polynomial
 from ._text import HEADER, check_identifier, quote_name
 from .sympy import check_nested_size
 
@@ -122,7 +122,7 @@ def _equations(net: Network, digits: Optional[int], expand: bool,
 
 
 def _polynomial_equations(net: Network, digits: Optional[int]) -> tuple[list[tuple[Any, Any]], dict]:
-    """A network that is one :class:`~mlpcodegen.ir.Polynomial`: ``t_{i} = s x_{i} - c``
+    """A network that is one :class:`~mlpcodegen.core.ir.Polynomial`: ``t_{i} = s x_{i} - c``
     (the domain mapped to [-1, 1]), then each output as ``sum c_k t^k`` or
     ``sum c_k T_{k}(t)`` (Chebyshev polynomials), lowest degree first."""
     import sympy
@@ -202,7 +202,7 @@ def rounded_network(net: Network, digits: int) -> Network:
     digits (decimal, as the formula prints them)."""
     from dataclasses import replace
 
-    from ..ir import Activate, Affine
+    from ..core.ir import Activate, Affine
 
     def dense(layer: Dense) -> Dense:
         bias = None if layer.bias is None else _round(layer.bias, digits)
@@ -228,7 +228,7 @@ def rounding_error(net: Network, digits: int, x: Any) -> float:
     (the reference evaluator), so it costs the same for any size of formula."""
     import numpy as np
 
-    from ..reference import evaluate
+    from ..core.reference import evaluate
 
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     return float(np.max(np.abs(evaluate(rounded_network(net, digits), x) - evaluate(net, x))))

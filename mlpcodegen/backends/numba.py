@@ -32,13 +32,13 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..activations import REGISTRY
-from ..ir import Dense, Network
-from ..graph import Builder, Node
-from ..network_graph import named_values
+from ..core.activations import REGISTRY
+from ..core.ir import Dense, Network
+from ..core.graph import Builder, Node
+from ..core.network_graph import named_values
 from ._closed_form import activate_statements, emit_layer, layer_comment
 from .printer import Printer, top
-from ..numeric import numeric_type
+from ..core.numeric import numeric_type
 from ._python_family import module_header, python_literal, scalar_language
 from ._text import Lines, check_identifier
 

@@ -6,9 +6,9 @@ shortest digits, and NumPy casts Python scalars to the array's type (NEP 50).
 """
 from __future__ import annotations
 
-from ..ir import Network
-from ..numeric import numeric_type
-from ..graph import Builder
+from ..core.ir import Network
+from ..core.numeric import numeric_type
+from ..core.graph import Builder
 from ._closed_form import emit_statements
 from ._python_family import array_language, module_header
 from ._text import Lines, check_identifier

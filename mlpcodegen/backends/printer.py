@@ -1,4 +1,4 @@
-"""Printing the expression graph (:mod:`mlpcodegen.graph`) in a language.
+"""Printing the expression graph (:mod:`mlpcodegen.core.graph`) in a language.
 
 A :class:`Language` is a table: how the language spells a literal, each function
 (a template over ``{a}``), a selection, max/min, a statement; what a function needs
@@ -16,8 +16,24 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Callable, Hashable, Mapping, Optional, Sequence
 
-from ..errors import UnsupportedError
-from ..graph import FALLBACKS, Builder, Call, Comment, Item, Largest, Let, Node, Num, Op, Ref, Statement, Sum, Where, children
+from ..core.errors import UnsupportedError
+from ..core.graph import (
+    FALLBACKS,
+    Builder,
+    Call,
+    Comment,
+    Item,
+    Largest,
+    Let,
+    Node,
+    Num,
+    Op,
+    Ref,
+    Statement,
+    Sum,
+    Where,
+    children,
+)
 from ._text import Lines
 
 _TERMS_PER_LINE = 4
@@ -112,7 +128,7 @@ def fill(text: str, **values: str) -> Printed:
 class Language:
     """How one target spells the graph.
 
-    ``functions`` maps every name of :data:`mlpcodegen.graph.FUNCTIONS` to a template
+    ``functions`` maps every name of :data:`mlpcodegen.core.graph.FUNCTIONS` to a template
     over ``{a}``; ``where`` is a template over ``{c} {a} {b}``; ``max2``/``min2`` write a
     two-argument max/min of printed pieces; ``max_statement(name, values)`` writes
     statements setting ``name`` to the largest value.  ``needs`` maps a function, an
@@ -196,7 +212,7 @@ class Printer:
 
     def _fallback(self, node: Call) -> Printed:
         """A function the language does not spell, written with those it does
-        (:data:`mlpcodegen.graph.FALLBACKS`); refused by name when there is no way."""
+        (:data:`mlpcodegen.core.graph.FALLBACKS`); refused by name when there is no way."""
         rewrite = FALLBACKS.get(node.function)
         if rewrite is None:
             raise UnsupportedError(f"this target cannot write {node.function}(): it has no spelling for it and "

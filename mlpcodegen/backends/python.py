@@ -5,8 +5,8 @@
 """
 from __future__ import annotations
 
-from ..ir import Network
-from ..graph import Builder
+from ..core.ir import Network
+from ..core.graph import Builder
 from ._closed_form import emit_statements
 from ._python_family import PYTHON_HELPERS, module_header, python_literal, scalar_language
 from ._text import Lines, check_identifier

@@ -10,9 +10,9 @@ and exact gelu are refused by name.
 """
 from __future__ import annotations
 
-from ..errors import UnsupportedError
-from ..ir import Network
-from ..numeric import numeric_type
+from ..core.errors import UnsupportedError
+from ..core.ir import Network
+from ..core.numeric import numeric_type
 from .c import stack_bytes
 from ._ported import PORTED, Body, Dialect, Frame, chunks, check_name, extremum, math_definitions
 from ._text import HEADER, Lines, quote_name

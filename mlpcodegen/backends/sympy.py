@@ -1,13 +1,13 @@
 """SymPy backend: the network as a SymPy expression, to ``simplify``, differentiate
 or expand in a series.
 
-Everything here starts from the network's expression graph (:mod:`mlpcodegen.network_graph`,
+Everything here starts from the network's expression graph (:mod:`mlpcodegen.core.network_graph`,
 the one lowering of the IR that every target shares):
 
 * :func:`emit_sympy` prints it (:mod:`.printer`) as a module defining the input symbols,
   ``outputs`` (one expression per output), ``expr`` (the single output, or a column
   ``Matrix``) and ``inputs``; one statement per neuron, weights as exact literals.
-* :func:`network_expressions` interprets it (:func:`mlpcodegen.graph_eval.interpret`
+* :func:`network_expressions` interprets it (:func:`mlpcodegen.core.graph_eval.interpret`
   with a node type -> SymPy table, as ``graph_eval`` computes float64 values): the
   objects that module defines, in-process; or, unevaluated, what the SymPy target's
   numeric load (:mod:`mlpcodegen.runtime`) runs.
@@ -27,12 +27,12 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
-from ..activations import REGISTRY
-from ..errors import UnsupportedError
-from ..graph import (BINARY, UNARY, Builder, Call, Item, Largest, Node, Num, Op, Ref, Sum, Where)
-from ..graph_eval import interpret
-from ..ir import Dense, Network
-from ..network_graph import LAYER_WRITERS, activate, layer_statements, network_program, preactivations
+from ..core.activations import REGISTRY
+from ..core.errors import UnsupportedError
+from ..core.graph import BINARY, UNARY, Builder, Call, Item, Largest, Node, Num, Op, Ref, Sum, Where
+from ..core.graph_eval import interpret
+from ..core.ir import Dense, Network
+from ..core.network_graph import LAYER_WRITERS, activate, layer_statements, network_program, preactivations
 from ._closed_form import emit_statements
 from .printer import Language, Printer, top, wrap
 from ._python_family import module_header
@@ -420,7 +420,7 @@ class _DisplaySpelling:
 
 
 def _table(kind: _Module) -> dict[type, Callable[..., Any]]:
-    """node type -> its SymPy object, for :func:`mlpcodegen.graph_eval.interpret` (the
+    """node type -> its SymPy object, for :func:`mlpcodegen.core.graph_eval.interpret` (the
     inputs map a ``Ref``'s name to the SymPy object it stands for)."""
     ops = {op: getattr(kind, op) for op in BINARY + UNARY}  # every operation of the graph, or an error here
     return {
@@ -546,7 +546,7 @@ def nested_terms(net: Network) -> int:
 
 
 def check_nested_size(net: Network) -> None:
-    from ..errors import UnsupportedError
+    from ..core.errors import UnsupportedError
 
     terms = nested_terms(net)
     if terms > MAX_NESTED_TERMS:

@@ -12,8 +12,8 @@ need a libm: refused by name, as the js target refuses them.
 """
 from __future__ import annotations
 
-from ..errors import UnsupportedError
-from ..ir import Network
+from ..core.errors import UnsupportedError
+from ..core.ir import Network
 from . import c, js
 from ._text import HEADER, Lines, quote_name
 

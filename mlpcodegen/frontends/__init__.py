@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .._files import open_regular
-from ..errors import ModelFormatError
-from ..limits import DEFAULT_LIMITS, ReadLimits
+from ..core._files import open_regular
+from ..core.errors import ModelFormatError
+from ..core.limits import DEFAULT_LIMITS, ReadLimits
 
 #: How many leading bytes detection reads (an HDF5 superblock may start at 0, 512, 1024 or 2048).
 HEAD_BYTES = 2048 + 8
@@ -160,7 +160,7 @@ def object_format(obj: Any) -> Format:
 
 
 def load(source: Any, *, weights: Any = None, fold: bool = True, limits: ReadLimits | None = None):
-    """Read a model into a :class:`~mlpcodegen.ir.Network`: a file path (format found by
+    """Read a model into a :class:`~mlpcodegen.core.ir.Network`: a file path (format found by
     content) or an in-memory model object (Keras, scikit-learn, PyTorch, ONNX ModelProto).
 
     ``weights``: a weights file for formats that keep them apart (a Keras architecture

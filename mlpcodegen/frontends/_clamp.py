@@ -9,8 +9,8 @@ import math
 
 import numpy as np
 
-from ..errors import ValidationError
-from ..ir import Activate, Activation, Affine, Layer
+from ..core.errors import ValidationError
+from ..core.ir import Activate, Activation, Affine, Layer
 
 
 def clamp_layers(width: int, low: float, high: float, name: str) -> list[Layer]:

@@ -13,7 +13,7 @@ import numbers
 import re
 from typing import Any
 
-from ..errors import ModelFormatError, UnsupportedError
+from ..core.errors import ModelFormatError, UnsupportedError
 
 _MISSING = object()
 

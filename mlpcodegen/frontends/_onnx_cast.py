@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UnsupportedError
+from ..core.errors import UnsupportedError
 
 #: TensorProto element type -> (name, numpy type) of the types a constant may be cast to.
 _INTEGERS = {2: ("uint8", np.uint8), 3: ("int8", np.int8), 4: ("uint16", np.uint16), 5: ("int16", np.int16),

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import stat
 
-from ..errors import ModelFormatError
-from ..limits import LimitExceeded, MiB, ReadLimits
+from ..core.errors import ModelFormatError
+from ..core.limits import LimitExceeded, MiB, ReadLimits
 
 
 def size_text(size: int) -> str:

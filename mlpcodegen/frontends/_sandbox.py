@@ -37,8 +37,8 @@ import threading
 import time
 from typing import Any, Callable
 
-from ..errors import MlpCodegenError, ModelFormatError, UnsupportedError
-from ..limits import LimitExceeded, MiB, ReadLimits
+from ..core.errors import MlpCodegenError, ModelFormatError, UnsupportedError
+from ..core.limits import LimitExceeded, MiB, ReadLimits
 
 Job = Callable[..., bytes]
 _HOW = {"format": ModelFormatError, "unsupported": UnsupportedError, "limit": LimitExceeded}

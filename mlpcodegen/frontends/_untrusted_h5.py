@@ -21,9 +21,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .._files import read_regular
-from ..errors import ModelFormatError, UnsupportedError
-from ..limits import LimitExceeded, MiB, ReadLimits
+from ..core._files import read_regular
+from ..core.errors import ModelFormatError, UnsupportedError
+from ..core.limits import LimitExceeded, MiB, ReadLimits
 from ._preflight import check_regular, file_too_large, size_text  # noqa: F401 - check_regular: used by keras.py's callers
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -533,7 +533,7 @@ def _check_allocated(dataset: Any, shape: tuple[int, ...], nbytes: int, label: s
 
 def _quote(text: Any) -> str:
     """A name from the file, as inert text for an error message."""
-    from ..untrusted import quote_name
+    from ..core.untrusted import quote_name
 
     return repr(quote_name(text))
 

@@ -35,14 +35,14 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-from ..errors import MlpCodegenError, ModelFormatError, UnsupportedError
-from ..limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits  # noqa: F401 - LimitExceeded: re-exported
+from ..core.errors import MlpCodegenError, ModelFormatError, UnsupportedError
+from ..core.limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits  # noqa: F401 - LimitExceeded: re-exported
 from . import _config, _sandbox, _untrusted_h5
 from ._preflight import preflight
-from ..activations import ALIASES, REGISTRY
-from ..ir import ACTIVATIONS, Activate, Activation, Affine, Dense, Layer, Network
-from ..passes import fold_affine, fuse_activations
-from ..untrusted import quote_name
+from ..core.activations import ALIASES, REGISTRY
+from ..core.ir import ACTIVATIONS, Activate, Activation, Affine, Dense, Layer, Network
+from ..core.passes import fold_affine, fuse_activations
+from ..core.untrusted import quote_name
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -317,25 +317,22 @@ def load_object(model: Any, *, fold: bool = True) -> Network:
     return load_model_object(model, fold)
 
 
-def load_keras_model(path: PathLike, weights: PathLike | None = None, *, limits: ReadLimits | None = None) -> Any:
-    """Load the model with Keras itself (imports TensorFlow), e.g. to call ``predict``.
+@dataclass(frozen=True)
+class VettedFile:
+    """A Keras model file vetted for Keras itself to load (:func:`vet_for_keras`)."""
 
-    ``limits``: what vetting the file may cost (``--max-size``).
-    ``weights``: the ``model.save_weights`` file of an architecture JSON ``path``
-    (``keras.models.model_from_json`` + ``load_weights``).  Both files are vetted by
-    the sandboxed reader first.  Where Keras 3 cannot load a format mlpcodegen reads (a
-    tf.keras 2 JSON with ``batch_input_shape`` on a Dense layer, a Keras <= 2.2
-    list-config ``.h5``, ...), or would give a name another meaning than the Keras that
-    saved the file (Keras 2's hard_sigmoid), the model returned is a
-    ``keras.Sequential`` rebuilt from the network mlpcodegen read (Dense layers and
-    activations, weights by ``set_weights``): then ``model.predict`` checks the
-    arithmetic of the converted code, not the reading of the file, which only the
-    reference built from the same reading checks."""
-    import keras  # the one deliberate Keras import: needed only to run the model
+    network: Network | None  # as mlpcodegen reads it (unfolded); None: mlpcodegen refuses it
+    keras2_meaning: bool  # Keras 3 would give a name of the file another meaning (Keras 2's hard_sigmoid)
+    json_text: str | None  # an architecture JSON's text, read through the safe opener (else None)
 
+
+def vet_for_keras(path: PathLike, weights: PathLike | None = None, *,
+                  limits: ReadLimits | None = None) -> VettedFile:
+    """Vet a model file (and its ``weights`` file) before Keras parses it in this process
+    -- Keras reads with no limits and follows HDF5 links and external storage -- with the
+    sandboxed reader, under ``limits``; and read it as mlpcodegen does, for a harness that
+    rebuilds what Keras cannot load (mlpcodegen.harness.keras_model)."""
     path = Path(path)
-    # Keras parses the file in this process, with no limits and following HDF5 links
-    # and external storage: the sandboxed reader vets it first.
     label = str(path)
     limits = DEFAULT_LIMITS if limits is None else limits
     if weights is None:
@@ -346,57 +343,8 @@ def load_keras_model(path: PathLike, weights: PathLike | None = None, *, limits:
         net = load_file(path, fold=False, weights=weights, limits=limits)
     except MlpCodegenError:
         net = None  # a model mlpcodegen refuses (a branching graph...): Keras may still run it
-    if net is not None and _KERAS2_NOTE in net.notes:
-        return _rebuilt_model(keras, net)
-    try:
-        return _keras_load(keras, path, weights)
-    except Exception as exc:  # Keras raises many types for a file it cannot load
-        if net is None:
-            raise ModelFormatError(f"Keras could not load {path}: {exc}") from None
-        try:
-            return _rebuilt_model(keras, net)
-        except MlpCodegenError:
-            raise ModelFormatError(f"Keras could not load {path}: {exc}") from None
-
-
-def _keras_load(keras: Any, path: Path, weights: PathLike | None) -> Any:
-    if weights is None:
-        return keras.models.load_model(path, compile=False)
-    text = _untrusted_h5.read_regular_file(str(path), DEFAULT_LIMITS).decode("utf-8-sig")
-    model = keras.models.model_from_json(text)
-    model.load_weights(weights)
-    return model
-
-
-def _rebuilt_model(keras: Any, net: Network) -> Any:
-    """A ``keras.Sequential`` computing ``net`` (Dense layers, activations by name,
-    an affine step as a Dense layer with a diagonal kernel)."""
-    layers = [keras.Input((net.n_inputs,))]
-    weights = []
-    for layer in net.layers:
-        kind, arrays = _KERAS_REBUILD[type(layer)](keras, layer)
-        layers.append(kind)
-        weights.append(arrays)
-    model = keras.Sequential(layers, name=net.name)
-    for layer, arrays in zip(model.layers, weights):
-        layer.set_weights(arrays)
-    return model
-
-
-def _keras_activation(activation: Activation) -> str:
-    if activation != Activation(activation.name):  # Keras' string form means the default parameters
-        raise UnsupportedError(f"activation {activation.name} with parameters has no Keras name to rebuild")
-    return activation.name
-
-
-_KERAS_REBUILD: dict[type, Callable[[Any, Any], tuple[Any, list]]] = {
-    Dense: lambda keras, d: (keras.layers.Dense(d.n_out, activation=_keras_activation(d.activation),
-                                                use_bias=d.bias is not None),
-                             [d.kernel] + ([d.bias] if d.bias is not None else [])),
-    Activate: lambda keras, a: (keras.layers.Activation(_keras_activation(a.activation)), []),
-    Affine: lambda keras, a: (keras.layers.Dense(a.n_out, activation=_keras_activation(a.activation)),
-                              [np.diag(a.scale), a.shift]),
-}
+    text = None if weights is None else _untrusted_h5.read_regular_file(label, limits).decode("utf-8-sig")
+    return VettedFile(net, net is not None and _KERAS2_NOTE in net.notes, text)
 
 
 # ------------------------------------------------------------------ file formats
@@ -610,7 +558,7 @@ def _activation(value: Any, layer: str) -> Activation:
             "the outputs need not sum to 1 (keras/src/backend/tensorflow/nn.py). mlpcodegen refuses rather than "
             "reproduce or silently correct it; the IR's 'sparsemax' activation is the true projection"
         )
-    if name not in ACTIVATIONS or REGISTRY[name].per_unit or name in _LAYER_ONLY_ACTIVATIONS:
+    if name not in ACTIVATIONS or REGISTRY[name].per_unit or name in LAYER_ONLY_ACTIVATIONS:
         raise UnsupportedError(
             f"layer {layer!r} uses activation {name!r}, which is not supported; supported "
             f"activations: {_supported_activations()}"
@@ -619,7 +567,7 @@ def _activation(value: Any, layer: str) -> Activation:
 
 
 def _supported_activations() -> str:
-    return ", ".join(sorted((set(ACTIVATIONS) - _LAYER_ONLY_ACTIVATIONS - {"prelu"}) | set(ALIASES)))
+    return ", ".join(sorted((set(ACTIVATIONS) - LAYER_ONLY_ACTIVATIONS - {"prelu"}) | set(ALIASES)))
 
 
 def _activation_name(value: Any, layer: str) -> str:
@@ -642,7 +590,7 @@ def _activation_name(value: Any, layer: str) -> str:
 
 
 #: Vector steps that come from normalisation layers, never from an activation= string.
-_LAYER_ONLY_ACTIVATIONS = {"layer_norm", "rms_norm", "unit_norm", "variance_scale"}
+LAYER_ONLY_ACTIVATIONS = frozenset({"layer_norm", "rms_norm", "unit_norm", "variance_scale"})
 
 
 def _where(entry: "_LayerEntry") -> str:
@@ -988,7 +936,7 @@ def _identity(entry: _LayerEntry, width: int) -> list[Layer]:
 
 
 #: Keras class name -> reader.  Readers get the entry and the current width and
-#: return IR layers; folding and fusing happen afterwards, in mlpcodegen.passes.
+#: return IR layers; folding and fusing happen afterwards, in mlpcodegen.core.passes.
 _READERS: dict[str, Callable[[_LayerEntry, int], list[Layer]]] = {
     "InputLayer": _identity,
     "Dense": lambda entry, width: _read_dense(entry, width),  # (docstring: _read_dense)
@@ -1016,6 +964,14 @@ _READERS: dict[str, Callable[[_LayerEntry, int], list[Layer]]] = {
 }
 
 SUPPORTED_LAYERS = tuple(_READERS)
+
+
+def layer_description(name: str) -> str:
+    """What the Keras layer ``name`` (one of :data:`SUPPORTED_LAYERS`) becomes: the first
+    paragraph of its reader's docstring, on one line (the README's table)."""
+    reader = _READERS[name]
+    doc = reader.__doc__ or (_read_dense.__doc__ if name == "Dense" else "")
+    return " ".join((doc or "").split("\n\n")[0].split())
 
 #: Layers that may act on a multi-axis input (before its Flatten), and Flatten/Reshape
 #: themselves: class name -> reader of (entry, sample shape) -> (IR layers, new shape).

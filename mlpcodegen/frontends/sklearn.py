@@ -39,10 +39,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
-from ..ir import Activation, Dense, Layer, Network
-from ..passes import fold_affine, fuse_activations
-from ..scaling import Scaling
+from ..core.errors import MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
+from ..core.ir import Activation, Dense, Layer, Network
+from ..core.passes import fold_affine, fuse_activations
+from ..core.scaling import Scaling
 from ._clamp import clamp_layers
 
 #: scikit-learn's activation names (``activation`` and ``out_activation_``) -> the IR's.

@@ -17,9 +17,9 @@ RELU_N1_TO_1), RELU, RELU6, RELU_N1_TO_1, LOGISTIC, TANH, SOFTMAX, RESHAPE (a no
 vector), QUANTIZE (float32 -> int8, first) and DEQUANTIZE (int8 -> float32, last; or of a
 float16 constant).  Anything else is refused by its operator name and output tensor.
 
-A float32 model becomes a :class:`~mlpcodegen.ir.Network`.  An int8 model becomes a
-:class:`~mlpcodegen.quant.QuantizedNetwork`: the dequantised float network (for every
-float target) carrying the :class:`~mlpcodegen.quant.Int8Plan` that ``--dtype int8`` prints.
+A float32 model becomes a :class:`~mlpcodegen.core.ir.Network`.  An int8 model becomes a
+:class:`~mlpcodegen.core.quant.QuantizedNetwork`: the dequantised float network (for every
+float target) carrying the :class:`~mlpcodegen.core.quant.Int8Plan` that ``--dtype int8`` prints.
 """
 from __future__ import annotations
 
@@ -32,11 +32,11 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import ModelFormatError, UnsupportedError
-from ..ir import Activate, Activation, Dense, Network
-from ..limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits
-from ..quant import Int8Plan, QDense, QParams, QRelu, QSoftmax, QTable, QuantizedNetwork
-from ..untrusted import quote_name
+from ..core.errors import ModelFormatError, UnsupportedError
+from ..core.ir import Activate, Activation, Dense, Network
+from ..core.limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits
+from ..core.quant import Int8Plan, QDense, QParams, QRelu, QSoftmax, QTable, QuantizedNetwork
+from ..core.untrusted import quote_name
 from ._preflight import preflight
 from ._untrusted_h5 import read_regular_file
 

@@ -48,9 +48,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
-from ..ir import Activate, Activation, Affine, Dense, Layer, Network
-from ..passes import fold_affine, fuse_activations
+from ..core.errors import MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
+from ..core.ir import Activate, Activation, Affine, Dense, Layer, Network
+from ..core.passes import fold_affine, fuse_activations
 from ._clamp import clamp_layers
 
 #: torch parameter dtypes -> the IR's weight dtype names.
@@ -231,7 +231,7 @@ def _identity(entry: _Module) -> list[Layer]:
 
 
 #: torch.nn class name -> reader (IR layers for the module).  Folding and fusing happen
-#: afterwards, in mlpcodegen.passes.
+#: afterwards, in mlpcodegen.core.passes.
 READERS: dict[str, Callable[[_Module], list[Layer]]] = {
     "Linear": _read_linear,
     "Identity": _identity,

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import Network
-from ..numeric import numeric_type
-from ..reference import evaluate, evaluate_magnitude
+from ..core.ir import Network
+from ..core.numeric import numeric_type
+from ..core.reference import evaluate, evaluate_magnitude
 from ..runtime import load
-from ..simplify.certify import check_box
+from ..core.simplify.certify import check_box
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class TargetCheck:
     """The compiled approximation against the *original* network: ``measured`` is its
     largest error, ``allowed`` the certified bound plus the target's own rounding
     (``ulps`` units of its precision times the reference's rounding magnitude, which
-    already counts the operations: :func:`mlpcodegen.reference.evaluate_magnitude`)."""
+    already counts the operations: :func:`mlpcodegen.core.reference.evaluate_magnitude`)."""
 
     target: str
     dtype: str

@@ -28,9 +28,9 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from ..errors import MlpCodegenError
-from ..ir import Network
-from ..reference import evaluate_magnitude
+from ..core.errors import MlpCodegenError
+from ..core.ir import Network
+from ..core.reference import evaluate_magnitude
 from ..runtime import load
 from .verify import compare
 
@@ -122,7 +122,7 @@ class _Runner:
 
 def _numpy_forward(net: Network) -> Callable[[np.ndarray], np.ndarray]:
     """A float32 NumPy forward pass over the IR's Dense layers (what a user writes)."""
-    from ..ir import Dense
+    from ..core.ir import Dense
 
     acts = {"linear": lambda z: z, "relu": lambda z: np.maximum(z, 0), "tanh": np.tanh,
             "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
@@ -280,7 +280,7 @@ def _facts(net: Network, model_file: Optional[Path], facts: dict) -> None:
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         if model_file is not None:
-            command = [sys.executable, "-m", "mlpcodegen.cli", "convert", str(model_file), "-o", str(work / "m.c")]
+            command = [sys.executable, "-m", "mlpcodegen.app.cli", "convert", str(model_file), "-o", str(work / "m.c")]
             times = []
             for _ in range(3):
                 started = time.perf_counter()

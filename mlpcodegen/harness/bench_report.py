@@ -9,7 +9,7 @@ import platform
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .._files import write_atomic
+from ..core._files import write_atomic
 from .bench import ModelBench, Timing
 
 PEERS = ("model.predict", "ONNX Runtime (1 thread)", "LiteRT, XNNPACK (1 thread)")

@@ -19,9 +19,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..backends.c import emit_c, emit_c_header
-from ..errors import CompileError, UnsupportedError
-from ..ir import Dense, Network
-from ..numeric import FLOAT32
+from ..core.errors import CompileError, UnsupportedError
+from ..core.ir import Dense, Network
+from ..core.numeric import FLOAT32
 from ..runtime.cffi_build import DEFAULT_FLAGS
 
 #: activation -> C over ``s`` for the plain kernel (element-wise); softmax is a pass.

@@ -28,9 +28,9 @@ import numpy as np
 
 from ..backends import get_backend
 from ..backends.c import literal
-from ..errors import CompileError
-from ..ir import Network
-from ..numeric import numeric_type
+from ..core.errors import CompileError
+from ..core.ir import Network
+from ..core.numeric import numeric_type
 from ..runtime import cross
 
 
@@ -369,7 +369,7 @@ def verify_on_core(net: Network, core: str, options: Options, *, peer: Any = Non
     the core's outputs against the float64 reference and ``peer`` (e.g. a model file:
     ``model.predict``) within the usual tolerances, and against the host build of the
     same C bit for bit.  ``net`` is the network with any scaling folded in."""
-    from ..reference import evaluate_magnitude
+    from ..core.reference import evaluate_magnitude
     from .verify import (F32_ULP_BOUND, F64_REL_BOUND, MODEL_UNITS, ORIGINAL_UNITS, Comparison, VerifyReport,
                          _inputs, _peer_outputs, as_peer, compare, floored)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..backends import c_math
-from ..errors import CompileError
+from ..core.errors import CompileError
 
 #: primitive -> the double-precision reference expression over ``d``.
 REFERENCE = {"exp": "exp(d)", "tanh": "tanh(d)", "sigmoid": "1.0 / (1.0 + exp(-d))", "expm1": "expm1(d)"}

@@ -11,10 +11,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import UnsupportedError
-from ..activations import REGISTRY
-from ..ir import Activate, Affine, Dense, Layer, Network
-from ..untrusted import quote_name
+from ..core.errors import UnsupportedError
+from ..core.activations import REGISTRY
+from ..core.ir import Activate, Affine, Dense, Layer, Network
+from ..core.untrusted import quote_name
 
 OPSET = 17
 

@@ -30,9 +30,9 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..errors import ModelFormatError, ValidationError
-from ..ir import Network
-from ..numeric import numeric_type
+from ..core.errors import ModelFormatError, ValidationError
+from ..core.ir import Network
+from ..core.numeric import numeric_type
 
 Predict = Callable[[np.ndarray], Any]
 
@@ -90,7 +90,7 @@ def _keras_predict(model: Any, x: np.ndarray) -> np.ndarray:
 
 def file_peer(path: Any, weights: Any = None, limits: Any = None) -> Peer:
     """A model file, run by its framework (see :data:`_FILE_PEERS`); ``limits``: the
-    :class:`~mlpcodegen.limits.ReadLimits` every read of the file obeys (None: defaults)."""
+    :class:`~mlpcodegen.core.limits.ReadLimits` every read of the file obeys (None: defaults)."""
     from ..frontends import file_format
 
     fmt = file_format(path)
@@ -110,7 +110,7 @@ def _network_of(source: Any, weights: Any = None, limits: Any = None) -> Callabl
 def keras_file_peer(path: Any, weights: Any = None, limits: Any = None) -> Peer:
     """A ``.keras``/``.h5``/architecture ``.json`` (+ ``weights``) file: its network read
     without TensorFlow; Keras loads it (once) only when ``predict`` is first called."""
-    from ..frontends import keras as frontend
+    from .keras_model import load_keras_model
 
     extra = {} if weights is None else {"weights": weights}
     if limits is not None:
@@ -118,7 +118,7 @@ def keras_file_peer(path: Any, weights: Any = None, limits: Any = None) -> Peer:
 
     @functools.lru_cache(maxsize=1)
     def model() -> Any:
-        return frontend.load_keras_model(path, **extra)
+        return load_keras_model(path, **extra)
 
     def predict(x: np.ndarray) -> np.ndarray:
         return _keras_predict(model(), x)
@@ -133,7 +133,7 @@ def _onnx_session_peer(serialized: bytes, network: Callable[[], Network], source
     to read) become :class:`ModelFormatError` naming ``source_name``."""
     import onnxruntime as ort
 
-    from ..errors import ModelFormatError
+    from ..core.errors import ModelFormatError
 
     options = ort.SessionOptions()
     # Basic optimisations only (constant folding, no-op removal): the extended ones fuse
@@ -180,7 +180,7 @@ _ORT_FLOATS = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(
 
 
 def _ort_failure(source_name: str, exc: BaseException) -> str:
-    from ..untrusted import quote_name
+    from ..core.untrusted import quote_name
 
     return f"ONNX Runtime cannot run {quote_name(str(source_name))}: {quote_name(str(exc))[:300]}"
 
@@ -247,8 +247,8 @@ def onnx_file_peer(path: Any, weights: Any = None, limits: Any = None) -> Peer:
     """ONNX Runtime on the original file (pruned to what the output depends on).  The
     frontend reads (and vets) the file first: external data is refused there, and ONNX
     Runtime gets bytes, not the path, so it cannot open any other file."""
-    from .._files import read_regular
-    from ..limits import DEFAULT_LIMITS
+    from ..core._files import read_regular
+    from ..core.limits import DEFAULT_LIMITS
 
     network = _network_of(path, weights, limits)
     network()  # refuses what mlpcodegen cannot read before ONNX Runtime parses the file
@@ -344,9 +344,9 @@ def tflite_file_peer(path: Any, weights: Any = None, limits: Any = None) -> Peer
     An int8 model is refused here: its float targets compute the dequantised weights, which
     LiteRT does not; its ``--dtype int8`` C is compared with LiteRT bit for bit by
     tests/test_tflite.py and bench/int8.py."""
-    from .._files import read_regular
-    from ..errors import UnsupportedError
-    from ..limits import DEFAULT_LIMITS
+    from ..core._files import read_regular
+    from ..core.errors import UnsupportedError
+    from ..core.limits import DEFAULT_LIMITS
 
     network = _network_of(path, weights, limits)
     if getattr(network(), "int8", None) is not None:
@@ -370,9 +370,9 @@ def int8_tflite_peer(path: Any, network: Network, limits: Any = None) -> Optiona
     it): float I/O as the model takes it, int8 I/O through the plan's QUANTIZE and DEQUANTIZE
     (as the C's float wrapper).  None when ``path`` is not a .tflite file (a float model
     quantised by ``--calibrate``: no file defines its bits)."""
-    from .._files import read_regular
+    from ..core._files import read_regular
     from ..frontends import file_format
-    from ..limits import DEFAULT_LIMITS
+    from ..core.limits import DEFAULT_LIMITS
 
     plan = getattr(network, "int8", None)
     if plan is None or not isinstance(path, (str, os.PathLike)) or file_format(path).name != "tflite":
@@ -405,8 +405,8 @@ def litert_peer(model: Any, threads: int = 1) -> Peer:
 
 
 def reference_peer(net: Network) -> Peer:
-    """The float64 reference evaluator (:func:`mlpcodegen.reference.evaluate`) on ``net``."""
-    from ..reference import evaluate
+    """The float64 reference evaluator (:func:`mlpcodegen.core.reference.evaluate`) on ``net``."""
+    from ..core.reference import evaluate
 
     return Peer("reference evaluator", lambda x: evaluate(net, np.asarray(x, dtype=np.float64)), lambda: net)
 
@@ -496,7 +496,7 @@ _PEER_KINDS: tuple[tuple[Callable[[Any], bool], Callable[[Any], Peer]], ...] = (
 def as_peer(thing: Any, weights: Any = None, limits: Any = None) -> Peer:
     """``thing`` as a :class:`Peer` (see the module docstring for what is accepted);
     ``weights``: the weights file of a Keras architecture JSON path; ``limits``: the
-    :class:`~mlpcodegen.limits.ReadLimits` a model file is read under (None: defaults)."""
+    :class:`~mlpcodegen.core.limits.ReadLimits` a model file is read under (None: defaults)."""
     if weights is not None and not _is_path(thing):
         raise ValidationError("a separate weights file goes with a model file path (a Keras architecture "
                               "JSON), not with an object")

@@ -9,7 +9,7 @@ How errors are measured
 A plain relative error is meaningless where an output crosses zero or where a sum
 cancels: any rounding difference there is "infinitely" wrong.  So errors are taken
 against the *reference magnitude* ``S`` of each output
-(:func:`mlpcodegen.reference.evaluate_magnitude`): a running first-order bound on how
+(:func:`mlpcodegen.core.reference.evaluate_magnitude`): a running first-order bound on how
 large rounding errors of any evaluation order can get, ``|W|^T m + |b|`` through each
 Dense layer, scaled by each activation's derivative.  Then, per output value,
 
@@ -41,13 +41,13 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..errors import ValidationError
-from ..ir import Network
-from ..numeric import FIXED_TYPES, NUMERIC_TYPES, numeric_type
-from ..passes import fold_affine
-from ..reference import evaluate_magnitude
+from ..core.errors import ValidationError
+from ..core.ir import Network
+from ..core.numeric import FIXED_TYPES, NUMERIC_TYPES, numeric_type
+from ..core.passes import fold_affine
+from ..core.reference import evaluate_magnitude
 from ..runtime import load
-from ..scaling import as_scaling, with_scaling
+from ..core.scaling import as_scaling, with_scaling
 from .peers import Peer, as_peer
 
 F64_REL_BOUND = 1e-12
@@ -267,7 +267,7 @@ def read_inputs(path: Any, n_inputs: Optional[int] = None, *, max_bytes: int = M
         raise ValidationError(f"{path}: inputs must be a .npy or .csv file")
     import io
 
-    from .._files import read_input
+    from ..core._files import read_input
 
     data = read_input(path, max_bytes, "inputs file")
     array = reader(io.BytesIO(data), len(data), path)
@@ -366,8 +366,8 @@ def verify(
     ``target_peer(net, "numba", "float64")``, ...), an object with ``predict(x)`` or a
     function of ``x``; ``network`` is needed when the peer does not know its network.
     ``weights``: the weights file of a Keras architecture JSON ``model``; ``limits``: the
-    :class:`~mlpcodegen.limits.ReadLimits` a model file is read under (None: the defaults).
-    With ``input_scaling``/``output_scaling`` (:class:`mlpcodegen.scaling.Scaling` or
+    :class:`~mlpcodegen.core.limits.ReadLimits` a model file is read under (None: the defaults).
+    With ``input_scaling``/``output_scaling`` (:class:`mlpcodegen.core.scaling.Scaling` or
     fitted scikit-learn scalers) the target takes original inputs and returns original
     outputs, and is compared with ``output_scaler⁻¹(peer.predict(input_scaler(x)))``.
 
@@ -441,8 +441,8 @@ def verify(
 
 def within_domain(x: np.ndarray, domain: tuple) -> np.ndarray:
     """Which rows of ``x`` lie in the fixed-point ``domain`` (as planned: widened outward
-    to float32, :func:`mlpcodegen.fixed.as_domain`); outside it the C saturates."""
-    from ..fixed import as_domain
+    to float32, :func:`mlpcodegen.core.fixed.as_domain`); outside it the C saturates."""
+    from ..core.fixed import as_domain
 
     lo, hi = as_domain(x.shape[1], domain)
     x = np.asarray(x, dtype=np.float64)
@@ -452,11 +452,11 @@ def within_domain(x: np.ndarray, domain: tuple) -> np.ndarray:
 def fixed_checks(label: str, net: Network, domain: tuple, actual: np.ndarray, reference: np.ndarray,
                  predicted: Optional[np.ndarray] = None, peer_label: str = "") -> list[Comparison]:
     """A fixed-point target against the error bound its plan states for ``domain``
-    (:mod:`mlpcodegen.fixed`): the max abs error vs the float64 reference within the
+    (:mod:`mlpcodegen.core.fixed`): the max abs error vs the float64 reference within the
     bound; vs the peer within the bound plus the peer's own distance to the reference;
     for a softmax network the share of inputs whose class (argmax) agrees (information:
     near-ties may differ, a tie closer than twice the logits' bound is not decided)."""
-    from ..fixed import plan
+    from ..core.fixed import plan
 
     bound = plan(net, domain).bound
     actual, reference = np.asarray(actual, dtype=np.float64), np.asarray(reference, dtype=np.float64)

@@ -5,9 +5,9 @@
   through the float wrapper, an int8-I/O model on the codes the wrapper's QUANTIZE makes
   (LiteRT takes those codes; its output codes are dequantised as the wrapper does).  Equal
   bit for bit, or the check fails.
-* A float model quantised by ``--calibrate`` (:func:`mlpcodegen.ptq.calibrate`): no file
+* A float model quantised by ``--calibrate`` (:func:`mlpcodegen.core.ptq.calibrate`): no file
   defines its bits, so the C is compared bit for bit with the NumPy mirror of its plan
-  (:func:`mlpcodegen.quant.run_int8`), and with the float model's framework and the float64
+  (:func:`mlpcodegen.core.quant.run_int8`), and with the float model's framework and the float64
   reference for information (quantisation error, argmax agreement).
 
 On a core (``--core``) the same comparisons run on the core's outputs, plus the host build
@@ -19,8 +19,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..ir import Network
-from ..quant import int8_plan, run_int8
+from ..core.ir import Network
+from ..core.quant import int8_plan, run_int8
 from .verify import MODEL_UNITS, Comparison, VerifyReport, _inputs
 
 INT8_LIMIT_WIDENING = 1.25  # random inputs reach a quarter past the input codes' range: saturation is tested
@@ -75,7 +75,7 @@ def verify_int8(model: Any, net: Network, *, n: int = 1000, domain: Any = None, 
     """(report, instructions per inference on ``core`` or None): the int8 C of ``net`` (read
     from ``model``, or quantised by --calibrate) on ``n`` rows of ``data`` or random in ``domain``
     (default: the input codes' range, a quarter past it) against :func:`expected_outputs`."""
-    from ..reference import evaluate
+    from ..core.reference import evaluate
 
     if domain is None and data is None:
         domain = default_domain(net)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import MlpCodegenError
+from ..core.errors import MlpCodegenError
 
 
 def cache_dir() -> Path:

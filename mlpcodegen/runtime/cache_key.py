@@ -44,7 +44,7 @@ def _cpu() -> str:
 #: part of a network's cache key (the "emitter version"), so an edit to any of them, or
 #: an upgrade, never loads a library built by other code.  The frontends, the harness
 #: and the command line do not change what a given IR compiles to.
-_KEY_EXCLUDED = ("frontends", "harness", "cli.py", "cli_embedded.py", "cli_simplify.py")
+_KEY_EXCLUDED = ("frontends", "harness", "app")
 
 
 def network_key(parts: Sequence[object], flags: Sequence[str]) -> str:

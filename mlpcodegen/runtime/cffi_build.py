@@ -17,8 +17,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .._files import write_atomic
-from ..errors import CompileError, MlpCodegenError
+from ..core._files import write_atomic
+from ..core.errors import CompileError, MlpCodegenError
 from .cache import cache_folder, cache_problem
 from .cache_key import network_key, source_key
 from .native import NATIVE_SUFFIX

@@ -148,7 +148,7 @@ CORES: dict[str, Core] = {core.name: core for core in (
 
 
 def core(name: str) -> Core:
-    from ..errors import CompileError
+    from ..core.errors import CompileError
 
     try:
         return CORES[name]

@@ -4,7 +4,7 @@ The cores, their toolchains and emulators are one table (:mod:`mlpcodegen.runtim
 this module runs the tools it names: ``PREFIXgcc`` to compile and link (our bare-metal
 start-up code and linker script from the family's runtime folder, the C library's libm
 and libgcc for what the predictor calls), then QEMU (semihosting output into a file) or
-simavr (the UART it echoes).  A missing tool is a :class:`~mlpcodegen.errors.CompileError`
+simavr (the UART it echoes).  A missing tool is a :class:`~mlpcodegen.core.errors.CompileError`
 that names the Debian packages.
 
 On Cortex-M: ``cortex_m/startup.c`` (vector table, reset handler, ARM semihosting),
@@ -26,7 +26,7 @@ import subprocess
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..errors import CompileError
+from ..core.errors import CompileError
 from .cores import CORES as ALL_CORES
 from .cores import FAMILIES, Core, of_family
 from .cores import core as _core

@@ -1,7 +1,7 @@
 """Scoring data beyond one process: a Dask array or Dask DataFrame (and a Spark DataFrame
 through ``mapInPandas``) with a network compiled once per worker process.
 
-What travels to the workers is the IR (:class:`mlpcodegen.ir.Network`, frozen and
+What travels to the workers is the IR (:class:`mlpcodegen.core.ir.Network`, frozen and
 picklable) with the target, dtype and options, as one task of the graph that every block
 depends on: a worker receives it once, however many blocks it scores.  The first block a
 worker process scores builds the predictor through :func:`.loaders.load` (C: the on-disk
@@ -24,8 +24,8 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from ..backends import get_backend
-from ..errors import UnsupportedError, ValidationError
-from ..ir import Network
+from ..core.errors import UnsupportedError, ValidationError
+from ..core.ir import Network
 from .cache import keep_recent
 from .loaders import Predictor, check_options, get_loader, load
 from .native import SPLIT_ROWS
@@ -64,20 +64,10 @@ class Scoring:
         rows = np.ascontiguousarray(rows, dtype=np.dtype(self.dtype))
         if rows.shape[0] == 0:
             return np.empty((0, self.network.n_outputs), np.dtype(self.dtype))
-        call = _BLOCK_CALLS.get(self.target, _plain_call)
-        return np.asarray(call(predictor, rows, self.threads), dtype=np.dtype(self.dtype))
+        if get_loader(self.target).threads:
+            return np.asarray(predictor(rows, threads=self.threads), dtype=np.dtype(self.dtype))
+        return np.asarray(predictor(rows), dtype=np.dtype(self.dtype))
 
-
-def _plain_call(predictor: Predictor, rows: np.ndarray, threads: int) -> np.ndarray:
-    return predictor(rows)
-
-
-#: target -> how a block is passed to its predictor, when not plainly (C takes threads=).
-_BLOCK_CALLS: dict[str, Callable[[Predictor, np.ndarray, int], np.ndarray]] = {
-    "c": lambda predictor, rows, threads: predictor(rows, threads=threads),
-    # threads= too: without it every Dask worker thread would start Numba's whole pool
-    "numba": lambda predictor, rows, threads: predictor(rows, threads=threads),
-}
 
 #: Scoring.key -> loaded predictor, in this process (a worker's cache), oldest first; at
 #: most :data:`.cache.REMEMBERED` (each holds a loaded library or module).
@@ -87,7 +77,7 @@ _BUILD_LOCK = threading.Lock()
 
 def scoring(model: object, *, target: Optional[str] = None, dtype: Optional[str] = None,
             name: Optional[str] = None, threads: int = 1, **options: object) -> Scoring:
-    """The :class:`Scoring` of ``model`` (a :class:`~mlpcodegen.ir.Network`, or a
+    """The :class:`Scoring` of ``model`` (a :class:`~mlpcodegen.core.ir.Network`, or a
     predictor from :func:`~mlpcodegen.runtime.compile_c`, whose recipe gives the target,
     dtype, name and options not given here), checked here, before any worker builds."""
     network, target, dtype, name, options = _settings(model, target, dtype, name, options)
@@ -128,7 +118,7 @@ def _network_of(model: object) -> Network:
     if not isinstance(network, Network):
         raise UnsupportedError(
             f"cannot ship a {type(model).__name__} to the workers: pass the network "
-            "(an mlpcodegen.ir.Network, e.g. mlpcodegen.frontends.load('model.keras')), which the "
+            "(an mlpcodegen.core.ir.Network, e.g. mlpcodegen.frontends.load('model.keras')), which the "
             "workers compile once each")
     return network
 

@@ -20,9 +20,9 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..backends import c_printer, emit, get_backend
-from ..errors import UnsupportedError, ValidationError
-from ..ir import Network
-from ..numeric import NumericType, numeric_type
+from ..core.errors import UnsupportedError, ValidationError
+from ..core.ir import Network
+from ..core.numeric import NumericType, numeric_type
 from .cache import keep_recent
 from .cffi_build import build_network
 from .native import native_source
@@ -41,6 +41,9 @@ class Loader:
 
     run: Callable[..., Predictor]
     options: tuple[str, ...] = ()
+    #: whether its predictor takes ``threads=`` (rows split over threads; Dask passes it,
+    #: else every worker thread would start the target's whole pool)
+    threads: bool = False
 
 
 def _load_c(net: Network, numeric: NumericType, name: str, *, unroll: str = "auto",
@@ -51,7 +54,7 @@ def _load_c(net: Network, numeric: NumericType, name: str, *, unroll: str = "aut
     options = {"unroll": unroll, "math": math, **options}
     domain = options.pop("domain", None)
     if numeric.plans_domain:  # q15's formats are planned for the domain: part of what is built
-        from ..fixed import as_domain
+        from ..core.fixed import as_domain
 
         options["domain"] = tuple(tuple(float(v) for v in side) for side in as_domain(net.n_inputs, domain))
     parts = ("c", net, numeric.name, name, options)
@@ -119,8 +122,8 @@ def _load_sympy(net: Network, numeric: NumericType, name: str) -> Predictor:
 
 #: target -> loader: the targets that run in this process.
 LOADERS: dict[str, Loader] = {
-    "c": Loader(_load_c, options=get_backend("c").options),  # unroll, math (and any later C option)
-    "numba": Loader(load_numba),
+    "c": Loader(_load_c, options=get_backend("c").options, threads=True),  # unroll, math (any later C option)
+    "numba": Loader(load_numba, threads=True),
     "numpy": Loader(_load_numpy),
     "python": Loader(_load_python),
     "sympy": Loader(_load_sympy),
@@ -184,7 +187,7 @@ def compile_c(net: Network, *, dtype: "str | NumericType" = "float32", name: str
     numeric = _numeric("c", dtype)
     if not numeric.plans_domain:  # floats, and int8 (its scales are the model's)
         return load(net, "c", dtype=dtype, name=name, unroll=unroll, math=math, **options)
-    from ..fixed import as_domain
+    from ..core.fixed import as_domain
 
     if outside not in OUTSIDE:
         raise ValidationError(f"outside= is one of {', '.join(OUTSIDE)}, not {outside!r}")

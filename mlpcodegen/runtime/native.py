@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from ..numeric import NumericType
+from ..core.numeric import NumericType
 
 #: The native module is the second module of each network's library: its init function
 #: is ``PyInit_<cffi module name>_native`` (CPython loads several modules from one shared

@@ -15,8 +15,8 @@ from typing import Any, Optional
 import numpy as np
 
 from ..backends import emit
-from ..ir import Network
-from ..numeric import NumericType
+from ..core.ir import Network
+from ..core.numeric import NumericType
 
 
 def load_numba(net: Network, numeric: NumericType, name: str) -> Any:

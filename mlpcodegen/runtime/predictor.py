@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import ValidationError
-from ..numeric import NumericType, numeric_type
+from ..core.errors import ValidationError
+from ..core.numeric import NumericType, numeric_type
 from .native import SPLIT_ROWS
 
 

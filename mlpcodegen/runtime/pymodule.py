@@ -11,8 +11,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Optional
 
-from .._files import write_atomic
-from ..errors import MlpCodegenError
+from ..core._files import write_atomic
+from ..core.errors import MlpCodegenError
 from .cache import cache_folder, cache_problem
 
 
@@ -20,7 +20,7 @@ def import_generated(source: str, stem: str) -> ModuleType:
     """Write ``source`` to the cache (named by its hash) unless the file there already
     holds exactly that text, then import it.  A truncated, empty, unreadable or
     foreign file in its place is rewritten; a cache that cannot be written is a clear
-    :class:`~mlpcodegen.errors.MlpCodegenError`."""
+    :class:`~mlpcodegen.core.errors.MlpCodegenError`."""
     key = hashlib.sha256(source.encode()).hexdigest()[:20]
     name = f"_mlpcodegen_{stem}_{key}"
     if name in sys.modules:

@@ -23,9 +23,9 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..backends import emit
-from ..errors import MlpCodegenError, UnsupportedError
-from ..ir import Network
-from ..numeric import NumericType
+from ..core.errors import MlpCodegenError, UnsupportedError
+from ..core.ir import Network
+from ..core.numeric import NumericType
 from .cache import cache_folder
 
 _REMEMBERED = 256  # rows of a batch call whose one-sample outputs are kept

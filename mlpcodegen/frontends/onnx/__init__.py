@@ -13,7 +13,7 @@ Two halves:
 * :func:`~._walk._build` (in the caller) walks that description from the one graph input to
   the one floating-point output, node by node, through the table :data:`~._ops._OPS` keyed by
   operator type (and the multi-node forms of :mod:`._patterns`), and builds the
-  :class:`~mlpcodegen.ir.Network`.
+  :class:`~mlpcodegen.core.ir.Network`.
 
 One job a module: :mod:`._proto` (the protobuf: parse, check, describe its nodes and
 initializers as JSON plus float64 arrays, decode that description), :mod:`._chain` (the
@@ -75,10 +75,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ...errors import MlpCodegenError, ModelFormatError
-from ...ir import Network
-from ...limits import DEFAULT_LIMITS, ReadLimits
-from ...untrusted import quote_name
+from ...core.errors import MlpCodegenError, ModelFormatError
+from ...core.ir import Network
+from ...core.limits import DEFAULT_LIMITS, ReadLimits
+from ...core.untrusted import quote_name
 from .. import _sandbox
 from .._preflight import preflight
 from ._ops import DECOMPOSED_FORMS, ML_OPS, SUPPORTED_OPS

@@ -9,8 +9,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ...errors import ModelFormatError, UnsupportedError, ValidationError
-from ...untrusted import quote_name
+from ...core.errors import ModelFormatError, UnsupportedError, ValidationError
+from ...core.untrusted import quote_name
 from ._proto import _FLOAT_TYPES
 
 

@@ -9,11 +9,11 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ...activations import REGISTRY, SELU_ALPHA, SELU_SCALE
-from ...errors import ModelFormatError, UnsupportedError, ValidationError
-from ...ir import Activate, Activation, Affine, Dense
-from ...scaling import summarise
-from ...untrusted import quote_name
+from ...core.activations import REGISTRY, SELU_ALPHA, SELU_SCALE
+from ...core.errors import ModelFormatError, UnsupportedError, ValidationError
+from ...core.ir import Activate, Activation, Affine, Dense
+from ...core.scaling import summarise
+from ...core.untrusted import quote_name
 from .._clamp import clamp_layers
 from ._chain import _Chain, _FLATTEN_FIRST, _attr, _shape, _where
 from ._proto import _FLOAT_TYPES

@@ -10,8 +10,8 @@ from typing import Optional
 
 import numpy as np
 
-from ...errors import UnsupportedError
-from ...ir import Activate, Activation, Dense
+from ...core.errors import UnsupportedError
+from ...core.ir import Activate, Activation, Dense
 from ._chain import _Chain, _attr, _where
 from ._ops import _f32, _reshape_to, _scalar
 

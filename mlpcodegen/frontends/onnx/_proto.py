@@ -11,9 +11,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ...errors import ModelFormatError, UnsupportedError
-from ...limits import LimitExceeded, ReadLimits
-from ...untrusted import quote_name
+from ...core.errors import ModelFormatError, UnsupportedError
+from ...core.limits import LimitExceeded, ReadLimits
+from ...core.untrusted import quote_name
 from .._untrusted_h5 import read_regular_file
 
 try:  # imported here, not in the job: the fork server's children then inherit it (0.3 s each otherwise)

@@ -10,11 +10,11 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ...errors import MlpCodegenError, ModelFormatError, UnsupportedError
-from ...ir import Network
-from ...limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits
-from ...passes import fold_affine, fuse_activations
-from ...untrusted import quote_name
+from ...core.errors import MlpCodegenError, ModelFormatError, UnsupportedError
+from ...core.ir import Network
+from ...core.limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits
+from ...core.passes import fold_affine, fuse_activations
+from ...core.untrusted import quote_name
 from .._onnx_cast import cast_constant, type_name
 from ._chain import _Chain, _shape, _where
 from ._ops import ML_OPS, _FORM_OPS, _ML_OPS, _OPS, _supported

@@ -231,5 +231,5 @@ def read_regular(path: PathLike, max_bytes: int, what: str = "input file", *, er
 
 def read_input(path: PathLike, max_bytes: int, what: str = "input file") -> bytes:
     """The whole of the input file ``path`` (a scaling JSON, a data file): :func:`read_regular`
-    with :class:`~mlpcodegen.errors.ValidationError` naming ``what`` and the path."""
+    with :class:`~mlpcodegen.core.errors.ValidationError` naming ``what`` and the path."""
     return read_regular(path, max_bytes, what)

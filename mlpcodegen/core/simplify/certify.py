@@ -5,8 +5,8 @@ sample of the box (a grid for one or two inputs, random points and the corners f
 more): a lower bound of the true maximum, nothing more.
 
 The **certified** error is proven: the graph of ``network - approximation`` (both
-programs over the same input nodes, :mod:`mlpcodegen.network_graph`) is bounded by the
-sound interval evaluator :func:`mlpcodegen.graph_eval.bounds` over sub-boxes that cover
+programs over the same input nodes, :mod:`mlpcodegen.core.network_graph`) is bounded by the
+sound interval evaluator :func:`mlpcodegen.core.graph_eval.bounds` over sub-boxes that cover
 the box; sub-boxes whose bound is above the goal are halved along their widest side
 (vectorised, a few rounds) until every bound is below the goal or the budget of boxes
 is spent.  The result is the largest bound of the final cover.  When the budget runs out
@@ -32,7 +32,7 @@ is skipped when inputs times size exceeds :data:`MAX_GRADIENT_SIZE` (one derivat
 per input; the plain bound stays sound, only looser); refinement stops (a sound, looser
 bound) when the next round would take the node-box evaluations past :data:`MAX_WORK`; and
 a certification whose first round alone is beyond these budgets is refused up front with
-a :class:`~mlpcodegen.errors.ValidationError`.  No budget ever lowers a bound.
+a :class:`~mlpcodegen.core.errors.ValidationError`.  No budget ever lowers a bound.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 expression graph, and the radius of convergence of the series.
 
 **Coefficients.**  Every node's truncated power series in ``s = x - a`` (one input) is
-propagated through the graph (:mod:`mlpcodegen.graph`), children first: sums and + - * /
+propagated through the graph (:mod:`mlpcodegen.core.graph`), children first: sums and + - * /
 by the series rules, functions by their recurrences (``exp``: ``e_k = (1/k) sum j u_j
 e_{k-j}``; ``tanh``: ``t' = (1 - t^2) u'``; ``sigmoid``: ``s' = s (1 - s) u'``; ``log``,
 ``log1p``, ``sqrt``, ``softplus``, ``erf`` likewise).  Selections, comparisons, max/min

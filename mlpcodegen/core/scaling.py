@@ -115,7 +115,7 @@ class Scaling:
         reader = next((_SKLEARN[k.__name__] for k in type(scaler).__mro__ if k.__name__ in _SKLEARN), None)
         if reader is None:
             raise ValidationError(f"cannot read a scaling from a {type(scaler).__name__}; pass a fitted "
-                                  f"{', '.join(_SKLEARN)} or a mlpcodegen.scaling.Scaling")
+                                  f"{', '.join(_SKLEARN)} or a mlpcodegen.core.scaling.Scaling")
         try:
             return reader(scaler)
         except AttributeError as exc:

@@ -1,5 +1,5 @@
 """Chebyshev interpolants of a network over a box, degree given or chosen from a
-tolerance, as a :class:`~mlpcodegen.ir.Polynomial` network with its errors.
+tolerance, as a :class:`~mlpcodegen.core.ir.Polynomial` network with its errors.
 
 One input: the interpolant at the n + 1 Chebyshev points of the first kind (near-best
 in the max norm: within a factor ``2 + (2/pi) log n`` of the best polynomial of its
@@ -39,7 +39,7 @@ MONOMIAL_GROWTH = 1000.0
 
 @dataclass(frozen=True)
 class Approximation:
-    """An approximating network (one :class:`~mlpcodegen.ir.Polynomial` layer), the box it
+    """An approximating network (one :class:`~mlpcodegen.core.ir.Polynomial` layer), the box it
     approximates on, its errors and how it was made."""
 
     network: Network

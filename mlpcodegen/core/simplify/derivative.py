@@ -1,5 +1,5 @@
 """Forward-mode derivatives of expression-graph nodes, as new graph nodes (so the sound
-interval evaluator :func:`mlpcodegen.graph_eval.bounds` can bound them over a box: the
+interval evaluator :func:`mlpcodegen.core.graph_eval.bounds` can bound them over a box: the
 mean-value form of :mod:`.certify`).
 
 Only *smooth* graphs are differentiated: sums, + - * /, squares and the functions that

@@ -17,11 +17,11 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ._files import write_atomic
-from .backends.latex import latex_equations, resolve_layout, rounded_network
-from .errors import UnsupportedError
-from .ir import Network
-from .reference import evaluate
+from ..core._files import write_atomic
+from ..backends.latex import latex_equations, resolve_layout, rounded_network
+from ..core.errors import UnsupportedError
+from ..core.ir import Network
+from ..core.reference import evaluate
 
 WIDTH_INCHES = 10.0
 DPI = 110

@@ -9,7 +9,7 @@ A :class:`Network` is an input width and a chain of layers.  Four layer kinds ex
 * :class:`Affine`   -- ``x * scale + shift`` per feature (input/output scaling and
   normalisations that cannot be folded into a Dense layer).
 * :class:`Polynomial` -- a polynomial of the inputs: an approximation of a network on a
-  domain (:mod:`mlpcodegen.simplify`), which every target prints as it prints a layer.
+  domain (:mod:`mlpcodegen.core.simplify`), which every target prints as it prints a layer.
 
 Weights are stored as read-only float64 arrays.  Converting float16/bfloat16/float32
 weights to float64 is exact, so the arrays hold the trained values bit for bit;
@@ -330,7 +330,7 @@ MAX_POLYNOMIAL_DEGREE = 64
 @dataclass(frozen=True, eq=False)
 class Polynomial:
     """An approximation of a network (or of part of one) as a polynomial in each input,
-    with :mod:`mlpcodegen.simplify`'s certified error stated in ``Network.notes``.
+    with :mod:`mlpcodegen.core.simplify`'s certified error stated in ``Network.notes``.
 
     ``y_j = sum_k coefficients[j, k] * prod_i B(exponents[k, i], t_i)`` with
     ``t_i = (x_i - center_i) * scale_i`` (the domain mapped to [-1, 1]) and ``B(n, t)``

@@ -2,23 +2,17 @@
 frontend's and the IR's own registries so they cannot drift."""
 from __future__ import annotations
 
-from .activations import ALIASES, REGISTRY
-from .backends import BACKENDS
-from .frontends import FORMATS
-from .frontends import keras as frontend
+from ..core.activations import ALIASES, REGISTRY
+from ..backends import BACKENDS
+from ..frontends import FORMATS
+from ..frontends import keras as frontend
 
 START, END = "<!-- supported:start -->", "<!-- supported:end -->"
 
 
-def _reader_doc(name: str) -> str:
-    reader = frontend._READERS[name]
-    doc = reader.__doc__ or (frontend._read_dense.__doc__ if name == "Dense" else "")
-    return " ".join((doc or "").split("\n\n")[0].split())
-
-
 def _framework_lists() -> list[str]:
     """What each non-Keras frontend reads, from its own tables."""
-    from .frontends import onnx, sklearn, torch
+    from ..frontends import onnx, sklearn, torch
 
     def names(items) -> str:
         return ", ".join(f"`{item}`" for item in items)
@@ -39,13 +33,13 @@ def supported_markdown() -> str:
     lines += ["", *_framework_lists()]
     lines += ["", f"Every activation and layer below works in every target ({targets}).", "",
               "| Keras layer | becomes |", "|---|---|"]
-    lines += [f"| `{name}` | {_reader_doc(name)} |" for name in frontend.SUPPORTED_LAYERS]
+    lines += [f"| `{name}` | {frontend.layer_description(name)} |" for name in frontend.SUPPORTED_LAYERS]
     aliases = {target: alias for alias, target in ALIASES.items()}
     lines += ["", "| activation | parameters (defaults) | kind |", "|---|---|---|"]
     for name, spec in REGISTRY.items():
         params = ", ".join(f"{k}={v}" for k, v in spec.defaults.items()) or "—"
         kind = "vector (feature axis)" if spec.vector else "element-wise"
-        if name in frontend._LAYER_ONLY_ACTIVATIONS:
+        if name in frontend.LAYER_ONLY_ACTIVATIONS:
             kind += "; from normalisation layers"
         if name == "sparsemax":
             kind += "; refused from Keras models (see note)"

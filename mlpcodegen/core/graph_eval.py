@@ -1,23 +1,23 @@
-"""Interpreters of the expression graph (:mod:`mlpcodegen.graph`): float64 values and
+"""Interpreters of the expression graph (:mod:`mlpcodegen.core.graph`): float64 values and
 interval bounds of every node (and :func:`interpret`, the walk other interpreters,
 such as SymPy's, run their own table over).
 
-Both walk the graph in :func:`mlpcodegen.graph.walk` order (children first, no
+Both walk the graph in :func:`mlpcodegen.core.graph.walk` order (children first, no
 recursion: a network has thousands of nodes), compute each node once (memoised by
 identity) and dispatch through tables keyed by node type, operation and function name.
 
 **Values** (:func:`evaluate`) follow the special-value contract of
-:mod:`mlpcodegen.activations` in float64 NumPy, vectorised over samples (every input
+:mod:`mlpcodegen.core.activations` in float64 NumPy, vectorised over samples (every input
 is an array; all arrays broadcast):
 
-* ``max``/``min``/:class:`~mlpcodegen.graph.Largest` propagate NaN;
+* ``max``/``min``/:class:`~mlpcodegen.core.graph.Largest` propagate NaN;
 * a comparison is the number ``1.0`` or ``0.0`` (as in C), false when either side is
-  NaN; :class:`~mlpcodegen.graph.Where` picks ``a`` where its condition is non-zero,
+  NaN; :class:`~mlpcodegen.core.graph.Where` picks ``a`` where its condition is non-zero,
   else ``b``; both branches are computed, but only the chosen one reaches the result;
 * ``exp``/``expm1`` overflow to inf and division follows IEEE, without warnings;
   ``sigmoid`` and ``softplus`` use the formulas that are finite for every input;
   ``quotient`` is a division and ``square`` is ``a*a``;
-* a :class:`~mlpcodegen.graph.Sum` adds its terms left to right (``-`` first term
+* a :class:`~mlpcodegen.core.graph.Sum` adds its terms left to right (``-`` first term
   negated, then ``+``/``-`` each ``coefficient*node``), then its bias: the rounding
   every target keeps.
 
@@ -69,8 +69,9 @@ import numpy as np
 from .errors import ValidationError
 from .graph import (Builder, Call, Item, Largest, Let, Node, Num, Op, Program, Ref, Sum, Where, children,
                     walk)
-from .ir import Network
-from .network_graph import input_nodes, network_program
+from .activations import REGISTRY
+from .ir import Layer, Network
+from .network_graph import activate, input_nodes, named_values, network_program
 
 #: Overflow, inf - inf and x / 0 are intended IEEE results here, not warnings.
 _IEEE = np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
@@ -235,8 +236,8 @@ _POINT: dict[type, Callable] = {
 def evaluate(program_or_nodes: Union[Program, Sequence[Node]], inputs: Mapping) -> Values:
     """float64 value of every node of a program (or of the graph under some nodes).
 
-    ``inputs`` maps a :class:`~mlpcodegen.graph.Ref`'s name, or an
-    :class:`~mlpcodegen.graph.Item`'s ``(array, index)``, to an array of samples;
+    ``inputs`` maps a :class:`~mlpcodegen.core.graph.Ref`'s name, or an
+    :class:`~mlpcodegen.core.graph.Item`'s ``(array, index)``, to an array of samples;
     an item may also be taken from ``inputs[array][..., index]``.
     """
     return interpret(program_or_nodes, _POINT, inputs)
@@ -524,9 +525,17 @@ def _sum_interval(w: _IntervalWalk, node: Sum, get: Callable) -> Interval:
         return _clean(total.lo, total.hi)
     k = len(node.terms) + 2
     bias = 0.0 if node.bias is None else abs(node.bias)
-    slack_lo = 2 * k * 2.0**-53 * (np.abs(terms.lo).sum(axis=0) + bias) + k * 2.0**-1074
-    slack_hi = 2 * k * 2.0**-53 * (np.abs(terms.hi).sum(axis=0) + bias) + k * 2.0**-1074
+    slack_lo = _sum_slack(k, np.abs(terms.lo).sum(axis=0) + bias)
+    slack_hi = _sum_slack(k, np.abs(terms.hi).sum(axis=0) + bias)
     return w.widen(Interval(total.lo - slack_lo, total.hi + slack_hi))
+
+
+def _sum_slack(k: int, magnitude):
+    """The classic bound on the rounding error of a sum of ``k`` terms and their products,
+    in any order, whose absolute values add up to ``magnitude``: ``2k u magnitude`` (u =
+    2**-53, twice gamma_k for the rounding of the bound itself) plus ``k`` smallest
+    subnormals for underflow."""
+    return 2 * k * 2.0**-53 * magnitude + k * 2.0**-1074
 
 
 def _less_its_largest(node: Sum) -> bool:
@@ -674,3 +683,43 @@ def interval_network(net: Network, lower: np.ndarray, upper: np.ndarray, outward
     shape = np.shape(lower)[:-1]
     stack = lambda ends: np.stack([np.broadcast_to(v, shape) for v in ends], axis=-1)  # noqa: E731
     return Interval(*(stack([o[field] for o in outputs]) for field in range(3)))
+
+
+# --------------------------------------------------------------------------- whole layers
+# The same interval rules, a layer at a time over many boxes (fixed-point planning runs
+# thousands of sub-boxes through wide layers): the affine sums as matrix products with
+# the Sum rule's rounding bound, the activation through its own graph.
+
+
+@_IEEE
+def affine_interval(lower: np.ndarray, upper: np.ndarray, kernel: np.ndarray, bias: Optional[np.ndarray],
+                    outward: bool = True) -> Interval:
+    """Bounds of ``x @ kernel + bias`` for ``x`` in the boxes ``lower <= x <= upper``
+    (rows): each term's ends by the sign of its weight, as a :class:`Sum`'s, added in any
+    order (a matrix product), then moved out by the same rounding bound and one ULP."""
+    lower, upper = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+    positive, negative = np.maximum(kernel, 0.0), np.minimum(kernel, 0.0)
+    bias = np.zeros(kernel.shape[1]) if bias is None else np.asarray(bias, dtype=np.float64)
+    lo = lower @ positive + upper @ negative + bias
+    hi = upper @ positive + lower @ negative + bias
+    if not outward:
+        return _clean(lo, hi)
+    magnitude = np.maximum(np.abs(lower), np.abs(upper)) @ np.abs(kernel) + np.abs(bias)
+    slack = _sum_slack(kernel.shape[0] + 2, magnitude)
+    lo, hi, _ = _clean(lo - slack, hi + slack)
+    return Interval(np.nextafter(lo, -np.inf), np.nextafter(hi, np.inf))
+
+
+def activation_interval(layer: Layer, lower: np.ndarray, upper: np.ndarray, outward: bool = True) -> Interval:
+    """Bounds of ``layer``'s activation for pre-activations in ``[lower, upper]`` (boxes,
+    units): its statements (:func:`~mlpcodegen.core.network_graph.activate`, as every
+    target writes them) through :func:`bounds`, every box at once."""
+    b = Builder()
+    z = [b.item("z", j) for j in range(layer.units)]
+    if REGISTRY[layer.activation.name].vector:
+        z = named_values(b, 1, z)  # a vector writer reads its sums by name
+    statements, outputs = activate(b, layer, 1, z)
+    found = bounds(Program(tuple(statements), tuple(outputs)), {"z": (lower, upper)}, outward).outputs
+    shape = np.shape(lower)[:-1]
+    stack = lambda ends: np.stack([np.broadcast_to(v, shape) for v in ends], axis=-1)  # noqa: E731
+    return Interval(*(stack([o[field] for o in found]) for field in range(3)))

@@ -1,13 +1,13 @@
 """Post-training int8 quantisation of a float network, as TFLite's converter does it.
 
 ``calibrate(net, rows)`` runs the float network on the calibration rows, takes each
-tensor's observed range, and builds the :class:`~mlpcodegen.quant.Int8Plan` the
+tensor's observed range, and builds the :class:`~mlpcodegen.core.quant.Int8Plan` the
 converter's full-integer quantisation would: activations per tensor, asymmetric, the range
 widened to hold 0 (``scale = (max - min) / 255``, the zero point ``-128 - min / scale``
 rounded); weights per output channel, symmetric (``scale = max|w| / 127``); biases int32 of
 scale ``input_scale * weight_scale``; LOGISTIC's and SOFTMAX's outputs at 1/256 with zero
 point -128 and TANH's at 1/128 with 0 (the scales LiteRT's kernels require).  The result is a
-:class:`~mlpcodegen.quant.QuantizedNetwork` with float input and output (QUANTIZE first,
+:class:`~mlpcodegen.core.quant.QuantizedNetwork` with float input and output (QUANTIZE first,
 DEQUANTIZE last), whose float layers are the network's own.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Command line for ``mlpcodegen simplify``: a simpler formula for a network on a domain
-with its certified error (issue 14; the work is done by :mod:`mlpcodegen.simplify`)."""
+with its certified error (issue 14; the work is done by :mod:`mlpcodegen.core.simplify`)."""
 from __future__ import annotations
 
 import argparse
@@ -7,14 +7,14 @@ import sys
 from dataclasses import replace
 from typing import Optional
 
+from . import common
+
 MODES = ("exact", "taylor", "chebyshev", "tolerance", "saturate")
-#: Targets ``--check`` can run in this process.
-RUNNABLE = ("c", "numba", "numpy", "python")
 
 
-def add_simplify(sub, common) -> None:
+def add_simplify(sub) -> None:
     """Add the ``simplify`` command to the subparsers ``sub``."""
-    from .backends import BACKENDS
+    from ..backends import BACKENDS
 
     p = sub.add_parser("simplify", help="a simpler formula for a model on a domain, with a certified error",
                        description="Write a simpler formula for a model on an input box: exact simplification "
@@ -32,8 +32,8 @@ def add_simplify(sub, common) -> None:
                       "piecewise-linear form")
     mode.add_argument("--taylor", type=common.positive_int, metavar="N", help="Taylor polynomial of order N")
     mode.add_argument("--at", type=common.finite, metavar="X", help="the Taylor point (default: the domain's centre)")
-    mode.add_argument("--chebyshev", type=_degree(common), metavar="N", help="Chebyshev interpolant of degree N")
-    mode.add_argument("--tolerance", type=_positive(common), metavar="T",
+    mode.add_argument("--chebyshev", type=_degree(), metavar="N", help="Chebyshev interpolant of degree N")
+    mode.add_argument("--tolerance", type=_positive(), metavar="T",
                       help="alone: the lowest-degree Chebyshev interpolant whose certified error is <= T; with "
                            "--taylor: also report where the Taylor polynomial meets T; with --saturate: the budget")
     mode.add_argument("--saturate", action="store_true", help="replace tanh/sigmoid units the domain keeps within "
@@ -53,10 +53,10 @@ def add_simplify(sub, common) -> None:
                    "points of the domain and check its error against the original network is within the "
                    "certified bound plus the target's rounding (exit 1 if not); c, numba, numpy, python")
     common.add_mkdir_option(p)
-    p.set_defaults(run=lambda args: run_simplify(args, common))
+    p.set_defaults(run=lambda args: run_simplify(args))
 
 
-def _positive(common):
+def _positive():
     def parse(text: str) -> float:
         value = common.finite(text)
         if not value > 0:
@@ -65,9 +65,9 @@ def _positive(common):
     return parse
 
 
-def _degree(common):
+def _degree():
     def parse(text: str) -> int:
-        from .ir import MAX_POLYNOMIAL_DEGREE
+        from ..core.ir import MAX_POLYNOMIAL_DEGREE
 
         try:
             value = int(text)
@@ -79,7 +79,7 @@ def _degree(common):
     return parse
 
 
-def _mode(args, common) -> str:
+def _mode(args) -> str:
     chosen = [m for m in ("exact", "taylor", "chebyshev", "saturate") if getattr(args, m) not in (None, False)]
     if len(chosen) > 1:
         raise common.UsageError(f"choose one method, not {' and '.join('--' + m for m in chosen)}")
@@ -97,8 +97,8 @@ def _mode(args, common) -> str:
     return chosen[0]
 
 
-def _box(args, net, common) -> tuple[list[float], list[float]]:
-    domain = common.domain(args, net.n_inputs)
+def _box(args, net) -> tuple[list[float], list[float]]:
+    domain = common.given_domain(args, net.n_inputs)
     if domain is not None:
         return [float(v) for v in domain[0]], [float(v) for v in domain[1]]
     box = common.scaling_box(args, net.n_inputs)
@@ -107,18 +107,20 @@ def _box(args, net, common) -> tuple[list[float], list[float]]:
     raise common.UsageError("simplify needs the domain: --domain LOW HIGH (or a min/max input scaling)")
 
 
-def _check_png(args, net, common) -> None:
+def _check_png(args, net) -> None:
     if args.png and net.n_inputs != 1:
         raise common.UsageError(f"--png draws one-input models; this one has {net.n_inputs} inputs")
 
 
-def run_simplify(args, common) -> int:
-    from ._files import check_outputs, write_all
-    from .backends import emit, get_backend
+def run_simplify(args) -> int:
+    from ..core._files import check_outputs, write_all
+    from ..backends import emit, get_backend
 
-    mode = _mode(args, common)
-    if args.check and args.target not in RUNNABLE:
-        raise common.UsageError(f"--check runs the target: use one of {', '.join(RUNNABLE)}, not {args.target}")
+    mode = _mode(args)
+    from ..runtime import LOADERS  # the targets that run in this process: --check runs one
+
+    if args.check and args.target not in LOADERS:
+        raise common.UsageError(f"--check runs the target: use one of {', '.join(LOADERS)}, not {args.target}")
     backend = get_backend(args.target)
     dtype = args.dtype or backend.dtypes[0]
     if dtype not in backend.dtypes:
@@ -128,8 +130,8 @@ def run_simplify(args, common) -> int:
     if outputs:
         check_outputs(outputs, mkdir=args.mkdir)
     net = common.scaled(common.load(args), args)
-    _check_png(args, net, common)
-    lower, upper = _box(args, net, common)
+    _check_png(args, net)
+    lower, upper = _box(args, net)
     result = _SIMPLIFY[mode](args, net, lower, upper)
     name = args.name or common.default_name(args.model, args.target)
     code = emit(result.network, args.target, dtype=dtype, name=name)
@@ -151,7 +153,7 @@ def _check(args, net, result: "Simplified", lower, upper, dtype: str, name: str,
     """``--check N``: the target against the original network (certified bound + rounding)."""
     if not args.check:
         return 0
-    from .harness.approximation import verify_target
+    from ..harness.approximation import verify_target
 
     checked = verify_target(net, result.network, args.target, dtype, lower, upper, result.certified or 0.0,
                             samples=args.check, name=name)
@@ -181,21 +183,21 @@ def _approximation(approx, extra: Optional[list[str]] = None) -> Simplified:
 
 
 def _chebyshev(args, net, lower, upper) -> Simplified:
-    from .simplify import chebyshev
+    from ..core.simplify import chebyshev
 
     return _approximation(chebyshev(net, lower, upper, args.chebyshev, args.total_degree))
 
 
 def _tolerance(args, net, lower, upper) -> Simplified:
-    from .simplify import for_tolerance
+    from ..core.simplify import for_tolerance
 
     return _approximation(for_tolerance(net, lower, upper, args.tolerance, total=args.total_degree))
 
 
 def _taylor(args, net, lower, upper) -> Simplified:
-    from .simplify.chebyshev import Approximation
-    from .simplify.certify import error_report
-    from .simplify.taylor import taylor, tolerance_interval
+    from ..core.simplify.chebyshev import Approximation
+    from ..core.simplify.certify import error_report
+    from ..core.simplify.taylor import taylor, tolerance_interval
 
     at = args.at if args.at is not None else (lower[0] + upper[0]) / 2
     result = taylor(net, at, args.taylor, lower[0], upper[0])
@@ -209,7 +211,7 @@ def _taylor(args, net, lower, upper) -> Simplified:
 
 
 def _saturate(args, net, lower, upper) -> Simplified:
-    from .simplify.saturation import saturate
+    from ..core.simplify.saturation import saturate
 
     result = saturate(net, lower, upper, args.tolerance)
     note = f"certified max error {result.errors.certified:.6g} on the box {lower} .. {upper}"
@@ -218,8 +220,8 @@ def _saturate(args, net, lower, upper) -> Simplified:
 
 
 def _exact(args, net, lower, upper) -> Simplified:
-    from .errors import UnsupportedError
-    from .simplify.exact import piecewise_linear, simplify_exact
+    from ..core.errors import UnsupportedError
+    from ..core.simplify.exact import piecewise_linear, simplify_exact
 
     result = simplify_exact(net, lower, upper)
     lines = [result.line()]
@@ -242,14 +244,14 @@ _SIMPLIFY = {"exact": _exact, "taylor": _taylor, "chebyshev": _chebyshev, "toler
 
 
 def _summary(net, result: Simplified, lower, upper, digits: int) -> str:
-    from .errors import MlpCodegenError
-    from .simplify.size import formula_size
+    from ..core.errors import MlpCodegenError
+    from ..core.simplify.size import formula_size
 
     before, after = formula_size(net), formula_size(result.network)
     lines = [f"{net.describe()} on {lower} .. {upper}"] + result.lines
     lines += [f"size: {before.line()} -> {after.line()}"]
     try:
-        from .backends.latex import latex_equations
+        from ..backends.latex import latex_equations
 
         shown, heading = _shown_digits(net, result, lower, upper, digits)
         equations = latex_equations(result.network, digits=shown)
@@ -277,8 +279,8 @@ def _shown_digits(net, result: Simplified, lower, upper, digits: Optional[int]) 
     and that error is printed; else the rounding's measured cost is."""
     import numpy as np
 
-    from .backends.latex import rounded_network
-    from .simplify.certify import measured_error, sample_points
+    from ..backends.latex import rounded_network
+    from ..core.simplify.certify import measured_error, sample_points
 
     if digits is None:
         return None, "formula (exact weights):"
@@ -307,7 +309,7 @@ def _rounded_error(net, result: Simplified, rounded, lower, upper, goal: float) 
     largest each basis term reaches on the box (interval arithmetic on the difference of
     two near-equal polynomials loses their dependency, and certifying against the network
     again costs as much as the method's own proof); else certified directly."""
-    from .simplify.certify import certified_error
+    from ..core.simplify.certify import certified_error
 
     if net.n_inputs > 1:
         bound = _coefficient_bound(result.network, rounded, lower, upper)
@@ -323,7 +325,7 @@ def _coefficient_bound(formula, rounded, lower, upper) -> Optional[float]:
     None otherwise."""
     import numpy as np
 
-    from .ir import Polynomial
+    from ..core.ir import Polynomial
 
     if len(formula.layers) != 1 or len(rounded.layers) != 1:
         return None

@@ -1,6 +1,6 @@
 """Exact simplification of a network on a box: rewrites that never change an output on
 the box (beyond float rounding), each proven by the sound interval bounds of
-:func:`mlpcodegen.graph_eval.network_bounds`.
+:func:`mlpcodegen.core.graph_eval.network_bounds`.
 
 * a ReLU unit (plain ``relu``) whose pre-activation is <= 0 everywhere on the box is
   never active: it is removed (its output is exactly 0);

@@ -1,11 +1,11 @@
 """The network as an expression graph: one statement per neuron, as every target
 writes it, with no language in sight.
 
-A layer's pre-activations are :class:`~mlpcodegen.graph.Sum` nodes named
+A layer's pre-activations are :class:`~mlpcodegen.core.graph.Sum` nodes named
 ``z{layer}_{unit}``; element-wise activations apply their formula
-(:mod:`mlpcodegen.activations`) over the :class:`~mlpcodegen.graph.Builder`; vector
+(:mod:`mlpcodegen.core.activations`) over the :class:`~mlpcodegen.core.graph.Builder`; vector
 activations (softmax, sparsemax, the normalisations) are written here, statement by
-statement, by their ``writer`` in :mod:`mlpcodegen.activations`.  Layers are numbered from 1, units from 0: ``h1_0`` is the first output of
+statement, by their ``writer`` in :mod:`mlpcodegen.core.activations`.  Layers are numbered from 1, units from 0: ``h1_0`` is the first output of
 the first layer.
 """
 from __future__ import annotations
@@ -50,7 +50,7 @@ def named_values(b: Builder, index: int, values: Sequence[Node]) -> list[Node]:
 
 class _Writer:
     """Statements of one layer's activation (what a vector activation's ``writer`` in
-    :mod:`mlpcodegen.activations` writes with); ``stable``: softmax subtracts the max
+    :mod:`mlpcodegen.core.activations` writes with); ``stable``: softmax subtracts the max
     before exp (every numeric target), else the formula as usually written (SymPy)."""
 
     def __init__(self, b: Builder, index: int, stable: bool) -> None:
@@ -199,7 +199,7 @@ def _general_polynomial(w: _Writer, layer: Polynomial, t: list[Node]) -> list[No
 
 def polynomial_statements(b: Builder, layer: Polynomial, index: int,
                           sources: Sequence[Node]) -> tuple[list[Statement], list[Node]]:
-    """A :class:`~mlpcodegen.ir.Polynomial` as statements: Horner's rule (monomial) or
+    """A :class:`~mlpcodegen.core.ir.Polynomial` as statements: Horner's rule (monomial) or
     Clenshaw's recurrence (Chebyshev) for one input, basis values and products for more."""
     w = _Writer(b, index, True)
     t = _mapped_inputs(w, layer, sources)

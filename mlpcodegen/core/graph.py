@@ -8,9 +8,9 @@ network as a list of statements binding names to nodes (one per neuron, as the
 targets write them) and the output nodes.
 
 The graph knows no language: printers (:mod:`mlpcodegen.backends.printer`) spell it,
-and interpreters walk it (:mod:`mlpcodegen.graph_eval`: float64 values and interval
-bounds).  It is built by :mod:`mlpcodegen.network_graph` from the IR and the
-activation formulas of :mod:`mlpcodegen.activations` (the :class:`Builder` is an
+and interpreters walk it (:mod:`mlpcodegen.core.graph_eval`: float64 values and interval
+bounds).  It is built by :mod:`mlpcodegen.core.network_graph` from the IR and the
+activation formulas of :mod:`mlpcodegen.core.activations` (the :class:`Builder` is an
 ``Ops``).
 """
 from __future__ import annotations
@@ -134,7 +134,7 @@ class Program:
 
 class Builder:
     """Makes nodes, sharing equal ones; also the ``Ops`` the activation formulas are
-    written over (:mod:`mlpcodegen.activations`)."""
+    written over (:mod:`mlpcodegen.core.activations`)."""
 
     def __init__(self) -> None:
         self._nodes: dict[tuple, Node] = {}

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from ._files import write_atomic
-from .errors import MlpCodegenError
-from .ir import Dense, Network
+from ..core._files import write_atomic
+from ..core.errors import MlpCodegenError
+from ..core.ir import Dense, Network
 
 #: A formula with more weights, or longer, is not printed (it is in the .tex file).
 MAX_FORMULA_WEIGHTS = 100
@@ -58,8 +58,9 @@ def run_demo(model_path: Any, *, verbosity: int = 1, out_dir: Any = None) -> int
     temporary folder).  ``verbosity``: 0 one line, 1 a short summary, 2 also the
     generated C.  Returns the exit code (1 when a verification fails)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before the first TensorFlow import
-    from .frontends.keras import load, load_keras_model
-    from .scaling import with_scaling
+    from ..frontends.keras import load
+    from ..harness.keras_model import load_keras_model
+    from ..core.scaling import with_scaling
 
     model_path = Path(model_path)
     started = time.perf_counter()
@@ -85,7 +86,7 @@ def run_demo(model_path: Any, *, verbosity: int = 1, out_dir: Any = None) -> int
 
 def _scaling(model_path: Path):
     """(input scaling, output scaling, units text) from ``scaling.json`` beside the model."""
-    from .scaling import read_scaling_file
+    from ..core.scaling import read_scaling_file
 
     scaling_file = model_path.parent / "scaling.json"
     if not scaling_file.is_file():
@@ -117,8 +118,8 @@ def function_name(stem: str) -> str:
 
 def _write_files(run: _Run) -> str:
     """Write NAME.c, NAME.h and NAME.tex; return the function name used."""
-    from .backends.c import emit_c, emit_c_header
-    from .backends.latex import emit_latex
+    from ..backends.c import emit_c, emit_c_header
+    from ..backends.latex import emit_latex
 
     name = function_name(run.model_path.stem)
     try:
@@ -157,7 +158,7 @@ def _domain(n_inputs: int, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _verify(keras_model, model_net: Network, run: _Run, inputs, outputs, dtype: str):
-    from .harness.verify import verify
+    from ..harness.verify import verify
 
     return verify(keras_model, "c", dtype, network=model_net, name=run.name, input_scaling=inputs,
                   output_scaling=outputs, domain=run.domain)
@@ -170,8 +171,8 @@ PEERS = ("model.predict", "model(x) eager", "LiteRT")
 def _speed(run: _Run, keras_model, inputs) -> dict[str, float]:
     """Seconds for one sample: model.predict, eager model(x), LiteRT (when it loads) and
     the C function's entries."""
-    from .harness.bench import median_seconds
-    from .runtime import compile_c
+    from ..harness.bench import median_seconds
+    from ..runtime import compile_c
 
     function = compile_c(run.net, dtype="float32", name=run.name)
     row = ((run.domain[0] + run.domain[1]) / 2).astype(np.float32)
@@ -194,8 +195,8 @@ def _speed(run: _Run, keras_model, inputs) -> dict[str, float]:
 def _litert(keras_model, model_row: np.ndarray):
     """LiteRT's one-sample call (XNNPACK, one thread), its start-up log kept off the
     screen; None when TensorFlow's converter or the interpreter is not there or fails."""
-    from .harness.bench import LITERT_LOG, native_output_filtered
-    from .harness.peers import litert_runner
+    from ..harness.bench import LITERT_LOG, native_output_filtered
+    from ..harness.peers import litert_runner
 
     try:
         with native_output_filtered(LITERT_LOG):
@@ -231,7 +232,7 @@ def _short_units(run: _Run) -> str:
 
 
 def _check_lines(run: _Run) -> list[str]:
-    from .harness.verify import format_domain
+    from ..harness.verify import format_domain
 
     first = run.checks[0]
     lines = [f"verified  {first.n_samples} random inputs in {format_domain(*run.domain)} ({_short_units(run)}) "
@@ -254,9 +255,9 @@ def _speed_lines(run: _Run) -> list[str]:
 
 def _formula_lines(run: _Run) -> list[str]:
     """The formula rounded to DIGITS, with what the rounding costs, when it is short."""
-    from .backends.latex import rounding_error
-    from .backends.sympy import expression_strings
-    from .harness.verify import format_domain, random_inputs
+    from ..backends.latex import rounding_error
+    from ..backends.sympy import expression_strings
+    from ..harness.verify import format_domain, random_inputs
 
     too_large = [f"formula   not shown for {_weights(run.net):,} weights (mlpcodegen formula MODEL --layout named "
                  f"writes one line per neuron)"]

@@ -1,17 +1,17 @@
 """The activation registry: every activation's name, parameters and formula.
 
 Formulas are written once, over an abstract algebra ``o`` (:class:`Ops`): ``o.add``,
-``o.where``, ``o.exp``...  The expression graph's Builder (:mod:`mlpcodegen.graph`) is
+``o.where``, ``o.exp``...  The expression graph's Builder (:mod:`mlpcodegen.core.graph`) is
 the ``Ops`` every target is printed from, and SymPy's ``Ops`` builds objects directly,
 so a formula cannot drift between targets.  They
 follow Keras' TensorFlow implementations (``keras/src/backend/tensorflow/nn.py``)
 operation for operation where that matters numerically (e.g. ``expm1`` in elu,
 ``relu6(x + 3) / 6`` in hard_sigmoid).  The float64 reference evaluator in
-:mod:`mlpcodegen.reference` is written independently, as the oracle.
+:mod:`mlpcodegen.core.reference` is written independently, as the oracle.
 
 Element-wise formulas take ``(o, z, p)`` where ``p`` maps parameter names to values
 for this unit.  Vector activations (softmax, ...) have a ``writer`` that writes the
-whole layer as statements over the expression graph (:mod:`mlpcodegen.network_graph`).
+whole layer as statements over the expression graph (:mod:`mlpcodegen.core.network_graph`).
 
 Special values (NaN, +-inf, huge z) follow Keras' TensorFlow kernels (the table in
 ``tests/test_special_values.py``).  The formulas rely on this contract, which every
@@ -152,7 +152,7 @@ _ELEMENTWISE: dict[str, tuple[dict, Callable]] = {
 }
 
 # -- vector activations: written as statements over the whole layer, with ``w`` the
-# statement writer of :mod:`mlpcodegen.network_graph` (``w.b`` its graph Builder,
+# statement writer of :mod:`mlpcodegen.core.network_graph` (``w.b`` its graph Builder,
 # ``w.let(name, node)``, ``w.lets(prefix, nodes)``, ``w.outputs(nodes)``).
 
 def _exp_shifted(w: Any, z: list[Any]) -> tuple[list[Any], Optional[Any], Any]:

@@ -14,15 +14,17 @@ import sys
 import time
 from pathlib import Path
 
+from . import common
+
 #: Optimisation levels ``size`` reports by default, and the one ``verify --core`` builds with.
 OPT_CHOICES = ("Os", "O2", "O3", "O1")
 #: Most inputs ``verify --core`` puts in an image (16 inputs: 256 KiB of flash).
 MAX_CORE_ROWS = 4096
 
 
-def _options(args: argparse.Namespace, net, common):
-    from .backends.c import check_name
-    from .harness.cortex import Options
+def _options(args: argparse.Namespace, net):
+    from ..backends.c import check_name
+    from ..harness.cortex import Options
 
     name = getattr(args, "name", None) or common.default_name(args.model, "c")
     check_name(name)
@@ -33,9 +35,9 @@ def _options(args: argparse.Namespace, net, common):
                    domain=domain)
 
 
-def _ready(core: str, emulator: bool) -> None:
+def require_toolchain(core: str, emulator: bool) -> None:
     """The core's compiler (and emulator) on PATH: a missing one said before any work."""
-    from .runtime import cross
+    from ..runtime import cross
 
     target = cross.core(core)
     cross.tool(target.toolchain.compiler)
@@ -45,16 +47,16 @@ def _ready(core: str, emulator: bool) -> None:
 
 def count_line(core: str, instructions: float) -> str:
     """What the core's emulator counted per inference, with how (verify --core's last line)."""
-    from .runtime.cores import core as core_entry
+    from ..runtime.cores import core as core_entry
 
     emulator = core_entry(core).toolchain.emulator
     return (f"{emulator.counts} per inference on {core} (-Os, {emulator.how}; mean of the timed rows, an empty "
             f"call subtracted): {instructions:.0f}")
 
 
-def add_size(sub, common) -> None:
+def add_size(sub) -> None:
     """Add the ``size`` command to the subparsers ``sub``."""
-    from .backends import get_backend
+    from ..backends import get_backend
 
     size = sub.add_parser("size", help="flash, RAM and stack of the embedded C on microcontroller cores",
                           description="Cross-compile the embedded profile's C with each core's gcc "
@@ -63,7 +65,7 @@ def add_size(sub, common) -> None:
                                       "soft-float helpers add, the stack of each function, and flash and RAM "
                                       "against the core's memory, per core and optimisation level.")
     common.add_model_options(size)
-    size.add_argument("--core", nargs="+", choices=common.cores, default=list(CORTEX_M),
+    size.add_argument("--core", nargs="+", choices=common.CORES, default=list(CORTEX_M),
                       help=f"cores to build for (default: {' '.join(CORTEX_M)})")
     size.add_argument("--opt", nargs="+", choices=OPT_CHOICES, default=["Os", "O2"],
                       help="gcc optimisation levels, without the dash (default: Os O2)")
@@ -77,11 +79,11 @@ def add_size(sub, common) -> None:
     common.add_c_options(size)
     common.add_scaling_options(size)
     common.add_calibrate_option(size)
-    size.set_defaults(run=lambda args: cmd_size(args, common))
+    size.set_defaults(run=lambda args: cmd_size(args))
 
 
-def cmd_size(args: argparse.Namespace, common) -> int:
-    from .harness.cortex import measure_sizes, size_table
+def cmd_size(args: argparse.Namespace) -> int:
+    from ..harness.cortex import measure_sizes, size_table
 
     started = time.perf_counter()
     common.check_int8(args)
@@ -89,9 +91,9 @@ def cmd_size(args: argparse.Namespace, common) -> int:
         raise common.UsageError("--domain plans fixed-point formats: it goes with --dtype q15")
     common.require_fixed_domain(args, args.dtype)
     for core in args.core:
-        _ready(core, emulator=False)
+        require_toolchain(core, emulator=False)
     net = common.scaled(common.load(args), args)
-    options = _options(args, net, common)
+    options = _options(args, net)
     rows = measure_sizes(net, options, args.core, [f"-{level}" for level in args.opt])
     print(size_table(net, options, rows), end="")
     print(memory_lines(net, options, rows), end="")
@@ -99,26 +101,26 @@ def cmd_size(args: argparse.Namespace, common) -> int:
     return 0
 
 
-def verify_on_core(args: argparse.Namespace, net, domain, common) -> int:
+def verify_on_core(args: argparse.Namespace, net, domain) -> int:
     """``mlpcodegen verify --core CORE``: run the embedded C on an emulated core; exit code."""
-    from .harness.cortex import verify_on_core as run
+    from ..harness.cortex import verify_on_core as run
 
     if args.target != "c":
         raise common.UsageError("--core runs the C target: drop --target or use --target c")
     if args.n > MAX_CORE_ROWS:
         raise common.UsageError(f"--core runs at most {MAX_CORE_ROWS} inputs (-n): they are compiled into the "
                                 "image, with the outputs printed through semihosting")
-    from .runtime.cores import core as core_entry
+    from ..runtime.cores import core as core_entry
 
     if not core_entry(args.core).emulated:
         raise common.UsageError(f"{args.core} has no emulator ({core_entry(args.core).runs_on}): "
                                 f"use mlpcodegen size --core {args.core}")
-    _ready(args.core, emulator=True)  # a missing toolchain: said before any work
+    require_toolchain(args.core, emulator=True)  # a missing toolchain: said before any work
     inputs, outputs = common.scalings(args)
     scaled = common.scaled(net, args)
-    options = _options(args, scaled, common)
+    options = _options(args, scaled)
     options.for_core(args.core)  # e.g. float64 on AVR: refused before the peer is loaded
-    peer = _peer(args, common)
+    peer = _peer(args)
     report, instructions = run(scaled, args.core, options, peer=peer, n=args.n, domain=domain, data=args.data,
                                seed=args.seed, input_scaling=inputs, output_scaling=outputs)
     print(report.table(), end="")
@@ -129,12 +131,12 @@ def verify_on_core(args: argparse.Namespace, net, domain, common) -> int:
     return 0
 
 
-def _peer(args: argparse.Namespace, common):
+def _peer(args: argparse.Namespace):
     """The model file's own framework, for every format (Keras ``model.predict``, ONNX
     Runtime, ...), read under the ``--max-size`` limits."""
-    from .frontends import file_format
-    from .harness.peers import as_peer
-    from .limits import DEFAULT_LIMITS, ReadLimits
+    from ..frontends import file_format
+    from ..harness.peers import as_peer
+    from ..core.limits import DEFAULT_LIMITS, ReadLimits
 
     size = getattr(args, "max_size", None)
     limits = DEFAULT_LIMITS if size is None else ReadLimits.for_size(size)
@@ -150,8 +152,8 @@ CORTEX_M = ("m0plus", "m4f", "m7")
 def memory_lines(net, options, rows) -> str:
     """Per core and level: flash (the predictor and the library code it links) and RAM
     (data + bss + the stated stack bound) against the core's memory; no emulator said."""
-    from .harness.cortex import stated_stack
-    from .runtime.cores import core as core_entry
+    from ..harness.cortex import stated_stack
+    from ..runtime.cores import core as core_entry
 
     lines = []
     for row in rows:
@@ -167,19 +169,19 @@ def memory_lines(net, options, rows) -> str:
     return "\n".join(lines) + "\n"
 
 
-def convert_for_core(args: argparse.Namespace, net, name: str, dtype: str, common) -> int:
+def convert_for_core(args: argparse.Namespace, net, name: str, dtype: str) -> int:
     """``convert --core CORE`` (the embedded C for that core: its table storage) and
     ``convert --arduino DIR`` (an Arduino library for the Uno: library.properties,
     library.json, src/NAME.h, src/NAME.c, examples/NAME/NAME.ino)."""
-    from ._files import check_outputs, write_all
-    from .backends.c import check_name
-    from .harness.cortex import Options
+    from ..core._files import check_outputs, write_all
+    from ..backends.c import check_name
+    from ..harness.cortex import Options
 
     if args.target != "c":
         raise common.UsageError("--core and --arduino write C: drop --target or use --target c")
     core = args.core or "atmega328p"
     check_name(name)
-    domain = common.domain(args, net.n_inputs)
+    domain = common.given_domain(args, net.n_inputs)
     options = Options(dtype=dtype, name=name, math=args.math, unroll=args.unroll, optimize=args.optimize,
                       domain=domain).for_core(core)
     source, header = options.source(net)
@@ -217,8 +219,8 @@ def example_inputs(net, domain=None) -> "np.ndarray":
 
 def arduino_library(net, options, folder: Path, source: str, header: str, core: str) -> dict:
     """The files of an Arduino library (1.5 layout) and a PlatformIO manifest."""
-    from .backends._text import quote_name
-    from .backends.c import literal
+    from ..backends._text import quote_name
+    from ..backends.c import literal
 
     name = options.name
     rows = example_inputs(net, options.domain)
@@ -283,7 +285,7 @@ def _version() -> str:
     """Arduino wants MAJOR.MINOR.PATCH: mlpcodegen's version, its first three numbers."""
     import re
 
-    from . import __version__
+    from .. import __version__
 
     numbers = re.findall(r"\d+", __version__)[:3]
     return ".".join(numbers + ["0"] * (3 - len(numbers)))

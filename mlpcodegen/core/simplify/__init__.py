@@ -10,7 +10,7 @@
   exact piecewise-linear form of one-input ReLU networks;
 * :mod:`.certify` -- measured and certified errors;  :mod:`.size` -- formula sizes.
 
-Approximations are networks of one :class:`~mlpcodegen.ir.Polynomial` layer, so every
+Approximations are networks of one :class:`~mlpcodegen.core.ir.Polynomial` layer, so every
 target prints them.
 """
 from __future__ import annotations

@@ -88,12 +88,12 @@ _DIGITS = {"repr": _binary64_text, "float32": _binary32_text}
 FLOAT32 = NumericType("float32", "float", "f", "f", lanes=32, numpy="float32", digits="float32")
 FLOAT64 = NumericType("float64", "double", "", "", lanes=16, numpy="float64", digits="repr")
 
-#: Q15 fixed point (mlpcodegen.fixed): int16 codes inside; a predictor's inputs and
+#: Q15 fixed point (mlpcodegen.core.fixed): int16 codes inside; a predictor's inputs and
 #: outputs are float32 (its float wrapper), so ``c_type``/``numpy`` describe those.
 Q15 = NumericType("q15", "float", "f", "f", lanes=1, numpy="float32", digits="float32", fraction_bits=15,
                   plans_domain=True)
 
-#: int8 (mlpcodegen.quant, LiteRT's kernels): int8 codes inside, float32 through the float wrapper.
+#: int8 (mlpcodegen.core.quant, LiteRT's kernels): int8 codes inside, float32 through the float wrapper.
 INT8 = NumericType("int8", "float", "f", "f", lanes=1, numpy="float32", digits="float32", fraction_bits=0)
 
 #: name -> type; the order is the order targets list them (the first is the default).

@@ -386,7 +386,7 @@ class Int8Plan:
 
 @dataclass(frozen=True)
 class QuantizedNetwork(Network):
-    """A :class:`~mlpcodegen.ir.Network` (the dequantised float model, which every float
+    """A :class:`~mlpcodegen.core.ir.Network` (the dequantised float model, which every float
     target prints) that also carries the int8 plan the ``int8`` C prints."""
 
     int8: Optional[Int8Plan] = field(default=None)

@@ -42,6 +42,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .errors import UnsupportedError, ValidationError
+from .graph_eval import activation_interval, affine_interval
 from .ir import Dense, Network
 from .untrusted import quote_name
 
@@ -563,9 +564,11 @@ def _clamp(layer: Dense, acc_frac: int, bits: int) -> tuple[str, Optional[int], 
 
 def layer_bounds(net: Network, lo: np.ndarray, hi: np.ndarray) -> list[tuple]:
     """(z_lo, z_hi, h_lo, h_hi, (input lows, input highs)) of every layer on each of up to
-    :data:`BOXES` sub-boxes of [lo, hi] (rows): the intersection of interval arithmetic and
+    :data:`BOXES` sub-boxes of [lo, hi] (rows): the intersection of the graph's interval
+    bounds (:func:`~mlpcodegen.core.graph_eval.affine_interval` and
+    :func:`~mlpcodegen.core.graph_eval.activation_interval`, the one interval engine) and
     symbolic intervals (linear lower and upper functions of the inputs through each layer,
-    relu relaxed by its triangle: :func:`_symbolic`), widened outward for float64 rounding."""
+    relu relaxed by its triangle: :func:`_symbolic`), all widened outward for float64 rounding."""
     box_lo, box_hi = _boxes(net, lo, hi)
     x_center, x_radius = (box_lo + box_hi) / 2, (box_hi - box_lo) / 2
     eye = np.concatenate([np.eye(net.n_inputs), np.zeros((1, net.n_inputs))])  # x_i as linear functions
@@ -574,14 +577,14 @@ def layer_bounds(net: Network, lo: np.ndarray, hi: np.ndarray) -> list[tuple]:
     for layer in net.layers:
         kernel = layer.kernel
         bias = np.zeros(layer.units) if layer.bias is None else layer.bias
-        center, radius = (box_lo + box_hi) / 2, (box_hi - box_lo) / 2
-        mid, spread = center @ kernel + bias, radius @ np.abs(kernel)
-        slack = SLACK * (np.abs(center) @ np.abs(kernel) + spread + np.abs(bias)) + 1e-300
-        z_lo, z_hi = mid - spread - slack, mid + spread + slack
+        z = affine_interval(box_lo, box_hi, kernel, bias)
         z_lower, z_upper, s_lo, s_hi = _symbolic(lower, upper, kernel, bias, x_center, x_radius)
-        z_lo, z_hi = np.maximum(z_lo, s_lo - slack), np.minimum(z_hi, s_hi + slack)
+        # the symbolic ends are float64 sums too: moved out by SLACK of what they add
+        slack = SLACK * (np.maximum(np.abs(box_lo), np.abs(box_hi)) @ np.abs(kernel) + np.abs(bias)) + 1e-300
+        z_lo, z_hi = np.maximum(z.lo, s_lo - slack), np.minimum(z.hi, s_hi + slack)
         inputs = (box_lo, box_hi)
-        box_lo, box_hi = _activate_bounds(layer, z_lo, z_hi)
+        h = activation_interval(layer, z_lo, z_hi)
+        box_lo, box_hi = h.lo, h.hi
         lower, upper = _relax(layer, z_lower, z_upper, z_lo, z_hi, box_lo, box_hi)
         out.append((z_lo, z_hi, box_lo, box_hi, inputs))
     return out
@@ -648,23 +651,6 @@ def _relax(layer: Dense, z_lower, z_upper, z_lo, z_hi, h_lo, h_hi):
     keep = on | (between & (z_hi > -z_lo))
     lower = z_lower * keep[:, None, :]
     return lower, upper
-
-
-def _activate_bounds(layer: Dense, z_lo: np.ndarray, z_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds after the activation: each supported element-wise one is non-decreasing;
-    softmax lies in [0, 1]."""
-    name = layer.activation.name
-    if name == "softmax":
-        return np.zeros_like(z_lo), np.ones_like(z_hi)
-    function = {"linear": lambda z: z, "relu": lambda z: _relu(layer, z), "relu6": lambda z: np.clip(z, 0, 6),
-                "hard_tanh": lambda z: np.clip(z, -1, 1), "tanh": np.tanh,
-                "sigmoid": lambda z: 0.5 * (1 + np.tanh(z / 2))}[name]
-    return function(z_lo), function(z_hi)
-
-
-def _relu(layer: Dense, z: np.ndarray) -> np.ndarray:
-    top = layer.activation.param("max_value")
-    return np.maximum(z, 0.0) if top is None else np.clip(z, 0.0, top)
 
 
 # ------------------------------------------------------------------- the integer mirror

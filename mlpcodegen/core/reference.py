@@ -2,7 +2,7 @@
 the same formulas Keras uses.  Every backend is tested against it.
 
 >>> import numpy as np
->>> from mlpcodegen.ir import Network, Dense, Activation
+>>> from mlpcodegen.core.ir import Network, Dense, Activation
 >>> net = Network(1, (Dense(np.array([[2.0]]), np.array([1.0]), Activation("relu")),))
 >>> evaluate(net, np.array([[-1.0], [1.0]])).tolist()
 [[0.0], [3.0]]
