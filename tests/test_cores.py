@@ -366,3 +366,28 @@ def test_convert_core_writes_the_cores_c(tmp_path, capsys):
     assert "PROGMEM" not in capsys.readouterr().out
     assert main(["convert", str(path), "--core", "atmega328p", "--dtype", "float64"]) == 1
     assert "double is 32 bits" in capsys.readouterr().err
+
+
+def test_avr_q15_packed_relu_inputs_equal_the_mirror(avr):
+    """AVR, ReLU hidden layers: the layers after the first multiply their nonzero inputs only
+    (NAME_pack, NAME_dotc in assembly) and shift ReLU sums as unsigned.  A 3-40-24-2 network
+    (relu, relu6, linear; biases spread so that some rows are all zero and some saturate) on
+    the Uno: the output codes equal the Python mirror (fixed.run_codes) bit for bit, as do the
+    host build's; the packed path is the one printed."""
+    from mlpcodegen.fixed import plan, quantise_inputs, run_codes
+
+    rng = np.random.default_rng(26)
+    net = Network(3, (Dense(rng.normal(size=(3, 40)), rng.normal(size=40) * 1.5, Activation("relu")),
+                      Dense(rng.normal(size=(40, 24)) / 3, rng.normal(size=24) - 0.5, Activation("relu6")),
+                      Dense(rng.normal(size=(24, 2)), rng.normal(size=2) * 0.1, Activation("linear"))))
+    x = np.concatenate([_x(net, 20), np.full((2, 3), -1.0, np.float32), np.ones((2, 3), np.float32)])
+    options = cortex.Options(name="net", dtype="q15", domain=(-1, 1))
+    source = emit_c_fixed(net, name="net", storage="progmem", domain=(-1, 1))
+    assert "net_dotc(s, w, c, k)" in source and "mulsu %[wh], %[xh]" in source and source.count("net_shr32(s, ") == 1
+    fixed = plan(net, (-1, 1))
+    expected = run_codes(fixed, quantise_inputs(fixed, x.astype(np.float64)))
+    assert 0 < np.count_nonzero(expected) and np.ptp(expected) > 0
+    for ran in (cortex.run_on_core(net, x, "atmega328p", options),
+                cortex.run_on_host(net, x, options.for_core("atmega328p"))):
+        codes = ran.outputs.astype(np.float64) * 2.0 ** fixed.out_frac
+        np.testing.assert_array_equal(codes, expected)

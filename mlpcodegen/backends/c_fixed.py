@@ -39,7 +39,7 @@ from .c_storage import storage as table_storage
 DTYPES = ("q15",)
 #: Names derived from NAME (checked against the C library's reserved names).
 SUFFIXES = ("_q15", "_q15_argmax", "_shr32", "_shr64", "_sat", "_sat64", "_clip32", "_tanh", "_T", "_quantise",
-            "_batch", "_dot", "_ld", "_dot4", "_dot1", "_dot2w", "_dot1w") + tuple(f"_{kind}{i}" for kind in "wb" for i in range(1, 10))
+            "_batch", "_dot", "_dotc", "_pack", "_ld", "_dot4", "_dot1", "_dot2w", "_dot1w") + tuple(f"_{kind}{i}" for kind in "wb" for i in range(1, 10))
 #: Bytes added to the stated stack for saved registers, alignment and spills (checked
 #: with -fstack-usage by tests/test_fixed.py).
 FRAME_OVERHEAD = 160
@@ -70,9 +70,27 @@ def stack_bytes(net: Network, dtype: str, unroll: str = "auto", storage: str = "
     storage's targets may state their own frame overhead (AVR: tests/test_cores.py)."""
     overhead = table_storage(storage).frame_overhead or FRAME_OVERHEAD
     width = max([net.n_inputs] + [layer.n_out for layer in net.layers])
-    q15 = 2 * 2 * width + overhead + (DSP_FRAMES if table_storage(storage).plain else 0)
+    # flash-table targets, ReLU hidden layers: one int16 buffer and the packed nonzero inputs (3 B each)
+    buffers = 5 * width if sparse_shape(net, table_storage(storage)) else 2 * 2 * width
+    q15 = buffers + overhead + (DSP_FRAMES if table_storage(storage).plain else 0)
     one = q15 + 2 * (net.n_inputs + net.n_outputs) + overhead
     return {"q15": q15, "one": one, "batch": one + overhead}
+
+
+#: Activations whose outputs are >= 0 with exact zeros (the clamp at 0 before the shift).
+_ZERO_FLOOR = ("relu", "relu6")
+#: Packed inputs address a row's weights by a byte offset (uint8): at most this many inputs.
+PACKED_INPUTS = 127
+
+
+def sparse_shape(net: Network, storage: Storage) -> bool:
+    """Whether a flash-table file (AVR) packs the nonzero outputs of its hidden layers: every
+    hidden activation a ReLU (outputs >= 0, often exactly 0) and every later layer narrow
+    enough for a byte offset.  The stack is stated from this (the plan may still fall back to
+    the unpacked loops, which need less: int64 sums)."""
+    hidden = net.layers[:-1]
+    return (not storage.plain and bool(hidden) and all(layer.activation.name in _ZERO_FLOOR for layer in hidden)
+            and all(layer.n_in <= PACKED_INPUTS for layer in net.layers[1:]))
 
 
 def emit_c_fixed(net: Network, *, dtype: str = "q15", name: str = "mlp", domain: object = None,
@@ -98,6 +116,9 @@ class _Printer:
     def __init__(self, net: Network, fixed: FixedPlan, name: str, storage: Storage = table_storage("plain")) -> None:
         self.net, self.plan, self.name, self.storage = net, fixed, name, storage
         self.out_type = "int32_t" if fixed.softmax else "int16_t"
+        # AVR, ReLU hidden layers, int32 sums: the layers after the first read their nonzero inputs only
+        self.sparse = sparse_shape(net, storage) and all(layer.acc_bits == 32 for layer in fixed.layers) and all(
+            layer.low is not None and layer.low >= 0 and layer.out_bits == 16 for layer in fixed.layers[:-1])
 
     def comment(self) -> list[str]:
         p, n = self.plan, self.name
@@ -174,6 +195,8 @@ class _Printer:
                 frac = layer.table_frac
                 names |= {"tanh"} | ({"clip32"} if wide else set()) | (
                     {"shr64"} if wide and frac > TABLE_POSITION else set())
+            elif self.nonnegative(layer):
+                continue  # shifted inline as unsigned
             elif layer.out_bits == 32:
                 names |= ({"clip32"} if wide else set()) | ({f"shr{layer.acc_bits}"} if layer.shift else set())
             else:
@@ -213,7 +236,8 @@ class _Printer:
                                    '    if (t >= 8u) { q >>= 8; __asm__("" : "+r"(q)); t -= 8u; }',
                                    "#endif", "    q >>= t;"]
         out = [line for key in ("sat", "shr32", "shr64", "sat64", "clip32") if key in needed for line in parts[key]]
-        return out + (self.tanh_helper() if "tanh" in needed else []) + self.mac_helper() + self.dsp_helpers()
+        return out + (self.tanh_helper() if "tanh" in needed else []) + self.mac_helper() + self.packed_helpers() + \
+            self.dsp_helpers()
 
     def uses_dsp(self, layer: FixedLayer) -> bool:
         """Whether the layer has a DSP branch (plain tables: ARM; AVR keeps its own)."""
@@ -303,6 +327,45 @@ class _Printer:
                 "    const int16_t *w = *wp;", "    do {", "        s += (int32_t)*w++ * (int32_t)*p++;",
                 "    } while (--n);", "    *wp = w;", "    return s;", "}", "#endif", ""]
 
+    def packed_helpers(self) -> list[str]:
+        """AVR, ReLU hidden layers: NAME_pack lists a layer's nonzero outputs (a ReLU's zeros are
+        exact: their products add nothing, and every partial sum is within the plan's int32 bound
+        for any codes), NAME_dotc multiplies a row by them only (52% and 70% of the sine's hidden
+        activations are zero on random inputs).  An entry is 3 bytes: the input's byte offset in
+        a row of weights, then its int16 code (0 < code <= 32767: the product needs no sign
+        correction for it)."""
+        if not self.sparse:
+            return []
+        n, ld = self.name, self.read("int16_t", "w[c[0] >> 1]")
+        return [f"/* c[3k] = 2 i, c[3k + 1], c[3k + 2] = h[i] (little-endian) for each h[i] != 0; the count. */",
+                f"static uint8_t {n}_pack(uint8_t *c, const int16_t *h, uint8_t n)", "{",
+                "    uint8_t i, k = 0u;", "    for (i = 0u; i < n; ++i) {", "        const uint16_t v = (uint16_t)h[i];",
+                "        if (v != 0u) {",
+                "            c[0] = (uint8_t)(2u * i); c[1] = (uint8_t)v; c[2] = (uint8_t)(v >> 8);",
+                "            c += 3; ++k;", "        }", "    }", "    return k;", "}", "",
+                "/* s + w[i0] h[i0] + ... over the n >= 1 packed inputs c (h[i] in 1..32767).  On AVR: one loop",
+                "   in assembly, the sum in registers, the row's weight read at its offset (lpm), the 16 x 16",
+                "   product in four MULs (the input's high byte is below 128: no correction for its sign). */",
+                "#if defined(__AVR_HAVE_MUL__) && defined(__GNUC__)",
+                f"__attribute__((always_inline)) static inline int32_t {n}_dotc(int32_t s, const int16_t *w, "
+                "const uint8_t *c, uint8_t n)", "{",
+                "    const int16_t *z;", "    uint8_t o, wl, wh, xl, xh;",
+                '    __asm__("1:\\n\\tld %[o], X+\\n\\tmovw %[z], %[w]\\n\\tadd %A[z], %[o]\\n\\tadc %B[z], %[zero]\\n\\t"',
+                '            "lpm %[wl], Z+\\n\\tlpm %[wh], Z\\n\\tld %[xl], X+\\n\\tld %[xh], X+\\n\\t"',
+                '            "mul %[wl], %[xl]\\n\\tadd %A0, r0\\n\\tadc %B0, r1\\n\\tadc %C0, %[zero]\\n\\tadc %D0, %[zero]\\n\\t"',
+                '            "mulsu %[wh], %[xh]\\n\\tadd %C0, r0\\n\\tadc %D0, r1\\n\\t"',
+                '            "mulsu %[wh], %[xl]\\n\\tsbc %D0, %[zero]\\n\\tadd %B0, r0\\n\\tadc %C0, r1\\n\\tadc %D0, %[zero]\\n\\t"',
+                '            "mul %[xh], %[wl]\\n\\tadd %B0, r0\\n\\tadc %C0, r1\\n\\tadc %D0, %[zero]\\n\\t"',
+                '            "dec %[n]\\n\\tbrne 1b\\n\\tclr __zero_reg__"',
+                '            : "+r"(s), "+x"(c), [n] "+r"(n), [z] "=&z"(z), [o] "=&r"(o), [wl] "=&r"(wl), [wh] "=&a"(wh),',
+                '              [xl] "=&a"(xl), [xh] "=&a"(xh)',
+                '            : [w] "r"(w), [zero] "r"((uint8_t)0) : "r0", "memory");',
+                "    return s;", "}", "#else",
+                f"static int32_t {n}_dotc(int32_t s, const int16_t *w, const uint8_t *c, uint8_t n)", "{",
+                "    do {",
+                f"        s += (int32_t){ld} * ((int32_t)c[1] | (int32_t)c[2] << 8);",
+                "        c += 3;", "    } while (--n);", "    return s;", "}", "#endif", ""]
+
     def tanh_helper(self) -> list[str]:
         n = self.name
         low, high = self.read("int16_t", f"{n}_T[i]"), self.read("int16_t", f"{n}_T[i + 1u]")
@@ -322,7 +385,28 @@ class _Printer:
                 f"        t = {low} + (int32_t)(((uint32_t)({high} - {low}) * r + 0x4000u) >> 15);",
                 "    }", "    return z < 0 ? -t : t;", "}", ""]
 
+    def sparse_function(self) -> list[str]:
+        """Layer 1 as the unpacked loops, into h; then, per later layer, h packed into c (the count
+        in k) and each row's sum over the packed inputs only; the last layer writes y (x is read
+        by layer 1 only: y may be x)."""
+        layers, n, width = self.plan.layers, self.name, self.plan.width
+        body = self.layer_loop(1, layers[0], "x", "h")
+        for index, layer in enumerate(layers[1:], 2):
+            target = "y" if index == len(layers) else "h"
+            store = "r" if layer.out_bits == 32 else "(int16_t)r"
+            body += [f"    k = {n}_pack(c, h, {layers[index - 2].units}u);", "    {",
+                     f"        const int16_t *w = {n}_w{index};",
+                     f"        for (j = 0u; j < {layer.units}u; ++j, w += {layer.n_in}) {{",
+                     f"            int32_t s = {self.read('int32_t', f'{n}_b{index}[j]')};",
+                     f"            if (k != 0u) s = {n}_dotc(s, w, c, k);",
+                     *("            " + line for line in self.activation(layer)),
+                     f"            {target}[j] = {store};", "        }", "    }"]
+        return [f"void {n}_q15(const int16_t *x, {self.out_type} *y)", "{",
+                f"    int16_t h[{width}];", f"    uint8_t c[{3 * width}], k;", "    uint32_t j;", *body, "}", ""]
+
     def q15_function(self) -> list[str]:
+        if self.sparse:
+            return self.sparse_function()
         layers, n = self.plan.layers, self.name
         width = self.plan.width
         buffers = len(layers) > 1 or layers[0].out_bits == 16  # one softmax layer writes y directly
@@ -411,11 +495,31 @@ class _Printer:
             lines.append(f"if (s < {suffix.format(layer.low)}) s = {suffix.format(layer.low)};")
         if layer.high is not None:
             lines.append(f"if (s > {suffix.format(layer.high)}) s = {suffix.format(layer.high)};")
+        if self.nonnegative(layer):
+            return lines + self.nonnegative_shift(layer)
         shifted = f"{n}_shr{layer.acc_bits}(s, {layer.shift}u)" if layer.shift else "s"
         if layer.out_bits == 32:  # softmax's logits: int32 codes
             return lines + [f"const int32_t r = {f'{n}_clip32({shifted})' if wide else shifted};"]
         sat = f"{n}_sat64" if wide else f"{n}_sat"
         return lines + [f"const int32_t r = {sat}({shifted});"]
+
+    def nonnegative(self, layer: FixedLayer) -> bool:
+        """Flash-table targets (AVR): a sum clamped at a bound >= 0 (ReLU) is shifted as unsigned."""
+        return (not self.storage.plain and layer.acc_bits == 32 and layer.out_bits == 16 and layer.shift > 0
+                and layer.low is not None and layer.low >= 0)
+
+    @staticmethod
+    def nonnegative_shift(layer: FixedLayer) -> list[str]:
+        """``r`` = sat(shr32(s, k)) for s >= 0: u = s + 2^(k-1) (uint32: no wrap below 2^31 + 2^30),
+        u >> k, 32767 from u >= 32768 * 2^k; for 8 <= k <= 16 the 15 bits kept are the high
+        half of u << (16 - k) (below 2^31 there: a few single shifts, then whole bytes on AVR)."""
+        k = layer.shift
+        shifted = f"(uint16_t)((u << {16 - k}u) >> 16)" if 8 <= k < 16 else \
+            "(uint16_t)(u >> 16)" if k == 16 else f"(u >> {k}u)"
+        lines = [f"const uint32_t u = (uint32_t)s + {2 ** (k - 1)}u; /* s >= 0 */"]
+        if k + 15 >= 32:  # u >> k < 2^15: never saturates
+            return lines + [f"const int32_t r = (int32_t){shifted};"]
+        return lines + [f"const int32_t r = u >= {32768 << k}u ? 32767 : (int32_t){shifted};"]
 
     def wrapper(self) -> list[str]:
         p, n = self.plan, self.name
