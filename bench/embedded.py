@@ -233,7 +233,7 @@ def _mlpcodegen_core(net: Network, x: np.ndarray, core: str, opt: str, options: 
         run = cortex.run_prepared(folder, [source], core, opt, len(x), net.n_outputs, options.dtype,
                                   timed * repeat, timeout=900) if cross.core(core).emulated else None
     if options.dtype == "int8":  # the float wrapper's bound, as the file states it
-        stack = c_int8.stack_bytes(net, "int8")["one"]
+        stack = c_int8.stack_bytes(net, "int8", storage=options.storage)["one"]
     else:
         stack = cortex.stated_stack(net, options)[1] if options.dtype != "q15" else \
             cortex.stated_stack(net, options)[1] + 2 * (net.n_inputs + net.n_outputs) + 40  # the float wrapper's

@@ -391,3 +391,42 @@ def test_avr_q15_packed_relu_inputs_equal_the_mirror(avr):
                 cortex.run_on_host(net, x, options.for_core("atmega328p"))):
         codes = ran.outputs.astype(np.float64) * 2.0 ** fixed.out_frac
         np.testing.assert_array_equal(codes, expected)
+
+
+def test_avr_int8_tables_in_flash_equal_the_mirror(avr):
+    """int8 on the Uno: weights, biases, per-channel multipliers and shifts, the tanh table
+    and the softmax's exp constants in flash (PROGMEM, pgm_read_*: no .data, no .rodata copied
+    to RAM); a calibrated 4-12-8-3 (relu, tanh, softmax) network's output codes equal the NumPy
+    mirror (quant.run_int8) bit for bit, as the host build's; the file's stated stack covers
+    the measured frames."""
+    from mlpcodegen.backends.c_int8 import emit_c_int8
+    from mlpcodegen.backends.c_int8 import stack_bytes as int8_stack
+    from mlpcodegen.ptq import calibrate
+    from mlpcodegen.quant import round_half_away, run_int8
+
+    rng = np.random.default_rng(27)
+    float_net = Network(4, (Dense(rng.normal(size=(4, 12)), rng.normal(size=12) * 0.3, Activation("relu")),
+                            Dense(rng.normal(size=(12, 8)) / 2, rng.normal(size=8) * 0.3, Activation("tanh")),
+                            Dense(rng.normal(size=(8, 3)), rng.normal(size=3) * 0.3, Activation("softmax"))))
+    net = calibrate(float_net, rng.uniform(-1, 1, (128, 4)))
+    source = emit_c_int8(net, name="net", storage="progmem")
+    for table in ("net_w1[48] net_CONST", "net_m1[12] net_CONST", "net_s1[12] net_CONST", "f[7] net_CONST"):
+        assert table in source
+    assert "net_LDI8(&net_t" in source  # the tanh table read from flash
+    x = _x(net, 24)
+    options = cortex.Options(name="net", dtype="int8")
+    plan = net.int8
+    codes = np.array([[np.clip(round_half_away(float(np.float32(v) / np.float32(plan.input.scale))) +
+                               plan.input.zero_point, -128, 127) for v in row] for row in x])
+    expected = run_int8(plan, codes.astype(np.int8)).astype(np.float64)
+    for ran in (cortex.run_on_core(net, x, "atmega328p", options),
+                cortex.run_on_host(net, x, options.for_core("atmega328p"))):
+        got = np.round(ran.outputs.astype(np.float64) / plan.output.scale) + plan.output.zero_point
+        np.testing.assert_array_equal(got, expected)
+    [row] = cortex.measure_sizes(net, options, ["atmega328p"], ["-Os"])
+    assert row.data == 0 and row.bss == 0 and row.rodata >= 48 + 96 + 64 + 256
+    stated = int8_stack(net, "int8", storage="progmem")["int8"]
+    measured = row.functions["net_int8"][1] + sum(stack for name, (_, stack) in row.functions.items()
+                                                  if name.startswith("net_") and name not in ("net_int8", "net",
+                                                                                              "net_quantize"))
+    assert measured <= stated, (row.functions, stated)
