@@ -247,7 +247,7 @@ def test_avr_on_simavr_tables_in_flash(avr, dtype, optimize):
                                                 if name.startswith("net_") and name not in skipped)
     assert measured <= stated, (row.functions, stated)
     if dtype == "q15":  # the Uno target: RAM = data + bss + stated stack <= 120 B
-        assert stated == stack_bytes(net, "q15", storage="progmem")["q15"] <= 120
+        assert stated == stack_bytes(net, "q15", storage="progmem", domain=(-1, 1))["q15"] <= 120
 
 
 def test_avr_code_compiles_strictly_for_the_uno_and_the_host(tmp_path, avr, gcc):
@@ -368,29 +368,50 @@ def test_convert_core_writes_the_cores_c(tmp_path, capsys):
     assert "double is 32 bits" in capsys.readouterr().err
 
 
-def test_avr_q15_packed_relu_inputs_equal_the_mirror(avr):
+def _packed_nets() -> list[Network]:
+    """ReLU hidden layers: int32 sums (relu, relu6; rows all zero, sums that saturate), int64 sums
+    in every layer (x packed, signed), and an int64 first layer before an int32 one."""
+    rng = np.random.default_rng(26)
+    return [Network(3, (Dense(rng.normal(size=(3, 40)), rng.normal(size=40) * 1.5, Activation("relu")),
+                        Dense(rng.normal(size=(40, 24)) / 3, rng.normal(size=24) - 0.5, Activation("relu6")),
+                        Dense(rng.normal(size=(24, 2)), rng.normal(size=2) * 0.1, Activation("linear")))),
+            Network(12, (Dense(rng.normal(size=(12, 48)) * 2, rng.normal(size=48), Activation("relu")),
+                         Dense(rng.normal(size=(48, 32)), rng.normal(size=32) - 0.5, Activation("relu")),
+                         Dense(rng.normal(size=(32, 3)), rng.normal(size=3) * 0.1, Activation("linear")))),
+            Network(40, (Dense(rng.normal(size=(40, 16)), rng.normal(size=16), Activation("relu")),
+                         Dense(rng.normal(size=(16, 2)), rng.normal(size=2) * 0.1, Activation("linear"))))]
+
+
+@pytest.mark.parametrize("which,sums,helper", [(0, [32, 32, 32], "net_dotc(s, w, c, k)"),
+                                               (1, [64, 64, 64], "net_dotcw(s, w, c, k)"),
+                                               (2, [64, 32], "net_dotcws(s, w, c, k)")])
+def test_avr_q15_packed_relu_inputs_equal_the_mirror(avr, which, sums, helper):
     """AVR, ReLU hidden layers: the layers after the first multiply their nonzero inputs only
-    (NAME_pack, NAME_dotc in assembly) and shift ReLU sums as unsigned.  A 3-40-24-2 network
-    (relu, relu6, linear; biases spread so that some rows are all zero and some saturate) on
-    the Uno: the output codes equal the Python mirror (fixed.run_codes) bit for bit, as do the
-    host build's; the packed path is the one printed."""
+    (NAME_pack, NAME_dotc* in assembly: int32 sums, or 40 bits widened to int64; an int64 first
+    layer packs x, signed) and ReLU sums are shifted as unsigned.  On the Uno the output codes
+    equal the Python mirror (fixed.run_codes) bit for bit, as do the host build's; the file's
+    stated stack covers the measured frames."""
     from mlpcodegen.fixed import plan, quantise_inputs, run_codes
 
-    rng = np.random.default_rng(26)
-    net = Network(3, (Dense(rng.normal(size=(3, 40)), rng.normal(size=40) * 1.5, Activation("relu")),
-                      Dense(rng.normal(size=(40, 24)) / 3, rng.normal(size=24) - 0.5, Activation("relu6")),
-                      Dense(rng.normal(size=(24, 2)), rng.normal(size=2) * 0.1, Activation("linear"))))
-    x = np.concatenate([_x(net, 20), np.full((2, 3), -1.0, np.float32), np.ones((2, 3), np.float32)])
+    net = _packed_nets()[which]
+    fixed = plan(net, (-1, 1))
+    assert [layer.acc_bits for layer in fixed.layers] == sums
+    x = np.concatenate([_x(net, 20), np.full((2, net.n_inputs), -1.0, np.float32),
+                        np.ones((2, net.n_inputs), np.float32)])
     options = cortex.Options(name="net", dtype="q15", domain=(-1, 1))
     source = emit_c_fixed(net, name="net", storage="progmem", domain=(-1, 1))
-    assert "net_dotc(s, w, c, k)" in source and "mulsu %[wh], %[xh]" in source and source.count("net_shr32(s, ") == 1
-    fixed = plan(net, (-1, 1))
+    assert helper in source and "net_pack(c, h, " in source
     expected = run_codes(fixed, quantise_inputs(fixed, x.astype(np.float64)))
     assert 0 < np.count_nonzero(expected) and np.ptp(expected) > 0
     for ran in (cortex.run_on_core(net, x, "atmega328p", options),
                 cortex.run_on_host(net, x, options.for_core("atmega328p"))):
         codes = ran.outputs.astype(np.float64) * 2.0 ** fixed.out_frac
         np.testing.assert_array_equal(codes, expected)
+    [row] = cortex.measure_sizes(net, options, ["atmega328p"], ["-Os"])
+    function, stated = cortex.stated_stack(net, options.for_core("atmega328p"))
+    measured = row.functions[function][1] + sum(stack for name, (_, stack) in row.functions.items()
+                                                if name.startswith("net_") and name not in (function, "net_quantise"))
+    assert measured <= stated, (row.functions, stated)
 
 
 def test_avr_int8_tables_in_flash_equal_the_mirror(avr):
