@@ -370,7 +370,8 @@ def test_convert_core_writes_the_cores_c(tmp_path, capsys):
 
 def _packed_nets() -> list[Network]:
     """ReLU hidden layers: int32 sums (relu, relu6; rows all zero, sums that saturate), int64 sums
-    in every layer (x packed, signed), and an int64 first layer before an int32 one."""
+    in every layer (x packed, signed), an int64 first layer before an int32 one, and 130 inputs
+    (too many for a byte offset: x read unpacked)."""
     rng = np.random.default_rng(26)
     return [Network(3, (Dense(rng.normal(size=(3, 40)), rng.normal(size=40) * 1.5, Activation("relu")),
                         Dense(rng.normal(size=(40, 24)) / 3, rng.normal(size=24) - 0.5, Activation("relu6")),
@@ -379,12 +380,15 @@ def _packed_nets() -> list[Network]:
                          Dense(rng.normal(size=(48, 32)), rng.normal(size=32) - 0.5, Activation("relu")),
                          Dense(rng.normal(size=(32, 3)), rng.normal(size=3) * 0.1, Activation("linear")))),
             Network(40, (Dense(rng.normal(size=(40, 16)), rng.normal(size=16), Activation("relu")),
-                         Dense(rng.normal(size=(16, 2)), rng.normal(size=2) * 0.1, Activation("linear"))))]
+                         Dense(rng.normal(size=(16, 2)), rng.normal(size=2) * 0.1, Activation("linear")))),
+            Network(130, (Dense(rng.normal(size=(130, 8)) / 8, rng.normal(size=8), Activation("relu")),
+                          Dense(rng.normal(size=(8, 2)), rng.normal(size=2) * 0.1, Activation("linear"))))]
 
 
 @pytest.mark.parametrize("which,sums,helper", [(0, [32, 32, 32], "net_dotc(s, w, c, k)"),
                                                (1, [64, 64, 64], "net_dotcw(s, w, c, k)"),
-                                               (2, [64, 32], "net_dotcws(s, w, c, k)")])
+                                               (2, [64, 32], "net_dotcws(s, w, c, k)"),
+                                               (3, [64, 32], "net_dotc(s, w, c, k)")])
 def test_avr_q15_packed_relu_inputs_equal_the_mirror(avr, which, sums, helper):
     """AVR, ReLU hidden layers: the layers after the first multiply their nonzero inputs only
     (NAME_pack, NAME_dotc* in assembly: int32 sums, or 40 bits widened to int64; an int64 first

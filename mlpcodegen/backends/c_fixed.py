@@ -80,8 +80,9 @@ def stack_bytes(net: Network, dtype: str, unroll: str = "auto", storage: str = "
     width = max([net.n_inputs] + [layer.n_out for layer in net.layers])
     buffers = 2 * 2 * width
     if sparse_shape(net, table_storage(storage)):
+        hidden, packed = packed_widths(net)
         wide = domain is None or any(layer.acc_bits == 64 for layer in plan(net, domain).layers)
-        buffers = 5 * width + (WIDE_SPILLS if wide else 0)
+        buffers = 2 * hidden + 3 * packed + (WIDE_SPILLS if wide else 0)
     q15 = buffers + overhead + (DSP_FRAMES if table_storage(storage).plain else 0)
     one = q15 + 2 * (net.n_inputs + net.n_outputs) + overhead
     return {"q15": q15, "one": one, "batch": one + overhead}
@@ -101,6 +102,13 @@ def sparse_shape(net: Network, storage: Storage) -> bool:
     hidden = net.layers[:-1]
     return (not storage.plain and bool(hidden) and all(layer.activation.name in _ZERO_FLOOR for layer in hidden)
             and all(layer.n_in <= PACKED_INPUTS for layer in net.layers[1:]))
+
+
+def packed_widths(net: Network) -> tuple[int, int]:
+    """(int16 outputs of the widest hidden layer, entries of the packed buffer: those, or the
+    inputs when x may be packed)."""
+    hidden = max(layer.n_out for layer in net.layers[:-1])
+    return hidden, max(hidden, net.n_inputs if net.n_inputs <= PACKED_INPUTS else 0)
 
 
 def emit_c_fixed(net: Network, *, dtype: str = "q15", name: str = "mlp", domain: object = None,
@@ -180,8 +188,8 @@ class _Printer:
 
     def stored_types(self) -> tuple[str, ...]:
         """The C types of the tables (their read macros in flash storage)."""
-        wide = any(np.abs(layer.bias).max(initial=0) >= 2 ** 31 for layer in self.plan.layers)
-        return ("int16_t", "int64_t" if wide else "int32_t")
+        wide = [np.abs(layer.bias).max(initial=0) >= 2 ** 31 for layer in self.plan.layers]
+        return ("int16_t",) + (("int32_t",) if not all(wide) else ()) + (("int64_t",) if any(wide) else ())
 
     def read(self, c_type: str, lvalue: str) -> str:
         return self.storage.read(self.name, c_type, lvalue)
@@ -454,7 +462,8 @@ class _Printer:
         """Layer 1 as the unpacked loops into h (int64 sums: x packed too); then, per later layer,
         h packed into c (the count in k) and each row's sum over the packed inputs only; the last
         layer writes y (x is read by layer 1 only: y may be x)."""
-        layers, n, width = self.plan.layers, self.name, self.plan.width
+        layers, n = self.plan.layers, self.name
+        hidden, packed = packed_widths(self.net)
         body = [] if self.packs_inputs() else self.layer_loop(1, layers[0], "x", "h")
         for index, layer in enumerate(layers, 1):
             if index == 1 and not self.packs_inputs():
@@ -473,7 +482,7 @@ class _Printer:
                      *("            " + line for line in self.activation(layer)),
                      f"            {target}[j] = {store};", "        }", "    }"]
         return [f"void {n}_q15(const int16_t *x, {self.out_type} *y)", "{",
-                f"    int16_t h[{width}];", f"    uint8_t c[{3 * width}], k;",
+                f"    int16_t h[{hidden}];", f"    uint8_t c[{3 * packed}], k;",
                 "    uint32_t j;" if self.packs_inputs() or self.uses_dot(layers[0]) else "    uint32_t i, j;",
                 *body, "}", ""]
 
