@@ -42,7 +42,7 @@ from .c_storage import Storage
 from .c_storage import storage as table_storage
 
 DTYPES = ("int8",)
-SUFFIXES = ("_int8", "_rq", "_rq2", "_clamp", "_ld", "_dot4", "_dot2", "_dot1", "_srdhm", "_rdbp", "_shl", "_exp", "_recip", "_softmax", "_quantize",
+SUFFIXES = ("_int8", "_rq", "_rq2", "_clamp", "_ld", "_dot4", "_dot8", "_dot2", "_dot1", "_srdhm", "_rdbp", "_shl", "_exp", "_recip", "_softmax", "_quantize",
             "_batch") + tuple(f"_{kind}{i}" for kind in "wbmst" for i in range(1, 10))
 #: Bytes added to the stated stack for saved registers, alignment and spills.
 FRAME_OVERHEAD = 160
@@ -186,7 +186,7 @@ class _Printer:
         lines.add(*(proto + ";" for proto in signature(self.net, "int8", self.name)), "")
         for index, layer in enumerate(self.plan.layers, 1):
             lines.add(*self.arrays(index, layer))
-        lines.add(*self.helpers(), *self.dsp_helpers())
+        lines.add(*self.helpers(), *self.dsp_helpers(), *self.flash_dot())
         lines.add(*self.int8_function(), *self.wrapper())
         return str(lines)
 
@@ -320,6 +320,26 @@ class _Printer:
 
     # ------------------------------------------------------------------ code
 
+    def flash_dot(self) -> list[str]:
+        """Flash-table targets (AVR): a row's int32 sum in one loop of assembly, the weight read
+        from flash (lpm Z+), the input from RAM (ld X+), their product in one MULS and its sign
+        from the carry it leaves (avr-gcc calls __mulhisi3 a product); elsewhere the loop in C."""
+        if self.storage.plain or not any(isinstance(layer, QDense) for layer in self.plan.layers):
+            return []
+        n = self.name
+        return ["/* s + w[0] x[0] + ... + w[k-1] x[k-1] for k >= 1 (w in flash on AVR) */",
+                "#if defined(__AVR_HAVE_MUL__) && defined(__GNUC__)",
+                f"__attribute__((always_inline)) static inline int32_t {n}_dot8(int32_t s, const int8_t *w, "
+                "const int8_t *x, uint16_t k)", "{", "    uint8_t a, b, t;",
+                '    __asm__("1:\\n\\tlpm %[a], Z+\\n\\tld %[b], X+\\n\\tmuls %[a], %[b]\\n\\tsbc %[t], %[t]\\n\\t"',
+                '            "add %A0, r0\\n\\tadc %B0, r1\\n\\tadc %C0, %[t]\\n\\tadc %D0, %[t]\\n\\t"',
+                '            "sbiw %[k], 1\\n\\tbrne 1b\\n\\tclr __zero_reg__"',
+                '            : "+&r"(s), "+&z"(w), "+&x"(x), [k] "+&w"(k), [a] "=&d"(a), [b] "=&d"(b), [t] "=&r"(t)',
+                '            : : "r0", "memory");', "    return s;", "}", "#else",
+                f"static int32_t {n}_dot8(int32_t s, const int8_t *w, const int8_t *x, uint16_t k)", "{",
+                "    do {", f"        s += (int32_t){self.read('int8_t', 'w[0]')} * (int32_t)x[0];",
+                "        ++w; ++x;", "    } while (--k);", "    return s;", "}", "#endif", ""]
+
     def dsp_helpers(self) -> list[str]:
         """Cortex-M4/M7 (DSP extension): dot products of int8 rows two products per SMLAD, the
         bytes of four weights and four inputs unpacked by SXTB16 (even, and rotated: odd bytes)
@@ -397,6 +417,7 @@ class _Printer:
             portable = [f"    for (j = 0u; j < {layer.units}u; ++j) {{",
                         f"        const int8_t *w = {n}_w{index} + j * {layer.n_in}u;",
                         f"        int32_t s = {self.read('int32_t', f'{n}_b{index}[j]')};",
+                        f"        s = {n}_dot8(s, w, {source}, {layer.n_in}u);" if not self.storage.plain else
                         f"        for (i = 0u; i < {layer.n_in}u; ++i) s += (int32_t){self.read('int8_t', 'w[i]')} * "
                         f"(int32_t){source}[i];",
                         f"        {store('j', 's')}", "    }"]
