@@ -307,6 +307,15 @@ class _Printer:
                         f"        e = {n}_rdbp({n}_srdhm(scale, ex[i]), 12u - headroom + 23u) - 128;",
                         "        y[i] = (int8_t)(e > 127 ? 127 : e < -128 ? -128 : e);", "    }", "}", ""],
         }
+        if not self.storage.plain:  # AVR: 64-bit shifts are library loops; past the product, 32-bit steps
+            parts["rq"][5:5] = [
+                "#if defined(__AVR__)",
+                "    if (t >= 33u) { /* q = floor(u / 2^(t-1)) < 2^32 (u = a m + 2^63): (q + 1) >> 1 is the rounded",
+                "                       value plus 2^(63-t), below 2^30 (|a m| < 2^62): as the lines below */",
+                "        const uint64_t u = (uint64_t)((int64_t)a * m) + UINT64_C(0x8000000000000000);",
+                "        const uint32_t q = (uint32_t)(u >> 32) >> (t - 33u);",
+                "        return (int32_t)(q >> 1) - (int32_t)(UINT32_C(1) << (63u - t)) + (int32_t)(q & 1u);",
+                "    }", "#endif"]
         order = ("rq", "rdbp", "rq2", "clamp", "srdhm", "shl", "exp", "recip", "softmax")
         return [line for key in order if key in needed for line in parts[key]]
 
@@ -333,9 +342,9 @@ class _Printer:
                 "const int8_t *x, uint16_t k)", "{", "    uint8_t a, b, t;",
                 '    __asm__("1:\\n\\tlpm %[a], Z+\\n\\tld %[b], X+\\n\\tmuls %[a], %[b]\\n\\tsbc %[t], %[t]\\n\\t"',
                 '            "add %A0, r0\\n\\tadc %B0, r1\\n\\tadc %C0, %[t]\\n\\tadc %D0, %[t]\\n\\t"',
-                '            "sbiw %[k], 1\\n\\tbrne 1b\\n\\tclr __zero_reg__"',
-                '            : "+&r"(s), "+&z"(w), "+&x"(x), [k] "+&w"(k), [a] "=&d"(a), [b] "=&d"(b), [t] "=&r"(t)',
-                '            : : "r0", "memory");', "    return s;", "}", "#else",
+                '            "cp %A[x], %A[end]\\n\\tcpc %B[x], %B[end]\\n\\tbrne 1b\\n\\tclr __zero_reg__"',
+                '            : "+&r"(s), "+&z"(w), [x] "+&x"(x), [a] "=&d"(a), [b] "=&d"(b), [t] "=&r"(t)',
+                '            : [end] "r"(x + k) : "r0", "memory");', "    return s;", "}", "#else",
                 f"static int32_t {n}_dot8(int32_t s, const int8_t *w, const int8_t *x, uint16_t k)", "{",
                 "    do {", f"        s += (int32_t){self.read('int8_t', 'w[0]')} * (int32_t)x[0];",
                 "        ++w; ++x;", "    } while (--k);", "    return s;", "}", "#endif", ""]
