@@ -479,9 +479,12 @@ def core_targets(all_results: dict) -> list[str]:
                     "stays within the plan's int32 bound): the nonzero outputs are packed as (byte offset, code) and "
                     "each row's sum walks them in assembly (weights read with lpm at the offset, four MULs a product, "
                     "the sum in registers), and a ReLU's sum is shifted as unsigned; the output codes equal "
-                    "fixed.run_codes bit for bit (tests/test_cores.py). int8 keeps every table in flash on AVR "
-                    "(PROGMEM, pgm_read_*), so cls 16-64-64-10 in int8 fits the Uno; its requantisation is an int64 "
-                    "product per unit there (avr-gcc's 64-bit multiply), which is why int8 is slower than q15 on AVR."]
+                    "fixed.run_codes bit for bit (tests/test_cores.py); int64 sums (cls) are added in 40 bits in the "
+                    "loop. int8 keeps every table in flash on AVR (PROGMEM, pgm_read_*), so cls 16-64-64-10 in int8 "
+                    "fits the Uno; a row's sum is one MULS a weight in assembly, but LiteRT's requantisation is a "
+                    "32 x 32 -> 64-bit product per unit (a library call on AVR) and the int8 file has no zero "
+                    "skipping (a ReLU's zero is the output zero point, not the code 0), which is why int8 is slower "
+                    "than q15 on AVR."]
 
 
 def main() -> None:
