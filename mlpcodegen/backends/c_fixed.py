@@ -39,7 +39,8 @@ from .c_storage import storage as table_storage
 DTYPES = ("q15",)
 #: Names derived from NAME (checked against the C library's reserved names).
 SUFFIXES = ("_q15", "_q15_argmax", "_shr32", "_shr64", "_sat", "_sat64", "_clip32", "_tanh", "_T", "_quantise",
-            "_batch", "_dot", "_dotc", "_dotcw", "_dotcws", "_pack", "_ld", "_dot4", "_dot1", "_dot2w", "_dot1w") + tuple(f"_{kind}{i}" for kind in "wb" for i in range(1, 10))
+            "_batch", "_dot", "_dotc", "_dotcw", "_dotcws", "_pack", "_ld", "_dot4", "_dot1", "_dot2w", "_dot1w") + \
+    tuple(f"_{kind}{i}" for kind in "wb" for i in range(1, 10))
 #: Bytes added to the stated stack for saved registers, alignment and spills (checked
 #: with -fstack-usage by tests/test_fixed.py).
 FRAME_OVERHEAD = 160
@@ -406,8 +407,8 @@ class _Printer:
         top = "%[e]" if wide else "%D0"
 
         def carry(first: str) -> str:  # the carry of an add at byte `first` up through the top byte
-            return "".join(f"adc {reg}, %[zero]\\n\\t" for reg in ("%C0", "%D0", "%[e]")[("%C0", "%D0", "%[e]").index(first):]
-                           if wide or reg != "%[e]")
+            order = ("%C0", "%D0", "%[e]")
+            return "".join(f"adc {reg}, %[zero]\\n\\t" for reg in order[order.index(first):] if wide or reg != "%[e]")
 
         def signed_ext(at: str) -> str:  # the sign of a signed product (carry flag) into the bytes from `at` up
             regs = ("%D0", "%[e]") if at == "%D0" else ("%[e]",)
