@@ -23,6 +23,13 @@ On a core with the DSP extension (Cortex-M4/M7: ``__ARM_FEATURE_DSP``) the dense
 go through ACLE's ``__smlad`` (int32 sums) and ``__smlald`` (int64), two products an
 instruction; the sums are exact integers, so the outputs are the portable loops' bit for bit
 (tests/test_fixed.py runs it on qemu M4F; bench/q15_dsp.py measures it against float32).
+
+With flash tables (AVR: ``storage="progmem"``) and ReLU hidden layers, the layers after the
+first multiply their nonzero inputs only: a ReLU's zero code adds nothing, and every partial
+sum is within the plan's bound for any codes, so the sums are the same integers.  The nonzero
+outputs are packed as (byte offset, code) and a row's sum walks them in inline assembly
+(int32 sums, or int64 ones added in 40 bits and widened once a row); a ReLU's sum is shifted
+as unsigned.  tests/test_cores.py compares the outputs on simavr with fixed.run_codes.
 """
 from __future__ import annotations
 
