@@ -418,6 +418,26 @@ def test_avr_q15_packed_relu_inputs_equal_the_mirror(avr, which, sums, helper):
     assert measured <= stated, (row.functions, stated)
 
 
+def test_avr_q15_relu_after_tanh_shifted_unsigned(avr):
+    """A ReLU after a tanh (no packing: tanh outputs are seldom zero) still shifts its clamped
+    sum as unsigned on AVR: the output codes equal fixed.run_codes on simavr and the host."""
+    from mlpcodegen.fixed import plan, quantise_inputs, run_codes
+
+    rng = np.random.default_rng(31)
+    net = Network(3, (Dense(rng.normal(size=(3, 10)), rng.normal(size=10) * 0.3, Activation("tanh")),
+                      Dense(rng.normal(size=(10, 8)), rng.normal(size=8) - 0.3, Activation("relu")),
+                      Dense(rng.normal(size=(8, 2)), rng.normal(size=2) * 0.1, Activation("linear"))))
+    source = emit_c_fixed(net, name="net", storage="progmem", domain=(-1, 1))
+    assert "net_pack" not in source and "const uint32_t u = (uint32_t)s + " in source
+    fixed = plan(net, (-1, 1))
+    x = _x(net, 24)
+    expected = run_codes(fixed, quantise_inputs(fixed, x.astype(np.float64)))
+    options = cortex.Options(name="net", dtype="q15", domain=(-1, 1))
+    for ran in (cortex.run_on_core(net, x, "atmega328p", options),
+                cortex.run_on_host(net, x, options.for_core("atmega328p"))):
+        np.testing.assert_array_equal(ran.outputs.astype(np.float64) * 2.0 ** fixed.out_frac, expected)
+
+
 def test_avr_int8_tables_in_flash_equal_the_mirror(avr):
     """int8 on the Uno: weights, biases, per-channel multipliers and shifts, the tanh table
     and the softmax's exp constants in flash (PROGMEM, pgm_read_*: no .data, no .rodata copied
