@@ -87,13 +87,8 @@ def _plan(net: Network, rounding: object) -> Int8Plan:
 
 
 def emit_c_int8(net: Network, *, dtype: str = "int8", name: str = "mlp", domain: object = None,
-<<<<<<< HEAD
-                rounding: object = None, **ignored: object) -> str:
-    """The int8 C of a quantised network (a :class:`~mlpcodegen.core.quant.QuantizedNetwork`).
-=======
                 rounding: object = None, storage: str = "plain", **ignored: object) -> str:
     """The int8 C of a quantised network (a :class:`~mlpcodegen.core.quant.QuantizedNetwork`).
->>>>>>> h-cores
     ``rounding``: "single" (the pip LiteRT's requantisation) or "double" (TFLite Micro's and
     CMSIS-NN's), default the plan's (single for a .tflite: what LiteRT computes).
     ``storage``: how the tables are kept (c_storage; AVR's ``progmem``: in flash, read with
