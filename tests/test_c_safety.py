@@ -17,6 +17,7 @@ from mlpcodegen.backends.c import cdef, emit_c, emit_c_header
 from mlpcodegen.ir import Activate, Activation, Dense, Network
 from mlpcodegen.runtime import compile_c as load
 from mlpcodegen.runtime.cffi_build import CompiledNetwork, build_module
+from nets import dense_chain, random_net
 
 # ---------------------------------------------------------------------------------------
 # Special values: Keras' table (tests/special_values.py, shared with test_special_values.py).
@@ -278,21 +279,10 @@ def test_accepted_names_compile_next_to_every_c99_header_in_c_and_cxx(gcc, tmp_p
 
 # ---------------------------------------------------------------------------------------
 # In place: NAME_batch(x, x, n) and NAME(x, x) (item 6)
-def _random_shapes(seed: int) -> tuple[list[int], list[str]]:
-    rng = np.random.default_rng(seed)
-    widths = [int(w) for w in rng.integers(1, 24, size=int(rng.integers(2, 5)))]
-    acts = [str(a) for a in rng.choice(["linear", "relu", "tanh", "softmax", "glu", "elu"], size=len(widths) - 1)]
-    return widths, acts
-
-
 def _random_net(seed: int) -> Network:
-    widths, acts = _random_shapes(seed)
-    rng = np.random.default_rng(seed + 1000)
-    layers = []
-    for a, b, act in zip(widths[:-1], widths[1:], acts):
-        units = 2 * b if act == "glu" else b
-        layers.append(Dense(rng.normal(size=(a, units)), rng.normal(size=units), Activation(act), f"d{len(layers)}"))
-    return Network(widths[0], tuple(layers))
+    """1-3 layers of 1-23 units (glu's twice), unscaled weights, a bias everywhere."""
+    return random_net(seed, ("linear", "relu", "tanh", "softmax", "glu", "elu"), depth=(1, 4), width=(1, 24), bias=True,
+                      dtype=np.float64)
 
 
 def _in_place(module, name: str, net: Network, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -342,11 +332,7 @@ from mlpcodegen.runtime.cffi_build import DEFAULT_FLAGS  # noqa: E402
 
 
 def _chain(widths: list[int], activation: str = "relu", seed: int = 0) -> Network:
-    rng = np.random.default_rng(seed)
-    return Network(widths[0], tuple(
-        Dense((rng.normal(size=(a, b)) / np.sqrt(a)).astype(np.float32), rng.normal(size=b).astype(np.float32),
-              Activation(activation if i < len(widths) - 2 else "linear"), f"d{i}")
-        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))))
+    return dense_chain(widths, [activation] * (len(widths) - 2) + ["linear"], seed, bias_scale=1.0, dtype=np.float32)
 
 
 def _frames(gcc: str, source: str, flags, folder) -> dict[str, int]:

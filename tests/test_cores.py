@@ -31,7 +31,7 @@ from mlpcodegen.ir import Activation, Dense, Network
 from mlpcodegen.runtime import cores, cross
 
 from conftest import STRICT_FLAGS, _say
-from test_embedded import _ulps, random_net, sine_net
+from test_embedded import _ulps, mixed_net, sine_net
 from toolchains import GROUPS, TOOLS, require
 
 
@@ -91,7 +91,7 @@ def _bits(outputs: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("core,dtype,optimize", [("rv32imc", "float32", "size"), ("rv32imc", "q15", "size"),
                                                  ("rv32imafc", "float32", "speed")])
 def test_riscv_on_qemu_matches_host_bits(riscv, core, dtype, optimize):
-    net = sine_net() if dtype == "q15" else random_net()
+    net = sine_net() if dtype == "q15" else mixed_net()
     x = _x(net)
     options = cortex.Options(name="net", dtype=dtype, optimize=optimize, domain=(-1, 1) if dtype == "q15" else None)
     host = cortex.run_on_host(net, x, options)
@@ -130,7 +130,7 @@ def test_avr_on_simavr_tables_in_flash(avr, dtype):
 def test_avr_code_compiles_strictly_for_the_uno_and_the_host(tmp_path, avr, gcc):
     """The flash-table C (float table form, float tiled loops, q15) under the strict warnings,
     for the ATmega328P and for this machine (where its macros make plain arrays)."""
-    net = random_net()
+    net = mixed_net()
     sources = {"size": emit_c(net, name="nn", profile="embedded", optimize="size", storage="progmem"),
                "loops": emit_c(net, name="nn", profile="embedded", unroll="never", storage="progmem"),
                "q15": emit_c_fixed(net, name="nn", storage="progmem", domain=(-1, 1))}

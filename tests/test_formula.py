@@ -17,7 +17,7 @@ from mlpcodegen.backends.sympy import (MAX_NESTED_TERMS, evaluate_expressions, e
 from mlpcodegen.errors import UnsupportedError, ValidationError
 from mlpcodegen.frontends.keras import load
 from mlpcodegen.harness.verify import compare, verify
-from conftest import CORE_ACTIVATIONS as ACTIVATIONS
+from nets import CORE_ACTIVATIONS as ACTIVATIONS
 from mlpcodegen.ir import Activate, Activation, Dense, Network
 from mlpcodegen.reference import evaluate, evaluate_magnitude
 from mlpcodegen.scaling import Scaling, read_scaling_file, with_scaling
