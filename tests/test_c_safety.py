@@ -17,7 +17,7 @@ from mlpcodegen.backends.c import cdef, emit_c, emit_c_header
 from mlpcodegen.ir import Activate, Activation, Dense, Network
 from mlpcodegen.runtime import compile_c as load
 from mlpcodegen.runtime.cffi_build import CompiledNetwork, build_module
-from nets import dense_chain, random_net
+from nets import dense_chain, inputs, random_net
 
 # ---------------------------------------------------------------------------------------
 # Special values: Keras' table (tests/special_values.py, shared with test_special_values.py).
@@ -315,7 +315,7 @@ def test_batch_in_place_equals_out_of_place_bit_for_bit(gcc, dtype):
     module = build_module(source, "".join(cdef(net, dtype, name) for name, (net, _) in nets.items()), build_flags())
     wider = 0
     for name, (net, _) in nets.items():
-        x = np.random.default_rng(len(name)).uniform(-2, 2, (2 * 32 + 7, net.n_inputs)).astype(dtype)
+        x = inputs(net.n_inputs, len(name), 2 * 32 + 7, domain=(-2, 2), dtype=dtype)
         expected = CompiledNetwork(module, name, net.n_inputs, net.n_outputs, dtype)(x)
         batch, rows = _in_place(module, name, net, x)
         assert batch.tobytes() == expected.tobytes(), name
@@ -398,7 +398,7 @@ def test_wide_and_deep_networks_run_in_a_512_kib_thread():
             f = _module({"net": net}, "float32", "fast", "never", flags=("-O1", "-g0"))["net"]
         else:
             f = load(net, dtype="float32", name="net")
-        x = np.random.default_rng(0).uniform(-1, 1, (70, net.n_inputs)).astype(np.float32)
+        x = inputs(net.n_inputs, 0, 70, domain=(-1, 1))
         results[key] = (f(x), np.stack([f(row) for row in x[::10]]), x)
 
     previous = threading.stack_size(512 * 1024)
@@ -467,7 +467,7 @@ def test_payload_names_stay_inert_and_change_nothing(gcc, tmp_path):
         build = subprocess.run([shutil.which("g++"), "-std=c++11", "-Wall", "-Wextra", "-Werror", "-trigraphs",
                                 "-fsyntax-only", str(tmp_path / "main.cpp")], capture_output=True, text=True)
         assert build.returncode == 0, build.stderr
-        x = np.random.default_rng(0).uniform(-2, 2, (45, 3))
+        x = inputs(3, 0, 45, domain=(-2, 2), dtype=np.float64)
         got, want = load(evil, dtype=dtype, name="net")(x), load(plain, dtype=dtype, name="net")(x)
         assert got.tobytes() == want.tobytes()
 

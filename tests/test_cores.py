@@ -31,6 +31,7 @@ from mlpcodegen.ir import Activation, Dense, Network
 from mlpcodegen.runtime import cores, cross
 
 from conftest import STRICT_FLAGS, _say
+from nets import inputs
 from test_embedded import _ulps, mixed_net, sine_net
 from toolchains import GROUPS, TOOLS, require
 
@@ -81,7 +82,7 @@ def test_one_table_of_cores():
 
 
 def _x(net: Network, rows: int = 12) -> np.ndarray:
-    return np.random.default_rng(3).uniform(-1, 1, (rows, net.n_inputs)).astype(np.float32)
+    return inputs(net.n_inputs, 3, rows, domain=(-1, 1))
 
 
 def _bits(outputs: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from mlpcodegen.reference import evaluate_magnitude
 from mlpcodegen.runtime import cross
 
 from conftest import REPO, STRICT_FLAGS
-from nets import dense_chain
+from nets import dense_chain, inputs
 
 SEED = REPO / "generated" / "seed" / "seed.keras"
 WARNINGS = ["-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wdouble-promotion", "-Werror"]
@@ -165,7 +165,7 @@ def _ulps(actual, net, x) -> float:
 @pytest.mark.parametrize("which", ["seed", "sine", "table"])  # size: the table form chained and taking turns
 def test_outputs_on_three_cores_match_reference_and_host_bits(arm_toolchain, which):
     net = NETS[which]()
-    x = np.random.default_rng(3).uniform(-2, 2, (24, net.n_inputs)).astype(np.float32)
+    x = inputs(net.n_inputs, 3, 24, domain=(-2, 2))
     options = cortex.Options(name="net", optimize="speed" if which == "seed" else "size")
     host = cortex.run_on_host(net, x, options)
     assert _ulps(host.outputs, net, x) <= F32_ULP_BOUND
@@ -180,7 +180,7 @@ def test_instruction_counts_survive_systick_reloads(arm_toolchain, monkeypatch):
     here 65536, a table's MLPC_SYST_RELOAD) counts the reloads: the same figure, not a
     wrapped one; outputs unchanged."""
     net = mixed_net()
-    x = np.random.default_rng(3).uniform(-2, 2, (8, net.n_inputs)).astype(np.float32)
+    x = inputs(net.n_inputs, 3, 8, domain=(-2, 2))
     options = cortex.Options(name="net")
     full = cortex.run_on_core(net, x, "m0plus", options)
     header = cortex._table_header
@@ -205,7 +205,7 @@ def test_special_values_as_the_desktop_profile():
                                       err_msg=activation)
     # loops in both profiles (same sums), softmax as loops (size) against the graph's statements
     net = mixed_net()
-    rows = np.random.default_rng(4).uniform(-3, 3, (12, 6)).astype(np.float32)
+    rows = inputs(6, 4, 12)
     rows[0], rows[1, 0], rows[2, 3], rows[3] = np.nan, np.inf, -np.inf, 1e30
     embedded = cortex.run_on_host(net, rows, cortex.Options(name="net", optimize="size", unroll="never"))
     desktop = cortex.run_on_host(net, rows, cortex.Options(name="net", profile="desktop", unroll="never"))
@@ -311,7 +311,7 @@ def test_table_form_bits_and_special_values(which):
     turns (table) or chained (sine) (its stack: in test_stated_stack_and_code_bound_the_builds;
     on the cores: test_outputs_on_three_cores)."""
     net = NETS[which]()
-    rows = np.random.default_rng(12).uniform(-3, 3, (10, net.n_inputs)).astype(np.float32)
+    rows = inputs(net.n_inputs, 12, 10)
     rows[0], rows[1, 0], rows[2, -1], rows[3] = np.nan, np.inf, -np.inf, 1e30
     rows[4], rows[5] = -0.0, 0.0
     for dtype in ("float32", "float64"):
