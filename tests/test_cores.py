@@ -31,7 +31,8 @@ from mlpcodegen.core.ir import Activation, Dense, Network
 from mlpcodegen.runtime import cores, cross
 
 from conftest import STRICT_FLAGS, _say
-from test_embedded import _dense, _ulps, random_net, sine_net
+from nets import dense_chain, inputs
+from test_embedded import _ulps, mixed_net, sine_net
 from toolchains import GROUPS, TOOLS, require
 
 
@@ -81,7 +82,7 @@ def test_one_table_of_cores():
 
 
 def _x(net: Network, rows: int = 12) -> np.ndarray:
-    return np.random.default_rng(3).uniform(-1, 1, (rows, net.n_inputs)).astype(np.float32)
+    return inputs(net.n_inputs, 3, rows, domain=(-1, 1))
 
 
 def _bits(outputs: np.ndarray) -> np.ndarray:
@@ -91,7 +92,7 @@ def _bits(outputs: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("core,dtype,optimize", [("rv32imc", "float32", "size"), ("rv32imc", "q15", "size"),
                                                  ("rv32imafc", "float32", "speed")])
 def test_riscv_on_qemu_matches_host_bits(riscv, core, dtype, optimize):
-    net = sine_net() if dtype == "q15" else random_net()
+    net = sine_net() if dtype == "q15" else mixed_net()
     x = _x(net)
     options = cortex.Options(name="net", dtype=dtype, optimize=optimize, domain=(-1, 1) if dtype == "q15" else None)
     host = cortex.run_on_host(net, x, options)
@@ -104,8 +105,7 @@ def test_riscv_on_qemu_matches_host_bits(riscv, core, dtype, optimize):
 
 def _relu_net() -> Network:
     """Half its hidden activations zero on _x's inputs; a 10-unit remainder pass at speed."""
-    rng = np.random.default_rng(7)
-    return Network(5, (_dense(rng, 5, 24, "relu"), _dense(rng, 24, 10, "relu"), _dense(rng, 10, 3, "softmax")))
+    return dense_chain([5, 24, 10, 3], ["relu", "relu", "softmax"], 7)
 
 
 @pytest.mark.parametrize("optimize", ["size", "speed"])
@@ -200,8 +200,7 @@ def test_driver_reads_int32_logits_of_the_q15_integer_predictor(tmp_path, riscv,
     logits, which rank the classes as the float API's probabilities do."""
     from mlpcodegen.core.fixed import plan, quantise_inputs
 
-    rng = np.random.default_rng(9)
-    net = Network(4, (_dense(rng, 4, 8, "relu"), _dense(rng, 8, 3, "softmax")))
+    net = dense_chain([4, 8, 3], ["relu", "softmax"], 9)
     x = _x(net, 8)
     options = cortex.Options(name="net", dtype="q15", domain=(-1, 1))
     source = cortex.write_predictor(net, options, tmp_path)
@@ -253,7 +252,7 @@ def test_avr_on_simavr_tables_in_flash(avr, dtype, optimize):
 def test_avr_code_compiles_strictly_for_the_uno_and_the_host(tmp_path, avr, gcc):
     """The flash-table C (float table form, float tiled loops, q15) under the strict warnings,
     for the ATmega328P and for this machine (where its macros make plain arrays)."""
-    net = random_net()
+    net = mixed_net()
     sources = {"size": emit_c(net, name="nn", profile="embedded", optimize="size", storage="progmem"),
                "loops": emit_c(net, name="nn", profile="embedded", unroll="never", storage="progmem"),
                "q15": emit_c_fixed(net, name="nn", storage="progmem", domain=(-1, 1))}
