@@ -26,7 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import numpy as np  # noqa: E402
 
@@ -34,6 +34,7 @@ from mlpcodegen.core.activations import REGISTRY  # noqa: E402
 from mlpcodegen.backends import emit  # noqa: E402
 from mlpcodegen.core.errors import UnsupportedError  # noqa: E402
 from mlpcodegen.core.ir import Activation, Dense, Network  # noqa: E402
+from nets import dense_chain  # noqa: E402
 from mlpcodegen.core.numeric import numeric_type  # noqa: E402
 from mlpcodegen.runtime import subprocess_peer as sp  # noqa: E402
 
@@ -45,10 +46,8 @@ TARGETS = {"rust": 1.2, "wasm": 2.0, "go": 2.0, "java": 2.0, "js": 3.0}
 
 
 def random_net(widths, activations, seed) -> Network:
-    rng = np.random.default_rng(seed)
-    return Network(widths[0], tuple(
-        Dense(rng.normal(size=(a, b)) / np.sqrt(a), rng.normal(size=b) * 0.1, Activation(f), f"dense_{i}")
-        for i, (a, b, f) in enumerate(zip(widths, widths[1:], activations))))
+    """tests/nets.py's chain (kernels N(0, 1/fan-in), biases N(0, 0.01)), as the tests build it."""
+    return dense_chain(widths, activations, seed, names="dense_{i}")
 
 
 def fixed_networks() -> dict[str, Network]:

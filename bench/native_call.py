@@ -28,22 +28,21 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import numpy as np  # noqa: E402
 
 from mlpcodegen.frontends import load  # noqa: E402
-from mlpcodegen.core.ir import Activation, Dense, Network  # noqa: E402
+from mlpcodegen.core.ir import Network  # noqa: E402
+from nets import dense_chain  # noqa: E402
 from mlpcodegen.runtime import compile_c  # noqa: E402
 from mlpcodegen.runtime import CompiledNetwork  # noqa: E402
 from mlpcodegen.runtime.cffi_build import _LOADED  # noqa: E402
 
 
 def random_net(widths, activations, seed) -> Network:
-    rng = np.random.default_rng(seed)
-    return Network(widths[0], tuple(
-        Dense(rng.normal(size=(a, b)) / np.sqrt(a), rng.normal(size=b) * 0.1, Activation(f), f"dense_{i}")
-        for i, (a, b, f) in enumerate(zip(widths, widths[1:], activations))))
+    """tests/nets.py's chain (kernels N(0, 1/fan-in), biases N(0, 0.01)), as the tests build it."""
+    return dense_chain(widths, activations, seed, names="dense_{i}")
 
 
 def models() -> dict[str, Network]:

@@ -1,4 +1,5 @@
-"""Shared fixtures: random Keras MLPs built with fixed seeds via set_weights; the tools
+"""Shared fixtures: random Keras MLPs built with fixed seeds via set_weights (the IR
+networks and inputs the tests share are in tests/nets.py); the tools
 (gcc, the Cortex-M toolchain: tests/toolchains.py) and optional packages (torch) a test
 needs, installed or skipped with one summary line each, a failure under CI=true."""
 from __future__ import annotations
@@ -17,10 +18,6 @@ import pytest  # noqa: E402
 
 import toolchains  # noqa: E402
 from toolchains import on_ci, require  # noqa: E402
-
-#: The five activations of the core issue's random architectures (full coverage is
-#: tested in test_coverage.py).
-CORE_ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
 
 REPO = Path(__file__).resolve().parent.parent
 STRICT_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Wconversion",
@@ -47,16 +44,6 @@ def _private_cffi_cache(tmp_path_factory):
         os.environ.pop("MLPCODEGEN_CACHE", None)
     else:
         os.environ["MLPCODEGEN_CACHE"] = previous
-
-
-def architecture(seed: int) -> tuple[list[int], list[str], list[bool]]:
-    """Depth 1-4, widths 1-16, any of the five activations, bias or not."""
-    rng = np.random.default_rng(seed)
-    depth = int(rng.integers(1, 5))
-    widths = [int(w) for w in rng.integers(1, 17, size=depth + 1)]
-    activations = [CORE_ACTIVATIONS[i] for i in rng.integers(0, len(CORE_ACTIVATIONS), size=depth)]
-    biases = [bool(b) for b in rng.integers(0, 2, size=depth)]
-    return widths, activations, biases
 
 
 def build_model(widths, activations, biases, seed: int = 0, functional: bool = False):

@@ -3,23 +3,14 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import STRICT_FLAGS, architecture
+from conftest import STRICT_FLAGS
 from mlpcodegen.backends import emit
 from mlpcodegen.backends._text import float_digits
 from mlpcodegen.backends.c import emit_c, emit_c_header, literal
 from mlpcodegen.core.errors import UnsupportedError, ValidationError
 from mlpcodegen.core.ir import Activation, Dense, Network
 from mlpcodegen.runtime import compile_c as load
-
-
-def random_net(seed: int) -> Network:
-    widths, activations, biases = architecture(seed)
-    rng = np.random.default_rng(seed)
-    layers = tuple(
-        Dense(rng.normal(size=(a, b)).astype(np.float32), rng.normal(size=b).astype(np.float32) if bias else None,
-              Activation(act), f"d{i}")
-        for i, (a, b, act, bias) in enumerate(zip(widths[:-1], widths[1:], activations, biases)))
-    return Network(widths[0], layers)
+from nets import dense_chain, inputs, random_net
 
 
 TWO_NEURONS = Network(1, (
@@ -225,14 +216,14 @@ def test_standalone_program_agrees_with_the_reference(tmp_path, gcc, dtype):
     from mlpcodegen.core.reference import evaluate_magnitude
 
     net = random_net(5)
-    x = np.random.default_rng(1).uniform(-3, 3, (20, net.n_inputs)).astype(dtype)
+    x = inputs(net.n_inputs, 1, 20, dtype=dtype)
     ctype = "float" if dtype == "float32" else "double"
-    inputs = ", ".join(literal(v, dtype) for v in x.ravel())
+    values = ", ".join(literal(v, dtype) for v in x.ravel())
     (tmp_path / "net.c").write_text(emit_c(net, dtype=dtype, name="net"))
     (tmp_path / "net.h").write_text(emit_c_header(net, dtype=dtype, name="net"))
     (tmp_path / "main.c").write_text(f"""#include <stdio.h>
 #include "net.h"
-static const {ctype} inputs[] = {{{inputs}}};
+static const {ctype} inputs[] = {{{values}}};
 int main(void)
 {{
     {ctype} out[{20 * net.n_outputs}];
@@ -264,7 +255,7 @@ def test_loops_and_unrolled_agree_with_the_reference(seed):
     from mlpcodegen.core.reference import evaluate_magnitude
 
     net = random_net(100 + seed)
-    x = np.random.default_rng(seed).uniform(-3, 3, (100, net.n_inputs)).astype(np.float32)
+    x = inputs(net.n_inputs, seed, 100)
     reference, scale = evaluate_magnitude(net, x)
     for unroll in ("always", "never", "auto"):
         assert compare(load(net, dtype="float64", name="net", unroll=unroll)(x), reference, scale, "float64")[1] <= F64_REL_BOUND
@@ -365,11 +356,7 @@ def _isa_build(net: Network, isa: str, contract: str, dtype: str = "float32"):
 
 
 def _wide_net(seed: int, widths, activations, bias=True) -> Network:
-    rng = np.random.default_rng(seed)
-    return Network(widths[0], tuple(
-        Dense((rng.normal(size=(a, b)) / np.sqrt(a)).astype(np.float32),
-              rng.normal(size=b).astype(np.float32) * 0.1 if bias else None, Activation(act), f"d{i}")
-        for i, (a, b, act) in enumerate(zip(widths[:-1], widths[1:], activations))))
+    return dense_chain(widths, activations, seed, bias=bias, dtype=np.float32)
 
 
 #: Shapes that take the rows layout (a layer wider than 256 float32: full lanes would not fit
@@ -398,7 +385,7 @@ def test_every_isa_tile_keeps_the_sums_of_one_sample(case, isa):
     assert block_plan(net, "float32").layout == case.split()[0]
     function = _isa_build(net, isa, "off")
     lanes = block_plan(net, "float32").lanes
-    x = np.random.default_rng(5).uniform(-2, 2, (3 * lanes + 7, net.n_inputs)).astype(np.float32)
+    x = inputs(net.n_inputs, 5, 3 * lanes + 7, domain=(-2, 2))
     batch = function(x)
     np.testing.assert_array_equal(batch, np.stack([function(row) for row in x]))
     reference, scale = evaluate_magnitude(net, x.astype(np.float64))
@@ -415,7 +402,7 @@ def test_avx512_and_avx2_builds_give_the_same_bits(case, contract):
         pytest.skip("this CPU has no AVX-512: only one vector ISA to compare")
     widths, activations, bias = KERNEL_NETS[case]
     net = _wide_net(7, widths, activations, bias)
-    x = np.random.default_rng(6).uniform(-2, 2, (77, net.n_inputs)).astype(np.float32)
+    x = inputs(net.n_inputs, 6, 77, domain=(-2, 2))
     results = {isa: _isa_build(net, isa, contract)(x) for isa in ("native", "avx2")
                + (("portable",) if contract == "off" else ())}
     for isa, result in results.items():

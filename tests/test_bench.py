@@ -12,13 +12,9 @@ from mlpcodegen.frontends.keras import load
 from mlpcodegen.harness.verify import F32_ULP_BOUND, compare
 from mlpcodegen.core.ir import Activation, Dense, Network
 from mlpcodegen.core.reference import evaluate_magnitude
-from test_backend_c import random_net
+from nets import inputs, random_net
 
 SEED = "generated/seed/seed.keras"
-
-
-def inputs(net: Network, seed: int = 0, n: int = 300) -> np.ndarray:
-    return np.random.default_rng(seed).uniform(-3, 3, (n, net.n_inputs)).astype(np.float32)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -26,7 +22,7 @@ def test_onnx_graph_from_the_ir_matches_the_reference(seed):
     from mlpcodegen.harness.onnx_peer import onnx_runtime_session
 
     net = random_net(seed)
-    x = inputs(net, seed)
+    x = inputs(net.n_inputs, seed, 300)
     reference, scale = evaluate_magnitude(net, x.astype(np.float64))
     # 8 ULPs at the reference magnitude, plus 1e-6 absolute: ONNX Runtime's own sigmoid is
     # a rational approximation (~1e-7 absolute, so huge ULP counts for outputs near 0)
@@ -46,7 +42,7 @@ def test_litert_peer_matches_predict(keras_module):
     from mlpcodegen.harness.peers import litert_runner
 
     model = build_model([3, 8, 2], ["tanh", "softmax"], [True, True], seed=4)
-    x = inputs(load(model), 1, 100)
+    x = inputs(load(model).n_inputs, 1, 100)
     run = litert_runner(model)
     np.testing.assert_allclose(run(x), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(run(x[:1]), model.predict(x[:1], verbose=0), rtol=1e-5, atol=1e-6)  # resized
@@ -65,7 +61,7 @@ def test_plain_c_kernel_computes_the_network(gcc, seed):
                           % (net.n_inputs, net.n_outputs),
                           "void plain(const float *x, float *y);\nvoid plain_batch(const float *x, float *y, size_t n);\n")
     plain = CompiledNetwork(module, "plain", net.n_inputs, net.n_outputs, "float32")
-    x = inputs(net, seed)
+    x = inputs(net.n_inputs, seed, 300)
     reference, scale = evaluate_magnitude(net, x.astype(np.float64))
     assert compare(plain(x), reference, scale, "float32")[2] <= F32_ULP_BOUND
 
@@ -81,7 +77,7 @@ def test_in_c_driver_reports_every_measurement(gcc):
 def test_bound_call_and_scalar_entry_agree_with_the_array_call(gcc):
     net = load(SEED)
     c = runtime.load(net, "c", dtype="float32", name="seed")
-    x = inputs(net)
+    x = inputs(net.n_inputs, 0, 300)
     bound, other = c.bind(), c.bind()
     for row in x[:20]:
         bound.x[:] = row
@@ -92,9 +88,9 @@ def test_bound_call_and_scalar_entry_agree_with_the_array_call(gcc):
     wide = random_net(2)
     cw = runtime.load(wide, "c", dtype="float64", name="w")
     b = cw.bind()
-    b.x[:] = inputs(wide)[0]
+    b.x[:] = inputs(wide.n_inputs)[0]
     b.run()
-    np.testing.assert_array_equal(b.y, cw(inputs(wide)[0].astype(np.float64)))
+    np.testing.assert_array_equal(b.y, cw(inputs(wide.n_inputs)[0].astype(np.float64)))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -102,7 +98,7 @@ def test_numba_into_and_scalar_agree_with_the_single_call(dtype):
     net = load(SEED)
     nb = runtime.load(net, "numba", dtype=dtype, name="seed")
     out = np.empty(1, dtype)
-    for value in inputs(net)[:10, 0].astype(dtype):
+    for value in inputs(net.n_inputs)[:10, 0].astype(dtype):
         row = np.array([value])
         nb.into(row, out)
         np.testing.assert_array_equal(out, nb(row))

@@ -15,16 +15,14 @@ from mlpcodegen.backends._python_family import MAX_TERMS
 from mlpcodegen.backends.latex import MAX_FORMULA_TERMS, emit_latex, latex_equations
 from mlpcodegen.app.cli import main
 from mlpcodegen.core.errors import UnsupportedError
-from mlpcodegen.core.ir import Activation, Dense, Network
+from mlpcodegen.core.ir import Network
 from mlpcodegen.app.plot import render_png
 from mlpcodegen.core.reference import evaluate
+from nets import dense_chain
 
 
 def wide(widths=(3000, 16, 1), seed=0) -> Network:
-    rng = np.random.default_rng(seed)
-    acts = ["tanh"] * (len(widths) - 2) + ["linear"]
-    return Network(widths[0], tuple(Dense(rng.normal(size=(a, b)) / np.sqrt(a), rng.normal(size=b), Activation(f))
-                                    for a, b, f in zip(widths, widths[1:], acts)))
+    return dense_chain(widths, ["tanh"] * (len(widths) - 2) + ["linear"], seed, bias_scale=1.0, names=None)
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,8 @@ from mlpcodegen.core.ir import Activation, Dense, Network
 from mlpcodegen.runtime import cores, cross
 
 from conftest import STRICT_FLAGS, _say
-from test_embedded import _dense, _ulps, random_net, sine_net
+from nets import dense_chain, inputs
+from test_embedded import _ulps, mixed_net, sine_net
 from toolchains import GROUPS, TOOLS, require
 
 
@@ -81,7 +82,7 @@ def test_one_table_of_cores():
 
 
 def _x(net: Network, rows: int = 12) -> np.ndarray:
-    return np.random.default_rng(3).uniform(-1, 1, (rows, net.n_inputs)).astype(np.float32)
+    return inputs(net.n_inputs, 3, rows, domain=(-1, 1))
 
 
 def _bits(outputs: np.ndarray) -> np.ndarray:
@@ -91,7 +92,7 @@ def _bits(outputs: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("core,dtype,optimize", [("rv32imc", "float32", "size"), ("rv32imc", "q15", "size"),
                                                  ("rv32imafc", "float32", "speed")])
 def test_riscv_on_qemu_matches_host_bits(riscv, core, dtype, optimize):
-    net = sine_net() if dtype == "q15" else random_net()
+    net = sine_net() if dtype == "q15" else mixed_net()
     x = _x(net)
     options = cortex.Options(name="net", dtype=dtype, optimize=optimize, domain=(-1, 1) if dtype == "q15" else None)
     host = cortex.run_on_host(net, x, options)
@@ -104,8 +105,7 @@ def test_riscv_on_qemu_matches_host_bits(riscv, core, dtype, optimize):
 
 def _relu_net() -> Network:
     """Half its hidden activations zero on _x's inputs; a 10-unit remainder pass at speed."""
-    rng = np.random.default_rng(7)
-    return Network(5, (_dense(rng, 5, 24, "relu"), _dense(rng, 24, 10, "relu"), _dense(rng, 10, 3, "softmax")))
+    return dense_chain([5, 24, 10, 3], ["relu", "relu", "softmax"], 7)
 
 
 @pytest.mark.parametrize("optimize", ["size", "speed"])
@@ -200,8 +200,7 @@ def test_driver_reads_int32_logits_of_the_q15_integer_predictor(tmp_path, riscv,
     logits, which rank the classes as the float API's probabilities do."""
     from mlpcodegen.core.fixed import plan, quantise_inputs
 
-    rng = np.random.default_rng(9)
-    net = Network(4, (_dense(rng, 4, 8, "relu"), _dense(rng, 8, 3, "softmax")))
+    net = dense_chain([4, 8, 3], ["relu", "softmax"], 9)
     x = _x(net, 8)
     options = cortex.Options(name="net", dtype="q15", domain=(-1, 1))
     source = cortex.write_predictor(net, options, tmp_path)
@@ -247,13 +246,13 @@ def test_avr_on_simavr_tables_in_flash(avr, dtype, optimize):
                                                 if name.startswith("net_") and name not in skipped)
     assert measured <= stated, (row.functions, stated)
     if dtype == "q15":  # the Uno target: RAM = data + bss + stated stack <= 120 B
-        assert stated == stack_bytes(net, "q15", storage="progmem")["q15"] <= 120
+        assert stated == stack_bytes(net, "q15", storage="progmem", domain=(-1, 1))["q15"] <= 120
 
 
 def test_avr_code_compiles_strictly_for_the_uno_and_the_host(tmp_path, avr, gcc):
     """The flash-table C (float table form, float tiled loops, q15) under the strict warnings,
     for the ATmega328P and for this machine (where its macros make plain arrays)."""
-    net = random_net()
+    net = mixed_net()
     sources = {"size": emit_c(net, name="nn", profile="embedded", optimize="size", storage="progmem"),
                "loops": emit_c(net, name="nn", profile="embedded", unroll="never", storage="progmem"),
                "q15": emit_c_fixed(net, name="nn", storage="progmem", domain=(-1, 1))}
@@ -366,3 +365,112 @@ def test_convert_core_writes_the_cores_c(tmp_path, capsys):
     assert "PROGMEM" not in capsys.readouterr().out
     assert main(["convert", str(path), "--core", "atmega328p", "--dtype", "float64"]) == 1
     assert "double is 32 bits" in capsys.readouterr().err
+
+
+def _packed_nets() -> list[Network]:
+    """ReLU hidden layers: int32 sums (relu, relu6; rows all zero, sums that saturate), int64 sums
+    in every layer (x packed, signed), an int64 first layer before an int32 one, and 130 inputs
+    (too many for a byte offset: x read unpacked)."""
+    rng = np.random.default_rng(26)
+    return [Network(3, (Dense(rng.normal(size=(3, 40)), rng.normal(size=40) * 1.5, Activation("relu")),
+                        Dense(rng.normal(size=(40, 24)) / 3, rng.normal(size=24) - 0.5, Activation("relu6")),
+                        Dense(rng.normal(size=(24, 2)), rng.normal(size=2) * 0.1, Activation("linear")))),
+            Network(12, (Dense(rng.normal(size=(12, 48)) * 2, rng.normal(size=48), Activation("relu")),
+                         Dense(rng.normal(size=(48, 32)), rng.normal(size=32) - 0.5, Activation("relu")),
+                         Dense(rng.normal(size=(32, 3)), rng.normal(size=3) * 0.1, Activation("linear")))),
+            Network(40, (Dense(rng.normal(size=(40, 16)), rng.normal(size=16), Activation("relu")),
+                         Dense(rng.normal(size=(16, 2)), rng.normal(size=2) * 0.1, Activation("linear")))),
+            Network(130, (Dense(rng.normal(size=(130, 8)) / 8, rng.normal(size=8), Activation("relu")),
+                          Dense(rng.normal(size=(8, 2)), rng.normal(size=2) * 0.1, Activation("linear"))))]
+
+
+@pytest.mark.parametrize("which,sums,helper", [(0, [32, 32, 32], "net_dotc(s, w, c, k)"),
+                                               (1, [64, 64, 64], "net_dotcw(s, w, c, k)"),
+                                               (2, [64, 32], "net_dotcws(s, w, c, k)"),
+                                               (3, [64, 32], "net_dotc(s, w, c, k)")])
+def test_avr_q15_packed_relu_inputs_equal_the_mirror(avr, which, sums, helper):
+    """AVR, ReLU hidden layers: the layers after the first multiply their nonzero inputs only
+    (NAME_pack, NAME_dotc* in assembly: int32 sums, or 40 bits widened to int64; an int64 first
+    layer packs x, signed) and ReLU sums are shifted as unsigned.  On the Uno the output codes
+    equal the Python mirror (fixed.run_codes) bit for bit, as do the host build's; the file's
+    stated stack covers the measured frames."""
+    from mlpcodegen.core.fixed import plan, quantise_inputs, run_codes
+
+    net = _packed_nets()[which]
+    fixed = plan(net, (-1, 1))
+    assert [layer.acc_bits for layer in fixed.layers] == sums
+    x = np.concatenate([_x(net, 20), np.full((2, net.n_inputs), -1.0, np.float32),
+                        np.ones((2, net.n_inputs), np.float32)])
+    options = cortex.Options(name="net", dtype="q15", domain=(-1, 1))
+    source = emit_c_fixed(net, name="net", storage="progmem", domain=(-1, 1))
+    assert helper in source and "net_pack(c, h, " in source
+    expected = run_codes(fixed, quantise_inputs(fixed, x.astype(np.float64)))
+    assert 0 < np.count_nonzero(expected) and np.ptp(expected) > 0
+    for ran in (cortex.run_on_core(net, x, "atmega328p", options),
+                cortex.run_on_host(net, x, options.for_core("atmega328p"))):
+        codes = ran.outputs.astype(np.float64) * 2.0 ** fixed.out_frac
+        np.testing.assert_array_equal(codes, expected)
+    [row] = cortex.measure_sizes(net, options, ["atmega328p"], ["-Os"])
+    function, stated = cortex.stated_stack(net, options.for_core("atmega328p"))
+    measured = row.functions[function][1] + sum(stack for name, (_, stack) in row.functions.items()
+                                                if name.startswith("net_") and name not in (function, "net_quantise"))
+    assert measured <= stated, (row.functions, stated)
+
+
+def test_avr_q15_relu_after_tanh_shifted_unsigned(avr):
+    """A ReLU after a tanh (no packing: tanh outputs are seldom zero) still shifts its clamped
+    sum as unsigned on AVR: the output codes equal fixed.run_codes on simavr and the host."""
+    from mlpcodegen.core.fixed import plan, quantise_inputs, run_codes
+
+    rng = np.random.default_rng(31)
+    net = Network(3, (Dense(rng.normal(size=(3, 10)), rng.normal(size=10) * 0.3, Activation("tanh")),
+                      Dense(rng.normal(size=(10, 8)), rng.normal(size=8) - 0.3, Activation("relu")),
+                      Dense(rng.normal(size=(8, 2)), rng.normal(size=2) * 0.1, Activation("linear"))))
+    source = emit_c_fixed(net, name="net", storage="progmem", domain=(-1, 1))
+    assert "net_pack" not in source and "const uint32_t u = (uint32_t)s + " in source
+    fixed = plan(net, (-1, 1))
+    x = _x(net, 24)
+    expected = run_codes(fixed, quantise_inputs(fixed, x.astype(np.float64)))
+    options = cortex.Options(name="net", dtype="q15", domain=(-1, 1))
+    for ran in (cortex.run_on_core(net, x, "atmega328p", options),
+                cortex.run_on_host(net, x, options.for_core("atmega328p"))):
+        np.testing.assert_array_equal(ran.outputs.astype(np.float64) * 2.0 ** fixed.out_frac, expected)
+
+
+def test_avr_int8_tables_in_flash_equal_the_mirror(avr):
+    """int8 on the Uno: weights, biases, per-channel multipliers and shifts, the tanh table
+    and the softmax's exp constants in flash (PROGMEM, pgm_read_*: no .data, no .rodata copied
+    to RAM); a calibrated 4-12-8-3 (relu, tanh, softmax) network's output codes equal the NumPy
+    mirror (quant.run_int8) bit for bit, as the host build's; the file's stated stack covers
+    the measured frames."""
+    from mlpcodegen.backends.c_int8 import emit_c_int8
+    from mlpcodegen.backends.c_int8 import stack_bytes as int8_stack
+    from mlpcodegen.core.ptq import calibrate
+    from mlpcodegen.core.quant import round_half_away, run_int8
+
+    rng = np.random.default_rng(27)
+    float_net = Network(4, (Dense(rng.normal(size=(4, 12)), rng.normal(size=12) * 0.3, Activation("relu")),
+                            Dense(rng.normal(size=(12, 8)) / 2, rng.normal(size=8) * 0.3, Activation("tanh")),
+                            Dense(rng.normal(size=(8, 3)), rng.normal(size=3) * 0.3, Activation("softmax"))))
+    net = calibrate(float_net, rng.uniform(-1, 1, (128, 4)))
+    source = emit_c_int8(net, name="net", storage="progmem")
+    for table in ("net_w1[48] net_CONST", "net_m1[12] net_CONST", "net_s1[12] net_CONST", "f[7] net_CONST"):
+        assert table in source
+    assert "net_LDI8(&net_t" in source  # the tanh table read from flash
+    x = _x(net, 24)
+    options = cortex.Options(name="net", dtype="int8")
+    plan = net.int8
+    codes = np.array([[np.clip(round_half_away(float(np.float32(v) / np.float32(plan.input.scale))) +
+                               plan.input.zero_point, -128, 127) for v in row] for row in x])
+    expected = run_int8(plan, codes.astype(np.int8)).astype(np.float64)
+    for ran in (cortex.run_on_core(net, x, "atmega328p", options),
+                cortex.run_on_host(net, x, options.for_core("atmega328p"))):
+        got = np.round(ran.outputs.astype(np.float64) / plan.output.scale) + plan.output.zero_point
+        np.testing.assert_array_equal(got, expected)
+    [row] = cortex.measure_sizes(net, options, ["atmega328p"], ["-Os"])
+    assert row.data == 0 and row.bss == 0 and row.rodata >= 48 + 96 + 64 + 256
+    stated = int8_stack(net, "int8", storage="progmem")["int8"]
+    measured = row.functions["net_int8"][1] + sum(stack for name, (_, stack) in row.functions.items()
+                                                  if name.startswith("net_") and name not in ("net_int8", "net",
+                                                                                              "net_quantize"))
+    assert measured <= stated, (row.functions, stated)

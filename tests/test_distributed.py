@@ -20,19 +20,17 @@ import dask.dataframe as dd
 from distributed import Client, LocalCluster
 
 from mlpcodegen.core.errors import UnsupportedError, ValidationError
-from mlpcodegen.core.ir import Activation, Dense, Network
+from mlpcodegen.core.ir import Network
 from mlpcodegen.runtime import compile_c, load
 from mlpcodegen.runtime import distributed as dist
 from mlpcodegen.runtime.cache import cache_folder
 from mlpcodegen.runtime.cffi_build import _intact
 from mlpcodegen.runtime.native import SPLIT_ROWS
+from nets import dense_chain
 
 
 def small_net(seed: int, widths=(5, 8, 3), activations=("tanh", "softmax")) -> Network:
-    rng = np.random.default_rng(seed)
-    return Network(widths[0], tuple(
-        Dense(rng.normal(size=(a, b)) / np.sqrt(a), rng.normal(size=b) * 0.1, Activation(f), f"dense_{i}")
-        for i, (a, b, f) in enumerate(zip(widths, widths[1:], activations))))
+    return dense_chain(widths, activations, seed, names="dense_{i}")
 
 
 NET = small_net(7)

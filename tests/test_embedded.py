@@ -26,41 +26,33 @@ from mlpcodegen.core.reference import evaluate_magnitude
 from mlpcodegen.runtime import cross
 
 from conftest import REPO, STRICT_FLAGS
+from nets import dense_chain, inputs
 
 SEED = REPO / "generated" / "seed" / "seed.keras"
 WARNINGS = ["-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wdouble-promotion", "-Werror"]
 CORE_FLAGS = {name: list(core.flags) for name, core in cross.CORES.items()}
 
 
-def _dense(rng, n_in: int, units: int, activation: str) -> Dense:
-    return Dense(rng.normal(size=(n_in, units)) / np.sqrt(n_in), rng.normal(size=units) * 0.1, Activation(activation))
-
-
-def random_net(seed: int = 5) -> Network:
+def mixed_net(seed: int = 5) -> Network:
     """Written out and looped layers (remainder passes too), fast math (tanh, sigmoid, softmax)."""
-    rng = np.random.default_rng(seed)
-    return Network(6, (_dense(rng, 6, 3, "tanh"), _dense(rng, 3, 19, "relu"), _dense(rng, 19, 21, "sigmoid"),
-                       _dense(rng, 21, 5, "softmax")))
+    return dense_chain([6, 3, 19, 21, 5], ["tanh", "relu", "sigmoid", "softmax"], seed, names=None)
 
 
 def sine_net() -> Network:
-    rng = np.random.default_rng(1)
-    return Network(1, (_dense(rng, 1, 16, "relu"), _dense(rng, 16, 16, "relu"), _dense(rng, 16, 1, "linear")))
+    return dense_chain([1, 16, 16, 1], ["relu", "relu", "linear"], 1, names=None)
 
 
 def table_net() -> Network:
     """--optimize size runs it as a table: several element-wise kinds, no bias in layer 1, a softmax last."""
-    rng = np.random.default_rng(11)
-    no_bias = Dense(rng.normal(size=(20, 24)) / np.sqrt(20), None, Activation("elu"))
-    return Network(20, (no_bias, _dense(rng, 24, 24, "tanh"), _dense(rng, 24, 24, "relu"),
-                        _dense(rng, 24, 4, "softmax")))
+    return dense_chain([20, 24, 24, 24, 4], ["elu", "tanh", "relu", "softmax"], 11, bias=[False, True, True, True],
+                       names=None)
 
 
-NETS = {"seed": lambda: load(SEED), "random": random_net, "sine": sine_net, "table": table_net}
+NETS = {"seed": lambda: load(SEED), "random": mixed_net, "sine": sine_net, "table": table_net}
 
 
 def test_embedded_profile_has_no_batch_and_states_stack_and_flash():
-    net = random_net()
+    net = mixed_net()
     for optimize in ("size", "speed"):
         source = emit_c(net, name="net", profile="embedded", optimize=optimize)
         header = emit_c_header(net, name="net", profile="embedded", optimize=optimize)
@@ -103,7 +95,7 @@ int use(const float *x, float *y) { net(x, y); return 0; }
 
 @pytest.mark.parametrize("optimize", ["size", "speed"])
 def test_strict_compiles_host_and_cores_from_c_and_cpp(tmp_path, gcc, arm_toolchain, optimize):
-    source, _ = _write(tmp_path, random_net(), optimize)
+    source, _ = _write(tmp_path, mixed_net(), optimize)
     (tmp_path / "user.cpp").write_text(CPP_USER)
     subprocess.run([gcc, *STRICT_FLAGS, "-c", str(source), "-o", str(tmp_path / "host.o")], check=True)
     subprocess.run(["g++", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{tmp_path}", "-c", str(tmp_path / "user.cpp"),
@@ -173,7 +165,7 @@ def _ulps(actual, net, x) -> float:
 @pytest.mark.parametrize("which", ["seed", "sine", "table"])  # size: the table form chained and taking turns
 def test_outputs_on_three_cores_match_reference_and_host_bits(arm_toolchain, which):
     net = NETS[which]()
-    x = np.random.default_rng(3).uniform(-2, 2, (24, net.n_inputs)).astype(np.float32)
+    x = inputs(net.n_inputs, 3, 24, domain=(-2, 2))
     options = cortex.Options(name="net", optimize="speed" if which == "seed" else "size")
     hosts = {}  # the host build of each core's C (M0+: the soft-float form, zero inputs skipped)
     for core in cross.CORES:
@@ -191,8 +183,8 @@ def test_instruction_counts_survive_systick_reloads(arm_toolchain, monkeypatch):
     """The count of a measurement longer than SysTick's period (2^24 ticks by default;
     here 65536, a table's MLPC_SYST_RELOAD) counts the reloads: the same figure, not a
     wrapped one; outputs unchanged."""
-    net = random_net()
-    x = np.random.default_rng(3).uniform(-2, 2, (8, net.n_inputs)).astype(np.float32)
+    net = mixed_net()
+    x = inputs(net.n_inputs, 3, 8, domain=(-2, 2))
     options = cortex.Options(name="net")
     full = cortex.run_on_core(net, x, "m0plus", options)
     header = cortex._table_header
@@ -216,8 +208,8 @@ def test_special_values_as_the_desktop_profile():
         np.testing.assert_array_equal(embedded.outputs.view(np.uint32), desktop.outputs.view(np.uint32),
                                       err_msg=activation)
     # loops in both profiles (same sums), softmax as loops (size) against the graph's statements
-    net = random_net()
-    rows = np.random.default_rng(4).uniform(-3, 3, (12, 6)).astype(np.float32)
+    net = mixed_net()
+    rows = inputs(6, 4, 12)
     rows[0], rows[1, 0], rows[2, 3], rows[3] = np.nan, np.inf, -np.inf, 1e30
     embedded = cortex.run_on_host(net, rows, cortex.Options(name="net", optimize="size", unroll="never"))
     desktop = cortex.run_on_host(net, rows, cortex.Options(name="net", profile="desktop", unroll="never"))
@@ -240,8 +232,7 @@ int main(void)
 
 def test_in_place_y_may_be_x(tmp_path, gcc):
     """The last loop layer writes y itself: only when it does not read x."""
-    rng = np.random.default_rng(9)
-    nets = {"one": Network(12, (_dense(rng, 12, 12, "relu"),)), "random": random_net()}
+    nets = {"one": dense_chain([12, 12], ["relu"], 9, names=None), "random": mixed_net()}
     for label, net in nets.items():
         for optimize in ("size", "speed"):
             folder = tmp_path / f"{label}{optimize}"
@@ -300,12 +291,11 @@ def test_verify_core_compares_an_onnx_file_with_onnx_runtime(tmp_path, arm_toolc
 
 
 def test_table_form_is_chosen_only_where_it_runs_the_network():
-    rng = np.random.default_rng(12)
-    others = {"one layer": Network(40, (_dense(rng, 40, 12, "relu"),)),
-              "hidden softmax": Network(40, (_dense(rng, 40, 20, "softmax"), _dense(rng, 20, 3, "linear"))),
-              "few weights a unit": Network(1, (_dense(rng, 1, 16, "relu"), _dense(rng, 16, 1, "linear"))),
-              "a written-out layer": Network(40, (_dense(rng, 40, 20, "relu"), _dense(rng, 20, 1, "tanh"),
-                                                  _dense(rng, 1, 2, "linear")))}
+    rng = np.random.default_rng(12)  # one generator for the four, in this order
+    others = {"one layer": dense_chain([40, 12], ["relu"], rng, names=None),
+              "hidden softmax": dense_chain([40, 20, 3], ["softmax", "linear"], rng, names=None),
+              "few weights a unit": dense_chain([1, 16, 1], ["relu", "linear"], rng, names=None),
+              "a written-out layer": dense_chain([40, 20, 1, 2], ["relu", "tanh", "linear"], rng, names=None)}
     for label, net in {"table": table_net(), **others}.items():
         shapes = CRenderer(net, name="net", profile="embedded", optimize="size").shapes
         assert all(shape.table for shape in shapes) == (label == "table"), label
@@ -325,7 +315,7 @@ def test_table_form_bits_and_special_values(which):
     turns (table) or chained (sine) (its stack: in test_stated_stack_and_code_bound_the_builds;
     on the cores: test_outputs_on_three_cores)."""
     net = NETS[which]()
-    rows = np.random.default_rng(12).uniform(-3, 3, (10, net.n_inputs)).astype(np.float32)
+    rows = inputs(net.n_inputs, 12, 10)
     rows[0], rows[1, 0], rows[2, -1], rows[3] = np.nan, np.inf, -np.inf, 1e30
     rows[4], rows[5] = -0.0, 0.0
     for dtype in ("float32", "float64"):

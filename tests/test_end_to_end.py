@@ -3,7 +3,8 @@ reference evaluator and model.predict at the documented bounds."""
 import numpy as np
 import pytest
 
-from conftest import architecture, build_model
+from conftest import build_model
+from nets import architecture
 from mlpcodegen import runtime
 from mlpcodegen.backends import BACKENDS
 from mlpcodegen.backends.sympy import MAX_NESTED_TERMS, nested_terms

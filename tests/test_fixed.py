@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import shutil
 import subprocess
@@ -12,28 +13,19 @@ import pytest
 from mlpcodegen import compile_c, load
 from mlpcodegen.backends import emit, get_backend
 from mlpcodegen.core.errors import UnsupportedError, ValidationError
-from mlpcodegen.core.fixed import (
-    SUPPORTED,
-    TANH_ERROR,
-    TABLE_POSITION,
-    measure_tanh_error,
-    plan,
-    run_codes,
-    run_fixed,
-    quantise_inputs,
-)
+from mlpcodegen.core.fixed import (SUPPORTED, TANH_ERROR, TABLE_POSITION, measure_tanh_error, plan, run_codes,
+                              run_fixed, quantise_inputs)
 from mlpcodegen.core.ir import Activation, Dense, Network
 from mlpcodegen.core.numeric import NUMERIC_TYPES, numeric_type
 from mlpcodegen.core.reference import evaluate
+from nets import dense_chain, inputs
 
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wdouble-promotion", "-Werror"]
 
 
-def random_net(widths, activations, seed, scale=1.0):
-    rng = np.random.default_rng(seed)
-    layers = tuple(Dense(rng.normal(0, scale / np.sqrt(a), (a, b)), rng.normal(0, 0.3, b), Activation(act),
-                         name=f"d{i}") for i, (a, b, act) in enumerate(zip(widths, widths[1:], activations)))
-    return Network(widths[0], layers, name="net")
+#: tests/nets.py's chain with this file's biases (N(0, 0.09)) and network name; ``kernel_scale``
+#: multiplies the N(0, 1/fan-in) kernels.
+chain = functools.partial(dense_chain, bias_scale=0.3, name="net")
 
 
 def fitted_sine() -> Network:
@@ -50,8 +42,8 @@ def fitted_sine() -> Network:
 MODELS = {
     "seed": (lambda: load("generated/seed/seed.keras"), (-1.0, 1.0)),
     "sine": (fitted_sine, (-np.pi, np.pi)),
-    "cls": (lambda: random_net([16, 64, 64, 10], ["relu", "relu", "softmax"], 2), (-1.0, 1.0)),
-    "mixed": (lambda: random_net([3, 8, 6, 4], ["sigmoid", "relu6", "hard_tanh"], 3), (-2.0, 2.0)),
+    "cls": (lambda: chain([16, 64, 64, 10], ["relu", "relu", "softmax"], 2), (-1.0, 1.0)),
+    "mixed": (lambda: chain([3, 8, 6, 4], ["sigmoid", "relu6", "hard_tanh"], 3), (-2.0, 2.0)),
 }
 
 
@@ -65,15 +57,11 @@ def compiled():
     return out
 
 
-def _inputs(n_inputs, domain, n, seed=0):
-    return np.random.default_rng(seed).uniform(*domain, (n, n_inputs)).astype(np.float32)
-
-
 @pytest.mark.parametrize("key", list(MODELS))
 @pytest.mark.filterwarnings("ignore::mlpcodegen.runtime.predictor.OutsideDomainWarning")
 def test_c_is_the_plan_bit_for_bit_inside_and_outside_the_domain(compiled, key):
     net, domain, fixed, predictor = compiled[key]
-    x = _inputs(net.n_inputs, (3 * domain[0], 3 * domain[1]), 3000)
+    x = inputs(net.n_inputs, 0, 3000, domain=(3 * domain[0], 3 * domain[1]))
     x[:4] = np.array([np.nan, np.inf, -np.inf, 1e30])[:, None]
     y = predictor(x)
     assert y.dtype == np.float32 and y.shape == (len(x), net.n_outputs)
@@ -87,7 +75,7 @@ def test_c_is_the_plan_bit_for_bit_inside_and_outside_the_domain(compiled, key):
 @pytest.mark.parametrize("key", list(MODELS))
 def test_error_within_the_stated_bound(compiled, key):
     net, domain, fixed, predictor = compiled[key]
-    x = _inputs(net.n_inputs, domain, 20000)
+    x = inputs(net.n_inputs, 0, 20000, domain=domain)
     error = np.abs(predictor(x) - evaluate(net, x.astype(np.float64))).max(axis=0)
     assert np.all(error <= fixed.bound), (error, fixed.bound)
 
@@ -97,13 +85,13 @@ def test_issue_targets_on_the_host(compiled):
     range; cls: the classes of 1,000 inputs."""
     for key, limit in (("seed", 5e-3), ("sine", 5e-4)):
         net, domain, fixed, predictor = compiled[key]
-        x = _inputs(net.n_inputs, domain, 20000)
+        x = inputs(net.n_inputs, 0, 20000, domain=domain)
         reference = evaluate(net, x.astype(np.float64))
         error = np.abs(predictor(x) - reference).max()
         assert error <= limit * np.ptp(reference), (key, error)
         assert fixed.bound.max() <= 10 * error, (key, fixed.bound.max(), error)
     net, domain, fixed, predictor = compiled["cls"]
-    x = _inputs(16, domain, 1000)
+    x = inputs(16, 0, 1000, domain=domain)
     agree = np.mean(predictor(x).argmax(axis=1) == evaluate(net, x.astype(np.float64)).argmax(axis=1))
     assert agree == 1.0
 
@@ -117,10 +105,10 @@ def test_bound_never_exceeded_on_random_networks():
         widths = [int(rng.integers(1, 9)) for _ in range(depth + 1)]
         activations = [str(rng.choice(["relu", "tanh", "sigmoid", "linear", "relu6", "hard_tanh"]))
                        for _ in range(depth)]
-        net = random_net(widths, activations, case, scale=float(rng.uniform(0.5, 4)))
+        net = chain(widths, activations, case, kernel_scale=float(rng.uniform(0.5, 4)))
         half = float(rng.uniform(0.1, 8))
         fixed = plan(net, (-half, half))
-        x = _inputs(net.n_inputs, (-half, half), 5000, case)
+        x = inputs(net.n_inputs, case, 5000, domain=(-half, half))
         error = np.abs(run_fixed(fixed, x) - evaluate(net, x.astype(np.float64))).max(axis=0)
         assert np.all(error <= fixed.bound), (case, widths, activations, error, fixed.bound)
 
@@ -134,16 +122,14 @@ def test_wide_inputs_split_and_affine_bound_sound():
     for case in range(6):
         widths = [int(rng.integers(13, 21))] + [int(rng.integers(4, 25)) for _ in range(int(rng.integers(1, 3)))] + [3]
         activations = ["relu"] * (len(widths) - 2) + [str(rng.choice(["linear", "softmax"]))]
-        net = random_net(widths, activations, 50 + case, scale=float(rng.uniform(0.5, 2)))
+        net = chain(widths, activations, 50 + case, kernel_scale=float(rng.uniform(0.5, 2)))
         half = float(rng.uniform(0.2, 4))
         fixed = plan(net, (-half, half))
-        x = _inputs(net.n_inputs, (-half, half), 5000, case)
+        x = inputs(net.n_inputs, case, 5000, domain=(-half, half))
         error = np.abs(run_fixed(fixed, x) - evaluate(net, x.astype(np.float64))).max(axis=0)
         assert np.all(error <= fixed.bound), (case, widths, error, fixed.bound)
-    rng = np.random.default_rng(2)  # bench/fixed.py's cls (bench/native_call.py's random_net)
-    cls = Network(16, tuple(Dense(rng.normal(size=(a, b)) / np.sqrt(a), rng.normal(size=b) * 0.1, Activation(f),
-                                  f"dense_{i}") for i, (a, b, f) in
-                            enumerate(zip([16, 64, 64], [64, 64, 10], ["relu", "relu", "softmax"]))))
+    # bench/fixed.py's cls (bench/native_call.py's random_net): the stored figures below are its plan's
+    cls = dense_chain([16, 64, 64, 10], ["relu", "relu", "softmax"], 2, names="dense_{i}")
     fixed = plan(cls, (-1.0, 1.0))
     assert [layer.out_frac for layer in fixed.layers] == [12, 12, 26]
     assert fixed.layers[-1].logit_error < 0.0105
@@ -165,7 +151,7 @@ def test_q15_is_a_dtype_of_c_only_and_never_reaches_the_float_printer():
     assert numeric_type("q15").is_fixed and "q15" not in NUMERIC_TYPES
     assert "q15" in get_backend("c").supported and "q15" not in get_backend("c").dtypes
     with pytest.raises(UnsupportedError):
-        emit(random_net([1, 1], ["linear"], 0), "numba", dtype="q15")
+        emit(chain([1, 1], ["linear"], 0), "numba", dtype="q15")
 
 
 @pytest.mark.parametrize("key", ["seed", "cls"])
@@ -228,7 +214,7 @@ def test_rounding_shift_and_input_rounding_mirror(tmp_path):
         def needed(self):
             return {"shr32", "shr64"}
 
-    net = random_net([1, 1], ["linear"], 0)
+    net = chain([1, 1], ["linear"], 0)
     literal = {32: lambda a: str(a) if a > -2 ** 31 else "-2147483647 - 1",
                64: lambda a: f"INT64_C({a})" if a > -2 ** 63 else "INT64_C(-9223372036854775807) - 1"}
     tables = []
@@ -292,8 +278,8 @@ def _tiny(weight, activation, n_inputs=2, bias=0.0):
 
 TINY = [(_tiny(1e-5, "relu6"), 1e-4), (_tiny(1e-6, "tanh"), 1e-4), (_tiny(1e-6, "sigmoid"), 1e-4),
         (_tiny(1e-5, "hard_tanh"), 1e-4), (_tiny(1e-7, "relu6"), 1e-6),
-        (random_net([2, 3, 2], ["tanh", "relu6"], 4, scale=1e-5), 1e-4),
-        (random_net([3, 4], ["softmax"], 5, scale=1e-6), 1e-7)]  # one softmax layer: no int16 buffers
+        (chain([2, 3, 2], ["tanh", "relu6"], 4, kernel_scale=1e-5), 1e-4),
+        (chain([3, 4], ["softmax"], 5, kernel_scale=1e-6), 1e-7)]  # one softmax layer: no int16 buffers
 
 
 def test_every_shift_defined_for_tiny_weights_on_tiny_domains(tmp_path):
@@ -314,7 +300,7 @@ def test_every_shift_defined_for_tiny_weights_on_tiny_domains(tmp_path):
                 assert 0 <= layer.shift < layer.acc_bits
         codes = _all_codes(net.n_inputs, 70000, index)
         assert np.array_equal(_c_codes(tmp_path, net, (-half, half), codes), run_codes(fixed, codes)), index
-        x = _inputs(net.n_inputs, (-half, half), 5000, index)
+        x = inputs(net.n_inputs, index, 5000, domain=(-half, half))
         error = np.abs(run_fixed(fixed, x) - evaluate(net, x.astype(np.float64))).max(axis=0)
         assert np.all(error <= fixed.bound), (index, error, fixed.bound)
     layer = plan(TINY[0][0], (-1e-4, 1e-4)).layers[0]
@@ -330,7 +316,7 @@ def test_clamp_beyond_the_accumulator_dropped_and_exact():
         net, half = _tiny(1e-5, activation), 1e-4
         fixed = plan(net, (-half, half))
         assert fixed.layers[0].high is None
-        x = _inputs(net.n_inputs, (-half, half), 20000, 1)
+        x = inputs(net.n_inputs, 1, 20000, domain=(-half, half))
         error = np.abs(run_fixed(fixed, x) - evaluate(net, x.astype(np.float64))).max()
         assert error <= fixed.bound.max() <= 4 * error + 1e-15, (activation, error, fixed.bound)
 
@@ -338,15 +324,15 @@ def test_clamp_beyond_the_accumulator_dropped_and_exact():
 def test_more_than_32_inputs_planned_and_compiled(tmp_path):
     """NumPy's meshgrid stops at 32 dimensions: the sub-boxes are indexed over the split
     inputs only.  A 40-input network (C = mirror, within the bound) and a 200-input one."""
-    net = random_net([40, 6, 3], ["relu", "tanh"], 8)
+    net = chain([40, 6, 3], ["relu", "tanh"], 8)
     fixed = plan(net, (-1.0, 1.0))
     codes = np.random.default_rng(3).integers(-32768, 32768, (3000, 40))
     assert np.array_equal(_c_codes(tmp_path, net, (-1.0, 1.0), codes), run_codes(fixed, codes))
-    x = _inputs(40, (-1.0, 1.0), 5000)
+    x = inputs(40, 0, 5000, domain=(-1.0, 1.0))
     assert np.all(np.abs(run_fixed(fixed, x) - evaluate(net, x.astype(np.float64))).max(axis=0) <= fixed.bound)
-    wide = random_net([200, 8, 2], ["relu", "linear"], 9)
+    wide = chain([200, 8, 2], ["relu", "linear"], 9)
     fixed = plan(wide, (-1.0, 1.0))
-    x = _inputs(200, (-1.0, 1.0), 2000)
+    x = inputs(200, 0, 2000, domain=(-1.0, 1.0))
     assert np.all(np.abs(run_fixed(fixed, x) - evaluate(wide, x.astype(np.float64))).max(axis=0) <= fixed.bound)
 
 
@@ -368,7 +354,7 @@ def test_size_command_and_verify_on_m0plus(compiled, capsys, arm_toolchain):
 def test_comment_states_every_format_in_full():
     """The file comment's formats line (a 16-input softmax network with a per-input domain:
     hundreds of characters) is printed whole; only the file's names and notes are quoted."""
-    net = dataclasses.replace(random_net([16, 8, 10], ["relu", "softmax"], 4),
+    net = dataclasses.replace(chain([16, 8, 10], ["relu", "softmax"], 4),
                               notes=("input scaling folded in */ #include",))
     net = dataclasses.replace(net, layers=(dataclasses.replace(net.layers[0], name="hidden */ x\ny"),
                                            net.layers[1]))
@@ -427,7 +413,7 @@ def test_dsp_path_on_m4f_bit_identical_to_the_mirror(tmp_path, arm_toolchain):
     from mlpcodegen.backends.c_fixed import stack_bytes
     from mlpcodegen.harness.cortex import Options, run_on_core
 
-    net = random_net([33, 9, 6, 3], ["relu", "tanh", "linear"], 1)
+    net = chain([33, 9, 6, 3], ["relu", "tanh", "linear"], 1)
     fixed = plan(net, (-1.0, 1.0))
     assert [layer.acc_bits for layer in fixed.layers] == [64, 32, 32]
     source = emit(net, "c", dtype="q15", name="net", domain=(-1.0, 1.0))
@@ -444,7 +430,7 @@ def test_dsp_path_on_m4f_bit_identical_to_the_mirror(tmp_path, arm_toolchain):
     assert helpers <= set(symbols["cortex-m4"]) and not helpers & set(symbols["cortex-m0plus"])
     m4 = symbols["cortex-m4"]
     assert m4["net_q15"] + max(m4[h] for h in helpers) <= stack_bytes(net, "q15")["q15"]
-    x = _inputs(net.n_inputs, (-1.5, 1.5), 48, seed=7)
+    x = inputs(net.n_inputs, 7, 48, domain=(-1.5, 1.5))
     x[0], x[1] = 1.0, -1.0
     run = run_on_core(net, x, "m4f", Options(dtype="q15", name="net", domain=(-1.0, 1.0)))
     assert np.array_equal(run.outputs, run_fixed(fixed, x).astype(np.float32))

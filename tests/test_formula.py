@@ -17,7 +17,7 @@ from mlpcodegen.backends.sympy import (MAX_NESTED_TERMS, evaluate_expressions, e
 from mlpcodegen.core.errors import UnsupportedError, ValidationError
 from mlpcodegen.frontends.keras import load
 from mlpcodegen.harness.verify import compare, verify
-from conftest import CORE_ACTIVATIONS as ACTIVATIONS
+from nets import CORE_ACTIVATIONS as ACTIVATIONS
 from mlpcodegen.core.ir import Activate, Activation, Dense, Network
 from mlpcodegen.core.reference import evaluate, evaluate_magnitude
 from mlpcodegen.core.scaling import Scaling, read_scaling_file, with_scaling
@@ -177,7 +177,7 @@ PARAMS = {"relu": {"negative_slope": 0.1, "max_value": 2.0, "threshold": 0.25}, 
           "gelu": {"approximate": 1.0}, "threshold": {"threshold": 0.1, "default_value": -1.0}}
 
 
-def random_net(activation: str, seed: int) -> Network:
+def placed_net(activation: str, seed: int) -> Network:
     """2-3 Dense layers of random widths, 1-3 inputs, ``activation`` on a random one
     (the others tanh or linear), an Affine step or an Activate layer sometimes."""
     from mlpcodegen.core.activations import REGISTRY
@@ -226,7 +226,7 @@ def test_in_process_sympy_and_the_emitted_module_agree(activation):
     import sympy
 
     for seed in range(2):
-        net = random_net(activation, seed=1000 * _every_activation().index(activation) + seed)
+        net = placed_net(activation, seed=1000 * _every_activation().index(activation) + seed)
         x = np.random.default_rng(seed).uniform(-2, 2, (200, net.n_inputs))
         reference, scale = evaluate_magnitude(net, x)
         assert compare(runtime.load(net, "sympy")(x), reference, scale, "float64")[1] <= 1e-12, net.describe()
@@ -277,7 +277,7 @@ def test_the_formula_shown_computes_the_network(activation):
 
     from mlpcodegen.backends.sympy import layer_expressions
 
-    net = random_net(activation, seed=7 + _every_activation().index(activation))
+    net = placed_net(activation, seed=7 + _every_activation().index(activation))
     x = np.random.default_rng(2).uniform(-2, 2, (100, net.n_inputs))
     reference, scale = evaluate_magnitude(net, x)
     symbols, layers = layer_expressions(net, expand=True, nested=True)

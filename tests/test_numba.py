@@ -17,23 +17,19 @@ import pytest
 
 from mlpcodegen.backends import emit
 from mlpcodegen.backends import numba as numba_backend
-from mlpcodegen.core.ir import Activation, Dense, Network
+from mlpcodegen.core.ir import Network
 from mlpcodegen.core.numeric import numeric_type
 from mlpcodegen.core.reference import evaluate
 from mlpcodegen.runtime.numba_runtime import load_numba
+from nets import dense_chain
 
 TOLERANCE = {"float32": dict(rtol=2e-5, atol=2e-6), "float64": dict(rtol=1e-12, atol=1e-13)}
 
 
 def net_of(widths, activations, seed, bias=True) -> Network:
-    rng = np.random.default_rng(seed)
-    layers = []
-    for i, (a, b, act) in enumerate(zip(widths, widths[1:], activations)):
-        activation = Activation("prelu", (("alpha", tuple(map(float, rng.uniform(0, 0.5, b)))),)) if act == "prelu" \
-            else Activation(act)
-        layers.append(Dense(rng.normal(size=(a, b)) / np.sqrt(a), rng.normal(size=b) * 0.1 if bias or i else None,
-                            activation, f"d{i}\nname"))
-    return Network(widths[0], tuple(layers))
+    """``bias=False``: none on the first layer only."""
+    return dense_chain(widths, activations, seed, bias=[bias] + [True] * (len(widths) - 2), names="d{i}\nname",
+                       alpha=(0.0, 0.5))
 
 
 def load(net, dtype, name="p"):

@@ -21,9 +21,10 @@ import pytest
 
 import mlpcodegen
 from conftest import REPO
+from nets import inputs, random_net
 from mlpcodegen.core.errors import ModelFormatError, UnsupportedError
 from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare
-from mlpcodegen.core.ir import Activation, Dense, Network
+from mlpcodegen.core.ir import Network
 from mlpcodegen.core.reference import evaluate, evaluate_magnitude
 
 import onnxruntime as ort
@@ -55,10 +56,6 @@ def assert_agrees(net: Network, actual: np.ndarray, x: np.ndarray, dtype: str = 
         assert ulp <= F32_ULP_BOUND, ulp
 
 
-def inputs(n_inputs: int, seed: int = 0, n: int = 64, scale: float = 3.0) -> np.ndarray:
-    return np.random.default_rng(seed).uniform(-scale, scale, (n, n_inputs)).astype(np.float32)
-
-
 def check_file(path, x=None, dtype: str = "float32") -> Network:
     """Load ``path``, compare ONNX Runtime on the file with the reference."""
     net = mlpcodegen.load(path)
@@ -75,16 +72,8 @@ OWN_ACTIVATIONS_F64 = ("relu", "tanh", "sigmoid", "linear", "exponential", "soft
 
 
 def random_network(seed: int, activations=OWN_ACTIVATIONS) -> Network:
-    """Depth 1-3, widths 1-8, random activations, bias or not."""
-    rng = np.random.default_rng(seed)
-    depth = int(rng.integers(1, 4))
-    widths = [int(w) for w in rng.integers(1, 9, size=depth + 1)]
-    layers = []
-    for n_in, n_out in zip(widths, widths[1:]):
-        bias = rng.normal(0, 0.5, n_out) if rng.integers(2) else None
-        act = Activation(activations[int(rng.integers(len(activations)))])
-        layers.append(Dense(rng.normal(0, 1 / np.sqrt(n_in), (n_in, n_out)), bias, act, f"d{len(layers)}"))
-    return Network(widths[0], tuple(layers))
+    """Depth 1-3, widths 1-8, random activations, bias or not, kernels N(0, 1/fan-in)."""
+    return random_net(seed, activations, depth=(1, 4), width=(1, 9), scaled=True, dtype=np.float64)
 
 
 @pytest.mark.parametrize("seed,opset,dtype", [(0, 11, "float32"), (1, 13, "float32"), (2, 17, "float64"),

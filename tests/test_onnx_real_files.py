@@ -21,7 +21,8 @@ import mlpcodegen
 from mlpcodegen.core.errors import ModelFormatError, UnsupportedError
 from mlpcodegen.core.ir import Affine, Dense
 from mlpcodegen.core.reference import evaluate
-from test_onnx_frontend import ORT_FLOOR, assert_agrees, inputs
+from nets import inputs
+from test_onnx_frontend import ORT_FLOOR, assert_agrees
 
 
 def ort_rows(model_bytes: bytes, x: np.ndarray) -> np.ndarray:

@@ -17,13 +17,11 @@ from mlpcodegen.core.ir import Activate, Activation, Affine, Dense, Network
 from mlpcodegen.runtime import CompiledNetwork, cache_key, cffi_build, compile_c, loaders
 from mlpcodegen.runtime.cache_key import network_key
 from mlpcodegen.runtime.cffi_build import DEFAULT_FLAGS
+from nets import dense_chain
 
 
 def _net(widths, activations, seed, name="d"):
-    rng = np.random.default_rng(seed)
-    layers = tuple(Dense(rng.normal(size=(a, b)) / np.sqrt(a), rng.normal(size=b) * 0.3, Activation(f), f"{name}{i}")
-                   for i, (a, b, f) in enumerate(zip(widths, widths[1:], activations)))
-    return Network(widths[0], layers)
+    return dense_chain(widths, activations, seed, bias_scale=0.3, names=name + "{i}")
 
 
 SMALL = _net([3, 5, 2], ["tanh", "softmax"], 1)

@@ -2,7 +2,6 @@
 Polynomial layer in every target, and `mlpcodegen simplify`."""
 from __future__ import annotations
 
-import math
 import shutil
 import subprocess
 
@@ -23,6 +22,7 @@ from mlpcodegen.core.simplify.check import check_certificate
 from mlpcodegen.core.simplify.exact import activity, piecewise_linear, simplify_exact
 from mlpcodegen.core.simplify.saturation import saturate
 from mlpcodegen.core.simplify.taylor import series, taylor
+from nets import dense_chain
 
 SEED = REPO / "generated" / "seed" / "seed.keras"
 SCALING = REPO / "generated" / "seed" / "scaling.json"
@@ -35,11 +35,9 @@ def seed_network() -> Network:
     return with_scaling(mlpcodegen.load(SEED), *read_scaling_file(SCALING))
 
 
-def random_net(rng, sizes, hidden="tanh", output="linear") -> Network:
-    layers = [Dense(rng.normal(size=(a, b)) * 1.5 / math.sqrt(a), rng.normal(size=b) * 0.5,
-                    Activation(hidden if i < len(sizes) - 2 else output), f"d{i}")
-              for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
-    return Network(sizes[0], tuple(layers), "float64")
+def chain(rng, sizes, hidden="tanh", output="linear") -> Network:
+    return dense_chain(sizes, [hidden] * (len(sizes) - 2) + [output], rng, kernel_scale=1.5, bias_scale=0.5,
+                       weight_dtype="float64")
 
 
 def random_box(rng, d):
@@ -55,7 +53,7 @@ def random_box(rng, d):
        degree=st.integers(1, 7))
 def test_certified_bound_is_never_below_the_measured_error(seed, inputs, act, degree):
     rng = np.random.default_rng(seed)
-    net = random_net(rng, [inputs, 3, 2, 1], act)
+    net = chain(rng, [inputs, 3, 2, 1], act)
     lower, upper = random_box(rng, inputs)
     approx = interpolant(net, lower, upper, degree if inputs == 1 else min(degree, 4))
     report = error_report(net, approx, lower, upper, samples=501, max_boxes=2048)
@@ -160,7 +158,7 @@ def test_work_budgets_loosen_or_refuse_but_never_lower_a_certificate(monkeypatch
 @given(seed=st.integers(0, 2**31), inputs=st.integers(1, 3), width=st.integers(3, 10))
 def test_exact_passes_never_change_an_output_on_the_domain(seed, inputs, width):
     rng = np.random.default_rng(seed)
-    net = random_net(rng, [inputs, width, width, 1], "relu")
+    net = chain(rng, [inputs, width, width, 1], "relu")
     first = net.layers[0]  # a duplicate unit and one with zero outgoing weights
     kernel = np.hstack([first.kernel, first.kernel[:, :1]])
     second = net.layers[1]
@@ -178,7 +176,7 @@ def test_exact_passes_never_change_an_output_on_the_domain(seed, inputs, width):
 
 def test_linear_bounds_and_cut_boxes_prove_more_units_than_whole_box_intervals():
     rng = np.random.default_rng(5)
-    net = random_net(rng, [2, 16, 16, 1], "relu")
+    net = chain(rng, [2, 16, 16, 1], "relu")
     counts = activity(net, [-1, -1], [1, 1], cuts=(1, 16), samples=20000)
     intervals = activity(net, [-1, -1], [1, 1], cuts=(1,), samples=100, linear=False)
     assert intervals.proven_dead[1] <= counts.proven_dead[1] <= counts.proven_dead[16] <= counts.sampled_dead
@@ -188,7 +186,7 @@ def test_linear_bounds_and_cut_boxes_prove_more_units_than_whole_box_intervals()
 
 def test_piecewise_linear_form_is_the_same_function_in_breakpoints_plus_one_pieces():
     rng = np.random.default_rng(2)
-    net = random_net(rng, [1, 16, 16, 1], "relu")
+    net = chain(rng, [1, 16, 16, 1], "relu")
     form = piecewise_linear(net, -1.0, 1.0)
     simple = form.network(net)
     assert simple.layers[0].units == len(form.breakpoints) + 1
@@ -217,7 +215,7 @@ def test_taylor_coefficients_of_one_unit_match_high_precision_derivatives(act):
 
 def test_taylor_coefficients_match_finite_differences():
     rng = np.random.default_rng(1)
-    net = random_net(rng, [1, 3, 2, 1], "tanh")
+    net = chain(rng, [1, 3, 2, 1], "tanh")
     c = series(net, 0.3, 3).coefficients[0]
     h = 1e-3
     f = lambda v: float(evaluate(net, np.array([[v]]))[0, 0])  # noqa: E731
@@ -415,7 +413,7 @@ def test_the_coefficient_rounding_bound_of_a_two_input_polynomial_is_sound_and_c
     from mlpcodegen.app.cli_simplify import _coefficient_bound
 
     rng = np.random.default_rng(2)
-    net = random_net(rng, [2, 4, 1])
+    net = chain(rng, [2, 4, 1])
     for lower, upper in (([-1.0, -1.0], [1.0, 1.0]), ([0.0, -2.0], [1.0, 2.0])):
         approx = interpolant(net, lower, upper, 5)
         for digits in (2, 3):

@@ -26,6 +26,7 @@ from mlpcodegen.core.ir import Affine
 from mlpcodegen.core.reference import evaluate_magnitude
 
 from conftest import import_optional
+from nets import inputs
 
 torch = import_optional("torch")  # [all] leaves it out (the [torch] extra; .ci/run installs the CPU build)
 nn = torch.nn
@@ -120,10 +121,6 @@ def forward(module: nn.Module, x: np.ndarray, dtype) -> np.ndarray:
         return twin(torch.from_numpy(x).to(dtype)).double().numpy()
 
 
-def inputs(n_inputs: int, seed: int, n: int = 64) -> np.ndarray:
-    return np.random.default_rng(1000 + seed).uniform(-3.0, 3.0, (n, n_inputs))
-
-
 def check_against_torch(model: nn.Module, net, x: np.ndarray) -> None:
     expected, scale = evaluate_magnitude(net, x)
     reference = mlpcodegen.evaluate(net, x)
@@ -141,9 +138,9 @@ def test_random_sequential_matches_forward_and_reference(seed):
     model = random_sequential(seed)
     net = mlpcodegen.load(model)
     assert net.n_inputs == next(m for m in model.modules() if isinstance(m, nn.Linear)).in_features
-    check_against_torch(model, net, inputs(net.n_inputs, seed))
+    check_against_torch(model, net, inputs(net.n_inputs, 1000 + seed, dtype=np.float64))
     unfolded = mlpcodegen.load(model, fold=False)
-    x = inputs(net.n_inputs, seed, 16)
+    x = inputs(net.n_inputs, 1000 + seed, 16, dtype=np.float64)
     np.testing.assert_allclose(mlpcodegen.evaluate(unfolded, x), mlpcodegen.evaluate(net, x), rtol=1e-12, atol=1e-12)
 
 
@@ -172,7 +169,7 @@ def test_single_modules(build):
     torch.manual_seed(7)
     model = build().eval()
     net = mlpcodegen.load(model)
-    check_against_torch(model, net, inputs(net.n_inputs, 5))
+    check_against_torch(model, net, inputs(net.n_inputs, 1005, dtype=np.float64))
 
 
 def test_softplus_default_threshold_within_documented_bound():
@@ -183,7 +180,7 @@ def test_softplus_default_threshold_within_documented_bound():
     with torch.no_grad():
         model[0].weight.mul_(10.0)  # pre-activations well past threshold / beta
     net = mlpcodegen.load(model)
-    x = inputs(2, 0)
+    x = inputs(2, 1000, dtype=np.float64)
     difference = np.abs(forward(model, x, torch.float64) - mlpcodegen.evaluate(net, x))
     bound = np.exp(-20.0) / 3.0 * np.abs(model[2].weight.detach().double().numpy()).sum()
     assert 0 < difference.max() <= bound * (1 + 1e-6)
@@ -197,7 +194,7 @@ def test_parameter_dtypes_read_exactly(dtype, name):
     net = mlpcodegen.load(model)
     assert net.weight_dtype == name
     np.testing.assert_array_equal(net.layers[0].kernel, model[0].weight.detach().double().numpy().T)
-    x = inputs(3, 2)
+    x = inputs(3, 1002, dtype=np.float64)
     expected, scale = evaluate_magnitude(net, x)
     _, rel64, _ = compare(forward(model, x, torch.float64), expected, scale, "float64")
     assert rel64 <= F64_REL
@@ -210,7 +207,7 @@ def test_rms_norm_default_eps_is_the_machine_epsilon_of_the_dtype():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.RMSNorm(4), nn.Linear(4, 1)).to(torch.float64).eval()
     net = mlpcodegen.load(model)
-    x = inputs(3, 0) * 1e-3  # mean(x^2) ~ 1e-7: float32's epsilon would change the result
+    x = inputs(3, 1000, dtype=np.float64) * 1e-3  # mean(x^2) ~ 1e-7: float32's epsilon would change the result
     expected, scale = evaluate_magnitude(net, x)
     assert compare(forward(model, x, torch.float64), expected, scale, "float64")[1] <= F64_REL
     assert verify(model, "numpy", "float64", n=64).ok
@@ -228,7 +225,7 @@ def test_compiled_c_float32(seed):
     model = random_sequential(seed)
     net = mlpcodegen.load(model)
     predict = mlpcodegen.compile_c(net, dtype="float32", name="predict")
-    x = inputs(net.n_inputs, seed).astype(np.float32).astype(np.float64)
+    x = inputs(net.n_inputs, 1000 + seed, dtype=np.float64).astype(np.float32).astype(np.float64)
     expected, scale = evaluate_magnitude(net, x)
     actual = np.asarray(predict(x.astype(np.float32)), dtype=np.float64)
     assert compare(actual, expected, scale, "float32")[2] <= C_F32_ULP
@@ -247,7 +244,7 @@ def test_file_route_through_onnx_agrees(tmp_path):
     # dynamo=False: the TorchScript-based exporter, which needs no onnxscript
     torch.onnx.export(model, (torch.zeros(2, 3),), str(path), dynamo=False)
     from_file, from_object = mlpcodegen.load(path), mlpcodegen.load(model)
-    x = inputs(3, 4)
+    x = inputs(3, 1004, dtype=np.float64)
     expected, scale = evaluate_magnitude(from_object, x)
     assert compare(mlpcodegen.evaluate(from_file, x), expected, scale, "float64")[1] <= F64_REL
 
@@ -279,7 +276,7 @@ def test_training_mode_converted_with_eval_semantics():
     net = mlpcodegen.load(model)
     assert any("model.1, model.2" in note and "training mode" in note for note in net.notes)
     assert model.training  # the caller's module is not switched
-    check_against_torch(model.eval(), net, inputs(2, 0))
+    check_against_torch(model.eval(), net, inputs(2, 1000, dtype=np.float64))
     assert mlpcodegen.load(model).notes == ()
 
 

@@ -23,6 +23,13 @@ On a core with the DSP extension (Cortex-M4/M7: ``__ARM_FEATURE_DSP``) the dense
 go through ACLE's ``__smlad`` (int32 sums) and ``__smlald`` (int64), two products an
 instruction; the sums are exact integers, so the outputs are the portable loops' bit for bit
 (tests/test_fixed.py runs it on qemu M4F; bench/q15_dsp.py measures it against float32).
+
+With flash tables (AVR: ``storage="progmem"``) and ReLU hidden layers, the layers after the
+first multiply their nonzero inputs only: a ReLU's zero code adds nothing, and every partial
+sum is within the plan's bound for any codes, so the sums are the same integers.  The nonzero
+outputs are packed as (byte offset, code) and a row's sum walks them in inline assembly
+(int32 sums, or int64 ones added in 40 bits and widened once a row); a ReLU's sum is shifted
+as unsigned.  tests/test_cores.py compares the outputs on simavr with fixed.run_codes.
 """
 from __future__ import annotations
 
@@ -39,7 +46,8 @@ from .c_storage import storage as table_storage
 DTYPES = ("q15",)
 #: Names derived from NAME (checked against the C library's reserved names).
 SUFFIXES = ("_q15", "_q15_argmax", "_shr32", "_shr64", "_sat", "_sat64", "_clip32", "_tanh", "_T", "_quantise",
-            "_batch", "_dot", "_ld", "_dot4", "_dot1", "_dot2w", "_dot1w") + tuple(f"_{kind}{i}" for kind in "wb" for i in range(1, 10))
+            "_batch", "_dot", "_dotc", "_dotcw", "_dotcws", "_pack", "_ld", "_dot4", "_dot1", "_dot2w", "_dot1w") + \
+    tuple(f"_{kind}{i}" for kind in "wb" for i in range(1, 10))
 #: Bytes added to the stated stack for saved registers, alignment and spills (checked
 #: with -fstack-usage by tests/test_fixed.py).
 FRAME_OVERHEAD = 160
@@ -64,15 +72,51 @@ def signature(net: Network, dtype: str, name: str, profile: str = "desktop") -> 
     return [f"void {name}(const float *x, float *y)", f"void {name}_q15(const int16_t *x, {out} *y)"]
 
 
-def stack_bytes(net: Network, dtype: str, unroll: str = "auto", storage: str = "plain") -> dict[str, int]:
+#: Flash-table targets (AVR), packed inputs with int64 sums: bytes the 64-bit sums and their shifts
+#: spill beyond the storage's frame overhead (cls 16-64-64-10: a 379-byte frame for 320 of buffers).
+WIDE_SPILLS = 40
+
+
+def stack_bytes(net: Network, dtype: str, unroll: str = "auto", storage: str = "plain",
+                domain: object = None) -> dict[str, int]:
     """Bound of the stack of ``NAME_q15`` (two int16 buffers as wide as the widest layer)
     and of the float wrapper (its codes, then NAME_q15): ``one`` and ``batch``.  A
-    storage's targets may state their own frame overhead (AVR: tests/test_cores.py)."""
+    storage's targets may state their own frame overhead (AVR: tests/test_cores.py).  On those
+    targets a network with ReLU hidden layers packs their nonzero outputs (one int16 buffer and
+    3 bytes an input), and its plan on ``domain`` says whether int64 sums spill (no domain: they may)."""
     overhead = table_storage(storage).frame_overhead or FRAME_OVERHEAD
     width = max([net.n_inputs] + [layer.n_out for layer in net.layers])
-    q15 = 2 * 2 * width + overhead + (DSP_FRAMES if table_storage(storage).plain else 0)
+    buffers = 2 * 2 * width
+    if sparse_shape(net, table_storage(storage)):
+        hidden, packed = packed_widths(net)
+        wide = domain is None or any(layer.acc_bits == 64 for layer in plan(net, domain).layers)
+        buffers = 2 * hidden + 3 * packed + (WIDE_SPILLS if wide else 0)
+    q15 = buffers + overhead + (DSP_FRAMES if table_storage(storage).plain else 0)
     one = q15 + 2 * (net.n_inputs + net.n_outputs) + overhead
     return {"q15": q15, "one": one, "batch": one + overhead}
+
+
+#: Activations whose outputs are >= 0 with exact zeros (the clamp at 0 before the shift).
+_ZERO_FLOOR = ("relu", "relu6")
+#: Packed inputs address a row's weights by a byte offset (uint8): at most this many inputs.
+PACKED_INPUTS = 127
+
+
+def sparse_shape(net: Network, storage: Storage) -> bool:
+    """Whether a flash-table file (AVR) packs the nonzero outputs of its hidden layers: every
+    hidden activation a ReLU (outputs >= 0, often exactly 0) and every later layer narrow
+    enough for a byte offset.  The stack is stated from this (the plan may still fall back to
+    the unpacked loops, which need less: int64 sums)."""
+    hidden = net.layers[:-1]
+    return (not storage.plain and bool(hidden) and all(layer.activation.name in _ZERO_FLOOR for layer in hidden)
+            and all(layer.n_in <= PACKED_INPUTS for layer in net.layers[1:]))
+
+
+def packed_widths(net: Network) -> tuple[int, int]:
+    """(int16 outputs of the widest hidden layer, entries of the packed buffer: those, or the
+    inputs when x may be packed)."""
+    hidden = max(layer.n_out for layer in net.layers[:-1])
+    return hidden, max(hidden, net.n_inputs if net.n_inputs <= PACKED_INPUTS else 0)
 
 
 def emit_c_fixed(net: Network, *, dtype: str = "q15", name: str = "mlp", domain: object = None,
@@ -81,12 +125,12 @@ def emit_c_fixed(net: Network, *, dtype: str = "q15", name: str = "mlp", domain:
     C's options (unroll, math, profile, optimize) are accepted and mean nothing here: one
     loop per layer is both the smallest and, on a scalar core, about the fastest form (with a
     DSP branch for Cortex-M4/M7 where the tables are plain arrays)."""
-    return _Printer(net, plan(net, domain), checked_name(name), table_storage(storage)).source()
+    return _Printer(net, plan(net, domain), checked_name(name), table_storage(storage), domain).source()
 
 
 def emit_c_fixed_header(net: Network, *, dtype: str = "q15", name: str = "mlp", domain: object = None,
                         storage: str = "plain", **ignored: object) -> str:
-    return _Printer(net, plan(net, domain), checked_name(name), table_storage(storage)).header()
+    return _Printer(net, plan(net, domain), checked_name(name), table_storage(storage), domain).header()
 
 
 def _int_lines(values: np.ndarray, per_line: int = 16, wide: bool = False) -> list[str]:
@@ -95,13 +139,17 @@ def _int_lines(values: np.ndarray, per_line: int = 16, wide: bool = False) -> li
 
 
 class _Printer:
-    def __init__(self, net: Network, fixed: FixedPlan, name: str, storage: Storage = table_storage("plain")) -> None:
-        self.net, self.plan, self.name, self.storage = net, fixed, name, storage
+    def __init__(self, net: Network, fixed: FixedPlan, name: str, storage: Storage = table_storage("plain"),
+                 domain: object = None) -> None:
+        self.net, self.plan, self.name, self.storage, self.domain = net, fixed, name, storage, domain
         self.out_type = "int32_t" if fixed.softmax else "int16_t"
+        # AVR, ReLU hidden layers: the layers after the first read their nonzero inputs only
+        self.sparse = sparse_shape(net, storage) and all(
+            layer.low is not None and layer.low >= 0 and layer.out_bits == 16 for layer in fixed.layers[:-1])
 
     def comment(self) -> list[str]:
         p, n = self.plan, self.name
-        stack = stack_bytes(self.net, "q15", storage=self.storage.name)
+        stack = stack_bytes(self.net, "q15", storage=self.storage.name, domain=self.domain)
         return [f"/* {HEADER}",
                 f" * network {quote_name(self.net.name)}: {self.net.describe()}, Q15 fixed point",
                 *_note_lines(self.net),
@@ -148,8 +196,8 @@ class _Printer:
 
     def stored_types(self) -> tuple[str, ...]:
         """The C types of the tables (their read macros in flash storage)."""
-        wide = any(np.abs(layer.bias).max(initial=0) >= 2 ** 31 for layer in self.plan.layers)
-        return ("int16_t", "int64_t" if wide else "int32_t")
+        wide = [np.abs(layer.bias).max(initial=0) >= 2 ** 31 for layer in self.plan.layers]
+        return ("int16_t",) + (("int32_t",) if not all(wide) else ()) + (("int64_t",) if any(wide) else ())
 
     def read(self, c_type: str, lvalue: str) -> str:
         return self.storage.read(self.name, c_type, lvalue)
@@ -174,6 +222,8 @@ class _Printer:
                 frac = layer.table_frac
                 names |= {"tanh"} | ({"clip32"} if wide else set()) | (
                     {"shr64"} if wide and frac > TABLE_POSITION else set())
+            elif self.nonnegative(layer):
+                continue  # shifted inline as unsigned
             elif layer.out_bits == 32:
                 names |= ({"clip32"} if wide else set()) | ({f"shr{layer.acc_bits}"} if layer.shift else set())
             else:
@@ -213,7 +263,8 @@ class _Printer:
                                    '    if (t >= 8u) { q >>= 8; __asm__("" : "+r"(q)); t -= 8u; }',
                                    "#endif", "    q >>= t;"]
         out = [line for key in ("sat", "shr32", "shr64", "sat64", "clip32") if key in needed for line in parts[key]]
-        return out + (self.tanh_helper() if "tanh" in needed else []) + self.mac_helper() + self.dsp_helpers()
+        return out + (self.tanh_helper() if "tanh" in needed else []) + self.mac_helper() + self.packed_helpers() + \
+            self.dsp_helpers()
 
     def uses_dsp(self, layer: FixedLayer) -> bool:
         """Whether the layer has a DSP branch (plain tables: ARM; AVR keeps its own)."""
@@ -303,6 +354,99 @@ class _Printer:
                 "    const int16_t *w = *wp;", "    do {", "        s += (int32_t)*w++ * (int32_t)*p++;",
                 "    } while (--n);", "    *wp = w;", "    return s;", "}", "#endif", ""]
 
+    def packed_kinds(self) -> set[tuple[int, bool]]:
+        """(sum bits, signed inputs) of the packed dot products the layers call: a later layer's
+        inputs are a ReLU's (>= 0), the first layer's packed inputs (int64 sums only) any codes."""
+        if not self.sparse:
+            return set()
+        kinds = {(layer.acc_bits, False) for layer in self.plan.layers[1:]}
+        return kinds | ({(64, True)} if self.packs_inputs() else set())
+
+    def packs_inputs(self) -> bool:
+        """Whether layer 1 packs x too: int64 sums (the C's int64 loop costs a library multiply and
+        a 64-bit add a product on AVR) and inputs few enough for a byte offset."""
+        first = self.plan.layers[0]
+        return self.sparse and first.acc_bits == 64 and first.n_in <= PACKED_INPUTS
+
+    def packed_helpers(self) -> list[str]:
+        """AVR, ReLU hidden layers: NAME_pack lists a layer's nonzero outputs (a ReLU's zeros are
+        exact: their products add nothing, and every partial sum is within the plan's bound for
+        any codes), NAME_dotc* multiply a row by them only (52% and 70% of the sine's hidden
+        activations are zero on random inputs).  An entry is 3 bytes: the input's byte offset in
+        a row of weights, then its int16 code."""
+        kinds = self.packed_kinds()
+        if not kinds:
+            return []
+        out = ["/* c[3k] = 2 i, c[3k + 1], c[3k + 2] = h[i] (little-endian) for each h[i] != 0; the count. */",
+               f"static uint8_t {self.name}_pack(uint8_t *c, const int16_t *h, uint8_t n)", "{",
+               "    uint8_t i, k = 0u;", "    for (i = 0u; i < n; ++i) {", "        const uint16_t v = (uint16_t)h[i];",
+               "        if (v != 0u) {",
+               "            c[0] = (uint8_t)(2u * i); c[1] = (uint8_t)v; c[2] = (uint8_t)(v >> 8);",
+               "            c += 3; ++k;", "        }", "    }", "    return k;", "}", ""]
+        out += ["#if defined(__AVR_HAVE_MUL__) && defined(__GNUC__)"]
+        for bits, signed in sorted(kinds):
+            out += self.packed_asm(bits, signed)
+        out += ["#else"]
+        for bits, signed in sorted(kinds):
+            out += self.packed_portable(bits, signed)
+        return out + ["#endif", ""]
+
+    @staticmethod
+    def packed_name(bits: int, signed: bool) -> str:
+        return "_dotc" + ("w" if bits == 64 else "") + ("s" if signed else "")
+
+    def packed_portable(self, bits: int, signed: bool) -> list[str]:
+        n, t = self.name, f"int{bits}_t"
+        ld = self.read("int16_t", "w[c[0] >> 1]")
+        code = "((int32_t)c[1] | (int32_t)(c[2] & 0x7fu) << 8) - (int32_t)(c[2] & 0x80u) * 256" if signed else \
+            "((int32_t)c[1] | (int32_t)c[2] << 8)"
+        return [f"static {t} {n}{self.packed_name(bits, signed)}({t} s, const int16_t *w, const uint8_t *c, uint8_t n)",
+                "{", "    do {", f"        s += ({t})((int32_t){ld} * ({code}));", "        c += 3;",
+                "    } while (--n);", "    return s;", "}", ""]
+
+    def packed_asm(self, bits: int, signed: bool) -> list[str]:
+        """One loop in assembly: the row's weight read at its offset (lpm), the code (ld X+), the
+        16 x 16 product in four MULs added into the sum (Atmel AVR201's signed product; inputs
+        >= 0: their high byte is unsigned, two corrections fewer).  int64 sums: the products
+        are added into 40 bits (E: the fifth byte; 127 products below 2^30 stay below 2^37),
+        widened once a row."""
+        n, wide = self.name, bits == 64
+        top = "%[e]" if wide else "%D0"
+
+        def carry(first: str) -> str:  # the carry of an add at byte `first` up through the top byte
+            order = ("%C0", "%D0", "%[e]")
+            return "".join(f"adc {reg}, %[zero]\\n\\t" for reg in order[order.index(first):] if wide or reg != "%[e]")
+
+        def signed_ext(at: str) -> str:  # the sign of a signed product (carry flag) into the bytes from `at` up
+            regs = ("%D0", "%[e]") if at == "%D0" else ("%[e]",)
+            return "".join(f"sbc {reg}, %[zero]\\n\\t" for reg in regs if wide or reg != "%[e]")
+        steps = ["mul %[wl], %[xl]\\n\\tadd %A0, r0\\n\\tadc %B0, r1\\n\\t" + carry("%C0"),
+                 ("muls" if signed else "mulsu") + " %[wh], %[xh]\\n\\t" + (signed_ext("%[e]") if wide else "") +
+                 "add %C0, r0\\n\\tadc %D0, r1\\n\\t" + (carry("%[e]") if wide else ""),
+                 "mulsu %[wh], %[xl]\\n\\t" + signed_ext("%D0") + "add %B0, r0\\n\\tadc %C0, r1\\n\\t" + carry("%D0"),
+                 ("mulsu %[xh], %[wl]\\n\\t" + signed_ext("%D0") if signed else "mul %[xh], %[wl]\\n\\t") +
+                 "add %B0, r0\\n\\tadc %C0, r1\\n\\t" + carry("%D0")]
+        asm = ['"1:\\n\\tld %[o], X+\\n\\tmovw %[z], %[w]\\n\\tadd %A[z], %[o]\\n\\tadc %B[z], %[zero]\\n\\t"',
+               '"lpm %[wl], Z+\\n\\tlpm %[wh], Z\\n\\tld %[xl], X+\\n\\tld %[xh], X+\\n\\t"',
+               *(f'"{step}"' for step in steps), '"dec %[n]\\n\\tbrne 1b\\n\\tclr __zero_reg__"']
+        t = f"int{bits}_t"
+        sum_in = "lo" if wide else "s"
+        # early-clobber in/out operands: no input shares their registers (gcc may give the zero input
+        # the register of an in/out operand that also starts at 0: the 40-bit sum's lo and e)
+        outputs = (f'"+&r"({sum_in}), ' + ('[e] "+&r"(e), ' if wide else "") +
+                   '"+&x"(c), [n] "+&r"(n), [z] "=&z"(z), [o] "=&r"(o),')
+        regs = (f'[wl] "=&{"a" if signed else "r"}"(wl), [wh] "=&a"(wh), [xl] "=&a"(xl), [xh] "=&a"(xh)')
+        head = [f"__attribute__((always_inline)) static inline {t} {n}{self.packed_name(bits, signed)}({t} s, "
+                "const int16_t *w, const uint8_t *c, uint8_t n)", "{", "    const int16_t *z;",
+                "    uint8_t o, wl, wh, xl, xh;"] + (["    uint32_t lo = 0u;", "    uint8_t e = 0u;"] if wide else [])
+        body = ["    __asm__(" + asm[0], *("            " + line for line in asm[1:]),
+                f"            : {outputs}", f"              {regs}",
+                '            : [w] "r"(w), [zero] "r"((uint8_t)0) : "r0", "memory");']
+        # the 40-bit sum: e the signed fifth byte (its value: e - 256 when bit 7 is set)
+        tail = ["    return s + ((int64_t)e - (int64_t)((e & 0x80u) << 1)) * INT64_C(4294967296) + (int64_t)lo;"] \
+            if wide else ["    return s;"]
+        return head + body + tail + ["}", ""]
+
     def tanh_helper(self) -> list[str]:
         n = self.name
         low, high = self.read("int16_t", f"{n}_T[i]"), self.read("int16_t", f"{n}_T[i + 1u]")
@@ -322,7 +466,37 @@ class _Printer:
                 f"        t = {low} + (int32_t)(((uint32_t)({high} - {low}) * r + 0x4000u) >> 15);",
                 "    }", "    return z < 0 ? -t : t;", "}", ""]
 
+    def sparse_function(self) -> list[str]:
+        """Layer 1 as the unpacked loops into h (int64 sums: x packed too); then, per later layer,
+        h packed into c (the count in k) and each row's sum over the packed inputs only; the last
+        layer writes y (x is read by layer 1 only: y may be x)."""
+        layers, n = self.plan.layers, self.name
+        hidden, packed = packed_widths(self.net)
+        body = [] if self.packs_inputs() else self.layer_loop(1, layers[0], "x", "h")
+        for index, layer in enumerate(layers, 1):
+            if index == 1 and not self.packs_inputs():
+                continue
+            target = "h" if index < len(layers) else "y"
+            store = "r" if layer.out_bits == 32 else "(int16_t)r"
+            t = f"int{layer.acc_bits}_t"
+            bias = "int64_t" if np.abs(layer.bias).max(initial=0) >= 2 ** 31 else "int32_t"  # as arrays() declares it
+            dot = n + self.packed_name(layer.acc_bits, index == 1)
+            source, count = ("x", self.net.n_inputs) if index == 1 else ("h", layers[index - 2].units)
+            body += [f"    k = {n}_pack(c, {source}, {count}u);", "    {",
+                     f"        const int16_t *w = {n}_w{index};",
+                     f"        for (j = 0u; j < {layer.units}u; ++j, w += {layer.n_in}) {{",
+                     f"            {t} s = {self.read(bias, f'{n}_b{index}[j]')};",
+                     f"            if (k != 0u) s = {dot}(s, w, c, k);",
+                     *("            " + line for line in self.activation(layer)),
+                     f"            {target}[j] = {store};", "        }", "    }"]
+        return [f"void {n}_q15(const int16_t *x, {self.out_type} *y)", "{",
+                f"    int16_t h[{hidden}];", f"    uint8_t c[{3 * packed}], k;",
+                "    uint32_t j;" if self.packs_inputs() or self.uses_dot(layers[0]) else "    uint32_t i, j;",
+                *body, "}", ""]
+
     def q15_function(self) -> list[str]:
+        if self.sparse:
+            return self.sparse_function()
         layers, n = self.plan.layers, self.name
         width = self.plan.width
         buffers = len(layers) > 1 or layers[0].out_bits == 16  # one softmax layer writes y directly
@@ -411,11 +585,31 @@ class _Printer:
             lines.append(f"if (s < {suffix.format(layer.low)}) s = {suffix.format(layer.low)};")
         if layer.high is not None:
             lines.append(f"if (s > {suffix.format(layer.high)}) s = {suffix.format(layer.high)};")
+        if self.nonnegative(layer):
+            return lines + self.nonnegative_shift(layer)
         shifted = f"{n}_shr{layer.acc_bits}(s, {layer.shift}u)" if layer.shift else "s"
         if layer.out_bits == 32:  # softmax's logits: int32 codes
             return lines + [f"const int32_t r = {f'{n}_clip32({shifted})' if wide else shifted};"]
         sat = f"{n}_sat64" if wide else f"{n}_sat"
         return lines + [f"const int32_t r = {sat}({shifted});"]
+
+    def nonnegative(self, layer: FixedLayer) -> bool:
+        """Flash-table targets (AVR): a sum clamped at a bound >= 0 (ReLU) is shifted as unsigned."""
+        return (not self.storage.plain and layer.acc_bits == 32 and layer.out_bits == 16 and layer.shift > 0
+                and layer.low is not None and layer.low >= 0)
+
+    @staticmethod
+    def nonnegative_shift(layer: FixedLayer) -> list[str]:
+        """``r`` = sat(shr32(s, k)) for s >= 0: u = s + 2^(k-1) (uint32: no wrap below 2^31 + 2^30),
+        u >> k, 32767 from u >= 32768 * 2^k; for 8 <= k <= 16 the 15 bits kept are the high
+        half of u << (16 - k) (below 2^31 there: a few single shifts, then whole bytes on AVR)."""
+        k = layer.shift
+        shifted = f"(uint16_t)((u << {16 - k}u) >> 16)" if 8 <= k < 16 else \
+            "(uint16_t)(u >> 16)" if k == 16 else f"(u >> {k}u)"
+        lines = [f"const uint32_t u = (uint32_t)s + {2 ** (k - 1)}u; /* s >= 0 */"]
+        if k + 15 >= 32:  # u >> k < 2^15: never saturates
+            return lines + [f"const int32_t r = (int32_t){shifted};"]
+        return lines + [f"const int32_t r = u >= {32768 << k}u ? 32767 : (int32_t){shifted};"]
 
     def wrapper(self) -> list[str]:
         p, n = self.plan, self.name

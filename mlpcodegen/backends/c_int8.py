@@ -38,9 +38,11 @@ from ..core.numeric import FLOAT32
 from ..core.quant import Int8Plan, QDense, QRelu, QSoftmax, QTable, int8_plan
 from ._text import HEADER, Lines, quote_name
 from .c import _note_lines, check_name
+from .c_storage import Storage
+from .c_storage import storage as table_storage
 
 DTYPES = ("int8",)
-SUFFIXES = ("_int8", "_rq", "_rq2", "_clamp", "_ld", "_dot4", "_dot2", "_dot1", "_srdhm", "_rdbp", "_shl", "_exp", "_recip", "_softmax", "_quantize",
+SUFFIXES = ("_int8", "_rq", "_rq2", "_clamp", "_ld", "_dot4", "_dot8", "_dot2", "_dot1", "_srdhm", "_rdbp", "_shl", "_exp", "_recip", "_softmax", "_quantize",
             "_batch") + tuple(f"_{kind}{i}" for kind in "wbmst" for i in range(1, 10))
 #: Bytes added to the stated stack for saved registers, alignment and spills.
 FRAME_OVERHEAD = 160
@@ -57,17 +59,20 @@ def signature(net: Network, dtype: str, name: str, profile: str = "desktop") -> 
     return [f"void {name}(const float *x, float *y)", f"void {name}_int8(const int8_t *x, int8_t *y)"]
 
 
-def stack_bytes(net: Network, dtype: str, unroll: str = "auto") -> dict[str, int]:
+def stack_bytes(net: Network, dtype: str, unroll: str = "auto", storage: str = "plain") -> dict[str, int]:
     """Bound of the stack of ``NAME_int8`` (two int8 buffers as wide as the widest layer, and a
     frame per level of helper calls: softmax -> exp -> srdhm is three deep; a softmax's int32
     exps) and of the float
-    wrapper (its codes, then NAME_int8).  Checked with -fstack-usage by tests/test_tflite.py."""
+    wrapper (its codes, then NAME_int8).  Checked with -fstack-usage by tests/test_tflite.py
+    (flash-table targets, AVR: their own frame overhead and no DSP path, tests/test_cores.py)."""
     plan = int8_plan(net)
     scratch = _softmax_width(plan)
     depth = 3 if scratch else 1
+    tables = table_storage(storage)
+    overhead = tables.frame_overhead or FRAME_OVERHEAD
     # the DSP path (M4/M7): its 4 sums and the frames of dot4 and dot1 (measured 296 bytes at -O0)
-    int8 = 2 * plan.width + 4 * scratch + FRAME_OVERHEAD * (1 + depth) + DSP_FRAMES
-    one = int8 + plan.n_inputs + plan.n_outputs + FRAME_OVERHEAD
+    int8 = 2 * plan.width + 4 * scratch + overhead * (1 + depth) + (DSP_FRAMES if tables.plain else 0)
+    one = int8 + plan.n_inputs + plan.n_outputs + overhead
     return {"int8": int8, "one": one, "batch": one + FRAME_OVERHEAD}
 
 
@@ -82,17 +87,19 @@ def _plan(net: Network, rounding: object) -> Int8Plan:
 
 
 def emit_c_int8(net: Network, *, dtype: str = "int8", name: str = "mlp", domain: object = None,
-                rounding: object = None, **ignored: object) -> str:
+                rounding: object = None, storage: str = "plain", **ignored: object) -> str:
     """The int8 C of a quantised network (a :class:`~mlpcodegen.core.quant.QuantizedNetwork`).
     ``rounding``: "single" (the pip LiteRT's requantisation) or "double" (TFLite Micro's and
     CMSIS-NN's), default the plan's (single for a .tflite: what LiteRT computes).
-    The float C's options (unroll, math, profile, optimize) and q15's domain mean nothing here."""
-    return _Printer(net, _plan(net, rounding), checked_name(name)).source()
+    ``storage``: how the tables are kept (c_storage; AVR's ``progmem``: in flash, read with
+    pgm_read_*).  The float C's options (unroll, math, profile, optimize) and q15's domain mean
+    nothing here."""
+    return _Printer(net, _plan(net, rounding), checked_name(name), table_storage(storage)).source()
 
 
 def emit_c_int8_header(net: Network, *, dtype: str = "int8", name: str = "mlp", domain: object = None,
-                       rounding: object = None, **ignored: object) -> str:
-    return _Printer(net, _plan(net, rounding), checked_name(name)).header()
+                       rounding: object = None, storage: str = "plain", **ignored: object) -> str:
+    return _Printer(net, _plan(net, rounding), checked_name(name), table_storage(storage)).header()
 
 
 def _int_lines(values: np.ndarray, per_line: int = 16) -> list[str]:
@@ -118,13 +125,21 @@ def _check_sums(plan: Int8Plan) -> None:
 
 
 class _Printer:
-    def __init__(self, net: Network, plan: Int8Plan, name: str) -> None:
+    def __init__(self, net: Network, plan: Int8Plan, name: str, storage: Storage = table_storage("plain")) -> None:
         _check_sums(plan)
-        self.net, self.plan, self.name = net, plan, name
+        self.net, self.plan, self.name, self.storage = net, plan, name, storage
+
+    def read(self, c_type: str, lvalue: str) -> str:
+        """A table element (flash-table targets: through the storage's read macro)."""
+        return self.storage.read(self.name, c_type, lvalue)
+
+    def const(self) -> str:
+        """Text after a table's declarator (AVR: NAME_CONST, PROGMEM there)."""
+        return self.storage.after_declarator(self.name)
 
     def comment(self) -> list[str]:
         p, n = self.plan, self.name
-        stack = stack_bytes(self.net, "int8")
+        stack = stack_bytes(self.net, "int8", storage=self.storage.name)
         kinds = ", ".join(_describe(layer) for layer in p.layers)
         return [f"/* {HEADER}",
                 f" * network {quote_name(self.net.name)}: {self.net.describe()}, int8 (TFLite full-integer "
@@ -167,10 +182,11 @@ class _Printer:
 
     def source(self) -> str:
         lines = Lines().add(*self.comment(), "#include <stddef.h>", "#include <stdint.h>", *DSP_INCLUDES, "")
+        lines.add(*self.storage.macros(self.name, ("int8_t", "uint8_t", "int32_t")))
         lines.add(*(proto + ";" for proto in signature(self.net, "int8", self.name)), "")
         for index, layer in enumerate(self.plan.layers, 1):
             lines.add(*self.arrays(index, layer))
-        lines.add(*self.helpers(), *self.dsp_helpers())
+        lines.add(*self.helpers(), *self.dsp_helpers(), *self.flash_dot())
         lines.add(*self.int8_function(), *self.wrapper())
         return str(lines)
 
@@ -184,20 +200,22 @@ class _Printer:
                     f"fused {layer.fused}, input zero point {layer.input.zero_point}, output zero point "
                     f"{layer.output.zero_point}, clamp [{layer.low}, {layer.high}], "
                     f"{'one scale' if uniform else 'a scale per channel'} */",
-                    f"static const int8_t {n}_w{index}[{layer.weights.size}] = {{", *_int_lines(layer.weights), "};",
-                    f"static const int32_t {n}_b{index}[{layer.units}] = {{ /* bias - input zero point * sum(w) */",
+                    f"static const int8_t {n}_w{index}[{layer.weights.size}]{self.const()} = {{",
+                    *_int_lines(layer.weights), "};",
+                    f"static const int32_t {n}_b{index}[{layer.units}]{self.const()} = {{ /* bias - input zero point "
+                    "* sum(w) */",
                     *_int_lines(folded_bias(layer), 8), "};"]
             if uniform:
                 return head + [""]
             single = self.plan.rounding == "single"
-            return head + [f"static const int32_t {n}_m{index}[{layer.units}] = {{",
+            return head + [f"static const int32_t {n}_m{index}[{layer.units}]{self.const()} = {{",
                            *_int_lines(layer.multipliers, 8), "};",
-                           f"static const {'uint8_t' if single else 'int8_t'} {n}_s{index}[{layer.units}] = {{",
+                           f"static const {'uint8_t' if single else 'int8_t'} {n}_s{index}[{layer.units}]{self.const()} = {{",
                            *_int_lines(31 - layer.shifts if single else layer.shifts), "};", ""]
         if isinstance(layer, QTable):
             return [f"/* layer {index} {quote_name(layer.name)}: {layer.kind.upper()} by table, indexed by "
                     "code + 128 (LiteRT's PopulateLookupTable) */",
-                    f"static const int8_t {n}_t{index}[256] = {{", *_int_lines(layer.table), "};", ""]
+                    f"static const int8_t {n}_t{index}[256]{self.const()} = {{", *_int_lines(layer.table), "};", ""]
         return []
 
     def needed(self) -> set[str]:
@@ -251,7 +269,7 @@ class _Printer:
                     "    return x > limit ? INT32_MAX : x < -limit ? INT32_MIN : x * (int32_t)(UINT32_C(1) << e);", "}", ""],
             "exp": ["/* gemmlowp's exp_on_negative_values: a <= 0 in Q5.26, exp(a) in Q0.31. */",
                     f"static int32_t {n}_exp(int32_t a)", "{",
-                    "    static const int32_t f[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535, "
+                    f"    static const int32_t f[7]{self.const()} = {{1672461947, 1302514674, 790015084, 290630308, 39332535, "
                     "720401, 242};",
                     "    const int32_t r = (int32_t)((uint32_t)a & 0xffffffu) - (INT32_C(1) << 24); /* in [-1/4, 0) */",
                     "    const int32_t x = r * 32 + (INT32_C(1) << 28), x2 = " + n + "_srdhm(x, x);",
@@ -260,7 +278,7 @@ class _Printer:
                     "    const int32_t rest = r - a;",
                     "    int32_t y = 1895147668 + " + n + "_srdhm(1895147668, x + p);",
                     "    uint32_t k;",
-                    "    for (k = 0u; k < 7u; ++k) if ((uint32_t)rest & (UINT32_C(1) << (24u + k))) y = " + n + "_srdhm(y, f[k]);",
+                    "    for (k = 0u; k < 7u; ++k) if ((uint32_t)rest & (UINT32_C(1) << (24u + k))) y = " + n + "_srdhm(y, " + self.read("int32_t", "f[k]") + ");",
                     "    return a == 0 ? INT32_MAX : y;", "}", ""],
             "recip": ["/* gemmlowp's one_over_one_plus_x_for_x_in_0_1: 0 <= a < 2^31 in Q0.31, three",
                       "   Newton-Raphson steps in Q2.29. */",
@@ -289,6 +307,15 @@ class _Printer:
                         f"        e = {n}_rdbp({n}_srdhm(scale, ex[i]), 12u - headroom + 23u) - 128;",
                         "        y[i] = (int8_t)(e > 127 ? 127 : e < -128 ? -128 : e);", "    }", "}", ""],
         }
+        if not self.storage.plain:  # AVR: 64-bit shifts are library loops; past the product, 32-bit steps
+            parts["rq"][5:5] = [
+                "#if defined(__AVR__)",
+                "    if (t >= 33u) { /* q = floor(u / 2^(t-1)) < 2^32 (u = a m + 2^63): (q + 1) >> 1 is the rounded",
+                "                       value plus 2^(63-t), below 2^30 (|a m| < 2^62): as the lines below */",
+                "        const uint64_t u = (uint64_t)((int64_t)a * m) + UINT64_C(0x8000000000000000);",
+                "        const uint32_t q = (uint32_t)(u >> 32) >> (t - 33u);",
+                "        return (int32_t)(q >> 1) - (int32_t)(UINT32_C(1) << (63u - t)) + (int32_t)(q & 1u);",
+                "    }", "#endif"]
         order = ("rq", "rdbp", "rq2", "clamp", "srdhm", "shl", "exp", "recip", "softmax")
         return [line for key in order if key in needed for line in parts[key]]
 
@@ -301,6 +328,26 @@ class _Printer:
         return f"{n}_srdhm(d * (int32_t)(UINT32_C(1) << s), m)"
 
     # ------------------------------------------------------------------ code
+
+    def flash_dot(self) -> list[str]:
+        """Flash-table targets (AVR): a row's int32 sum in one loop of assembly, the weight read
+        from flash (lpm Z+), the input from RAM (ld X+), their product in one MULS and its sign
+        from the carry it leaves (avr-gcc calls __mulhisi3 a product); elsewhere the loop in C."""
+        if self.storage.plain or not any(isinstance(layer, QDense) for layer in self.plan.layers):
+            return []
+        n = self.name
+        return ["/* s + w[0] x[0] + ... + w[k-1] x[k-1] for k >= 1 (w in flash on AVR) */",
+                "#if defined(__AVR_HAVE_MUL__) && defined(__GNUC__)",
+                f"__attribute__((always_inline)) static inline int32_t {n}_dot8(int32_t s, const int8_t *w, "
+                "const int8_t *x, uint16_t k)", "{", "    uint8_t a, b, t;",
+                '    __asm__("1:\\n\\tlpm %[a], Z+\\n\\tld %[b], X+\\n\\tmuls %[a], %[b]\\n\\tsbc %[t], %[t]\\n\\t"',
+                '            "add %A0, r0\\n\\tadc %B0, r1\\n\\tadc %C0, %[t]\\n\\tadc %D0, %[t]\\n\\t"',
+                '            "cp %A[x], %A[end]\\n\\tcpc %B[x], %B[end]\\n\\tbrne 1b\\n\\tclr __zero_reg__"',
+                '            : "+&r"(s), "+&z"(w), [x] "+&x"(x), [a] "=&d"(a), [b] "=&d"(b), [t] "=&r"(t)',
+                '            : [end] "r"(x + k) : "r0", "memory");', "    return s;", "}", "#else",
+                f"static int32_t {n}_dot8(int32_t s, const int8_t *w, const int8_t *x, uint16_t k)", "{",
+                "    do {", f"        s += (int32_t){self.read('int8_t', 'w[0]')} * (int32_t)x[0];",
+                "        ++w; ++x;", "    } while (--k);", "    return s;", "}", "#endif", ""]
 
     def dsp_helpers(self) -> list[str]:
         """Cortex-M4/M7 (DSP extension): dot products of int8 rows two products per SMLAD, the
@@ -370,15 +417,18 @@ class _Printer:
             uniform = len(set(zip(layer.multipliers.tolist(), layer.shifts.tolist()))) == 1
 
             def store(row: str, value: str) -> str:
-                m = str(int(layer.multipliers[0])) if uniform else f"{n}_m{index}[{row}]"
-                shift = int(layer.shifts[0]) if uniform else f"{n}_s{index}[{row}]"
+                m = str(int(layer.multipliers[0])) if uniform else self.read("int32_t", f"{n}_m{index}[{row}]")
+                kind = "uint8_t" if self.plan.rounding == "single" else "int8_t"  # as arrays() declares it
+                shift = int(layer.shifts[0]) if uniform else self.read(kind, f"{n}_s{index}[{row}]")
                 return (f"{target}[{row}] = {n}_clamp({self.requantize(value, m, shift)} + "
                         f"({layer.output.zero_point}), {layer.low}, {layer.high});")
 
             portable = [f"    for (j = 0u; j < {layer.units}u; ++j) {{",
                         f"        const int8_t *w = {n}_w{index} + j * {layer.n_in}u;",
-                        f"        int32_t s = {n}_b{index}[j];",
-                        f"        for (i = 0u; i < {layer.n_in}u; ++i) s += (int32_t)w[i] * (int32_t){source}[i];",
+                        f"        int32_t s = {self.read('int32_t', f'{n}_b{index}[j]')};",
+                        f"        s = {n}_dot8(s, w, {source}, {layer.n_in}u);" if not self.storage.plain else
+                        f"        for (i = 0u; i < {layer.n_in}u; ++i) s += (int32_t){self.read('int8_t', 'w[i]')} * "
+                        f"(int32_t){source}[i];",
                         f"        {store('j', 's')}", "    }"]
             full = layer.units - layer.units % 4
             dsp = [f"    for (j = 0u; j < {full}u; j += 4u) {{",
@@ -397,7 +447,8 @@ class _Printer:
                 pairs += [f"    for (; j < {layer.units}u; ++j) {{", *portable[1:]]
             return ["#if MLPC_INT8_DSP", *dsp, "#elif MLPC_INT8_PAIRS", *pairs, "#else", *portable, "#endif"]
         if isinstance(layer, QTable):
-            return [f"    for (i = 0u; i < {layer.width}u; ++i) {target}[i] = {n}_t{index}[{source}[i] + 128];"]
+            return [f"    for (i = 0u; i < {layer.width}u; ++i) {target}[i] = "
+                    f"{self.read('int8_t', f'{n}_t{index}[{source}[i] + 128]')};"]
         if isinstance(layer, QRelu):
             value = f"(int32_t){source}[i] - ({layer.input.zero_point})"
             return [f"    for (i = 0u; i < {layer.width}u; ++i) {target}[i] = {n}_clamp("

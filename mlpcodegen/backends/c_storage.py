@@ -19,7 +19,8 @@ from typing import Optional
 from ..core.errors import ValidationError
 
 #: C type -> suffix of its read macro (NAME_LD<suffix>).
-_SUFFIXES = {"float": "F", "int16_t": "I16", "int32_t": "I32", "unsigned char": "U8", "unsigned short": "U16"}
+_SUFFIXES = {"float": "F", "int16_t": "I16", "int32_t": "I32", "unsigned char": "U8", "unsigned short": "U16",
+             "int8_t": "I8", "uint8_t": "UI8", "int64_t": "I64"}
 
 
 @dataclass(frozen=True)
@@ -84,12 +85,16 @@ STORAGES: dict[str, Storage] = {storage.name: storage for storage in (
     Storage("softfloat", skip_zeros=True, speed_tile=4),  # plain arrays, cores without an FPU (rv32imc, Cortex-M0+, lx106)
     Storage("progmem", "__AVR__", "<avr/pgmspace.h>", "PROGMEM",
             (("float", "pgm_read_float"), ("int16_t", "pgm_read_word"), ("int32_t", "pgm_read_dword"),
-             ("unsigned char", "pgm_read_byte"), ("unsigned short", "pgm_read_word")),
+             ("unsigned char", "pgm_read_byte"), ("unsigned short", "pgm_read_word"), ("int8_t", "pgm_read_byte"),
+             ("uint8_t", "pgm_read_byte"), ("int64_t", "mlpc_pgm_read_qword")),
             # avr-gcc: at most 18 call-saved registers and the frame pointer pushed, a 2-byte return
             # address, a few spills (measured with -fstack-usage: tests/test_cores.py)
             frame_overhead=40, skip_zeros=True, speed_tile=1,
             compat=("#ifndef HUGE_VALF /* avr-libc's <math.h> has INFINITY only */",
-                    "#define HUGE_VALF __builtin_huge_valf()", "#endif")),
+                    "#define HUGE_VALF __builtin_huge_valf()", "#endif",
+                    "/* avr-libc reads at most 4 bytes at once: an int64 (q15 biases of 2^31 or more) as two */",
+                    "#define mlpc_pgm_read_qword(p) ((uint64_t)pgm_read_dword((const uint8_t *)(p) + 4) << 32 | "
+                    "(uint64_t)pgm_read_dword(p))")),
 )}
 
 

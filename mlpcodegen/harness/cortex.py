@@ -437,7 +437,8 @@ def stated_stack(net: Network, options: Options) -> tuple[str, int]:
     from ..backends import c, c_fixed
 
     if numeric_type(options.dtype).is_fixed:
-        return f"{options.name}_q15", c_fixed.stack_bytes(net, options.dtype, storage=options.storage)["q15"]
+        return f"{options.name}_q15", c_fixed.stack_bytes(net, options.dtype, storage=options.storage,
+                                                          domain=options.domain)["q15"]
     shapes = c.CRenderer(net, dtype=options.dtype, name=options.name, unroll=options.unroll, math=options.math,
                          profile="embedded", optimize=options.optimize, storage=options.storage).shapes
     return options.name, c.embedded_stack_bytes(net, options.dtype, shapes)["one"]
