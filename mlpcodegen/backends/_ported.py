@@ -29,7 +29,8 @@ from ..core.network_graph import array_of, named_values
 from ..core.activations import REGISTRY
 from ._closed_form import activate_statements, emit_layer, layer_comment
 from ._text import Lines, check_identifier
-from .c import _LOCALS, _TAKEN, _loops, tiled_kernel
+from .c_language import _LOCALS, _TAKEN
+from .c_policy import _loops, tiled_kernel
 from .printer import Language, Printed, Printer, fill, top
 
 #: The primitives ported (C's c_math.PRIMITIVES); every other function a language
@@ -252,7 +253,7 @@ class Frame:
 class Body:
     """The one-sample function of ``net`` in a C-family language, as C's ``_body``
     writes it: per layer, the closed form (:func:`emit_layer`) or loops over read-only
-    arrays, chosen by C's own rule (:func:`mlpcodegen.backends.c._loops`, ``unroll``
+    arrays, chosen by C's own rule (:func:`mlpcodegen.backends.c_policy._loops`, ``unroll``
     auto), the loop sums starting from the bias as C's do; outputs stored after every
     input is read.  ``printer.needed`` collects the ported primitives used."""
 

@@ -1,7 +1,13 @@
-"""C99 backend: the network as an unrolled closed form.
+"""C99 backend: the renderer, and the backend's public entry (:func:`emit_c`,
+:func:`emit_c_header`, :func:`cdef`, and the names of its helper modules importable from
+here as before).
 
-Every neuron is one statement with its weights as exact literals; no loops, no weight
-arrays, no globals, no allocation.  The file needs ``<math.h>`` and the freestanding
+:class:`CRenderer` writes one translation unit from the decisions the other modules make:
+:mod:`.c_language` (how C spells the graph, literals, the prototypes, which names a
+function may take), :mod:`.c_policy` (per layer: written out or loops, tiles, the
+embedded table form), :mod:`.c_estimates` (the stack, code and flash bounds its file
+comment states).  Written out, every neuron is one statement with its weights as exact
+literals; as loops, ``static const`` arrays; never globals that change, never allocation.  The file needs ``<math.h>`` and the freestanding
 ``<stddef.h>`` only, and compiles warning-free with
 ``gcc -std=c99 -Wall -Wextra -Wpedantic -Wconversion -Wdouble-promotion -Werror``.
 
@@ -13,187 +19,32 @@ arrays, no globals, no allocation.  The file needs ``<math.h>`` and the freestan
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 
 from ..core.activations import REGISTRY
-from ..core.errors import ValidationError
 from ..core.graph import Builder, Node
 from ..core.ir import Activation, Dense, Layer, Network
 from ..core.network_graph import array_of, named_values
 from ..core.numeric import NUMERIC_TYPES, NumericType, numeric_type
 from . import c_batch, c_math, c_softfloat
 from ._closed_form import activate_statements, emit_layer, layer_comment
-from ._text import HEADER, Lines, check_identifier, quote_name
-from .c_batch import BLOCK_BUFFER_BYTES, BlockPlan, block_plan  # noqa: F401  (re-exported)
-from .c_names import reserved_by
+from ._text import HEADER, Lines, quote_name
+from .c_batch import BlockPlan, block_plan
+from .c_estimates import CODE_PER_SCALAR, embedded_code_bytes, embedded_stack_bytes, stack_bytes, weight_bytes
+from .c_language import DTYPES, check_name, language, literal, signature
+from .c_policy import (LayerShape, OPTIMIZE_MODES, PROFILES, UNROLL_MODES, _dense_kinds, _loops, _per_unit, _table_type,
+                       embedded_shape, table_buffer, table_form, table_width, tiled_kernel)
 from .c_storage import storage as table_storage
-from .printer import Language, Printed, Printer, fill, top
+from .printer import Printer, top
 
-#: primitive -> C text over ``{a}``; ``{f}`` is the libm suffix (tanhf / tanh),
-#: ``{zero}``/``{one}`` literals of the type.  sigmoid: exp(-a) overflows to inf for
-#: very negative a, and 1/(1+inf) is the correct 0.
-C_FUNCTIONS: dict[str, str] = {
-    "abs": "fabs{f}({{a}})", "exp": "exp{f}({{a}})", "expm1": "expm1{f}({{a}})", "log": "log{f}({{a}})",
-    "log1p": "log1p{f}({{a}})", "tanh": "tanh{f}({{a}})", "erf": "erf{f}({{a}})", "sqrt": "sqrt{f}({{a}})",
-    "sigmoid": "({one} / ({one} + exp{f}(-{{a}})))",
-    "softplus": "(log1p{f}(exp{f}(-fabs{f}({{a}}))) + fmax{f}({{a}}, {zero}))",
-}
-
-DTYPES = tuple(NUMERIC_TYPES)
-#: Names a function may not take: the parameters, the libm functions used, and
-#: (by pattern) the locals h1_0, z1_0, e1_0, m1, s1.
-_TAKEN = frozenset({"x", "y", "n", "i", "main", "j", "k", "l", "u", "acc", "wk",
-                    "memcpy", "size_t", "int32_t", "uint32_t"} | {  # <string.h>, <stdint.h> with fast math
-    name + suffix for name in ("fabs", "exp", "expm1", "log", "log1p", "tanh", "erf", "sqrt", "fmax", "fmin")
-    for suffix in ("", "f")})
-_LOCALS = r"[a-z]\d+(_\d+)?|hk|zj"
-#: Names the generated file derives from NAME (W1/B1 stand for every layer's arrays).
-DERIVED_SUFFIXES = ("_batch", "_scalar", "_block", "_dense", "_dense_rows", "_gemm", "_v", "_W1", "_B1", "_vwheref",
-                    "_vwhere", "_nz", "_mul") + \
-    tuple(f"_{flavour}{key}{suffix}" for key in ("exp", "expm1", "tanh", "sigmoid") for flavour in c_math.FLAVOURS
-          for suffix in ("f", "")) + ("_P", "_L", "_N", "_keep")
-
-
-def literal(value: float, dtype: str) -> str:
-    """An exact C floating constant (float32 with an ``f`` suffix)."""
-    return numeric_type(dtype).c_literal(value)
-
-
-def _nan_extremum(op: str, where: str) -> Callable[[Printed, Printed], str]:
-    """max (``op`` ">") or min ("<") that propagates NaN from either side, as TensorFlow's
-    Maximum/Minimum and Keras' relu do (C's fmax(NaN, 0) is 0, and so is a bare
-    ``a > b ? a : b``).  The arguments are pure expressions: writing one twice changes
-    no result (compilers compute it once)."""
-    return lambda a, b: fill(where, c=f"isnan({a}) | ({a} {op} {b})", a=a, b=b)
-
-
-def _nan_extremum_short(op: str, where: str) -> Callable[[Printed, Printed], str]:
-    """:func:`_nan_extremum` in one comparison when ``b`` is a constant (never NaN):
-    ``!(a <= b) ? a : b`` is max(a, b) with a NaN ``a`` kept, ±0 as before.  relu's isnan
-    test and second compare cost 4 of its 8 instructions per unit on Cortex-M4F (sine
-    1-16-16-1: 888 -> ~760 instructions); on x86-64 gcc -O3 both spellings time the same
-    (bench/REGRESSION.md): one spelling for every profile."""
-    negated = {">": "<=", "<": ">="}[op]
-    full = _nan_extremum(op, where)
-    return lambda a, b: fill(where, c=f"!({a} {negated} {b})", a=a, b=b) if getattr(b, "number", False) \
-        else full(a, b)
-
-
-def language(dtype: str, math: str = "libm", name: str = "mlp", vector: bool = False,
-             size: bool = False) -> Language:
-    """The C spelling of the graph for ``dtype``; ``math="fast"`` calls the inline
-    functions of :mod:`c_math` (prefixed ``name``; ``vector``: their flavour for the
-    batch block loops, ``size``: their smallest one-sample flavour) where ``dtype`` has them."""
-    kind = numeric_type(dtype)
-    zero, one = kind.c_literal(0.0), kind.c_literal(1.0)
-    functions = {key: text.format(f=kind.math_suffix, zero=zero, one=one) for key, text in C_FUNCTIONS.items()}
-    where, needs = "({c} ? {a} : {b})", {}
-    if math == "fast" and c_math.has_fast(kind.name):
-        functions.update(c_math.fast_functions(name, vector, size, kind.name))
-        needs = c_math.fast_needs(vector, size)
-        where = c_math.fast_where(name, kind.name) if vector else where
-    return Language(
-        literal=kind.c_literal,
-        functions=functions,
-        where=where,
-        max2=_nan_extremum_short(">", where),
-        min2=_nan_extremum_short("<", where),
-        max_statement=lambda m, zs: [f"{kind.c_type} {m} = {zs[0]};"] + [f"if ({z} > {m}) {m} = {z};" for z in zs[1:]],
-        declare=f"const {kind.c_type} ",
-        end=";",
-        needs=needs,
-        comment=lambda text: f"/* {text} */",
-    )
-
-
-def signature(net: Network, dtype: str, name: str, profile: str = "desktop") -> list[str]:
-    """The prototypes (without ``;``) the C output defines: one sample, a batch (desktop
-    profile only) and, for one-input one-output networks, ``T NAME_scalar(T x)`` (no
-    arrays to pass)."""
-    t = numeric_type(dtype).c_type
-    prototypes = [f"void {name}(const {t} *x, {t} *y)"]
-    if profile == "desktop":
-        prototypes.append(f"void {name}_batch(const {t} *x, {t} *y, size_t n)")
-    if net.n_inputs == net.n_outputs == 1:
-        prototypes.append(f"{t} {name}_scalar({t} x)")
-    return prototypes
-
-
-#: ``--unroll auto`` writes a Dense layer as the unrolled closed form when it has at
-#: most UNROLL_MAX_WEIGHTS weights and at most UNROLL_MAX_INPUTS inputs (or at most
-#: UNROLL_ANY_SHAPE_WEIGHTS weights), and fewer than UNROLL_MIN_LOOP_UNITS units; as
-#: loops over ``static const`` arrays otherwise.  Set from bench/UNROLL.md (python
-#: bench/unroll_threshold.py): see :func:`unrolled_by_default`.
-UNROLL_MAX_WEIGHTS = 256
-UNROLL_MAX_INPUTS = 16
-UNROLL_ANY_SHAPE_WEIGHTS = 32
-UNROLL_MIN_LOOP_UNITS = 32
-UNROLL_MODES = ("auto", "always", "never")
-def unrolled_by_default(n_in: int, units: int) -> bool:
-    """Whether ``--unroll auto`` writes a Dense layer of this shape unrolled.
-
-    Measured (bench/UNROLL.md): loops win from UNROLL_MIN_LOOP_UNITS units on (the
-    sums vectorise across units: 1 x 64 takes 4 ns as loops, 24 ns unrolled); below
-    that the unrolled form wins while the layer is small or has few inputs (8 x 8:
-    14 ns against 27), and loses on long dot products feeding several units (64 x 2:
-    137 against 67).  A lone 64 x 1 output layer measures faster unrolled on its own
-    but slower inside mid 8-64-64-1 (162 against 140 ns for the network), so long
-    dot products are loops."""
-    if units >= UNROLL_MIN_LOOP_UNITS:
-        return False
-    weights = n_in * units
-    return (weights <= UNROLL_MAX_WEIGHTS and n_in <= UNROLL_MAX_INPUTS) or weights <= UNROLL_ANY_SHAPE_WEIGHTS
-
-
-def _loops(layer: Layer, unroll: str) -> bool:
-    """Whether ``layer`` is written as loops (Dense layers without per-unit parameters)."""
-    if not isinstance(layer, Dense) or _per_unit(layer):
-        return False
-    return unroll == "never" or (unroll == "auto" and not unrolled_by_default(layer.n_in, layer.units))
-
-
-PROFILES = ("desktop", "embedded")
-OPTIMIZE_MODES = ("speed", "size")
-#: The keyword options of :func:`emit_c` / :func:`emit_c_header` (the backend registry's ``options``).
-OPTIONS = ("unroll", "math", "profile", "optimize", "storage")
-#: Embedded profile, ``--optimize speed``: a Dense layer of at most this many weights is
-#: written out (a literal load and a multiply-add per weight: the fewest instructions,
-#: about 12 bytes of flash per weight on Cortex-M4F), a larger one as tiled loops.  sine
-#: 1-16-16-1 unrolled: 4.2 KB, ~760 instructions; cls 16-64-64-10 unrolled would be 88 KB.
-EMBEDDED_SPEED_UNROLL_MAX_WEIGHTS = 256
-#: Embedded ``--optimize size``: written out only up to this many weights (a loop costs
-#: a few dozen bytes of code, a written-out weight about three times its 4 bytes).
-EMBEDDED_SIZE_UNROLL_MAX_WEIGHTS = 4
-#: Units summed side by side per pass of an embedded ``speed`` loop: each input is
-#: loaded once per tile and the accumulators stay in FPU registers (M4F has 32).
-EMBEDDED_TILE_UNITS = 8
-
-
-def embedded_shape(layer: Layer, unroll: str, optimize: str, soft_tile: int = 0) -> tuple[bool, int]:
-    """(loops, units per pass) of ``layer`` in the embedded profile: the choice is made
-    for a scalar core (flash bytes, instructions), not by the x86 timings of
-    :func:`unrolled_by_default`; ``unroll`` always/never still forces it.  ``soft_tile``
-    (a core without an FPU, :func:`c_softfloat.speed_tile`): speed takes loops of that
-    many units per pass, never written out unless ``unroll`` is always."""
-    if not isinstance(layer, Dense) or _per_unit(layer):
-        return False, 1
-    if optimize == "speed" and soft_tile:
-        return unroll != "always", soft_tile
-    limit = EMBEDDED_SPEED_UNROLL_MAX_WEIGHTS if optimize == "speed" else EMBEDDED_SIZE_UNROLL_MAX_WEIGHTS
-    loops = unroll == "never" or (unroll == "auto" and layer.kernel.size > limit)
-    return loops, (EMBEDDED_TILE_UNITS if optimize == "speed" else 1)
-
-
-def tiled_kernel(kernel: np.ndarray, tile: int) -> np.ndarray:
-    """The kernel (IR layout [input][unit]) in the order an embedded loop reads it: for
-    each pass of ``tile`` units (the last one narrower), for each input, the pass's
-    units.  ``tile`` 1 is the output-major [unit][input] layout."""
-    n_in, units = kernel.shape
-    parts = [kernel[:, j:j + tile].reshape(-1) for j in range(0, units, tile)]
-    return np.concatenate(parts) if parts else kernel.reshape(-1)
+#: the helper modules' public names, importable from here as before the split
+from .c_language import C_FUNCTIONS, DERIVED_SUFFIXES, usable_name  # noqa: F401  (re-exported)
+from .c_policy import OPTIONS, unrolled_by_default  # noqa: F401  (re-exported)
+from .c_estimates import FRAME_OVERHEAD  # noqa: F401  (re-exported)
+from .c_batch import BLOCK_BUFFER_BYTES  # noqa: F401  (re-exported)
 
 
 def _flat_array(name: str, values: np.ndarray, dtype: str, t: str, per_line: int, after: str = "") -> list[str]:
@@ -217,14 +68,6 @@ def _array(name: str, values: np.ndarray, dtype: str, t: str) -> list[str]:
 def _kernel_names(index: int, name: str) -> tuple[str, str]:
     """The ``static const`` kernel and bias arrays of loop layer ``index``."""
     return f"{name}_W{index}", f"{name}_B{index}"
-
-
-def _dense_kinds(net: Network, unroll: str, plan: BlockPlan) -> list[str]:
-    """The dense helper the batch (and, rows layout, the one-sample function) calls: none
-    without loop layers."""
-    if not any(_loops(layer, unroll) for layer in net.layers):
-        return []
-    return ["gemm"] if plan.rows else ["dense"]
 
 
 def _block_dense(layer: Dense, index: int, src: str | None, dst: str, name: str, plan: BlockPlan,
@@ -253,10 +96,6 @@ def _block_lane_loop(lines: Lines, out: Callable[[int], str], lanes: int, write:
     lines.add("    }", "}")
 
 
-def _per_unit(layer: Layer) -> bool:
-    return any(isinstance(v, tuple) for _, v in layer.activation.params)
-
-
 def _batch_function(net: Network, dtype: str, name: str, plan: BlockPlan) -> list[str]:
     """``NAME_batch``: whole blocks, then the rows left one at a time.  With more outputs
     than inputs per row, from the last row back: row i's outputs then overwrite only
@@ -269,47 +108,6 @@ def _batch_function(net: Network, dtype: str, name: str, plan: BlockPlan) -> lis
                 "size_t i = n;", f"while (i % {lanes}u != 0u) {{", "    --i;", f"    {name}{step}", "}",
                 "while (i > 0u) {", f"    i -= {lanes}u;", f"    {name}_block{step}", "}"]
     return [signature(net, dtype, name)[1], "{", *("    " + line for line in body), "}"]
-
-
-#: Bytes added to every function's stated stack for saved registers, alignment and
-#: spills (checked with gcc -fstack-usage at -O0, -O2 and -O3 by the tests).
-FRAME_OVERHEAD = 512
-
-
-def _scalar_locals(layer: Layer, loops: bool) -> int:
-    """At most how many scalar locals one layer's statements declare (gcc -O0 gives each
-    its own slot): a loop over an element-wise activation needs two; written out, a sum
-    and an output per unit, and for the vector activations up to three more per unit
-    and a few per layer."""
-    if layer.activation.is_vector:
-        return 5 * layer.units + 8
-    return 4 if loops else 3 * layer.units + 4
-
-
-def _materialised_weights(layer: Layer, loops: bool) -> int:
-    """Weights gcc's SLP vectoriser may copy to the stack: seen for unrolled layers
-    larger than ``--unroll auto`` writes (64 x 64 with ``always``: 16 KiB), never below."""
-    return layer.kernel.size if isinstance(layer, Dense) and not loops and layer.kernel.size > UNROLL_MAX_WEIGHTS else 0
-
-
-def stack_bytes(net: Network, dtype: str, unroll: str = "auto") -> dict[str, int]:
-    """An upper bound of the stack each generated function uses, its calls included:
-    ``one`` (NAME), ``scalar``, ``block`` (the dense helpers inlined or called) and
-    ``batch``.  The arrays are exact; scalars and spills are bounded generously."""
-    size, plan = numeric_type(dtype).np_dtype.itemsize, block_plan(net, dtype)
-    loops = [_loops(layer, unroll) for layer in net.layers]
-    arrays = sum(layer.units * (1 if layer.activation.is_identity or layer.activation.is_vector else 2)
-                 for layer, looped in zip(net.layers, loops) if looped)
-    gathers = sum(layer.n_in for i, layer in enumerate(net.layers) if loops[i] and i and (
-        not loops[i - 1] or net.layers[i - 1].activation.is_vector))
-    scalars = sum(_scalar_locals(layer, looped) + _materialised_weights(layer, looped)
-                  for layer, looped in zip(net.layers, loops))
-    tile = c_batch.tile_bytes(dtype) + FRAME_OVERHEAD if any(loops) else 0  # a dense helper's frame
-    one = (arrays + gathers + scalars) * size + 8 * 4 * len(net.layers) + FRAME_OVERHEAD + (tile if plan.rows else 0)
-    widest_lane_loop = max(_scalar_locals(layer, looped) for layer, looped in zip(net.layers, loops))
-    buffers = min(len(net.layers) + plan.transpose, 2) * plan.width * plan.lanes * size
-    block = buffers + scalars * size + widest_lane_loop * 64 + 8 * 4 * len(net.layers) + FRAME_OVERHEAD + tile
-    return {"one": one, "scalar": one + FRAME_OVERHEAD, "block": block, "batch": max(block, one) + FRAME_OVERHEAD}
 
 
 def _note_lines(net: Network) -> list[str]:
@@ -350,92 +148,6 @@ def _file_comment(net: Network, dtype: str, name: str, math: str, unroll: str) -
     ]
 
 
-#: Bytes added to every embedded function's stated stack: saved core and FPU registers
-#: (r4-r11, lr and s16-s31 take 100 bytes on Cortex-M4F), alignment, spills and the frames of
-#: the fast-math functions when not inlined (-O0); checked with -fstack-usage by the tests.
-EMBEDDED_FRAME_OVERHEAD = 256
-
-
-#: A written-out layer of more weights than this may have them copied to the stack by gcc
-#: -O2 (sine 1-16-16-1's 16 x 16 layer: 920 bytes on Cortex-M4F, 808 on x86-64): counted.
-EMBEDDED_COPIED_WEIGHTS = 64
-
-
-def embedded_stack_bytes(net: Network, dtype: str, shapes: tuple[LayerShape, ...]) -> dict[str, int]:
-    """An upper bound of the stack of the embedded profile's functions, calls included:
-    ``one`` (NAME) and ``scalar`` (NAME_scalar): each loop layer's sums array (the
-    activation is applied in place), the gathers of scalar inputs into an array, the
-    locals of the written-out statements, and :data:`EMBEDDED_FRAME_OVERHEAD`."""
-    size = numeric_type(dtype).np_dtype.itemsize
-    if shapes and shapes[0].table:  # the buffer, softmax's m and s, 32 bytes a layer (its activation's
-        # locals and calls: at -O0 the fast-math helpers keep their own frames)
-        one = (table_buffer(shapes)[0] + 2) * size + EMBEDDED_FRAME_OVERHEAD + 32 * len(shapes)
-        return {"one": one, "scalar": one + 32}
-    arrays = sum(shape.layer.units for shape in shapes if shape.loops)
-    gathers = sum(shape.layer.n_in for i, shape in enumerate(shapes) if shape.loops and i and (
-        not shapes[i - 1].loops or shapes[i - 1].layer.activation.is_vector))
-    scalars = sum(_scalar_locals(shape.layer, shape.loops) + (shape.tile if shape.loops else 0) for shape in shapes)
-    copies = sum(shape.layer.kernel.size for shape in shapes if not shape.loops and isinstance(shape.layer, Dense)
-                 and shape.layer.kernel.size > EMBEDDED_COPIED_WEIGHTS)
-    one = (arrays + gathers + scalars + copies) * size + EMBEDDED_FRAME_OVERHEAD
-    return {"one": one, "scalar": one + 32}
-
-
-#: Bounds of the machine code of the embedded profile on Cortex-M0+/M4F/M7 (gcc 12, -Os and
-#: -O2; checked by tests/test_embedded.py): per written-out weight and unit, per loop layer
-#: and per pass unit, and per call site of a fast-math function (gcc -O2 inlines each: a
-#: soft-float tanh on M0+ takes ~540 bytes).
-CODE_PER_WEIGHT, CODE_PER_UNIT, CODE_PER_LOOP, CODE_PER_PASS_UNIT, CODE_PER_MATH_CALL = 40, 64, 256, 48, 640
-CODE_PER_SCALAR = 48
-#: The table form's loop nest, softmax's loops included (measured 100-300 bytes).
-CODE_TABLE = 512
-
-
-#: The table form reads its shapes from memory at every unit (a few instructions more
-#: per unit than per-layer loops, whose counts are constants): used from this many weights
-#: per unit on.  Measured on Cortex-M4F -Os (bench/EMBEDDED.md): sine 1-16-16-1 (8.7 per
-#: unit) 1,388 B and 1,867 instructions against 1,452 B and 1,712 as per-layer loops.
-TABLE_MIN_WEIGHTS_PER_UNIT = 8
-
-
-def table_form(shapes: tuple[LayerShape, ...]) -> bool:
-    """Whether ``--optimize size`` runs the whole network as one loop nest over a layer
-    table (:meth:`CRenderer._table_body`): at least two layers (the last one then reads a
-    buffer, never x, and may write y even when y is x), every one an output-major loop
-    layer, element-wise activations without per-unit parameters (a softmax on the last
-    layer is applied to y after the nest), widths below 65536, and at least
-    :data:`TABLE_MIN_WEIGHTS_PER_UNIT` weights per unit."""
-    if len(shapes) < 2 or not all(shape.loops and shape.tile == 1 for shape in shapes):
-        return False
-    units = sum(shape.layer.units for shape in shapes)
-    if sum(shape.layer.kernel.size for shape in shapes) < TABLE_MIN_WEIGHTS_PER_UNIT * units:
-        return False
-    if any(shape.layer.activation.is_vector for shape in shapes[:-1]):
-        return False
-    last = shapes[-1].layer.activation
-    return (not last.is_vector or last.name == "softmax") and _table_type(shapes)[1] > 0
-
-
-def _table_type(shapes: tuple[LayerShape, ...]) -> tuple[str, int]:
-    """The C type of the layer table's entries and its bytes (0: too wide for a table)."""
-    widest = max(max(shape.layer.n_in, shape.layer.units) for shape in shapes)
-    return ("unsigned char", 1) if widest < 256 else ("unsigned short", 2) if widest < 65536 else ("", 0)
-
-
-def table_width(shapes: tuple[LayerShape, ...]) -> int:
-    """Values per buffer of the table form: the widest layer output but the last's (written to y)."""
-    return max(shape.layer.units for shape in shapes[:-1])
-
-
-def table_buffer(shapes: tuple[LayerShape, ...]) -> tuple[int, bool]:
-    """(values, chained) of the table form's buffer s: each hidden layer's outputs after
-    the previous one's (no pointer arithmetic between layers) when that takes no more
-    than two buffers of :func:`table_width` taking turns (at most two hidden layers)."""
-    hidden = sum(shape.layer.units for shape in shapes[:-1])
-    width = table_width(shapes)
-    return (hidden, True) if hidden <= 2 * width else (2 * width, False)
-
-
 def _keep_macro(name: str) -> list[str]:
     """NAME_keep(v): an empty asm that may change ``v``, for gcc and clang, so that the
     pointer stays one register stepped in place: without it gcc -Os recomputes the blob
@@ -444,36 +156,6 @@ def _keep_macro(name: str) -> list[str]:
     return ["", "/* an empty asm: the pointer stays one register stepped in place, not recomputed from the counts */",
             "#if defined(__GNUC__)", f'#define {name}_keep(v) __asm__("" : "+r"(v))', "#else",
             f"#define {name}_keep(v) ((void)0)", "#endif"]
-
-
-def embedded_code_bytes(shapes: tuple[LayerShape, ...], math_calls: Sequence[bool]) -> int:
-    """An upper bound of NAME's machine code (its inline functions included), without the
-    weight arrays: generous, to hold on every core and level, for a linker map's budget.
-    ``math_calls``: whether each layer's activation calls a fast-math function."""
-    if shapes and shapes[0].table:  # one loop nest; an activation's math at one call site per layer at most
-        return CODE_TABLE + CODE_PER_UNIT * len(shapes) + CODE_PER_MATH_CALL * sum(map(bool, math_calls))
-    total = 0
-    for shape, uses_math in zip(shapes, math_calls):
-        layer, spec = shape.layer, shape.layer.activation
-        calls = 0 if not uses_math else (layer.units if not shape.loops or spec.is_vector else 1 + (shape.tile > 1))
-        if shape.loops:
-            total += CODE_PER_LOOP + CODE_PER_PASS_UNIT * 2 * max(shape.tile, 1)
-            total += CODE_PER_UNIT * layer.units if spec.is_vector else 0
-        else:
-            total += CODE_PER_WEIGHT * (layer.kernel.size if isinstance(layer, Dense) else layer.n_in)
-            total += CODE_PER_UNIT * layer.units
-        total += CODE_PER_MATH_CALL * calls
-    return total
-
-
-def weight_bytes(net: Network, dtype: str, shapes: tuple[LayerShape, ...]) -> int:
-    """Bytes of the ``static const`` arrays (read-only data, flash on a microcontroller)."""
-    size = numeric_type(dtype).np_dtype.itemsize
-    if shapes and shapes[0].table:  # every bias stored (0 when absent), after the layer table (padded)
-        blob = sum(shape.layer.kernel.size + shape.layer.units for shape in shapes) * size
-        return blob + -(-(len(shapes) + 1) * _table_type(shapes)[1] // size) * size
-    return sum((shape.layer.kernel.size + (shape.layer.units if shape.layer.bias is not None else 0)) * size
-               for shape in shapes if shape.loops)
 
 
 #: ``-mcpu`` flags a user would give for each core in the embedded file comment.
@@ -506,55 +188,6 @@ def _embedded_comment(net: Network, dtype: str, name: str, math: str, shapes: tu
         f" * Build for the target core, e.g. {_BUILD_HINT}.",
         " * Reentrant: no mutable globals, no allocation, no library call but the math named above. */",
     ]
-
-
-def check_name(name: str, suffixes: tuple[str, ...] = ()) -> str:
-    """``name`` if the generated functions may take it: an identifier, no keyword of C
-    or C++, none of the names the generated code uses itself, and neither it nor a name
-    derived from it (NAME_batch, NAME_W1..., and NAME + each of a printer's own
-    ``suffixes``) reserved by the C99 library headers (see :mod:`c_names`).  Raises
-    ValidationError saying why otherwise."""
-    why = reserved_by(name) if isinstance(name, str) else None
-    if why is not None:
-        raise ValidationError(f"{name!r} {why}; choose another name such as predict")
-    check_identifier(name, _TAKEN, _LOCALS)
-    for suffix in (*DERIVED_SUFFIXES, *suffixes):
-        why = reserved_by(name + suffix)
-        if why is not None:
-            raise ValidationError(f"name {name!r} would make {name + suffix!r}, which {why}; "
-                                  "choose another name such as predict")
-    return name
-
-
-def usable_name(name: str) -> bool:
-    """Whether :func:`check_name` accepts ``name`` (for a caller choosing a default)."""
-    try:
-        check_name(name)
-    except ValidationError:
-        return False
-    return True
-
-
-@dataclass(frozen=True)
-class LayerShape:
-    """The planning step's decision for one layer, as data: written out (``unrolled``)
-    or as loops over ``static const`` arrays."""
-
-    index: int
-    layer: Layer
-    loops: bool
-    tile: int = 0  # embedded loops: units summed per pass (1: output-major); 0: the desktop layout
-    table: bool = False  # embedded size: one loop nest over a layer table runs every layer (see table_form)
-
-    @property
-    def label(self) -> str:
-        if not self.loops:
-            return "unrolled"
-        if self.table:
-            return "table, output-major"
-        if not self.tile:
-            return "loops"
-        return "loops, output-major" if self.tile == 1 else f"loops, {self.tile} units per pass"
 
 
 class CRenderer:
@@ -1037,13 +670,13 @@ def emit_c(net: Network, *, dtype: str = "float32", name: str = "mlp", unroll: s
     ``profile="embedded"``: for microcontrollers: the one-sample function (and
     ``name_scalar``) only, layer shapes chosen for a scalar core by ``optimize``
     (``"speed"``: fewest instructions, ``"size"``: fewest flash bytes; see
-    :func:`embedded_shape`), loops that keep their sums in registers, and a file comment
+    :func:`~.c_policy.embedded_shape`), loops that keep their sums in registers, and a file comment
     stating the weights' flash and each function's stack.  ``optimize`` is ignored by the
     desktop profile.
 
     ``unroll``: ``"always"`` writes every layer as the closed form, ``"never"`` writes
     Dense layers as loops over ``static const`` arrays, ``"auto"`` unrolls layers of at
-    most :data:`UNROLL_MAX_WEIGHTS` weights.  ``math``: ``"fast"`` (default) uses the
+    most :data:`~.c_policy.UNROLL_MAX_WEIGHTS` weights.  ``math``: ``"fast"`` (default) uses the
     inline float32 or float64 exp/expm1/tanh/sigmoid of :mod:`c_math` (measured <= 2 and
     <= 3 ULP), ``"libm"`` calls the C library."""
     return CRenderer(net, dtype=dtype, name=name, unroll=unroll, math=math, profile=profile,

@@ -39,7 +39,8 @@ from ..core.fixed import TABLE_POSITION, FixedLayer, FixedPlan, describe_bound, 
 from ..core.ir import Network
 from ..core.numeric import FLOAT32
 from ._text import HEADER, Lines, quote_name
-from .c import _note_lines, check_name
+from .c import _note_lines
+from .c_language import check_name
 from .c_storage import Storage
 from .c_storage import storage as table_storage
 

@@ -37,7 +37,8 @@ from ..core.ir import Network
 from ..core.numeric import FLOAT32
 from ..core.quant import Int8Plan, QDense, QRelu, QSoftmax, QTable, int8_plan
 from ._text import HEADER, Lines, quote_name
-from .c import _note_lines, check_name
+from .c import _note_lines
+from .c_language import check_name
 from .c_storage import Storage
 from .c_storage import storage as table_storage
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from ..core.errors import UnsupportedError
 from ..core.ir import Network
 from ..core.numeric import numeric_type
-from .c import stack_bytes
+from .c_estimates import stack_bytes
 from ._ported import PORTED, Body, Dialect, Frame, chunks, check_name, extremum, math_definitions
 from ._text import HEADER, Lines, quote_name
 from .printer import Language, Printer
