@@ -37,7 +37,8 @@ def supported_markdown() -> str:
              "| format | reads | needs |", "|---|---|---|"]
     lines += [f"| {fmt.title} | {fmt.reads} | {fmt.needs} |" for fmt in FORMATS]
     lines += ["", *_framework_lists()]
-    lines += ["", f"Every activation and layer below works in every target ({targets}).", "",
+    lines += ["", f"Targets: {targets}. Which of them writes each activation (and so each layer that "
+                  "becomes one): the matrix below.", "",
               "| Keras layer | becomes |", "|---|---|"]
     lines += [f"| `{name}` | {_reader_doc(name)} |" for name in frontend.SUPPORTED_LAYERS]
     aliases = {target: alias for alias, target in ALIASES.items()}
