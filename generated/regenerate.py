@@ -97,8 +97,9 @@ def outputs() -> dict[Path, str]:
 
 DOCS_SUPPORTED = HERE.parent / "docs" / "supported.md"
 README_BLOCK = ("<!-- summary:start -->", "<!-- summary:end -->")
-#: Activations probed in more than one form: (label, parameters).
-VARIANTS = {"gelu": (("gelu (tanh)", {"approximate": 1.0}), ("gelu (exact, erf)", {"approximate": 0.0}))}
+#: Activations probed in more than one form, or with parameters they need: (label, parameters).
+VARIANTS = {"gelu": (("gelu (tanh)", {"approximate": 1.0}), ("gelu (exact, erf)", {"approximate": 0.0})),
+            "threshold": (("threshold", {"threshold": 0.1, "default_value": -1.0}),)}
 
 
 def _probe_network(name: str, params: dict):
@@ -126,7 +127,7 @@ def _emits(net, target: str, dtype: str) -> bool:
 
     try:
         if dtype == "int8":
-            net = ptq.calibrate(net, np.random.default_rng(0).uniform(-1.0, 1.0, (64, net.n_in)))
+            net = ptq.calibrate(net, np.random.default_rng(0).uniform(-1.0, 1.0, (64, net.n_inputs)))
         emit(net, target, dtype=dtype, name="probe", **({"domain": (-1.0, 1.0)} if dtype == "q15" else {}))
     except MlpCodegenError:
         return False
@@ -139,11 +140,17 @@ def activation_support() -> dict[str, dict[str, bool]]:
     from mlpcodegen.activations import REGISTRY
 
     columns = [(target, dtype) for target, backend in BACKENDS.items() for dtype in backend.supported]
-    table = {}
-    for name in REGISTRY:
-        for label, params in VARIANTS.get(name, ((name, {}),)):
-            net = _probe_network(name, dict(params))
-            table[label] = {f"{target} {dtype}": _emits(net, target, dtype) for target, dtype in columns}
+    probes = {label: _probe_network(name, dict(params)) for name in REGISTRY
+              for label, params in VARIANTS.get(name, ((name, {}),))}
+    found = {column: tuple(_emits(net, *column) for net in probes.values()) for column in columns}
+    # A target's dtypes that write the same activations share one column ("c float32/float64").
+    merged: dict[tuple[str, tuple[bool, ...]], list[str]] = {}
+    for (target, dtype), answers in found.items():
+        merged.setdefault((target, answers), []).append(dtype)
+    table: dict[str, dict[str, bool]] = {label: {} for label in probes}
+    for (target, answers), dtypes in merged.items():
+        for label, answer in zip(probes, answers):
+            table[label][f"{target} {'/'.join(dtypes)}"] = answer
     return table
 
 
