@@ -13,9 +13,12 @@
 """
 from __future__ import annotations
 
+import contextlib
 import doctest
+import io
 import os
 import re
+import runpy
 import shlex
 import shutil
 import subprocess
@@ -174,10 +177,16 @@ def test_pycon_examples_run(page, tmp_path, monkeypatch):
 
 @lru_cache(maxsize=None)
 def help_text(command: str = "") -> str:
-    result = subprocess.run([sys.executable, "-m", "mlpcodegen", *command.split(), "--help"], capture_output=True,
-                            text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    """``mlpcodegen COMMAND --help``, run in this process as ``python -m mlpcodegen`` runs it."""
+    out, argv = io.StringIO(), sys.argv
+    sys.argv = ["mlpcodegen", *command.split(), "--help"]
+    try:
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit:
+            runpy.run_module("mlpcodegen", run_name="__main__", alter_sys=False)
+    finally:
+        sys.argv = argv
+    assert exit.value.code == 0, out.getvalue()
+    return out.getvalue()
 
 
 def subcommands() -> list[str]:
@@ -213,6 +222,7 @@ def test_every_option_shown_exists(page):
 
 def test_the_readme_shows_every_command():
     text = README.read_text(encoding="utf-8")
+    assert len(option_uses(README)) >= len(subcommands()) + 5  # the table's rows and the $ lines are found
     for command in subcommands():
         assert re.search(rf"(?m)^\| `{command}\b", text), f"the README's table of commands lacks {command}"
 
