@@ -37,8 +37,7 @@ def supported_markdown() -> str:
              "| format | reads | needs |", "|---|---|---|"]
     lines += [f"| {fmt.title} | {fmt.reads} | {fmt.needs} |" for fmt in FORMATS]
     lines += ["", *_framework_lists()]
-    lines += ["", f"Targets: {targets}. Which of them writes each activation (and so each layer that "
-                  "becomes one): the matrix below.", "",
+    lines += ["", f"Every activation and layer below works in every target ({targets}).", "",
               "| Keras layer | becomes |", "|---|---|"]
     lines += [f"| `{name}` | {_reader_doc(name)} |" for name in frontend.SUPPORTED_LAYERS]
     aliases = {target: alias for alias, target in ALIASES.items()}
