@@ -242,6 +242,14 @@ def test_the_readme_is_short():
     assert len(README.read_text(encoding="utf-8").splitlines()) <= 300
 
 
+def test_links_out_of_docs_exist_in_the_repository():
+    """``../bench/X.md`` is where the page is in the repository (the hook maps it into the site)."""
+    for page in PAGES:
+        for link in LINK.findall(page.read_text(encoding="utf-8")):
+            if link.startswith("../"):
+                assert (page.parent / link.split("#")[0]).resolve().is_file(), f"{page.name}: {link}"
+
+
 def test_the_readme_links_exist_and_reach_every_page():
     text = README.read_text(encoding="utf-8")
     targets = {link.split("#")[0] for link in LINK.findall(text) if "://" not in link}
