@@ -135,10 +135,13 @@ def _load(args: argparse.Namespace):
 def _header_path(args: argparse.Namespace) -> Optional[Path]:
     if not args.header:
         return None
-    header = Path(args.output).with_suffix(".h")
+    from .backends import get_backend
+
+    header = Path(get_backend(args.target).header_file(args.output))
     if os.path.realpath(header) == os.path.realpath(args.output):
         raise UsageError(f"--header would overwrite the output {args.output} (the header is the output's name "
-                         "with .h): name the output .c")
+                         f"with {header.name[len(Path(args.output).stem):]}): name the output "
+                         f"{get_backend(args.target).suffix}")
     return header
 
 
@@ -405,8 +408,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     model_file = Path(args.model)
     out = Path(args.out or f"{model_file.stem}_bench.md")
-    check_outputs([out, out.with_suffix(".png")], mkdir=args.mkdir)  # before minutes of timing
+    check_outputs([out] if args.target else [out, out.with_suffix(".png")], mkdir=args.mkdir)  # before the timing
     net = _load(args)
+    if args.target:  # the languages run as subprocesses, against C, any model format
+        return _bench_languages(args, net, out)
     from .frontends import file_format
 
     fmt = file_format(model_file)
@@ -426,6 +431,32 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for line in summary_lines(bench):
         print(line)
     print(f"wrote {out} and {png}", file=sys.stderr)
+    return 0
+
+
+def _bench_languages(args: argparse.Namespace, net, out: Path) -> int:
+    from ._files import write_all
+    from .numeric import numeric_type
+    import numpy as np
+
+    from .runtime.subprocess_peer import C_NATIVE, C_PORTABLE, time_targets
+
+    numeric = numeric_type(args.dtype or "float32")
+    rows = min(args.rows[0], 10_000)
+    x = np.random.default_rng(0).uniform(-1.0, 1.0, (rows, net.n_inputs))
+    calls, rounds = (20_000, 1) if args.quick else (200_000, 5)
+    times = time_targets(net, tuple(args.target), x, numeric, calls=calls, rounds=rounds)
+    lines = [f"# {Path(args.model).name}: {net.describe()}, {numeric.name}", "",
+             f"Each program times itself (after a warm-up; median of {rounds} interleaved rounds): one sample = ns per "
+             f"call over {rows} rows in turn, batch = rows/s of the batch function. C native: "
+             f"`gcc {' '.join(C_NATIVE)}`; C portable: `gcc {' '.join(C_PORTABLE)}` (x86-64 baseline).", "",
+             "| program | one sample ns | ÷ C native | ÷ C portable | batch rows/s |", "|---|---|---|---|---|"]
+    for key, (one, rate) in times.items():
+        lines.append(f"| {key} | {one:.1f} | {one / times['c'][0]:.2f} | {one / times['c portable'][0]:.2f} | "
+                     f"{rate:.3g} |")
+    write_all({out: "\n".join(lines) + "\n"}, mkdir=args.mkdir)
+    print("\n".join(lines[4:]))
+    print(f"wrote {out}", file=sys.stderr)
     return 0
 
 
@@ -515,7 +546,8 @@ def _check_convert(args: argparse.Namespace) -> None:
         if BACKENDS[args.target].header is None:
             raise UsageError(f"target {args.target!r} has no header; --header is for {', '.join(with_header)}")
         if args.output in (None, "-"):
-            raise UsageError("--header needs -o FILE (the header is written next to it, as FILE's name with .h)")
+            raise UsageError("--header needs -o FILE (the header is written next to it, as FILE's name with .h; "
+                             "js: .d.ts, .d.mts for a .mjs)")
     if args.mkdir and args.output in (None, "-"):
         raise UsageError("--mkdir needs -o FILE")
 
@@ -589,6 +621,9 @@ def _add_c_options(parser: argparse.ArgumentParser) -> None:
 
 #: Cores the embedded commands build for: the table of mlpcodegen.runtime.cores (cli_embedded knows them).
 CORES = tuple(CORE_TABLE)
+#: bench --target: the languages run as subprocesses (runtime.subprocess_peer.TOOLCHAINS' keys; a test keeps
+#: them equal, so the parser need not import the runtime)
+LANGUAGE_TARGETS = ("rust", "js", "wasm", "go", "java")
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -654,7 +689,8 @@ def _add_convert(sub, backends: dict, dtypes: Sequence[str]) -> None:
     convert.add_argument("-o", "--output", help="output file, replaced atomically (default or '-': standard "
                                                 "output); a symbolic link's target is written")
     convert.add_argument("--header", action="store_true", help="also write a header next to the output, "
-                                                               "named as it with .h (c; needs -o)")
+                                                               "named as it with .h (c), or TypeScript declarations "
+                                                               "(js: .d.mts beside a .mjs, else .d.ts); needs -o")
     _add_mkdir_option(convert)
     _add_c_options(convert)
     convert.add_argument("--domain", nargs=2, type=_floats, metavar=("LOW", "HIGH"),
@@ -732,6 +768,11 @@ def _add_bench(sub) -> None:
     bench.add_argument("--rows", type=_positive_int, nargs="+", default=[10_000, 1_000_000],
                        help="batch sizes for the throughput columns (default: 10000 1000000)")
     bench.add_argument("--quick", action="store_true", help="fewer repeats")
+    bench.add_argument("--target", nargs="+", choices=LANGUAGE_TARGETS, metavar="TARGET",
+                       help=f"time these languages ({', '.join(LANGUAGE_TARGETS)}) beside C, each built with its "
+                            "toolchain and timing itself in a subprocess (any model format; no TensorFlow)")
+    bench.add_argument("--dtype", choices=("float32", "float64"), help="with --target: the numeric type "
+                                                                      "(default float32)")
     bench.set_defaults(run=cmd_bench)
 
 

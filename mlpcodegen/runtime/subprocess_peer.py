@@ -473,3 +473,27 @@ def loader(target: str) -> Callable[..., SubprocessNetwork]:
         return build(net, target, TOOLCHAINS[target], numeric, name)
 
     return run
+
+
+#: C as the runtime builds it (the speed reference of ``bench --target``), and C for the
+#: portable x86-64 baseline (SSE2, no FMA: the ISA every language here may assume).
+C_NATIVE = ("-O3", "-march=native")
+C_PORTABLE = ("-O3",)
+
+
+def time_targets(net: Network, targets: tuple[str, ...], x: np.ndarray, numeric: NumericType, name: str = "mlp",
+                 calls: int = 100_000, passes: int = 20, rounds: int = 3) -> dict[str, tuple[float, float]]:
+    """target -> (median ns per one-sample call, median batch rows per second), each
+    program timing itself; C native ("c") and C portable ("c portable") beside them,
+    the programs interleaved round by round (a burst of load falls on all alike)."""
+    import statistics
+
+    programs = {"c": build(net, "c", c_toolchain(C_NATIVE), numeric, name, tag="native"),
+                "c portable": build(net, "c", c_toolchain(C_PORTABLE), numeric, name, tag="portable")}
+    programs.update({target: build(net, target, TOOLCHAINS[target], numeric, name) for target in targets})
+    times: dict[str, list[tuple[float, float]]] = {key: [] for key in programs}
+    for _ in range(rounds):
+        for key, program in programs.items():
+            times[key].append(program.time(x, calls, passes))
+    return {key: (statistics.median(t[0] for t in values), statistics.median(t[1] for t in values))
+            for key, values in times.items()}
