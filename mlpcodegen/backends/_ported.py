@@ -246,6 +246,15 @@ class Frame:
     #: where the loop layers' arrays are declared: False, in the function; True, once at
     #: module level (JavaScript: a typed array allocation per call costs more than the layer)
     module_arrays: bool = False
+    #: input-major loops over rows of 2-D weights (Java: ``float[][]``, row k a float[]
+    #: indexed by j like z, so HotSpot's C2 vectorises z[j] += wk[j] * hk): the row's
+    #: local ``wk`` declared from the weights' name, and the 2-D weights' declaration
+    row: Optional[Callable[[str], str]] = None
+    rows: Optional[Callable[[str, np.ndarray], list[str]]] = None
+    #: a tile pass reads its ``width`` weights of step k through a local ``wk`` declared
+    #: from (weights, first index, width) (Go: a full slice expression, so the compiler
+    #: checks bounds once per step, not per weight); None: read ``w[first + u]``
+    tile_row: Optional[Callable[[str, str, int], str]] = None
 
 
 @dataclass
@@ -297,11 +306,13 @@ class Body:
             self.arrays += f.weights(w, tiled_kernel(np.asarray(layer.kernel, dtype=np.float64), f.tile))
             self._tiles(source, z, w, bias, layer.n_in, units)
         else:
-            self.arrays += f.weights(w, np.asarray(layer.kernel, dtype=np.float64).reshape(-1))
+            kernel = np.asarray(layer.kernel, dtype=np.float64)
+            self.arrays += f.rows(w, kernel) if f.row else f.weights(w, kernel.reshape(-1))
             if bias is not None:
                 lines.add(f.loop("j", units), "    " + f.store(f"{z}[j]", f"{bias}[j]"), "}")
+            row, weight = (["    " + f.row(w)], "wk[j]") if f.row else ([], f"{w}[k * {units} + j]")
             lines.add(f.loop("k", layer.n_in), "    " + f.language.declare + f"hk = {source}[k]" + f.language.end,
-                      "    " + f.loop("j", units), "        " + f.accumulate(f"{z}[j]", f"{w}[k * {units} + j]", "hk"),
+                      *row, "    " + f.loop("j", units), "        " + f.accumulate(f"{z}[j]", weight, "hk"),
                       "    }", "}")
         sums = [b.item(z, j) for j in range(units)]
         spec = layer.activation
@@ -342,11 +353,14 @@ class Body:
         f, lines = self.frame, self.lines
         zero = f.language.literal(0.0)
         cells = [at if u == 0 else f"{at} + {u}" for u in range(width)]
+        first = f"{base} + k * {width}"
+        row, weight = ((["    " + f.tile_row(w, first, width)], lambda u: f"wk[{u}]") if f.tile_row
+                       else ([], lambda u: f"{w}[{first} + {u}]"))
         lines.level += 1
         # acc0, acc1...: not the graph's local pattern (a letter and digits: a1 is a normalisation's)
         lines.add(*(f.mutable(f"acc{u}", f"{bias}[{cell}]" if bias else zero) for u, cell in enumerate(cells)),
-                  f.loop("k", n_in), "    " + f.language.declare + f"hk = {source}[k]" + f.language.end,
-                  *("    " + f.accumulate(f"acc{u}", f"{w}[{base} + k * {width} + {u}]", "hk") for u in range(width)),
+                  f.loop("k", n_in), "    " + f.language.declare + f"hk = {source}[k]" + f.language.end, *row,
+                  *("    " + f.accumulate(f"acc{u}", weight(u), "hk") for u in range(width)),
                   "}", *(f.store(f"{z}[{cell}]", f"acc{u}") for u, cell in enumerate(cells)))
         lines.level -= 1
 

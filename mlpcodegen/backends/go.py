@@ -73,7 +73,8 @@ def _frame(dtype: str, name: str) -> Frame:
         loop=lambda v, n: f"for {v} := 0; {v} < {n}; {v}++ {{",
         store=lambda target, value: f"{target} = {value}",
         accumulate=lambda z, w, h: f"{z} = {t}({z} + {t}({w}*{h}))",
-        tile=4, mutable=lambda n, value: f"{n} := {t}({value})",
+        tile=8, mutable=lambda n, value: f"{n} := {t}({value})",
+        tile_row=lambda w, first, width: f"wk := {w}[{first} : {first} + {width} : {first} + {width}]",
         step_loop=lambda v, n, step: f"for {v} := 0; {v} < {n}; {v} += {step} {{",
         weights=lambda n, values: [f"var {n} = [{len(values)}]{t}{{"] +
         ["\t" + line.rstrip(",") + "," for line in chunks([lit(v) for v in values], 6)] + ["}"],

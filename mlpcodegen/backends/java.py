@@ -78,6 +78,11 @@ def _frame(dtype: str, name: str) -> Frame:
             [f'    "{part}"' + ("," if i < len(parts) - 1 else "") for i, part in enumerate(parts)] + \
             [f"}}, {len(values)});"]
 
+    def rows(n: str, kernel) -> list[str]:  # row k: the weights from input k (C's order within the row)
+        lines = weights(n, kernel.reshape(-1))
+        return [lines[0].replace(f"{t}[] {n} = ", f"{t}[][] {n} = {name}_rows(", 1)] + lines[1:-1] + \
+            [lines[-1][:-1] + f", {kernel.shape[1]});"]
+
     return Frame(
         language=language(dtype, name),
         array=lambda n, size: f"final {t}[] {n} = new {t}[{size}];",
@@ -85,7 +90,8 @@ def _frame(dtype: str, name: str) -> Frame:
         loop=lambda v, n: f"for (int {v} = 0; {v} < {n}; {v}++) {{",
         store=lambda target, value: f"{target} = {value};",
         accumulate=lambda z, w, h: f"{z} += {w} * {h};",
-        weights=weights, tile=4, mutable=lambda n, value: f"{t} {n} = {value};",
+        row=lambda w: f"final {t}[] wk = {w}[k];", rows=rows,
+        weights=weights, tile=0, mutable=lambda n, value: f"{t} {n} = {value};",
         step_loop=lambda v, n, step: f"for (int {v} = 0; {v} < {n}; {v} += {step}) {{",
     )
 
@@ -97,6 +103,11 @@ def _decoder(dtype: str, name: str) -> list[str]:
     return [f"private static {t}[] {name}_decode(final String[] parts, final int n) {{",
             f"    final {t}[] out = new {t}[n];", "    int i = 0;",
             f"    for (final String s : parts) for (int at = 0; at < s.length(); at += {step}) out[i++] = {read};",
+            "    return out;", "}", "",
+            f"private static {t}[][] {name}_rows(final {t}[] flat, final int units) {{",
+            f"    final {t}[][] out = new {t}[flat.length / units][];",
+            "    for (int k = 0; k < out.length; k++) {", f"        out[k] = new {t}[units];",
+            "        System.arraycopy(flat, k * units, out[k], 0, units);", "    }",
             "    return out;", "}", ""]
 
 
