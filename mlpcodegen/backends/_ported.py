@@ -255,6 +255,9 @@ class Frame:
     #: from (weights, first index, width) (Go: a full slice expression, so the compiler
     #: checks bounds once per step, not per weight); None: read ``w[first + u]``
     tile_row: Optional[Callable[[str, str, int], str]] = None
+    #: with ``row`` and ``tile`` both set: layers of fewer units than this are tiled (a
+    #: row of one or two weights per input costs more than it saves)
+    rows_from: int = 0
 
 
 @dataclass
@@ -302,7 +305,7 @@ class Body:
         bias = f.weight_name(self.name, index, "B") if layer.bias is not None else None
         if bias is not None:
             self.arrays += f.weights(bias, np.asarray(layer.bias, dtype=np.float64))
-        if f.tile:
+        if f.tile and not (f.row and units >= f.rows_from):
             self.arrays += f.weights(w, tiled_kernel(np.asarray(layer.kernel, dtype=np.float64), f.tile))
             self._tiles(source, z, w, bias, layer.n_in, units)
         else:

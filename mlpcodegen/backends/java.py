@@ -5,7 +5,10 @@ input and one output, ``NAMEScalar(T x)``; the class is NAME with a capital lett
 Laid out as C's (:mod:`._ported`), with C's own exp/expm1/tanh/sigmoid ported: Java's
 float and double arithmetic is IEEE with no contraction (strict since Java 17), so
 float/double give the bits of C's float32/float64 built with ``-ffp-contract=off``.
-The weights of loop layers are stored as hexadecimal bit patterns in string constants
+Loop layers of 8 units or more run C's input-major loops over ``T[][]`` rows (row k:
+the weights from input k, indexed by j as the sums are, so HotSpot vectorises them);
+narrower ones, 4 units' sums side by side (C's order either way).  The weights of loop
+layers are stored as hexadecimal bit patterns in string constants
 (decoded once when the class loads): a class's static initialiser is limited to 64 KiB
 of bytecode, a string constant to 65535 bytes.  log, log1p and erf are not spelled (C
 takes them from libm): softplus, mish, exact gelu, log_sigmoid, log_softmax are refused.
@@ -91,7 +94,7 @@ def _frame(dtype: str, name: str) -> Frame:
         store=lambda target, value: f"{target} = {value};",
         accumulate=lambda z, w, h: f"{z} += {w} * {h};",
         row=lambda w: f"final {t}[] wk = {w}[k];", rows=rows,
-        weights=weights, tile=0, mutable=lambda n, value: f"{t} {n} = {value};",
+        weights=weights, tile=4, rows_from=8, mutable=lambda n, value: f"{t} {n} = {value};",
         step_loop=lambda v, n, step: f"for (int {v} = 0; {v} < {n}; {v} += {step}) {{",
     )
 
