@@ -37,9 +37,10 @@ def _networks(target: str, dtype: str) -> dict[str, Network]:
     random = random_networks(target, 6, seed=LANGUAGES.index(target))
     label = sorted(random)[DTYPE_INDEX[dtype] + 2 * LANGUAGES.index(target) % 4]
     nets[label] = random[label]
-    # every layer loops: rust's batch runs blocks of rows side by side (300 rows: blocks and a rest)
-    nets["all loops 3-40-40-5"] = random_net([3, 40, 40, 5], ["tanh", "elu" if dtype == "float64" else "sigmoid",
-                                                              "softmax"], 4)
+    # every layer loops: the batches run blocks of rows side by side (300 rows: blocks and a rest);
+    # 11 and 43 inputs: java's steps of 8 inputs and the rest one by one
+    nets["all loops 11-40-43-9"] = random_net([11, 40, 43, 9], ["tanh", "elu" if dtype == "float64" else "sigmoid",
+                                                                "softmax"], 4)
     if dtype == "float64" and writes(target, "layer_norm"):  # its local a1 beside loop accumulators
         nets["layer_norm then loops 3-40-2"] = random_net([3, 40, 2], ["layer_norm", "tanh"], 3)
     return nets

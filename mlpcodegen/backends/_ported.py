@@ -258,6 +258,11 @@ class Frame:
     #: with ``row`` and ``tile`` both set: layers of fewer units than this are tiled (a
     #: row of one or two weights per input costs more than it saves)
     rows_from: int = 0
+    #: with ``row``: inputs taken this many at a time in the input-major loops,
+    #: z[j] = ((z[j] + wk0[j] * hk0) + wk1[j] * hk1) + ... (the same sums, added in the
+    #: same order; a sum read and written once per step, not once per input)
+    row_unroll: int = 1
+    loop_from: Callable[[str, int, int], str] = lambda v, first, n: ""  # for v from first below n
 
 
 @dataclass
@@ -313,10 +318,13 @@ class Body:
             self.arrays += f.rows(w, kernel) if f.row else f.weights(w, kernel.reshape(-1))
             if bias is not None:
                 lines.add(f.loop("j", units), "    " + f.store(f"{z}[j]", f"{bias}[j]"), "}")
-            row, weight = (["    " + f.row(w)], "wk[j]") if f.row else ([], f"{w}[k * {units} + j]")
-            lines.add(f.loop("k", layer.n_in), "    " + f.language.declare + f"hk = {source}[k]" + f.language.end,
-                      *row, "    " + f.loop("j", units), "        " + f.accumulate(f"{z}[j]", weight, "hk"),
-                      "    }", "}")
+            if f.row and f.row_unroll > 1:
+                self._row_steps(source, z, w, layer.n_in, units)
+            else:
+                row, weight = (["    " + f.row(w)], "wk[j]") if f.row else ([], f"{w}[k * {units} + j]")
+                lines.add(f.loop("k", layer.n_in), "    " + f.language.declare + f"hk = {source}[k]" + f.language.end,
+                          *row, "    " + f.loop("j", units), "        " + f.accumulate(f"{z}[j]", weight, "hk"),
+                          "    }", "}")
         sums = [b.item(z, j) for j in range(units)]
         spec = layer.activation
         if spec.is_vector:
@@ -330,6 +338,25 @@ class Body:
                   "    " + f.store(f"{h}[j]", top(printer.expr(formula))), "}")
         return [b.item(h, j) for j in range(units)]
 
+
+    def _row_steps(self, source: str, z: str, w: str, n_in: int, units: int) -> None:
+        """C's input-major loops, ``row_unroll`` inputs per step (the rest one by one):
+        each z[j] gains its terms in input order, as C adds them."""
+        f, lines, step = self.frame, self.lines, self.frame.row_unroll
+        full = n_in - n_in % step
+        declare, end = f.language.declare, f.language.end
+        if full:
+            total = f"{z}[j]"
+            for u in range(step):
+                total = f"({total} + wk{u}[j] * hk{u})"
+            lines.add(f.step_loop("k", str(full), step),
+                      *(f"    {declare}hk{u} = {source}[k + {u}]{end}" for u in range(step)),
+                      *("    " + f.row(w, f"wk{u}", f"k + {u}") for u in range(step)),
+                      "    " + f.loop("j", units), "        " + f.store(f"{z}[j]", total[1:-1]), "    }", "}")
+        if n_in > full:
+            lines.add(f.loop_from("k", full, n_in),
+                      f"    {declare}hk = {source}[k]{end}", "    " + f.row(w),
+                      "    " + f.loop("j", units), "        " + f.accumulate(f"{z}[j]", "wk[j]", "hk"), "    }", "}")
 
     def _declare(self, line: str) -> None:
         if self.frame.module_arrays:

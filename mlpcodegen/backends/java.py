@@ -93,9 +93,10 @@ def _frame(dtype: str, name: str) -> Frame:
         loop=lambda v, n: f"for (int {v} = 0; {v} < {n}; {v}++) {{",
         store=lambda target, value: f"{target} = {value};",
         accumulate=lambda z, w, h: f"{z} += {w} * {h};",
-        row=lambda w: f"final {t}[] wk = {w}[k];", rows=rows,
-        weights=weights, tile=4, rows_from=8, mutable=lambda n, value: f"{t} {n} = {value};",
+        row=lambda w, local="wk", at="k": f"final {t}[] {local} = {w}[{at}];", rows=rows,
+        weights=weights, tile=4, rows_from=8, row_unroll=8, mutable=lambda n, value: f"{t} {n} = {value};",
         step_loop=lambda v, n, step: f"for (int {v} = 0; {v} < {n}; {v} += {step}) {{",
+        loop_from=lambda v, first, n: f"for (int {v} = {first}; {v} < {n}; {v}++) {{",
     )
 
 
