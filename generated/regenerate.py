@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Write everything under generated/, and the supported tables in README.md (the one
-script that does).
+"""Write everything under generated/, the supported tables of docs/supported.md and their
+summary in README.md (the one script that does).
 
     python generated/regenerate.py            # rewrite generated files from the committed models
     python generated/regenerate.py --check    # exit 1 if a committed file is stale
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -27,7 +28,6 @@ from mlpcodegen.backends import BACKENDS, emit  # noqa: E402
 from mlpcodegen.backends.c import emit_c, emit_c_header  # noqa: E402
 from mlpcodegen.frontends.keras import load  # noqa: E402
 from mlpcodegen.core.scaling import Scaling, read_scaling_file, with_scaling  # noqa: E402
-from mlpcodegen.app.support import update_readme  # noqa: E402
 
 
 SEED = HERE / "seed"
@@ -87,10 +87,136 @@ def outputs() -> dict[Path, str]:
     files[SEED / "seed_exact_named.tex"] = emit(raw, "latex", name="seed", digits=None, layout="named")
     files[SEED / "seed_expanded.tex"] = emit(raw, "latex", name="seed", digits=3, expand=True, layout="named")
     files[SEED / "README.md"] = SEED_README
-    # The README's supported-layers tables, from the registries.
+    # The supported formats, layers and activations, from the registries: in full in the docs,
+    # summed up in the README.
+    support = activation_support()
+    files[DOCS_SUPPORTED] = supported_page(support)
     readme = HERE.parent / "README.md"
-    files[readme] = update_readme(readme.read_text(encoding="utf-8"))
+    files[readme] = replace_block(readme.read_text(encoding="utf-8"), README_BLOCK, readme_summary(support))
     return files
+
+
+DOCS_SUPPORTED = HERE.parent / "docs" / "supported.md"
+README_BLOCK = ("<!-- summary:start -->", "<!-- summary:end -->")
+#: Activations probed in more than one form, or with parameters they need: (label, parameters).
+VARIANTS = {"gelu": (("gelu (tanh)", {"approximate": 1.0}), ("gelu (exact, erf)", {"approximate": 0.0})),
+            "threshold": (("threshold", {"threshold": 0.1, "default_value": -1.0}),)}
+
+
+def _probe_network(name: str, params: dict):
+    """One Dense layer of 2 inputs with the activation (last layer: softmax's q15 form needs it)."""
+    import numpy as np
+
+    from mlpcodegen.core.activations import REGISTRY
+    from mlpcodegen.core.ir import Activation, Dense, Network
+
+    spec = REGISTRY[name]
+    units = 4 if spec.halves else 2
+    if spec.per_unit:
+        params = {key: (0.2,) * units for key in spec.per_unit}
+    kernel = np.array([[0.5, -0.25, 0.75, -1.0], [0.25, 0.5, -0.5, 1.0]])[:, :units]
+    return Network(2, (Dense(kernel, np.zeros(units), Activation(name, params), "probe"),), name="probe")
+
+
+def _emits(net, target: str, dtype: str) -> bool:
+    """Whether ``target`` writes ``net`` in ``dtype`` (a refusal is an UnsupportedError naming
+    the layer); q15 is planned for [-1, 1], int8 calibrated on rows of it."""
+    import numpy as np
+
+    from mlpcodegen.core import ptq
+    from mlpcodegen.core.errors import MlpCodegenError
+
+    try:
+        if dtype == "int8":
+            net = ptq.calibrate(net, np.random.default_rng(0).uniform(-1.0, 1.0, (64, net.n_inputs)))
+        emit(net, target, dtype=dtype, name="probe", **({"domain": (-1.0, 1.0)} if dtype == "q15" else {}))
+    except MlpCodegenError:
+        return False
+    return True
+
+
+def activation_support() -> dict[str, dict[str, bool]]:
+    """activation label -> {"target dtype": whether the target writes it}, by asking each
+    target to emit a one-layer network with it (default parameters): no list kept by hand."""
+    from mlpcodegen.core.activations import REGISTRY
+
+    columns = [(target, dtype) for target, backend in BACKENDS.items() for dtype in backend.supported]
+    probes = {label: _probe_network(name, dict(params)) for name in REGISTRY
+              for label, params in VARIANTS.get(name, ((name, {}),))}
+    found = {column: tuple(_emits(net, *column) for net in probes.values()) for column in columns}
+    # A target's dtypes that write the same activations share one column ("c float32/float64").
+    merged: dict[tuple[str, tuple[bool, ...]], list[str]] = {}
+    for (target, dtype), answers in found.items():
+        merged.setdefault((target, answers), []).append(dtype)
+    table: dict[str, dict[str, bool]] = {label: {} for label in probes}
+    for (target, answers), dtypes in merged.items():
+        for label, answer in zip(probes, answers):
+            table[label][f"{target} {'/'.join(dtypes)}"] = answer
+    return table
+
+
+def _targets_of(support: dict[str, dict[str, bool]]) -> dict[str, list[str]]:
+    """column -> the activations it writes."""
+    columns = next(iter(support.values()))
+    return {column: [label for label, row in support.items() if row[column]] for column in columns}
+
+
+def readme_summary(support: dict[str, dict[str, bool]]) -> str:
+    """Formats and, per target, the activations it lacks: the README's short form of docs/supported.md."""
+    from mlpcodegen.frontends import FORMATS
+
+    every = list(support)
+    by_column = _targets_of(support)
+    lines = [README_BLOCK[0], "", "| format | reads | needs |", "|---|---|---|"]
+    lines += [f"| {fmt.title} | {fmt.reads} | {fmt.needs} |" for fmt in FORMATS]
+    lines += ["", f"Activations ({len(every)}): {', '.join(f'`{label}`' for label in every)}.", ""]
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for column, labels in by_column.items():
+        missing = tuple(label for label in every if label not in labels)
+        groups.setdefault(missing, []).append(column)
+    for missing, columns in groups.items():
+        where = ", ".join(f"`{column}`" for column in columns)
+        if not missing:
+            lines.append(f"* {where}: every activation.")
+        elif len(missing) * 2 > len(every):
+            kept = [label for label in every if label not in missing]
+            lines.append(f"* {where}: only {', '.join(f'`{label}`' for label in kept)}.")
+        else:
+            lines.append(f"* {where}: all but {', '.join(f'`{label}`' for label in missing)}.")
+    lines += ["", README_BLOCK[1]]
+    return "\n".join(lines)
+
+
+def supported_page(support: dict[str, dict[str, bool]]) -> str:
+    """docs/supported.md: the registries' tables and the target x activation matrix."""
+    from mlpcodegen.app.support import supported_markdown
+
+    columns = list(next(iter(support.values())))
+    # The tables' own lead-in claims every target writes everything; the matrix below says which.
+    tables = re.sub(r"Every activation and layer below works in every target \(([^)]*)\)\.",
+                    r"Targets: \1. Which of them writes each activation (and so each layer that becomes one): "
+                    r"the matrix at the end of this page.", supported_markdown())
+    lines = ["<!-- generated by generated/regenerate.py — do not edit -->", "# Supported formats, layers and "
+             "activations", "", "Written by `python generated/regenerate.py` from the code's registries (the "
+             "frontends' tables, the activation registry); `tests/test_generated.py` fails when this page is "
+             "stale.", "", tables, "", "## Which target writes which activation", "",
+             "Found by asking each target to write a one-layer network with the activation (default "
+             "parameters; q15 planned for inputs in [-1, 1], int8 calibrated on rows of it). A refusal is "
+             "an error naming the layer and what the target supports.", "",
+             "| activation | " + " | ".join(f"`{column}`" for column in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for label, row in support.items():
+        lines.append(f"| `{label}` | " + " | ".join("yes" if row[column] else "—" for column in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def replace_block(text: str, markers: tuple[str, str], block: str) -> str:
+    """``text`` with the part from the first marker to the second replaced by ``block``."""
+    head, found, rest = text.partition(markers[0])
+    _, found_end, tail = rest.partition(markers[1])
+    if not (found and found_end):
+        raise SystemExit(f"regenerate.py: the markers {markers} are missing from the README")
+    return head + block + tail
 
 
 def pictures() -> dict[Path, bytes]:

@@ -256,3 +256,31 @@ def test_the_emitted_sympy_module_agrees_with_the_reference():
         actual = np.stack([np.broadcast_to(np.asarray(v, dtype=float), (len(x),)) for v in f(*x.T)], axis=1)
         expected, scale = evaluate_magnitude(net, x)
         assert compare(actual, expected, scale, "float64")[1] <= 1e-12
+
+
+def test_js_header_writes_the_typescript_declarations(tmp_path):
+    from mlpcodegen.app.cli import main
+
+    seed = str(Path(__file__).resolve().parent.parent / "generated" / "seed" / "seed.keras")
+    assert main(["convert", seed, "--target", "js", "--header", "-o", str(tmp_path / "m.mjs")]) == 0
+    declared = (tmp_path / "m.d.mts").read_text()  # TypeScript's name for a .mjs module's declarations
+    assert HEADER in declared and "export declare function seed(x: ArrayLike<number>): Float64Array;" in declared
+    assert "export declare function seedBatch(" in declared and "seedScalar(x: number): number" in declared
+    assert main(["convert", seed, "--target", "js", "--dtype", "float32", "--header", "-o", str(tmp_path / "m.js")]) == 0
+    assert "): Float32Array;" in (tmp_path / "m.d.ts").read_text()
+
+
+def test_bench_times_a_language_beside_c(tmp_path, capsys):
+    from mlpcodegen.app.cli import main
+
+    _tools("rust")
+    seed = str(Path(__file__).resolve().parent.parent / "generated" / "seed" / "seed.keras")
+    out = tmp_path / "report.md"
+    assert main(["bench", seed, "--target", "rust", "--quick", "--rows", "64", "--out", str(out)]) == 0
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in out.read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| program")}
+    assert set(rows) == {"c", "c portable", "rust"}
+    assert all(float(cell) > 0 for cells in rows.values() for cell in cells)
+    assert rows["c"][1].strip() == "1.00" and rows["c portable"][2].strip() == "1.00"
+    assert main(["bench", seed, "--target", "cobol", "--out", str(tmp_path / "no.md")]) == 2
+    assert "not cobol" in capsys.readouterr().err and not (tmp_path / "no.md").exists()

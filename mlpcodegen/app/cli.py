@@ -205,8 +205,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     model_file = Path(args.model)
     out = Path(args.out or f"{model_file.stem}_bench.md")
-    check_outputs([out, out.with_suffix(".png")], mkdir=args.mkdir)  # before minutes of timing
+    check_outputs([out] if args.target else [out, out.with_suffix(".png")], mkdir=args.mkdir)  # before the timing
     net = common.load(args)
+    if args.target:  # the languages run as subprocesses, against C, any model format
+        return _bench_languages(args, net, out)
     from ..frontends import file_format
 
     fmt = file_format(model_file)
@@ -226,6 +228,32 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for line in summary_lines(bench):
         print(line)
     print(f"wrote {out} and {png}", file=sys.stderr)
+    return 0
+
+
+def _bench_languages(args: argparse.Namespace, net, out: Path) -> int:
+    from ..core._files import write_all
+    from ..core.numeric import numeric_type
+    import numpy as np
+
+    from ..runtime.subprocess_peer import C_NATIVE, C_PORTABLE, time_targets
+
+    numeric = numeric_type(args.dtype or "float32")
+    rows = min(args.rows[0], 10_000)
+    x = np.random.default_rng(0).uniform(-1.0, 1.0, (rows, net.n_inputs))
+    calls, rounds = (20_000, 1) if args.quick else (200_000, 5)
+    times = time_targets(net, tuple(args.target), x, numeric, calls=calls, rounds=rounds)
+    lines = [f"# {Path(args.model).name}: {net.describe()}, {numeric.name}", "",
+             f"Each program times itself (after a warm-up; median of {rounds} interleaved rounds): one sample = ns per "
+             f"call over {rows} rows in turn, batch = rows/s of the batch function. C native: "
+             f"`gcc {' '.join(C_NATIVE)}`; C portable: `gcc {' '.join(C_PORTABLE)}` (x86-64 baseline).", "",
+             "| program | one sample ns | ÷ C native | ÷ C portable | batch rows/s |", "|---|---|---|---|---|"]
+    for key, (one, rate) in times.items():
+        lines.append(f"| {key} | {one:.1f} | {one / times['c'][0]:.2f} | {one / times['c portable'][0]:.2f} | "
+                     f"{rate:.3g} |")
+    write_all({out: "\n".join(lines) + "\n"}, mkdir=args.mkdir)
+    print("\n".join(lines[4:]))
+    print(f"wrote {out}", file=sys.stderr)
     return 0
 
 
@@ -258,7 +286,8 @@ def _check_convert(args: argparse.Namespace) -> None:
         if BACKENDS[args.target].header is None:
             raise common.UsageError(f"target {args.target!r} has no header; --header is for {', '.join(with_header)}")
         if args.output in (None, "-"):
-            raise common.UsageError("--header needs -o FILE (the header is written next to it, as FILE's name with .h)")
+            raise common.UsageError("--header needs -o FILE (the header is written next to it, as FILE's name with "
+                                    ".h; js: .d.ts, .d.mts for a .mjs)")
     if args.mkdir and args.output in (None, "-"):
         raise common.UsageError("--mkdir needs -o FILE")
 
@@ -279,9 +308,21 @@ def _check_verify(args: argparse.Namespace) -> None:
                          "core with --core m0plus|m4f|m7")
 
 
+def _check_bench(args: argparse.Namespace) -> None:
+    if args.target:  # the languages with a subprocess toolchain (the runtime's table, not a list kept here)
+        from ..runtime.subprocess_peer import TOOLCHAINS
+
+        unknown = [target for target in args.target if target not in TOOLCHAINS]
+        if unknown:
+            raise common.UsageError(f"bench --target times {', '.join(TOOLCHAINS)}, not {', '.join(unknown)}")
+    elif args.dtype:
+        raise common.UsageError("--dtype goes with --target (the Keras bench times every dtype)")
+
+
 _USAGE_CHECKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "convert": _check_convert,
     "verify": _check_verify,
+    "bench": _check_bench,
 }
 
 
@@ -302,7 +343,8 @@ def _add_convert(sub, backends: dict, dtypes: Sequence[str]) -> None:
     convert.add_argument("-o", "--output", help="output file, replaced atomically (default or '-': standard "
                                                 "output); a symbolic link's target is written")
     convert.add_argument("--header", action="store_true", help="also write a header next to the output, "
-                                                               "named as it with .h (c; needs -o)")
+                                                               "named as it with .h (c), or TypeScript declarations "
+                                                               "(js: .d.mts beside a .mjs, else .d.ts); needs -o")
     common.add_mkdir_option(convert)
     common.add_c_options(convert)
     convert.add_argument("--domain", nargs=2, type=common.floats, metavar=("LOW", "HIGH"),
@@ -380,6 +422,11 @@ def _add_bench(sub) -> None:
     bench.add_argument("--rows", type=common.positive_int, nargs="+", default=[10_000, 1_000_000],
                        help="batch sizes for the throughput columns (default: 10000 1000000)")
     bench.add_argument("--quick", action="store_true", help="fewer repeats")
+    bench.add_argument("--target", nargs="+", metavar="TARGET",
+                       help="time these languages (rust, js, wasm, go, java) beside C, each built with its "
+                            "toolchain and timing itself in a subprocess (any model format; no TensorFlow)")
+    bench.add_argument("--dtype", choices=("float32", "float64"), help="with --target: the numeric type "
+                                                                      "(default float32)")
     bench.set_defaults(run=cmd_bench)
 
 

@@ -147,10 +147,13 @@ def load(args: argparse.Namespace):
 def header_path(args: argparse.Namespace) -> Optional[Path]:
     if not args.header:
         return None
-    header = Path(args.output).with_suffix(".h")
+    from ..backends import get_backend
+
+    backend = get_backend(args.target)
+    header = Path(backend.header_file(args.output))
     if os.path.realpath(header) == os.path.realpath(args.output):
         raise UsageError(f"--header would overwrite the output {args.output} (the header is the output's name "
-                         "with .h): name the output .c")
+                         f"with {header.name[len(Path(args.output).stem):]}): name the output {backend.suffix}")
     return header
 
 

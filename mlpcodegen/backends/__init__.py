@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from types import ModuleType
 from typing import Callable, Optional
 
@@ -28,6 +29,7 @@ class Backend:
     #: ``dtypes`` so that what iterates over a target's floating-point types (tolerances in
     #: ULPs, every activation) is not handed a format with its own error bound.
     fixed_dtypes: tuple[str, ...] = ()
+    header_file: Callable[[str], str] = lambda output: str(Path(output).with_suffix(".h"))  # where --header writes
 
     @property
     def supported(self) -> tuple[str, ...]:
@@ -72,7 +74,7 @@ BACKENDS: dict[str, Backend] = {
     "numpy": Backend("numpy", ".py", numpy.DTYPES, numpy.emit_numpy),
     "python": Backend("python", ".py", python.DTYPES, python.emit_python),
     "sympy": Backend("sympy", ".py", sympy.DTYPES, sympy.emit_sympy, options=("rational",)),
-    "js": Backend("js", ".mjs", js.DTYPES, js.emit_js),
+    "js": Backend("js", ".mjs", js.DTYPES, js.emit_js, js.emit_js_types, header_file=js.types_file),
     "rust": Backend("rust", ".rs", rust.DTYPES, rust.emit_rust),
     "go": Backend("go", ".go", go.DTYPES, go.emit_go),
     "java": Backend("java", ".java", java.DTYPES, java.emit_java),

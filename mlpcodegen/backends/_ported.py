@@ -247,6 +247,23 @@ class Frame:
     #: where the loop layers' arrays are declared: False, in the function; True, once at
     #: module level (JavaScript: a typed array allocation per call costs more than the layer)
     module_arrays: bool = False
+    #: input-major loops over rows of 2-D weights (Java: ``float[][]``, row k a float[]
+    #: indexed by j like z, so HotSpot's C2 vectorises z[j] += wk[j] * hk): the row's
+    #: local ``wk`` declared from the weights' name, and the 2-D weights' declaration
+    row: Optional[Callable[[str], str]] = None
+    rows: Optional[Callable[[str, np.ndarray], list[str]]] = None
+    #: a tile pass reads its ``width`` weights of step k through a local ``wk`` declared
+    #: from (weights, first index, width) (Go: a full slice expression, so the compiler
+    #: checks bounds once per step, not per weight); None: read ``w[first + u]``
+    tile_row: Optional[Callable[[str, str, int], str]] = None
+    #: with ``row`` and ``tile`` both set: layers of fewer units than this are tiled (a
+    #: row of one or two weights per input costs more than it saves)
+    rows_from: int = 0
+    #: with ``row``: inputs taken this many at a time in the input-major loops,
+    #: z[j] = ((z[j] + wk0[j] * hk0) + wk1[j] * hk1) + ... (the same sums, added in the
+    #: same order; a sum read and written once per step, not once per input)
+    row_unroll: int = 1
+    loop_from: Callable[[str, int, int], str] = lambda v, first, n: ""  # for v from first below n
 
 
 @dataclass
@@ -294,16 +311,21 @@ class Body:
         bias = f.weight_name(self.name, index, "B") if layer.bias is not None else None
         if bias is not None:
             self.arrays += f.weights(bias, np.asarray(layer.bias, dtype=np.float64))
-        if f.tile:
+        if f.tile and not (f.row and units >= f.rows_from):
             self.arrays += f.weights(w, tiled_kernel(np.asarray(layer.kernel, dtype=np.float64), f.tile))
             self._tiles(source, z, w, bias, layer.n_in, units)
         else:
-            self.arrays += f.weights(w, np.asarray(layer.kernel, dtype=np.float64).reshape(-1))
+            kernel = np.asarray(layer.kernel, dtype=np.float64)
+            self.arrays += f.rows(w, kernel) if f.row else f.weights(w, kernel.reshape(-1))
             if bias is not None:
                 lines.add(f.loop("j", units), "    " + f.store(f"{z}[j]", f"{bias}[j]"), "}")
-            lines.add(f.loop("k", layer.n_in), "    " + f.language.declare + f"hk = {source}[k]" + f.language.end,
-                      "    " + f.loop("j", units), "        " + f.accumulate(f"{z}[j]", f"{w}[k * {units} + j]", "hk"),
-                      "    }", "}")
+            if f.row and f.row_unroll > 1:
+                self._row_steps(source, z, w, layer.n_in, units)
+            else:
+                row, weight = (["    " + f.row(w)], "wk[j]") if f.row else ([], f"{w}[k * {units} + j]")
+                lines.add(f.loop("k", layer.n_in), "    " + f.language.declare + f"hk = {source}[k]" + f.language.end,
+                          *row, "    " + f.loop("j", units), "        " + f.accumulate(f"{z}[j]", weight, "hk"),
+                          "    }", "}")
         sums = [b.item(z, j) for j in range(units)]
         spec = layer.activation
         if spec.is_vector:
@@ -317,6 +339,25 @@ class Body:
                   "    " + f.store(f"{h}[j]", top(printer.expr(formula))), "}")
         return [b.item(h, j) for j in range(units)]
 
+
+    def _row_steps(self, source: str, z: str, w: str, n_in: int, units: int) -> None:
+        """C's input-major loops, ``row_unroll`` inputs per step (the rest one by one):
+        each z[j] gains its terms in input order, as C adds them."""
+        f, lines, step = self.frame, self.lines, self.frame.row_unroll
+        full = n_in - n_in % step
+        declare, end = f.language.declare, f.language.end
+        if full:
+            total = f"{z}[j]"
+            for u in range(step):
+                total = f"({total} + wk{u}[j] * hk{u})"
+            lines.add(f.step_loop("k", str(full), step),
+                      *(f"    {declare}hk{u} = {source}[k + {u}]{end}" for u in range(step)),
+                      *("    " + f.row(w, f"wk{u}", f"k + {u}") for u in range(step)),
+                      "    " + f.loop("j", units), "        " + f.store(f"{z}[j]", total[1:-1]), "    }", "}")
+        if n_in > full:
+            lines.add(f.loop_from("k", full, n_in),
+                      f"    {declare}hk = {source}[k]{end}", "    " + f.row(w),
+                      "    " + f.loop("j", units), "        " + f.accumulate(f"{z}[j]", "wk[j]", "hk"), "    }", "}")
 
     def _declare(self, line: str) -> None:
         if self.frame.module_arrays:
@@ -343,11 +384,14 @@ class Body:
         f, lines = self.frame, self.lines
         zero = f.language.literal(0.0)
         cells = [at if u == 0 else f"{at} + {u}" for u in range(width)]
+        first = f"{base} + k * {width}"
+        row, weight = ((["    " + f.tile_row(w, first, width)], lambda u: f"wk[{u}]") if f.tile_row
+                       else ([], lambda u: f"{w}[{first} + {u}]"))
         lines.level += 1
         # acc0, acc1...: not the graph's local pattern (a letter and digits: a1 is a normalisation's)
         lines.add(*(f.mutable(f"acc{u}", f"{bias}[{cell}]" if bias else zero) for u, cell in enumerate(cells)),
-                  f.loop("k", n_in), "    " + f.language.declare + f"hk = {source}[k]" + f.language.end,
-                  *("    " + f.accumulate(f"acc{u}", f"{w}[{base} + k * {width} + {u}]", "hk") for u in range(width)),
+                  f.loop("k", n_in), "    " + f.language.declare + f"hk = {source}[k]" + f.language.end, *row,
+                  *("    " + f.accumulate(f"acc{u}", weight(u), "hk") for u in range(width)),
                   "}", *(f.store(f"{z}[{cell}]", f"acc{u}") for u, cell in enumerate(cells)))
         lines.level -= 1
 

@@ -7,7 +7,11 @@ Laid out as C's (:mod:`._ported`), with C's own exp/expm1/tanh/sigmoid ported.  
 spec lets a compiler fuse x*y + z (gc does on arm64, ppc64, s390x) unless a conversion
 rounds in between: every product and sum is written inside ``float64(...)`` /
 ``float32(...)`` (:class:`._ported.RoundingPrinter`), so float32/float64 give the bits
-of C's built with ``-ffp-contract=off`` on every architecture.  log, log1p and erf are
+of C's built with ``-ffp-contract=off`` on every architecture.  gc does not vectorise:
+loop layers run 8 units' sums side by side in registers (C's order for each), a step's
+8 weights read through one full slice expression (one bounds check per step, none per
+weight; inputs and sums are fixed-size arrays indexed below their constant length, so
+those checks are proven away).  log, log1p and erf are
 not spelled (C takes them from libm): softplus, mish, exact gelu, log_sigmoid,
 log_softmax are refused by name.
 """
@@ -73,7 +77,8 @@ def _frame(dtype: str, name: str) -> Frame:
         loop=lambda v, n: f"for {v} := 0; {v} < {n}; {v}++ {{",
         store=lambda target, value: f"{target} = {value}",
         accumulate=lambda z, w, h: f"{z} = {t}({z} + {t}({w}*{h}))",
-        tile=4, mutable=lambda n, value: f"{n} := {t}({value})",
+        tile=8, mutable=lambda n, value: f"{n} := {t}({value})",
+        tile_row=lambda w, first, width: f"wk := {w}[{first} : {first} + {width} : {first} + {width}]",
         step_loop=lambda v, n, step: f"for {v} := 0; {v} < {n}; {v} += {step} {{",
         weights=lambda n, values: [f"var {n} = [{len(values)}]{t}{{"] +
         ["\t" + line.rstrip(",") + "," for line in chunks([lit(v) for v in values], 6)] + ["}"],

@@ -5,7 +5,10 @@ input and one output, ``NAMEScalar(T x)``; the class is NAME with a capital lett
 Laid out as C's (:mod:`._ported`), with C's own exp/expm1/tanh/sigmoid ported: Java's
 float and double arithmetic is IEEE with no contraction (strict since Java 17), so
 float/double give the bits of C's float32/float64 built with ``-ffp-contract=off``.
-The weights of loop layers are stored as hexadecimal bit patterns in string constants
+Loop layers of 8 units or more run C's input-major loops over ``T[][]`` rows (row k:
+the weights from input k, indexed by j as the sums are, so HotSpot vectorises them);
+narrower ones, 4 units' sums side by side (C's order either way).  The weights of loop
+layers are stored as hexadecimal bit patterns in string constants
 (decoded once when the class loads): a class's static initialiser is limited to 64 KiB
 of bytecode, a string constant to 65535 bytes.  log, log1p and erf are not spelled (C
 takes them from libm): softplus, mish, exact gelu, log_sigmoid, log_softmax are refused.
@@ -78,6 +81,11 @@ def _frame(dtype: str, name: str) -> Frame:
             [f'    "{part}"' + ("," if i < len(parts) - 1 else "") for i, part in enumerate(parts)] + \
             [f"}}, {len(values)});"]
 
+    def rows(n: str, kernel) -> list[str]:  # row k: the weights from input k (C's order within the row)
+        lines = weights(n, kernel.reshape(-1))
+        return [lines[0].replace(f"{t}[] {n} = ", f"{t}[][] {n} = {name}_rows(", 1)] + lines[1:-1] + \
+            [lines[-1][:-1] + f", {kernel.shape[1]});"]
+
     return Frame(
         language=language(dtype, name),
         array=lambda n, size: f"final {t}[] {n} = new {t}[{size}];",
@@ -85,8 +93,10 @@ def _frame(dtype: str, name: str) -> Frame:
         loop=lambda v, n: f"for (int {v} = 0; {v} < {n}; {v}++) {{",
         store=lambda target, value: f"{target} = {value};",
         accumulate=lambda z, w, h: f"{z} += {w} * {h};",
-        weights=weights, tile=4, mutable=lambda n, value: f"{t} {n} = {value};",
+        row=lambda w, local="wk", at="k": f"final {t}[] {local} = {w}[{at}];", rows=rows,
+        weights=weights, tile=4, rows_from=8, row_unroll=8, mutable=lambda n, value: f"{t} {n} = {value};",
         step_loop=lambda v, n, step: f"for (int {v} = 0; {v} < {n}; {v} += {step}) {{",
+        loop_from=lambda v, first, n: f"for (int {v} = {first}; {v} < {n}; {v}++) {{",
     )
 
 
@@ -97,6 +107,11 @@ def _decoder(dtype: str, name: str) -> list[str]:
     return [f"private static {t}[] {name}_decode(final String[] parts, final int n) {{",
             f"    final {t}[] out = new {t}[n];", "    int i = 0;",
             f"    for (final String s : parts) for (int at = 0; at < s.length(); at += {step}) out[i++] = {read};",
+            "    return out;", "}", "",
+            f"private static {t}[][] {name}_rows(final {t}[] flat, final int units) {{",
+            f"    final {t}[][] out = new {t}[flat.length / units][];",
+            "    for (int k = 0; k < out.length; k++) {", f"        out[k] = new {t}[units];",
+            "        System.arraycopy(flat, k * units, out[k], 0, units);", "    }",
             "    return out;", "}", ""]
 
 

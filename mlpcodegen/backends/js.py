@@ -11,6 +11,7 @@ are refused by name.  :func:`emit_js_types` writes the TypeScript declarations.
 """
 from __future__ import annotations
 
+from pathlib import Path
 
 from ..core.errors import UnsupportedError
 from ..core.ir import Network
@@ -133,6 +134,13 @@ def emit_js(net: Network, *, dtype: str = "float64", name: str = "mlp") -> str:
         out.add("", f"export function {_camel(name, 'Scalar')}(x) {{", f"    const y = new {array}(1);",
                 f"    {name}_row([x], 0, y, 0);", "    return y[0];", "}")
     return str(out)
+
+
+def types_file(output: str) -> str:
+    """Where ``convert --header`` writes the declarations of the module ``output``: the
+    name TypeScript looks for beside it (a ``.mjs`` module's are ``.d.mts``)."""
+    path = Path(output)
+    return str(path.with_name(path.stem + (".d.mts" if path.suffix == ".mjs" else ".d.ts")))
 
 
 def emit_js_types(net: Network, *, dtype: str = "float64", name: str = "mlp") -> str:

@@ -7,8 +7,15 @@ by the sign bit: f32 and f64 give the bits of C's float32/float64 built with
 ``-ffp-contract=off`` (rustc never contracts a*b + c).  ``core`` has no sqrt, log,
 log1p or erf: the normalisations, squareplus, softplus, mish, log_sigmoid, log_softmax
 and exact gelu are refused by name.
+
+``NAME_batch``, when every layer is C's loops, runs blocks of 16 rows layer by layer:
+4 units' sums for the 16 rows in registers, each weight read once per block (C's
+order for every sum, so the one-sample bits), its arrays at most 64 KiB of stack;
+otherwise it calls ``NAME`` per row.
 """
 from __future__ import annotations
+
+from typing import Optional
 
 from ..core.errors import UnsupportedError
 from ..core.ir import Network
@@ -70,6 +77,65 @@ def _frame(dtype: str, name: str) -> Frame:
     )
 
 
+#: rows side by side in the batch's blocks, and units per pass: TILE x BLOCK sums in registers
+#: (f32: 4 x 2 ymm), each in C's order (bias, then input 0, 1, ...), so the one-sample bits
+BLOCK, TILE = 16, 4
+BLOCK_STACK = 64 * 1024  # most stack a block's arrays take (a wider network's batch goes row by row)
+
+
+def _block(net: Network, name: str, t: str, language: Language) -> Optional[Lines]:
+    """``NAME_block``: BLOCK rows through the network layer by layer, a layer's weight read
+    once for all the rows; only when every layer is C's loops (Dense, no per-unit
+    parameters), else None (the batch calls the one-sample function per row)."""
+    from ..core.activations import REGISTRY
+    from ..core.graph import Builder
+    from ..core.network_graph import named_values
+    from ._closed_form import activate_statements
+    from .c import _loops
+
+    values = net.n_inputs + sum(layer.units * (1 if layer.activation.is_identity else 2) for layer in net.layers)
+    if not all(_loops(layer, "auto") for layer in net.layers) or values * BLOCK * (4 if t == "f32" else 8) > BLOCK_STACK:
+        return None
+    printer, b, lines = Printer(language), Builder(), Lines()
+    lines.level = 1
+    n_in, n_out = net.n_inputs, net.n_outputs
+    lines.add(f"let mut h0 = [[0.0{t}; {BLOCK}]; {n_in}];",
+              f"for l in 0..{BLOCK} {{", f"    for k in 0..{n_in} {{ h0[k][l] = x[l * {n_in} + k]; }}", "}")
+    source = "h0"
+    for index, layer in enumerate(net.layers, start=1):
+        units, w, z = layer.units, f"{name}_W{index}", f"z{index}"
+        start = (lambda u: f"[{name}_B{index}[j + {u}]; {BLOCK}]") if layer.bias is not None \
+            else (lambda u: f"[0.0{t}; {BLOCK}]")
+        lines.add(f"let mut {z} = [[0.0{t}; {BLOCK}]; {units}];", "let mut j = 0;")
+        for width, test in ((TILE, f"j + {TILE} <= {units}"), (1, f"j < {units}")):
+            lines.add(f"while {test} {{", f"    let mut acc = [{', '.join(start(u) for u in range(width))}];",
+                      f"    for k in 0..{layer.n_in} {{", f"        let hk = &{source}[k];",
+                      f"        for u in 0..{width} {{", f"            let wk = {w}[k * {units} + j + u];",
+                      f"            for l in 0..{BLOCK} {{ acc[u][l] += wk * hk[l]; }}", "        }", "    }",
+                      f"    for u in 0..{width} {{ {z}[j + u] = acc[u]; }}", f"    j += {width};", "}")
+        spec = layer.activation
+        if spec.is_identity:
+            source = z
+            continue
+        h = f"h{index}"
+        lines.add(f"let mut {h} = [[0.0{t}; {BLOCK}]; {units}];")
+        if spec.is_vector:  # row by row
+            lines.add(f"for l in 0..{BLOCK} {{")
+            lines.level += 1
+            sums = named_values(b, index, [b.ref(f"{z}[{j}][l]") for j in range(units)])
+            outputs = activate_statements(printer, b, layer, index, sums, lines)
+            lines.add(*(f"{h}[{j}][l] = {printer.expr(node)};" for j, node in enumerate(outputs)))
+            lines.level -= 1
+            lines.add("}")
+        else:  # unit by unit, the rows contiguous (vectorised)
+            formula = REGISTRY[spec.name].formula(b, b.ref("zj"), spec.unit_params(0))
+            lines.add(f"for j in 0..{units} {{", f"    for l in 0..{BLOCK} {{", f"        let zj = {z}[j][l];",
+                      f"        {h}[j][l] = {printer.expr(formula)};", "    }", "}")
+        source = h
+    lines.add(f"for l in 0..{BLOCK} {{", f"    for j in 0..{n_out} {{ y[l * {n_out} + j] = {source}[j][l]; }}", "}")
+    return lines
+
+
 def check(name: str) -> str:
     return check_name(name, KEYWORDS, "Rust")
 
@@ -99,10 +165,28 @@ def emit_rust(net: Network, *, dtype: str = "float32", name: str = "mlp") -> str
     out.add(*body.arrays, *([""] if body.arrays else []), *abs_fn, *math)
     out.add("#[allow(unused_parens, clippy::all)]", f"pub fn {name}(x: &[{t}; {n_in}], y: &mut [{t}; {n_out}]) {{")
     out.extend(body.lines).add("}", "")
-    out.add(f"/// Rows of {n_in} inputs (row-major) -> rows of {n_out} outputs; stops at the shorter of x and y.",
-            f"pub fn {name}_batch(x: &[{t}], y: &mut [{t}]) {{",
-            f"    for (xi, yi) in x.chunks_exact({n_in}).zip(y.chunks_exact_mut({n_out})) {{",
-            f"        {name}(xi.try_into().unwrap(), yi.try_into().unwrap());", "    }", "}")
+    block = _block(net, name, t, frame.language)
+    if block is not None:
+        values = net.n_inputs + sum(layer.units * (1 if layer.activation.is_identity else 2) for layer in net.layers)
+        out.add(f"// {name}_batch: blocks of {BLOCK} rows, their arrays {values * BLOCK * (4 if t == 'f32' else 8)} "
+                "bytes of stack besides.")
+        out.add("#[allow(unused_parens, clippy::all)]",
+                f"fn {name}_block(x: &[{t}; {BLOCK * n_in}], y: &mut [{t}; {BLOCK * n_out}]) {{")
+        out.extend(block).add("}", "")
+    out.add(f"/// Rows of {n_in} inputs (row-major) -> rows of {n_out} outputs; stops at the shorter of x and y."
+            + (f" Blocks of {BLOCK} rows side by side, then the rest one by one (the same bits)." if block else ""),
+            f"pub fn {name}_batch(x: &[{t}], y: &mut [{t}]) {{")
+    if block:
+        out.add(f"    let rows = core::cmp::min(x.len() / {n_in}, y.len() / {n_out});",
+                f"    let (xb, xr) = x[..rows * {n_in}].split_at(rows / {BLOCK} * {BLOCK * n_in});",
+                f"    let (yb, yr) = y[..rows * {n_out}].split_at_mut(rows / {BLOCK} * {BLOCK * n_out});",
+                f"    for (xi, yi) in xb.chunks_exact({BLOCK * n_in}).zip(yb.chunks_exact_mut({BLOCK * n_out})) {{",
+                f"        {name}_block(xi.try_into().unwrap(), yi.try_into().unwrap());", "    }",
+                f"    for (xi, yi) in xr.chunks_exact({n_in}).zip(yr.chunks_exact_mut({n_out})) {{",
+                f"        {name}(xi.try_into().unwrap(), yi.try_into().unwrap());", "    }", "}")
+    else:
+        out.add(f"    for (xi, yi) in x.chunks_exact({n_in}).zip(y.chunks_exact_mut({n_out})) {{",
+                f"        {name}(xi.try_into().unwrap(), yi.try_into().unwrap());", "    }", "}")
     if n_in == n_out == 1:
         out.add("", f"pub fn {name}_scalar(x: {t}) -> {t} {{", f"    let mut y = [0.0{t}; 1];",
                 f"    {name}(&[x], &mut y);", "    y[0]", "}")

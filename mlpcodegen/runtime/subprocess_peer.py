@@ -7,7 +7,8 @@ float64 inputs (little-endian) on stdin, converts them to the numeric type as th
 language's caller would, and writes the outputs' bytes on stdout.  Modes: ``one`` (the
 one-sample function per row), ``batch`` (the batch function), ``time`` (its own timing
 loop after a warm-up: nanoseconds per one-sample call and batch rows per second, so
-process start and pipes are not timed).  The generated text is compiled or loaded by the
+process start and pipes are not timed; CPU time of the timing thread, Node's process, so
+that on a shared host the time others' processes hold the core is not counted).  The generated text is compiled or loaded by the
 toolchain, never evaluated here.
 """
 from __future__ import annotations
@@ -161,19 +162,21 @@ function one() {{
     for (let i = 0; i < n; i++) out.set(m.{name}(x.subarray(i * nIn, (i + 1) * nIn)), i * nOut);
     return out;
 }}
+// CPU time (user + system) in ns: on a shared host a preempted process's wall time is not its cost
+const cpu = () => {{ const u = process.cpuUsage(); return (u.user + u.system) * 1000; }};
 if (mode === "time") {{
     const calls = Number(process.argv[3]), passes = Number(process.argv[4]);
     const rows = [];
     for (let i = 0; i < n; i++) rows.push(x.slice(i * nIn, (i + 1) * nIn));
     let sink = 0;
     for (let i = 0; i < calls; i++) sink += m.{name}(rows[i % n])[0];
-    let t0 = process.hrtime.bigint();
+    let t0 = cpu();
     for (let i = 0; i < calls; i++) sink += m.{name}(rows[i % n])[0];
-    const one_ns = Number(process.hrtime.bigint() - t0) / calls;
+    const one_ns = (cpu() - t0) / calls;
     for (let p = 0; p < 3; p++) sink += m.{name}Batch(x)[0];
-    t0 = process.hrtime.bigint();
+    t0 = cpu();
     for (let p = 0; p < passes; p++) sink += m.{name}Batch(x)[0];
-    const rate = n * passes / (Number(process.hrtime.bigint() - t0) / 1e9);
+    const rate = n * passes / ((cpu() - t0) / 1e9);
     process.stdout.write(`${{one_ns}} ${{rate}} ${{sink}}\\n`);
 }} else {{
     const out = mode === "batch" ? m.{name}Batch(x) : one();
@@ -199,7 +202,8 @@ def c_driver(net: Network, numeric: NumericType, name: str, include: str = '#inc
 #include <string.h>
 #include <time.h>
 
-static double now(void) {{ struct timespec s; clock_gettime(CLOCK_MONOTONIC, &s); return (double)s.tv_sec * 1e9 + (double)s.tv_nsec; }}
+/* the thread's CPU time: on a shared host a preempted program's wall time is not its cost */
+static double now(void) {{ struct timespec s; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &s); return (double)s.tv_sec * 1e9 + (double)s.tv_nsec; }}
 
 int main(int argc, char **argv)
 {{
@@ -249,7 +253,17 @@ def _rust_files(source: str, net: Network, numeric: NumericType, name: str) -> d
 mod model;
 use std::io::{{Read, Write}};
 use std::hint::black_box;
-use std::time::Instant;
+
+// the thread's CPU time (clock_gettime from the C library std links on Linux): on a shared
+// host a preempted program's wall time is not its cost
+#[repr(C)]
+struct Timespec {{ s: i64, ns: i64 }}
+extern "C" {{ fn clock_gettime(clock: i32, t: *mut Timespec) -> i32; }}
+fn cpu() -> f64 {{
+    let mut t = Timespec {{ s: 0, ns: 0 }};
+    unsafe {{ clock_gettime(3, &mut t); }}  // CLOCK_THREAD_CPUTIME_ID
+    t.s as f64 * 1e9 + t.ns as f64
+}}
 
 fn main() {{
     let args: Vec<String> = std::env::args().collect();
@@ -264,17 +278,17 @@ fn main() {{
         let mut sink = 0.0f64;
         let mut one = [0.0{t}; {n_out}];
         for round in 0..2 {{
-            let t0 = Instant::now();
+            let t0 = cpu();
             for i in 0..calls {{
                 let row: &[{t}; {n_in}] = x[(i % n) * {n_in}..(i % n + 1) * {n_in}].try_into().unwrap();
                 model::{name}(black_box(row), &mut one);
                 sink += one[0] as f64;
             }}
-            if round == 1 {{ print!("{{}} ", t0.elapsed().as_nanos() as f64 / calls as f64); }}
+            if round == 1 {{ print!("{{}} ", (cpu() - t0) / calls as f64); }}
         }}
-        let t0 = Instant::now();
+        let t0 = cpu();
         for _ in 0..passes {{ model::{name}_batch(black_box(&x), &mut y); sink += y[0] as f64; }}
-        println!("{{}} {{}}", (n * passes) as f64 / t0.elapsed().as_secs_f64(), sink);
+        println!("{{}} {{}}", (n * passes) as f64 / ((cpu() - t0) / 1e9), sink);
         return;
     }}
     if args[1] == "batch" {{
@@ -311,6 +325,8 @@ def _java_files(source: str, net: Network, numeric: NumericType, name: str) -> d
     driver = f"""\
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 
 public final class MlpcodegenDriver {{
     public static void main(String[] args) throws Exception {{
@@ -320,6 +336,8 @@ public final class MlpcodegenDriver {{
         for (int i = 0; i < x.length; i++) x[i] = {"(float) " if f32 else ""}in.getDouble();
         final {t}[] y = new {t}[n * {n_out}];
         if (args[0].equals("time")) {{
+            // the thread's CPU time: on a shared host a preempted program's wall time is not its cost
+            final ThreadMXBean cpu = ManagementFactory.getThreadMXBean();
             final long calls = Long.parseLong(args[1]);
             final int passes = Integer.parseInt(args[2]);
             final {t}[][] rows = new {t}[n][{n_in}];
@@ -327,14 +345,14 @@ public final class MlpcodegenDriver {{
             final {t}[] one = new {t}[{n_out}];
             double sink = 0.0, ns = 0.0;
             for (int round = 0; round < 3; round++) {{
-                final long t0 = System.nanoTime();
+                final long t0 = cpu.getCurrentThreadCpuTime();
                 for (long i = 0; i < calls; i++) {{ {cls}.{name}(rows[(int) (i % n)], one); sink += one[0]; }}
-                ns = (System.nanoTime() - t0) / (double) calls;
+                ns = (cpu.getCurrentThreadCpuTime() - t0) / (double) calls;
             }}
             for (int p = 0; p < 3; p++) {{ {cls}.{name}Batch(x, y, n); sink += y[0]; }}
-            final long t0 = System.nanoTime();
+            final long t0 = cpu.getCurrentThreadCpuTime();
             for (int p = 0; p < passes; p++) {{ {cls}.{name}Batch(x, y, n); sink += y[0]; }}
-            final double rate = (double) n * passes / ((System.nanoTime() - t0) / 1e9);
+            final double rate = (double) n * passes / ((cpu.getCurrentThreadCpuTime() - t0) / 1e9);
             System.out.println(ns + " " + rate + " " + sink);
             return;
         }}
@@ -377,13 +395,23 @@ import (
 \t"io"
 \t"math"
 \t"os"
+\t"runtime"
 \t"strconv"
-\t"time"
+\t"syscall"
 
 \tmodel "peer/{package(name)}"
 )
 
+// cpu: this thread's CPU time in ns (the goroutine locked to it): on a shared host a
+// preempted program's wall time is not its cost
+func cpu() float64 {{
+\tvar u syscall.Rusage
+\tsyscall.Getrusage(1, &u) // RUSAGE_THREAD
+\treturn float64(u.Utime.Nano() + u.Stime.Nano())
+}}
+
 func main() {{
+\truntime.LockOSThread()
 \traw, _ := io.ReadAll(os.Stdin)
 \tn := len(raw) / 8 / {n_in}
 \tx := make([]{t}, n*{n_in})
@@ -399,20 +427,20 @@ func main() {{
 \t\tsink := 0.0
 \t\tvar ns float64
 \t\tfor round := 0; round < 2; round++ {{
-\t\t\tt0 := time.Now()
+\t\t\tt0 := cpu()
 \t\t\tfor i := 0; i < calls; i++ {{
 \t\t\t\tr := (i % n) * {n_in}
 \t\t\t\tmodel.{public}(x[r:r+{n_in}], one)
 \t\t\t\tsink += float64(one[0])
 \t\t\t}}
-\t\t\tns = float64(time.Since(t0).Nanoseconds()) / float64(calls)
+\t\t\tns = (cpu() - t0) / float64(calls)
 \t\t}}
-\t\tt0 := time.Now()
+\t\tt0 := cpu()
 \t\tfor p := 0; p < passes; p++ {{
 \t\t\tmodel.{public}Batch(x, y)
 \t\t\tsink += float64(y[0])
 \t\t}}
-\t\tfmt.Println(ns, float64(n*passes)/time.Since(t0).Seconds(), sink)
+\t\tfmt.Println(ns, float64(n*passes)/((cpu()-t0)/1e9), sink)
 \t\treturn
 \tcase "batch":
 \t\tmodel.{public}Batch(x, y)
@@ -472,3 +500,27 @@ def loader(target: str) -> Callable[..., SubprocessNetwork]:
         return build(net, target, TOOLCHAINS[target], numeric, name)
 
     return run
+
+
+#: C as the runtime builds it (the speed reference of ``bench --target``), and C for the
+#: portable x86-64 baseline (SSE2, no FMA: the ISA every language here may assume).
+C_NATIVE = ("-O3", "-march=native")
+C_PORTABLE = ("-O3",)
+
+
+def time_targets(net: Network, targets: tuple[str, ...], x: np.ndarray, numeric: NumericType, name: str = "mlp",
+                 calls: int = 100_000, passes: int = 20, rounds: int = 3) -> dict[str, tuple[float, float]]:
+    """target -> (median ns per one-sample call, median batch rows per second), each
+    program timing itself; C native ("c") and C portable ("c portable") beside them,
+    the programs interleaved round by round (a burst of load falls on all alike)."""
+    import statistics
+
+    programs = {"c": build(net, "c", c_toolchain(C_NATIVE), numeric, name, tag="native"),
+                "c portable": build(net, "c", c_toolchain(C_PORTABLE), numeric, name, tag="portable")}
+    programs.update({target: build(net, target, TOOLCHAINS[target], numeric, name) for target in targets})
+    times: dict[str, list[tuple[float, float]]] = {key: [] for key in programs}
+    for _ in range(rounds):
+        for key, program in programs.items():
+            times[key].append(program.time(x, calls, passes))
+    return {key: (statistics.median(t[0] for t in values), statistics.median(t[1] for t in values))
+            for key, values in times.items()}
