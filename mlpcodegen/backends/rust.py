@@ -91,7 +91,7 @@ def _block(net: Network, name: str, t: str, language: Language) -> Optional[Line
     from ..core.graph import Builder
     from ..core.network_graph import named_values
     from ._closed_form import activate_statements
-    from .c import _loops
+    from .c_policy import _loops
 
     values = net.n_inputs + sum(layer.units * (1 if layer.activation.is_identity else 2) for layer in net.layers)
     if not all(_loops(layer, "auto") for layer in net.layers) or values * BLOCK * (4 if t == "f32" else 8) > BLOCK_STACK:
