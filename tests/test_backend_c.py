@@ -50,11 +50,6 @@ void tiny(const float *x, float *y)
     y[0] = h2_0;
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__)
-__attribute__((target("prefer-vector-width=512")))
-#elif defined(__clang__) && defined(__AVX512F__)
-__attribute__((min_vector_width(512)))
-#endif
 static void tiny_block(const float *x, float *y)
 {
     float p0[1][32], p1[1][32];

@@ -138,11 +138,6 @@ void seed(const float *x, float *y)
     y[0] = h3_0;
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__)
-__attribute__((target("prefer-vector-width=512")))
-#elif defined(__clang__) && defined(__AVX512F__)
-__attribute__((min_vector_width(512)))
-#endif
 static void seed_block(const float *x, float *y)
 {
     float p0[3][32], p1[3][32];

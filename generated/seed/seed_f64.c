@@ -125,11 +125,6 @@ void seed_f64(const double *x, double *y)
     y[0] = h3_0;
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__)
-__attribute__((target("prefer-vector-width=512")))
-#elif defined(__clang__) && defined(__AVX512F__)
-__attribute__((min_vector_width(512)))
-#endif
 static void seed_f64_block(const double *x, double *y)
 {
     double p0[3][16], p1[3][16];

@@ -166,12 +166,20 @@ def preamble(name: str, t: str) -> list[str]:
     return lines + ["#endif"]
 
 
-def block_attributes() -> list[str]:
+#: The widest layer from which ``NAME_block`` asks for 64-byte auto-vectorisation (below it,
+#: a block's few lane loops ran slower so: seed 1-3-2-1 0.93x, measured interleaved).
+WIDE_VECTOR_MIN_UNITS = 8
+
+
+def block_attributes(net: Network) -> list[str]:
     """Lines before ``NAME_block``'s definition: on AVX-512, let the compiler vectorise its
     lane loops (the written-out layers, the activations) with 64-byte vectors; GCC and
     clang prefer 32-byte ones there by default.  Measured interleaved (in C, -O3
-    -march=native): 10-16-8-1 tanh 1.22x, cls 16-64-64-10 1.19x, mid and seed within
-    noise; the same bits (the same operations, wider)."""
+    -march=native): 10-16-8-1 tanh 1.22x, cls 16-64-64-10 1.19x, mid within noise, seed
+    1-3-2-1 0.93x (not asked for below WIDE_VECTOR_MIN_UNITS units); the same bits (the
+    same operations, wider)."""
+    if max(layer.units for layer in net.layers) < WIDE_VECTOR_MIN_UNITS:
+        return []
     return ["#if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__)",
             '__attribute__((target("prefer-vector-width=512")))',
             "#elif defined(__clang__) && defined(__AVX512F__)", "__attribute__((min_vector_width(512)))", "#endif"]
