@@ -611,7 +611,7 @@ class CRenderer:
         net, plan, t, buffers = self.net, self.plan, self.t, ("p0", "p1")
         lanes, writes = plan.lanes, len(net.layers) + plan.transpose
         shape = f"[{lanes}][{plan.width}]" if plan.rows else f"[{plan.width}][{lanes}]"
-        lines.add(f"static void {self.name}_block(const {t} *x, {t} *y)", "{")
+        lines.add(*c_batch.block_attributes(net), f"static void {self.name}_block(const {t} *x, {t} *y)", "{")
         lines.level = 1
         lines.add(f"{t} " + ", ".join(f"{b}{shape}" for b in buffers[:min(writes, 2)]) + ";")
         src: Optional[str] = None

@@ -21,10 +21,10 @@ Every sum keeps the order of the IR's single-sample form, ((b + h0 w0) + h1 w1) 
 in every tile: the batch, the one-sample function and a block's leftover rows give the
 same bits (compiled with the same contraction flags; with -ffp-contract=off bit for bit
 in any case, tested).  The tiles are written with GCC's vector extension (GCC and clang)
-when the file is compiled for AVX2 or AVX-512 (32-byte vectors: what GCC itself picks on
-AVX-512 machines, and measured faster there than 64-byte ones: 103 against 75 GFLOP/s
-of FMA on this project's Sapphire Rapids-class KVM guest); as plain loops otherwise
-(every other compiler and machine, aarch64 included).  A vector's arithmetic contracts
+when the file is compiled for AVX2 (32-byte vectors) or AVX-512 (64-byte ones: two FMA
+ports of 16 float32 each, 223 GFLOP/s of FMA against 120 with 32-byte vectors on this
+project's Sapphire Rapids-class KVM guest, 12 independent chains); as plain loops
+otherwise (every other compiler and machine, aarch64 included).  A vector's arithmetic contracts
 exactly as the scalar statements do (``acc += w * h`` in both), so the choice of ISA
 changes no result.
 """
@@ -41,18 +41,38 @@ from ..core.numeric import numeric_type
 #: than BLOCK_BUFFER_BYTES / (2 x value size) values (8192 float32) exceeds it, by what
 #: its two rows of values need.
 BLOCK_BUFFER_BYTES = 64 * 1024
-#: Bytes of one vector of the GCC-vector tiles (AVX2's and, as GCC prefers there, AVX-512's).
-VECTOR_BYTES = 32
-#: Units per panel of a packed (``rows`` layout) kernel: two vectors of float32.
+#: Units per panel of a packed (``rows`` layout) kernel: one 64-byte vector of float32
+#: (AVX-512), two 32-byte ones (AVX2); the packing does not depend on the ISA.
 PANEL = 16
-#: Preprocessor conditions of the vector tiles, most registers first, and the tiles:
-#: (condition, units per ``lanes`` tile, vectors of lanes per pass, samples per ``rows``
-#: tile).  AVX-512 has 32 vector registers: 6 units x 4 vectors of lanes (24 sums) and 8
-#: rows x 2 vectors (16); AVX2 16: 6 units x 2 vectors (12 sums, two passes over 32 lanes)
-#: and 6 rows x 2 vectors.  Measured interleaved on 64-256-256-10, mid and cls: on AVX2,
-#: 6 x 2 ran 1.12-1.33x the 3 x 4 tile (whose inputs come from memory operands), 2 x 4
-#: 0.93-1.19x; on AVX-512, 8 x 2, 12 x 2 and 4 x 4 ran 0.78-1.11x the 6 x 4.
-VECTOR_ISAS = (("defined(__AVX512F__)", 6, 4, 8), ("defined(__AVX2__)", 6, 2, 6))
+
+
+@dataclass(frozen=True)
+class VectorIsa:
+    """The register tiles of one instruction set: the vector size, the ``lanes`` tile
+    (units x vectors of lanes per pass) and the ``rows`` tile (samples x panels), and the
+    panels a one-sample (single row) tile takes at once."""
+
+    condition: str  # preprocessor condition
+    vector_bytes: int
+    lanes_units: int
+    lanes_chunk: int
+    rows: int
+    row_panels: int
+    one_row_panels: int
+
+    def per(self, size: int) -> int:
+        return self.vector_bytes // size
+
+
+#: The vector tiles, most registers first.  AVX-512 (32 registers of 64 bytes: two FMA
+#: ports of 16 float32 each, 213 GFLOP/s measured on this project's Sapphire Rapids-class
+#: guest at 3.51 GHz against 112 with 32-byte vectors): 12 units x 2 vectors of lanes (24
+#: sums; each weight an embedded broadcast) and 8 rows x 2 panels (16 sums).  AVX2 (16
+#: registers of 32 bytes): 6 units x 2 vectors (12 sums, two passes over 32 lanes) and
+#: 6 rows x 1 panel of 2 vectors; measured interleaved on 64-256-256-10, mid and cls: 6 x 2
+#: ran 1.12-1.33x the 3 x 4 tile (whose inputs come from memory operands), 2 x 4 0.93-1.19x.
+VECTOR_ISAS = (VectorIsa("defined(__AVX512F__)", 64, 12, 2, 8, 2, 8),
+               VectorIsa("defined(__AVX2__)", 32, 6, 2, 6, 1, 4))
 #: Values ahead of the weight stream a rows tile asks the cache for: the weights of a wide
 #: layer come from L3 (1024 x 1024 float32: 4 MiB), one line per input; 2 KiB ahead took
 #: 32-1024-1024-1 from ~40 to ~50 GFLOP/s (AVX-512 build, a loaded machine).  Only within
@@ -60,11 +80,13 @@ VECTOR_ISAS = (("defined(__AVX512F__)", 6, 4, 8), ("defined(__AVX2__)", 6, 2, 6)
 PREFETCH = 512
 #: The portable tiles (plain loops) of the ``lanes`` and ``rows`` kernels.
 PLAIN_TILE_UNITS, PLAIN_TILE_ROWS = 4, 4
+#: Panels the portable one-sample (single row) tile takes at once.
+PLAIN_ONE_ROW_PANELS = 4
 
 
 def vector_guard() -> str:
     """The condition under which the vector tiles are compiled."""
-    return "defined(__GNUC__) && (" + " || ".join(isa[0] for isa in VECTOR_ISAS) + ")"
+    return "defined(__GNUC__) && (" + " || ".join(isa.condition for isa in VECTOR_ISAS) + ")"
 
 
 @dataclass(frozen=True)
@@ -129,24 +151,46 @@ def _lower_powers(n: int) -> list[int]:
     return out
 
 
-def _vector_typedef(name: str, t: str) -> list[str]:
-    count = VECTOR_BYTES // (4 if t == "float" else 8)
-    return [f"typedef {t} {name}_v __attribute__((vector_size({VECTOR_BYTES})));",
-            f"/* {count} values: one AVX register; loaded and stored by memcpy (no alignment assumed) */"]
+def _vector_typedef(name: str, t: str, isa: VectorIsa) -> list[str]:
+    count = isa.per(4 if t == "float" else 8)
+    return [f"typedef {t} {name}_v __attribute__((vector_size({isa.vector_bytes})));",
+            f"/* {count} values: one register; loaded and stored by memcpy (no alignment assumed) */"]
 
 
 def preamble(name: str, t: str) -> list[str]:
-    """The vector type the tiles use, under :func:`vector_guard`."""
-    return ["", f"#if {vector_guard()}", *_vector_typedef(name, t), "#endif"]
+    """The vector type the tiles use, the ISA's register size."""
+    lines = [""]
+    for index, isa in enumerate(VECTOR_ISAS):
+        lines += [("#if " if index == 0 else "#elif ") + f"defined(__GNUC__) && {isa.condition}",
+                  *_vector_typedef(name, t, isa)]
+    return lines + ["#endif"]
+
+
+#: The widest layer from which ``NAME_block`` asks for 64-byte auto-vectorisation (below it,
+#: a block's few lane loops ran slower so: seed 1-3-2-1 0.93x, measured interleaved).
+WIDE_VECTOR_MIN_UNITS = 8
+
+
+def block_attributes(net: Network) -> list[str]:
+    """Lines before ``NAME_block``'s definition: on AVX-512, let the compiler vectorise its
+    lane loops (the written-out layers, the activations) with 64-byte vectors; GCC and
+    clang prefer 32-byte ones there by default.  Measured interleaved (in C, -O3
+    -march=native): 10-16-8-1 tanh 1.22x, cls 16-64-64-10 1.19x, mid within noise, seed
+    1-3-2-1 0.93x (not asked for below WIDE_VECTOR_MIN_UNITS units); the same bits (the
+    same operations, wider)."""
+    if max(layer.units for layer in net.layers) < WIDE_VECTOR_MIN_UNITS:
+        return []
+    return ["#if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__)",
+            '__attribute__((target("prefer-vector-width=512")))',
+            "#elif defined(__clang__) && defined(__AVX512F__)", "__attribute__((min_vector_width(512)))", "#endif"]
 
 
 # ------------------------------------------------------------------------ lanes layout
 
 
-def _lanes_tile(name: str, t: str, lanes: int, units: int, size: int, chunk: int) -> list[str]:
-    """``units`` units from j over all lanes, ``chunk`` vectors of lanes at a time:
+def _lanes_tile(name: str, t: str, lanes: int, units: int, size: int, chunk: int, per: int) -> list[str]:
+    """``units`` units from j over all lanes, ``chunk`` vectors of ``per`` lanes at a time:
     units x chunk vector sums per pass."""
-    per = VECTOR_BYTES // size
     vectors = min(chunk, lanes // per)
     passes = lanes // (vectors * per)
     sums = [[f"c{u}_{v}" for v in range(vectors)] for u in range(units)]
@@ -200,12 +244,13 @@ def dense_helper(dtype: str, name: str, lanes: int) -> list[str]:
     t, size = kind.c_type, kind.np_dtype.itemsize
     lines = [f"static void {name}_dense(const {t} *h, size_t n_in, const {t} *w, const {t} *b, size_t units, {t} *z)",
              "{", "    size_t j = 0, k;"]
-    vector_ok = lanes % (VECTOR_BYTES // size) == 0
-    for index, (condition, units, chunk, _) in enumerate(VECTOR_ISAS):
+    vector_ok = all(lanes % isa.per(size) == 0 for isa in VECTOR_ISAS)
+    for index, isa in enumerate(VECTOR_ISAS):
         if not vector_ok:
             break
-        lines.append(("#if " if index == 0 else "#elif ") + f"defined(__GNUC__) && {condition}")
-        lines += ["    " + line for line in _lanes_body(lambda u: _lanes_tile(name, t, lanes, u, size, chunk), units)]
+        lines.append(("#if " if index == 0 else "#elif ") + f"defined(__GNUC__) && {isa.condition}")
+        lines += ["    " + line for line in _lanes_body(
+            lambda u, isa=isa: _lanes_tile(name, t, lanes, u, size, isa.lanes_chunk, isa.per(size)), isa.lanes_units)]
     if vector_ok:
         lines.append("#else")
     lines += ["    size_t l, u;", *("    " + line for line in _lanes_body(lambda u: _plain_lanes_tile(t, lanes, u),
@@ -218,9 +263,9 @@ def dense_helper(dtype: str, name: str, lanes: int) -> list[str]:
 # ------------------------------------------------------------------------- rows layout
 
 
-def _rows_tile(name: str, t: str, rows: int, count: int, size: int) -> list[str]:
-    """``rows`` samples from m x ``count`` panels from p: rows x count x 2 vector sums."""
-    per = VECTOR_BYTES // size
+def _rows_tile(name: str, t: str, rows: int, count: int, per: int) -> list[str]:
+    """``rows`` samples from m x ``count`` panels from p: rows x count x PANEL / ``per``
+    vector sums."""
     vectors = PANEL // per * count
     sums = [[f"c{r}_{v}" for v in range(vectors)] for r in range(rows)]
     ws = [f"w{v}" for v in range(vectors)]
@@ -271,26 +316,30 @@ def _plain_rows_tile(t: str, rows: int, count: int) -> list[str]:
             "}"]
 
 
-#: Panels a one-sample tile takes at once: 8 independent vector sums (a single panel's two
-#: would wait on each other's FMA latency).
-ONE_ROW_PANELS = 4
-
-
-def _rows_body(tile, biggest: int) -> list[str]:
-    """Panels outer (a panel's weights stay in cache for every tile of rows), tiles of
-    ``biggest`` rows then of the powers of two below it down to 2; a last single row takes
-    ONE_ROW_PANELS panels at once."""
-    body = ["for (p = 0; p < np; ++p) {", "    m = 0;", f"    while (rows - m >= {biggest}u) {{",
-            *("        " + line for line in tile(biggest, 1)), f"        m += {biggest}u;", "    }"]
+def _row_tiles(tile, biggest: int, count: int) -> list[str]:
+    """Tiles of ``biggest`` rows from m = 0, then of the powers of two below it down to 2,
+    each ``count`` panels from p."""
+    body = ["m = 0;", f"while (rows - m >= {biggest}u) {{", *("    " + line for line in tile(biggest, count)),
+            f"    m += {biggest}u;", "}"]
     for rest in _lower_powers(biggest)[:-1]:
-        body += [f"    if (rows - m >= {rest}u) {{", *("        " + line for line in tile(rest, 1)),
-                 f"        m += {rest}u;", "    }"]
-    body += ["}"]
+        body += [f"if (rows - m >= {rest}u) {{", *("    " + line for line in tile(rest, count)), f"    m += {rest}u;", "}"]
+    return body
+
+
+def _rows_body(tile, biggest: int, count: int, one_row: int) -> list[str]:
+    """Panels outer (a panel's weights stay in cache for every tile of rows), ``count``
+    panels at a time then one; a last single row takes ``one_row`` panels at once (a
+    one-sample call: that many independent vector sums)."""
+    body = [f"for (p = 0; p + {count}u <= np; p += {count}u) {{", *("    " + line for line in _row_tiles(tile, biggest, count)),
+            "}"]
+    if count > 1:
+        body += [f"for (p = np - np % {count}u; p < np; ++p) {{", *("    " + line for line in _row_tiles(tile, biggest, 1)),
+                 "}"]
     if biggest > 1:  # m: where the tiles stopped (the same in every panel); at most one row is left
         body += ["if (m < rows) {", "    m = rows - 1u;",
-                 f"    for (p = 0; p + {ONE_ROW_PANELS}u <= np; p += {ONE_ROW_PANELS}u)",
-                 *("    " + line for line in tile(1, ONE_ROW_PANELS)),
-                 f"    for (p = np - np % {ONE_ROW_PANELS}u; p < np; ++p)", *("    " + line for line in tile(1, 1)), "}"]
+                 f"    for (p = 0; p + {one_row}u <= np; p += {one_row}u)",
+                 *("    " + line for line in tile(1, one_row)),
+                 f"    for (p = np - np % {one_row}u; p < np; ++p)", *("    " + line for line in tile(1, 1)), "}"]
     return body
 
 
@@ -309,12 +358,13 @@ def gemm_helper(dtype: str, name: str) -> list[str]:
     lines = [f"static void {name}_gemm(const {t} *a, size_t lda, size_t rows, size_t n_in, const {t} *w, const {t} *b,",
              f"                       size_t units, {t} *z, size_t ldz)",
              "{", f"    const size_t np = (units + {PANEL - 1}u) / {PANEL}u;", "    size_t p, m, k;"]
-    for index, (condition, _, _, rows) in enumerate(VECTOR_ISAS):
-        lines.append(("#if " if index == 0 else "#elif ") + f"defined(__GNUC__) && {condition}")
-        lines += ["    " + line for line in _rows_body(lambda r, c: _rows_tile(name, t, r, c, size),
-                                                    _rows_per_tile(rows, size))]
+    for index, isa in enumerate(VECTOR_ISAS):
+        lines.append(("#if " if index == 0 else "#elif ") + f"defined(__GNUC__) && {isa.condition}")
+        lines += ["    " + line for line in _rows_body(lambda r, c, isa=isa: _rows_tile(name, t, r, c, isa.per(size)),
+                                                    _rows_per_tile(isa.rows, size), isa.row_panels, isa.one_row_panels)]
     lines.append("#else")
-    lines += ["    " + line for line in _rows_body(lambda r, c: _plain_rows_tile(t, r, c), PLAIN_TILE_ROWS)]
+    lines += ["    " + line for line in _rows_body(lambda r, c: _plain_rows_tile(t, r, c), PLAIN_TILE_ROWS, 1,
+                                                PLAIN_ONE_ROW_PANELS)]
     lines.append("#endif")
     return lines + ["}", ""]
 
@@ -325,17 +375,18 @@ def tile_bytes(dtype: str) -> int:
     part panel their own slots, so all the tiles of the largest branch are counted."""
     kind = numeric_type(dtype)
     size, lanes = kind.np_dtype.itemsize, kind.lanes
-    per = VECTOR_BYTES // size
-    lanes_vectors = lanes // per
-    lanes_total = max(sum((u + 1) * lanes_vectors + u + 2 for u in [units, *_lower_powers(units)])
-                      for _, units, _, _ in VECTOR_ISAS) * VECTOR_BYTES
-    plain_lanes = (PLAIN_TILE_UNITS + 1) * lanes * size * (1 + len(_lower_powers(PLAIN_TILE_UNITS)))
-    panel_vectors = PANEL // per
-    rows_total = 0
-    for _, _, _, rows in VECTOR_ISAS:
-        tiles = [(r, 1) for r in [_rows_per_tile(rows, size), *_lower_powers(_rows_per_tile(rows, size))]]
-        tiles.append((1, ONE_ROW_PANELS))
-        rows_total = max(rows_total, sum((r + 2) * panel_vectors * c * VECTOR_BYTES + c * PANEL * size + 64
+    lanes_total = rows_total = 0
+    for isa in VECTOR_ISAS:
+        lanes_vectors = lanes // isa.per(size)
+        lanes_total = max(lanes_total, sum((u + 1) * lanes_vectors + u + 2 for u in [isa.lanes_units,
+                                                                                   *_lower_powers(isa.lanes_units)])
+                          * isa.vector_bytes)
+        panel_vectors = -(-PANEL // isa.per(size))
+        biggest = _rows_per_tile(isa.rows, size)
+        tiles = [(r, c) for c in {isa.row_panels, 1} for r in [biggest, *_lower_powers(biggest)]]
+        tiles += [(1, isa.one_row_panels), (1, 1)]
+        rows_total = max(rows_total, sum((r + 2) * panel_vectors * c * isa.vector_bytes + c * PANEL * size + 64
                                          for r, c in tiles))
-    plain_rows = (PLAIN_TILE_ROWS + 1) * ONE_ROW_PANELS * PANEL * size * 4
+    plain_lanes = (PLAIN_TILE_UNITS + 1) * lanes * size * (1 + len(_lower_powers(PLAIN_TILE_UNITS)))
+    plain_rows = (PLAIN_TILE_ROWS + 1) * PLAIN_ONE_ROW_PANELS * PANEL * size * 4
     return max(lanes_total, plain_lanes, rows_total, plain_rows)
