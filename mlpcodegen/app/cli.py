@@ -148,7 +148,7 @@ def cmd_formula(args: argparse.Namespace) -> int:
 
         from ..backends.latex import rounding_error
         from ..backends.sympy import input_names
-        from ..harness.verify import random_inputs
+        from ..harness.inputs import random_inputs
 
         grid = random_inputs(net.n_inputs, 4000, np.full(net.n_inputs, lo), np.full(net.n_inputs, hi))
         error = rounding_error(net, args.digits, grid)

@@ -134,7 +134,7 @@ def load(args: argparse.Namespace):
     net = load(args.model, weights=args.weights, limits=ReadLimits.for_size(args.max_size))
     if getattr(args, "calibrate", None):
         from ..core.errors import ValidationError
-        from ..harness.verify import read_inputs
+        from ..harness.inputs import read_inputs
         from ..core.ptq import calibrate
 
         if getattr(net, "int8", None) is not None:
@@ -240,7 +240,7 @@ def require_fixed_domain(args: argparse.Namespace, dtype: Optional[str], data: b
 def check_data(args: argparse.Namespace, n_inputs: int) -> None:
     """``--data``: read and checked (columns, numbers, shape) before any work; bad data is exit 1."""
     if args.data:
-        from ..harness.verify import read_inputs
+        from ..harness.inputs import read_inputs
 
         read_inputs(args.data, n_inputs)
 
