@@ -86,6 +86,7 @@ class Format:
     owns: Optional[Callable[[Any], bool]]       # object test; None: files only
     needs: str = ""                             # the package reading it needs (README table)
     takes_weights: bool = False                 # a separate weights file (Keras JSON + .h5)
+    suffixes: tuple[str, ...] = ()              # the usual names of its files (help texts); () objects only
 
     def frontend(self):
         return importlib.import_module(self.module)
@@ -95,10 +96,11 @@ FORMATS: tuple[Format, ...] = (
     Format("keras", "mlpcodegen.frontends.keras", "Keras",
            "`.keras` (Keras 3, tf.keras 2.13-2.15), legacy `.h5` (Keras 2.0 and later), architecture "
            "`.json` + weights `.h5` (`--weights`), a `keras.Model` object",
-           _is_keras, _is_keras_object, needs="h5py (no TensorFlow)", takes_weights=True),
+           _is_keras, _is_keras_object, needs="h5py (no TensorFlow)", takes_weights=True,
+           suffixes=(".keras", ".h5", ".json")),
     Format("onnx", "mlpcodegen.frontends.onnx", "ONNX",
            "`.onnx` files and `onnx.ModelProto` objects (opset 9 and later; float16/bfloat16/float32/float64 weights), as `torch.onnx.export`, skl2onnx and tf2onnx write it",
-           _is_onnx, _module_prefix("onnx"), needs="onnx (no onnxruntime, no torch)"),
+           _is_onnx, _module_prefix("onnx"), needs="onnx (no onnxruntime, no torch)", suffixes=(".onnx",)),
     Format("sklearn", "mlpcodegen.frontends.sklearn", "scikit-learn",
            "`MLPRegressor` / `MLPClassifier` objects, alone or in a `Pipeline` after a scaler",
            None, _module_prefix("sklearn"), needs="scikit-learn (the object's own)"),
@@ -110,7 +112,7 @@ FORMATS: tuple[Format, ...] = (
     Format("tflite", "mlpcodegen.frontends.tflite", "TensorFlow Lite",
            "`.tflite` files (float32, and full-integer int8 for `--dtype int8`) and the bytes `TFLiteConverter.convert()` "
            "returns", lambda head: head[4:8] == b"TFL3", lambda obj: isinstance(obj, bytes) and obj[4:8] == b"TFL3",
-           needs="flatbuffers (no TensorFlow, no LiteRT)"),
+           needs="flatbuffers (no TensorFlow, no LiteRT)", suffixes=(".tflite",)),
 )
 
 #: The order content tests are tried in: a PyTorch archive is a zip too, so before Keras; a TFLite
@@ -144,8 +146,8 @@ def file_format(path: Any) -> Format:
     for name in SNIFF_ORDER:
         if by_name[name].sniff(head):
             return by_name[name]
-    raise ModelFormatError(f"{path}: not a model file mlpcodegen reads (empty, or neither zip, HDF5, JSON "
-                           f"nor ONNX). Supported: {_supported()}")
+    raise ModelFormatError(f"{path}: not a model file mlpcodegen reads (empty, or neither zip, HDF5, JSON, "
+                           f"ONNX nor TFLite). Supported: {_supported()}")
 
 
 def object_format(obj: Any) -> Format:
