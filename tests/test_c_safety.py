@@ -229,7 +229,7 @@ def test_every_keyword_of_c99_and_cxx20_is_refused_and_breaks_a_declaration(gcc,
 
 #: gcc's default GNU mode, g++ (which defines _GNU_SOURCE) and newlib: their headers define
 #: ~1,700 names beyond the hand-kept table (acosf64, pthread_*, BIG_ENDIAN, PATH_MAX, gammaf,
-#: infinity...), read from the compilers into c_reserved.txt by generated/c_reserved_names.py.
+#: infinity...), read from the compilers into c_reserved.txt by bench/c_reserved_names.py.
 GNU_MODES = {"gcc default (GNU)": (["gcc"], "c"), "g++ -std=c++11 (_GNU_SOURCE)": (["g++", "-std=c++11"], "cpp"),
              "g++ default (gnu++17)": (["g++"], "cpp"), "arm-none-eabi-gcc (newlib)": (["arm-none-eabi-gcc"], "c")}
 
@@ -240,7 +240,7 @@ def test_the_table_refuses_every_name_the_headers_define_in_gnu_modes(gcc, tmp_p
     require(compiler[0])
     macros, declared, _ = _header_names(compiler, tmp_path, _ALL_HEADERS, suffix)
     missing = sorted(name for name in macros | declared if c_backend.usable_name(name))
-    assert not missing, f"{len(missing)} names not refused, e.g. {missing[:20]} (python generated/c_reserved_names.py)"
+    assert not missing, f"{len(missing)} names not refused, e.g. {missing[:20]} (python bench/c_reserved_names.py)"
 
 
 def test_the_header_names_data_is_not_stale_where_its_compilers_are(gcc):
@@ -249,7 +249,7 @@ def test_the_header_names_data_is_not_stale_where_its_compilers_are(gcc):
     import importlib.util
     import shutil
 
-    spec = importlib.util.spec_from_file_location("c_reserved_names", REPO / "generated" / "c_reserved_names.py")
+    spec = importlib.util.spec_from_file_location("c_reserved_names", REPO / "bench" / "c_reserved_names.py")
     generator = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(generator)
     recorded = generator.read_sections()
@@ -260,7 +260,7 @@ def test_the_header_names_data_is_not_stale_where_its_compilers_are(gcc):
         found = generator.section(mode)
         assert set(found) == set(recorded[mode]), (
             f"c_reserved.txt is stale for {mode} ({' '.join(compiler)}): new {sorted(set(found) - set(recorded[mode]))[:10]}, "
-            f"gone {sorted(set(recorded[mode]) - set(found))[:10]}: python generated/c_reserved_names.py")
+            f"gone {sorted(set(recorded[mode]) - set(found))[:10]}: python bench/c_reserved_names.py")
         checked += 1
     assert checked >= 1  # gcc at least
     from mlpcodegen.backends.c_names import HEADER_NAMES, reserved_by

@@ -10,7 +10,7 @@ says why a name is refused, or None.
 
 Beyond this hand-kept table: c_reserved.txt, next to this file, holds every further name
 the same headers define in gcc's and g++'s GNU modes (glibc) and in newlib
-(arm-none-eabi-gcc), read from the compilers by generated/c_reserved_names.py
+(arm-none-eabi-gcc), read from the compilers by bench/c_reserved_names.py
 (``acosf64``, ``pthread_create``, ``BIG_ENDIAN``, ``PATH_MAX``, ``gammaf``...).
 """
 from __future__ import annotations
