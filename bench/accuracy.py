@@ -23,7 +23,8 @@ import numpy as np  # noqa: E402
 
 from conftest import architecture, build_model  # noqa: E402
 from mlpcodegen.frontends.keras import load  # noqa: E402
-from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare, random_inputs  # noqa: E402
+from mlpcodegen.harness.inputs import random_inputs  # noqa: E402
+from mlpcodegen.harness.report import F32_ULP_BOUND, F64_REL_BOUND, compare  # noqa: E402
 from mlpcodegen.core.reference import evaluate_magnitude  # noqa: E402
 from mlpcodegen.runtime import compile_c  # noqa: E402
 from mlpcodegen.runtime import load as run_target  # noqa: E402

@@ -235,7 +235,7 @@ def ratio(times: dict, top: str, bottom: str) -> float:
 
 def check(net: Network, outputs: dict[str, np.ndarray], x: np.ndarray) -> dict[str, float]:
     """Each path's max error in float32 ULPs at the reference magnitude (a wrong answer shows)."""
-    from mlpcodegen.harness.verify import compare
+    from mlpcodegen.harness.report import compare
     from mlpcodegen.core.reference import evaluate_magnitude
 
     reference, scale = evaluate_magnitude(net, x[:256].astype(np.float64))

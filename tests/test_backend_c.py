@@ -212,7 +212,7 @@ def test_extreme_literals_compile_with_strict_flags(tmp_path, gcc, dtype, values
 def test_standalone_program_agrees_with_the_reference(tmp_path, gcc, dtype):
     """The emitted file used as a user would: compiled with strict flags into a
     program of its own (no cffi), whose printed outputs are checked here."""
-    from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare
+    from mlpcodegen.harness.report import F32_ULP_BOUND, F64_REL_BOUND, compare
     from mlpcodegen.core.reference import evaluate_magnitude
 
     net = random_net(5)
@@ -251,7 +251,7 @@ int main(void)
 @pytest.mark.parametrize("seed", range(6))
 def test_loops_and_unrolled_agree_with_the_reference(seed):
     """The two code shapes compute the same function within the documented bounds."""
-    from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare
+    from mlpcodegen.harness.report import F32_ULP_BOUND, F64_REL_BOUND, compare
     from mlpcodegen.core.reference import evaluate_magnitude
 
     net = random_net(100 + seed)
@@ -312,7 +312,7 @@ def test_block_and_one_sample_paths_compute_the_same_sums(math):
 def test_glu_written_as_loops_in_both_paths(gcc):
     """A wide glu layer (units = 2 x outputs) goes through the loop shape, in the
     one-sample function and in the batch block."""
-    from mlpcodegen.harness.verify import F32_ULP_BOUND, compare
+    from mlpcodegen.harness.report import F32_ULP_BOUND, compare
     from mlpcodegen.core.reference import evaluate_magnitude
 
     rng = np.random.default_rng(3)
@@ -377,7 +377,7 @@ def test_every_isa_tile_keeps_the_sums_of_one_sample(case, isa):
     order: without FMA contraction, batch rows (whole blocks, odd leftovers) equal the
     one-sample function bit for bit and the float64 reference within the float32 bound."""
     from mlpcodegen.backends.c import block_plan
-    from mlpcodegen.harness.verify import F32_ULP_BOUND, compare
+    from mlpcodegen.harness.report import F32_ULP_BOUND, compare
     from mlpcodegen.core.reference import evaluate_magnitude
 
     widths, activations, bias = KERNEL_NETS[case]

@@ -9,7 +9,7 @@ from mlpcodegen import runtime
 from mlpcodegen.app.cli import main
 from mlpcodegen.core.errors import UnsupportedError
 from mlpcodegen.frontends.keras import load
-from mlpcodegen.harness.verify import F32_ULP_BOUND, compare
+from mlpcodegen.harness.report import F32_ULP_BOUND, compare
 from mlpcodegen.core.ir import Activation, Dense, Network
 from mlpcodegen.core.reference import evaluate_magnitude
 from nets import inputs, random_net

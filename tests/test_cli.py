@@ -382,3 +382,72 @@ def test_verify_q15_domain_plans_and_data_tests_counting_clipped_rows(tmp_path, 
     assert main(["verify", str(SEED), "--dtype", "q15", "--data", str(data)]) == 0
     out = capsys.readouterr().out
     assert "formats planned for [-3, 2]" in out and "does not hold): 0 of 5" in out
+
+
+# --------------------------------------------------------------------------- issue 23: what the CLI says is true
+
+
+def test_the_help_names_every_format_the_frontends_read(capsys):
+    """The frameworks and file names in the help come from the frontends' table, not a hand list."""
+    from mlpcodegen.frontends import FORMATS
+
+    assert main(["--help"]) == 0
+    top = " ".join(capsys.readouterr().out.split())
+    assert all(fmt.title in top for fmt in FORMATS)
+    for command in ("convert", "verify"):
+        assert main([command, "--help"]) == 0
+        text = " ".join(capsys.readouterr().out.split())
+        model = text[text.index("model file:"):text.index("options:")]
+        assert all(suffix in model for fmt in FORMATS for suffix in fmt.suffixes)
+        assert ".tflite" in model and all(fmt.title in model for fmt in FORMATS)
+
+
+def _a_value_set(action) -> list[str]:
+    """Command-line words giving ``action`` a value other than its default."""
+    if action.nargs == 0:  # store_true
+        return [action.option_strings[-1]]
+    if action.choices:
+        return [action.option_strings[-1], next(c for c in action.choices if c != action.default)]
+    return [action.option_strings[-1], "3"]  # --digits (default 4)
+
+
+def _target_option_actions(command: str) -> dict:
+    """The command's flags that are some backend's emit option: dest -> argparse action."""
+    from mlpcodegen.app.cli import build_parser
+
+    options = {option for backend in BACKENDS.values() for option in backend.options}
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    return {a.dest: a for a in sub._actions if a.dest in options and a.option_strings}
+
+
+@pytest.mark.parametrize("command", ["convert", "verify"])
+def test_an_option_of_another_target_is_bad_usage(command, capsys):
+    """``convert --target python --unroll never`` was exit 0, the option silently ignored:
+    every target option (from the backends' ``options``) set for a target that lacks it is
+    exit 2, one line naming it and the targets that take it."""
+    targets = BACKENDS if command == "convert" else LOADERS
+    refused = 0
+    for dest, action in _target_option_actions(command).items():
+        if dest in ("domain", "rounding"):  # refused earlier with their own reason (q15, int8), or verify's inputs
+            continue
+        takers = [name for name, backend in BACKENDS.items() if dest in backend.options]
+        for target in targets:
+            if dest in BACKENDS[target].options:
+                continue
+            words = _a_value_set(action)
+            assert main([command, str(SEED), "--target", target, *words]) == 2, (target, words)
+            (line,) = capsys.readouterr().err.splitlines()
+            assert f"target '{target}' takes no {words[0]} (an option of --target {' or '.join(takers)})" in line
+            refused += 1
+    assert refused >= (9 * 4 if command == "convert" else 4 * 4)  # unroll/math/profile/optimize at least
+
+
+def test_a_target_option_left_at_its_default_or_given_to_its_target_is_accepted(tmp_path, capsys):
+    from mlpcodegen.app import cli
+
+    assert main(["convert", str(SEED), "--target", "python", "--unroll", "auto", "--digits", "4"]) == 0
+    assert main(["convert", str(SEED), "--target", "latex", "--digits", "3"]) == 0
+    assert main(["convert", str(SEED), "--target", "c", "--unroll", "never"]) == 0
+    capsys.readouterr()
+    args = cli.build_parser().parse_args(["verify", str(SEED), "--target", "python", "--domain", "-2", "2"])
+    cli._check_verify(args)  # verify's --domain draws the inputs of every target

@@ -26,7 +26,7 @@ from mlpcodegen.backends.c_fixed import emit_c_fixed, stack_bytes
 from mlpcodegen.app.cli import main
 from mlpcodegen.harness import cortex
 from mlpcodegen.harness.onnx_peer import onnx_model
-from mlpcodegen.harness.verify import F32_ULP_BOUND
+from mlpcodegen.harness.report import F32_ULP_BOUND
 from mlpcodegen.core.ir import Activation, Dense, Network
 from mlpcodegen.runtime import cores, cross
 

@@ -10,7 +10,7 @@ import pytest
 from mlpcodegen import runtime
 from mlpcodegen.backends import BACKENDS
 from mlpcodegen.frontends.keras import SUPPORTED_LAYERS, load
-from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare
+from mlpcodegen.harness.report import F32_ULP_BOUND, F64_REL_BOUND, compare
 from mlpcodegen.core.ir import Affine, Dense
 from mlpcodegen.core.reference import evaluate_magnitude
 

@@ -152,6 +152,27 @@ def test_no_page_claims_every_target_writes_everything():
     assert "## Which target writes which activation" in (DOCS / "supported.md").read_text(encoding="utf-8")
 
 
+def test_the_supported_tables_are_true_and_take_the_frontends_from_their_registry():
+    """app/support.py wrote "every activation and layer below works in every target" (q15 and
+    int8 take 7; the languages lack some), which regenerate.py had to rewrite; and it named the
+    ONNX, scikit-learn and PyTorch frontends itself.  Now each format's details come from
+    ``FORMATS``, and the text points to the matrix."""
+    import ast
+
+    from mlpcodegen.app import support
+    from mlpcodegen.frontends import FORMATS
+
+    text = support.supported_markdown()
+    assert "every target" not in text and "the matrix at the end of this page" in text
+    details = [fmt.details() for fmt in FORMATS if fmt.details is not None]
+    assert len(details) >= 3 and all(f"* {line}" in text for line in details)
+    tree = ast.parse(Path(support.__file__).read_text(encoding="utf-8"))
+    imported = {f"{node.module}.{alias.name}" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                for alias in node.names}
+    assert not {f"frontends.{name}" for name in ("onnx", "sklearn", "torch", "tflite")} & imported, imported
+    assert not hasattr(support, "update_readme")
+
+
 def test_every_page_is_in_the_nav():
     nav = (REPO / "mkdocs.yml").read_text(encoding="utf-8")
     for page in PAGES:

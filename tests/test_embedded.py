@@ -20,7 +20,7 @@ from mlpcodegen.backends.c import (CODE_PER_SCALAR, CRenderer, embedded_code_byt
                                    emit_c_header)
 from mlpcodegen.app.cli import main
 from mlpcodegen.harness import cortex
-from mlpcodegen.harness.verify import F32_ULP_BOUND, compare
+from mlpcodegen.harness.report import F32_ULP_BOUND, compare
 from mlpcodegen.core.ir import Activation, Dense, Network
 from mlpcodegen.core.reference import evaluate_magnitude
 from mlpcodegen.runtime import cross

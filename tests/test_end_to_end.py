@@ -9,7 +9,9 @@ from mlpcodegen import runtime
 from mlpcodegen.backends import BACKENDS
 from mlpcodegen.backends.sympy import MAX_NESTED_TERMS, nested_terms
 from mlpcodegen.frontends.keras import load
-from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare, random_inputs, verify
+from mlpcodegen.harness.inputs import random_inputs
+from mlpcodegen.harness.report import F32_ULP_BOUND, F64_REL_BOUND, compare
+from mlpcodegen.harness.verify import verify
 from mlpcodegen.core.ir import Activation, Dense, Network
 from mlpcodegen.core.reference import evaluate_magnitude
 

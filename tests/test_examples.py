@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 from mlpcodegen import load
-from mlpcodegen.harness.verify import F32_ULP_BOUND, compare
+from mlpcodegen.harness.report import F32_ULP_BOUND, compare
 from mlpcodegen.core.reference import evaluate_magnitude
 from mlpcodegen.runtime import cross
 from mlpcodegen.core.scaling import read_scaling_file, with_scaling

@@ -16,7 +16,8 @@ from mlpcodegen.backends.sympy import (MAX_NESTED_TERMS, evaluate_expressions, e
                                        nested_terms, network_expressions)
 from mlpcodegen.core.errors import UnsupportedError, ValidationError
 from mlpcodegen.frontends.keras import load
-from mlpcodegen.harness.verify import compare, verify
+from mlpcodegen.harness.report import compare
+from mlpcodegen.harness.verify import verify
 from nets import CORE_ACTIVATIONS as ACTIVATIONS
 from mlpcodegen.core.ir import Activate, Activation, Dense, Network
 from mlpcodegen.core.reference import evaluate, evaluate_magnitude

@@ -6,7 +6,8 @@ from mlpcodegen import runtime
 from mlpcodegen.backends import BACKENDS
 from mlpcodegen.core.errors import UnsupportedError, ValidationError
 from mlpcodegen.harness import peers
-from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare, verify
+from mlpcodegen.harness.report import F32_ULP_BOUND, F64_REL_BOUND, compare
+from mlpcodegen.harness.verify import verify
 from mlpcodegen.core.ir import Activation, Dense, Network
 from mlpcodegen.core.reference import evaluate, evaluate_magnitude
 from mlpcodegen.runtime import CompiledNetwork, cache, cffi_build, compile_c

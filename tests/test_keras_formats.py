@@ -611,7 +611,7 @@ def test_files_of_the_real_tf_keras_213(name, source):
     groups dense, dense_2, dense_4 (and a Flatten with the input shape on it); the float32
     C agrees with tf.keras 2.13's own model.predict within 8 ULP of the reference magnitude."""
     from mlpcodegen import compile_c
-    from mlpcodegen.harness.verify import F32_ULP_BOUND, compare
+    from mlpcodegen.harness.report import F32_ULP_BOUND, compare
     from mlpcodegen.core.reference import evaluate_magnitude
 
     with zipfile.ZipFile(REAL_TF213 / f"{name}.keras") as archive, \

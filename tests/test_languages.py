@@ -205,7 +205,7 @@ def test_fallbacks_write_what_a_language_lacks():
     from mlpcodegen.backends._text import Lines
     from mlpcodegen.backends.printer import Printer
     from mlpcodegen.core.graph import Builder
-    from mlpcodegen.harness.verify import compare
+    from mlpcodegen.harness.report import compare
     from mlpcodegen.core.reference import evaluate_magnitude
 
     net, lang = chain(), _reduced(("abs", "exp", "log", "erf"))
@@ -245,7 +245,7 @@ def test_the_emitted_sympy_module_agrees_with_the_reference():
     module text it writes is checked here too, executed by the test."""
     import sympy
 
-    from mlpcodegen.harness.verify import compare
+    from mlpcodegen.harness.report import compare
     from mlpcodegen.core.reference import evaluate_magnitude
 
     for net in (small(), small(7)):

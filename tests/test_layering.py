@@ -332,3 +332,24 @@ def test_tables_keyed_by_a_registry_use_its_names():
     formats = {fmt.name for fmt in FORMATS}
     assert set(peers._FILE_PEERS) <= formats and set(peers._OBJECT_PEERS) <= formats
     assert set(LOADERS) <= set(BACKENDS)
+
+
+def test_every_data_file_of_the_package_is_shipped():
+    """A file the package reads at run time (drivers, linker scripts, C templates, name
+    data) that pyproject's package-data does not match is missing from a wheel: an
+    installed ``verify --core`` or ``compile_c`` would fail where the editable install works."""
+    import fnmatch
+    import tomllib
+
+    pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    shipped = pyproject["tool"]["setuptools"]["package-data"]
+    missing = []
+    for path in sorted(PACKAGE.rglob("*")):
+        if not path.is_file() or path.suffix in (".py", ".pyc") or "__pycache__" in path.parts:
+            continue
+        owners = [pkg for pkg in shipped if (PACKAGE.parent / pkg.replace(".", "/")) in path.parents]
+        matched = any(fnmatch.fnmatch(path.relative_to(PACKAGE.parent / pkg.replace(".", "/")).as_posix(), pattern)
+                      for pkg in owners for pattern in shipped[pkg])
+        if not matched:
+            missing.append(path.relative_to(PACKAGE).as_posix())
+    assert not missing, f"not in pyproject's package-data: {missing}"

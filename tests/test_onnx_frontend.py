@@ -23,7 +23,7 @@ import mlpcodegen
 from conftest import REPO
 from nets import inputs, random_net
 from mlpcodegen.core.errors import ModelFormatError, UnsupportedError
-from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare
+from mlpcodegen.harness.report import F32_ULP_BOUND, F64_REL_BOUND, compare
 from mlpcodegen.core.ir import Network
 from mlpcodegen.core.reference import evaluate, evaluate_magnitude
 

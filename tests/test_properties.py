@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from mlpcodegen import runtime
 from mlpcodegen.core.activations import REGISTRY
-from mlpcodegen.harness.verify import F32_ULP_BOUND, F64_REL_BOUND, compare
+from mlpcodegen.harness.report import F32_ULP_BOUND, F64_REL_BOUND, compare
 from mlpcodegen.core.ir import Activate, Activation, Affine, Dense, Network
 from mlpcodegen.core.passes import fold_affine
 from mlpcodegen.core.reference import evaluate_magnitude

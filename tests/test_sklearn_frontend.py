@@ -30,7 +30,7 @@ from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, Stan
 
 import mlpcodegen
 from mlpcodegen.core.errors import ModelFormatError, UnsupportedError, ValidationError
-from mlpcodegen.harness.verify import compare
+from mlpcodegen.harness.report import compare
 from mlpcodegen.core.ir import Activate, Affine
 from mlpcodegen.core.reference import evaluate_magnitude
 

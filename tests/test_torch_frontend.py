@@ -21,7 +21,7 @@ import pytest
 
 import mlpcodegen
 from mlpcodegen.core.errors import MlpCodegenError, ModelFormatError, UnsupportedError, ValidationError
-from mlpcodegen.harness.verify import compare
+from mlpcodegen.harness.report import compare
 from mlpcodegen.core.ir import Affine
 from mlpcodegen.core.reference import evaluate_magnitude
 

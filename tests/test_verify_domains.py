@@ -7,7 +7,8 @@ import pytest
 
 from conftest import build_model
 from mlpcodegen.core.errors import MlpCodegenError, ValidationError
-from mlpcodegen.harness.verify import MAX_INPUT_BYTES, input_domain, read_inputs, verify
+from mlpcodegen.harness.inputs import MAX_INPUT_BYTES, input_domain, read_inputs
+from mlpcodegen.harness.verify import verify
 from mlpcodegen.core.scaling import Scaling
 
 

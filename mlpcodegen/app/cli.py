@@ -148,7 +148,7 @@ def cmd_formula(args: argparse.Namespace) -> int:
 
         from ..backends.latex import rounding_error
         from ..backends.sympy import input_names
-        from ..harness.verify import random_inputs
+        from ..harness.inputs import random_inputs
 
         grid = random_inputs(net.n_inputs, 4000, np.full(net.n_inputs, lo), np.full(net.n_inputs, hi))
         error = rounding_error(net, args.digits, grid)
@@ -290,11 +290,13 @@ def _check_convert(args: argparse.Namespace) -> None:
                                     ".h; js: .d.ts, .d.mts for a .mjs)")
     if args.mkdir and args.output in (None, "-"):
         raise common.UsageError("--mkdir needs -o FILE")
+    common.check_target_options(args)
 
 
 def _check_verify(args: argparse.Namespace) -> None:
     _check_dtype(args)
     common.check_int8(args)
+    common.check_target_options(args, not_target=("domain",))  # verify's --domain draws the inputs
     if args.dtype == "int8" and args.target != "c":
         raise common.UsageError("--dtype int8 is the C target's")
     if args.domain and args.data and not common.is_fixed(args.dtype):
@@ -330,14 +332,17 @@ _USAGE_CHECKS: dict[str, Callable[[argparse.Namespace], None]] = {
 
 
 def _add_convert(sub, backends: dict, dtypes: Sequence[str]) -> None:
+    from ..frontends import FORMATS
+
+    files = ", ".join(fmt.title for fmt in FORMATS if fmt.suffixes)
     convert = sub.add_parser("convert", help="emit source code for a model",
-                             description="Emit source code for a model file (Keras, ONNX; no TensorFlow or torch needed).")
+                             description=f"Emit source code for a model file ({files}; reading it needs no "
+                                         "TensorFlow or torch).")
     common.add_model_options(convert)
     convert.add_argument("--target", default="c", choices=sorted(backends), metavar="TARGET",
                          help=common.target_help(backends, "c"))
     convert.add_argument("--dtype", choices=dtypes,
-                         help="arithmetic type (default: float32 for c, numba, numpy; float64 otherwise; "
-                              "python, sympy and latex are float64 only)")
+                         help="arithmetic type: one the target lists under --target (default: its first)")
     convert.add_argument("--name", help="function name (default: from the model file's name, made a usable "
                                         "identifier, e.g. predict_m1 for m1.keras)")
     convert.add_argument("-o", "--output", help="output file, replaced atomically (default or '-': standard "
@@ -364,9 +369,10 @@ def _add_convert(sub, backends: dict, dtypes: Sequence[str]) -> None:
 
 
 def _add_verify(sub, runnable: Sequence[str], dtypes: Sequence[str]) -> None:
-    verify = sub.add_parser("verify", help="check a target against model.predict",
-                            description="Compare a compiled target against the float64 reference "
-                                        "and model.predict; exit 1 when a tolerance is exceeded.")
+    verify = sub.add_parser("verify", help="check a target against the model's framework",
+                            description="Compare a compiled target against the float64 reference and the "
+                                        "model's own framework (model.predict, ONNX Runtime, ...); exit 1 "
+                                        "when a tolerance is exceeded.")
     common.add_model_options(verify)
     verify.add_argument("--target", default="c", choices=sorted(runnable), metavar="TARGET",
                         help=common.target_help(runnable, "c", "the target to compile and check (those that run in "
@@ -453,8 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dtypes = tuple(NUMERIC_TYPES) + tuple(FIXED_TYPES)  # which ones a target supports: checked after parsing
     parser = common.Parser(
-        prog="mlpcodegen", description="Compile trained MLPs (Keras, ONNX, scikit-learn, PyTorch) into native functions."
-    )
+        prog="mlpcodegen", description=f"Compile trained MLPs ({common.formats_read()}) into native functions.")
     parser.add_argument("--version", action="version", version=f"mlpcodegen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_convert(sub, BACKENDS, dtypes)

@@ -125,6 +125,26 @@ def target_options(args: argparse.Namespace, backend, load: bool = False) -> dic
     return {key: getattr(args, key) for key in keys}
 
 
+def check_target_options(args: argparse.Namespace, not_target: Sequence[str] = ()) -> None:
+    """Bad usage: a target's option set (to other than its default) with a target that does
+    not take it (``--target python --unroll never``), named with the targets that do, from
+    each backend's ``options``.  ``not_target``: the command's own options of the same name
+    (verify's ``--domain`` draws the inputs)."""
+    from ..backends import BACKENDS
+
+    takes: dict[str, list[str]] = {}
+    for backend in BACKENDS.values():
+        for option in backend.options:
+            takes.setdefault(option, []).append(backend.name)
+    chosen = BACKENDS[args.target].options
+    stray = [option for option in takes if option not in chosen and option not in not_target
+             and getattr(args, option, None) is not None and getattr(args, option) != args.parser.get_default(option)]
+    if stray:
+        named = ", ".join(f"--{option.replace('_', '-')} (an option of --target {' or '.join(takes[option])})"
+                          for option in stray)
+        raise UsageError(f"target {args.target!r} takes no {named}")
+
+
 def load(args: argparse.Namespace):
     """The model's network, read within ``--max-size``; with ``--calibrate FILE``, quantised
     to int8 from those rows (post-training, as TFLite's converter)."""
@@ -134,7 +154,7 @@ def load(args: argparse.Namespace):
     net = load(args.model, weights=args.weights, limits=ReadLimits.for_size(args.max_size))
     if getattr(args, "calibrate", None):
         from ..core.errors import ValidationError
-        from ..harness.verify import read_inputs
+        from ..harness.inputs import read_inputs
         from ..core.ptq import calibrate
 
         if getattr(net, "int8", None) is not None:
@@ -240,7 +260,7 @@ def require_fixed_domain(args: argparse.Namespace, dtype: Optional[str], data: b
 def check_data(args: argparse.Namespace, n_inputs: int) -> None:
     """``--data``: read and checked (columns, numbers, shape) before any work; bad data is exit 1."""
     if args.data:
-        from ..harness.verify import read_inputs
+        from ..harness.inputs import read_inputs
 
         read_inputs(args.data, n_inputs)
 
@@ -352,9 +372,27 @@ def add_c_options(parser: argparse.ArgumentParser) -> None:
 CORES = tuple(CORE_TABLE)
 
 
+def formats_read() -> str:
+    """The frameworks the frontends read, from their table: ``Keras, ONNX, ...``."""
+    from ..frontends import FORMATS
+
+    return ", ".join(fmt.title for fmt in FORMATS)
+
+
+def model_file_help() -> str:
+    """What the model argument takes, from the frontends' table: each file format's usual
+    names, then the frameworks read only as Python objects."""
+    from ..frontends import FORMATS
+
+    files = "; ".join(f"{fmt.title} {', '.join(fmt.suffixes)}" + (" (+ --weights)" if fmt.takes_weights else "")
+                      for fmt in FORMATS if fmt.suffixes)
+    objects = [fmt.title for fmt in FORMATS if not fmt.suffixes]
+    also = f" ({' and '.join(objects)} models: export them to .onnx)" if objects else ""
+    return f"model file: {files}; the format is found from the content{also}"
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="model file: .keras, legacy .h5, Keras architecture .json (with --weights) "
-                                      "or .onnx; the format is found from the content")
+    parser.add_argument("model", help=model_file_help())
     parser.add_argument("--weights", metavar="H5", help="weights file (model.save_weights) for a Keras "
                                                        "architecture JSON given as the model")
     parser.add_argument("--max-size", type=mebibytes, default=256, metavar="MIB",

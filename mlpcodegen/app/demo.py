@@ -232,7 +232,7 @@ def _short_units(run: _Run) -> str:
 
 
 def _check_lines(run: _Run) -> list[str]:
-    from ..harness.verify import format_domain
+    from ..harness.report import format_domain
 
     first = run.checks[0]
     lines = [f"verified  {first.n_samples} random inputs in {format_domain(*run.domain)} ({_short_units(run)}) "
@@ -257,7 +257,8 @@ def _formula_lines(run: _Run) -> list[str]:
     """The formula rounded to DIGITS, with what the rounding costs, when it is short."""
     from ..backends.latex import rounding_error
     from ..backends.sympy import expression_strings
-    from ..harness.verify import format_domain, random_inputs
+    from ..harness.inputs import random_inputs
+    from ..harness.report import format_domain
 
     too_large = [f"formula   not shown for {_weights(run.net):,} weights (mlpcodegen formula MODEL --layout named "
                  f"writes one line per neuron)"]

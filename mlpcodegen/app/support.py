@@ -1,5 +1,6 @@
-"""The supported-layers and activations tables of the README, generated from the
-frontend's and the IR's own registries so they cannot drift."""
+"""The supported formats, layers and activations tables of docs/supported.md (written by
+generated/regenerate.py, which adds the target x activation matrix), generated from the
+frontends' and the IR's own registries so they cannot drift."""
 from __future__ import annotations
 
 from ..core.activations import ALIASES, REGISTRY
@@ -10,28 +11,17 @@ from ..frontends import keras as frontend
 START, END = "<!-- supported:start -->", "<!-- supported:end -->"
 
 
-def _framework_lists() -> list[str]:
-    """What each non-Keras frontend reads, from its own tables."""
-    from ..frontends import onnx, sklearn, torch
-
-    def names(items) -> str:
-        return ", ".join(f"`{item}`" for item in items)
-
-    return [f"* ONNX operators: {names(onnx.SUPPORTED_OPS)}; and the multi-node forms exporters write: "
-            f"{names(onnx.DECOMPOSED_FORMS)}.",
-            f"* PyTorch modules: {names(torch.SUPPORTED)}.",
-            f"* scikit-learn: {names(sklearn.ESTIMATORS)} (activations {names(sklearn.ACTIVATIONS)}), after "
-            f"{names(sklearn.SCALERS)} in a `Pipeline`, or in a `TransformedTargetRegressor`."]
-
-
 def supported_markdown() -> str:
     targets = ", ".join(f"`{t}`" for t in BACKENDS)
     lines = [START, "", "`mlpcodegen.load(source)` and every command find the format from the content "
              "(the first bytes of a file, the module of an object), not from the name.", "",
              "| format | reads | needs |", "|---|---|---|"]
     lines += [f"| {fmt.title} | {fmt.reads} | {fmt.needs} |" for fmt in FORMATS]
-    lines += ["", *_framework_lists()]
-    lines += ["", f"Every activation and layer below works in every target ({targets}).", "",
+    lines += ["", *(f"* {fmt.details()}" for fmt in FORMATS if fmt.details is not None)]
+    # Not every target writes every activation (q15 and int8 take a few; some languages lack
+    # some): the page's matrix, found by asking each target, says which.
+    lines += ["", f"Targets: {targets}. Which of them writes each activation (and so each layer that becomes "
+              "one): the matrix at the end of this page.", "",
               "| Keras layer | becomes |", "|---|---|"]
     lines += [f"| `{name}` | {frontend.layer_description(name)} |" for name in frontend.SUPPORTED_LAYERS]
     aliases = {target: alias for alias, target in ALIASES.items()}
@@ -47,10 +37,3 @@ def supported_markdown() -> str:
         lines.append(f"| `{name}`{alias} | {params} | {kind} |")
     lines += ["", END]
     return "\n".join(lines)
-
-
-def update_readme(text: str) -> str:
-    """``text`` with the block between the markers regenerated."""
-    head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    return head + supported_markdown() + tail

@@ -7,10 +7,16 @@ A clash shows only when the user's program includes the header that declares the
 (``bool`` compiles alone and breaks next to ``<stdbool.h>``), so the table is checked
 whole, whatever the generated file includes itself.  Data only: :func:`reserved_by`
 says why a name is refused, or None.
+
+Beyond this hand-kept table: c_reserved.txt, next to this file, holds every further name
+the same headers define in gcc's and g++'s GNU modes (glibc) and in newlib
+(arm-none-eabi-gcc), read from the compilers by bench/c_reserved_names.py
+(``acosf64``, ``pthread_create``, ``BIG_ENDIAN``, ``PATH_MAX``, ``gammaf``...).
 """
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 #: header -> kind -> names (space separated).
 _C99_HEADERS: dict[str, dict[str, str]] = {
@@ -172,8 +178,38 @@ RESERVED_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p
 ))
 
 
-def reserved_by(name: str) -> str | None:
-    """Why ``name`` may not be a C (or C++) external name, or None if it may."""
+def table_reason(name: str) -> str | None:
+    """Why the table above or its patterns refuse ``name``, or None."""
     if name in RESERVED:
         return RESERVED[name]
     return next((why for pattern, why in RESERVED_PATTERNS if pattern.match(name)), None)
+
+
+#: The modes of c_reserved.txt: what each is, for the reason a name is refused.
+HEADER_MODES = {
+    "gnu": "the C library headers in gcc's default GNU mode (glibc)",
+    "c++": "the C library headers in g++ (glibc with _GNU_SOURCE)",
+    "c++11": "the C library headers in g++ -std=c++11 (glibc with _GNU_SOURCE)",
+    "newlib": "newlib's C library headers (arm-none-eabi-gcc)",
+}
+
+
+def _read_header_names() -> dict[str, str]:
+    """name -> why, from c_reserved.txt (``NAME KIND MODE[,MODE...]`` lines; the first mode names it)."""
+    reasons: dict[str, str] = {}
+    text = Path(__file__).with_name("c_reserved.txt").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, kind, modes = line.split()
+            what = "a macro of" if kind == "macro" else "declared by"
+            reasons[name] = f"is {what} {HEADER_MODES[modes.split(',')[0]]}"
+    return reasons
+
+
+#: name -> why, for the names the compilers' headers define beyond the table.
+HEADER_NAMES: dict[str, str] = _read_header_names()
+
+
+def reserved_by(name: str) -> str | None:
+    """Why ``name`` may not be a C (or C++) external name, or None if it may."""
+    return table_reason(name) or HEADER_NAMES.get(name)

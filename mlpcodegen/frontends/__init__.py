@@ -75,6 +75,30 @@ def _is_keras_object(obj: Any) -> bool:
                                                                                     "tensorflow")(obj)
 
 
+def _names(items) -> str:
+    return ", ".join(f"`{item}`" for item in items)
+
+
+def _onnx_details() -> str:
+    from . import onnx
+
+    return (f"ONNX operators: {_names(onnx.SUPPORTED_OPS)}; and the multi-node forms exporters write: "
+            f"{_names(onnx.DECOMPOSED_FORMS)}.")
+
+
+def _torch_details() -> str:
+    from . import torch
+
+    return f"PyTorch modules: {_names(torch.SUPPORTED)}."
+
+
+def _sklearn_details() -> str:
+    from . import sklearn
+
+    return (f"scikit-learn: {_names(sklearn.ESTIMATORS)} (activations {_names(sklearn.ACTIVATIONS)}), after "
+            f"{_names(sklearn.SCALERS)} in a `Pipeline`, or in a `TransformedTargetRegressor`.")
+
+
 @dataclass(frozen=True)
 class Format:
     """One framework a frontend reads."""
@@ -86,6 +110,9 @@ class Format:
     owns: Optional[Callable[[Any], bool]]       # object test; None: files only
     needs: str = ""                             # the package reading it needs (README table)
     takes_weights: bool = False                 # a separate weights file (Keras JSON + .h5)
+    suffixes: tuple[str, ...] = ()              # the usual names of its files (help texts); () objects only
+    #: what it reads in detail, from the frontend's own tables: one Markdown line for the docs
+    details: Optional[Callable[[], str]] = None
 
     def frontend(self):
         return importlib.import_module(self.module)
@@ -95,22 +122,24 @@ FORMATS: tuple[Format, ...] = (
     Format("keras", "mlpcodegen.frontends.keras", "Keras",
            "`.keras` (Keras 3, tf.keras 2.13-2.15), legacy `.h5` (Keras 2.0 and later), architecture "
            "`.json` + weights `.h5` (`--weights`), a `keras.Model` object",
-           _is_keras, _is_keras_object, needs="h5py (no TensorFlow)", takes_weights=True),
+           _is_keras, _is_keras_object, needs="h5py (no TensorFlow)", takes_weights=True,
+           suffixes=(".keras", ".h5", ".json")),
     Format("onnx", "mlpcodegen.frontends.onnx", "ONNX",
            "`.onnx` files and `onnx.ModelProto` objects (opset 9 and later; float16/bfloat16/float32/float64 weights), as `torch.onnx.export`, skl2onnx and tf2onnx write it",
-           _is_onnx, _module_prefix("onnx"), needs="onnx (no onnxruntime, no torch)"),
+           _is_onnx, _module_prefix("onnx"), needs="onnx (no onnxruntime, no torch)", suffixes=(".onnx",),
+           details=_onnx_details),
     Format("sklearn", "mlpcodegen.frontends.sklearn", "scikit-learn",
            "`MLPRegressor` / `MLPClassifier` objects, alone or in a `Pipeline` after a scaler",
-           None, _module_prefix("sklearn"), needs="scikit-learn (the object's own)"),
+           None, _module_prefix("sklearn"), needs="scikit-learn (the object's own)", details=_sklearn_details),
     Format("torch", "mlpcodegen.frontends.torch", "PyTorch",
            "an `nn.Sequential` object (nested, or a bare `nn.Linear`) of `Linear`, activation modules, "
            "`BatchNorm1d`, `LayerNorm`, `RMSNorm`, `Dropout`, `Flatten`, `Identity`; files: export them to "
            "`.onnx` (`torch.save` / TorchScript files are refused with why: loading them runs code)",
-           _is_torch_file, _module_prefix("torch"), needs="torch (the object's own)"),
+           _is_torch_file, _module_prefix("torch"), needs="torch (the object's own)", details=_torch_details),
     Format("tflite", "mlpcodegen.frontends.tflite", "TensorFlow Lite",
            "`.tflite` files (float32, and full-integer int8 for `--dtype int8`) and the bytes `TFLiteConverter.convert()` "
            "returns", lambda head: head[4:8] == b"TFL3", lambda obj: isinstance(obj, bytes) and obj[4:8] == b"TFL3",
-           needs="flatbuffers (no TensorFlow, no LiteRT)"),
+           needs="flatbuffers (no TensorFlow, no LiteRT)", suffixes=(".tflite",)),
 )
 
 #: The order content tests are tried in: a PyTorch archive is a zip too, so before Keras; a TFLite
@@ -144,8 +173,8 @@ def file_format(path: Any) -> Format:
     for name in SNIFF_ORDER:
         if by_name[name].sniff(head):
             return by_name[name]
-    raise ModelFormatError(f"{path}: not a model file mlpcodegen reads (empty, or neither zip, HDF5, JSON "
-                           f"nor ONNX). Supported: {_supported()}")
+    raise ModelFormatError(f"{path}: not a model file mlpcodegen reads (empty, or neither zip, HDF5, JSON, "
+                           f"ONNX nor TFLite). Supported: {_supported()}")
 
 
 def object_format(obj: Any) -> Format:

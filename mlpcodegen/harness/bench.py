@@ -32,7 +32,7 @@ from ..core.errors import MlpCodegenError
 from ..core.ir import Network
 from ..core.reference import evaluate_magnitude
 from ..runtime import load
-from .verify import compare
+from .report import compare
 
 ROWS = (10_000, 1_000_000)
 

@@ -365,16 +365,18 @@ def run_on_host(net: Network, x: np.ndarray, options: Options, timeout: float = 
 def verify_on_core(net: Network, core: str, options: Options, *, peer: Any = None, n: int = 1000,
                    domain: Any = None, data: Any = None, seed: int = 0, input_scaling: Any = None,
                    output_scaling: Any = None, opt: str = "-Os") -> tuple[Any, float]:
-    """(a :class:`~mlpcodegen.harness.verify.VerifyReport`, instructions per inference):
+    """(a :class:`~mlpcodegen.harness.report.VerifyReport`, instructions per inference):
     the core's outputs against the float64 reference and ``peer`` (e.g. a model file:
     ``model.predict``) within the usual tolerances, and against the host build of the
     same C bit for bit.  ``net`` is the network with any scaling folded in."""
     from ..core.reference import evaluate_magnitude
-    from .verify import (F32_ULP_BOUND, F64_REL_BOUND, MODEL_UNITS, ORIGINAL_UNITS, Comparison, VerifyReport,
-                         _inputs, _peer_outputs, as_peer, compare, floored)
+    from .inputs import draw_inputs
+    from .peers import as_peer
+    from .report import (F32_ULP_BOUND, F64_REL_BOUND, MODEL_UNITS, ORIGINAL_UNITS, Comparison, VerifyReport,
+                         compare, fixed_checks, floored, peer_outputs)
 
     options = options.for_core(core)  # the core's table storage; float64 refused where double is 32 bits
-    x, (lo, hi), source = _inputs(net.n_inputs, n, domain, None, data, seed)
+    x, (lo, hi), source = draw_inputs(net.n_inputs, n, domain, None, data, seed)
     x = x.astype(numeric_type(options.dtype).np_dtype)
     fixed = numeric_type(options.dtype).is_fixed
     if fixed:  # formats planned for the domain the inputs come from
@@ -398,19 +400,17 @@ def verify_on_core(net: Network, core: str, options: Options, *, peer: Any = Non
     report = VerifyReport(net.describe(), f"c (embedded, {core})", options.dtype, len(x), (lo, hi),
                           units=MODEL_UNITS if input_scaling is None else ORIGINAL_UNITS, source=source)
     if fixed:
-        from .verify import fixed_checks
-
         predicted, found = None, None
         if peer is not None:
             found = as_peer(peer)
-            predicted, _ = _peer_outputs(found, x.astype(np.float32), input_scaling, output_scaling)
+            predicted, _ = peer_outputs(found, x.astype(np.float32), input_scaling, output_scaling)
         report.comparisons += fixed_checks(label, net, (lo, hi), ran.outputs, reference, predicted,
                                            found.label if found else "")
     else:
         report.comparisons.append(check(f"{label} vs reference (float64)", ran.outputs, reference, options.dtype))
     if peer is not None and not fixed:
         found = as_peer(peer)
-        predicted, predict_dtype = _peer_outputs(found, x.astype(np.float32), input_scaling, output_scaling)
+        predicted, predict_dtype = peer_outputs(found, x.astype(np.float32), input_scaling, output_scaling)
         worst = "float32" if f32 or predict_dtype != "float64" else "float64"
         report.comparisons.append(check(f"{label} vs {found.label}", ran.outputs, predicted, worst,
                                         floor=found.magnitude_floor))

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..core.ir import Network
 from ..core.quant import int8_plan, run_int8
-from .verify import MODEL_UNITS, Comparison, VerifyReport, _inputs
+from .inputs import draw_inputs
+from .report import MODEL_UNITS, Comparison, VerifyReport
 
 INT8_LIMIT_WIDENING = 1.25  # random inputs reach a quarter past the input codes' range: saturation is tested
 
@@ -79,7 +80,7 @@ def verify_int8(model: Any, net: Network, *, n: int = 1000, domain: Any = None, 
 
     if domain is None and data is None:
         domain = default_domain(net)
-    x, (lo, hi), source = _inputs(net.n_inputs, n, domain, None, data, seed)
+    x, (lo, hi), source = draw_inputs(net.n_inputs, n, domain, None, data, seed)
     label, expected = expected_outputs(model, net, limits)
     want = expected(x)
     instructions = None
