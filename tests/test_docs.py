@@ -309,7 +309,8 @@ def test_the_layout_names_every_module_it_should():
     layout = README.read_text(encoding="utf-8").split("## Layout", 1)[1]
     block = FENCE.search(layout)["body"]
     for fmt in FORMATS:
-        assert f"{fmt.module.rsplit('.', 1)[-1]}.py" in block, fmt.name
+        stem = fmt.module.rsplit('.', 1)[-1]
+        assert f"{stem}.py" in block or f"{stem}/" in block, fmt.name
     for target in BACKENDS:
         assert f"{target}.py" in block, target
     package = {path.name for path in (REPO / "mlpcodegen").rglob("*.py")}
@@ -320,10 +321,9 @@ def test_the_layout_names_every_module_it_should():
     missing = [folder for folder in folders if not (REPO / "mlpcodegen" / folder).is_dir()]
     for top in re.findall(r"(?m)^(\w+)/", block):
         assert (REPO / top).is_dir(), top
-    if set(missing) <= {"core", "app"} and missing:
-        pytest.skip("core/ and app/ arrive with the re-layering of issue 23 (item 4); "
-                    f"this checkout lacks {missing}")
     assert not missing
+    for package in re.findall(r"\b(\w+)/ \(a package\)", inside):
+        assert any((REPO / "mlpcodegen" / d / package / "__init__.py").is_file() for d in folders), package
 
 
 # --------------------------------------------------------------------------- docs/install.md
