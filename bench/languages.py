@@ -8,9 +8,10 @@ float64 (float32) built with ``gcc -O2 -ffp-contract=off`` (own math: ``--math f
 one-sample calls and the batch function alike; NaN counts as equal to NaN.  Inputs:
 uniform in [-4, 4] with specials in the first rows (+-0, +-inf, NaN, huge, tiny).
 
-Speed: each program times itself (its own loop, after a warm-up): ns per one-sample
-call (a row of the inputs in turn) and batch rows per second, float32, against the C
-target built as the runtime builds it (``-O3 -march=native``), in the same run.
+Speed: each program times itself (its own loop, after a warm-up, in CPU time): ns per
+one-sample call (a row of the inputs in turn) and batch rows per second, float32 and
+float64, against the C target built as the runtime builds it (``-O3 -march=native``), in
+the same run.
 
     python bench/languages.py                # the full matrix (10^4 inputs, 20 random networks) + speed
     python bench/languages.py --quick        # 1000 inputs, 4 random networks
@@ -305,11 +306,15 @@ def main() -> int:
         "",
     ]
     for dtype, table in speed.items():
-        text += [f"## Speed, {dtype} (timed inside each program after a warm-up; median of {rounds} interleaved rounds)",
+        text += [f"## Speed, {dtype} (timed inside each program after a warm-up, in CPU time; median of {rounds} "
+                 "interleaved rounds)",
                  "", f"C native: `gcc {' '.join(C_BUILDS['c'])}` (as the runtime builds it: AVX-512 host, gcc's "
                  "256-bit vectors, FMA contraction on); c no-contract: the same with `-ffp-contract=off` (the bits the "
                  f"languages give); C portable: `gcc {' '.join(C_BUILDS['c portable'])}` (x86-64 baseline: SSE2, "
-                 "4 float lanes, no FMA). One sample: ns per call over 1000 rows in turn. Batch: rows per second of "
+                 "4 float lanes, no FMA). Times are CPU time of the timing thread (Node: of its process), so the time "
+                 "other processes hold the core is not counted (the same program's wall time varied 1.5-3x on this "
+                 "shared host). One sample: ns per call over 1000 rows in turn (JS and WASM: into the caller's `out` "
+                 "array). Batch: rows per second of "
                  f"the batch function over the 1000 rows. Load average during the run: {load[0]:.1f} / {load[1]:.1f} / "
                  f"{load[2]:.1f} on {os.cpu_count()} cores.", "", *table, ""]
     if speed:

@@ -401,16 +401,18 @@ import (
 \t"runtime"
 \t"strconv"
 \t"syscall"
+\t"unsafe"
 
 \tmodel "peer/{package(name)}"
 )
 
-// cpu: this thread's CPU time in ns (the goroutine locked to it): on a shared host a
+// cpu: this thread's CPU time in ns (the goroutine locked to it; clock_gettime, not
+// getrusage, whose per-thread time lags by up to a scheduler tick): on a shared host a
 // preempted program's wall time is not its cost
 func cpu() float64 {{
-\tvar u syscall.Rusage
-\tsyscall.Getrusage(1, &u) // RUSAGE_THREAD
-\treturn float64(u.Utime.Nano() + u.Stime.Nano())
+\tvar t syscall.Timespec
+\tsyscall.Syscall(syscall.SYS_CLOCK_GETTIME, 3, uintptr(unsafe.Pointer(&t)), 0) // CLOCK_THREAD_CPUTIME_ID
+\treturn float64(t.Nano())
 }}
 
 func main() {{
