@@ -121,7 +121,8 @@ def emit_js(net: Network, *, dtype: str = "float64", name: str = "mlp") -> str:
             + (" (every operation rounded by Math.fround)" if dtype == "float32" else ""),
             f"// {name}Batch(x): rows x[n * {n_in}] (row-major) -> {array}(n * {n_out})",
             "// Math: mlpcodegen's own exp/expm1/tanh/sigmoid (the C target's, the same bits), no Math.exp.",
-            f"// No imports.  Memory: the returned array per call, and {loop_values(net)} values of module-level scratch "
+            f"// No imports.  Memory: the returned array per call (none when out is given), and {loop_values(net)} "
+            "values of module-level scratch "
             "for the loop layers (every call writes them: JavaScript runs one call at a time).",
             "")
     out.add(*body.arrays, *([""] if body.arrays else []), *powers, *math)
