@@ -8,9 +8,10 @@ float64 (float32) built with ``gcc -O2 -ffp-contract=off`` (own math: ``--math f
 one-sample calls and the batch function alike; NaN counts as equal to NaN.  Inputs:
 uniform in [-4, 4] with specials in the first rows (+-0, +-inf, NaN, huge, tiny).
 
-Speed: each program times itself (its own loop, after a warm-up): ns per one-sample
-call (a row of the inputs in turn) and batch rows per second, float32, against the C
-target built as the runtime builds it (``-O3 -march=native``), in the same run.
+Speed: each program times itself (its own loop, after a warm-up, in CPU time): ns per
+one-sample call (a row of the inputs in turn) and batch rows per second, float32 and
+float64, against the C target built as the runtime builds it (``-O3 -march=native``), in
+the same run.
 
     python bench/languages.py                # the full matrix (10^4 inputs, 20 random networks) + speed
     python bench/languages.py --quick        # 1000 inputs, 4 random networks
@@ -178,51 +179,48 @@ def speed_table(dtype: str, calls: int, passes: int, rounds: int) -> list[str]:
 
 
 SPEED_NOTES = [
-    "Reading it: the ratio the issue targets is to C native, the C as the runtime builds it. On this host that C",
-    "is gcc -O3 -march=native: AVX-512 is present, gcc vectorises the one-sample loops with 256-bit vectors and",
-    "contracts a*b + c into FMA (so its bits are not the languages' bits: c no-contract is the same build without",
-    "contraction), and its batch runs blocks of 32 rows side by side, 256-bit vectors in a register tile sized for",
-    "AVX-512's 32 registers (no 512-bit instructions). C portable is the x86-64 baseline (SSE2, 4 float lanes, no",
-    "FMA; its float64 batch, 2 lanes, is the slow one). What each language does with the same operations in the",
-    "same order:",
+    "Reading it: the ratio the issue targets is to C native, the C as the runtime builds it. On this host (Xeon,",
+    "2.6 GHz, AVX-512) that C is gcc -O3 -march=native: gcc vectorises the one-sample loops with 256-bit vectors",
+    "and contracts a*b + c into FMA (so its bits are not the languages' bits: c no-contract is the same build",
+    "without contraction), and its batch runs blocks of 32 rows side by side. C portable is the x86-64 baseline",
+    "(SSE2, 4 float lanes, no FMA). A multiply-add per weight (mid: 4672 weights, cls: 5760) bounds what each",
+    "language can do: without vectors a core does at most one product and one sum per weight per cycle",
+    "(~2.6 per ns); C native does 8 lanes with FMA (cls float32: 5760 / 242 ns = 24 per ns, 9 per cycle).",
     "",
-    "* rust: LLVM vectorises C's input-major loops (256-bit, no bounds checks left: static arrays, constant trip",
-    "  counts) but may not contract, so it sits near c no-contract. Its batch runs blocks of 16 rows layer by",
-    "  layer when every layer loops (4 units x 16 rows of sums in registers; 1.14x the row-by-row batch on mid,",
-    "  1.45x on cls, float32, median of 7 interleaved rounds), else the one-sample function per row.",
-    "* wasm: clang vectorises with 128-bit simd (4 lanes, no FMA), and every one-sample call pays the JS-to-wasm",
-    "  call and the copies in and out of linear memory; its batch is C's own block batch, 4 lanes wide.",
-    "* java: C's input-major loops over `float[][]` rows (z[j] += wk[j] * hk: one index for both arrays, which",
-    "  HotSpot C2's SuperWord needs to vectorise), layers under 8 units in tiles of 4 scalar sums; JIT warm-up is",
-    "  outside the timing.",
-    "* go: gc does not vectorise at all; loop layers run 8 output units side by side in scalar registers (each",
-    "  unit's sum in C's order), the step's 8 weights read through one slice expression (one bounds check per",
-    "  step, not per weight).",
-    "* js: V8 does not vectorise; float64 is JavaScript's own type; float32 rounds every product and every",
-    "  partial sum with Math.fround, which V8 lowers to a float64 operation and two conversions.",
+    "* rust: LLVM vectorises C's input-major loops but never contracts, so it sits at c no-contract (mid 1.05x,",
+    "  cls 0.80x it, float32): met on seed and cls float32; mid and float64 miss by what FMA gives C (c",
+    "  no-contract itself is 1.22-1.44x C native). Its batch runs blocks of 16 rows layer by layer.",
+    "* java: C2 vectorises C's input-major loops over `float[][]` rows (SuperWord off: 1.5x slower). This round",
+    "  each step takes 8 inputs, z[j] = ((z[j] + wk0[j] * hk0) + wk1[j] * hk1) + ... (C's order, the same bits):",
+    "  one sample 1.4-1.5x faster on mid and cls in both dtypes (cls float32 2123 -> 1410 ns, mid float64",
+    "  1513 -> 988; batch 1.4-1.6x; old and new in one interleaved run of the 3-round driver), 2.0-2.3x on a 64x64 layer alone (a step",
+    "  of 4: 1.5x; of 16: 0.6x, C2 stops vectorising). The allocation per call is not the cost (static",
+    "  scratch arrays: no change), nor softmax's exp (~5%); the 64x64 layer runs at 14 products per ns alone",
+    "  and 8 inside the model, which is where most of the remaining gap is (not resolved: no hsdis on this host",
+    "  to read C2's code). Java never contracts (Math.fma would change the bits), but lanes are not what it",
+    "  lacks: 4, 8 or 16 float lanes (-XX:MaxVectorSize=16/32/64) give the same time (1065-1107 ns, cls float32,",
+    "  CPU time), SuperWord off 1.7x slower; the gap is C2's code around these short (64-trip) loops. The",
+    "  driver now times its sixth round of calls, not its third: C2's code had not settled after 200 thousand",
+    "  calls (cls float32 1390 ns; 1060 ns after 500 thousand or more).",
+    "* wasm: clang's 128-bit simd (4 lanes, no FMA: a quarter of C native's lanes x FMA), and each one-sample",
+    "  call pays the JS-to-wasm call and copies (now into the caller's `out`, no allocation: seed 147 -> 104 ns);",
+    "  its batch is C's block batch, 4 lanes wide (C portable's batch is 1.2-1.9x it on mid and cls, float32).",
+    "* go: gc does not vectorise; 8 sums side by side in scalar registers run at ~1 weight per cycle (cls",
+    "  float32: 5760 / 1982 ns = 2.9 per ns at 2.6 GHz), the scalar bound above: 2x C native would need 4.5",
+    "  weights per cycle. A block batch (rows side by side) cannot add arithmetic to a loop already at that",
+    "  bound, so none was written; the batch runs the one-sample function per row at the same rate.",
+    "* js: V8 does not vectorise either; float64 runs at 0.55 weights per cycle (bounds-checked typed-array",
+    "  loads), float32 at 0.2 (every product and sum rounded by Math.fround). 3x C native would need ~2 weights",
+    "  per cycle in float64: above the scalar bound. 8 sums side by side instead of 4: no faster (cls float64",
+    "  4142 -> 4378 ns); writing into the caller's `out` instead of a new array: 8-14% (seed float32 308 -> 284",
+    "  ns, cls float64 4715 -> 4044). The route to SIMD from JavaScript is the wasm target.",
     "",
-    "So, in the run above: on seed (written out) rust, go and java meet their targets in both dtypes, js in",
-    "float64 only (float32: every operation's Math.fround), wasm in neither (the JS-to-wasm call and copies cost",
-    "more than the network). On the loop layers of mid and cls rust is 0.9-1.3x C native (met on cls float32;",
-    "run-to-run noise on this host is about +-30%), and every other language misses: a scalar multiply-add per",
-    "weight (go, js; java where C2 does not vectorise) cannot match 8 lanes with FMA, and wasm has 4 lanes and",
-    "no FMA. Against C portable: wasm 1.6-2.5x, java 1.9-5.6x, go 2.0-6.4x, js 4.2-29x, rust 0.3-0.6x. Batch:",
-    "C native's 32-row AVX blocks are 1.8-6.5x rust's 16-row blocks and 8-46x the row-by-row batches of go and",
-    "java (js, go and java: blocks of rows are not written yet). The host is shared (2 cores, ~7 helpers, load",
-    "average above): the ratios of one run are comparable, absolute times are not.",
-    "",
-]
-
-NOTES = [
-    "Reading it: C's loop layers are vectorised by gcc (AVX2 on this host, contraction on, as the runtime builds",
-    "C), and C's batch runs blocks of 32 samples side by side; the other languages keep C's operation order",
-    "(hence the bits) but get no SIMD but wasm's 128-bit lanes: V8, Go and HotSpot do not vectorise these sums,",
-    "and their batch functions call the one-sample function row by row.  So the targets are met where a model",
-    "is written out (seed: Rust, Go, Java) and by Rust on cls (LLVM vectorises the same loops; mid: missed,",
-    "1.5-1.7x), missed on the loop",
-    "layers of mid and cls by JS, Go, Java and WASM, whose one-sample call also pays the JS-to-wasm call and the",
-    "copies in and out of linear memory.  The host is shared (2 cores, load average ~7 during the runs):",
-    "the ratios of one run are comparable, absolute times are not.",
+    "So: met are rust (seed and cls, float32), go and java (seed, both dtypes), js (seed float64); missed: the",
+    "loop layers of mid and cls in go, java, js and wasm, by the lanes x FMA arithmetic above, and rust by",
+    "FMA alone where it gains C more than 20%. Batch: C native's 32-row FMA blocks are 1.8-2.1x rust's",
+    "16-row blocks (mid, cls), 4-6x wasm's, 5-9x java's, 7-18x go's and 17-90x js's (row by row): no batch",
+    "target is met (java's and js's blocks of rows are not written: see above for go and js). Times are CPU",
+    "time, so the ratios repeat within a few percent from run to run on this shared host (three runs in 20 min).",
     "",
 ]
 
@@ -304,11 +302,15 @@ def main() -> int:
         "",
     ]
     for dtype, table in speed.items():
-        text += [f"## Speed, {dtype} (timed inside each program after a warm-up; median of {rounds} interleaved rounds)",
+        text += [f"## Speed, {dtype} (timed inside each program after a warm-up, in CPU time; median of {rounds} "
+                 "interleaved rounds)",
                  "", f"C native: `gcc {' '.join(C_BUILDS['c'])}` (as the runtime builds it: AVX-512 host, gcc's "
                  "256-bit vectors, FMA contraction on); c no-contract: the same with `-ffp-contract=off` (the bits the "
                  f"languages give); C portable: `gcc {' '.join(C_BUILDS['c portable'])}` (x86-64 baseline: SSE2, "
-                 "4 float lanes, no FMA). One sample: ns per call over 1000 rows in turn. Batch: rows per second of "
+                 "4 float lanes, no FMA). Times are CPU time of the timing thread (Node: of its process), so the time "
+                 "other processes hold the core is not counted (the same program's wall time varied 1.5-3x on this "
+                 "shared host). One sample: ns per call over 1000 rows in turn (JS and WASM: into the caller's `out` "
+                 "array). Batch: rows per second of "
                  f"the batch function over the 1000 rows. Load average during the run: {load[0]:.1f} / {load[1]:.1f} / "
                  f"{load[2]:.1f} on {os.cpu_count()} cores.", "", *table, ""]
     if speed:

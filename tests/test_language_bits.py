@@ -97,10 +97,30 @@ def test_typescript_declarations_name_the_exports():
 
     one = Network(1, (Dense(np.ones((1, 1)), np.zeros(1), Activation("tanh"), "t"),))
     text = emit_js_types(one, dtype="float32", name="predict")
-    for line in ("export declare function predict(x: ArrayLike<number>): Float32Array;",
-                 "export declare function predictBatch(x: ArrayLike<number>): Float32Array;",
+    for line in ("export declare function predict(x: ArrayLike<number>, out?: Float32Array): Float32Array;",
+                 "export declare function predictBatch(x: ArrayLike<number>, out?: Float32Array): Float32Array;",
                  "export declare function predictScalar(x: number): number;"):
         assert line in text
     source = emit(one, "js", dtype="float32", name="predict")
     for name in ("predict", "predictBatch", "predictScalar"):
         assert f"export function {name}(" in source
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_js_out_argument_receives_the_same_outputs(tmp_path, dtype):
+    """NAME(x, out) / NAMEBatch(x, out) write into out and return it, with the values
+    NAME(x) / NAMEBatch(x) return in a new array."""
+    import subprocess
+
+    require("node")
+    net = random_net([5, 40, 3], ["tanh", "softmax"], 5)
+    (tmp_path / "m.mjs").write_text(emit(net, "js", dtype=dtype, name="mlp"))
+    (tmp_path / "t.mjs").write_text("""import { mlp, mlpBatch } from "./m.mjs";
+const x = [0.5, -1.25, 2.0, 0.0, -3.5, 1.0, 1.5, -0.25, 4.0, -2.0];
+const out = new Float64Array(3), rows = new Float64Array(6);
+const same = (a, b) => a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
+const one = mlp(x, out), fresh = mlp(x), batch = mlpBatch(x, rows), freshBatch = mlpBatch(x);
+console.log(one === out, same(out, fresh), batch === rows, same(rows, freshBatch), same(rows.subarray(0, 3), fresh));
+""")
+    done = subprocess.run(["node", str(tmp_path / "t.mjs")], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["true"] * 5, done.stderr

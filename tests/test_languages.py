@@ -264,7 +264,7 @@ def test_js_header_writes_the_typescript_declarations(tmp_path):
     seed = str(Path(__file__).resolve().parent.parent / "generated" / "seed" / "seed.keras")
     assert main(["convert", seed, "--target", "js", "--header", "-o", str(tmp_path / "m.mjs")]) == 0
     declared = (tmp_path / "m.d.mts").read_text()  # TypeScript's name for a .mjs module's declarations
-    assert HEADER in declared and "export declare function seed(x: ArrayLike<number>): Float64Array;" in declared
+    assert HEADER in declared and "export declare function seed(x: ArrayLike<number>, out?: Float64Array): Float64Array;" in declared
     assert "export declare function seedBatch(" in declared and "seedScalar(x: number): number" in declared
     assert main(["convert", seed, "--target", "js", "--dtype", "float32", "--header", "-o", str(tmp_path / "m.js")]) == 0
     assert "): Float32Array;" in (tmp_path / "m.d.ts").read_text()

@@ -1,6 +1,7 @@
 """JavaScript backend: an ES module with no imports, ``export function NAME(x)`` (one
 sample: an array of inputs -> a Float64Array, float32: a Float32Array), ``NAMEBatch(x)``
-(row-major rows -> rows) and, for one input and one output, ``NAMEScalar(x)``.
+(row-major rows -> rows) and, for one input and one output, ``NAMEScalar(x)``; an
+optional second argument ``out`` receives the outputs instead of a new array.
 
 The body is laid out as C's (:mod:`._ported`): the same sums in the same order, C's own
 exp/expm1/tanh/sigmoid ported (never ``Math.exp``), so float64 gives the bits of C's
@@ -120,15 +121,18 @@ def emit_js(net: Network, *, dtype: str = "float64", name: str = "mlp") -> str:
             + (" (every operation rounded by Math.fround)" if dtype == "float32" else ""),
             f"// {name}Batch(x): rows x[n * {n_in}] (row-major) -> {array}(n * {n_out})",
             "// Math: mlpcodegen's own exp/expm1/tanh/sigmoid (the C target's, the same bits), no Math.exp.",
-            f"// No imports.  Memory: the returned array per call, and {loop_values(net)} values of module-level scratch "
+            f"// No imports.  Memory: the returned array per call (none when out is given), and {loop_values(net)} "
+            "values of module-level scratch "
             "for the loop layers (every call writes them: JavaScript runs one call at a time).",
             "")
     out.add(*body.arrays, *([""] if body.arrays else []), *powers, *math)
     out.add(f"function {name}_row(x, o, y, p) {{").extend(body.lines).add("}", "")
-    out.add(f"export function {name}(x) {{", f"    const y = new {array}({n_out});", f"    {name}_row(x, 0, y, 0);",
-            "    return y;", "}", "")
-    out.add(f"export function {_camel(name, 'Batch')}(x) {{", f"    const n = Math.floor(x.length / {n_in});",
-            f"    const y = new {array}(n * {n_out});",
+    out.add(f"// {name}(x, out): out, when given (any array of {n_out} or more), receives the outputs and is "
+            f"returned; else a new {array}.",
+            f"export function {name}(x, out) {{", f"    const y = out === undefined ? new {array}({n_out}) : out;",
+            f"    {name}_row(x, 0, y, 0);", "    return y;", "}", "")
+    out.add(f"export function {_camel(name, 'Batch')}(x, out) {{", f"    const n = Math.floor(x.length / {n_in});",
+            f"    const y = out === undefined ? new {array}(n * {n_out}) : out;",
             f"    for (let i = 0; i < n; i++) {name}_row(x, i * {n_in}, y, i * {n_out});", "    return y;", "}")
     if n_in == n_out == 1:
         out.add("", f"export function {_camel(name, 'Scalar')}(x) {{", f"    const y = new {array}(1);",
@@ -149,9 +153,10 @@ def emit_js_types(net: Network, *, dtype: str = "float64", name: str = "mlp") ->
     array = _ARRAY[dtype]
     lines = [f"// {HEADER}", f"// network {quote_name(net.name)}: {net.describe()}",
              f"/** One sample: {net.n_inputs} inputs -> {net.n_outputs} outputs ({dtype}). */",
-             f"export declare function {name}(x: ArrayLike<number>): {array};",
+             f"/** With ``out``: the outputs written into it, and it returned (no allocation). */",
+             f"export declare function {name}(x: ArrayLike<number>, out?: {array}): {array};",
              f"/** Rows, row-major: x[n * {net.n_inputs}] -> n * {net.n_outputs} outputs. */",
-             f"export declare function {_camel(name, 'Batch')}(x: ArrayLike<number>): {array};"]
+             f"export declare function {_camel(name, 'Batch')}(x: ArrayLike<number>, out?: {array}): {array};"]
     if net.n_inputs == net.n_outputs == 1:
         lines.append(f"export declare function {_camel(name, 'Scalar')}(x: number): number;")
     return "\n".join(lines) + "\n"

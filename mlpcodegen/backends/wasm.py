@@ -66,7 +66,8 @@ def emit_wasm(net: Network, *, dtype: str = "float32", name: str = "mlp") -> str
             f"//   mlpcodegen convert MODEL --target c --dtype {dtype} --name {name} -o model.c",
             f"//   {' '.join(clang_command(name))}",
             "// (include/: the math.h and string.h of mlpcodegen.backends.wasm.HEADERS; no libc).",
-            f"// instantiate(bytes) -> {{ {name}(x), {name}Batch(x) }}: arrays in, {array} out.", "")
+            f"// instantiate(bytes) -> {{ {name}(x, out), {name}Batch(x, out) }}: arrays in, {array} out "
+            "(out, when given, receives the outputs and is returned: no allocation).", "")
     out.add("export async function instantiate(bytes) {",
             "    const { instance } = await WebAssembly.instantiate(bytes, {});",
             "    const e = instance.exports, memory = e.memory;",
@@ -79,17 +80,22 @@ def emit_wasm(net: Network, *, dtype: str = "float32", name: str = "mlp") -> str
             f"        view = new {array}(memory.buffer);",
             "        return view;",
             "    }",
-            f"    function {name}(x) {{",
+            f"    function {name}(x, out) {{",
             f"        const v = room({n_in + n_out}), at = base / {size};",
             f"        for (let i = 0; i < {n_in}; i++) v[at + i] = x[i];",
             f"        e.{name}(base, base + {n_in * size});",
-            f"        return v.slice(at + {n_in}, at + {n_in + n_out});",
+            f"        if (out === undefined) return v.slice(at + {n_in}, at + {n_in + n_out});",
+            f"        for (let j = 0; j < {n_out}; j++) out[j] = v[at + {n_in} + j];",
+            "        return out;",
             "    }",
-            f"    function {name}Batch(x) {{",
+            f"    function {name}Batch(x, out) {{",
             f"        const n = Math.floor(x.length / {n_in}), v = room(n * {n_in + n_out}), at = base / {size};",
             f"        v.set(x.length === n * {n_in} ? x : Array.prototype.slice.call(x, 0, n * {n_in}), at);",
             f"        e.{name}_batch(base, base + n * {n_in * size}, n);",
-            f"        return v.slice(at + n * {n_in}, at + n * {n_in + n_out});",
+            f"        const y = v.subarray(at + n * {n_in}, at + n * {n_in + n_out});",
+            "        if (out === undefined) return y.slice();",
+            "        out.set(y);",
+            "        return out;",
             "    }")
     exported = [name, f"{name}Batch"]
     if n_in == n_out == 1:
