@@ -206,7 +206,7 @@ def convert_for_core(args: argparse.Namespace, net, name: str, dtype: str) -> in
 ARDUINO_ROWS = 4
 
 
-def example_inputs(net, domain=None) -> "np.ndarray":
+def example_inputs(net, domain=None) -> "numpy.ndarray":
     """The example sketch's inputs: evenly spread over the domain ([-1, 1] by default)."""
     import numpy as np
 

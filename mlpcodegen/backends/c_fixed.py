@@ -412,7 +412,6 @@ class _Printer:
         are added into 40 bits (E: the fifth byte; 127 products below 2^30 stay below 2^37),
         widened once a row."""
         n, wide = self.name, bits == 64
-        top = "%[e]" if wide else "%D0"
 
         def carry(first: str) -> str:  # the carry of an add at byte `first` up through the top byte
             order = ("%C0", "%D0", "%[e]")

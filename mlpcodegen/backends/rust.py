@@ -144,7 +144,7 @@ def emit_rust(net: Network, *, dtype: str = "float32", name: str = "mlp") -> str
     check(name)
     if dtype not in DTYPES:
         raise UnsupportedError(f"the rust target writes {DTYPES}, not {dtype!r}")
-    t, (u, mask, _, _) = _T[dtype], _BITS[dtype]
+    t, (_, mask, _, _) = _T[dtype], _BITS[dtype]
     frame = _frame(dtype, name)
     printer = Printer(frame.language)
     body = Body(net, frame, name, printer)
