@@ -607,7 +607,8 @@ _OWN_FILES = {
     "runtime/native.py": "the C templates shipped beside it (package data)",
     "runtime/cross.py": "the emulator's output file",
     "runtime/pymodule.py": "the module cache's own files",
-    "harness/verify.py": "np.load/np.loadtxt over bytes the opener read (io.BytesIO)",
+    "harness/inputs.py": "np.load/np.loadtxt over bytes the opener read (io.BytesIO)",
+    "backends/c_names.py": "the reserved-name data shipped beside it (package data)",
 }
 
 
