@@ -52,7 +52,13 @@ _CHILD = r"""
 import json, sys
 import numpy as np
 folder, flags = sys.argv[1], tuple(json.loads(sys.argv[2]))
-from mlpcodegen.core.ir import Activation, Dense, Network
+import importlib, os
+import mlpcodegen
+# the commit's own IR: before issue 23's folders it was mlpcodegen.ir (an editable install of
+# this checkout would otherwise answer mlpcodegen.core.ir with the new classes)
+_layered = os.path.isdir(os.path.join(mlpcodegen.__path__[0], "core"))
+_ir = importlib.import_module("mlpcodegen." + ("core.ir" if _layered else "ir"))
+Activation, Dense, Network = _ir.Activation, _ir.Dense, _ir.Network
 from mlpcodegen.backends.c import emit_c
 try:
     from mlpcodegen.runtime import cffi_build, compile_c
