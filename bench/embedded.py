@@ -80,28 +80,34 @@ def mlpcodegen_row(net: Network, x: np.ndarray, core: str, opt: str, options: co
             "form": form}
 
 
-def emlearn_row(net: Network, x: np.ndarray, core: str, opt: str) -> dict:
-    """emlearn's loadable C for the same weights, called through eml_net_regress."""
+def _write_emlearn(net: Network, folder: Path) -> None:
+    """emlearn's loadable C for the network's weights (emlnet.c, with an emlnet(x, y) wrapper
+    around eml_net_regress), the driver's mlpc_net.h and emlearn's headers, into ``folder``."""
     import emlearn
     from emlearn.net import c_generate_net_loadable
 
     activations = [_EMLEARN_ACTIVATIONS[layer.activation.name] for layer in net.layers]
     code = c_generate_net_loadable(activations, [layer.kernel.astype(np.float32) for layer in net.layers],
                                    [layer.bias.astype(np.float32) for layer in net.layers], prefix="emlnet_model")
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        (folder / "emlnet.h").write_text("void emlnet(const float *x, float *y);\n")
-        (folder / "emlnet.c").write_text(code + f"""
+    (folder / "emlnet.h").write_text("void emlnet(const float *x, float *y);\n")
+    (folder / "emlnet.c").write_text(code + f"""
 #include "emlnet.h"
 void emlnet(const float *x, float *y)
 {{
     (void)eml_net_regress(&emlnet_model, x, {net.n_inputs}, y, {net.n_outputs});
 }}
 """)
-        (folder / "mlpc_net.h").write_text(f'#include "emlnet.h"\n#define MLPC_T float\n#define MLPC_NAME emlnet\n'
-                                           f"#define MLPC_INPUTS {net.n_inputs}u\n#define MLPC_OUTPUTS {net.n_outputs}u\n")
-        for header in Path(emlearn.__file__).parent.glob("eml_*.h"):  # found through the folder's -I
-            shutil.copy(header, folder / header.name)
+    (folder / "mlpc_net.h").write_text('#include "emlnet.h"\n#define MLPC_T float\n#define MLPC_NAME emlnet\n'
+                                       f"#define MLPC_INPUTS {net.n_inputs}u\n#define MLPC_OUTPUTS {net.n_outputs}u\n")
+    for header in Path(emlearn.__file__).parent.glob("eml_*.h"):  # found through the folder's -I
+        shutil.copy(header, folder / header.name)
+
+
+def emlearn_row(net: Network, x: np.ndarray, core: str, opt: str) -> dict:
+    """emlearn's loadable C for the same weights, called through eml_net_regress."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        _write_emlearn(net, folder)
         timed, repeat = cortex.write_table(x, "float32", folder)
         size = cortex.measure_source(folder, folder / "emlnet.c", cross.core(core), opt)
         run = cortex.run_prepared(folder, [folder / "emlnet.c"], core, opt, len(x), net.n_outputs, "float32",
@@ -272,26 +278,9 @@ def _q15_integer_core(net: Network, x: np.ndarray, core: str, opt: str, options:
 def _emlearn_core(net: Network, x: np.ndarray, core: str, opt: str) -> dict:
     """emlearn's loadable C, same compiler and flags; its weights are plain const arrays
     (on AVR copied to RAM at start-up: .data)."""
-    import emlearn
-    from emlearn.net import c_generate_net_loadable
-
-    activations = [_EMLEARN_ACTIVATIONS[layer.activation.name] for layer in net.layers]
-    code = c_generate_net_loadable(activations, [layer.kernel.astype(np.float32) for layer in net.layers],
-                                   [layer.bias.astype(np.float32) for layer in net.layers], prefix="emlnet_model")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / "emlnet.h").write_text("void emlnet(const float *x, float *y);\n")
-        (folder / "emlnet.c").write_text(code + f"""
-#include "emlnet.h"
-void emlnet(const float *x, float *y)
-{{
-    (void)eml_net_regress(&emlnet_model, x, {net.n_inputs}, y, {net.n_outputs});
-}}
-""")
-        (folder / "mlpc_net.h").write_text('#include "emlnet.h"\n#define MLPC_T float\n#define MLPC_NAME emlnet\n'
-                                           f"#define MLPC_INPUTS {net.n_inputs}u\n#define MLPC_OUTPUTS {net.n_outputs}u\n")
-        for header in Path(emlearn.__file__).parent.glob("eml_*.h"):
-            shutil.copy(header, folder / header.name)
+        _write_emlearn(net, folder)
         timed, repeat = cortex.write_table(x, "float32", folder)
         try:
             size = cortex.measure_source(folder, folder / "emlnet.c", cross.core(core), opt)

@@ -15,6 +15,8 @@ the same headers define in gcc's and g++'s GNU modes (glibc) and in newlib
 """
 from __future__ import annotations
 
+import functools
+
 import re
 from pathlib import Path
 
@@ -194,8 +196,11 @@ HEADER_MODES = {
 }
 
 
-def _read_header_names() -> dict[str, str]:
-    """name -> why, from c_reserved.txt (``NAME KIND MODE[,MODE...]`` lines; the first mode names it)."""
+@functools.cache
+def header_names() -> dict[str, str]:
+    """name -> why, for the names the compilers' headers define beyond the table: c_reserved.txt
+    (``NAME KIND MODE[,MODE...]`` lines; the first mode names it), read on the first name check,
+    not at import."""
     reasons: dict[str, str] = {}
     text = Path(__file__).with_name("c_reserved.txt").read_text(encoding="utf-8")
     for line in text.splitlines():
@@ -206,10 +211,7 @@ def _read_header_names() -> dict[str, str]:
     return reasons
 
 
-#: name -> why, for the names the compilers' headers define beyond the table.
-HEADER_NAMES: dict[str, str] = _read_header_names()
-
 
 def reserved_by(name: str) -> str | None:
     """Why ``name`` may not be a C (or C++) external name, or None if it may."""
-    return table_reason(name) or HEADER_NAMES.get(name)
+    return table_reason(name) or header_names().get(name)
