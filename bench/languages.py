@@ -277,12 +277,16 @@ NOTES = [
 
 
 def main() -> int:
+    global LANGUAGES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1000 inputs, 4 random networks, fewer timing rounds")
     parser.add_argument("--no-speed", action="store_true", help="the bits only")
     parser.add_argument("--no-bits", action="store_true", help="the speed only")
     parser.add_argument("--output", default=str(HERE / "LANGUAGES.md"))
+    parser.add_argument("--languages", nargs="+", choices=LANGUAGES, default=LANGUAGES,
+                        help="only these languages (default all; the C builds are always timed)")
     args = parser.parse_args()
+    LANGUAGES = tuple(args.languages)
     n, count, rounds = (1000, 4, 3) if args.quick else (10_000, 20, 5)
     started = time.time()
     bits, ok = ([], True) if args.no_bits else bits_table(n, count)
