@@ -13,7 +13,10 @@ buffers), ``predict(X)`` on one thread and on two, LiteRT with XNNPACK (1 thread
 build's widest vectors: 64 bytes on the AVX-512 build, as its tiles use, 32 on AVX2; the same flags).  Figures are medians over rounds; ratios are taken within each round and
 their median reported, so load from other work falls on both sides of a ratio (each figure
 of a round the best of two timings).  LiteRT and
-ONNX Runtime pick their own kernels from the CPU (AVX-512 here) in both ISA columns.  Every
+ONNX Runtime pick their own kernels from CPUID: on an AVX-512 host the ``avx2`` column runs in a
+child python under ``bench/cpuid_view.c`` (CPUID faulting hides AVX-512 from it), so both peers
+run their AVX2 + FMA kernels there, as on an AVX2 machine; the table's "peers see" column says
+which kernels each row's peers could choose.  Every
 path's output is checked against the float64 reference before it is timed.  The one-sample
 row for cls compares the generated C with the plain input-major loop kernel
 (``mlpcodegen.harness.cdriver``), each round a separate driver run, AVX2 build.
@@ -21,8 +24,10 @@ row for cls compares the generated C with the plain input-major loop kernel
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,6 +41,9 @@ import numpy as np  # noqa: E402
 
 from mlpcodegen.core.ir import Activation, Dense, Network  # noqa: E402
 from mlpcodegen.runtime import cffi_build  # noqa: E402
+from mlpcodegen.runtime.cache import cache_dir  # noqa: E402
+
+import cpuid_view  # noqa: E402
 
 #: ISA -> compiler flags (the runtime's defaults with another -march).
 ISAS = {"native": ("-O3", "-march=native", "-ffp-contract=fast"),
@@ -283,8 +291,8 @@ def _rate(value: float) -> str:
 
 def table(results: list[dict]) -> list[str]:
     lines = ["| network | ISA | in C: rows/s | GFLOP/s | of the FMA loop's peak (GFLOP/s) | predict(X) | ÷ in C | "
-             "threads=2 ÷ 1 | LiteRT 1 thread | ORT 1 thread | predict ÷ LiteRT | predict ÷ ORT | target | "
-             "max ULP (C / LiteRT / ORT) |", "|" + "---|" * 14]
+             "threads=2 ÷ 1 | peers see | LiteRT 1 thread | ORT 1 thread | predict ÷ LiteRT | predict ÷ ORT | target | "
+             "max ULP (C / LiteRT / ORT) |", "|" + "---|" * 15]
     for r in results:
         goal = 1.0 if r["label"] in WIDE else 1.2
         met = min(r["vs_litert"], r["vs_ort"]) >= goal
@@ -292,10 +300,30 @@ def table(results: list[dict]) -> list[str]:
         lines.append(
             f"| {r['label']} | {r['isa']} | {_rate(r['rate']['in C'])} | {r['gflops']:.1f} | {r['of_peak'] * 100:.0f}% "
             f"({r['peak_gflops']:.0f}) | {_rate(r['rate']['predict(X)'])} | {r['predict_vs_c']:.2f} | "
-            f"{r['two_vs_one']:.2f} | {_rate(r['rate']['LiteRT'])} | {_rate(r['rate']['ORT'])} | "
+            f"{r['two_vs_one']:.2f} | {r['peers_see']} | {_rate(r['rate']['LiteRT'])} | {_rate(r['rate']['ORT'])} | "
             f"{r['vs_litert']:.2f} | {r['vs_ort']:.2f} | ≥ {goal:.1f}: {'met' if met else '**not met**'} | "
             f"{e['in C']:.1f} / {e['LiteRT']:.1f} / {e['ORT']:.1f} |")
     return lines
+
+
+def peers_see() -> str:
+    """Which kernels LiteRT and ONNX Runtime could choose in this process."""
+    if os.environ.get(cpuid_view.ENV):
+        return "AVX2 + FMA (AVX-512 hidden)"
+    return "AVX-512" if cpuid_view.needed() else "AVX2 or less"
+
+
+def under_view(args, labels: list[str]) -> list[dict]:
+    """The avx2 column from a child python whose CPUID hides AVX-512 (its peers run AVX2 kernels)."""
+    library = cpuid_view.build(cache_dir() / "bench")
+    out = cache_dir() / "bench" / f"avx2-{os.getpid()}.json"
+    command = [sys.executable, str(Path(__file__).resolve()), "--rows", str(args.rows), "--rounds", str(args.rounds),
+               "--isa", "avx2", "--json", str(out), "--only", *labels]
+    subprocess.run(command, env=cpuid_view.environment(library), check=True)
+    try:
+        return json.loads(out.read_text(encoding="utf-8"))
+    finally:
+        out.unlink()
 
 
 def main() -> int:
@@ -305,19 +333,35 @@ def main() -> int:
     parser.add_argument("--isa", nargs="+", default=list(ISAS), choices=list(ISAS))
     parser.add_argument("--only", nargs="*", help="network labels (default all)")
     parser.add_argument("--out", type=Path, default=HERE / "BATCH.md")
+    parser.add_argument("--json", type=Path, help="write the rows as JSON there, no table (the child under the view)")
     args = parser.parse_args()
+    if os.environ.get(cpuid_view.ENV) and not cpuid_view.active():
+        print("batch.py: the CPUID view did not take (AVX-512 still visible); no figures", file=sys.stderr)
+        return 1
     from mlpcodegen.harness.onnx_peer import onnx_runtime_session
     from mlpcodegen.harness.peers import litert_runner
 
     nets = networks(args.only)
-    models = {label: keras_model(net) for label, net in nets.items()}
+    # the avx2 column's peers must not see AVX-512: run it in a child under the view when the host has it
+    view = ("avx2" in args.isa and not os.environ.get(cpuid_view.ENV) and cpuid_view.needed()
+            and cpuid_view.possible())
+    here = [isa for isa in args.isa if not (view and isa == "avx2")]
+    models = {label: keras_model(net) for label, net in nets.items()} if here else {}
     peers = {label: (litert_runner(models[label], 1), onnx_runtime_session(nets[label], 1)) for label in models}
     load, clocks = [os.getloadavg()[0]], [clock_hz()]
     results = []
     for label in models:
-        for isa in args.isa:
-            print(f"{label} ({isa})", file=sys.stderr)
-            results.append(bench_network(label, models[label], nets[label], isa, args.rows, args.rounds, peers))
+        for isa in here:
+            print(f"{label} ({isa}, peers see {peers_see()})", file=sys.stderr)
+            results.append({**bench_network(label, models[label], nets[label], isa, args.rows, args.rounds, peers),
+                            "peers_see": peers_see()})
+    if view:
+        results += under_view(args, list(nets))
+    if args.json:
+        args.json.write_text(json.dumps(results), encoding="utf-8")
+        return 0
+    order = {label: i for i, label in enumerate(nets)}
+    results.sort(key=lambda r: (order[r["label"]], args.isa.index(r["isa"])))
     cls = nets.get("cls 16-64-64-10")
     one = one_sample_rounds(cls, ISAS["avx2"], args.rounds) if cls is not None else []
     load.append(os.getloadavg()[0])

@@ -190,3 +190,27 @@ def test_plot_has_a_legend_and_unit_labels(tmp_path, monkeypatch):
     assert bench_report._tick(3e-7, bench_report.TIME_UNITS) == "300 ns"
     assert bench_report._tick(2e7, bench_report.RATE_UNITS) == "20 M/s"
     assert bench_report._tick(1e-3, bench_report.TIME_UNITS) == "1 ms"
+
+
+def test_cpuid_view_hides_avx512_from_a_child_python_only(tmp_path):
+    """bench/batch.py's AVX2 column: the peers' CPUID must show AVX2 + FMA and no AVX-512, and
+    the compilers the child runs must still work (gcc's cc1 has its own SIGSEGV handler)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import cpuid_view
+
+    if not (cpuid_view.needed() and cpuid_view.possible()):
+        pytest.skip("the host has no AVX-512 to hide, or no CPUID faulting (/proc/cpuinfo flag cpuid_fault)")
+    env = cpuid_view.environment(cpuid_view.build(tmp_path))
+    probe = ("import sys; sys.path.insert(0, %r); import cpuid_view, subprocess;"
+             "print(cpuid_view.active());"
+             "open(%r, 'w').write('int f(void) { return 1; }\\n');"
+             "print(subprocess.run(['gcc', '-c', %r, '-o', %r]).returncode)"
+             % (str(Path(cpuid_view.__file__).parent), str(tmp_path / "f.c"), str(tmp_path / "f.c"),
+                str(tmp_path / "f.o")))
+    seen = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert seen.stdout.split() == ["True", "0"], seen.stderr
+    assert not cpuid_view.active()  # this process, without the view, still sees AVX-512
