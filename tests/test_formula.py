@@ -204,13 +204,6 @@ def placed_net(activation: str, seed: int) -> Network:
     return Network(n_in, tuple(layers), name=f"random_{activation}")
 
 
-#: Activations whose emitted SymPy module SymPy itself cannot build (a known defect of the
-#: module, not of the numeric load checked above): evaluating sparsemax's
-#: ``Piecewise((1.0, z1 >= z0), ...)`` recurses past Python's limit in SymPy's relational
-#: canonicalisation (the module imports when its Piecewise are left unevaluated).
-MODULE_RECURSES = {"sparsemax": "SymPy's Piecewise evaluation recurses on sparsemax's comparisons"}
-
-
 def _every_activation():
     from mlpcodegen.core.activations import REGISTRY
 
@@ -231,8 +224,6 @@ def test_in_process_sympy_and_the_emitted_module_agree(activation):
         x = np.random.default_rng(seed).uniform(-2, 2, (200, net.n_inputs))
         reference, scale = evaluate_magnitude(net, x)
         assert compare(runtime.load(net, "sympy")(x), reference, scale, "float64")[1] <= 1e-12, net.describe()
-        if activation in MODULE_RECURSES:
-            continue
         namespace: dict = {}
         exec(compile(emit(net, "sympy"), "<sympy module>", "exec"), namespace)  # noqa: S102 - the test runs it
         inputs, outputs = network_expressions(net)
@@ -240,11 +231,53 @@ def test_in_process_sympy_and_the_emitted_module_agree(activation):
         assert outputs == [sympy.sympify(o) for o in namespace["outputs"]], net.describe()
         module = evaluate_expressions([sympy.sympify(o) for o in namespace["outputs"]], namespace["inputs"], x)
         assert compare(module, reference, scale, "float64")[1] <= 1e-12, net.describe()
-    if activation in MODULE_RECURSES:
-        pytest.xfail(MODULE_RECURSES[activation])
     exact: dict = {}
     exec(compile(emit(net, "sympy", rational=True), "<sympy module>", "exec"), exact)  # noqa: S102
     assert network_expressions(net, rational=True)[1] == [sympy.sympify(o) for o in exact["outputs"]]
+
+
+def _exact_sparsemax(z):
+    """Sparsemax of exact numbers by its definition (Martins & Astudillo): sort, the
+    largest k with 1 + k z_(k) > sum of the k largest, tau = (that sum - 1) / k."""
+    ordered = sorted(z, reverse=True)
+    k = max(k for k in range(1, len(z) + 1) if 1 + k * ordered[k - 1] > sum(ordered[:k]))
+    tau = (sum(ordered[:k]) - 1) / k
+    return [max(v - tau, 0) for v in z]
+
+
+def test_sympy_sparsemax_survives_sympys_rewriting_and_stays_exact():
+    """Sparsemax compares two computed values, z_i >= z_j: SymPy rebuilds a Piecewise until
+    its conditions stop changing, and the canonical form of a relation between two sums
+    alternated between two spellings until RecursionError, on import of the module (both
+    modes, these nets) and again in ``diff``.  Written ``z_i - z_j >= 0`` they settle; the
+    rational module is still exact: at a rational point it is sparsemax of exact numbers."""
+    import sympy
+    from fractions import Fraction
+
+    net = placed_net("sparsemax", seed=6)  # 2-3-2 (tanh, sparsemax, tanh): recursed in both modes
+    x = np.random.default_rng(6).uniform(-2, 2, (50, net.n_inputs))
+    reference, scale = evaluate_magnitude(net, x)
+    for rational in (False, True):
+        namespace: dict = {}
+        exec(compile(emit(net, "sympy", rational=rational), "<sympy module>", "exec"), namespace)  # noqa: S102
+        outputs = [sympy.sympify(o) for o in namespace["outputs"]]
+        assert network_expressions(net, rational=rational)[1] == outputs
+        assert compare(evaluate_expressions(outputs, namespace["inputs"], x), reference, scale, "float64")[1] <= 1e-12
+        slopes = [o.diff(namespace["inputs"][0]) for o in outputs]  # rebuilds every Piecewise
+        assert all(s.has(namespace["inputs"][0]) for s in slopes)
+
+    rng = np.random.default_rng(0)  # 2 -> 3 sparsemax: its float module recursed
+    net = Network(2, (Dense(rng.normal(size=(2, 3)), rng.normal(size=3), Activation("sparsemax"), "s"),))
+    kernel, bias = net.layers[0].kernel, net.layers[0].bias  # the weights as the network holds them
+    exact: dict = {}
+    exec(compile(emit(net, "sympy", rational=True), "<sympy module>", "exec"), exact)  # noqa: S102
+    for point in ([Fraction(1, 2), Fraction(-3, 4)], [Fraction(0), Fraction(0)], [Fraction(-2), Fraction(7, 5)]):
+        z = [sum(Fraction(float(kernel[i, j])) * point[i] for i in range(2)) + Fraction(float(bias[j]))
+             for j in range(3)]
+        at = dict(zip(exact["inputs"], map(sympy.Rational, point)))
+        got = [sympy.Rational(o.subs(at)) for o in exact["outputs"]]
+        assert got == [sympy.Rational(v) for v in _exact_sparsemax(z)], point
+        assert sum(got) == 1
 
 
 def test_sympy_loads_a_polynomial_network_as_the_reference():

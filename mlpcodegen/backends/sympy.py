@@ -105,6 +105,33 @@ def _language(rational: bool) -> Language:
     )
 
 
+class _Comparisons(Builder):
+    """The graph as SymPy evaluates it: a comparison of two computed values (sparsemax's
+    ``z_i >= z_j``) made against 0 as their difference, ``z_i - z_j >= 0`` (the same
+    condition over the reals: exact).
+
+    SymPy's ``Piecewise`` rewrites each condition (``Piecewise.eval``:
+    ``_piecewise_collapse_arguments`` -> ``relational._canonical_coeff`` ->
+    ``Relational.canonical``) and rebuilds itself until nothing changes.  With a sum on
+    each side ``canonical`` is not idempotent (SymPy 1.14: it swaps the sides into
+    sorted order, then negates both when the left one "could extract a minus sign",
+    and the result is unsorted again), so ``Piecewise((1, z1 >= z0), (0, True))`` with
+    ``z0 = 0.26 - 0.039*x``, ``z1 = 0.011*x - 0.075`` alternates between two forms
+    until RecursionError; any later rebuild (``diff``, ``subs``, ``simplify``) did the
+    same.  Against a number the canonical form is reached in a step or two."""
+
+    def gt(self, a: Node, b: Node) -> Node:
+        return super().gt(*self._against_zero(a, b))
+
+    def ge(self, a: Node, b: Node) -> Node:
+        return super().ge(*self._against_zero(a, b))
+
+    def _against_zero(self, a: Node, b: Node) -> tuple[Node, Node]:
+        if a is b or isinstance(a, Num) or isinstance(b, Num):  # z >= z is True; z > 0 is canonical
+            return a, b
+        return self.sub(a, b), self.num(0.0)
+
+
 def input_names(net: Network) -> list[str]:
     return ["x"] if net.n_inputs == 1 else [f"x{i}" for i in range(net.n_inputs)]
 
@@ -120,7 +147,7 @@ def emit_sympy(net: Network, *, dtype: str = "float64", name: str = "mlp", ratio
         f"Weights as exact {'rationals' if rational else 'binary floats (sympy.Float, 53 bits)'}.",
     ]), "import sympy", "")
     lines.add(*(f'{v} = sympy.Symbol("{v}", real=True)' for v in names))
-    b, printer = Builder(), Printer(_language(rational))
+    b, printer = _Comparisons(), Printer(_language(rational))
     outputs = emit_statements(net, printer, b, [b.ref(v) for v in names], lines, printer.lang.comment)
     lines.add("", f"inputs = ({', '.join(names)}{',' if len(names) == 1 else ''})")
     lines.add(f"outputs = [{', '.join(outputs)}]")
@@ -454,10 +481,11 @@ def network_expressions(net: Network, rational: bool = False,
     """(input symbols, one SymPy expression per output): the objects the module written
     by :func:`emit_sympy` defines, interpreted from the same graph.  ``evaluate=False``
     gives the same formulas as plain trees, nothing evaluated or cached (the numeric
-    load: SymPy's evaluation of deep networks takes minutes; its simplification of
-    sparsemax's comparisons recurses past Python's limit)."""
+    load: SymPy's evaluation of deep networks takes minutes), comparisons as the graph
+    writes them (``z_i >= z_j``, true for two infinities of one sign, where the evaluated
+    objects' ``z_i - z_j >= 0`` (:class:`_Comparisons`) is NaN >= 0, false)."""
     symbols = input_symbols(net)
-    b = Builder()
+    b = _Comparisons() if evaluate else Builder()
     program = network_program(net, [b.ref(s.name) for s in symbols], b, stable=True)
     kind = _Module(rational) if evaluate else _Raw(rational)
     return symbols, _objects(list(program.outputs), kind, {s.name: s for s in symbols})
@@ -498,7 +526,7 @@ def layer_expressions(net: Network, rational: bool = False, named: bool = False,
     writes activations other than tanh and relu by name (``sigma(z)``, ``elu(z)``)."""
     symbols = list(input_symbols(net))
     kind = _Module(rational=True) if rational else _Display(digits, expand)
-    b, previous, layers = Builder(), symbols, []
+    b, previous, layers = (_Comparisons() if rational else Builder()), symbols, []
     for index, layer in enumerate(net.layers, start=1):
         # the previous layer's units enter as references standing for their symbols or expressions
         leaves = {f"h_{{{index - 1},{j}}}": value for j, value in enumerate(previous)}
