@@ -6,7 +6,11 @@ optional second argument ``out`` receives the outputs instead of a new array.
 The body is laid out as C's (:mod:`._ported`): the same sums in the same order, C's own
 exp/expm1/tanh/sigmoid ported (never ``Math.exp``), so float64 gives the bits of C's
 float64 built with ``-ffp-contract=off``.  float32: every operation rounded by
-``Math.fround`` (exact: see :mod:`._ported`), the bits of C's float32.  log, log1p and
+``Math.fround`` (exact: see :mod:`._ported`), the bits of C's float32; its loop
+layers' arrays are Float64Arrays of float32 values (V8 has no float32 arithmetic:
+each Math.fround is two conversions, and a Float32Array read would add a third).
+The loop arrays live at module level and the function reads them through local
+consts (a module binding is reloaded and hole-checked at every read in a loop).  log, log1p and
 erf are not spelled (C takes them from libm): softplus, mish, exact gelu, log_softmax
 are refused by name.  :func:`emit_js_types` writes the TypeScript declarations.
 """
@@ -134,6 +138,8 @@ def emit_js(net: Network, *, dtype: str = "float64", name: str = "mlp") -> str:
             f"// No imports.  Memory: the returned array per call (none when out is given), and {loop_values(net)} "
             "values of module-level scratch "
             "for the loop layers (every call writes them: JavaScript runs one call at a time).",
+            *(["// The loop layers' weights and scratch are Float64Arrays holding float32 values exactly (8 bytes "
+               "each): V8 reads them without a conversion."] if dtype == "float32" and body.arrays else []),
             "")
     out.add(*body.arrays, *([""] if body.arrays else []), *powers, *math)
     local = [line.split()[1] for line in body.arrays if line.startswith("const ") and line.split()[1].endswith(_MODULE)]
