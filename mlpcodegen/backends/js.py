@@ -6,7 +6,11 @@ optional second argument ``out`` receives the outputs instead of a new array.
 The body is laid out as C's (:mod:`._ported`): the same sums in the same order, C's own
 exp/expm1/tanh/sigmoid ported (never ``Math.exp``), so float64 gives the bits of C's
 float64 built with ``-ffp-contract=off``.  float32: every operation rounded by
-``Math.fround`` (exact: see :mod:`._ported`), the bits of C's float32.  log, log1p and
+``Math.fround`` (exact: see :mod:`._ported`), the bits of C's float32; its loop
+layers' arrays are Float64Arrays of float32 values (V8 has no float32 arithmetic:
+each Math.fround is two conversions, and a Float32Array read would add a third).
+The loop arrays live at module level and the function reads them through local
+consts (a module binding is reloaded and hole-checked at every read in a loop).  log, log1p and
 erf are not spelled (C takes them from libm): softplus, mish, exact gelu, log_softmax
 are refused by name.  :func:`emit_js_types` writes the TypeScript declarations.
 """
@@ -69,20 +73,30 @@ def _powers(name: str, dtype: str) -> list[str]:
             f"for (let i = -1, v = 0.5; i >= {low}; i--, v *= 0.5) {name}_P2_{dtype}[i + {-low}] = v;"]
 
 
+#: suffix of the module-level arrays; the function body reads them through function-local
+#: consts of the plain name (a module-level binding is a context slot TurboFan reloads and
+#: hole-checks at every read in a loop: 1.2-2x slower loops)
+_MODULE = "$"
+
+
 def _frame(dtype: str) -> Frame:
-    array, lit = _ARRAY[dtype], literal(dtype)
+    # float32 values are stored as the doubles they are (Float64Array): a Float32Array's
+    # read costs a conversion V8 cannot fold into the arithmetic (each Math.fround is
+    # already two: the loops are bound by conversions); the sums and activations stored
+    # are Math.fround results, so every stored value is a float32 exactly
+    array, lit = "Float64Array", literal(dtype)
     fround = dtype == "float32"
     return Frame(
         language=language(dtype, "_"),
-        array=lambda n, size: f"const {n} = new {array}({size});",
+        array=lambda n, size: f"const {n}{_MODULE} = new {array}({size});",
         gather=lambda n, values: f"const {n} = [{', '.join(values)}];",
         loop=lambda v, n: f"for (let {v} = 0; {v} < {n}; {v}++) {{",
         store=lambda target, value: f"{target} = {value};",
         accumulate=(lambda z, w, h: f"{z} = Math.fround({z} + Math.fround({w} * {h}));") if fround
         else (lambda z, w, h: f"{z} += {w} * {h};"),
-        tile=4, mutable=lambda n, value: f"let {n} = {value};", module_arrays=True,
+        tile=8, mutable=lambda n, value: f"let {n} = {value};", module_arrays=True,
         step_loop=lambda v, n, step: f"for (let {v} = 0; {v} < {n}; {v} += {step}) {{",
-        weights=lambda n, values: [f"const {n} = new {array}(["] +
+        weights=lambda n, values: [f"const {n}{_MODULE} = new {array}(["] +
         ["    " + line for line in chunks([lit(v) for v in values], 8)] + ["]);"],
     )
 
@@ -124,9 +138,14 @@ def emit_js(net: Network, *, dtype: str = "float64", name: str = "mlp") -> str:
             f"// No imports.  Memory: the returned array per call (none when out is given), and {loop_values(net)} "
             "values of module-level scratch "
             "for the loop layers (every call writes them: JavaScript runs one call at a time).",
+            *(["// The loop layers' weights and scratch are Float64Arrays holding float32 values exactly (8 bytes "
+               "each): V8 reads them without a conversion."] if dtype == "float32" and body.arrays else []),
             "")
     out.add(*body.arrays, *([""] if body.arrays else []), *powers, *math)
-    out.add(f"function {name}_row(x, o, y, p) {{").extend(body.lines).add("}", "")
+    local = [line.split()[1] for line in body.arrays if line.startswith("const ") and line.split()[1].endswith(_MODULE)]
+    out.add(f"function {name}_row(x, o, y, p) {{",
+            *(f"    const {n[:-len(_MODULE)]} = {n};" for n in local))
+    out.extend(body.lines).add("}", "")
     out.add(f"// {name}(x, out): out, when given (any array of {n_out} or more), receives the outputs and is "
             f"returned; else a new {array}.",
             f"export function {name}(x, out) {{", f"    const y = out === undefined ? new {array}({n_out}) : out;",
