@@ -22,7 +22,7 @@ from ..core.ir import Network
 from ..core.numeric import numeric_type
 from ._ported import PORTED, Body, loop_values, Dialect, Frame, check_name, extremum, math_definitions
 from ._text import HEADER, Lines, quote_name
-from .printer import Language, Printer
+from .printer import Language, Printer, top
 
 DTYPES = ("float32", "float64")
 KEYWORDS = frozenset(
@@ -39,6 +39,25 @@ def literal(dtype: str):
     return (lambda value: kind.float_text(value) + "f") if dtype == "float32" else kind.float_text
 
 
+def _extremum(op: str, where: str, dtype: str):
+    """C's max (``op`` ">") or min ("<") against a constant as ``Math.max``/``Math.min``
+    (C2 writes them without a branch, and vectorises them; C's select is a branch, taken
+    at random by a relu's sums: half of mid 8-64-64-1's time), else as C writes it.
+    The same value for every ``a``: NaN -> NaN; equal values -> the constant, which
+    Math.max/min also give unless both are zeros of opposite signs: so not against -0
+    (max) or +0 (min), the language's own literals."""
+    fallback, zero = extremum(op, where), literal(dtype)(0.0)
+    unsafe = f"(-{zero})" if op == ">" else zero
+    function = "Math.max" if op == ">" else "Math.min"
+
+    def write(a, b) -> str:
+        if not getattr(b, "number", False) or str(b) == unsafe:
+            return fallback(a, b)
+        return f"{function}({top(a)}, {top(b)})"
+
+    return write
+
+
 def language(dtype: str, name: str) -> Language:
     t, where = _T[dtype], "({c} ? {a} : {b})"
     functions = {key: f"{name}_{key}({{a}})" for key in PORTED}
@@ -46,7 +65,7 @@ def language(dtype: str, name: str) -> Language:
                       "sqrt": "((float) Math.sqrt({a}))" if dtype == "float32" else "Math.sqrt({a})"})
     return Language(
         literal=literal(dtype), functions=functions, where=where,
-        max2=extremum(">", where), min2=extremum("<", where),
+        max2=_extremum(">", where, dtype), min2=_extremum("<", where, dtype),
         max_statement=lambda m, zs: [f"{t} {m} = {zs[0]};"] + [f"if ({z} > {m}) {m} = {z};" for z in zs[1:]],
         declare=f"final {t} ", end=";", needs={key: key for key in PORTED}, comment=lambda text: f"// {text}",
     )
