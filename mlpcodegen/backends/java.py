@@ -116,6 +116,7 @@ def _frame(dtype: str, name: str) -> Frame:
         weights=weights, tile=4, rows_from=8, row_unroll=8, mutable=lambda n, value: f"{t} {n} = {value};",
         step_loop=lambda v, n, step: f"for (int {v} = 0; {v} < {n}; {v} += {step}) {{",
         loop_from=lambda v, first, n: f"for (int {v} = {first}; {v} < {n}; {v}++) {{",
+        loop_step_from=lambda v, first, n, step: f"for (int {v} = {first}; {v} < {n}; {v} += {step}) {{",
     )
 
 
