@@ -32,6 +32,10 @@ KEYWORDS = frozenset(
     "volatile while true false null var yield record sealed permits non_sealed _".split())
 _T = {"float32": "float", "float64": "double"}
 _HEX_PER_STRING = 4000  # values per string constant (16 hex digits each: < 65535 bytes)
+#: inputs per step of the loop layers (2-16 tried: 8 fastest; from 10 on, C2 stops vectorising)
+STEP = 8
+#: from this many units a step's weights are one array (chunks of STEP inputs), below, a row per input
+CHUNKS_FROM = 16
 
 
 def literal(dtype: str):
@@ -100,10 +104,10 @@ def _frame(dtype: str, name: str) -> Frame:
             [f'    "{part}"' + ("," if i < len(parts) - 1 else "") for i, part in enumerate(parts)] + \
             [f"}}, {len(values)});"]
 
-    def rows(n: str, kernel) -> list[str]:  # row k: the weights from input k (C's order within the row)
+    def rows(n: str, kernel) -> list[str]:  # chunk s: inputs s * STEP ... (or row s: input s), C's order
         lines = weights(n, kernel.reshape(-1))
         return [lines[0].replace(f"{t}[] {n} = ", f"{t}[][] {n} = {name}_rows(", 1)] + lines[1:-1] + \
-            [lines[-1][:-1] + f", {kernel.shape[1]});"]
+            [lines[-1][:-1] + f", {kernel.shape[1] * (STEP if kernel.shape[1] >= CHUNKS_FROM else 1)});"]
 
     return Frame(
         language=language(dtype, name),
@@ -113,7 +117,7 @@ def _frame(dtype: str, name: str) -> Frame:
         store=lambda target, value: f"{target} = {value};",
         accumulate=lambda z, w, h: f"{z} += {w} * {h};",
         row=lambda w, local="wk", at="k": f"final {t}[] {local} = {w}[{at}];", rows=rows,
-        weights=weights, tile=4, rows_from=8, row_unroll=8, mutable=lambda n, value: f"{t} {n} = {value};",
+        weights=weights, tile=4, rows_from=8, row_unroll=STEP, chunks_from=CHUNKS_FROM, mutable=lambda n, value: f"{t} {n} = {value};",
         step_loop=lambda v, n, step: f"for (int {v} = 0; {v} < {n}; {v} += {step}) {{",
         loop_from=lambda v, first, n: f"for (int {v} = {first}; {v} < {n}; {v}++) {{",
         loop_step_from=lambda v, first, n, step: f"for (int {v} = {first}; {v} < {n}; {v} += {step}) {{",
@@ -128,10 +132,10 @@ def _decoder(dtype: str, name: str) -> list[str]:
             f"    final {t}[] out = new {t}[n];", "    int i = 0;",
             f"    for (final String s : parts) for (int at = 0; at < s.length(); at += {step}) out[i++] = {read};",
             "    return out;", "}", "",
-            f"private static {t}[][] {name}_rows(final {t}[] flat, final int units) {{",
-            f"    final {t}[][] out = new {t}[flat.length / units][];",
-            "    for (int k = 0; k < out.length; k++) {", f"        out[k] = new {t}[units];",
-            "        System.arraycopy(flat, k * units, out[k], 0, units);", "    }",
+            f"private static {t}[][] {name}_rows(final {t}[] flat, final int size) {{",
+            f"    final {t}[][] out = new {t}[(flat.length + size - 1) / size][];",
+            "    for (int s = 0; s < out.length; s++) {", f"        out[s] = new {t}[Math.min(size, flat.length - s * size)];",
+            "        System.arraycopy(flat, s * size, out[s], 0, out[s].length);", "    }",
             "    return out;", "}", ""]
 
 
