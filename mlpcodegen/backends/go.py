@@ -11,7 +11,10 @@ of C's built with ``-ffp-contract=off`` on every architecture.  gc does not vect
 loop layers run 8 units' sums side by side in registers (C's order for each), a step's
 8 weights read through one full slice expression (one bounds check per step, none per
 weight; inputs and sums are fixed-size arrays indexed below their constant length, so
-those checks are proven away).  log, log1p and erf are
+those checks are proven away); a select picks between bit patterns (gc writes CMOV, not
+a branch): at about one weight per cycle, the two FP ports' bound for scalar code (the
+batch calls the one-sample function per row: rows side by side measured no faster).
+log, log1p and erf are
 not spelled (C takes them from libm): softplus, mish, exact gelu, log_sigmoid,
 log_softmax are refused by name.
 """

@@ -5,9 +5,13 @@ input and one output, ``NAMEScalar(T x)``; the class is NAME with a capital lett
 Laid out as C's (:mod:`._ported`), with C's own exp/expm1/tanh/sigmoid ported: Java's
 float and double arithmetic is IEEE with no contraction (strict since Java 17), so
 float/double give the bits of C's float32/float64 built with ``-ffp-contract=off``.
-Loop layers of 8 units or more run C's input-major loops over ``T[][]`` rows (row k:
-the weights from input k, indexed by j as the sums are, so HotSpot vectorises them);
-narrower ones, 4 units' sums side by side (C's order either way).  The weights of loop
+Loop layers of 8 units or more run C's input-major loops, 8 inputs a step, over
+``T[][]`` weights (from 16 units, chunk s: inputs 8s ... 8s + 7, each indexed by j as
+the sums are; below, a row per input), so HotSpot vectorises them; narrower ones, 4
+units' sums side by side (C's order either way).  max/min against a constant are
+``Math.max``/``Math.min`` (the same value; C2 writes no branch).  The batch calls the
+one-sample function per row (blocks of rows side by side were measured: no faster on
+C2; see bench/languages.py).  The weights of loop
 layers are stored as hexadecimal bit patterns in string constants
 (decoded once when the class loads): a class's static initialiser is limited to 64 KiB
 of bytecode, a string constant to 65535 bytes.  log, log1p and erf are not spelled (C
