@@ -350,15 +350,14 @@ class Body:
         each z[j] gains its terms in input order, as C adds them.  The weights of a step
         are one array from ``chunks_from`` units (``rows``: chunk s holds inputs s * step
         ... in C's order), read at constant offsets: one array's bounds checked per step,
-        not ``step`` rows' (mid 8-64-64-1 float32 425 -> 389 ns; for 10 units slower).  The first step starts from the bias, not from a
-        loop of its own that copies it (the same sums; one short loop fewer, each costing
-        HotSpot a pre- and a post-loop around the vector one: mid 8-64-64-1 float32 455
-        -> 425 ns; applying the activation in the last step as well was slower, 550 ns:
-        C2 then leaves that loop scalar)."""
+        not ``step`` rows' (mid 8-64-64-1 float32 425 -> 397 ns; for 10 units slower).
+        The first step starts from the bias, not from a loop of its own that copies it
+        (the same sums; one short loop fewer, each costing HotSpot a pre- and a post-loop
+        around the vector one: 455 -> 425 ns; applying the activation in the last step
+        as well was slower, 550 ns: C2 then leaves that loop scalar)."""
         f, lines, step = self.frame, self.lines, self.frame.row_unroll
         full = n_in - n_in % step
         declare, end = f.language.declare, f.language.end
-
         chunks = units >= f.chunks_from
 
         def one_step(at: str, start: str) -> list[str]:

@@ -121,7 +121,8 @@ def _frame(dtype: str, name: str) -> Frame:
         store=lambda target, value: f"{target} = {value};",
         accumulate=lambda z, w, h: f"{z} += {w} * {h};",
         row=lambda w, local="wk", at="k": f"final {t}[] {local} = {w}[{at}];", rows=rows,
-        weights=weights, tile=4, rows_from=8, row_unroll=STEP, chunks_from=CHUNKS_FROM, mutable=lambda n, value: f"{t} {n} = {value};",
+        weights=weights, tile=4, rows_from=8, row_unroll=STEP, chunks_from=CHUNKS_FROM,
+        mutable=lambda n, value: f"{t} {n} = {value};",
         step_loop=lambda v, n, step: f"for (int {v} = 0; {v} < {n}; {v} += {step}) {{",
         loop_from=lambda v, first, n: f"for (int {v} = {first}; {v} < {n}; {v}++) {{",
         loop_step_from=lambda v, first, n, step: f"for (int {v} = {first}; {v} < {n}; {v} += {step}) {{",
@@ -138,7 +139,8 @@ def _decoder(dtype: str, name: str) -> list[str]:
             "    return out;", "}", "",
             f"private static {t}[][] {name}_rows(final {t}[] flat, final int size) {{",
             f"    final {t}[][] out = new {t}[(flat.length + size - 1) / size][];",
-            "    for (int s = 0; s < out.length; s++) {", f"        out[s] = new {t}[Math.min(size, flat.length - s * size)];",
+            "    for (int s = 0; s < out.length; s++) {",
+            f"        out[s] = new {t}[Math.min(size, flat.length - s * size)];",
             "        System.arraycopy(flat, s * size, out[s], 0, out[s].length);", "    }",
             "    return out;", "}", ""]
 
