@@ -11,7 +11,10 @@ of C's built with ``-ffp-contract=off`` on every architecture.  gc does not vect
 loop layers run 8 units' sums side by side in registers (C's order for each), a step's
 8 weights read through one full slice expression (one bounds check per step, none per
 weight; inputs and sums are fixed-size arrays indexed below their constant length, so
-those checks are proven away).  log, log1p and erf are
+those checks are proven away); a select picks between bit patterns (gc writes CMOV, not
+a branch): at about one weight per cycle, the two FP ports' bound for scalar code (the
+batch calls the one-sample function per row: rows side by side measured no faster).
+log, log1p and erf are
 not spelled (C takes them from libm): softplus, mish, exact gelu, log_sigmoid,
 log_softmax are refused by name.
 """
@@ -124,10 +127,14 @@ def emit_go(net: Network, *, dtype: str = "float32", name: str = "mlp") -> str:
             "layout: fixed-size local arrays); no heap.",
             "// Math: mlpcodegen's own exp/expm1/tanh/sigmoid (the C target's, the same bits).",
             f"package {package(name)}", "")
-    if math or printer.needed & {"abs", "sqrt"}:  # bit casts, |x|, sqrt
+    if math or printer.needed & {"abs", "sqrt", "where"}:  # bit casts, |x|, sqrt
         out.add('import "math"', "")
-    if "where" in printer.needed:
-        out.add(f"func {name}_where(c bool, a, b {t}) {t} {{", "\tif c {", "\t\treturn a", "\t}", "\treturn b", "}", "")
+    if "where" in printer.needed:  # a select of bit patterns: gc writes CMOV (a float select is a branch,
+        # taken at random by a relu's sums: a third of mid 8-64-64-1's time); the same value either way
+        width = t[-2:]
+        out.add(f"func {name}_where(c bool, a, b {t}) {t} {{",
+                f"\tua, ub := math.Float{width}bits(a), math.Float{width}bits(b)", "\tif c {", "\t\tub = ua", "\t}",
+                f"\treturn math.Float{width}frombits(ub)", "}", "")
     out.add(*body.arrays, *([""] if body.arrays else []), *math)
     out.add(f"// {public}: one sample, x[{n_in}] -> y[{n_out}].", f"func {public}(x, y []{t}) {{",
             f"\t_, _ = x[{n_in - 1}], y[{n_out - 1}]")

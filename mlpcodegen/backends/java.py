@@ -5,9 +5,13 @@ input and one output, ``NAMEScalar(T x)``; the class is NAME with a capital lett
 Laid out as C's (:mod:`._ported`), with C's own exp/expm1/tanh/sigmoid ported: Java's
 float and double arithmetic is IEEE with no contraction (strict since Java 17), so
 float/double give the bits of C's float32/float64 built with ``-ffp-contract=off``.
-Loop layers of 8 units or more run C's input-major loops over ``T[][]`` rows (row k:
-the weights from input k, indexed by j as the sums are, so HotSpot vectorises them);
-narrower ones, 4 units' sums side by side (C's order either way).  The weights of loop
+Loop layers of 8 units or more run C's input-major loops, 8 inputs a step, over
+``T[][]`` weights (from 16 units, chunk s: inputs 8s ... 8s + 7, each indexed by j as
+the sums are; below, a row per input), so HotSpot vectorises them; narrower ones, 4
+units' sums side by side (C's order either way).  max/min against a constant are
+``Math.max``/``Math.min`` (the same value; C2 writes no branch).  The batch calls the
+one-sample function per row (blocks of rows side by side were measured: no faster on
+C2; see bench/languages.py).  The weights of loop
 layers are stored as hexadecimal bit patterns in string constants
 (decoded once when the class loads): a class's static initialiser is limited to 64 KiB
 of bytecode, a string constant to 65535 bytes.  log, log1p and erf are not spelled (C
@@ -22,7 +26,7 @@ from ..core.ir import Network
 from ..core.numeric import numeric_type
 from ._ported import PORTED, Body, loop_values, Dialect, Frame, check_name, extremum, math_definitions
 from ._text import HEADER, Lines, quote_name
-from .printer import Language, Printer
+from .printer import Language, Printer, top
 
 DTYPES = ("float32", "float64")
 KEYWORDS = frozenset(
@@ -32,11 +36,34 @@ KEYWORDS = frozenset(
     "volatile while true false null var yield record sealed permits non_sealed _".split())
 _T = {"float32": "float", "float64": "double"}
 _HEX_PER_STRING = 4000  # values per string constant (16 hex digits each: < 65535 bytes)
+#: inputs per step of the loop layers (2-16 tried: 8 fastest; from 10 on, C2 stops vectorising)
+STEP = 8
+#: from this many units a step's weights are one array (chunks of STEP inputs), below, a row per input
+CHUNKS_FROM = 16
 
 
 def literal(dtype: str):
     kind = numeric_type(dtype)
     return (lambda value: kind.float_text(value) + "f") if dtype == "float32" else kind.float_text
+
+
+def _extremum(op: str, where: str, dtype: str):
+    """C's max (``op`` ">") or min ("<") against a constant as ``Math.max``/``Math.min``
+    (C2 writes them without a branch, and vectorises them; C's select is a branch, taken
+    at random by a relu's sums: half of mid 8-64-64-1's time), else as C writes it.
+    The same value for every ``a``: NaN -> NaN; equal values -> the constant, which
+    Math.max/min also give unless both are zeros of opposite signs: so not against -0
+    (max) or +0 (min), the language's own literals."""
+    fallback, zero = extremum(op, where), literal(dtype)(0.0)
+    unsafe = f"(-{zero})" if op == ">" else zero
+    function = "Math.max" if op == ">" else "Math.min"
+
+    def write(a, b) -> str:
+        if not getattr(b, "number", False) or str(b) == unsafe:
+            return fallback(a, b)
+        return f"{function}({top(a)}, {top(b)})"
+
+    return write
 
 
 def language(dtype: str, name: str) -> Language:
@@ -46,7 +73,7 @@ def language(dtype: str, name: str) -> Language:
                       "sqrt": "((float) Math.sqrt({a}))" if dtype == "float32" else "Math.sqrt({a})"})
     return Language(
         literal=literal(dtype), functions=functions, where=where,
-        max2=extremum(">", where), min2=extremum("<", where),
+        max2=_extremum(">", where, dtype), min2=_extremum("<", where, dtype),
         max_statement=lambda m, zs: [f"{t} {m} = {zs[0]};"] + [f"if ({z} > {m}) {m} = {z};" for z in zs[1:]],
         declare=f"final {t} ", end=";", needs={key: key for key in PORTED}, comment=lambda text: f"// {text}",
     )
@@ -81,10 +108,10 @@ def _frame(dtype: str, name: str) -> Frame:
             [f'    "{part}"' + ("," if i < len(parts) - 1 else "") for i, part in enumerate(parts)] + \
             [f"}}, {len(values)});"]
 
-    def rows(n: str, kernel) -> list[str]:  # row k: the weights from input k (C's order within the row)
+    def rows(n: str, kernel) -> list[str]:  # chunk s: inputs s * STEP ... (or row s: input s), C's order
         lines = weights(n, kernel.reshape(-1))
         return [lines[0].replace(f"{t}[] {n} = ", f"{t}[][] {n} = {name}_rows(", 1)] + lines[1:-1] + \
-            [lines[-1][:-1] + f", {kernel.shape[1]});"]
+            [lines[-1][:-1] + f", {kernel.shape[1] * (STEP if kernel.shape[1] >= CHUNKS_FROM else 1)});"]
 
     return Frame(
         language=language(dtype, name),
@@ -94,9 +121,11 @@ def _frame(dtype: str, name: str) -> Frame:
         store=lambda target, value: f"{target} = {value};",
         accumulate=lambda z, w, h: f"{z} += {w} * {h};",
         row=lambda w, local="wk", at="k": f"final {t}[] {local} = {w}[{at}];", rows=rows,
-        weights=weights, tile=4, rows_from=8, row_unroll=8, mutable=lambda n, value: f"{t} {n} = {value};",
+        weights=weights, tile=4, rows_from=8, row_unroll=STEP, chunks_from=CHUNKS_FROM,
+        mutable=lambda n, value: f"{t} {n} = {value};",
         step_loop=lambda v, n, step: f"for (int {v} = 0; {v} < {n}; {v} += {step}) {{",
         loop_from=lambda v, first, n: f"for (int {v} = {first}; {v} < {n}; {v}++) {{",
+        loop_step_from=lambda v, first, n, step: f"for (int {v} = {first}; {v} < {n}; {v} += {step}) {{",
     )
 
 
@@ -108,10 +137,11 @@ def _decoder(dtype: str, name: str) -> list[str]:
             f"    final {t}[] out = new {t}[n];", "    int i = 0;",
             f"    for (final String s : parts) for (int at = 0; at < s.length(); at += {step}) out[i++] = {read};",
             "    return out;", "}", "",
-            f"private static {t}[][] {name}_rows(final {t}[] flat, final int units) {{",
-            f"    final {t}[][] out = new {t}[flat.length / units][];",
-            "    for (int k = 0; k < out.length; k++) {", f"        out[k] = new {t}[units];",
-            "        System.arraycopy(flat, k * units, out[k], 0, units);", "    }",
+            f"private static {t}[][] {name}_rows(final {t}[] flat, final int size) {{",
+            f"    final {t}[][] out = new {t}[(flat.length + size - 1) / size][];",
+            "    for (int s = 0; s < out.length; s++) {",
+            f"        out[s] = new {t}[Math.min(size, flat.length - s * size)];",
+            "        System.arraycopy(flat, s * size, out[s], 0, out[s].length);", "    }",
             "    return out;", "}", ""]
 
 

@@ -358,7 +358,9 @@ public final class MlpcodegenDriver {{
                 for (long i = 0; i < calls; i++) {{ {cls}.{name}(rows[(int) (i % n)], one); sink += one[0]; }}
                 ns = (cpu.getCurrentThreadCpuTime() - t0) / (double) calls;
             }}
-            for (int p = 0; p < 3; p++) {{ {cls}.{name}Batch(x, y, n); sink += y[0]; }}
+            // the batch warmed up on 300 thousand rows: C2 compiles its block method after some
+            // hundreds of calls (before that it runs C1's profiling code, 5-10x slower)
+            for (int p = 0; p < Math.max(3, 300000 / Math.max(n, 1)); p++) {{ {cls}.{name}Batch(x, y, n); sink += y[0]; }}
             final long t0 = cpu.getCurrentThreadCpuTime();
             for (int p = 0; p < passes; p++) {{ {cls}.{name}Batch(x, y, n); sink += y[0]; }}
             final double rate = (double) n * passes / ((cpu.getCurrentThreadCpuTime() - t0) / 1e9);
