@@ -151,10 +151,12 @@ def bits_table(n: int, count: int) -> tuple[list[str], bool]:
 C_BUILDS = {"c": sp.C_NATIVE, "c no-contract": sp.C_NATIVE + ("-ffp-contract=off",), "c portable": sp.C_PORTABLE}
 
 
-def speed_table(dtype: str, calls: int, passes: int, rounds: int) -> list[str]:
+def speed_table(dtype: str, calls: int, passes: int, rounds: int, records: list[dict]) -> list[str]:
+    """The table's lines; one record per (model, language) appended to ``records`` for the summary."""
     numeric = numeric_type(dtype)
-    lines = ["| model | program | one sample ns | ÷ C native | target | ÷ C portable | batch rows/s | "
-             "C native ÷ it (batch) | C portable ÷ it (batch) | source bytes |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | program | one sample ns | ÷ C native | target | ÷ C no-contract | ÷ C portable | batch rows/s | "
+             "C native ÷ it (batch) | C no-contract ÷ it (batch) | C portable ÷ it (batch) | source bytes |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for label, net in fixed_networks().items():
         x = np.random.default_rng(1).uniform(-2, 2, (1000, net.n_inputs))
         programs = {key: sp.build(net, "c", sp.c_toolchain(flags), numeric, "mlp", tag=key)
@@ -172,20 +174,25 @@ def speed_table(dtype: str, calls: int, passes: int, rounds: int) -> list[str]:
             goal = TARGETS.get(t)
             lines.append(f"| {label} | {t} | {one[t]:.1f} | {ratio:.2f} | "
                          f"{'-' if goal is None else f'≤ {goal} ' + ('met' if ratio <= goal else 'missed')} | "
-                         f"{one[t] / one['c portable']:.2f} | {rate[t]:.3g} | {rate['c'] / rate[t]:.2f} | "
+                         f"{one[t] / one['c no-contract']:.2f} | {one[t] / one['c portable']:.2f} | {rate[t]:.3g} | "
+                         f"{rate['c'] / rate[t]:.2f} | {rate['c no-contract'] / rate[t]:.2f} | "
                          f"{rate['c portable'] / rate[t]:.2f} | {size} |")
+            if goal is not None:
+                records.append({"dtype": dtype, "model": label.split()[0], "language": t, "ratio": ratio,
+                                "goal": goal, "batch": rate["c"] / rate[t]})
             print(lines[-1], flush=True)
     return lines
 
 
 SPEED_NOTES = [
-    "Reading it: the ratio the issue targets is to C native, the C as the runtime builds it. On this host (Xeon,",
-    "2.6 GHz, AVX-512) that C is gcc -O3 -march=native: gcc vectorises the one-sample loops with 256-bit vectors",
-    "and contracts a*b + c into FMA (so its bits are not the languages' bits: c no-contract is the same build",
-    "without contraction), and its batch runs blocks of 32 rows side by side. C portable is the x86-64 baseline",
-    "(SSE2, 4 float lanes, no FMA). A multiply-add per weight (mid: 4672 weights, cls: 5760) bounds what each",
-    "language can do: without vectors a core does at most one product and one sum per weight per cycle",
-    "(~2.6 per ns); C native does 8 lanes with FMA (cls float32: 5760 / 242 ns = 24 per ns, 9 per cycle).",
+    "## Reading it",
+    "",
+    "The ratio the issue targets is to C native, the C as the runtime builds it: gcc -O3 -march=native, which",
+    "vectorises the one-sample loops and contracts a*b + c into FMA (so its bits are not the languages' bits: c",
+    "no-contract is the same build without contraction, the bits every language gives), and whose batch runs",
+    "blocks of rows side by side. C portable is the x86-64 baseline (SSE2, 4 float lanes, no FMA). A multiply",
+    "and an add per weight (mid: 4672 weights, cls: 5760) bound what each language can do: without vectors a",
+    "core does at most one product and one sum per cycle, one weight per cycle; C native does 8 lanes with FMA.",
     "",
     "* rust: LLVM vectorises C's input-major loops but never contracts, so it sits at c no-contract (float32",
     "  mid 1.03x, cls 0.80x it; float64 1.04-1.05x, cls 0.95x): met on seed and cls float32; mid and float64",
@@ -258,12 +265,8 @@ SPEED_NOTES = [
     "  (1480 -> 1180 ns), float32 no faster (conversion-bound), 4 rows x 4 units 5% (spills): not written,",
     "  the batch target (3x C's 32-row FMA blocks) being 5x away. The route to SIMD from JavaScript is wasm.",
     "",
-    "So: met are rust (seed and cls, float32), go and java (seed, both dtypes), js (seed float64); missed: the",
-    "loop layers of mid and cls in go, java, js and wasm, by the lanes x FMA arithmetic above, and rust by",
-    "FMA alone where it gains C more than 20%. Batch: C native's 32-row FMA blocks are 1.8-2.1x rust's",
-    "16-row blocks (mid, cls), 4-6x wasm's, 5-9x java's, 7-18x go's and 17-90x js's (row by row): no batch",
-    "target is met (java's and js's blocks of rows are not written: see above for go and js). Times are CPU",
-    "time, so the ratios repeat within a few percent from run to run on this shared host (three runs in 20 min).",
+    "The summary above (met, missed, batch gaps) is computed from this run's tables. Times are CPU time, so",
+    "the ratios repeat within a few percent from run to run on this shared host.",
     "",
 ]
 
@@ -319,6 +322,33 @@ NOTES = [
 ]
 
 
+def summary(records: list[dict]) -> list[str]:
+    """What this run met and missed, and the batch gaps, from its own figures."""
+    met = [f"{r['language']} {r['model']} {r['dtype']}" for r in records if r["ratio"] <= r["goal"]]
+    missed = [f"{r['language']} {r['model']} {r['dtype']} ({r['ratio']:.2f} of ≤ {r['goal']})"
+              for r in records if r["ratio"] > r["goal"]]
+    gaps = []
+    for language in dict.fromkeys(r["language"] for r in records):
+        batch = [r["batch"] for r in records if r["language"] == language and r["model"] != "seed"]
+        if batch:
+            gaps.append(f"{language} {min(batch):.1f}-{max(batch):.1f}x")
+    return ["## This run, one sample against C native", "",
+            f"* met ({len(met)}): {', '.join(met) or 'none'}",
+            f"* missed ({len(missed)}): {', '.join(missed) or 'none'}",
+            f"* batch, mid and cls: C native's batch is {', '.join(gaps)} the language's.", ""]
+
+
+def machine() -> str:
+    """The CPU model and the clock measured by bench/batch.py's chain of dependent adds."""
+    from batch import clock_hz
+    from cpuid_view import cpu_flags
+
+    model = next((line.partition(":")[2].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "unknown CPU")
+    isa = "AVX-512" if "avx512f" in cpu_flags() else "AVX2" if "avx2" in cpu_flags() else "SSE"
+    return f"Machine: {model}, {isa}, clock {clock_hz() / 1e9:.2f} GHz (a chain of dependent register adds)."
+
+
 def main() -> int:
     global LANGUAGES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -333,7 +363,9 @@ def main() -> int:
     n, count, rounds = (1000, 4, 3) if args.quick else (10_000, 20, 5)
     started = time.time()
     bits, ok = ([], True) if args.no_bits else bits_table(n, count)
-    speed = {} if args.no_speed else {dtype: speed_table(dtype, 100_000, 20, rounds) for dtype in ("float32", "float64")}
+    records: list[dict] = []
+    speed = {} if args.no_speed else {dtype: speed_table(dtype, 100_000, 20, rounds, records)
+                                      for dtype in ("float32", "float64")}
     load = os.getloadavg()
     text = [
         "# The dependency-free languages against C",
@@ -361,7 +393,7 @@ def main() -> int:
                  f"the batch function over the 1000 rows. Load average during the run: {load[0]:.1f} / {load[1]:.1f} / "
                  f"{load[2]:.1f} on {os.cpu_count()} cores.", "", *table, ""]
     if speed:
-        text += SPEED_NOTES
+        text += [machine(), "", *summary(records), *SPEED_NOTES]
     text += NOTES
     Path(args.output).write_text("\n".join(text))
     print(f"wrote {args.output}")
