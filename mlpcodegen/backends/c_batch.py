@@ -41,6 +41,15 @@ from ..core.numeric import numeric_type
 #: than BLOCK_BUFFER_BYTES / (2 x value size) values (8192 float32) exceeds it, by what
 #: its two rows of values need.
 BLOCK_BUFFER_BYTES = 64 * 1024
+#: Bytes the caller-provided workspace of ``NAME_batch_ws`` (rows layout only) may take:
+#: its two buffers hold WORK_ROWS rows of the widest layer, halved until they fit.  A
+#: block's weights are read once per block: 8-row blocks stream a 1024 x 1024 float32
+#: layer (4 MiB, more than L2) from L3 for every 8 rows (4 flops a byte); 128-row blocks
+#: keep each pair of panels in L2 for 16 row tiles.
+WORK_BUFFER_BYTES = 2 * 1024 * 1024
+#: Rows per block of ``NAME_batch_ws`` at most (a multiple of every ISA's row tile but
+#: AVX2's 6, whose leftover is one 2-row tile a block).
+WORK_ROWS = 128
 #: Units per panel of a packed (``rows`` layout) kernel: one 64-byte vector of float32
 #: (AVX-512), two 32-byte ones (AVX2); the packing does not depend on the ISA.
 PANEL = 16
@@ -119,6 +128,25 @@ def block_plan(net: Network, dtype: str) -> BlockPlan:
     while rows > 1 and 2 * widest * rows * size > BLOCK_BUFFER_BYTES:
         rows //= 2
     return BlockPlan(rows, widest, False, backwards, "rows")
+
+
+def work_rows(net: Network, dtype: str) -> int:
+    """Rows per block of ``NAME_batch_ws``: WORK_ROWS, halved while its two buffers exceed
+    WORK_BUFFER_BYTES, never fewer than ``NAME_batch``'s (rows layout)."""
+    plan, size = block_plan(net, dtype), numeric_type(dtype).np_dtype.itemsize
+    rows = WORK_ROWS
+    while rows > plan.lanes and 2 * plan.width * rows * size > WORK_BUFFER_BYTES:
+        rows //= 2
+    return max(rows, plan.lanes)
+
+
+def work_bytes(net: Network, dtype: str) -> int:
+    """Bytes of the workspace ``NAME_batch_ws`` takes (``NAME_BATCH_WORK``); 0 when the
+    network has no such entry (the lanes layout)."""
+    plan = block_plan(net, dtype)
+    if not plan.rows:
+        return 0
+    return 2 * plan.width * work_rows(net, dtype) * numeric_type(dtype).np_dtype.itemsize
 
 
 def panels(units: int) -> int:
@@ -357,7 +385,7 @@ def gemm_helper(dtype: str, name: str) -> list[str]:
     t, size = kind.c_type, kind.np_dtype.itemsize
     lines = [f"static void {name}_gemm(const {t} *a, size_t lda, size_t rows, size_t n_in, const {t} *w, const {t} *b,",
              f"                       size_t units, {t} *z, size_t ldz)",
-             "{", f"    const size_t np = (units + {PANEL - 1}u) / {PANEL}u;", "    size_t p, m, k;"]
+             "{", f"    const size_t np = (units + {PANEL - 1}u) / {PANEL}u;", "    size_t p, m = 0, k;"]
     for index, isa in enumerate(VECTOR_ISAS):
         lines.append(("#if " if index == 0 else "#elif ") + f"defined(__GNUC__) && {isa.condition}")
         lines += ["    " + line for line in _rows_body(lambda r, c, isa=isa: _rows_tile(name, t, r, c, isa.per(size)),
