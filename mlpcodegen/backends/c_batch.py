@@ -44,12 +44,14 @@ BLOCK_BUFFER_BYTES = 64 * 1024
 #: Bytes the caller-provided workspace of ``NAME_batch_ws`` (rows layout only) may take:
 #: its two buffers hold WORK_ROWS rows of the widest layer, halved until they fit.  A
 #: block's weights are read once per block: 8-row blocks stream a 1024 x 1024 float32
-#: layer (4 MiB, more than L2) from L3 for every 8 rows (4 flops a byte); 128-row blocks
-#: keep each pair of panels in L2 for 16 row tiles.
+#: layer (4 MiB, more than L2) from L3 for every 8 rows (4 flops a byte); 96-row blocks
+#: keep each pair of panels in L2 for 8 row tiles.  32-1024-1024-1, in C, thread CPU time
+#: on a loaded machine: 8-row blocks 115 GFLOP/s (AVX-512) and 76 (AVX2), 96-row blocks
+#: 162 and 99; 64 to 192 rows within 2%; slicing the inputs so that a slice of the panels
+#: stays in L1 gained nothing (0.9-1.0x, with or without padded rows).
 WORK_BUFFER_BYTES = 2 * 1024 * 1024
-#: Rows per block of ``NAME_batch_ws`` at most (a multiple of every ISA's row tile but
-#: AVX2's 6, whose leftover is one 2-row tile a block).
-WORK_ROWS = 128
+#: Rows per block of ``NAME_batch_ws`` at most (a multiple of every ISA's row tile).
+WORK_ROWS = 96
 #: Units per panel of a packed (``rows`` layout) kernel: one 64-byte vector of float32
 #: (AVX-512), two 32-byte ones (AVX2); the packing does not depend on the ISA.
 PANEL = 16
@@ -76,11 +78,13 @@ class VectorIsa:
 #: The vector tiles, most registers first.  AVX-512 (32 registers of 64 bytes: two FMA
 #: ports of 16 float32 each, 213 GFLOP/s measured on this project's Sapphire Rapids-class
 #: guest at 3.51 GHz against 112 with 32-byte vectors): 12 units x 2 vectors of lanes (24
-#: sums; each weight an embedded broadcast) and 8 rows x 2 panels (16 sums).  AVX2 (16
+#: sums; each weight an embedded broadcast) and 12 rows x 2 panels (24 sums: 27 registers
+#: with the two panels' weights and a broadcast; 1.06x the 8 x 2 tile and 1.12x 6 x 3 on
+#: 32-1024-1024-1's 96-row blocks; 8-row blocks still take 8 x 2).  AVX2 (16
 #: registers of 32 bytes): 6 units x 2 vectors (12 sums, two passes over 32 lanes) and
 #: 6 rows x 1 panel of 2 vectors; measured interleaved on 64-256-256-10, mid and cls: 6 x 2
 #: ran 1.12-1.33x the 3 x 4 tile (whose inputs come from memory operands), 2 x 4 0.93-1.19x.
-VECTOR_ISAS = (VectorIsa("defined(__AVX512F__)", 64, 12, 2, 8, 2, 8),
+VECTOR_ISAS = (VectorIsa("defined(__AVX512F__)", 64, 12, 2, 12, 2, 8),
                VectorIsa("defined(__AVX2__)", 32, 6, 2, 6, 1, 4))
 #: Values ahead of the weight stream a rows tile asks the cache for: the weights of a wide
 #: layer come from L3 (1024 x 1024 float32: 4 MiB), one line per input; 2 KiB ahead took
