@@ -35,10 +35,10 @@ _TAKEN = frozenset({"x", "y", "n", "i", "main", "j", "k", "l", "u", "acc", "wk",
     for suffix in ("", "f")})
 _LOCALS = r"[a-z]\d+(_\d+)?|hk|zj"
 #: Names the generated file derives from NAME (W1/B1 stand for every layer's arrays).
-DERIVED_SUFFIXES = ("_batch", "_batch_ws", "_BATCH_WORK", "_rows", "_scalar", "_block", "_dense", "_dense_rows", "_gemm", "_v", "_W1", "_B1", "_vwheref",
+DERIVED_SUFFIXES = ("_batch", "_scalar", "_block", "_dense", "_dense_rows", "_gemm", "_v", "_W1", "_B1", "_vwheref",
                     "_vwhere", "_nz", "_mul") + \
     tuple(f"_{flavour}{key}{suffix}" for key in ("exp", "expm1", "tanh", "sigmoid") for flavour in c_math.FLAVOURS
-          for suffix in ("f", "")) + ("_P", "_L", "_N", "_keep")
+          for suffix in ("f", "")) + ("_P", "_L", "_N", "_keep", "_batch_ws", "_BATCH_WORK", "_rows")
 
 
 def literal(value: float, dtype: str) -> str:
