@@ -350,7 +350,7 @@ def _isa_build(net: Network, isa: str, contract: str, dtype: str = "float32"):
 
     if isa == "avx2" and not _cpu_has("avx2"):
         pytest.skip("this CPU has no AVX2")
-    module = build_module(emit_c(net, dtype=dtype, name="net"), cdef(net, dtype, "net"),
+    module = build_module(emit_c(net, dtype=dtype, name="net"), cdef(net, dtype, "net", workspace=True),
                           (*ISA_FLAGS[isa], f"-ffp-contract={contract}"))
     return CompiledNetwork(module, "net", net.n_inputs, net.n_outputs, dtype)
 

@@ -769,12 +769,11 @@ def emit_c_header(net: Network, *, dtype: str = "float32", name: str = "mlp", un
                      optimize=optimize, storage=storage).header()
 
 
-def cdef(net: Network, dtype: str, name: str) -> str:
-    """Declarations for cffi's ``ffi.cdef`` (and ``NAME_BATCH_WORK`` when there is a
-    ``NAME_batch_ws``: cffi reads its value from the source)."""
-    return "".join(line + "\n" for line in cdef_lines(net, dtype, name))
-
-
-def cdef_lines(net: Network, dtype: str, name: str) -> list[str]:
-    work = [f"#define {name}_BATCH_WORK ..."] if c_batch.work_bytes(net, dtype) else []
-    return [proto + ";" for proto in signature(net, dtype, name)] + work
+def cdef(net: Network, dtype: str, name: str, *, workspace: bool = False) -> str:
+    """Declarations for cffi's ``ffi.cdef``: NAME, NAME_batch (and NAME_scalar), which
+    every version's C defines (bench/regression_gate.py builds earlier commits' sources
+    with it); ``workspace``: also ``NAME_batch_ws`` and ``NAME_BATCH_WORK`` (cffi reads its
+    value from the source) when the network has them."""
+    protos = [proto for proto in signature(net, dtype, name) if workspace or f"{name}_batch_ws(" not in proto]
+    work = [f"#define {name}_BATCH_WORK ..."] if workspace and c_batch.work_bytes(net, dtype) else []
+    return "".join(line + "\n" for line in [proto + ";" for proto in protos] + work)
