@@ -16,7 +16,8 @@ from ..core.numeric import NumericType
 NATIVE_SUFFIX = "_native"
 #: Batches are split between threads at multiples of this many rows: a multiple of every
 #: block width the C uses (32 float32 / 16 float64 lanes, halved for wide layers), so each
-#: row goes through the same block or tail code as with one thread (equal bits).
+#: row goes through the same block or tail code as with one thread (equal bits); the rows
+#: layout's workspace blocks (NAME_batch_ws) give every row the same bits whatever the block.
 SPLIT_ROWS = 64
 #: threads=None: one thread per this much work (multiply-adds plus activations) of rows,
 #: up to the CPUs this process may run on.  Measured (bench/NATIVE.md): below ~1 ms of work
