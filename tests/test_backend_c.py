@@ -350,7 +350,7 @@ def _isa_build(net: Network, isa: str, contract: str, dtype: str = "float32"):
 
     if isa == "avx2" and not _cpu_has("avx2"):
         pytest.skip("this CPU has no AVX2")
-    module = build_module(emit_c(net, dtype=dtype, name="net"), cdef(net, dtype, "net"),
+    module = build_module(emit_c(net, dtype=dtype, name="net"), cdef(net, dtype, "net", workspace=True),
                           (*ISA_FLAGS[isa], f"-ffp-contract={contract}"))
     return CompiledNetwork(module, "net", net.n_inputs, net.n_outputs, dtype)
 
@@ -426,6 +426,51 @@ def test_float64_rows_layout_and_in_place(isa, widths):
     function._batch(function._ffi.from_buffer("double[]", inplace), function._ffi.from_buffer("double[]", inplace), 45)
     assert block_plan(net, "float64").lanes == (8 if widths[1] > 256 else 16)
     np.testing.assert_array_equal(inplace.reshape(-1)[:expected.size].reshape(expected.shape), expected)
+
+
+@pytest.mark.parametrize("widths", [[37, 300, 23, 5], [3, 270, 300]])  # the second: more outputs than inputs
+@pytest.mark.parametrize("isa", sorted(ISA_FLAGS))
+def test_batch_with_a_workspace_gives_the_stack_batch_bits(isa, widths):
+    """NAME_batch_ws (blocks of work_rows rows in the caller's workspace, then the rows
+    left as one block) equals NAME_batch and the one-sample function bit for bit; y == x
+    works in place (from the last row back with more outputs than inputs); the header
+    states the workspace's bytes (NAME_BATCH_WORK) and cffi reads the same value."""
+    from mlpcodegen.backends.c_batch import work_bytes, work_rows
+
+    net = _wide_net(4, widths, ["relu"] * (len(widths) - 2) + ["linear"])
+    function = _isa_build(net, isa, "off")
+    size = work_bytes(net, "float32")
+    assert function._work == size > 0
+    assert f"#define net_BATCH_WORK ((size_t){size})" in emit_c_header(net, dtype="float32", name="net")
+    n = 2 * work_rows(net, "float32") + 13
+    x = np.random.default_rng(5).uniform(-1, 1, (n, widths[0])).astype(np.float32)
+    ffi, work = function._ffi, function._ffi.new("float[]", size // 4)
+    stack, ws = (np.full((n, widths[-1]), np.nan, np.float32) for _ in range(2))
+    function._batch(ffi.from_buffer("float[]", x), ffi.from_buffer("float[]", stack, require_writable=True), n)
+    function._batch_ws(ffi.from_buffer("float[]", x), ffi.from_buffer("float[]", ws, require_writable=True), n, work)
+    np.testing.assert_array_equal(ws, stack)
+    np.testing.assert_array_equal(ws, np.stack([function(row) for row in x]))
+    buffer = np.zeros(n * max(widths[0], widths[-1]), np.float32)
+    buffer[:x.size] = x.reshape(-1)
+    function._batch_ws(ffi.from_buffer("float[]", buffer), ffi.from_buffer("float[]", buffer, require_writable=True), n,
+                       work)
+    np.testing.assert_array_equal(buffer[:ws.size].reshape(ws.shape), ws)
+
+
+def test_predict_goes_through_the_workspace_batch_with_the_same_bits():
+    """The native predict of a wide network (a workspace per call and thread) gives what
+    the library's NAME_batch gives, on one thread and on two, and for a batch smaller than
+    a stack block."""
+    net = _wide_net(6, [20, 300, 300, 3], ["relu", "relu", "linear"])
+    predictor = load(net, dtype="float32", name="net")
+    x = np.random.default_rng(7).uniform(-1, 1, (301, 20)).astype(np.float32)
+    stack = np.empty((301, 3), np.float32)
+    ffi = predictor._ffi
+    predictor._batch(ffi.from_buffer("float[]", x), ffi.from_buffer("float[]", stack, require_writable=True), 301)
+    assert predictor._batch_ws is not None
+    np.testing.assert_array_equal(predictor(x), stack)
+    np.testing.assert_array_equal(predictor(x, threads=2), stack)
+    np.testing.assert_array_equal(predictor(x[:5]), stack[:5])
 
 
 def test_rows_layout_packs_the_weights_in_panels():

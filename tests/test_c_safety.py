@@ -388,9 +388,13 @@ def test_stated_stack_bounds_the_real_frames(gcc, tmp_path, case, dtype):
     assert f"net {stated['one']}, net_batch {stated['batch']}" in source
     for flags in (["-O0"], list(DEFAULT_FLAGS)):
         frames = _frames(gcc, source, flags, tmp_path)
-        block = frames.get("net_block", 0) + frames.get("net_dense", 0) + frames.get("net_dense_rows", 0)
+        rows = frames.get("net_rows", 0) + frames.get("net_gemm", 0)  # the rows layout's chain (0: inlined)
+        block = frames.get("net_block", 0) + frames.get("net_dense", 0) + frames.get("net_dense_rows", 0) + rows
         assert frames["net"] <= stated["one"] and block <= stated["block"], (flags, frames, stated)
         assert frames["net_batch"] + max(block, frames["net"]) <= stated["batch"], (flags, frames, stated)
+        if "net_batch_ws" in frames:  # the caller's workspace holds the buffers: the rest is bounded alike
+            assert f"net_batch_ws {stated['batch_ws']}" in source
+            assert frames["net_batch_ws"] + rows <= stated["batch_ws"], (flags, frames, stated)
 
 
 @pytest.mark.parametrize("widths", [[70000, 1], [64, 2048, 2048, 1], [784, 512, 512, 10], [8] * 301, [16, 64, 64, 10]])

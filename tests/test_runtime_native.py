@@ -134,7 +134,7 @@ def test_the_native_c_templates_are_keyed_and_shipped():
 
     folder = Path(native.__file__).parent
     templates = sorted(path.name for path in folder.glob("native_*.c"))
-    assert templates == ["native_batch_loop.c", "native_entry.c", "native_scalar.c"]
+    assert templates == ["native_batch_loop.c", "native_batch_ws.c", "native_entry.c", "native_scalar.c"]
     keyed = {os.path.basename(path) for path, *_ in cache_key._package_fingerprint()}
     assert set(templates) <= keyed
     pyproject = tomllib.loads((folder.parent.parent / "pyproject.toml").read_text(encoding="utf-8"))

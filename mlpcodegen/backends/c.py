@@ -76,16 +76,22 @@ def _block_dense(layer: Dense, index: int, src: str | None, dst: str, name: str,
     w, bias = _kernel_names(index, name)[0], _kernel_names(index, name)[1] if layer.bias is not None else "0"
     if plan.rows:
         a, lda = (f"&{src}[0][0]", f"{plan.width}u") if src else ("x", f"{layer.n_in}u")
-        lines.add(f"{name}_gemm({a}, {lda}, {plan.lanes}u, {layer.n_in}u, {w}, {bias}, {layer.units}u, "
+        lines.add(f"{name}_gemm({a}, {lda}, rows, {layer.n_in}u, {w}, {bias}, {layer.units}u, "
                   f"&{dst}[0][0], {plan.width}u);")
         return
     lines.add(f"{name}_dense(&{src}[0][0], {layer.n_in}u, &{w}[0][0], {bias}, {layer.units}u, &{dst}[0][0]);")
 
 
-def _block_lane_loop(lines: Lines, out: Callable[[int], str], lanes: int, write: Callable[[Lines], list[str]]) -> None:
+def _count(lanes: "int | str") -> str:
+    """A block's samples in C: a constant (lanes layout) or the rows function's ``rows``."""
+    return lanes if isinstance(lanes, str) else f"{lanes}u"
+
+
+def _block_lane_loop(lines: Lines, out: Callable[[int], str], lanes: "int | str",
+                     write: Callable[[Lines], list[str]]) -> None:
     """``out[j][l]`` set lane by lane from the scalar statements ``write`` adds (all of a
     lane's statements read before its outputs are stored: ``out`` may be their input)."""
-    lines.add("{", "    size_t l;", f"    for (l = 0; l < {lanes}u; ++l) {{")
+    lines.add("{", "    size_t l;", f"    for (l = 0; l < {_count(lanes)}; ++l) {{")
     inner = Lines()
     inner.level = lines.level + 2
     results = write(inner)
@@ -94,6 +100,35 @@ def _block_lane_loop(lines: Lines, out: Callable[[int], str], lanes: int, write:
     lines.add(*(f"{out(j)} = {value};" for j, value in enumerate(results)))
     lines.level -= 2
     lines.add("    }", "}")
+
+
+def _work_function(net: Network, dtype: str, name: str, plan: BlockPlan) -> list[str]:
+    """``NAME_batch_ws`` (rows layout): blocks of :func:`~.c_batch.work_rows` rows in the
+    caller's workspace, the last block what is left (the rows function takes any count:
+    each row's sums are the same whatever the block).  Backwards as ``NAME_batch`` when
+    there are more outputs than inputs (y may be x)."""
+    t, width, rows = numeric_type(dtype).c_type, plan.width, c_batch.work_rows(net, dtype)
+    at = f"x + i * {net.n_inputs}u, y + i * {net.n_outputs}u"
+    buffers = f"{t} (*p0)[{width}] = ({t} (*)[{width}])work" + (", (*p1)[{width}] = p0 + {rows}u".format(
+        width=width, rows=rows) if len(net.layers) > 1 else "")
+    call = f"{name}_rows({at}, count, p0" + (", p1);" if len(net.layers) > 1 else ");")
+    if plan.backwards:
+        body = ["/* from the last row back: with y == x, no row is overwritten before it is read */",
+                "size_t i = n;", "while (i > 0u) {",
+                f"    const size_t count = i % {rows}u != 0u ? i % {rows}u : {rows}u;", "    i -= count;",
+                f"    {call}", "}"]
+    else:
+        body = ["size_t i = 0;", "while (i < n) {", f"    const size_t count = n - i < {rows}u ? n - i : {rows}u;",
+                f"    {call}", "    i += count;", "}"]
+    return [*work_macro(net, dtype, name), signature(net, dtype, name)[2], "{", f"    {buffers};",
+            *("    " + line for line in body), "}"]
+
+
+def work_macro(net: Network, dtype: str, name: str) -> list[str]:
+    """``#define NAME_BATCH_WORK``: the bytes of ``NAME_batch_ws``'s workspace (none
+    without that entry); the header and the source define it alike."""
+    size = c_batch.work_bytes(net, dtype)
+    return [f"#define {name}_BATCH_WORK ((size_t){size})"] if size else []
 
 
 def _batch_function(net: Network, dtype: str, name: str, plan: BlockPlan) -> list[str]:
@@ -107,7 +142,8 @@ def _batch_function(net: Network, dtype: str, name: str, plan: BlockPlan) -> lis
         body = ["/* from the last row back: with y == x, no row is overwritten before it is read */",
                 "size_t i = n;", f"while (i % {lanes}u != 0u) {{", "    --i;", f"    {name}{step}", "}",
                 "while (i > 0u) {", f"    i -= {lanes}u;", f"    {name}_block{step}", "}"]
-    return [signature(net, dtype, name)[1], "{", *("    " + line for line in body), "}"]
+    out = [signature(net, dtype, name)[1], "{", *("    " + line for line in body), "}"]
+    return out + ["", *_work_function(net, dtype, name, plan)] if plan.rows else out
 
 
 def _note_lines(net: Network) -> list[str]:
@@ -140,12 +176,22 @@ def _file_comment(net: Network, dtype: str, name: str, math: str, unroll: str) -
         f" *   in blocks of {plan.lanes} samples computed side by side (two buffers of {plan.width} x {plan.lanes} values)"
         if not plan.rows else f" *   in blocks of {plan.lanes} samples' rows (two buffers of {plan.lanes} x {plan.width} values; "
         f"register tiles by ISA)",
+        *(_work_comment(net, dtype, name) if plan.rows else []),
         " * In place: y may be x (the same array) in every function; other overlaps are not supported.",
-        f" * Stack, at most (bytes, calls included): {name} {stack['one']}, {name}_batch {stack['batch']}{scalar}",
+        f" * Stack, at most (bytes, calls included): {name} {stack['one']}, {name}_batch {stack['batch']}{scalar}"
+        + (f", {name}_batch_ws {stack['batch_ws']}" if plan.rows else ""),
         f" * Math: {maths}; NaN and infinities propagate as in Keras.",
         " * Build with optimisation (-O3; -march=native to use the host's SIMD).",
         " * Reentrant: no mutable globals, no allocation.  Needs <math.h> (link with -lm). */",
     ]
+
+
+def _work_comment(net: Network, dtype: str, name: str) -> list[str]:
+    rows, size = c_batch.work_rows(net, dtype), c_batch.work_bytes(net, dtype)
+    return [f" * {name}_batch_ws(x, y, n, work): as {name}_batch (the same results, bit for bit), in blocks of {rows} rows",
+            f" *   in the caller's workspace: work points to {name}_BATCH_WORK ({size}) bytes aligned for "
+            f"{numeric_type(dtype).c_type},",
+            " *   not used by another call at the same time (each thread its own); the weights are read once a block."]
 
 
 def _keep_macro(name: str) -> list[str]:
@@ -328,6 +374,8 @@ class CRenderer:
         lines = Lines().add(*self._comment(), f"#ifndef {guard}", f"#define {guard}", "")
         lines.add("#include <stddef.h>", "", "#ifdef __cplusplus", 'extern "C" {', "#endif", "")
         lines.add(*(proto + ";" for proto in signature(self.net, self.dtype, self.name, self.profile)))
+        if not self.embedded:
+            lines.add(*work_macro(self.net, self.dtype, self.name))
         lines.add("", "#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {guard} */")
         return str(lines)
 
@@ -585,7 +633,7 @@ class CRenderer:
             lines.add(f"{z}[{a}] = {value};")
         lines.level -= 1
 
-    def _activation_loop(self, layer: Layer, z: str, lines: Lines, lanes: Optional[int] = None,
+    def _activation_loop(self, layer: Layer, z: str, lines: Lines, lanes: "int | str | None" = None,
                          out: Optional[str] = None, rows: bool = False) -> None:
         """``out = f(z)`` (default: in place) for an element-wise activation without per-unit
         parameters: one loop over the units (and the lanes, in a batch block, with the
@@ -595,9 +643,9 @@ class CRenderer:
         text = top(self.printer(vector=lanes is not None).expr(formula))
         loop, at = f"for (j = 0; j < {layer.n_out}u; ++j)", "[j]"
         if lanes is not None and rows:  # rows layout: a sample's units side by side
-            loop, at = f"for (l = 0; l < {lanes}u; ++l) " + loop, "[l][j]"
+            loop, at = f"for (l = 0; l < {_count(lanes)}; ++l) " + loop, "[l][j]"
         elif lanes is not None:
-            loop, at = loop + f" for (l = 0; l < {lanes}u; ++l)", "[j][l]"
+            loop, at = loop + f" for (l = 0; l < {_count(lanes)}; ++l)", "[j][l]"
         lines.add("{", "    size_t j" + (", l;" if lanes is not None else ";"), f"    {loop} {{",
                   f"        const {self.t} zj = {z}{at};", f"        {out or z}{at} = {text};", "    }", "}")
 
@@ -611,9 +659,15 @@ class CRenderer:
         net, plan, t, buffers = self.net, self.plan, self.t, ("p0", "p1")
         lanes, writes = plan.lanes, len(net.layers) + plan.transpose
         shape = f"[{lanes}][{plan.width}]" if plan.rows else f"[{plan.width}][{lanes}]"
-        lines.add(*c_batch.block_attributes(net), f"static void {self.name}_block(const {t} *x, {t} *y)", "{")
-        lines.level = 1
-        lines.add(f"{t} " + ", ".join(f"{b}{shape}" for b in buffers[:min(writes, 2)]) + ";")
+        used = buffers[:min(writes, 2)]
+        if plan.rows:  # the rows function, on the caller's buffers; NAME_block gives it the stack's
+            lines.add(*c_batch.block_attributes(net), f"static void {self.name}_rows(const {t} *x, {t} *y, size_t rows, "
+                      + ", ".join(f"{t} (*{b})[{plan.width}]" for b in used) + ")", "{")
+            lines.level = 1
+        else:
+            lines.add(*c_batch.block_attributes(net), f"static void {self.name}_block(const {t} *x, {t} *y)", "{")
+            lines.level = 1
+            lines.add(f"{t} " + ", ".join(f"{b}{shape}" for b in buffers[:min(writes, 2)]) + ";")
         src: Optional[str] = None
         if plan.transpose:
             lines.add("{", "    size_t j, l;", f"    for (l = 0; l < {lanes}u; ++l) for (j = 0; j < {net.n_inputs}u; ++j) "
@@ -624,10 +678,19 @@ class CRenderer:
             lines.add(f"/* {layer_comment(layer_shape.layer, layer_shape.index)}; {layer_shape.label} */")
             self._block_layer(layer_shape, src, dst, lines)
             src = dst
-        lines.add("{", "    size_t j, l;", f"    for (l = 0; l < {lanes}u; ++l) for (j = 0; j < {net.n_outputs}u; ++j) "
-                  f"y[l * {net.n_outputs}u + j] = {self._at(src, 'j')};", "}")
+        lines.add("{", "    size_t j, l;", f"    for (l = 0; l < {_count(self._lanes)}; ++l) for (j = 0; j < "
+                  f"{net.n_outputs}u; ++j) y[l * {net.n_outputs}u + j] = {self._at(src, 'j')};", "}")
         lines.level = 0
         lines.add("}")
+        if plan.rows:
+            lines.add("", f"static void {self.name}_block(const {t} *x, {t} *y)", "{",
+                      f"    {t} " + ", ".join(f"{b}{shape}" for b in used) + ";",
+                      f"    {self.name}_rows(x, y, {lanes}u, {', '.join(used)});", "}")
+
+    @property
+    def _lanes(self) -> "int | str":
+        """A block's samples: the lanes layout's constant, the rows function's ``rows``."""
+        return "rows" if self.plan.rows else self.plan.lanes
 
     def _at(self, buffer: str, j: object) -> str:
         """Value ``j`` of lane ``l`` in a block buffer, in the plan's layout."""
@@ -653,13 +716,13 @@ class CRenderer:
             named = named_values(b, index, [b.ref(self._at(dst, j)) for j in range(layer.units)])
             self._lane_loop(lines, dst, lambda p, inner: activate_statements(p, b, layer, index, named, inner))
         elif not spec.is_identity:
-            self._activation_loop(layer, dst, lines, self.plan.lanes, rows=self.plan.rows)
+            self._activation_loop(layer, dst, lines, self._lanes, rows=self.plan.rows)
 
     def _lane_loop(self, lines: Lines, out: str, write: Callable[[Printer, Lines], list[Node]]) -> None:
         """``out[j][l]`` set lane by lane from the statements ``write`` prints (its own
         printer: each lane loop is a C block, its names are not seen outside)."""
         printer = self.printer(vector=True)
-        _block_lane_loop(lines, lambda j: self._at(out, j), self.plan.lanes,
+        _block_lane_loop(lines, lambda j: self._at(out, j), self._lanes,
                          lambda inner: [printer.expr(n) for n in write(printer, inner)])
 
 
@@ -706,6 +769,11 @@ def emit_c_header(net: Network, *, dtype: str = "float32", name: str = "mlp", un
                      optimize=optimize, storage=storage).header()
 
 
-def cdef(net: Network, dtype: str, name: str) -> str:
-    """Declarations for cffi's ``ffi.cdef``."""
-    return "\n".join(proto + ";" for proto in signature(net, dtype, name)) + "\n"
+def cdef(net: Network, dtype: str, name: str, *, workspace: bool = False) -> str:
+    """Declarations for cffi's ``ffi.cdef``: NAME, NAME_batch (and NAME_scalar), which
+    every version's C defines (bench/regression_gate.py builds earlier commits' sources
+    with it); ``workspace``: also ``NAME_batch_ws`` and ``NAME_BATCH_WORK`` (cffi reads its
+    value from the source) when the network has them."""
+    protos = [proto for proto in signature(net, dtype, name) if workspace or f"{name}_batch_ws(" not in proto]
+    work = [f"#define {name}_BATCH_WORK ..."] if workspace and c_batch.work_bytes(net, dtype) else []
+    return "".join(line + "\n" for line in [proto + ";" for proto in protos] + work)

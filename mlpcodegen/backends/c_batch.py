@@ -41,6 +41,22 @@ from ..core.numeric import numeric_type
 #: than BLOCK_BUFFER_BYTES / (2 x value size) values (8192 float32) exceeds it, by what
 #: its two rows of values need.
 BLOCK_BUFFER_BYTES = 64 * 1024
+#: Bytes the caller-provided workspace of ``NAME_batch_ws`` (rows layout only) may take:
+#: its two buffers hold WORK_ROWS rows of the widest layer, halved until they fit.  A
+#: block's weights are read once per block: 8-row blocks stream a 1024 x 1024 float32
+#: layer (4 MiB, more than L2) from L3 for every 8 rows (4 flops a byte); 96-row blocks
+#: keep each pair of panels in L2 for 8 row tiles.  32-1024-1024-1, in C, thread CPU time
+#: on a loaded machine: 8-row blocks 115 GFLOP/s (AVX-512) and 76 (AVX2), 96-row blocks
+#: 162 and 99; 64 to 192 rows within 2%; slicing the inputs so that a slice of the panels
+#: stays in L1 gained nothing (0.9-1.0x, with or without padded rows).
+WORK_BUFFER_BYTES = 2 * 1024 * 1024
+#: Rows per block of ``NAME_batch_ws`` at most (a multiple of every ISA's row tile).
+WORK_ROWS = 96
+#: Weights of a layer from which a network takes the ``rows`` layout even when full lanes
+#: would fit: its packed GEMM reads the weights once per NAME_batch_ws block of WORK_ROWS
+#: rows, the lanes block once per ``lanes`` samples.  64-256-256-10 (256 x 256), in C:
+#: AVX2 104 GFLOP/s against the lanes block's 92, AVX-512 151 against 153.
+ROWS_WEIGHTS = 256 * 256
 #: Units per panel of a packed (``rows`` layout) kernel: one 64-byte vector of float32
 #: (AVX-512), two 32-byte ones (AVX2); the packing does not depend on the ISA.
 PANEL = 16
@@ -67,11 +83,13 @@ class VectorIsa:
 #: The vector tiles, most registers first.  AVX-512 (32 registers of 64 bytes: two FMA
 #: ports of 16 float32 each, 213 GFLOP/s measured on this project's Sapphire Rapids-class
 #: guest at 3.51 GHz against 112 with 32-byte vectors): 12 units x 2 vectors of lanes (24
-#: sums; each weight an embedded broadcast) and 8 rows x 2 panels (16 sums).  AVX2 (16
+#: sums; each weight an embedded broadcast) and 12 rows x 2 panels (24 sums: 27 registers
+#: with the two panels' weights and a broadcast; 1.06x the 8 x 2 tile and 1.12x 6 x 3 on
+#: 32-1024-1024-1's 96-row blocks; 8-row blocks still take 8 x 2).  AVX2 (16
 #: registers of 32 bytes): 6 units x 2 vectors (12 sums, two passes over 32 lanes) and
 #: 6 rows x 1 panel of 2 vectors; measured interleaved on 64-256-256-10, mid and cls: 6 x 2
 #: ran 1.12-1.33x the 3 x 4 tile (whose inputs come from memory operands), 2 x 4 0.93-1.19x.
-VECTOR_ISAS = (VectorIsa("defined(__AVX512F__)", 64, 12, 2, 8, 2, 8),
+VECTOR_ISAS = (VectorIsa("defined(__AVX512F__)", 64, 12, 2, 12, 2, 8),
                VectorIsa("defined(__AVX2__)", 32, 6, 2, 6, 1, 4))
 #: Values ahead of the weight stream a rows tile asks the cache for: the weights of a wide
 #: layer come from L3 (1024 x 1024 float32: 4 MiB), one line per input; 2 KiB ahead took
@@ -106,19 +124,40 @@ class BlockPlan:
 
 def block_plan(net: Network, dtype: str) -> BlockPlan:
     """The ``lanes`` layout with the numeric type's full ``lanes`` when its two buffers (as
-    wide as the widest layer, and the input copied in) fit BLOCK_BUFFER_BYTES; else the
-    ``rows`` layout: as many samples per block (a power of two, at most ``lanes``) as two
-    buffers as wide as the widest layer allow (x is read in place: its width does not count)."""
+    wide as the widest layer, and the input copied in) fit BLOCK_BUFFER_BYTES and no layer
+    has ROWS_WEIGHTS weights; else the ``rows`` layout: as many samples per block (a power
+    of two, at most ``lanes``) as two buffers as wide as the widest layer allow (x is read
+    in place: its width does not count)."""
     kind = numeric_type(dtype)
     size, widest, lanes = kind.np_dtype.itemsize, max(layer.units for layer in net.layers), kind.lanes
     backwards = net.n_outputs > net.n_inputs
     width = max(widest, net.n_inputs)
-    if 2 * width * lanes * size <= BLOCK_BUFFER_BYTES:
+    biggest = max(getattr(getattr(layer, "kernel", None), "size", 0) for layer in net.layers)
+    if 2 * width * lanes * size <= BLOCK_BUFFER_BYTES and biggest < ROWS_WEIGHTS:
         return BlockPlan(lanes, width, True, backwards)
     rows = lanes
     while rows > 1 and 2 * widest * rows * size > BLOCK_BUFFER_BYTES:
         rows //= 2
     return BlockPlan(rows, widest, False, backwards, "rows")
+
+
+def work_rows(net: Network, dtype: str) -> int:
+    """Rows per block of ``NAME_batch_ws``: WORK_ROWS, halved while its two buffers exceed
+    WORK_BUFFER_BYTES, never fewer than ``NAME_batch``'s (rows layout)."""
+    plan, size = block_plan(net, dtype), numeric_type(dtype).np_dtype.itemsize
+    rows = WORK_ROWS
+    while rows > plan.lanes and 2 * plan.width * rows * size > WORK_BUFFER_BYTES:
+        rows //= 2
+    return max(rows, plan.lanes)
+
+
+def work_bytes(net: Network, dtype: str) -> int:
+    """Bytes of the workspace ``NAME_batch_ws`` takes (``NAME_BATCH_WORK``); 0 when the
+    network has no such entry (the lanes layout)."""
+    plan = block_plan(net, dtype)
+    if not plan.rows:
+        return 0
+    return 2 * plan.width * work_rows(net, dtype) * numeric_type(dtype).np_dtype.itemsize
 
 
 def panels(units: int) -> int:
@@ -357,7 +396,7 @@ def gemm_helper(dtype: str, name: str) -> list[str]:
     t, size = kind.c_type, kind.np_dtype.itemsize
     lines = [f"static void {name}_gemm(const {t} *a, size_t lda, size_t rows, size_t n_in, const {t} *w, const {t} *b,",
              f"                       size_t units, {t} *z, size_t ldz)",
-             "{", f"    const size_t np = (units + {PANEL - 1}u) / {PANEL}u;", "    size_t p, m, k;"]
+             "{", f"    const size_t np = (units + {PANEL - 1}u) / {PANEL}u;", "    size_t p, m = 0, k;"]
     for index, isa in enumerate(VECTOR_ISAS):
         lines.append(("#if " if index == 0 else "#elif ") + f"defined(__GNUC__) && {isa.condition}")
         lines += ["    " + line for line in _rows_body(lambda r, c, isa=isa: _rows_tile(name, t, r, c, isa.per(size)),

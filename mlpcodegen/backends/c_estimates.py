@@ -50,7 +50,10 @@ def stack_bytes(net: Network, dtype: str, unroll: str = "auto") -> dict[str, int
     widest_lane_loop = max(_scalar_locals(layer, looped) for layer, looped in zip(net.layers, loops))
     buffers = min(len(net.layers) + plan.transpose, 2) * plan.width * plan.lanes * size
     block = buffers + scalars * size + widest_lane_loop * 64 + 8 * 4 * len(net.layers) + FRAME_OVERHEAD + tile
-    return {"one": one, "scalar": one + FRAME_OVERHEAD, "block": block, "batch": max(block, one) + FRAME_OVERHEAD}
+    # NAME_batch_ws: the block without its buffers (they are the caller's workspace); never NAME
+    work = block - buffers + FRAME_OVERHEAD
+    return {"one": one, "scalar": one + FRAME_OVERHEAD, "block": block, "batch": max(block, one) + FRAME_OVERHEAD,
+            "batch_ws": work}
 
 
 #: Bytes added to every embedded function's stated stack: saved core and FPU registers

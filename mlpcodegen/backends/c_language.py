@@ -10,6 +10,7 @@ from ..core.errors import ValidationError
 from ..core.ir import Network
 from ..core.numeric import NUMERIC_TYPES, numeric_type
 from . import c_math
+from .c_batch import block_plan
 from ._text import check_identifier
 from .c_names import reserved_by
 from .printer import Language, Printed, fill
@@ -37,7 +38,7 @@ _LOCALS = r"[a-z]\d+(_\d+)?|hk|zj"
 DERIVED_SUFFIXES = ("_batch", "_scalar", "_block", "_dense", "_dense_rows", "_gemm", "_v", "_W1", "_B1", "_vwheref",
                     "_vwhere", "_nz", "_mul") + \
     tuple(f"_{flavour}{key}{suffix}" for key in ("exp", "expm1", "tanh", "sigmoid") for flavour in c_math.FLAVOURS
-          for suffix in ("f", "")) + ("_P", "_L", "_N", "_keep")
+          for suffix in ("f", "")) + ("_P", "_L", "_N", "_keep", "_batch_ws", "_BATCH_WORK", "_rows")
 
 
 def literal(value: float, dtype: str) -> str:
@@ -94,12 +95,15 @@ def language(dtype: str, math: str = "libm", name: str = "mlp", vector: bool = F
 
 def signature(net: Network, dtype: str, name: str, profile: str = "desktop") -> list[str]:
     """The prototypes (without ``;``) the C output defines: one sample, a batch (desktop
-    profile only) and, for one-input one-output networks, ``T NAME_scalar(T x)`` (no
-    arrays to pass)."""
+    profile only; wide networks, the rows layout, also take a batch with a caller's
+    workspace: ``NAME_batch_ws``) and, for one-input one-output networks, ``T
+    NAME_scalar(T x)`` (no arrays to pass)."""
     t = numeric_type(dtype).c_type
     prototypes = [f"void {name}(const {t} *x, {t} *y)"]
     if profile == "desktop":
         prototypes.append(f"void {name}_batch(const {t} *x, {t} *y, size_t n)")
+        if block_plan(net, dtype).rows:
+            prototypes.append(f"void {name}_batch_ws(const {t} *x, {t} *y, size_t n, void *work)")
     if net.n_inputs == net.n_outputs == 1:
         prototypes.append(f"{t} {name}_scalar({t} x)")
     return prototypes

@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..backends import c_printer, emit, get_backend
+from ..backends.c_batch import block_plan
 from ..core.errors import UnsupportedError, ValidationError
 from ..core.ir import Network
 from ..core.numeric import NumericType, numeric_type
@@ -71,9 +72,12 @@ def _c_source(net: Network, numeric: NumericType, name: str, options: dict, modu
     printer = c_printer(numeric.name)
     source = emit(net, "c", dtype=numeric.name, name=name, **options)
     profile = {"profile": options["profile"]} if "profile" in options else {}
-    cdef = "".join(proto + ";\n" for proto in printer.signature(net, numeric.name, name, **profile))
+    prototypes = printer.signature(net, numeric.name, name, **profile)
+    cdef = "".join(proto + ";\n" for proto in prototypes)
+    if any(f"{name}_batch_ws(" in proto for proto in prototypes):  # its workspace size, read from the source
+        cdef += f"#define {name}_BATCH_WORK ...\n"
     native = native_source(module, name, numeric, net.n_inputs, net.n_outputs, cdef=cdef,
-                           work_per_row=work_per_row(net),
+                           work_per_row=work_per_row(net), lanes=block_plan(net, numeric.name).lanes,
                            stack=printer.stack_bytes(net, numeric.name, str(options["unroll"]))["batch"])
     return source + native, cdef
 

@@ -7,6 +7,7 @@
 #include <numpy/arrayobject.h>
 #include <structmember.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sched.h>
 #include <unistd.h>
@@ -22,13 +23,14 @@ static const npy_intp mlpn__min_rows = @MIN_ROWS@;
 static int mlpn__cpus = 1;
 
 @BATCH@
+@WORK@
 
 typedef struct { const mlpn__t *x; mlpn__t *y; size_t n; } mlpn__job;
 
 static void *mlpn__work(void *arg)
 {
     mlpn__job *job = (mlpn__job *)arg;
-    if (job->n) @NAME@_batch(job->x, job->y, job->n);
+    if (job->n) mlpn__batch(job->x, job->y, job->n);
     return NULL;
 }
 
@@ -43,7 +45,7 @@ static void mlpn__run(const mlpn__t *x, mlpn__t *y, size_t n, size_t threads)
     int have_attr = pthread_attr_init(&attr) == 0;
     size_t groups = (n + MLPN__SPLIT - 1) / MLPN__SPLIT, per, k, count = 0;
     if (threads > groups) threads = groups;
-    if (threads <= 1) { if (have_attr) pthread_attr_destroy(&attr); @NAME@_batch(x, y, n); return; }
+    if (threads <= 1) { if (have_attr) pthread_attr_destroy(&attr); mlpn__batch(x, y, n); return; }
     /* at least the stack the C states it needs (plus room), never less than the usual 8 MiB */
     if (have_attr) pthread_attr_setstacksize(&attr, (size_t)@STACK@ + ((size_t)1 << 20) > ((size_t)8 << 20) ?
                                              (size_t)@STACK@ + ((size_t)1 << 20) : ((size_t)8 << 20));

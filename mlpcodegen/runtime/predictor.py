@@ -65,6 +65,9 @@ class CompiledNetwork:
         self._ffi = module.ffi
         self._single = getattr(module.lib, name)
         self._batch = getattr(module.lib, name + "_batch", None)
+        #: wide networks: the batch with a caller's workspace, and its bytes (0: none)
+        self._batch_ws = getattr(module.lib, name + "_batch_ws", None)
+        self._work = int(getattr(module.lib, name + "_BATCH_WORK", 0)) if self._batch_ws is not None else 0
         #: ``f(float) -> float`` straight into C, for one-input one-output networks
         #: (no array, no allocation; the native entry point when built with one); else None.
         self.scalar = getattr(native, "scalar", None) or getattr(module.lib, name + "_scalar", None)
@@ -176,6 +179,11 @@ class CompiledNetwork:
         if self._batch is None:  # a C file without NAME_batch: one call per row
             for row, result in zip(rows, out):
                 self._single(buffer(self._ctype, row), buffer(self._ctype, result, require_writable=True))
+            return
+        if self._work and rows.shape[0] > 1:  # a workspace per call and thread: many rows a block
+            work = self._ffi.new(self._ctype, -(-self._work // self.dtype.itemsize))
+            self._batch_ws(buffer(self._ctype, rows), buffer(self._ctype, out, require_writable=True), rows.shape[0],
+                           work)
             return
         self._batch(buffer(self._ctype, rows), buffer(self._ctype, out, require_writable=True), rows.shape[0])
 
