@@ -167,22 +167,33 @@ void bench_repeat(const float *x, float *y, long n)
 ONE_SAMPLE_CALLS = 20_000
 
 
-def in_c_call(net: Network, flags, x: np.ndarray, source: "str | None" = None, one: bool = False):
+def in_c_call(net: Network, flags, x: np.ndarray, source: "str | None" = None, one: bool = False,
+              workspace: bool = False):
     """A zero-argument call of NAME_batch on x (preallocated y), built with ``flags``
     (``source``: another version's C; default this checkout's), and its output array;
-    ``one``: also a call running the one-sample function ONE_SAMPLE_CALLS times in C."""
+    ``one``: also a call running the one-sample function ONE_SAMPLE_CALLS times in C;
+    ``workspace``: call NAME_batch_ws with a NAME_BATCH_WORK buffer instead, where the network
+    has it (the path predict(X) runs for the rows layout)."""
     from mlpcodegen.backends.c import cdef, emit_c
+    from mlpcodegen.backends.c_batch import work_bytes
 
+    workspace = workspace and source is None and work_bytes(net, "float32") > 0
     text = (source or emit_c(net, dtype="float32", name="net")) + _REPEAT.replace("N_IN", f"{net.n_inputs}u")
-    module = cffi_build.build_module(text, cdef(net, "float32", "net") + "void bench_repeat(const float *x, float *y, "
-                                     "long n);\n", flags)
+    module = cffi_build.build_module(text, cdef(net, "float32", "net", workspace=workspace) +
+                                     "void bench_repeat(const float *x, float *y, long n);\n", flags)
     y = np.empty((x.shape[0], net.n_outputs), np.float32)
     px, py = module.ffi.from_buffer("float[]", x), module.ffi.from_buffer("float[]", y, require_writable=True)
-    batch, rows = module.lib.net_batch, x.shape[0]
+    rows = x.shape[0]
+    if workspace:
+        work, batch_ws = module.ffi.new("char[]", int(module.lib.net_BATCH_WORK)), module.lib.net_batch_ws
+        call = lambda: batch_ws(px, py, rows, work)  # noqa: E731
+    else:
+        batch = module.lib.net_batch
+        call = lambda: batch(px, py, rows)  # noqa: E731
     if not one:
-        return (lambda: batch(px, py, rows)), y
+        return call, y
     y1, repeat = module.ffi.new("float[]", net.n_outputs), module.lib.bench_repeat
-    return (lambda: batch(px, py, rows)), y, lambda: repeat(px, y1, ONE_SAMPLE_CALLS)
+    return call, y, lambda: repeat(px, y1, ONE_SAMPLE_CALLS)
 
 
 def predictor(net: Network, flags):
@@ -253,7 +264,7 @@ def check(net: Network, outputs: dict[str, np.ndarray], x: np.ndarray) -> dict[s
 def bench_network(label: str, model, net: Network, isa: str, rows: int, rounds: int, peers: dict) -> dict:
     flags = ISAS[isa]
     x = np.random.default_rng(0).uniform(-1, 1, (rows, net.n_inputs)).astype(np.float32)
-    in_c, y_c = in_c_call(net, flags, x)
+    in_c, y_c = in_c_call(net, flags, x, workspace=True)
     f = predictor(net, flags)
     peak, peak_flops = peak_call(flags)
     lite, ort = peers[label]
