@@ -7,8 +7,9 @@ For each network (seed 1-3-2-1 and 10-16-8-1 tanh, mid 8-64-64-1, cls 16-64-64-1
 64-256-256-10, 32-1024-1024-1, 784-512-512-10; seeded float32 weights, the same as
 bench/regression_gate.py's, LiteRT's Keras model built from them) and each ISA build (``native``: -march=native, AVX-512
 on this machine; ``avx2``: -march=haswell -mno-avx512f on the same machine), every round
-times, in turn: the generated ``NAME_batch`` called from C (a cffi call on preallocated
-buffers), ``predict(X)`` on one thread and on two, LiteRT with XNNPACK (1 thread), ONNX Runtime
+times, in turn: the generated batch function called from C (a cffi call on preallocated
+buffers: ``NAME_batch_ws`` with a ``NAME_BATCH_WORK`` workspace where the network has it, the
+path predict(X) takes, and ``NAME_batch``, 64 KiB of stack, beside it; else ``NAME_batch``), ``predict(X)`` on one thread and on two, LiteRT with XNNPACK (1 thread), ONNX Runtime
 (1 thread) and an FMA loop that runs at the core's peak (12 independent FMA chains of the
 build's widest vectors: 64 bytes on the AVX-512 build, as its tiles use, 32 on AVX2; the same flags).  Figures are medians over rounds; ratios are taken within each round and
 their median reported, so load from other work falls on both sides of a ratio (each figure
@@ -264,12 +265,16 @@ def check(net: Network, outputs: dict[str, np.ndarray], x: np.ndarray) -> dict[s
 def bench_network(label: str, model, net: Network, isa: str, rows: int, rounds: int, peers: dict) -> dict:
     flags = ISAS[isa]
     x = np.random.default_rng(0).uniform(-1, 1, (rows, net.n_inputs)).astype(np.float32)
+    from mlpcodegen.backends.c_batch import work_bytes
+
     in_c, y_c = in_c_call(net, flags, x, workspace=True)
     f = predictor(net, flags)
     peak, peak_flops = peak_call(flags)
     lite, ort = peers[label]
     paths = {"in C": in_c, "predict(X)": lambda: f(x, threads=1), "predict(X, threads=2)": lambda: f(x, threads=2),
              "LiteRT": lambda: lite(x), "ORT": lambda: ort(x), "peak": lambda: peak(20000)}
+    if work_bytes(net, "float32"):  # "in C" is NAME_batch_ws: NAME_batch (64 KiB of stack) beside it
+        paths["NAME_batch"] = in_c_call(net, flags, x)[0]
     in_c()
     errors = check(net, {"in C": y_c, "predict(X)": f(x, threads=1), "predict(X, threads=2)": f(x, threads=2),
                          "LiteRT": lite(x), "ORT": ort(x)}, x)
@@ -283,6 +288,8 @@ def bench_network(label: str, model, net: Network, isa: str, rows: int, rounds: 
     return {"label": label, "isa": isa, "rows": rows, "flops": flops, "errors": errors,
             "rate": {name: rows / statistics.median(t) for name, t in times.items() if name != "peak"},
             "gflops": in_c_rate / 1e9, "peak_gflops": peak_rate / 1e9, "of_peak": of_peak,
+            "stack_gflops": (rows * flops / statistics.median(times["NAME_batch"]) / 1e9 if "NAME_batch" in times
+                             else None),
             "predict_vs_c": ratio(times, "predict(X)", "in C"), "two_vs_one": ratio(times, "predict(X, threads=2)", "predict(X)"),
             "vs_litert": ratio(times, "predict(X)", "LiteRT"), "vs_ort": ratio(times, "predict(X)", "ORT")}
 
@@ -301,16 +308,19 @@ def _rate(value: float) -> str:
 
 
 def table(results: list[dict]) -> list[str]:
-    lines = ["| network | ISA | in C: rows/s | GFLOP/s | of the FMA loop's peak (GFLOP/s) | predict(X) | ÷ in C | "
+    lines = ["| network | ISA | in C: rows/s | GFLOP/s | of the FMA loop's peak (GFLOP/s) | NAME_batch GFLOP/s | "
+             "predict(X) | ÷ in C | "
              "threads=2 ÷ 1 | peers see | LiteRT 1 thread | ORT 1 thread | predict ÷ LiteRT | predict ÷ ORT | target | "
-             "max ULP (C / LiteRT / ORT) |", "|" + "---|" * 15]
+             "max ULP (C / LiteRT / ORT) |", "|" + "---|" * 16]
     for r in results:
         goal = 1.0 if r["label"] in WIDE else 1.2
         met = min(r["vs_litert"], r["vs_ort"]) >= goal
         e = r["errors"]
+        stack = "-" if r.get("stack_gflops") is None else f"{r['stack_gflops']:.1f}"
         lines.append(
             f"| {r['label']} | {r['isa']} | {_rate(r['rate']['in C'])} | {r['gflops']:.1f} | {r['of_peak'] * 100:.0f}% "
-            f"({r['peak_gflops']:.0f}) | {_rate(r['rate']['predict(X)'])} | {r['predict_vs_c']:.2f} | "
+            f"({r['peak_gflops']:.0f}) | {stack} | "
+            f"{_rate(r['rate']['predict(X)'])} | {r['predict_vs_c']:.2f} | "
             f"{r['two_vs_one']:.2f} | {r['peers_see']} | {_rate(r['rate']['LiteRT'])} | {_rate(r['rate']['ORT'])} | "
             f"{r['vs_litert']:.2f} | {r['vs_ort']:.2f} | ≥ {goal:.1f}: {'met' if met else '**not met**'} | "
             f"{e['in C']:.1f} / {e['LiteRT']:.1f} / {e['ORT']:.1f} |")
