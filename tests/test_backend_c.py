@@ -441,3 +441,25 @@ def test_rows_layout_packs_the_weights_in_panels():
     assert not packed.reshape(17, 3, PANEL)[-1, :, 270 - 16 * PANEL:].any()
     assert f"static const float net_W1[{packed.size}]" in source and "net_gemm(x, 3u, 1u, 3u, net_W1" in source
     assert "in blocks of 16 samples' rows (two buffers of 16 x 270 values" in source
+
+
+@pytest.mark.parametrize("isa", ["native", "avx2"])
+def test_rows_left_over_go_through_a_block_of_the_last_rows(isa):
+    """A lanes batch whose rows leave a few over computes the last ``lanes`` rows as one
+    block (y apart from x): a row's bits do not depend on its lane, so every row equals the
+    same row batched from another start (FMA contraction on, as the runtime builds), and
+    in place (y == x) the rest goes row by row as before."""
+    from mlpcodegen.backends.c import TAIL_BLOCK_ROWS, block_plan
+
+    net = dense_chain([10, 16, 8, 1], ["tanh", "tanh", "linear"], 4, bias=True, dtype=np.float32)
+    lanes = block_plan(net, "float32").lanes
+    assert f"n - i >= {lanes // TAIL_BLOCK_ROWS}u && n >= {lanes}u && x != y" in emit_c(net, name="net")
+    function = _isa_build(net, isa, "fast")
+    x = inputs(net.n_inputs, 9, 2 * lanes + 9, domain=(-3, 3))
+    whole = function(x)
+    for start in (1, 5, lanes - 3):
+        np.testing.assert_array_equal(function(x[start:]), whole[start:])
+    precise = _isa_build(net, isa, "off")
+    inplace = x.astype(np.float32)
+    precise._batch(precise._ffi.from_buffer("float[]", inplace), precise._ffi.from_buffer("float[]", inplace), len(x))
+    np.testing.assert_array_equal(inplace.reshape(-1)[:len(x)], np.stack([precise(row) for row in x])[:, 0])

@@ -148,7 +148,9 @@ void seed_batch(const float *x, float *y, size_t n)
 {
     size_t i = 0;
     for (; i + 32u <= n; i += 32u) seed_block(x + i * 1u, y + i * 1u);
-    for (; i < n; ++i) seed(x + i * 1u, y + i * 1u);
+    /* the rows left, y apart from x: the last rows as one block (those already done get their bits again) */
+    if (n - i >= 4u && n >= 32u && x != y) seed_block(x + (n - 32u) * 1u, y + (n - 32u) * 1u);
+    else for (; i < n; ++i) seed(x + i * 1u, y + i * 1u);
 }
 
 float seed_scalar(float x)

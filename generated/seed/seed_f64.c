@@ -186,7 +186,9 @@ void seed_f64_batch(const double *x, double *y, size_t n)
 {
     size_t i = 0;
     for (; i + 16u <= n; i += 16u) seed_f64_block(x + i * 1u, y + i * 1u);
-    for (; i < n; ++i) seed_f64(x + i * 1u, y + i * 1u);
+    /* the rows left, y apart from x: the last rows as one block (those already done get their bits again) */
+    if (n - i >= 2u && n >= 16u && x != y) seed_f64_block(x + (n - 16u) * 1u, y + (n - 16u) * 1u);
+    else for (; i < n; ++i) seed_f64(x + i * 1u, y + i * 1u);
 }
 
 double seed_f64_scalar(double x)
