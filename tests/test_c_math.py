@@ -34,7 +34,7 @@ def identity_net(activation: str) -> Network:
 
 SPECIALS = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 88.0, 88.01, 88.7, 88.72283, 88.8, 89.0, -87.0, -87.01,
                      -103.0, -104.5, 1e-30, -1e-30, 0.625, -0.625, 0.62499994, 0.35, -0.35, 9.0, -9.0, 17.0, -17.5,
-                     20.0, -20.0, 1e-45], dtype=np.float32)
+                     20.0, -20.0, 1e-45, 43.5, 43.500004, -43.6, 1e30, -1e30], dtype=np.float32)
 
 
 @pytest.mark.parametrize("activation,libm", [("exponential", np.exp), ("tanh", np.tanh),
