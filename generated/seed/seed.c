@@ -87,12 +87,13 @@ void seed(const float *x, float *y)
     y[0] = h3_0;
 }
 
-static void seed_block(const float *x, float *y)
+static void seed_block(const float *x, float *y, size_t m)
 {
     float p0[3][32], p1[3][32];
     {
         size_t j, l;
-        for (l = 0; l < 32u; ++l) for (j = 0; j < 1u; ++j) p0[j][l] = x[l * 1u + j];
+        for (l = 0; l < m; ++l) for (j = 0; j < 1u; ++j) p0[j][l] = x[l * 1u + j];
+        for (; l < 32u; ++l) for (j = 0; j < 1u; ++j) p0[j][l] = (float)0;
     }
     /* layer 1 (hidden_1): dense 1 -> 3, tanh; unrolled */
     {
@@ -140,16 +141,15 @@ static void seed_block(const float *x, float *y)
     }
     {
         size_t j, l;
-        for (l = 0; l < 32u; ++l) for (j = 0; j < 1u; ++j) y[l * 1u + j] = p1[j][l];
+        for (l = 0; l < m; ++l) for (j = 0; j < 1u; ++j) y[l * 1u + j] = p1[j][l];
     }
 }
 
 void seed_batch(const float *x, float *y, size_t n)
 {
     size_t i = 0;
-    for (; i + 32u <= n; i += 32u) seed_block(x + i * 1u, y + i * 1u);
-    /* the rows left, y apart from x: the last rows as one block (those already done get their bits again) */
-    if (n - i >= 4u && n >= 32u && x != y) seed_block(x + (n - 32u) * 1u, y + (n - 32u) * 1u);
+    for (; i + 32u <= n; i += 32u) seed_block(x + i * 1u, y + i * 1u, 32u);
+    if (n - i >= 4u) seed_block(x + i * 1u, y + i * 1u, n - i);
     else for (; i < n; ++i) seed(x + i * 1u, y + i * 1u);
 }
 
