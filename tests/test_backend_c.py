@@ -41,12 +41,13 @@ void tiny(const float *x, float *y)
     y[0] = h2_0;
 }
 
-static void tiny_block(const float *x, float *y)
+static void tiny_block(const float *x, float *y, size_t m)
 {
     float p0[1][32], p1[1][32];
     {
         size_t j, l;
-        for (l = 0; l < 32u; ++l) for (j = 0; j < 1u; ++j) p0[j][l] = x[l * 1u + j];
+        for (l = 0; l < m; ++l) for (j = 0; j < 1u; ++j) p0[j][l] = x[l * 1u + j];
+        for (; l < 32u; ++l) for (j = 0; j < 1u; ++j) p0[j][l] = (float)0;
     }
     /* layer 1 (hidden): dense 1 -> 1, tanh; unrolled */
     {
@@ -73,15 +74,16 @@ static void tiny_block(const float *x, float *y)
     }
     {
         size_t j, l;
-        for (l = 0; l < 32u; ++l) for (j = 0; j < 1u; ++j) y[l * 1u + j] = p0[j][l];
+        for (l = 0; l < m; ++l) for (j = 0; j < 1u; ++j) y[l * 1u + j] = p0[j][l];
     }
 }
 
 void tiny_batch(const float *x, float *y, size_t n)
 {
     size_t i = 0;
-    for (; i + 32u <= n; i += 32u) tiny_block(x + i * 1u, y + i * 1u);
-    for (; i < n; ++i) tiny(x + i * 1u, y + i * 1u);
+    for (; i + 32u <= n; i += 32u) tiny_block(x + i * 1u, y + i * 1u, 32u);
+    if (n - i >= 4u) tiny_block(x + i * 1u, y + i * 1u, n - i);
+    else for (; i < n; ++i) tiny(x + i * 1u, y + i * 1u);
 }
 
 float tiny_scalar(float x)
