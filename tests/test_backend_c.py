@@ -41,12 +41,13 @@ void tiny(const float *x, float *y)
     y[0] = h2_0;
 }
 
-static void tiny_block(const float *x, float *y)
+static void tiny_block(const float *x, float *y, size_t m)
 {
     float p0[1][32], p1[1][32];
     {
         size_t j, l;
-        for (l = 0; l < 32u; ++l) for (j = 0; j < 1u; ++j) p0[j][l] = x[l * 1u + j];
+        for (l = 0; l < m; ++l) for (j = 0; j < 1u; ++j) p0[j][l] = x[l * 1u + j];
+        for (; l < 32u; ++l) for (j = 0; j < 1u; ++j) p0[j][l] = (float)0;
     }
     /* layer 1 (hidden): dense 1 -> 1, tanh; unrolled */
     {
@@ -73,15 +74,16 @@ static void tiny_block(const float *x, float *y)
     }
     {
         size_t j, l;
-        for (l = 0; l < 32u; ++l) for (j = 0; j < 1u; ++j) y[l * 1u + j] = p0[j][l];
+        for (l = 0; l < m; ++l) for (j = 0; j < 1u; ++j) y[l * 1u + j] = p0[j][l];
     }
 }
 
 void tiny_batch(const float *x, float *y, size_t n)
 {
     size_t i = 0;
-    for (; i + 32u <= n; i += 32u) tiny_block(x + i * 1u, y + i * 1u);
-    for (; i < n; ++i) tiny(x + i * 1u, y + i * 1u);
+    for (; i + 32u <= n; i += 32u) tiny_block(x + i * 1u, y + i * 1u, 32u);
+    if (n - i >= 4u) tiny_block(x + i * 1u, y + i * 1u, n - i);
+    else for (; i < n; ++i) tiny(x + i * 1u, y + i * 1u);
 }
 
 float tiny_scalar(float x)
@@ -487,3 +489,24 @@ def test_rows_layout_packs_the_weights_in_panels():
     assert not packed.reshape(17, 3, PANEL)[-1, :, 270 - 16 * PANEL:].any()
     assert f"static const float net_W1[{packed.size}]" in source and "net_gemm(x, 3u, 1u, 3u, net_W1" in source
     assert "in blocks of 16 samples' rows (two buffers of 16 x 270 values" in source
+
+
+@pytest.mark.parametrize("isa", ["native", "avx2"])
+def test_rows_left_over_go_through_one_more_block(isa):
+    """A lanes batch whose whole blocks leave lanes / TAIL_BLOCK_ROWS rows or more computes
+    them as one more block (its other lanes zeros): a row's bits do not depend on its lane,
+    so every row equals the same row batched from another start (FMA contraction on, as the
+    runtime builds), in place too; fewer rows left go one at a time."""
+    from mlpcodegen.backends.c import TAIL_BLOCK_ROWS, block_plan
+
+    net = dense_chain([10, 16, 8, 1], ["tanh", "tanh", "linear"], 4, bias=True, dtype=np.float32)
+    lanes = block_plan(net, "float32").lanes
+    assert f"if (n - i >= {lanes // TAIL_BLOCK_ROWS}u) net_block(x + i * 10u, y + i * 1u, n - i);" in emit_c(net, name="net")
+    function = _isa_build(net, isa, "fast")
+    x = inputs(net.n_inputs, 9, 2 * lanes + 9, domain=(-3, 3))
+    whole = function(x)
+    for start in (1, 5, lanes - 3, 2 * lanes + 9 - lanes // TAIL_BLOCK_ROWS):
+        np.testing.assert_array_equal(function(x[start:]), whole[start:])
+    inplace = x.astype(np.float32)
+    function._batch(function._ffi.from_buffer("float[]", inplace), function._ffi.from_buffer("float[]", inplace), len(x))
+    np.testing.assert_array_equal(inplace.reshape(-1)[:len(x)], whole[:, 0])

@@ -303,7 +303,8 @@ def test_table_form_is_chosen_only_where_it_runs_the_network():
     assert "static const struct { unsigned char L[5]; float P[1804]; } net_N = {" in source
     assert "    {20, 24, 24, 24, 4}, /* L: the inputs of layer 1, then each layer's units */" in source
     assert "if (l == 4u) a = " in source and "if (l == 2u) a = !(a <= 0.0f) ? a : 0.0f;" in source
-    assert "net_sexpf" in source and "net_expf(" not in source  # the size flavour of exp
+    # the size flavours (tanh has its own reduction: no exp of its own; softmax's exp is nexpf)
+    assert "net_stanhf(" in source and "net_sexpm1f(" in source and "net_expf(" not in source
     assert not any(shape.table for shape in CRenderer(table_net(), name="net", profile="embedded",
                                                       optimize="speed").shapes)
 

@@ -13,115 +13,64 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float seed_expf(float x)
-{
-    /* exp(x) = 2^k * exp(r), k = round(x / ln 2), |r| <= ln(2) / 2 */
-    const float t = x * 1.44269504f + 12582912.0f;
-    const float k = t - 12582912.0f;
-    const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
-    /* the polynomial in Estrin's scheme: half the dependency chain of Horner's */
-    const float r2 = r * r;
-    const float q = (5.0000001201e-1f + 1.6666665459e-1f * r)
-                    + r2 * ((4.1665795894e-2f + 8.3334519073e-3f * r) + r2 * (1.3981999507e-3f + 1.9875691500e-4f * r));
-    const float p = (r + r2 * q) + 1.0f;
-    uint32_t bits, k1, k2;
-    float s1, s2, y;
-    memcpy(&bits, &t, sizeof bits);
-    bits -= 0x4B400000u; /* k, two's complement: unsigned arithmetic, no undefined behaviour for any x */
-    if (x >= -87.0f && x <= 88.0f) {
-        k1 = (bits + 127u) << 23;
-        memcpy(&s1, &k1, sizeof s1);
-        return p * s1;
-    }
-    k1 = (bits >> 1) | (bits & 0x80000000u);
-    k2 = bits - k1;
-    k1 = (k1 + 127u) << 23;
-    k2 = (k2 + 127u) << 23;
-    memcpy(&s1, &k1, sizeof s1);
-    memcpy(&s2, &k2, sizeof s2);
-    y = p * s1 * s2;
-    return x > 88.72283f ? HUGE_VALF : (x < -104.0f ? 0.0f : y); /* NaN stays NaN */
-}
-
 static inline float seed_tanhf(float x)
 {
-    /* odd polynomial below 0.625 (no cancellation), (1 - e) / (1 + e) with e = exp(-2|x|)
-       above; below 2^-12 tanh(x) rounds to x: x itself, which keeps the sign of -0.0 */
-    uint32_t bits, magnitude;
-    float a, small, e, big;
+    /* tanh(|x|) = ((1 - 2^k) - 2^k m) / ((1 + 2^k) + 2^k m), exp(-2|x|) = 2^k (1 + m) */
+    uint32_t bits, magnitude, scale, out;
+    float c, s, y;
     memcpy(&bits, &x, sizeof bits);
     magnitude = bits & 0x7FFFFFFFu;
-    memcpy(&a, &magnitude, sizeof a);
+    magnitude = magnitude < 0x422E0000u ? magnitude : 0x422E0000u; /* min(|x|, 43.5); a NaN's bits are above */
+    memcpy(&c, &magnitude, sizeof c);
     {
-        const float z = x * x;
-        small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z
-                  + 1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
+        const float xc = -2.0f * c;
+        const float t = xc * 1.44269504f + 12582912.0f;
+        const float k = t - 12582912.0f;
+        const float r = (xc - k * 0.693359375f) + k * 2.12194440e-4f;
+        /* the polynomial in Estrin's scheme: half the dependency chain of Horner's */
+        const float r2 = r * r;
+        const float q = (5.0000001201e-1f + 1.6666665459e-1f * r)
+                        + r2 * ((4.1665795894e-2f + 8.3334519073e-3f * r) + r2 * (1.3981999507e-3f + 1.9875691500e-4f * r));
+        const float m = r + r2 * q;
+        memcpy(&scale, &t, sizeof scale);
+        scale = (scale - 0x4B400000u + 127u) << 23; /* 2^k */
+        memcpy(&s, &scale, sizeof s);
+        y = ((1.0f - s) - s * m) / ((1.0f + s) + s * m); /* >= 0 */
     }
-    e = seed_expf(-2.0f * a);
-    big = (1.0f - e) / (1.0f + e); /* >= 0: takes the sign of x */
-    return a < 2.44140625e-4f ? x : (a < 0.625f ? small : (x < 0.0f ? -big : big));
-}
-
-static inline float seed_vexpf(float x)
-{
-    /* exp(x) = 2^k * exp(r), k = round(x / ln 2), |r| <= ln(2) / 2 */
-    const float t = x * 1.44269504f + 12582912.0f;
-    const float k = t - 12582912.0f;
-    const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
-    /* the polynomial in Estrin's scheme: half the dependency chain of Horner's */
-    const float r2 = r * r;
-    const float q = (5.0000001201e-1f + 1.6666665459e-1f * r)
-                    + r2 * ((4.1665795894e-2f + 8.3334519073e-3f * r) + r2 * (1.3981999507e-3f + 1.9875691500e-4f * r));
-    const float p = (r + r2 * q) + 1.0f;
-    uint32_t bits, k1, k2;
-    float s1, s2, y;
-    memcpy(&bits, &t, sizeof bits);
-    bits -= 0x4B400000u; /* k, two's complement: unsigned arithmetic, no undefined behaviour for any x */
-    k1 = (bits >> 1) | (bits & 0x80000000u);
-    k2 = bits - k1;
-    k1 = (k1 + 127u) << 23;
-    k2 = (k2 + 127u) << 23;
-    memcpy(&s1, &k1, sizeof s1);
-    memcpy(&s2, &k2, sizeof s2);
-    y = p * s1 * s2;
-    /* out of range: +inf above, +0 below; NaN stays NaN */
-    {
-        const uint32_t above = 0u - (uint32_t)(x > 88.72283f), below = 0u - (uint32_t)(x < -104.0f);
-        uint32_t out;
-        memcpy(&out, &y, sizeof out);
-        out = (out & ~(above | below)) | (above & 0x7F800000u);
-        memcpy(&y, &out, sizeof y);
-    }
+    memcpy(&out, &y, sizeof out);
+    out |= (bits & 0x80000000u) | (0u - (uint32_t)(x != x)); /* the sign of x; NaN in: a NaN (all bits set) out */
+    memcpy(&y, &out, sizeof y);
     return y;
 }
 
 static inline float seed_vtanhf(float x)
 {
-    /* odd polynomial below 0.625 (no cancellation), (1 - e) / (1 + e) with e = exp(-2|x|)
-       above; below 2^-12 tanh(x) rounds to x: x itself, which keeps the sign of -0.0 */
-    uint32_t bits, magnitude;
-    float a, small, e, big;
+    /* tanh(|x|) = ((1 - 2^k) - 2^k m) / ((1 + 2^k) + 2^k m), exp(-2|x|) = 2^k (1 + m) */
+    uint32_t bits, magnitude, scale, out;
+    float c, s, y;
     memcpy(&bits, &x, sizeof bits);
     magnitude = bits & 0x7FFFFFFFu;
-    memcpy(&a, &magnitude, sizeof a);
+    magnitude = magnitude < 0x422E0000u ? magnitude : 0x422E0000u; /* min(|x|, 43.5); a NaN's bits are above */
+    memcpy(&c, &magnitude, sizeof c);
     {
-        const float z = x * x;
-        small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z
-                  + 1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
+        const float xc = -2.0f * c;
+        const float t = xc * 1.44269504f + 12582912.0f;
+        const float k = t - 12582912.0f;
+        const float r = (xc - k * 0.693359375f) + k * 2.12194440e-4f;
+        /* the polynomial in Estrin's scheme: half the dependency chain of Horner's */
+        const float r2 = r * r;
+        const float q = (5.0000001201e-1f + 1.6666665459e-1f * r)
+                        + r2 * ((4.1665795894e-2f + 8.3334519073e-3f * r) + r2 * (1.3981999507e-3f + 1.9875691500e-4f * r));
+        const float m = r + r2 * q;
+        memcpy(&scale, &t, sizeof scale);
+        scale = (scale - 0x4B400000u + 127u) << 23; /* 2^k */
+        memcpy(&s, &scale, sizeof s);
+        y = ((1.0f - s) - s * m) / ((1.0f + s) + s * m); /* >= 0 */
     }
-    e = seed_vexpf(-2.0f * a);
-    big = (1.0f - e) / (1.0f + e); /* >= 0: takes the sign of x */
-    {
-        const uint32_t use_small = 0u - (uint32_t)(a < 0.625f), use_x = 0u - (uint32_t)(a < 2.44140625e-4f);
-        uint32_t small_bits, big_bits, out;
-        float y;
-        memcpy(&small_bits, &small, sizeof small_bits);
-        memcpy(&big_bits, &big, sizeof big_bits);
-        out = (small_bits & use_small) | ((big_bits | (bits & 0x80000000u)) & ~use_small);
-        out = (out & ~use_x) | (bits & use_x);
-        memcpy(&y, &out, sizeof y);
-        return y;
-    }
+    memcpy(&out, &y, sizeof out);
+    out |= (bits & 0x80000000u) | (0u - (uint32_t)(x != x)); /* the sign of x; NaN in: a NaN (all bits set) out */
+    memcpy(&y, &out, sizeof y);
+    return y;
 }
 
 void seed(const float *x, float *y)
@@ -138,12 +87,13 @@ void seed(const float *x, float *y)
     y[0] = h3_0;
 }
 
-static void seed_block(const float *x, float *y)
+static void seed_block(const float *x, float *y, size_t m)
 {
     float p0[3][32], p1[3][32];
     {
         size_t j, l;
-        for (l = 0; l < 32u; ++l) for (j = 0; j < 1u; ++j) p0[j][l] = x[l * 1u + j];
+        for (l = 0; l < m; ++l) for (j = 0; j < 1u; ++j) p0[j][l] = x[l * 1u + j];
+        for (; l < 32u; ++l) for (j = 0; j < 1u; ++j) p0[j][l] = (float)0;
     }
     /* layer 1 (hidden_1): dense 1 -> 3, tanh; unrolled */
     {
@@ -191,15 +141,16 @@ static void seed_block(const float *x, float *y)
     }
     {
         size_t j, l;
-        for (l = 0; l < 32u; ++l) for (j = 0; j < 1u; ++j) y[l * 1u + j] = p1[j][l];
+        for (l = 0; l < m; ++l) for (j = 0; j < 1u; ++j) y[l * 1u + j] = p1[j][l];
     }
 }
 
 void seed_batch(const float *x, float *y, size_t n)
 {
     size_t i = 0;
-    for (; i + 32u <= n; i += 32u) seed_block(x + i * 1u, y + i * 1u);
-    for (; i < n; ++i) seed(x + i * 1u, y + i * 1u);
+    for (; i + 32u <= n; i += 32u) seed_block(x + i * 1u, y + i * 1u, 32u);
+    if (n - i >= 4u) seed_block(x + i * 1u, y + i * 1u, n - i);
+    else for (; i < n; ++i) seed(x + i * 1u, y + i * 1u);
 }
 
 float seed_scalar(float x)

@@ -125,12 +125,13 @@ void seed_f64(const double *x, double *y)
     y[0] = h3_0;
 }
 
-static void seed_f64_block(const double *x, double *y)
+static void seed_f64_block(const double *x, double *y, size_t m)
 {
     double p0[3][16], p1[3][16];
     {
         size_t j, l;
-        for (l = 0; l < 16u; ++l) for (j = 0; j < 1u; ++j) p0[j][l] = x[l * 1u + j];
+        for (l = 0; l < m; ++l) for (j = 0; j < 1u; ++j) p0[j][l] = x[l * 1u + j];
+        for (; l < 16u; ++l) for (j = 0; j < 1u; ++j) p0[j][l] = (double)0;
     }
     /* layer 1 (hidden_1): dense 1 -> 3, tanh; unrolled */
     {
@@ -178,15 +179,16 @@ static void seed_f64_block(const double *x, double *y)
     }
     {
         size_t j, l;
-        for (l = 0; l < 16u; ++l) for (j = 0; j < 1u; ++j) y[l * 1u + j] = p1[j][l];
+        for (l = 0; l < m; ++l) for (j = 0; j < 1u; ++j) y[l * 1u + j] = p1[j][l];
     }
 }
 
 void seed_f64_batch(const double *x, double *y, size_t n)
 {
     size_t i = 0;
-    for (; i + 16u <= n; i += 16u) seed_f64_block(x + i * 1u, y + i * 1u);
-    for (; i < n; ++i) seed_f64(x + i * 1u, y + i * 1u);
+    for (; i + 16u <= n; i += 16u) seed_f64_block(x + i * 1u, y + i * 1u, 16u);
+    if (n - i >= 2u) seed_f64_block(x + i * 1u, y + i * 1u, n - i);
+    else for (; i < n; ++i) seed_f64(x + i * 1u, y + i * 1u);
 }
 
 double seed_f64_scalar(double x)

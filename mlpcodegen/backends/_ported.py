@@ -123,10 +123,10 @@ _K32 = dict(log2e=1.44269504, shift=12582912.0, hi=0.693359375, lo=2.12194440e-4
 _CONSTANTS = {"float64": _K64, "float32": _K32}
 
 
-def _reduction(d: Dialect, dtype: str) -> list[str]:
-    """t, k, r, r2 (r4) and q of c_math's reduction, the same operations in the same order."""
+def _reduction(d: Dialect, dtype: str, argument: str = "x") -> list[str]:
+    """t, k, r, r2 (r4) and q of c_math's reduction of ``argument``, the same operations in the same order."""
     k = _CONSTANTS[dtype]
-    x, t, kk, r, r2 = V("x"), V("t"), V("k"), V("r"), V("r2")
+    x, t, kk, r, r2 = V(argument), V("t"), V("k"), V("r"), V("r2")
     c = [C(v) for v in k["q"]]
     if dtype == "float64":
         r4 = V("r4")
@@ -171,18 +171,21 @@ def _expm1(d: Dialect, dtype: str) -> list[str]:
 
 
 def _tanh32(d: Dialect, prefix: str) -> list[str]:
-    x, z, a, e = V("x"), V("z"), V("a"), V("e")
-    c = [C(v) for v in (-5.70498872745e-3, 2.06390887954e-2, 5.37397155531e-2, 1.33314422036e-1, 3.33332819422e-1)]
-    small = ((((c[0] * z + c[1]) * z - c[2]) * z + c[3]) * z - c[4]) * z * x + x
+    """C's ((1 - 2^k) - 2^k m) / ((1 + 2^k) + 2^k m) with exp(-2|x|) = 2^k (1 + m): C clamps
+    |x| at 43.5, where the quotient rounds to 1 (so do the ports, above it); the sign of x
+    put back (C's sign bit: -y, or x itself for +-0 and NaN)."""
+    s, m = V("s"), V("m")
     return [
-        d.let("a", d.abs("x")),
-        d.if_return(f"a < {d.literal(2.44140625e-4)}", "x"),
-        d.let("z", d.show(x * x)),
-        d.if_return(f"a < {d.literal(0.625)}", d.show(small)),
-        d.let("e", f"{prefix}_exp({d.show(C(-2.0) * a)})"),
-        d.let("b", d.show((C(1.0) - e) / (C(1.0) + e))),
-        d.if_return(f"x < {d.literal(0.0)}", "(-b)"),
-        d.ret("b"),
+        d.if_return(f"x > {d.literal(43.5)}", d.literal(1.0)),
+        d.if_return(f"x < (-{d.literal(43.5)})", f"(-{d.literal(1.0)})"),
+        d.let("xc", d.show(C(-2.0) * X("var", name=d.abs("x")))),
+        *_reduction(d, "float32", "xc"),
+        d.let("m", d.show(V("r") + V("r2") * V("q"))),
+        d.let("s", d.pow2("ki")),
+        d.let("y", d.show(((C(1.0) - s) - s * m) / ((C(1.0) + s) + s * m))),
+        d.if_return(f"x < {d.literal(0.0)}", "(-y)"),
+        d.if_return(f"x > {d.literal(0.0)}", "y"),
+        d.ret("x"),  # +-0 (the sign kept) and NaN
     ]
 
 
@@ -211,8 +214,8 @@ def _sigmoid(d: Dialect, prefix: str) -> list[str]:
 def math_definitions(d: Dialect, dtype: str, prefix: str, used: set[str]) -> list[str]:
     """The definitions of the ported primitives ``used`` and those they call, callees first."""
     wanted = set(used)
-    if "tanh" in wanted:
-        wanted.add("exp" if dtype == "float32" else "expm1")
+    if "tanh" in wanted and dtype == "float64":  # float32's tanh has its own reduction
+        wanted.add("expm1")
     if "sigmoid" in wanted:
         wanted.add("exp")
     bodies = {"exp": lambda: _exp(d, dtype), "expm1": lambda: _expm1(d, dtype),
