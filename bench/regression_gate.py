@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Regression gate for generated code and its runtime: this checkout against a named
-earlier commit, the batch paths of six networks, interleaved in one process.
+earlier commit, the batch paths of seven networks, interleaved in one process.
 
     python bench/regression_gate.py --against e28f8d9 [--also 7f30c94] [--isa native avx2] \
         [--rows 20000] [--rounds 7] [--append "HEADING"]
@@ -45,7 +45,8 @@ from mlpcodegen.core.ir import Network  # noqa: E402
 from mlpcodegen.runtime import cffi_build  # noqa: E402
 
 #: The networks gated: bench/batch.py's but 10-16-8-1.
-GATED = ("seed 1-3-2-1", "mid 8-64-64-1", "cls 16-64-64-10", "64-256-256-10", "32-1024-1024-1", "784-512-512-10")
+GATED = ("seed 1-3-2-1", "10-16-8-1 tanh", "mid 8-64-64-1", "cls 16-64-64-10", "64-256-256-10", "32-1024-1024-1",
+         "784-512-512-10")
 
 #: Run in the earlier commit's checkout: its IR and emitter, and its runtime when it has one.
 _CHILD = r"""
@@ -183,7 +184,8 @@ def main() -> int:
     parser.add_argument("--isa", nargs="+", default=list(ISAS), choices=list(ISAS))
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--only", nargs="*", help="network labels (default all six)")
+    parser.add_argument("--only", nargs="*", choices=GATED, metavar="LABEL",
+                        help=f"network labels (default all): {', '.join(GATED)}")
     parser.add_argument("--out", type=Path, default=HERE / "REGRESSION.md")
     parser.add_argument("--append", metavar="HEADING", help="add a section so named to --out (else print only)")
     args = parser.parse_args()
