@@ -510,3 +510,24 @@ def test_rows_left_over_go_through_one_more_block(isa):
     inplace = x.astype(np.float32)
     function._batch(function._ffi.from_buffer("float[]", inplace), function._ffi.from_buffer("float[]", inplace), len(x))
     np.testing.assert_array_equal(inplace.reshape(-1)[:len(x)], whole[:, 0])
+
+
+@pytest.mark.parametrize("isa", ["native", "avx2", "portable"])
+def test_rows_layout_packed_arrays_start_on_a_cache_line(tmp_path, gcc, isa):
+    """Where the vector tiles compile, the packed arrays are aligned to 64 bytes (NAME_PACKED):
+    a panel's 64-byte row of weights on one cache line (GCC placed them 32 bytes off one)."""
+    import re
+
+    net = _wide_net(1, [3, 270, 2], ["relu", "linear"])
+    source, asm = tmp_path / "net.c", tmp_path / "net.s"
+    source.write_text(emit_c(net, dtype="float32", name="net"))
+    result = subprocess.run([gcc, *STRICT_FLAGS, *ISA_FLAGS[isa], "-S", str(source), "-o", str(asm)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    text = asm.read_text()
+    assert all(f"static const float {array}[" in source.read_text() for array in ("net_W1", "net_B1", "net_W2", "net_B2"))
+    kept = [array for array in ("net_W1", "net_B1", "net_W2", "net_B2") if f"\n{array}:" in text]  # -O3 may fold a small one
+    assert {"net_W1", "net_W2"} <= set(kept)
+    for array in kept:
+        aligns = re.findall(r"\.(?:p2)?align\s+(\d+)", text[:text.index(f"\n{array}:")])
+        assert aligns and int(aligns[-1]) in (64, 6), (array, aligns[-1:])  # .align 64 or .p2align 6

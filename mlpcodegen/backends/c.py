@@ -331,6 +331,10 @@ class CRenderer:
             code.add("", prototypes[-1], "{", f"    {self.t} y;", f"    {self.name}(&x, &y);", "    return y;", "}")
         return str(self._preamble().extend(code))
 
+    def _packed(self) -> bool:
+        """Whether a layer's arrays are packed for ``NAME_gemm``."""
+        return not self.shapes[0].table and self.plan.rows and any(s.loops and not s.tile for s in self.shapes)
+
     def _preamble(self) -> Lines:
         """File comment, includes, the fast-math definitions used and the weight arrays."""
         inline = c_math.definitions(self.needed, self.name, self.dtype)  # every NUMERIC_TYPES entry has them
@@ -352,7 +356,8 @@ class CRenderer:
             layout = "in the order the loops read them (see each layer)" if self.embedded else \
                 f"in panels of {c_batch.PANEL} units ([panel][input][unit], the last one padded with zeros; " \
                 "biases padded alike)" if self.plan.rows else "[input][unit] (the IR kernel layout)"
-            lines.add(f"/* weights of the layers written as loops: {layout}, read-only */", *arrays, "")
+            packed = c_batch.packed_alignment(self.name) if self._packed() else []
+            lines.add(f"/* weights of the layers written as loops: {layout}, read-only */", *packed, *arrays, "")
         return lines
 
     def _stored_types(self) -> tuple[str, ...]:
@@ -406,7 +411,7 @@ class CRenderer:
                     out += _flat_array(b, shape.layer.bias, self.dtype, self.t, 16, after)
             elif shape.loops and self.plan.rows:  # packed for NAME_gemm
                 w, b = _kernel_names(shape.index, self.name)
-                after = self.storage.after_declarator(self.name)
+                after = self.storage.after_declarator(self.name) + f" {self.name}_PACKED"
                 out += _flat_array(w, c_batch.packed_kernel(shape.layer.kernel), self.dtype, self.t, c_batch.PANEL,
                                    after)
                 if shape.layer.bias is not None:

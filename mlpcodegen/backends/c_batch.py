@@ -104,6 +104,20 @@ VECTOR_ISAS = (VectorIsa("defined(__AVX512F__)", 64, 12, 2, 12, 2, 8),
 #: 32-1024-1024-1 from ~40 to ~50 GFLOP/s (AVX-512 build, a loaded machine).  Only within
 #: the array (a prefetch never faults, but a pointer past the end would be undefined).
 PREFETCH = 512
+#: Bytes the packed (rows layout) arrays are aligned to where the vector tiles are compiled:
+#: a 64-byte panel row then sits on one cache line (GCC placed them 32 bytes off a line:
+#: every AVX-512 weight load split two lines).  NAME_batch_ws, AVX-512, in C, thread CPU time,
+#: interleaved: 32-1024-1024-1 153 -> 164 GFLOP/s, 784-512-512-10 153 -> 164 (1.07x); AVX2 1.00x.
+#: What else was measured on the 12 x 2 tile (AVX-512, 32-1024-1024-1, the same way): its loop
+#: alone, in L1, reaches 176-185 GFLOP/s (~78% of the FMA loop's ~230): 14 loads (12 broadcasts,
+#: 2 panel rows) per 24 FMAs (an asm loop of 24 FMAs: 209, with those loads 190).  Tiles 8 x 3
+#: 0.97x, 14 x 2 0.98x, 6 x 4 0.94x; PREFETCH 256 or 1024 1.00x, none 0.92x, only for a panel's
+#: first row tile 0.95x; the k loop unrolled by 2 or 4 1.00x; a branch-free prefetch 0.99x; the
+#: tile's inputs packed k-major 0.99x; k slices of 128/256/512 inputs 0.94/0.97/0.99x; a row
+#: stride padded to an odd number of lines (1040 floats for 1024) 1.02x here, 1.00x on
+#: 784-512-512-10 (not taken: NAME_block's buffers share the stride, and 8 rows of 1040 exceed
+#: BLOCK_BUFFER_BYTES).
+PACKED_ALIGN = 64
 #: The portable tiles (plain loops) of the ``lanes`` and ``rows`` kernels.
 PLAIN_TILE_UNITS, PLAIN_TILE_ROWS = 4, 4
 #: Panels the portable one-sample (single row) tile takes at once.
@@ -202,6 +216,13 @@ def _vector_typedef(name: str, t: str, isa: VectorIsa) -> list[str]:
     count = isa.per(4 if t == "float" else 8)
     return [f"typedef {t} {name}_v __attribute__((vector_size({isa.vector_bytes})));",
             f"/* {count} values: one register; loaded and stored by memcpy (no alignment assumed) */"]
+
+
+def packed_alignment(name: str) -> list[str]:
+    """``NAME_PACKED``: the packed arrays' alignment attribute, where the vector tiles are
+    compiled (nothing elsewhere: no padding in a microcontroller's flash)."""
+    return [f"#if {vector_guard()}", f"#define {name}_PACKED __attribute__((aligned({PACKED_ALIGN})))", "#else",
+            f"#define {name}_PACKED", "#endif"]
 
 
 def preamble(name: str, t: str) -> list[str]:
