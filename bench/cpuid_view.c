@@ -7,8 +7,9 @@
  *
  * Only python processes are affected: compilers the bench runs (gcc's cc1 installs its own
  * SIGSEGV handler) and shells (pyenv's wrapper) inherit LD_PRELOAD but are left alone.  glibc's
- * own choices are made by the loader before this runs and stay as they are.  Never linked into
- * anything mlpcodegen ships. */
+ * own choices are made by the loader before this runs and stay as they are.  A SIGSEGV handler
+ * installed later (Python's faulthandler) would take the traps: the child runs without it.  Never
+ * linked into anything mlpcodegen ships. */
 #define _GNU_SOURCE
 #include <asm/prctl.h>
 #include <cpuid.h>
@@ -31,9 +32,10 @@ static void on_cpuid(int sig, siginfo_t *info, void *context)
     greg_t *r = ((ucontext_t *)context)->uc_mcontext.gregs;
     const unsigned char *ip = (const unsigned char *)r[REG_RIP];
     unsigned leaf = (unsigned)r[REG_RAX], sub = (unsigned)r[REG_RCX], a, b, c, d;
-    (void)info;
-    if (ip[0] != 0x0f || ip[1] != 0xa2) { /* a real fault: die as without us */
+    if (info->si_code <= 0 || ip[0] != 0x0f || ip[1] != 0xa2) { /* a real fault: die as without us */
         signal(sig, SIG_DFL);
+        if (info->si_code <= 0) /* sent by kill(): no instruction to fault again */
+            raise(sig);
         return;
     }
     syscall(SYS_arch_prctl, ARCH_SET_CPUID, 1);

@@ -51,7 +51,9 @@ def build(folder: Path) -> Path:
 def environment(library: Path) -> dict[str, str]:
     """os.environ for a child python under the view."""
     preload = " ".join(p for p in (str(library), os.environ.get("LD_PRELOAD", "")) if p)
-    return {**os.environ, "LD_PRELOAD": preload, ENV: "avx2"}
+    env = {**os.environ, "LD_PRELOAD": preload, ENV: "avx2"}
+    env.pop("PYTHONFAULTHANDLER", None)  # its SIGSEGV handler would take the CPUID traps
+    return env
 
 
 def active() -> bool:

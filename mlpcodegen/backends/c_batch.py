@@ -89,7 +89,8 @@ class VectorIsa:
 #: registers of 32 bytes): 6 units x 2 vectors (12 sums, two passes over 32 lanes) and
 #: 6 rows x 1 panel of 2 vectors; measured interleaved on 64-256-256-10, mid and cls: 6 x 2
 #: ran 1.12-1.33x the 3 x 4 tile (whose inputs come from memory operands), 2 x 4 0.93-1.19x.
-#: 16-byte vectors (SSE2: the x86-64 baseline; NEON: every aarch64; WebAssembly's simd128:
+#: 16-byte vectors (SSE2: the x86-64 baseline; NEON on aarch64 only, as ARMv7's NEON flushes
+#: float32 denormals to zero, which would part a batch row's bits from NAME's; WebAssembly's simd128:
 #: the wasm target, 9-12% more rows/s on mid and cls, either dtype) for every other GCC or
 #: clang build: without them the plain loops ran a float64 lanes block 6-7x slower than the
 #: one-sample function row by row (mid 8-64-64-1: 0.19 against 1.3 M rows/s, gcc -O3
@@ -99,7 +100,8 @@ class VectorIsa:
 #: 2-16 rows measured.  The plain loops stay for other compilers and targets.
 VECTOR_ISAS = (VectorIsa("defined(__AVX512F__)", 64, 12, 2, 12, 2, 8),
                VectorIsa("defined(__AVX2__)", 32, 6, 2, 6, 1, 4),
-               VectorIsa("(defined(__SSE2__) || defined(__ARM_NEON) || defined(__wasm_simd128__))", 16, 6, 2, 8, 1, 2))
+               VectorIsa("(defined(__SSE2__) || (defined(__ARM_NEON) && defined(__aarch64__)) "
+                         "|| defined(__wasm_simd128__))", 16, 6, 2, 8, 1, 2))
 #: Values ahead of the weight stream a rows tile asks the cache for: the weights of a wide
 #: layer come from L3 (1024 x 1024 float32: 4 MiB), one line per input; 2 KiB ahead took
 #: 32-1024-1024-1 from ~40 to ~50 GFLOP/s (AVX-512 build, a loaded machine).  Only within
