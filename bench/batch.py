@@ -20,7 +20,10 @@ run their AVX2 + FMA kernels there, as on an AVX2 machine; the table's "peers se
 which kernels each row's peers could choose.  Every
 path's output is checked against the float64 reference before it is timed.  The one-sample
 row for cls compares the generated C with the plain input-major loop kernel
-(``mlpcodegen.harness.cdriver``), each round a separate driver run, AVX2 build.
+(``mlpcodegen.harness.cdriver``), each round a separate driver run, AVX2 build.  For the two
+wide networks a second table times ``NAME_batch_ws`` block by block with the FMA loop run
+between the blocks for about as long: the peak in the state the kernel leaves the core in
+(on this AVX-512 host a lower clock than a burst of the FMA loop alone; see ``_PAIRED_C``).
 """
 from __future__ import annotations
 
@@ -95,6 +98,73 @@ long chain(long iterations)
     return x;
 }
 """
+
+
+#: Appended to the generated C for the wide networks: NAME_batch_ws block by block, each
+#: block followed by the FMA loop for about as long as the block took, so the loop runs in
+#: the state the kernel leaves the core in.  That state has a lower clock than a burst of
+#: the FMA loop alone (AVX-512, 32-1024-1024-1: the FMA loop right after a batch ran at
+#: 196-207 GFLOP/s for its first ~70 ms, then 225-233; between the blocks, 185-199).  An add
+#: chain timed right after each block read 3.26-3.43 GHz on AVX2 builds while the FMA loop
+#: beside it implied 3.58 GHz (more than 32 flops a cycle at the chain's clock), so the
+#: clock is taken from the FMA loop: its GFLOP/s over the ISA's flops per cycle.
+_PAIRED_C = r"""
+#include <time.h>
+static double paired_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+void paired(const float *x, float *y, size_t n, void *work, long iterations, double *seconds)
+{
+    float sink = 0.0f;
+    size_t i;
+    for (i = 0; i < n; i += BLOCK) {
+        const size_t count = n - i < BLOCK ? n - i : BLOCK;
+        double t0 = paired_now(), t1, t2;
+        net_batch_ws(x + i * N_IN, y + i * N_OUT, count, work);
+        t1 = paired_now();
+        peak(&sink, iterations);
+        t2 = paired_now();
+        seconds[0] += t1 - t0;
+        seconds[1] += t2 - t1;
+    }
+    seconds[2] = (double)sink;
+}
+"""
+
+
+def paired_call(net: Network, flags, x: np.ndarray):
+    """A call(iterations) timing NAME_batch_ws block by block with ``iterations`` of the FMA
+    loop after each block (see _PAIRED_C), returning (seconds in the kernel, seconds in the
+    FMA loop, the FMA loop's flops); the FMA loop's flops per iteration; the output array."""
+    from mlpcodegen.backends.c import emit_c
+    from mlpcodegen.backends.c_batch import work_rows
+
+    block = work_rows(net, "float32")
+    text = "\n".join([emit_c(net, dtype="float32", name="net"), _PEAK_C,
+                      _PAIRED_C.replace("BLOCK", f"{block}u").replace("N_IN", f"{net.n_inputs}u")
+                      .replace("N_OUT", f"{net.n_outputs}u")])
+    module = cffi_build.build_module(text, "void paired(const float *x, float *y, size_t n, void *work, "
+                                     "long iterations, double *seconds); int peak_lanes(void);", flags)
+    y = np.empty((x.shape[0], net.n_outputs), np.float32)
+    work = module.ffi.new("char[]", int(work_bytes_of(net)))
+    px, py = module.ffi.from_buffer("float[]", x), module.ffi.from_buffer("float[]", y, require_writable=True)
+    blocks = -(-x.shape[0] // block)
+    per_iteration = PEAK_FLOPS_PER_LANE * module.lib.peak_lanes()
+
+    def call(iterations: int):
+        seconds = module.ffi.new("double[3]")
+        module.lib.paired(px, py, x.shape[0], work, iterations, seconds)
+        return seconds[0], seconds[1], float(per_iteration) * iterations * blocks
+    return call, per_iteration, y
+
+
+def work_bytes_of(net: Network) -> int:
+    from mlpcodegen.backends.c_batch import work_bytes
+
+    return work_bytes(net, "float32")
 
 
 def clock_hz() -> float:
@@ -285,13 +355,37 @@ def bench_network(label: str, model, net: Network, isa: str, rows: int, rounds: 
     # fraction of the peak loop's flops in the same round
     of_peak = statistics.median((rows * flops / c) / (20000 * peak_flops / p)
                                 for c, p in zip(times["in C"], times["peak"]))
-    return {"label": label, "isa": isa, "rows": rows, "flops": flops, "errors": errors,
+    same = paired_rounds(net, flags, x, statistics.median(times["in C"]) / rows, peak_rate, rounds) \
+        if label in WIDE else None
+    return {"label": label, "isa": isa, "rows": rows, "flops": flops, "errors": errors, "same": same,
             "rate": {name: rows / statistics.median(t) for name, t in times.items() if name != "peak"},
             "gflops": in_c_rate / 1e9, "peak_gflops": peak_rate / 1e9, "of_peak": of_peak,
             "stack_gflops": (rows * flops / statistics.median(times["NAME_batch"]) / 1e9 if "NAME_batch" in times
                              else None),
             "predict_vs_c": ratio(times, "predict(X)", "in C"), "two_vs_one": ratio(times, "predict(X, threads=2)", "predict(X)"),
             "vs_litert": ratio(times, "predict(X)", "LiteRT"), "vs_ort": ratio(times, "predict(X)", "ORT")}
+
+
+def paired_rounds(net: Network, flags, x: np.ndarray, row_seconds: float, peak_rate: float, rounds: int) -> dict:
+    """The kernel against the FMA loop in the same conditions (block by block, see
+    _PAIRED_C): per round the kernel's GFLOP/s and the interleaved FMA loop's; medians of
+    the per-round figures and the range of their ratio."""
+    from mlpcodegen.backends.c_batch import work_rows
+
+    call, per_iteration, _ = paired_call(net, flags, x)
+    # the FMA loop about as long as a block: the two share the core's state half and half
+    iterations = max(1000, int(row_seconds * work_rows(net, "float32") * peak_rate / per_iteration))
+    call(iterations)
+    per_round = []
+    for _ in range(rounds):
+        kernel, loop, loop_flops = call(iterations)
+        gflops, loop_gflops = x.shape[0] * flops_per_row(net) / kernel / 1e9, loop_flops / loop / 1e9
+        per_round.append((gflops, loop_gflops, gflops / loop_gflops))
+    gflops, loop_gflops, of_loop = (list(column) for column in zip(*per_round))
+    # two FMA ports, each a step of one of the 12 chains per cycle: per_iteration / 6 flops a cycle
+    return {"gflops": statistics.median(gflops), "loop_gflops": statistics.median(loop_gflops),
+            "hz": statistics.median(loop_gflops) * 1e9 / (per_iteration / 6), "flops_per_cycle": per_iteration // 6,
+            "of_loop": statistics.median(of_loop), "of_loop_range": (min(of_loop), max(of_loop))}
 
 
 def one_sample_rounds(net: Network, flags, rounds: int) -> list[float]:
@@ -325,6 +419,28 @@ def table(results: list[dict]) -> list[str]:
             f"{r['vs_litert']:.2f} | {r['vs_ort']:.2f} | ≥ {goal:.1f}: {'met' if met else '**not met**'} | "
             f"{e['in C']:.1f} / {e['LiteRT']:.1f} / {e['ORT']:.1f} |")
     return lines
+
+
+def same_conditions_table(results: list[dict]) -> list[str]:
+    """The wide networks' kernel against the FMA peak in the state the kernel runs in."""
+    rows = [r for r in results if r.get("same")]
+    if not rows:
+        return []
+    lines = ["Wide layers against the FMA peak in the same conditions (`NAME_batch_ws` block by block, each block "
+             "followed by the FMA loop for about as long; the thread's CPU time, so time the core spends on other work "
+             "falls on neither; per round the two rates, medians over rounds, the ratio's range in brackets).  The clock is the one the FMA loop implies there: its GFLOP/s over the ISA's "
+             "flops per cycle.", "",
+             "| network | ISA | in C GFLOP/s | FMA loop between the blocks, GFLOP/s | clock it implies | "
+             "in C ÷ that peak | the FMA loop alone (table above) | target |", "|" + "---|" * 8]
+    for r in rows:
+        same = r["same"]
+        lines.append(
+            f"| {r['label']} | {r['isa']} | {same['gflops']:.1f} | {same['loop_gflops']:.1f} "
+            f"({same['flops_per_cycle']} flops/cycle) | {same['hz'] / 1e9:.2f} GHz | "
+            f"{same['of_loop'] * 100:.0f}% ({same['of_loop_range'][0] * 100:.0f}-{same['of_loop_range'][1] * 100:.0f}) | "
+            f"{r['of_peak'] * 100:.0f}% of {r['peak_gflops']:.0f} | "
+            f"≥ 75%: {'met' if same['of_loop'] >= 0.75 else '**not met**'} |")
+    return lines + [""]
 
 
 def peers_see() -> str:
@@ -400,7 +516,7 @@ def main() -> int:
             "peak column is 12 independent FMA chains timed in the same round: 64-byte vectors on the native (AVX-512) "
             "build, 2 FMA ports = 64 flops/cycle, 32-byte ones on AVX2 = 32 flops/cycle; the tiles use the same "
             "widths.  Percentages are in C GFLOP/s over that loop's, per round, median.", "",
-            *table(results), ""]
+            *table(results), "", *same_conditions_table(results)]
     if one:
         text += [f"cls 16-64-64-10, one sample in C, AVX2 build: generated ÷ plain input-major loops = "
                  f"{statistics.median(one):.2f} (median of {len(one)} driver runs: "

@@ -214,3 +214,33 @@ def test_cpuid_view_hides_avx512_from_a_child_python_only(tmp_path):
     seen = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert seen.stdout.split() == ["True", "0"], seen.stderr
     assert not cpuid_view.active()  # this process, without the view, still sees AVX-512
+
+
+def test_batch_bench_pairs_the_kernel_with_the_fma_loop_block_by_block(gcc):
+    """bench/batch.py's same-conditions peak: the paired call runs NAME_batch_ws over every
+    block (the same bits as NAME_batch) and times both it and the FMA loop between them."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import batch
+    from mlpcodegen.backends.c_batch import block_plan
+
+    rng = np.random.default_rng(4)
+    net = Network(8, (Dense(rng.normal(size=(8, 256)).astype(np.float32), rng.normal(size=256).astype(np.float32),
+                            Activation("relu"), "d0"),
+                      Dense(rng.normal(size=(256, 256)).astype(np.float32) / 16, np.zeros(256, np.float32),
+                            Activation("relu"), "d1"),
+                      Dense(rng.normal(size=(256, 3)).astype(np.float32) / 16, np.ones(3, np.float32),
+                            Activation("linear"), "d2")))
+    assert block_plan(net, "float32").rows  # the layout NAME_batch_ws has
+    x = rng.uniform(-1, 1, (250, 8)).astype(np.float32)  # two whole 96-row blocks and a part
+    flags = ("-O2",)
+    call, per_iteration, y = batch.paired_call(net, flags, x)
+    kernel, loop, loop_flops = call(1000)
+    assert kernel > 0 and loop > 0 and loop_flops == per_iteration * 1000 * 3
+    whole, expected = batch.in_c_call(net, flags, x)
+    whole()
+    assert np.array_equal(y.view(np.uint32), expected.view(np.uint32))
+    reference, scale = evaluate_magnitude(net, x.astype(np.float64))
+    assert compare(y, reference, scale, "float32")[2] <= F32_ULP_BOUND
