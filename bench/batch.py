@@ -102,12 +102,15 @@ long chain(long iterations)
 
 #: Appended to the generated C for the wide networks: NAME_batch_ws block by block, each
 #: block followed by the FMA loop for about as long as the block took, so the loop runs in
-#: the state the kernel leaves the core in.  That state has a lower clock than a burst of
-#: the FMA loop alone (AVX-512, 32-1024-1024-1: the FMA loop right after a batch ran at
-#: 196-207 GFLOP/s for its first ~70 ms, then 225-233; between the blocks, 185-199).  An add
-#: chain timed right after each block read 3.26-3.43 GHz on AVX2 builds while the FMA loop
-#: beside it implied 3.58 GHz (more than 32 flops a cycle at the chain's clock), so the
-#: clock is taken from the FMA loop: its GFLOP/s over the ISA's flops per cycle.
+#: the state the kernel keeps the core in.  On this AVX-512 host the FMA loop ran at 186-201
+#: GFLOP/s between 32-1024-1024-1's blocks and at 213-232 between stretches of scalar code,
+#: of itself or of nothing (0.1-1.4 ms chunks, thread CPU time), while the blocks ran at the
+#: same rate either way; right after a whole batch its first 20-34 ms ran 2-13% slow, then
+#: at 230 (the trace lines).  With no cycle counter in this guest the state cannot be read
+#: directly; a slower clock under the kernel's load is what it looks like.  An add chain
+#: timed right after each block read 3.26-3.43 GHz on AVX2 builds while the FMA loop beside
+#: it implied 3.58 GHz (more than 32 flops a cycle at the chain's clock), so the clock is
+#: taken from the FMA loop: its GFLOP/s over the ISA's flops per cycle.
 _PAIRED_C = r"""
 #include <time.h>
 static double paired_now(void)
@@ -132,6 +135,24 @@ void paired(const float *x, float *y, size_t n, void *work, long iterations, dou
     }
     seconds[2] = (double)sink;
 }
+/* the FMA loop in chunks of `iterations`: `chunks` of them, then NAME_batch_ws over every row,
+   then `chunks` more; each chunk's seconds into seconds[] (2 x chunks) */
+void recovery(const float *x, float *y, size_t n, void *work, long iterations, int chunks, double *seconds)
+{
+    float sink = 0.0f;
+    size_t i;
+    int c;
+    for (c = 0; c < 2 * chunks; ++c) {
+        double t0;
+        if (c == chunks)
+            for (i = 0; i < n; i += BLOCK)
+                net_batch_ws(x + i * N_IN, y + i * N_OUT, n - i < BLOCK ? n - i : BLOCK, work);
+        t0 = paired_now();
+        peak(&sink, iterations);
+        seconds[c] = paired_now() - t0;
+    }
+    seconds[0] += (double)sink * 0.0;
+}
 """
 
 
@@ -147,7 +168,9 @@ def paired_call(net: Network, flags, x: np.ndarray):
                       _PAIRED_C.replace("BLOCK", f"{block}u").replace("N_IN", f"{net.n_inputs}u")
                       .replace("N_OUT", f"{net.n_outputs}u")])
     module = cffi_build.build_module(text, "void paired(const float *x, float *y, size_t n, void *work, "
-                                     "long iterations, double *seconds); int peak_lanes(void);", flags)
+                                     "long iterations, double *seconds); int peak_lanes(void);"
+                                     "void recovery(const float *x, float *y, size_t n, void *work, long iterations, "
+                                     "int chunks, double *seconds);", flags)
     y = np.empty((x.shape[0], net.n_outputs), np.float32)
     work = module.ffi.new("char[]", int(work_bytes_of(net)))
     px, py = module.ffi.from_buffer("float[]", x), module.ffi.from_buffer("float[]", y, require_writable=True)
@@ -158,6 +181,13 @@ def paired_call(net: Network, flags, x: np.ndarray):
         seconds = module.ffi.new("double[3]")
         module.lib.paired(px, py, x.shape[0], work, iterations, seconds)
         return seconds[0], seconds[1], float(per_iteration) * iterations * blocks
+
+    def recovery(iterations: int, chunks: int) -> list[float]:
+        """GFLOP/s of the FMA loop's chunks: ``chunks`` before a batch over every row, ``chunks`` after."""
+        seconds = module.ffi.new("double[]", 2 * chunks)
+        module.lib.recovery(px, py, x.shape[0], work, iterations, chunks, seconds)
+        return [per_iteration * iterations / s / 1e9 for s in seconds]
+    call.recovery = recovery
     return call, per_iteration, y
 
 
@@ -366,6 +396,10 @@ def bench_network(label: str, model, net: Network, isa: str, rows: int, rounds: 
             "vs_litert": ratio(times, "predict(X)", "LiteRT"), "vs_ort": ratio(times, "predict(X)", "ORT")}
 
 
+#: Chunks of the FMA loop timed before and after a batch (paired_rounds' trace).
+RECOVERY_CHUNKS = 6
+
+
 def paired_rounds(net: Network, flags, x: np.ndarray, row_seconds: float, peak_rate: float, rounds: int) -> dict:
     """The kernel against the FMA loop in the same conditions (block by block, see
     _PAIRED_C): per round the kernel's GFLOP/s and the interleaved FMA loop's; medians of
@@ -382,10 +416,14 @@ def paired_rounds(net: Network, flags, x: np.ndarray, row_seconds: float, peak_r
         gflops, loop_gflops = x.shape[0] * flops_per_row(net) / kernel / 1e9, loop_flops / loop / 1e9
         per_round.append((gflops, loop_gflops, gflops / loop_gflops))
     gflops, loop_gflops, of_loop = (list(column) for column in zip(*per_round))
+    # the FMA loop in chunks of ~20 ms before and after a batch: how long the lower clock lasts
+    chunk = max(1000, int(0.02 * peak_rate / per_iteration))
+    trace = call.recovery(chunk, RECOVERY_CHUNKS)
     # two FMA ports, each a step of one of the 12 chains per cycle: per_iteration / 6 flops a cycle
     return {"gflops": statistics.median(gflops), "loop_gflops": statistics.median(loop_gflops),
             "hz": statistics.median(loop_gflops) * 1e9 / (per_iteration / 6), "flops_per_cycle": per_iteration // 6,
-            "of_loop": statistics.median(of_loop), "of_loop_range": (min(of_loop), max(of_loop))}
+            "of_loop": statistics.median(of_loop), "of_loop_range": (min(of_loop), max(of_loop)),
+            "trace": trace, "trace_ms": 1e3 * chunk * per_iteration / peak_rate}
 
 
 def one_sample_rounds(net: Network, flags, rounds: int) -> list[float]:
@@ -440,6 +478,12 @@ def same_conditions_table(results: list[dict]) -> list[str]:
             f"{same['of_loop'] * 100:.0f}% ({same['of_loop_range'][0] * 100:.0f}-{same['of_loop_range'][1] * 100:.0f}) | "
             f"{r['of_peak'] * 100:.0f}% of {r['peak_gflops']:.0f} | "
             f"≥ 75%: {'met' if same['of_loop'] >= 0.75 else '**not met**'} |")
+    lines.append("")
+    for r in rows:
+        trace = r["same"]["trace"]
+        lines.append(f"- {r['label']}, {r['isa']}: the FMA loop in chunks of ~{r['same']['trace_ms']:.0f} ms, "
+                     f"GFLOP/s: {', '.join(f'{v:.0f}' for v in trace[:RECOVERY_CHUNKS])} before a batch over "
+                     f"every row; {', '.join(f'{v:.0f}' for v in trace[RECOVERY_CHUNKS:])} after it.")
     return lines + [""]
 
 
