@@ -161,7 +161,7 @@ def paired_call(net: Network, flags, x: np.ndarray):
     loop after each block (see _PAIRED_C), returning (seconds in the kernel, seconds in the
     FMA loop, the FMA loop's flops); the FMA loop's flops per iteration; the output array."""
     from mlpcodegen.backends.c import emit_c
-    from mlpcodegen.backends.c_batch import work_rows
+    from mlpcodegen.backends.c_batch import work_bytes, work_rows
 
     block = work_rows(net, "float32")
     text = "\n".join([emit_c(net, dtype="float32", name="net"), _PEAK_C,
@@ -172,7 +172,7 @@ def paired_call(net: Network, flags, x: np.ndarray):
                                      "void recovery(const float *x, float *y, size_t n, void *work, long iterations, "
                                      "int chunks, double *seconds);", flags)
     y = np.empty((x.shape[0], net.n_outputs), np.float32)
-    work = module.ffi.new("char[]", int(work_bytes_of(net)))
+    work = module.ffi.new("char[]", int(work_bytes(net, "float32")))
     px, py = module.ffi.from_buffer("float[]", x), module.ffi.from_buffer("float[]", y, require_writable=True)
     blocks = -(-x.shape[0] // block)
     per_iteration = PEAK_FLOPS_PER_LANE * module.lib.peak_lanes()
@@ -189,12 +189,6 @@ def paired_call(net: Network, flags, x: np.ndarray):
         return [per_iteration * iterations / s / 1e9 for s in seconds]
     call.recovery = recovery
     return call, per_iteration, y
-
-
-def work_bytes_of(net: Network) -> int:
-    from mlpcodegen.backends.c_batch import work_bytes
-
-    return work_bytes(net, "float32")
 
 
 def clock_hz() -> float:
@@ -416,7 +410,7 @@ def paired_rounds(net: Network, flags, x: np.ndarray, row_seconds: float, peak_r
         gflops, loop_gflops = x.shape[0] * flops_per_row(net) / kernel / 1e9, loop_flops / loop / 1e9
         per_round.append((gflops, loop_gflops, gflops / loop_gflops))
     gflops, loop_gflops, of_loop = (list(column) for column in zip(*per_round))
-    # the FMA loop in chunks of ~20 ms before and after a batch: how long the lower clock lasts
+    # the FMA loop in chunks of ~20 ms before and after a batch: how long the slower state lasts
     chunk = max(1000, int(0.02 * peak_rate / per_iteration))
     trace = call.recovery(chunk, RECOVERY_CHUNKS)
     # two FMA ports, each a step of one of the 12 chains per cycle: per_iteration / 6 flops a cycle
@@ -465,9 +459,9 @@ def same_conditions_table(results: list[dict]) -> list[str]:
     if not rows:
         return []
     lines = ["Wide layers against the FMA peak in the same conditions (`NAME_batch_ws` block by block, each block "
-             "followed by the FMA loop for about as long; the thread's CPU time, so time the core spends on other work "
-             "falls on neither; per round the two rates, medians over rounds, the ratio's range in brackets).  The clock is the one the FMA loop implies there: its GFLOP/s over the ISA's "
-             "flops per cycle.", "",
+             "followed by the FMA loop for about as long; the thread's CPU time, so time the core spends on other "
+             "work falls on neither; per round the two rates, medians over rounds, the ratio's range in brackets).  "
+             "The clock is the one the FMA loop implies there: its GFLOP/s over the ISA's flops per cycle.", "",
              "| network | ISA | in C GFLOP/s | FMA loop between the blocks, GFLOP/s | clock it implies | "
              "in C ÷ that peak | the FMA loop alone (table above) | target |", "|" + "---|" * 8]
     for r in rows:
@@ -554,7 +548,7 @@ def main() -> int:
             f"{load[1]:.1f} after (2 cores shared with other work: the ratios, taken within each round, are the figures "
             "to read).", "", __doc__.split("\n\n", 2)[2].strip(), "",
             "Targets: predict(X) ≥ 1.2x both peers up to 64-256-256-10, ≥ 1.0x on the two wide networks; "
-            "wide layers ≥ 75% of the FMA peak; predict(X) ≥ 0.9x in C; two threads ≥ 1.8x one on the wide networks.",
+            "wide layers ≥ 75% of the FMA peak (flops per cycle: the table after the first); predict(X) ≥ 0.9x in C; two threads ≥ 1.8x one on the wide networks.",
             "", f"Clock: {clocks[0] / 1e9:.2f} GHz before, {clocks[1] / 1e9:.2f} GHz after (a chain of dependent "
             "register adds, 1 cycle each: perf's cycle counter is not available in this KVM guest).  The FMA loop's "
             "peak column is 12 independent FMA chains timed in the same round: 64-byte vectors on the native (AVX-512) "
