@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -496,9 +497,9 @@ def _wasm_files(source: str, net: Network, numeric: NumericType, name: str) -> d
 
 
 def _wasm_build(folder: Path, name: str) -> list[list[str]]:
-    from ..backends.wasm import clang_command
+    from ..backends.wasm import POOL_COMMAND, clang_command
 
-    return [clang_command(name)]
+    return [clang_command(name), [sys.executable, *POOL_COMMAND]]
 
 
 WASM = Toolchain(files=_wasm_files,
