@@ -135,7 +135,7 @@ def test_java_allocates_only_the_sums_of_its_loop_layers():
     assert [line.split("=")[0].strip() for line in row.splitlines() if "new double[" in line] == \
         ["final double[] z1", "final double[] z2", "final double[] z3"]
     assert "final double hk0 = x[o + 0];" in row and "z1[j] = Math.max(zj, 0.0);" in row
-    assert "allocates its loop layers' arrays per call (129 values" in source
+    assert "allocates its loop layers' sums per call (129 values" in source
 
 
 def test_wasm_constants_pass_leaves_no_constant_in_the_code(tmp_path):

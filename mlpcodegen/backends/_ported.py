@@ -343,7 +343,8 @@ class Body:
                 self._row_steps(source, z, w, bias, layer.n_in, units)
             else:
                 row, weight = (["    " + f.row(w)], "wk[j]") if f.row else ([], f"{w}[k * {units} + j]")
-                lines.add(f.loop("k", layer.n_in), "    " + f.language.declare + f"hk = {self._at(source, 'k')}" + f.language.end,
+                read = "    " + f.language.declare + f"hk = {self._at(source, 'k')}" + f.language.end
+                lines.add(f.loop("k", layer.n_in), read,
                           *row, "    " + f.loop("j", units), "        " + f.accumulate(f"{z}[j]", weight, "hk"),
                           "    }", "}")
         sums = [b.item(z, j) for j in range(units)]
@@ -438,7 +439,7 @@ class Body:
         lines.level += 1
         # acc0, acc1...: not the graph's local pattern (a letter and digits: a1 is a normalisation's)
         lines.add(*(f.mutable(f"acc{u}", f"{bias}[{cell}]" if bias else zero) for u, cell in enumerate(cells)),
-                  f.loop("k", n_in), "    " + f.language.declare + f"hk = {self._at(source, 'k')}" + f.language.end, *row,
+                  f.loop("k", n_in), f"    {f.language.declare}hk = {self._at(source, 'k')}{f.language.end}", *row,
                   *("    " + f.accumulate(f"acc{u}", weight(u), "hk") for u in range(width)),
                   "}", *(f.store(f"{z}[{cell}]", f"acc{u}") for u, cell in enumerate(cells)))
         lines.level -= 1

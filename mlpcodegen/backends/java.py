@@ -173,7 +173,8 @@ def emit_java(net: Network, *, dtype: str = "float32", name: str = "mlp") -> str
     printer = Printer(frame.language)
     body = Body(net, frame, name, printer)
     body.lines.level = 2
-    body.write(lambda b: [b.ref(f"x[o + {i}]") for i in range(n_in)], lambda j: f"y[p + {j}]", input_array=("x", "o"))
+    body.write(lambda b: [b.ref(f"x[o + {i}]") for i in range(n_in)], lambda j: f"y[p + {j}]",
+               input_array=("x", "o"))
     math = math_definitions(dialect(dtype), dtype, name, printer.needed)
     out = Lines()
     out.add(f"// {HEADER}", f"// network {quote_name(net.name)}: {net.describe()}, {net.weight_dtype} weights",
@@ -181,7 +182,8 @@ def emit_java(net: Network, *, dtype: str = "float32", name: str = "mlp") -> str
             f"// {class_name(name)}.{name}(x, y): one sample, {t}[{n_in}] -> {t}[{n_out}]; "
             f"{name}Batch(x, y, n): n row-major rows",
             "// java.lang only; no mutable state (thread-safe); y may be x.",
-            f"// Memory: {name} allocates its loop layers' arrays per call ({loop_values(net, in_place=True)} values, short-lived); "
+            f"// Memory: {name} allocates its loop layers' sums per call ({loop_values(net, in_place=True)} values, "
+            "short-lived); "
             "the weights once, when the class loads.",
             "// Math: mlpcodegen's own exp/expm1/tanh/sigmoid (the C target's, the same bits).", "")
     out.add(f"public final class {class_name(name)} {{")

@@ -111,4 +111,3 @@ def emit_wasm(net: Network, *, dtype: str = "float32", name: str = "mlp") -> str
         exported.append(f"{name}Scalar")
     out.add(f"    return {{ {', '.join(exported)} }};", "}")
     return str(out)
-
