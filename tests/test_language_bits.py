@@ -124,3 +124,39 @@ console.log(one === out, same(out, fresh), batch === rows, same(rows, freshBatch
 """)
     done = subprocess.run(["node", str(tmp_path / "t.mjs")], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["true"] * 5, done.stderr
+
+
+def test_java_allocates_only_the_sums_of_its_loop_layers():
+    """An elementwise activation overwrites its layer's sums and a first loop layer reads
+    x[o + k] itself: mid 8-64-64-1's row function allocates z1, z2 and z3 and nothing else
+    (the bits: test_the_same_bits_as_c, whose networks chain tanh, elu and sigmoid loops)."""
+    source = emit(fixed_networks()["mid 8-64-64-1"], "java", dtype="float64", name="mlp")
+    row = source[source.index("private static void mlp_row("):source.index("public static void mlp(")]
+    assert [line.split("=")[0].strip() for line in row.splitlines() if "new double[" in line] == \
+        ["final double[] z1", "final double[] z2", "final double[] z3"]
+    assert "final double hk0 = x[o + 0];" in row and "z1[j] = Math.max(zj, 0.0);" in row
+    assert "allocates its loop layers' sums per call (129 values" in source
+
+
+def test_wasm_constants_pass_leaves_no_constant_in_the_code(tmp_path):
+    """The built module reads every floating-point constant but +0 from memory (the bits:
+    test_the_same_bits_as_c, built the same way); the pass finds nothing left to do in its
+    own output; a file that is not a module is refused, one line, exit 1."""
+    import subprocess
+
+    from mlpcodegen.backends import wasm, wasm_pool
+    from mlpcodegen.core.numeric import numeric_type
+    from mlpcodegen.runtime.subprocess_peer import build
+
+    require("gcc", *TOOLCHAINS["wasm"].tools)
+    for label in ("seed 1-3-2-1", "cls 16-64-64-10"):
+        program = build(fixed_networks()[label], "wasm", TOOLCHAINS["wasm"], numeric_type("float64"), "mlp")
+        module = (program.folder / "model.wasm").read_bytes()
+        left: list[bytes] = []
+        wasm_pool._code(dict(wasm_pool._sections(module)), lambda value: left.append(value) if any(value) else None)
+        assert left == [], f"{label}: {len(left)} constants left in the code"
+        assert wasm_pool.pool_constants(module) == module
+    (tmp_path / "not.wasm").write_bytes(b"\0asn not a module")
+    done = subprocess.run([sys.executable, *wasm.POOL_COMMAND[:2], str(tmp_path / "not.wasm")], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "not a wasm module" in done.stderr

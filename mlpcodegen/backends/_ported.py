@@ -271,6 +271,9 @@ class Frame:
     chunks_from: int = 0
     loop_from: Callable[[str, int, int], str] = lambda v, first, n: ""  # for v from first below n
     loop_step_from: Callable[[str, int, int, int], str] = lambda v, first, n, step: ""  # ... by step
+    #: an elementwise activation of a loop layer overwrites its sums (z[j] = f(z[j])) instead
+    #: of filling an array of its own (Java: one array fewer allocated and zeroed per layer)
+    in_place: bool = False
 
 
 @dataclass
@@ -288,14 +291,21 @@ class Body:
     lines: Lines = field(default_factory=Lines)
     arrays: list[str] = field(default_factory=list)
     builder: Builder = field(default_factory=Builder)
+    #: (array, offset): a first loop layer reads its inputs as array[offset + i] itself, not
+    #: gathered into an array of their own first (set by :meth:`write`)
+    input_array: Optional[tuple[str, str]] = None
+    _inputs: Sequence[Node] = ()
 
     def write(self, inputs: Optional[Callable[[Builder], list[Node]]] = None,
-              output: Callable[[int], str] = lambda j: f"y[{j}]") -> None:
+              output: Callable[[int], str] = lambda j: f"y[{j}]",
+              input_array: Optional[tuple[str, str]] = None) -> None:
         """The statements, reading the nodes ``inputs`` gives (default ``x[0] ...``) and
-        storing output j at ``output(j)``."""
+        storing output j at ``output(j)``; ``input_array`` (array, offset): the nodes
+        ``inputs`` gives are array[offset + i], which a first loop layer then reads itself."""
         b, printer, lines = self.builder, self.printer, self.lines
         comment = self.frame.language.comment
         sources = inputs(b) if inputs else [b.item("x", i) for i in range(self.net.n_inputs)]
+        self.input_array, self._inputs = input_array, sources
         for index, layer in enumerate(self.net.layers, start=1):
             loops = _loops(layer, "auto")
             lines.add(comment(f"{layer_comment(layer, index)}; {'loops' if loops else 'unrolled'}"))
@@ -310,6 +320,8 @@ class Body:
         f, printer, lines = self.frame, self.printer, self.lines
         w = f.weight_name(self.name, index, "W")
         source = array_of(sources)
+        if source is None and self.input_array and sources is self._inputs:
+            source = self.input_array[0]
         if source is None:  # scalars of a written-out layer: gathered into an array
             source = f"v{index}"
             lines.add(f.gather(source, [top(printer.expr(s)) for s in sources]))
@@ -331,7 +343,8 @@ class Body:
                 self._row_steps(source, z, w, bias, layer.n_in, units)
             else:
                 row, weight = (["    " + f.row(w)], "wk[j]") if f.row else ([], f"{w}[k * {units} + j]")
-                lines.add(f.loop("k", layer.n_in), "    " + f.language.declare + f"hk = {source}[k]" + f.language.end,
+                read = "    " + f.language.declare + f"hk = {self._at(source, 'k')}" + f.language.end
+                lines.add(f.loop("k", layer.n_in), read,
                           *row, "    " + f.loop("j", units), "        " + f.accumulate(f"{z}[j]", weight, "hk"),
                           "    }", "}")
         sums = [b.item(z, j) for j in range(units)]
@@ -340,9 +353,10 @@ class Body:
             return activate_statements(printer, b, layer, index, named_values(b, index, sums), lines)
         if spec.is_identity:
             return sums
-        h = f"h{index}"
+        h = z if f.in_place else f"h{index}"
         formula = REGISTRY[spec.name].formula(b, b.ref("zj"), spec.unit_params(0))
-        self._declare(f.array(h, units))
+        if not f.in_place:
+            self._declare(f.array(h, units))
         lines.add(f.loop("j", units), "    " + f.language.declare + f"zj = {z}[j]" + f.language.end,
                   "    " + f.store(f"{h}[j]", top(printer.expr(formula))), "}")
         return [b.item(h, j) for j in range(units)]
@@ -372,7 +386,7 @@ class Body:
             chunk = str(int(at) // step) if at.isdigit() else f"{at} / {step}"
             rows = ["    " + f.row(w, "ws", chunk)] if chunks else \
                 ["    " + f.row(w, f"wk{u}", index(u)) for u in range(step)]
-            return [*(f"    {declare}hk{u} = {source}[{index(u)}]{end}" for u in range(step)), *rows,
+            return [*(f"    {declare}hk{u} = {self._at(source, index(u))}{end}" for u in range(step)), *rows,
                     "    " + f.loop("j", units), "        " + f.store(f"{z}[j]", total[1:-1]), "    }"]
 
         if full:
@@ -381,12 +395,18 @@ class Body:
             lines.add(f.loop_step_from("k", step, full, step), *one_step("k", f"{z}[j]"), "}")
         if n_in > full and not chunks:
             lines.add(f.loop_from("k", full, n_in),
-                      f"    {declare}hk = {source}[k]{end}", "    " + f.row(w),
+                      f"    {declare}hk = {self._at(source, 'k')}{end}", "    " + f.row(w),
                       "    " + f.loop("j", units), "        " + f.accumulate(f"{z}[j]", "wk[j]", "hk"), "    }", "}")
         elif n_in > full:
             lines.add("{", "    " + f.row(w, "wr", str(full // step)), "    " + f.loop("r", n_in - full),
-                      f"        {declare}hk = {source}[{full} + r]{end}", "        " + f.loop("j", units),
+                      f"        {declare}hk = {self._at(source, f'{full} + r')}{end}", "        " + f.loop("j", units),
                       "            " + f.accumulate(f"{z}[j]", f"wr[r * {units} + j]", "hk"), "        }", "    }", "}")
+
+    def _at(self, source: str, index: str) -> str:
+        """``source[index]``, or ``array[offset + index]`` for the inputs read in place."""
+        if self.input_array and source == self.input_array[0]:
+            return f"{source}[{self.input_array[1]} + {index}]"
+        return f"{source}[{index}]"
 
     def _declare(self, line: str) -> None:
         if self.frame.module_arrays:
@@ -419,7 +439,7 @@ class Body:
         lines.level += 1
         # acc0, acc1...: not the graph's local pattern (a letter and digits: a1 is a normalisation's)
         lines.add(*(f.mutable(f"acc{u}", f"{bias}[{cell}]" if bias else zero) for u, cell in enumerate(cells)),
-                  f.loop("k", n_in), "    " + f.language.declare + f"hk = {source}[k]" + f.language.end, *row,
+                  f.loop("k", n_in), f"    {f.language.declare}hk = {self._at(source, 'k')}{f.language.end}", *row,
                   *("    " + f.accumulate(f"acc{u}", weight(u), "hk") for u in range(width)),
                   "}", *(f.store(f"{z}[{cell}]", f"acc{u}") for u, cell in enumerate(cells)))
         lines.level -= 1
@@ -474,14 +494,15 @@ def extremum(op: str, where: str, isnan: str = "{a} != {a}") -> Callable[[Printe
     return write
 
 
-def loop_values(net: Network) -> int:
-    """Values in the arrays of the loop layers (sums, activations, gathered inputs)."""
+def loop_values(net: Network, in_place: bool = False) -> int:
+    """Values in the arrays of the loop layers (sums, activations, gathered inputs);
+    ``in_place``: an elementwise activation overwrites the sums (:attr:`Frame.in_place`)."""
     total, previous_loops = 0, True
     for i, layer in enumerate(net.layers):
         loops = _loops(layer, "auto")
         if loops:
             spec = layer.activation
-            total += layer.units * (1 if spec.is_identity or spec.is_vector else 2)
+            total += layer.units * (1 if spec.is_identity or spec.is_vector or in_place else 2)
             total += layer.n_in if i and (not previous_loops or net.layers[i - 1].activation.is_vector) else 0
         previous_loops = loops
     return total

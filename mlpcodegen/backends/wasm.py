@@ -1,6 +1,7 @@
 """WebAssembly backend: the C target's output (its own printer, untouched, ``--math
-fast``) compiled by clang ``--target=wasm32`` with no libc and linked by wasm-ld, and
-this module's text: a small ES-module loader, ``instantiate(bytes)`` -> ``{NAME(x),
+fast``) compiled by clang ``--target=wasm32`` with no libc and linked by wasm-ld, its
+floating-point constants then moved into memory (:mod:`.wasm_pool`), and this
+module's text: a small ES-module loader, ``instantiate(bytes)`` -> ``{NAME(x),
 NAMEBatch(x)}`` (and ``NAMEScalar``), taking arrays and returning Float32Array /
 Float64Array as the js target does.
 
@@ -45,6 +46,11 @@ static inline float sqrtf(float x) { return __builtin_sqrtf(x); }
 }
 
 
+#: the constants pass (:mod:`.wasm_pool`), run on the linked module in its folder after
+#: :func:`clang_command`: ``python`` and these arguments
+POOL_COMMAND = ("-m", "mlpcodegen.backends.wasm_pool", "model.wasm")
+
+
 def clang_command(name: str, source: str = "model.c", output: str = "model.wasm", headers: str = "include") -> list[str]:
     """The clang command that builds the module the loader instantiates."""
     exports = [f"-Wl,--export={symbol}" for symbol in (name, f"{name}_batch", "__heap_base")]
@@ -65,6 +71,8 @@ def emit_wasm(net: Network, *, dtype: str = "float32", name: str = "mlp") -> str
             f"// Loads the WebAssembly build of the C target ({dtype}, --math fast): the module from",
             f"//   mlpcodegen convert MODEL --target c --dtype {dtype} --name {name} -o model.c",
             f"//   {' '.join(clang_command(name))}",
+            f"//   python {' '.join(POOL_COMMAND)}   (its floating-point constants read from memory: the same bits,",
+            "//   V8 builds an f64.const in two instructions; optional)",
             "// (include/: the math.h and string.h of mlpcodegen.backends.wasm.HEADERS; no libc).",
             f"// instantiate(bytes) -> {{ {name}(x, out), {name}Batch(x, out) }}: arrays in, {array} out "
             "(out, when given, receives the outputs and is returned: no allocation).", "")
