@@ -133,6 +133,59 @@ def test_torch_fixed_batch_sizes(dynamo):
         assert_agrees(net, flat(torch.from_numpy(x.reshape(-1, 2, 3))).double().numpy(), x)
 
 
+# ------------------------------------------------------------ the dynamo exporter's written-out activations
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_dynamo_gelu_below_opset_20(approximate):
+    """The dynamo exporter writes GELU out below opset 20 in its own order:
+    x * (0.5 * (Erf(x / sqrt(2)) + 1)) and x * (0.5 * (Tanh(sqrt(2/pi) * (x + 0.044715 * Pow(x, 3))) + 1))."""
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(4)
+    module = nn.Sequential(nn.Linear(5, 8), nn.GELU(approximate=approximate), nn.Linear(8, 3)).eval()
+    data = _torch_bytes(module, torch.zeros(2, 5), True, opset_version=18)
+    assert "Gelu" not in [n.op_type for n in load_from_string(data).graph.node]
+    net, x = check_bytes(data, 5, n=64)
+    assert net.describe() == "5-8-3 (gelu, linear)"
+    with torch.no_grad():
+        assert_agrees(net, module(torch.from_numpy(x)).double().numpy(), x)
+
+
+@pytest.mark.parametrize("beta,threshold", [(1.0, 20.0), (2.0, 15.0)])
+def test_dynamo_softplus_with_its_threshold(beta, threshold):
+    """torch.onnx.export's default (dynamo) writes Softplus(beta, threshold) as
+    Where(beta x > threshold, x, Softplus(beta x) / beta) at every opset: read as the exact
+    softplus, as the torch frontend reads the module; inputs reach past the threshold."""
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(5)
+    module = nn.Sequential(nn.Linear(3, 6), nn.Softplus(beta, threshold), nn.Linear(6, 2)).eval()
+    with torch.no_grad():
+        module[0].weight.mul_(12.0)
+    data = _torch_bytes(module, torch.zeros(2, 3), True)
+    assert "Where" in [n.op_type for n in load_from_string(data).graph.node]
+    net = mlpcodegen.load(load_from_string(data))
+    x = inputs(3, 6, n=256, domain=(-4.0, 4.0))
+    assert_agrees(net, ort_rows(data, x), x, floor=ORT_FLOOR)
+    with torch.no_grad():
+        hidden = module[0](torch.from_numpy(x)).numpy() * beta
+        assert (hidden > threshold).any() and (hidden < threshold).any()
+        assert_agrees(net, module(torch.from_numpy(x)).double().numpy(), x)
+
+
+def test_dynamo_softplus_with_a_small_threshold_is_refused():
+    import torch
+    import torch.nn as nn
+
+    module = nn.Sequential(nn.Linear(3, 4), nn.Softplus(threshold=5.0), nn.Linear(4, 1)).eval()
+    data = _torch_bytes(module, torch.zeros(1, 3), True)
+    with pytest.raises(UnsupportedError, match=r"\(Where\): torch's Softplus with threshold=5 .* threshold >= 15"):
+        mlpcodegen.load(load_from_string(data))
+
+
 def test_tf2onnx_keras_flatten_after_a_multi_dimensional_input(keras_module):
     """Keras Input((4, 5, 2)) -> Flatten -> Dense: tf2onnx writes Reshape [-1, 40]
     (from_function: tf2onnx 1.17's from_keras fails on Keras 3)."""

@@ -46,7 +46,8 @@ The multi-node forms exporters write for one step are recognised
 (:data:`DECOMPOSED_FORMS`): ``x * g(x)`` / ``x / g(x)`` / ``x - g(x)`` (silu, hard_silu,
 mish, softsign below the opsets that have them as operators; torch's Tanhshrink),
 torch's GLU (``Split`` into halves a, b, then ``a * Sigmoid(b)``), torch's exact and tanh
-GELU below opset 20 (``x * (Erf(x / sqrt(2)) + 1) * 0.5`` and its tanh form), torch's Hardshrink and Softshrink
+GELU below opset 20 (``x * (Erf(x / sqrt(2)) + 1) * 0.5`` and its tanh form, in either exporter's
+order), torch's Hardshrink and Softshrink
 (``Where`` of ``Greater``/``Less`` by the threshold), torch's LayerNorm below opset 17
 (``x - ReduceMean(x)`` over ``Sqrt(ReduceMean(Pow(., 2)) + eps)``, its Mul/Add by weight
 and bias as ordinary steps), skl2onnx's classifier ``Concat(1 - p, p)`` and torch's
@@ -55,10 +56,13 @@ and bias as ordinary steps), skl2onnx's classifier ``Concat(1 - p, p)`` and torc
 read only when every node of it is as the exporter writes it (constants included), and a
 form must account for every reader of the value it starts from.
 
-torch's ``Softplus(beta, threshold)`` is exported as ``Softplus(beta x) / beta`` without
-the threshold: the file computes the exact softplus, and that is what is converted (a
-scale, softplus, a scale by 1 / beta; the torch frontend computes the same, refusing
-thresholds small enough to matter -- a file cannot say it had one).
+torch's ``Softplus(beta, threshold)`` is exported by the TorchScript exporter as
+``Softplus(beta x) / beta`` without the threshold: the file computes the exact softplus, and
+that is what is converted (a scale, softplus, a scale by 1 / beta; the torch frontend
+computes the same, refusing thresholds small enough to matter -- such a file cannot say it
+had one).  The dynamo exporter (torch.onnx.export's default) keeps the threshold,
+``Where(beta x > threshold, x, Softplus(beta x) / beta)``: read as the same exact softplus,
+and a threshold below 15 refused as the torch frontend refuses it.
 
 Of several outputs the one floating-point output is converted (a classifier's integer
 label is named in the network's notes); without one, the probability tensor feeding

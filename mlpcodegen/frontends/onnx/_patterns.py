@@ -11,7 +11,8 @@ from typing import Optional
 import numpy as np
 
 from ...core.errors import UnsupportedError
-from ...core.ir import Activate, Activation, Dense
+from ...core.ir import Activate, Activation, Affine, Dense
+from ..torch import SOFTPLUS_MIN_THRESHOLD
 from ._chain import _Chain, _attr, _where
 from ._ops import _f32, _reshape_to, _scalar
 
@@ -114,18 +115,21 @@ def _layer_norm_written_out(users: list[dict], chain: _Chain, consumers: dict) -
 
 
 def _gelu_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
-    """torch's exact GELU below opset 20: x * (Erf(x / sqrt(2)) + 1) * 0.5."""
+    """torch's exact GELU below opset 20: x * (Erf(x / sqrt(2)) + 1) * 0.5 (TorchScript), or
+    x * (0.5 * (Erf(x / sqrt(2)) + 1)) (the dynamo exporter): the same rounding, as * 0.5 is exact."""
     by_op = {node["op"]: node for node in users}
     line = _line(by_op.get("Div"), chain.current, ("Div", "Erf", "Add", "Mul", "Mul"), consumers)
-    if line is None or by_op.get("Mul") is not line[3]:
+    if line is None or by_op.get("Mul") not in (line[3], line[4]):
         return None
-    div, erf, add, gate, half = line
+    div, erf, add, first, second = line
+    gate, half = (first, second) if by_op["Mul"] is first else (second, first)
     if (_constant_operand(div, chain.current, chain) not in (_f32(math.sqrt(2)), math.sqrt(2))
             or _constant_operand(add, erf["outputs"][0], chain) != 1.0
-            or sorted(gate["inputs"]) != sorted([chain.current, add["outputs"][0]])
-            or _constant_operand(half, gate["outputs"][0], chain) != 0.5):
+            or sorted(gate["inputs"]) != sorted([chain.current, first["outputs"][0] if gate is second
+                                                 else add["outputs"][0]])
+            or _constant_operand(half, (first if half is second else add)["outputs"][0], chain) != 0.5):
         return None
-    return [Activate(chain.width, Activation("gelu"), name=half["name"] or "GELU")], half, line
+    return [Activate(chain.width, Activation("gelu"), name=second["name"] or "GELU")], second, line
 
 
 def _gelu_tanh_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
@@ -147,6 +151,71 @@ def _gelu_tanh_written_out(users: list[dict], chain: _Chain, consumers: dict) ->
         return None
     step = Activation("gelu", (("approximate", 1.0),))
     return [Activate(chain.width, step, name=half["name"] or "GELU")], half, [square, *line]
+
+
+def _gelu_tanh_dynamo(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
+    """torch's tanh GELU as its dynamo exporter writes it below opset 20:
+    x * (0.5 * (Tanh(sqrt(2/pi) * (x + 0.044715 * Pow(x, 3))) + 1))."""
+    x, by_op = chain.current, {node["op"]: node for node in users}
+    if len(users) != 3 or sorted(by_op) != ["Add", "Mul", "Pow"]:
+        return None
+    line = _line(by_op["Pow"], x, ("Pow", "Mul", "Add", "Mul", "Tanh", "Add", "Mul", "Mul"), consumers)
+    if line is None:
+        return None
+    power, scaled, inner, outer, tanh, shifted, half, gate = line
+    if (inner is not by_op["Add"] or gate is not by_op["Mul"]
+            or sorted(inner["inputs"]) != sorted([x, scaled["outputs"][0]])
+            or sorted(gate["inputs"]) != sorted([x, half["outputs"][0]])):
+        return None
+    constants = [_constant_operand(node, value["outputs"][0], chain) for node, value in
+                 ((scaled, power), (outer, inner), (shifted, tanh), (half, shifted))]
+    if (_constant_operand(power, x, chain) != 3.0 or constants[2:] != [1.0, 0.5]
+            or constants[0] not in (_f32(0.044715), 0.044715)
+            or constants[1] not in (_f32(math.sqrt(2 / math.pi)), math.sqrt(2 / math.pi))):
+        return None
+    step = Activation("gelu", (("approximate", 1.0),))
+    return [Activate(chain.width, step, name=gate["name"] or "GELU")], gate, line
+
+
+def _softplus_thresholded(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
+    """torch's Softplus(beta, threshold) as its dynamo exporter writes it: Where(s > threshold, x,
+    Softplus(s) / beta), s = x * beta (beta 1: s = x, no Mul or Div).  Read as the exact softplus,
+    as the torch frontend reads the module: the two differ by at most exp(-threshold) / beta,
+    below float32's rounding for threshold >= 15; a smaller threshold is refused."""
+    x, by_op = chain.current, {node["op"]: node for node in users}
+    where = by_op.get("Where")
+    scale = by_op.get("Mul") if len(users) == 2 else None
+    if where is None or len(users) not in (2, 3) or (len(users) == 2) != (scale is not None):
+        return None
+    beta = 1.0 if scale is None else _constant_operand(scale, x, chain)
+    scaled = x if scale is None else scale["outputs"][0]
+    inner = {node["op"]: node for node in (users if scale is None else consumers.get(scaled, []))}
+    softplus, greater = inner.get("Softplus"), inner.get("Greater")
+    if (beta is None or not beta > 0 or softplus is None or greater is None or len(inner) != 2 + (scale is None)
+            or softplus["inputs"] != [scaled] or not all(_is(node, node["op"]) for node in (where, softplus, greater))):
+        return None
+    value, used = softplus["outputs"][0], [softplus, greater, where] + ([scale] if scale else [])
+    if scale is not None:
+        divide = consumers.get(value, [])
+        if len(divide) != 1 or not _is(divide[0], "Div") or _constant_operand(divide[0], value, chain) != beta:
+            return None
+        value = divide[0]["outputs"][0]
+        used.append(divide[0])
+    threshold = _constant_operand(greater, scaled, chain)
+    condition = greater["outputs"][0]
+    if (threshold is None or where["inputs"] != [condition, x, value] or consumers.get(condition) != [where]
+            or consumers.get(value) != [where]):
+        return None
+    if not threshold >= SOFTPLUS_MIN_THRESHOLD:
+        raise UnsupportedError(f"{_where(where)}: torch's Softplus with threshold={threshold:g} switches to x where "
+                               f"softplus differs from it visibly; only threshold >= {SOFTPLUS_MIN_THRESHOLD:g} can "
+                               "be converted (the IR computes softplus exactly)")
+    name = where["name"] or "Softplus"
+    layers = [Activate(chain.width, Activation("softplus"), name=name)]
+    if scale is not None:
+        layers = [Affine(np.full(chain.width, beta), np.zeros(chain.width), name=f"{name} (beta x)"), *layers,
+                  Affine(np.full(chain.width, 1.0 / beta), np.zeros(chain.width), name=f"{name} (/ beta)")]
+    return layers, where, used
 
 
 def _hard_shrink_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
@@ -364,6 +433,7 @@ def _shape_step(node: dict, operands: list) -> Optional[tuple[list, bool]]:
 #: Recognised forms starting where the value has several readers: each returns (layers,
 #: the node whose output is the result, nodes used: all the readers) or None.
 _FAN_OUTS = (_gated, _complement, _layer_norm_written_out, _gelu_written_out, _gelu_tanh_written_out,
+             _gelu_tanh_dynamo, _softplus_thresholded,
              _hard_shrink_written_out, _soft_shrink_written_out, _reshape_by_own_shape)
 
 #: Nodes with several used outputs that start one recognised activation: op -> reader
