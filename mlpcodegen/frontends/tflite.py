@@ -110,6 +110,11 @@ AFFINE_OPS = ("ADD", "SUB", "MUL", "DIV")
 #: dynamic batch: RESHAPE(x, PACK(STRIDED_SLICE(SHAPE(x)), -1))): the RESHAPE keeps each sample
 SHAPE_OPS = ("SHAPE", "STRIDED_SLICE", "PACK", "CONCATENATION")
 SUPPORTED_OPS = ("FULLY_CONNECTED", *ACTIVATION_OPS, "RESHAPE", "QUANTIZE", "DEQUANTIZE")
+KNOWN_OPS = frozenset(SUPPORTED_OPS + FLOAT_ACTIVATION_OPS + AFFINE_OPS)
+_VARIABLES = (" (the weights were left as resource variables, as from_concrete_functions does with a Keras 3 "
+              "model: convert with TFLiteConverter.from_keras_model or from_saved_model)")
+_HINTS = {"VAR_HANDLE": _VARIABLES, "READ_VARIABLE": _VARIABLES, "ASSIGN_VARIABLE": _VARIABLES,
+          "CALL_ONCE": _VARIABLES}
 SUPPORTED = ("supported: " + ", ".join(SUPPORTED_OPS) + " (FULLY_CONNECTED fused NONE, RELU, RELU6, RELU_N1_TO_1), "
              "float32 or full-integer int8; in float32 models also " + ", ".join(FLOAT_ACTIVATION_OPS) + ", "
              "LOGISTIC then MUL (swish), " + ", ".join(AFFINE_OPS) + " by a constant")
@@ -388,6 +393,8 @@ class _Chain:
         for op in model.ops:
             if op.index in shape_only:
                 continue
+            if op.name not in KNOWN_OPS:
+                raise self.refuse(op, "is not supported" + _HINTS.get(op.name, ""))
             if not op.inputs or not op.outputs or op.inputs[0] < 0 or op.outputs[0] < 0:
                 raise self.refuse(op, "an operator without a data input or output")
             if self._swish(op, current):
@@ -469,8 +476,6 @@ class _Chain:
         return self.model.constant(self.model.tensor(index))
 
     def _step(self, op: _Op, x: _Tensor, y: _Tensor) -> _Tensor:
-        if op.name not in SUPPORTED_OPS + FLOAT_ACTIVATION_OPS + AFFINE_OPS:
-            raise self.refuse(op, "is not supported")
         if y.size != x.size and op.name not in ("FULLY_CONNECTED",):
             raise self.refuse(op, f"changes the width from {x.size} to {y.size}")
         if op.name == "QUANTIZE":
