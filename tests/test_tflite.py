@@ -348,6 +348,21 @@ def test_unsupported_operator_refused_by_name(tmp_path):
     assert not out.exists()
 
 
+def test_weights_left_as_resource_variables_are_refused_with_the_way_out():
+    """from_concrete_functions on a Keras 3 model keeps the weights as resource variables
+    (VAR_HANDLE, READ_VARIABLE, CALL_ONCE): refused by name, saying how to convert instead."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(1)])
+    function = tf.function(lambda x: model(x)).get_concrete_function(tf.TensorSpec((None, 3), tf.float32))
+    data = tf.lite.TFLiteConverter.from_concrete_functions([function], model).convert()
+    with pytest.raises(UnsupportedError, match=r"operator 0 (VAR_HANDLE|CALL_ONCE) .*: is not supported \(the "
+                                               r"weights were left as resource variables.*from_keras_model"):
+        parse(data, "m.tflite")
+
+
 def test_names_from_the_file_are_inert_text(models, tmp_path):
     """Tensor names patched (same length) into C comment closers, newlines and directives:
     the int8 C still compiles strictly and holds none of them raw."""
