@@ -204,6 +204,30 @@ def test_tf2onnx_keras_flatten_after_a_multi_dimensional_input(keras_module):
     assert_agrees(net, np.asarray(model.predict(x.reshape(-1, 4, 5, 2), verbose=0), np.float64), x)
 
 
+@pytest.mark.parametrize("opset,scale,center,first", [(13, True, True, False), (18, True, True, False),
+                                                      (9, False, True, False), (13, True, False, True),
+                                                      (18, False, False, False)])
+def test_tf2onnx_keras_layer_normalization(keras_module, opset, scale, center, first):
+    """Keras' LayerNormalization, which tf2onnx writes out as TensorFlow computes it:
+    x * m + (Neg(mean) * m + beta), m = Reciprocal(Sqrt(variance + eps)) * gamma (each of
+    gamma and beta only when the layer has it); after a Dense's activation or on the input."""
+    import keras
+    import tensorflow as tf
+    import tf2onnx
+
+    keras.utils.set_random_seed(opset)
+    norm = keras.layers.LayerNormalization(epsilon=1e-2, scale=scale, center=center)
+    layers = [keras.Input((5,))] + ([norm] if first else [keras.layers.Dense(7, activation="tanh"), norm])
+    model = keras.Sequential(layers + [keras.layers.Dense(6, activation="relu"), keras.layers.Dense(2)])
+    norm.set_weights([np.random.default_rng(opset).uniform(0.5, 2.0, w.shape) for w in norm.get_weights()])
+    spec = (tf.TensorSpec((None, 5), tf.float32, name="x"),)
+    proto, _ = tf2onnx.convert.from_function(tf.function(lambda x: model(x)), input_signature=spec, opset=opset)
+    assert "Reciprocal" in [n.op_type for n in proto.graph.node]
+    net, x = check_bytes(proto.SerializeToString(), 5, n=64)
+    assert any(getattr(layer, "activation", None) and layer.activation.name == "layer_norm" for layer in net.layers)
+    assert_agrees(net, np.asarray(model.predict(x, verbose=0), np.float64), x)
+
+
 def test_reshapes_that_mix_samples_are_refused():
     """[N, 6] -> Reshape [-1, 3] makes two rows of each sample; [4, 6] -> Reshape [1, 24]
     (or Flatten axis 0) makes one row of four samples: refused, naming the node."""

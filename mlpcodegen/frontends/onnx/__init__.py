@@ -50,7 +50,8 @@ GELU below opset 20 (``x * (Erf(x / sqrt(2)) + 1) * 0.5`` and its tanh form, in 
 order), torch's Hardshrink and Softshrink
 (``Where`` of ``Greater``/``Less`` by the threshold), torch's LayerNorm below opset 17
 (``x - ReduceMean(x)`` over ``Sqrt(ReduceMean(Pow(., 2)) + eps)``, its Mul/Add by weight
-and bias as ordinary steps), skl2onnx's classifier ``Concat(1 - p, p)`` and torch's
+and bias as ordinary steps), tf2onnx's Keras LayerNormalization (``x * m + (Neg(mean) * m + beta)``,
+``m = Reciprocal(Sqrt(variance + eps)) * gamma``), skl2onnx's classifier ``Concat(1 - p, p)`` and torch's
 ``x.view(x.size(0), -1)`` with a dynamic batch (a Reshape by a shape computed from
 ``Shape(x)``: Gather, Unsqueeze, Concat...).  Each is
 read only when every node of it is as the exporter writes it (constants included), and a

@@ -490,6 +490,7 @@ SUPPORTED_OPS = tuple(sorted(_OPS)) + tuple(f"ai.onnx.ml {name}" for name in ML_
 
 #: Operators read only inside the multi-node forms below.
 _FORM_OPS = frozenset({"Split", "ReduceMean", "Pow", "Sqrt", "Erf", "Greater", "Less", "Or", "Where", "Concat",
+                       "Neg", "Reciprocal",
                        "Abs", "Shape", "Gather", "Slice"})
 
 
@@ -497,6 +498,8 @@ _FORM_OPS = frozenset({"Split", "ReduceMean", "Pow", "Sqrt", "Erf", "Greater", "
 DECOMPOSED_FORMS = ("x*Sigmoid(x)", "x*HardSigmoid(x)", "x*Tanh(Softplus(x))", "x/(1+Abs(x))", "x-Tanh(x)",
                     "Split(x) -> a*Sigmoid(b) (GLU)",
                     "x-ReduceMean(x) over Sqrt(ReduceMean(Pow(., 2))+eps) (torch's LayerNorm below opset 17)",
+                    "x*m+(Neg(ReduceMean(x))*m+beta), m=Reciprocal(Sqrt(ReduceMean(d*d)+eps))*gamma (tf2onnx's "
+                    "Keras LayerNormalization)",
                     "x*(Erf(x/sqrt(2))+1)*0.5 (torch's exact GELU below opset 20, either exporter)",
                     "x*(Tanh(sqrt(2/pi)*(x+0.044715*x*(x*x)))+1)*0.5 (torch's tanh GELU below opset 20)",
                     "x*(0.5*(Tanh(sqrt(2/pi)*(x+0.044715*Pow(x,3)))+1)) (the dynamo exporter's tanh GELU)",

@@ -114,6 +114,77 @@ def _layer_norm_written_out(users: list[dict], chain: _Chain, consumers: dict) -
     return [Activate(chain.width, step, name=div["name"] or "LayerNorm")], div, [mean, sub, *line, div]
 
 
+def _layer_norm_tf2onnx(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
+    """Keras' LayerNormalization as tf2onnx writes it (TensorFlow's batch-normalisation
+    arithmetic): mean = ReduceMean(x); m = Reciprocal(Sqrt(ReduceMean(d * d) + eps)) * gamma,
+    d = x - mean; then x * m + (Neg(mean) * m + beta).  gamma and beta (constants) may be
+    absent (scale=False, center=False).  Read as layer_norm(x, eps) * gamma + beta."""
+    x, by_op = chain.current, {node["op"]: node for node in users}
+    if len(users) != 3 or sorted(by_op) != ["Mul", "ReduceMean", "Sub"]:
+        return None
+    mean, sub, scaled = by_op["ReduceMean"], by_op["Sub"], by_op["Mul"]
+    average = mean["outputs"][0]
+    mean_readers = {node["op"]: node for node in consumers.get(average, [])}
+    if (not _feature_mean(mean, chain, x) or sub["inputs"] != [x, average] or len(consumers.get(average, [])) != 2
+            or sorted(mean_readers) != ["Neg", "Sub"] or not _is(mean_readers["Neg"], "Neg")):
+        return None
+    spread = sub["outputs"][0]
+    square = consumers.get(spread, [])
+    if len(square) != 1 or not _is(square[0], "Mul") or square[0]["inputs"] != [spread, spread]:
+        return None
+    line = _line(_only_reader(square[0], consumers), square[0]["outputs"][0],
+                 ("ReduceMean", "Add", "Sqrt", "Reciprocal"), consumers)
+    if line is None or not _feature_mean(line[0], chain, square[0]["outputs"][0]):
+        return None
+    epsilon = _constant_operand(line[1], line[0]["outputs"][0], chain)
+    factor, used = line[3], [mean, sub, square[0], *line, mean_readers["Neg"], scaled]
+    gamma = _constant_factor(_only_reader(factor, consumers), factor["outputs"][0], chain)
+    if gamma is not None:
+        factor = _only_reader(factor, consumers)
+        used.append(factor)
+    shifted = [node for node in consumers.get(factor["outputs"][0], []) if node is not scaled]
+    negated = mean_readers["Neg"]["outputs"][0]
+    if (epsilon is None or not epsilon > 0 or len(shifted) != 1 or not _is(shifted[0], "Mul")
+            or sorted(shifted[0]["inputs"]) != sorted([negated, factor["outputs"][0]])
+            or sorted(scaled["inputs"]) != sorted([x, factor["outputs"][0]])):
+        return None
+    offset, beta = shifted[0], None
+    used.append(offset)
+    following = _only_reader(offset, consumers)
+    total = _only_reader(scaled, consumers)
+    if following is not None and following is not total:
+        beta = _constant_factor(following, offset["outputs"][0], chain, op="Add")
+        if beta is None:
+            return None
+        offset = following
+        used.append(offset)
+    if (total is None or not _is(total, "Add") or _only_reader(offset, consumers) is not total
+            or sorted(total["inputs"]) != sorted([scaled["outputs"][0], offset["outputs"][0]])):
+        return None
+    name = total["name"] or "LayerNormalization"
+    width = chain.width
+    step = Activate(width, Activation("layer_norm", (("epsilon", epsilon),)), name=name)
+    affine = Affine(np.ones(width) if gamma is None else gamma, np.zeros(width) if beta is None else beta,
+                    name=f"{name} (scale)")
+    return [step, affine], total, used + [total]
+
+
+def _only_reader(node: Optional[dict], consumers: dict) -> Optional[dict]:
+    readers = consumers.get(node["outputs"][0], []) if node is not None else []
+    return readers[0] if len(readers) == 1 else None
+
+
+def _constant_factor(node: Optional[dict], value: str, chain: _Chain, op: str = "Mul") -> Optional[np.ndarray]:
+    """The per-feature constant a Mul (or Add) combines ``value`` with, broadcast to the
+    width; None when the node is not that."""
+    if node is None or not _is(node, op) or len(node["inputs"]) != 2 or node["inputs"].count(value) != 1:
+        return None
+    found = chain.constants.get(node["inputs"][1 - node["inputs"].index(value)])
+    if found is None or found[0] is None or found[0].size not in (1, chain.width) or not np.isfinite(found[0]).all():
+        return None
+    return np.broadcast_to(np.asarray(found[0], np.float64).reshape(-1), (chain.width,)).copy()
+
+
 def _gelu_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
     """torch's exact GELU below opset 20: x * (Erf(x / sqrt(2)) + 1) * 0.5 (TorchScript), or
     x * (0.5 * (Erf(x / sqrt(2)) + 1)) (the dynamo exporter): the same rounding, as * 0.5 is exact."""
@@ -287,7 +358,7 @@ def _selected(condition: str, chosen: str, chain: _Chain, consumers: dict) -> Op
 
 
 #: Operators read in a recognised form that take the one value only.
-_UNARY = ("Sigmoid", "Sqrt", "Tanh", "Erf")
+_UNARY = ("Sigmoid", "Sqrt", "Tanh", "Erf", "Reciprocal", "Neg")
 
 
 def _line(start: Optional[dict], value: str, ops: tuple, consumers: dict) -> Optional[list[dict]]:
@@ -432,7 +503,7 @@ def _shape_step(node: dict, operands: list) -> Optional[tuple[list, bool]]:
 
 #: Recognised forms starting where the value has several readers: each returns (layers,
 #: the node whose output is the result, nodes used: all the readers) or None.
-_FAN_OUTS = (_gated, _complement, _layer_norm_written_out, _gelu_written_out, _gelu_tanh_written_out,
+_FAN_OUTS = (_gated, _complement, _layer_norm_written_out, _layer_norm_tf2onnx, _gelu_written_out, _gelu_tanh_written_out,
              _gelu_tanh_dynamo, _softplus_thresholded,
              _hard_shrink_written_out, _soft_shrink_written_out, _reshape_by_own_shape)
 
