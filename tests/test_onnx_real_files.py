@@ -228,6 +228,26 @@ def test_tf2onnx_keras_layer_normalization(keras_module, opset, scale, center, f
     assert_agrees(net, np.asarray(model.predict(x, verbose=0), np.float64), x)
 
 
+@pytest.mark.parametrize("opset", [9, 13, 18])
+def test_tf2onnx_keras_hard_silu(keras_module, opset):
+    """Keras 3's hard_silu (hard_swish), which tf2onnx writes as x * (Clip(x + 3, 0, 6) * (1/6)):
+    inputs reach both bends of the Clip."""
+    import keras
+    import tensorflow as tf
+    import tf2onnx
+
+    keras.utils.set_random_seed(opset)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="hard_silu"),
+                              keras.layers.Dense(3, activation="hard_swish"), keras.layers.Dense(1)])
+    model.layers[0].set_weights([w * 4 for w in model.layers[0].get_weights()])
+    spec = (tf.TensorSpec((None, 4), tf.float32, name="x"),)
+    proto, _ = tf2onnx.convert.from_function(tf.function(lambda x: model(x)), input_signature=spec, opset=opset)
+    assert "Clip" in [n.op_type for n in proto.graph.node]
+    net, x = check_bytes(proto.SerializeToString(), 4, n=128)
+    assert net.describe() == "4-8-3-1 (hard_silu, hard_silu, linear)"
+    assert_agrees(net, np.asarray(model.predict(x, verbose=0), np.float64), x)
+
+
 def test_reshapes_that_mix_samples_are_refused():
     """[N, 6] -> Reshape [-1, 3] makes two rows of each sample; [4, 6] -> Reshape [1, 24]
     (or Flatten axis 0) makes one row of four samples: refused, naming the node."""

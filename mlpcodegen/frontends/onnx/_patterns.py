@@ -114,6 +114,30 @@ def _layer_norm_written_out(users: list[dict], chain: _Chain, consumers: dict) -
     return [Activate(chain.width, step, name=div["name"] or "LayerNorm")], div, [mean, sub, *line, div]
 
 
+def _hard_silu_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
+    """Keras 3's hard_silu as tf2onnx writes it: x * (Clip(x + 3, 0, 6) * (1/6)) (or / 6)."""
+    x, by_op = chain.current, {node["op"]: node for node in users}
+    if len(users) != 2 or sorted(by_op) != ["Add", "Mul"]:
+        return None
+    first = _line(by_op["Add"], x, ("Add", "Clip"), consumers)
+    last = _only_reader(first[1], consumers) if first else None
+    gate = _only_reader(last, consumers)
+    if first is None or last is None or gate is not by_op["Mul"] or last["op"] not in ("Mul", "Div"):
+        return None
+    add, clip = first
+    sixth = _constant_operand(last, clip["outputs"][0], chain)
+    if chain.opset < 11:
+        bounds = (_attr(clip, "min", None), _attr(clip, "max", None))
+    else:
+        bounds = tuple(_number(name, chain) for name in clip["inputs"][1:3]) if len(clip["inputs"]) == 3 else ()
+    if (_constant_operand(add, x, chain) != 3.0 or bounds != (0.0, 6.0) or not _is(last, last["op"])
+            or sixth not in ((6.0,) if last["op"] == "Div" else (_f32(1 / 6), 1 / 6))
+            or sorted(gate["inputs"]) != sorted([x, last["outputs"][0]])):
+        return None
+    return [Activate(chain.width, Activation("hard_silu"), name=gate["name"] or "hard_silu")], gate, [
+        add, clip, last, gate]
+
+
 def _layer_norm_tf2onnx(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
     """Keras' LayerNormalization as tf2onnx writes it (TensorFlow's batch-normalisation
     arithmetic): mean = ReduceMean(x); m = Reciprocal(Sqrt(ReduceMean(d * d) + eps)) * gamma,
@@ -167,6 +191,14 @@ def _layer_norm_tf2onnx(users: list[dict], chain: _Chain, consumers: dict) -> Op
     affine = Affine(np.ones(width) if gamma is None else gamma, np.zeros(width) if beta is None else beta,
                     name=f"{name} (scale)")
     return [step, affine], total, used + [total]
+
+
+def _number(name: str, chain: _Chain) -> Optional[float]:
+    """The value of a one-number finite constant; None for anything else."""
+    found = chain.constants.get(name)
+    if found is None or found[0] is None or found[0].size != 1 or not np.isfinite(found[0]).all():
+        return None
+    return float(found[0].reshape(-1)[0])
 
 
 def _only_reader(node: Optional[dict], consumers: dict) -> Optional[dict]:
@@ -503,7 +535,7 @@ def _shape_step(node: dict, operands: list) -> Optional[tuple[list, bool]]:
 
 #: Recognised forms starting where the value has several readers: each returns (layers,
 #: the node whose output is the result, nodes used: all the readers) or None.
-_FAN_OUTS = (_gated, _complement, _layer_norm_written_out, _layer_norm_tf2onnx, _gelu_written_out, _gelu_tanh_written_out,
+_FAN_OUTS = (_gated, _hard_silu_written_out, _complement, _layer_norm_written_out, _layer_norm_tf2onnx, _gelu_written_out, _gelu_tanh_written_out,
              _gelu_tanh_dynamo, _softplus_thresholded,
              _hard_shrink_written_out, _soft_shrink_written_out, _reshape_by_own_shape)
 
