@@ -133,6 +133,24 @@ def test_torch_fixed_batch_sizes(dynamo):
         assert_agrees(net, flat(torch.from_numpy(x.reshape(-1, 2, 3))).double().numpy(), x)
 
 
+@pytest.mark.parametrize("opset", [9, 11, 13])
+def test_torch_batch_norm_exported_in_training_mode_is_refused(opset):
+    """torch.onnx.export(training=TrainingMode.TRAINING) before opset 14 marks BatchNormalization's
+    training mode by its running-statistics outputs (unused): ONNX Runtime then normalises by
+    each batch's own statistics, so reading it as inference would give another function."""
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(7)
+    module = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.BatchNorm1d(6), nn.Linear(6, 2))
+    data = _torch_bytes(module.train(), torch.zeros(3, 4), False, opset_version=opset,
+                        training=torch.onnx.TrainingMode.TRAINING)
+    with pytest.raises(UnsupportedError, match=r"\(BatchNormalization\): has the running-statistics outputs that "
+                                               r"mean training mode"):
+        mlpcodegen.load(load_from_string(data))
+    check_bytes(_torch_bytes(module.eval(), torch.zeros(1, 4), False, opset_version=opset), 4)
+
+
 # ------------------------------------------------------------ the dynamo exporter's written-out activations
 
 

@@ -133,6 +133,10 @@ def _batch_norm(node: dict, chain: _Chain) -> list:
     chain.rows(node)
     if _attr(node, "training_mode", 0, int):
         raise UnsupportedError(f"{_where(node)}: training_mode=1; export the model in inference (eval) mode")
+    if chain.opset < 14 and any(node["outputs"][1:]):  # before opset 14 these outputs mean training mode
+        raise UnsupportedError(f"{_where(node)}: has the running-statistics outputs that mean training mode before "
+                               "opset 14 (it normalises by each batch's statistics); export the model in inference "
+                               "mode (model.eval(), torch.onnx.export's training=TrainingMode.EVAL)")
     scale, bias, mean, var = (chain.vector(node, i, what) for i, what in
                               enumerate(("scale", "B", "mean", "var"), start=1))
     denominator = np.sqrt(var + _attr(node, "epsilon", 1e-5))
