@@ -151,6 +151,24 @@ def test_torch_batch_norm_exported_in_training_mode_is_refused(opset):
     check_bytes(_torch_bytes(module.eval(), torch.zeros(1, 4), False, opset_version=opset), 4)
 
 
+@pytest.mark.parametrize("opset", [9, 13, 17])
+def test_torch_export_without_constant_folding(opset):
+    """do_constant_folding=False leaves a bias-free Linear's weights behind a Transpose node
+    (and LayerNorm, GELU, BatchNorm1d unfolded): the Transpose of a constant is applied."""
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(8)
+    module = nn.Sequential(nn.Linear(5, 6, bias=False), nn.GELU(), nn.LayerNorm(6), nn.Linear(6, 4),
+                           nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 2, bias=False)).eval()
+    data = _torch_bytes(module, torch.zeros(1, 5), False, opset_version=opset, do_constant_folding=False,
+                        input_names=["x"], dynamic_axes={"x": {0: "n"}})
+    assert "Transpose" in [n.op_type for n in load_from_string(data).graph.node]
+    net, x = check_bytes(data, 5, n=64)
+    with torch.no_grad():
+        assert_agrees(net, module(torch.from_numpy(x)).double().numpy(), x)
+
+
 # ------------------------------------------------------------ the dynamo exporter's written-out activations
 
 
