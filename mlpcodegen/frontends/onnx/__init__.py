@@ -29,7 +29,8 @@ BatchNormalization in inference mode (an affine step, folded), LayerNormalizatio
 RMSNormalization over the feature axis (layer_norm / rms_norm with the stored epsilon,
 then an affine step), Flatten/Reshape/Squeeze/Unsqueeze that keep one sample per row, Identity, Dropout and
 Cast to a float type (identities at inference), constants from initializers and Constant
-nodes (a Cast of a constant is applied as ONNX does: :mod:`.._onnx_cast`), and the
+nodes (a Cast of a constant is applied as ONNX does: :mod:`.._onnx_cast`; a Transpose of one
+too), and the
 affine ``ai.onnx.ml`` steps skl2onnx writes in front of a network (Scaler, as
 ``(x - offset) * scale``; LinearRegressor without post_transform), folded into the first
 layer as the scikit-learn frontend folds a scaler, the notes saying so.
