@@ -212,6 +212,25 @@ def test_dynamo_softplus_with_its_threshold(beta, threshold):
         assert_agrees(net, module(torch.from_numpy(x)).double().numpy(), x)
 
 
+@pytest.mark.parametrize("eps", [None, 1e-3])
+def test_dynamo_rms_norm_and_softmin(eps):
+    """The dynamo exporter writes RMSNorm before opset 23 as x * Reciprocal(Sqrt(ReduceMean(Pow(x, 2)) + eps))
+    (eps None: float32's machine epsilon), then Mul by its weight; Softmin as Softmax(Neg(x))."""
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(9)
+    module = nn.Sequential(nn.Linear(4, 8), nn.RMSNorm(8, eps=eps), nn.Linear(8, 3), nn.Softmin(-1)).eval()
+    with torch.no_grad():
+        module[1].weight.uniform_(0.5, 2.0)
+    for opset in (18, 20):
+        data = _torch_bytes(module, torch.zeros(2, 4), True, opset_version=opset)
+        assert {"Reciprocal", "Neg"} <= {n.op_type for n in load_from_string(data).graph.node}
+        net, x = check_bytes(data, 4, n=64)
+        with torch.no_grad():
+            assert_agrees(net, module(torch.from_numpy(x)).double().numpy(), x)
+
+
 def test_dynamo_softplus_with_a_small_threshold_is_refused():
     import torch
     import torch.nn as nn

@@ -110,6 +110,12 @@ def _sub(node: dict, chain: _Chain) -> list:
     return [Affine(-np.ones(chain.width), value, name=node["name"] or "Sub")]
 
 
+def _neg(node: dict, chain: _Chain) -> list:
+    """-x: a scale by -1 (exact; torch's Softmin is Softmax(Neg(x)))."""
+    _chain_input(node, chain)
+    return [Affine(-np.ones(chain.width), np.zeros(chain.width), name=node["name"] or "Neg")]
+
+
 def _mul(node: dict, chain: _Chain) -> list:
     scale = chain.vector(node, _other_input(node, chain), "the factor")
     return [Affine(scale, np.zeros(chain.width), name=node["name"] or "Mul")]
@@ -479,7 +485,7 @@ _PLAIN = {spec.onnx: _activation(name) for name, spec in REGISTRY.items()
 
 #: Operator type -> reader(node, chain) -> IR layers.
 _OPS: dict[str, Callable[[dict, _Chain], list]] = {
-    "Gemm": _gemm, "MatMul": _matmul, "Add": _add, "Sub": _sub, "Mul": _mul, "Div": _div,
+    "Gemm": _gemm, "MatMul": _matmul, "Add": _add, "Sub": _sub, "Mul": _mul, "Div": _div, "Neg": _neg,
     "BatchNormalization": _batch_norm, "LayerNormalization": _normalization("layer_norm"),
     "RMSNormalization": _normalization("rms_norm"), "Flatten": _flatten, "Reshape": _reshape, "Identity": _identity,
     "Dropout": _dropout, "Cast": _cast, "Squeeze": _squeeze, "Unsqueeze": _squeeze,
@@ -502,6 +508,7 @@ _FORM_OPS = frozenset({"Split", "ReduceMean", "Pow", "Sqrt", "Erf", "Greater", "
 DECOMPOSED_FORMS = ("x*Sigmoid(x)", "x*HardSigmoid(x)", "x*(Clip(x+3, 0, 6)*(1/6)) (tf2onnx's Keras hard_silu)", "x*Tanh(Softplus(x))", "x/(1+Abs(x))", "x-Tanh(x)",
                     "Split(x) -> a*Sigmoid(b) (GLU)",
                     "x-ReduceMean(x) over Sqrt(ReduceMean(Pow(., 2))+eps) (torch's LayerNorm below opset 17)",
+                    "x*Reciprocal(Sqrt(ReduceMean(Pow(x,2))+eps)) (the dynamo exporter's RMSNorm before opset 23)",
                     "x*m+(Neg(ReduceMean(x))*m+beta), m=Reciprocal(Sqrt(ReduceMean(d*d)+eps))*gamma (tf2onnx's "
                     "Keras LayerNormalization)",
                     "x*(Erf(x/sqrt(2))+1)*0.5 (torch's exact GELU below opset 20, either exporter)",

@@ -114,6 +114,25 @@ def _layer_norm_written_out(users: list[dict], chain: _Chain, consumers: dict) -
     return [Activate(chain.width, step, name=div["name"] or "LayerNorm")], div, [mean, sub, *line, div]
 
 
+def _rms_norm_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
+    """torch's RMSNorm as the dynamo exporter writes it before opset 23:
+    x * Reciprocal(Sqrt(ReduceMean(Pow(x, 2)) + eps)) (its Mul by the weight follows as an
+    ordinary step)."""
+    x, by_op = chain.current, {node["op"]: node for node in users}
+    if len(users) != 2 or sorted(by_op) != ["Mul", "Pow"]:
+        return None
+    line = _line(by_op["Pow"], x, ("Pow", "ReduceMean", "Add", "Sqrt", "Reciprocal", "Mul"), consumers)
+    if line is None or line[5] is not by_op["Mul"]:
+        return None
+    power, mean, add, _root, inverse, gate = line
+    epsilon = _constant_operand(add, mean["outputs"][0], chain)
+    if (_constant_operand(power, x, chain) != 2.0 or not _feature_mean(mean, chain, power["outputs"][0])
+            or epsilon is None or not epsilon > 0 or sorted(gate["inputs"]) != sorted([x, inverse["outputs"][0]])):
+        return None
+    step = Activation("rms_norm", (("epsilon", epsilon),))
+    return [Activate(chain.width, step, name=gate["name"] or "RMSNorm")], gate, line
+
+
 def _hard_silu_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
     """Keras 3's hard_silu as tf2onnx writes it: x * (Clip(x + 3, 0, 6) * (1/6)) (or / 6)."""
     x, by_op = chain.current, {node["op"]: node for node in users}
@@ -535,7 +554,7 @@ def _shape_step(node: dict, operands: list) -> Optional[tuple[list, bool]]:
 
 #: Recognised forms starting where the value has several readers: each returns (layers,
 #: the node whose output is the result, nodes used: all the readers) or None.
-_FAN_OUTS = (_gated, _hard_silu_written_out, _complement, _layer_norm_written_out, _layer_norm_tf2onnx, _gelu_written_out, _gelu_tanh_written_out,
+_FAN_OUTS = (_gated, _hard_silu_written_out, _rms_norm_written_out, _complement, _layer_norm_written_out, _layer_norm_tf2onnx, _gelu_written_out, _gelu_tanh_written_out,
              _gelu_tanh_dynamo, _softplus_thresholded,
              _hard_shrink_written_out, _soft_shrink_written_out, _reshape_by_own_shape)
 
