@@ -16,10 +16,11 @@ with one scale per tensor or per output channel and int32 biases; fused NONE, RE
 RELU_N1_TO_1), RELU, RELU6, RELU_N1_TO_1, LOGISTIC, TANH, SOFTMAX, RESHAPE (a no-op on a
 vector; a RESHAPE whose new shape is computed from SHAPE(x) by STRIDED_SLICE/PACK, as Keras'
 Flatten is converted with a dynamic batch: the integer shape arithmetic is skipped, the
-RESHAPE must keep the batch axis and the sample's size), QUANTIZE (float32 -> int8, first)
+RESHAPE must keep the batch axis and the sample's size; a RESHAPE only SHAPE reads is
+skipped too), QUANTIZE (float32 -> int8, first)
 and DEQUANTIZE (int8 -> float32, last; or of a float16 constant).  Float32 models may also
-have the activations the converter writes as operators of their own (LEAKY_RELU, ELU,
-HARD_SWISH, GELU, EXP, and swish as LOGISTIC then MUL(x, LOGISTIC(x))) and ADD/SUB/MUL/DIV
+have the activations the converter writes as operators of their own (LEAKY_RELU, PRELU, ELU,
+HARD_SWISH, GELU, EXP, LOG_SOFTMAX, and swish as LOGISTIC then MUL(x, LOGISTIC(x))) and ADD/SUB/MUL/DIV
 by a constant (Keras' Normalization and Rescaling; folded into the next Dense).  Anything
 else is refused by its operator name and output tensor.
 
@@ -103,7 +104,7 @@ IR_ACTIVATION = {"none": Activation("linear"), "relu": Activation("relu"), "relu
 ACTIVATION_OPS = {"RELU": "relu", "RELU6": "relu6", "RELU_N1_TO_1": "relu_n1_to_1", "LOGISTIC": "logistic",
                   "TANH": "tanh", "SOFTMAX": "softmax"}
 #: activations of float32 models only (no int8 kernel is printed for them)
-FLOAT_ACTIVATION_OPS = ("LEAKY_RELU", "ELU", "HARD_SWISH", "GELU", "EXP")
+FLOAT_ACTIVATION_OPS = ("LEAKY_RELU", "PRELU", "ELU", "HARD_SWISH", "GELU", "EXP", "LOG_SOFTMAX")
 #: x op c by a constant (Keras' Normalization and Rescaling): float32 models, folded into a Dense
 AFFINE_OPS = ("ADD", "SUB", "MUL", "DIV")
 #: integer shape arithmetic whose only use is a RESHAPE's new shape (Keras' Flatten with a
@@ -423,9 +424,10 @@ class _Chain:
                 readers.setdefault(tensor, []).append((op, position))
         found: set[int] = set()
         for op in reversed(self.model.ops):  # the file lists operators in execution order
-            if op.name not in SHAPE_OPS or not op.outputs or any(
-                    t < 0 or t in self.model.outputs or self.model.tensor(t).type != INT32 for t in op.outputs):
-                continue
+            if op.name not in SHAPE_OPS + ("RESHAPE",) or not op.outputs or any(
+                    t < 0 or t in self.model.outputs or (op.name != "RESHAPE" and self.model.tensor(t).type != INT32)
+                    for t in op.outputs):
+                continue  # (a RESHAPE whose output only SHAPE reads, as two Keras reshapes merged leave one)
             uses = [use for t in op.outputs for use in readers.get(t, [])]
             if uses and all(reader.index in found or (reader.name == "RESHAPE" and position == 1)
                             for reader, position in uses):
@@ -506,21 +508,28 @@ class _Chain:
         if op.name in FLOAT_ACTIVATION_OPS + AFFINE_OPS and self.int8:
             raise self.refuse(op, "is read in float32 models only (no int8 kernel for it)")
         if op.name in FLOAT_ACTIVATION_OPS:
-            self.layers.append(Activate(x.size, self._float_activation(op), name=y.name or op.name.lower()))
+            self.layers.append(Activate(x.size, self._float_activation(op, x), name=y.name or op.name.lower()))
             return y
         if op.name in AFFINE_OPS:
             self._affine(op, x, y)
             return y
         raise self.refuse(op, "is not supported")
 
-    def _float_activation(self, op: _Op) -> Activation:
+    def _float_activation(self, op: _Op, x: _Tensor) -> Activation:
+        if op.name == "PRELU":
+            alpha = self._value(op.inputs[1]) if len(op.inputs) == 2 else None
+            if alpha is None or alpha.dtype != np.float32 or alpha.size not in (1, x.size):
+                raise self.refuse(op, f"needs a constant float32 alpha of 1 or {x.size} values")
+            values = np.broadcast_to(alpha.astype(np.float64).reshape(-1), (x.size,))
+            return Activation("prelu", (("alpha", tuple(float(v) for v in values)),))
         if op.name == "LEAKY_RELU":
             alpha = float(op.options.scalar(0, _N.Float32Flags, 0.0)) if op.options is not None else 0.0
             return Activation("leaky_relu", (("negative_slope", float(np.float32(alpha))),))
         if op.name == "GELU":
             approximate = bool(op.options.scalar(0, _N.BoolFlags, False)) if op.options is not None else False
             return Activation("gelu", (("approximate", float(approximate)),))
-        return Activation({"ELU": "elu", "HARD_SWISH": "hard_silu", "EXP": "exponential"}[op.name])
+        return Activation({"ELU": "elu", "HARD_SWISH": "hard_silu", "EXP": "exponential",
+                           "LOG_SOFTMAX": "log_softmax"}[op.name])
 
     def _affine(self, op: _Op, x: _Tensor, y: _Tensor) -> None:
         """x + c, x - c, c - x, x * c, x / c with c constant: one value, or one per feature."""
@@ -627,7 +636,7 @@ class _Chain:
         name = re.sub(r"\W", "_", model.name) or "tflite"
         if not self.int8:
             net = Network(self.n_inputs, tuple(self.layers), "float32", name)
-            return fuse_activations(fold_affine(net)) if any(isinstance(v, Affine) for v in self.layers) else net
+            return fuse_activations(fold_affine(net) if any(isinstance(v, Affine) for v in self.layers) else net)
         if not self.qlayers or not isinstance(self.qlayers[0], QDense):
             raise UnsupportedError(f"{self.label}: an int8 model must start with FULLY_CONNECTED. {SUPPORTED}")
         output = self.qlayers[-1].output
