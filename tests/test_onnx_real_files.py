@@ -169,6 +169,28 @@ def test_torch_export_without_constant_folding(opset):
         assert_agrees(net, module(torch.from_numpy(x)).double().numpy(), x)
 
 
+def test_torch_default_export_to_a_data_file_is_refused_saying_how_to_export(tmp_path):
+    """torch.onnx.export's default (dynamo) writes the weights of a network of any size to
+    model.onnx.data: external storage is refused (security.md), the message naming the
+    option that keeps them inside; with external_data=False the file converts."""
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(10)
+    module = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 2)).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.zeros(1, 64),), tmp_path / "split.onnx")
+        torch.onnx.export(module, (torch.zeros(1, 64),), tmp_path / "whole.onnx", external_data=False)
+    assert (tmp_path / "split.onnx.data").stat().st_size > 0
+    with pytest.raises(UnsupportedError, match=r"keeps its data in an external file.*external_data=False"):
+        mlpcodegen.load(tmp_path / "split.onnx")
+    net = mlpcodegen.load(tmp_path / "whole.onnx")
+    x = inputs(64, 11, n=1)
+    with torch.no_grad():
+        assert_agrees(net, module(torch.from_numpy(x)).double().numpy(), x)
+
+
 # ------------------------------------------------------------ the dynamo exporter's written-out activations
 
 
