@@ -325,6 +325,25 @@ def test_tf2onnx_keras_hard_silu(keras_module, opset):
     assert_agrees(net, np.asarray(model.predict(x, verbose=0), np.float64), x)
 
 
+@pytest.mark.parametrize("opset,shared", [(9, False), (15, True)])
+def test_tf2onnx_keras_prelu(keras_module, opset, shared):
+    """Keras' PReLU, which tf2onnx writes as Relu(x) + Relu(Neg(x)) * (-alpha): one alpha per
+    unit, or one shared (shared_axes)."""
+    import keras
+    import tensorflow as tf
+    import tf2onnx
+
+    keras.utils.set_random_seed(opset)
+    prelu = keras.layers.PReLU(alpha_initializer="random_uniform", shared_axes=[1] if shared else None)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6), prelu, keras.layers.Dense(2)])
+    spec = (tf.TensorSpec((None, 4), tf.float32, name="x"),)
+    proto, _ = tf2onnx.convert.from_function(tf.function(lambda x: model(x)), input_signature=spec, opset=opset)
+    assert "Neg" in [n.op_type for n in proto.graph.node]
+    net, x = check_bytes(proto.SerializeToString(), 4, n=64)
+    assert net.describe() == "4-6-2 (prelu, linear)"
+    assert_agrees(net, np.asarray(model.predict(x, verbose=0), np.float64), x)
+
+
 def test_reshapes_that_mix_samples_are_refused():
     """[N, 6] -> Reshape [-1, 3] makes two rows of each sample; [4, 6] -> Reshape [1, 24]
     (or Flatten axis 0) makes one row of four samples: refused, naming the node."""

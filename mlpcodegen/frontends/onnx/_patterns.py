@@ -133,6 +133,24 @@ def _rms_norm_written_out(users: list[dict], chain: _Chain, consumers: dict) -> 
     return [Activate(chain.width, step, name=gate["name"] or "RMSNorm")], gate, line
 
 
+def _prelu_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
+    """Keras' PReLU as tf2onnx writes it: Relu(x) + Relu(Neg(x)) * c, c = -alpha a constant (one
+    value or one per feature): the IR's prelu, relu(x) - alpha * relu(-x), rounded the same."""
+    x, by_op = chain.current, {node["op"]: node for node in users}
+    if len(users) != 2 or sorted(by_op) != ["Neg", "Relu"]:
+        return None
+    line = _line(by_op["Neg"], x, ("Neg", "Relu", "Mul", "Add"), consumers)
+    positive = by_op["Relu"]
+    if line is None or _only_reader(positive, consumers) is not line[3] or len(positive["inputs"]) != 1:
+        return None
+    _neg, negative, scale, total = line
+    factor = _constant_factor(scale, negative["outputs"][0], chain)
+    if factor is None or sorted(total["inputs"]) != sorted([positive["outputs"][0], scale["outputs"][0]]):
+        return None
+    step = Activation("prelu", (("alpha", tuple(float(-v) for v in factor)),))
+    return [Activate(chain.width, step, name=total["name"] or "PReLU")], total, [positive, *line]
+
+
 def _hard_silu_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
     """Keras 3's hard_silu as tf2onnx writes it: x * (Clip(x + 3, 0, 6) * (1/6)) (or / 6)."""
     x, by_op = chain.current, {node["op"]: node for node in users}
@@ -554,7 +572,7 @@ def _shape_step(node: dict, operands: list) -> Optional[tuple[list, bool]]:
 
 #: Recognised forms starting where the value has several readers: each returns (layers,
 #: the node whose output is the result, nodes used: all the readers) or None.
-_FAN_OUTS = (_gated, _hard_silu_written_out, _rms_norm_written_out, _complement, _layer_norm_written_out, _layer_norm_tf2onnx, _gelu_written_out, _gelu_tanh_written_out,
+_FAN_OUTS = (_gated, _prelu_written_out, _hard_silu_written_out, _rms_norm_written_out, _complement, _layer_norm_written_out, _layer_norm_tf2onnx, _gelu_written_out, _gelu_tanh_written_out,
              _gelu_tanh_dynamo, _softplus_thresholded,
              _hard_shrink_written_out, _soft_shrink_written_out, _reshape_by_own_shape)
 
