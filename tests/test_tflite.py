@@ -261,16 +261,16 @@ def _litert_shaped(model: bytes, x: np.ndarray, sample: tuple, resolver: str = "
 
 def test_keras_layers_the_converter_writes_as_operators():
     """PReLU (PRELU with one alpha per unit), Reshape then Flatten (the converter leaves a
-    RESHAPE only a SHAPE reads, and reshapes the input itself), a log_softmax output
-    (LOG_SOFTMAX): the float C within 1e-5 of LiteRT."""
+    RESHAPE only a SHAPE reads, and reshapes the input itself), 2 - x (SUB of the value from a
+    constant: folded), a log_softmax output (LOG_SOFTMAX): the float C within 1e-5 of LiteRT."""
     import keras
 
     keras.utils.set_random_seed(13)
     model = keras.Sequential([keras.Input((6,)), keras.layers.Reshape((2, 3)), keras.layers.Flatten(),
                               keras.layers.Dense(5), keras.layers.PReLU(alpha_initializer="random_uniform"),
-                              keras.layers.Dense(3, activation="log_softmax")])
+                              keras.layers.Lambda(lambda t: 2.0 - t), keras.layers.Dense(3, activation="log_softmax")])
     data = convert(model, 6, int8=False)
-    assert {"PRELU", "LOG_SOFTMAX", "SHAPE"} <= set(_operators(data))
+    assert {"PRELU", "LOG_SOFTMAX", "SHAPE", "SUB"} <= set(_operators(data))
     net = load(data)
     assert net.describe() == "6-5-3 (prelu, log_softmax)"
     x = np.random.default_rng(9).uniform(-3, 3, (500, 6)).astype(np.float32)

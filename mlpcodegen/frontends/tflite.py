@@ -402,7 +402,8 @@ class _Chain:
                 current = model.tensor(op.outputs[0])
                 continue
             self.logistic = None
-            if op.inputs[0] != current.index and not (op.name in ("ADD", "MUL") and op.inputs[1:2] == (current.index,)):
+            takes = op.inputs[0] == current.index or (op.name in AFFINE_OPS and op.inputs[1:2] == (current.index,))
+            if not takes:
                 if op.name == "DEQUANTIZE" and self._constant_dequantize(op):
                     continue
                 raise self.refuse(op, "does not take the previous operator's output (not a chain)")
