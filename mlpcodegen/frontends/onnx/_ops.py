@@ -505,7 +505,8 @@ _FORM_OPS = frozenset({"Split", "ReduceMean", "Pow", "Sqrt", "Erf", "Greater", "
 
 
 #: The multi-node forms exporters write for one step, as the README and messages name them.
-DECOMPOSED_FORMS = ("x*Sigmoid(x)", "x*HardSigmoid(x)", "x*(Clip(x+3, 0, 6)*(1/6)) (tf2onnx's Keras hard_silu)", "Relu(x)+Relu(Neg(x))*c (tf2onnx's Keras PReLU)", "x*Tanh(Softplus(x))", "x/(1+Abs(x))", "x-Tanh(x)",
+DECOMPOSED_FORMS = ("x*Sigmoid(x)", "x*HardSigmoid(x)", "x*(Clip(x+3, 0, 6)*(1/6)) (tf2onnx's Keras hard_silu)",
+                    "Relu(x)+Relu(Neg(x))*c (tf2onnx's Keras PReLU)", "x*Tanh(Softplus(x))", "x/(1+Abs(x))", "x-Tanh(x)",
                     "Split(x) -> a*Sigmoid(b) (GLU)",
                     "x-ReduceMean(x) over Sqrt(ReduceMean(Pow(., 2))+eps) (torch's LayerNorm below opset 17)",
                     "x*Reciprocal(Sqrt(ReduceMean(Pow(x,2))+eps)) (the dynamo exporter's RMSNorm before opset 23)",

@@ -259,7 +259,7 @@ def _gelu_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Opti
     x * (0.5 * (Erf(x / sqrt(2)) + 1)) (the dynamo exporter): the same rounding, as * 0.5 is exact."""
     by_op = {node["op"]: node for node in users}
     line = _line(by_op.get("Div"), chain.current, ("Div", "Erf", "Add", "Mul", "Mul"), consumers)
-    if line is None or by_op.get("Mul") not in (line[3], line[4]):
+    if line is None or not any(by_op.get("Mul") is node for node in line[3:]):
         return None
     div, erf, add, first, second = line
     gate, half = (first, second) if by_op["Mul"] is first else (second, first)
@@ -572,9 +572,10 @@ def _shape_step(node: dict, operands: list) -> Optional[tuple[list, bool]]:
 
 #: Recognised forms starting where the value has several readers: each returns (layers,
 #: the node whose output is the result, nodes used: all the readers) or None.
-_FAN_OUTS = (_gated, _prelu_written_out, _hard_silu_written_out, _rms_norm_written_out, _complement, _layer_norm_written_out, _layer_norm_tf2onnx, _gelu_written_out, _gelu_tanh_written_out,
-             _gelu_tanh_dynamo, _softplus_thresholded,
-             _hard_shrink_written_out, _soft_shrink_written_out, _reshape_by_own_shape)
+_FAN_OUTS = (_gated, _prelu_written_out, _hard_silu_written_out, _rms_norm_written_out, _complement,
+             _layer_norm_written_out, _layer_norm_tf2onnx, _gelu_written_out, _gelu_tanh_written_out,
+             _gelu_tanh_dynamo, _softplus_thresholded, _hard_shrink_written_out, _soft_shrink_written_out,
+             _reshape_by_own_shape)
 
 #: Nodes with several used outputs that start one recognised activation: op -> reader
 #: (users, chain, consumers) -> (layers, the node whose output is the result, nodes used).
