@@ -344,6 +344,24 @@ def test_tf2onnx_keras_prelu(keras_module, opset, shared):
     assert_agrees(net, np.asarray(model.predict(x, verbose=0), np.float64), x)
 
 
+def test_tf2onnx_keras_relu_with_max_value(keras_module):
+    """Keras' ReLU(max_value=3), which tf2onnx writes as Relu, Min(x, 3), Max(x, 0): inputs
+    reach both bends."""
+    import keras
+    import tensorflow as tf
+    import tf2onnx
+
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6), keras.layers.ReLU(max_value=3.0),
+                              keras.layers.Dense(2)])
+    model.layers[0].set_weights([w * 3 for w in model.layers[0].get_weights()])
+    spec = (tf.TensorSpec((None, 4), tf.float32, name="x"),)
+    proto, _ = tf2onnx.convert.from_function(tf.function(lambda x: model(x)), input_signature=spec, opset=13)
+    assert {"Min", "Max"} <= {n.op_type for n in proto.graph.node}
+    net, x = check_bytes(proto.SerializeToString(), 4, n=128)
+    assert_agrees(net, np.asarray(model.predict(x, verbose=0), np.float64), x)
+
+
 def test_reshapes_that_mix_samples_are_refused():
     """[N, 6] -> Reshape [-1, 3] makes two rows of each sample; [4, 6] -> Reshape [1, 24]
     (or Flatten axis 0) makes one row of four samples: refused, naming the node."""

@@ -23,7 +23,7 @@ walk's state and node accessors), :mod:`._ops` (one reader per operator, the tab
 
 What is read: Gemm (alpha, beta, transB; not transA), MatMul by a constant with an Add
 of a constant (either order: the bias), Sub/Mul by a constant and Div by one (x / c),
-the activation operators (:data:`SUPPORTED_OPS`; Clip becomes relu/relu6/hard_tanh or a
+the activation operators (:data:`SUPPORTED_OPS`; Clip, and Min/Max by one constant, become relu/relu6/hard_tanh or a
 shifted relu, a non-standard HardSigmoid or Selu a scale step and relu/elu),
 BatchNormalization in inference mode (an affine step, folded), LayerNormalization and
 RMSNormalization over the feature axis (layer_norm / rms_norm with the stored epsilon,

@@ -407,6 +407,21 @@ def _clip_parts(node: dict, chain: _Chain, low: float, high: float) -> list:
     return clamp_layers(chain.width, low, high, node["name"] or "Clip")
 
 
+def _bound(upper: bool) -> Callable[[dict, _Chain], list]:
+    """Min(x, c) / Max(x, c) with one constant number: a clip from above / below (tf2onnx
+    writes Keras' ReLU(max_value) as Relu, Min, Max); more operands, or one per feature, refused."""
+    def read(node: dict, chain: _Chain) -> list:
+        if len(node["inputs"]) != 2:
+            raise UnsupportedError(f"{_where(node)}: only {node['op']} of the value and one constant is supported")
+        index = _other_input(node, chain)
+        bound = _scalar(node, chain, index, "the bound", math.nan)
+        if not math.isfinite(bound):
+            raise UnsupportedError(f"{_where(node)}: the bound must be one finite number")
+        value_first = {**node, "inputs": [chain.current, node["inputs"][index]]}  # Min/Max commute
+        return _clip_parts(value_first, chain, -math.inf if upper else bound, bound if upper else math.inf)
+    return read
+
+
 def _thresholded_relu(node: dict, chain: _Chain) -> list:
     return _act(node, chain, "threshold", threshold=_attr(node, "alpha", 1.0), default_value=0.0)
 
@@ -486,6 +501,7 @@ _PLAIN = {spec.onnx: _activation(name) for name, spec in REGISTRY.items()
 #: Operator type -> reader(node, chain) -> IR layers.
 _OPS: dict[str, Callable[[dict, _Chain], list]] = {
     "Gemm": _gemm, "MatMul": _matmul, "Add": _add, "Sub": _sub, "Mul": _mul, "Div": _div, "Neg": _neg,
+    "Min": _bound(upper=True), "Max": _bound(upper=False),
     "BatchNormalization": _batch_norm, "LayerNormalization": _normalization("layer_norm"),
     "RMSNormalization": _normalization("rms_norm"), "Flatten": _flatten, "Reshape": _reshape, "Identity": _identity,
     "Dropout": _dropout, "Cast": _cast, "Squeeze": _squeeze, "Unsqueeze": _squeeze,
