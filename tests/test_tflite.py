@@ -277,6 +277,24 @@ def test_keras_layers_the_converter_writes_as_operators():
     np.testing.assert_allclose(compile_c(net, dtype="float32")(x), litert(data, x, "AUTO"), rtol=1e-5, atol=1e-5)
 
 
+def test_relu_with_max_value_as_minimum_then_relu():
+    """Keras' ReLU(max_value=3), which the converter writes as MINIMUM(x, 3) then RELU: a clip;
+    inputs reach both bends; in an int8 model MINIMUM is refused by name."""
+    import keras
+
+    keras.utils.set_random_seed(14)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6), keras.layers.ReLU(max_value=3.0),
+                              keras.layers.Dense(2)])
+    model.layers[0].set_weights([w * 4 for w in model.layers[0].get_weights()])
+    data = convert(model, 4, int8=False)
+    assert "MINIMUM" in _operators(data)
+    x = np.random.default_rng(10).uniform(-3, 3, (500, 4)).astype(np.float32)
+    net = load(data)
+    np.testing.assert_allclose(compile_c(net, dtype="float32")(x), litert(data, x, "AUTO"), rtol=1e-5, atol=1e-5)
+    with pytest.raises(UnsupportedError, match=r"MINIMUM .*: is read in float32 models only"):
+        load(convert(model, 4))
+
+
 def test_normalization_and_flatten_of_a_dynamic_batch():
     """Keras' Normalization (SUB, MUL by constants: folded into the first Dense) on an
     Input((1, 4)), then Flatten, which the converter writes with a dynamic batch as

@@ -21,7 +21,8 @@ skipped too), QUANTIZE (float32 -> int8, first)
 and DEQUANTIZE (int8 -> float32, last; or of a float16 constant).  Float32 models may also
 have the activations the converter writes as operators of their own (LEAKY_RELU, PRELU, ELU,
 HARD_SWISH, GELU, EXP, LOG_SOFTMAX, and swish as LOGISTIC then MUL(x, LOGISTIC(x))) and ADD/SUB/MUL/DIV
-by a constant (Keras' Normalization and Rescaling; folded into the next Dense).  Anything
+by a constant (Keras' Normalization and Rescaling; folded into the next Dense), MINIMUM/MAXIMUM
+by one constant (clips: Keras' ReLU(max_value)).  Anything
 else is refused by its operator name and output tensor.
 
 A float32 model becomes a :class:`~mlpcodegen.core.ir.Network`.  An int8 model becomes a
@@ -45,6 +46,7 @@ from ..core.passes import fold_affine, fuse_activations
 from ..core.limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits
 from ..core.quant import Int8Plan, QDense, QParams, QRelu, QSoftmax, QTable, QuantizedNetwork
 from ..core.untrusted import quote_name
+from ._clamp import clamp_layers
 from ._preflight import preflight
 from ._untrusted_h5 import read_regular_file
 
@@ -107,18 +109,20 @@ ACTIVATION_OPS = {"RELU": "relu", "RELU6": "relu6", "RELU_N1_TO_1": "relu_n1_to_
 FLOAT_ACTIVATION_OPS = ("LEAKY_RELU", "PRELU", "ELU", "HARD_SWISH", "GELU", "EXP", "LOG_SOFTMAX")
 #: x op c by a constant (Keras' Normalization and Rescaling): float32 models, folded into a Dense
 AFFINE_OPS = ("ADD", "SUB", "MUL", "DIV")
+#: MINIMUM/MAXIMUM of the value and one constant number: clips (Keras' ReLU(max_value))
+BOUND_OPS = ("MINIMUM", "MAXIMUM")
 #: integer shape arithmetic whose only use is a RESHAPE's new shape (Keras' Flatten with a
 #: dynamic batch: RESHAPE(x, PACK(STRIDED_SLICE(SHAPE(x)), -1))): the RESHAPE keeps each sample
 SHAPE_OPS = ("SHAPE", "STRIDED_SLICE", "PACK", "CONCATENATION")
 SUPPORTED_OPS = ("FULLY_CONNECTED", *ACTIVATION_OPS, "RESHAPE", "QUANTIZE", "DEQUANTIZE")
-KNOWN_OPS = frozenset(SUPPORTED_OPS + FLOAT_ACTIVATION_OPS + AFFINE_OPS)
+KNOWN_OPS = frozenset(SUPPORTED_OPS + FLOAT_ACTIVATION_OPS + AFFINE_OPS + BOUND_OPS)
 _VARIABLES = (" (the weights were left as resource variables, as from_concrete_functions does with a Keras 3 "
               "model: convert with TFLiteConverter.from_keras_model or from_saved_model)")
 _HINTS = {"VAR_HANDLE": _VARIABLES, "READ_VARIABLE": _VARIABLES, "ASSIGN_VARIABLE": _VARIABLES,
           "CALL_ONCE": _VARIABLES}
 SUPPORTED = ("supported: " + ", ".join(SUPPORTED_OPS) + " (FULLY_CONNECTED fused NONE, RELU, RELU6, RELU_N1_TO_1), "
              "float32 or full-integer int8; in float32 models also " + ", ".join(FLOAT_ACTIVATION_OPS) + ", "
-             "LOGISTIC then MUL (swish), " + ", ".join(AFFINE_OPS) + " by a constant")
+             "LOGISTIC then MUL (swish), " + ", ".join(AFFINE_OPS + BOUND_OPS) + " by a constant")
 
 
 def is_tflite(head: bytes) -> bool:
@@ -402,7 +406,8 @@ class _Chain:
                 current = model.tensor(op.outputs[0])
                 continue
             self.logistic = None
-            takes = op.inputs[0] == current.index or (op.name in AFFINE_OPS and op.inputs[1:2] == (current.index,))
+            takes = op.inputs[0] == current.index or (op.name in AFFINE_OPS + BOUND_OPS
+                                                      and op.inputs[1:2] == (current.index,))
             if not takes:
                 if op.name == "DEQUANTIZE" and self._constant_dequantize(op):
                     continue
@@ -506,13 +511,16 @@ class _Chain:
             if op.name == "LOGISTIC" and not self.int8:
                 self.logistic = (x.index, y.index)
             return y
-        if op.name in FLOAT_ACTIVATION_OPS + AFFINE_OPS and self.int8:
+        if op.name in FLOAT_ACTIVATION_OPS + AFFINE_OPS + BOUND_OPS and self.int8:
             raise self.refuse(op, "is read in float32 models only (no int8 kernel for it)")
         if op.name in FLOAT_ACTIVATION_OPS:
             self.layers.append(Activate(x.size, self._float_activation(op, x), name=y.name or op.name.lower()))
             return y
         if op.name in AFFINE_OPS:
             self._affine(op, x, y)
+            return y
+        if op.name in BOUND_OPS:
+            self._bound(op, x, y)
             return y
         raise self.refuse(op, "is not supported")
 
@@ -548,6 +556,16 @@ class _Chain:
         scale, shift = {"ADD": (ones, c), "MUL": (c, zeros), "DIV": (1.0 / np.where(c == 0, 1.0, c), zeros),
                         "SUB": (ones, -c) if position == 1 else (-ones, c)}[op.name]
         self.layers.append(Affine(scale, shift, name=name))
+
+    def _bound(self, op: _Op, x: _Tensor, y: _Tensor) -> None:
+        """MINIMUM(x, c) / MAXIMUM(x, c), c one constant number: a clip, exactly (comparisons)."""
+        position = 1 if op.inputs[0] == x.index else 0
+        constant = self._value(op.inputs[position]) if len(op.inputs) == 2 else None
+        if constant is None or constant.dtype != np.float32 or constant.size != 1 or not np.isfinite(constant).all():
+            raise self.refuse(op, "needs the previous output and one finite float32 constant")
+        bound = float(constant.reshape(-1)[0])
+        low, high = (-math.inf, bound) if op.name == "MINIMUM" else (bound, math.inf)
+        self.layers.extend(clamp_layers(x.size, low, high, y.name or op.name.lower()))
 
     def _quantize(self, op: _Op, x: _Tensor, y: _Tensor) -> _Tensor:
         if x.type == FLOAT32 and y.type == INT8 and not self.layers and not self.int8:
