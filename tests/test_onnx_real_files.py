@@ -133,6 +133,136 @@ def test_torch_fixed_batch_sizes(dynamo):
         assert_agrees(net, flat(torch.from_numpy(x.reshape(-1, 2, 3))).double().numpy(), x)
 
 
+@pytest.mark.parametrize("opset", [9, 11, 13])
+def test_torch_batch_norm_exported_in_training_mode_is_refused(opset):
+    """torch.onnx.export(training=TrainingMode.TRAINING) before opset 14 marks BatchNormalization's
+    training mode by its running-statistics outputs (unused): ONNX Runtime then normalises by
+    each batch's own statistics, so reading it as inference would give another function."""
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(7)
+    module = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.BatchNorm1d(6), nn.Linear(6, 2))
+    data = _torch_bytes(module.train(), torch.zeros(3, 4), False, opset_version=opset,
+                        training=torch.onnx.TrainingMode.TRAINING)
+    with pytest.raises(UnsupportedError, match=r"\(BatchNormalization\): has the running-statistics outputs that "
+                                               r"mean training mode"):
+        mlpcodegen.load(load_from_string(data))
+    check_bytes(_torch_bytes(module.eval(), torch.zeros(1, 4), False, opset_version=opset), 4)
+
+
+@pytest.mark.parametrize("opset", [9, 13, 17])
+def test_torch_export_without_constant_folding(opset):
+    """do_constant_folding=False leaves a bias-free Linear's weights behind a Transpose node
+    (and LayerNorm, GELU, BatchNorm1d unfolded): the Transpose of a constant is applied."""
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(8)
+    module = nn.Sequential(nn.Linear(5, 6, bias=False), nn.GELU(), nn.LayerNorm(6), nn.Linear(6, 4),
+                           nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 2, bias=False)).eval()
+    data = _torch_bytes(module, torch.zeros(1, 5), False, opset_version=opset, do_constant_folding=False,
+                        input_names=["x"], dynamic_axes={"x": {0: "n"}})
+    assert "Transpose" in [n.op_type for n in load_from_string(data).graph.node]
+    net, x = check_bytes(data, 5, n=64)
+    with torch.no_grad():
+        assert_agrees(net, module(torch.from_numpy(x)).double().numpy(), x)
+
+
+def test_torch_default_export_to_a_data_file_is_refused_saying_how_to_export(tmp_path):
+    """torch.onnx.export's default (dynamo) writes the weights of a network of any size to
+    model.onnx.data: external storage is refused (security.md), the message naming the
+    option that keeps them inside; with external_data=False the file converts."""
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(10)
+    module = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 2)).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.zeros(1, 64),), tmp_path / "split.onnx")
+        torch.onnx.export(module, (torch.zeros(1, 64),), tmp_path / "whole.onnx", external_data=False)
+    assert (tmp_path / "split.onnx.data").stat().st_size > 0
+    with pytest.raises(UnsupportedError, match=r"keeps its data in an external file.*external_data=False"):
+        mlpcodegen.load(tmp_path / "split.onnx")
+    net = mlpcodegen.load(tmp_path / "whole.onnx")
+    x = inputs(64, 11, n=1)
+    with torch.no_grad():
+        assert_agrees(net, module(torch.from_numpy(x)).double().numpy(), x)
+
+
+# ------------------------------------------------------------ the dynamo exporter's written-out activations
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_dynamo_gelu_below_opset_20(approximate):
+    """The dynamo exporter writes GELU out below opset 20 in its own order:
+    x * (0.5 * (Erf(x / sqrt(2)) + 1)) and x * (0.5 * (Tanh(sqrt(2/pi) * (x + 0.044715 * Pow(x, 3))) + 1))."""
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(4)
+    module = nn.Sequential(nn.Linear(5, 8), nn.GELU(approximate=approximate), nn.Linear(8, 3)).eval()
+    data = _torch_bytes(module, torch.zeros(2, 5), True, opset_version=18)
+    assert "Gelu" not in [n.op_type for n in load_from_string(data).graph.node]
+    net, x = check_bytes(data, 5, n=64)
+    assert net.describe() == "5-8-3 (gelu, linear)"
+    with torch.no_grad():
+        assert_agrees(net, module(torch.from_numpy(x)).double().numpy(), x)
+
+
+@pytest.mark.parametrize("beta,threshold", [(1.0, 20.0), (2.0, 15.0)])
+def test_dynamo_softplus_with_its_threshold(beta, threshold):
+    """torch.onnx.export's default (dynamo) writes Softplus(beta, threshold) as
+    Where(beta x > threshold, x, Softplus(beta x) / beta) at every opset: read as the exact
+    softplus, as the torch frontend reads the module; inputs reach past the threshold."""
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(5)
+    module = nn.Sequential(nn.Linear(3, 6), nn.Softplus(beta, threshold), nn.Linear(6, 2)).eval()
+    with torch.no_grad():
+        module[0].weight.mul_(12.0)
+    data = _torch_bytes(module, torch.zeros(2, 3), True)
+    assert "Where" in [n.op_type for n in load_from_string(data).graph.node]
+    net = mlpcodegen.load(load_from_string(data))
+    x = inputs(3, 6, n=256, domain=(-4.0, 4.0))
+    assert_agrees(net, ort_rows(data, x), x, floor=ORT_FLOOR)
+    with torch.no_grad():
+        hidden = module[0](torch.from_numpy(x)).numpy() * beta
+        assert (hidden > threshold).any() and (hidden < threshold).any()
+        assert_agrees(net, module(torch.from_numpy(x)).double().numpy(), x)
+
+
+@pytest.mark.parametrize("eps", [None, 1e-3])
+def test_dynamo_rms_norm_and_softmin(eps):
+    """The dynamo exporter writes RMSNorm before opset 23 as x * Reciprocal(Sqrt(ReduceMean(Pow(x, 2)) + eps))
+    (eps None: float32's machine epsilon), then Mul by its weight; Softmin as Softmax(Neg(x))."""
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(9)
+    module = nn.Sequential(nn.Linear(4, 8), nn.RMSNorm(8, eps=eps), nn.Linear(8, 3), nn.Softmin(-1)).eval()
+    with torch.no_grad():
+        module[1].weight.uniform_(0.5, 2.0)
+    for opset in (18, 20):
+        data = _torch_bytes(module, torch.zeros(2, 4), True, opset_version=opset)
+        assert {"Reciprocal", "Neg"} <= {n.op_type for n in load_from_string(data).graph.node}
+        net, x = check_bytes(data, 4, n=64)
+        with torch.no_grad():
+            assert_agrees(net, module(torch.from_numpy(x)).double().numpy(), x)
+
+
+def test_dynamo_softplus_with_a_small_threshold_is_refused():
+    import torch
+    import torch.nn as nn
+
+    module = nn.Sequential(nn.Linear(3, 4), nn.Softplus(threshold=5.0), nn.Linear(4, 1)).eval()
+    data = _torch_bytes(module, torch.zeros(1, 3), True)
+    with pytest.raises(UnsupportedError, match=r"\(Where\): torch's Softplus with threshold=5 .* threshold >= 15"):
+        mlpcodegen.load(load_from_string(data))
+
+
 def test_tf2onnx_keras_flatten_after_a_multi_dimensional_input(keras_module):
     """Keras Input((4, 5, 2)) -> Flatten -> Dense: tf2onnx writes Reshape [-1, 40]
     (from_function: tf2onnx 1.17's from_keras fails on Keras 3)."""
@@ -149,6 +279,87 @@ def test_tf2onnx_keras_flatten_after_a_multi_dimensional_input(keras_module):
     net, x = check_bytes(proto.SerializeToString(), 40)
     assert net.describe() == "40-6-3 (relu, softmax)"
     assert_agrees(net, np.asarray(model.predict(x.reshape(-1, 4, 5, 2), verbose=0), np.float64), x)
+
+
+@pytest.mark.parametrize("opset,scale,center,first", [(13, True, True, False), (18, True, True, False),
+                                                      (9, False, True, False), (13, True, False, True),
+                                                      (18, False, False, False)])
+def test_tf2onnx_keras_layer_normalization(keras_module, opset, scale, center, first):
+    """Keras' LayerNormalization, which tf2onnx writes out as TensorFlow computes it:
+    x * m + (Neg(mean) * m + beta), m = Reciprocal(Sqrt(variance + eps)) * gamma (each of
+    gamma and beta only when the layer has it); after a Dense's activation or on the input."""
+    import keras
+    import tensorflow as tf
+    import tf2onnx
+
+    keras.utils.set_random_seed(opset)
+    norm = keras.layers.LayerNormalization(epsilon=1e-2, scale=scale, center=center)
+    layers = [keras.Input((5,))] + ([norm] if first else [keras.layers.Dense(7, activation="tanh"), norm])
+    model = keras.Sequential(layers + [keras.layers.Dense(6, activation="relu"), keras.layers.Dense(2)])
+    norm.set_weights([np.random.default_rng(opset).uniform(0.5, 2.0, w.shape) for w in norm.get_weights()])
+    spec = (tf.TensorSpec((None, 5), tf.float32, name="x"),)
+    proto, _ = tf2onnx.convert.from_function(tf.function(lambda x: model(x)), input_signature=spec, opset=opset)
+    assert "Reciprocal" in [n.op_type for n in proto.graph.node]
+    net, x = check_bytes(proto.SerializeToString(), 5, n=64)
+    assert any(getattr(layer, "activation", None) and layer.activation.name == "layer_norm" for layer in net.layers)
+    assert_agrees(net, np.asarray(model.predict(x, verbose=0), np.float64), x)
+
+
+@pytest.mark.parametrize("opset", [9, 13, 18])
+def test_tf2onnx_keras_hard_silu(keras_module, opset):
+    """Keras 3's hard_silu (hard_swish), which tf2onnx writes as x * (Clip(x + 3, 0, 6) * (1/6)):
+    inputs reach both bends of the Clip."""
+    import keras
+    import tensorflow as tf
+    import tf2onnx
+
+    keras.utils.set_random_seed(opset)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="hard_silu"),
+                              keras.layers.Dense(3, activation="hard_swish"), keras.layers.Dense(1)])
+    model.layers[0].set_weights([w * 4 for w in model.layers[0].get_weights()])
+    spec = (tf.TensorSpec((None, 4), tf.float32, name="x"),)
+    proto, _ = tf2onnx.convert.from_function(tf.function(lambda x: model(x)), input_signature=spec, opset=opset)
+    assert "Clip" in [n.op_type for n in proto.graph.node]
+    net, x = check_bytes(proto.SerializeToString(), 4, n=128)
+    assert net.describe() == "4-8-3-1 (hard_silu, hard_silu, linear)"
+    assert_agrees(net, np.asarray(model.predict(x, verbose=0), np.float64), x)
+
+
+@pytest.mark.parametrize("opset,shared", [(9, False), (15, True)])
+def test_tf2onnx_keras_prelu(keras_module, opset, shared):
+    """Keras' PReLU, which tf2onnx writes as Relu(x) + Relu(Neg(x)) * (-alpha): one alpha per
+    unit, or one shared (shared_axes)."""
+    import keras
+    import tensorflow as tf
+    import tf2onnx
+
+    keras.utils.set_random_seed(opset)
+    prelu = keras.layers.PReLU(alpha_initializer="random_uniform", shared_axes=[1] if shared else None)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6), prelu, keras.layers.Dense(2)])
+    spec = (tf.TensorSpec((None, 4), tf.float32, name="x"),)
+    proto, _ = tf2onnx.convert.from_function(tf.function(lambda x: model(x)), input_signature=spec, opset=opset)
+    assert "Neg" in [n.op_type for n in proto.graph.node]
+    net, x = check_bytes(proto.SerializeToString(), 4, n=64)
+    assert net.describe() == "4-6-2 (prelu, linear)"
+    assert_agrees(net, np.asarray(model.predict(x, verbose=0), np.float64), x)
+
+
+def test_tf2onnx_keras_relu_with_max_value(keras_module):
+    """Keras' ReLU(max_value=3), which tf2onnx writes as Relu, Min(x, 3), Max(x, 0): inputs
+    reach both bends."""
+    import keras
+    import tensorflow as tf
+    import tf2onnx
+
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6), keras.layers.ReLU(max_value=3.0),
+                              keras.layers.Dense(2)])
+    model.layers[0].set_weights([w * 3 for w in model.layers[0].get_weights()])
+    spec = (tf.TensorSpec((None, 4), tf.float32, name="x"),)
+    proto, _ = tf2onnx.convert.from_function(tf.function(lambda x: model(x)), input_signature=spec, opset=13)
+    assert {"Min", "Max"} <= {n.op_type for n in proto.graph.node}
+    net, x = check_bytes(proto.SerializeToString(), 4, n=128)
+    assert_agrees(net, np.asarray(model.predict(x, verbose=0), np.float64), x)
 
 
 def test_reshapes_that_mix_samples_are_refused():

@@ -246,3 +246,28 @@ def test_bench_out_is_checked_before_any_timing(tmp_path, capsys):
     assert "r.png is a FIFO" in capsys.readouterr().err
     assert main(["bench", str(SEED), "--out", str(tmp_path / "d" / "r.md")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ an output that is an input
+
+
+def test_an_output_that_is_a_file_the_command_reads_is_refused(tmp_path, capsys):
+    """`convert m.keras -o m.keras` (or through a link, or the --scaling file, or the header's
+    path) would replace the model with C: usage error 2 before any work, every input intact."""
+    model = tmp_path / "m.keras"
+    model.write_bytes(SEED.read_bytes())
+    scaling = tmp_path / "s.json"
+    scaling.write_bytes((SEED.parent / "scaling.json").read_bytes())
+    (tmp_path / "link.c").symlink_to(model)
+    (tmp_path / "m.h").symlink_to(model)
+    for args in (["convert", model, "-o", model], ["convert", model, "-o", tmp_path / "link.c"],
+                 ["convert", model, "--scaling", scaling, "-o", scaling],
+                 ["convert", model, "-o", tmp_path / "m.c", "--header"],
+                 ["formula", model, "--png", tmp_path / "link.c"],
+                 ["simplify", model, "--domain", "-1", "1", "--exact", "-o", model]):
+        assert main(list(map(str, args))) == 2, args
+        err = capsys.readouterr().err
+        assert "this command reads: writing it would replace it" in err and len(err.strip().splitlines()) == 1, err
+    assert model.read_bytes() == SEED.read_bytes()
+    assert scaling.read_bytes() == (SEED.parent / "scaling.json").read_bytes()
+    assert not (tmp_path / "m.c").exists()

@@ -213,6 +213,120 @@ def test_float_tflite_matches_litert_on_every_float_target(models):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5, err_msg=dtype)
 
 
+#: Keras activations the converter writes as operators of their own (float models):
+#: name -> (the Keras activation, the operator expected in the file)
+OWN_OPERATORS = {"leaky_relu": ("leaky_relu", "LEAKY_RELU"), "elu": ("elu", "ELU"), "gelu": ("gelu", "GELU"),
+                 "gelu_tanh": (lambda t: __import__("keras").activations.gelu(t, approximate=True), "GELU"),
+                 "hard_silu": ("hard_silu", "HARD_SWISH"), "swish": ("swish", "MUL"),
+                 "exponential": ("exponential", "EXP")}
+
+
+@pytest.mark.parametrize("name", list(OWN_OPERATORS))
+def test_float_activations_written_as_their_own_operators(name):
+    """Dense layers with these activations, through TFLiteConverter (float32): LEAKY_RELU
+    (its alpha), ELU, GELU (exact and tanh), HARD_SWISH, EXP and swish as LOGISTIC then
+    MUL(x, LOGISTIC(x)); the float C within 1e-5 of LiteRT."""
+    import keras
+
+    activation, operator = OWN_OPERATORS[name]
+    keras.utils.set_random_seed(11)
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(7, activation=activation)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation=activation)(hidden))
+    data = convert(model, 4, int8=False)
+    assert operator in _operators(data)
+    net = load(data)
+    x = np.random.default_rng(6).uniform(-3, 3, (500, 4)).astype(np.float32)
+    np.testing.assert_allclose(compile_c(net, dtype="float32")(x), litert(data, x, "AUTO"), rtol=1e-5, atol=1e-5)
+
+
+def _operators(model: bytes) -> list[str]:
+    """The operator names LiteRT's default resolver sees (its reference kernels lack ELU)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    return [op["op_name"] for op in Interpreter(model_content=model)._get_ops_details()]
+
+
+def _litert_shaped(model: bytes, x: np.ndarray, sample: tuple, resolver: str = "BUILTIN_REF") -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(model_content=model, experimental_op_resolver_type=getattr(OpResolverType, resolver))
+    given, taken = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    interpreter.resize_tensor_input(given["index"], (len(x), *sample))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(given["index"], x.reshape(len(x), *sample).astype(given["dtype"]))
+    interpreter.invoke()
+    return interpreter.get_tensor(taken["index"]).reshape(len(x), -1)
+
+
+def test_keras_layers_the_converter_writes_as_operators():
+    """PReLU (PRELU with one alpha per unit), Reshape then Flatten (the converter leaves a
+    RESHAPE only a SHAPE reads, and reshapes the input itself), 2 - x (SUB of the value from a
+    constant: folded), a log_softmax output (LOG_SOFTMAX): the float C within 1e-5 of LiteRT."""
+    import keras
+
+    keras.utils.set_random_seed(13)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Reshape((2, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(5), keras.layers.PReLU(alpha_initializer="random_uniform"),
+                              keras.layers.Lambda(lambda t: 2.0 - t), keras.layers.Dense(3, activation="log_softmax")])
+    data = convert(model, 6, int8=False)
+    assert {"PRELU", "LOG_SOFTMAX", "SHAPE", "SUB"} <= set(_operators(data))
+    net = load(data)
+    assert net.describe() == "6-5-3 (prelu, log_softmax)"
+    x = np.random.default_rng(9).uniform(-3, 3, (500, 6)).astype(np.float32)
+    np.testing.assert_allclose(compile_c(net, dtype="float32")(x), litert(data, x, "AUTO"), rtol=1e-5, atol=1e-5)
+
+
+def test_relu_with_max_value_as_minimum_then_relu():
+    """Keras' ReLU(max_value=3), which the converter writes as MINIMUM(x, 3) then RELU: a clip;
+    inputs reach both bends; in an int8 model MINIMUM is refused by name."""
+    import keras
+
+    keras.utils.set_random_seed(14)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6), keras.layers.ReLU(max_value=3.0),
+                              keras.layers.Dense(2)])
+    model.layers[0].set_weights([w * 4 for w in model.layers[0].get_weights()])
+    data = convert(model, 4, int8=False)
+    assert "MINIMUM" in _operators(data)
+    x = np.random.default_rng(10).uniform(-3, 3, (500, 4)).astype(np.float32)
+    net = load(data)
+    np.testing.assert_allclose(compile_c(net, dtype="float32")(x), litert(data, x, "AUTO"), rtol=1e-5, atol=1e-5)
+    with pytest.raises(UnsupportedError, match=r"MINIMUM .*: is read in float32 models only"):
+        load(convert(model, 4))
+
+
+def test_normalization_and_flatten_of_a_dynamic_batch():
+    """Keras' Normalization (SUB, MUL by constants: folded into the first Dense) on an
+    Input((1, 4)), then Flatten, which the converter writes with a dynamic batch as
+    RESHAPE(x, PACK(STRIDED_SLICE(SHAPE(x)), -1)): the float C within 1e-5 of LiteRT; the
+    int8 model (no Normalization: SUB has no int8 kernel here, and is refused by name) bit for
+    bit LiteRT's reference kernels."""
+    import keras
+
+    keras.utils.set_random_seed(12)
+    norm = keras.layers.Normalization()
+    norm.adapt(np.random.default_rng(1).normal(2.0, 3.0, (64, 1, 4)).astype(np.float32))
+    inputs = keras.Input((1, 4))
+    flat = keras.layers.Flatten()(norm(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Dense(6, activation="tanh")(flat)))
+    data = convert(model, 4, int8=False)
+    assert {"SHAPE", "STRIDED_SLICE", "PACK", "RESHAPE", "SUB", "MUL"} <= set(_operators(data))
+    net = load(data)
+    assert net.describe() == "4-6-3 (tanh, linear)"
+    x = np.random.default_rng(7).uniform(-8, 12, (500, 4)).astype(np.float32)
+    np.testing.assert_allclose(compile_c(net, dtype="float32")(x), _litert_shaped(data, x, (1, 4), "AUTO"),
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(UnsupportedError, match=r"SUB .*: is read in float32 models only"):
+        load(convert(model, (1, 4)))
+    plain = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Dense(6, activation="tanh")(
+        keras.layers.Flatten()(inputs))))
+    quantised = convert(plain, (1, 4))
+    net = load(quantised)
+    x = np.random.default_rng(8).uniform(-3, 3, (2000, 4)).astype(np.float32)
+    mine, expected = compile_c(net, dtype="int8")(x), _litert_shaped(quantised, x, (1, 4))
+    assert np.array_equal(mine.view(np.int32), expected.view(np.int32))
+
+
 # ------------------------------------------------------------------ quantising a float model
 
 
@@ -256,9 +370,9 @@ def test_unsupported_operator_refused_by_name(tmp_path):
 
     keras.utils.set_random_seed(1)
     inputs = keras.Input((3,))
-    outputs = keras.layers.Lambda(lambda t: keras.ops.exp(t))(keras.layers.Dense(2)(inputs))
+    outputs = keras.layers.Lambda(lambda t: keras.ops.sin(t))(keras.layers.Dense(2)(inputs))
     data = convert(keras.Model(inputs, outputs), 3, int8=False)
-    with pytest.raises(UnsupportedError, match=r"operator 1 EXP \(output .*\): is not supported\. supported: "
+    with pytest.raises(UnsupportedError, match=r"operator 1 SIN \(output .*\): is not supported\. supported: "
                                                r"FULLY_CONNECTED"):
         parse(data, "m.tflite")
     path = tmp_path / "m.tflite"
@@ -266,8 +380,23 @@ def test_unsupported_operator_refused_by_name(tmp_path):
     out = tmp_path / "m.c"
     result = subprocess.run([sys.executable, "-m", "mlpcodegen", "convert", str(path), "-o", str(out)],
                             capture_output=True, text=True, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
-    assert result.returncode == 1 and "EXP" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert result.returncode == 1 and "SIN" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_weights_left_as_resource_variables_are_refused_with_the_way_out():
+    """from_concrete_functions on a Keras 3 model keeps the weights as resource variables
+    (VAR_HANDLE, READ_VARIABLE, CALL_ONCE): refused by name, saying how to convert instead."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(1)])
+    function = tf.function(lambda x: model(x)).get_concrete_function(tf.TensorSpec((None, 3), tf.float32))
+    data = tf.lite.TFLiteConverter.from_concrete_functions([function], model).convert()
+    with pytest.raises(UnsupportedError, match=r"operator 0 (VAR_HANDLE|CALL_ONCE) .*: is not supported \(the "
+                                               r"weights were left as resource variables.*from_keras_model"):
+        parse(data, "m.tflite")
 
 
 def test_names_from_the_file_are_inert_text(models, tmp_path):

@@ -266,6 +266,8 @@ def test_torch_files_recognised_and_refused(tmp_path):
         assert frontend.is_torch_file((tmp_path / name).read_bytes()[:HEAD_BYTES]), name
         with pytest.raises(ModelFormatError, match="runs code stored in the file.*torch.onnx.export"):
             frontend.load_file(tmp_path / name)
+    with pytest.raises(ModelFormatError, match="runs code stored in the file.*torch.onnx.export"):
+        mlpcodegen.verify(tmp_path / "whole.pt", "c", "float32")  # the API's verify says why, as the CLI's
     seed = Path(mlpcodegen.__file__).resolve().parent.parent / "generated" / "seed" / "seed.keras"
     assert not frontend.is_torch_file(seed.read_bytes()[:HEAD_BYTES])
 

@@ -48,9 +48,10 @@ def _alone(keras, name: str):
     return keras.layers.Activation(name)
 
 
-def convert(model, n_inputs: int, *, int8: bool = True, int_io: bool = False, per_tensor: bool = False,
+def convert(model, n_inputs: int | tuple, *, int8: bool = True, int_io: bool = False, per_tensor: bool = False,
             seed: int = 0, spread: float = 2.0) -> bytes:
-    """The .tflite bytes of ``model`` (int8: calibrated on 200 uniform rows in [-spread, spread])."""
+    """The .tflite bytes of ``model`` (int8: calibrated on 200 uniform rows in [-spread, spread];
+    ``n_inputs`` a tuple: the shape of one sample)."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -59,7 +60,7 @@ def convert(model, n_inputs: int, *, int8: bool = True, int_io: bool = False, pe
 
         def representative():
             for _ in range(200):
-                yield [rng.uniform(-spread, spread, (1, n_inputs)).astype(np.float32)]
+                yield [rng.uniform(-spread, spread, (1, *np.atleast_1d(n_inputs))).astype(np.float32)]
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative

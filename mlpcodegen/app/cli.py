@@ -39,6 +39,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     to_stdout = args.output in (None, "-")
     header = None if to_stdout else common.header_path(args)
     if not to_stdout:  # a bad path fails before any work, and nothing is written
+        common.refuse_overwriting_inputs(args, [args.output, header])
         check_outputs([args.output] + ([header] if header else []), mkdir=args.mkdir)
     net = common.scaled(common.load(args), args)
     name = args.name or common.default_name(args.model, args.target)
@@ -136,6 +137,7 @@ def cmd_formula(args: argparse.Namespace) -> int:
     from ..core._files import check_outputs
 
     if args.png and args.png != "-":
+        common.refuse_overwriting_inputs(args, [args.png])
         check_outputs([args.png], mkdir=args.mkdir)
     net = common.scaled(common.load(args), args)
     if args.png != "-":  # with --png -, standard output is the picture alone
@@ -205,7 +207,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     model_file = Path(args.model)
     out = Path(args.out or f"{model_file.stem}_bench.md")
-    check_outputs([out] if args.target else [out, out.with_suffix(".png")], mkdir=args.mkdir)  # before the timing
+    outputs = [out] if args.target else [out, out.with_suffix(".png")]
+    common.refuse_overwriting_inputs(args, outputs)
+    check_outputs(outputs, mkdir=args.mkdir)  # before the timing
     net = common.load(args)
     if args.target:  # the languages run as subprocesses, against C, any model format
         return _bench_languages(args, net, out)

@@ -187,6 +187,7 @@ def convert_for_core(args: argparse.Namespace, net, name: str, dtype: str) -> in
     source, header = options.source(net)
     if args.arduino:
         files = arduino_library(net, options, Path(args.arduino), source, header, core)
+        common.refuse_overwriting_inputs(args, list(files))
         check_outputs(list(files), mkdir=True)
         written = write_all(files, mkdir=True)
         print(f"{net.describe()} -> Arduino library {args.arduino} ({len(written)} files, {core})", file=sys.stderr)

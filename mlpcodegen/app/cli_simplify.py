@@ -128,6 +128,7 @@ def run_simplify(args) -> int:
     to_stdout = args.output in (None, "-")
     outputs = ([] if to_stdout else [args.output]) + ([args.png] if args.png else [])
     if outputs:
+        common.refuse_overwriting_inputs(args, outputs)
         check_outputs(outputs, mkdir=args.mkdir)
     net = common.scaled(common.load(args), args)
     _check_png(args, net)

@@ -177,6 +177,25 @@ def header_path(args: argparse.Namespace) -> Optional[Path]:
     return header
 
 
+#: the options that name files a command reads (a model, its weights, scaling, data)
+INPUT_OPTIONS = (("model", "the model file"), ("weights", "--weights"), ("scaling", "--scaling"),
+                 ("data", "--data"), ("calibrate", "--calibrate"))
+
+
+def refuse_overwriting_inputs(args: argparse.Namespace, outputs) -> None:
+    """An output path that is one of the files the command reads (the same file, through a
+    link too: ``convert m.onnx -o m.onnx``) is refused before any work: writing it would
+    replace the model with the generated text."""
+    for output in outputs:
+        if output is None or str(output) == "-" or not os.path.exists(output):
+            continue
+        for option, what in INPUT_OPTIONS:
+            given = getattr(args, option, None)
+            if isinstance(given, (str, os.PathLike)) and os.path.exists(given) and os.path.samefile(given, output):
+                raise UsageError(f"output {output} is {what} ({given}) this command reads: writing it would replace "
+                                 "it; give another output path")
+
+
 def given_domain(args: argparse.Namespace, n_inputs: int):
     """``--domain LOW HIGH``: each side one number for every input or one per input."""
     if not args.domain:

@@ -14,8 +14,16 @@ parser reads the bytes), so it runs in this process: nothing to isolate.
 Read: one subgraph that is a chain of FULLY_CONNECTED (float32 weights, or int8 weights
 with one scale per tensor or per output channel and int32 biases; fused NONE, RELU, RELU6,
 RELU_N1_TO_1), RELU, RELU6, RELU_N1_TO_1, LOGISTIC, TANH, SOFTMAX, RESHAPE (a no-op on a
-vector), QUANTIZE (float32 -> int8, first) and DEQUANTIZE (int8 -> float32, last; or of a
-float16 constant).  Anything else is refused by its operator name and output tensor.
+vector; a RESHAPE whose new shape is computed from SHAPE(x) by STRIDED_SLICE/PACK, as Keras'
+Flatten is converted with a dynamic batch: the integer shape arithmetic is skipped, the
+RESHAPE must keep the batch axis and the sample's size; a RESHAPE only SHAPE reads is
+skipped too), QUANTIZE (float32 -> int8, first)
+and DEQUANTIZE (int8 -> float32, last; or of a float16 constant).  Float32 models may also
+have the activations the converter writes as operators of their own (LEAKY_RELU, PRELU, ELU,
+HARD_SWISH, GELU, EXP, LOG_SOFTMAX, and swish as LOGISTIC then MUL(x, LOGISTIC(x))) and ADD/SUB/MUL/DIV
+by a constant (Keras' Normalization and Rescaling; folded into the next Dense), MINIMUM/MAXIMUM
+by one constant (clips: Keras' ReLU(max_value)).  Anything
+else is refused by its operator name and output tensor.
 
 A float32 model becomes a :class:`~mlpcodegen.core.ir.Network`.  An int8 model becomes a
 :class:`~mlpcodegen.core.quant.QuantizedNetwork`: the dequantised float network (for every
@@ -33,10 +41,12 @@ from typing import Any, Optional
 import numpy as np
 
 from ..core.errors import ModelFormatError, UnsupportedError
-from ..core.ir import Activate, Activation, Dense, Network
+from ..core.ir import Activate, Activation, Affine, Dense, Network
+from ..core.passes import fold_affine, fuse_activations
 from ..core.limits import DEFAULT_LIMITS, LimitExceeded, ReadLimits
 from ..core.quant import Int8Plan, QDense, QParams, QRelu, QSoftmax, QTable, QuantizedNetwork
 from ..core.untrusted import quote_name
+from ._clamp import clamp_layers
 from ._preflight import preflight
 from ._untrusted_h5 import read_regular_file
 
@@ -95,9 +105,24 @@ IR_ACTIVATION = {"none": Activation("linear"), "relu": Activation("relu"), "relu
                  "relu_n1_to_1": Activation("hard_tanh")}
 ACTIVATION_OPS = {"RELU": "relu", "RELU6": "relu6", "RELU_N1_TO_1": "relu_n1_to_1", "LOGISTIC": "logistic",
                   "TANH": "tanh", "SOFTMAX": "softmax"}
+#: activations of float32 models only (no int8 kernel is printed for them)
+FLOAT_ACTIVATION_OPS = ("LEAKY_RELU", "PRELU", "ELU", "HARD_SWISH", "GELU", "EXP", "LOG_SOFTMAX")
+#: x op c by a constant (Keras' Normalization and Rescaling): float32 models, folded into a Dense
+AFFINE_OPS = ("ADD", "SUB", "MUL", "DIV")
+#: MINIMUM/MAXIMUM of the value and one constant number: clips (Keras' ReLU(max_value))
+BOUND_OPS = ("MINIMUM", "MAXIMUM")
+#: integer shape arithmetic whose only use is a RESHAPE's new shape (Keras' Flatten with a
+#: dynamic batch: RESHAPE(x, PACK(STRIDED_SLICE(SHAPE(x)), -1))): the RESHAPE keeps each sample
+SHAPE_OPS = ("SHAPE", "STRIDED_SLICE", "PACK", "CONCATENATION")
 SUPPORTED_OPS = ("FULLY_CONNECTED", *ACTIVATION_OPS, "RESHAPE", "QUANTIZE", "DEQUANTIZE")
+KNOWN_OPS = frozenset(SUPPORTED_OPS + FLOAT_ACTIVATION_OPS + AFFINE_OPS + BOUND_OPS)
+_VARIABLES = (" (the weights were left as resource variables, as from_concrete_functions does with a Keras 3 "
+              "model: convert with TFLiteConverter.from_keras_model or from_saved_model)")
+_HINTS = {"VAR_HANDLE": _VARIABLES, "READ_VARIABLE": _VARIABLES, "ASSIGN_VARIABLE": _VARIABLES,
+          "CALL_ONCE": _VARIABLES}
 SUPPORTED = ("supported: " + ", ".join(SUPPORTED_OPS) + " (FULLY_CONNECTED fused NONE, RELU, RELU6, RELU_N1_TO_1), "
-             "float32 or full-integer int8")
+             "float32 or full-integer int8; in float32 models also " + ", ".join(FLOAT_ACTIVATION_OPS) + ", "
+             "LOGISTIC then MUL (swish), " + ", ".join(AFFINE_OPS + BOUND_OPS) + " by a constant")
 
 
 def is_tflite(head: bytes) -> bool:
@@ -350,6 +375,7 @@ class _Chain:
         self.float_input = self.float_output = False
         self.int8 = False
         self.input_params: Optional[QParams] = None
+        self.logistic: Optional[tuple[int, int]] = None  # (input, output) of a LOGISTIC just read
 
     def refuse(self, op: _Op, why: str) -> UnsupportedError:
         out = self.model.tensor(op.outputs[0]).name if op.outputs and op.outputs[0] >= 0 else "?"
@@ -368,10 +394,21 @@ class _Chain:
         elif current.type != FLOAT32:
             raise UnsupportedError(f"{self.label}: input {quote_name(current.name)!r} is {current.type_name}. "
                                    f"{SUPPORTED}")
+        shape_only = self._shape_only()
         for op in model.ops:
+            if op.index in shape_only:
+                continue
+            if op.name not in KNOWN_OPS:
+                raise self.refuse(op, "is not supported" + _HINTS.get(op.name, ""))
             if not op.inputs or not op.outputs or op.inputs[0] < 0 or op.outputs[0] < 0:
                 raise self.refuse(op, "an operator without a data input or output")
-            if op.inputs[0] != current.index:
+            if self._swish(op, current):
+                current = model.tensor(op.outputs[0])
+                continue
+            self.logistic = None
+            takes = op.inputs[0] == current.index or (op.name in AFFINE_OPS + BOUND_OPS
+                                                      and op.inputs[1:2] == (current.index,))
+            if not takes:
                 if op.name == "DEQUANTIZE" and self._constant_dequantize(op):
                     continue
                 raise self.refuse(op, "does not take the previous operator's output (not a chain)")
@@ -383,6 +420,43 @@ class _Chain:
         if not self.layers:
             raise UnsupportedError(f"{self.label}: no FULLY_CONNECTED operator. {SUPPORTED}")
         return self._network(current)
+
+    def _shape_only(self) -> set[int]:
+        """The SHAPE_OPS operators whose int32 outputs are read only by one another or as a
+        RESHAPE's new shape (each RESHAPE is still checked to keep the sample's size)."""
+        readers: dict[int, list[tuple[_Op, int]]] = {}
+        for op in self.model.ops:
+            for position, tensor in enumerate(op.inputs):
+                readers.setdefault(tensor, []).append((op, position))
+        found: set[int] = set()
+        for op in reversed(self.model.ops):  # the file lists operators in execution order
+            if op.name not in SHAPE_OPS + ("RESHAPE",) or not op.outputs or any(
+                    t < 0 or t in self.model.outputs or (op.name != "RESHAPE" and self.model.tensor(t).type != INT32)
+                    for t in op.outputs):
+                continue  # (a RESHAPE whose output only SHAPE reads, as two Keras reshapes merged leave one)
+            uses = [use for t in op.outputs for use in readers.get(t, [])]
+            if uses and all(reader.index in found or (reader.name == "RESHAPE" and position == 1)
+                            for reader, position in uses):
+                found.add(op.index)
+        return found
+
+    def _swish(self, op: _Op, current: _Tensor) -> bool:
+        """MUL(x, LOGISTIC(x)) right after that LOGISTIC (Keras' swish/silu): the sigmoid
+        just read becomes silu."""
+        gate, self.logistic = self.logistic, None
+        if (op.name != "MUL" or gate is None or gate[1] != current.index or len(op.inputs) != 2
+                or sorted(op.inputs) != sorted(gate)):
+            return False
+        self._no_fused(op)
+        last, silu = self.layers[-1], Activation("silu")
+        self.layers[-1] = (Dense(last.kernel, last.bias, silu, name=last.name) if isinstance(last, Dense)
+                           else Activate(last.width, silu, name=last.name))
+        return True
+
+    def _no_fused(self, op: _Op) -> None:
+        code = int(op.options.scalar(0, _N.Int8Flags, 0)) if op.options is not None else 0
+        if code:
+            raise self.refuse(op, f"fused activation {FUSED_NAMES.get(code, code)}")
 
     def _params(self, tensor: _Tensor, what: str) -> QParams:
         if len(tensor.scales) != 1 or len(tensor.zero_points) != 1:
@@ -423,6 +497,9 @@ class _Chain:
             raise self.refuse(op, f"{x.type_name} in, {y.type_name} out ({'int8' if self.int8 else 'float32'} "
                                   "expected)")
         if op.name == "RESHAPE":
+            if len(x.shape) > 1 and len(y.shape) > 1 and x.shape[0] != y.shape[0]:
+                raise self.refuse(op, f"reshapes {list(x.shape)} to {list(y.shape)}: the first axis, the batch, "
+                                      "must stay (one sample per row)")
             if self.int8 and self._params(x, "input") != self._params(y, "output"):
                 raise self.refuse(op, "requantises")
             return y
@@ -431,8 +508,64 @@ class _Chain:
             return y
         if op.name in ACTIVATION_OPS:
             self._activation(op, ACTIVATION_OPS[op.name], x, y)
+            if op.name == "LOGISTIC" and not self.int8:
+                self.logistic = (x.index, y.index)
+            return y
+        if op.name in FLOAT_ACTIVATION_OPS + AFFINE_OPS + BOUND_OPS and self.int8:
+            raise self.refuse(op, "is read in float32 models only (no int8 kernel for it)")
+        if op.name in FLOAT_ACTIVATION_OPS:
+            self.layers.append(Activate(x.size, self._float_activation(op, x), name=y.name or op.name.lower()))
+            return y
+        if op.name in AFFINE_OPS:
+            self._affine(op, x, y)
+            return y
+        if op.name in BOUND_OPS:
+            self._bound(op, x, y)
             return y
         raise self.refuse(op, "is not supported")
+
+    def _float_activation(self, op: _Op, x: _Tensor) -> Activation:
+        if op.name == "PRELU":
+            alpha = self._value(op.inputs[1]) if len(op.inputs) == 2 else None
+            if alpha is None or alpha.dtype != np.float32 or alpha.size not in (1, x.size):
+                raise self.refuse(op, f"needs a constant float32 alpha of 1 or {x.size} values")
+            values = np.broadcast_to(alpha.astype(np.float64).reshape(-1), (x.size,))
+            return Activation("prelu", (("alpha", tuple(float(v) for v in values)),))
+        if op.name == "LEAKY_RELU":
+            alpha = float(op.options.scalar(0, _N.Float32Flags, 0.0)) if op.options is not None else 0.0
+            return Activation("leaky_relu", (("negative_slope", float(np.float32(alpha))),))
+        if op.name == "GELU":
+            approximate = bool(op.options.scalar(0, _N.BoolFlags, False)) if op.options is not None else False
+            return Activation("gelu", (("approximate", float(approximate)),))
+        return Activation({"ELU": "elu", "HARD_SWISH": "hard_silu", "EXP": "exponential",
+                           "LOG_SOFTMAX": "log_softmax"}[op.name])
+
+    def _affine(self, op: _Op, x: _Tensor, y: _Tensor) -> None:
+        """x + c, x - c, c - x, x * c, x / c with c constant: one value, or one per feature."""
+        self._no_fused(op)
+        position = 1 if op.inputs[0] == x.index else 0
+        constant = self._value(op.inputs[position]) if len(op.inputs) == 2 else None
+        if constant is None or constant.dtype != np.float32 or constant.size not in (1, x.size) or (
+                op.name == "DIV" and position == 0):
+            raise self.refuse(op, f"needs the previous output and a float32 constant of 1 or {x.size} values"
+                                  + (" (x / c only)" if op.name == "DIV" else ""))
+        c = np.broadcast_to(constant.astype(np.float64).reshape(-1), (x.size,))
+        ones, zeros, name = np.ones(x.size), np.zeros(x.size), y.name or op.name.lower()
+        if op.name == "DIV" and not np.all(c != 0):
+            raise ModelFormatError(f"{self.label}: operator {op.index} DIV divides by 0")
+        scale, shift = {"ADD": (ones, c), "MUL": (c, zeros), "DIV": (1.0 / np.where(c == 0, 1.0, c), zeros),
+                        "SUB": (ones, -c) if position == 1 else (-ones, c)}[op.name]
+        self.layers.append(Affine(scale, shift, name=name))
+
+    def _bound(self, op: _Op, x: _Tensor, y: _Tensor) -> None:
+        """MINIMUM(x, c) / MAXIMUM(x, c), c one constant number: a clip, exactly (comparisons)."""
+        position = 1 if op.inputs[0] == x.index else 0
+        constant = self._value(op.inputs[position]) if len(op.inputs) == 2 else None
+        if constant is None or constant.dtype != np.float32 or constant.size != 1 or not np.isfinite(constant).all():
+            raise self.refuse(op, "needs the previous output and one finite float32 constant")
+        bound = float(constant.reshape(-1)[0])
+        low, high = (-math.inf, bound) if op.name == "MINIMUM" else (bound, math.inf)
+        self.layers.extend(clamp_layers(x.size, low, high, y.name or op.name.lower()))
 
     def _quantize(self, op: _Op, x: _Tensor, y: _Tensor) -> _Tensor:
         if x.type == FLOAT32 and y.type == INT8 and not self.layers and not self.int8:
@@ -521,7 +654,8 @@ class _Chain:
         model = self.model
         name = re.sub(r"\W", "_", model.name) or "tflite"
         if not self.int8:
-            return Network(self.n_inputs, tuple(self.layers), "float32", name)
+            net = Network(self.n_inputs, tuple(self.layers), "float32", name)
+            return fuse_activations(fold_affine(net) if any(isinstance(v, Affine) for v in self.layers) else net)
         if not self.qlayers or not isinstance(self.qlayers[0], QDense):
             raise UnsupportedError(f"{self.label}: an int8 model must start with FULLY_CONNECTED. {SUPPORTED}")
         output = self.qlayers[-1].output

@@ -34,7 +34,7 @@ would mean guessing the user's ``forward``.  A pickled whole module (``torch.sav
 can only be read by unpickling, which runs arbitrary code from the file; a TorchScript
 archive (``torch.jit.save``) carries code and pickles that ``torch.jit.load`` executes.
 A model file is untrusted input, so none of these is read.  Export the model instead:
-``torch.onnx.export(model.eval(), torch.zeros(1, n_inputs), "model.onnx")`` and convert
+``torch.onnx.export(model.eval(), torch.zeros(1, n_inputs), "model.onnx", external_data=False)`` and convert
 ``model.onnx`` (the ONNX frontend reads it with the ``onnx`` package only, no pickle, no
 torch).  In-memory objects -- the user's own, trusted -- come through this frontend.
 :func:`is_torch_file` recognises those files from their first bytes (for the format
@@ -308,7 +308,8 @@ def load_file(path: Any, *, fold: bool = True, limits: Any = None) -> Network:
     raise ModelFormatError(
         f"{path} is a PyTorch file (torch.save / torch.jit.save) or a Python pickle: not read, because loading "
         "it runs code stored in the file (unpickling, TorchScript) and a state_dict has no architecture. "
-        "Export the model: torch.onnx.export(model.eval(), torch.zeros(1, n_inputs), 'model.onnx'), and convert "
+        "Export the model: torch.onnx.export(model.eval(), torch.zeros(1, n_inputs), 'model.onnx', "
+        "external_data=False), and convert "
         "model.onnx; or, for a file you trust, load it yourself and pass the nn.Module (or scikit-learn object) "
         "to mlpcodegen.load")
 

@@ -95,7 +95,10 @@ def file_peer(path: Any, weights: Any = None, limits: Any = None) -> Peer:
 
     fmt = file_format(path)
     make = _FILE_PEERS.get(fmt.name)
-    if make is None:  # pragma: no cover - every file format has a peer
+    if make is None:  # a format only recognised to be refused (torch.save files): the frontend says why
+        from ..frontends import load
+
+        load(path, weights=weights)
         raise ModelFormatError(f"{path}: no framework to compare a {fmt.title} file with")
     return make(path, weights, limits)
 

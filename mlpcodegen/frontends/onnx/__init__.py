@@ -23,13 +23,14 @@ walk's state and node accessors), :mod:`._ops` (one reader per operator, the tab
 
 What is read: Gemm (alpha, beta, transB; not transA), MatMul by a constant with an Add
 of a constant (either order: the bias), Sub/Mul by a constant and Div by one (x / c),
-the activation operators (:data:`SUPPORTED_OPS`; Clip becomes relu/relu6/hard_tanh or a
+the activation operators (:data:`SUPPORTED_OPS`; Clip, and Min/Max by one constant, become relu/relu6/hard_tanh or a
 shifted relu, a non-standard HardSigmoid or Selu a scale step and relu/elu),
 BatchNormalization in inference mode (an affine step, folded), LayerNormalization and
 RMSNormalization over the feature axis (layer_norm / rms_norm with the stored epsilon,
 then an affine step), Flatten/Reshape/Squeeze/Unsqueeze that keep one sample per row, Identity, Dropout and
 Cast to a float type (identities at inference), constants from initializers and Constant
-nodes (a Cast of a constant is applied as ONNX does: :mod:`.._onnx_cast`), and the
+nodes (a Cast of a constant is applied as ONNX does: :mod:`.._onnx_cast`; a Transpose of one
+too), and the
 affine ``ai.onnx.ml`` steps skl2onnx writes in front of a network (Scaler, as
 ``(x - offset) * scale``; LinearRegressor without post_transform), folded into the first
 layer as the scikit-learn frontend folds a scaler, the notes saying so.
@@ -46,19 +47,24 @@ The multi-node forms exporters write for one step are recognised
 (:data:`DECOMPOSED_FORMS`): ``x * g(x)`` / ``x / g(x)`` / ``x - g(x)`` (silu, hard_silu,
 mish, softsign below the opsets that have them as operators; torch's Tanhshrink),
 torch's GLU (``Split`` into halves a, b, then ``a * Sigmoid(b)``), torch's exact and tanh
-GELU below opset 20 (``x * (Erf(x / sqrt(2)) + 1) * 0.5`` and its tanh form), torch's Hardshrink and Softshrink
+GELU below opset 20 (``x * (Erf(x / sqrt(2)) + 1) * 0.5`` and its tanh form, in either exporter's
+order), torch's Hardshrink and Softshrink
 (``Where`` of ``Greater``/``Less`` by the threshold), torch's LayerNorm below opset 17
 (``x - ReduceMean(x)`` over ``Sqrt(ReduceMean(Pow(., 2)) + eps)``, its Mul/Add by weight
-and bias as ordinary steps), skl2onnx's classifier ``Concat(1 - p, p)`` and torch's
+and bias as ordinary steps), tf2onnx's Keras LayerNormalization (``x * m + (Neg(mean) * m + beta)``,
+``m = Reciprocal(Sqrt(variance + eps)) * gamma``), skl2onnx's classifier ``Concat(1 - p, p)`` and torch's
 ``x.view(x.size(0), -1)`` with a dynamic batch (a Reshape by a shape computed from
 ``Shape(x)``: Gather, Unsqueeze, Concat...).  Each is
 read only when every node of it is as the exporter writes it (constants included), and a
 form must account for every reader of the value it starts from.
 
-torch's ``Softplus(beta, threshold)`` is exported as ``Softplus(beta x) / beta`` without
-the threshold: the file computes the exact softplus, and that is what is converted (a
-scale, softplus, a scale by 1 / beta; the torch frontend computes the same, refusing
-thresholds small enough to matter -- a file cannot say it had one).
+torch's ``Softplus(beta, threshold)`` is exported by the TorchScript exporter as
+``Softplus(beta x) / beta`` without the threshold: the file computes the exact softplus, and
+that is what is converted (a scale, softplus, a scale by 1 / beta; the torch frontend
+computes the same, refusing thresholds small enough to matter -- such a file cannot say it
+had one).  The dynamo exporter (torch.onnx.export's default) keeps the threshold,
+``Where(beta x > threshold, x, Softplus(beta x) / beta)``: read as the same exact softplus,
+and a threshold below 15 refused as the torch frontend refuses it.
 
 Of several outputs the one floating-point output is converted (a classifier's integer
 label is named in the network's notes); without one, the probability tensor feeding

@@ -110,6 +110,12 @@ def _sub(node: dict, chain: _Chain) -> list:
     return [Affine(-np.ones(chain.width), value, name=node["name"] or "Sub")]
 
 
+def _neg(node: dict, chain: _Chain) -> list:
+    """-x: a scale by -1 (exact; torch's Softmin is Softmax(Neg(x)))."""
+    _chain_input(node, chain)
+    return [Affine(-np.ones(chain.width), np.zeros(chain.width), name=node["name"] or "Neg")]
+
+
 def _mul(node: dict, chain: _Chain) -> list:
     scale = chain.vector(node, _other_input(node, chain), "the factor")
     return [Affine(scale, np.zeros(chain.width), name=node["name"] or "Mul")]
@@ -133,6 +139,10 @@ def _batch_norm(node: dict, chain: _Chain) -> list:
     chain.rows(node)
     if _attr(node, "training_mode", 0, int):
         raise UnsupportedError(f"{_where(node)}: training_mode=1; export the model in inference (eval) mode")
+    if chain.opset < 14 and any(node["outputs"][1:]):  # before opset 14 these outputs mean training mode
+        raise UnsupportedError(f"{_where(node)}: has the running-statistics outputs that mean training mode before "
+                               "opset 14 (it normalises by each batch's statistics); export the model in inference "
+                               "mode (model.eval(), torch.onnx.export's training=TrainingMode.EVAL)")
     scale, bias, mean, var = (chain.vector(node, i, what) for i, what in
                               enumerate(("scale", "B", "mean", "var"), start=1))
     denominator = np.sqrt(var + _attr(node, "epsilon", 1e-5))
@@ -397,6 +407,21 @@ def _clip_parts(node: dict, chain: _Chain, low: float, high: float) -> list:
     return clamp_layers(chain.width, low, high, node["name"] or "Clip")
 
 
+def _bound(upper: bool) -> Callable[[dict, _Chain], list]:
+    """Min(x, c) / Max(x, c) with one constant number: a clip from above / below (tf2onnx
+    writes Keras' ReLU(max_value) as Relu, Min, Max); more operands, or one per feature, refused."""
+    def read(node: dict, chain: _Chain) -> list:
+        if len(node["inputs"]) != 2:
+            raise UnsupportedError(f"{_where(node)}: only {node['op']} of the value and one constant is supported")
+        index = _other_input(node, chain)
+        bound = _scalar(node, chain, index, "the bound", math.nan)
+        if not math.isfinite(bound):
+            raise UnsupportedError(f"{_where(node)}: the bound must be one finite number")
+        value_first = {**node, "inputs": [chain.current, node["inputs"][index]]}  # Min/Max commute
+        return _clip_parts(value_first, chain, -math.inf if upper else bound, bound if upper else math.inf)
+    return read
+
+
 def _thresholded_relu(node: dict, chain: _Chain) -> list:
     return _act(node, chain, "threshold", threshold=_attr(node, "alpha", 1.0), default_value=0.0)
 
@@ -475,7 +500,8 @@ _PLAIN = {spec.onnx: _activation(name) for name, spec in REGISTRY.items()
 
 #: Operator type -> reader(node, chain) -> IR layers.
 _OPS: dict[str, Callable[[dict, _Chain], list]] = {
-    "Gemm": _gemm, "MatMul": _matmul, "Add": _add, "Sub": _sub, "Mul": _mul, "Div": _div,
+    "Gemm": _gemm, "MatMul": _matmul, "Add": _add, "Sub": _sub, "Mul": _mul, "Div": _div, "Neg": _neg,
+    "Min": _bound(upper=True), "Max": _bound(upper=False),
     "BatchNormalization": _batch_norm, "LayerNormalization": _normalization("layer_norm"),
     "RMSNormalization": _normalization("rms_norm"), "Flatten": _flatten, "Reshape": _reshape, "Identity": _identity,
     "Dropout": _dropout, "Cast": _cast, "Squeeze": _squeeze, "Unsqueeze": _squeeze,
@@ -490,15 +516,22 @@ SUPPORTED_OPS = tuple(sorted(_OPS)) + tuple(f"ai.onnx.ml {name}" for name in ML_
 
 #: Operators read only inside the multi-node forms below.
 _FORM_OPS = frozenset({"Split", "ReduceMean", "Pow", "Sqrt", "Erf", "Greater", "Less", "Or", "Where", "Concat",
+                       "Neg", "Reciprocal",
                        "Abs", "Shape", "Gather", "Slice"})
 
 
 #: The multi-node forms exporters write for one step, as the README and messages name them.
-DECOMPOSED_FORMS = ("x*Sigmoid(x)", "x*HardSigmoid(x)", "x*Tanh(Softplus(x))", "x/(1+Abs(x))", "x-Tanh(x)",
+DECOMPOSED_FORMS = ("x*Sigmoid(x)", "x*HardSigmoid(x)", "x*(Clip(x+3, 0, 6)*(1/6)) (tf2onnx's Keras hard_silu)",
+                    "Relu(x)+Relu(Neg(x))*c (tf2onnx's Keras PReLU)", "x*Tanh(Softplus(x))", "x/(1+Abs(x))", "x-Tanh(x)",
                     "Split(x) -> a*Sigmoid(b) (GLU)",
                     "x-ReduceMean(x) over Sqrt(ReduceMean(Pow(., 2))+eps) (torch's LayerNorm below opset 17)",
-                    "x*(Erf(x/sqrt(2))+1)*0.5 (torch's exact GELU below opset 20)",
+                    "x*Reciprocal(Sqrt(ReduceMean(Pow(x,2))+eps)) (the dynamo exporter's RMSNorm before opset 23)",
+                    "x*m+(Neg(ReduceMean(x))*m+beta), m=Reciprocal(Sqrt(ReduceMean(d*d)+eps))*gamma (tf2onnx's "
+                    "Keras LayerNormalization)",
+                    "x*(Erf(x/sqrt(2))+1)*0.5 (torch's exact GELU below opset 20, either exporter)",
                     "x*(Tanh(sqrt(2/pi)*(x+0.044715*x*(x*x)))+1)*0.5 (torch's tanh GELU below opset 20)",
+                    "x*(0.5*(Tanh(sqrt(2/pi)*(x+0.044715*Pow(x,3)))+1)) (the dynamo exporter's tanh GELU)",
+                    "Where(b*x>t, x, Softplus(b*x)/b) (the dynamo exporter's Softplus, t >= 15)",
                     "Where(Or(x>l, x<-l), x, 0) (torch's Hardshrink)",
                     "Where(x>l, x-l, 0)+Where(x<-l, x+l, 0) (torch's Softshrink)",
                     "skl2onnx's Concat(1-p, p)",

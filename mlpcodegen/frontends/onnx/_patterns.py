@@ -11,7 +11,8 @@ from typing import Optional
 import numpy as np
 
 from ...core.errors import UnsupportedError
-from ...core.ir import Activate, Activation, Dense
+from ...core.ir import Activate, Activation, Affine, Dense
+from ..torch import SOFTPLUS_MIN_THRESHOLD
 from ._chain import _Chain, _attr, _where
 from ._ops import _f32, _reshape_to, _scalar
 
@@ -113,19 +114,162 @@ def _layer_norm_written_out(users: list[dict], chain: _Chain, consumers: dict) -
     return [Activate(chain.width, step, name=div["name"] or "LayerNorm")], div, [mean, sub, *line, div]
 
 
+def _rms_norm_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
+    """torch's RMSNorm as the dynamo exporter writes it before opset 23:
+    x * Reciprocal(Sqrt(ReduceMean(Pow(x, 2)) + eps)) (its Mul by the weight follows as an
+    ordinary step)."""
+    x, by_op = chain.current, {node["op"]: node for node in users}
+    if len(users) != 2 or sorted(by_op) != ["Mul", "Pow"]:
+        return None
+    line = _line(by_op["Pow"], x, ("Pow", "ReduceMean", "Add", "Sqrt", "Reciprocal", "Mul"), consumers)
+    if line is None or line[5] is not by_op["Mul"]:
+        return None
+    power, mean, add, _root, inverse, gate = line
+    epsilon = _constant_operand(add, mean["outputs"][0], chain)
+    if (_constant_operand(power, x, chain) != 2.0 or not _feature_mean(mean, chain, power["outputs"][0])
+            or epsilon is None or not epsilon > 0 or sorted(gate["inputs"]) != sorted([x, inverse["outputs"][0]])):
+        return None
+    step = Activation("rms_norm", (("epsilon", epsilon),))
+    return [Activate(chain.width, step, name=gate["name"] or "RMSNorm")], gate, line
+
+
+def _prelu_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
+    """Keras' PReLU as tf2onnx writes it: Relu(x) + Relu(Neg(x)) * c, c = -alpha a constant (one
+    value or one per feature): the IR's prelu, relu(x) - alpha * relu(-x), rounded the same."""
+    x, by_op = chain.current, {node["op"]: node for node in users}
+    if len(users) != 2 or sorted(by_op) != ["Neg", "Relu"]:
+        return None
+    line = _line(by_op["Neg"], x, ("Neg", "Relu", "Mul", "Add"), consumers)
+    positive = by_op["Relu"]
+    if line is None or _only_reader(positive, consumers) is not line[3] or len(positive["inputs"]) != 1:
+        return None
+    _neg, negative, scale, total = line
+    factor = _constant_factor(scale, negative["outputs"][0], chain)
+    if factor is None or sorted(total["inputs"]) != sorted([positive["outputs"][0], scale["outputs"][0]]):
+        return None
+    step = Activation("prelu", (("alpha", tuple(float(-v) for v in factor)),))
+    return [Activate(chain.width, step, name=total["name"] or "PReLU")], total, [positive, *line]
+
+
+def _hard_silu_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
+    """Keras 3's hard_silu as tf2onnx writes it: x * (Clip(x + 3, 0, 6) * (1/6)) (or / 6)."""
+    x, by_op = chain.current, {node["op"]: node for node in users}
+    if len(users) != 2 or sorted(by_op) != ["Add", "Mul"]:
+        return None
+    first = _line(by_op["Add"], x, ("Add", "Clip"), consumers)
+    last = _only_reader(first[1], consumers) if first else None
+    gate = _only_reader(last, consumers)
+    if first is None or last is None or gate is not by_op["Mul"] or last["op"] not in ("Mul", "Div"):
+        return None
+    add, clip = first
+    sixth = _constant_operand(last, clip["outputs"][0], chain)
+    if chain.opset < 11:
+        bounds = (_attr(clip, "min", None), _attr(clip, "max", None))
+    else:
+        bounds = tuple(_number(name, chain) for name in clip["inputs"][1:3]) if len(clip["inputs"]) == 3 else ()
+    if (_constant_operand(add, x, chain) != 3.0 or bounds != (0.0, 6.0) or not _is(last, last["op"])
+            or sixth not in ((6.0,) if last["op"] == "Div" else (_f32(1 / 6), 1 / 6))
+            or sorted(gate["inputs"]) != sorted([x, last["outputs"][0]])):
+        return None
+    return [Activate(chain.width, Activation("hard_silu"), name=gate["name"] or "hard_silu")], gate, [
+        add, clip, last, gate]
+
+
+def _layer_norm_tf2onnx(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
+    """Keras' LayerNormalization as tf2onnx writes it (TensorFlow's batch-normalisation
+    arithmetic): mean = ReduceMean(x); m = Reciprocal(Sqrt(ReduceMean(d * d) + eps)) * gamma,
+    d = x - mean; then x * m + (Neg(mean) * m + beta).  gamma and beta (constants) may be
+    absent (scale=False, center=False).  Read as layer_norm(x, eps) * gamma + beta."""
+    x, by_op = chain.current, {node["op"]: node for node in users}
+    if len(users) != 3 or sorted(by_op) != ["Mul", "ReduceMean", "Sub"]:
+        return None
+    mean, sub, scaled = by_op["ReduceMean"], by_op["Sub"], by_op["Mul"]
+    average = mean["outputs"][0]
+    mean_readers = {node["op"]: node for node in consumers.get(average, [])}
+    if (not _feature_mean(mean, chain, x) or sub["inputs"] != [x, average] or len(consumers.get(average, [])) != 2
+            or sorted(mean_readers) != ["Neg", "Sub"] or not _is(mean_readers["Neg"], "Neg")):
+        return None
+    spread = sub["outputs"][0]
+    square = consumers.get(spread, [])
+    if len(square) != 1 or not _is(square[0], "Mul") or square[0]["inputs"] != [spread, spread]:
+        return None
+    line = _line(_only_reader(square[0], consumers), square[0]["outputs"][0],
+                 ("ReduceMean", "Add", "Sqrt", "Reciprocal"), consumers)
+    if line is None or not _feature_mean(line[0], chain, square[0]["outputs"][0]):
+        return None
+    epsilon = _constant_operand(line[1], line[0]["outputs"][0], chain)
+    factor, used = line[3], [mean, sub, square[0], *line, mean_readers["Neg"], scaled]
+    gamma = _constant_factor(_only_reader(factor, consumers), factor["outputs"][0], chain)
+    if gamma is not None:
+        factor = _only_reader(factor, consumers)
+        used.append(factor)
+    shifted = [node for node in consumers.get(factor["outputs"][0], []) if node is not scaled]
+    negated = mean_readers["Neg"]["outputs"][0]
+    if (epsilon is None or not epsilon > 0 or len(shifted) != 1 or not _is(shifted[0], "Mul")
+            or sorted(shifted[0]["inputs"]) != sorted([negated, factor["outputs"][0]])
+            or sorted(scaled["inputs"]) != sorted([x, factor["outputs"][0]])):
+        return None
+    offset, beta = shifted[0], None
+    used.append(offset)
+    following = _only_reader(offset, consumers)
+    total = _only_reader(scaled, consumers)
+    if following is not None and following is not total:
+        beta = _constant_factor(following, offset["outputs"][0], chain, op="Add")
+        if beta is None:
+            return None
+        offset = following
+        used.append(offset)
+    if (total is None or not _is(total, "Add") or _only_reader(offset, consumers) is not total
+            or sorted(total["inputs"]) != sorted([scaled["outputs"][0], offset["outputs"][0]])):
+        return None
+    name = total["name"] or "LayerNormalization"
+    width = chain.width
+    step = Activate(width, Activation("layer_norm", (("epsilon", epsilon),)), name=name)
+    affine = Affine(np.ones(width) if gamma is None else gamma, np.zeros(width) if beta is None else beta,
+                    name=f"{name} (scale)")
+    return [step, affine], total, used + [total]
+
+
+def _number(name: str, chain: _Chain) -> Optional[float]:
+    """The value of a one-number finite constant; None for anything else."""
+    found = chain.constants.get(name)
+    if found is None or found[0] is None or found[0].size != 1 or not np.isfinite(found[0]).all():
+        return None
+    return float(found[0].reshape(-1)[0])
+
+
+def _only_reader(node: Optional[dict], consumers: dict) -> Optional[dict]:
+    readers = consumers.get(node["outputs"][0], []) if node is not None else []
+    return readers[0] if len(readers) == 1 else None
+
+
+def _constant_factor(node: Optional[dict], value: str, chain: _Chain, op: str = "Mul") -> Optional[np.ndarray]:
+    """The per-feature constant a Mul (or Add) combines ``value`` with, broadcast to the
+    width; None when the node is not that."""
+    if node is None or not _is(node, op) or len(node["inputs"]) != 2 or node["inputs"].count(value) != 1:
+        return None
+    found = chain.constants.get(node["inputs"][1 - node["inputs"].index(value)])
+    if found is None or found[0] is None or found[0].size not in (1, chain.width) or not np.isfinite(found[0]).all():
+        return None
+    return np.broadcast_to(np.asarray(found[0], np.float64).reshape(-1), (chain.width,)).copy()
+
+
 def _gelu_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
-    """torch's exact GELU below opset 20: x * (Erf(x / sqrt(2)) + 1) * 0.5."""
+    """torch's exact GELU below opset 20: x * (Erf(x / sqrt(2)) + 1) * 0.5 (TorchScript), or
+    x * (0.5 * (Erf(x / sqrt(2)) + 1)) (the dynamo exporter): the same rounding, as * 0.5 is exact."""
     by_op = {node["op"]: node for node in users}
     line = _line(by_op.get("Div"), chain.current, ("Div", "Erf", "Add", "Mul", "Mul"), consumers)
-    if line is None or by_op.get("Mul") is not line[3]:
+    if line is None or not any(by_op.get("Mul") is node for node in line[3:]):
         return None
-    div, erf, add, gate, half = line
+    div, erf, add, first, second = line
+    gate, half = (first, second) if by_op["Mul"] is first else (second, first)
     if (_constant_operand(div, chain.current, chain) not in (_f32(math.sqrt(2)), math.sqrt(2))
             or _constant_operand(add, erf["outputs"][0], chain) != 1.0
-            or sorted(gate["inputs"]) != sorted([chain.current, add["outputs"][0]])
-            or _constant_operand(half, gate["outputs"][0], chain) != 0.5):
+            or sorted(gate["inputs"]) != sorted([chain.current, first["outputs"][0] if gate is second
+                                                 else add["outputs"][0]])
+            or _constant_operand(half, (first if half is second else add)["outputs"][0], chain) != 0.5):
         return None
-    return [Activate(chain.width, Activation("gelu"), name=half["name"] or "GELU")], half, line
+    return [Activate(chain.width, Activation("gelu"), name=second["name"] or "GELU")], second, line
 
 
 def _gelu_tanh_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
@@ -147,6 +291,71 @@ def _gelu_tanh_written_out(users: list[dict], chain: _Chain, consumers: dict) ->
         return None
     step = Activation("gelu", (("approximate", 1.0),))
     return [Activate(chain.width, step, name=half["name"] or "GELU")], half, [square, *line]
+
+
+def _gelu_tanh_dynamo(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
+    """torch's tanh GELU as its dynamo exporter writes it below opset 20:
+    x * (0.5 * (Tanh(sqrt(2/pi) * (x + 0.044715 * Pow(x, 3))) + 1))."""
+    x, by_op = chain.current, {node["op"]: node for node in users}
+    if len(users) != 3 or sorted(by_op) != ["Add", "Mul", "Pow"]:
+        return None
+    line = _line(by_op["Pow"], x, ("Pow", "Mul", "Add", "Mul", "Tanh", "Add", "Mul", "Mul"), consumers)
+    if line is None:
+        return None
+    power, scaled, inner, outer, tanh, shifted, half, gate = line
+    if (inner is not by_op["Add"] or gate is not by_op["Mul"]
+            or sorted(inner["inputs"]) != sorted([x, scaled["outputs"][0]])
+            or sorted(gate["inputs"]) != sorted([x, half["outputs"][0]])):
+        return None
+    constants = [_constant_operand(node, value["outputs"][0], chain) for node, value in
+                 ((scaled, power), (outer, inner), (shifted, tanh), (half, shifted))]
+    if (_constant_operand(power, x, chain) != 3.0 or constants[2:] != [1.0, 0.5]
+            or constants[0] not in (_f32(0.044715), 0.044715)
+            or constants[1] not in (_f32(math.sqrt(2 / math.pi)), math.sqrt(2 / math.pi))):
+        return None
+    step = Activation("gelu", (("approximate", 1.0),))
+    return [Activate(chain.width, step, name=gate["name"] or "GELU")], gate, line
+
+
+def _softplus_thresholded(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
+    """torch's Softplus(beta, threshold) as its dynamo exporter writes it: Where(s > threshold, x,
+    Softplus(s) / beta), s = x * beta (beta 1: s = x, no Mul or Div).  Read as the exact softplus,
+    as the torch frontend reads the module: the two differ by at most exp(-threshold) / beta,
+    below float32's rounding for threshold >= 15; a smaller threshold is refused."""
+    x, by_op = chain.current, {node["op"]: node for node in users}
+    where = by_op.get("Where")
+    scale = by_op.get("Mul") if len(users) == 2 else None
+    if where is None or len(users) not in (2, 3) or (len(users) == 2) != (scale is not None):
+        return None
+    beta = 1.0 if scale is None else _constant_operand(scale, x, chain)
+    scaled = x if scale is None else scale["outputs"][0]
+    inner = {node["op"]: node for node in (users if scale is None else consumers.get(scaled, []))}
+    softplus, greater = inner.get("Softplus"), inner.get("Greater")
+    if (beta is None or not beta > 0 or softplus is None or greater is None or len(inner) != 2 + (scale is None)
+            or softplus["inputs"] != [scaled] or not all(_is(node, node["op"]) for node in (where, softplus, greater))):
+        return None
+    value, used = softplus["outputs"][0], [softplus, greater, where] + ([scale] if scale else [])
+    if scale is not None:
+        divide = consumers.get(value, [])
+        if len(divide) != 1 or not _is(divide[0], "Div") or _constant_operand(divide[0], value, chain) != beta:
+            return None
+        value = divide[0]["outputs"][0]
+        used.append(divide[0])
+    threshold = _constant_operand(greater, scaled, chain)
+    condition = greater["outputs"][0]
+    if (threshold is None or where["inputs"] != [condition, x, value] or consumers.get(condition) != [where]
+            or consumers.get(value) != [where]):
+        return None
+    if not threshold >= SOFTPLUS_MIN_THRESHOLD:
+        raise UnsupportedError(f"{_where(where)}: torch's Softplus with threshold={threshold:g} switches to x where "
+                               f"softplus differs from it visibly; only threshold >= {SOFTPLUS_MIN_THRESHOLD:g} can "
+                               "be converted (the IR computes softplus exactly)")
+    name = where["name"] or "Softplus"
+    layers = [Activate(chain.width, Activation("softplus"), name=name)]
+    if scale is not None:
+        layers = [Affine(np.full(chain.width, beta), np.zeros(chain.width), name=f"{name} (beta x)"), *layers,
+                  Affine(np.full(chain.width, 1.0 / beta), np.zeros(chain.width), name=f"{name} (/ beta)")]
+    return layers, where, used
 
 
 def _hard_shrink_written_out(users: list[dict], chain: _Chain, consumers: dict) -> Optional[tuple[list, dict, list]]:
@@ -218,7 +427,7 @@ def _selected(condition: str, chosen: str, chain: _Chain, consumers: dict) -> Op
 
 
 #: Operators read in a recognised form that take the one value only.
-_UNARY = ("Sigmoid", "Sqrt", "Tanh", "Erf")
+_UNARY = ("Sigmoid", "Sqrt", "Tanh", "Erf", "Reciprocal", "Neg")
 
 
 def _line(start: Optional[dict], value: str, ops: tuple, consumers: dict) -> Optional[list[dict]]:
@@ -363,8 +572,10 @@ def _shape_step(node: dict, operands: list) -> Optional[tuple[list, bool]]:
 
 #: Recognised forms starting where the value has several readers: each returns (layers,
 #: the node whose output is the result, nodes used: all the readers) or None.
-_FAN_OUTS = (_gated, _complement, _layer_norm_written_out, _gelu_written_out, _gelu_tanh_written_out,
-             _hard_shrink_written_out, _soft_shrink_written_out, _reshape_by_own_shape)
+_FAN_OUTS = (_gated, _prelu_written_out, _hard_silu_written_out, _rms_norm_written_out, _complement,
+             _layer_norm_written_out, _layer_norm_tf2onnx, _gelu_written_out, _gelu_tanh_written_out,
+             _gelu_tanh_dynamo, _softplus_thresholded, _hard_shrink_written_out, _soft_shrink_written_out,
+             _reshape_by_own_shape)
 
 #: Nodes with several used outputs that start one recognised activation: op -> reader
 #: (users, chain, consumers) -> (layers, the node whose output is the result, nodes used).

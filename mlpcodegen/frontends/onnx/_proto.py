@@ -77,8 +77,10 @@ class _Tensors:
 
         if tensor.data_location == _EXTERNAL or len(tensor.external_data):
             raise UnsupportedError(f"{where}: tensor {quote_name(tensor.name)!r} keeps its data in an external "
-                                   "file; only self-contained .onnx files are read (save with "
-                                   "save_as_external_data=False)")
+                                   "file; only self-contained .onnx files are read: export with "
+                                   "torch.onnx.export(..., external_data=False) (torch 2.9 and later write the weights "
+                                   "of all but the smallest networks to a .data file by default), or re-save with "
+                                   "onnx.save(onnx.load(PATH), NEW_PATH, save_as_external_data=False)")
         dims = [int(d) for d in tensor.dims]
         if any(d < 0 for d in dims):
             raise ModelFormatError(f"{where}: tensor {quote_name(tensor.name)!r} has negative dimensions {dims}")

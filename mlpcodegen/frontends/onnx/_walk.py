@@ -248,6 +248,8 @@ def _constant_value(node: dict, constants: dict, tensors: dict) -> Optional[tupl
     if node["op"] in ("Identity", "Cast") and len(node["inputs"]) == 1 and node["inputs"][0] in constants:
         array, dtype = constants[node["inputs"][0]]
         return (array, dtype) if node["op"] == "Identity" else _cast(node, array, dtype)
+    if node["op"] == "Transpose" and len(node["inputs"]) == 1 and node["inputs"][0] in constants:
+        return _transposed(node, *constants[node["inputs"][0]])
     if node["op"] != "Constant":
         return None
     attrs = node["attrs"]
@@ -258,6 +260,17 @@ def _constant_value(node: dict, constants: dict, tensors: dict) -> Optional[tupl
         if key in attrs:
             return np.asarray(attrs[key], dtype=np.float64), dtype
     raise UnsupportedError(f"{_where(node)}: a Constant of an unsupported kind ({', '.join(map(quote_name, attrs))})")
+
+
+def _transposed(node: dict, array: Optional[np.ndarray], dtype: str) -> Optional[tuple]:
+    """A Transpose of a constant (torch.onnx.export's do_constant_folding=False leaves the
+    weights of a MatMul transposed by a node), applied as ONNX does: perm, or the axes reversed."""
+    if array is None:
+        return None
+    perm = node["attrs"].get("perm", list(reversed(range(array.ndim))))
+    if not isinstance(perm, list) or sorted(perm) != list(range(array.ndim)):
+        raise ModelFormatError(f"{_where(node)}: perm {perm!r} is not a permutation of the {array.ndim} axes")
+    return np.ascontiguousarray(np.transpose(array, perm)), dtype
 
 
 def _cast(node: dict, array: Optional[np.ndarray], dtype: str) -> tuple:
