@@ -48,7 +48,7 @@ static inline float sqrtf(float x) { return __builtin_sqrtf(x); }
 
 #: the constants pass (:mod:`.wasm_pool`), run on the linked module in its folder after
 #: :func:`clang_command`: ``python`` and these arguments
-POOL_COMMAND = ("-m", "mlpcodegen.backends.wasm_pool", "model.wasm")
+POOL_COMMAND = ("-m", "mlpcodegen.app.wasm_pool", "model.wasm")
 
 
 def clang_command(name: str, source: str = "model.c", output: str = "model.wasm", headers: str = "include") -> list[str]:

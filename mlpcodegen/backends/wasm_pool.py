@@ -1,5 +1,6 @@
-"""The constants pass of the wasm target: ``python -m mlpcodegen.backends.wasm_pool
-MODULE.wasm`` rewrites, in place, the module clang and wasm-ld built from the C target.
+"""The constants pass of the wasm target: :func:`pool_constants` rewrites the module clang
+and wasm-ld built from the C target (``python -m mlpcodegen.app.wasm_pool MODULE.wasm``
+runs it on a file, in place).
 
 V8 (TurboFan) builds every ``f64.const`` in a general register and
 moves it to an xmm register, two instructions, in every inlined copy of exp/expm1/tanh; a
@@ -267,40 +268,3 @@ def pool_constants(module: bytes) -> bytes:
             out += bytes((11,)) + _uleb(len(new[11])) + new[11]
     return bytes(out)
 
-
-#: the largest module the pass reads (the C target's wasm of a 784-512-512-10 network is ~5 MB)
-MAX_MODULE_BYTES = 256 << 20
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    """``python -m mlpcodegen.backends.wasm_pool MODULE.wasm``: :func:`pool_constants` in place."""
-    import sys
-
-    from ..core._files import read_regular, write_atomic
-    from ..core.errors import MlpCodegenError
-
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m mlpcodegen.backends.wasm_pool MODULE.wasm (its constants moved to memory, in place)",
-              file=sys.stderr)
-        return 2
-    try:
-        module = read_regular(args[0], MAX_MODULE_BYTES, "wasm module")
-    except MlpCodegenError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if module[:8] != b"\0asm\1\0\0\0":
-        print(f"error: {args[0]} is not a wasm module (version 1)", file=sys.stderr)
-        return 1
-    try:
-        pooled = pool_constants(module)
-    except ValueError as exc:  # the module stays as built: the same bits, constants as clang wrote them
-        print(f"note: {args[0]}: constants left in the code ({exc})", file=sys.stderr)
-        return 0
-    if pooled != module:
-        write_atomic(args[0], pooled)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
