@@ -1,0 +1,129 @@
+"""The output side as a new user drives it: options that would be ignored, names and file
+names that would give code that does not build, and errors that came after the work (or
+after printing) are refused up front, in one line, with nothing written."""
+import numpy as np
+import pytest
+
+from conftest import REPO
+from mlpcodegen import load
+from mlpcodegen.app import common
+from mlpcodegen.app.cli import main
+from mlpcodegen.backends import emit
+from mlpcodegen.core.errors import UnsupportedError
+from mlpcodegen.core.ir import Activation, Dense, Network
+
+SEED = REPO / "generated" / "seed" / "seed.keras"
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture
+def no_model_read(monkeypatch):
+    """Fails the test if the command reads the model: its refusal must come before any work."""
+    def refuse(args):
+        raise AssertionError("the model was read before the usage error")
+    monkeypatch.setattr(common, "load", refuse)
+
+
+@pytest.mark.parametrize("command", [
+    ["convert", str(SEED), "--target", "rust"],
+    ["convert", str(SEED), "--target", "c"],
+    ["simplify", str(SEED), "--domain", "-1", "1", "--tolerance", "1e-2"],
+    ["size", str(SEED), "--core", "m4f"],
+])
+@pytest.mark.parametrize("name", ["", "my-model", "int"])
+def test_a_bad_name_is_refused_before_the_model_is_read_never_replaced(tmp_path, capsys, no_model_read,
+                                                                        command, name):
+    out = tmp_path / "out.txt"
+    args = command + ["--name", name] + (["-o", str(out)] if command[0] != "size" else [])
+    assert main(args) == 1
+    assert repr(name) in _error(capsys)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", [["convert", str(SEED), "--target", "java"],
+                                     ["simplify", str(SEED), "--domain", "-1", "1", "--tolerance", "1e-2",
+                                      "--target", "java"]])
+def test_java_output_must_be_named_after_its_class(tmp_path, capsys, no_model_read, command):
+    out = tmp_path / "Foo.java"
+    assert main(command + ["-o", str(out)]) == 2
+    error = _error(capsys)
+    assert "public class Seed" in error and "Seed.java" in error and "--name Foo" in error
+    assert not out.exists()
+
+
+def test_java_with_a_matching_name_writes_that_class(tmp_path, capsys):
+    out = tmp_path / "Foo.java"
+    assert main(["convert", str(SEED), "--target", "java", "--name", "foo", "-o", str(out)]) == 0
+    assert "public final class Foo {" in out.read_text()
+
+
+@pytest.mark.parametrize("extra", [["--optimize", "size"], ["--arduino", "lib", "-o", "x.c"],
+                                   ["--arduino", "lib", "--header"]])
+def test_c_options_that_would_be_ignored_are_bad_usage(tmp_path, capsys, monkeypatch, no_model_read, extra):
+    monkeypatch.chdir(tmp_path)
+    if "-o" not in extra and "--arduino" not in extra:
+        extra = extra + ["-o", "x.c"]
+    assert main(["convert", str(SEED)] + extra) == 2
+    assert _error(capsys).startswith("mlpcodegen convert: error: --")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_optimize_size_with_the_embedded_profile_still_converts(tmp_path, capsys):
+    out = tmp_path / "x.c"
+    assert main(["convert", str(SEED), "--profile", "embedded", "--optimize", "size", "-o", str(out)]) == 0
+    assert "optimize size" in out.read_text()
+
+
+@pytest.mark.parametrize("target", ["rust", "c", "python"])
+def test_domain_with_a_float_target_says_where_it_goes(capsys, no_model_read, target):
+    assert main(["convert", str(SEED), "--target", target, "--domain", "0", "1"]) == 2
+    error = _error(capsys)
+    assert "--target c --dtype q15 or int8" in error and "(none)" not in error
+
+
+def test_formula_refuses_a_bad_domain_before_printing(capsys, no_model_read):
+    assert main(["formula", str(SEED), "--domain", "1", "-1"]) == 2
+    assert capsys.readouterr().out == ""
+
+
+def test_formula_refuses_a_picture_too_large_before_printing(tmp_path, capsys, monkeypatch):
+    wide = Network(2, tuple(Dense(np.full((2 if i == 0 else 40, 40), 0.5), np.zeros(40), Activation("tanh"), f"d{i}")
+                            for i in range(2)) + (Dense(np.ones((40, 1)), np.zeros(1), name="y"),), name="wide")
+    monkeypatch.setattr(common, "load", lambda args: wide)
+    png = tmp_path / "f.png"
+    assert main(["formula", "unused.keras", "--png", str(png)]) == 1
+    assert "too many to draw" in _error(capsys)
+    assert capsys.readouterr().out == "" and not png.exists()
+
+
+def test_a_refused_layer_names_its_activation_and_what_the_target_lacks():
+    exact_gelu = Network(2, (Dense(np.eye(2), np.zeros(2), Activation("gelu", (("approximate", 0.0),)), "g"),))
+    with pytest.raises(UnsupportedError) as refused:
+        emit(exact_gelu, "rust", dtype="float32", name="f")
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "layer 1 (g, gelu (exact, erf))" in message
+    lacking = message.split("writes every activation but ")[1]
+    assert "gelu (exact, erf)" in lacking and "softplus" in lacking
+    assert "tanh" not in lacking and "gelu (tanh)" not in lacking
+
+
+def test_size_states_the_int8_stack_of_the_int8_function():
+    """size's RAM line for --dtype int8 is the stack the file states for NAME_int8 (it took
+    q15's formula and name: 288 bytes for a file stating 988)."""
+    from mlpcodegen.backends import c_int8
+    from mlpcodegen.core.ptq import calibrate
+    from mlpcodegen.harness.cortex import Options, stated_stack
+
+    net = calibrate(load(SEED), np.linspace(0.0, 1.0, 64).reshape(-1, 1))
+    options = Options(dtype="int8", name="seed8", math="fast", unroll="auto", optimize="speed",
+                      domain=None).for_core("m4f")
+    function, stack = stated_stack(net, options)
+    assert function == "seed8_int8"
+    assert stack == c_int8.stack_bytes(net, "int8", storage=options.storage)["int8"]
+    assert f"seed8_int8 {stack}" in emit(net, "c", dtype="int8", name="seed8")
