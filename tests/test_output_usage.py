@@ -127,3 +127,28 @@ def test_size_states_the_int8_stack_of_the_int8_function():
     assert function == "seed8_int8"
     assert stack == c_int8.stack_bytes(net, "int8", storage=options.storage)["int8"]
     assert f"seed8_int8 {stack}" in emit(net, "c", dtype="int8", name="seed8")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_rust_passes_cargo_clippy_with_warnings_denied(tmp_path, dtype):
+    """A Rust user lints their crate with clippy: the generated module (the ported math
+    functions too: needless return, LOG2_E written out, a range test) must not fail it."""
+    import shutil
+    import subprocess
+
+    import toolchains
+
+    if shutil.which("cargo") is None or shutil.which("cargo-clippy") is None:
+        toolchains.skip("cargo clippy missing (rustup component add clippy): the Rust lint test skips")
+    rng = np.random.default_rng(0)
+    net = Network(3, (Dense(rng.normal(size=(3, 4)), rng.normal(size=4), Activation("tanh"), "a"),
+                      Dense(rng.normal(size=(4, 40)), rng.normal(size=40), Activation("elu"), "b"),
+                      Dense(rng.normal(size=(40, 2)), rng.normal(size=2), Activation("softmax"), "c")))
+    (tmp_path / "src").mkdir()
+    (tmp_path / "Cargo.toml").write_text('[package]\nname = "lint"\nversion = "0.1.0"\nedition = "2021"\n')
+    (tmp_path / "src" / "lib.rs").write_text("#![no_std]\n#![deny(warnings)]\npub mod model;\n")
+    (tmp_path / "src" / "model.rs").write_text(emit(net, "rust", dtype=dtype, name="model"))
+    done = subprocess.run(["cargo", "clippy", "--offline", "-q", "--", "-D", "warnings"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "CARGO_TARGET_DIR": str(tmp_path / "target")})
+    assert done.returncode == 0, done.stderr[-3000:]

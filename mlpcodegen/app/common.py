@@ -139,7 +139,10 @@ def function_name(args: argparse.Namespace, target: str) -> str:
 def check_c_shape_options(args: argparse.Namespace) -> None:
     """Bad usage: C options that would be ignored.  ``--optimize`` chooses the embedded
     profile's layer shapes (the desktop C has none to choose); ``--arduino`` writes a
-    folder (an ``-o`` file would not be written)."""
+    folder (an ``-o`` file would not be written).  Another target's use of them is
+    :func:`check_target_options`'s to say."""
+    if getattr(args, "target", "c") != "c":
+        return
     embedded = getattr(args, "core", None) or getattr(args, "arduino", None)
     if getattr(args, "profile", "desktop") == "desktop" and getattr(args, "optimize", "speed") != "speed" \
             and not embedded:
