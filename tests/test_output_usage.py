@@ -152,3 +152,49 @@ def test_rust_passes_cargo_clippy_with_warnings_denied(tmp_path, dtype):
                           capture_output=True, text=True, timeout=300,
                           env={**__import__("os").environ, "CARGO_TARGET_DIR": str(tmp_path / "target")})
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("dtype,profile", [("float32", "desktop"), ("float64", "desktop"), ("float32", "embedded")])
+def test_the_float_c_declares_its_functions_as_q15_and_int8_do(tmp_path, gcc, dtype, profile):
+    """A caller's -Wmissing-prototypes -Werror build of the .c alone (or with the header
+    included first) stays clean: the file declares its own API, as its header does."""
+    import subprocess
+
+    source = tmp_path / "model.c"
+    source.write_text(emit(load(SEED), "c", dtype=dtype, name="model", profile=profile))
+    flags = ["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wdouble-promotion",
+             "-Wmissing-prototypes", "-Wmissing-declarations", "-Werror", "-c", "-o", str(tmp_path / "m.o")]
+    done = subprocess.run([gcc, *flags, str(source)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("activations", [("tanh", "elu", "softmax"), ("relu", "selu", "log_softmax"),
+                                         ("gelu", "mish", "sigmoid")])
+def test_the_numpy_module_states_a_memory_bound_that_holds(dtype, activations):
+    """The NumPy module's docstring states the bytes a row a call holds at most (a module
+    of thousands of units on a million rows needs gigabytes: the user must be told); the
+    peak traced while it runs stays within it."""
+    import re
+    import tracemalloc
+
+    from mlpcodegen.runtime import load as load_target
+
+    rng = np.random.default_rng(1)
+    widths = (10, 64, 64, 3)
+    net = Network(10, tuple(Dense(rng.normal(size=(widths[i], widths[i + 1])), rng.normal(size=widths[i + 1]),
+                                  Activation(activations[i]), f"d{i}") for i in range(3)))
+    source = emit(net, "numpy", dtype=dtype, name="f")
+    stated = int(re.search(r"Memory: at most about (\d+) bytes a row", source).group(1))
+    predict = load_target(net, "numpy", dtype=dtype)  # the module, imported by the runtime
+    rows = rng.normal(size=(5000, 10))
+    tracemalloc.start()
+    try:
+        predict(rows)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= stated * len(rows)
+    assert "Memory: a call holds about 2 Python floats" in emit(
+        Network(1, (Dense(np.ones((1, 1)), np.zeros(1), Activation("tanh"), "a"),
+                    Dense(np.ones((1, 1)), np.zeros(1), name="b"))), "python", name="g")

@@ -114,7 +114,7 @@ def verify_on_core(args: argparse.Namespace, net, domain) -> int:
     from ..runtime.cores import core as core_entry
 
     if not core_entry(args.core).emulated:
-        raise common.UsageError(f"{args.core} has no emulator ({core_entry(args.core).runs_on}): "
+        raise common.UsageError(f"{args.core} cannot be run here ({core_entry(args.core).runs_on}): "
                                 f"use mlpcodegen size --core {args.core}")
     require_toolchain(args.core, emulator=True)  # a missing toolchain: said before any work
     inputs, outputs = common.scalings(args)
