@@ -198,3 +198,17 @@ def test_the_numpy_module_states_a_memory_bound_that_holds(dtype, activations):
     assert "Memory: a call holds about 2 Python floats" in emit(
         Network(1, (Dense(np.ones((1, 1)), np.zeros(1), Activation("tanh"), "a"),
                     Dense(np.ones((1, 1)), np.zeros(1), name="b"))), "python", name="g")
+
+
+def test_the_numba_module_states_the_scratch_it_allocates():
+    """f_into is the low-overhead call, yet it allocates the loop layers' scratch: the
+    docstring says how much, the number the code allocates."""
+    import re
+
+    rng = np.random.default_rng(2)
+    net = Network(10, (Dense(rng.normal(size=(10, 64)), rng.normal(size=64), Activation("tanh"), "a"),
+                       Dense(rng.normal(size=(64, 3)), rng.normal(size=3), Activation("softmax"), "b")))
+    source = emit(net, "numba", dtype="float32", name="f")
+    stated = int(re.search(r"Memory: each call allocates a scratch of (\d+) values \((\d+) bytes\)", source).group(1))
+    allocated = {int(n) for n in re.findall(r"t = np\.empty\((\d+), dtype=np\.float32\)", source)}
+    assert allocated == {stated}
