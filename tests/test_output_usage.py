@@ -212,3 +212,17 @@ def test_the_numba_module_states_the_scratch_it_allocates():
     stated = int(re.search(r"Memory: each call allocates a scratch of (\d+) values \((\d+) bytes\)", source).group(1))
     allocated = {int(n) for n in re.findall(r"t = np\.empty\((\d+), dtype=np\.float32\)", source)}
     assert allocated == {stated}
+
+
+def test_bench_of_a_non_keras_file_points_to_what_times_it(tmp_path, capsys):
+    """bench without --target times Keras models only; another format is told what times
+    it (--target, any format) before any timing, in one line."""
+    pytest.importorskip("onnx")
+    from mlpcodegen.harness.onnx_peer import onnx_model
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(onnx_model(Network(1, (Dense(np.ones((1, 1)), np.zeros(1), name="a"),))).SerializeToString())
+    assert main(["bench", str(model), "--out", str(tmp_path / "b.md")]) == 2
+    error = _error(capsys)
+    assert "--target js rust go java wasm" in error and "is read as ONNX" in error
+    assert not (tmp_path / "b.md").exists()

@@ -218,7 +218,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     fmt = file_format(model_file)
     if fmt.name != "keras":
         raise common.UsageError(f"bench times a Keras model beside model.predict, LiteRT and ONNX Runtime; {model_file} "
-                         f"is a {fmt.title} file (verify checks it against its framework)")
+                                f"is read as {fmt.title}: time its C beside the languages with --target js rust go java "
+                                "wasm (any format), or check it against its framework with verify")
     common.import_tensorflow_quietly()
     from ..harness.keras_model import load_keras_model
     from ..harness.bench import bench_model
