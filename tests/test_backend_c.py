@@ -32,6 +32,10 @@ EXPECTED_TWO_NEURONS = """\
 #include <math.h>
 #include <stddef.h>
 
+void tiny(const float *x, float *y);
+void tiny_batch(const float *x, float *y, size_t n);
+float tiny_scalar(float x);
+
 void tiny(const float *x, float *y)
 {
     /* layer 1 (hidden): dense 1 -> 1, tanh; unrolled */

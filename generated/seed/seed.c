@@ -13,6 +13,10 @@
 #include <stdint.h>
 #include <string.h>
 
+void seed(const float *x, float *y);
+void seed_batch(const float *x, float *y, size_t n);
+float seed_scalar(float x);
+
 static inline float seed_tanhf(float x)
 {
     /* tanh(|x|) = ((1 - 2^k) - 2^k m) / ((1 + 2^k) + 2^k m), exp(-2|x|) = 2^k (1 + m) */

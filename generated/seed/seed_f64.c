@@ -13,6 +13,10 @@
 #include <stdint.h>
 #include <string.h>
 
+void seed_f64(const double *x, double *y);
+void seed_f64_batch(const double *x, double *y, size_t n);
+double seed_f64_scalar(double x);
+
 static inline double seed_f64_expm1(double x)
 {
     /* expm1(x) = 2^k expm1(r) + (2^k - 1), k = round(x / ln 2), |r| <= ln(2) / 2: no

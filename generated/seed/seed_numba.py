@@ -8,6 +8,8 @@ seed_batch(X): (n, 1) array, rows are samples -> (n, 1) array
 seed_batch_parallel(X, threads=None): the same, rows split over threads (numba.prange) when the
     batch has 33554432 multiply-adds and activations per thread; the same bits either way
 seed_scalar(v): float -> float (one input, one output)
+Memory: each call allocates no scratch for the loop layers (seed, seed_into; the batch functions once per
+    part, beside their staging rows) and seed/seed_batch their result; no globals but the weights
 """
 import math
 

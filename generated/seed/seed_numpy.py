@@ -3,6 +3,7 @@
 input scaling folded in: minmax min [-1] max [1] (takes raw inputs)
 
 seed(X): X of shape (n, 1), rows are samples -> array of shape (n, 1), float64
+Memory: at most about 152 bytes a row of X (152 x n for n rows): each unit's column and pre-activation, kept until the call returns, temporaries, the converted input and the result.
 """
 import numpy as np
 

@@ -5,6 +5,7 @@ input scaling folded in: minmax min [-1] max [1] (takes raw inputs)
 seed(x): one sample, a sequence of 1 floats -> a list of 1 floats
 seed_batch(rows): a list of samples -> a list of outputs
 Needs only the standard library (math).
+Memory: a call holds about 6 Python floats (one per unit) and the returned list.
 """
 import math
 

@@ -41,8 +41,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if not to_stdout:  # a bad path fails before any work, and nothing is written
         common.refuse_overwriting_inputs(args, [args.output, header])
         check_outputs([args.output] + ([header] if header else []), mkdir=args.mkdir)
+    name = common.function_name(args, args.target)  # a bad --name too
     net = common.scaled(common.load(args), args)
-    name = args.name or common.default_name(args.model, args.target)
     dtype = args.dtype or backend.dtypes[0]
     if args.core or args.arduino:  # C for a microcontroller core, or an Arduino library (cli_embedded)
         from .cli_embedded import convert_for_core
@@ -139,12 +139,16 @@ def cmd_formula(args: argparse.Namespace) -> int:
     if args.png and args.png != "-":
         common.refuse_overwriting_inputs(args, [args.png])
         check_outputs([args.png], mkdir=args.mkdir)
+    lo, hi = args.domain or (-1.0, 1.0)
+    if not lo <= hi:  # bad usage: said before any work
+        raise common.UsageError(f"--domain: LOW {lo:g} is above HIGH {hi:g}")
     net = common.scaled(common.load(args), args)
+    if args.png:  # a formula too large to draw: refused before the text is printed
+        from .plot import check_drawable
+
+        check_drawable(net, args.digits, args.expand, args.layout)
     if args.png != "-":  # with --png -, standard output is the picture alone
         _print_formula(net, args)
-    lo, hi = args.domain or (-1.0, 1.0)
-    if not lo <= hi:
-        raise common.UsageError(f"--domain: LOW {lo:g} is above HIGH {hi:g}")
     if args.digits is not None:
         import numpy as np
 
@@ -218,7 +222,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     fmt = file_format(model_file)
     if fmt.name != "keras":
         raise common.UsageError(f"bench times a Keras model beside model.predict, LiteRT and ONNX Runtime; {model_file} "
-                         f"is a {fmt.title} file (verify checks it against its framework)")
+                                f"is read as {fmt.title}: time its C beside the languages with --target js rust go java "
+                                "wasm (any format), or check it against its framework with verify")
     common.import_tensorflow_quietly()
     from ..harness.keras_model import load_keras_model
     from ..harness.bench import bench_model
@@ -280,10 +285,12 @@ def _check_convert(args: argparse.Namespace) -> None:
 
     _check_dtype(args)
     common.check_int8(args)
+    common.check_c_shape_options(args)
     fixed = get_backend(args.target).fixed_dtypes
     if args.domain and args.dtype not in fixed:
-        raise common.UsageError(f"--domain plans fixed-point formats: it goes with --dtype {' or '.join(fixed) or '(none)'} "
-                         f"(target {args.target!r})")
+        with_fixed = [f"--target {name} --dtype {' or '.join(b.fixed_dtypes)}" for name, b in BACKENDS.items() if b.fixed_dtypes]
+        raise common.UsageError(f"--domain plans fixed-point formats: it goes with {' or '.join(with_fixed)}, not "
+                                f"--target {args.target} --dtype {args.dtype or get_backend(args.target).dtypes[0]}")
     common.require_fixed_domain(args, args.dtype)
     if args.header:
         with_header = [name for name, backend in BACKENDS.items() if backend.header is not None]

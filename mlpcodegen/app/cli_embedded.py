@@ -26,7 +26,7 @@ def _options(args: argparse.Namespace, net):
     from ..backends.c import check_name
     from ..harness.cortex import Options
 
-    name = getattr(args, "name", None) or common.default_name(args.model, "c")
+    name = common.function_name(args, "c")
     check_name(name)
     dtype = args.dtype or "float32"
     # size plans q15 for --domain here; verify --core for the inputs it draws (harness.cortex)
@@ -90,6 +90,7 @@ def cmd_size(args: argparse.Namespace) -> int:
     if args.domain and args.dtype == "float32":
         raise common.UsageError("--domain plans fixed-point formats: it goes with --dtype q15")
     common.require_fixed_domain(args, args.dtype)
+    common.function_name(args, "c")  # a bad --name: said before any work
     for core in args.core:
         require_toolchain(core, emulator=False)
     net = common.scaled(common.load(args), args)
@@ -113,7 +114,7 @@ def verify_on_core(args: argparse.Namespace, net, domain) -> int:
     from ..runtime.cores import core as core_entry
 
     if not core_entry(args.core).emulated:
-        raise common.UsageError(f"{args.core} has no emulator ({core_entry(args.core).runs_on}): "
+        raise common.UsageError(f"{args.core} cannot be run here ({core_entry(args.core).runs_on}): "
                                 f"use mlpcodegen size --core {args.core}")
     require_toolchain(args.core, emulator=True)  # a missing toolchain: said before any work
     inputs, outputs = common.scalings(args)

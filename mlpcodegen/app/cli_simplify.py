@@ -130,11 +130,11 @@ def run_simplify(args) -> int:
     if outputs:
         common.refuse_overwriting_inputs(args, outputs)
         check_outputs(outputs, mkdir=args.mkdir)
+    name = common.function_name(args, args.target)  # a bad --name: said before any work
     net = common.scaled(common.load(args), args)
     _check_png(args, net)
     lower, upper = _box(args, net)
     result = _SIMPLIFY[mode](args, net, lower, upper)
-    name = args.name or common.default_name(args.model, args.target)
     code = emit(result.network, args.target, dtype=dtype, name=name)
     report = sys.stderr if to_stdout else sys.stdout
     print(_summary(net, result, lower, upper, args.digits), file=report)

@@ -114,6 +114,47 @@ def default_name(model: str, target: str) -> str:
     return next((c for c in candidates if name_is_usable(target, c)), "predict")
 
 
+def function_name(args: argparse.Namespace, target: str) -> str:
+    """The function name: ``--name`` as given, checked by the target now, before the model
+    is read (a refused name costs no work; an empty one is refused, never replaced by the
+    default), else :func:`default_name`.  A Java class must sit in a file of its name: an
+    ``-o`` that is not is bad usage, said before any work too."""
+    from ..backends import check_name
+
+    given = getattr(args, "name", None)
+    name = default_name(args.model, target) if given is None else check_name(target, given)
+    output = getattr(args, "output", None)
+    if target == "java" and output not in (None, "-"):
+        from ..backends.java import class_name
+
+        expected = f"{class_name(name)}.java"
+        if Path(output).name != expected:
+            stem = Path(output).stem
+            fix = f" or pass --name {stem}" if stem.isidentifier() and stem.isascii() else ""
+            raise UsageError(f"-o {output}: Java needs the public class {class_name(name)} (from the function name "
+                             f"{name!r}) in a file named {expected}: name the output {expected}{fix}")
+    return name
+
+
+def check_c_shape_options(args: argparse.Namespace) -> None:
+    """Bad usage: C options that would be ignored.  ``--optimize`` chooses the embedded
+    profile's layer shapes (the desktop C has none to choose); ``--arduino`` writes a
+    folder (an ``-o`` file would not be written).  Another target's use of them is
+    :func:`check_target_options`'s to say."""
+    if getattr(args, "target", "c") != "c":
+        return
+    embedded = getattr(args, "core", None) or getattr(args, "arduino", None)
+    if getattr(args, "profile", "desktop") == "desktop" and getattr(args, "optimize", "speed") != "speed" \
+            and not embedded:
+        raise UsageError("--optimize chooses the embedded profile's layer shapes: add --profile embedded (or "
+                         "--core CORE)")
+    if getattr(args, "arduino", None) and getattr(args, "header", False):
+        raise UsageError(f"--arduino writes its header itself ({args.arduino}/src/NAME.h): drop --header")
+    if getattr(args, "arduino", None) and getattr(args, "output", None) not in (None, "-"):
+        raise UsageError(f"--arduino writes a library folder ({args.arduino}/src/NAME.c, ...): drop -o "
+                         f"{args.output}, or use --core atmega328p -o FILE for the C file alone")
+
+
 def target_options(args: argparse.Namespace, backend, load: bool = False) -> dict:
     """The target's emit options the command line sets (``--unroll`` for c, ...).
     ``load``: only those that change what runs (LaTeX digits are emit-only)."""

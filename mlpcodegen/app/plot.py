@@ -95,6 +95,12 @@ def _wrapped(net: Network, digits: Optional[int], expand: bool, layout: str) -> 
     return lines
 
 
+def check_drawable(net: Network, digits: Optional[int], expand: bool, layout: str) -> None:
+    """Refuse (UnsupportedError) a formula too large for one page before anything is
+    printed or written: ``formula --png`` would otherwise print the text, then fail."""
+    _wrapped(net, digits, expand, layout)
+
+
 def _too_large(net: Network, lines: int) -> UnsupportedError:
     return UnsupportedError(
         f"the formula of {net.describe()} needs {lines} lines or more, too many to draw on one page "

@@ -13,6 +13,7 @@ import numpy as np
 from ..core.errors import UnsupportedError, ValidationError
 from ..core.ir import Dense, Network
 from . import c, c_fixed, c_int8, go, java, js, latex, numba, numpy, python, rust, sympy, wasm
+from .printer import UnwritableError
 
 Emit = Callable[..., str]  # emit(net, *, dtype, name) -> source text
 
@@ -102,20 +103,60 @@ def emit(net: Network, target: str = "c", *, dtype: Optional[str] = None, name: 
     unknown = set(options) - set(backend.options)
     if unknown:
         raise UnsupportedError(f"target {target!r} has no option(s) {sorted(unknown)}; it takes {backend.options}")
-    return backend.emit(net, dtype=dtype, name=name, **options)
+    try:
+        return backend.emit(net, dtype=dtype, name=name, **options)
+    except UnwritableError as error:  # the one line also says what else the target cannot write
+        lacking = ", ".join(activations_lacking(target, dtype))
+        raise UnsupportedError(f"{error}; target {target} {dtype} writes every activation but {lacking} "
+                               "(docs/supported.md: every target's)") from None
+
+
+@lru_cache(maxsize=64)
+def activations_lacking(target: str, dtype: str) -> tuple[str, ...]:
+    """The activations (as docs/supported.md labels them) ``target`` cannot write in a float
+    ``dtype``: found by emitting a one-layer probe with each, as generated/regenerate.py
+    finds the page's matrix; only asked when a layer was refused."""
+    from ..core.activations import REGISTRY
+    from ..core.ir import Activation
+    from ._closed_form import activation_label
+
+    backend = get_backend(target)
+    lacking = []
+    for name, spec in REGISTRY.items():
+        variants = [{"approximate": 1.0}, {"approximate": 0.0}] if name == "gelu" else [{}]
+        for params in variants:
+            units = 4 if spec.halves else 2
+            params = {**params, **{key: (0.2,) * units for key in spec.per_unit}}
+            if name == "threshold":
+                params = {"threshold": 0.1, "default_value": -1.0}
+            activation = Activation(name, tuple(sorted(params.items())))
+            kernel = np.array([[0.5, -0.25, 0.75, -1.0], [0.25, 0.5, -0.5, 1.0]])[:, :units]
+            probe = Network(2, (Dense(kernel, np.zeros(units), activation, "probe"),), name="probe")
+            try:
+                backend.emit(probe, dtype=dtype, name="probe")
+            except UnsupportedError:
+                lacking.append(activation_label(activation))
+    return tuple(lacking)
+
+
+def check_name(target: str, name: str) -> str:
+    """``name`` if ``target`` accepts it as the function name, else the target's own
+    ValidationError saying why: emitted for a 1-1 probe network, so every check the target
+    makes (keywords, reserved C names, its own locals' patterns) applies and no list of them
+    is kept twice.  Cheap: the command line checks a ``--name`` before reading the model."""
+    probe = Network(1, (Dense(np.ones((1, 1)), np.zeros(1), name="probe"),))
+    backend = get_backend(target)
+    backend.emit(probe, dtype=backend.dtypes[0], name=name)
+    if backend.header is not None:
+        backend.header(probe, dtype=backend.dtypes[0], name=name)
+    return name
 
 
 @lru_cache(maxsize=256)
 def name_is_usable(target: str, name: str) -> bool:
-    """Whether ``target`` accepts ``name`` as the function name: emitted for a 1-1 probe
-    network, so every check the target makes (keywords, reserved C names, its own
-    locals' patterns) applies and no list of them is kept twice."""
-    probe = Network(1, (Dense(np.ones((1, 1)), np.zeros(1), name="probe"),))
-    backend = get_backend(target)
+    """Whether ``target`` accepts ``name`` as the function name (:func:`check_name`)."""
     try:
-        backend.emit(probe, dtype=backend.dtypes[0], name=name)
-        if backend.header is not None:
-            backend.header(probe, dtype=backend.dtypes[0], name=name)
+        check_name(target, name)
     except ValidationError:
         return False
     return True

@@ -39,8 +39,17 @@ def emit_layer(printer: Printer, b: Builder, layer: Layer, index: int, sources: 
 def _print(printer: Printer, statements: list, lines: Lines, layer: Layer, index: int) -> None:
     try:
         printer.statements(statements, lines)
-    except UnsupportedError as error:  # say which layer needs what the language lacks
-        raise UnsupportedError(f"layer {index} ({quote_name(layer.name)}, {layer.activation.name}): {error}") from None
+    except UnsupportedError as error:  # say which layer needs what the language lacks (the same class)
+        raise type(error)(f"layer {index} ({quote_name(layer.name)}, {activation_label(layer.activation)}): "
+                          f"{error}") from None
+
+
+def activation_label(activation) -> str:
+    """The activation as docs/supported.md names it where a parameter changes what a
+    target must write (gelu: the tanh form or the exact one with erf)."""
+    if activation.name == "gelu":
+        return "gelu (tanh)" if activation.param("approximate") else "gelu (exact, erf)"
+    return activation.name
 
 
 def emit_statements(net: Network, printer: Printer, b: Builder, inputs: Sequence[Node], lines: Lines,

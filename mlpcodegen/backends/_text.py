@@ -33,8 +33,9 @@ def check_identifier(name: str, taken: frozenset[str] = frozenset(), local: str 
     ``taken`` names of the target and not matching its ``local`` variable pattern."""
     if not _IDENTIFIER.match(name) or name in _C_RESERVED or keyword.iskeyword(name):
         raise ValidationError(
-            f"function name {name!r} is not a usable identifier: use letters, digits and "
-            "underscores, not starting with a digit, and not a C or Python keyword"
+            f"function name {name!r} is not a usable identifier: use ASCII letters, digits and "
+            "underscores, not starting with a digit; C keywords (int, ...) and Python keywords (class, None, "
+            "...) are refused for every target"
         )
     if name in taken or re.fullmatch(local, name):
         raise ValidationError(

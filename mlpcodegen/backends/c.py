@@ -343,6 +343,9 @@ class CRenderer:
         skip = self.embedded and c_softfloat.skips(self.storage, self.t) and any(s.loops for s in self.shapes)
         if inline or tiles or skip:
             lines.add("#include <stdint.h>", "#include <string.h>")
+        # the prototypes, as the header's (and the q15 and int8 files') give them: a caller's
+        # -Wmissing-prototypes build of this file alone stays clean
+        lines.add("", *(proto + ";" for proto in signature(self.net, self.dtype, self.name, self.profile)))
         macros = self.storage.macros(self.name, self._stored_types())  # none for plain arrays
         lines.add(*(["", *macros[:-1]] if macros else []))
         if tiles:

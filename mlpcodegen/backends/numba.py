@@ -170,7 +170,7 @@ def emit_numba(net: Network, *, dtype: str = "float64", name: str = "mlp") -> st
     arrays: dict[str, list[str]] = {}
     row, scratch = _row_function(net, dtype, name, arrays)
     scalar = _scalar_function(net, dtype, name, arrays)
-    lines = Lines().add(*_header(net, dtype, name))
+    lines = Lines().add(*_header(net, dtype, name, scratch))
     weights = [line for text in arrays.values() for line in text]
     lines.add(*(["", "# weights of the layers written as loops (input-major: _W1[i, j] is input i's weight "
                  "to unit j)"] + weights if weights else []))
@@ -179,8 +179,10 @@ def emit_numba(net: Network, *, dtype: str = "float64", name: str = "mlp") -> st
     return str(lines.extend(scalar))
 
 
-def _header(net: Network, dtype: str, name: str) -> list[str]:
+def _header(net: Network, dtype: str, name: str, scratch: int) -> list[str]:
     n_in, n_out = net.n_inputs, net.n_outputs
+    size = np.dtype(dtype).itemsize
+    work = f"a scratch of {scratch} values ({scratch * size} bytes)" if scratch else "no scratch"
     doc = [
         "",
         f"{name}(x): 1-D array of {n_in} -> 1-D array of {n_out}, {dtype}",
@@ -188,7 +190,10 @@ def _header(net: Network, dtype: str, name: str) -> list[str]:
         f"{name}_batch(X): (n, {n_in}) array, rows are samples -> (n, {n_out}) array",
         f"{name}_batch_parallel(X, threads=None): the same, rows split over threads (numba.prange) when the",
         f"    batch has {WORK_PER_THREAD} multiply-adds and activations per thread; the same bits either way",
-    ] + ([f"{name}_scalar(v): float -> float (one input, one output)"] if n_in == n_out == 1 else [])
+    ] + ([f"{name}_scalar(v): float -> float (one input, one output)"] if n_in == n_out == 1 else []) + [
+        f"Memory: each call allocates {work} for the loop layers ({name}, {name}_into; the batch functions once per",
+        f"    part, beside their staging rows) and {name}/{name}_batch their result; no globals but the weights",
+    ]
     return module_header(net, doc) + ["import math", "", "import numba", "import numpy as np", "",
                                       "f32 = np.float32"]
 

@@ -31,6 +31,7 @@ def emit_numpy(net: Network, *, dtype: str = "float64", name: str = "mlp") -> st
     lines = Lines().add(*module_header(net, [
         "",
         f"{name}(X): X of shape (n, {net.n_inputs}), rows are samples -> array of shape (n, {net.n_outputs}), {dtype}",
+        _memory_line(net, dtype),
     ]), *imports, "", "")
     # Both branches of np.where are computed: an unused exp may overflow harmlessly; NaN
     # and inf inputs give IEEE results (Keras' values), not warnings.
@@ -43,3 +44,14 @@ def emit_numpy(net: Network, *, dtype: str = "float64", name: str = "mlp") -> st
     lines.extend(body)
     lines.add(f"return np.stack([{', '.join(outputs)}], axis=1)")
     return str(lines)
+
+
+def _memory_line(net: Network, dtype: str) -> str:
+    """What a call holds, per row, as a bound: every unit's column (and its pre-activation,
+    where the activation names it) is a local array kept until the call returns, with the
+    input converted once and the stacked result (tests/test_output_usage.py measures it)."""
+    units = sum(layer.n_out for layer in net.layers)
+    widest = max(layer.n_out for layer in net.layers)  # a layer's temporaries (softmax's exps, a where's sides)
+    per_row = (2 * units + widest + 2 * net.n_inputs + 2 * net.n_outputs) * numeric_type(dtype).np_dtype.itemsize
+    return (f"Memory: at most about {per_row} bytes a row of X ({per_row} x n for n rows): each unit's column and "
+            "pre-activation, kept until the call returns, temporaries, the converted input and the result.")

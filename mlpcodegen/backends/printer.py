@@ -39,6 +39,11 @@ from ._text import Lines
 _TERMS_PER_LINE = 4
 
 
+class UnwritableError(UnsupportedError):
+    """A function the language cannot write (no spelling, no rewrite): the layer that needs
+    it is refused, and :func:`mlpcodegen.backends.emit` adds which activations the target lacks."""
+
+
 class Printed(str):
     """Printed text that remembers what it is: ``inner`` is the text inside its outer
     parentheses when they enclose all of it (a statement drops them), ``number`` says
@@ -215,7 +220,7 @@ class Printer:
         (:data:`mlpcodegen.core.graph.FALLBACKS`); refused by name when there is no way."""
         rewrite = FALLBACKS.get(node.function)
         if rewrite is None:
-            raise UnsupportedError(f"this target cannot write {node.function}(): it has no spelling for it and "
+            raise UnwritableError(f"this target cannot write {node.function}(): it has no spelling for it and "
                                    f"there is no rewrite; it spells {', '.join(sorted(self.lang.functions))}")
         return self.expr(rewrite(self._rewrites, node.arg))
 

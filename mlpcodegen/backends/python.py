@@ -26,6 +26,8 @@ def emit_python(net: Network, *, dtype: str = "float64", name: str = "mlp") -> s
         f"{name}(x): one sample, a sequence of {net.n_inputs} floats -> a list of {net.n_outputs} floats",
         f"{name}_batch(rows): a list of samples -> a list of outputs",
         "Needs only the standard library (math).",
+        f"Memory: a call holds about {sum(layer.n_out for layer in net.layers)} Python floats (one per unit) and "
+        "the returned list.",
     ]), "import math", "", "", *PYTHON_HELPERS, "", "")
     lines.add(f"def {name}(x):")
     lines.level = 1

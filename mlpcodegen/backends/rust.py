@@ -58,7 +58,7 @@ def dialect(dtype: str, name: str) -> Dialect:
         int_of=lambda e: f"({e} as i32)",  # NaN -> 0 (saturating): only in a NaN result
         pow2=lambda i: f"{t}::from_bits((({i} + {bias}) as {u}) << {shift})", ret=lambda e: f"return {e};",
         if_return=lambda c, e: f"if {c} {{ return {e}; }}",
-        function=lambda n, body: ["#[inline]", "#[allow(unused_parens)]", f"fn {n}(x: {t}) -> {t} {{",
+        function=lambda n, body: ["#[inline]", "#[allow(unused_parens, clippy::all)]", f"fn {n}(x: {t}) -> {t} {{",
                                   *("    " + line for line in body), "}"],
         infinity=f"{t}::INFINITY", abs=lambda a: f"{name}_abs({a})")
 

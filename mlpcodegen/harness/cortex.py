@@ -433,9 +433,12 @@ def verify_on_core(net: Network, core: str, options: Options, *, peer: Any = Non
 
 def stated_stack(net: Network, options: Options) -> tuple[str, int]:
     """(function, bytes): the stack bound the generated file states for its predictor on
-    the options' storage: NAME (float), NAME_q15 (the integer predictor of a q15 file)."""
-    from ..backends import c, c_fixed
+    the options' storage: NAME (float), NAME_q15 / NAME_int8 (the integer predictor of a q15 /
+    int8 file: each by its own printer's bound, as the file states it)."""
+    from ..backends import c, c_fixed, c_int8
 
+    if options.dtype in c_int8.DTYPES:
+        return f"{options.name}_int8", c_int8.stack_bytes(net, options.dtype, storage=options.storage)["int8"]
     if numeric_type(options.dtype).is_fixed:
         return f"{options.name}_q15", c_fixed.stack_bytes(net, options.dtype, storage=options.storage,
                                                           domain=options.domain)["q15"]
