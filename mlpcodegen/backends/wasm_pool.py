@@ -37,23 +37,22 @@ class _Reader:
         self.at += 1
         return self.data[self.at - 1]
 
-    def uleb(self) -> int:
+    def _leb(self) -> tuple[int, int, int]:
+        """A LEB128 number's bits, their count and its last byte."""
         value = shift = 0
         while True:
             b = self.byte()
             value |= (b & 0x7F) << shift
             shift += 7
             if b < 0x80:
-                return value
+                return value, shift, b
+
+    def uleb(self) -> int:
+        return self._leb()[0]
 
     def sleb(self) -> int:
-        value = shift = 0
-        while True:
-            b = self.byte()
-            value |= (b & 0x7F) << shift
-            shift += 7
-            if b < 0x80:
-                return value - (1 << shift) if b & 0x40 else value
+        value, shift, last = self._leb()
+        return value - (1 << shift) if last & 0x40 else value
 
     def skip(self, n: int) -> None:
         if self.at + n > self.end:
