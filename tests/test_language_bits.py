@@ -160,3 +160,21 @@ def test_wasm_constants_pass_leaves_no_constant_in_the_code(tmp_path):
     done = subprocess.run([sys.executable, *wasm.POOL_COMMAND[:2], str(tmp_path / "not.wasm")], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 1 and done.stderr.count("\n") == 1 and "not a wasm module" in done.stderr
+
+
+def test_wasm_constants_pass_refuses_what_it_cannot_read():
+    """A module with imports (imported globals would shift the index of __heap_base) or cut
+    short is a ValueError, which leaves the module as built; never another exception."""
+    from mlpcodegen.backends.wasm_pool import pool_constants
+
+    header = b"\0asm\1\0\0\0"
+    # a type, an import of a global (env.g: i32, immutable), memory, global, export and code sections
+    imports = b"\x02\x0a\x01\x03env\x01g\x03\x7f\x00"
+    module = (header + b"\x01\x04\x01\x60\x00\x00" + imports + b"\x05\x03\x01\x00\x01"
+              + b"\x06\x06\x01\x7f\x00\x41\x10\x0b" + b"\x07\x0f\x01\x0b__heap_base\x03\x01"
+              + b"\x0a\x04\x01\x02\x00\x0b")
+    with pytest.raises(ValueError, match="imports"):
+        pool_constants(module)
+    for cut in (len(module) - 3, 12, 9):
+        with pytest.raises(ValueError):
+            pool_constants(module.replace(imports, b"")[:cut] + b"\x0a\x05\x01\x03\x00\x02")

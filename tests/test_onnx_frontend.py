@@ -838,3 +838,29 @@ def test_cli_convert_of_onnx_imports_neither_tensorflow_nor_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.stdout.strip() == "0 []", result.stdout + result.stderr
     assert out.exists()
+
+
+@pytest.mark.parametrize("shape", [(3,), (1, 3), (3, 1)])
+def test_written_out_prelu_takes_a_per_feature_constant_only(shape):
+    """Relu(z) + Relu(Neg(z)) * c is a PReLU only when c broadcasts over one sample: a (3, 1)
+    constant has the width's size but makes ONNX Runtime return a 3 x 3 output (it was read as
+    a per-feature alpha, silently another function)."""
+    c = np.array([-0.1, -0.2, -0.3], np.float32).reshape(shape)
+    nodes = [helper.make_node("Gemm", ["x", "W"], ["z"]), helper.make_node("Relu", ["z"], ["p"]),
+             helper.make_node("Neg", ["z"], ["n"]), helper.make_node("Relu", ["n"], ["r"]),
+             helper.make_node("Mul", ["r", "c"], ["s"]), helper.make_node("Add", ["p", "s"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1 if shape != (3, 1) else 3, 3])],
+                              [numpy_helper.from_array(np.array([[1, -2, 0.5], [0.3, 1, -1]], np.float32), "W"),
+                               numpy_helper.from_array(c, "c")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    if shape == (3, 1):
+        with pytest.raises(UnsupportedError, match="a branch"):
+            mlpcodegen.load(model)
+        return
+    net = mlpcodegen.load(model)
+    assert net.describe() == "2-3 (prelu)"
+    x = np.array([[-1.0, 0.5], [2.0, -1.5]], np.float32)
+    expected = np.concatenate([run_ort(model.SerializeToString(), row[None]) for row in x])
+    assert np.allclose(evaluate(net, x.astype(np.float64)), expected, rtol=1e-6, atol=1e-7)

@@ -206,7 +206,7 @@ def _code(sections: dict[int, bytes], address: Callable[[bytes], Optional[int]])
     return _uleb(len(bodies)) + b"".join(_uleb(len(b)) + b for b in bodies)
 
 
-def pool_constants(module: bytes) -> bytes:
+def _pool_constants(module: bytes) -> bytes:
     """``module`` (as clang and wasm-ld build it from the C target) with its code's
     floating-point constants read from memory: each ``f64.const`` / ``f32.const`` but +0
     becomes a load from a pool placed at the old ``__heap_base``, which moves past it (the
@@ -218,6 +218,8 @@ def pool_constants(module: bytes) -> bytes:
     by_kind = dict(sections)
     if any(kind not in by_kind for kind in (5, 6, 7, 10)):
         return module
+    if 2 in by_kind:  # imported globals would shift the global indices read below; clang's build imports nothing
+        raise ValueError("the module imports")
     heap = _exported_global(by_kind[7], b"__heap_base")
     g_start, g_end, base = _global_constant(by_kind[6], heap)
     found: dict[int, dict[bytes, int]] = {8: {}, 4: {}}
@@ -267,3 +269,12 @@ def pool_constants(module: bytes) -> bytes:
             out += bytes((11,)) + _uleb(len(new[11])) + new[11]
     return bytes(out)
 
+
+
+def pool_constants(module: bytes) -> bytes:
+    """See :func:`_pool_constants`; any malformed or unknown content is a ValueError (the
+    module is then left as built), never another exception."""
+    try:
+        return _pool_constants(module)
+    except (IndexError, KeyError, OverflowError) as exc:
+        raise ValueError(f"unreadable module ({type(exc).__name__})") from None

@@ -251,6 +251,14 @@ def _constant_factor(node: Optional[dict], value: str, chain: _Chain, op: str = 
     found = chain.constants.get(node["inputs"][1 - node["inputs"].index(value)])
     if found is None or found[0] is None or found[0].size not in (1, chain.width) or not np.isfinite(found[0]).all():
         return None
+    # the shape too, not only the size: a (width, 1) constant broadcasts a row into a matrix
+    template = (1, *chain.sample) if chain.batched else chain.sample
+    try:
+        fits = np.broadcast_shapes(template, found[0].shape) == template
+    except ValueError:
+        fits = False
+    if not fits:
+        return None
     return np.broadcast_to(np.asarray(found[0], np.float64).reshape(-1), (chain.width,)).copy()
 
 
